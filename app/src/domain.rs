@@ -1,0 +1,236 @@
+//! Domain newtypes parsed at the edge (`Email`, `Password`, `PersonName`,
+//! `TotpCode`). The browser form and the server both parse with these, so the
+//! two agree by construction: a value of one of these types is valid.
+
+use std::fmt;
+
+/// Fewest characters a new password may have (DESIGN §3).
+pub const PASSWORD_MIN_CHARS: usize = 12;
+/// Most characters a password may have; checked before any hashing so that a
+/// megabyte "password" never reaches argon2.
+pub const PASSWORD_MAX_CHARS: usize = 128;
+/// Longest accepted email address (RFC 5321 path limit).
+pub const EMAIL_MAX_CHARS: usize = 254;
+/// Longest display name.
+pub const NAME_MAX_CHARS: usize = 100;
+
+/// Why a value did not parse. The text is safe to show to the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError(pub &'static str);
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+/// An email address, trimmed and lower-cased, so `Ann@Example.com ` and
+/// `ann@example.com` are one account.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        let email = raw.trim().to_lowercase();
+        if email.is_empty() {
+            return Err(ParseError("Enter your email address."));
+        }
+        if email.chars().count() > EMAIL_MAX_CHARS {
+            return Err(ParseError("That email address is too long."));
+        }
+        let Some((local, domain)) = email.split_once('@') else {
+            return Err(ParseError("That does not look like an email address."));
+        };
+        let domain_ok = !domain.is_empty()
+            && !domain.contains('@')
+            && domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+            && !domain.contains("..");
+        // ':' would break the otpauth label; the others only appear in quoted
+        // or display-name forms that nobody types into a sign-up form.
+        let no_odd_chars = !email
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, ':' | '"' | '<' | '>' | ',' | ';'));
+        if local.is_empty() || !domain_ok || !no_odd_chars {
+            return Err(ParseError("That does not look like an email address."));
+        }
+        Ok(Self(email))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A password within the length limits. Its `Debug` never prints it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(String);
+
+impl Password {
+    /// Characters, not bytes, are counted: a user typing 12 accented letters
+    /// has typed 12 characters.
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        let chars = raw.chars().count();
+        if chars < PASSWORD_MIN_CHARS {
+            return Err(ParseError("Use at least 12 characters."));
+        }
+        if chars > PASSWORD_MAX_CHARS {
+            return Err(ParseError("Use at most 128 characters."));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(<redacted>)")
+    }
+}
+
+/// A display name: trimmed, 1..=100 characters, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonName(String);
+
+impl PersonName {
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        let name = raw.trim();
+        if name.is_empty() {
+            return Err(ParseError("Enter your name."));
+        }
+        if name.chars().count() > NAME_MAX_CHARS {
+            return Err(ParseError("Use at most 100 characters."));
+        }
+        if name.chars().any(char::is_control) {
+            return Err(ParseError("The name contains characters that are not allowed."));
+        }
+        Ok(Self(name.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A six-digit code from an authenticator app. People paste "123 456" or
+/// "123-456", so spaces and dashes between digits are dropped; anything else
+/// is refused.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TotpCode(String);
+
+impl TotpCode {
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        let mut digits = String::with_capacity(6);
+        for c in raw.trim().chars() {
+            match c {
+                '0'..='9' => digits.push(c),
+                ' ' | '-' | '\u{a0}' => {}
+                _ => return Err(ParseError("The code is the 6 digits shown in your app.")),
+            }
+            if digits.len() > 6 {
+                return Err(ParseError("The code is the 6 digits shown in your app."));
+            }
+        }
+        if digits.len() != 6 {
+            return Err(ParseError("The code is the 6 digits shown in your app."));
+        }
+        Ok(Self(digits))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for TotpCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TotpCode(<redacted>)")
+    }
+}
+
+/// Splits a base32 secret into groups of four for manual entry:
+/// `JBSW Y3DP EHPK 3PXP`.
+pub fn group_secret(secret: &str) -> String {
+    secret
+        .as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn email_is_trimmed_and_lowercased() {
+        assert_eq!(Email::parse("  Ann@Example.COM ").unwrap().as_str(), "ann@example.com");
+    }
+
+    #[test]
+    fn email_rejects_malformed() {
+        for bad in ["", "   ", "ann", "@example.com", "ann@", "ann@example", "ann@.com", "ann@ex..com",
+            "a b@example.com", "ann@exa@mple.com", "ann@example.com.", "a:b@example.com", "<ann@example.com>"]
+        {
+            assert!(Email::parse(bad).is_err(), "{bad:?} should be refused");
+        }
+        let long = format!("{}@example.com", "a".repeat(250));
+        assert!(Email::parse(&long).is_err());
+    }
+
+    #[test]
+    fn password_length_limits_count_characters() {
+        assert!(Password::parse(&"a".repeat(11)).is_err());
+        assert!(Password::parse(&"a".repeat(12)).is_ok());
+        assert!(Password::parse(&"a".repeat(128)).is_ok());
+        assert!(Password::parse(&"a".repeat(129)).is_err());
+        // 12 two-byte characters are 24 bytes but 12 characters: allowed.
+        assert!(Password::parse(&"é".repeat(12)).is_ok());
+        assert!(Password::parse(&"é".repeat(11)).is_err());
+    }
+
+    #[test]
+    fn password_debug_is_redacted() {
+        let p = Password::parse("correct horse battery").unwrap();
+        assert!(!format!("{p:?}").contains("horse"));
+    }
+
+    #[test]
+    fn name_is_trimmed_and_bounded() {
+        assert_eq!(PersonName::parse("  Ann  ").unwrap().as_str(), "Ann");
+        assert!(PersonName::parse("   ").is_err());
+        assert!(PersonName::parse(&"x".repeat(101)).is_err());
+        assert!(PersonName::parse("a\u{0}b").is_err());
+    }
+
+    #[test]
+    fn code_accepts_pasted_forms() {
+        for ok in ["123456", "123 456", " 123-456 ", "12 34 56", "123\u{a0}456"] {
+            assert_eq!(TotpCode::parse(ok).unwrap().as_str(), "123456", "{ok:?}");
+        }
+    }
+
+    #[test]
+    fn code_rejects_other_input() {
+        for bad in ["", "12345", "1234567", "12345a", "１２３４５６", "123_456", "+123456", "123456 7"] {
+            assert!(TotpCode::parse(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn secret_is_grouped_by_four() {
+        assert_eq!(group_secret("JBSWY3DPEHPK3PXP"), "JBSW Y3DP EHPK 3PXP");
+        assert_eq!(group_secret("ABCDEF"), "ABCD EF");
+    }
+}

@@ -1,0 +1,168 @@
+//! The one wire error type, `AppError`: what every server function returns on
+//! failure, what the JSON API sends (`{error, message, fields?}`), and what the
+//! browser shows. Messages are written for people and never carry an
+//! internal error text; the HTTP status is derived from `error` alone.
+
+use std::collections::BTreeMap;
+
+use leptos::server_fn::codec::JsonEncoding;
+use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
+use serde::{Deserialize, Serialize};
+
+/// Machine-readable error kinds. Each maps to exactly one HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// Malformed request or a field that did not parse (400).
+    BadRequest,
+    /// Email/password wrong, or no such user (401, one generic message).
+    InvalidCredentials,
+    /// No session, an expired one, or a session of the wrong stage (401).
+    Unauthenticated,
+    /// A wrong, expired or already used two-factor code (401).
+    InvalidCode,
+    /// Cross-site request (403).
+    Forbidden,
+    /// No such endpoint (404).
+    NotFound,
+    /// The state does not allow it, e.g. email taken (409).
+    Conflict,
+    /// Too many attempts (429).
+    TooManyRequests,
+    /// The database is unreachable (503).
+    Unavailable,
+    /// Anything else; details are only in the server log (500).
+    Internal,
+    /// Browser side only: the server could not be reached.
+    Network,
+}
+
+impl ErrorKind {
+    pub fn status(self) -> u16 {
+        match self {
+            ErrorKind::BadRequest => 400,
+            ErrorKind::InvalidCredentials | ErrorKind::Unauthenticated | ErrorKind::InvalidCode => 401,
+            ErrorKind::Forbidden => 403,
+            ErrorKind::NotFound => 404,
+            ErrorKind::Conflict => 409,
+            ErrorKind::TooManyRequests => 429,
+            ErrorKind::Unavailable => 503,
+            ErrorKind::Internal => 500,
+            ErrorKind::Network => 502,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct AppError {
+    pub error: ErrorKind,
+    pub message: String,
+    /// Per-field messages for form errors, keyed by the JSON field name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fields: BTreeMap<String, String>,
+}
+
+impl AppError {
+    pub fn new(error: ErrorKind, message: impl Into<String>) -> Self {
+        Self { error, message: message.into(), fields: BTreeMap::new() }
+    }
+
+    pub fn status(&self) -> u16 {
+        self.error.status()
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::BadRequest, message)
+    }
+
+    /// A 400 naming the fields that did not parse.
+    pub fn fields(fields: BTreeMap<String, String>) -> Self {
+        Self { error: ErrorKind::BadRequest, message: "Please correct the highlighted fields.".into(), fields }
+    }
+
+    pub fn invalid_credentials() -> Self {
+        Self::new(ErrorKind::InvalidCredentials, "Wrong email or password.")
+    }
+
+    pub fn unauthenticated() -> Self {
+        Self::new(ErrorKind::Unauthenticated, "Please log in.")
+    }
+
+    pub fn invalid_code() -> Self {
+        Self::new(ErrorKind::InvalidCode, "That code is not valid. Wait for the next code in your app and try again.")
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Conflict, message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Forbidden, message)
+    }
+
+    pub fn not_found() -> Self {
+        Self::new(ErrorKind::NotFound, "No such endpoint.")
+    }
+
+    pub fn unavailable() -> Self {
+        Self::new(ErrorKind::Unavailable, "The service is temporarily unavailable. Please try again in a moment.")
+    }
+
+    pub fn internal() -> Self {
+        Self::new(ErrorKind::Internal, "Something went wrong on our side. Please try again.")
+    }
+}
+
+impl FromServerFnError for AppError {
+    type Encoder = JsonEncoding;
+
+    fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
+        match value {
+            // The request body did not decode into the arguments: the client's
+            // fault. serde's text names the field and stays free of secrets.
+            ServerFnErrorErr::Args(detail) => {
+                AppError::bad_request(format!("The request body is not valid: {}", short(&detail)))
+            }
+            ServerFnErrorErr::MissingArg(field) => {
+                AppError::bad_request(format!("Missing field: {}", short(&field)))
+            }
+            ServerFnErrorErr::UnsupportedRequestMethod(_) => AppError::bad_request("Method not allowed."),
+            ServerFnErrorErr::Request(_) => AppError::new(
+                ErrorKind::Network,
+                "Could not reach the server. Check your connection and try again.",
+            ),
+            ServerFnErrorErr::Deserialization(_) => AppError::new(
+                ErrorKind::Network,
+                "The server sent an unexpected answer. Please try again.",
+            ),
+            _ => AppError::internal(),
+        }
+    }
+}
+
+fn short(text: &str) -> String {
+    text.chars().take(200).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_shape_is_stable() {
+        let e = AppError::invalid_credentials();
+        let json = serde_json::to_value(&e).unwrap();
+        assert_eq!(json["error"], "invalid_credentials");
+        assert_eq!(json["message"], "Wrong email or password.");
+        assert!(json.get("fields").is_none());
+        assert_eq!(e.status(), 401);
+    }
+
+    #[test]
+    fn args_errors_are_client_errors() {
+        let e = AppError::from_server_fn_error(ServerFnErrorErr::Args("missing field `email`".into()));
+        assert_eq!(e.status(), 400);
+        assert!(e.message.contains("email"));
+    }
+}

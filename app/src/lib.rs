@@ -1,0 +1,16 @@
+//! The application crate, compiled twice: for the browser (`hydrate`) and
+//! for the server (`ssr`). It owns the pages and components (`ui`), the
+//! server functions that form the HTTP API (`api`), the wire error type
+//! (`error`), the domain newtypes both sides parse with (`domain`) and, on
+//! the server only, everything behind the API (`server`).
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod api;
+pub mod domain;
+pub mod error;
+pub mod ui;
+
+#[cfg(feature = "ssr")]
+pub mod server;
+
+pub use ui::{App, shell};

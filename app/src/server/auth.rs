@@ -1,0 +1,72 @@
+//! Authentication as types. `FullSession` is a request carrying a valid
+//! full-stage token whose session version is current; `PasswordSession` is
+//! one that passed the password step of a 2FA account and owes the code.
+//! Server functions take one of these, so the guard cannot be forgotten on a
+//! route: a password-stage token simply does not produce a `FullSession`.
+
+use axum::extract::FromRequestParts;
+use http::request::Parts;
+
+use super::db::UserRow;
+use super::state::AppState;
+use super::tokens::{Claims, Stage};
+use crate::error::AppError;
+
+#[derive(Debug, Clone)]
+pub struct FullSession {
+    pub user: UserRow,
+    pub claims: Claims,
+}
+
+#[derive(Debug, Clone)]
+pub struct PasswordSession {
+    pub user: UserRow,
+    pub claims: Claims,
+}
+
+async fn session(parts: &Parts, state: &AppState, stage: Stage) -> Result<(UserRow, Claims), AppError> {
+    let token = parts
+        .headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|h| state.cookies.read(h))
+        .ok_or_else(AppError::unauthenticated)?;
+    let claims = state.keys.verify(token, stage, state.now()).ok_or_else(AppError::unauthenticated)?;
+    let id = claims.user_id().ok_or_else(AppError::unauthenticated)?;
+    let user = state.db.user_by_id(id).await?.ok_or_else(AppError::unauthenticated)?;
+    if user.session_version != claims.ver {
+        return Err(AppError::unauthenticated());
+    }
+    Ok((user, claims))
+}
+
+impl FromRequestParts<AppState> for FullSession {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (user, claims) = session(parts, state, Stage::Full).await?;
+        Ok(Self { user, claims })
+    }
+}
+
+impl FromRequestParts<AppState> for PasswordSession {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (user, claims) = session(parts, state, Stage::Password).await?;
+        // A password-stage token only exists for 2FA accounts; if 2FA was
+        // turned off since, the version bump already refused it above.
+        if !user.totp_enabled {
+            return Err(AppError::unauthenticated());
+        }
+        Ok(Self { user, claims })
+    }
+}
+
+impl axum::response::IntoResponse for AppError {
+    fn into_response(self) -> axum::response::Response {
+        let status = http::StatusCode::from_u16(self.status()).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+        (status, axum::Json(self)).into_response()
+    }
+}

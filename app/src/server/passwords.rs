@@ -1,0 +1,103 @@
+//! Password hashing: argon2id with explicit OWASP parameters, run on the
+//! blocking pool behind a semaphore so logins never starve the async
+//! threads and memory stays bounded (19 MiB × permits).
+
+use std::sync::Arc;
+
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use argon2::{Algorithm, Argon2, Params, Version};
+use tokio::sync::Semaphore;
+
+use crate::domain::Password;
+use crate::error::AppError;
+
+/// OWASP's argon2id minimum: 19 MiB, 2 passes, 1 lane.
+const M_COST_KIB: u32 = 19 * 1024;
+const T_COST: u32 = 2;
+const P_COST: u32 = 1;
+
+#[derive(Clone)]
+pub struct Hasher {
+    permits: Arc<Semaphore>,
+    /// A real hash of a random password, verified against when the email is
+    /// unknown so that such a log-in costs what a real one costs.
+    dummy_hash: Arc<str>,
+}
+
+fn argon2() -> Argon2<'static> {
+    // The parameters are constants that Params::new accepts; the fallback is
+    // the crate's default, which is the same OWASP set.
+    let params = Params::new(M_COST_KIB, T_COST, P_COST, None).unwrap_or(Params::DEFAULT);
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+fn hash_sync(password: &str) -> Result<String, AppError> {
+    argon2().hash_password(password.as_bytes()).map(|h| h.to_string()).map_err(|e| {
+        tracing::error!(error = %e, "argon2 hashing failed");
+        AppError::internal()
+    })
+}
+
+fn verify_sync(password: &str, hash: &str) -> bool {
+    argon2().verify_password(password.as_bytes(), hash).is_ok()
+}
+
+impl Hasher {
+    /// `concurrency` bounds simultaneous hashes; the number of cores is right
+    /// for a machine that does little else.
+    pub fn new(concurrency: usize) -> Result<Self, AppError> {
+        let random: [u8; 24] = rand::random();
+        let dummy = hash_sync(&hex_string(&random))?;
+        Ok(Self { permits: Arc::new(Semaphore::new(concurrency.max(1))), dummy_hash: dummy.into() })
+    }
+
+    pub async fn hash(&self, password: &Password) -> Result<String, AppError> {
+        let pw = password.expose().to_owned();
+        self.run(move || hash_sync(&pw)).await?
+    }
+
+    /// Verifies `password` against `hash`, or against the dummy hash when
+    /// there is no user, so both paths take the same time.
+    pub async fn verify(&self, password: &str, hash: Option<&str>) -> Result<bool, AppError> {
+        let pw = password.to_owned();
+        let (hash, real) = match hash {
+            Some(h) => (h.to_owned(), true),
+            None => (self.dummy_hash.to_string(), false),
+        };
+        let ok = self.run(move || verify_sync(&pw, &hash)).await?;
+        Ok(ok && real)
+    }
+
+    async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, AppError> {
+        let _permit = self.permits.acquire().await.map_err(|_| AppError::internal())?;
+        tokio::task::spawn_blocking(f).await.map_err(|e| {
+            tracing::error!(error = %e, "password hashing task failed");
+            AppError::internal()
+        })
+    }
+}
+
+fn hex_string(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn hash_then_verify() {
+        let hasher = Hasher::new(2).unwrap();
+        let pw = Password::parse("correct horse battery staple").unwrap();
+        let hash = hasher.hash(&pw).await.unwrap();
+        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
+        assert!(hasher.verify(pw.expose(), Some(&hash)).await.unwrap());
+        assert!(!hasher.verify("wrong horse battery staple", Some(&hash)).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn unknown_user_never_verifies() {
+        let hasher = Hasher::new(1).unwrap();
+        assert!(!hasher.verify("anything at all here", None).await.unwrap());
+    }
+}

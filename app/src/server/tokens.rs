@@ -1,0 +1,218 @@
+//! Access tokens: HS256 JWTs with the algorithm pinned, carried in an
+//! HttpOnly, SameSite=Strict cookie. Two stages with different audiences: a
+//! `password` token (5 minutes, good only for `/2fa/authenticate`) and a
+//! `full` token. `ver` is the user's session version; bumping it in the
+//! database kills every older token. Expiry is checked against the injected
+//! `Clock`, not the system time, so tests can move time.
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::error::AppError;
+
+/// Shortest signing key accepted: 256 bits, the HS256 output size.
+pub const MIN_KEY_BYTES: usize = 32;
+/// A password-stage token lives just long enough to type a code.
+pub const PASSWORD_STAGE_TTL: i64 = 5 * 60;
+/// Seconds of clock difference tolerated between instances.
+pub const LEEWAY_SECONDS: i64 = 5;
+
+const ISSUER: &str = "twofactor";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    /// The password was right; the second factor is still owed.
+    Password,
+    /// Fully authenticated.
+    Full,
+}
+
+impl Stage {
+    fn audience(self) -> &'static str {
+        match self {
+            Stage::Password => "twofactor:second-factor",
+            Stage::Full => "twofactor:session",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Claims {
+    pub sub: String,
+    pub stage: Stage,
+    pub ver: i64,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: String,
+    pub aud: String,
+    pub iss: String,
+}
+
+impl Claims {
+    pub fn user_id(&self) -> Option<i64> {
+        self.sub.parse().ok()
+    }
+}
+
+#[derive(Clone)]
+pub struct TokenKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+}
+
+impl TokenKeys {
+    pub fn new(secret: &[u8]) -> Result<Self, String> {
+        if secret.len() < MIN_KEY_BYTES {
+            return Err(format!("the JWT signing key must be at least {MIN_KEY_BYTES} bytes, it has {}", secret.len()));
+        }
+        Ok(Self { encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret) })
+    }
+
+    pub fn issue(&self, user_id: i64, stage: Stage, ver: i64, now: i64, ttl: i64) -> Result<String, AppError> {
+        let claims = Claims {
+            sub: user_id.to_string(),
+            stage,
+            ver,
+            iat: now,
+            exp: now + ttl,
+            jti: uuid::Uuid::new_v4().to_string(),
+            aud: stage.audience().to_owned(),
+            iss: ISSUER.to_owned(),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(|e| {
+            tracing::error!(error = %e, "could not sign a token");
+            AppError::internal()
+        })
+    }
+
+    /// Decodes a token of the given stage. Any other algorithm (including
+    /// `none`), a bad signature, another audience, or an expired token is
+    /// refused.
+    pub fn verify(&self, token: &str, stage: Stage, now: i64) -> Option<Claims> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.algorithms = vec![Algorithm::HS256];
+        validation.set_audience(&[stage.audience()]);
+        validation.set_issuer(&[ISSUER]);
+        validation.set_required_spec_claims(&["exp", "sub", "aud", "iss"]);
+        // Expiry is checked below against the injected clock.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.leeway = 0;
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation).ok()?;
+        let claims = data.claims;
+        if claims.stage != stage || claims.exp + LEEWAY_SECONDS <= now || claims.iat > now + LEEWAY_SECONDS {
+            return None;
+        }
+        Some(claims)
+    }
+}
+
+/// Cookie handling for the access token.
+#[derive(Debug, Clone)]
+pub struct CookieConfig {
+    pub secure: bool,
+}
+
+impl CookieConfig {
+    /// `__Host-` makes the browser refuse the cookie unless it is Secure,
+    /// host-only and Path=/, so it is only usable with `secure`.
+    pub fn name(&self) -> &'static str {
+        if self.secure { "__Host-access" } else { "access" }
+    }
+
+    pub fn set(&self, token: &str, max_age: i64) -> String {
+        let secure = if self.secure { "; Secure" } else { "" };
+        format!("{}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}", self.name())
+    }
+
+    pub fn clear(&self) -> String {
+        let secure = if self.secure { "; Secure" } else { "" };
+        format!("{}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{secure}", self.name())
+    }
+
+    /// The token from a `Cookie` header value, if present.
+    pub fn read<'a>(&self, cookie_header: &'a str) -> Option<&'a str> {
+        cookie_header.split(';').map(str::trim).find_map(|pair| {
+            let (name, value) = pair.split_once('=')?;
+            (name == self.name() && !value.is_empty()).then_some(value)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
+    const NOW: i64 = 1_800_000_000;
+
+    fn keys() -> TokenKeys {
+        TokenKeys::new(KEY).unwrap()
+    }
+
+    #[test]
+    fn short_keys_are_refused() {
+        assert!(TokenKeys::new(b"short").is_err());
+        assert!(TokenKeys::new(&[7u8; 31]).is_err());
+    }
+
+    #[test]
+    fn round_trip_and_expiry() {
+        let k = keys();
+        let t = k.issue(7, Stage::Full, 3, NOW, 60).unwrap();
+        let c = k.verify(&t, Stage::Full, NOW + 10).unwrap();
+        assert_eq!((c.user_id(), c.ver, c.stage), (Some(7), 3, Stage::Full));
+        assert!(k.verify(&t, Stage::Full, NOW + 60 + LEEWAY_SECONDS).is_none());
+        assert!(k.verify(&t, Stage::Full, NOW + 60 + LEEWAY_SECONDS - 1).is_some());
+    }
+
+    #[test]
+    fn stages_are_not_interchangeable() {
+        let k = keys();
+        let p = k.issue(7, Stage::Password, 1, NOW, PASSWORD_STAGE_TTL).unwrap();
+        assert!(k.verify(&p, Stage::Full, NOW).is_none());
+        let f = k.issue(7, Stage::Full, 1, NOW, 60).unwrap();
+        assert!(k.verify(&f, Stage::Password, NOW).is_none());
+    }
+
+    #[test]
+    fn tampered_tokens_are_refused() {
+        let k = keys();
+        let t = k.issue(7, Stage::Full, 1, NOW, 60).unwrap();
+        let parts: Vec<&str> = t.split('.').collect();
+        // alg: none, no signature
+        let none = format!("{}.{}.", URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#), parts[1]);
+        assert!(k.verify(&none, Stage::Full, NOW).is_none());
+        // another algorithm with the same key
+        let hs512 = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS512),
+            &k.verify(&t, Stage::Full, NOW).unwrap(),
+            &EncodingKey::from_secret(KEY),
+        )
+        .unwrap();
+        assert!(k.verify(&hs512, Stage::Full, NOW).is_none());
+        // another key
+        let other = TokenKeys::new(b"another key that is long enough!!").unwrap();
+        assert!(k.verify(&other.issue(7, Stage::Full, 1, NOW, 60).unwrap(), Stage::Full, NOW).is_none());
+        // a payload edited to another user
+        let payload = URL_SAFE_NO_PAD.encode(
+            String::from_utf8(URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap().replace("\"7\"", "\"8\""),
+        );
+        assert!(k.verify(&format!("{}.{}.{}", parts[0], payload, parts[2]), Stage::Full, NOW).is_none());
+    }
+
+    #[test]
+    fn cookie_attributes() {
+        let plain = CookieConfig { secure: false };
+        assert_eq!(plain.set("abc", 300), "access=abc; HttpOnly; SameSite=Strict; Path=/; Max-Age=300");
+        let secure = CookieConfig { secure: true };
+        assert!(secure.set("abc", 300).starts_with("__Host-access=abc; HttpOnly; SameSite=Strict; Path=/;"));
+        assert!(secure.set("abc", 300).ends_with("; Secure"));
+        assert_eq!(plain.read("x=1; access=tok; y=2"), Some("tok"));
+        assert_eq!(plain.read("x=1; access="), None);
+        assert_eq!(secure.read("access=tok"), None);
+    }
+}

@@ -1,0 +1,90 @@
+//! The protected home page: who is logged in and whether 2FA is on.
+
+use leptos::prelude::*;
+use leptos_router::components::{A, Redirect};
+use leptos_router::hooks::use_navigate;
+
+use crate::api::{User, current_user, log_out};
+use crate::error::{AppError, ErrorKind};
+
+use super::{ErrorNote, action_error};
+
+/// Loads the current user; sends the visitor to /login if there is no full
+/// session, and shows other failures (e.g. the database being down).
+#[component]
+pub fn RequireUser(children: fn(User) -> AnyView) -> impl IntoView {
+    let user = Resource::new(|| (), |_| current_user());
+    view! {
+        <Suspense fallback=|| view! { <p class="muted loading">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match user.await {
+                    Ok(u) => children(u),
+                    Err(AppError { error: ErrorKind::Unauthenticated, .. }) => {
+                        view! { <Redirect path="/login"/> }.into_any()
+                    }
+                    Err(e) => view! {
+                        <section class="card narrow">
+                            <p class="alert alert-error" role="alert">{e.message}</p>
+                        </section>
+                    }
+                    .into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+pub fn HomePage() -> impl IntoView {
+    view! { <RequireUser children=|u| view! { <Home user=u/> }.into_any()/> }
+}
+
+#[component]
+fn Home(user: User) -> impl IntoView {
+    let on = user.is_two_factor_authentication_enabled;
+    view! {
+        <section class="card">
+            <p class="eyebrow">"Signed in"</p>
+            <h1>"Welcome, " {user.name.clone()}</h1>
+            <dl class="facts">
+                <div><dt>"Email"</dt><dd data-testid="user-email">{user.email.clone()}</dd></div>
+                <div>
+                    <dt>"Two-factor authentication"</dt>
+                    <dd>
+                        <span class=if on { "badge badge-on" } else { "badge badge-off" } data-testid="twofa-status">
+                            {if on { "On" } else { "Off" }}
+                        </span>
+                    </dd>
+                </div>
+            </dl>
+            {(!on).then(|| view! {
+                <div class="callout">
+                    <p>"Protect your account with a code from an authenticator app on your phone."</p>
+                    <A href="/security" attr:class="btn btn-primary">"Turn on two-factor authentication"</A>
+                </div>
+            })}
+            <div class="actions">
+                <A href="/security" attr:class="btn">"Security settings"</A>
+                <LogOutButton/>
+            </div>
+        </section>
+    }
+}
+
+#[component]
+pub fn LogOutButton() -> impl IntoView {
+    let action = Action::new(|_: &()| log_out());
+    let navigate = use_navigate();
+    Effect::new(move |_| {
+        if let Some(Ok(_)) = action.value().get() {
+            super::persist::forget(super::persist::LOGIN_STEP);
+            navigate("/login", Default::default());
+        }
+    });
+    view! {
+        <button class="btn btn-quiet" on:click=move |_| { action.dispatch(()); } disabled=move || action.pending().get()>
+            {move || if action.pending().get() { "Logging out…" } else { "Log out" }}
+        </button>
+        <ErrorNote error=action_error(action)/>
+    }
+}

@@ -1,0 +1,189 @@
+//! Configuration from the environment (and a `.env` file if present). Every
+//! setting is documented in the README; a bad value stops start-up with a
+//! message naming the variable.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use app::server::tokens::MIN_KEY_BYTES;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub issuer: String,
+    /// `None` in development without JWT_SECRET: a key is kept in the data
+    /// directory instead (see `jwt_key`).
+    pub jwt_secret: Option<Vec<u8>>,
+    pub production: bool,
+    pub cookie_secure: bool,
+    pub session_ttl_seconds: i64,
+    pub log_format: LogFormat,
+    pub site_root: String,
+    pub db_max_connections: u32,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("production", &self.production)
+            .field("cookie_secure", &self.cookie_secure)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, String> {
+        Self::from_vars(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+    }
+
+    /// Reads settings through `var`, so tests can pass a map.
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let production = match var("APP_ENV").as_deref() {
+            None | Some("development") => false,
+            Some("production") => true,
+            Some(other) => return Err(format!("APP_ENV must be development or production, got {other:?}")),
+        };
+        let listen = var("LISTEN_ADDR")
+            .or_else(|| var("LEPTOS_SITE_ADDR"))
+            .unwrap_or_else(|| "127.0.0.1:3000".into());
+        let listen: SocketAddr =
+            listen.parse().map_err(|_| format!("LISTEN_ADDR must be host:port, like 127.0.0.1:3000, got {listen:?}"))?;
+        let data_dir = PathBuf::from(var("DATA_DIR").unwrap_or_else(|| "data".into()));
+        let database_url = match var("DATABASE_URL") {
+            Some(url) => url,
+            None => format!("sqlite://{}?mode=rwc", data_dir.join("twofactor.db").display()),
+        };
+        let issuer = var("TWO_FACTOR_AUTHENTICATION_APP_NAME").unwrap_or_else(|| "Two-Factor Login".into());
+        if issuer.contains(':') || issuer.chars().count() > 64 {
+            return Err("TWO_FACTOR_AUTHENTICATION_APP_NAME must be at most 64 characters and contain no ':'".into());
+        }
+        let jwt_secret = var("JWT_SECRET").map(String::into_bytes);
+        match (&jwt_secret, production) {
+            (Some(k), _) if k.len() < MIN_KEY_BYTES => {
+                return Err(format!("JWT_SECRET must be at least {MIN_KEY_BYTES} bytes, it has {}", k.len()));
+            }
+            (None, true) => return Err(format!("JWT_SECRET is required when APP_ENV=production (at least {MIN_KEY_BYTES} bytes)")),
+            _ => {}
+        }
+        let cookie_secure = match var("COOKIE_SECURE").as_deref() {
+            None => production,
+            Some("true" | "1") => true,
+            Some("false" | "0") => false,
+            Some(other) => return Err(format!("COOKIE_SECURE must be true or false, got {other:?}")),
+        };
+        let session_ttl_seconds = match var("SESSION_TTL_SECONDS") {
+            None => 8 * 3600,
+            Some(v) => v
+                .parse::<i64>()
+                .ok()
+                .filter(|s| (60..=30 * 86400).contains(s))
+                .ok_or("SESSION_TTL_SECONDS must be a number of seconds between 60 and 2592000")?,
+        };
+        let log_format = match var("LOG_FORMAT").as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => return Err(format!("LOG_FORMAT must be text or json, got {other:?}")),
+        };
+        let site_root = var("LEPTOS_SITE_ROOT").unwrap_or_else(|| "target/site".into());
+        let db_max_connections = match var("DATABASE_MAX_CONNECTIONS") {
+            None => 10,
+            Some(v) => v
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=1000).contains(n))
+                .ok_or("DATABASE_MAX_CONNECTIONS must be a number between 1 and 1000")?,
+        };
+        Ok(Self {
+            listen,
+            data_dir,
+            database_url,
+            issuer,
+            jwt_secret,
+            production,
+            cookie_secure,
+            session_ttl_seconds,
+            log_format,
+            site_root,
+            db_max_connections,
+        })
+    }
+
+    /// The JWT signing key: JWT_SECRET, or in development a random key kept
+    /// in `DATA_DIR/jwt-secret` (created on first start, with a warning).
+    pub fn jwt_key(&self) -> Result<Vec<u8>, String> {
+        if let Some(k) = &self.jwt_secret {
+            return Ok(k.clone());
+        }
+        let path = self.data_dir.join("jwt-secret");
+        if let Ok(existing) = std::fs::read(&path) {
+            if existing.len() >= MIN_KEY_BYTES {
+                return Ok(existing);
+            }
+            return Err(format!("{} is shorter than {MIN_KEY_BYTES} bytes; delete it to make a new one", path.display()));
+        }
+        let mut raw = [0u8; 48];
+        getrandom::fill(&mut raw).map_err(|e| format!("the OS random source failed: {e}"))?;
+        let key: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+        write_private(&path, key.as_bytes())?;
+        tracing::warn!(path = %path.display(), "JWT_SECRET is not set: generated a development signing key; set JWT_SECRET in production");
+        Ok(key.into_bytes())
+    }
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path).map_err(|e| format!("could not create {}: {e}", path.display()))?;
+    file.write_all(bytes).map_err(|e| format!("could not write {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, String> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_vars(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_are_development_on_sqlite() {
+        let c = config(&[]).unwrap();
+        assert!(!c.production && !c.cookie_secure);
+        assert_eq!(c.listen.to_string(), "127.0.0.1:3000");
+        assert_eq!(c.database_url, "sqlite://data/twofactor.db?mode=rwc");
+    }
+
+    #[test]
+    fn production_requires_a_long_key_and_secure_cookies() {
+        assert!(config(&[("APP_ENV", "production")]).unwrap_err().contains("JWT_SECRET is required"));
+        assert!(config(&[("APP_ENV", "production"), ("JWT_SECRET", "short")]).unwrap_err().contains("at least 32"));
+        let c = config(&[("APP_ENV", "production"), ("JWT_SECRET", &"k".repeat(32))]).unwrap();
+        assert!(c.cookie_secure);
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        assert!(config(&[("LISTEN_ADDR", "nope")]).unwrap_err().contains("LISTEN_ADDR"));
+        assert!(config(&[("COOKIE_SECURE", "maybe")]).unwrap_err().contains("COOKIE_SECURE"));
+        assert!(config(&[("TWO_FACTOR_AUTHENTICATION_APP_NAME", "a:b")]).unwrap_err().contains("APP_NAME"));
+        assert!(config(&[("APP_ENV", "staging")]).unwrap_err().contains("APP_ENV"));
+    }
+}

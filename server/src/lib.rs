@@ -1,0 +1,166 @@
+//! The axum server around the app: state construction and the router that
+//! production and the integration tests share (`build_router`). The API
+//! endpoints are the app's server functions; this crate adds the edge
+//! around them: JSON errors with the right status, unknown endpoints, the
+//! same-origin check and security headers.
+
+pub mod config;
+pub mod telemetry;
+
+use std::sync::Arc;
+
+use app::error::AppError;
+use app::server::clock::Clock;
+use app::server::db::Db;
+use app::server::passwords::Hasher;
+use app::server::tokens::{CookieConfig, TokenKeys};
+use app::server::AppState;
+use app::{App, shell};
+use axum::body::{Body, to_bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::Router;
+use leptos::config::LeptosOptions;
+use leptos::prelude::provide_context;
+use leptos_axum::{LeptosRoutes, generate_route_list};
+
+use config::Config;
+
+/// The name cargo-leptos gives the site's wasm, js and css files.
+pub const OUTPUT_NAME: &str = "twofactor";
+
+/// Connects the database (running migrations), loads keys and builds the
+/// state. Any failure is a message for the operator and stops start-up.
+pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, String> {
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| format!("could not create the data directory {}: {e}", config.data_dir.display()))?;
+    let db = Db::connect(&config.database_url, config.db_max_connections).await?;
+    let keys = TokenKeys::new(&config.jwt_key()?)?;
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let hasher = Hasher::new(cores).map_err(|e| e.message)?;
+    let leptos_options = LeptosOptions::builder()
+        .output_name(OUTPUT_NAME)
+        .site_root(config.site_root.as_str())
+        .site_addr(config.listen)
+        .env(if config.production { leptos::config::Env::PROD } else { leptos_env() })
+        .reload_port(reload_port())
+        .build();
+    Ok(AppState {
+        db,
+        hasher,
+        keys,
+        cookies: CookieConfig { secure: config.cookie_secure },
+        clock,
+        issuer: config.issuer.as_str().into(),
+        session_ttl: config.session_ttl_seconds,
+        leptos_options,
+    })
+}
+
+/// `cargo leptos watch` sets LEPTOS_ENV=DEV and the reload port; the page
+/// then reloads itself after a rebuild.
+fn leptos_env() -> leptos::config::Env {
+    match std::env::var("LEPTOS_ENV").as_deref() {
+        Ok("DEV") | Ok("dev") | Ok("development") => leptos::config::Env::DEV,
+        _ => leptos::config::Env::PROD,
+    }
+}
+
+fn reload_port() -> u32 {
+    std::env::var("LEPTOS_RELOAD_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(3001)
+}
+
+pub fn build_router(state: AppState) -> Router {
+    let routes = generate_route_list(App);
+    let options = state.leptos_options.clone();
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/api/{*endpoint}", any(api))
+        .leptos_routes_with_context(&state, routes, || {}, move || shell(options.clone()))
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(middleware::from_fn(security_headers))
+        .with_state(state)
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.db.ping().await {
+        Ok(()) => (StatusCode::OK, "ready").into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Every `/api/*` request: refuse cross-site writes, answer unknown
+/// endpoints with a JSON 404, run the server function, and give its error
+/// the status its kind names (server functions answer 500 by default).
+async fn api(State(state): State<AppState>, req: Request) -> Response {
+    let path = req.uri().path().to_owned();
+    let method = req.method().clone();
+    let mut res = if leptos::server_fn::axum::get_server_fn_service(&path, method.clone()).is_none() {
+        let other = if method == Method::GET { Method::POST } else { Method::GET };
+        if leptos::server_fn::axum::get_server_fn_service(&path, other).is_some() {
+            let mut e = AppError::bad_request("Method not allowed for this endpoint.").into_response();
+            *e.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+            e
+        } else {
+            AppError::not_found().into_response()
+        }
+    } else if method != Method::GET && !same_origin(req.headers()) {
+        tracing::warn!(%path, "cross-site request refused");
+        AppError::forbidden("Cross-site requests are not allowed.").into_response()
+    } else {
+        let res = leptos_axum::handle_server_fns_with_context(move || provide_context(state.clone()), req)
+            .await
+            .into_response();
+        fix_error_status(res).await
+    };
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+/// Browsers say where a request comes from; a request from another site is
+/// refused. Clients that send neither header (curl, SDKs) are not browsers
+/// and carry no ambient cookies of a victim, so they pass.
+fn same_origin(headers: &HeaderMap) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site") {
+        return matches!(site.to_str(), Ok("same-origin") | Ok("none"));
+    }
+    match (headers.get(header::ORIGIN), headers.get(header::HOST)) {
+        (None, _) => true,
+        (Some(origin), Some(host)) => {
+            let origin = origin.to_str().unwrap_or("");
+            let origin_host = origin.split_once("://").map(|(_, h)| h).unwrap_or("");
+            Some(origin_host) == host.to_str().ok()
+        }
+        (Some(_), None) => false,
+    }
+}
+
+async fn fix_error_status(res: Response) -> Response {
+    if !res.headers().contains_key(leptos::server_fn::error::SERVER_FN_ERROR_HEADER) {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    let bytes = to_bytes(body, 64 * 1024).await.unwrap_or_default();
+    let error: AppError = serde_json::from_slice(&bytes).unwrap_or_else(|_| AppError::internal());
+    parts.status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(bytes))
+}
+
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    h.insert(
+        "content-security-policy",
+        HeaderValue::from_static("frame-ancestors 'none'; base-uri 'self'; form-action 'self'; object-src 'none'"),
+    );
+    res
+}

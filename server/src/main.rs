@@ -1,0 +1,76 @@
+//! Wiring only: configuration, logging, state, router, serve, shut down.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use app::server::clock::SystemClock;
+use server::config::Config;
+use server::{build_router, build_state, telemetry};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let _ = dotenvy::dotenv();
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(config.log_format);
+    let state = match build_state(&config, Arc::new(SystemClock)).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("start-up failed: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if !config.cookie_secure {
+        tracing::warn!("cookies are sent without the Secure flag (COOKIE_SECURE=false): use this only on plain http in development");
+    }
+    let listener = match tokio::net::TcpListener::bind(config.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("could not listen on {}: {e}", config.listen);
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!("listening on http://{}", config.listen);
+    let db = state.db.clone();
+    let served = axum::serve(listener, build_router(state)).with_graceful_shutdown(shutdown_signal()).await;
+    db.close().await;
+    match served {
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!("server error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM; axum then stops accepting and lets the
+/// requests in flight finish.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

@@ -1,0 +1,16 @@
+//! Logging: human-readable text by default, JSON lines with LOG_FORMAT=json.
+//! Filter with RUST_LOG (default `info`). Nothing secret is ever logged:
+//! passwords, codes and secrets are redacted types or never passed here.
+
+use tracing_subscriber::EnvFilter;
+
+use crate::config::LogFormat;
+
+pub fn init(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
