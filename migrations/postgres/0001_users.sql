@@ -5,7 +5,7 @@ CREATE TABLE users (
     email               TEXT    NOT NULL UNIQUE,
     name                TEXT    NOT NULL,
     password_hash       TEXT    NOT NULL,
-    totp_enabled        BOOLEAN NOT NULL DEFAULT FALSE,
+    totp_enabled        BIGINT  NOT NULL DEFAULT 0 CHECK (totp_enabled IN (0, 1)),
     totp_secret         TEXT,
     totp_pending_secret TEXT,
     totp_last_step      BIGINT,

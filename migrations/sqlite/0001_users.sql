@@ -10,8 +10,9 @@ CREATE TABLE users (
     name                TEXT    NOT NULL,
     -- argon2id PHC string; its parameters travel with it.
     password_hash       TEXT    NOT NULL,
-    -- The flag the two-factor guard reads.
-    totp_enabled        BOOLEAN NOT NULL DEFAULT FALSE,
+    -- The flag the two-factor guard reads: 0 or 1. An integer, not BOOLEAN,
+    -- because sqlx's Any driver cannot read SQLite's BOOLEAN columns.
+    totp_enabled        BIGINT  NOT NULL DEFAULT 0 CHECK (totp_enabled IN (0, 1)),
     -- Base32 secret in use once 2FA is on; NULL while off.
     totp_secret         TEXT,
     -- Secret from /2fa/generate awaiting its first code; it never replaces

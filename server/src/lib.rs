@@ -24,10 +24,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::Router;
 use leptos::config::LeptosOptions;
-use leptos::prelude::provide_context;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 
 use config::Config;
+use tower_http::limit::RequestBodyLimitLayer;
 
 /// The name cargo-leptos gives the site's wasm, js and css files.
 pub const OUTPUT_NAME: &str = "twofactor";
@@ -79,9 +79,13 @@ pub fn build_router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .route("/api/{*endpoint}", any(api))
+        .route("/api/{*endpoint}", any(unknown_endpoint))
         .leptos_routes_with_context(&state, routes, || {}, move || shell(options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(middleware::from_fn(api_edge))
+        // Every API body is a few hundred bytes; 64 KiB bounds what a client
+        // can make the server buffer.
+        .layer(RequestBodyLimitLayer::new(64 * 1024))
         .layer(middleware::from_fn(security_headers))
         .with_state(state)
 }
@@ -93,32 +97,38 @@ async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-/// Every `/api/*` request: refuse cross-site writes, answer unknown
-/// endpoints with a JSON 404, run the server function, and give its error
-/// the status its kind names (server functions answer 500 by default).
-async fn api(State(state): State<AppState>, req: Request) -> Response {
-    let path = req.uri().path().to_owned();
-    let method = req.method().clone();
-    let mut res = if leptos::server_fn::axum::get_server_fn_service(&path, method.clone()).is_none() {
-        let other = if method == Method::GET { Method::POST } else { Method::GET };
-        if leptos::server_fn::axum::get_server_fn_service(&path, other).is_some() {
-            let mut e = AppError::bad_request("Method not allowed for this endpoint.").into_response();
-            *e.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
-            e
-        } else {
-            AppError::not_found().into_response()
-        }
-    } else if method != Method::GET && !same_origin(req.headers()) {
-        tracing::warn!(%path, "cross-site request refused");
+/// The edge of every `/api/*` request: refuse cross-site writes before
+/// anything runs, then give a server function's error the status its kind
+/// names (server functions answer 500 by default), make other failures
+/// JSON, and forbid caching. leptos_axum registers each server function as
+/// its own route, so this is a layer rather than a handler.
+async fn api_edge(req: Request, next: Next) -> Response {
+    if !req.uri().path().starts_with("/api/") {
+        return next.run(req).await;
+    }
+    let mut res = if req.method() != Method::GET && !same_origin(req.headers()) {
+        tracing::warn!(path = %req.uri().path(), "cross-site request refused");
         AppError::forbidden("Cross-site requests are not allowed.").into_response()
     } else {
-        let res = leptos_axum::handle_server_fns_with_context(move || provide_context(state.clone()), req)
-            .await
-            .into_response();
-        fix_error_status(res).await
+        let res = next.run(req).await;
+        match res.status() {
+            StatusCode::METHOD_NOT_ALLOWED => json_status(AppError::bad_request("Method not allowed for this endpoint."), res.status()),
+            StatusCode::PAYLOAD_TOO_LARGE => json_status(AppError::bad_request("The request body is too large."), res.status()),
+            _ => fix_error_status(res).await,
+        }
     };
     res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res
+}
+
+fn json_status(error: AppError, status: StatusCode) -> Response {
+    let mut res = error.into_response();
+    *res.status_mut() = status;
+    res
+}
+
+async fn unknown_endpoint() -> Response {
+    AppError::not_found().into_response()
 }
 
 /// Browsers say where a request comes from; a request from another site is

@@ -29,7 +29,7 @@ pub struct Db {
 }
 
 /// A user row. `Debug` leaves out the hash and the secrets.
-#[derive(Clone, FromRow)]
+#[derive(Clone)]
 pub struct UserRow {
     pub id: i64,
     pub email: String,
@@ -40,6 +40,36 @@ pub struct UserRow {
     pub totp_pending_secret: Option<String>,
     pub totp_last_step: Option<i64>,
     pub session_version: i64,
+}
+
+/// The row as the Any driver reads it: flags are 0/1 integers there.
+#[derive(FromRow)]
+struct UserRecord {
+    id: i64,
+    email: String,
+    name: String,
+    password_hash: String,
+    totp_enabled: i64,
+    totp_secret: Option<String>,
+    totp_pending_secret: Option<String>,
+    totp_last_step: Option<i64>,
+    session_version: i64,
+}
+
+impl From<UserRecord> for UserRow {
+    fn from(r: UserRecord) -> Self {
+        UserRow {
+            id: r.id,
+            email: r.email,
+            name: r.name,
+            password_hash: r.password_hash,
+            totp_enabled: r.totp_enabled == 1,
+            totp_secret: r.totp_secret,
+            totp_pending_secret: r.totp_pending_secret,
+            totp_last_step: r.totp_last_step,
+            session_version: r.session_version,
+        }
+    }
 }
 
 impl std::fmt::Debug for UserRow {
@@ -148,7 +178,7 @@ impl Db {
         password_hash: &str,
         now: i64,
     ) -> Result<Option<UserRow>, AppError> {
-        let result = sqlx::query_as::<_, UserRow>(
+        let result = sqlx::query_as::<_, UserRecord>(
             "INSERT INTO users (email, name, password_hash, created_at) VALUES ($1, $2, $3, $4) \
              RETURNING id, email, name, password_hash, totp_enabled, totp_secret, \
              totp_pending_secret, totp_last_step, session_version",
@@ -160,30 +190,32 @@ impl Db {
         .fetch_one(&self.pool)
         .await;
         match result {
-            Ok(row) => Ok(Some(row)),
+            Ok(row) => Ok(Some(row.into())),
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(None),
             Err(e) => Err(e.into()),
         }
     }
 
     pub async fn user_by_email(&self, email: &str) -> Result<Option<UserRow>, AppError> {
-        Ok(sqlx::query_as::<_, UserRow>(
+        Ok(sqlx::query_as::<_, UserRecord>(
             "SELECT id, email, name, password_hash, totp_enabled, totp_secret, \
              totp_pending_secret, totp_last_step, session_version FROM users WHERE email = $1",
         )
         .bind(email)
         .fetch_optional(&self.pool)
-        .await?)
+        .await?
+        .map(UserRow::from))
     }
 
     pub async fn user_by_id(&self, id: i64) -> Result<Option<UserRow>, AppError> {
-        Ok(sqlx::query_as::<_, UserRow>(
+        Ok(sqlx::query_as::<_, UserRecord>(
             "SELECT id, email, name, password_hash, totp_enabled, totp_secret, \
              totp_pending_secret, totp_last_step, session_version FROM users WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
-        .await?)
+        .await?
+        .map(UserRow::from))
     }
 
     /// Stores a pending secret. The active one (if any) is untouched.
@@ -204,8 +236,8 @@ impl Db {
     pub async fn enable_totp(&self, id: i64, pending: &str, step: i64) -> Result<Option<i64>, AppError> {
         let version: Option<(i64,)> = sqlx::query_as(
             "UPDATE users SET totp_secret = totp_pending_secret, totp_pending_secret = NULL, \
-             totp_enabled = TRUE, totp_last_step = $1, session_version = session_version + 1 \
-             WHERE id = $2 AND totp_pending_secret = $3 AND totp_enabled = FALSE \
+             totp_enabled = 1, totp_last_step = $1, session_version = session_version + 1 \
+             WHERE id = $2 AND totp_pending_secret = $3 AND totp_enabled = 0 \
              RETURNING session_version",
         )
         .bind(step)
@@ -222,7 +254,7 @@ impl Db {
     pub async fn accept_totp_step(&self, id: i64, step: i64) -> Result<bool, AppError> {
         let done = sqlx::query(
             "UPDATE users SET totp_last_step = $1 \
-             WHERE id = $2 AND totp_enabled = TRUE AND (totp_last_step IS NULL OR totp_last_step < $1)",
+             WHERE id = $2 AND totp_enabled = 1 AND (totp_last_step IS NULL OR totp_last_step < $1)",
         )
         .bind(step)
         .bind(id)

@@ -3,6 +3,7 @@
 //! threads and memory stays bounded (19 MiB × permits).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -22,6 +23,9 @@ pub struct Hasher {
     /// A real hash of a random password, verified against when the email is
     /// unknown so that such a log-in costs what a real one costs.
     dummy_hash: Arc<str>,
+    /// argon2 runs performed (hashes and verifications), for metrics and for
+    /// tests that prove a request was refused before hashing.
+    runs: Arc<AtomicU64>,
 }
 
 fn argon2() -> Argon2<'static> {
@@ -48,7 +52,7 @@ impl Hasher {
     pub fn new(concurrency: usize) -> Result<Self, AppError> {
         let random: [u8; 24] = rand::random();
         let dummy = hash_sync(&hex_string(&random))?;
-        Ok(Self { permits: Arc::new(Semaphore::new(concurrency.max(1))), dummy_hash: dummy.into() })
+        Ok(Self { permits: Arc::new(Semaphore::new(concurrency.max(1))), dummy_hash: dummy.into(), runs: Arc::new(AtomicU64::new(0)) })
     }
 
     pub async fn hash(&self, password: &Password) -> Result<String, AppError> {
@@ -68,8 +72,13 @@ impl Hasher {
         Ok(ok && real)
     }
 
+    pub fn runs(&self) -> u64 {
+        self.runs.load(Ordering::Relaxed)
+    }
+
     async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, AppError> {
         let _permit = self.permits.acquire().await.map_err(|_| AppError::internal())?;
+        self.runs.fetch_add(1, Ordering::Relaxed);
         tokio::task::spawn_blocking(f).await.map_err(|e| {
             tracing::error!(error = %e, "password hashing task failed");
             AppError::internal()

@@ -1,0 +1,433 @@
+//! The integration suite: each test starts the real router on a random port
+//! against a fresh SQLite database with a manual clock, and talks to it over
+//! HTTP like any client would.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use app::server::clock::ManualClock;
+use app::server::totp;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use server::config::Config;
+use server::{build_router, build_state};
+
+/// 2027-01-15T08:00:10Z: 10 seconds into a TOTP step.
+const START: i64 = 1_800_000_010;
+const PASSWORD: &str = "correct horse battery staple";
+
+struct TestApp {
+    base: String,
+    client: reqwest::Client,
+    clock: ManualClock,
+    state: app::server::AppState,
+    _dir: tempfile::TempDir,
+}
+
+struct Reply {
+    status: StatusCode,
+    body: Value,
+    text: String,
+    headers: reqwest::header::HeaderMap,
+}
+
+async fn spawn_app() -> TestApp {
+    server::telemetry::init(server::config::LogFormat::Text);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut vars = HashMap::new();
+    vars.insert("DATA_DIR", dir.path().display().to_string());
+    vars.insert("JWT_SECRET", "test-signing-key-that-is-long-enough-0123456789".to_string());
+    vars.insert("TWO_FACTOR_AUTHENTICATION_APP_NAME", "Test Login".to_string());
+    let config = Config::from_vars(|k| vars.get(k).cloned()).expect("config");
+    let clock = ManualClock::new(START);
+    let state = build_state(&config, Arc::new(clock.clone())).await.expect("state");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let router = build_router(state.clone());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    TestApp { base: format!("http://{addr}"), client: new_client(), clock, state, _dir: dir }
+}
+
+fn new_client() -> reqwest::Client {
+    reqwest::Client::builder().cookie_store(true).build().expect("client")
+}
+
+impl TestApp {
+    async fn send(&self, client: &reqwest::Client, req: reqwest::RequestBuilder) -> Reply {
+        let _ = client;
+        let res = req.send().await.expect("request");
+        let status = res.status();
+        let headers = res.headers().clone();
+        let text = res.text().await.expect("body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply { status, body, text, headers }
+    }
+
+    async fn post_with(&self, client: &reqwest::Client, path: &str, body: Value) -> Reply {
+        self.send(client, client.post(format!("{}{path}", self.base)).json(&body)).await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Reply {
+        self.post_with(&self.client, path, body).await
+    }
+
+    async fn post_raw(&self, path: &str, body: &str) -> Reply {
+        let req = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+        self.send(&self.client, req).await
+    }
+
+    async fn get_with(&self, client: &reqwest::Client, path: &str) -> Reply {
+        self.send(client, client.get(format!("{}{path}", self.base))).await
+    }
+
+    async fn get(&self, path: &str) -> Reply {
+        self.get_with(&self.client, path).await
+    }
+
+    async fn register(&self, email: &str) -> Reply {
+        self.post("/api/authentication/register", json!({"email": email, "name": "Ann Example", "password": PASSWORD}))
+            .await
+    }
+
+    async fn log_in(&self, email: &str, password: &str) -> Reply {
+        self.post("/api/authentication/log-in", json!({"email": email, "password": password})).await
+    }
+
+    fn code_now(&self, secret: &str) -> String {
+        self.code_at(secret, self.clock_now())
+    }
+
+    fn code_at(&self, secret: &str, time: i64) -> String {
+        let bytes = totp::from_base32(secret).expect("base32 secret");
+        totp::code_at(&bytes, time).expect("code")
+    }
+
+    fn clock_now(&self) -> i64 {
+        use app::server::clock::Clock;
+        self.clock.now()
+    }
+
+    /// Registers, logs in (full session, 2FA off), enrols. Returns the secret.
+    async fn enrolled_user(&self, email: &str) -> String {
+        assert_eq!(self.register(email).await.status, StatusCode::CREATED);
+        let r = self.log_in(email, PASSWORD).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let g = self.post("/api/2fa/generate", json!({})).await;
+        assert_eq!(g.status, StatusCode::OK, "{}", g.text);
+        let secret = g.body["secret"].as_str().expect("secret").to_owned();
+        let on = self.post("/api/2fa/turn-on", json!({"twoFactorAuthenticationCode": self.code_now(&secret)})).await;
+        assert_eq!(on.status, StatusCode::OK, "{}", on.text);
+        secret
+    }
+}
+
+fn assert_error(reply: &Reply, status: StatusCode, kind: &str) {
+    assert_eq!(reply.status, status, "{}", reply.text);
+    assert_eq!(reply.body["error"], kind, "{}", reply.text);
+    assert!(reply.body["message"].as_str().is_some_and(|m| !m.is_empty()), "{}", reply.text);
+    assert!(
+        reply.headers.get("content-type").and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("json")),
+        "errors are JSON"
+    );
+}
+
+#[tokio::test]
+async fn whole_flow_with_replay_protection() {
+    let app = spawn_app().await;
+    let mut bodies = Vec::new();
+
+    // Sign up.
+    let r = app.register("  Ann@Example.COM ").await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(r.body["email"], "ann@example.com");
+    assert_eq!(r.body["name"], "Ann Example");
+    assert_eq!(r.body["isTwoFactorAuthenticationEnabled"], false);
+    assert!(r.body["id"].as_i64().is_some());
+    bodies.push(r.text);
+
+    // No session yet.
+    assert_error(&app.get("/api/authentication").await, StatusCode::UNAUTHORIZED, "unauthenticated");
+
+    // Log in without 2FA: a full session at once.
+    let r = app.log_in("ann@example.com", PASSWORD).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["twoFactorRequired"], false);
+    let cookie = r.headers.get("set-cookie").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    assert!(cookie.starts_with("access="), "{cookie}");
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(cookie.contains(attr), "{cookie} lacks {attr}");
+    }
+    bodies.push(r.text);
+    let me = app.get("/api/authentication").await;
+    assert_eq!(me.status, StatusCode::OK);
+    assert_eq!(me.body["email"], "ann@example.com");
+    bodies.push(me.text);
+
+    // Enrol: generate a pending secret, confirm it with a code.
+    let g = app.post("/api/2fa/generate", json!({})).await;
+    assert_eq!(g.status, StatusCode::OK, "{}", g.text);
+    let secret = g.body["secret"].as_str().expect("secret").to_owned();
+    let url = g.body["otpauthUrl"].as_str().expect("otpauthUrl");
+    assert!(url.starts_with("otpauth://totp/Test%20Login:ann%40example.com?secret="), "{url}");
+    assert!(url.contains(&format!("secret={secret}")));
+    assert!(secret.len() >= 32, "160-bit secret in base32");
+
+    // Not on until a code confirms it.
+    let me = app.get("/api/authentication").await;
+    assert_eq!(me.body["isTwoFactorAuthenticationEnabled"], false);
+    bodies.push(me.text);
+
+    let wrong = if app.code_now(&secret) == "000000" { "111111" } else { "000000" };
+    let r = app.post("/api/2fa/turn-on", json!({"twoFactorAuthenticationCode": wrong})).await;
+    assert_error(&r, StatusCode::UNAUTHORIZED, "invalid_code");
+    let turn_on_code = app.code_now(&secret);
+    let r = app.post("/api/2fa/turn-on", json!({"twoFactorAuthenticationCode": turn_on_code})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["isTwoFactorAuthenticationEnabled"], true);
+    bodies.push(r.text);
+
+    // The turn-on session was renewed and still works.
+    let me = app.get("/api/authentication").await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.text);
+    assert_eq!(me.body["isTwoFactorAuthenticationEnabled"], true);
+    bodies.push(me.text);
+
+    // While on, generate cannot replace the active secret.
+    assert_error(&app.post("/api/2fa/generate", json!({})).await, StatusCode::CONFLICT, "conflict");
+
+    // Log out, then the password step gives a password-stage session only.
+    let r = app.post("/api/authentication/log-out", json!({})).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_error(&app.get("/api/authentication").await, StatusCode::UNAUTHORIZED, "unauthenticated");
+    let r = app.log_in("ann@example.com", PASSWORD).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["twoFactorRequired"], true);
+    assert!(r.headers.get("set-cookie").and_then(|v| v.to_str().ok()).unwrap_or("").contains("Max-Age=300"));
+    bodies.push(r.text);
+
+    // The password-stage session is refused everywhere but /2fa/authenticate.
+    assert_error(&app.get("/api/authentication").await, StatusCode::UNAUTHORIZED, "unauthenticated");
+    assert_error(&app.post("/api/2fa/generate", json!({})).await, StatusCode::UNAUTHORIZED, "unauthenticated");
+    let r = app.post("/api/2fa/turn-on", json!({"twoFactorAuthenticationCode": app.code_now(&secret)})).await;
+    assert_error(&r, StatusCode::UNAUTHORIZED, "unauthenticated");
+
+    // The code that turned 2FA on cannot be replayed to log in.
+    let r = app.post("/api/2fa/authenticate", json!({"twoFactorAuthenticationCode": turn_on_code})).await;
+    assert_error(&r, StatusCode::UNAUTHORIZED, "invalid_code");
+
+    // The next step's code works, once.
+    app.clock.advance(30);
+    let code = app.code_now(&secret);
+    let r = app.post("/api/2fa/authenticate", json!({"twoFactorAuthenticationCode": code})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["email"], "ann@example.com");
+    bodies.push(r.text);
+    let me = app.get("/api/authentication").await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.text);
+    bodies.push(me.text);
+
+    // Log in again: the same code again, and the older (still in-window) one, are refused.
+    app.post("/api/authentication/log-out", json!({})).await;
+    assert_eq!(app.log_in("ann@example.com", PASSWORD).await.status, StatusCode::OK);
+    let r = app.post("/api/2fa/authenticate", json!({"twoFactorAuthenticationCode": code})).await;
+    assert_error(&r, StatusCode::UNAUTHORIZED, "invalid_code");
+    let older = app.code_at(&secret, app.clock_now() - 30);
+    let r = app.post("/api/2fa/authenticate", json!({"twoFactorAuthenticationCode": older})).await;
+    assert_error(&r, StatusCode::UNAUTHORIZED, "invalid_code");
+    // A pasted "123 456" form is accepted.
+    app.clock.advance(30);
+    let c = app.code_now(&secret);
+    let spaced = format!("{} {}", &c[..3], &c[3..]);
+    let r = app.post("/api/2fa/authenticate", json!({"twoFactorAuthenticationCode": spaced})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+
+    // The secret appears in no response but /2fa/generate's.
+    for body in &bodies {
+        assert!(!body.contains(&secret), "secret leaked in {body}");
+        assert!(!body.to_lowercase().contains("secret"), "secret field in {body}");
+    }
+}
+
+#[tokio::test]
+async fn skew_window_is_one_step() {
+    let app = spawn_app().await;
+    let secret = app.enrolled_user("bob@example.com").await;
+    app.post("/api/authentication/log-out", json!({})).await;
+    assert_eq!(app.log_in("bob@example.com", PASSWORD).await.status, StatusCode::OK);
+    // Two steps ahead of the server: refused. One step ahead: accepted.
+    let now = app.clock_now();
+    let r = app.post("/api/2fa/authenticate", json!({"twoFactorAuthenticationCode": app.code_at(&secret, now + 60)})).await;
+    assert_error(&r, StatusCode::UNAUTHORIZED, "invalid_code");
+    let r = app.post("/api/2fa/authenticate", json!({"twoFactorAuthenticationCode": app.code_at(&secret, now + 30)})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+}
+
+#[tokio::test]
+async fn password_stage_expires_after_five_minutes() {
+    let app = spawn_app().await;
+    let secret = app.enrolled_user("cat@example.com").await;
+    app.post("/api/authentication/log-out", json!({})).await;
+    assert_eq!(app.log_in("cat@example.com", PASSWORD).await.status, StatusCode::OK);
+    app.clock.advance(5 * 60 + 10);
+    let r = app.post("/api/2fa/authenticate", json!({"twoFactorAuthenticationCode": app.code_now(&secret)})).await;
+    assert_error(&r, StatusCode::UNAUTHORIZED, "unauthenticated");
+}
+
+#[tokio::test]
+async fn full_session_cannot_use_authenticate() {
+    let app = spawn_app().await;
+    let secret = app.enrolled_user("dan@example.com").await;
+    app.clock.advance(30);
+    let r = app.post("/api/2fa/authenticate", json!({"twoFactorAuthenticationCode": app.code_now(&secret)})).await;
+    assert_error(&r, StatusCode::UNAUTHORIZED, "unauthenticated");
+}
+
+#[tokio::test]
+async fn racing_requests_with_one_code_have_one_winner() {
+    let app = spawn_app().await;
+    let secret = app.enrolled_user("eve@example.com").await;
+    app.clock.advance(30);
+    // Ten separate clients, each past the password step.
+    let mut clients = Vec::new();
+    for _ in 0..10 {
+        let c = new_client();
+        let r = app.post_with(&c, "/api/authentication/log-in", json!({"email": "eve@example.com", "password": PASSWORD})).await;
+        assert_eq!(r.status, StatusCode::OK);
+        clients.push(c);
+    }
+    let code = app.code_now(&secret);
+    let tasks = clients.into_iter().map(|c| {
+        let url = format!("{}/api/2fa/authenticate", app.base);
+        let code = code.clone();
+        tokio::spawn(async move {
+            c.post(url).json(&json!({"twoFactorAuthenticationCode": code})).send().await.map(|r| r.status())
+        })
+    });
+    let mut ok = 0;
+    for t in tasks {
+        let status = t.await.expect("task").expect("request");
+        if status == StatusCode::OK {
+            ok += 1;
+        } else {
+            assert_eq!(status, StatusCode::UNAUTHORIZED);
+        }
+    }
+    assert_eq!(ok, 1, "exactly one request may win the code");
+}
+
+#[tokio::test]
+async fn log_in_failures_are_generic() {
+    let app = spawn_app().await;
+    assert_eq!(app.register("fay@example.com").await.status, StatusCode::CREATED);
+    let wrong = app.log_in("fay@example.com", "not the right password").await;
+    let unknown = app.log_in("nobody@example.com", PASSWORD).await;
+    let short = app.log_in("fay@example.com", "short").await;
+    for r in [&wrong, &unknown, &short] {
+        assert_error(r, StatusCode::UNAUTHORIZED, "invalid_credentials");
+        assert_eq!(r.body["message"], wrong.body["message"]);
+        assert!(r.headers.get("set-cookie").is_none());
+    }
+}
+
+#[tokio::test]
+async fn registration_validation() {
+    let app = spawn_app().await;
+    assert_eq!(app.register("gus@example.com").await.status, StatusCode::CREATED);
+    // The same email, differently typed.
+    let r = app.register(" GUS@example.com").await;
+    assert_error(&r, StatusCode::CONFLICT, "conflict");
+    assert!(r.body["fields"]["email"].is_string());
+
+    let runs = app.state.hasher.runs();
+    for (password, field_msg) in [("a".repeat(11), "at least 12"), ("a".repeat(129), "at most 128")] {
+        let r = app
+            .post("/api/authentication/register", json!({"email": "hal@example.com", "name": "Hal", "password": password}))
+            .await;
+        assert_error(&r, StatusCode::BAD_REQUEST, "bad_request");
+        assert!(r.body["fields"]["password"].as_str().unwrap_or("").contains(field_msg), "{}", r.text);
+    }
+    // A megabyte password is refused at the edge too.
+    let r = app
+        .post("/api/authentication/register", json!({"email": "hal@example.com", "name": "Hal", "password": "x".repeat(1 << 20)}))
+        .await;
+    assert!(r.status.is_client_error(), "{}", r.status);
+    assert_eq!(app.state.hasher.runs(), runs, "refused passwords are never hashed");
+
+    let r = app.post("/api/authentication/register", json!({"email": "not-an-email", "name": " ", "password": PASSWORD})).await;
+    assert_error(&r, StatusCode::BAD_REQUEST, "bad_request");
+    assert!(r.body["fields"]["email"].is_string() && r.body["fields"]["name"].is_string(), "{}", r.text);
+    // Nothing was created by the refused requests.
+    assert_eq!(app.log_in("hal@example.com", PASSWORD).await.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn malformed_input_is_a_client_error_never_500() {
+    let app = spawn_app().await;
+    for (path, body) in [
+        ("/api/authentication/register", "{not json"),
+        ("/api/authentication/register", r#"{"email":"a@b.co"}"#),
+        ("/api/authentication/register", r#"{"email":1,"name":2,"password":3}"#),
+        ("/api/authentication/log-in", ""),
+        ("/api/authentication/log-in", "[]"),
+        ("/api/2fa/turn-on", "{}"),
+        ("/api/2fa/authenticate", r#"{"code":"123456"}"#),
+    ] {
+        let r = app.post_raw(path, body).await;
+        assert!(r.status.is_client_error(), "{path} {body:?} gave {}: {}", r.status, r.text);
+        assert!(r.body["message"].is_string(), "{path} {body:?}: {}", r.text);
+    }
+    // Non-digit codes from a password-stage session.
+    app.enrolled_user("ian@example.com").await;
+    app.post("/api/authentication/log-out", json!({})).await;
+    app.log_in("ian@example.com", PASSWORD).await;
+    for bad in ["abcdef", "12345", "1234567", "12345x", ""] {
+        let r = app.post("/api/2fa/authenticate", json!({"twoFactorAuthenticationCode": bad})).await;
+        assert_error(&r, StatusCode::BAD_REQUEST, "bad_request");
+    }
+    let r = app.get("/api/no-such-endpoint").await;
+    assert_error(&r, StatusCode::NOT_FOUND, "not_found");
+}
+
+#[tokio::test]
+async fn cross_site_posts_are_refused() {
+    let app = spawn_app().await;
+    let body = json!({"email": "jo@example.com", "name": "Jo", "password": PASSWORD});
+    let url = format!("{}/api/authentication/register", app.base);
+    let r = app.send(&app.client, app.client.post(&url).header("origin", "https://evil.example").json(&body)).await;
+    assert_error(&r, StatusCode::FORBIDDEN, "forbidden");
+    let r = app.send(&app.client, app.client.post(&url).header("sec-fetch-site", "cross-site").json(&body)).await;
+    assert_error(&r, StatusCode::FORBIDDEN, "forbidden");
+    // Nothing was created.
+    assert_eq!(app.log_in("jo@example.com", PASSWORD).await.status, StatusCode::UNAUTHORIZED);
+    // The app's own origin passes.
+    let own = app.base.clone();
+    let r = app.send(&app.client, app.client.post(&url).header("origin", own).json(&body)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+}
+
+#[tokio::test]
+async fn responses_carry_security_headers() {
+    let app = spawn_app().await;
+    let r = app.get("/login").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.text.contains("Log in"));
+    assert_eq!(r.headers["x-content-type-options"], "nosniff");
+    assert!(r.headers["content-security-policy"].to_str().unwrap_or("").contains("frame-ancestors 'none'"));
+    let r = app.log_in("nobody@example.com", PASSWORD).await;
+    assert_eq!(r.headers["cache-control"], "no-store");
+    assert_eq!(app.get("/healthz").await.status, StatusCode::OK);
+    assert_eq!(app.get("/readyz").await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn protected_page_redirects_without_a_session() {
+    let app = spawn_app().await;
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let r = app.get_with(&client, "/").await;
+    assert!(r.status.is_redirection(), "{} {}", r.status, &r.text[..r.text.len().min(300)]);
+    assert_eq!(r.headers["location"], "/login");
+}
