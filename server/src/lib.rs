@@ -164,6 +164,12 @@ async fn fix_error_status(res: Response) -> Response {
 
 async fn security_headers(req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
+    // A page that called <Redirect/> during server rendering gets a Location
+    // header from leptos_axum but keeps 200; make it a real redirect so a
+    // browser without JavaScript (or before hydration) follows it too.
+    if res.status() == StatusCode::OK && res.headers().contains_key(header::LOCATION) {
+        *res.status_mut() = StatusCode::FOUND;
+    }
     let h = res.headers_mut();
     h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));

@@ -428,6 +428,6 @@ async fn protected_page_redirects_without_a_session() {
     let app = spawn_app().await;
     let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
     let r = app.get_with(&client, "/").await;
-    assert!(r.status.is_redirection(), "{} {}", r.status, &r.text[..r.text.len().min(300)]);
+    assert!(r.status.is_redirection(), "{} {:?} {}", r.status, r.headers, r.text);
     assert_eq!(r.headers["location"], "/login");
 }
