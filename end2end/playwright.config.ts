@@ -1,0 +1,48 @@
+// Playwright drives Debian's Chromium (/usr/bin/chromium): the machines
+// cannot download Playwright's own browser builds.
+import { defineConfig } from '@playwright/test';
+
+const port = Number(process.env.E2E_PORT ?? 3000);
+
+export default defineConfig({
+  testDir: './tests',
+  timeout: 60_000,
+  expect: { timeout: 10_000 },
+  fullyParallel: false,
+  workers: 1,
+  retries: 0,
+  reporter: [['list']],
+  outputDir: './test-results',
+  use: {
+    baseURL: `http://127.0.0.1:${port}`,
+    trace: 'retain-on-failure',
+    screenshot: 'only-on-failure',
+    launchOptions: {
+      executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    },
+  },
+  // The release server is started by scripts/test (or cargo leptos
+  // end-to-end); when it is already up it is reused.
+  webServer: {
+    command: 'target/release/server',
+    cwd: '..',
+    url: `http://127.0.0.1:${port}/readyz`,
+    reuseExistingServer: true,
+    timeout: 60_000,
+    env: {
+      LISTEN_ADDR: `127.0.0.1:${port}`,
+      LEPTOS_SITE_ROOT: 'target/site',
+      DATA_DIR: process.env.E2E_DATA_DIR ?? 'target/e2e-data',
+      RUST_LOG: 'warn',
+    },
+  },
+});
