@@ -61,11 +61,7 @@ fn field<T>(
 
 /// Parses the sign-up form. Shared by the browser (to show field errors
 /// before sending) and the server (the authority).
-pub fn parse_registration(
-    email: &str,
-    name: &str,
-    password: &str,
-) -> Result<(Email, PersonName, Password), AppError> {
+pub fn parse_registration(email: &str, name: &str, password: &str) -> Result<(Email, PersonName, Password), AppError> {
     let mut errors = BTreeMap::new();
     let email = field(&mut errors, "email", Email::parse(email));
     let name = field(&mut errors, "name", PersonName::parse(name));

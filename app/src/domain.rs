@@ -161,12 +161,7 @@ impl fmt::Debug for TotpCode {
 /// Splits a base32 secret into groups of four for manual entry:
 /// `JBSW Y3DP EHPK 3PXP`.
 pub fn group_secret(secret: &str) -> String {
-    secret
-        .as_bytes()
-        .chunks(4)
-        .map(|c| String::from_utf8_lossy(c).into_owned())
-        .collect::<Vec<_>>()
-        .join(" ")
+    secret.as_bytes().chunks(4).map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]
@@ -180,9 +175,21 @@ mod tests {
 
     #[test]
     fn email_rejects_malformed() {
-        for bad in ["", "   ", "ann", "@example.com", "ann@", "ann@example", "ann@.com", "ann@ex..com",
-            "a b@example.com", "ann@exa@mple.com", "ann@example.com.", "a:b@example.com", "<ann@example.com>"]
-        {
+        for bad in [
+            "",
+            "   ",
+            "ann",
+            "@example.com",
+            "ann@",
+            "ann@example",
+            "ann@.com",
+            "ann@ex..com",
+            "a b@example.com",
+            "ann@exa@mple.com",
+            "ann@example.com.",
+            "a:b@example.com",
+            "<ann@example.com>",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad:?} should be refused");
         }
         let long = format!("{}@example.com", "a".repeat(250));

@@ -124,25 +124,22 @@ impl FromServerFnError for AppError {
             ServerFnErrorErr::Args(detail) => {
                 AppError::bad_request(format!("The request body is not valid: {}", short(&detail)))
             }
-            ServerFnErrorErr::MissingArg(field) => {
-                AppError::bad_request(format!("Missing field: {}", short(&field)))
-            }
+            ServerFnErrorErr::MissingArg(field) => AppError::bad_request(format!("Missing field: {}", short(&field))),
             ServerFnErrorErr::UnsupportedRequestMethod(_) => AppError::bad_request("Method not allowed."),
-            ServerFnErrorErr::Request(_) => AppError::new(
-                ErrorKind::Network,
-                "Could not reach the server. Check your connection and try again.",
-            ),
+            ServerFnErrorErr::Request(_) => {
+                AppError::new(ErrorKind::Network, "Could not reach the server. Check your connection and try again.")
+            }
             // On the server this is the request body failing to decode.
             #[cfg(feature = "ssr")]
-            ServerFnErrorErr::Deserialization(detail) => {
-                AppError::bad_request(format!("The request body is not valid JSON for this endpoint: {}", short(&detail)))
-            }
+            ServerFnErrorErr::Deserialization(detail) => AppError::bad_request(format!(
+                "The request body is not valid JSON for this endpoint: {}",
+                short(&detail)
+            )),
             // In the browser it is the response failing to decode.
             #[cfg(not(feature = "ssr"))]
-            ServerFnErrorErr::Deserialization(_) => AppError::new(
-                ErrorKind::Network,
-                "The server sent an unexpected answer. Please try again.",
-            ),
+            ServerFnErrorErr::Deserialization(_) => {
+                AppError::new(ErrorKind::Network, "The server sent an unexpected answer. Please try again.")
+            }
             _ => AppError::internal(),
         }
     }

@@ -4,6 +4,7 @@
 //! (`error`), the domain newtypes both sides parse with (`domain`) and, on
 //! the server only, everything behind the API (`server`).
 #![deny(clippy::unwrap_used, clippy::expect_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 #![recursion_limit = "256"]
 
 pub mod api;

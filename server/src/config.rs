@@ -53,11 +53,10 @@ impl Config {
             Some("production") => true,
             Some(other) => return Err(format!("APP_ENV must be development or production, got {other:?}")),
         };
-        let listen = var("LISTEN_ADDR")
-            .or_else(|| var("LEPTOS_SITE_ADDR"))
-            .unwrap_or_else(|| "127.0.0.1:3000".into());
-        let listen: SocketAddr =
-            listen.parse().map_err(|_| format!("LISTEN_ADDR must be host:port, like 127.0.0.1:3000, got {listen:?}"))?;
+        let listen = var("LISTEN_ADDR").or_else(|| var("LEPTOS_SITE_ADDR")).unwrap_or_else(|| "127.0.0.1:3000".into());
+        let listen: SocketAddr = listen
+            .parse()
+            .map_err(|_| format!("LISTEN_ADDR must be host:port, like 127.0.0.1:3000, got {listen:?}"))?;
         let data_dir = PathBuf::from(var("DATA_DIR").unwrap_or_else(|| "data".into()));
         let database_url = match var("DATABASE_URL") {
             Some(url) => url,
@@ -72,7 +71,9 @@ impl Config {
             (Some(k), _) if k.len() < MIN_KEY_BYTES => {
                 return Err(format!("JWT_SECRET must be at least {MIN_KEY_BYTES} bytes, it has {}", k.len()));
             }
-            (None, true) => return Err(format!("JWT_SECRET is required when APP_ENV=production (at least {MIN_KEY_BYTES} bytes)")),
+            (None, true) => {
+                return Err(format!("JWT_SECRET is required when APP_ENV=production (at least {MIN_KEY_BYTES} bytes)"));
+            }
             _ => {}
         }
         let cookie_secure = match var("COOKIE_SECURE").as_deref() {
@@ -129,7 +130,10 @@ impl Config {
             if existing.len() >= MIN_KEY_BYTES {
                 return Ok(existing);
             }
-            return Err(format!("{} is shorter than {MIN_KEY_BYTES} bytes; delete it to make a new one", path.display()));
+            return Err(format!(
+                "{} is shorter than {MIN_KEY_BYTES} bytes; delete it to make a new one",
+                path.display()
+            ));
         }
         let mut raw = [0u8; 48];
         getrandom::fill(&mut raw).map_err(|e| format!("the OS random source failed: {e}"))?;

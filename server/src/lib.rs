@@ -4,25 +4,28 @@
 //! around them: JSON errors with the right status, unknown endpoints, the
 //! same-origin check and security headers.
 
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod config;
 pub mod telemetry;
 
 use std::sync::Arc;
 
 use app::error::AppError;
+use app::server::AppState;
 use app::server::clock::Clock;
 use app::server::db::Db;
 use app::server::passwords::Hasher;
 use app::server::tokens::{CookieConfig, TokenKeys};
-use app::server::AppState;
 use app::{App, shell};
+use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
-use axum::Router;
 use leptos::config::LeptosOptions;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 
@@ -31,6 +34,9 @@ use tower_http::limit::RequestBodyLimitLayer;
 
 /// The name cargo-leptos gives the site's wasm, js and css files.
 pub const OUTPUT_NAME: &str = "twofactor";
+
+/// Largest request body accepted; every API body is a few hundred bytes.
+const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Connects the database (running migrations), loads keys and builds the
 /// state. Any failure is a message for the operator and stops start-up.
@@ -85,7 +91,7 @@ pub fn build_router(state: AppState) -> Router {
         .layer(middleware::from_fn(api_edge))
         // Every API body is a few hundred bytes; 64 KiB bounds what a client
         // can make the server buffer.
-        .layer(RequestBodyLimitLayer::new(64 * 1024))
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(middleware::from_fn(security_headers))
         .with_state(state)
 }
@@ -110,15 +116,38 @@ async fn api_edge(req: Request, next: Next) -> Response {
         tracing::warn!(path = %req.uri().path(), "cross-site request refused");
         AppError::forbidden("Cross-site requests are not allowed.").into_response()
     } else {
+        let req = match empty_body_as_object(req).await {
+            Ok(req) => req,
+            Err(res) => return res,
+        };
         let res = next.run(req).await;
         match res.status() {
-            StatusCode::METHOD_NOT_ALLOWED => json_status(AppError::bad_request("Method not allowed for this endpoint."), res.status()),
-            StatusCode::PAYLOAD_TOO_LARGE => json_status(AppError::bad_request("The request body is too large."), res.status()),
+            StatusCode::METHOD_NOT_ALLOWED => {
+                json_status(AppError::bad_request("Method not allowed for this endpoint."), res.status())
+            }
+            StatusCode::PAYLOAD_TOO_LARGE => {
+                json_status(AppError::bad_request("The request body is too large."), res.status())
+            }
             _ => fix_error_status(res).await,
         }
     };
     res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res
+}
+
+/// Endpoints without arguments (`/2fa/generate`, `/log-out`) take `{}`; a
+/// client that sends no body at all, as the NestJS original allowed, gets
+/// the same answer instead of a JSON parse error.
+async fn empty_body_as_object(req: Request) -> Result<Request, Response> {
+    if req.method() != Method::POST {
+        return Ok(req);
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| {
+        json_status(AppError::bad_request("The request body is too large."), StatusCode::PAYLOAD_TOO_LARGE)
+    })?;
+    let bytes = if bytes.iter().all(u8::is_ascii_whitespace) { axum::body::Bytes::from_static(b"{}") } else { bytes };
+    Ok(Request::from_parts(parts, Body::from(bytes)))
 }
 
 fn json_status(error: AppError, status: StatusCode) -> Response {

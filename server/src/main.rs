@@ -26,7 +26,9 @@ async fn main() -> ExitCode {
         }
     };
     if !config.cookie_secure {
-        tracing::warn!("cookies are sent without the Secure flag (COOKIE_SECURE=false): use this only on plain http in development");
+        tracing::warn!(
+            "cookies are sent without the Secure flag (COOKIE_SECURE=false): use this only on plain http in development"
+        );
     }
     let listener = match tokio::net::TcpListener::bind(config.listen).await {
         Ok(l) => l,

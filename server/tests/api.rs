@@ -260,9 +260,11 @@ async fn skew_window_is_one_step() {
     assert_eq!(app.log_in("bob@example.com", PASSWORD).await.status, StatusCode::OK);
     // Two steps ahead of the server: refused. One step ahead: accepted.
     let now = app.clock_now();
-    let r = app.post("/api/2fa/authenticate", json!({"twoFactorAuthenticationCode": app.code_at(&secret, now + 60)})).await;
+    let r =
+        app.post("/api/2fa/authenticate", json!({"twoFactorAuthenticationCode": app.code_at(&secret, now + 60)})).await;
     assert_error(&r, StatusCode::UNAUTHORIZED, "invalid_code");
-    let r = app.post("/api/2fa/authenticate", json!({"twoFactorAuthenticationCode": app.code_at(&secret, now + 30)})).await;
+    let r =
+        app.post("/api/2fa/authenticate", json!({"twoFactorAuthenticationCode": app.code_at(&secret, now + 30)})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 }
 
@@ -295,7 +297,9 @@ async fn racing_requests_with_one_code_have_one_winner() {
     let mut clients = Vec::new();
     for _ in 0..10 {
         let c = new_client();
-        let r = app.post_with(&c, "/api/authentication/log-in", json!({"email": "eve@example.com", "password": PASSWORD})).await;
+        let r = app
+            .post_with(&c, "/api/authentication/log-in", json!({"email": "eve@example.com", "password": PASSWORD}))
+            .await;
         assert_eq!(r.status, StatusCode::OK);
         clients.push(c);
     }
@@ -345,19 +349,27 @@ async fn registration_validation() {
     let runs = app.state.hasher.runs();
     for (password, field_msg) in [("a".repeat(11), "at least 12"), ("a".repeat(129), "at most 128")] {
         let r = app
-            .post("/api/authentication/register", json!({"email": "hal@example.com", "name": "Hal", "password": password}))
+            .post(
+                "/api/authentication/register",
+                json!({"email": "hal@example.com", "name": "Hal", "password": password}),
+            )
             .await;
         assert_error(&r, StatusCode::BAD_REQUEST, "bad_request");
         assert!(r.body["fields"]["password"].as_str().unwrap_or("").contains(field_msg), "{}", r.text);
     }
     // A megabyte password is refused at the edge too.
     let r = app
-        .post("/api/authentication/register", json!({"email": "hal@example.com", "name": "Hal", "password": "x".repeat(1 << 20)}))
+        .post(
+            "/api/authentication/register",
+            json!({"email": "hal@example.com", "name": "Hal", "password": "x".repeat(1 << 20)}),
+        )
         .await;
     assert!(r.status.is_client_error(), "{}", r.status);
     assert_eq!(app.state.hasher.runs(), runs, "refused passwords are never hashed");
 
-    let r = app.post("/api/authentication/register", json!({"email": "not-an-email", "name": " ", "password": PASSWORD})).await;
+    let r = app
+        .post("/api/authentication/register", json!({"email": "not-an-email", "name": " ", "password": PASSWORD}))
+        .await;
     assert_error(&r, StatusCode::BAD_REQUEST, "bad_request");
     assert!(r.body["fields"]["email"].is_string() && r.body["fields"]["name"].is_string(), "{}", r.text);
     // Nothing was created by the refused requests.
@@ -430,4 +442,29 @@ async fn protected_page_redirects_without_a_session() {
     let r = app.get_with(&client, "/").await;
     assert!(r.status.is_redirection(), "{} {:?} {}", r.status, r.headers, r.text);
     assert_eq!(r.headers["location"], "/login");
+}
+
+#[tokio::test]
+async fn endpoints_without_arguments_accept_an_empty_body() {
+    let app = spawn_app().await;
+    assert_eq!(app.register("kim@example.com").await.status, StatusCode::CREATED);
+    assert_eq!(app.log_in("kim@example.com", PASSWORD).await.status, StatusCode::OK);
+    let r = app.send(&app.client, app.client.post(format!("{}/api/2fa/generate", app.base))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.body["otpauthUrl"].is_string());
+    let r = app.send(&app.client, app.client.post(format!("{}/api/authentication/log-out", app.base))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+}
+
+#[tokio::test]
+async fn database_gone_is_503_not_500() {
+    let app = spawn_app().await;
+    assert_eq!(app.register("lee@example.com").await.status, StatusCode::CREATED);
+    app.state.db.close().await;
+    let r = app.log_in("lee@example.com", PASSWORD).await;
+    assert_error(&r, StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+    let r = app.register("max@example.com").await;
+    assert_error(&r, StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+    assert_eq!(app.get("/readyz").await.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(app.get("/healthz").await.status, StatusCode::OK);
 }

@@ -132,9 +132,7 @@ impl Db {
             return Err(format!("DATABASE_URL must start with sqlite: or postgres://, got {:?}", scheme(url)));
         };
         let options = AnyConnectOptions::from_str(url).map_err(|e| format!("DATABASE_URL is not valid: {e}"))?;
-        let mut pool = AnyPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(5));
+        let mut pool = AnyPoolOptions::new().max_connections(max_connections).acquire_timeout(Duration::from_secs(5));
         if backend == Backend::Sqlite {
             // WAL lets readers run beside the one writer; busy_timeout makes a
             // writer wait for the lock instead of failing at once.
@@ -273,4 +271,3 @@ impl Db {
 fn scheme(url: &str) -> &str {
     url.split(':').next().unwrap_or("")
 }
-

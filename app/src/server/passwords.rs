@@ -52,7 +52,11 @@ impl Hasher {
     pub fn new(concurrency: usize) -> Result<Self, AppError> {
         let random: [u8; 24] = rand::random();
         let dummy = hash_sync(&hex_string(&random))?;
-        Ok(Self { permits: Arc::new(Semaphore::new(concurrency.max(1))), dummy_hash: dummy.into(), runs: Arc::new(AtomicU64::new(0)) })
+        Ok(Self {
+            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            dummy_hash: dummy.into(),
+            runs: Arc::new(AtomicU64::new(0)),
+        })
     }
 
     pub async fn hash(&self, password: &Password) -> Result<String, AppError> {

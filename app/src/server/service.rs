@@ -70,21 +70,23 @@ pub async fn log_in(state: &AppState, email: Email, password: &str) -> Result<Wi
         return Err(AppError::invalid_credentials());
     };
     let cookie = if user.totp_enabled {
-        let token = state.keys.issue(user.id, Stage::Password, user.session_version, state.now(), PASSWORD_STAGE_TTL)?;
+        let token =
+            state.keys.issue(user.id, Stage::Password, user.session_version, state.now(), PASSWORD_STAGE_TTL)?;
         state.cookies.set(&token, PASSWORD_STAGE_TTL)
     } else {
         full_cookie(state, user.id, user.session_version)?
     };
     tracing::info!(user_id = user.id, two_factor = user.totp_enabled, "password accepted");
-    Ok(WithCookie {
-        body: LogInResponse { user: User::from(&user), two_factor_required: user.totp_enabled },
-        cookie,
-    })
+    Ok(WithCookie { body: LogInResponse { user: User::from(&user), two_factor_required: user.totp_enabled }, cookie })
 }
 
 /// The code step: upgrades a password-stage session to a full one. The
 /// matched time step must be later than the last accepted one.
-pub async fn authenticate(state: &AppState, session: PasswordSession, code: TotpCode) -> Result<WithCookie<User>, AppError> {
+pub async fn authenticate(
+    state: &AppState,
+    session: PasswordSession,
+    code: TotpCode,
+) -> Result<WithCookie<User>, AppError> {
     let user = session.user;
     let secret = user.totp_secret.as_deref().and_then(totp::from_base32).ok_or_else(|| {
         tracing::error!(user_id = user.id, "2FA is on but the stored secret is unreadable");

@@ -198,9 +198,8 @@ mod tests {
         let other = TokenKeys::new(b"another key that is long enough!!").unwrap();
         assert!(k.verify(&other.issue(7, Stage::Full, 1, NOW, 60).unwrap(), Stage::Full, NOW).is_none());
         // a payload edited to another user
-        let payload = URL_SAFE_NO_PAD.encode(
-            String::from_utf8(URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap().replace("\"7\"", "\"8\""),
-        );
+        let payload = URL_SAFE_NO_PAD
+            .encode(String::from_utf8(URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap().replace("\"7\"", "\"8\""));
         assert!(k.verify(&format!("{}.{}.{}", parts[0], payload, parts[2]), Stage::Full, NOW).is_none());
     }
 

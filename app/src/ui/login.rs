@@ -97,9 +97,8 @@ pub fn LogInPage() -> impl IntoView {
         code.set(String::new());
         step.set(Step::Password);
     };
-    let code_error = Signal::derive(move || {
-        action_error(code_action).get().filter(|e| e.error != ErrorKind::Unauthenticated)
-    });
+    let code_error =
+        Signal::derive(move || action_error(code_action).get().filter(|e| e.error != ErrorKind::Unauthenticated));
 
     view! {
         <section class="card narrow">
