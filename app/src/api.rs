@@ -10,7 +10,7 @@ use leptos::prelude::*;
 use leptos::server_fn::codec::{GetUrl, Json};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Email, Password, PersonName, TotpCode};
+use crate::domain::{Email, Password, PersonName, RecoveryCode, SecondFactor, TotpCode};
 use crate::error::AppError;
 
 /// The user as every endpoint returns it. The TOTP secret is not a field,
@@ -42,6 +42,120 @@ pub struct GenerateResponse {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Done {
     pub message: String,
+}
+
+/// Turning 2FA on: the user and 10 single-use recovery codes, shown once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TurnOnResponse {
+    pub user: User,
+    pub recovery_codes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecoveryCodesResponse {
+    pub recovery_codes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TwoFactorStatus {
+    pub enabled: bool,
+    pub recovery_codes_left: i64,
+}
+
+/// Kinds of security events in the audit trail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditKind {
+    LogInOk,
+    LogInFailed,
+    CodeFailed,
+    Throttled,
+    TwoFactorOn,
+    TwoFactorOff,
+    RecoveryCodeUsed,
+    RecoveryCodesRegenerated,
+    RefreshReuseDetected,
+    PasswordChanged,
+    SessionsRevoked,
+}
+
+impl AuditKind {
+    const ALL: [AuditKind; 11] = [
+        AuditKind::LogInOk,
+        AuditKind::LogInFailed,
+        AuditKind::CodeFailed,
+        AuditKind::Throttled,
+        AuditKind::TwoFactorOn,
+        AuditKind::TwoFactorOff,
+        AuditKind::RecoveryCodeUsed,
+        AuditKind::RecoveryCodesRegenerated,
+        AuditKind::RefreshReuseDetected,
+        AuditKind::PasswordChanged,
+        AuditKind::SessionsRevoked,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditKind::LogInOk => "log_in_ok",
+            AuditKind::LogInFailed => "log_in_failed",
+            AuditKind::CodeFailed => "code_failed",
+            AuditKind::Throttled => "throttled",
+            AuditKind::TwoFactorOn => "two_factor_on",
+            AuditKind::TwoFactorOff => "two_factor_off",
+            AuditKind::RecoveryCodeUsed => "recovery_code_used",
+            AuditKind::RecoveryCodesRegenerated => "recovery_codes_regenerated",
+            AuditKind::RefreshReuseDetected => "refresh_reuse_detected",
+            AuditKind::PasswordChanged => "password_changed",
+            AuditKind::SessionsRevoked => "sessions_revoked",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// How the security page names the event.
+    pub fn label(self) -> &'static str {
+        match self {
+            AuditKind::LogInOk => "Logged in",
+            AuditKind::LogInFailed => "Failed log-in (wrong password)",
+            AuditKind::CodeFailed => "Wrong two-factor code",
+            AuditKind::Throttled => "Too many attempts: slowed down",
+            AuditKind::TwoFactorOn => "Two-factor authentication turned on",
+            AuditKind::TwoFactorOff => "Two-factor authentication turned off",
+            AuditKind::RecoveryCodeUsed => "Recovery code used",
+            AuditKind::RecoveryCodesRegenerated => "New recovery codes made",
+            AuditKind::RefreshReuseDetected => "Stolen session detected and ended",
+            AuditKind::PasswordChanged => "Password changed",
+            AuditKind::SessionsRevoked => "Logged out everywhere",
+        }
+    }
+
+    /// Events worth a warning colour on the security page.
+    pub fn is_warning(self) -> bool {
+        matches!(
+            self,
+            AuditKind::LogInFailed | AuditKind::CodeFailed | AuditKind::Throttled | AuditKind::RefreshReuseDetected
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActivityEvent {
+    pub kind: AuditKind,
+    /// Unix seconds.
+    pub at: i64,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Activity {
+    pub events: Vec<ActivityEvent>,
 }
 
 /// Parses a field, collecting its message under the JSON field name.
@@ -82,6 +196,33 @@ pub fn parse_code(code: &str) -> Result<TotpCode, AppError> {
     })
 }
 
+/// Exactly one of a 6-digit code or a recovery code.
+pub fn parse_second_factor(code: Option<&str>, recovery: Option<&str>) -> Result<SecondFactor, AppError> {
+    let present = |v: Option<&str>| v.map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
+    match (present(code), present(recovery)) {
+        (Some(c), None) => parse_code(&c).map(SecondFactor::Totp),
+        (None, Some(r)) => RecoveryCode::parse(&r).map(SecondFactor::Recovery).map_err(|e| {
+            let mut errors = BTreeMap::new();
+            errors.insert("recoveryCode".to_owned(), e.0.to_owned());
+            let mut err = AppError::fields(errors);
+            err.message = e.0.to_owned();
+            err
+        }),
+        (None, None) => Err(AppError::bad_request("Enter the 6-digit code from your app or a recovery code.")),
+        (Some(_), Some(_)) => Err(AppError::bad_request("Send a 6-digit code or a recovery code, not both.")),
+    }
+}
+
+pub fn parse_new_password(password: &str) -> Result<Password, AppError> {
+    Password::parse(password).map_err(|e| {
+        let mut errors = BTreeMap::new();
+        errors.insert("newPassword".to_owned(), e.0.to_owned());
+        let mut err = AppError::fields(errors);
+        err.message = e.0.to_owned();
+        err
+    })
+}
+
 pub fn parse_email(email: &str) -> Result<Email, AppError> {
     Email::parse(email).map_err(|e| {
         let mut errors = BTreeMap::new();
@@ -104,53 +245,102 @@ pub async fn register(email: String, name: String, password: String) -> Result<U
 }
 
 /// POST /api/authentication/log-in → the user and whether a code is owed;
-/// sets the access cookie (password stage when 2FA is on).
+/// sets the session cookies (a password-stage one when 2FA is on).
 #[server(prefix = "/api", endpoint = "authentication/log-in", input = Json)]
 pub async fn log_in(email: String, password: String) -> Result<LogInResponse, AppError> {
-    use crate::server::{app_state, service, set_cookie};
+    use crate::server::{app_state, extract, request::RequestMeta, service, set_cookies};
     let state = app_state()?;
+    let meta = extract::<RequestMeta>(&state).await?;
     let email = parse_email(&email)?;
-    let out = service::log_in(&state, email, &password).await?;
-    set_cookie(&out.cookie);
+    let out = service::log_in(&state, &meta, email, &password).await?;
+    set_cookies(&out.cookies);
     Ok(out.body)
 }
 
 /// POST /api/2fa/authenticate: a password-stage session plus a current code
-/// becomes a full session.
+/// or a recovery code becomes a full session.
 #[server(prefix = "/api", endpoint = "2fa/authenticate", input = Json)]
 pub async fn authenticate_two_factor(
-    #[server(rename = "twoFactorAuthenticationCode")] code: String,
+    #[server(rename = "twoFactorAuthenticationCode")] code: Option<String>,
+    #[server(rename = "recoveryCode")] recovery_code: Option<String>,
 ) -> Result<User, AppError> {
-    use crate::server::{app_state, auth::PasswordSession, extract, service, set_cookie};
+    use crate::server::{app_state, auth::PasswordSession, extract, request::RequestMeta, service, set_cookies};
     let state = app_state()?;
     let session = extract::<PasswordSession>(&state).await?;
-    let code = parse_code(&code)?;
-    let out = service::authenticate(&state, session, code).await?;
-    set_cookie(&out.cookie);
+    let meta = extract::<RequestMeta>(&state).await?;
+    let factor = parse_second_factor(code.as_deref(), recovery_code.as_deref())?;
+    let out = service::authenticate(&state, &meta, session, factor).await?;
+    set_cookies(&out.cookies);
     Ok(out.body)
 }
 
 /// POST /api/2fa/generate: a new pending secret for the enrolment wizard.
+/// While 2FA is on it needs `twoFactorAuthenticationCode`.
 #[server(prefix = "/api", endpoint = "2fa/generate", input = Json)]
-pub async fn generate_two_factor() -> Result<GenerateResponse, AppError> {
-    use crate::server::{app_state, auth::FullSession, extract, service};
+pub async fn generate_two_factor(
+    #[server(rename = "twoFactorAuthenticationCode")] code: Option<String>,
+) -> Result<GenerateResponse, AppError> {
+    use crate::server::{app_state, auth::FullSession, extract, request::RequestMeta, service};
     let state = app_state()?;
     let session = extract::<FullSession>(&state).await?;
-    service::generate(&state, session).await
+    let meta = extract::<RequestMeta>(&state).await?;
+    let code = code.as_deref().map(str::trim).filter(|c| !c.is_empty()).map(parse_code).transpose()?;
+    service::generate(&state, &meta, session, code).await
 }
 
-/// POST /api/2fa/turn-on: confirms the pending secret with a code.
+/// POST /api/2fa/turn-on: confirms the pending secret with a code; answers
+/// the user and 10 recovery codes.
 #[server(prefix = "/api", endpoint = "2fa/turn-on", input = Json)]
 pub async fn turn_on_two_factor(
     #[server(rename = "twoFactorAuthenticationCode")] code: String,
-) -> Result<User, AppError> {
-    use crate::server::{app_state, auth::FullSession, extract, service, set_cookie};
+) -> Result<TurnOnResponse, AppError> {
+    use crate::server::{app_state, auth::FullSession, extract, request::RequestMeta, service, set_cookies};
     let state = app_state()?;
     let session = extract::<FullSession>(&state).await?;
+    let meta = extract::<RequestMeta>(&state).await?;
     let code = parse_code(&code)?;
-    let out = service::turn_on(&state, session, code).await?;
-    set_cookie(&out.cookie);
+    let out = service::turn_on(&state, &meta, session, code).await?;
+    set_cookies(&out.cookies);
     Ok(out.body)
+}
+
+/// POST /api/2fa/turn-off: the password and a current code or a recovery code.
+#[server(prefix = "/api", endpoint = "2fa/turn-off", input = Json)]
+pub async fn turn_off_two_factor(
+    password: String,
+    #[server(rename = "twoFactorAuthenticationCode")] code: Option<String>,
+    #[server(rename = "recoveryCode")] recovery_code: Option<String>,
+) -> Result<User, AppError> {
+    use crate::server::{app_state, auth::FullSession, extract, request::RequestMeta, service, set_cookies};
+    let state = app_state()?;
+    let session = extract::<FullSession>(&state).await?;
+    let meta = extract::<RequestMeta>(&state).await?;
+    let factor = parse_second_factor(code.as_deref(), recovery_code.as_deref())?;
+    let out = service::turn_off(&state, &meta, session, &password, factor).await?;
+    set_cookies(&out.cookies);
+    Ok(out.body)
+}
+
+/// POST /api/2fa/recovery-codes: a new set (the old ones stop working).
+#[server(prefix = "/api", endpoint = "2fa/recovery-codes", input = Json)]
+pub async fn regenerate_recovery_codes(
+    #[server(rename = "twoFactorAuthenticationCode")] code: String,
+) -> Result<RecoveryCodesResponse, AppError> {
+    use crate::server::{app_state, auth::FullSession, extract, request::RequestMeta, service};
+    let state = app_state()?;
+    let session = extract::<FullSession>(&state).await?;
+    let meta = extract::<RequestMeta>(&state).await?;
+    let code = parse_code(&code)?;
+    service::regenerate_recovery_codes(&state, &meta, session, code).await
+}
+
+/// GET /api/2fa/status: whether 2FA is on and how many recovery codes are left.
+#[server(prefix = "/api", endpoint = "2fa/status", input = GetUrl)]
+pub async fn fetch_two_factor_status() -> Result<TwoFactorStatus, AppError> {
+    use crate::server::{app_state, auth::FullSession, extract, service};
+    let state = app_state()?;
+    let session = extract::<FullSession>(&state).await?;
+    service::status(&state, session).await
 }
 
 /// GET /api/authentication: the current user, for a full session only.
@@ -162,11 +352,82 @@ pub async fn current_user() -> Result<User, AppError> {
     Ok(User::from(&session.user))
 }
 
-/// POST /api/authentication/log-out: clears the cookie. Always 200.
+/// POST /api/authentication/refresh: rotates the refresh token and issues a
+/// new access token. A reused refresh token ends its whole session family.
+#[server(prefix = "/api", endpoint = "authentication/refresh", input = Json)]
+pub async fn refresh() -> Result<User, AppError> {
+    use crate::server::tokens::CookieKind;
+    use crate::server::{app_state, extract, request::RequestMeta, request_headers, service, set_cookies};
+    let state = app_state()?;
+    let meta = extract::<RequestMeta>(&state).await?;
+    let headers = request_headers()?;
+    let token = state.cookies.from_headers(CookieKind::Refresh, &headers);
+    match service::refresh(&state, &meta, token).await {
+        Ok(out) => {
+            set_cookies(&out.cookies);
+            Ok(out.body)
+        }
+        Err(e) => {
+            set_cookies(&service::cleared_cookies(&state));
+            Err(e)
+        }
+    }
+}
+
+/// POST /api/authentication/log-out: ends this session and clears the
+/// cookies. Always 200.
 #[server(prefix = "/api", endpoint = "authentication/log-out", input = Json)]
 pub async fn log_out() -> Result<Done, AppError> {
-    use crate::server::{app_state, set_cookie};
+    use crate::server::tokens::{CookieKind, Stage};
+    use crate::server::{app_state, request_headers, service, set_cookies};
     let state = app_state()?;
-    set_cookie(&state.cookies.clear());
+    let headers = request_headers()?;
+    let sid = state
+        .cookies
+        .from_headers(CookieKind::Access, &headers)
+        .and_then(|t| state.keys.verify(t, Stage::Full, state.now()))
+        .and_then(|c| c.sid);
+    let refresh = state.cookies.from_headers(CookieKind::Refresh, &headers);
+    service::log_out(&state, sid, refresh).await?;
+    set_cookies(&service::cleared_cookies(&state));
     Ok(Done { message: "Logged out.".into() })
+}
+
+/// POST /api/authentication/log-out-everywhere: ends every session of the
+/// user on every device, this one included.
+#[server(prefix = "/api", endpoint = "authentication/log-out-everywhere", input = Json)]
+pub async fn log_out_everywhere() -> Result<Done, AppError> {
+    use crate::server::{app_state, auth::FullSession, extract, request::RequestMeta, service, set_cookies};
+    let state = app_state()?;
+    let session = extract::<FullSession>(&state).await?;
+    let meta = extract::<RequestMeta>(&state).await?;
+    service::log_out_everywhere(&state, &meta, session).await?;
+    set_cookies(&service::cleared_cookies(&state));
+    Ok(Done { message: "Logged out everywhere.".into() })
+}
+
+/// POST /api/authentication/change-password: needs the current password;
+/// every other session ends.
+#[server(prefix = "/api", endpoint = "authentication/change-password", input = Json)]
+pub async fn change_password(
+    #[server(rename = "currentPassword")] current_password: String,
+    #[server(rename = "newPassword")] new_password: String,
+) -> Result<User, AppError> {
+    use crate::server::{app_state, auth::FullSession, extract, request::RequestMeta, service, set_cookies};
+    let state = app_state()?;
+    let session = extract::<FullSession>(&state).await?;
+    let meta = extract::<RequestMeta>(&state).await?;
+    let new = parse_new_password(&new_password)?;
+    let out = service::change_password(&state, &meta, session, &current_password, new).await?;
+    set_cookies(&out.cookies);
+    Ok(out.body)
+}
+
+/// GET /api/authentication/activity: the user's recent security events.
+#[server(prefix = "/api", endpoint = "authentication/activity", input = GetUrl)]
+pub async fn fetch_activity() -> Result<Activity, AppError> {
+    use crate::server::{app_state, auth::FullSession, extract, service};
+    let state = app_state()?;
+    let session = extract::<FullSession>(&state).await?;
+    Ok(Activity { events: service::activity(&state, session).await? })
 }

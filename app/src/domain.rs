@@ -158,6 +158,50 @@ impl fmt::Debug for TotpCode {
     }
 }
 
+/// The characters of a recovery code: lower-case letters and digits without
+/// the look-alikes 0/o, 1/l/i.
+pub const RECOVERY_ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
+/// Characters in a recovery code: 12 × log2(31) ≈ 59 bits.
+pub const RECOVERY_CODE_CHARS: usize = 12;
+
+/// A recovery code as typed: `abcd-efgh-jkmn`, any case, dashes and spaces
+/// optional. Stored as its normalised form (12 characters).
+#[derive(Clone, PartialEq, Eq)]
+pub struct RecoveryCode(String);
+
+impl RecoveryCode {
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        let normal: String =
+            raw.trim().chars().filter(|c| !matches!(c, '-' | ' ')).map(|c| c.to_ascii_lowercase()).collect();
+        if normal.len() != RECOVERY_CODE_CHARS || !normal.bytes().all(|b| RECOVERY_ALPHABET.contains(&b)) {
+            return Err(ParseError("A recovery code has 12 letters and digits, like abcd-efgh-jkmn."));
+        }
+        Ok(Self(normal))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// `abcd-efgh-jkmn`, as shown to the user.
+    pub fn display(&self) -> String {
+        format!("{}-{}-{}", &self.0[0..4], &self.0[4..8], &self.0[8..12])
+    }
+}
+
+impl fmt::Debug for RecoveryCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RecoveryCode(<redacted>)")
+    }
+}
+
+/// The second step of a log-in, or the proof for changing 2FA.
+#[derive(Debug, Clone)]
+pub enum SecondFactor {
+    Totp(TotpCode),
+    Recovery(RecoveryCode),
+}
+
 /// Splits a base32 secret into groups of four for manual entry:
 /// `JBSW Y3DP EHPK 3PXP`.
 pub fn group_secret(secret: &str) -> String {
@@ -232,6 +276,17 @@ mod tests {
     fn code_rejects_other_input() {
         for bad in ["", "12345", "1234567", "12345a", "１２３４５６", "123_456", "+123456", "123456 7"] {
             assert!(TotpCode::parse(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn recovery_codes_normalise() {
+        let c = RecoveryCode::parse(" ABCD-efgh-jkmn ").unwrap();
+        assert_eq!(c.as_str(), "abcdefghjkmn");
+        assert_eq!(c.display(), "abcd-efgh-jkmn");
+        assert_eq!(RecoveryCode::parse("abcd efgh jkmn").unwrap(), c);
+        for bad in ["", "abcd-efgh-jkm", "abcd-efgh-jkmnp", "abcd-efgh-jkm0", "abcd-efgh-jkml", "abcd_efgh_jkmn"] {
+            assert!(RecoveryCode::parse(bad).is_err(), "{bad:?}");
         }
     }
 

@@ -61,11 +61,15 @@ pub struct AppError {
     /// Per-field messages for form errors, keyed by the JSON field name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub fields: BTreeMap<String, String>,
+    /// With `too_many_requests`: seconds until the next attempt is allowed
+    /// (also sent as the `Retry-After` header).
+    #[serde(default, rename = "retryAfter", skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<i64>,
 }
 
 impl AppError {
     pub fn new(error: ErrorKind, message: impl Into<String>) -> Self {
-        Self { error, message: message.into(), fields: BTreeMap::new() }
+        Self { error, message: message.into(), fields: BTreeMap::new(), retry_after: None }
     }
 
     pub fn status(&self) -> u16 {
@@ -78,7 +82,12 @@ impl AppError {
 
     /// A 400 naming the fields that did not parse.
     pub fn fields(fields: BTreeMap<String, String>) -> Self {
-        Self { error: ErrorKind::BadRequest, message: "Please correct the highlighted fields.".into(), fields }
+        Self {
+            error: ErrorKind::BadRequest,
+            message: "Please correct the highlighted fields.".into(),
+            fields,
+            retry_after: None,
+        }
     }
 
     pub fn invalid_credentials() -> Self {
@@ -91,6 +100,18 @@ impl AppError {
 
     pub fn invalid_code() -> Self {
         Self::new(ErrorKind::InvalidCode, "That code is not valid. Wait for the next code in your app and try again.")
+    }
+
+    /// One generic answer for every guessing limit.
+    pub fn too_many(retry_after: i64) -> Self {
+        let wait = if retry_after >= 120 {
+            format!("{} minutes", (retry_after + 59) / 60)
+        } else {
+            format!("{} seconds", retry_after.max(1))
+        };
+        let mut e = Self::new(ErrorKind::TooManyRequests, format!("Too many attempts. Try again in {wait}."));
+        e.retry_after = Some(retry_after.max(1));
+        e
     }
 
     pub fn conflict(message: impl Into<String>) -> Self {

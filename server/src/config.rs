@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use app::server::sealing::parse_key;
 use app::server::tokens::MIN_KEY_BYTES;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,7 +25,13 @@ pub struct Config {
     pub jwt_secret: Option<Vec<u8>>,
     pub production: bool,
     pub cookie_secure: bool,
-    pub session_ttl_seconds: i64,
+    /// `id:hex` key sealing TOTP secrets; generated in development.
+    pub secrets_key: Option<(String, Vec<u8>)>,
+    /// Older keys that can still open secrets during a rotation.
+    pub secrets_keys_previous: Vec<(String, Vec<u8>)>,
+    pub trusted_proxy_header: Option<http::HeaderName>,
+    pub access_ttl_seconds: i64,
+    pub refresh_ttl_seconds: i64,
     pub log_format: LogFormat,
     pub site_root: String,
     pub db_max_connections: u32,
@@ -82,13 +89,29 @@ impl Config {
             Some("false" | "0") => false,
             Some(other) => return Err(format!("COOKIE_SECURE must be true or false, got {other:?}")),
         };
-        let session_ttl_seconds = match var("SESSION_TTL_SECONDS") {
-            None => 8 * 3600,
-            Some(v) => v
-                .parse::<i64>()
-                .ok()
-                .filter(|s| (60..=30 * 86400).contains(s))
-                .ok_or("SESSION_TTL_SECONDS must be a number of seconds between 60 and 2592000")?,
+        let access_ttl_seconds = seconds(&var, "ACCESS_TTL_SECONDS", 15 * 60, 30, 3600)?;
+        let refresh_ttl_seconds = seconds(&var, "REFRESH_TTL_SECONDS", 30 * 86400, 300, 365 * 86400)?;
+        let secrets_key = match var("SECRETS_KEY") {
+            Some(spec) => Some(checked_key("SECRETS_KEY", &spec)?),
+            None if production => {
+                return Err("SECRETS_KEY is required when APP_ENV=production (id:64-hex-characters)".into());
+            }
+            None => None,
+        };
+        let secrets_keys_previous = match var("SECRETS_KEYS_PREVIOUS") {
+            None => Vec::new(),
+            Some(list) => list
+                .split(',')
+                .filter(|s| !s.trim().is_empty())
+                .map(|spec| checked_key("SECRETS_KEYS_PREVIOUS", spec))
+                .collect::<Result<_, _>>()?,
+        };
+        let trusted_proxy_header = match var("TRUSTED_PROXY_HEADER") {
+            None => None,
+            Some(h) => Some(
+                http::HeaderName::from_bytes(h.trim().to_ascii_lowercase().as_bytes())
+                    .map_err(|_| format!("TRUSTED_PROXY_HEADER must be a header name, got {h:?}"))?,
+            ),
         };
         let log_format = match var("LOG_FORMAT").as_deref() {
             None | Some("text") => LogFormat::Text,
@@ -112,7 +135,11 @@ impl Config {
             jwt_secret,
             production,
             cookie_secure,
-            session_ttl_seconds,
+            secrets_key,
+            secrets_keys_previous,
+            trusted_proxy_header,
+            access_ttl_seconds,
+            refresh_ttl_seconds,
             log_format,
             site_root,
             db_max_connections,
@@ -141,6 +168,45 @@ impl Config {
         write_private(&path, key.as_bytes())?;
         tracing::warn!(path = %path.display(), "JWT_SECRET is not set: generated a development signing key; set JWT_SECRET in production");
         Ok(key.into_bytes())
+    }
+}
+
+fn seconds(var: &impl Fn(&str) -> Option<String>, name: &str, default: i64, min: i64, max: i64) -> Result<i64, String> {
+    match var(name) {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<i64>()
+            .ok()
+            .filter(|s| (min..=max).contains(s))
+            .ok_or_else(|| format!("{name} must be a number of seconds between {min} and {max}")),
+    }
+}
+
+fn checked_key(name: &str, spec: &str) -> Result<(String, Vec<u8>), String> {
+    let (id, key) = parse_key(spec).map_err(|e| format!("{name}: {e}"))?;
+    if key.len() != 32 {
+        return Err(format!("{name}: the key must be 32 bytes (64 hex characters)"));
+    }
+    Ok((id, key))
+}
+
+impl Config {
+    /// The key sealing TOTP secrets: SECRETS_KEY, or in development a key
+    /// kept in `DATA_DIR/secrets-key` (created on first start).
+    pub fn secrets_key(&self) -> Result<(String, Vec<u8>), String> {
+        if let Some(k) = &self.secrets_key {
+            return Ok(k.clone());
+        }
+        let path = self.data_dir.join("secrets-key");
+        if let Ok(existing) = std::fs::read_to_string(&path) {
+            return checked_key(&path.display().to_string(), &existing);
+        }
+        let mut raw = [0u8; 32];
+        getrandom::fill(&mut raw).map_err(|e| format!("the OS random source failed: {e}"))?;
+        let spec = format!("dev1:{}", raw.iter().map(|b| format!("{b:02x}")).collect::<String>());
+        write_private(&path, spec.as_bytes())?;
+        tracing::warn!(path = %path.display(), "SECRETS_KEY is not set: generated a development key for TOTP secrets; set SECRETS_KEY in production");
+        checked_key("secrets-key", &spec)
     }
 }
 
@@ -179,8 +245,13 @@ mod tests {
     fn production_requires_a_long_key_and_secure_cookies() {
         assert!(config(&[("APP_ENV", "production")]).unwrap_err().contains("JWT_SECRET is required"));
         assert!(config(&[("APP_ENV", "production"), ("JWT_SECRET", "short")]).unwrap_err().contains("at least 32"));
-        let c = config(&[("APP_ENV", "production"), ("JWT_SECRET", &"k".repeat(32))]).unwrap();
+        let key = "k".repeat(32);
+        let err = config(&[("APP_ENV", "production"), ("JWT_SECRET", &key)]).unwrap_err();
+        assert!(err.contains("SECRETS_KEY is required"), "{err}");
+        let secrets = format!("p1:{}", "ab".repeat(32));
+        let c = config(&[("APP_ENV", "production"), ("JWT_SECRET", &key), ("SECRETS_KEY", &secrets)]).unwrap();
         assert!(c.cookie_secure);
+        assert_eq!(c.secrets_key.unwrap().0, "p1");
     }
 
     #[test]
@@ -189,5 +260,8 @@ mod tests {
         assert!(config(&[("COOKIE_SECURE", "maybe")]).unwrap_err().contains("COOKIE_SECURE"));
         assert!(config(&[("TWO_FACTOR_AUTHENTICATION_APP_NAME", "a:b")]).unwrap_err().contains("APP_NAME"));
         assert!(config(&[("APP_ENV", "staging")]).unwrap_err().contains("APP_ENV"));
+        assert!(config(&[("SECRETS_KEY", "k:abcd")]).unwrap_err().contains("SECRETS_KEY"));
+        assert!(config(&[("TRUSTED_PROXY_HEADER", "bad header")]).unwrap_err().contains("TRUSTED_PROXY_HEADER"));
+        assert!(config(&[("ACCESS_TTL_SECONDS", "5")]).unwrap_err().contains("ACCESS_TTL_SECONDS"));
     }
 }

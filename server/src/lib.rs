@@ -8,6 +8,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod config;
+pub mod ops;
 pub mod telemetry;
 
 use std::sync::Arc;
@@ -17,6 +18,8 @@ use app::server::AppState;
 use app::server::clock::Clock;
 use app::server::db::Db;
 use app::server::passwords::Hasher;
+use app::server::sealing::SecretBox;
+use app::server::state::Limits;
 use app::server::tokens::{CookieConfig, TokenKeys};
 use app::{App, shell};
 use axum::Router;
@@ -45,6 +48,8 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> Result<AppSt
         .map_err(|e| format!("could not create the data directory {}: {e}", config.data_dir.display()))?;
     let db = Db::connect(&config.database_url, config.db_max_connections).await?;
     let keys = TokenKeys::new(&config.jwt_key()?)?;
+    let (key_id, key) = config.secrets_key()?;
+    let secrets = SecretBox::new((&key_id, &key), &config.secrets_keys_previous)?;
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
     let hasher = Hasher::new(cores).map_err(|e| e.message)?;
     let leptos_options = LeptosOptions::builder()
@@ -61,7 +66,11 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> Result<AppSt
         cookies: CookieConfig { secure: config.cookie_secure },
         clock,
         issuer: config.issuer.as_str().into(),
-        session_ttl: config.session_ttl_seconds,
+        secrets,
+        access_ttl: config.access_ttl_seconds,
+        refresh_ttl: config.refresh_ttl_seconds,
+        trusted_proxy_header: config.trusted_proxy_header.clone(),
+        limits: Limits::default(),
         leptos_options,
     })
 }
@@ -92,7 +101,7 @@ pub fn build_router(state: AppState) -> Router {
         // Every API body is a few hundred bytes; 64 KiB bounds what a client
         // can make the server buffer.
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
-        .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn_with_state(state.clone(), security_headers))
         .with_state(state)
 }
 
@@ -186,12 +195,15 @@ async fn fix_error_status(res: Response) -> Response {
     let bytes = to_bytes(body, 64 * 1024).await.unwrap_or_default();
     let error: AppError = serde_json::from_slice(&bytes).unwrap_or_else(|_| AppError::internal());
     parts.status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if let Some(seconds) = error.retry_after {
+        parts.headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+    }
     parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(bytes))
 }
 
-async fn security_headers(req: Request, next: Next) -> Response {
+async fn security_headers(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
     // A page that called <Redirect/> during server rendering gets a Location
     // header from leptos_axum but keeps 200; make it a real redirect so a
@@ -203,9 +215,16 @@ async fn security_headers(req: Request, next: Next) -> Response {
     h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
     h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
-    h.insert(
-        "content-security-policy",
-        HeaderValue::from_static("frame-ancestors 'none'; base-uri 'self'; form-action 'self'; object-src 'none'"),
-    );
+    // Pages set their own policy with the script nonce (see app::shell);
+    // everything else (JSON, files, errors) may run nothing at all.
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"),
+        );
+    }
+    if state.cookies.secure {
+        h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000; includeSubDomains"));
+    }
     res
 }

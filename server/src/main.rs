@@ -1,14 +1,36 @@
-//! Wiring only: configuration, logging, state, router, serve, shut down.
+//! Wiring only: the command line, configuration, logging, state, router,
+//! serve, shut down.
 
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use app::server::clock::SystemClock;
+use clap::{Parser, Subcommand};
 use server::config::Config;
-use server::{build_router, build_state, telemetry};
+use server::{build_router, build_state, ops, telemetry};
+
+/// Two-factor login server. Settings come from the environment (and .env);
+/// see the README for each variable.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the app and the API (the default).
+    Serve,
+    /// Re-encrypt every stored TOTP secret under SECRETS_KEY. Put the old
+    /// key in SECRETS_KEYS_PREVIOUS (id:hex, comma-separated) while this runs.
+    RotateSecretsKey,
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    let cli = Cli::parse();
     let _ = dotenvy::dotenv();
     let config = match Config::from_env() {
         Ok(c) => c,
@@ -25,6 +47,22 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(config, state).await,
+        Command::RotateSecretsKey => match ops::rotate_secrets_key(&state).await {
+            Ok(n) => {
+                println!("re-encrypted the secrets of {n} account(s) under key {:?}", state.secrets.current_id());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("rotation failed: {e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+async fn serve(config: Config, state: app::server::AppState) -> ExitCode {
     if !config.cookie_secure {
         tracing::warn!(
             "cookies are sent without the Secure flag (COOKIE_SECURE=false): use this only on plain http in development"
@@ -39,7 +77,8 @@ async fn main() -> ExitCode {
     };
     tracing::info!("listening on http://{}", config.listen);
     let db = state.db.clone();
-    let served = axum::serve(listener, build_router(state)).with_graceful_shutdown(shutdown_signal()).await;
+    let app = build_router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await;
     db.close().await;
     match served {
         Ok(()) => {

@@ -9,7 +9,7 @@ use http::request::Parts;
 
 use super::db::UserRow;
 use super::state::AppState;
-use super::tokens::{Claims, Stage};
+use super::tokens::{Claims, CookieKind, Stage};
 use crate::error::AppError;
 
 #[derive(Debug, Clone)]
@@ -25,13 +25,7 @@ pub struct PasswordSession {
 }
 
 async fn session(parts: &Parts, state: &AppState, stage: Stage) -> Result<(UserRow, Claims), AppError> {
-    let token = parts
-        .headers
-        .get_all(http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|h| state.cookies.read(h))
-        .ok_or_else(AppError::unauthenticated)?;
+    let token = state.cookies.from_headers(CookieKind::Access, &parts.headers).ok_or_else(AppError::unauthenticated)?;
     let claims = state.keys.verify(token, stage, state.now()).ok_or_else(AppError::unauthenticated)?;
     let id = claims.user_id().ok_or_else(AppError::unauthenticated)?;
     let user = state.db.user_by_id(id).await?.ok_or_else(AppError::unauthenticated)?;
@@ -46,6 +40,13 @@ impl FromRequestParts<AppState> for FullSession {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let (user, claims) = session(parts, state, Stage::Full).await?;
+        // A full session belongs to a refresh family; after log-out (or a
+        // detected reuse) its access token is refused too, not only the
+        // refresh token.
+        let Some(family) = claims.sid.as_deref() else { return Err(AppError::unauthenticated()) };
+        if state.db.family_revoked(family).await? {
+            return Err(AppError::unauthenticated());
+        }
         Ok(Self { user, claims })
     }
 }

@@ -83,6 +83,58 @@ impl std::fmt::Debug for UserRow {
     }
 }
 
+/// A guessing limit: `free` failures, then a delay doubling from 1 s up to
+/// `cap`; after `window` quiet seconds the count starts over.
+#[derive(Debug, Clone, Copy)]
+pub struct Throttle {
+    pub free: i64,
+    pub cap: i64,
+    pub window: i64,
+}
+
+pub struct NewSession<'a> {
+    pub user_id: i64,
+    pub family: &'a str,
+    pub token_hash: &'a str,
+    pub now: i64,
+    pub expires_at: i64,
+    pub session_version: i64,
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct SessionRow {
+    pub id: i64,
+    pub user_id: i64,
+    pub family: String,
+    pub expires_at: i64,
+    pub session_version: i64,
+    pub used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+pub struct NewAuditEvent<'a> {
+    pub user_id: Option<i64>,
+    pub kind: &'a str,
+    pub at: i64,
+    pub ip: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct AuditRow {
+    pub kind: String,
+    pub at: i64,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct SealedSecrets {
+    pub id: i64,
+    pub totp_secret: Option<String>,
+    pub totp_pending_secret: Option<String>,
+}
+
 /// A database error seen by a request: unreachable or busy means 503, the
 /// rest is a bug and 500. Either way it is logged here, once, with its cause.
 impl From<sqlx::Error> for AppError {
@@ -229,13 +281,13 @@ impl Db {
     /// Promotes the pending secret to active, turns 2FA on, records the step
     /// that confirmed it (so that code cannot log in afterwards) and bumps the
     /// session version, all in one statement. It only applies if the pending
-    /// secret is still the one the code was checked against and 2FA is off.
-    /// Returns the new session version, or `None` if nothing changed.
+    /// secret is still the one the code was checked against. Returns the new
+    /// session version, or `None` if nothing changed.
     pub async fn enable_totp(&self, id: i64, pending: &str, step: i64) -> Result<Option<i64>, AppError> {
         let version: Option<(i64,)> = sqlx::query_as(
             "UPDATE users SET totp_secret = totp_pending_secret, totp_pending_secret = NULL, \
              totp_enabled = 1, totp_last_step = $1, session_version = session_version + 1 \
-             WHERE id = $2 AND totp_pending_secret = $3 AND totp_enabled = 0 \
+             WHERE id = $2 AND totp_pending_secret = $3 \
              RETURNING session_version",
         )
         .bind(step)
@@ -256,6 +308,253 @@ impl Db {
         )
         .bind(step)
         .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Turns 2FA off: clears both secrets, the replay step and the recovery
+    /// codes, and bumps the session version. Returns the new version.
+    pub async fn disable_totp(&self, id: i64) -> Result<i64, AppError> {
+        let mut tx = self.pool.begin().await?;
+        let (version,): (i64,) = sqlx::query_as(
+            "UPDATE users SET totp_enabled = 0, totp_secret = NULL, totp_pending_secret = NULL, \
+             totp_last_step = NULL, session_version = session_version + 1 WHERE id = $1 RETURNING session_version",
+        )
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(version)
+    }
+
+    /// Moves the session version on: every token issued before is refused.
+    pub async fn bump_session_version(&self, id: i64) -> Result<i64, AppError> {
+        let (version,): (i64,) = sqlx::query_as(
+            "UPDATE users SET session_version = session_version + 1 WHERE id = $1 RETURNING session_version",
+        )
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(version)
+    }
+
+    /// Stores a new password hash and bumps the session version.
+    pub async fn set_password(&self, id: i64, hash: &str) -> Result<i64, AppError> {
+        let (version,): (i64,) = sqlx::query_as(
+            "UPDATE users SET password_hash = $1, session_version = session_version + 1 WHERE id = $2 \
+             RETURNING session_version",
+        )
+        .bind(hash)
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(version)
+    }
+
+    /// Records one attempt against `key` if its delay has passed, in one
+    /// conditional upsert: `Ok(None)` means the attempt may proceed (and is
+    /// already counted as a failure until `throttle_reset`), `Ok(Some(s))`
+    /// means it is refused for `s` more seconds. Failures past `free` double
+    /// the delay, up to `cap`; a key quiet for `window` seconds starts over.
+    pub async fn throttle_attempt(&self, key: &str, policy: Throttle, now: i64) -> Result<Option<i64>, AppError> {
+        let window_start = now - policy.window;
+        let counted: Option<(i64,)> = sqlx::query_as(
+            "INSERT INTO throttle (key, failures, delay_seconds, last_at) VALUES ($1, 1, 0, $2) \
+             ON CONFLICT (key) DO UPDATE SET \
+               failures = CASE WHEN throttle.last_at < $3 THEN 1 ELSE throttle.failures + 1 END, \
+               delay_seconds = CASE \
+                 WHEN throttle.last_at < $3 THEN 0 \
+                 WHEN throttle.failures + 1 < $4 THEN 0 \
+                 WHEN throttle.delay_seconds = 0 THEN 1 \
+                 WHEN throttle.delay_seconds * 2 > $5 THEN $5 \
+                 ELSE throttle.delay_seconds * 2 END, \
+               last_at = $2 \
+             WHERE throttle.last_at < $3 OR throttle.last_at + throttle.delay_seconds <= $2 \
+             RETURNING failures",
+        )
+        .bind(key)
+        .bind(now)
+        .bind(window_start)
+        .bind(policy.free)
+        .bind(policy.cap)
+        .fetch_optional(&self.pool)
+        .await?;
+        if counted.is_some() {
+            return Ok(None);
+        }
+        let wait: Option<(i64,)> = sqlx::query_as("SELECT last_at + delay_seconds - $2 FROM throttle WHERE key = $1")
+            .bind(key)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(Some(wait.map(|(w,)| w.max(1)).unwrap_or(1)))
+    }
+
+    /// Seconds until `key` may be tried again, without counting an attempt.
+    pub async fn throttle_check(&self, key: &str, policy: Throttle, now: i64) -> Result<Option<i64>, AppError> {
+        let row: Option<(i64,)> =
+            sqlx::query_as("SELECT last_at + delay_seconds - $2 FROM throttle WHERE key = $1 AND last_at >= $3")
+                .bind(key)
+                .bind(now)
+                .bind(now - policy.window)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|(w,)| w).filter(|w| *w > 0))
+    }
+
+    /// Forgets the failures of `key` (after a success).
+    pub async fn throttle_reset(&self, key: &str) -> Result<(), AppError> {
+        sqlx::query("DELETE FROM throttle WHERE key = $1").bind(key).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Replaces a user's recovery codes with new ones (hashes), atomically.
+    pub async fn replace_recovery_codes(&self, user_id: i64, hashes: &[String]) -> Result<(), AppError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
+        for hash in hashes {
+            sqlx::query("INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)")
+                .bind(user_id)
+                .bind(hash)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Spends a recovery code: true for exactly one of any racing requests.
+    pub async fn use_recovery_code(&self, user_id: i64, hash: &str, now: i64) -> Result<bool, AppError> {
+        let done = sqlx::query(
+            "UPDATE recovery_codes SET used_at = $1 WHERE user_id = $2 AND code_hash = $3 AND used_at IS NULL",
+        )
+        .bind(now)
+        .bind(user_id)
+        .bind(hash)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn recovery_codes_left(&self, user_id: i64) -> Result<i64, AppError> {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL")
+            .bind(user_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n)
+    }
+
+    pub async fn insert_session(&self, s: &NewSession<'_>) -> Result<(), AppError> {
+        sqlx::query(
+            "INSERT INTO sessions (user_id, family, token_hash, created_at, expires_at, session_version) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(s.user_id)
+        .bind(s.family)
+        .bind(s.token_hash)
+        .bind(s.now)
+        .bind(s.expires_at)
+        .bind(s.session_version)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn session_by_hash(&self, token_hash: &str) -> Result<Option<SessionRow>, AppError> {
+        Ok(sqlx::query_as::<_, SessionRow>(
+            "SELECT id, user_id, family, expires_at, session_version, used_at, revoked_at \
+             FROM sessions WHERE token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Marks a refresh token used: true for exactly one of racing requests.
+    pub async fn mark_session_used(&self, id: i64, now: i64) -> Result<bool, AppError> {
+        let done =
+            sqlx::query("UPDATE sessions SET used_at = $1 WHERE id = $2 AND used_at IS NULL AND revoked_at IS NULL")
+                .bind(now)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn revoke_family(&self, family: &str, now: i64) -> Result<(), AppError> {
+        sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE family = $2 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(family)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Revokes every refresh token of a user except those of `keep` family.
+    pub async fn revoke_user_sessions(&self, user_id: i64, keep: Option<&str>, now: i64) -> Result<(), AppError> {
+        sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL AND family <> $3")
+            .bind(now)
+            .bind(user_id)
+            .bind(keep.unwrap_or(""))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Whether a session family was revoked (log-out, reuse detected).
+    pub async fn family_revoked(&self, family: &str) -> Result<bool, AppError> {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM sessions WHERE family = $1 AND revoked_at IS NOT NULL")
+            .bind(family)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n > 0)
+    }
+
+    pub async fn insert_audit(&self, e: &NewAuditEvent<'_>) -> Result<(), AppError> {
+        sqlx::query("INSERT INTO audit_events (user_id, kind, at, ip, user_agent) VALUES ($1, $2, $3, $4, $5)")
+            .bind(e.user_id)
+            .bind(e.kind)
+            .bind(e.at)
+            .bind(e.ip)
+            .bind(e.user_agent)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn recent_audit(&self, user_id: i64, limit: i64) -> Result<Vec<AuditRow>, AppError> {
+        Ok(sqlx::query_as::<_, AuditRow>(
+            "SELECT kind, at, ip, user_agent FROM audit_events WHERE user_id = $1 ORDER BY at DESC, id DESC LIMIT $2",
+        )
+        .bind(user_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Every stored secret, for re-encryption under a new key.
+    pub async fn sealed_secrets(&self) -> Result<Vec<SealedSecrets>, AppError> {
+        Ok(sqlx::query_as::<_, SealedSecrets>(
+            "SELECT id, totp_secret, totp_pending_secret FROM users \
+             WHERE totp_secret IS NOT NULL OR totp_pending_secret IS NOT NULL",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Swaps a user's sealed secrets if they are still the ones read.
+    pub async fn replace_sealed(&self, old: &SealedSecrets, new: &SealedSecrets) -> Result<bool, AppError> {
+        let done = sqlx::query(
+            "UPDATE users SET totp_secret = $1, totp_pending_secret = $2 WHERE id = $3 \
+             AND COALESCE(totp_secret, '') = $4 AND COALESCE(totp_pending_secret, '') = $5",
+        )
+        .bind(new.totp_secret.as_deref())
+        .bind(new.totp_pending_secret.as_deref())
+        .bind(old.id)
+        .bind(old.totp_secret.as_deref().unwrap_or(""))
+        .bind(old.totp_pending_secret.as_deref().unwrap_or(""))
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)

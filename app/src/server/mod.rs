@@ -5,6 +5,8 @@ pub mod auth;
 pub mod clock;
 pub mod db;
 pub mod passwords;
+pub mod request;
+pub mod sealing;
 pub mod service;
 pub mod state;
 pub mod tokens;
@@ -35,11 +37,26 @@ where
     T::from_request_parts(&mut parts, state).await
 }
 
-/// Adds a `Set-Cookie` header to the response.
-pub fn set_cookie(value: &str) {
-    if let (Some(res), Ok(v)) = (use_context::<ResponseOptions>(), HeaderValue::from_str(value)) {
-        res.append_header(http::header::SET_COOKIE, v);
+/// Adds `Set-Cookie` headers to the response.
+pub fn set_cookies(values: &[String]) {
+    let Some(res) = use_context::<ResponseOptions>() else { return };
+    for value in values {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            res.append_header(http::header::SET_COOKIE, v);
+        }
     }
+}
+
+/// The current request's headers.
+pub fn request_headers() -> Result<http::HeaderMap, AppError> {
+    use_context::<http::request::Parts>().map(|p| p.headers).ok_or_else(AppError::internal)
+}
+
+/// Whether the request carries a refresh cookie (the page then restores the
+/// session in the browser instead of sending the visitor to log in).
+pub fn has_refresh_cookie() -> bool {
+    let (Some(state), Ok(headers)) = (use_context::<AppState>(), request_headers()) else { return false };
+    state.cookies.from_headers(tokens::CookieKind::Refresh, &headers).is_some()
 }
 
 pub fn set_status(status: http::StatusCode) {

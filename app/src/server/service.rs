@@ -1,16 +1,32 @@
 //! The operations behind the API, one function each. They take parsed
-//! input and an authenticated session type, and return the response body
-//! plus the cookie to set; the server functions only translate.
+//! input, the request's metadata and an authenticated session type, and
+//! return the response body plus the cookies to set; the server functions
+//! only translate.
 
-use crate::api::{GenerateResponse, LogInResponse, User};
-use crate::domain::{Email, Password, PersonName, TotpCode};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sha2::{Digest, Sha256};
+
+use crate::api::{
+    ActivityEvent, AuditKind, GenerateResponse, LogInResponse, RecoveryCodesResponse, TurnOnResponse, TwoFactorStatus,
+    User,
+};
+use crate::domain::{
+    Email, Password, PersonName, RECOVERY_ALPHABET, RECOVERY_CODE_CHARS, RecoveryCode, SecondFactor, TotpCode,
+};
 use crate::error::AppError;
 
 use super::auth::{FullSession, PasswordSession};
-use super::db::UserRow;
+use super::db::{NewAuditEvent, NewSession, Throttle, UserRow};
+use super::request::RequestMeta;
 use super::state::AppState;
-use super::tokens::{PASSWORD_STAGE_TTL, Stage};
+use super::tokens::{CookieKind, PASSWORD_STAGE_TTL, Stage};
 use super::totp;
+
+/// Recovery codes issued per set.
+pub const RECOVERY_CODES: usize = 10;
+/// Events shown on the security page.
+const ACTIVITY_LIMIT: i64 = 30;
 
 impl From<&UserRow> for User {
     fn from(row: &UserRow) -> Self {
@@ -23,16 +39,127 @@ impl From<&UserRow> for User {
     }
 }
 
-/// A response body with the `Set-Cookie` value that goes with it.
-pub struct WithCookie<T> {
+/// A response body with the `Set-Cookie` values that go with it.
+pub struct WithCookies<T> {
     pub body: T,
-    pub cookie: String,
+    pub cookies: Vec<String>,
 }
 
-fn full_cookie(state: &AppState, user_id: i64, version: i64) -> Result<String, AppError> {
-    let token = state.keys.issue(user_id, Stage::Full, version, state.now(), state.session_ttl)?;
-    Ok(state.cookies.set(&token, state.session_ttl))
+fn sha256_hex(data: &[u8]) -> String {
+    Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
 }
+
+fn random_bytes<const N: usize>() -> Result<[u8; N], AppError> {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).map_err(|e| {
+        tracing::error!(error = %e, "the OS random source failed");
+        AppError::internal()
+    })?;
+    Ok(bytes)
+}
+
+// ---------------------------------------------------------------- audit
+
+/// Writes an audit event. A failure to write it is logged, not raised: the
+/// operation it describes has already happened.
+async fn audit(state: &AppState, user_id: Option<i64>, kind: AuditKind, meta: &RequestMeta) {
+    let event = NewAuditEvent {
+        user_id,
+        kind: kind.as_str(),
+        at: state.now(),
+        ip: meta.ip.as_deref(),
+        user_agent: meta.user_agent.as_deref(),
+    };
+    if let Err(e) = state.db.insert_audit(&event).await {
+        tracing::warn!(kind = kind.as_str(), error = %e.message, "could not write an audit event");
+    }
+}
+
+// ---------------------------------------------------------------- throttling
+
+/// Counts an attempt against an account key; refuses with 429 while the
+/// key's delay runs. Success must call `db.throttle_reset(key)`.
+async fn reserve(
+    state: &AppState,
+    key: &str,
+    policy: Throttle,
+    user_id: Option<i64>,
+    meta: &RequestMeta,
+) -> Result<(), AppError> {
+    match state.db.throttle_attempt(key, policy, state.now()).await? {
+        None => Ok(()),
+        Some(wait) => {
+            audit(state, user_id, AuditKind::Throttled, meta).await;
+            Err(AppError::too_many(wait))
+        }
+    }
+}
+
+/// The looser per-address limit: checked before, counted only on failure,
+/// so a busy NAT with successful log-ins is never slowed.
+async fn check_address(state: &AppState, scope: &str, meta: &RequestMeta) -> Result<String, AppError> {
+    let key = format!("{scope}-ip:{}", meta.ip_key());
+    if let Some(wait) = state.db.throttle_check(&key, state.limits.per_address, state.now()).await? {
+        audit(state, None, AuditKind::Throttled, meta).await;
+        return Err(AppError::too_many(wait));
+    }
+    Ok(key)
+}
+
+async fn count_address_failure(state: &AppState, key: &str) -> Result<(), AppError> {
+    state.db.throttle_attempt(key, state.limits.per_address, state.now()).await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- sessions
+
+/// Starts a full session: a new refresh-token family and an access token
+/// naming it. Returns the two cookies.
+async fn start_session(state: &AppState, user_id: i64, version: i64) -> Result<Vec<String>, AppError> {
+    let family = uuid::Uuid::new_v4().to_string();
+    let expires_at = state.now() + state.refresh_ttl;
+    issue_session_tokens(state, user_id, version, &family, expires_at).await
+}
+
+async fn issue_session_tokens(
+    state: &AppState,
+    user_id: i64,
+    version: i64,
+    family: &str,
+    expires_at: i64,
+) -> Result<Vec<String>, AppError> {
+    let now = state.now();
+    let refresh = URL_SAFE_NO_PAD.encode(random_bytes::<32>()?);
+    let token_hash = sha256_hex(refresh.as_bytes());
+    state
+        .db
+        .insert_session(&NewSession {
+            user_id,
+            family,
+            token_hash: &token_hash,
+            now,
+            expires_at,
+            session_version: version,
+        })
+        .await?;
+    let access = state.keys.issue(user_id, Stage::Full, version, now, state.access_ttl, Some(family))?;
+    Ok(vec![
+        state.cookies.set(CookieKind::Access, &access, state.access_ttl),
+        state.cookies.set(CookieKind::Refresh, &refresh, (expires_at - now).max(0)),
+    ])
+}
+
+/// Ends every session of the user and starts a new one for this client.
+async fn renew_all_sessions(state: &AppState, user_id: i64, version: i64) -> Result<Vec<String>, AppError> {
+    state.db.revoke_user_sessions(user_id, None, state.now()).await?;
+    start_session(state, user_id, version).await
+}
+
+pub fn cleared_cookies(state: &AppState) -> Vec<String> {
+    vec![state.cookies.clear(CookieKind::Access), state.cookies.clear(CookieKind::Refresh)]
+}
+
+// ---------------------------------------------------------------- account
 
 pub async fn register(state: &AppState, email: Email, name: PersonName, password: Password) -> Result<User, AppError> {
     // Checked before hashing so a taken email costs no argon2 run; the
@@ -56,86 +183,355 @@ fn email_taken() -> AppError {
     e
 }
 
-/// The password step. Unknown email, wrong password and a password outside
-/// the length limits all give the same answer; an unknown email still costs
-/// one argon2 verification.
-pub async fn log_in(state: &AppState, email: Email, password: &str) -> Result<WithCookie<LogInResponse>, AppError> {
-    let Ok(password) = Password::parse(password) else {
-        return Err(AppError::invalid_credentials());
+/// Checks a password for an account under the password guessing limits.
+/// Unknown email, wrong password and a password outside the length limits
+/// fail alike; an unknown email still costs one argon2 verification.
+async fn check_password(
+    state: &AppState,
+    meta: &RequestMeta,
+    email: &Email,
+    user: Option<&UserRow>,
+    password: &str,
+) -> Result<(), AppError> {
+    let ip_key = check_address(state, "pw", meta).await?;
+    let account_key = format!("pw:{}", email.as_str());
+    let user_id = user.map(|u| u.id);
+    reserve(state, &account_key, state.limits.password_per_account, user_id, meta).await?;
+    let ok = match Password::parse(password) {
+        Ok(pw) => state.hasher.verify(pw.expose(), user.map(|u| u.password_hash.as_str())).await?,
+        Err(_) => false,
     };
-    let user = state.db.user_by_email(email.as_str()).await?;
-    let ok = state.hasher.verify(password.expose(), user.as_ref().map(|u| u.password_hash.as_str())).await?;
-    let Some(user) = user.filter(|_| ok) else {
-        tracing::info!("log-in refused");
-        return Err(AppError::invalid_credentials());
-    };
-    let cookie = if user.totp_enabled {
-        let token =
-            state.keys.issue(user.id, Stage::Password, user.session_version, state.now(), PASSWORD_STAGE_TTL)?;
-        state.cookies.set(&token, PASSWORD_STAGE_TTL)
+    if ok {
+        state.db.throttle_reset(&account_key).await?;
+        Ok(())
     } else {
-        full_cookie(state, user.id, user.session_version)?
+        count_address_failure(state, &ip_key).await?;
+        audit(state, user_id, AuditKind::LogInFailed, meta).await;
+        Err(AppError::invalid_credentials())
+    }
+}
+
+/// The password step. With 2FA off it starts a full session; with 2FA on
+/// it sets a password-stage token good for 5 minutes and one endpoint.
+pub async fn log_in(
+    state: &AppState,
+    meta: &RequestMeta,
+    email: Email,
+    password: &str,
+) -> Result<WithCookies<LogInResponse>, AppError> {
+    let user = state.db.user_by_email(email.as_str()).await?;
+    check_password(state, meta, &email, user.as_ref(), password).await?;
+    let Some(user) = user else { return Err(AppError::invalid_credentials()) };
+    let cookies = if user.totp_enabled {
+        let token =
+            state.keys.issue(user.id, Stage::Password, user.session_version, state.now(), PASSWORD_STAGE_TTL, None)?;
+        vec![
+            state.cookies.set(CookieKind::Access, &token, PASSWORD_STAGE_TTL),
+            state.cookies.clear(CookieKind::Refresh),
+        ]
+    } else {
+        audit(state, Some(user.id), AuditKind::LogInOk, meta).await;
+        start_session(state, user.id, user.session_version).await?
     };
     tracing::info!(user_id = user.id, two_factor = user.totp_enabled, "password accepted");
-    Ok(WithCookie { body: LogInResponse { user: User::from(&user), two_factor_required: user.totp_enabled }, cookie })
+    Ok(WithCookies { body: LogInResponse { user: User::from(&user), two_factor_required: user.totp_enabled }, cookies })
 }
 
-/// The code step: upgrades a password-stage session to a full one. The
-/// matched time step must be later than the last accepted one.
-pub async fn authenticate(
-    state: &AppState,
-    session: PasswordSession,
-    code: TotpCode,
-) -> Result<WithCookie<User>, AppError> {
-    let user = session.user;
-    let secret = user.totp_secret.as_deref().and_then(totp::from_base32).ok_or_else(|| {
-        tracing::error!(user_id = user.id, "2FA is on but the stored secret is unreadable");
+// ---------------------------------------------------------------- second factor
+
+fn open_secret(state: &AppState, user: &UserRow, sealed: Option<&str>) -> Result<Vec<u8>, AppError> {
+    let sealed = sealed.ok_or_else(|| {
+        tracing::error!(user_id = user.id, "a TOTP secret was expected but is missing");
         AppError::internal()
     })?;
-    let Some(step) = totp::verify(&secret, &code, state.now()) else {
-        tracing::info!(user_id = user.id, "wrong two-factor code");
-        return Err(AppError::invalid_code());
-    };
-    if !state.db.accept_totp_step(user.id, step).await? {
-        tracing::info!(user_id = user.id, "replayed two-factor code");
-        return Err(AppError::invalid_code());
-    }
-    tracing::info!(user_id = user.id, "second factor accepted");
-    Ok(WithCookie { cookie: full_cookie(state, user.id, user.session_version)?, body: User::from(&user) })
+    state.secrets.open(user.id, sealed)
 }
 
-/// Stores a new pending secret and returns it with its otpauth URI.
-pub async fn generate(state: &AppState, session: FullSession) -> Result<GenerateResponse, AppError> {
+/// Verifies a code from the active secret or a recovery code, under the
+/// per-account code limit (separate from the password one, so guessing
+/// codes never locks the password step). A TOTP code must be for a later
+/// time step than the last accepted one; a recovery code is spent.
+async fn verify_second_factor(
+    state: &AppState,
+    meta: &RequestMeta,
+    user: &UserRow,
+    factor: &SecondFactor,
+) -> Result<(), AppError> {
+    let ip_key = check_address(state, "code", meta).await?;
+    let account_key = format!("code:{}", user.id);
+    reserve(state, &account_key, state.limits.code_per_account, Some(user.id), meta).await?;
+    let ok = match factor {
+        SecondFactor::Totp(code) => {
+            let secret = open_secret(state, user, user.totp_secret.as_deref())?;
+            match totp::verify(&secret, code, state.now()) {
+                Some(step) => state.db.accept_totp_step(user.id, step).await?,
+                None => false,
+            }
+        }
+        SecondFactor::Recovery(code) => {
+            let used = state.db.use_recovery_code(user.id, &recovery_hash(code), state.now()).await?;
+            if used {
+                audit(state, Some(user.id), AuditKind::RecoveryCodeUsed, meta).await;
+            }
+            used
+        }
+    };
+    if ok {
+        state.db.throttle_reset(&account_key).await?;
+        Ok(())
+    } else {
+        count_address_failure(state, &ip_key).await?;
+        audit(state, Some(user.id), AuditKind::CodeFailed, meta).await;
+        Err(match factor {
+            SecondFactor::Totp(_) => AppError::invalid_code(),
+            SecondFactor::Recovery(_) => AppError::new(
+                crate::error::ErrorKind::InvalidCode,
+                "That recovery code is not valid or was already used.",
+            ),
+        })
+    }
+}
+
+/// The code step: a password-stage session plus a current code (or a
+/// recovery code) becomes a full session.
+pub async fn authenticate(
+    state: &AppState,
+    meta: &RequestMeta,
+    session: PasswordSession,
+    factor: SecondFactor,
+) -> Result<WithCookies<User>, AppError> {
+    let user = session.user;
+    verify_second_factor(state, meta, &user, &factor).await?;
+    audit(state, Some(user.id), AuditKind::LogInOk, meta).await;
+    tracing::info!(user_id = user.id, "second factor accepted");
+    Ok(WithCookies { cookies: start_session(state, user.id, user.session_version).await?, body: User::from(&user) })
+}
+
+/// Stores a new pending secret and returns it with its otpauth URI. While
+/// 2FA is on this needs a current code: a stolen session alone cannot move
+/// the second factor to another phone.
+pub async fn generate(
+    state: &AppState,
+    meta: &RequestMeta,
+    session: FullSession,
+    code: Option<TotpCode>,
+) -> Result<GenerateResponse, AppError> {
     let user = session.user;
     if user.totp_enabled {
-        return Err(AppError::conflict("Two-factor authentication is already on."));
+        let Some(code) = code else {
+            return Err(AppError::bad_request(
+                "Two-factor authentication is on: enter a current code to set up a new key.",
+            ));
+        };
+        verify_second_factor(state, meta, &user, &SecondFactor::Totp(code)).await?;
     }
     let secret = totp::generate_secret()?;
     let base32 = totp::to_base32(&secret);
     let otpauth_url = totp::otpauth_url(&secret, &state.issuer, &user.email)?;
-    state.db.set_pending_secret(user.id, &base32).await?;
+    state.db.set_pending_secret(user.id, &state.secrets.seal(user.id, &secret)?).await?;
     Ok(GenerateResponse { secret: base32, otpauth_url })
 }
 
-/// Confirms the pending secret with a code and turns 2FA on. Every older
-/// token dies (the session version moves); this session gets a fresh one.
-pub async fn turn_on(state: &AppState, session: FullSession, code: TotpCode) -> Result<WithCookie<User>, AppError> {
-    let user = session.user;
-    if user.totp_enabled {
-        return Err(AppError::conflict("Two-factor authentication is already on."));
+fn new_recovery_codes() -> Result<(Vec<String>, Vec<String>), AppError> {
+    let mut shown = Vec::with_capacity(RECOVERY_CODES);
+    let mut hashes = Vec::with_capacity(RECOVERY_CODES);
+    for _ in 0..RECOVERY_CODES {
+        // Rejection sampling keeps every character equally likely.
+        let mut code = String::with_capacity(RECOVERY_CODE_CHARS);
+        while code.len() < RECOVERY_CODE_CHARS {
+            for b in random_bytes::<16>()? {
+                let limit = 256 - 256 % RECOVERY_ALPHABET.len();
+                if (b as usize) < limit && code.len() < RECOVERY_CODE_CHARS {
+                    code.push(RECOVERY_ALPHABET[b as usize % RECOVERY_ALPHABET.len()] as char);
+                }
+            }
+        }
+        let code = RecoveryCode::parse(&code).map_err(|_| AppError::internal())?;
+        hashes.push(recovery_hash(&code));
+        shown.push(code.display());
     }
+    Ok((shown, hashes))
+}
+
+fn recovery_hash(code: &RecoveryCode) -> String {
+    sha256_hex(code.as_str().as_bytes())
+}
+
+/// Confirms the pending secret with a code and makes it the active one,
+/// turning 2FA on (or replacing the key while on). Every session ends; this
+/// client gets a new one, and 10 new recovery codes.
+pub async fn turn_on(
+    state: &AppState,
+    meta: &RequestMeta,
+    session: FullSession,
+    code: TotpCode,
+) -> Result<WithCookies<TurnOnResponse>, AppError> {
+    let user = session.user;
     let Some(pending) = user.totp_pending_secret.as_deref() else {
         return Err(AppError::conflict("Start the set-up first: generate a secret and scan it."));
     };
-    let secret = totp::from_base32(pending).ok_or_else(AppError::internal)?;
+    let ip_key = check_address(state, "code", meta).await?;
+    let account_key = format!("code:{}", user.id);
+    reserve(state, &account_key, state.limits.code_per_account, Some(user.id), meta).await?;
+    let secret = open_secret(state, &user, Some(pending))?;
     let Some(step) = totp::verify(&secret, &code, state.now()) else {
+        count_address_failure(state, &ip_key).await?;
+        audit(state, Some(user.id), AuditKind::CodeFailed, meta).await;
         return Err(AppError::invalid_code());
     };
+    state.db.throttle_reset(&account_key).await?;
     let Some(version) = state.db.enable_totp(user.id, pending, step).await? else {
         return Err(AppError::conflict("The set-up changed in another window. Scan the newest QR code."));
     };
+    let (codes, hashes) = new_recovery_codes()?;
+    state.db.replace_recovery_codes(user.id, &hashes).await?;
+    audit(state, Some(user.id), AuditKind::TwoFactorOn, meta).await;
     tracing::info!(user_id = user.id, "two-factor authentication turned on");
     let mut body = User::from(&user);
     body.is_two_factor_authentication_enabled = true;
-    Ok(WithCookie { cookie: full_cookie(state, user.id, version)?, body })
+    Ok(WithCookies {
+        cookies: renew_all_sessions(state, user.id, version).await?,
+        body: TurnOnResponse { user: body, recovery_codes: codes },
+    })
+}
+
+/// Turns 2FA off: needs the password and a current code or a recovery code.
+pub async fn turn_off(
+    state: &AppState,
+    meta: &RequestMeta,
+    session: FullSession,
+    password: &str,
+    factor: SecondFactor,
+) -> Result<WithCookies<User>, AppError> {
+    let user = session.user;
+    if !user.totp_enabled {
+        return Err(AppError::conflict("Two-factor authentication is already off."));
+    }
+    let email = Email::parse(&user.email).map_err(|_| AppError::internal())?;
+    check_password(state, meta, &email, Some(&user), password).await?;
+    verify_second_factor(state, meta, &user, &factor).await?;
+    let version = state.db.disable_totp(user.id).await?;
+    audit(state, Some(user.id), AuditKind::TwoFactorOff, meta).await;
+    tracing::info!(user_id = user.id, "two-factor authentication turned off");
+    let mut body = User::from(&user);
+    body.is_two_factor_authentication_enabled = false;
+    Ok(WithCookies { cookies: renew_all_sessions(state, user.id, version).await?, body })
+}
+
+/// A new set of recovery codes (the old ones stop working); needs a code.
+pub async fn regenerate_recovery_codes(
+    state: &AppState,
+    meta: &RequestMeta,
+    session: FullSession,
+    code: TotpCode,
+) -> Result<RecoveryCodesResponse, AppError> {
+    let user = session.user;
+    if !user.totp_enabled {
+        return Err(AppError::conflict("Turn on two-factor authentication first."));
+    }
+    verify_second_factor(state, meta, &user, &SecondFactor::Totp(code)).await?;
+    let (codes, hashes) = new_recovery_codes()?;
+    state.db.replace_recovery_codes(user.id, &hashes).await?;
+    audit(state, Some(user.id), AuditKind::RecoveryCodesRegenerated, meta).await;
+    Ok(RecoveryCodesResponse { recovery_codes: codes })
+}
+
+pub async fn status(state: &AppState, session: FullSession) -> Result<TwoFactorStatus, AppError> {
+    let left = if session.user.totp_enabled { state.db.recovery_codes_left(session.user.id).await? } else { 0 };
+    Ok(TwoFactorStatus { enabled: session.user.totp_enabled, recovery_codes_left: left })
+}
+
+// ---------------------------------------------------------------- sessions API
+
+/// Rotates a refresh token: the presented one is spent and a new one (same
+/// family) issued with a new access token. Presenting a spent one means it
+/// was copied: the whole family is revoked.
+pub async fn refresh(state: &AppState, meta: &RequestMeta, token: Option<&str>) -> Result<WithCookies<User>, AppError> {
+    let token = token.ok_or_else(AppError::unauthenticated)?;
+    let now = state.now();
+    let row = state.db.session_by_hash(&sha256_hex(token.as_bytes())).await?.ok_or_else(AppError::unauthenticated)?;
+    if row.revoked_at.is_some() || row.expires_at <= now {
+        return Err(AppError::unauthenticated());
+    }
+    if row.used_at.is_some() || !state.db.mark_session_used(row.id, now).await? {
+        state.db.revoke_family(&row.family, now).await?;
+        audit(state, Some(row.user_id), AuditKind::RefreshReuseDetected, meta).await;
+        tracing::warn!(user_id = row.user_id, "refresh token reuse detected: session family revoked");
+        return Err(AppError::unauthenticated());
+    }
+    let user = state.db.user_by_id(row.user_id).await?.ok_or_else(AppError::unauthenticated)?;
+    if user.session_version != row.session_version {
+        return Err(AppError::unauthenticated());
+    }
+    let cookies = issue_session_tokens(state, user.id, user.session_version, &row.family, row.expires_at).await?;
+    Ok(WithCookies { body: User::from(&user), cookies })
+}
+
+/// Ends this session: its refresh family is revoked (so its access token
+/// is refused too) and the cookies are cleared. Always succeeds.
+pub async fn log_out(state: &AppState, access_sid: Option<String>, refresh: Option<&str>) -> Result<(), AppError> {
+    let now = state.now();
+    if let Some(family) = access_sid {
+        state.db.revoke_family(&family, now).await?;
+    }
+    if let Some(token) = refresh
+        && let Some(row) = state.db.session_by_hash(&sha256_hex(token.as_bytes())).await?
+    {
+        state.db.revoke_family(&row.family, now).await?;
+    }
+    Ok(())
+}
+
+/// Ends every session of the user, on every device, this one included.
+pub async fn log_out_everywhere(state: &AppState, meta: &RequestMeta, session: FullSession) -> Result<(), AppError> {
+    let user = session.user;
+    state.db.bump_session_version(user.id).await?;
+    state.db.revoke_user_sessions(user.id, None, state.now()).await?;
+    audit(state, Some(user.id), AuditKind::SessionsRevoked, meta).await;
+    Ok(())
+}
+
+/// Changes the password (the current one is required); other sessions end.
+pub async fn change_password(
+    state: &AppState,
+    meta: &RequestMeta,
+    session: FullSession,
+    current: &str,
+    new: Password,
+) -> Result<WithCookies<User>, AppError> {
+    let user = session.user;
+    let email = Email::parse(&user.email).map_err(|_| AppError::internal())?;
+    check_password(state, meta, &email, Some(&user), current).await?;
+    let hash = state.hasher.hash(&new).await?;
+    let version = state.db.set_password(user.id, &hash).await?;
+    audit(state, Some(user.id), AuditKind::PasswordChanged, meta).await;
+    Ok(WithCookies { cookies: renew_all_sessions(state, user.id, version).await?, body: User::from(&user) })
+}
+
+pub async fn activity(state: &AppState, session: FullSession) -> Result<Vec<ActivityEvent>, AppError> {
+    let rows = state.db.recent_audit(session.user.id, ACTIVITY_LIMIT).await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| {
+            Some(ActivityEvent { kind: AuditKind::parse(&r.kind)?, at: r.at, ip: r.ip, user_agent: r.user_agent })
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recovery_codes_are_distinct_and_parse() {
+        let (shown, hashes) = new_recovery_codes().unwrap();
+        assert_eq!(shown.len(), 10);
+        let unique: std::collections::HashSet<_> = shown.iter().collect();
+        assert_eq!(unique.len(), 10);
+        for (code, hash) in shown.iter().zip(&hashes) {
+            let parsed = RecoveryCode::parse(code).unwrap();
+            assert_eq!(&recovery_hash(&parsed), hash);
+            assert!(!hash.contains(parsed.as_str()));
+        }
+    }
 }

@@ -8,7 +8,9 @@ use leptos::config::LeptosOptions;
 
 use super::clock::Clock;
 use super::db::Db;
+use super::db::Throttle;
 use super::passwords::Hasher;
+use super::sealing::SecretBox;
 use super::tokens::{CookieConfig, TokenKeys};
 
 #[derive(Clone)]
@@ -20,8 +22,15 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Shown as the account's issuer in the authenticator app.
     pub issuer: Arc<str>,
+    /// Seals TOTP secrets at rest.
+    pub secrets: SecretBox,
     /// Lifetime of a full-session access token, in seconds.
-    pub session_ttl: i64,
+    pub access_ttl: i64,
+    /// Lifetime of a log-in's refresh tokens (the whole family), in seconds.
+    pub refresh_ttl: i64,
+    /// The header carrying the client address when behind a proxy.
+    pub trusted_proxy_header: Option<http::HeaderName>,
+    pub limits: Limits,
     pub leptos_options: LeptosOptions,
 }
 
@@ -34,5 +43,20 @@ impl AppState {
 impl FromRef<AppState> for LeptosOptions {
     fn from_ref(state: &AppState) -> Self {
         state.leptos_options.clone()
+    }
+}
+
+/// Guessing limits (DESIGN §3): per account, and looser per address.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub password_per_account: Throttle,
+    pub code_per_account: Throttle,
+    pub per_address: Throttle,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        let account = Throttle { free: 5, cap: 15 * 60, window: 3600 };
+        Self { password_per_account: account, code_per_account: account, per_address: Throttle { free: 50, ..account } }
     }
 }

@@ -47,6 +47,9 @@ pub struct Claims {
     pub jti: String,
     pub aud: String,
     pub iss: String,
+    /// The refresh-token family of a full session, so log-out can end it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
 }
 
 impl Claims {
@@ -69,7 +72,15 @@ impl TokenKeys {
         Ok(Self { encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret) })
     }
 
-    pub fn issue(&self, user_id: i64, stage: Stage, ver: i64, now: i64, ttl: i64) -> Result<String, AppError> {
+    pub fn issue(
+        &self,
+        user_id: i64,
+        stage: Stage,
+        ver: i64,
+        now: i64,
+        ttl: i64,
+        sid: Option<&str>,
+    ) -> Result<String, AppError> {
         let claims = Claims {
             sub: user_id.to_string(),
             stage,
@@ -79,6 +90,7 @@ impl TokenKeys {
             jti: uuid::Uuid::new_v4().to_string(),
             aud: stage.audience().to_owned(),
             iss: ISSUER.to_owned(),
+            sid: sid.map(str::to_owned),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(|e| {
             tracing::error!(error = %e, "could not sign a token");
@@ -108,35 +120,52 @@ impl TokenKeys {
     }
 }
 
-/// Cookie handling for the access token.
+/// The two cookies: a short-lived access token and the opaque refresh
+/// token. Both HttpOnly, SameSite=Strict, Path=/.
 #[derive(Debug, Clone)]
 pub struct CookieConfig {
     pub secure: bool,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CookieKind {
+    Access,
+    Refresh,
+}
+
 impl CookieConfig {
     /// `__Host-` makes the browser refuse the cookie unless it is Secure,
     /// host-only and Path=/, so it is only usable with `secure`.
-    pub fn name(&self) -> &'static str {
-        if self.secure { "__Host-access" } else { "access" }
+    pub fn name(&self, kind: CookieKind) -> &'static str {
+        match (kind, self.secure) {
+            (CookieKind::Access, true) => "__Host-access",
+            (CookieKind::Access, false) => "access",
+            (CookieKind::Refresh, true) => "__Host-refresh",
+            (CookieKind::Refresh, false) => "refresh",
+        }
     }
 
-    pub fn set(&self, token: &str, max_age: i64) -> String {
+    pub fn set(&self, kind: CookieKind, value: &str, max_age: i64) -> String {
         let secure = if self.secure { "; Secure" } else { "" };
-        format!("{}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}", self.name())
+        format!("{}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}", self.name(kind))
     }
 
-    pub fn clear(&self) -> String {
-        let secure = if self.secure { "; Secure" } else { "" };
-        format!("{}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{secure}", self.name())
+    pub fn clear(&self, kind: CookieKind) -> String {
+        self.set(kind, "", 0)
     }
 
-    /// The token from a `Cookie` header value, if present.
-    pub fn read<'a>(&self, cookie_header: &'a str) -> Option<&'a str> {
+    /// The cookie's value from a `Cookie` header value, if present.
+    pub fn read<'a>(&self, kind: CookieKind, cookie_header: &'a str) -> Option<&'a str> {
+        let name = self.name(kind);
         cookie_header.split(';').map(str::trim).find_map(|pair| {
-            let (name, value) = pair.split_once('=')?;
-            (name == self.name() && !value.is_empty()).then_some(value)
+            let (n, value) = pair.split_once('=')?;
+            (n == name && !value.is_empty()).then_some(value)
         })
+    }
+
+    /// The cookie's value from a request's headers.
+    pub fn from_headers<'a>(&self, kind: CookieKind, headers: &'a http::HeaderMap) -> Option<&'a str> {
+        headers.get_all(http::header::COOKIE).iter().filter_map(|v| v.to_str().ok()).find_map(|h| self.read(kind, h))
     }
 }
 
@@ -162,9 +191,9 @@ mod tests {
     #[test]
     fn round_trip_and_expiry() {
         let k = keys();
-        let t = k.issue(7, Stage::Full, 3, NOW, 60).unwrap();
+        let t = k.issue(7, Stage::Full, 3, NOW, 60, Some("fam")).unwrap();
         let c = k.verify(&t, Stage::Full, NOW + 10).unwrap();
-        assert_eq!((c.user_id(), c.ver, c.stage), (Some(7), 3, Stage::Full));
+        assert_eq!((c.user_id(), c.ver, c.stage, c.sid.as_deref()), (Some(7), 3, Stage::Full, Some("fam")));
         assert!(k.verify(&t, Stage::Full, NOW + 60 + LEEWAY_SECONDS).is_none());
         assert!(k.verify(&t, Stage::Full, NOW + 60 + LEEWAY_SECONDS - 1).is_some());
     }
@@ -172,16 +201,16 @@ mod tests {
     #[test]
     fn stages_are_not_interchangeable() {
         let k = keys();
-        let p = k.issue(7, Stage::Password, 1, NOW, PASSWORD_STAGE_TTL).unwrap();
+        let p = k.issue(7, Stage::Password, 1, NOW, PASSWORD_STAGE_TTL, None).unwrap();
         assert!(k.verify(&p, Stage::Full, NOW).is_none());
-        let f = k.issue(7, Stage::Full, 1, NOW, 60).unwrap();
+        let f = k.issue(7, Stage::Full, 1, NOW, 60, None).unwrap();
         assert!(k.verify(&f, Stage::Password, NOW).is_none());
     }
 
     #[test]
     fn tampered_tokens_are_refused() {
         let k = keys();
-        let t = k.issue(7, Stage::Full, 1, NOW, 60).unwrap();
+        let t = k.issue(7, Stage::Full, 1, NOW, 60, None).unwrap();
         let parts: Vec<&str> = t.split('.').collect();
         // alg: none, no signature
         let none = format!("{}.{}.", URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#), parts[1]);
@@ -196,7 +225,7 @@ mod tests {
         assert!(k.verify(&hs512, Stage::Full, NOW).is_none());
         // another key
         let other = TokenKeys::new(b"another key that is long enough!!").unwrap();
-        assert!(k.verify(&other.issue(7, Stage::Full, 1, NOW, 60).unwrap(), Stage::Full, NOW).is_none());
+        assert!(k.verify(&other.issue(7, Stage::Full, 1, NOW, 60, None).unwrap(), Stage::Full, NOW).is_none());
         // a payload edited to another user
         let payload = URL_SAFE_NO_PAD
             .encode(String::from_utf8(URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap().replace("\"7\"", "\"8\""));
@@ -205,13 +234,15 @@ mod tests {
 
     #[test]
     fn cookie_attributes() {
+        use CookieKind::*;
         let plain = CookieConfig { secure: false };
-        assert_eq!(plain.set("abc", 300), "access=abc; HttpOnly; SameSite=Strict; Path=/; Max-Age=300");
+        assert_eq!(plain.set(Access, "abc", 300), "access=abc; HttpOnly; SameSite=Strict; Path=/; Max-Age=300");
         let secure = CookieConfig { secure: true };
-        assert!(secure.set("abc", 300).starts_with("__Host-access=abc; HttpOnly; SameSite=Strict; Path=/;"));
-        assert!(secure.set("abc", 300).ends_with("; Secure"));
-        assert_eq!(plain.read("x=1; access=tok; y=2"), Some("tok"));
-        assert_eq!(plain.read("x=1; access="), None);
-        assert_eq!(secure.read("access=tok"), None);
+        assert!(secure.set(Refresh, "abc", 300).starts_with("__Host-refresh=abc; HttpOnly; SameSite=Strict; Path=/;"));
+        assert!(secure.set(Access, "abc", 300).ends_with("; Secure"));
+        assert_eq!(plain.read(Access, "x=1; access=tok; refresh=r"), Some("tok"));
+        assert_eq!(plain.read(Refresh, "x=1; access=tok; refresh=r"), Some("r"));
+        assert_eq!(plain.read(Access, "x=1; access="), None);
+        assert_eq!(secure.read(Access, "access=tok"), None);
     }
 }

@@ -1,38 +1,13 @@
 //! The protected home page: who is logged in and whether 2FA is on.
 
 use leptos::prelude::*;
-use leptos_router::components::{A, Redirect};
+use leptos_router::components::A;
 use leptos_router::hooks::use_navigate;
 
-use crate::api::{User, current_user, log_out};
-use crate::error::{AppError, ErrorKind};
+use crate::api::{User, log_out};
 
+use super::session::RequireUser;
 use super::{ErrorNote, action_error};
-
-/// Loads the current user; sends the visitor to /login if there is no full
-/// session, and shows other failures (e.g. the database being down).
-#[component]
-pub fn RequireUser(children: fn(User) -> AnyView) -> impl IntoView {
-    let user = Resource::new(|| (), |_| current_user());
-    view! {
-        <Suspense fallback=|| view! { <p class="muted loading">"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                match user.await {
-                    Ok(u) => children(u),
-                    Err(AppError { error: ErrorKind::Unauthenticated, .. }) => {
-                        view! { <Redirect path="/login"/> }.into_any()
-                    }
-                    Err(e) => view! {
-                        <section class="card narrow">
-                            <p class="alert alert-error" role="alert">{e.message}</p>
-                        </section>
-                    }
-                    .into_any(),
-                }
-            })}
-        </Suspense>
-    }
-}
 
 #[component]
 pub fn HomePage() -> impl IntoView {

@@ -6,7 +6,7 @@ use leptos::prelude::*;
 use leptos_router::components::A;
 use leptos_router::hooks::use_navigate;
 
-use crate::api::{authenticate_two_factor, log_in, parse_code, parse_email};
+use crate::api::{authenticate_two_factor, log_in, parse_email, parse_second_factor};
 use crate::error::ErrorKind;
 
 use super::persist::{self, LOGIN_EMAIL, LOGIN_STEP};
@@ -46,11 +46,17 @@ pub fn LogInPage() -> impl IntoView {
             log_in(email, password).await
         }
     });
-    let code_action = Action::new(|code: &String| {
-        let code = code.clone();
+    let use_recovery = RwSignal::new(false);
+    let code_action = Action::new(|(code, recovery): &(String, bool)| {
+        let (code, recovery) = (code.clone(), *recovery);
         async move {
-            parse_code(&code)?;
-            authenticate_two_factor(code).await
+            if recovery {
+                parse_second_factor(None, Some(&code))?;
+                authenticate_two_factor(None, Some(code)).await
+            } else {
+                parse_second_factor(Some(&code), None)?;
+                authenticate_two_factor(Some(code), None).await
+            }
         }
     });
 
@@ -90,12 +96,18 @@ pub fn LogInPage() -> impl IntoView {
     };
     let submit_code = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        code_action.dispatch(code.get_untracked());
+        code_action.dispatch((code.get_untracked(), use_recovery.get_untracked()));
     };
     let back = move |_| {
         persist::forget(LOGIN_STEP);
         code.set(String::new());
+        use_recovery.set(false);
         step.set(Step::Password);
+    };
+    let toggle_recovery = move |_| {
+        code.set(String::new());
+        code_action.value().set(None);
+        use_recovery.update(|r| *r = !*r);
     };
     let code_error =
         Signal::derive(move || action_error(code_action).get().filter(|e| e.error != ErrorKind::Unauthenticated));
@@ -107,18 +119,37 @@ pub fn LogInPage() -> impl IntoView {
                 <li class:current=move || step.get() == Step::Code>"Code"</li>
             </ol>
             <Show when=move || step.get() == Step::Password fallback=move || view! {
-                <h1>"Enter your code"</h1>
-                <p class="muted">"Open your authenticator app and type the 6-digit code for this account."</p>
+                <Show when=move || use_recovery.get() fallback=|| view! {
+                    <h1>"Enter your code"</h1>
+                    <p class="muted">"Open your authenticator app and type the 6-digit code for this account."</p>
+                }>
+                    <h1>"Use a recovery code"</h1>
+                    <p class="muted">"Type one of the recovery codes you saved when you turned on two-factor authentication. Each works once."</p>
+                </Show>
                 <form on:submit=submit_code novalidate>
-                    <div class="field">
-                        <label for="code">"Authentication code"</label>
-                        <input id="code" name="code" class="code-input" type="text" inputmode="numeric"
-                            autocomplete="one-time-code" maxlength="9" placeholder="123 456" required autofocus
-                            bind:value=code/>
-                    </div>
+                    <Show when=move || use_recovery.get() fallback=move || view! {
+                        <div class="field">
+                            <label for="code">"Authentication code"</label>
+                            <input id="code" name="code" class="code-input" type="text" inputmode="numeric"
+                                autocomplete="one-time-code" maxlength="9" placeholder="123 456" required autofocus
+                                bind:value=code/>
+                        </div>
+                    }>
+                        <div class="field">
+                            <label for="recovery">"Recovery code"</label>
+                            <input id="recovery" name="recovery" class="code-input recovery-input" type="text"
+                                autocomplete="off" autocapitalize="none" spellcheck="false" maxlength="20"
+                                placeholder="abcd-efgh-jkmn" required autofocus bind:value=code/>
+                        </div>
+                    </Show>
                     <ErrorNote error=code_error/>
                     <SubmitButton pending=code_action.pending() label="Verify" busy_label="Verifying…"/>
                 </form>
+                <p class="switch">
+                    <button type="button" class="link" on:click=toggle_recovery>
+                        {move || if use_recovery.get() { "Use the code from your app instead" } else { "Lost your phone? Use a recovery code" }}
+                    </button>
+                </p>
                 <p class="switch">
                     <button type="button" class="link" on:click=back>"Use a different account"</button>
                 </p>

@@ -7,6 +7,7 @@ mod login;
 pub mod persist;
 pub mod qr;
 mod security;
+pub mod session;
 mod signup;
 
 use leptos::prelude::*;
@@ -16,8 +17,12 @@ use leptos_router::{SsrMode, path};
 
 use crate::error::AppError;
 
-/// The HTML document around the app, rendered on the server.
+/// The HTML document around the app, rendered on the server. It also sets
+/// the page's Content-Security-Policy: scripts only from this origin or
+/// carrying this response's nonce (the hydration loader), and wasm.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    set_page_csp(&options);
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -33,6 +38,26 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <App/>
             </body>
         </html>
+    }
+}
+
+#[cfg(feature = "ssr")]
+fn set_page_csp(options: &LeptosOptions) {
+    use leptos::nonce::use_nonce;
+    let Some(res) = use_context::<leptos_axum::ResponseOptions>() else { return };
+    let nonce = use_nonce().map(|n| format!(" 'nonce-{n}'")).unwrap_or_default();
+    // `cargo leptos watch` reloads the page over a websocket on its own port.
+    let connect = if options.env == leptos::config::Env::DEV {
+        format!(" ws://{}:{}", options.site_addr.ip(), options.reload_port)
+    } else {
+        String::new()
+    };
+    let policy = format!(
+        "default-src 'self'; script-src 'self'{nonce} 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data:; \
+         connect-src 'self'{connect}; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+    );
+    if let Ok(value) = http::HeaderValue::from_str(&policy) {
+        res.insert_header(http::header::CONTENT_SECURITY_POLICY, value);
     }
 }
 
