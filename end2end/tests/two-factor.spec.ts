@@ -32,8 +32,21 @@ async function signUp(page: Page, email: string) {
   await expect(page).toHaveURL(/\/security$/);
 }
 
-/** Runs the enrolment wizard; returns the base32 secret read from the page. */
-async function enrol(page: Page): Promise<string> {
+/** Reads the recovery codes shown after turning 2FA on and dismisses them. */
+async function saveRecoveryCodes(page: Page): Promise<string[]> {
+  const panel = page.getByTestId('recovery-codes');
+  await expect(panel).toBeVisible();
+  const codes = (await panel.locator('li code').allInnerTexts()).map((c) => c.trim());
+  expect(codes).toHaveLength(10);
+  for (const c of codes) expect(c).toMatch(/^[a-z2-9]{4}-[a-z2-9]{4}-[a-z2-9]{4}$/);
+  await expect(panel.getByRole('link', { name: 'Download .txt' })).toHaveAttribute('download', 'twofactor-recovery-codes.txt');
+  await panel.getByRole('button', { name: 'I have saved them' }).click();
+  await expect(page.getByTestId('twofa-on')).toBeVisible();
+  return codes;
+}
+
+/** Runs the enrolment wizard; returns the secret read from the page and the recovery codes. */
+async function enrol(page: Page): Promise<{ secret: string; codes: string[] }> {
   await page.getByRole('button', { name: 'Set up two-factor authentication' }).click();
   const key = page.getByTestId('manual-key');
   await expect(key).toBeVisible();
@@ -41,8 +54,8 @@ async function enrol(page: Page): Promise<string> {
   expect(secret).toMatch(/^[A-Z2-7]{32}$/);
   await page.getByLabel('6-digit code').fill(totp(secret).generate());
   await page.getByRole('button', { name: 'Turn on' }).click();
-  await expect(page.getByTestId('twofa-on')).toBeVisible();
-  return secret;
+  const codes = await saveRecoveryCodes(page);
+  return { secret, codes };
 }
 
 async function logOut(page: Page) {
@@ -59,6 +72,9 @@ async function passwordStep(page: Page, email: string) {
 }
 
 test('sign up, enrol, log out, log in with password and code', async ({ page }) => {
+  // Everything below runs under the page's CSP; any violation would show here.
+  const violations: string[] = [];
+  page.on('console', (m) => { if (/Content Security Policy/i.test(m.text())) violations.push(m.text()); });
   const email = uniqueEmail('flow');
   await signUp(page, email);
 
@@ -78,7 +94,8 @@ test('sign up, enrol, log out, log in with password and code', async ({ page }) 
   // Confirm with a code computed from the key shown on the page.
   await page.getByLabel('6-digit code').fill(totp(secret).generate());
   await page.getByRole('button', { name: 'Turn on' }).click();
-  await expect(page.getByTestId('twofa-on')).toBeVisible();
+  await saveRecoveryCodes(page);
+  await expect(page.getByTestId('codes-left')).toHaveText('10 of 10 recovery codes left.');
 
   await page.goto('/');
   await expect(page.getByTestId('twofa-status')).toHaveText('On');
@@ -99,12 +116,30 @@ test('sign up, enrol, log out, log in with password and code', async ({ page }) 
   await expect(page).toHaveURL(/\/$/);
   await expect(page.getByTestId('user-email')).toHaveText(email);
   await expect(page.getByTestId('twofa-status')).toHaveText('On');
+  expect(violations).toEqual([]);
+});
+
+test('an expired access token is renewed from the refresh token without logging in again', async ({ page, context }) => {
+  const email = uniqueEmail('refresh');
+  await signUp(page, email);
+  // Drop the access cookie, as if its 15 minutes had passed.
+  const cookies = await context.cookies();
+  expect(cookies.map((c) => c.name).sort()).toEqual(['access', 'refresh']);
+  for (const c of cookies) expect(c.httpOnly).toBe(true);
+  await context.clearCookies({ name: 'access' });
+  await page.goto('/');
+  await expect(page.getByTestId('user-email')).toHaveText(email);
+  expect((await context.cookies()).map((c) => c.name).sort()).toEqual(['access', 'refresh']);
+  // Without either cookie the page sends the visitor to log in.
+  await context.clearCookies();
+  await page.goto('/security');
+  await expect(page).toHaveURL(/\/login$/);
 });
 
 test('a wrong code shows an error and keeps the user on the code step', async ({ page }) => {
   const email = uniqueEmail('wrong');
   await signUp(page, email);
-  const secret = await enrol(page);
+  const { secret } = await enrol(page);
   await logOut(page);
   await passwordStep(page, email);
 
@@ -145,4 +180,84 @@ test('sign-up form shows field errors', async ({ page }) => {
   await page.getByRole('button', { name: 'Create account' }).click();
   await expect(page.getByText('That does not look like an email address.')).toBeVisible();
   await expect(page.getByText('Use at least 12 characters.')).toBeVisible();
+});
+
+test('log in with a recovery code when the phone is lost', async ({ page }) => {
+  const email = uniqueEmail('recovery');
+  await signUp(page, email);
+  const { codes } = await enrol(page);
+  await logOut(page);
+  await passwordStep(page, email);
+
+  await page.getByRole('button', { name: 'Lost your phone? Use a recovery code' }).click();
+  await expect(page.getByRole('heading', { name: 'Use a recovery code' })).toBeVisible();
+  await page.getByLabel('Recovery code').fill(codes[0].toUpperCase());
+  await page.getByRole('button', { name: 'Verify' }).click();
+  await expect(page).toHaveURL(/\/$/);
+  await expect(page.getByTestId('user-email')).toHaveText(email);
+
+  // The same code does not work twice.
+  await logOut(page);
+  await passwordStep(page, email);
+  await page.getByRole('button', { name: 'Lost your phone? Use a recovery code' }).click();
+  await page.getByLabel('Recovery code').fill(codes[0]);
+  await page.getByRole('button', { name: 'Verify' }).click();
+  await expect(page.getByRole('alert')).toContainText('not valid or was already used');
+  await page.getByLabel('Recovery code').fill(codes[1]);
+  await page.getByRole('button', { name: 'Verify' }).click();
+  await expect(page).toHaveURL(/\/$/);
+
+  // The security page counts what is left and lists the events.
+  await page.goto('/security');
+  await expect(page.getByTestId('codes-left')).toHaveText('8 of 10 recovery codes left.');
+  const activity = page.getByTestId('activity');
+  await expect(activity).toContainText('Recovery code used');
+  await expect(activity).toContainText('Wrong two-factor code');
+  await expect(activity).toContainText('Two-factor authentication turned on');
+  await expect(activity).toContainText('Logged in');
+});
+
+test('turn two-factor authentication off with password and code', async ({ page }) => {
+  const email = uniqueEmail('off');
+  await signUp(page, email);
+  const { secret } = await enrol(page);
+
+  const panel = page.getByTestId('turn-off');
+  await panel.locator('summary').click();
+  await panel.getByLabel('Password').fill('not my password at all');
+  await panel.getByLabel('6-digit code').fill(nextCode(secret));
+  await panel.getByRole('button', { name: 'Turn off two-factor authentication' }).click();
+  await expect(panel.getByRole('alert')).toHaveText('Wrong email or password.');
+
+  await panel.getByLabel('Password').fill(PASSWORD);
+  await panel.getByRole('button', { name: 'Turn off two-factor authentication' }).click();
+  await expect(page.getByRole('button', { name: 'Set up two-factor authentication' })).toBeVisible();
+  await expect(page.getByTestId('activity')).toContainText('Two-factor authentication turned off');
+
+  // Logging in now takes the password only.
+  await logOut(page);
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Continue' }).click();
+  await expect(page).toHaveURL(/\/$/);
+  await expect(page.getByTestId('twofa-status')).toHaveText('Off');
+});
+
+test('too many wrong passwords are slowed down with a clear message', async ({ page }) => {
+  const email = uniqueEmail('throttle');
+  await signUp(page, email);
+  await page.getByRole('button', { name: 'Log out' }).first().click();
+  await expect(page).toHaveURL(/\/login$/);
+  await page.getByLabel('Email').fill(email);
+  // Five free failures, then a delay that doubles (1 s, 2 s, 4 s…): within
+  // a few quick attempts the answer turns into "too many".
+  let slowed = false;
+  for (let i = 0; i < 9 && !slowed; i++) {
+    await page.getByLabel('Password').fill(`wrong password number ${i}`);
+    await page.getByRole('button', { name: 'Continue' }).click();
+    await expect(page.getByRole('button', { name: 'Continue' })).toBeEnabled();
+    slowed = (await page.getByRole('alert').innerText()).includes('Too many attempts');
+  }
+  expect(slowed).toBe(true);
+  await expect(page.getByRole('alert')).toContainText(/Too many attempts\. Try again in \d+ seconds\./);
 });
