@@ -186,14 +186,17 @@ pub fn parse_registration(email: &str, name: &str, password: &str) -> Result<(Em
     }
 }
 
+/// A 400 for one field, its message also the error's message.
+fn field_failure(name: &str, e: crate::domain::ParseError) -> AppError {
+    let mut errors = BTreeMap::new();
+    errors.insert(name.to_owned(), e.0.to_owned());
+    let mut err = AppError::fields(errors);
+    err.message = e.0.to_owned();
+    err
+}
+
 pub fn parse_code(code: &str) -> Result<TotpCode, AppError> {
-    TotpCode::parse(code).map_err(|e| {
-        let mut errors = BTreeMap::new();
-        errors.insert("twoFactorAuthenticationCode".to_owned(), e.0.to_owned());
-        let mut err = AppError::fields(errors);
-        err.message = e.0.to_owned();
-        err
-    })
+    TotpCode::parse(code).map_err(|e| field_failure("twoFactorAuthenticationCode", e))
 }
 
 /// Exactly one of a 6-digit code or a recovery code.
@@ -201,36 +204,20 @@ pub fn parse_second_factor(code: Option<&str>, recovery: Option<&str>) -> Result
     let present = |v: Option<&str>| v.map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
     match (present(code), present(recovery)) {
         (Some(c), None) => parse_code(&c).map(SecondFactor::Totp),
-        (None, Some(r)) => RecoveryCode::parse(&r).map(SecondFactor::Recovery).map_err(|e| {
-            let mut errors = BTreeMap::new();
-            errors.insert("recoveryCode".to_owned(), e.0.to_owned());
-            let mut err = AppError::fields(errors);
-            err.message = e.0.to_owned();
-            err
-        }),
+        (None, Some(r)) => {
+            RecoveryCode::parse(&r).map(SecondFactor::Recovery).map_err(|e| field_failure("recoveryCode", e))
+        }
         (None, None) => Err(AppError::bad_request("Enter the 6-digit code from your app or a recovery code.")),
         (Some(_), Some(_)) => Err(AppError::bad_request("Send a 6-digit code or a recovery code, not both.")),
     }
 }
 
 pub fn parse_new_password(password: &str) -> Result<Password, AppError> {
-    Password::parse(password).map_err(|e| {
-        let mut errors = BTreeMap::new();
-        errors.insert("newPassword".to_owned(), e.0.to_owned());
-        let mut err = AppError::fields(errors);
-        err.message = e.0.to_owned();
-        err
-    })
+    Password::parse(password).map_err(|e| field_failure("newPassword", e))
 }
 
 pub fn parse_email(email: &str) -> Result<Email, AppError> {
-    Email::parse(email).map_err(|e| {
-        let mut errors = BTreeMap::new();
-        errors.insert("email".to_owned(), e.0.to_owned());
-        let mut err = AppError::fields(errors);
-        err.message = e.0.to_owned();
-        err
-    })
+    Email::parse(email).map_err(|e| field_failure("email", e))
 }
 
 /// POST /api/authentication/register → 201 with the user.
@@ -280,10 +267,8 @@ pub async fn authenticate_two_factor(
 pub async fn generate_two_factor(
     #[server(rename = "twoFactorAuthenticationCode")] code: Option<String>,
 ) -> Result<GenerateResponse, AppError> {
-    use crate::server::{app_state, auth::FullSession, extract, request::RequestMeta, service};
-    let state = app_state()?;
-    let session = extract::<FullSession>(&state).await?;
-    let meta = extract::<RequestMeta>(&state).await?;
+    use crate::server::{full_request, service};
+    let (state, session, meta) = full_request().await?;
     let code = code.as_deref().map(str::trim).filter(|c| !c.is_empty()).map(parse_code).transpose()?;
     service::generate(&state, &meta, session, code).await
 }
@@ -294,10 +279,8 @@ pub async fn generate_two_factor(
 pub async fn turn_on_two_factor(
     #[server(rename = "twoFactorAuthenticationCode")] code: String,
 ) -> Result<TurnOnResponse, AppError> {
-    use crate::server::{app_state, auth::FullSession, extract, request::RequestMeta, service, set_cookies};
-    let state = app_state()?;
-    let session = extract::<FullSession>(&state).await?;
-    let meta = extract::<RequestMeta>(&state).await?;
+    use crate::server::{full_request, service, set_cookies};
+    let (state, session, meta) = full_request().await?;
     let code = parse_code(&code)?;
     let out = service::turn_on(&state, &meta, session, code).await?;
     set_cookies(&out.cookies);
@@ -311,10 +294,8 @@ pub async fn turn_off_two_factor(
     #[server(rename = "twoFactorAuthenticationCode")] code: Option<String>,
     #[server(rename = "recoveryCode")] recovery_code: Option<String>,
 ) -> Result<User, AppError> {
-    use crate::server::{app_state, auth::FullSession, extract, request::RequestMeta, service, set_cookies};
-    let state = app_state()?;
-    let session = extract::<FullSession>(&state).await?;
-    let meta = extract::<RequestMeta>(&state).await?;
+    use crate::server::{full_request, service, set_cookies};
+    let (state, session, meta) = full_request().await?;
     let factor = parse_second_factor(code.as_deref(), recovery_code.as_deref())?;
     let out = service::turn_off(&state, &meta, session, &password, factor).await?;
     set_cookies(&out.cookies);
@@ -326,10 +307,8 @@ pub async fn turn_off_two_factor(
 pub async fn regenerate_recovery_codes(
     #[server(rename = "twoFactorAuthenticationCode")] code: String,
 ) -> Result<RecoveryCodesResponse, AppError> {
-    use crate::server::{app_state, auth::FullSession, extract, request::RequestMeta, service};
-    let state = app_state()?;
-    let session = extract::<FullSession>(&state).await?;
-    let meta = extract::<RequestMeta>(&state).await?;
+    use crate::server::{full_request, service};
+    let (state, session, meta) = full_request().await?;
     let code = parse_code(&code)?;
     service::regenerate_recovery_codes(&state, &meta, session, code).await
 }
@@ -397,10 +376,8 @@ pub async fn log_out() -> Result<Done, AppError> {
 /// user on every device, this one included.
 #[server(prefix = "/api", endpoint = "authentication/log-out-everywhere", input = Json)]
 pub async fn log_out_everywhere() -> Result<Done, AppError> {
-    use crate::server::{app_state, auth::FullSession, extract, request::RequestMeta, service, set_cookies};
-    let state = app_state()?;
-    let session = extract::<FullSession>(&state).await?;
-    let meta = extract::<RequestMeta>(&state).await?;
+    use crate::server::{full_request, service, set_cookies};
+    let (state, session, meta) = full_request().await?;
     service::log_out_everywhere(&state, &meta, session).await?;
     set_cookies(&service::cleared_cookies(&state));
     Ok(Done { message: "Logged out everywhere.".into() })
@@ -413,10 +390,8 @@ pub async fn change_password(
     #[server(rename = "currentPassword")] current_password: String,
     #[server(rename = "newPassword")] new_password: String,
 ) -> Result<User, AppError> {
-    use crate::server::{app_state, auth::FullSession, extract, request::RequestMeta, service, set_cookies};
-    let state = app_state()?;
-    let session = extract::<FullSession>(&state).await?;
-    let meta = extract::<RequestMeta>(&state).await?;
+    use crate::server::{full_request, service, set_cookies};
+    let (state, session, meta) = full_request().await?;
     let new = parse_new_password(&new_password)?;
     let out = service::change_password(&state, &meta, session, &current_password, new).await?;
     set_cookies(&out.cookies);

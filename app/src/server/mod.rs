@@ -37,6 +37,15 @@ where
     T::from_request_parts(&mut parts, state).await
 }
 
+/// The state, the full session and the client metadata of the current
+/// request: what most server functions start with.
+pub async fn full_request() -> Result<(AppState, auth::FullSession, request::RequestMeta), AppError> {
+    let state = app_state()?;
+    let session = extract::<auth::FullSession>(&state).await?;
+    let meta = extract::<request::RequestMeta>(&state).await?;
+    Ok((state, session, meta))
+}
+
 /// Adds `Set-Cookie` headers to the response.
 pub fn set_cookies(values: &[String]) {
     let Some(res) = use_context::<ResponseOptions>() else { return };
