@@ -18,6 +18,8 @@ const PASSWORD: &str = "correct horse battery staple";
 
 struct TestApp {
     base: String,
+    /// The database this app runs on (SQLite file, or a fresh PostgreSQL database).
+    database_url: String,
     client: reqwest::Client,
     clock: ManualClock,
     state: app::server::AppState,
@@ -41,9 +43,34 @@ async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
     spawn_in(dir, extra).await
 }
 
+/// With TEST_POSTGRES_URL set (a server where the user may create
+/// databases), every test runs on its own fresh PostgreSQL database;
+/// otherwise on a fresh SQLite file.
+async fn database_for(dir: &std::path::Path) -> String {
+    let Ok(admin) = std::env::var("TEST_POSTGRES_URL") else {
+        return format!("sqlite://{}?mode=rwc", dir.join("twofactor.db").display());
+    };
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let name = format!(
+        "twofactor_test_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    );
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin).await.expect("TEST_POSTGRES_URL");
+    // Two statements: PostgreSQL runs a multi-statement string as one
+    // transaction, and these refuse to run inside one.
+    for sql in [format!("DROP DATABASE IF EXISTS {name}"), format!("CREATE DATABASE {name}")] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await.expect("create test database");
+    }
+    let (base, _) = admin.rsplit_once('/').expect("TEST_POSTGRES_URL names a database");
+    format!("{base}/{name}")
+}
+
 /// Starts the app on the data directory `dir` (a restart keeps the data).
 async fn spawn_in(dir: tempfile::TempDir, extra: &[(&str, &str)]) -> TestApp {
     let mut vars = HashMap::new();
+    let database_url = database_for(dir.path()).await;
+    vars.insert("DATABASE_URL", database_url.clone());
     vars.insert("DATA_DIR", dir.path().display().to_string());
     vars.insert("JWT_SECRET", "test-signing-key-that-is-long-enough-0123456789".to_string());
     vars.insert("TWO_FACTOR_AUTHENTICATION_APP_NAME", "Test Login".to_string());
@@ -57,7 +84,7 @@ async fn spawn_in(dir: tempfile::TempDir, extra: &[(&str, &str)]) -> TestApp {
     let addr = listener.local_addr().expect("addr");
     let router = build_router(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, router).await });
-    TestApp { base: format!("http://{addr}"), client: new_client(), clock, state, _dir: dir }
+    TestApp { base: format!("http://{addr}"), database_url, client: new_client(), clock, state, _dir: dir }
 }
 
 fn new_client() -> reqwest::Client {
@@ -995,6 +1022,13 @@ async fn password_stage_token_is_refused_by_every_other_endpoint() {
     );
 }
 
+/// What a database dump shows for zed's secret.
+async fn stored_secret(url: &str) -> (String,) {
+    sqlx::any::install_default_drivers();
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(url).await.expect("db");
+    sqlx::query_as("SELECT totp_secret FROM users WHERE email = 'zed@example.com'").fetch_one(&mut conn).await.expect("row")
+}
+
 #[tokio::test]
 async fn secrets_are_sealed_at_rest_and_keys_rotate() {
     server::telemetry::init(server::config::LogFormat::Text);
@@ -1005,17 +1039,15 @@ async fn secrets_are_sealed_at_rest_and_keys_rotate() {
     let app = spawn_in(dir, &[("SECRETS_KEY", &k1)]).await;
     let secret = app.enrolled_user("zed@example.com").await;
 
-    let url = format!("sqlite://{}?mode=ro", path.join("twofactor.db").display());
-    let stored: (String,) = sqlx::query_as("SELECT totp_secret FROM users WHERE email = 'zed@example.com'")
-        .fetch_one(&mut <sqlx::SqliteConnection as sqlx::Connection>::connect(&url).await.expect("db"))
-        .await
-        .expect("row");
+    let url = app.database_url.clone();
+    let stored = stored_secret(&url).await;
     assert!(stored.0.starts_with("v1.k1."), "{}", stored.0);
     assert!(!stored.0.contains(&secret), "the dump shows no usable secret");
 
     // Rotate: new key current, old key previous; the command re-seals.
     let config = Config::from_vars(|k| match k {
         "DATA_DIR" => Some(path.display().to_string()),
+        "DATABASE_URL" => Some(url.clone()),
         "JWT_SECRET" => Some("test-signing-key-that-is-long-enough-0123456789".into()),
         "SECRETS_KEY" => Some(k2.clone()),
         "SECRETS_KEYS_PREVIOUS" => Some(k1.clone()),
@@ -1025,10 +1057,7 @@ async fn secrets_are_sealed_at_rest_and_keys_rotate() {
     let rotated_state = build_state(&config, Arc::new(app.clock.clone())).await.expect("state");
     assert_eq!(server::ops::rotate_secrets_key(&rotated_state).await.expect("rotate"), 1);
     assert_eq!(server::ops::rotate_secrets_key(&rotated_state).await.expect("again"), 0);
-    let stored: (String,) = sqlx::query_as("SELECT totp_secret FROM users WHERE email = 'zed@example.com'")
-        .fetch_one(&mut <sqlx::SqliteConnection as sqlx::Connection>::connect(&url).await.expect("db"))
-        .await
-        .expect("row");
+    let stored = stored_secret(&url).await;
     assert!(stored.0.starts_with("v1.k2."), "{}", stored.0);
 
     // A server on the new key alone still logs the user in with the same app.
