@@ -80,10 +80,11 @@ pub enum AuditKind {
     RefreshReuseDetected,
     PasswordChanged,
     SessionsRevoked,
+    TwoFactorReset,
 }
 
 impl AuditKind {
-    const ALL: [AuditKind; 11] = [
+    const ALL: [AuditKind; 12] = [
         AuditKind::LogInOk,
         AuditKind::LogInFailed,
         AuditKind::CodeFailed,
@@ -95,6 +96,7 @@ impl AuditKind {
         AuditKind::RefreshReuseDetected,
         AuditKind::PasswordChanged,
         AuditKind::SessionsRevoked,
+        AuditKind::TwoFactorReset,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -110,6 +112,7 @@ impl AuditKind {
             AuditKind::RefreshReuseDetected => "refresh_reuse_detected",
             AuditKind::PasswordChanged => "password_changed",
             AuditKind::SessionsRevoked => "sessions_revoked",
+            AuditKind::TwoFactorReset => "two_factor_reset",
         }
     }
 
@@ -131,6 +134,7 @@ impl AuditKind {
             AuditKind::RefreshReuseDetected => "Stolen session detected and ended",
             AuditKind::PasswordChanged => "Password changed",
             AuditKind::SessionsRevoked => "Logged out everywhere",
+            AuditKind::TwoFactorReset => "Two-factor authentication reset by an administrator",
         }
     }
 
@@ -138,7 +142,11 @@ impl AuditKind {
     pub fn is_warning(self) -> bool {
         matches!(
             self,
-            AuditKind::LogInFailed | AuditKind::CodeFailed | AuditKind::Throttled | AuditKind::RefreshReuseDetected
+            AuditKind::LogInFailed
+                | AuditKind::CodeFailed
+                | AuditKind::Throttled
+                | AuditKind::RefreshReuseDetected
+                | AuditKind::TwoFactorReset
         )
     }
 }

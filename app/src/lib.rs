@@ -15,4 +15,4 @@ pub mod ui;
 #[cfg(feature = "ssr")]
 pub mod server;
 
-pub use ui::{App, shell};
+pub use ui::{App, format_utc, shell};

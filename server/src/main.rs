@@ -23,9 +23,26 @@ struct Cli {
 enum Command {
     /// Serve the app and the API (the default).
     Serve,
+    /// Apply the database migrations and exit (serve also applies them).
+    Migrate,
+    /// Manage accounts.
+    #[command(subcommand)]
+    User(UserCommand),
     /// Re-encrypt every stored TOTP secret under SECRETS_KEY. Put the old
     /// key in SECRETS_KEYS_PREVIOUS (id:hex, comma-separated) while this runs.
     RotateSecretsKey,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// List every account with its 2FA state.
+    List,
+    /// Turn 2FA off for a user who lost both phone and recovery codes (check
+    /// who they are first). Ends their sessions; recorded in their activity.
+    #[command(name = "reset-2fa")]
+    ResetTwoFactor { email: String },
+    /// End every session of a user, on every device.
+    RevokeSessions { email: String },
 }
 
 #[tokio::main]
@@ -40,6 +57,19 @@ async fn main() -> ExitCode {
         }
     };
     telemetry::init(config.log_format);
+    let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::Migrate = command {
+        return match app::server::db::Db::connect(&config.database_url, 1).await {
+            Ok(_) => {
+                println!("migrations applied");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let state = match build_state(&config, Arc::new(SystemClock)).await {
         Ok(s) => s,
         Err(e) => {
@@ -47,18 +77,25 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(config, state).await,
-        Command::RotateSecretsKey => match ops::rotate_secrets_key(&state).await {
-            Ok(n) => {
-                println!("re-encrypted the secrets of {n} account(s) under key {:?}", state.secrets.current_id());
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("rotation failed: {e}");
-                ExitCode::FAILURE
-            }
-        },
+    let done = match command {
+        Command::Serve | Command::Migrate => return serve(config, state).await,
+        Command::RotateSecretsKey => ops::rotate_secrets_key(&state)
+            .await
+            .map(|n| format!("re-encrypted the secrets of {n} account(s) under key {:?}", state.secrets.current_id())),
+        Command::User(UserCommand::List) => ops::list_users(&state).await,
+        Command::User(UserCommand::ResetTwoFactor { email }) => ops::reset_two_factor(&state, &email).await,
+        Command::User(UserCommand::RevokeSessions { email }) => ops::revoke_sessions(&state, &email).await,
+    };
+    state.db.close().await;
+    match done {
+        Ok(message) => {
+            println!("{}", message.trim_end());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -1,6 +1,8 @@
 //! Operator commands that work on the database directly.
 
+use app::domain::Email;
 use app::server::AppState;
+use app::server::service;
 use app::server::db::SealedSecrets;
 use app::server::sealing::SecretBox;
 
@@ -41,4 +43,44 @@ pub async fn rotate_secrets_key(state: &AppState) -> Result<usize, String> {
         }
     }
     Ok(done)
+}
+
+/// `user list`: one line per account.
+pub async fn list_users(state: &AppState) -> Result<String, String> {
+    let users = state.db.list_users().await.map_err(|e| e.message)?;
+    let mut out = format!("{:>6}  {:<3}  {:<16}  {:<40}  {}\n", "id", "2fa", "created (UTC)", "email", "name");
+    for u in &users {
+        out.push_str(&format!(
+            "{:>6}  {:<3}  {:<16}  {:<40}  {}\n",
+            u.id,
+            if u.totp_enabled == 1 { "on" } else { "off" },
+            app::format_utc(u.created_at),
+            u.email,
+            u.name
+        ));
+    }
+    out.push_str(&format!("{} account(s)\n", users.len()));
+    Ok(out)
+}
+
+fn parse_email(email: &str) -> Result<Email, String> {
+    Email::parse(email).map_err(|e| format!("{email:?}: {e}"))
+}
+
+/// `user reset-2fa EMAIL`.
+pub async fn reset_two_factor(state: &AppState, email: &str) -> Result<String, String> {
+    let email = parse_email(email)?;
+    match service::operator_reset_two_factor(state, &email).await.map_err(|e| e.message)? {
+        true => Ok(format!("two-factor authentication is off for {email}; every session ended; the user sees this in their activity")),
+        false => Err(format!("no account with the email {email}")),
+    }
+}
+
+/// `user revoke-sessions EMAIL`.
+pub async fn revoke_sessions(state: &AppState, email: &str) -> Result<String, String> {
+    let email = parse_email(email)?;
+    match service::operator_revoke_sessions(state, &email).await.map_err(|e| e.message)? {
+        true => Ok(format!("every session of {email} ended")),
+        false => Err(format!("no account with the email {email}")),
+    }
 }

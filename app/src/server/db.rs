@@ -129,6 +129,15 @@ pub struct AuditRow {
 }
 
 #[derive(Debug, Clone, FromRow)]
+pub struct UserSummary {
+    pub id: i64,
+    pub email: String,
+    pub name: String,
+    pub totp_enabled: i64,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, FromRow)]
 pub struct SealedSecrets {
     pub id: i64,
     pub totp_secret: Option<String>,
@@ -558,6 +567,15 @@ impl Db {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// Every account, oldest first, for the operator's `user list`.
+    pub async fn list_users(&self) -> Result<Vec<UserSummary>, AppError> {
+        Ok(sqlx::query_as::<_, UserSummary>(
+            "SELECT id, email, name, totp_enabled, created_at FROM users ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// Cheap round trip for readiness checks.

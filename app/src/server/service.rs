@@ -491,6 +491,27 @@ pub async fn log_out_everywhere(state: &AppState, meta: &RequestMeta, session: F
     Ok(())
 }
 
+/// Operator: turns 2FA off for a user who lost both phone and recovery
+/// codes (after checking who they are out of band). Every session ends.
+pub async fn operator_reset_two_factor(state: &AppState, email: &Email) -> Result<bool, AppError> {
+    let Some(user) = state.db.user_by_email(email.as_str()).await? else { return Ok(false) };
+    state.db.disable_totp(user.id).await?;
+    state.db.revoke_user_sessions(user.id, None, state.now()).await?;
+    let meta = RequestMeta { ip: None, user_agent: Some("operator command".into()) };
+    audit(state, Some(user.id), AuditKind::TwoFactorReset, &meta).await;
+    Ok(true)
+}
+
+/// Operator: ends every session of a user.
+pub async fn operator_revoke_sessions(state: &AppState, email: &Email) -> Result<bool, AppError> {
+    let Some(user) = state.db.user_by_email(email.as_str()).await? else { return Ok(false) };
+    state.db.bump_session_version(user.id).await?;
+    state.db.revoke_user_sessions(user.id, None, state.now()).await?;
+    let meta = RequestMeta { ip: None, user_agent: Some("operator command".into()) };
+    audit(state, Some(user.id), AuditKind::SessionsRevoked, &meta).await;
+    Ok(true)
+}
+
 /// Changes the password (the current one is required); other sessions end.
 pub async fn change_password(
     state: &AppState,

@@ -10,6 +10,8 @@ mod security;
 pub mod session;
 mod signup;
 
+pub use security::format_utc;
+
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::components::{A, Route, Router, Routes};
