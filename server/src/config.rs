@@ -35,6 +35,7 @@ pub struct Config {
     pub log_format: LogFormat,
     pub site_root: String,
     pub db_max_connections: u32,
+    pub db_acquire_timeout_seconds: u64,
 }
 
 impl std::fmt::Debug for Config {
@@ -127,6 +128,7 @@ impl Config {
                 .filter(|n| (1..=1000).contains(n))
                 .ok_or("DATABASE_MAX_CONNECTIONS must be a number between 1 and 1000")?,
         };
+        let db_acquire_timeout_seconds = seconds(&var, "DATABASE_ACQUIRE_TIMEOUT_SECONDS", 5, 1, 60)? as u64;
         Ok(Self {
             listen,
             data_dir,
@@ -143,6 +145,7 @@ impl Config {
             log_format,
             site_root,
             db_max_connections,
+            db_acquire_timeout_seconds,
         })
     }
 

@@ -46,7 +46,12 @@ const MAX_BODY_BYTES: usize = 64 * 1024;
 pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, String> {
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| format!("could not create the data directory {}: {e}", config.data_dir.display()))?;
-    let db = Db::connect(&config.database_url, config.db_max_connections).await?;
+    let db = Db::connect_with_timeout(
+        &config.database_url,
+        config.db_max_connections,
+        std::time::Duration::from_secs(config.db_acquire_timeout_seconds),
+    )
+    .await?;
     let keys = TokenKeys::new(&config.jwt_key()?)?;
     let (key_id, key) = config.secrets_key()?;
     let secrets = SecretBox::new((&key_id, &key), &config.secrets_keys_previous)?;

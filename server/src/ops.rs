@@ -2,9 +2,9 @@
 
 use app::domain::Email;
 use app::server::AppState;
-use app::server::service;
 use app::server::db::SealedSecrets;
 use app::server::sealing::SecretBox;
+use app::server::service;
 
 /// Re-seals every TOTP secret not under the current key. Each row is
 /// swapped only if unchanged since read, so it is safe beside a running
@@ -71,7 +71,9 @@ fn parse_email(email: &str) -> Result<Email, String> {
 pub async fn reset_two_factor(state: &AppState, email: &str) -> Result<String, String> {
     let email = parse_email(email)?;
     match service::operator_reset_two_factor(state, &email).await.map_err(|e| e.message)? {
-        true => Ok(format!("two-factor authentication is off for {email}; every session ended; the user sees this in their activity")),
+        true => Ok(format!(
+            "two-factor authentication is off for {email}; every session ended; the user sees this in their activity"
+        )),
         false => Err(format!("no account with the email {email}")),
     }
 }

@@ -51,11 +51,8 @@ async fn database_for(dir: &std::path::Path) -> String {
         return format!("sqlite://{}?mode=rwc", dir.join("twofactor.db").display());
     };
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let name = format!(
-        "twofactor_test_{}_{}",
-        std::process::id(),
-        NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-    );
+    let name =
+        format!("twofactor_test_{}_{}", std::process::id(), NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst));
     let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin).await.expect("TEST_POSTGRES_URL");
     // Two statements: PostgreSQL runs a multi-statement string as one
     // transaction, and these refuse to run inside one.
@@ -69,7 +66,10 @@ async fn database_for(dir: &std::path::Path) -> String {
 /// Starts the app on the data directory `dir` (a restart keeps the data).
 async fn spawn_in(dir: tempfile::TempDir, extra: &[(&str, &str)]) -> TestApp {
     let mut vars = HashMap::new();
-    let database_url = database_for(dir.path()).await;
+    let database_url = match extra.iter().find(|(k, _)| *k == "DATABASE_URL") {
+        Some((_, url)) => url.to_string(),
+        None => database_for(dir.path()).await,
+    };
     vars.insert("DATABASE_URL", database_url.clone());
     vars.insert("DATA_DIR", dir.path().display().to_string());
     vars.insert("JWT_SECRET", "test-signing-key-that-is-long-enough-0123456789".to_string());
@@ -1026,7 +1026,10 @@ async fn password_stage_token_is_refused_by_every_other_endpoint() {
 async fn stored_secret(url: &str) -> (String,) {
     sqlx::any::install_default_drivers();
     let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(url).await.expect("db");
-    sqlx::query_as("SELECT totp_secret FROM users WHERE email = 'zed@example.com'").fetch_one(&mut conn).await.expect("row")
+    sqlx::query_as("SELECT totp_secret FROM users WHERE email = 'zed@example.com'")
+        .fetch_one(&mut conn)
+        .await
+        .expect("row")
 }
 
 #[tokio::test]
@@ -1199,7 +1202,8 @@ async fn two_instances_act_as_one_service() {
 
     // Enrol through A, confirm through B.
     assert_eq!(status_of(c.post(a.url("/api/authentication/log-in")).json(&creds)).await, StatusCode::OK);
-    let g: Value = c.post(a.url("/api/2fa/generate")).json(&json!({})).send().await.expect("g").json().await.expect("json");
+    let g: Value =
+        c.post(a.url("/api/2fa/generate")).json(&json!({})).send().await.expect("g").json().await.expect("json");
     let secret = totp::from_base32(g["secret"].as_str().expect("secret")).expect("base32");
     let code = |t: i64| totp::code_at(&secret, t).expect("code");
     let on = c.post(b.url("/api/2fa/turn-on")).json(&json!({"twoFactorAuthenticationCode": code(unix_now())}));
@@ -1218,7 +1222,9 @@ async fn two_instances_act_as_one_service() {
     let (mut evaluated, mut throttled) = (0, 0);
     for i in 0..12 {
         let inst = if i % 2 == 0 { &a } else { &b };
-        match status_of(c.post(inst.url("/api/2fa/authenticate")).json(&json!({"twoFactorAuthenticationCode": wrong}))).await {
+        match status_of(c.post(inst.url("/api/2fa/authenticate")).json(&json!({"twoFactorAuthenticationCode": wrong})))
+            .await
+        {
             StatusCode::UNAUTHORIZED => evaluated += 1,
             StatusCode::TOO_MANY_REQUESTS => throttled += 1,
             other => panic!("unexpected {other}"),
@@ -1234,20 +1240,45 @@ async fn two_instances_act_as_one_service() {
     let d = new_client();
     let multi2 = json!({"email": "other@example.com", "name": "Other", "password": PASSWORD});
     assert_eq!(status_of(d.post(a.url("/api/authentication/register")).json(&multi2)).await, StatusCode::CREATED);
-    let r = d.post(a.url("/api/authentication/log-in")).json(&json!({"email": "other@example.com", "password": PASSWORD})).send().await.expect("log-in");
-    let first = r.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).find_map(|c| c.strip_prefix("refresh=").map(|v| v.split(';').next().unwrap_or("").to_owned())).expect("refresh");
+    let r = d
+        .post(a.url("/api/authentication/log-in"))
+        .json(&json!({"email": "other@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .expect("log-in");
+    let first = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.strip_prefix("refresh=").map(|v| v.split(';').next().unwrap_or("").to_owned()))
+        .expect("refresh");
     assert_eq!(status_of(d.post(a.url("/api/authentication/refresh"))).await, StatusCode::OK);
-    let replay = reqwest::Client::new().post(b.url("/api/authentication/refresh")).header("cookie", format!("refresh={first}"));
+    let replay =
+        reqwest::Client::new().post(b.url("/api/authentication/refresh")).header("cookie", format!("refresh={first}"));
     assert_eq!(status_of(replay).await, StatusCode::UNAUTHORIZED);
-    assert_eq!(status_of(d.get(b.url("/api/authentication"))).await, StatusCode::UNAUTHORIZED, "the family is revoked everywhere");
+    assert_eq!(
+        status_of(d.get(b.url("/api/authentication"))).await,
+        StatusCode::UNAUTHORIZED,
+        "the family is revoked everywhere"
+    );
 
     // Log-out-everywhere on A ends the session on B.
     let e = new_client();
-    e.post(a.url("/api/authentication/log-in")).json(&json!({"email": "other@example.com", "password": PASSWORD})).send().await.expect("log-in");
+    e.post(a.url("/api/authentication/log-in"))
+        .json(&json!({"email": "other@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .expect("log-in");
     assert_eq!(status_of(e.get(b.url("/api/authentication"))).await, StatusCode::OK);
     assert_eq!(status_of(e.post(a.url("/api/authentication/log-out-everywhere"))).await, StatusCode::OK);
     let stale = new_client();
-    stale.post(b.url("/api/authentication/log-in")).json(&json!({"email": "other@example.com", "password": PASSWORD})).send().await.expect("log-in");
+    stale
+        .post(b.url("/api/authentication/log-in"))
+        .json(&json!({"email": "other@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .expect("log-in");
     assert_eq!(status_of(e.get(b.url("/api/authentication"))).await, StatusCode::UNAUTHORIZED);
     assert_eq!(status_of(stale.get(b.url("/api/authentication"))).await, StatusCode::OK, "new log-ins still work");
 }
@@ -1262,7 +1293,9 @@ async fn sigterm_drains_requests_in_flight() {
     // a time, so these queue for a while.
     let mut tasks: Vec<_> = (0..16)
         .map(|i| {
-            let req = client.post(server.url("/api/authentication/log-in")).json(&json!({"email": format!("q{i}@example.com"), "password": PASSWORD}));
+            let req = client
+                .post(server.url("/api/authentication/log-in"))
+                .json(&json!({"email": format!("q{i}@example.com"), "password": PASSWORD}));
             tokio::spawn(async move { req.send().await.map(|r| r.status()) })
         })
         .collect();
@@ -1276,4 +1309,157 @@ async fn sigterm_drains_requests_in_flight() {
     let mut server = server;
     let status = server.child.wait().expect("exit");
     assert!(status.success(), "{status}");
+}
+
+/// A TCP relay in front of PostgreSQL that can be cut and restored, to play
+/// the database going away and coming back.
+struct Relay {
+    port: u16,
+    up: Arc<std::sync::atomic::AtomicBool>,
+    cut: tokio::sync::broadcast::Sender<()>,
+}
+
+impl Relay {
+    async fn start(upstream: String) -> Relay {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (cut, _) = tokio::sync::broadcast::channel::<()>(4);
+        let (flag, cutter) = (up.clone(), cut.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !flag.load(Ordering::SeqCst) {
+                    continue; // dropped: connection refused in effect
+                }
+                let upstream = upstream.clone();
+                let mut stop = cutter.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await else { return };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = stop.recv() => {}
+                    }
+                });
+            }
+        });
+        Relay { port, up, cut }
+    }
+
+    fn down(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        let _ = self.cut.send(());
+    }
+
+    fn restore(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn database_away_gives_503_and_service_resumes_without_restart() {
+    let Ok(_) = std::env::var("TEST_POSTGRES_URL") else {
+        eprintln!("skipped: needs TEST_POSTGRES_URL (the relay stands in front of PostgreSQL)");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("dir");
+    let direct = database_for(dir.path()).await;
+    // postgres://user@host:port/db → relay on another port, same database.
+    let (head, db) = direct.rsplit_once('/').expect("db");
+    let host_port = head.rsplit_once('@').map(|(_, h)| h).unwrap_or(head.trim_start_matches("postgres://"));
+    let relay = Relay::start(host_port.to_owned()).await;
+    let via_relay = format!("{}/{db}", head.replace(host_port, &format!("127.0.0.1:{}", relay.port)));
+    let app = spawn_in(dir, &[("DATABASE_URL", &via_relay), ("DATABASE_ACQUIRE_TIMEOUT_SECONDS", "1")]).await;
+    assert_eq!(app.register("ida@example.com").await.status, StatusCode::CREATED);
+
+    relay.down();
+    let r = app.log_in("ida@example.com", PASSWORD).await;
+    assert_error(&r, StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+    assert!(!r.text.to_lowercase().contains("connection"), "no internal error text: {}", r.text);
+    assert_error(&app.register("jon@example.com").await, StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+    assert_eq!(app.get("/readyz").await.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(app.get("/healthz").await.status, StatusCode::OK);
+
+    relay.restore();
+    assert_eq!(app.get("/readyz").await.status, StatusCode::OK);
+    assert_eq!(app.log_in("ida@example.com", PASSWORD).await.status, StatusCode::OK);
+    // Nothing half-written: the sign-up during the outage did not happen.
+    assert_error(&app.log_in("jon@example.com", PASSWORD).await, StatusCode::UNAUTHORIZED, "invalid_credentials");
+    assert_eq!(app.register("jon@example.com").await.status, StatusCode::CREATED);
+}
+
+/// Runs an operator command of the server binary against a database.
+fn operator(database_url: &str, data_dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
+        .args(args)
+        .env_clear()
+        .env("DATABASE_URL", database_url)
+        .env("DATA_DIR", data_dir)
+        .env("JWT_SECRET", "test-signing-key-that-is-long-enough-0123456789")
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run the server binary");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn operator_commands() {
+    let app = spawn_app().await;
+    let dir = app._dir.path().to_path_buf();
+    let url = app.database_url.clone();
+    app.enrolled_user("ops@example.com").await;
+    let other = new_client();
+    app.post_with(&other, "/api/authentication/log-in", json!({"email": "ops@example.com", "password": PASSWORD}))
+        .await;
+
+    let (ok, out, err) = operator(&url, &dir, &["migrate"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("migrations applied"));
+    let (ok, out, err) = operator(&url, &dir, &["user", "list"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("ops@example.com") && out.contains(" on ") && out.contains("1 account(s)"), "{out}");
+
+    let (ok, _, err) = operator(&url, &dir, &["user", "reset-2fa", "nobody@example.com"]);
+    assert!(!ok && err.contains("no account"), "{err}");
+    let (ok, out, err) = operator(&url, &dir, &["user", "reset-2fa", "OPS@example.com"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("two-factor authentication is off"), "{out}");
+    // The running service sees it at once: old sessions end, the password alone logs in.
+    assert_error(&app.get("/api/authentication").await, StatusCode::UNAUTHORIZED, "unauthenticated");
+    assert_eq!(app.log_in("ops@example.com", PASSWORD).await.body["twoFactorRequired"], false);
+    let kinds = activity_kinds(&app, "ops@example.com").await;
+    assert!(kinds.contains(&"two_factor_reset".to_owned()), "{kinds:?}");
+
+    let (ok, out, err) = operator(&url, &dir, &["user", "revoke-sessions", "ops@example.com"]);
+    assert!(ok && out.contains("every session"), "{err}");
+    assert_error(&app.get("/api/authentication").await, StatusCode::UNAUTHORIZED, "unauthenticated");
+
+    // A bad setting stops the binary with a message naming it.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
+        .env_clear()
+        .env("DATABASE_URL", "mysql://nope")
+        .env("DATA_DIR", &dir)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("DATABASE_URL must start with sqlite: or postgres://"));
+}
+
+#[tokio::test]
+async fn a_failed_migration_stops_start_up() {
+    let dir = tempfile::tempdir().expect("dir");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("broken.db").display());
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url).await.expect("db");
+    sqlx::raw_sql("CREATE TABLE users (something_else TEXT)").execute(&mut conn).await.expect("table");
+    drop(conn);
+    let (ok, _, err) = operator(&url, dir.path(), &["migrate"]);
+    assert!(!ok);
+    assert!(err.contains("database migration failed"), "{err}");
+    let (ok, _, err) = operator(&url, dir.path(), &["serve"]);
+    assert!(!ok, "serve must not start on a failed migration");
+    assert!(err.contains("database migration failed"), "{err}");
 }

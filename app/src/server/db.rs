@@ -184,6 +184,16 @@ impl Db {
     /// Connects and applies the embedded migrations. A failure here stops
     /// start-up with the returned message.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, String> {
+        Self::connect_with_timeout(url, max_connections, Duration::from_secs(5)).await
+    }
+
+    /// `acquire_timeout` bounds how long a request waits for a connection
+    /// (and so how soon it answers 503 while the database is away).
+    pub async fn connect_with_timeout(
+        url: &str,
+        max_connections: u32,
+        acquire_timeout: Duration,
+    ) -> Result<Self, String> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Backend::Postgres
@@ -571,11 +581,9 @@ impl Db {
 
     /// Every account, oldest first, for the operator's `user list`.
     pub async fn list_users(&self) -> Result<Vec<UserSummary>, AppError> {
-        Ok(sqlx::query_as::<_, UserSummary>(
-            "SELECT id, email, name, totp_enabled, created_at FROM users ORDER BY id",
-        )
-        .fetch_all(&self.pool)
-        .await?)
+        Ok(sqlx::query_as::<_, UserSummary>("SELECT id, email, name, totp_enabled, created_at FROM users ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     /// Cheap round trip for readiness checks.
