@@ -47,6 +47,7 @@ enum UserCommand {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    return_large_allocations_to_the_os();
     let cli = Cli::parse();
     let _ = dotenvy::dotenv();
     let config = match Config::from_env() {
@@ -126,6 +127,19 @@ async fn serve(config: Config, state: app::server::AppState) -> ExitCode {
             tracing::error!("server error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Each argon2 run allocates 19 MiB. glibc raises its mmap threshold after
+/// the first such block is freed and from then on serves them from per-thread
+/// heaps that rarely shrink, so resident memory grew past 500 MiB under log-in
+/// load (BENCHMARKS.md). A fixed threshold keeps large blocks mmapped: they go
+/// back to the OS when freed.
+fn return_large_allocations_to_the_os() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt is thread-safe and only changes allocator tuning.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
     }
 }
 

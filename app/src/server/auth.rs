@@ -28,8 +28,15 @@ async fn session(parts: &Parts, state: &AppState, stage: Stage) -> Result<(UserR
     let token = state.cookies.from_headers(CookieKind::Access, &parts.headers).ok_or_else(AppError::unauthenticated)?;
     let claims = state.keys.verify(token, stage, state.now()).ok_or_else(AppError::unauthenticated)?;
     let id = claims.user_id().ok_or_else(AppError::unauthenticated)?;
-    let user = state.db.user_by_id(id).await?.ok_or_else(AppError::unauthenticated)?;
-    if user.session_version != claims.ver {
+    // A full session belongs to a refresh family; after log-out (or a
+    // detected reuse) its access token is refused too, not only the refresh
+    // token. A password-stage token has no family and must not claim one.
+    let family = match stage {
+        Stage::Full => Some(claims.sid.as_deref().ok_or_else(AppError::unauthenticated)?),
+        Stage::Password => None,
+    };
+    let (user, revoked) = state.db.user_for_session(id, family).await?.ok_or_else(AppError::unauthenticated)?;
+    if user.session_version != claims.ver || revoked {
         return Err(AppError::unauthenticated());
     }
     Ok((user, claims))
@@ -40,13 +47,6 @@ impl FromRequestParts<AppState> for FullSession {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let (user, claims) = session(parts, state, Stage::Full).await?;
-        // A full session belongs to a refresh family; after log-out (or a
-        // detected reuse) its access token is refused too, not only the
-        // refresh token.
-        let Some(family) = claims.sid.as_deref() else { return Err(AppError::unauthenticated()) };
-        if state.db.family_revoked(family).await? {
-            return Err(AppError::unauthenticated());
-        }
         Ok(Self { user, claims })
     }
 }

@@ -203,7 +203,7 @@ impl Db {
             return Err(format!("DATABASE_URL must start with sqlite: or postgres://, got {:?}", scheme(url)));
         };
         let options = AnyConnectOptions::from_str(url).map_err(|e| format!("DATABASE_URL is not valid: {e}"))?;
-        let mut pool = AnyPoolOptions::new().max_connections(max_connections).acquire_timeout(Duration::from_secs(5));
+        let mut pool = AnyPoolOptions::new().max_connections(max_connections).acquire_timeout(acquire_timeout);
         if backend == Backend::Sqlite {
             // WAL lets readers run beside the one writer; busy_timeout makes a
             // writer wait for the lock instead of failing at once.
@@ -285,6 +285,28 @@ impl Db {
         .fetch_optional(&self.pool)
         .await?
         .map(UserRow::from))
+    }
+
+    /// The user of a session and whether its refresh family was revoked, in
+    /// one round trip: this runs on every authenticated request.
+    pub async fn user_for_session(&self, id: i64, family: Option<&str>) -> Result<Option<(UserRow, bool)>, AppError> {
+        #[derive(FromRow)]
+        struct Row {
+            #[sqlx(flatten)]
+            user: UserRecord,
+            revoked: i64,
+        }
+        let row = sqlx::query_as::<_, Row>(
+            "SELECT id, email, name, password_hash, totp_enabled, totp_secret, totp_pending_secret, \
+             totp_last_step, session_version, \
+             (SELECT COUNT(*) FROM sessions WHERE family = $2 AND revoked_at IS NOT NULL) AS revoked \
+             FROM users WHERE id = $1",
+        )
+        .bind(id)
+        .bind(family.unwrap_or(""))
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| (UserRow::from(r.user), r.revoked > 0)))
     }
 
     /// Stores a pending secret. The active one (if any) is untouched.
@@ -520,15 +542,6 @@ impl Db {
             .execute(&self.pool)
             .await?;
         Ok(())
-    }
-
-    /// Whether a session family was revoked (log-out, reuse detected).
-    pub async fn family_revoked(&self, family: &str) -> Result<bool, AppError> {
-        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM sessions WHERE family = $1 AND revoked_at IS NOT NULL")
-            .bind(family)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(n > 0)
     }
 
     pub async fn insert_audit(&self, e: &NewAuditEvent<'_>) -> Result<(), AppError> {

@@ -1,0 +1,389 @@
+//! The benchmark harness (see BENCHMARKS.md). It starts the release server
+//! on an empty database (or uses `--base-url`), then measures each scenario
+//! of issue #5 and prints one table row per scenario. Load comes from wrk
+//! (Debian's package); the 2FA scenario and the raw argon2 rate come from
+//! this program. Timings are measurements, never assertions.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use clap::Parser;
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "correct horse battery staple";
+/// Accounts the log-in load cycles through.
+const LOGIN_ACCOUNTS: usize = 64;
+
+#[derive(Parser)]
+#[command(about = "Benchmarks the two-factor login server over its HTTP API")]
+struct Args {
+    /// A running server to measure; without it the harness starts
+    /// `--server` itself on an empty SQLite database.
+    #[arg(long)]
+    base_url: Option<String>,
+    /// Path prefix of the API: "/api" here, "" for the NestJS original.
+    #[arg(long, default_value = "/api")]
+    prefix: String,
+    /// Health endpoint for the baseline of scenario a.
+    #[arg(long, default_value = "/healthz")]
+    health: String,
+    /// Seconds per load run.
+    #[arg(long, default_value_t = 15)]
+    seconds: u64,
+    /// wrk connections.
+    #[arg(long, default_value_t = 32)]
+    connections: u32,
+    /// Enrolled users for the 2FA scenario.
+    #[arg(long, default_value_t = 200)]
+    users: usize,
+    #[arg(long, default_value = "target/release/server")]
+    server: PathBuf,
+    #[arg(long, default_value = "target/site")]
+    site: PathBuf,
+}
+
+struct Row {
+    scenario: &'static str,
+    figure: String,
+    budget: &'static str,
+}
+
+struct Wrk {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+fn wrk(url: &str, seconds: u64, connections: u32, cookie: Option<&str>, script: Option<&Path>) -> Wrk {
+    let mut cmd = Command::new("wrk");
+    cmd.args(["-t", "2", "-c", &connections.to_string(), "-d", &format!("{seconds}s"), "--latency"]);
+    if let Some(c) = cookie {
+        cmd.args(["-H", &format!("Cookie: {c}")]);
+    }
+    if let Some(s) = script {
+        cmd.args(["-s", &s.display().to_string()]);
+    }
+    let out = cmd.arg(url).output().expect("wrk (apt-get install wrk)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let find = |prefix: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(prefix).map(|v| parse_duration_ms(v.trim())))
+            .unwrap_or(f64::NAN)
+    };
+    let rps = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:").and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(f64::NAN);
+    let non2xx = text.lines().find(|l| l.contains("Non-2xx")).unwrap_or("");
+    if !non2xx.is_empty() {
+        eprintln!("warning: {url}: {}", non2xx.trim());
+    }
+    Wrk { rps, p50_ms: find("50%"), p99_ms: find("99%") }
+}
+
+fn parse_duration_ms(v: &str) -> f64 {
+    let (num, unit) = v.split_at(v.find(|c: char| c.is_alphabetic()).unwrap_or(v.len()));
+    let n: f64 = num.parse().unwrap_or(f64::NAN);
+    match unit {
+        "us" => n / 1000.0,
+        "ms" => n,
+        "s" => n * 1000.0,
+        "m" => n * 60_000.0,
+        _ => f64::NAN,
+    }
+}
+
+fn rss_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// Raw argon2id verifications per second with every core busy, the same
+/// parameters as the server (OWASP: 19 MiB, t=2, p=1).
+fn raw_argon2_rate(seconds: u64) -> f64 {
+    let params = argon2::Params::new(19 * 1024, 2, 1, None).expect("params");
+    let a2 = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+    let hash = a2.hash_password(PASSWORD.as_bytes()).expect("hash").to_string();
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let threads: Vec<_> = (0..cores)
+        .map(|_| {
+            let (hash, a2) = (hash.clone(), a2.clone());
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while Instant::now() < deadline {
+                    let _ = a2.verify_password(PASSWORD.as_bytes(), hash.as_str());
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let total: u64 = threads.into_iter().map(|t| t.join().unwrap_or(0)).sum();
+    total as f64 / seconds as f64
+}
+
+fn compressed(path: &Path, cmd: &str, args: &[&str]) -> usize {
+    Command::new(cmd).args(args).arg(path).output().map(|o| o.stdout.len()).unwrap_or(0)
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().cookie_store(true).build().expect("client")
+}
+
+async fn post(c: &reqwest::Client, url: String, body: Value) -> (u16, Value, Vec<String>) {
+    let r = c.post(url).json(&body).send().await.expect("request");
+    let status = r.status().as_u16();
+    let cookies = r.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).map(str::to_owned).collect();
+    (status, r.json().await.unwrap_or(Value::Null), cookies)
+}
+
+struct Started {
+    child: Child,
+    base: String,
+    startup_ms: f64,
+    _dir: PathBuf,
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self._dir);
+    }
+}
+
+async fn start_server(args: &Args) -> Started {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    let dir = std::env::temp_dir().join(format!("twofactor-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let base = format!("http://127.0.0.1:{port}");
+    let probe = reqwest::Client::new();
+    let began = Instant::now();
+    let child = Command::new(&args.server)
+        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .env("DATA_DIR", &dir)
+        .env("LEPTOS_SITE_ROOT", &args.site)
+        .env("JWT_SECRET", "benchmark-signing-key-0123456789abcdef")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start the server: build it first with cargo leptos build --release");
+    loop {
+        if probe.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
+            break;
+        }
+        assert!(began.elapsed() < Duration::from_secs(30), "the server did not become ready");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let startup_ms = began.elapsed().as_secs_f64() * 1000.0;
+    Started { child, base, startup_ms, _dir: dir }
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let mut rows = Vec::new();
+    let started = if args.base_url.is_none() { Some(start_server(&args).await) } else { None };
+    let base = args.base_url.clone().unwrap_or_else(|| started.as_ref().map(|s| s.base.clone()).unwrap_or_default());
+    let pid = started.as_ref().map(|s| s.child.id());
+    let api = |path: &str| format!("{base}{}{path}", args.prefix);
+
+    if let Some(s) = &started {
+        rows.push(Row {
+            scenario: "f. start-up to ready, empty database",
+            figure: format!("{:.0} ms", s.startup_ms),
+            budget: "≤ 200 ms",
+        });
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let idle_rss = pid.map(|p| rss_kib(p, "VmRSS:")).unwrap_or(0);
+
+    // A full session for the authenticated GET.
+    let main_user = json!({"email": "bench@example.com", "name": "Bench", "password": PASSWORD});
+    let c = client();
+    post(&c, api("/authentication/register"), main_user.clone()).await;
+    let (status, _, cookies) =
+        post(&c, api("/authentication/log-in"), json!({"email": "bench@example.com", "password": PASSWORD})).await;
+    assert_eq!(status, 200, "log-in for the benchmark user");
+    let cookie = cookies.iter().filter_map(|c| c.split(';').next()).collect::<Vec<_>>().join("; ");
+
+    eprintln!("a. authenticated GET, {} connections, {} s …", args.connections, args.seconds);
+    let auth = wrk(&api("/authentication"), args.seconds, args.connections, Some(&cookie), None);
+    let health = wrk(&format!("{base}{}", args.health), args.seconds, args.connections, None, None);
+    rows.push(Row {
+        scenario: "a. GET /api/authentication (full session)",
+        figure: format!("{:.0} req/s, p50 {:.2} ms, p99 {:.2} ms", auth.rps, auth.p50_ms, auth.p99_ms),
+        budget: "≥ 21,250 req/s (25 × 850)",
+    });
+    rows.push(Row {
+        scenario: "a. GET /healthz, same server",
+        figure: format!(
+            "{:.0} req/s, p50 {:.2} ms, p99 {:.2} ms; authenticated = {:.0} % of it",
+            health.rps,
+            health.p50_ms,
+            health.p99_ms,
+            100.0 * auth.rps / health.rps
+        ),
+        budget: "authenticated ≥ 50 %",
+    });
+
+    eprintln!("b. raw argon2 and log-in throughput …");
+    let raw = raw_argon2_rate(args.seconds.min(10));
+    let script = std::env::temp_dir().join(format!("twofactor-bench-login-{}.lua", std::process::id()));
+    // Log-ins spread over many accounts: concurrent attempts on one account
+    // are limited by design (each in-flight attempt counts until it succeeds).
+    for i in 0..LOGIN_ACCOUNTS {
+        post(
+            &c,
+            api("/authentication/register"),
+            json!({"email": format!("login{i}@example.com"), "name": "L", "password": PASSWORD}),
+        )
+        .await;
+    }
+    let mut f = std::fs::File::create(&script).expect("lua");
+    writeln!(
+        f,
+        "counter = 0\nrequest = function()\n  counter = counter + 1\n  local body = '{{\"email\":\"login' .. (counter % {LOGIN_ACCOUNTS}) .. '@example.com\",\"password\":\"{PASSWORD}\"}}'\n  return wrk.format(\"POST\", nil, {{[\"Content-Type\"] = \"application/json\"}}, body)\nend"
+    )
+    .expect("lua");
+    drop(f);
+    let login = wrk(&api("/authentication/log-in"), args.seconds, 16, None, Some(&script));
+    rows.push(Row {
+        scenario: "b. log-ins/s vs raw argon2 verifications/s",
+        figure: format!("{:.1} vs {:.1} /s = {:.0} %", login.rps, raw, 100.0 * login.rps / raw),
+        budget: "≥ 90 %",
+    });
+
+    eprintln!("c. authenticated GET while log-ins saturate the hashers …");
+    let (login_url, get_url, secs, conns, ck, sc) = (
+        api("/authentication/log-in"),
+        api("/authentication"),
+        args.seconds,
+        args.connections,
+        cookie.clone(),
+        script.clone(),
+    );
+    let background = std::thread::spawn(move || wrk(&login_url, secs, 16, None, Some(&sc)));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let during = wrk(&get_url, secs.saturating_sub(1).max(1), conns, Some(&ck), None);
+    let _ = background.join();
+    let _ = std::fs::remove_file(&script);
+    rows.push(Row {
+        scenario: "c. GET /api/authentication during b",
+        figure: format!("{:.0} req/s, p99 {:.2} ms", during.rps, during.p99_ms),
+        budget: "p99 < 10 ms",
+    });
+    let loaded_rss = pid.map(|p| rss_kib(p, "VmRSS:")).unwrap_or(0);
+
+    eprintln!("d. 2FA authenticate: enrolling {} users …", args.users);
+    let mut secrets = Vec::with_capacity(args.users);
+    for i in 0..args.users {
+        let c = client();
+        let email = format!("u{i}@example.com");
+        post(&c, api("/authentication/register"), json!({"email": email, "name": "U", "password": PASSWORD})).await;
+        post(&c, api("/authentication/log-in"), json!({"email": email, "password": PASSWORD})).await;
+        let (_, g, _) = post(&c, api("/2fa/generate"), json!({})).await;
+        let secret = app::server::totp::from_base32(g["secret"].as_str().unwrap_or("")).expect("secret");
+        let code = app::server::totp::code_at(&secret, unix_now()).expect("code");
+        let (s, _, _) = post(&c, api("/2fa/turn-on"), json!({"twoFactorAuthenticationCode": code})).await;
+        assert_eq!(s, 200, "turn-on for {email}");
+        // The password step, so each user holds a password-stage session.
+        let stage = client();
+        post(&stage, api("/authentication/log-in"), json!({"email": email, "password": PASSWORD})).await;
+        secrets.push((stage, secret));
+    }
+    // Each user submits its own valid code once: the next step's code (one
+    // step of skew), later than the step that turned 2FA on. Half of them one
+    // at a time (latency), half 16 at a time (throughput).
+    let url = api("/2fa/authenticate");
+    let authenticate = |c: reqwest::Client, secret: Vec<u8>, url: String| async move {
+        let code = app::server::totp::code_at(&secret, unix_now() + 30).expect("code");
+        let t = Instant::now();
+        let s =
+            c.post(url).json(&json!({"twoFactorAuthenticationCode": code})).send().await.map(|r| r.status().as_u16());
+        assert_eq!(s.ok(), Some(200), "a valid code was refused");
+        t.elapsed()
+    };
+    let (one_by_one, together) = secrets.split_at(secrets.len() / 2);
+    let mut latencies = Vec::with_capacity(one_by_one.len());
+    for (c, secret) in one_by_one {
+        latencies.push(authenticate(c.clone(), secret.clone(), url.clone()).await);
+    }
+    latencies.sort();
+    let p50 = latencies.get(latencies.len() / 2).copied().unwrap_or_default();
+    let p99 = latencies.get(latencies.len() * 99 / 100).copied().unwrap_or_default();
+    let began = Instant::now();
+    for chunk in together.chunks(16) {
+        let tasks: Vec<_> = chunk
+            .iter()
+            .map(|(c, secret)| tokio::spawn(authenticate(c.clone(), secret.clone(), url.clone())))
+            .collect();
+        for t in tasks {
+            t.await.expect("task");
+        }
+    }
+    let rate = together.len() as f64 / began.elapsed().as_secs_f64();
+    rows.push(Row {
+        scenario: "d. POST /api/2fa/authenticate, own valid code once",
+        figure: format!(
+            "p50 {:.2} ms, p99 {:.2} ms one at a time ({} users); {:.0} req/s 16 at a time ({} users)",
+            p50.as_secs_f64() * 1000.0,
+            p99.as_secs_f64() * 1000.0,
+            one_by_one.len(),
+            rate,
+            together.len()
+        ),
+        budget: "p50 < 2 ms",
+    });
+
+    if let Some(p) = pid {
+        rows.push(Row {
+            scenario: "e. server RSS",
+            figure: format!(
+                "idle {:.1} MiB; after c {:.1} MiB; peak {:.1} MiB",
+                idle_rss as f64 / 1024.0,
+                loaded_rss as f64 / 1024.0,
+                rss_kib(p, "VmHWM:") as f64 / 1024.0
+            ),
+            budget: "idle ≤ 30 MiB; load ≤ 100 MiB",
+        });
+    }
+
+    let pkg = args.site.join("pkg");
+    let mut total = (0, 0, 0);
+    let mut parts = Vec::new();
+    for ext in ["wasm", "js", "css"] {
+        let path = pkg.join(format!("twofactor.{ext}"));
+        let raw = std::fs::metadata(&path).map(|m| m.len() as usize).unwrap_or(0);
+        let gz = compressed(&path, "gzip", &["-9", "-c"]);
+        let br = compressed(&path, "brotli", &["-q", "11", "-c"]);
+        total = (total.0 + raw, total.1 + gz, total.2 + br);
+        parts.push(format!("{ext} {:.0}/{:.0}/{:.0}", raw as f64 / 1024.0, gz as f64 / 1024.0, br as f64 / 1024.0));
+    }
+    rows.push(Row {
+        scenario: "g. site, KiB raw/gzip/brotli",
+        figure: format!(
+            "{}; total {:.0}/{:.0}/{:.0}",
+            parts.join(", "),
+            total.0 as f64 / 1024.0,
+            total.1 as f64 / 1024.0,
+            total.2 as f64 / 1024.0
+        ),
+        budget: "brotli total ≤ 250 KB",
+    });
+
+    println!("| scenario | measured | budget |\n|---|---|---|");
+    for r in rows {
+        println!("| {} | {} | {} |", r.scenario, r.figure, r.budget);
+    }
+}
