@@ -130,16 +130,19 @@ async fn serve(config: Config, state: app::server::AppState) -> ExitCode {
     }
 }
 
-/// Each argon2 run allocates 19 MiB. glibc raises its mmap threshold after
+/// Each argon2 hash allocates 19 MiB. glibc raises its mmap threshold after
 /// the first such block is freed and from then on serves them from per-thread
 /// heaps that rarely shrink, so resident memory grew past 500 MiB under log-in
 /// load (BENCHMARKS.md). A fixed threshold keeps large blocks mmapped: they go
-/// back to the OS when freed.
+/// back to the OS when freed. Fewer arenas keep the many short-lived
+/// allocations of concurrent requests from spreading over one heap per
+/// thread.
 fn return_large_allocations_to_the_os() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt is thread-safe and only changes allocator tuning.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+        libc::mallopt(libc::M_ARENA_MAX, 2);
     }
 }
 
