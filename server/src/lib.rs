@@ -19,7 +19,7 @@ use app::server::clock::Clock;
 use app::server::db::Db;
 use app::server::passwords::Hasher;
 use app::server::sealing::SecretBox;
-use app::server::state::Limits;
+use app::server::state::{Limits, StateInner};
 use app::server::tokens::{CookieConfig, TokenKeys};
 use app::{App, shell};
 use axum::Router;
@@ -64,7 +64,7 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> Result<AppSt
         .env(if config.production { leptos::config::Env::PROD } else { leptos_env() })
         .reload_port(reload_port())
         .build();
-    Ok(AppState {
+    Ok(AppState::new(StateInner {
         db,
         hasher,
         keys,
@@ -77,7 +77,7 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> Result<AppSt
         trusted_proxy_header: config.trusted_proxy_header.clone(),
         limits: Limits::default(),
         leptos_options,
-    })
+    }))
 }
 
 /// `cargo leptos watch` sets LEPTOS_ENV=DEV and the reload port; the page

@@ -13,8 +13,26 @@ use super::passwords::Hasher;
 use super::sealing::SecretBox;
 use super::tokens::{CookieConfig, TokenKeys};
 
+/// Cheap to clone (one reference count): axum and Leptos clone the state
+/// several times per request.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<StateInner>);
+
+impl AppState {
+    pub fn new(inner: StateInner) -> Self {
+        Self(Arc::new(inner))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = StateInner;
+
+    fn deref(&self) -> &StateInner {
+        &self.0
+    }
+}
+
+pub struct StateInner {
     pub db: Db,
     pub hasher: Hasher,
     pub keys: TokenKeys,
@@ -34,7 +52,7 @@ pub struct AppState {
     pub leptos_options: LeptosOptions,
 }
 
-impl AppState {
+impl StateInner {
     pub fn now(&self) -> i64 {
         self.clock.now()
     }
