@@ -1463,3 +1463,27 @@ async fn a_failed_migration_stops_start_up() {
     assert!(!ok, "serve must not start on a failed migration");
     assert!(err.contains("database migration failed"), "{err}");
 }
+
+#[tokio::test]
+async fn an_unwritable_sqlite_file_gives_503_and_changes_nothing() {
+    if std::env::var("TEST_POSTGRES_URL").is_ok() {
+        return; // SQLite only; the PostgreSQL outage is the relay test.
+    }
+    // A migrated database with one account, then reopened read-only: the
+    // state of a disk remounted read-only or a file whose permissions changed.
+    let first = spawn_app().await;
+    assert_eq!(first.register("ro@example.com").await.status, StatusCode::CREATED);
+    let path = first.database_url.trim_start_matches("sqlite://").split('?').next().unwrap_or("").to_owned();
+    let dir = tempfile::tempdir().expect("dir");
+    let read_only = format!("sqlite://{path}?mode=ro");
+    let app = spawn_in(dir, &[("DATABASE_URL", &read_only), ("DATABASE_ACQUIRE_TIMEOUT_SECONDS", "1")]).await;
+
+    let r = app.register("new@example.com").await;
+    assert_error(&r, StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+    let r = app.log_in("ro@example.com", PASSWORD).await;
+    assert_error(&r, StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+    assert_eq!(app.get("/healthz").await.status, StatusCode::OK);
+    // Nothing was written: the writable server sees only the first account.
+    assert_error(&first.log_in("new@example.com", PASSWORD).await, StatusCode::UNAUTHORIZED, "invalid_credentials");
+    assert_eq!(first.log_in("ro@example.com", PASSWORD).await.status, StatusCode::OK);
+}
