@@ -167,7 +167,7 @@ impl Config {
         }
         let mut raw = [0u8; 48];
         getrandom::fill(&mut raw).map_err(|e| format!("the OS random source failed: {e}"))?;
-        let key: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+        let key = hex::encode(raw);
         write_private(&path, key.as_bytes())?;
         tracing::warn!(path = %path.display(), "JWT_SECRET is not set: generated a development signing key; set JWT_SECRET in production");
         Ok(key.into_bytes())
@@ -206,7 +206,7 @@ impl Config {
         }
         let mut raw = [0u8; 32];
         getrandom::fill(&mut raw).map_err(|e| format!("the OS random source failed: {e}"))?;
-        let spec = format!("dev1:{}", raw.iter().map(|b| format!("{b:02x}")).collect::<String>());
+        let spec = format!("dev1:{}", hex::encode(raw));
         write_private(&path, spec.as_bytes())?;
         tracing::warn!(path = %path.display(), "SECRETS_KEY is not set: generated a development key for TOTP secrets; set SECRETS_KEY in production");
         checked_key("secrets-key", &spec)

@@ -1152,16 +1152,17 @@ impl Instance {
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("start the server binary");
-        let base = format!("http://127.0.0.1:{port}");
+        // Owned by an Instance from here, so a failed start still kills it.
+        let instance = Instance { child, base: format!("http://127.0.0.1:{port}") };
         let probe = reqwest::Client::new();
         // Poll until it answers; start-up includes migrations.
         for _ in 0..500 {
-            if probe.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
-                return Instance { child, base };
+            if probe.get(instance.url("/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
+                return instance;
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
-        panic!("the server at {base} did not become ready");
+        panic!("the server at {} did not become ready", instance.base);
     }
 
     fn url(&self, path: &str) -> String {

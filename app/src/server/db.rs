@@ -17,7 +17,7 @@ static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
+enum Backend {
     Sqlite,
     Postgres,
 }
@@ -25,7 +25,6 @@ pub enum Backend {
 #[derive(Clone, Debug)]
 pub struct Db {
     pool: AnyPool,
-    backend: Backend,
 }
 
 /// A user row. `Debug` leaves out the hash and the secrets.
@@ -228,11 +227,7 @@ impl Db {
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrator.run(&pool).await.map_err(|e| format!("database migration failed: {e}"))?;
-        Ok(Self { pool, backend })
-    }
-
-    pub fn backend(&self) -> Backend {
-        self.backend
+        Ok(Self { pool })
     }
 
     pub async fn close(&self) {
@@ -533,12 +528,11 @@ impl Db {
         Ok(())
     }
 
-    /// Revokes every refresh token of a user except those of `keep` family.
-    pub async fn revoke_user_sessions(&self, user_id: i64, keep: Option<&str>, now: i64) -> Result<(), AppError> {
-        sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL AND family <> $3")
+    /// Revokes every refresh token of a user.
+    pub async fn revoke_user_sessions(&self, user_id: i64, now: i64) -> Result<(), AppError> {
+        sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
             .bind(now)
             .bind(user_id)
-            .bind(keep.unwrap_or(""))
             .execute(&self.pool)
             .await?;
         Ok(())

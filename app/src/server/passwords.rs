@@ -73,7 +73,7 @@ impl Hasher {
     /// for a machine that does little else.
     pub fn new(concurrency: usize) -> Result<Self, AppError> {
         let random: [u8; 24] = rand::random();
-        let dummy = hash_sync(&hex_string(&random))?;
+        let dummy = hash_sync(&hex::encode(random))?;
         let permits = concurrency.max(1);
         Ok(Self {
             permits: Arc::new(Semaphore::new(permits)),
@@ -124,10 +124,6 @@ impl Hasher {
             AppError::internal()
         })
     }
-}
-
-fn hex_string(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -91,12 +91,7 @@ fn parse(sealed: &str) -> Option<(&str, Vec<u8>)> {
 /// Parses `id:hex` (a configured key).
 pub fn parse_key(spec: &str) -> Result<(String, Vec<u8>), String> {
     let (id, hex) = spec.trim().split_once(':').ok_or("a secrets key is written id:64-hex-characters")?;
-    let bytes = (0..hex.len())
-        .step_by(2)
-        .map(|i| hex.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
-        .collect::<Option<Vec<u8>>>()
-        .filter(|b| b.len() * 2 == hex.len())
-        .ok_or("a secrets key's bytes are written in hexadecimal")?;
+    let bytes = hex::decode(hex).map_err(|_| "a secrets key's bytes are written in hexadecimal")?;
     Ok((id.to_owned(), bytes))
 }
 

@@ -46,7 +46,7 @@ pub struct WithCookies<T> {
 }
 
 fn sha256_hex(data: &[u8]) -> String {
-    Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(Sha256::digest(data))
 }
 
 fn random_bytes<const N: usize>() -> Result<[u8; N], AppError> {
@@ -77,38 +77,56 @@ async fn audit(state: &AppState, user_id: Option<i64>, kind: AuditKind, meta: &R
 
 // ---------------------------------------------------------------- throttling
 
-/// Counts an attempt against an account key; refuses with 429 while the
-/// key's delay runs. Success must call `db.throttle_reset(key)`.
-async fn reserve(
-    state: &AppState,
-    key: &str,
-    policy: Throttle,
+/// One attempt under the guessing limits. Starting it checks the looser
+/// per-address limit (counted on failure only, so a busy NAT with
+/// successful log-ins is never slowed) and reserves a slot of the account's
+/// limit (counted before evaluating, so parallel guesses cannot exceed it).
+/// `settle` then clears the account's count or records the failure.
+struct Attempt {
+    address_key: String,
+    account_key: String,
     user_id: Option<i64>,
-    meta: &RequestMeta,
-) -> Result<(), AppError> {
-    match state.db.throttle_attempt(key, policy, state.now()).await? {
-        None => Ok(()),
-        Some(wait) => {
+}
+
+impl Attempt {
+    async fn start(
+        state: &AppState,
+        meta: &RequestMeta,
+        scope: &str,
+        account: &str,
+        policy: Throttle,
+        user_id: Option<i64>,
+    ) -> Result<Self, AppError> {
+        let now = state.now();
+        let address_key = format!("{scope}-ip:{}", meta.ip_key());
+        let wait = match state.db.throttle_check(&address_key, state.limits.per_address, now).await? {
+            Some(wait) => Some(wait),
+            None => state.db.throttle_attempt(&format!("{scope}:{account}"), policy, now).await?,
+        };
+        if let Some(wait) = wait {
             audit(state, user_id, AuditKind::Throttled, meta).await;
-            Err(AppError::too_many(wait))
+            return Err(AppError::too_many(wait));
         }
+        Ok(Self { address_key, account_key: format!("{scope}:{account}"), user_id })
     }
-}
 
-/// The looser per-address limit: checked before, counted only on failure,
-/// so a busy NAT with successful log-ins is never slowed.
-async fn check_address(state: &AppState, scope: &str, meta: &RequestMeta) -> Result<String, AppError> {
-    let key = format!("{scope}-ip:{}", meta.ip_key());
-    if let Some(wait) = state.db.throttle_check(&key, state.limits.per_address, state.now()).await? {
-        audit(state, None, AuditKind::Throttled, meta).await;
-        return Err(AppError::too_many(wait));
+    /// Returns `ok` after recording it: a success forgets the account's
+    /// failures; a failure counts against the address and is audited.
+    async fn settle(
+        self,
+        state: &AppState,
+        meta: &RequestMeta,
+        ok: bool,
+        failure: AuditKind,
+    ) -> Result<bool, AppError> {
+        if ok {
+            state.db.throttle_reset(&self.account_key).await?;
+        } else {
+            state.db.throttle_attempt(&self.address_key, state.limits.per_address, state.now()).await?;
+            audit(state, self.user_id, failure, meta).await;
+        }
+        Ok(ok)
     }
-    Ok(key)
-}
-
-async fn count_address_failure(state: &AppState, key: &str) -> Result<(), AppError> {
-    state.db.throttle_attempt(key, state.limits.per_address, state.now()).await?;
-    Ok(())
 }
 
 // ---------------------------------------------------------------- sessions
@@ -151,7 +169,7 @@ async fn issue_session_tokens(
 
 /// Ends every session of the user and starts a new one for this client.
 async fn renew_all_sessions(state: &AppState, user_id: i64, version: i64) -> Result<Vec<String>, AppError> {
-    state.db.revoke_user_sessions(user_id, None, state.now()).await?;
+    state.db.revoke_user_sessions(user_id, state.now()).await?;
     start_session(state, user_id, version).await
 }
 
@@ -189,24 +207,19 @@ fn email_taken() -> AppError {
 async fn check_password(
     state: &AppState,
     meta: &RequestMeta,
-    email: &Email,
+    email: &str,
     user: Option<&UserRow>,
     password: &str,
 ) -> Result<(), AppError> {
-    let ip_key = check_address(state, "pw", meta).await?;
-    let account_key = format!("pw:{}", email.as_str());
-    let user_id = user.map(|u| u.id);
-    reserve(state, &account_key, state.limits.password_per_account, user_id, meta).await?;
+    let limit = state.limits.password_per_account;
+    let attempt = Attempt::start(state, meta, "pw", email, limit, user.map(|u| u.id)).await?;
     let ok = match Password::parse(password) {
         Ok(pw) => state.hasher.verify(pw.expose(), user.map(|u| u.password_hash.as_str())).await?,
         Err(_) => false,
     };
-    if ok {
-        state.db.throttle_reset(&account_key).await?;
+    if attempt.settle(state, meta, ok, AuditKind::LogInFailed).await? {
         Ok(())
     } else {
-        count_address_failure(state, &ip_key).await?;
-        audit(state, user_id, AuditKind::LogInFailed, meta).await;
         Err(AppError::invalid_credentials())
     }
 }
@@ -220,7 +233,7 @@ pub async fn log_in(
     password: &str,
 ) -> Result<WithCookies<LogInResponse>, AppError> {
     let user = state.db.user_by_email(email.as_str()).await?;
-    check_password(state, meta, &email, user.as_ref(), password).await?;
+    check_password(state, meta, email.as_str(), user.as_ref(), password).await?;
     let Some(user) = user else { return Err(AppError::invalid_credentials()) };
     let cookies = if user.totp_enabled {
         let token =
@@ -257,9 +270,8 @@ async fn verify_second_factor(
     user: &UserRow,
     factor: &SecondFactor,
 ) -> Result<(), AppError> {
-    let ip_key = check_address(state, "code", meta).await?;
-    let account_key = format!("code:{}", user.id);
-    reserve(state, &account_key, state.limits.code_per_account, Some(user.id), meta).await?;
+    let limit = state.limits.code_per_account;
+    let attempt = Attempt::start(state, meta, "code", &user.id.to_string(), limit, Some(user.id)).await?;
     let ok = match factor {
         SecondFactor::Totp(code) => {
             let secret = open_secret(state, user, user.totp_secret.as_deref())?;
@@ -276,12 +288,9 @@ async fn verify_second_factor(
             used
         }
     };
-    if ok {
-        state.db.throttle_reset(&account_key).await?;
+    if attempt.settle(state, meta, ok, AuditKind::CodeFailed).await? {
         Ok(())
     } else {
-        count_address_failure(state, &ip_key).await?;
-        audit(state, Some(user.id), AuditKind::CodeFailed, meta).await;
         Err(match factor {
             SecondFactor::Totp(_) => AppError::invalid_code(),
             SecondFactor::Recovery(_) => AppError::new(
@@ -370,16 +379,14 @@ pub async fn turn_on(
     let Some(pending) = user.totp_pending_secret.as_deref() else {
         return Err(AppError::conflict("Start the set-up first: generate a secret and scan it."));
     };
-    let ip_key = check_address(state, "code", meta).await?;
-    let account_key = format!("code:{}", user.id);
-    reserve(state, &account_key, state.limits.code_per_account, Some(user.id), meta).await?;
+    // The code is checked against the pending secret, under the same
+    // limit as every other code.
+    let limit = state.limits.code_per_account;
+    let attempt = Attempt::start(state, meta, "code", &user.id.to_string(), limit, Some(user.id)).await?;
     let secret = open_secret(state, &user, Some(pending))?;
-    let Some(step) = totp::verify(&secret, &code, state.now()) else {
-        count_address_failure(state, &ip_key).await?;
-        audit(state, Some(user.id), AuditKind::CodeFailed, meta).await;
-        return Err(AppError::invalid_code());
-    };
-    state.db.throttle_reset(&account_key).await?;
+    let step = totp::verify(&secret, &code, state.now());
+    attempt.settle(state, meta, step.is_some(), AuditKind::CodeFailed).await?;
+    let Some(step) = step else { return Err(AppError::invalid_code()) };
     let Some(version) = state.db.enable_totp(user.id, pending, step).await? else {
         return Err(AppError::conflict("The set-up changed in another window. Scan the newest QR code."));
     };
@@ -407,8 +414,7 @@ pub async fn turn_off(
     if !user.totp_enabled {
         return Err(AppError::conflict("Two-factor authentication is already off."));
     }
-    let email = Email::parse(&user.email).map_err(|_| AppError::internal())?;
-    check_password(state, meta, &email, Some(&user), password).await?;
+    check_password(state, meta, &user.email, Some(&user), password).await?;
     verify_second_factor(state, meta, &user, &factor).await?;
     let version = state.db.disable_totp(user.id).await?;
     audit(state, Some(user.id), AuditKind::TwoFactorOff, meta).await;
@@ -486,9 +492,14 @@ pub async fn log_out(state: &AppState, access_sid: Option<String>, refresh: Opti
 pub async fn log_out_everywhere(state: &AppState, meta: &RequestMeta, session: FullSession) -> Result<(), AppError> {
     let user = session.user;
     state.db.bump_session_version(user.id).await?;
-    state.db.revoke_user_sessions(user.id, None, state.now()).await?;
+    state.db.revoke_user_sessions(user.id, state.now()).await?;
     audit(state, Some(user.id), AuditKind::SessionsRevoked, meta).await;
     Ok(())
+}
+
+/// How operator commands appear in the user's activity.
+fn operator_meta() -> RequestMeta {
+    RequestMeta { ip: None, user_agent: Some("operator command".into()) }
 }
 
 /// Operator: turns 2FA off for a user who lost both phone and recovery
@@ -496,9 +507,8 @@ pub async fn log_out_everywhere(state: &AppState, meta: &RequestMeta, session: F
 pub async fn operator_reset_two_factor(state: &AppState, email: &Email) -> Result<bool, AppError> {
     let Some(user) = state.db.user_by_email(email.as_str()).await? else { return Ok(false) };
     state.db.disable_totp(user.id).await?;
-    state.db.revoke_user_sessions(user.id, None, state.now()).await?;
-    let meta = RequestMeta { ip: None, user_agent: Some("operator command".into()) };
-    audit(state, Some(user.id), AuditKind::TwoFactorReset, &meta).await;
+    state.db.revoke_user_sessions(user.id, state.now()).await?;
+    audit(state, Some(user.id), AuditKind::TwoFactorReset, &operator_meta()).await;
     Ok(true)
 }
 
@@ -506,9 +516,8 @@ pub async fn operator_reset_two_factor(state: &AppState, email: &Email) -> Resul
 pub async fn operator_revoke_sessions(state: &AppState, email: &Email) -> Result<bool, AppError> {
     let Some(user) = state.db.user_by_email(email.as_str()).await? else { return Ok(false) };
     state.db.bump_session_version(user.id).await?;
-    state.db.revoke_user_sessions(user.id, None, state.now()).await?;
-    let meta = RequestMeta { ip: None, user_agent: Some("operator command".into()) };
-    audit(state, Some(user.id), AuditKind::SessionsRevoked, &meta).await;
+    state.db.revoke_user_sessions(user.id, state.now()).await?;
+    audit(state, Some(user.id), AuditKind::SessionsRevoked, &operator_meta()).await;
     Ok(true)
 }
 
@@ -521,8 +530,7 @@ pub async fn change_password(
     new: Password,
 ) -> Result<WithCookies<User>, AppError> {
     let user = session.user;
-    let email = Email::parse(&user.email).map_err(|_| AppError::internal())?;
-    check_password(state, meta, &email, Some(&user), current).await?;
+    check_password(state, meta, &user.email, Some(&user), current).await?;
     let hash = state.hasher.hash(&new).await?;
     let version = state.db.set_password(user.id, &hash).await?;
     audit(state, Some(user.id), AuditKind::PasswordChanged, meta).await;

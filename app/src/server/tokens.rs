@@ -62,6 +62,23 @@ impl Claims {
 pub struct TokenKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
+    /// Built once: verification runs on every authenticated request.
+    full: Validation,
+    password: Validation,
+}
+
+/// Accepts HS256 only (never `none` or another algorithm), this issuer and
+/// the stage's audience. Expiry is checked against the injected clock.
+fn validation(stage: Stage) -> Validation {
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.algorithms = vec![Algorithm::HS256];
+    validation.set_audience(&[stage.audience()]);
+    validation.set_issuer(&[ISSUER]);
+    validation.set_required_spec_claims(&["exp", "sub", "aud", "iss"]);
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.leeway = 0;
+    validation
 }
 
 impl TokenKeys {
@@ -69,7 +86,12 @@ impl TokenKeys {
         if secret.len() < MIN_KEY_BYTES {
             return Err(format!("the JWT signing key must be at least {MIN_KEY_BYTES} bytes, it has {}", secret.len()));
         }
-        Ok(Self { encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret) })
+        Ok(Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            full: validation(Stage::Full),
+            password: validation(Stage::Password),
+        })
     }
 
     pub fn issue(
@@ -102,16 +124,11 @@ impl TokenKeys {
     /// `none`), a bad signature, another audience, or an expired token is
     /// refused.
     pub fn verify(&self, token: &str, stage: Stage, now: i64) -> Option<Claims> {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.algorithms = vec![Algorithm::HS256];
-        validation.set_audience(&[stage.audience()]);
-        validation.set_issuer(&[ISSUER]);
-        validation.set_required_spec_claims(&["exp", "sub", "aud", "iss"]);
-        // Expiry is checked below against the injected clock.
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.leeway = 0;
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation).ok()?;
+        let validation = match stage {
+            Stage::Full => &self.full,
+            Stage::Password => &self.password,
+        };
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, validation).ok()?;
         let claims = data.claims;
         if claims.stage != stage || claims.exp + LEEWAY_SECONDS <= now || claims.iat > now + LEEWAY_SECONDS {
             return None;

@@ -145,21 +145,13 @@ fn Enrol(on_done: Callback<Vec<String>>) -> impl IntoView {
 fn QrAndKey(secret: GenerateResponse) -> impl IntoView {
     let svg = qr::svg_for(&secret.otpauth_url).unwrap_or_default();
     let grouped = group_secret(&secret.secret);
-    let raw = secret.secret.clone();
-    let copied = RwSignal::new(false);
-    let copy = move |_| {
-        copy_to_clipboard(&raw);
-        copied.set(true);
-    };
     view! {
         <div class="enrol-grid">
             <div class="qr" role="img" aria-label="QR code for your authenticator app" inner_html=svg></div>
             <div class="manual">
                 <p class="muted">"Can't scan? Enter this key by hand (time-based, 6 digits):"</p>
                 <code class="secret" data-testid="manual-key">{grouped}</code>
-                <button type="button" class="btn btn-small" on:click=copy>
-                    {move || if copied.get() { "Copied" } else { "Copy key" }}
-                </button>
+                <CopyButton text=secret.secret.clone() label="Copy key" class="btn btn-small"/>
             </div>
         </div>
     }
@@ -173,7 +165,6 @@ fn RecoveryCodes(codes: Vec<String>, on_done: Callback<()>) -> impl IntoView {
         codes.join("\n")
     );
     let href = format!("data:text/plain;charset=utf-8,{}", percent_encode(&text));
-    let copied = RwSignal::new(false);
     let all = codes.join("\n");
     view! {
         <div class="recovery" data-testid="recovery-codes">
@@ -183,9 +174,7 @@ fn RecoveryCodes(codes: Vec<String>, on_done: Callback<()>) -> impl IntoView {
                 {codes.into_iter().map(|c| view! { <li><code>{c}</code></li> }).collect_view()}
             </ol>
             <div class="actions">
-                <button type="button" class="btn" on:click=move |_| { copy_to_clipboard(&all); copied.set(true); }>
-                    {move || if copied.get() { "Copied" } else { "Copy codes" }}
-                </button>
+                <CopyButton text=all label="Copy codes"/>
                 <a class="btn" href=href download="twofactor-recovery-codes.txt">"Download .txt"</a>
                 <button type="button" class="btn btn-primary" on:click=move |_| on_done.run(())>"I have saved them"</button>
             </div>
@@ -426,16 +415,40 @@ fn percent_encode(text: &str) -> String {
         .collect()
 }
 
-fn copy_to_clipboard(text: &str) {
+/// A button that copies `text` and says whether it worked: the clipboard
+/// exists only in secure contexts (https or localhost) and may be refused.
+#[component]
+fn CopyButton(text: String, label: &'static str, #[prop(default = "btn")] class: &'static str) -> impl IntoView {
+    let outcome = RwSignal::new(None::<bool>);
+    let copy = move |_| {
+        let text = text.clone();
+        leptos::task::spawn_local(async move { outcome.set(Some(copy_to_clipboard(&text).await)) });
+    };
+    view! {
+        <button type="button" class=class on:click=copy>
+            {move || match outcome.get() {
+                Some(true) => "Copied",
+                Some(false) => "Copy unavailable: select the text",
+                None => label,
+            }}
+        </button>
+    }
+}
+
+async fn copy_to_clipboard(text: &str) -> bool {
     #[cfg(feature = "hydrate")]
     {
-        if let Some(window) = web_sys::window() {
-            let _ = window.navigator().clipboard().write_text(text);
+        let Some(window) = web_sys::window() else { return false };
+        // `navigator.clipboard` is undefined outside secure contexts.
+        if !window.is_secure_context() {
+            return false;
         }
+        wasm_bindgen_futures::JsFuture::from(window.navigator().clipboard().write_text(text)).await.is_ok()
     }
     #[cfg(not(feature = "hydrate"))]
     {
         let _ = text;
+        false
     }
 }
 
