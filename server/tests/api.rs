@@ -145,6 +145,14 @@ impl TestApp {
         totp::code_at(&bytes, time).expect("code")
     }
 
+    /// A six-digit code that the secret does not produce anywhere in the
+    /// ±1 step window, so "wrong" never happens to be right.
+    fn wrong_code(&self, secret: &str) -> String {
+        let now = self.clock_now();
+        let window: Vec<String> = [-30, 0, 30].iter().map(|d| self.code_at(secret, now + d)).collect();
+        (0..).map(|n: u32| format!("{:06}", n * 7)).find(|c| !window.contains(c)).unwrap_or_default()
+    }
+
     fn clock_now(&self) -> i64 {
         use app::server::clock::Clock;
         self.clock.now()
@@ -264,8 +272,7 @@ async fn whole_flow_with_replay_protection() {
     assert_eq!(me.body["isTwoFactorAuthenticationEnabled"], false);
     bodies.push(me.text);
 
-    let wrong = if app.code_now(&secret) == "000000" { "111111" } else { "000000" };
-    let r = app.post("/api/2fa/turn-on", json!({"twoFactorAuthenticationCode": wrong})).await;
+    let r = app.post("/api/2fa/turn-on", json!({"twoFactorAuthenticationCode": app.wrong_code(&secret)})).await;
     assert_error(&r, StatusCode::UNAUTHORIZED, "invalid_code");
     let turn_on_code = app.code_now(&secret);
     let r = app.post("/api/2fa/turn-on", json!({"twoFactorAuthenticationCode": turn_on_code})).await;
@@ -280,8 +287,13 @@ async fn whole_flow_with_replay_protection() {
     assert_eq!(me.body["isTwoFactorAuthenticationEnabled"], true);
     bodies.push(me.text);
 
-    // While on, generate needs a current code.
+    // While on, generate needs a current code; without one nothing is stored
+    // (a turn-on with the active secret's code finds no pending secret).
     assert_error(&app.post("/api/2fa/generate", json!({})).await, StatusCode::BAD_REQUEST, "bad_request");
+    let r = app.post("/api/2fa/generate", json!({"twoFactorAuthenticationCode": app.wrong_code(&secret)})).await;
+    assert_error(&r, StatusCode::UNAUTHORIZED, "invalid_code");
+    let r = app.post("/api/2fa/turn-on", json!({"twoFactorAuthenticationCode": app.code_now(&secret)})).await;
+    assert_error(&r, StatusCode::CONFLICT, "conflict");
 
     // Log out, then the password step gives a password-stage session only.
     let r = app.post("/api/authentication/log-out", json!({})).await;
@@ -732,8 +744,15 @@ async fn recovery_codes_work_once() {
 async fn regenerating_recovery_codes_voids_the_old_ones() {
     let app = spawn_app().await;
     let (secret, old) = app.enrolled_with_codes("rae@example.com").await;
-    let r = app.post("/api/2fa/recovery-codes", json!({"twoFactorAuthenticationCode": "000000"})).await;
-    assert!(r.status == StatusCode::UNAUTHORIZED, "{}", r.text);
+    let r = app.post("/api/2fa/recovery-codes", json!({"twoFactorAuthenticationCode": app.wrong_code(&secret)})).await;
+    assert_error(&r, StatusCode::UNAUTHORIZED, "invalid_code");
+    // Refused: the old set is untouched and still works.
+    assert_eq!(app.get("/api/2fa/status").await.body["recoveryCodesLeft"], 10);
+    let other = new_client();
+    app.post_with(&other, "/api/authentication/log-in", json!({"email": "rae@example.com", "password": PASSWORD}))
+        .await;
+    let r = app.post_with(&other, "/api/2fa/authenticate", json!({"recoveryCode": old[9]})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     app.clock.advance(30);
     let r = app.post("/api/2fa/recovery-codes", json!({"twoFactorAuthenticationCode": app.code_now(&secret)})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
@@ -776,10 +795,13 @@ async fn turning_off_needs_password_and_code() {
     assert_error(&r, StatusCode::UNAUTHORIZED, "invalid_credentials");
     let r = app.post("/api/2fa/turn-off", json!({"password": PASSWORD})).await;
     assert_error(&r, StatusCode::BAD_REQUEST, "bad_request");
-    let r = app.post("/api/2fa/turn-off", json!({"password": PASSWORD, "twoFactorAuthenticationCode": "000000"})).await;
-    if code != "000000" {
-        assert_error(&r, StatusCode::UNAUTHORIZED, "invalid_code");
-    }
+    let r = app
+        .post(
+            "/api/2fa/turn-off",
+            json!({"password": PASSWORD, "twoFactorAuthenticationCode": app.wrong_code(&secret)}),
+        )
+        .await;
+    assert_error(&r, StatusCode::UNAUTHORIZED, "invalid_code");
     assert_eq!(app.get("/api/authentication").await.body["isTwoFactorAuthenticationEnabled"], true);
 
     // With a recovery code instead of the app code.
@@ -881,6 +903,18 @@ async fn activity_kinds(app: &TestApp, email: &str) -> Vec<String> {
 }
 
 #[tokio::test]
+async fn a_forged_refresh_token_is_refused_and_cleared() {
+    let app = spawn_app().await;
+    let r = app
+        .with_cookie(reqwest::Method::POST, "/api/authentication/refresh", "refresh=not-a-real-token", Some(json!({})))
+        .await;
+    assert_error(&r, StatusCode::UNAUTHORIZED, "unauthenticated");
+    assert!(r.headers.get_all("set-cookie").iter().all(|c| c.to_str().unwrap_or("").contains("Max-Age=0")));
+    let r = app.post("/api/authentication/refresh", json!({})).await;
+    assert_error(&r, StatusCode::UNAUTHORIZED, "unauthenticated");
+}
+
+#[tokio::test]
 async fn refresh_never_upgrades_a_password_stage_session() {
     let app = spawn_app().await;
     app.enrolled_user("val@example.com").await;
@@ -949,6 +983,9 @@ async fn log_out_everywhere_and_password_change_end_other_sessions() {
         .await;
     assert_error(&r, StatusCode::BAD_REQUEST, "bad_request");
     assert!(r.body["fields"]["newPassword"].is_string());
+    // Neither refusal changed anything: the old password works, no session ended.
+    assert_eq!(app.log_in("xia@example.com", PASSWORD).await.status, StatusCode::OK);
+    assert_eq!(app.get_with(&phone, "/api/authentication").await.status, StatusCode::OK);
     let r = app
         .post_with(
             &laptop,
