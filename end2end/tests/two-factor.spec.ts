@@ -261,3 +261,101 @@ test('too many wrong passwords are slowed down with a clear message', async ({ p
   expect(slowed).toBe(true);
   await expect(page.getByRole('alert')).toContainText(/Too many attempts\. Try again in \d+ seconds\./);
 });
+
+test('a reload during enrolment starts over with a new key, and the key copies', async ({ page, context }) => {
+  await context.grantPermissions(['clipboard-read', 'clipboard-write']);
+  await signUp(page, uniqueEmail('reload'));
+  await page.getByRole('button', { name: 'Set up two-factor authentication' }).click();
+  const first = (await page.getByTestId('manual-key').innerText()).replace(/\s+/g, '');
+
+  await page.reload();
+  await expect(page.getByRole('status')).toContainText('The page was reloaded, so here is a new key');
+  const key = page.getByTestId('manual-key');
+  await expect(key).toBeVisible();
+  const second = (await key.innerText()).replace(/\s+/g, '');
+  expect(second).not.toEqual(first);
+
+  await page.getByRole('button', { name: 'Copy key' }).click();
+  await expect(page.getByRole('button', { name: 'Copied' })).toBeVisible();
+  expect(await page.evaluate(() => navigator.clipboard.readText())).toEqual(second);
+
+  // The first key was replaced: only the new one confirms.
+  await page.getByLabel('6-digit code').fill(totp(first).generate());
+  await page.getByRole('button', { name: 'Turn on' }).click();
+  await expect(page.getByRole('alert')).toContainText('That code is not valid');
+  await page.getByLabel('6-digit code').fill(totp(second).generate());
+  await page.getByRole('button', { name: 'Turn on' }).click();
+  await saveRecoveryCodes(page);
+});
+
+test('make new recovery codes with a current code', async ({ page }) => {
+  await signUp(page, uniqueEmail('regen'));
+  const { secret, codes } = await enrol(page);
+  const panel = page.locator('details', { hasText: 'Make new recovery codes' });
+  await panel.locator('summary').click();
+  await panel.getByLabel('6-digit code').fill('12345');
+  await panel.getByRole('button', { name: 'Make new codes' }).click();
+  await expect(panel.getByRole('alert')).toContainText('6 digits');
+  await panel.getByLabel('6-digit code').fill(nextCode(secret));
+  await panel.getByRole('button', { name: 'Make new codes' }).click();
+  const fresh = await saveRecoveryCodes(page);
+  expect(fresh.filter((c) => codes.includes(c))).toEqual([]);
+  await expect(page.getByTestId('codes-left')).toHaveText('10 of 10 recovery codes left.');
+  await expect(page.getByTestId('activity')).toContainText('New recovery codes made');
+});
+
+test('changing the password ends the other sessions', async ({ page, browser }) => {
+  const email = uniqueEmail('password');
+  await signUp(page, email);
+  const other = await browser.newContext();
+  const phone = await other.newPage();
+  await phone.goto('/login');
+  await phone.getByLabel('Email').fill(email);
+  await phone.getByLabel('Password').fill(PASSWORD);
+  await phone.getByRole('button', { name: 'Continue' }).click();
+  await expect(phone.getByTestId('user-email')).toHaveText(email);
+
+  await page.locator('summary', { hasText: 'Change password' }).click();
+  await page.getByLabel('Current password').fill('not the current password');
+  await page.getByLabel('New password').fill('an entirely new passphrase');
+  await page.getByRole('button', { name: 'Change password' }).click();
+  await expect(page.getByRole('alert')).toHaveText('Wrong email or password.');
+  await page.getByLabel('Current password').fill(PASSWORD);
+  await page.getByLabel('New password').fill('too short');
+  await page.getByRole('button', { name: 'Change password' }).click();
+  await expect(page.getByRole('alert')).toHaveText('Use at least 12 characters.');
+  // Neither attempt changed anything: the phone is still logged in.
+  await phone.reload();
+  await expect(phone.getByTestId('user-email')).toHaveText(email);
+
+  await page.getByLabel('New password').fill('an entirely new passphrase');
+  await page.getByRole('button', { name: 'Change password' }).click();
+  await expect(page.getByRole('status')).toHaveText('Password changed. Other devices were logged out.');
+  await expect(page.getByTestId('activity')).toContainText('Password changed');
+
+  await phone.goto('/');
+  await expect(phone).toHaveURL(/\/login$/);
+  await phone.getByLabel('Email').fill(email);
+  await phone.getByLabel('Password').fill('an entirely new passphrase');
+  await phone.getByRole('button', { name: 'Continue' }).click();
+  await expect(phone.getByTestId('user-email')).toHaveText(email);
+  await other.close();
+});
+
+test('log out everywhere ends every session', async ({ page, browser }) => {
+  const email = uniqueEmail('everywhere');
+  await signUp(page, email);
+  const other = await browser.newContext();
+  const laptop = await other.newPage();
+  await laptop.goto('/login');
+  await laptop.getByLabel('Email').fill(email);
+  await laptop.getByLabel('Password').fill(PASSWORD);
+  await laptop.getByRole('button', { name: 'Continue' }).click();
+  await expect(laptop.getByTestId('user-email')).toHaveText(email);
+
+  await page.getByRole('button', { name: 'Log out everywhere' }).click();
+  await expect(page).toHaveURL(/\/login$/);
+  await laptop.goto('/security');
+  await expect(laptop).toHaveURL(/\/login$/);
+  await other.close();
+});
