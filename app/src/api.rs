@@ -220,6 +220,21 @@ pub fn parse_second_factor(code: Option<&str>, recovery: Option<&str>) -> Result
     }
 }
 
+/// One field holding either a 6-digit code or a recovery code, told apart
+/// by their shapes (a recovery code has letters). The forms use it where a
+/// switch between two fields would need JavaScript.
+pub fn parse_any_second_factor(text: &str) -> Result<SecondFactor, AppError> {
+    if let Ok(code) = TotpCode::parse(text) {
+        return Ok(SecondFactor::Totp(code));
+    }
+    RecoveryCode::parse(text).map(SecondFactor::Recovery).map_err(|_| {
+        field_failure(
+            "code",
+            crate::domain::ParseError("Enter the 6-digit code from your app or one of your recovery codes."),
+        )
+    })
+}
+
 pub fn parse_new_password(password: &str) -> Result<Password, AppError> {
     Password::parse(password).map_err(|e| field_failure("newPassword", e))
 }
@@ -289,8 +304,7 @@ pub async fn turn_on_two_factor(
 ) -> Result<TurnOnResponse, AppError> {
     use crate::server::{full_request, service, set_cookies};
     let (state, session, meta) = full_request().await?;
-    let code = parse_code(&code)?;
-    let out = service::turn_on(&state, &meta, session, code).await?;
+    let out = service::turn_on(&state, &meta, session, &code).await?;
     set_cookies(&out.cookies);
     Ok(out.body)
 }

@@ -63,6 +63,7 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> Result<AppSt
         .site_addr(config.listen)
         .env(if config.production { leptos::config::Env::PROD } else { leptos_env() })
         .reload_port(reload_port())
+        .hash_files(hashed_site())
         .build();
     Ok(AppState::new(StateInner {
         db,
@@ -89,6 +90,13 @@ fn leptos_env() -> leptos::config::Env {
     }
 }
 
+/// A release build made with `hash-files` writes `hash.txt` beside the
+/// binary; the pages then name the hashed files, which are served as
+/// immutable. Debug builds (tests, `cargo leptos watch`) have none.
+fn hashed_site() -> bool {
+    std::env::current_exe().ok().and_then(|p| p.parent().map(|d| d.join("hash.txt"))).is_some_and(|p| p.exists())
+}
+
 fn reload_port() -> u32 {
     std::env::var("LEPTOS_RELOAD_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(3001)
 }
@@ -101,7 +109,9 @@ pub fn build_router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/api/{*endpoint}", any(unknown_endpoint))
         .leptos_routes_with_context(&state, routes, || {}, move || shell(options.clone()))
+        .merge(app::server::forms::routes())
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(middleware::from_fn_with_state(state.clone(), app::server::forms::renew_page_session))
         .layer(middleware::from_fn(api_edge))
         // Every API body is a few hundred bytes; 64 KiB bounds what a client
         // can make the server buffer.
@@ -123,10 +133,19 @@ async fn readyz(State(state): State<AppState>) -> Response {
 /// JSON, and forbid caching. leptos_axum registers each server function as
 /// its own route, so this is a layer rather than a handler.
 async fn api_edge(req: Request, next: Next) -> Response {
+    // Every write, to the API or a page's form, must come from this site.
+    let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let cross_site = unsafe_method && !same_origin(req.headers());
     if !req.uri().path().starts_with("/api/") {
+        if cross_site {
+            tracing::warn!(path = %req.uri().path(), "cross-site form post refused");
+            let mut res = (StatusCode::FORBIDDEN, "Cross-site requests are not allowed.").into_response();
+            res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            return res;
+        }
         return next.run(req).await;
     }
-    let mut res = if req.method() != Method::GET && !same_origin(req.headers()) {
+    let mut res = if cross_site {
         tracing::warn!(path = %req.uri().path(), "cross-site request refused");
         AppError::forbidden("Cross-site requests are not allowed.").into_response()
     } else {
@@ -209,7 +228,19 @@ async fn fix_error_status(res: Response) -> Response {
 }
 
 async fn security_headers(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let site_file = req.uri().path().starts_with("/pkg/");
     let mut res = next.run(req).await;
+    // Site files carry a content hash in their names when built for release,
+    // so a browser may keep them for good; without hashes it must revalidate.
+    // Pages and API answers are per-user and never stored.
+    let cache = if site_file && res.status() == StatusCode::OK {
+        if state.leptos_options.hash_files { "public, max-age=31536000, immutable" } else { "no-cache" }
+    } else {
+        "no-store"
+    };
+    if !res.headers().contains_key(header::CACHE_CONTROL) {
+        res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    }
     // A page that called <Redirect/> during server rendering gets a Location
     // header from leptos_axum but keeps 200; make it a real redirect so a
     // browser without JavaScript (or before hydration) follows it too.

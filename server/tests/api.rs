@@ -12,6 +12,9 @@ use serde_json::{Value, json};
 use server::config::Config;
 use server::{build_router, build_state};
 
+#[path = "api/forms.rs"]
+mod forms;
+
 /// 2027-01-15T08:00:10Z: 10 seconds into a TOTP step.
 const START: i64 = 1_800_000_010;
 const PASSWORD: &str = "correct horse battery staple";

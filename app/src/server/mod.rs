@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod clock;
 pub mod db;
+pub mod forms;
 pub mod passwords;
 pub mod request;
 pub mod sealing;
@@ -72,4 +73,16 @@ pub fn set_status(status: http::StatusCode) {
     if let Some(res) = use_context::<ResponseOptions>() {
         res.set_status(status);
     }
+}
+
+/// Whether the request carries a live password-stage token: the log-in page
+/// then renders its code step (the step is server state, so a reload, a
+/// browser without JavaScript and a hydrated page agree).
+pub fn password_stage_pending() -> bool {
+    let (Some(state), Ok(headers)) = (use_context::<AppState>(), request_headers()) else { return false };
+    state
+        .cookies
+        .from_headers(tokens::CookieKind::Access, &headers)
+        .and_then(|t| state.keys.verify(t, tokens::Stage::Password, state.now()))
+        .is_some()
 }

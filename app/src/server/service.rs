@@ -341,6 +341,28 @@ pub async fn generate(
     Ok(GenerateResponse { secret: base32, otpauth_url })
 }
 
+/// The digits of a code typed during enrolment: 6 (or 8, to explain an app
+/// set to 8 digits), with spaces and dashes allowed as on log-in.
+fn enrolment_digits(typed: &str) -> Result<String, AppError> {
+    let digits: String = typed.chars().filter(|c| !matches!(c, ' ' | '-' | '\u{a0}')).collect();
+    if (digits.len() == 6 || digits.len() == 8) && digits.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(digits)
+    } else {
+        crate::api::parse_code(typed).map(|c| c.as_str().to_owned())
+    }
+}
+
+/// The pending secret of an enrolment in progress, to show its QR code
+/// again (after a wrong code on the no-JavaScript path).
+pub fn pending_enrolment(state: &AppState, user: &UserRow) -> Result<Option<GenerateResponse>, AppError> {
+    let Some(pending) = user.totp_pending_secret.as_deref() else { return Ok(None) };
+    let secret = open_secret(state, user, Some(pending))?;
+    Ok(Some(GenerateResponse {
+        secret: totp::to_base32(&secret),
+        otpauth_url: totp::otpauth_url(&secret, &state.issuer, &user.email)?,
+    }))
+}
+
 fn new_recovery_codes() -> Result<(Vec<String>, Vec<String>), AppError> {
     let mut shown = Vec::with_capacity(RECOVERY_CODES);
     let mut hashes = Vec::with_capacity(RECOVERY_CODES);
@@ -369,12 +391,18 @@ fn recovery_hash(code: &RecoveryCode) -> String {
 /// Confirms the pending secret with a code and makes it the active one,
 /// turning 2FA on (or replacing the key while on). Every session ends; this
 /// client gets a new one, and 10 new recovery codes.
+///
+/// The code arrives as typed: 6 digits confirm; a refused code (or 8
+/// digits, which never confirm) is checked against the usual set-up
+/// mistakes and the answer says which one it was (see `totp::diagnose`).
+/// Every try counts toward the code guessing limit.
 pub async fn turn_on(
     state: &AppState,
     meta: &RequestMeta,
     session: FullSession,
-    code: TotpCode,
+    typed: &str,
 ) -> Result<WithCookies<TurnOnResponse>, AppError> {
+    let digits = enrolment_digits(typed)?;
     let user = session.user;
     let Some(pending) = user.totp_pending_secret.as_deref() else {
         return Err(AppError::conflict("Start the set-up first: generate a secret and scan it."));
@@ -384,9 +412,16 @@ pub async fn turn_on(
     let limit = state.limits.code_per_account;
     let attempt = Attempt::start(state, meta, "code", &user.id.to_string(), limit, Some(user.id)).await?;
     let secret = open_secret(state, &user, Some(pending))?;
-    let step = totp::verify(&secret, &code, state.now());
+    let now = state.now();
+    let step = TotpCode::parse(&digits).ok().and_then(|code| totp::verify(&secret, &code, now));
     attempt.settle(state, meta, step.is_some(), AuditKind::CodeFailed).await?;
-    let Some(step) = step else { return Err(AppError::invalid_code()) };
+    let Some(step) = step else {
+        let diagnosis = totp::diagnose(&secret, &digits, now);
+        tracing::info!(user_id = user.id, ?diagnosis, "enrolment code refused");
+        let mut e = AppError::invalid_code();
+        e.message = diagnosis.explain();
+        return Err(e);
+    };
     let Some(version) = state.db.enable_totp(user.id, pending, step).await? else {
         return Err(AppError::conflict("The set-up changed in another window. Scan the newest QR code."));
     };

@@ -70,6 +70,94 @@ pub fn code_at(secret: &[u8], time: i64) -> Option<String> {
     Some(t.generate(u64::try_from(time).ok()?).to_string())
 }
 
+/// Why a code typed during enrolment did not confirm the new secret, found
+/// by trying the usual set-up mistakes. Only the enrolment path asks: on
+/// log-in it would tell a guesser how close a guess came.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Diagnosis {
+    /// Right secret and settings, but the phone's clock is `steps` time
+    /// steps away from ours (positive: the phone is ahead).
+    ClockOff { steps: i64 },
+    /// Right secret, but the app hashes with SHA-256 or SHA-512.
+    Algorithm(&'static str),
+    /// Right secret, but the app shows 8 digits.
+    EightDigits,
+    /// Nothing matches: most likely an older QR code was scanned.
+    NoMatch,
+}
+
+/// Farthest clock offset searched, in steps each side (5 minutes).
+pub const DIAGNOSIS_STEPS: i64 = 10;
+
+fn code_with(secret: &[u8], algorithm: Algorithm, digits: u8, time: i64) -> Option<String> {
+    let t = Builder::new()
+        .with_algorithm(algorithm)
+        .with_digits(digits)
+        .with_step_duration(STEP_SECONDS)
+        .with_skew(0)
+        .with_secret(secret.to_vec())
+        .build()
+        .ok()?;
+    Some(t.generate(u64::try_from(time).ok()?).to_string())
+}
+
+/// A SHA-1 code with another number of digits (tests of the self-test).
+pub fn code_with_digits(secret: &[u8], digits: u8, time: i64) -> Option<String> {
+    code_with(secret, Algorithm::SHA1, digits, time)
+}
+
+/// Classifies a code (digits only, 6 or 8 of them) that `verify` refused.
+/// Never a way in: the caller has already counted the attempt as failed.
+pub fn diagnose(secret: &[u8], digits: &str, now: i64) -> Diagnosis {
+    let step = STEP_SECONDS as i64;
+    let window = -i64::from(SKEW_STEPS)..=i64::from(SKEW_STEPS);
+    if digits.len() == 8 {
+        let eight = window.clone().any(|k| code_with(secret, Algorithm::SHA1, 8, now + k * step).as_deref() == Some(digits));
+        return if eight { Diagnosis::EightDigits } else { Diagnosis::NoMatch };
+    }
+    // Nearest offsets first, so the smallest explanation wins.
+    for distance in (i64::from(SKEW_STEPS) + 1)..=DIAGNOSIS_STEPS {
+        for steps in [distance, -distance] {
+            if code_with(secret, Algorithm::SHA1, 6, now + steps * step).as_deref() == Some(digits) {
+                return Diagnosis::ClockOff { steps };
+            }
+        }
+    }
+    for (algorithm, name) in [(Algorithm::SHA256, "SHA-256"), (Algorithm::SHA512, "SHA-512")] {
+        if window.clone().any(|k| code_with(secret, algorithm, 6, now + k * step).as_deref() == Some(digits)) {
+            return Diagnosis::Algorithm(name);
+        }
+    }
+    Diagnosis::NoMatch
+}
+
+impl Diagnosis {
+    /// What the person should do, in words.
+    pub fn explain(self) -> String {
+        match self {
+            Diagnosis::ClockOff { steps } => {
+                let seconds = steps.abs() * STEP_SECONDS as i64;
+                let amount = if seconds >= 120 && seconds % 60 == 0 { format!("{} minutes", seconds / 60) } else { format!("{seconds} seconds") };
+                let direction = if steps > 0 { "fast" } else { "slow" };
+                format!(
+                    "That code is from your app, but your phone's clock is about {amount} {direction}. \
+                     Turn on automatic date and time in your phone's settings, then enter the new code."
+                )
+            }
+            Diagnosis::Algorithm(name) => format!(
+                "That code was made with {name}, but this account uses SHA-1. Delete the entry in your app and \
+                 add it again by scanning the QR code (or choose SHA-1 when typing the key)."
+            ),
+            Diagnosis::EightDigits => "Your app shows 8-digit codes, but this account uses 6. Delete the entry in \
+                 your app and add it again by scanning the QR code (or choose 6 digits when typing the key)."
+                .to_owned(),
+            Diagnosis::NoMatch => "That code does not match this key. Check that you scanned the QR code shown \
+                 now (not one from an earlier try), then enter the code your app shows."
+                .to_owned(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,5 +215,31 @@ mod tests {
         let url = otpauth_url(RFC_SECRET, "Two-Factor Login", "ann@example.com").unwrap();
         assert!(url.starts_with("otpauth://totp/Two-Factor%20Login:ann%40example.com?secret="), "{url}");
         assert!(url.contains("issuer=Two-Factor%20Login"), "{url}");
+    }
+    #[test]
+    fn diagnosis_names_each_set_up_mistake() {
+        let now = 1_800_000_015;
+        let secret = RFC_SECRET;
+        // The phone 3 steps ahead, 4 behind.
+        let ahead = code_with(secret, Algorithm::SHA1, 6, now + 90).unwrap();
+        assert_eq!(diagnose(secret, &ahead, now), Diagnosis::ClockOff { steps: 3 });
+        let behind = code_with(secret, Algorithm::SHA1, 6, now - 120).unwrap();
+        assert_eq!(diagnose(secret, &behind, now), Diagnosis::ClockOff { steps: -4 });
+        // Ten steps is the edge; eleven is out of reach.
+        let edge = code_with(secret, Algorithm::SHA1, 6, now + 300).unwrap();
+        assert_eq!(diagnose(secret, &edge, now), Diagnosis::ClockOff { steps: 10 });
+        let sha256 = code_with(secret, Algorithm::SHA256, 6, now).unwrap();
+        assert_eq!(diagnose(secret, &sha256, now), Diagnosis::Algorithm("SHA-256"));
+        let sha512 = code_with(secret, Algorithm::SHA512, 6, now + 30).unwrap();
+        assert_eq!(diagnose(secret, &sha512, now), Diagnosis::Algorithm("SHA-512"));
+        let eight = code_with(secret, Algorithm::SHA1, 8, now).unwrap();
+        assert_eq!(eight.len(), 8);
+        assert_eq!(diagnose(secret, &eight, now), Diagnosis::EightDigits);
+        // A code of another secret matches nothing.
+        let other = code_with(b"another secret, 20 b", Algorithm::SHA1, 6, now).unwrap();
+        assert_eq!(diagnose(secret, &other, now), Diagnosis::NoMatch);
+        assert!(Diagnosis::ClockOff { steps: 3 }.explain().contains("90 seconds fast"));
+        assert!(Diagnosis::ClockOff { steps: -10 }.explain().contains("5 minutes slow"));
+        assert!(Diagnosis::EightDigits.explain().contains("8-digit"));
     }
 }

@@ -1,13 +1,14 @@
 //! The protected home page: who is logged in and whether 2FA is on.
 
 use leptos::prelude::*;
+use leptos_meta::Title;
 use leptos_router::components::A;
 use leptos_router::hooks::use_navigate;
 
 use crate::api::{User, log_out};
 
 use super::session::RequireUser;
-use super::{ErrorNote, action_error};
+use super::{ErrorNote, SubmitButton, action_error};
 
 #[component]
 pub fn HomePage() -> impl IntoView {
@@ -18,9 +19,10 @@ pub fn HomePage() -> impl IntoView {
 fn Home(user: User) -> impl IntoView {
     let on = user.is_two_factor_authentication_enabled;
     view! {
+        <Title text="Home"/>
         <section class="card">
             <p class="eyebrow">"Signed in"</p>
-            <h1>"Welcome, " {user.name.clone()}</h1>
+            <h1 tabindex="-1">"Welcome, " {user.name.clone()}</h1>
             <dl class="facts">
                 <div><dt>"Email"</dt><dd data-testid="user-email">{user.email.clone()}</dd></div>
                 <div>
@@ -46,20 +48,27 @@ fn Home(user: User) -> impl IntoView {
     }
 }
 
+/// Log out: a POST to /logout (the server clears the cookies and sends
+/// the browser to /login); enhanced in place with JavaScript.
 #[component]
 pub fn LogOutButton() -> impl IntoView {
     let action = Action::new(|_: &()| log_out());
     let navigate = use_navigate();
     Effect::new(move |_| {
         if let Some(Ok(_)) = action.value().get() {
-            super::persist::forget(super::persist::LOGIN_STEP);
             navigate("/login", Default::default());
         }
     });
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        if !action.pending().get_untracked() {
+            action.dispatch(());
+        }
+    };
     view! {
-        <button class="btn btn-quiet" on:click=move |_| { action.dispatch(()); } disabled=move || action.pending().get()>
-            {move || if action.pending().get() { "Logging out…" } else { "Log out" }}
-        </button>
-        <ErrorNote error=action_error(action)/>
+        <form class="inline" method="post" action="/logout" on:submit=submit>
+            <SubmitButton pending=action.pending() label="Log out" busy_label="Logging out…" class="btn btn-quiet"/>
+        </form>
+        <ErrorNote error=action_error(action) runs=action.version()/>
     }
 }

@@ -1,17 +1,20 @@
 //! The log-in wizard. Step 1: email and password. Step 2, only when 2FA is
-//! on: the six-digit code. The email and the step survive a reload (in
-//! sessionStorage); the password and the code never leave the form.
+//! on: the six-digit code, or a recovery code (`?with=recovery`). The step
+//! is server state: after a correct password the password-stage cookie
+//! says "code step", so a reload, a browser without JavaScript and a
+//! hydrated page all draw the same step. Both forms are real POSTs to
+//! /login, enhanced in place once the WebAssembly has loaded.
 
 use leptos::prelude::*;
+use leptos_meta::Title;
 use leptos_router::components::A;
-use leptos_router::hooks::use_navigate;
+use leptos_router::hooks::{use_navigate, use_query_map};
 
-use crate::api::{authenticate_two_factor, log_in, parse_email, parse_second_factor};
+use crate::api::{authenticate_two_factor, log_in, log_out, parse_email, parse_second_factor};
 use crate::error::ErrorKind;
 
-use super::persist::{self, LOGIN_EMAIL, LOGIN_STEP};
-use super::signup::Field;
-use super::{ErrorNote, SubmitButton, action_error};
+use super::outcome::{Intent, page_outcome};
+use super::{ErrorNote, InputKind, IntentField, SubmitButton, TextField, field_message, focus_later, form_error};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
@@ -19,25 +22,30 @@ enum Step {
     Code,
 }
 
+/// Whether the server holds a password step awaiting its code.
+fn code_step_pending() -> bool {
+    #[cfg(feature = "ssr")]
+    {
+        crate::server::password_stage_pending()
+    }
+    #[cfg(not(feature = "ssr"))]
+    {
+        false
+    }
+}
+
 #[component]
 pub fn LogInPage() -> impl IntoView {
-    let step = RwSignal::new(Step::Password);
-    let email = RwSignal::new(String::new());
+    let outcome = page_outcome();
+    let code_pending = SharedValue::new(code_step_pending).into_inner();
+    let step = RwSignal::new(if code_pending { Step::Code } else { Step::Password });
+    let email = RwSignal::new(outcome.as_ref().map(|o| o.field("email")).unwrap_or_default());
     let password = RwSignal::new(String::new());
     let code = RwSignal::new(String::new());
     let notice = RwSignal::new(None::<String>);
+    let query = use_query_map();
+    let use_recovery = Memo::new(move |_| query.read().get("with").as_deref() == Some("recovery"));
     let navigate = use_navigate();
-
-    // Restore the wizard after hydration (storage exists only in the browser,
-    // and reading it during render would differ from the server's HTML).
-    Effect::new(move |_| {
-        if let Some(saved) = persist::load(LOGIN_EMAIL) {
-            email.set(saved);
-        }
-        if persist::load(LOGIN_STEP).as_deref() == Some("code") {
-            step.set(Step::Code);
-        }
-    });
 
     let password_action = Action::new(|(email, password): &(String, String)| {
         let (email, password) = (email.clone(), password.clone());
@@ -46,7 +54,6 @@ pub fn LogInPage() -> impl IntoView {
             log_in(email, password).await
         }
     });
-    let use_recovery = RwSignal::new(false);
     let code_action = Action::new(|(code, recovery): &(String, bool)| {
         let (code, recovery) = (code.clone(), *recovery);
         async move {
@@ -59,114 +66,144 @@ pub fn LogInPage() -> impl IntoView {
             }
         }
     });
+    let restart = Action::new(|_: &()| log_out());
+
+    // A timed-out code step sent back here by the server (no JavaScript).
+    let timed_out = outcome.as_ref().and_then(|o| o.error_for(Intent::Password)).filter(|e| e.error == ErrorKind::Unauthenticated);
+    if let Some(e) = timed_out {
+        notice.set(Some(e.message));
+    }
+    let password_error = Signal::derive({
+        let posted = form_error(password_action, &outcome, Intent::Password);
+        move || posted.get().filter(|e| e.error != ErrorKind::Unauthenticated)
+    });
+    let code_intent = Signal::derive(move || if use_recovery.get() { Intent::Recovery } else { Intent::Code });
+    let code_error = Signal::derive({
+        let code_posted = form_error(code_action, &outcome, Intent::Code);
+        let recovery_posted = form_error(code_action, &outcome, Intent::Recovery);
+        move || {
+            let e = if use_recovery.get() { recovery_posted.get() } else { code_posted.get() };
+            e.filter(|e| e.error != ErrorKind::Unauthenticated)
+        }
+    });
 
     let go_home = navigate.clone();
     Effect::new(move |_| {
         if let Some(Ok(res)) = password_action.value().get() {
             password.set(String::new());
             if res.two_factor_required {
-                persist::save(LOGIN_STEP, "code");
                 step.set(Step::Code);
+                focus_later("#code, #recovery");
             } else {
-                persist::forget(LOGIN_STEP);
                 go_home("/", Default::default());
             }
         }
     });
     Effect::new(move |_| match code_action.value().get() {
-        Some(Ok(_)) => {
-            persist::forget(LOGIN_STEP);
-            navigate("/", Default::default());
-        }
+        Some(Ok(_)) => navigate("/", Default::default()),
         // The password step expired (5 minutes) or was never done here.
         Some(Err(e)) if e.error == ErrorKind::Unauthenticated => {
-            persist::forget(LOGIN_STEP);
             code.set(String::new());
             notice.set(Some("Your log-in timed out. Enter your password again.".into()));
             step.set(Step::Password);
+            focus_later("#email");
         }
         _ => {}
+    });
+    Effect::new(move |_| {
+        if restart.value().get().is_some() {
+            code.set(String::new());
+            step.set(Step::Password);
+            focus_later("main h1");
+        }
     });
 
     let submit_password = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
+        if password_action.pending().get_untracked() {
+            return;
+        }
         notice.set(None);
-        persist::save(LOGIN_EMAIL, &email.get_untracked());
         password_action.dispatch((email.get_untracked(), password.get_untracked()));
     };
     let submit_code = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
+        if code_action.pending().get_untracked() {
+            return;
+        }
         code_action.dispatch((code.get_untracked(), use_recovery.get_untracked()));
     };
-    let back = move |_| {
-        persist::forget(LOGIN_STEP);
-        code.set(String::new());
-        use_recovery.set(false);
-        step.set(Step::Password);
+    let submit_restart = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        restart.dispatch(());
     };
-    let toggle_recovery = move |_| {
-        code.set(String::new());
-        code_action.value().set(None);
-        use_recovery.update(|r| *r = !*r);
+    // Switching between the app's code and a recovery code empties the field.
+    Effect::new(move |previous: Option<bool>| {
+        let now = use_recovery.get();
+        if previous.is_some_and(|p| p != now) {
+            code.set(String::new());
+            code_action.value().set(None);
+            focus_later("#code, #recovery");
+        }
+        now
+    });
+
+    let title = move || match step.get() {
+        Step::Password => "Log in",
+        Step::Code if use_recovery.get() => "Use a recovery code",
+        Step::Code => "Enter your code",
     };
-    let code_error =
-        Signal::derive(move || action_error(code_action).get().filter(|e| e.error != ErrorKind::Unauthenticated));
 
     view! {
+        <Title text=title/>
         <section class="card narrow">
             <ol class="steps" aria-label="Log-in steps">
-                <li class:current=move || step.get() == Step::Password>"Password"</li>
-                <li class:current=move || step.get() == Step::Code>"Code"</li>
+                <li class:current=move || step.get() == Step::Password
+                    aria-current=move || (step.get() == Step::Password).then_some("step")>"Password"</li>
+                <li class:current=move || step.get() == Step::Code
+                    aria-current=move || (step.get() == Step::Code).then_some("step")>"Code"</li>
             </ol>
             <Show when=move || step.get() == Step::Password fallback=move || view! {
-                <Show when=move || use_recovery.get() fallback=|| view! {
-                    <h1>"Enter your code"</h1>
-                    <p class="muted">"Open your authenticator app and type the 6-digit code for this account."</p>
-                }>
-                    <h1>"Use a recovery code"</h1>
-                    <p class="muted">"Type one of the recovery codes you saved when you turned on two-factor authentication. Each works once."</p>
-                </Show>
-                <form on:submit=submit_code novalidate>
+                <h1 tabindex="-1">{title}</h1>
+                <p class="muted">
+                    {move || if use_recovery.get() {
+                        "Type one of the recovery codes you saved when you turned on two-factor authentication. Each works once."
+                    } else {
+                        "Open your authenticator app and type the 6-digit code for this account."
+                    }}
+                </p>
+                <form method="post" action="/login" on:submit=submit_code novalidate>
+                    <IntentField intent=code_intent/>
                     <Show when=move || use_recovery.get() fallback=move || view! {
-                        <div class="field">
-                            <label for="code">"Authentication code"</label>
-                            <input id="code" name="code" class="code-input" type="text" inputmode="numeric"
-                                autocomplete="one-time-code" maxlength="9" placeholder="123 456" required autofocus
-                                bind:value=code/>
-                        </div>
+                        <TextField label="Authentication code" id="code" name="code" input=InputKind::code() value=code
+                            error=field_message(code_error, "twoFactorAuthenticationCode")/>
                     }>
-                        <div class="field">
-                            <label for="recovery">"Recovery code"</label>
-                            <input id="recovery" name="recovery" class="code-input recovery-input" type="text"
-                                autocomplete="off" autocapitalize="none" spellcheck="false" maxlength="20"
-                                placeholder="abcd-efgh-jkmn" required autofocus bind:value=code/>
-                        </div>
+                        <TextField label="Recovery code" id="recovery" name="recovery" input=InputKind::recovery() value=code
+                            error=field_message(code_error, "recoveryCode")/>
                     </Show>
-                    <ErrorNote error=code_error/>
+                    <ErrorNote error=code_error runs=code_action.version()/>
                     <SubmitButton pending=code_action.pending() label="Verify" busy_label="Verifying…"/>
                 </form>
                 <p class="switch">
-                    <button type="button" class="link" on:click=toggle_recovery>
+                    <A href=move || if use_recovery.get() { "/login".to_owned() } else { "/login?with=recovery".to_owned() }>
                         {move || if use_recovery.get() { "Use the code from your app instead" } else { "Lost your phone? Use a recovery code" }}
-                    </button>
+                    </A>
                 </p>
-                <p class="switch">
-                    <button type="button" class="link" on:click=back>"Use a different account"</button>
-                </p>
+                <form class="switch" method="post" action="/login" on:submit=submit_restart>
+                    <IntentField intent=Intent::Restart/>
+                    <button type="submit" class="link">"Use a different account"</button>
+                </form>
             }>
-                <h1>"Log in"</h1>
-                <Show when=move || notice.get().is_some()>
-                    <p class="alert alert-info" role="status">{move || notice.get().unwrap_or_default()}</p>
-                </Show>
-                <form on:submit=submit_password novalidate>
-                    <Field label="Email" id="email" error=Signal::derive(|| None::<String>)>
-                        <input id="email" name="email" type="email" autocomplete="username" required bind:value=email/>
-                    </Field>
-                    <Field label="Password" id="password" error=Signal::derive(|| None::<String>)>
-                        <input id="password" name="password" type="password" autocomplete="current-password"
-                            required bind:value=password/>
-                    </Field>
-                    <ErrorNote error=action_error(password_action)/>
+                <h1 tabindex="-1">"Log in"</h1>
+                {move || notice.get().map(|n| view! { <p class="alert alert-info" role="status">{n}</p> })}
+                <form method="post" action="/login" on:submit=submit_password novalidate>
+                    <IntentField intent=Intent::Password/>
+                    <TextField label="Email" id="email" name="email" input=InputKind::email("username") value=email
+                        error=field_message(password_error, "email")/>
+                    <TextField label="Password" id="password" name="password" input=InputKind::password("current-password")
+                        value=password/>
+                    <ErrorNote error=Signal::derive(move || password_error.get().filter(|e| e.fields.is_empty()))
+                        runs=password_action.version()/>
                     <SubmitButton pending=password_action.pending() label="Continue" busy_label="Checking…"/>
                 </form>
                 <p class="switch">"New here? " <A href="/signup">"Create an account"</A></p>

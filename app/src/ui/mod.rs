@@ -3,8 +3,8 @@
 //! full session to the log-in page.
 
 mod home;
+pub mod outcome;
 mod login;
-pub mod persist;
 pub mod qr;
 mod security;
 pub mod session;
@@ -13,11 +13,12 @@ mod signup;
 pub use security::format_utc;
 
 use leptos::prelude::*;
-use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
+use leptos_meta::{HashedStylesheet, MetaTags, Title, provide_meta_context};
 use leptos_router::components::{A, Route, Router, Routes};
 use leptos_router::{SsrMode, path};
 
 use crate::error::AppError;
+use outcome::{FormOutcome, Intent};
 
 /// The HTML document around the app, rendered on the server. It also sets
 /// the page's Content-Security-Policy: scripts only from this origin or
@@ -35,6 +36,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 // No favicon file: an empty one spares every page a 404.
                 <link rel="icon" href="data:,"/>
                 <AutoReload options=options.clone()/>
+                <HashedStylesheet options=options.clone() id="leptos"/>
                 <HydrationScripts options/>
                 <MetaTags/>
             </head>
@@ -68,26 +70,66 @@ fn set_page_csp(options: &LeptosOptions) {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    // Every route renders in full before it is sent (`SsrMode::Async`):
+    // streamed fragments would need JavaScript to be put in place, and
+    // every page must work without it.
     view! {
-        <Stylesheet id="leptos" href="/pkg/twofactor.css"/>
-        <Title text="Two-Factor Login"/>
+        <Title formatter=|page: String| if page.is_empty() { "Two-Factor Login".to_owned() } else { format!("{page} · Two-Factor Login") }/>
         <Router>
+            <a class="skip-link" href="#main">"Skip to content"</a>
             <header class="topbar">
                 <A href="/" attr:class="brand">
                     <span class="brand-mark" aria-hidden="true">"2F"</span>
                     "Two-Factor Login"
                 </A>
             </header>
-            <main class="page">
+            <main class="page" id="main">
+                <FocusOnNavigation/>
                 <Routes fallback=NotFound>
                     <Route path=path!("/") view=home::HomePage ssr=SsrMode::Async/>
-                    <Route path=path!("/signup") view=signup::SignUpPage/>
-                    <Route path=path!("/login") view=login::LogInPage/>
+                    <Route path=path!("/signup") view=signup::SignUpPage ssr=SsrMode::Async/>
+                    <Route path=path!("/login") view=login::LogInPage ssr=SsrMode::Async/>
                     <Route path=path!("/security") view=security::SecurityPage ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>
     }
+}
+
+/// After a client-side route change, focus moves to the new page's `h1`
+/// (as a full page load would start at the top), not to `<body>`.
+#[component]
+fn FocusOnNavigation() -> impl IntoView {
+    let location = leptos_router::hooks::use_location();
+    Effect::new(move |previous: Option<String>| {
+        let path = location.pathname.get();
+        if previous.is_some_and(|p| p != path) {
+            focus_later("main h1");
+        }
+        path
+    });
+}
+
+/// Moves keyboard focus to the first element matching `selector` once the
+/// current render has reached the page. Browser only.
+pub fn focus_later(selector: &'static str) {
+    #[cfg(feature = "hydrate")]
+    {
+        use wasm_bindgen::JsCast;
+        leptos::task::spawn_local(async move {
+            // Let the new view mount first.
+            leptos::task::tick().await;
+            let element = web_sys::window()
+                .and_then(|w| w.document())
+                .and_then(|d| d.query_selector(selector).ok().flatten())
+                .and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok());
+            if let Some(element) = element {
+                let _ = element.focus();
+            }
+        });
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = selector;
 }
 
 #[component]
@@ -107,16 +149,34 @@ fn NotFound() -> impl IntoView {
     }
 }
 
-/// A dismissable error message for an action's failure.
+/// The error of a form: announced each time it is shown, even when the
+/// same message comes back (the node is drawn anew for every run).
 #[component]
-pub fn ErrorNote(#[prop(into)] error: Signal<Option<AppError>>) -> impl IntoView {
-    view! {
-        <Show when=move || error.get().is_some()>
-            <p class="alert alert-error" role="alert">
-                {move || error.get().map(|e| e.message).unwrap_or_default()}
-            </p>
-        </Show>
+pub fn ErrorNote(#[prop(into)] error: Signal<Option<AppError>>, #[prop(into, optional)] runs: Signal<usize>) -> impl IntoView {
+    move || {
+        runs.track();
+        error.get().map(|e| view! { <p class="alert alert-error" role="alert">{e.message}</p> })
     }
+}
+
+/// A form's error: from the latest run of its action once it has run in
+/// the browser, else from the server's answer to the same form posted
+/// without JavaScript.
+pub fn form_error<I, T>(
+    action: Action<I, Result<T, AppError>>,
+    outcome: &Option<FormOutcome>,
+    intent: Intent,
+) -> Signal<Option<AppError>>
+where
+    I: Send + Sync + 'static,
+    T: Clone + Send + Sync + 'static,
+{
+    let posted = outcome.as_ref().and_then(|o| o.error_for(intent));
+    Signal::derive(move || match action.value().get() {
+        Some(result) => result.err(),
+        None if action.version().get() == 0 => posted.clone(),
+        None => None,
+    })
 }
 
 /// The error of the latest run of an action, if it failed.
@@ -128,28 +188,130 @@ where
     Signal::derive(move || action.value().get().and_then(|r| r.err()))
 }
 
-/// The message for one form field from a 400 answer.
-pub fn field_error<I, T>(action: Action<I, Result<T, AppError>>, name: &'static str) -> Signal<Option<String>>
-where
-    I: Send + Sync + 'static,
-    T: Clone + Send + Sync + 'static,
-{
-    Signal::derive(move || action.value().get().and_then(|r| r.err()).and_then(|e| e.fields.get(name).cloned()))
+/// The message for one form field, from the form's error.
+pub fn field_message(error: Signal<Option<AppError>>, name: &'static str) -> Signal<Option<String>> {
+    Signal::derive(move || error.get().and_then(|e| e.fields.get(name).cloned()))
 }
 
-/// A submit button that shows progress and is disabled while busy.
+/// A submit button that shows progress. While busy it stays focusable and
+/// says so (`aria-disabled`), and the form ignores a second submit.
 #[component]
 pub fn SubmitButton(
     #[prop(into)] pending: Signal<bool>,
     label: &'static str,
     busy_label: &'static str,
+    #[prop(default = "btn btn-primary")] class: &'static str,
 ) -> impl IntoView {
     view! {
-        <button type="submit" class="btn btn-primary" disabled=move || pending.get() aria-busy=move || pending.get().to_string()>
+        <button type="submit" class=class aria-disabled=move || pending.get().then_some("true")>
             <Show when=move || pending.get() fallback=move || label>
                 <span class="spinner" aria-hidden="true"></span>
                 {busy_label}
             </Show>
         </button>
     }
+}
+
+/// A hidden field naming which form of the page was posted.
+#[component]
+pub fn IntentField(#[prop(into)] intent: Signal<Intent>) -> impl IntoView {
+    view! { <input type="hidden" name="intent" value=move || intent.get().as_str()/> }
+}
+
+/// How an input looks and what the browser may help with.
+#[derive(Clone, Copy, Default)]
+pub struct InputKind {
+    pub kind: &'static str,
+    pub autocomplete: &'static str,
+    pub inputmode: Option<&'static str>,
+    pub class: Option<&'static str>,
+    pub maxlength: Option<u32>,
+    pub minlength: Option<u32>,
+    pub placeholder: Option<&'static str>,
+}
+
+impl InputKind {
+    pub const fn text(autocomplete: &'static str) -> Self {
+        Self { kind: "text", autocomplete, inputmode: None, class: None, maxlength: None, minlength: None, placeholder: None }
+    }
+    pub const fn email(autocomplete: &'static str) -> Self {
+        Self { kind: "email", ..Self::text(autocomplete) }
+    }
+    pub const fn password(autocomplete: &'static str) -> Self {
+        Self { kind: "password", ..Self::text(autocomplete) }
+    }
+    pub const fn new_password() -> Self {
+        Self { minlength: Some(12), maxlength: Some(128), ..Self::password("new-password") }
+    }
+    /// A 6-digit code: numeric keyboard, the phone may fill it in, and
+    /// `123 456` or `123-456` is accepted.
+    pub const fn code() -> Self {
+        Self {
+            inputmode: Some("numeric"),
+            class: Some("code-input"),
+            maxlength: Some(9),
+            placeholder: Some("123 456"),
+            ..Self::text("one-time-code")
+        }
+    }
+    pub const fn recovery() -> Self {
+        Self {
+            class: Some("code-input recovery-input"),
+            maxlength: Some(20),
+            placeholder: Some("abcd-efgh-jkmn"),
+            ..Self::text("off")
+        }
+    }
+}
+
+/// A labelled input with its hint and error tied to it for screen readers
+/// (`aria-describedby`, `aria-invalid`).
+#[component]
+pub fn TextField(
+    label: &'static str,
+    id: &'static str,
+    name: &'static str,
+    input: InputKind,
+    value: RwSignal<String>,
+    #[prop(into, optional)] error: Signal<Option<String>>,
+    #[prop(optional)] hint: Option<&'static str>,
+) -> impl IntoView {
+    let error_id = format!("{id}-error");
+    let hint_id = format!("{id}-hint");
+    let described = {
+        let (error_id, hint_id) = (error_id.clone(), hint_id.clone());
+        move || {
+            let ids: Vec<&str> = [hint.map(|_| hint_id.as_str()), error.get().map(|_| error_id.as_str())]
+                .into_iter()
+                .flatten()
+                .collect();
+            (!ids.is_empty()).then(|| ids.join(" "))
+        }
+    };
+    view! {
+        <div class="field" class:has-error=move || error.get().is_some()>
+            <label for=id>{label}</label>
+            <input id=id name=name type=input.kind autocomplete=input.autocomplete inputmode=input.inputmode
+                class=input.class maxlength=input.maxlength minlength=input.minlength placeholder=input.placeholder
+                autocapitalize=(input.kind != "email" && input.autocomplete == "off").then_some("none")
+                spellcheck=(input.autocomplete == "off" || input.inputmode.is_some()).then_some("false")
+                required aria-invalid=move || error.get().is_some().then_some("true") aria-describedby=described
+                // The server's HTML carries the kept value; after that the
+                // property follows the signal (never the attribute, so a
+                // typed password is not copied into the markup).
+                value=value.get_untracked() prop:value=value
+                on:input:target=move |ev| value.set(ev.target().value())/>
+            {hint.map(|h| view! { <small id=hint_id class="hint">{h}</small> })}
+            {move || error.get().map(|e| view! { <p id=error_id.clone() class="field-error">{e}</p> })}
+        </div>
+    }
+}
+
+/// Whether the page is hydrated: controls that need JavaScript (copy to
+/// clipboard) appear only then. False on the server and in the first
+/// client render, so both draw the same markup.
+pub fn hydrated() -> ReadSignal<bool> {
+    let (ready, set_ready) = signal(false);
+    Effect::new(move |_| set_ready.set(true));
+    ready
 }

@@ -1,46 +1,70 @@
 //! Security settings: the enrolment wizard (1. generate a secret, 2. scan
 //! the QR code or type the grouped key, 3. confirm a code, 4. save the
 //! recovery codes), recovery codes, turning 2FA off, password and sessions,
-//! and the recent security activity. The QR code is drawn here, in the
-//! browser, from the otpauth URI.
+//! and the recent security activity. Every form is a POST to /security with
+//! a hidden `intent`, enhanced in place once hydrated. The QR code is drawn
+//! from the otpauth URI by the same code on the server and in the browser.
 
 use leptos::prelude::*;
+use leptos_meta::Title;
 use leptos_router::components::A;
 use leptos_router::hooks::use_navigate;
 
 use crate::api::{
     ActivityEvent, GenerateResponse, User, change_password, fetch_activity, fetch_two_factor_status,
-    generate_two_factor, log_out_everywhere, parse_code, parse_new_password, parse_second_factor,
+    generate_two_factor, log_out_everywhere, parse_any_second_factor, parse_code, parse_new_password,
     regenerate_recovery_codes, turn_off_two_factor, turn_on_two_factor,
 };
-use crate::domain::group_secret;
+use crate::domain::{SecondFactor, group_secret};
 
 use super::home::LogOutButton;
-use super::persist::{self, ENROL_STEP};
+use super::outcome::{FormOutcome, Intent, Shown, page_outcome};
 use super::session::{RequireUser, with_refresh};
-use super::{ErrorNote, SubmitButton, action_error, field_error, qr};
+use super::{
+    ErrorNote, InputKind, IntentField, SubmitButton, TextField, field_message, focus_later, form_error, hydrated, qr,
+};
+
+/// The page's post outcome, handed to the components inside `RequireUser`.
+#[derive(Clone)]
+struct Posted(Option<FormOutcome>);
+
+fn posted() -> Option<FormOutcome> {
+    use_context::<Posted>().and_then(|p| p.0)
+}
 
 #[component]
 pub fn SecurityPage() -> impl IntoView {
-    view! { <RequireUser children=|u| view! { <Security user=u/> }.into_any()/> }
+    provide_context(Posted(page_outcome()));
+    view! {
+        <Title text="Security"/>
+        <RequireUser children=|u| view! { <Security user=u/> }.into_any()/>
+    }
 }
 
 #[component]
 fn Security(user: User) -> impl IntoView {
+    let outcome = posted();
     let enabled = RwSignal::new(user.is_two_factor_authentication_enabled);
     // Bumped after every change, so the status and the activity reload.
     let changed = RwSignal::new(0u32);
-    let fresh_codes = RwSignal::new(None::<Vec<String>>);
+    let first_codes = match outcome.as_ref().and_then(|o| o.shown.clone()) {
+        Some(Shown::RecoveryCodes(codes)) => Some(codes),
+        _ => None,
+    };
+    let fresh_codes = RwSignal::new(first_codes);
     view! {
         <section class="card">
             <p class="eyebrow">"Security"</p>
-            <h1>"Two-factor authentication"</h1>
-            <p class="muted">
-                "Signed in as " <strong>{user.email.clone()}</strong> ". "
+            <h1 tabindex="-1">"Two-factor authentication"</h1>
+            <p class="muted signed-in">
+                "Signed in as " <strong class="email">{user.email.clone()}</strong> ". "
                 <A href="/">"Back to home"</A>
             </p>
             <Show when=move || fresh_codes.get().is_some()>
-                <RecoveryCodes codes=fresh_codes.get().unwrap_or_default() on_done=Callback::new(move |_| fresh_codes.set(None))/>
+                <RecoveryCodes codes=fresh_codes.get().unwrap_or_default() on_done=Callback::new(move |_| {
+                    fresh_codes.set(None);
+                    focus_later("main h1");
+                })/>
             </Show>
             <Show when=move || fresh_codes.get().is_none()>
                 <Show when=move || enabled.get() fallback=move || view! {
@@ -48,12 +72,21 @@ fn Security(user: User) -> impl IntoView {
                         enabled.set(true);
                         fresh_codes.set(Some(codes));
                         changed.update(|n| *n += 1);
+                        focus_later("#recovery-heading");
                     })/>
                 }>
                     <TwoFactorOn
                         changed
-                        on_codes=Callback::new(move |codes| { fresh_codes.set(Some(codes)); changed.update(|n| *n += 1); })
-                        on_off=Callback::new(move |_| { enabled.set(false); changed.update(|n| *n += 1); })
+                        on_codes=Callback::new(move |codes| {
+                            fresh_codes.set(Some(codes));
+                            changed.update(|n| *n += 1);
+                            focus_later("#recovery-heading");
+                        })
+                        on_off=Callback::new(move |_| {
+                            enabled.set(false);
+                            changed.update(|n| *n += 1);
+                            focus_later("main h1");
+                        })
                     />
                 </Show>
             </Show>
@@ -65,76 +98,79 @@ fn Security(user: User) -> impl IntoView {
 
 #[component]
 fn Enrol(on_done: Callback<Vec<String>>) -> impl IntoView {
+    let outcome = posted();
     let generate = Action::new(|_: &()| with_refresh(|| generate_two_factor(None)));
     let code = RwSignal::new(String::new());
     let confirm = Action::new(|code: &String| {
         let code = code.clone();
-        async move {
-            parse_code(&code)?;
-            with_refresh(|| turn_on_two_factor(code.clone())).await
-        }
+        async move { with_refresh(|| turn_on_two_factor(code.clone())).await }
     });
-    let restarted = RwSignal::new(false);
-
-    // After a reload in the middle of the wizard the pending secret is gone
-    // from the page (it is never stored in the browser), so start over with
-    // a fresh one and say so.
-    Effect::new(move |_| {
-        if persist::load(ENROL_STEP).as_deref() == Some("scan") {
-            restarted.set(true);
-            generate.dispatch(());
-        }
+    // The secret drawn by the server after a post without JavaScript, until
+    // the browser asks for a new one.
+    let posted_secret = match outcome.as_ref().and_then(|o| o.shown.clone()) {
+        Some(Shown::Enrolment(secret)) => Some(secret),
+        _ => None,
+    };
+    let pending_secret = Signal::derive(move || match generate.value().get() {
+        Some(result) => result.ok(),
+        None => posted_secret.clone(),
     });
     Effect::new(move |_| {
         if let Some(Ok(_)) = generate.value().get() {
-            persist::save(ENROL_STEP, "scan");
+            code.set(String::new());
+            confirm.value().set(None);
+            focus_later("#scan-heading");
         }
     });
     Effect::new(move |_| {
         if let Some(Ok(res)) = confirm.value().get() {
-            persist::forget(ENROL_STEP);
             on_done.run(res.recovery_codes);
         }
     });
+    let start_error = form_error(generate, &outcome, Intent::Enrol);
+    let confirm_error = form_error(confirm, &outcome, Intent::Confirm);
 
-    let pending_secret = move || generate.value().get().and_then(|r| r.ok());
+    let start = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        if !generate.pending().get_untracked() {
+            generate.dispatch(());
+        }
+    };
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        confirm.dispatch(code.get_untracked());
+        if !confirm.pending().get_untracked() {
+            confirm.dispatch(code.get_untracked());
+        }
     };
 
     view! {
-        <Show when=move || pending_secret().is_some() fallback=move || view! {
+        <Show when=move || pending_secret.get().is_some() fallback=move || view! {
             <div class="intro">
                 <span class="badge badge-off">"Off"</span>
                 <p>"Add a second step to logging in: after your password, you type a 6-digit code from an app such as Google Authenticator, Authy or 1Password."</p>
-                <ErrorNote error=action_error(generate)/>
-                <button class="btn btn-primary" on:click=move |_| { restarted.set(false); generate.dispatch(()); }
-                    disabled=move || generate.pending().get()>
-                    {move || if generate.pending().get() { "Preparing…" } else { "Set up two-factor authentication" }}
-                </button>
+                <form method="post" action="/security" on:submit=start>
+                    <IntentField intent=Intent::Enrol/>
+                    <ErrorNote error=start_error runs=generate.version()/>
+                    <SubmitButton pending=generate.pending() label="Set up two-factor authentication" busy_label="Preparing…"/>
+                </form>
             </div>
         }>
             <ol class="wizard">
                 <li>
-                    <h2>"1. Scan this QR code"</h2>
-                    <Show when=move || restarted.get()>
-                        <p class="alert alert-info" role="status">"The page was reloaded, so here is a new key. Scan this one."</p>
-                    </Show>
+                    <h2 id="scan-heading" tabindex="-1">"1. Scan this QR code"</h2>
                     <p class="muted">"In your authenticator app, choose to add an account and scan:"</p>
-                    {move || pending_secret().map(|s: GenerateResponse| view! { <QrAndKey secret=s/> })}
+                    {move || pending_secret.get().map(|s: GenerateResponse| view! { <QrAndKey secret=s/> })}
                 </li>
                 <li>
                     <h2>"2. Enter the code your app shows"</h2>
-                    <form on:submit=submit novalidate class="inline-form">
-                        <div class="field">
-                            <label for="enrol-code">"6-digit code"</label>
-                            <input id="enrol-code" name="code" class="code-input" type="text" inputmode="numeric"
-                                autocomplete="one-time-code" maxlength="9" placeholder="123 456" required bind:value=code/>
-                        </div>
+                    <form method="post" action="/security" on:submit=submit novalidate class="inline-form">
+                        <IntentField intent=Intent::Confirm/>
+                        <TextField label="6-digit code" id="enrol-code" name="code" input=InputKind::code() value=code
+                            error=field_message(confirm_error, "twoFactorAuthenticationCode")/>
                         <SubmitButton pending=confirm.pending() label="Turn on" busy_label="Checking…"/>
                     </form>
-                    <ErrorNote error=action_error(confirm)/>
+                    <ErrorNote error=Signal::derive(move || confirm_error.get().filter(|e| e.fields.is_empty()))
+                        runs=confirm.version()/>
                 </li>
             </ol>
         </Show>
@@ -143,15 +179,20 @@ fn Enrol(on_done: Callback<Vec<String>>) -> impl IntoView {
 
 #[component]
 fn QrAndKey(secret: GenerateResponse) -> impl IntoView {
+    // Drawn by the same code on the server (no JavaScript needed to see it)
+    // and in the browser (after "Set up" once hydrated).
     let svg = qr::svg_for(&secret.otpauth_url).unwrap_or_default();
     let grouped = group_secret(&secret.secret);
+    let ready = hydrated();
     view! {
         <div class="enrol-grid">
             <div class="qr" role="img" aria-label="QR code for your authenticator app" inner_html=svg></div>
             <div class="manual">
                 <p class="muted">"Can't scan? Enter this key by hand (time-based, 6 digits):"</p>
                 <code class="secret" data-testid="manual-key">{grouped}</code>
-                <CopyButton text=secret.secret.clone() label="Copy key" class="btn btn-small"/>
+                <Show when=move || ready.get()>
+                    <CopyButton text=secret.secret.clone() label="Copy key" class="btn btn-small"/>
+                </Show>
             </div>
         </div>
     }
@@ -166,24 +207,33 @@ fn RecoveryCodes(codes: Vec<String>, on_done: Callback<()>) -> impl IntoView {
     );
     let href = format!("data:text/plain;charset=utf-8,{}", percent_encode(&text));
     let all = codes.join("\n");
+    let ready = hydrated();
+    // Without JavaScript "I have saved them" simply reloads the page.
+    let done = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        on_done.run(());
+    };
     view! {
         <div class="recovery" data-testid="recovery-codes">
-            <h2>"Save your recovery codes"</h2>
+            <h2 id="recovery-heading" tabindex="-1">"Save your recovery codes"</h2>
             <p>"If you lose your phone, each of these codes lets you log in once. They are shown only now: copy them or download them, and keep them somewhere safe."</p>
             <ol class="codes">
                 {codes.into_iter().map(|c| view! { <li><code>{c}</code></li> }).collect_view()}
             </ol>
-            <div class="actions">
-                <CopyButton text=all label="Copy codes"/>
+            <form class="actions" method="get" action="/security" on:submit=done>
+                <Show when=move || ready.get()>
+                    <CopyButton text=all.clone() label="Copy codes"/>
+                </Show>
                 <a class="btn" href=href download="twofactor-recovery-codes.txt">"Download .txt"</a>
-                <button type="button" class="btn btn-primary" on:click=move |_| on_done.run(())>"I have saved them"</button>
-            </div>
+                <button type="submit" class="btn btn-primary">"I have saved them"</button>
+            </form>
         </div>
     }
 }
 
 #[component]
 fn TwoFactorOn(changed: RwSignal<u32>, on_codes: Callback<Vec<String>>, on_off: Callback<()>) -> impl IntoView {
+    let outcome = posted();
     let status = Resource::new(move || changed.get(), |_| with_refresh(fetch_two_factor_status));
     let regen_code = RwSignal::new(String::new());
     let regen = Action::new(|code: &String| {
@@ -199,6 +249,14 @@ fn TwoFactorOn(changed: RwSignal<u32>, on_codes: Callback<Vec<String>>, on_off: 
             on_codes.run(res.recovery_codes);
         }
     });
+    let regen_error = form_error(regen, &outcome, Intent::Regenerate);
+    let open = outcome.as_ref().is_some_and(|o| o.intent == Intent::Regenerate && o.error.is_some());
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        if !regen.pending().get_untracked() {
+            regen.dispatch(regen_code.get_untracked());
+        }
+    };
     view! {
         <div class="success" data-testid="twofa-on">
             <span class="badge badge-on">"On"</span>
@@ -215,18 +273,16 @@ fn TwoFactorOn(changed: RwSignal<u32>, on_codes: Callback<Vec<String>>, on_off: 
                 </p>
             </div>
         </div>
-        <details class="panel">
+        <details class="panel" open=open>
             <summary>"Make new recovery codes"</summary>
             <p class="muted">"The old codes stop working. Enter a current code from your app to confirm."</p>
-            <form class="inline-form" novalidate on:submit=move |ev| { ev.prevent_default(); regen.dispatch(regen_code.get_untracked()); }>
-                <div class="field">
-                    <label for="regen-code">"6-digit code"</label>
-                    <input id="regen-code" class="code-input" type="text" inputmode="numeric" autocomplete="one-time-code"
-                        maxlength="9" placeholder="123 456" required bind:value=regen_code/>
-                </div>
+            <form class="inline-form" method="post" action="/security" novalidate on:submit=submit>
+                <IntentField intent=Intent::Regenerate/>
+                <TextField label="6-digit code" id="regen-code" name="code" input=InputKind::code() value=regen_code
+                    error=field_message(regen_error, "twoFactorAuthenticationCode")/>
                 <SubmitButton pending=regen.pending() label="Make new codes" busy_label="Checking…"/>
             </form>
-            <ErrorNote error=action_error(regen)/>
+            <ErrorNote error=Signal::derive(move || regen_error.get().filter(|e| e.fields.is_empty())) runs=regen.version()/>
         </details>
         <TurnOff on_off/>
     }
@@ -234,14 +290,16 @@ fn TwoFactorOn(changed: RwSignal<u32>, on_codes: Callback<Vec<String>>, on_off: 
 
 #[component]
 fn TurnOff(on_off: Callback<()>) -> impl IntoView {
+    let outcome = posted();
     let password = RwSignal::new(String::new());
     let code = RwSignal::new(String::new());
-    let recovery = RwSignal::new(false);
-    let action = Action::new(|(password, code, recovery): &(String, String, bool)| {
-        let (password, code, recovery) = (password.clone(), code.clone(), *recovery);
+    let action = Action::new(|(password, code): &(String, String)| {
+        let (password, code) = (password.clone(), code.clone());
         async move {
-            let (c, r) = if recovery { (None, Some(code)) } else { (Some(code), None) };
-            parse_second_factor(c.as_deref(), r.as_deref())?;
+            let (c, r) = match parse_any_second_factor(&code)? {
+                SecondFactor::Totp(_) => (Some(code), None),
+                SecondFactor::Recovery(_) => (None, Some(code)),
+            };
             with_refresh(|| turn_off_two_factor(password.clone(), c.clone(), r.clone())).await
         }
     });
@@ -252,28 +310,29 @@ fn TurnOff(on_off: Callback<()>) -> impl IntoView {
             on_off.run(());
         }
     });
+    let error = form_error(action, &outcome, Intent::TurnOff);
+    let open = outcome.as_ref().is_some_and(|o| o.intent == Intent::TurnOff && o.error.is_some());
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        if !action.pending().get_untracked() {
+            action.dispatch((password.get_untracked(), code.get_untracked()));
+        }
+    };
     view! {
-        <details class="panel" data-testid="turn-off">
+        <details class="panel" data-testid="turn-off" open=open>
             <summary>"Turn off two-factor authentication"</summary>
-            <p class="muted">"Your account will be protected by your password alone. Confirm with your password and a code."</p>
-            <form novalidate on:submit=move |ev| { ev.prevent_default(); action.dispatch((password.get_untracked(), code.get_untracked(), recovery.get_untracked())); }>
-                <div class="field">
-                    <label for="off-password">"Password"</label>
-                    <input id="off-password" type="password" autocomplete="current-password" required bind:value=password/>
-                </div>
-                <div class="field">
-                    <label for="off-code">{move || if recovery.get() { "Recovery code" } else { "6-digit code" }}</label>
-                    <input id="off-code" class="code-input" type="text" autocomplete="one-time-code" maxlength="20"
-                        inputmode=move || if recovery.get() { "text" } else { "numeric" }
-                        placeholder=move || if recovery.get() { "abcd-efgh-jkmn" } else { "123 456" } required bind:value=code/>
-                    <button type="button" class="link small" on:click=move |_| { code.set(String::new()); recovery.update(|r| *r = !*r); }>
-                        {move || if recovery.get() { "Use the code from your app instead" } else { "Use a recovery code instead" }}
-                    </button>
-                </div>
-                <ErrorNote error=action_error(action)/>
-                <button type="submit" class="btn btn-danger" disabled=move || action.pending().get()>
-                    {move || if action.pending().get() { "Turning off…" } else { "Turn off two-factor authentication" }}
-                </button>
+            <p class="muted">"Your account will be protected by your password alone. Confirm with your password and a code from your app or a recovery code."</p>
+            <form method="post" action="/security" novalidate on:submit=submit>
+                <IntentField intent=Intent::TurnOff/>
+                <TextField label="Password" id="off-password" name="password" input=InputKind::password("current-password")
+                    value=password/>
+                <TextField label="6-digit code or recovery code" id="off-code" name="code"
+                    input=InputKind { maxlength: Some(20), placeholder: Some("123 456"), ..InputKind::code() }
+                    value=code error=field_message(error, "code")/>
+                <ErrorNote error=Signal::derive(move || error.get().filter(|e| !e.fields.contains_key("code")))
+                    runs=action.version()/>
+                <SubmitButton pending=action.pending() label="Turn off two-factor authentication" busy_label="Turning off…"
+                    class="btn btn-danger"/>
             </form>
         </details>
     }
@@ -281,9 +340,11 @@ fn TurnOff(on_off: Callback<()>) -> impl IntoView {
 
 #[component]
 fn PasswordAndSessions(changed: RwSignal<u32>) -> impl IntoView {
+    let outcome = posted();
     let current = RwSignal::new(String::new());
     let new = RwSignal::new(String::new());
-    let done = RwSignal::new(false);
+    let changed_before = outcome.as_ref().is_some_and(|o| o.shown == Some(Shown::PasswordChanged));
+    let done = RwSignal::new(changed_before);
     let change = Action::new(|(current, new): &(String, String)| {
         let (current, new) = (current.clone(), new.clone());
         async move {
@@ -299,29 +360,43 @@ fn PasswordAndSessions(changed: RwSignal<u32>) -> impl IntoView {
             changed.update(|n| *n += 1);
         }
     });
+    let change_error = form_error(change, &outcome, Intent::ChangePassword);
+    let open = outcome.as_ref().is_some_and(|o| o.intent == Intent::ChangePassword);
     let everywhere = Action::new(|_: &()| with_refresh(log_out_everywhere));
+    let everywhere_error = form_error(everywhere, &outcome, Intent::Everywhere);
     let navigate = use_navigate();
     Effect::new(move |_| {
         if let Some(Ok(_)) = everywhere.value().get() {
             navigate("/login", Default::default());
         }
     });
+    let submit_change = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        if !change.pending().get_untracked() {
+            done.set(false);
+            change.dispatch((current.get_untracked(), new.get_untracked()));
+        }
+    };
+    let submit_everywhere = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        if !everywhere.pending().get_untracked() {
+            everywhere.dispatch(());
+        }
+    };
     view! {
         <section class="card">
             <h2>"Password and sessions"</h2>
-            <details class="panel">
+            <details class="panel" open=open>
                 <summary>"Change password"</summary>
-                <form novalidate on:submit=move |ev| { ev.prevent_default(); done.set(false); change.dispatch((current.get_untracked(), new.get_untracked())); }>
-                    <div class="field">
-                        <label for="current-password">"Current password"</label>
-                        <input id="current-password" type="password" autocomplete="current-password" required bind:value=current/>
-                    </div>
-                    <div class="field" class:has-error=move || field_error(change, "newPassword").get().is_some()>
-                        <label for="new-password">"New password"</label>
-                        <input id="new-password" type="password" autocomplete="new-password" minlength="12" maxlength="128" required bind:value=new/>
-                        <small class="hint">"12 to 128 characters. Your other devices will be logged out."</small>
-                    </div>
-                    <ErrorNote error=action_error(change)/>
+                <form method="post" action="/security" novalidate on:submit=submit_change>
+                    <IntentField intent=Intent::ChangePassword/>
+                    <TextField label="Current password" id="current-password" name="currentPassword"
+                        input=InputKind::password("current-password") value=current/>
+                    <TextField label="New password" id="new-password" name="newPassword" input=InputKind::new_password()
+                        value=new error=field_message(change_error, "newPassword")
+                        hint="12 to 128 characters. Your other devices will be logged out."/>
+                    <ErrorNote error=Signal::derive(move || change_error.get().filter(|e| e.fields.is_empty()))
+                        runs=change.version()/>
                     <Show when=move || done.get()>
                         <p class="alert alert-ok" role="status">"Password changed. Other devices were logged out."</p>
                     </Show>
@@ -329,12 +404,13 @@ fn PasswordAndSessions(changed: RwSignal<u32>) -> impl IntoView {
                 </form>
             </details>
             <div class="actions">
-                <button class="btn" on:click=move |_| { everywhere.dispatch(()); } disabled=move || everywhere.pending().get()>
-                    {move || if everywhere.pending().get() { "Logging out…" } else { "Log out everywhere" }}
-                </button>
+                <form class="inline" method="post" action="/security" on:submit=submit_everywhere>
+                    <IntentField intent=Intent::Everywhere/>
+                    <SubmitButton pending=everywhere.pending() label="Log out everywhere" busy_label="Logging out…" class="btn"/>
+                </form>
                 <LogOutButton/>
             </div>
-            <ErrorNote error=action_error(everywhere)/>
+            <ErrorNote error=everywhere_error runs=everywhere.version()/>
         </section>
     }
 }

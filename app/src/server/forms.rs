@@ -1,0 +1,411 @@
+//! The pages' forms as real `POST`s, for browsers without JavaScript and
+//! for a form submitted before the WebAssembly has loaded. Each page posts
+//! to its own URL with a hidden `intent`; the handler calls the same
+//! service function as the JSON API, then either redirects (303) to the next
+//! page with the cookies set, or renders the page again with a
+//! `FormOutcome`: the error and the non-secret fields kept, or what the step
+//! produced (a QR code to scan, recovery codes). The same-origin check of
+//! the router's edge guards these posts as it guards `/api`.
+
+use std::collections::HashMap;
+
+use axum::body::{Body, to_bytes};
+use axum::extract::{FromRequestParts, Request, State};
+use axum::response::{IntoResponse, Response};
+use http::request::Parts;
+use http::{HeaderValue, Method, StatusCode, header};
+use leptos::prelude::provide_context;
+
+use super::auth::{FullSession, PasswordSession};
+use super::request::RequestMeta;
+use super::state::AppState;
+use super::tokens::{CookieKind, Stage};
+use super::service;
+use crate::api::{parse_email, parse_new_password, parse_registration, parse_second_factor};
+use crate::error::{AppError, ErrorKind};
+use crate::ui::outcome::{FormOutcome, Intent, Shown};
+
+/// Largest form body read; the biggest form is three short fields.
+const MAX_FORM_BYTES: usize = 16 * 1024;
+
+type Fields = HashMap<String, String>;
+
+/// The routes the pages post to. Merged into the router beside the
+/// server-rendered GET routes of the same paths.
+pub fn routes() -> axum::Router<AppState> {
+    use axum::routing::post;
+    axum::Router::new()
+        .route("/signup", post(sign_up))
+        .route("/login", post(log_in))
+        .route("/security", post(security))
+        .route("/logout", post(log_out))
+}
+
+/// What a handler decided: go elsewhere, or draw the page again.
+enum Answer {
+    Redirect(&'static str),
+    Render(FormOutcome),
+}
+
+struct Posted {
+    parts: Parts,
+    fields: Fields,
+    intent: Option<Intent>,
+    meta: RequestMeta,
+}
+
+impl Posted {
+    async fn read(state: &AppState, req: Request) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let bytes = to_bytes(body, MAX_FORM_BYTES)
+            .await
+            .map_err(|_| plain_error(AppError::bad_request("The form is too large."), StatusCode::PAYLOAD_TOO_LARGE))?;
+        let fields: Fields = serde_urlencoded::from_bytes(&bytes)
+            .map_err(|_| plain_error(AppError::bad_request("The form could not be read."), StatusCode::BAD_REQUEST))?;
+        let intent = fields.get("intent").and_then(|i| Intent::parse(i));
+        let meta = RequestMeta::from_request_parts(&mut parts, state).await.unwrap_or_default();
+        Ok(Self { parts, fields, intent, meta })
+    }
+
+    fn get(&self, name: &str) -> &str {
+        self.fields.get(name).map(String::as_str).unwrap_or("")
+    }
+
+    async fn full_session(&mut self, state: &AppState) -> Result<FullSession, AppError> {
+        FullSession::from_request_parts(&mut self.parts, state).await
+    }
+}
+
+fn plain_error(error: AppError, status: StatusCode) -> Response {
+    let mut res = (status, error.message).into_response();
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+/// An error outcome for `intent`, keeping the named non-secret fields.
+fn failed(intent: Intent, error: AppError, posted: &Posted, keep: &[&str]) -> FormOutcome {
+    let mut outcome = FormOutcome::new(intent);
+    for name in keep {
+        outcome.fields.insert((*name).to_owned(), posted.get(name).trim().to_owned());
+    }
+    outcome.error = Some(error);
+    outcome
+}
+
+async fn sign_up(State(state): State<AppState>, req: Request) -> Response {
+    let posted = match Posted::read(&state, req).await {
+        Ok(p) => p,
+        Err(res) => return res,
+    };
+    let keep = ["name", "email"];
+    let (email, name, password) = match parse_registration(posted.get("email"), posted.get("name"), posted.get("password"))
+    {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            let answer = Answer::Render(failed(Intent::SignUp, e, &posted, &keep));
+            return finish(&state, posted.parts, "/signup", answer, vec![]).await;
+        }
+    };
+    let login_email = email.clone();
+    let password_text = password.expose().to_owned();
+    if let Err(e) = service::register(&state, email, name, password).await {
+        let answer = Answer::Render(failed(Intent::SignUp, e, &posted, &keep));
+        return finish(&state, posted.parts, "/signup", answer, vec![]).await;
+    }
+    match service::log_in(&state, &posted.meta, login_email, &password_text).await {
+        Ok(out) => finish(&state, posted.parts, "/signup", Answer::Redirect("/security"), out.cookies).await,
+        // The account exists; the log-in page says what went wrong.
+        Err(_) => finish(&state, posted.parts, "/signup", Answer::Redirect("/login"), vec![]).await,
+    }
+}
+
+async fn log_in(State(state): State<AppState>, req: Request) -> Response {
+    let mut posted = match Posted::read(&state, req).await {
+        Ok(p) => p,
+        Err(res) => return res,
+    };
+    let (answer, cookies) = match posted.intent {
+        Some(Intent::Password) => match parse_email(posted.get("email")) {
+            Err(e) => (Answer::Render(failed(Intent::Password, e, &posted, &["email"])), vec![]),
+            Ok(email) => match service::log_in(&state, &posted.meta, email, posted.get("password")).await {
+                Ok(out) => {
+                    let next = if out.body.two_factor_required { "/login" } else { "/" };
+                    (Answer::Redirect(next), out.cookies)
+                }
+                Err(e) => (Answer::Render(failed(Intent::Password, e, &posted, &["email"])), vec![]),
+            },
+        },
+        Some(intent @ (Intent::Code | Intent::Recovery)) => {
+            match PasswordSession::from_request_parts(&mut posted.parts, &state).await {
+                Err(_) => {
+                    let expired = AppError::new(
+                        ErrorKind::Unauthenticated,
+                        "Your log-in timed out. Enter your password again.",
+                    );
+                    (Answer::Render(failed(Intent::Password, expired, &posted, &[])), service::cleared_cookies(&state))
+                }
+                Ok(session) => {
+                    let (code, recovery) = match intent {
+                        Intent::Code => (Some(posted.get("code")), None),
+                        _ => (None, Some(posted.get("recovery"))),
+                    };
+                    let result = match parse_second_factor(code, recovery) {
+                        Ok(factor) => service::authenticate(&state, &posted.meta, session, factor).await,
+                        Err(e) => Err(e),
+                    };
+                    match result {
+                        Ok(out) => (Answer::Redirect("/"), out.cookies),
+                        Err(e) => (Answer::Render(failed(intent, e, &posted, &[])), vec![]),
+                    }
+                }
+            }
+        }
+        // "Use a different account": forget the password step.
+        Some(Intent::Restart) => (Answer::Redirect("/login"), service::cleared_cookies(&state)),
+        _ => return plain_error(AppError::bad_request("Unknown form."), StatusCode::BAD_REQUEST),
+    };
+    finish(&state, posted.parts, "/login", answer, cookies).await
+}
+
+async fn security(State(state): State<AppState>, req: Request) -> Response {
+    let mut posted = match Posted::read(&state, req).await {
+        Ok(p) => p,
+        Err(res) => return res,
+    };
+    let Some(intent) = posted.intent else {
+        return plain_error(AppError::bad_request("Unknown form."), StatusCode::BAD_REQUEST);
+    };
+    let session = match posted.full_session(&state).await {
+        Ok(s) => s,
+        // Logged out meanwhile (or the session ended): the page itself
+        // sends the visitor to log in.
+        Err(e) if e.error == ErrorKind::Unauthenticated => {
+            return finish(&state, posted.parts, "/security", Answer::Redirect("/login"), vec![]).await;
+        }
+        Err(e) => {
+            let answer = Answer::Render(failed(intent, e, &posted, &[]));
+            return finish(&state, posted.parts, "/security", answer, vec![]).await;
+        }
+    };
+    let (answer, cookies) = match intent {
+        Intent::Enrol => match service::generate(&state, &posted.meta, session, None).await {
+            Ok(secret) => (Answer::Render(shown(intent, Shown::Enrolment(secret))), vec![]),
+            Err(e) => (Answer::Render(failed(intent, e, &posted, &[])), vec![]),
+        },
+        Intent::Confirm => {
+            let user = session.user.clone();
+            match service::turn_on(&state, &posted.meta, session, posted.get("code")).await {
+                Ok(out) => (Answer::Render(shown(intent, Shown::RecoveryCodes(out.body.recovery_codes))), out.cookies),
+                Err(e) => {
+                    // Keep the same QR code on the page: the pending secret
+                    // is still the one to scan.
+                    let mut outcome = failed(intent, e, &posted, &[]);
+                    outcome.shown = service::pending_enrolment(&state, &user).ok().flatten().map(Shown::Enrolment);
+                    (Answer::Render(outcome), vec![])
+                }
+            }
+        }
+        Intent::Regenerate => {
+            let result = match crate::api::parse_code(posted.get("code")) {
+                Ok(code) => service::regenerate_recovery_codes(&state, &posted.meta, session, code).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(out) => (Answer::Render(shown(intent, Shown::RecoveryCodes(out.recovery_codes))), vec![]),
+                Err(e) => (Answer::Render(failed(intent, e, &posted, &[])), vec![]),
+            }
+        }
+        Intent::TurnOff => {
+            let result = match crate::api::parse_any_second_factor(posted.get("code")) {
+                Ok(factor) => service::turn_off(&state, &posted.meta, session, posted.get("password"), factor).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(out) => (Answer::Redirect("/security"), out.cookies),
+                Err(e) => (Answer::Render(failed(intent, e, &posted, &[])), vec![]),
+            }
+        }
+        Intent::ChangePassword => {
+            let result = match parse_new_password(posted.get("newPassword")) {
+                Ok(new) => {
+                    service::change_password(&state, &posted.meta, session, posted.get("currentPassword"), new).await
+                }
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(out) => (Answer::Render(shown(intent, Shown::PasswordChanged)), out.cookies),
+                Err(e) => (Answer::Render(failed(intent, e, &posted, &[])), vec![]),
+            }
+        }
+        Intent::Everywhere => match service::log_out_everywhere(&state, &posted.meta, session).await {
+            Ok(()) => (Answer::Redirect("/login"), service::cleared_cookies(&state)),
+            Err(e) => (Answer::Render(failed(intent, e, &posted, &[])), vec![]),
+        },
+        _ => return plain_error(AppError::bad_request("Unknown form."), StatusCode::BAD_REQUEST),
+    };
+    finish(&state, posted.parts, "/security", answer, cookies).await
+}
+
+/// Log out from any page: ends this session, clears the cookies and goes
+/// to the log-in page. Like the API's log-out, it always succeeds.
+async fn log_out(State(state): State<AppState>, req: Request) -> Response {
+    let (parts, _) = req.into_parts();
+    let sid = state
+        .cookies
+        .from_headers(CookieKind::Access, &parts.headers)
+        .and_then(|t| state.keys.verify(t, Stage::Full, state.now()))
+        .and_then(|c| c.sid);
+    let refresh = state.cookies.from_headers(CookieKind::Refresh, &parts.headers);
+    let cookies = match service::log_out(&state, sid, refresh).await {
+        Ok(()) => service::cleared_cookies(&state),
+        Err(e) => return e.into_response(),
+    };
+    finish(&state, parts, "/", Answer::Redirect("/login"), cookies).await
+}
+
+/// Renews an expired access token for page requests, before the page is
+/// rendered: a browser without JavaScript cannot run the refresh itself,
+/// and a hydrated one is spared a "restoring your session" flash. The
+/// request then carries the new access token, and the response sets it.
+/// API calls refresh explicitly (POST /api/authentication/refresh).
+pub async fn renew_page_session(
+    State(state): State<AppState>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = req.uri().path();
+    let page = !(path.starts_with("/api/") || path.starts_with("/pkg/") || path == "/healthz" || path == "/readyz");
+    if !page {
+        return next.run(req).await;
+    }
+    let now = state.now();
+    let has_live_access = state.cookies.from_headers(CookieKind::Access, req.headers()).is_some_and(|t| {
+        state.keys.verify(t, Stage::Full, now).is_some() || state.keys.verify(t, Stage::Password, now).is_some()
+    });
+    let Some(refresh) = state.cookies.from_headers(CookieKind::Refresh, req.headers()).map(str::to_owned) else {
+        return next.run(req).await;
+    };
+    if has_live_access {
+        return next.run(req).await;
+    }
+    let (mut parts, body) = req.into_parts();
+    let meta = RequestMeta::from_request_parts(&mut parts, &state).await.unwrap_or_default();
+    let cookies = match service::refresh(&state, &meta, Some(&refresh)).await {
+        Ok(out) => out.cookies,
+        Err(e) if e.error == ErrorKind::Unavailable => return e.into_response(),
+        // Spent, revoked or expired: the browser forgets it.
+        Err(_) => service::cleared_cookies(&state),
+    };
+    apply_cookies(&mut parts.headers, &cookies);
+    let mut res = next.run(Request::from_parts(parts, body)).await;
+    for cookie in cookies {
+        if let Ok(v) = HeaderValue::from_str(&cookie) {
+            res.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    res
+}
+
+fn shown(intent: Intent, shown: Shown) -> FormOutcome {
+    let mut outcome = FormOutcome::new(intent);
+    outcome.shown = Some(shown);
+    outcome
+}
+
+/// Sends the answer with the cookies. A rendered page is drawn as the GET
+/// of `page` would be, seeing the cookies just set, with the outcome in
+/// context; its status is the error's (so a failed post is not a 200).
+async fn finish(state: &AppState, mut parts: Parts, page: &str, answer: Answer, cookies: Vec<String>) -> Response {
+    let mut res = match answer {
+        Answer::Redirect(to) => {
+            let mut res = StatusCode::SEE_OTHER.into_response();
+            res.headers_mut().insert(header::LOCATION, HeaderValue::from_static(to));
+            res
+        }
+        Answer::Render(outcome) => {
+            let status = outcome
+                .error
+                .as_ref()
+                .and_then(|e| StatusCode::from_u16(e.status()).ok())
+                .unwrap_or(StatusCode::OK);
+            let retry_after = outcome.error.as_ref().and_then(|e| e.retry_after);
+            parts.method = Method::GET;
+            if let Ok(uri) = page.parse() {
+                parts.uri = uri;
+            }
+            apply_cookies(&mut parts.headers, &cookies);
+            let options = state.leptos_options.clone();
+            let context_state = state.clone();
+            let render = leptos_axum::render_app_async_with_context(
+                move || {
+                    provide_context(context_state.clone());
+                    provide_context(outcome.clone());
+                },
+                move || crate::ui::shell(options.clone()),
+            );
+            let mut res = render(Request::from_parts(parts, Body::empty())).await;
+            // A page that redirected while rendering (the session ended)
+            // keeps its redirect.
+            if !res.headers().contains_key(header::LOCATION) {
+                *res.status_mut() = status;
+            }
+            if let Some(seconds) = retry_after {
+                res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+            }
+            res
+        }
+    };
+    for cookie in cookies {
+        if let Ok(v) = HeaderValue::from_str(&cookie) {
+            res.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+/// Rewrites the request's `Cookie` header as the browser would send it
+/// after these `Set-Cookie` values: set ones replaced, cleared ones gone.
+pub fn apply_cookies(headers: &mut http::HeaderMap, set_cookies: &[String]) {
+    if set_cookies.is_empty() {
+        return;
+    }
+    let mut jar: Vec<(String, String)> = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|h| h.split(';'))
+        .filter_map(|pair| pair.trim().split_once('=').map(|(n, v)| (n.to_owned(), v.to_owned())))
+        .collect();
+    for set in set_cookies {
+        let Some((name, value)) = set.split(';').next().and_then(|p| p.split_once('=')) else { continue };
+        jar.retain(|(n, _)| n != name);
+        if !value.is_empty() && !set.contains("Max-Age=0") {
+            jar.push((name.to_owned(), value.to_owned()));
+        }
+    }
+    headers.remove(header::COOKIE);
+    let joined = jar.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join("; ");
+    if let Ok(v) = HeaderValue::from_str(&joined) {
+        headers.insert(header::COOKIE, v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_set_replace_and_clear_the_request_jar() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(header::COOKIE, HeaderValue::from_static("access=old; theme=dark; refresh=r1"));
+        apply_cookies(
+            &mut headers,
+            &[
+                "access=new; HttpOnly; SameSite=Strict; Path=/; Max-Age=900".into(),
+                "refresh=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0".into(),
+            ],
+        );
+        assert_eq!(headers.get(header::COOKIE).unwrap(), "theme=dark; access=new");
+    }
+}
