@@ -1,75 +1,12 @@
 // The browser flows end to end, against the release build: sign up, enrol
 // with the QR code's key, log out, log in with password and code.
-import { test, expect, Page } from '@playwright/test';
-import * as OTPAuth from 'otpauth';
+import { test, expect } from '@playwright/test';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-const PASSWORD = 'correct horse battery staple';
-
-function uniqueEmail(tag: string): string {
-  return `${tag}-${Date.now()}-${Math.floor(Math.random() * 1e6)}@example.com`;
-}
-
-function totp(secret: string): OTPAuth.TOTP {
-  return new OTPAuth.TOTP({ secret: OTPAuth.Secret.fromBase32(secret), algorithm: 'SHA1', digits: 6, period: 30 });
-}
-
-/** The code for the step after the current one: the server allows one step
- *  of skew, and it is later than any step accepted so far, so no waiting. */
-function nextCode(secret: string): string {
-  return totp(secret).generate({ timestamp: Date.now() + 30_000 });
-}
-
-async function signUp(page: Page, email: string) {
-  await page.goto('/signup');
-  await page.getByLabel('Name').fill('Ann Example');
-  await page.getByLabel('Email').fill(email);
-  await page.getByLabel('Password').fill(PASSWORD);
-  await page.getByRole('button', { name: 'Create account' }).click();
-  await expect(page).toHaveURL(/\/security$/);
-}
-
-/** Reads the recovery codes shown after turning 2FA on and dismisses them. */
-async function saveRecoveryCodes(page: Page): Promise<string[]> {
-  const panel = page.getByTestId('recovery-codes');
-  await expect(panel).toBeVisible();
-  const codes = (await panel.locator('li code').allInnerTexts()).map((c) => c.trim());
-  expect(codes).toHaveLength(10);
-  for (const c of codes) expect(c).toMatch(/^[a-z2-9]{4}-[a-z2-9]{4}-[a-z2-9]{4}$/);
-  await expect(panel.getByRole('link', { name: 'Download .txt' })).toHaveAttribute('download', 'twofactor-recovery-codes.txt');
-  await panel.getByRole('button', { name: 'I have saved them' }).click();
-  await expect(page.getByTestId('twofa-on')).toBeVisible();
-  return codes;
-}
-
-/** Runs the enrolment wizard; returns the secret read from the page and the recovery codes. */
-async function enrol(page: Page): Promise<{ secret: string; codes: string[] }> {
-  await page.getByRole('button', { name: 'Set up two-factor authentication' }).click();
-  const key = page.getByTestId('manual-key');
-  await expect(key).toBeVisible();
-  const secret = (await key.innerText()).replace(/\s+/g, '');
-  expect(secret).toMatch(/^[A-Z2-7]{32}$/);
-  await page.getByLabel('6-digit code').fill(totp(secret).generate());
-  await page.getByRole('button', { name: 'Turn on' }).click();
-  const codes = await saveRecoveryCodes(page);
-  return { secret, codes };
-}
-
-async function logOut(page: Page) {
-  await page.getByRole('button', { name: 'Log out' }).first().click();
-  await expect(page).toHaveURL(/\/login$/);
-}
-
-async function passwordStep(page: Page, email: string) {
-  await page.goto('/login');
-  await page.getByLabel('Email').fill(email);
-  await page.getByLabel('Password').fill(PASSWORD);
-  await page.getByRole('button', { name: 'Continue' }).click();
-  await expect(page.getByRole('heading', { name: 'Enter your code' })).toBeVisible();
-}
+import { PASSWORD, uniqueEmail, totp, nextCode, signUp, saveRecoveryCodes, enrol, logOut, passwordStep } from './helpers';
 
 test('sign up, enrol, log out, log in with password and code', async ({ page }) => {
   // Everything below runs under the page's CSP; any violation would show here.
@@ -153,9 +90,11 @@ test('a wrong code shows an error and keeps the user on the code step', async ({
   // Letters are refused in the browser before any request.
   await page.getByLabel('Authentication code').fill('12ab56');
   await page.getByRole('button', { name: 'Verify' }).click();
-  await expect(page.getByRole('alert')).toContainText('6 digits');
+  await expect(page.getByRole('alert')).toHaveText('Please correct the highlighted field.');
+  await expect(page.getByText('The code is the 6 digits shown in your app.')).toBeVisible();
+  await expect(page.getByLabel('Authentication code')).toHaveAttribute('aria-invalid', 'true');
 
-  // The wizard survives a reload: still on the code step, email kept.
+  // The step is server state: a reload lands on the code step again.
   await page.reload();
   await expect(page.getByRole('heading', { name: 'Enter your code' })).toBeVisible();
   await page.getByLabel('Authentication code').fill(right);
@@ -189,8 +128,9 @@ test('log in with a recovery code when the phone is lost', async ({ page }) => {
   await logOut(page);
   await passwordStep(page, email);
 
-  await page.getByRole('button', { name: 'Lost your phone? Use a recovery code' }).click();
+  await page.getByRole('link', { name: 'Lost your phone? Use a recovery code' }).click();
   await expect(page.getByRole('heading', { name: 'Use a recovery code' })).toBeVisible();
+  await expect(page.getByLabel('Recovery code')).toBeFocused();
   await page.getByLabel('Recovery code').fill(codes[0].toUpperCase());
   await page.getByRole('button', { name: 'Verify' }).click();
   await expect(page).toHaveURL(/\/$/);
@@ -199,7 +139,7 @@ test('log in with a recovery code when the phone is lost', async ({ page }) => {
   // The same code does not work twice.
   await logOut(page);
   await passwordStep(page, email);
-  await page.getByRole('button', { name: 'Lost your phone? Use a recovery code' }).click();
+  await page.getByRole('link', { name: 'Lost your phone? Use a recovery code' }).click();
   await page.getByLabel('Recovery code').fill(codes[0]);
   await page.getByRole('button', { name: 'Verify' }).click();
   await expect(page.getByRole('alert')).toContainText('not valid or was already used');
@@ -225,7 +165,7 @@ test('turn two-factor authentication off with password and code', async ({ page 
   const panel = page.getByTestId('turn-off');
   await panel.locator('summary').click();
   await panel.getByLabel('Password').fill('not my password at all');
-  await panel.getByLabel('6-digit code').fill(nextCode(secret));
+  await panel.getByLabel('6-digit code or recovery code').fill(nextCode(secret));
   await panel.getByRole('button', { name: 'Turn off two-factor authentication' }).click();
   await expect(panel.getByRole('alert')).toHaveText('Wrong email or password.');
 
@@ -255,21 +195,24 @@ test('too many wrong passwords are slowed down with a clear message', async ({ p
   for (let i = 0; i < 9 && !slowed; i++) {
     await page.getByLabel('Password').fill(`wrong password number ${i}`);
     await page.getByRole('button', { name: 'Continue' }).click();
-    await expect(page.getByRole('button', { name: 'Continue' })).toBeEnabled();
+    await expect(page.getByRole('button', { name: 'Continue' })).not.toHaveAttribute('aria-disabled', 'true');
+    await expect(page.getByRole('alert')).toBeVisible();
     slowed = (await page.getByRole('alert').innerText()).includes('Too many attempts');
   }
   expect(slowed).toBe(true);
   await expect(page.getByRole('alert')).toContainText(/Too many attempts\. Try again in \d+ seconds\./);
 });
 
-test('a reload during enrolment starts over with a new key, and the key copies', async ({ page, context }) => {
+test('a new set-up replaces the key of an unfinished one, and the key copies', async ({ page, context }) => {
   await context.grantPermissions(['clipboard-read', 'clipboard-write']);
   await signUp(page, uniqueEmail('reload'));
   await page.getByRole('button', { name: 'Set up two-factor authentication' }).click();
   const first = (await page.getByTestId('manual-key').innerText()).replace(/\s+/g, '');
 
+  // The pending key is never kept in the browser: after a reload the
+  // set-up starts again and makes a new one.
   await page.reload();
-  await expect(page.getByRole('status')).toContainText('The page was reloaded, so here is a new key');
+  await page.getByRole('button', { name: 'Set up two-factor authentication' }).click();
   const key = page.getByTestId('manual-key');
   await expect(key).toBeVisible();
   const second = (await key.innerText()).replace(/\s+/g, '');
@@ -282,7 +225,7 @@ test('a reload during enrolment starts over with a new key, and the key copies',
   // The first key was replaced: only the new one confirms.
   await page.getByLabel('6-digit code').fill(totp(first).generate());
   await page.getByRole('button', { name: 'Turn on' }).click();
-  await expect(page.getByRole('alert')).toContainText('That code is not valid');
+  await expect(page.getByRole('alert')).toContainText('Check that you scanned the QR code shown now');
   await page.getByLabel('6-digit code').fill(totp(second).generate());
   await page.getByRole('button', { name: 'Turn on' }).click();
   await saveRecoveryCodes(page);
@@ -295,7 +238,7 @@ test('make new recovery codes with a current code', async ({ page }) => {
   await panel.locator('summary').click();
   await panel.getByLabel('6-digit code').fill('12345');
   await panel.getByRole('button', { name: 'Make new codes' }).click();
-  await expect(panel.getByRole('alert')).toContainText('6 digits');
+  await expect(panel.getByText('The code is the 6 digits shown in your app.')).toBeVisible();
   await panel.getByLabel('6-digit code').fill(nextCode(secret));
   await panel.getByRole('button', { name: 'Make new codes' }).click();
   const fresh = await saveRecoveryCodes(page);
@@ -323,7 +266,8 @@ test('changing the password ends the other sessions', async ({ page, browser }) 
   await page.getByLabel('Current password').fill(PASSWORD);
   await page.getByLabel('New password').fill('too short');
   await page.getByRole('button', { name: 'Change password' }).click();
-  await expect(page.getByRole('alert')).toHaveText('Use at least 12 characters.');
+  await expect(page.getByRole('alert')).toHaveText('Please correct the highlighted field.');
+  await expect(page.getByText('Use at least 12 characters.')).toBeVisible();
   // Neither attempt changed anything: the phone is still logged in.
   await phone.reload();
   await expect(phone.getByTestId('user-email')).toHaveText(email);

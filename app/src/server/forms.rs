@@ -18,9 +18,9 @@ use leptos::prelude::provide_context;
 
 use super::auth::{FullSession, PasswordSession};
 use super::request::RequestMeta;
+use super::service;
 use super::state::AppState;
 use super::tokens::{CookieKind, Stage};
-use super::service;
 use crate::api::{parse_email, parse_new_password, parse_registration, parse_second_factor};
 use crate::error::{AppError, ErrorKind};
 use crate::ui::outcome::{FormOutcome, Intent, Shown};
@@ -98,14 +98,14 @@ async fn sign_up(State(state): State<AppState>, req: Request) -> Response {
         Err(res) => return res,
     };
     let keep = ["name", "email"];
-    let (email, name, password) = match parse_registration(posted.get("email"), posted.get("name"), posted.get("password"))
-    {
-        Ok(parsed) => parsed,
-        Err(e) => {
-            let answer = Answer::Render(failed(Intent::SignUp, e, &posted, &keep));
-            return finish(&state, posted.parts, "/signup", answer, vec![]).await;
-        }
-    };
+    let (email, name, password) =
+        match parse_registration(posted.get("email"), posted.get("name"), posted.get("password")) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                let answer = Answer::Render(failed(Intent::SignUp, e, &posted, &keep));
+                return finish(&state, posted.parts, "/signup", answer, vec![]).await;
+            }
+        };
     let login_email = email.clone();
     let password_text = password.expose().to_owned();
     if let Err(e) = service::register(&state, email, name, password).await {
@@ -138,10 +138,8 @@ async fn log_in(State(state): State<AppState>, req: Request) -> Response {
         Some(intent @ (Intent::Code | Intent::Recovery)) => {
             match PasswordSession::from_request_parts(&mut posted.parts, &state).await {
                 Err(_) => {
-                    let expired = AppError::new(
-                        ErrorKind::Unauthenticated,
-                        "Your log-in timed out. Enter your password again.",
-                    );
+                    let expired =
+                        AppError::new(ErrorKind::Unauthenticated, "Your log-in timed out. Enter your password again.");
                     (Answer::Render(failed(Intent::Password, expired, &posted, &[])), service::cleared_cookies(&state))
                 }
                 Ok(session) => {
@@ -268,11 +266,7 @@ async fn log_out(State(state): State<AppState>, req: Request) -> Response {
 /// and a hydrated one is spared a "restoring your session" flash. The
 /// request then carries the new access token, and the response sets it.
 /// API calls refresh explicitly (POST /api/authentication/refresh).
-pub async fn renew_page_session(
-    State(state): State<AppState>,
-    req: Request,
-    next: axum::middleware::Next,
-) -> Response {
+pub async fn renew_page_session(State(state): State<AppState>, req: Request, next: axum::middleware::Next) -> Response {
     let path = req.uri().path();
     let page = !(path.starts_with("/api/") || path.starts_with("/pkg/") || path == "/healthz" || path == "/readyz");
     if !page {
@@ -323,11 +317,8 @@ async fn finish(state: &AppState, mut parts: Parts, page: &str, answer: Answer, 
             res
         }
         Answer::Render(outcome) => {
-            let status = outcome
-                .error
-                .as_ref()
-                .and_then(|e| StatusCode::from_u16(e.status()).ok())
-                .unwrap_or(StatusCode::OK);
+            let status =
+                outcome.error.as_ref().and_then(|e| StatusCode::from_u16(e.status()).ok()).unwrap_or(StatusCode::OK);
             let retry_after = outcome.error.as_ref().and_then(|e| e.retry_after);
             parts.method = Method::GET;
             if let Ok(uri) = page.parse() {

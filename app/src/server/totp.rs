@@ -112,7 +112,8 @@ pub fn diagnose(secret: &[u8], digits: &str, now: i64) -> Diagnosis {
     let step = STEP_SECONDS as i64;
     let window = -i64::from(SKEW_STEPS)..=i64::from(SKEW_STEPS);
     if digits.len() == 8 {
-        let eight = window.clone().any(|k| code_with(secret, Algorithm::SHA1, 8, now + k * step).as_deref() == Some(digits));
+        let eight =
+            window.clone().any(|k| code_with(secret, Algorithm::SHA1, 8, now + k * step).as_deref() == Some(digits));
         return if eight { Diagnosis::EightDigits } else { Diagnosis::NoMatch };
     }
     // Nearest offsets first, so the smallest explanation wins.
@@ -137,7 +138,11 @@ impl Diagnosis {
         match self {
             Diagnosis::ClockOff { steps } => {
                 let seconds = steps.abs() * STEP_SECONDS as i64;
-                let amount = if seconds >= 120 && seconds % 60 == 0 { format!("{} minutes", seconds / 60) } else { format!("{seconds} seconds") };
+                let amount = if seconds >= 120 && seconds % 60 == 0 {
+                    format!("{} minutes", seconds / 60)
+                } else {
+                    format!("{seconds} seconds")
+                };
                 let direction = if steps > 0 { "fast" } else { "slow" };
                 format!(
                     "That code is from your app, but your phone's clock is about {amount} {direction}. \

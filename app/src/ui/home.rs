@@ -69,6 +69,6 @@ pub fn LogOutButton() -> impl IntoView {
         <form class="inline" method="post" action="/logout" on:submit=submit>
             <SubmitButton pending=action.pending() label="Log out" busy_label="Logging out…" class="btn btn-quiet"/>
         </form>
-        <ErrorNote error=action_error(action) runs=action.version()/>
+        <ErrorNote error=action_error(action) busy=action.pending()/>
     }
 }

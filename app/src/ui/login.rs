@@ -69,7 +69,8 @@ pub fn LogInPage() -> impl IntoView {
     let restart = Action::new(|_: &()| log_out());
 
     // A timed-out code step sent back here by the server (no JavaScript).
-    let timed_out = outcome.as_ref().and_then(|o| o.error_for(Intent::Password)).filter(|e| e.error == ErrorKind::Unauthenticated);
+    let timed_out =
+        outcome.as_ref().and_then(|o| o.error_for(Intent::Password)).filter(|e| e.error == ErrorKind::Unauthenticated);
     if let Some(e) = timed_out {
         notice.set(Some(e.message));
     }
@@ -143,7 +144,7 @@ pub fn LogInPage() -> impl IntoView {
         if previous.is_some_and(|p| p != now) {
             code.set(String::new());
             code_action.value().set(None);
-            focus_later("#code, #recovery");
+            focus_later(if now { "#recovery" } else { "#code" });
         }
         now
     });
@@ -181,7 +182,7 @@ pub fn LogInPage() -> impl IntoView {
                         <TextField label="Recovery code" id="recovery" name="recovery" input=InputKind::recovery() value=code
                             error=field_message(code_error, "recoveryCode")/>
                     </Show>
-                    <ErrorNote error=code_error runs=code_action.version()/>
+                    <ErrorNote error=code_error busy=code_action.pending()/>
                     <SubmitButton pending=code_action.pending() label="Verify" busy_label="Verifying…"/>
                 </form>
                 <p class="switch">
@@ -202,8 +203,7 @@ pub fn LogInPage() -> impl IntoView {
                         error=field_message(password_error, "email")/>
                     <TextField label="Password" id="password" name="password" input=InputKind::password("current-password")
                         value=password/>
-                    <ErrorNote error=Signal::derive(move || password_error.get().filter(|e| e.fields.is_empty()))
-                        runs=password_action.version()/>
+                    <ErrorNote error=password_error busy=password_action.pending()/>
                     <SubmitButton pending=password_action.pending() label="Continue" busy_label="Checking…"/>
                 </form>
                 <p class="switch">"New here? " <A href="/signup">"Create an account"</A></p>

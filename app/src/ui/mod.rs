@@ -3,8 +3,8 @@
 //! full session to the log-in page.
 
 mod home;
-pub mod outcome;
 mod login;
+pub mod outcome;
 pub mod qr;
 mod security;
 pub mod session;
@@ -103,33 +103,66 @@ fn FocusOnNavigation() -> impl IntoView {
     let location = leptos_router::hooks::use_location();
     Effect::new(move |previous: Option<String>| {
         let path = location.pathname.get();
-        if previous.is_some_and(|p| p != path) {
-            focus_later("main h1");
+        match previous {
+            None => mark_hydrated(),
+            Some(p) if p != path => focus_new_heading(),
+            Some(_) => {}
         }
         path
     });
 }
 
+/// How long focus waits for a new element to appear (a protected page
+/// first loads the user).
+#[cfg(feature = "hydrate")]
+const FOCUS_WAIT_MS: u32 = 5_000;
+#[cfg(feature = "hydrate")]
+const FOCUS_POLL_MS: u32 = 20;
+
+#[cfg(feature = "hydrate")]
+fn find(selector: &str) -> Option<web_sys::HtmlElement> {
+    use wasm_bindgen::JsCast;
+    web_sys::window()?.document()?.query_selector(selector).ok()??.dyn_into::<web_sys::HtmlElement>().ok()
+}
+
+/// Focuses the first element matching `selector` once it is on the page
+/// and is not `stale` (the element of the view being replaced).
+#[cfg(feature = "hydrate")]
+fn focus_when_present(selector: &'static str, stale: Option<web_sys::HtmlElement>, waited: u32) {
+    match find(selector) {
+        Some(element) if stale.as_ref() != Some(&element) => {
+            let _ = element.focus();
+        }
+        _ if waited < FOCUS_WAIT_MS => leptos::prelude::set_timeout(
+            move || focus_when_present(selector, stale, waited + FOCUS_POLL_MS),
+            std::time::Duration::from_millis(u64::from(FOCUS_POLL_MS)),
+        ),
+        _ => {}
+    }
+}
+
+/// Moves focus to the `h1` of the page a route change is drawing.
+fn focus_new_heading() {
+    #[cfg(feature = "hydrate")]
+    focus_when_present("main h1", find("main h1"), 0);
+}
+
 /// Moves keyboard focus to the first element matching `selector` once the
-/// current render has reached the page. Browser only.
+/// current change has reached the page. Browser only.
 pub fn focus_later(selector: &'static str) {
     #[cfg(feature = "hydrate")]
-    {
-        use wasm_bindgen::JsCast;
-        leptos::task::spawn_local(async move {
-            // Let the new view mount first.
-            leptos::task::tick().await;
-            let element = web_sys::window()
-                .and_then(|w| w.document())
-                .and_then(|d| d.query_selector(selector).ok().flatten())
-                .and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok());
-            if let Some(element) = element {
-                let _ = element.focus();
-            }
-        });
-    }
+    focus_when_present(selector, None, 0);
     #[cfg(not(feature = "hydrate"))]
     let _ = selector;
+}
+
+/// `<html data-hydrated>` once the WebAssembly runs the page (the browser
+/// tests wait for it; styles may use it).
+fn mark_hydrated() {
+    #[cfg(feature = "hydrate")]
+    if let Some(root) = web_sys::window().and_then(|w| w.document()).and_then(|d| d.document_element()) {
+        let _ = root.set_attribute("data-hydrated", "");
+    }
 }
 
 #[component]
@@ -141,8 +174,9 @@ fn NotFound() -> impl IntoView {
         }
     }
     view! {
+        <Title text="Page not found"/>
         <section class="card narrow">
-            <h1>"Page not found"</h1>
+            <h1 tabindex="-1">"Page not found"</h1>
             <p class="muted">"There is nothing at this address."</p>
             <A href="/">"Go to the home page"</A>
         </section>
@@ -152,10 +186,26 @@ fn NotFound() -> impl IntoView {
 /// The error of a form: announced each time it is shown, even when the
 /// same message comes back (the node is drawn anew for every run).
 #[component]
-pub fn ErrorNote(#[prop(into)] error: Signal<Option<AppError>>, #[prop(into, optional)] runs: Signal<usize>) -> impl IntoView {
+pub fn ErrorNote(
+    #[prop(into)] error: Signal<Option<AppError>>,
+    #[prop(into, optional)] busy: Signal<bool>,
+) -> impl IntoView {
+    // Gone while the form is busy, so the next answer is a new node.
     move || {
-        runs.track();
-        error.get().map(|e| view! { <p class="alert alert-error" role="alert">{e.message}</p> })
+        (!busy.get())
+            .then(|| error.get())
+            .flatten()
+            .map(|e| view! { <p class="alert alert-error" role="alert">{summary(&e)}</p> })
+    }
+}
+
+/// What the form-level note says: the message, or for field errors a
+/// pointer to the fields (whose own messages sit under them).
+fn summary(e: &AppError) -> String {
+    match e.fields.len() {
+        0 => e.message.clone(),
+        1 => "Please correct the highlighted field.".to_owned(),
+        _ => "Please correct the highlighted fields.".to_owned(),
     }
 }
 
@@ -232,7 +282,15 @@ pub struct InputKind {
 
 impl InputKind {
     pub const fn text(autocomplete: &'static str) -> Self {
-        Self { kind: "text", autocomplete, inputmode: None, class: None, maxlength: None, minlength: None, placeholder: None }
+        Self {
+            kind: "text",
+            autocomplete,
+            inputmode: None,
+            class: None,
+            maxlength: None,
+            minlength: None,
+            placeholder: None,
+        }
     }
     pub const fn email(autocomplete: &'static str) -> Self {
         Self { kind: "email", ..Self::text(autocomplete) }

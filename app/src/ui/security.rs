@@ -150,7 +150,7 @@ fn Enrol(on_done: Callback<Vec<String>>) -> impl IntoView {
                 <p>"Add a second step to logging in: after your password, you type a 6-digit code from an app such as Google Authenticator, Authy or 1Password."</p>
                 <form method="post" action="/security" on:submit=start>
                     <IntentField intent=Intent::Enrol/>
-                    <ErrorNote error=start_error runs=generate.version()/>
+                    <ErrorNote error=start_error busy=generate.pending()/>
                     <SubmitButton pending=generate.pending() label="Set up two-factor authentication" busy_label="Preparing…"/>
                 </form>
             </div>
@@ -169,8 +169,7 @@ fn Enrol(on_done: Callback<Vec<String>>) -> impl IntoView {
                             error=field_message(confirm_error, "twoFactorAuthenticationCode")/>
                         <SubmitButton pending=confirm.pending() label="Turn on" busy_label="Checking…"/>
                     </form>
-                    <ErrorNote error=Signal::derive(move || confirm_error.get().filter(|e| e.fields.is_empty()))
-                        runs=confirm.version()/>
+                    <ErrorNote error=confirm_error busy=confirm.pending()/>
                 </li>
             </ol>
         </Show>
@@ -282,7 +281,7 @@ fn TwoFactorOn(changed: RwSignal<u32>, on_codes: Callback<Vec<String>>, on_off: 
                     error=field_message(regen_error, "twoFactorAuthenticationCode")/>
                 <SubmitButton pending=regen.pending() label="Make new codes" busy_label="Checking…"/>
             </form>
-            <ErrorNote error=Signal::derive(move || regen_error.get().filter(|e| e.fields.is_empty())) runs=regen.version()/>
+            <ErrorNote error=regen_error busy=regen.pending()/>
         </details>
         <TurnOff on_off/>
     }
@@ -329,8 +328,7 @@ fn TurnOff(on_off: Callback<()>) -> impl IntoView {
                 <TextField label="6-digit code or recovery code" id="off-code" name="code"
                     input=InputKind { maxlength: Some(20), placeholder: Some("123 456"), ..InputKind::code() }
                     value=code error=field_message(error, "code")/>
-                <ErrorNote error=Signal::derive(move || error.get().filter(|e| !e.fields.contains_key("code")))
-                    runs=action.version()/>
+                <ErrorNote error=error busy=action.pending()/>
                 <SubmitButton pending=action.pending() label="Turn off two-factor authentication" busy_label="Turning off…"
                     class="btn btn-danger"/>
             </form>
@@ -395,8 +393,7 @@ fn PasswordAndSessions(changed: RwSignal<u32>) -> impl IntoView {
                     <TextField label="New password" id="new-password" name="newPassword" input=InputKind::new_password()
                         value=new error=field_message(change_error, "newPassword")
                         hint="12 to 128 characters. Your other devices will be logged out."/>
-                    <ErrorNote error=Signal::derive(move || change_error.get().filter(|e| e.fields.is_empty()))
-                        runs=change.version()/>
+                    <ErrorNote error=change_error busy=change.pending()/>
                     <Show when=move || done.get()>
                         <p class="alert alert-ok" role="status">"Password changed. Other devices were logged out."</p>
                     </Show>
@@ -410,7 +407,7 @@ fn PasswordAndSessions(changed: RwSignal<u32>) -> impl IntoView {
                 </form>
                 <LogOutButton/>
             </div>
-            <ErrorNote error=everywhere_error runs=everywhere.version()/>
+            <ErrorNote error=everywhere_error busy=everywhere.pending()/>
         </section>
     }
 }

@@ -64,7 +64,7 @@ pub fn SignUpPage() -> impl IntoView {
                     error=field_message(error, "email")/>
                 <TextField label="Password" id="password" name="password" input=InputKind::new_password() value=password
                     error=field_message(error, "password") hint="12 to 128 characters. A few unrelated words work well."/>
-                <ErrorNote error=error runs=action.version()/>
+                <ErrorNote error=error busy=action.pending()/>
                 <SubmitButton pending=action.pending() label="Create account" busy_label="Creating account…"/>
             </form>
             <p class="switch">"Already have an account? " <A href="/login">"Log in"</A></p>

@@ -6,11 +6,7 @@ use super::*;
 /// A browser without JavaScript: keeps cookies, does not follow redirects
 /// (so each 303 can be checked).
 fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client")
+    reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().expect("client")
 }
 
 impl TestApp {
@@ -47,11 +43,7 @@ fn manual_key(html: &str) -> String {
 }
 
 fn recovery_codes(html: &str) -> Vec<String> {
-    html.split("<li><code>")
-        .skip(1)
-        .filter_map(|part| part.split('<').next())
-        .map(str::to_owned)
-        .collect()
+    html.split("<li><code>").skip(1).filter_map(|part| part.split('<').next()).map(str::to_owned).collect()
 }
 
 #[tokio::test]
@@ -151,7 +143,11 @@ async fn a_failed_form_keeps_its_fields_but_never_a_secret() {
     let b = browser();
     let short = "tooshort";
     let r = app
-        .form(&b, "/signup", &[("intent", "sign-up"), ("name", "Kept Name"), ("email", "kept@example.com"), ("password", short)])
+        .form(
+            &b,
+            "/signup",
+            &[("intent", "sign-up"), ("name", "Kept Name"), ("email", "kept@example.com"), ("password", short)],
+        )
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.text.contains("value=\"kept@example.com\""), "{}", r.text);
@@ -190,9 +186,14 @@ async fn a_form_post_from_another_site_is_refused_and_changes_nothing() {
 
     // A logged-in victim: log out everywhere from another site does nothing.
     app.register("victim@example.com").await;
-    let r = app.form(&b, "/login", &[("intent", "password"), ("email", "victim@example.com"), ("password", PASSWORD)]).await;
+    let r = app
+        .form(&b, "/login", &[("intent", "password"), ("email", "victim@example.com"), ("password", PASSWORD)])
+        .await;
     assert_eq!(location(&r), "/");
-    let forged = b.post(format!("{}/security", app.base)).header("sec-fetch-site", "same-site").form(&[("intent", "everywhere")]);
+    let forged = b
+        .post(format!("{}/security", app.base))
+        .header("sec-fetch-site", "same-site")
+        .form(&[("intent", "everywhere")]);
     assert_eq!(app.send(&b, forged).await.status, StatusCode::FORBIDDEN);
     assert_eq!(app.get_with(&b, "/").await.status, StatusCode::OK, "still logged in");
 }
@@ -248,7 +249,10 @@ async fn the_enrolment_self_test_says_what_went_wrong() {
     assert_eq!(on.status, StatusCode::OK, "{}", on.text);
     app.password_stage("selftest@example.com").await;
     let r = app
-        .post("/api/2fa/authenticate", json!({"twoFactorAuthenticationCode": app.code_at(&secret, app.clock_now() + 120)}))
+        .post(
+            "/api/2fa/authenticate",
+            json!({"twoFactorAuthenticationCode": app.code_at(&secret, app.clock_now() + 120)}),
+        )
         .await;
     assert_error(&r, StatusCode::UNAUTHORIZED, "invalid_code");
     assert!(!r.text.contains("fast") && !r.text.contains("clock"), "{}", r.text);

@@ -1,0 +1,67 @@
+// Shared steps of the browser suites: a user signs up, enrols, logs in.
+import { expect, Page } from '@playwright/test';
+import * as OTPAuth from 'otpauth';
+
+export const PASSWORD = 'correct horse battery staple';
+
+export function uniqueEmail(tag: string): string {
+  return `${tag}-${Date.now()}-${Math.floor(Math.random() * 1e6)}@example.com`;
+}
+
+export function totp(secret: string): OTPAuth.TOTP {
+  return new OTPAuth.TOTP({ secret: OTPAuth.Secret.fromBase32(secret), algorithm: 'SHA1', digits: 6, period: 30 });
+}
+
+/** The code for the step after the current one: the server allows one step
+ *  of skew, and it is later than any step accepted so far, so no waiting. */
+export function nextCode(secret: string): string {
+  return totp(secret).generate({ timestamp: Date.now() + 30_000 });
+}
+
+export async function signUp(page: Page, email: string) {
+  await page.goto('/signup');
+  await page.getByLabel('Name').fill('Ann Example');
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Create account' }).click();
+  await expect(page).toHaveURL(/\/security$/);
+}
+
+/** Reads the recovery codes shown after turning 2FA on and dismisses them. */
+export async function saveRecoveryCodes(page: Page): Promise<string[]> {
+  const panel = page.getByTestId('recovery-codes');
+  await expect(panel).toBeVisible();
+  const codes = (await panel.locator('li code').allInnerTexts()).map((c) => c.trim());
+  expect(codes).toHaveLength(10);
+  for (const c of codes) expect(c).toMatch(/^[a-z2-9]{4}-[a-z2-9]{4}-[a-z2-9]{4}$/);
+  await expect(panel.getByRole('link', { name: 'Download .txt' })).toHaveAttribute('download', 'twofactor-recovery-codes.txt');
+  await panel.getByRole('button', { name: 'I have saved them' }).click();
+  await expect(page.getByTestId('twofa-on')).toBeVisible();
+  return codes;
+}
+
+/** Runs the enrolment wizard; returns the secret read from the page and the recovery codes. */
+export async function enrol(page: Page): Promise<{ secret: string; codes: string[] }> {
+  await page.getByRole('button', { name: 'Set up two-factor authentication' }).click();
+  const key = page.getByTestId('manual-key');
+  await expect(key).toBeVisible();
+  const secret = (await key.innerText()).replace(/\s+/g, '');
+  expect(secret).toMatch(/^[A-Z2-7]{32}$/);
+  await page.getByLabel('6-digit code').fill(totp(secret).generate());
+  await page.getByRole('button', { name: 'Turn on' }).click();
+  const codes = await saveRecoveryCodes(page);
+  return { secret, codes };
+}
+
+export async function logOut(page: Page) {
+  await page.getByRole('button', { name: 'Log out' }).first().click();
+  await expect(page).toHaveURL(/\/login$/);
+}
+
+export async function passwordStep(page: Page, email: string) {
+  await page.goto('/login');
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Continue' }).click();
+  await expect(page.getByRole('heading', { name: 'Enter your code' })).toBeVisible();
+}
