@@ -89,7 +89,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/") view=home::HomePage ssr=SsrMode::Async/>
                     <Route path=path!("/signup") view=signup::SignUpPage ssr=SsrMode::Async/>
                     <Route path=path!("/login") view=login::LogInPage ssr=SsrMode::Async/>
-                    <Route path=path!("/security") view=security::SecurityPage ssr=SsrMode::Async/>
+                    <Route path=path!("/security") view={leptos_router::Lazy::<security::SecurityRoute>::new()} ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>

@@ -32,12 +32,28 @@ fn posted() -> Option<FormOutcome> {
     use_context::<Posted>().and_then(|p| p.0)
 }
 
-#[component]
-pub fn SecurityPage() -> impl IntoView {
-    provide_context(Posted(page_outcome()));
-    view! {
-        <Title text="Security"/>
-        <RequireUser children=|u| view! { <Security user=u/> }.into_any()/>
+/// The security page is the largest part of the browser code and the one
+/// a visitor needs least often, so its view is a lazily loaded WebAssembly
+/// chunk (built with `cargo leptos build --split`); the log-in and sign-up
+/// pages ship without it. The post outcome is read in `data`, which runs
+/// during hydration, before the chunk has arrived.
+pub struct SecurityRoute {
+    outcome: Option<FormOutcome>,
+}
+
+#[leptos_router::lazy_route]
+impl leptos_router::LazyRoute for SecurityRoute {
+    fn data() -> Self {
+        Self { outcome: page_outcome() }
+    }
+
+    fn view(this: Self) -> AnyView {
+        provide_context(Posted(this.outcome));
+        view! {
+            <Title text="Security"/>
+            <RequireUser children=|u| view! { <Security user=u/> }.into_any()/>
+        }
+        .into_any()
     }
 }
 
