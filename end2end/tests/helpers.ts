@@ -65,3 +65,10 @@ export async function passwordStep(page: Page, email: string) {
   await page.getByRole('button', { name: 'Continue' }).click();
   await expect(page.getByRole('heading', { name: 'Enter your code' })).toBeVisible();
 }
+
+/** On the code step: switches to the recovery-code path and submits `code`. */
+export async function submitRecoveryCode(page: Page, code: string) {
+  await page.getByRole('link', { name: 'Lost your phone? Use a recovery code' }).click();
+  await page.getByLabel('Recovery code').fill(code);
+  await page.getByRole('button', { name: 'Verify' }).click();
+}

@@ -4,7 +4,7 @@
 // travels in a URL.
 import { test, expect, Page, Route } from '@playwright/test';
 
-import { PASSWORD, uniqueEmail, totp, nextCode, signUp, enrol, logOut, passwordStep } from './helpers';
+import { PASSWORD, uniqueEmail, totp, nextCode, signUp, enrol, logOut, passwordStep, submitRecoveryCode } from './helpers';
 
 /** Every URL the page requests, to check none carries a secret. */
 function recordRequests(page: Page): string[] {
@@ -54,9 +54,7 @@ test.describe('without JavaScript', () => {
 
     // The recovery-code path is a link, so it needs no script either.
     await passwordStep(page, email);
-    await page.getByRole('link', { name: 'Lost your phone? Use a recovery code' }).click();
-    await page.getByLabel('Recovery code').fill(codes[0]);
-    await page.getByRole('button', { name: 'Verify' }).click();
+    await submitRecoveryCode(page, codes[0]);
     await expect(page).toHaveURL(/\/$/);
 
     // A wrong password is answered by the page again, email kept.
