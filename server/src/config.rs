@@ -32,6 +32,9 @@ pub struct Config {
     pub trusted_proxy_header: Option<http::HeaderName>,
     pub access_ttl_seconds: i64,
     pub refresh_ttl_seconds: i64,
+    /// How long a just-rotated refresh token may be presented again (two
+    /// tabs restored together) before that counts as a stolen copy.
+    pub refresh_grace_seconds: i64,
     pub log_format: LogFormat,
     pub site_root: String,
     pub db_max_connections: u32,
@@ -92,6 +95,7 @@ impl Config {
         };
         let access_ttl_seconds = seconds(&var, "ACCESS_TTL_SECONDS", 15 * 60, 30, 3600)?;
         let refresh_ttl_seconds = seconds(&var, "REFRESH_TTL_SECONDS", 30 * 86400, 300, 365 * 86400)?;
+        let refresh_grace_seconds = seconds(&var, "REFRESH_GRACE_SECONDS", 10, 0, 60)?;
         let secrets_key = match var("SECRETS_KEY") {
             Some(spec) => Some(checked_key("SECRETS_KEY", &spec)?),
             None if production => {
@@ -142,6 +146,7 @@ impl Config {
             trusted_proxy_header,
             access_ttl_seconds,
             refresh_ttl_seconds,
+            refresh_grace_seconds,
             log_format,
             site_root,
             db_max_connections,

@@ -75,6 +75,7 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> Result<AppSt
         secrets,
         access_ttl: config.access_ttl_seconds,
         refresh_ttl: config.refresh_ttl_seconds,
+        refresh_grace: config.refresh_grace_seconds,
         trusted_proxy_header: config.trusted_proxy_header.clone(),
         limits: Limits::default(),
         leptos_options,

@@ -12,6 +12,8 @@ use serde_json::{Value, json};
 use server::config::Config;
 use server::{build_router, build_state};
 
+#[path = "api/atomic.rs"]
+mod atomic;
 #[path = "api/forms.rs"]
 mod forms;
 
@@ -877,7 +879,9 @@ async fn access_tokens_expire_and_refresh_rotates() {
     assert_ne!(first_refresh, second_refresh);
     assert_eq!(app.get("/api/authentication").await.status, StatusCode::OK);
 
-    // Replaying the first refresh token: refused, and the family dies.
+    // Replaying the first refresh token once the grace window for
+    // concurrent tabs has passed: refused, and the family dies.
+    app.clock.advance(app.state.refresh_grace + 1);
     let r = app
         .with_cookie(
             reqwest::Method::POST,
@@ -1189,6 +1193,8 @@ impl Instance {
             .env("JWT_SECRET", "shared-signing-key-of-the-whole-service-0123456789")
             .env("SECRETS_KEY", format!("s1:{}", "5a".repeat(32)))
             .env("RUST_LOG", "warn")
+            // A replay is judged at once here (the clock is real).
+            .env("REFRESH_GRACE_SECONDS", "0")
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("start the server binary");

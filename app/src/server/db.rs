@@ -25,6 +25,21 @@ enum Backend {
 #[derive(Clone, Debug)]
 pub struct Db {
     pool: AnyPool,
+    /// Tests only: the next transaction fails at its Nth write (see
+    /// `fail_next_transaction_at`), to prove nothing half-done survives.
+    #[cfg(feature = "fault-injection")]
+    fault: std::sync::Arc<std::sync::Mutex<Option<u32>>>,
+}
+
+/// Several writes that land together or not at all: dropped without
+/// `commit`, everything is rolled back. Every operation that writes more
+/// than one row goes through one of these.
+pub struct Tx {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    #[cfg(feature = "fault-injection")]
+    fail_at: Option<u32>,
+    #[cfg(feature = "fault-injection")]
+    writes: u32,
 }
 
 /// A user row. `Debug` leaves out the hash and the secrets.
@@ -227,7 +242,30 @@ impl Db {
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrator.run(&pool).await.map_err(|e| format!("database migration failed: {e}"))?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            #[cfg(feature = "fault-injection")]
+            fault: Default::default(),
+        })
+    }
+
+    pub async fn begin(&self) -> Result<Tx, AppError> {
+        Ok(Tx {
+            tx: self.pool.begin().await?,
+            #[cfg(feature = "fault-injection")]
+            fail_at: self.fault.lock().map(|mut f| f.take()).unwrap_or(None),
+            #[cfg(feature = "fault-injection")]
+            writes: 0,
+        })
+    }
+
+    /// Tests only: the next transaction begun fails at its `nth` write with
+    /// the error a lost database gives (503).
+    #[cfg(feature = "fault-injection")]
+    pub fn fail_next_transaction_at(&self, nth: u32) {
+        if let Ok(mut f) = self.fault.lock() {
+            *f = Some(nth);
+        }
     }
 
     pub async fn close(&self) {
@@ -314,26 +352,6 @@ impl Db {
         Ok(())
     }
 
-    /// Promotes the pending secret to active, turns 2FA on, records the step
-    /// that confirmed it (so that code cannot log in afterwards) and bumps the
-    /// session version, all in one statement. It only applies if the pending
-    /// secret is still the one the code was checked against. Returns the new
-    /// session version, or `None` if nothing changed.
-    pub async fn enable_totp(&self, id: i64, pending: &str, step: i64) -> Result<Option<i64>, AppError> {
-        let version: Option<(i64,)> = sqlx::query_as(
-            "UPDATE users SET totp_secret = totp_pending_secret, totp_pending_secret = NULL, \
-             totp_enabled = 1, totp_last_step = $1, session_version = session_version + 1 \
-             WHERE id = $2 AND totp_pending_secret = $3 \
-             RETURNING session_version",
-        )
-        .bind(step)
-        .bind(id)
-        .bind(pending)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(version.map(|(v,)| v))
-    }
-
     /// Accepts a TOTP time step for a user if it is later than the last
     /// accepted one: the replay guard as one compare-and-set. Exactly one of
     /// several racing requests with the same code gets `true`.
@@ -347,46 +365,6 @@ impl Db {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
-    }
-
-    /// Turns 2FA off: clears both secrets, the replay step and the recovery
-    /// codes, and bumps the session version. Returns the new version.
-    pub async fn disable_totp(&self, id: i64) -> Result<i64, AppError> {
-        let mut tx = self.pool.begin().await?;
-        let (version,): (i64,) = sqlx::query_as(
-            "UPDATE users SET totp_enabled = 0, totp_secret = NULL, totp_pending_secret = NULL, \
-             totp_last_step = NULL, session_version = session_version + 1 WHERE id = $1 RETURNING session_version",
-        )
-        .bind(id)
-        .fetch_one(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(id).execute(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(version)
-    }
-
-    /// Moves the session version on: every token issued before is refused.
-    pub async fn bump_session_version(&self, id: i64) -> Result<i64, AppError> {
-        let (version,): (i64,) = sqlx::query_as(
-            "UPDATE users SET session_version = session_version + 1 WHERE id = $1 RETURNING session_version",
-        )
-        .bind(id)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(version)
-    }
-
-    /// Stores a new password hash and bumps the session version.
-    pub async fn set_password(&self, id: i64, hash: &str) -> Result<i64, AppError> {
-        let (version,): (i64,) = sqlx::query_as(
-            "UPDATE users SET password_hash = $1, session_version = session_version + 1 WHERE id = $2 \
-             RETURNING session_version",
-        )
-        .bind(hash)
-        .bind(id)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(version)
     }
 
     /// Records one attempt against `key` if its delay has passed, in one
@@ -446,21 +424,6 @@ impl Db {
         Ok(())
     }
 
-    /// Replaces a user's recovery codes with new ones (hashes), atomically.
-    pub async fn replace_recovery_codes(&self, user_id: i64, hashes: &[String]) -> Result<(), AppError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
-        for hash in hashes {
-            sqlx::query("INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)")
-                .bind(user_id)
-                .bind(hash)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
     /// Spends a recovery code: true for exactly one of any racing requests.
     pub async fn use_recovery_code(&self, user_id: i64, hash: &str, now: i64) -> Result<bool, AppError> {
         let done = sqlx::query(
@@ -482,22 +445,6 @@ impl Db {
         Ok(n)
     }
 
-    pub async fn insert_session(&self, s: &NewSession<'_>) -> Result<(), AppError> {
-        sqlx::query(
-            "INSERT INTO sessions (user_id, family, token_hash, created_at, expires_at, session_version) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(s.user_id)
-        .bind(s.family)
-        .bind(s.token_hash)
-        .bind(s.now)
-        .bind(s.expires_at)
-        .bind(s.session_version)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
     pub async fn session_by_hash(&self, token_hash: &str) -> Result<Option<SessionRow>, AppError> {
         Ok(sqlx::query_as::<_, SessionRow>(
             "SELECT id, user_id, family, expires_at, session_version, used_at, revoked_at \
@@ -508,31 +455,10 @@ impl Db {
         .await?)
     }
 
-    /// Marks a refresh token used: true for exactly one of racing requests.
-    pub async fn mark_session_used(&self, id: i64, now: i64) -> Result<bool, AppError> {
-        let done =
-            sqlx::query("UPDATE sessions SET used_at = $1 WHERE id = $2 AND used_at IS NULL AND revoked_at IS NULL")
-                .bind(now)
-                .bind(id)
-                .execute(&self.pool)
-                .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
     pub async fn revoke_family(&self, family: &str, now: i64) -> Result<(), AppError> {
         sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE family = $2 AND revoked_at IS NULL")
             .bind(now)
             .bind(family)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    /// Revokes every refresh token of a user.
-    pub async fn revoke_user_sessions(&self, user_id: i64, now: i64) -> Result<(), AppError> {
-        sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
-            .bind(now)
-            .bind(user_id)
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -602,4 +528,138 @@ impl Db {
 
 fn scheme(url: &str) -> &str {
     url.split(':').next().unwrap_or("")
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<(), AppError> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+
+    /// Counts a write; with fault injection on, fails the chosen one.
+    fn step(&mut self) -> Result<(), AppError> {
+        #[cfg(feature = "fault-injection")]
+        {
+            self.writes += 1;
+            if self.fail_at == Some(self.writes) {
+                return Err(AppError::unavailable());
+            }
+        }
+        Ok(())
+    }
+
+    /// Promotes the pending secret to active, turns 2FA on, records the step
+    /// that confirmed it (so that code cannot log in afterwards) and bumps the
+    /// session version, all in one statement. It only applies if the pending
+    /// secret is still the one the code was checked against. Returns the new
+    /// session version, or `None` if nothing changed.
+    pub async fn enable_totp(&mut self, id: i64, pending: &str, step: i64) -> Result<Option<i64>, AppError> {
+        self.step()?;
+        let version: Option<(i64,)> = sqlx::query_as(
+            "UPDATE users SET totp_secret = totp_pending_secret, totp_pending_secret = NULL, \
+             totp_enabled = 1, totp_last_step = $1, session_version = session_version + 1 \
+             WHERE id = $2 AND totp_pending_secret = $3 \
+             RETURNING session_version",
+        )
+        .bind(step)
+        .bind(id)
+        .bind(pending)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        Ok(version.map(|(v,)| v))
+    }
+
+    /// Turns 2FA off: clears both secrets, the replay step and the recovery
+    /// codes, and bumps the session version. Returns the new version.
+    pub async fn disable_totp(&mut self, id: i64) -> Result<i64, AppError> {
+        self.step()?;
+        let (version,): (i64,) = sqlx::query_as(
+            "UPDATE users SET totp_enabled = 0, totp_secret = NULL, totp_pending_secret = NULL, \
+             totp_last_step = NULL, session_version = session_version + 1 WHERE id = $1 RETURNING session_version",
+        )
+        .bind(id)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(id).execute(&mut *self.tx).await?;
+        Ok(version)
+    }
+
+    /// Moves the session version on: every token issued before is refused.
+    pub async fn bump_session_version(&mut self, id: i64) -> Result<i64, AppError> {
+        self.step()?;
+        let (version,): (i64,) = sqlx::query_as(
+            "UPDATE users SET session_version = session_version + 1 WHERE id = $1 RETURNING session_version",
+        )
+        .bind(id)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        Ok(version)
+    }
+
+    /// Stores a new password hash and bumps the session version.
+    pub async fn set_password(&mut self, id: i64, hash: &str) -> Result<i64, AppError> {
+        self.step()?;
+        let (version,): (i64,) = sqlx::query_as(
+            "UPDATE users SET password_hash = $1, session_version = session_version + 1 WHERE id = $2 \
+             RETURNING session_version",
+        )
+        .bind(hash)
+        .bind(id)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        Ok(version)
+    }
+
+    /// Replaces a user's recovery codes with new ones (hashes), atomically.
+    pub async fn replace_recovery_codes(&mut self, user_id: i64, hashes: &[String]) -> Result<(), AppError> {
+        self.step()?;
+        sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(user_id).execute(&mut *self.tx).await?;
+        for hash in hashes {
+            sqlx::query("INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)")
+                .bind(user_id)
+                .bind(hash)
+                .execute(&mut *self.tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    pub async fn insert_session(&mut self, s: &NewSession<'_>) -> Result<(), AppError> {
+        self.step()?;
+        sqlx::query(
+            "INSERT INTO sessions (user_id, family, token_hash, created_at, expires_at, session_version) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(s.user_id)
+        .bind(s.family)
+        .bind(s.token_hash)
+        .bind(s.now)
+        .bind(s.expires_at)
+        .bind(s.session_version)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Revokes every refresh token of a user.
+    pub async fn revoke_user_sessions(&mut self, user_id: i64, now: i64) -> Result<(), AppError> {
+        self.step()?;
+        sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(user_id)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+    /// Marks a refresh token used: true for exactly one of racing requests.
+    pub async fn mark_session_used(&mut self, id: i64, now: i64) -> Result<bool, AppError> {
+        self.step()?;
+        let done =
+            sqlx::query("UPDATE sessions SET used_at = $1 WHERE id = $2 AND used_at IS NULL AND revoked_at IS NULL")
+                .bind(now)
+                .bind(id)
+                .execute(&mut *self.tx)
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
 }

@@ -17,7 +17,7 @@ use crate::domain::{
 use crate::error::AppError;
 
 use super::auth::{FullSession, PasswordSession};
-use super::db::{NewAuditEvent, NewSession, Throttle, UserRow};
+use super::db::{NewAuditEvent, NewSession, Throttle, Tx, UserRow};
 use super::request::RequestMeta;
 use super::state::AppState;
 use super::tokens::{CookieKind, PASSWORD_STAGE_TTL, Stage};
@@ -133,14 +133,15 @@ impl Attempt {
 
 /// Starts a full session: a new refresh-token family and an access token
 /// naming it. Returns the two cookies.
-async fn start_session(state: &AppState, user_id: i64, version: i64) -> Result<Vec<String>, AppError> {
+async fn start_session(state: &AppState, tx: &mut Tx, user_id: i64, version: i64) -> Result<Vec<String>, AppError> {
     let family = uuid::Uuid::new_v4().to_string();
     let expires_at = state.now() + state.refresh_ttl;
-    issue_session_tokens(state, user_id, version, &family, expires_at).await
+    issue_session_tokens(state, tx, user_id, version, &family, expires_at).await
 }
 
 async fn issue_session_tokens(
     state: &AppState,
+    tx: &mut Tx,
     user_id: i64,
     version: i64,
     family: &str,
@@ -149,17 +150,15 @@ async fn issue_session_tokens(
     let now = state.now();
     let refresh = URL_SAFE_NO_PAD.encode(random_bytes::<32>()?);
     let token_hash = sha256_hex(refresh.as_bytes());
-    state
-        .db
-        .insert_session(&NewSession {
-            user_id,
-            family,
-            token_hash: &token_hash,
-            now,
-            expires_at,
-            session_version: version,
-        })
-        .await?;
+    tx.insert_session(&NewSession {
+        user_id,
+        family,
+        token_hash: &token_hash,
+        now,
+        expires_at,
+        session_version: version,
+    })
+    .await?;
     let access = state.keys.issue(user_id, Stage::Full, version, now, state.access_ttl, Some(family))?;
     Ok(vec![
         state.cookies.set(CookieKind::Access, &access, state.access_ttl),
@@ -168,9 +167,14 @@ async fn issue_session_tokens(
 }
 
 /// Ends every session of the user and starts a new one for this client.
-async fn renew_all_sessions(state: &AppState, user_id: i64, version: i64) -> Result<Vec<String>, AppError> {
-    state.db.revoke_user_sessions(user_id, state.now()).await?;
-    start_session(state, user_id, version).await
+async fn renew_all_sessions(
+    state: &AppState,
+    tx: &mut Tx,
+    user_id: i64,
+    version: i64,
+) -> Result<Vec<String>, AppError> {
+    tx.revoke_user_sessions(user_id, state.now()).await?;
+    start_session(state, tx, user_id, version).await
 }
 
 pub fn cleared_cookies(state: &AppState) -> Vec<String> {
@@ -243,8 +247,11 @@ pub async fn log_in(
             state.cookies.clear(CookieKind::Refresh),
         ]
     } else {
+        let mut tx = state.db.begin().await?;
+        let cookies = start_session(state, &mut tx, user.id, user.session_version).await?;
+        tx.commit().await?;
         audit(state, Some(user.id), AuditKind::LogInOk, meta).await;
-        start_session(state, user.id, user.session_version).await?
+        cookies
     };
     tracing::info!(user_id = user.id, two_factor = user.totp_enabled, "password accepted");
     Ok(WithCookies { body: LogInResponse { user: User::from(&user), two_factor_required: user.totp_enabled }, cookies })
@@ -311,9 +318,12 @@ pub async fn authenticate(
 ) -> Result<WithCookies<User>, AppError> {
     let user = session.user;
     verify_second_factor(state, meta, &user, &factor).await?;
+    let mut tx = state.db.begin().await?;
+    let cookies = start_session(state, &mut tx, user.id, user.session_version).await?;
+    tx.commit().await?;
     audit(state, Some(user.id), AuditKind::LogInOk, meta).await;
     tracing::info!(user_id = user.id, "second factor accepted");
-    Ok(WithCookies { cookies: start_session(state, user.id, user.session_version).await?, body: User::from(&user) })
+    Ok(WithCookies { cookies, body: User::from(&user) })
 }
 
 /// Stores a new pending secret and returns it with its otpauth URI. While
@@ -422,19 +432,21 @@ pub async fn turn_on(
         e.message = diagnosis.explain();
         return Err(e);
     };
-    let Some(version) = state.db.enable_totp(user.id, pending, step).await? else {
+    let (codes, hashes) = new_recovery_codes()?;
+    // The flag, the secret, the replay step, the recovery codes, the
+    // session version and this client's new session: all or nothing.
+    let mut tx = state.db.begin().await?;
+    let Some(version) = tx.enable_totp(user.id, pending, step).await? else {
         return Err(AppError::conflict("The set-up changed in another window. Scan the newest QR code."));
     };
-    let (codes, hashes) = new_recovery_codes()?;
-    state.db.replace_recovery_codes(user.id, &hashes).await?;
+    tx.replace_recovery_codes(user.id, &hashes).await?;
+    let cookies = renew_all_sessions(state, &mut tx, user.id, version).await?;
+    tx.commit().await?;
     audit(state, Some(user.id), AuditKind::TwoFactorOn, meta).await;
     tracing::info!(user_id = user.id, "two-factor authentication turned on");
     let mut body = User::from(&user);
     body.is_two_factor_authentication_enabled = true;
-    Ok(WithCookies {
-        cookies: renew_all_sessions(state, user.id, version).await?,
-        body: TurnOnResponse { user: body, recovery_codes: codes },
-    })
+    Ok(WithCookies { cookies, body: TurnOnResponse { user: body, recovery_codes: codes } })
 }
 
 /// Turns 2FA off: needs the password and a current code or a recovery code.
@@ -451,12 +463,15 @@ pub async fn turn_off(
     }
     check_password(state, meta, &user.email, Some(&user), password).await?;
     verify_second_factor(state, meta, &user, &factor).await?;
-    let version = state.db.disable_totp(user.id).await?;
+    let mut tx = state.db.begin().await?;
+    let version = tx.disable_totp(user.id).await?;
+    let cookies = renew_all_sessions(state, &mut tx, user.id, version).await?;
+    tx.commit().await?;
     audit(state, Some(user.id), AuditKind::TwoFactorOff, meta).await;
     tracing::info!(user_id = user.id, "two-factor authentication turned off");
     let mut body = User::from(&user);
     body.is_two_factor_authentication_enabled = false;
-    Ok(WithCookies { cookies: renew_all_sessions(state, user.id, version).await?, body })
+    Ok(WithCookies { cookies, body })
 }
 
 /// A new set of recovery codes (the old ones stop working); needs a code.
@@ -472,7 +487,9 @@ pub async fn regenerate_recovery_codes(
     }
     verify_second_factor(state, meta, &user, &SecondFactor::Totp(code)).await?;
     let (codes, hashes) = new_recovery_codes()?;
-    state.db.replace_recovery_codes(user.id, &hashes).await?;
+    let mut tx = state.db.begin().await?;
+    tx.replace_recovery_codes(user.id, &hashes).await?;
+    tx.commit().await?;
     audit(state, Some(user.id), AuditKind::RecoveryCodesRegenerated, meta).await;
     Ok(RecoveryCodesResponse { recovery_codes: codes })
 }
@@ -485,26 +502,45 @@ pub async fn status(state: &AppState, session: FullSession) -> Result<TwoFactorS
 // ---------------------------------------------------------------- sessions API
 
 /// Rotates a refresh token: the presented one is spent and a new one (same
-/// family) issued with a new access token. Presenting a spent one means it
-/// was copied: the whole family is revoked.
+/// family) issued with a new access token. Presented again within the
+/// grace window (`REFRESH_GRACE_SECONDS`, 10 s) of its rotation, it gets a
+/// successor of its own in the same family: two tabs restored together, or
+/// a request retried after a lost answer, present one token twice within
+/// moments, and that is not a theft. Later, it was copied: the whole
+/// family is revoked.
 pub async fn refresh(state: &AppState, meta: &RequestMeta, token: Option<&str>) -> Result<WithCookies<User>, AppError> {
     let token = token.ok_or_else(AppError::unauthenticated)?;
     let now = state.now();
-    let row = state.db.session_by_hash(&sha256_hex(token.as_bytes())).await?.ok_or_else(AppError::unauthenticated)?;
+    let token_hash = sha256_hex(token.as_bytes());
+    let row = state.db.session_by_hash(&token_hash).await?.ok_or_else(AppError::unauthenticated)?;
     if row.revoked_at.is_some() || row.expires_at <= now {
-        return Err(AppError::unauthenticated());
-    }
-    if row.used_at.is_some() || !state.db.mark_session_used(row.id, now).await? {
-        state.db.revoke_family(&row.family, now).await?;
-        audit(state, Some(row.user_id), AuditKind::RefreshReuseDetected, meta).await;
-        tracing::warn!(user_id = row.user_id, "refresh token reuse detected: session family revoked");
         return Err(AppError::unauthenticated());
     }
     let user = state.db.user_by_id(row.user_id).await?.ok_or_else(AppError::unauthenticated)?;
     if user.session_version != row.session_version {
         return Err(AppError::unauthenticated());
     }
-    let cookies = issue_session_tokens(state, user.id, user.session_version, &row.family, row.expires_at).await?;
+    // Spending the token and storing its successor land together.
+    let mut tx = state.db.begin().await?;
+    if !tx.mark_session_used(row.id, now).await? {
+        // Someone rotated it first; `used_at` says when.
+        let used_at = match row.used_at {
+            Some(at) => Some(at),
+            None => state.db.session_by_hash(&token_hash).await?.and_then(|r| r.used_at),
+        };
+        let concurrent = used_at.is_some_and(|at| state.refresh_grace > 0 && now - at <= state.refresh_grace);
+        if !concurrent {
+            drop(tx);
+            state.db.revoke_family(&row.family, now).await?;
+            audit(state, Some(row.user_id), AuditKind::RefreshReuseDetected, meta).await;
+            tracing::warn!(user_id = row.user_id, "refresh token reuse detected: session family revoked");
+            return Err(AppError::unauthenticated());
+        }
+        tracing::info!(user_id = row.user_id, "refresh token presented again within the grace window");
+    }
+    let cookies =
+        issue_session_tokens(state, &mut tx, user.id, user.session_version, &row.family, row.expires_at).await?;
+    tx.commit().await?;
     Ok(WithCookies { body: User::from(&user), cookies })
 }
 
@@ -526,10 +562,17 @@ pub async fn log_out(state: &AppState, access_sid: Option<String>, refresh: Opti
 /// Ends every session of the user, on every device, this one included.
 pub async fn log_out_everywhere(state: &AppState, meta: &RequestMeta, session: FullSession) -> Result<(), AppError> {
     let user = session.user;
-    state.db.bump_session_version(user.id).await?;
-    state.db.revoke_user_sessions(user.id, state.now()).await?;
+    end_every_session(state, user.id).await?;
     audit(state, Some(user.id), AuditKind::SessionsRevoked, meta).await;
     Ok(())
+}
+
+/// Moves the session version on and revokes every refresh token, together.
+async fn end_every_session(state: &AppState, user_id: i64) -> Result<(), AppError> {
+    let mut tx = state.db.begin().await?;
+    tx.bump_session_version(user_id).await?;
+    tx.revoke_user_sessions(user_id, state.now()).await?;
+    tx.commit().await
 }
 
 /// How operator commands appear in the user's activity.
@@ -541,8 +584,10 @@ fn operator_meta() -> RequestMeta {
 /// codes (after checking who they are out of band). Every session ends.
 pub async fn operator_reset_two_factor(state: &AppState, email: &Email) -> Result<bool, AppError> {
     let Some(user) = state.db.user_by_email(email.as_str()).await? else { return Ok(false) };
-    state.db.disable_totp(user.id).await?;
-    state.db.revoke_user_sessions(user.id, state.now()).await?;
+    let mut tx = state.db.begin().await?;
+    tx.disable_totp(user.id).await?;
+    tx.revoke_user_sessions(user.id, state.now()).await?;
+    tx.commit().await?;
     audit(state, Some(user.id), AuditKind::TwoFactorReset, &operator_meta()).await;
     Ok(true)
 }
@@ -550,8 +595,7 @@ pub async fn operator_reset_two_factor(state: &AppState, email: &Email) -> Resul
 /// Operator: ends every session of a user.
 pub async fn operator_revoke_sessions(state: &AppState, email: &Email) -> Result<bool, AppError> {
     let Some(user) = state.db.user_by_email(email.as_str()).await? else { return Ok(false) };
-    state.db.bump_session_version(user.id).await?;
-    state.db.revoke_user_sessions(user.id, state.now()).await?;
+    end_every_session(state, user.id).await?;
     audit(state, Some(user.id), AuditKind::SessionsRevoked, &operator_meta()).await;
     Ok(true)
 }
@@ -567,9 +611,14 @@ pub async fn change_password(
     let user = session.user;
     check_password(state, meta, &user.email, Some(&user), current).await?;
     let hash = state.hasher.hash(&new).await?;
-    let version = state.db.set_password(user.id, &hash).await?;
+    // The hash, the session version, the revocation and this client's new
+    // session: all or nothing (never "changed but logged out").
+    let mut tx = state.db.begin().await?;
+    let version = tx.set_password(user.id, &hash).await?;
+    let cookies = renew_all_sessions(state, &mut tx, user.id, version).await?;
+    tx.commit().await?;
     audit(state, Some(user.id), AuditKind::PasswordChanged, meta).await;
-    Ok(WithCookies { cookies: renew_all_sessions(state, user.id, version).await?, body: User::from(&user) })
+    Ok(WithCookies { cookies, body: User::from(&user) })
 }
 
 pub async fn activity(state: &AppState, session: FullSession) -> Result<Vec<ActivityEvent>, AppError> {

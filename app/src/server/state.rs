@@ -46,6 +46,9 @@ pub struct StateInner {
     pub access_ttl: i64,
     /// Lifetime of a log-in's refresh tokens (the whole family), in seconds.
     pub refresh_ttl: i64,
+    /// How long a just-rotated refresh token may be presented again, in
+    /// seconds, before that counts as reuse of a stolen copy.
+    pub refresh_grace: i64,
     /// The header carrying the client address when behind a proxy.
     pub trusted_proxy_header: Option<http::HeaderName>,
     pub limits: Limits,
