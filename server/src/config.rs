@@ -35,6 +35,8 @@ pub struct Config {
     /// How long a just-rotated refresh token may be presented again (two
     /// tabs restored together) before that counts as a stolen copy.
     pub refresh_grace_seconds: i64,
+    /// How long audit events are kept.
+    pub audit_retention_days: i64,
     pub log_format: LogFormat,
     pub site_root: String,
     pub db_max_connections: u32,
@@ -96,6 +98,7 @@ impl Config {
         let access_ttl_seconds = seconds(&var, "ACCESS_TTL_SECONDS", 15 * 60, 30, 3600)?;
         let refresh_ttl_seconds = seconds(&var, "REFRESH_TTL_SECONDS", 30 * 86400, 300, 365 * 86400)?;
         let refresh_grace_seconds = seconds(&var, "REFRESH_GRACE_SECONDS", 10, 0, 60)?;
+        let audit_retention_days = bounded(&var, "AUDIT_RETENTION_DAYS", 90, 1, 3650, "days")?;
         let secrets_key = match var("SECRETS_KEY") {
             Some(spec) => Some(checked_key("SECRETS_KEY", &spec)?),
             None if production => {
@@ -147,6 +150,7 @@ impl Config {
             access_ttl_seconds,
             refresh_ttl_seconds,
             refresh_grace_seconds,
+            audit_retention_days,
             log_format,
             site_root,
             db_max_connections,
@@ -180,13 +184,24 @@ impl Config {
 }
 
 fn seconds(var: &impl Fn(&str) -> Option<String>, name: &str, default: i64, min: i64, max: i64) -> Result<i64, String> {
+    bounded(var, name, default, min, max, "seconds")
+}
+
+fn bounded(
+    var: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: i64,
+    min: i64,
+    max: i64,
+    unit: &str,
+) -> Result<i64, String> {
     match var(name) {
         None => Ok(default),
         Some(v) => v
             .parse::<i64>()
             .ok()
             .filter(|s| (min..=max).contains(s))
-            .ok_or_else(|| format!("{name} must be a number of seconds between {min} and {max}")),
+            .ok_or_else(|| format!("{name} must be a number of {unit} between {min} and {max}")),
     }
 }
 

@@ -76,6 +76,7 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> Result<AppSt
         access_ttl: config.access_ttl_seconds,
         refresh_ttl: config.refresh_ttl_seconds,
         refresh_grace: config.refresh_grace_seconds,
+        audit_retention: config.audit_retention_days * 86_400,
         trusted_proxy_header: config.trusted_proxy_header.clone(),
         limits: Limits::default(),
         leptos_options,

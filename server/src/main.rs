@@ -31,6 +31,9 @@ enum Command {
     /// Re-encrypt every stored TOTP secret under SECRETS_KEY. Put the old
     /// key in SECRETS_KEYS_PREVIOUS (id:hex, comma-separated) while this runs.
     RotateSecretsKey,
+    /// Delete expired and spent sessions, old throttle rows and audit events
+    /// past AUDIT_RETENTION_DAYS (serve also does this every 10 minutes).
+    Prune,
 }
 
 #[derive(Subcommand)]
@@ -59,6 +62,11 @@ async fn main() -> ExitCode {
     };
     telemetry::init(config.log_format);
     let command = cli.command.unwrap_or(Command::Serve);
+    // Every command may be the first thing run on a new machine.
+    if let Err(e) = std::fs::create_dir_all(&config.data_dir) {
+        eprintln!("could not create the data directory {}: {e}", config.data_dir.display());
+        return ExitCode::FAILURE;
+    }
     if let Command::Migrate = command {
         return match app::server::db::Db::connect(&config.database_url, 1).await {
             Ok(_) => {
@@ -86,6 +94,10 @@ async fn main() -> ExitCode {
         Command::User(UserCommand::List) => ops::list_users(&state).await,
         Command::User(UserCommand::ResetTwoFactor { email }) => ops::reset_two_factor(&state, &email).await,
         Command::User(UserCommand::RevokeSessions { email }) => ops::revoke_sessions(&state, &email).await,
+        Command::Prune => app::server::service::prune(&state)
+            .await
+            .map_err(|e| e.message)
+            .map(|p| format!("deleted {} session, {} throttle and {} audit row(s)", p.sessions, p.throttle, p.audit)),
     };
     state.db.close().await;
     match done {
@@ -114,6 +126,7 @@ async fn serve(config: Config, state: app::server::AppState) -> ExitCode {
         }
     };
     tracing::info!("listening on http://{}", config.listen);
+    tokio::spawn(prune_periodically(state.clone()));
     let db = state.db.clone();
     let app = build_router(state).into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await;
@@ -126,6 +139,22 @@ async fn serve(config: Config, state: app::server::AppState) -> ExitCode {
         Err(e) => {
             tracing::error!("server error: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Keeps the sessions, throttle and audit tables bounded. Every instance
+/// runs it; the deletes are idempotent, so that is harmless.
+async fn prune_periodically(state: app::server::AppState) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(10 * 60));
+    loop {
+        every.tick().await;
+        match app::server::service::prune(&state).await {
+            Ok(p) if p != Default::default() => {
+                tracing::info!(sessions = p.sessions, throttle = p.throttle, audit = p.audit, "pruned")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e.message, "pruning failed; trying again later"),
         }
     }
 }

@@ -16,6 +16,8 @@ use server::{build_router, build_state};
 mod atomic;
 #[path = "api/forms.rs"]
 mod forms;
+#[path = "api/retention.rs"]
+mod retention;
 
 /// 2027-01-15T08:00:10Z: 10 seconds into a TOTP step.
 const START: i64 = 1_800_000_010;

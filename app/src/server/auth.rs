@@ -28,15 +28,17 @@ async fn session(parts: &Parts, state: &AppState, stage: Stage) -> Result<(UserR
     let token = state.cookies.from_headers(CookieKind::Access, &parts.headers).ok_or_else(AppError::unauthenticated)?;
     let claims = state.keys.verify(token, stage, state.now()).ok_or_else(AppError::unauthenticated)?;
     let id = claims.user_id().ok_or_else(AppError::unauthenticated)?;
-    // A full session belongs to a refresh family; after log-out (or a
-    // detected reuse) its access token is refused too, not only the refresh
-    // token. A password-stage token has no family and must not claim one.
+    // A full session belongs to a refresh family that must be live (an
+    // allow-list): after log-out, a detected reuse, expiry or pruning its
+    // access token is refused too, not only the refresh token. A
+    // password-stage token has no family and must not claim one.
     let family = match stage {
         Stage::Full => Some(claims.sid.as_deref().ok_or_else(AppError::unauthenticated)?),
         Stage::Password => None,
     };
-    let (user, revoked) = state.db.user_for_session(id, family).await?.ok_or_else(AppError::unauthenticated)?;
-    if user.session_version != claims.ver || revoked {
+    let (user, live) =
+        state.db.user_for_session(id, family, state.now()).await?.ok_or_else(AppError::unauthenticated)?;
+    if user.session_version != claims.ver || (family.is_some() && !live) {
         return Err(AppError::unauthenticated());
     }
     Ok((user, claims))

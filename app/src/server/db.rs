@@ -42,6 +42,14 @@ pub struct Tx {
     writes: u32,
 }
 
+/// Rows deleted (or counted) per bounded table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Pruned {
+    pub sessions: u64,
+    pub throttle: u64,
+    pub audit: u64,
+}
+
 /// A user row. `Debug` leaves out the hash and the secrets.
 #[derive(Clone)]
 pub struct UserRow {
@@ -320,26 +328,79 @@ impl Db {
         .map(UserRow::from))
     }
 
-    /// The user of a session and whether its refresh family was revoked, in
-    /// one round trip: this runs on every authenticated request.
-    pub async fn user_for_session(&self, id: i64, family: Option<&str>) -> Result<Option<(UserRow, bool)>, AppError> {
+    /// The user of a session and whether its refresh family is live (a row
+    /// of it exists, unrevoked and unexpired), in one round trip: this runs
+    /// on every authenticated request. An allow-list, so a family whose rows
+    /// were pruned, or that was never stored, is not live.
+    pub async fn user_for_session(
+        &self,
+        id: i64,
+        family: Option<&str>,
+        now: i64,
+    ) -> Result<Option<(UserRow, bool)>, AppError> {
         #[derive(FromRow)]
         struct Row {
             #[sqlx(flatten)]
             user: UserRecord,
-            revoked: i64,
+            live: i64,
         }
         let row = sqlx::query_as::<_, Row>(
             "SELECT id, email, name, password_hash, totp_enabled, totp_secret, totp_pending_secret, \
              totp_last_step, session_version, \
-             (SELECT COUNT(*) FROM sessions WHERE family = $2 AND revoked_at IS NOT NULL) AS revoked \
+             (SELECT COUNT(*) FROM sessions WHERE family = $2 AND revoked_at IS NULL AND expires_at > $3) AS live \
              FROM users WHERE id = $1",
         )
         .bind(id)
         .bind(family.unwrap_or(""))
+        .bind(now)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|r| (UserRow::from(r.user), r.revoked > 0)))
+        Ok(row.map(|r| (UserRow::from(r.user), r.live > 0)))
+    }
+
+    /// Deletes what no longer protects anything: session rows of expired
+    /// families, revoked rows and rotated ones older than `keep_spent_until`
+    /// (a rotated row is kept that long to catch a stolen copy replayed),
+    /// throttle rows quiet since `throttle_quiet_since`, and audit events
+    /// older than `audit_since`. Returns the rows deleted per table.
+    pub async fn prune(
+        &self,
+        now: i64,
+        keep_spent_until: i64,
+        throttle_quiet_since: i64,
+        audit_since: i64,
+    ) -> Result<Pruned, AppError> {
+        let sessions = sqlx::query(
+            "DELETE FROM sessions WHERE expires_at <= $1 OR revoked_at < $2 OR (used_at IS NOT NULL AND used_at < $2)",
+        )
+        .bind(now)
+        .bind(keep_spent_until)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        let throttle = sqlx::query("DELETE FROM throttle WHERE last_at < $1 AND last_at + delay_seconds < $2")
+            .bind(throttle_quiet_since)
+            .bind(now)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        let audit = sqlx::query("DELETE FROM audit_events WHERE at < $1")
+            .bind(audit_since)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(Pruned { sessions, throttle, audit })
+    }
+
+    /// Rows per table, for the prune tests and the operator.
+    pub async fn row_counts(&self) -> Result<Pruned, AppError> {
+        let (sessions, throttle, audit): (i64, i64, i64) = sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM sessions), (SELECT COUNT(*) FROM throttle), (SELECT COUNT(*) FROM audit_events)",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let n = |v: i64| u64::try_from(v).unwrap_or(0);
+        Ok(Pruned { sessions: n(sessions), throttle: n(throttle), audit: n(audit) })
     }
 
     /// Stores a pending secret. The active one (if any) is untouched.

@@ -621,6 +621,24 @@ pub async fn change_password(
     Ok(WithCookies { cookies, body: User::from(&user) })
 }
 
+/// How long a rotated or revoked refresh-token row is kept: a stolen copy
+/// replayed within this time is still recognised (and ends its family).
+pub const SPENT_SESSION_KEEP_SECONDS: i64 = 7 * 86_400;
+
+/// Deletes expired and spent sessions, throttle rows whose window has
+/// passed and audit events past their retention. Idempotent, so several
+/// instances may run it at once.
+pub async fn prune(state: &AppState) -> Result<super::db::Pruned, AppError> {
+    let now = state.now();
+    let limits = state.limits;
+    let window = [limits.password_per_account, limits.code_per_account, limits.per_address]
+        .iter()
+        .map(|t| t.window.max(t.cap))
+        .max()
+        .unwrap_or(0);
+    state.db.prune(now, now - SPENT_SESSION_KEEP_SECONDS, now - window, now - state.audit_retention).await
+}
+
 pub async fn activity(state: &AppState, session: FullSession) -> Result<Vec<ActivityEvent>, AppError> {
     let rows = state.db.recent_audit(session.user.id, ACTIVITY_LIMIT).await?;
     Ok(rows

@@ -49,6 +49,8 @@ pub struct StateInner {
     /// How long a just-rotated refresh token may be presented again, in
     /// seconds, before that counts as reuse of a stolen copy.
     pub refresh_grace: i64,
+    /// How long audit events are kept, in seconds.
+    pub audit_retention: i64,
     /// The header carrying the client address when behind a proxy.
     pub trusted_proxy_header: Option<http::HeaderName>,
     pub limits: Limits,
