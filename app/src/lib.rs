@@ -3,8 +3,7 @@
 //! server functions that form the HTTP API (`api`), the wire error type
 //! (`error`), the domain newtypes both sides parse with (`domain`) and, on
 //! the server only, everything behind the API (`server`).
-#![deny(clippy::unwrap_used, clippy::expect_used)]
-#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 #![recursion_limit = "256"]
 
 pub mod api;

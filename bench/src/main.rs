@@ -4,6 +4,9 @@
 //! (Debian's package); the 2FA scenario and the raw argon2 rate come from
 //! this program. Timings are measurements, never assertions.
 
+// A measuring tool run by hand: a failure should stop it loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

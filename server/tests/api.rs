@@ -2,6 +2,8 @@
 //! against a fresh SQLite database with a manual clock, and talks to it over
 //! HTTP like any client would.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::collections::HashMap;
 use std::sync::Arc;
 

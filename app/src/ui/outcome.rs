@@ -103,5 +103,5 @@ impl FormOutcome {
 /// per page, at the same place on server and client (the value is matched
 /// to its serialised copy by position during hydration).
 pub fn page_outcome() -> Option<FormOutcome> {
-    SharedValue::new(|| use_context::<FormOutcome>()).into_inner()
+    SharedValue::new(use_context::<FormOutcome>).into_inner()
 }
