@@ -170,6 +170,17 @@ fn short(text: &str) -> String {
     text.chars().take(200).collect()
 }
 
+/// The HTTP answer for an error: its status and `{error, message, …}` as
+/// JSON. Server functions answer through `FromServerFnError` instead; the
+/// router's edge gives those the same status.
+#[cfg(feature = "ssr")]
+impl axum::response::IntoResponse for AppError {
+    fn into_response(self) -> axum::response::Response {
+        let status = http::StatusCode::from_u16(self.status()).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+        (status, axum::Json(self)).into_response()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,7 @@
 //! The application crate, compiled twice: for the browser (`hydrate`) and
 //! for the server (`ssr`). It owns the pages and components (`ui`), the
-//! server functions that form the HTTP API (`api`), the wire error type
+//! server functions that form the HTTP API (`api`), their request and
+//! response types (`wire`), the wire error type
 //! (`error`), the domain newtypes both sides parse with (`domain`) and, on
 //! the server only, everything behind the API (`server`).
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
@@ -10,6 +11,7 @@ pub mod api;
 pub mod domain;
 pub mod error;
 pub mod ui;
+pub mod wire;
 
 #[cfg(feature = "ssr")]
 pub mod server;

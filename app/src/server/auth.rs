@@ -66,10 +66,3 @@ impl FromRequestParts<AppState> for PasswordSession {
         Ok(Self { user, claims })
     }
 }
-
-impl axum::response::IntoResponse for AppError {
-    fn into_response(self) -> axum::response::Response {
-        let status = http::StatusCode::from_u16(self.status()).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
-        (status, axum::Json(self)).into_response()
-    }
-}

@@ -21,9 +21,9 @@ use super::request::RequestMeta;
 use super::service;
 use super::state::AppState;
 use super::tokens::{CookieKind, Stage};
-use crate::api::{parse_email, parse_new_password, parse_registration, parse_second_factor};
 use crate::error::{AppError, ErrorKind};
 use crate::ui::outcome::{FormOutcome, Intent, Shown};
+use crate::wire::{parse_email, parse_new_password, parse_registration, parse_second_factor};
 
 /// Largest form body read; the biggest form is three short fields.
 const MAX_FORM_BYTES: usize = 16 * 1024;
@@ -204,7 +204,7 @@ async fn security(State(state): State<AppState>, req: Request) -> Response {
             }
         }
         Intent::Regenerate => {
-            let result = match crate::api::parse_code(posted.get("code")) {
+            let result = match crate::wire::parse_code(posted.get("code")) {
                 Ok(code) => service::regenerate_recovery_codes(&state, &posted.meta, session, code).await,
                 Err(e) => Err(e),
             };
@@ -214,7 +214,7 @@ async fn security(State(state): State<AppState>, req: Request) -> Response {
             }
         }
         Intent::TurnOff => {
-            let result = match crate::api::parse_any_second_factor(posted.get("code")) {
+            let result = match crate::wire::parse_any_second_factor(posted.get("code")) {
                 Ok(factor) => service::turn_off(&state, &posted.meta, session, posted.get("password"), factor).await,
                 Err(e) => Err(e),
             };

@@ -7,14 +7,14 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
-use crate::api::{
-    ActivityEvent, AuditKind, GenerateResponse, LogInResponse, RecoveryCodesResponse, TurnOnResponse, TwoFactorStatus,
-    User,
-};
 use crate::domain::{
     Email, Password, PersonName, RECOVERY_ALPHABET, RECOVERY_CODE_CHARS, RecoveryCode, SecondFactor, TotpCode,
 };
 use crate::error::AppError;
+use crate::wire::{
+    ActivityEvent, AuditKind, GenerateResponse, LogInResponse, RecoveryCodesResponse, TurnOnResponse, TwoFactorStatus,
+    User,
+};
 
 use super::auth::{FullSession, PasswordSession};
 use super::db::{NewAuditEvent, NewSession, Throttle, Tx, UserRow};
@@ -358,7 +358,7 @@ fn enrolment_digits(typed: &str) -> Result<String, AppError> {
     if (digits.len() == 6 || digits.len() == 8) && digits.bytes().all(|b| b.is_ascii_digit()) {
         Ok(digits)
     } else {
-        crate::api::parse_code(typed).map(|c| c.as_str().to_owned())
+        crate::wire::parse_code(typed).map(|c| c.as_str().to_owned())
     }
 }
 

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::api::GenerateResponse;
 use crate::error::AppError;
+use crate::wire::GenerateResponse;
 
 /// Which form of a page was posted (the hidden `intent` field).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

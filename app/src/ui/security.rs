@@ -21,7 +21,8 @@ use super::home::LogOutButton;
 use super::outcome::{FormOutcome, Intent, Shown, page_outcome};
 use super::session::{RequireUser, with_refresh};
 use super::{
-    ErrorNote, InputKind, IntentField, SubmitButton, TextField, field_message, focus_later, form_error, hydrated, qr,
+    CopyButton, ErrorNote, InputKind, IntentField, SubmitButton, TextField, field_message, focus_later, form_error,
+    hydrated, qr,
 };
 
 /// The page's post outcome, handed to the components inside `RequireUser`.
@@ -502,43 +503,6 @@ fn percent_encode(text: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
-}
-
-/// A button that copies `text` and says whether it worked: the clipboard
-/// exists only in secure contexts (https or localhost) and may be refused.
-#[component]
-fn CopyButton(text: String, label: &'static str, #[prop(default = "btn")] class: &'static str) -> impl IntoView {
-    let outcome = RwSignal::new(None::<bool>);
-    let copy = move |_| {
-        let text = text.clone();
-        leptos::task::spawn_local(async move { outcome.set(Some(copy_to_clipboard(&text).await)) });
-    };
-    view! {
-        <button type="button" class=class on:click=copy>
-            {move || match outcome.get() {
-                Some(true) => "Copied",
-                Some(false) => "Copy unavailable: select the text",
-                None => label,
-            }}
-        </button>
-    }
-}
-
-async fn copy_to_clipboard(text: &str) -> bool {
-    #[cfg(feature = "hydrate")]
-    {
-        let Some(window) = web_sys::window() else { return false };
-        // `navigator.clipboard` is undefined outside secure contexts.
-        if !window.is_secure_context() {
-            return false;
-        }
-        wasm_bindgen_futures::JsFuture::from(window.navigator().clipboard().write_text(text)).await.is_ok()
-    }
-    #[cfg(not(feature = "hydrate"))]
-    {
-        let _ = text;
-        false
-    }
 }
 
 #[cfg(test)]

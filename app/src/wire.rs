@@ -1,0 +1,241 @@
+//! The wire types of the HTTP API: the response bodies every endpoint
+//! answers with, and the parsers that turn request fields into domain types
+//! with per-field errors. The server functions (`api`), the service layer
+//! and the pages all use these; none of them owns them.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{Email, Password, PersonName, RecoveryCode, SecondFactor, TotpCode};
+use crate::error::AppError;
+
+/// The user as every endpoint returns it. The TOTP secret is not a field,
+/// so no response can carry it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    pub id: i64,
+    pub email: String,
+    pub name: String,
+    pub is_two_factor_authentication_enabled: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogInResponse {
+    pub user: User,
+    pub two_factor_required: bool,
+}
+
+/// A pending secret: base32 for manual entry and the URI for the QR code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GenerateResponse {
+    pub secret: String,
+    pub otpauth_url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Done {
+    pub message: String,
+}
+
+/// Turning 2FA on: the user and 10 single-use recovery codes, shown once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TurnOnResponse {
+    pub user: User,
+    pub recovery_codes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecoveryCodesResponse {
+    pub recovery_codes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TwoFactorStatus {
+    pub enabled: bool,
+    pub recovery_codes_left: i64,
+}
+
+/// Kinds of security events in the audit trail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditKind {
+    LogInOk,
+    LogInFailed,
+    CodeFailed,
+    Throttled,
+    TwoFactorOn,
+    TwoFactorOff,
+    RecoveryCodeUsed,
+    RecoveryCodesRegenerated,
+    RefreshReuseDetected,
+    PasswordChanged,
+    SessionsRevoked,
+    TwoFactorReset,
+}
+
+impl AuditKind {
+    const ALL: [AuditKind; 12] = [
+        AuditKind::LogInOk,
+        AuditKind::LogInFailed,
+        AuditKind::CodeFailed,
+        AuditKind::Throttled,
+        AuditKind::TwoFactorOn,
+        AuditKind::TwoFactorOff,
+        AuditKind::RecoveryCodeUsed,
+        AuditKind::RecoveryCodesRegenerated,
+        AuditKind::RefreshReuseDetected,
+        AuditKind::PasswordChanged,
+        AuditKind::SessionsRevoked,
+        AuditKind::TwoFactorReset,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditKind::LogInOk => "log_in_ok",
+            AuditKind::LogInFailed => "log_in_failed",
+            AuditKind::CodeFailed => "code_failed",
+            AuditKind::Throttled => "throttled",
+            AuditKind::TwoFactorOn => "two_factor_on",
+            AuditKind::TwoFactorOff => "two_factor_off",
+            AuditKind::RecoveryCodeUsed => "recovery_code_used",
+            AuditKind::RecoveryCodesRegenerated => "recovery_codes_regenerated",
+            AuditKind::RefreshReuseDetected => "refresh_reuse_detected",
+            AuditKind::PasswordChanged => "password_changed",
+            AuditKind::SessionsRevoked => "sessions_revoked",
+            AuditKind::TwoFactorReset => "two_factor_reset",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// How the security page names the event.
+    pub fn label(self) -> &'static str {
+        match self {
+            AuditKind::LogInOk => "Logged in",
+            AuditKind::LogInFailed => "Failed log-in (wrong password)",
+            AuditKind::CodeFailed => "Wrong two-factor code",
+            AuditKind::Throttled => "Too many attempts: slowed down",
+            AuditKind::TwoFactorOn => "Two-factor authentication turned on",
+            AuditKind::TwoFactorOff => "Two-factor authentication turned off",
+            AuditKind::RecoveryCodeUsed => "Recovery code used",
+            AuditKind::RecoveryCodesRegenerated => "New recovery codes made",
+            AuditKind::RefreshReuseDetected => "Stolen session detected and ended",
+            AuditKind::PasswordChanged => "Password changed",
+            AuditKind::SessionsRevoked => "Logged out everywhere",
+            AuditKind::TwoFactorReset => "Two-factor authentication reset by an administrator",
+        }
+    }
+
+    /// Events worth a warning colour on the security page.
+    pub fn is_warning(self) -> bool {
+        matches!(
+            self,
+            AuditKind::LogInFailed
+                | AuditKind::CodeFailed
+                | AuditKind::Throttled
+                | AuditKind::RefreshReuseDetected
+                | AuditKind::TwoFactorReset
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActivityEvent {
+    pub kind: AuditKind,
+    /// Unix seconds.
+    pub at: i64,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Activity {
+    pub events: Vec<ActivityEvent>,
+}
+
+/// Parses a field, collecting its message under the JSON field name.
+fn field<T>(
+    errors: &mut BTreeMap<String, String>,
+    name: &str,
+    parsed: Result<T, crate::domain::ParseError>,
+) -> Option<T> {
+    match parsed {
+        Ok(v) => Some(v),
+        Err(e) => {
+            errors.insert(name.to_owned(), e.0.to_owned());
+            None
+        }
+    }
+}
+
+/// Parses the sign-up form. Shared by the browser (to show field errors
+/// before sending) and the server (the authority).
+pub fn parse_registration(email: &str, name: &str, password: &str) -> Result<(Email, PersonName, Password), AppError> {
+    let mut errors = BTreeMap::new();
+    let email = field(&mut errors, "email", Email::parse(email));
+    let name = field(&mut errors, "name", PersonName::parse(name));
+    let password = field(&mut errors, "password", Password::parse(password));
+    match (email, name, password) {
+        (Some(e), Some(n), Some(p)) => Ok((e, n, p)),
+        _ => Err(AppError::fields(errors)),
+    }
+}
+
+/// A 400 for one field, its message also the error's message.
+fn field_failure(name: &str, e: crate::domain::ParseError) -> AppError {
+    let mut errors = BTreeMap::new();
+    errors.insert(name.to_owned(), e.0.to_owned());
+    let mut err = AppError::fields(errors);
+    err.message = e.0.to_owned();
+    err
+}
+
+pub fn parse_code(code: &str) -> Result<TotpCode, AppError> {
+    TotpCode::parse(code).map_err(|e| field_failure("twoFactorAuthenticationCode", e))
+}
+
+/// Exactly one of a 6-digit code or a recovery code.
+pub fn parse_second_factor(code: Option<&str>, recovery: Option<&str>) -> Result<SecondFactor, AppError> {
+    let present = |v: Option<&str>| v.map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
+    match (present(code), present(recovery)) {
+        (Some(c), None) => parse_code(&c).map(SecondFactor::Totp),
+        (None, Some(r)) => {
+            RecoveryCode::parse(&r).map(SecondFactor::Recovery).map_err(|e| field_failure("recoveryCode", e))
+        }
+        (None, None) => Err(AppError::bad_request("Enter the 6-digit code from your app or a recovery code.")),
+        (Some(_), Some(_)) => Err(AppError::bad_request("Send a 6-digit code or a recovery code, not both.")),
+    }
+}
+
+/// One field holding either a 6-digit code or a recovery code, told apart
+/// by their shapes (a recovery code has letters). The forms use it where a
+/// switch between two fields would need JavaScript.
+pub fn parse_any_second_factor(text: &str) -> Result<SecondFactor, AppError> {
+    if let Ok(code) = TotpCode::parse(text) {
+        return Ok(SecondFactor::Totp(code));
+    }
+    RecoveryCode::parse(text).map(SecondFactor::Recovery).map_err(|_| {
+        field_failure(
+            "code",
+            crate::domain::ParseError("Enter the 6-digit code from your app or one of your recovery codes."),
+        )
+    })
+}
+
+pub fn parse_new_password(password: &str) -> Result<Password, AppError> {
+    Password::parse(password).map_err(|e| field_failure("newPassword", e))
+}
+
+pub fn parse_email(email: &str) -> Result<Email, AppError> {
+    Email::parse(email).map_err(|e| field_failure("email", e))
+}

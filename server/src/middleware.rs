@@ -1,0 +1,151 @@
+//! The layers around every request: the same-origin check on writes, the
+//! `/api` edge (error statuses, JSON for 405/413, empty bodies, no-store)
+//! and the security and caching headers.
+
+use app::error::AppError;
+use app::server::AppState;
+use axum::body::{Body, to_bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::MAX_BODY_BYTES;
+
+/// The edge of every `/api/*` request: refuse cross-site writes before
+/// anything runs, then give a server function's error the status its kind
+/// names (server functions answer 500 by default), make other failures
+/// JSON, and forbid caching. leptos_axum registers each server function as
+/// its own route, so this is a layer rather than a handler.
+pub async fn api_edge(req: Request, next: Next) -> Response {
+    // Every write, to the API or a page's form, must come from this site.
+    let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let cross_site = unsafe_method && !same_origin(req.headers());
+    if !req.uri().path().starts_with("/api/") {
+        if cross_site {
+            tracing::warn!(path = %req.uri().path(), "cross-site form post refused");
+            let mut res = (StatusCode::FORBIDDEN, "Cross-site requests are not allowed.").into_response();
+            res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            return res;
+        }
+        return next.run(req).await;
+    }
+    let mut res = if cross_site {
+        tracing::warn!(path = %req.uri().path(), "cross-site request refused");
+        AppError::forbidden("Cross-site requests are not allowed.").into_response()
+    } else {
+        let req = match empty_body_as_object(req).await {
+            Ok(req) => req,
+            Err(res) => return res,
+        };
+        let res = next.run(req).await;
+        match res.status() {
+            StatusCode::METHOD_NOT_ALLOWED => {
+                json_status(AppError::bad_request("Method not allowed for this endpoint."), res.status())
+            }
+            StatusCode::PAYLOAD_TOO_LARGE => {
+                json_status(AppError::bad_request("The request body is too large."), res.status())
+            }
+            _ => fix_error_status(res).await,
+        }
+    };
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+/// Endpoints without arguments (`/2fa/generate`, `/log-out`) take `{}`; a
+/// client that sends no body at all, as the NestJS original allowed, gets
+/// the same answer instead of a JSON parse error.
+async fn empty_body_as_object(req: Request) -> Result<Request, Response> {
+    if req.method() != Method::POST {
+        return Ok(req);
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| {
+        json_status(AppError::bad_request("The request body is too large."), StatusCode::PAYLOAD_TOO_LARGE)
+    })?;
+    let bytes = if bytes.iter().all(u8::is_ascii_whitespace) { axum::body::Bytes::from_static(b"{}") } else { bytes };
+    Ok(Request::from_parts(parts, Body::from(bytes)))
+}
+
+fn json_status(error: AppError, status: StatusCode) -> Response {
+    let mut res = error.into_response();
+    *res.status_mut() = status;
+    res
+}
+
+pub async fn unknown_endpoint() -> Response {
+    AppError::not_found().into_response()
+}
+
+/// Browsers say where a request comes from; a request from another site is
+/// refused. Clients that send neither header (curl, SDKs) are not browsers
+/// and carry no ambient cookies of a victim, so they pass.
+fn same_origin(headers: &HeaderMap) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site") {
+        return matches!(site.to_str(), Ok("same-origin") | Ok("none"));
+    }
+    match (headers.get(header::ORIGIN), headers.get(header::HOST)) {
+        (None, _) => true,
+        (Some(origin), Some(host)) => {
+            let origin = origin.to_str().unwrap_or("");
+            let origin_host = origin.split_once("://").map(|(_, h)| h).unwrap_or("");
+            Some(origin_host) == host.to_str().ok()
+        }
+        (Some(_), None) => false,
+    }
+}
+
+async fn fix_error_status(res: Response) -> Response {
+    if !res.headers().contains_key(leptos::server_fn::error::SERVER_FN_ERROR_HEADER) {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    let bytes = to_bytes(body, 64 * 1024).await.unwrap_or_default();
+    let error: AppError = serde_json::from_slice(&bytes).unwrap_or_else(|_| AppError::internal());
+    parts.status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if let Some(seconds) = error.retry_after {
+        parts.headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+    }
+    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(bytes))
+}
+
+pub async fn security_headers(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let site_file = req.uri().path().starts_with("/pkg/");
+    let mut res = next.run(req).await;
+    // Site files carry a content hash in their names when built for release,
+    // so a browser may keep them for good; without hashes it must revalidate.
+    // Pages and API answers are per-user and never stored.
+    let cache = if site_file && res.status() == StatusCode::OK {
+        if state.leptos_options.hash_files { "public, max-age=31536000, immutable" } else { "no-cache" }
+    } else {
+        "no-store"
+    };
+    if !res.headers().contains_key(header::CACHE_CONTROL) {
+        res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    }
+    // A page that called <Redirect/> during server rendering gets a Location
+    // header from leptos_axum but keeps 200; make it a real redirect so a
+    // browser without JavaScript (or before hydration) follows it too.
+    if res.status() == StatusCode::OK && res.headers().contains_key(header::LOCATION) {
+        *res.status_mut() = StatusCode::FOUND;
+    }
+    let h = res.headers_mut();
+    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    // Pages set their own policy with the script nonce (see app::shell);
+    // everything else (JSON, files, errors) may run nothing at all.
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"),
+        );
+    }
+    if state.cookies.secure {
+        h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000; includeSubDomains"));
+    }
+    res
+}

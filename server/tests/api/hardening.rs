@@ -1,0 +1,376 @@
+//! Guessing limits, recovery codes, turning 2FA off, replacing the secret, sealed secrets and the activity trail.
+
+use super::*;
+
+// ------------------------------------------------------------------ hardening
+
+#[tokio::test]
+async fn password_guessing_is_throttled_per_account() {
+    let app = spawn_app().await;
+    assert_eq!(app.register("nat@example.com").await.status, StatusCode::CREATED);
+    for _ in 0..5 {
+        assert_error(
+            &app.log_in("nat@example.com", "wrong password guess").await,
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+        );
+    }
+    // The sixth try, even with the right password, waits.
+    let r = app.log_in("nat@example.com", PASSWORD).await;
+    assert_error(&r, StatusCode::TOO_MANY_REQUESTS, "too_many_requests");
+    assert_eq!(r.headers["retry-after"], "1");
+    assert_eq!(r.body["retryAfter"], 1);
+    // An unknown email is throttled the same way: no enumeration by limits.
+    for _ in 0..5 {
+        app.log_in("ghost@example.com", "wrong password guess").await;
+    }
+    assert_error(&app.log_in("ghost@example.com", PASSWORD).await, StatusCode::TOO_MANY_REQUESTS, "too_many_requests");
+    // The delay doubles per failure.
+    app.clock.advance(1);
+    assert_error(
+        &app.log_in("nat@example.com", "wrong password guess").await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_credentials",
+    );
+    let r = app.log_in("nat@example.com", PASSWORD).await;
+    assert_eq!(r.headers["retry-after"], "2");
+    app.clock.advance(2);
+    // A success resets the count.
+    assert_eq!(app.log_in("nat@example.com", PASSWORD).await.status, StatusCode::OK);
+    for _ in 0..5 {
+        assert_eq!(app.log_in("nat@example.com", "wrong password guess").await.status, StatusCode::UNAUTHORIZED);
+    }
+}
+
+#[tokio::test]
+async fn delay_is_capped_at_fifteen_minutes() {
+    let app = spawn_app().await;
+    assert_eq!(app.register("olga@example.com").await.status, StatusCode::CREATED);
+    let mut waits = Vec::new();
+    for _ in 0..40 {
+        let r = app.log_in("olga@example.com", "wrong password guess").await;
+        if r.status == StatusCode::TOO_MANY_REQUESTS {
+            let w = r.body["retryAfter"].as_i64().expect("retryAfter");
+            waits.push(w);
+            app.clock.advance(w);
+        }
+    }
+    // 1, 2, 4, … 512, then 900 seconds and no more.
+    assert_eq!(&waits[..10], &[1, 2, 4, 8, 16, 32, 64, 128, 256, 512]);
+    assert!(waits[10..].iter().all(|w| *w == 900), "{waits:?}");
+}
+
+#[tokio::test]
+async fn a_thousand_parallel_wrong_codes_evaluate_at_most_five() {
+    let app = spawn_app().await;
+    let secret = app.enrolled_user("pia@example.com").await;
+    app.password_stage("pia@example.com").await;
+    let right = app.code_at(&secret, app.clock_now() + 30);
+    let wrong = if right == "000000" { "111111".to_owned() } else { "000000".to_owned() };
+    let tasks: Vec<_> = (0..1000)
+        .map(|_| {
+            let client = app.client.clone();
+            let url = format!("{}/api/2fa/authenticate", app.base);
+            let body = json!({"twoFactorAuthenticationCode": wrong});
+            tokio::spawn(async move { client.post(url).json(&body).send().await.map(|r| r.status()) })
+        })
+        .collect();
+    let (mut evaluated, mut throttled) = (0, 0);
+    for t in tasks {
+        match t.await.expect("task").expect("request") {
+            StatusCode::UNAUTHORIZED => evaluated += 1,
+            StatusCode::TOO_MANY_REQUESTS => throttled += 1,
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(evaluated, 5, "only the free attempts are evaluated");
+    assert_eq!(throttled, 995);
+    // Even the right code waits now.
+    let r = app.post("/api/2fa/authenticate", json!({"twoFactorAuthenticationCode": right})).await;
+    assert_error(&r, StatusCode::TOO_MANY_REQUESTS, "too_many_requests");
+    // Guessing codes does not lock the password step.
+    let r = app.log_in("pia@example.com", PASSWORD).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    // After the delay the right code works and clears the count.
+    app.clock.advance(r.body["retryAfter"].as_i64().unwrap_or(1).max(1));
+    let r = app.post("/api/2fa/authenticate", json!({"twoFactorAuthenticationCode": right})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+}
+
+#[tokio::test]
+async fn per_address_limit_spans_accounts() {
+    let app = spawn_app().await;
+    // 50 failures spread over many accounts from one address.
+    for i in 0..50 {
+        app.log_in(&format!("user{i}@example.com"), "wrong password guess").await;
+    }
+    let r = app.log_in("fresh@example.com", "wrong password guess").await;
+    assert_error(&r, StatusCode::TOO_MANY_REQUESTS, "too_many_requests");
+    // Another address (behind a trusted proxy) is not affected.
+    let proxied = spawn_app_with(&[("TRUSTED_PROXY_HEADER", "x-forwarded-for")]).await;
+    for i in 0..50 {
+        let req = proxied
+            .client
+            .post(format!("{}/api/authentication/log-in", proxied.base))
+            .header("x-forwarded-for", "198.51.100.7")
+            .json(&json!({"email": format!("user{i}@example.com"), "password": "wrong password guess"}));
+        proxied.send(&proxied.client, req).await;
+    }
+    let other = proxied
+        .client
+        .post(format!("{}/api/authentication/log-in", proxied.base))
+        .header("x-forwarded-for", "203.0.113.9")
+        .json(&json!({"email": "fresh@example.com", "password": "wrong password guess"}));
+    assert_error(&proxied.send(&proxied.client, other).await, StatusCode::UNAUTHORIZED, "invalid_credentials");
+    let same = proxied
+        .client
+        .post(format!("{}/api/authentication/log-in", proxied.base))
+        .header("x-forwarded-for", "10.0.0.1, 198.51.100.7")
+        .json(&json!({"email": "fresh@example.com", "password": "wrong password guess"}));
+    assert_error(&proxied.send(&proxied.client, same).await, StatusCode::TOO_MANY_REQUESTS, "too_many_requests");
+}
+
+#[tokio::test]
+async fn recovery_codes_work_once() {
+    let app = spawn_app().await;
+    let (_secret, codes) = app.enrolled_with_codes("quin@example.com").await;
+    assert_eq!(codes.len(), 10);
+    assert!(codes.iter().all(|c| c.len() == 14 && c.chars().filter(|&ch| ch == '-').count() == 2), "{codes:?}");
+    let st = app.get("/api/2fa/status").await;
+    assert_eq!(st.body["recoveryCodesLeft"], 10, "{}", st.text);
+
+    app.password_stage("quin@example.com").await;
+    // Typed in capitals without dashes: still the same code.
+    let typed = codes[0].replace('-', "").to_uppercase();
+    let r = app.post("/api/2fa/authenticate", json!({"recoveryCode": typed})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(app.get("/api/2fa/status").await.body["recoveryCodesLeft"], 9);
+
+    app.password_stage("quin@example.com").await;
+    let r = app.post("/api/2fa/authenticate", json!({"recoveryCode": codes[0]})).await;
+    assert_error(&r, StatusCode::UNAUTHORIZED, "invalid_code");
+    let r = app.post("/api/2fa/authenticate", json!({"recoveryCode": "not-a-code"})).await;
+    assert_error(&r, StatusCode::BAD_REQUEST, "bad_request");
+    let r = app
+        .post("/api/2fa/authenticate", json!({"recoveryCode": codes[1], "twoFactorAuthenticationCode": "123456"}))
+        .await;
+    assert_error(&r, StatusCode::BAD_REQUEST, "bad_request");
+
+    // Two clients racing with one recovery code: exactly one wins.
+    let a = new_client();
+    let b = new_client();
+    for c in [&a, &b] {
+        let r = app
+            .post_with(c, "/api/authentication/log-in", json!({"email": "quin@example.com", "password": PASSWORD}))
+            .await;
+        assert_eq!(r.status, StatusCode::OK);
+    }
+    let url = format!("{}/api/2fa/authenticate", app.base);
+    let body = json!({"recoveryCode": codes[2]});
+    let (ra, rb) = tokio::join!(a.post(&url).json(&body).send(), b.post(&url).json(&body).send());
+    let statuses = [ra.expect("a").status(), rb.expect("b").status()];
+    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::OK).count(), 1, "{statuses:?}");
+
+    let events = app.with_cookie(reqwest::Method::GET, "/api/authentication/activity", "", None).await;
+    assert_eq!(events.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn regenerating_recovery_codes_voids_the_old_ones() {
+    let app = spawn_app().await;
+    let (secret, old) = app.enrolled_with_codes("rae@example.com").await;
+    let r = app.post("/api/2fa/recovery-codes", json!({"twoFactorAuthenticationCode": app.wrong_code(&secret)})).await;
+    assert_error(&r, StatusCode::UNAUTHORIZED, "invalid_code");
+    // Refused: the old set is untouched and still works.
+    assert_eq!(app.get("/api/2fa/status").await.body["recoveryCodesLeft"], 10);
+    let other = new_client();
+    app.post_with(&other, "/api/authentication/log-in", json!({"email": "rae@example.com", "password": PASSWORD}))
+        .await;
+    let r = app.post_with(&other, "/api/2fa/authenticate", json!({"recoveryCode": old[9]})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    app.clock.advance(30);
+    let r = app.post("/api/2fa/recovery-codes", json!({"twoFactorAuthenticationCode": app.code_now(&secret)})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let new: Vec<String> = r.body["recoveryCodes"]
+        .as_array()
+        .expect("codes")
+        .iter()
+        .map(|c| c.as_str().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(new.len(), 10);
+    app.password_stage("rae@example.com").await;
+    assert_error(
+        &app.post("/api/2fa/authenticate", json!({"recoveryCode": old[0]})).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_code",
+    );
+    assert_eq!(app.post("/api/2fa/authenticate", json!({"recoveryCode": new[0]})).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn turning_off_needs_password_and_code() {
+    let app = spawn_app().await;
+    let (secret, codes) = app.enrolled_with_codes("sam@example.com").await;
+    // Another device's session, to see it end.
+    let other = new_client();
+    app.post_with(&other, "/api/authentication/log-in", json!({"email": "sam@example.com", "password": PASSWORD}))
+        .await;
+    app.clock.advance(30);
+    let r = app
+        .post_with(&other, "/api/2fa/authenticate", json!({"twoFactorAuthenticationCode": app.code_now(&secret)}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(app.get_with(&other, "/api/authentication").await.status, StatusCode::OK);
+
+    app.clock.advance(30);
+    let code = app.code_now(&secret);
+    let r = app
+        .post("/api/2fa/turn-off", json!({"password": "not my password", "twoFactorAuthenticationCode": code}))
+        .await;
+    assert_error(&r, StatusCode::UNAUTHORIZED, "invalid_credentials");
+    let r = app.post("/api/2fa/turn-off", json!({"password": PASSWORD})).await;
+    assert_error(&r, StatusCode::BAD_REQUEST, "bad_request");
+    let r = app
+        .post(
+            "/api/2fa/turn-off",
+            json!({"password": PASSWORD, "twoFactorAuthenticationCode": app.wrong_code(&secret)}),
+        )
+        .await;
+    assert_error(&r, StatusCode::UNAUTHORIZED, "invalid_code");
+    assert_eq!(app.get("/api/authentication").await.body["isTwoFactorAuthenticationEnabled"], true);
+
+    // With a recovery code instead of the app code.
+    let r = app.post("/api/2fa/turn-off", json!({"password": PASSWORD, "recoveryCode": codes[3]})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["isTwoFactorAuthenticationEnabled"], false);
+    assert_eq!(app.get("/api/authentication").await.body["isTwoFactorAuthenticationEnabled"], false);
+    // The other device's session ended with the change.
+    assert_error(&app.get_with(&other, "/api/authentication").await, StatusCode::UNAUTHORIZED, "unauthenticated");
+    // Logging in needs no code now.
+    app.post("/api/authentication/log-out", json!({})).await;
+    assert_eq!(app.log_in("sam@example.com", PASSWORD).await.body["twoFactorRequired"], false);
+}
+
+#[tokio::test]
+async fn a_new_secret_needs_proof_and_replaces_the_old_only_when_confirmed() {
+    let app = spawn_app().await;
+    let old = app.enrolled_user("tom@example.com").await;
+    app.clock.advance(30);
+    let g = app.post("/api/2fa/generate", json!({"twoFactorAuthenticationCode": app.code_now(&old)})).await;
+    assert_eq!(g.status, StatusCode::OK, "{}", g.text);
+    let new = g.body["secret"].as_str().expect("secret").to_owned();
+    assert_ne!(new, old);
+    // Not confirmed yet: the old secret still logs in, the new does not.
+    app.password_stage("tom@example.com").await;
+    app.clock.advance(30);
+    assert_error(
+        &app.post("/api/2fa/authenticate", json!({"twoFactorAuthenticationCode": app.code_now(&new)})).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_code",
+    );
+    assert_eq!(
+        app.post("/api/2fa/authenticate", json!({"twoFactorAuthenticationCode": app.code_now(&old)})).await.status,
+        StatusCode::OK
+    );
+    // Confirmed: the new one replaces the old.
+    app.clock.advance(30);
+    let r = app.post("/api/2fa/turn-on", json!({"twoFactorAuthenticationCode": app.code_now(&new)})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    app.password_stage("tom@example.com").await;
+    app.clock.advance(30);
+    assert_error(
+        &app.post("/api/2fa/authenticate", json!({"twoFactorAuthenticationCode": app.code_now(&old)})).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_code",
+    );
+    app.clock.advance(30);
+    assert_eq!(
+        app.post("/api/2fa/authenticate", json!({"twoFactorAuthenticationCode": app.code_now(&new)})).await.status,
+        StatusCode::OK
+    );
+}
+
+/// What a database dump shows for zed's secret.
+async fn stored_secret(url: &str) -> (String,) {
+    sqlx::any::install_default_drivers();
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(url).await.expect("db");
+    sqlx::query_as("SELECT totp_secret FROM users WHERE email = 'zed@example.com'")
+        .fetch_one(&mut conn)
+        .await
+        .expect("row")
+}
+
+#[tokio::test]
+async fn secrets_are_sealed_at_rest_and_keys_rotate() {
+    init_test_log();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().to_path_buf();
+    let k1 = format!("k1:{}", "11".repeat(32));
+    let k2 = format!("k2:{}", "22".repeat(32));
+    let app = spawn_in(dir, &[("SECRETS_KEY", &k1)]).await;
+    let secret = app.enrolled_user("zed@example.com").await;
+
+    let url = app.database_url.clone();
+    let stored = stored_secret(&url).await;
+    assert!(stored.0.starts_with("v1.k1."), "{}", stored.0);
+    assert!(!stored.0.contains(&secret), "the dump shows no usable secret");
+
+    // Rotate: new key current, old key previous; the command re-seals.
+    let config = Config::from_vars(|k| match k {
+        "DATA_DIR" => Some(path.display().to_string()),
+        "DATABASE_URL" => Some(url.clone()),
+        "JWT_SECRET" => Some("test-signing-key-that-is-long-enough-0123456789".into()),
+        "SECRETS_KEY" => Some(k2.clone()),
+        "SECRETS_KEYS_PREVIOUS" => Some(k1.clone()),
+        _ => None,
+    })
+    .expect("config");
+    let rotated_state = build_state(&config, Arc::new(app.clock.clone())).await.expect("state");
+    assert_eq!(server::ops::rotate_secrets_key(&rotated_state).await.expect("rotate"), 1);
+    assert_eq!(server::ops::rotate_secrets_key(&rotated_state).await.expect("again"), 0);
+    let stored = stored_secret(&url).await;
+    assert!(stored.0.starts_with("v1.k2."), "{}", stored.0);
+
+    // A server on the new key alone still logs the user in with the same app.
+    let router = build_router(rotated_state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let c = new_client();
+    let r = c
+        .post(format!("{base}/api/authentication/log-in"))
+        .json(&json!({"email": "zed@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .expect("log-in");
+    assert_eq!(r.status(), StatusCode::OK);
+    app.clock.advance(30);
+    let r = c
+        .post(format!("{base}/api/2fa/authenticate"))
+        .json(&json!({"twoFactorAuthenticationCode": app.code_now(&secret)}))
+        .send()
+        .await
+        .expect("code");
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn activity_lists_security_events() {
+    let app = spawn_app().await;
+    assert_eq!(app.register("amy@example.com").await.status, StatusCode::CREATED);
+    app.log_in("amy@example.com", "wrong password guess").await;
+    let r = app
+        .client
+        .post(format!("{}/api/authentication/log-in", app.base))
+        .header("user-agent", "Mozilla/5.0 TestBrowser/1.0")
+        .json(&json!({"email": "amy@example.com", "password": PASSWORD}));
+    assert_eq!(app.send(&app.client, r).await.status, StatusCode::OK);
+    let a = app.get("/api/authentication/activity").await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let events = a.body["events"].as_array().expect("events");
+    assert_eq!(events[0]["kind"], "log_in_ok");
+    assert_eq!(events[0]["ip"], "127.0.0.1");
+    assert_eq!(events[0]["userAgent"], "Mozilla/5.0 TestBrowser/1.0");
+    assert_eq!(events[0]["at"], START);
+    assert_eq!(events[1]["kind"], "log_in_failed");
+}

@@ -1,0 +1,191 @@
+//! Real server processes: two instances on one PostgreSQL database acting as one service, and draining on SIGTERM.
+
+use super::*;
+
+// ------------------------------------------------------------------ many instances and faults
+
+/// A real server process (the binary cargo built for this test run).
+struct Instance {
+    child: std::process::Child,
+    base: String,
+}
+
+impl Instance {
+    async fn start(database_url: &str, data_dir: &std::path::Path) -> Instance {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
+            l.local_addr().expect("addr").port()
+        };
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+            .env("DATABASE_URL", database_url)
+            .env("DATA_DIR", data_dir)
+            .env("JWT_SECRET", "shared-signing-key-of-the-whole-service-0123456789")
+            .env("SECRETS_KEY", format!("s1:{}", "5a".repeat(32)))
+            .env("RUST_LOG", "warn")
+            // A replay is judged at once here (the clock is real).
+            .env("REFRESH_GRACE_SECONDS", "0")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("start the server binary");
+        // Owned by an Instance from here, so a failed start still kills it.
+        let instance = Instance { child, base: format!("http://127.0.0.1:{port}") };
+        let probe = reqwest::Client::new();
+        // Poll until it answers; start-up includes migrations.
+        for _ in 0..500 {
+            if probe.get(instance.url("/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
+                return instance;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("the server at {} did not become ready", instance.base);
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn terminate(&self) {
+        let _ = std::process::Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+async fn status_of(req: reqwest::RequestBuilder) -> StatusCode {
+    req.send().await.expect("request").status()
+}
+
+#[tokio::test]
+async fn two_instances_act_as_one_service() {
+    let dir = tempfile::tempdir().expect("dir");
+    let url = database_for(dir.path()).await;
+    let a = Instance::start(&url, dir.path()).await;
+    let b = Instance::start(&url, dir.path()).await;
+    let c = new_client();
+    let creds = json!({"email": "multi@example.com", "password": PASSWORD});
+    let reg = json!({"email": "multi@example.com", "name": "Multi", "password": PASSWORD});
+    assert_eq!(status_of(c.post(a.url("/api/authentication/register")).json(&reg)).await, StatusCode::CREATED);
+    assert_eq!(status_of(c.post(b.url("/api/authentication/register")).json(&reg)).await, StatusCode::CONFLICT);
+
+    // Enrol through A, confirm through B.
+    assert_eq!(status_of(c.post(a.url("/api/authentication/log-in")).json(&creds)).await, StatusCode::OK);
+    let g: Value =
+        c.post(a.url("/api/2fa/generate")).json(&json!({})).send().await.expect("g").json().await.expect("json");
+    let secret = totp::from_base32(g["secret"].as_str().expect("secret")).expect("base32");
+    let code = |t: i64| totp::code_at(&secret, t).expect("code");
+    let on = c.post(b.url("/api/2fa/turn-on")).json(&json!({"twoFactorAuthenticationCode": code(unix_now())}));
+    assert_eq!(status_of(on).await, StatusCode::OK);
+
+    // A code accepted by A is refused by B.
+    let next = code(unix_now() + 30);
+    assert_eq!(status_of(c.post(a.url("/api/authentication/log-in")).json(&creds)).await, StatusCode::OK);
+    let body = json!({"twoFactorAuthenticationCode": next});
+    assert_eq!(status_of(c.post(a.url("/api/2fa/authenticate")).json(&body)).await, StatusCode::OK);
+    assert_eq!(status_of(c.post(b.url("/api/authentication/log-in")).json(&creds)).await, StatusCode::OK);
+    assert_eq!(status_of(c.post(b.url("/api/2fa/authenticate")).json(&body)).await, StatusCode::UNAUTHORIZED);
+
+    // Guessing limits count the failures sent to both.
+    let wrong = if next == "000000" { "111111" } else { "000000" };
+    let (mut evaluated, mut throttled) = (0, 0);
+    for i in 0..12 {
+        let inst = if i % 2 == 0 { &a } else { &b };
+        match status_of(c.post(inst.url("/api/2fa/authenticate")).json(&json!({"twoFactorAuthenticationCode": wrong})))
+            .await
+        {
+            StatusCode::UNAUTHORIZED => evaluated += 1,
+            StatusCode::TOO_MANY_REQUESTS => throttled += 1,
+            other => panic!("unexpected {other}"),
+        }
+    }
+    // 5 free, one already spent by the replay refused on B; a second
+    // boundary crossed during the burst may let one more through at 1 s,
+    // and the next delay is 2 s.
+    assert!((4..=6).contains(&evaluated), "evaluated {evaluated}");
+    assert_eq!(evaluated + throttled, 12);
+
+    // A refresh token rotated on A cannot be reused on B.
+    let d = new_client();
+    let multi2 = json!({"email": "other@example.com", "name": "Other", "password": PASSWORD});
+    assert_eq!(status_of(d.post(a.url("/api/authentication/register")).json(&multi2)).await, StatusCode::CREATED);
+    let r = d
+        .post(a.url("/api/authentication/log-in"))
+        .json(&json!({"email": "other@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .expect("log-in");
+    let first = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.strip_prefix("refresh=").map(|v| v.split(';').next().unwrap_or("").to_owned()))
+        .expect("refresh");
+    assert_eq!(status_of(d.post(a.url("/api/authentication/refresh"))).await, StatusCode::OK);
+    let replay =
+        reqwest::Client::new().post(b.url("/api/authentication/refresh")).header("cookie", format!("refresh={first}"));
+    assert_eq!(status_of(replay).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        status_of(d.get(b.url("/api/authentication"))).await,
+        StatusCode::UNAUTHORIZED,
+        "the family is revoked everywhere"
+    );
+
+    // Log-out-everywhere on A ends the session on B.
+    let e = new_client();
+    e.post(a.url("/api/authentication/log-in"))
+        .json(&json!({"email": "other@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .expect("log-in");
+    assert_eq!(status_of(e.get(b.url("/api/authentication"))).await, StatusCode::OK);
+    assert_eq!(status_of(e.post(a.url("/api/authentication/log-out-everywhere"))).await, StatusCode::OK);
+    let stale = new_client();
+    stale
+        .post(b.url("/api/authentication/log-in"))
+        .json(&json!({"email": "other@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .expect("log-in");
+    assert_eq!(status_of(e.get(b.url("/api/authentication"))).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(status_of(stale.get(b.url("/api/authentication"))).await, StatusCode::OK, "new log-ins still work");
+}
+
+#[tokio::test]
+async fn sigterm_drains_requests_in_flight() {
+    let dir = tempfile::tempdir().expect("dir");
+    let url = database_for(dir.path()).await;
+    let server = Instance::start(&url, dir.path()).await;
+    let client = reqwest::Client::new();
+    // Each log-in costs an argon2 verification; at most one per core runs at
+    // a time, so these queue for a while.
+    let mut tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let req = client
+                .post(server.url("/api/authentication/log-in"))
+                .json(&json!({"email": format!("q{i}@example.com"), "password": PASSWORD}));
+            tokio::spawn(async move { req.send().await.map(|r| r.status()) })
+        })
+        .collect();
+    // Once the first answer is back, the rest are being served: stop now.
+    let first = tasks.remove(0).await.expect("task").expect("first answer");
+    assert_eq!(first, StatusCode::UNAUTHORIZED);
+    server.terminate();
+    for t in tasks {
+        assert_eq!(t.await.expect("task").expect("answered, not cut off"), StatusCode::UNAUTHORIZED);
+    }
+    let mut server = server;
+    let status = server.child.wait().expect("exit");
+    assert!(status.success(), "{status}");
+}

@@ -1,0 +1,79 @@
+//! Operator commands run as the real binary, and a failed migration stopping start-up.
+
+use super::*;
+
+/// Runs an operator command of the server binary against a database.
+fn operator(database_url: &str, data_dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
+        .args(args)
+        .env_clear()
+        .env("DATABASE_URL", database_url)
+        .env("DATA_DIR", data_dir)
+        .env("JWT_SECRET", "test-signing-key-that-is-long-enough-0123456789")
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run the server binary");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn operator_commands() {
+    let app = spawn_app().await;
+    let dir = app._dir.path().to_path_buf();
+    let url = app.database_url.clone();
+    app.enrolled_user("ops@example.com").await;
+    let other = new_client();
+    app.post_with(&other, "/api/authentication/log-in", json!({"email": "ops@example.com", "password": PASSWORD}))
+        .await;
+
+    let (ok, out, err) = operator(&url, &dir, &["migrate"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("migrations applied"));
+    let (ok, out, err) = operator(&url, &dir, &["user", "list"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("ops@example.com") && out.contains(" on ") && out.contains("1 account(s)"), "{out}");
+
+    let (ok, _, err) = operator(&url, &dir, &["user", "reset-2fa", "nobody@example.com"]);
+    assert!(!ok && err.contains("no account"), "{err}");
+    let (ok, out, err) = operator(&url, &dir, &["user", "reset-2fa", "OPS@example.com"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("two-factor authentication is off"), "{out}");
+    // The running service sees it at once: old sessions end, the password alone logs in.
+    assert_error(&app.get("/api/authentication").await, StatusCode::UNAUTHORIZED, "unauthenticated");
+    assert_eq!(app.log_in("ops@example.com", PASSWORD).await.body["twoFactorRequired"], false);
+    let kinds = activity_kinds(&app, "ops@example.com").await;
+    assert!(kinds.contains(&"two_factor_reset".to_owned()), "{kinds:?}");
+
+    let (ok, out, err) = operator(&url, &dir, &["user", "revoke-sessions", "ops@example.com"]);
+    assert!(ok && out.contains("every session"), "{err}");
+    assert_error(&app.get("/api/authentication").await, StatusCode::UNAUTHORIZED, "unauthenticated");
+
+    // A bad setting stops the binary with a message naming it.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
+        .env_clear()
+        .env("DATABASE_URL", "mysql://nope")
+        .env("DATA_DIR", &dir)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("DATABASE_URL must start with sqlite: or postgres://"));
+}
+
+#[tokio::test]
+async fn a_failed_migration_stops_start_up() {
+    let dir = tempfile::tempdir().expect("dir");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("broken.db").display());
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url).await.expect("db");
+    sqlx::raw_sql("CREATE TABLE users (something_else TEXT)").execute(&mut conn).await.expect("table");
+    drop(conn);
+    let (ok, _, err) = operator(&url, dir.path(), &["migrate"]);
+    assert!(!ok);
+    assert!(err.contains("database migration failed"), "{err}");
+    let (ok, _, err) = operator(&url, dir.path(), &["serve"]);
+    assert!(!ok, "serve must not start on a failed migration");
+    assert!(err.contains("database migration failed"), "{err}");
+}
