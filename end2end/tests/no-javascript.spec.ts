@@ -103,7 +103,7 @@ test.describe('without JavaScript', () => {
   });
 });
 
-test('a form submitted before the WebAssembly loads still posts', async ({ page }) => {
+test('a form submitted before the WebAssembly loads still posts, and typing is kept when it arrives', async ({ page }) => {
   const urls = recordRequests(page);
   const held: Route[] = [];
   await page.route(/\.wasm$/, (route) => { held.push(route); });
@@ -119,15 +119,22 @@ test('a form submitted before the WebAssembly loads still posts', async ({ page 
   await expect(page.getByLabel('Password')).toHaveValue('');
   expectNoSecretsInUrls(urls, ['short', 'password=']);
 
-  // Let the WebAssembly in: the page hydrates with the same state and
-  // goes on in place.
+  // Typed while the WebAssembly is still on its way...
+  await page.getByLabel('Name').fill('Early Bird Again');
+  await page.getByLabel('Password').fill(PASSWORD);
+  // ...and kept when it arrives and hydrates the page.
   await page.unroute(/\.wasm$/);
   for (const r of held) await r.continue().catch(() => {});
   await page.locator('html[data-hydrated]').waitFor({ state: 'attached' });
+  await expect(page.getByLabel('Name')).toHaveValue('Early Bird Again');
+  await expect(page.getByLabel('Email')).toHaveValue(email);
+  await expect(page.getByLabel('Password')).toHaveValue(PASSWORD);
+  // The page now sends through the API, in place.
   const call = page.waitForRequest('**/api/authentication/register');
-  await page.getByLabel('Password').fill(PASSWORD);
   await page.getByRole('button', { name: 'Create account' }).click();
   expect((await call).method()).toBe('POST');
   await expect(page).toHaveURL(/\/security$/);
+  await page.goto('/');
+  await expect(page.getByRole('heading', { level: 1 })).toHaveText('Welcome, Early Bird Again');
   expectNoSecretsInUrls(urls, [PASSWORD, 'password=']);
 });

@@ -172,19 +172,33 @@ pub fn TextField(
             (!ids.is_empty()).then(|| ids.join(" "))
         }
     };
+    // The server's HTML carries the kept value. What a person typed before
+    // the WebAssembly arrived is adopted by the signal when the page
+    // hydrates, never overwritten; after that, a change of the signal (a
+    // field emptied after success) is written to the input's property,
+    // never its attribute, so a typed password is not copied into markup.
+    let input_ref = NodeRef::<leptos::html::Input>::new();
+    Effect::new(move |hydrated: Option<()>| {
+        let wanted = value.get();
+        let Some(element) = input_ref.get_untracked() else { return };
+        let shown = element.value();
+        if hydrated.is_none() {
+            if shown != wanted {
+                value.set(shown);
+            }
+        } else if shown != wanted {
+            element.set_value(&wanted);
+        }
+    });
     view! {
         <div class="field" class:has-error=move || error.get().is_some()>
             <label for=id>{label}</label>
-            <input id=id name=name type=input.kind autocomplete=input.autocomplete inputmode=input.inputmode
+            <input node_ref=input_ref id=id name=name type=input.kind autocomplete=input.autocomplete inputmode=input.inputmode
                 class=input.class maxlength=input.maxlength minlength=input.minlength placeholder=input.placeholder
                 autocapitalize=(input.kind != "email" && input.autocomplete == "off").then_some("none")
                 spellcheck=(input.autocomplete == "off" || input.inputmode.is_some()).then_some("false")
                 required aria-invalid=move || error.get().is_some().then_some("true") aria-describedby=described
-                // The server's HTML carries the kept value; after that the
-                // property follows the signal (never the attribute, so a
-                // typed password is not copied into the markup).
-                value=value.get_untracked() prop:value=value
-                on:input:target=move |ev| value.set(ev.target().value())/>
+                value=value.get_untracked() on:input:target=move |ev| value.set(ev.target().value())/>
             {hint.map(|h| view! { <small id=hint_id class="hint">{h}</small> })}
             {move || error.get().map(|e| view! { <p id=error_id.clone() class="field-error">{e}</p> })}
         </div>
