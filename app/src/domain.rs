@@ -296,3 +296,87 @@ mod tests {
         assert_eq!(group_secret("ABCDEF"), "ABCD EF");
     }
 }
+
+/// Properties of every parser over arbitrary input: none panics, what is
+/// accepted has the promised shape, and the forms people type round-trip.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn email_accepts_only_its_shape(raw in any::<String>()) {
+            if let Ok(email) = Email::parse(&raw) {
+                let s = email.as_str();
+                prop_assert_eq!(s, s.trim());
+                prop_assert_eq!(s.to_lowercase(), s);
+                prop_assert!(s.chars().count() <= EMAIL_MAX_CHARS);
+                let (local, domain) = s.split_once('@').expect("an @");
+                prop_assert!(!local.is_empty() && domain.contains('.') && !domain.contains('@'));
+                prop_assert!(!s.chars().any(|c| c.is_whitespace() || c.is_control() || c == ':'));
+                // Parsing is idempotent.
+                prop_assert_eq!(Email::parse(s).ok(), Some(email.clone()));
+            }
+        }
+
+        #[test]
+        fn email_keeps_real_addresses(local in "[a-z0-9._%+-]{1,40}", domain in "[a-z0-9-]{1,30}\\.[a-z]{2,10}", pad in " {0,3}") {
+            let raw = format!("{pad}{}@{}{pad}", local.to_uppercase(), domain);
+            let email = Email::parse(&raw).expect("a plain address parses");
+            prop_assert_eq!(email.as_str(), format!("{local}@{domain}"));
+        }
+
+        #[test]
+        fn password_is_about_length_only(raw in any::<String>()) {
+            let n = raw.chars().count();
+            prop_assert_eq!(Password::parse(&raw).is_ok(), (PASSWORD_MIN_CHARS..=PASSWORD_MAX_CHARS).contains(&n));
+        }
+
+        #[test]
+        fn name_is_trimmed_bounded_and_printable(raw in any::<String>()) {
+            if let Ok(name) = PersonName::parse(&raw) {
+                let s = name.as_str();
+                prop_assert_eq!(s, s.trim());
+                prop_assert!(!s.is_empty() && s.chars().count() <= NAME_MAX_CHARS);
+                prop_assert!(!s.chars().any(char::is_control));
+            }
+        }
+
+        #[test]
+        fn totp_code_is_six_digits_with_optional_separators(raw in any::<String>()) {
+            if let Ok(code) = TotpCode::parse(&raw) {
+                prop_assert_eq!(code.as_str().len(), 6);
+                prop_assert!(code.as_str().bytes().all(|b| b.is_ascii_digit()));
+            }
+        }
+
+        #[test]
+        fn totp_code_as_apps_show_it(n in 0u32..1_000_000, sep in prop::sample::select(vec!["", " ", "-", "\u{a0}"])) {
+            let digits = format!("{n:06}");
+            let shown = format!("{}{sep}{}", &digits[..3], &digits[3..]);
+            let code = TotpCode::parse(&shown).expect("parses");
+            prop_assert_eq!(code.as_str(), digits.as_str());
+        }
+
+        #[test]
+        fn recovery_codes_round_trip_in_any_case(raw in "[abcdefghjkmnpqrstuvwxyz23456789]{12}", upper in any::<bool>()) {
+            let code = RecoveryCode::parse(&raw).expect("parses");
+            let shown = if upper { code.display().to_uppercase() } else { code.display() };
+            prop_assert_eq!(RecoveryCode::parse(&shown).expect("shown form parses"), code);
+        }
+
+        #[test]
+        fn recovery_code_parse_never_panics(raw in any::<String>()) {
+            if let Ok(code) = RecoveryCode::parse(&raw) {
+                prop_assert_eq!(code.as_str().len(), RECOVERY_CODE_CHARS);
+            }
+        }
+
+        #[test]
+        fn grouping_a_secret_keeps_its_characters(raw in "[A-Z2-7]{0,64}") {
+            prop_assert_eq!(group_secret(&raw).split_whitespace().collect::<String>(), raw);
+        }
+    }
+}

@@ -111,10 +111,11 @@ pub fn build_router(state: AppState) -> Router {
         .merge(app::server::forms::routes())
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(axum::middleware::from_fn_with_state(state.clone(), app::server::forms::renew_page_session))
-        .layer(axum::middleware::from_fn(middleware::api_edge))
         // Every API body is a few hundred bytes; 64 KiB bounds what a client
-        // can make the server buffer.
+        // can make the server buffer. Inside the API edge, so a refused
+        // body gets the same JSON error as everything else.
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(middleware::api_edge))
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::security_headers))
         .with_state(state)
 }

@@ -24,6 +24,8 @@ mod faults;
 mod flow;
 #[path = "api/forms.rs"]
 mod forms;
+#[path = "api/fuzz.rs"]
+mod fuzz;
 #[path = "api/hardening.rs"]
 mod hardening;
 #[path = "api/instances.rs"]
@@ -265,4 +267,23 @@ async fn activity_kinds(app: &TestApp, email: &str) -> Vec<String> {
     let a = app.get_with(&c, "/api/authentication/activity").await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
     a.body["events"].as_array().expect("events").iter().map(|e| e["kind"].as_str().unwrap_or("").to_owned()).collect()
+}
+
+/// Everything a security operation may touch, to compare before and after.
+async fn snapshot(app: &TestApp) -> Vec<String> {
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&app.database_url).await.expect("connect");
+    let mut rows = Vec::new();
+    for sql in [
+        "SELECT id || ':' || password_hash || ':' || totp_enabled || ':' || COALESCE(totp_secret, '-') || ':' || \
+         COALESCE(totp_pending_secret, '-') || ':' || COALESCE(CAST(totp_last_step AS TEXT), '-') || ':' || \
+         session_version FROM users ORDER BY id",
+        "SELECT user_id || ':' || code_hash || ':' || COALESCE(CAST(used_at AS TEXT), '-') FROM recovery_codes ORDER BY id",
+        "SELECT family || ':' || token_hash || ':' || COALESCE(CAST(used_at AS TEXT), '-') || ':' || \
+         COALESCE(CAST(revoked_at AS TEXT), '-') FROM sessions ORDER BY id",
+    ] {
+        let found: Vec<(String,)> =
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.to_owned())).fetch_all(&mut conn).await.expect("snapshot query");
+        rows.extend(found.into_iter().map(|(r,)| r));
+    }
+    rows
 }

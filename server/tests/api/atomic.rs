@@ -4,25 +4,6 @@
 
 use super::*;
 
-/// Everything a security operation may touch, to compare before and after.
-async fn snapshot(app: &TestApp) -> Vec<String> {
-    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&app.database_url).await.expect("connect");
-    let mut rows = Vec::new();
-    for sql in [
-        "SELECT id || ':' || password_hash || ':' || totp_enabled || ':' || COALESCE(totp_secret, '-') || ':' || \
-         COALESCE(totp_pending_secret, '-') || ':' || COALESCE(CAST(totp_last_step AS TEXT), '-') || ':' || \
-         session_version FROM users ORDER BY id",
-        "SELECT user_id || ':' || code_hash || ':' || COALESCE(CAST(used_at AS TEXT), '-') FROM recovery_codes ORDER BY id",
-        "SELECT family || ':' || token_hash || ':' || COALESCE(CAST(used_at AS TEXT), '-') || ':' || \
-         COALESCE(CAST(revoked_at AS TEXT), '-') FROM sessions ORDER BY id",
-    ] {
-        let found: Vec<(String,)> =
-            sqlx::query_as(sqlx::AssertSqlSafe(sql.to_owned())).fetch_all(&mut conn).await.expect("snapshot query");
-        rows.extend(found.into_iter().map(|(r,)| r));
-    }
-    rows
-}
-
 #[tokio::test]
 async fn turning_on_fails_whole_or_not_at_all() {
     let app = spawn_app().await;
