@@ -16,6 +16,8 @@ use server::{build_router, build_state};
 
 #[path = "api/atomic.rs"]
 mod atomic;
+#[path = "api/claims.rs"]
+mod claims;
 #[path = "api/edge.rs"]
 mod edge;
 #[path = "api/faults.rs"]
