@@ -84,6 +84,12 @@ impl Config {
             (Some(k), _) if k.len() < MIN_KEY_BYTES => {
                 return Err(format!("JWT_SECRET must be at least {MIN_KEY_BYTES} bytes, it has {}", k.len()));
             }
+            (Some(k), _) if !looks_random(k) => {
+                return Err(
+                    "JWT_SECRET does not look random (too few different characters): use e.g. `openssl rand -hex 32`"
+                        .into(),
+                );
+            }
             (None, true) => {
                 return Err(format!("JWT_SECRET is required when APP_ENV=production (at least {MIN_KEY_BYTES} bytes)"));
             }
@@ -210,7 +216,21 @@ fn checked_key(name: &str, spec: &str) -> Result<(String, Vec<u8>), String> {
     if key.len() != 32 {
         return Err(format!("{name}: the key must be 32 bytes (64 hex characters)"));
     }
+    if !looks_random(&key) {
+        return Err(format!("{name} does not look random (too few different bytes): use e.g. `openssl rand -hex 32`"));
+    }
     Ok((id, key))
+}
+
+/// A cheap guard against placeholder keys (`aaaa…`, all zeros, `abab…`):
+/// at least 8 different byte values. 32 random bytes have about 30; the 64
+/// characters of `openssl rand -hex 32` have 16.
+fn looks_random(key: &[u8]) -> bool {
+    let mut seen = [false; 256];
+    for b in key {
+        seen[usize::from(*b)] = true;
+    }
+    seen.iter().filter(|s| **s).count() >= 8
 }
 
 impl Config {
@@ -268,13 +288,29 @@ mod tests {
     fn production_requires_a_long_key_and_secure_cookies() {
         assert!(config(&[("APP_ENV", "production")]).unwrap_err().contains("JWT_SECRET is required"));
         assert!(config(&[("APP_ENV", "production"), ("JWT_SECRET", "short")]).unwrap_err().contains("at least 32"));
-        let key = "k".repeat(32);
-        let err = config(&[("APP_ENV", "production"), ("JWT_SECRET", &key)]).unwrap_err();
+        let key = "production-signing-key-0123456789";
+        let err = config(&[("APP_ENV", "production"), ("JWT_SECRET", key)]).unwrap_err();
         assert!(err.contains("SECRETS_KEY is required"), "{err}");
-        let secrets = format!("p1:{}", "ab".repeat(32));
-        let c = config(&[("APP_ENV", "production"), ("JWT_SECRET", &key), ("SECRETS_KEY", &secrets)]).unwrap();
+        let secrets = format!("p1:{}", "0123456789abcdef".repeat(4));
+        let c = config(&[("APP_ENV", "production"), ("JWT_SECRET", key), ("SECRETS_KEY", &secrets)]).unwrap();
         assert!(c.cookie_secure);
         assert_eq!(c.secrets_key.unwrap().0, "p1");
+    }
+
+    #[test]
+    fn keys_that_are_not_random_are_refused() {
+        let err = config(&[("JWT_SECRET", &"k".repeat(40))]).unwrap_err();
+        assert!(err.contains("JWT_SECRET does not look random"), "{err}");
+        let err = config(&[("JWT_SECRET", &"ab".repeat(20))]).unwrap_err();
+        assert!(err.contains("does not look random"), "{err}");
+        let zero = format!("z1:{}", "00".repeat(32));
+        let err = config(&[("SECRETS_KEY", &zero)]).unwrap_err();
+        assert!(err.contains("SECRETS_KEY does not look random"), "{err}");
+        let repeated = format!("z1:{}", "ab".repeat(32));
+        assert!(config(&[("SECRETS_KEY", &repeated)]).is_err());
+        // `openssl rand -hex 32` output passes, as text or as a key.
+        let hex = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+        assert!(config(&[("JWT_SECRET", hex), ("SECRETS_KEY", &format!("r1:{hex}"))]).is_ok());
     }
 
     #[test]

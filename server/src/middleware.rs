@@ -56,15 +56,36 @@ pub async fn api_edge(req: Request, next: Next) -> Response {
 /// Endpoints without arguments (`/2fa/generate`, `/log-out`) take `{}`; a
 /// client that sends no body at all, as the NestJS original allowed, gets
 /// the same answer instead of a JSON parse error.
+///
+/// A body that is there must say it is JSON: a `text/plain` or form body is
+/// what a cross-site form can send, and it is refused with 415 before any
+/// parsing. The answer is always JSON: the request is marked as asking for
+/// it, so Leptos never turns an API call into a redirect to the Referer.
 async fn empty_body_as_object(req: Request) -> Result<Request, Response> {
-    if req.method() != Method::POST {
-        return Ok(req);
+    let (mut parts, body) = req.into_parts();
+    parts.headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+    if parts.method != Method::POST {
+        return Ok(Request::from_parts(parts, body));
     }
-    let (parts, body) = req.into_parts();
     let bytes = to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| {
         json_status(AppError::bad_request("The request body is too large."), StatusCode::PAYLOAD_TOO_LARGE)
     })?;
-    let bytes = if bytes.iter().all(u8::is_ascii_whitespace) { axum::body::Bytes::from_static(b"{}") } else { bytes };
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        return Ok(Request::from_parts(parts, Body::from(axum::body::Bytes::from_static(b"{}"))));
+    }
+    let json = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        return Err(json_status(
+            AppError::bad_request("Send the body as JSON (Content-Type: application/json)."),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ));
+    }
     Ok(Request::from_parts(parts, Body::from(bytes)))
 }
 

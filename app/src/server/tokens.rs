@@ -171,18 +171,24 @@ impl CookieConfig {
         self.set(kind, "", 0)
     }
 
-    /// The cookie's value from a `Cookie` header value, if present.
-    pub fn read<'a>(&self, kind: CookieKind, cookie_header: &'a str) -> Option<&'a str> {
-        let name = self.name(kind);
-        cookie_header.split(';').map(str::trim).find_map(|pair| {
-            let (n, value) = pair.split_once('=')?;
-            (n == name && !value.is_empty()).then_some(value)
-        })
-    }
-
-    /// The cookie's value from a request's headers.
+    /// The cookie's value from a request's headers. A request carrying the
+    /// cookie twice (a second one planted by a sibling site over plain
+    /// http, say) gets neither: which one a server picks must not decide
+    /// whose session it is.
     pub fn from_headers<'a>(&self, kind: CookieKind, headers: &'a http::HeaderMap) -> Option<&'a str> {
-        headers.get_all(http::header::COOKIE).iter().filter_map(|v| v.to_str().ok()).find_map(|h| self.read(kind, h))
+        let name = self.name(kind);
+        let mut found = headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|h| h.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .filter(|(n, _)| *n == name);
+        let (_, value) = found.next()?;
+        if found.next().is_some() || value.is_empty() {
+            return None;
+        }
+        Some(value)
     }
 }
 
@@ -257,9 +263,19 @@ mod tests {
         let secure = CookieConfig { secure: true };
         assert!(secure.set(Refresh, "abc", 300).starts_with("__Host-refresh=abc; HttpOnly; SameSite=Strict; Path=/;"));
         assert!(secure.set(Access, "abc", 300).ends_with("; Secure"));
-        assert_eq!(plain.read(Access, "x=1; access=tok; refresh=r"), Some("tok"));
-        assert_eq!(plain.read(Refresh, "x=1; access=tok; refresh=r"), Some("r"));
-        assert_eq!(plain.read(Access, "x=1; access="), None);
-        assert_eq!(secure.read(Access, "access=tok"), None);
+        let jar = |value: &'static str| {
+            let mut h = http::HeaderMap::new();
+            h.append(http::header::COOKIE, http::HeaderValue::from_static(value));
+            h
+        };
+        assert_eq!(plain.from_headers(Access, &jar("x=1; access=tok; refresh=r")), Some("tok"));
+        assert_eq!(plain.from_headers(Refresh, &jar("x=1; access=tok; refresh=r")), Some("r"));
+        assert_eq!(plain.from_headers(Access, &jar("x=1; access=")), None);
+        assert_eq!(secure.from_headers(Access, &jar("access=tok")), None);
+        // Twice, in one header or across two: neither counts.
+        assert_eq!(plain.from_headers(Access, &jar("access=mine; access=planted")), None);
+        let mut two = jar("access=mine");
+        two.append(http::header::COOKIE, http::HeaderValue::from_static("access=planted"));
+        assert_eq!(plain.from_headers(Access, &two), None);
     }
 }

@@ -20,7 +20,7 @@ async fn an_unknown_email_costs_one_argon2_run_like_a_known_one() {
 
 #[tokio::test]
 async fn production_mode_sends_hsts_and_host_prefixed_secure_cookies() {
-    let key = format!("p1:{}", "ab".repeat(32));
+    let key = format!("p1:{}", "0123456789abcdef".repeat(4));
     let app = spawn_app_with(&[
         ("APP_ENV", "production"),
         ("JWT_SECRET", "production-signing-key-of-sufficient-length-0123456789"),

@@ -60,3 +60,76 @@ async fn pages_carry_a_nonce_csp() {
     let api = app.log_in("nobody@example.com", PASSWORD).await;
     assert!(api.headers["content-security-policy"].to_str().unwrap_or("").starts_with("default-src 'none'"));
 }
+
+#[tokio::test]
+async fn api_bodies_must_be_json_and_answers_are_never_redirects() {
+    let app = spawn_app().await;
+    let url = format!("{}/api/authentication/register", app.base);
+    let body = r#"{"email":"plain@example.com","name":"Plain","password":"correct horse battery staple"}"#;
+    let r = app.send(&app.client, app.client.post(&url).header("content-type", "text/plain").body(body)).await;
+    assert_error(&r, StatusCode::UNSUPPORTED_MEDIA_TYPE, "bad_request");
+    assert_eq!(r.headers["cache-control"], "no-store");
+    assert_eq!(app.log_in("plain@example.com", PASSWORD).await.status, StatusCode::UNAUTHORIZED, "nothing was created");
+
+    // A browser-like call to the JSON API gets JSON, not a redirect to its Referer.
+    let req = app
+        .client
+        .post(format!("{}/api/authentication/log-in", app.base))
+        .header("accept", "text/html,application/xhtml+xml")
+        .header("referer", format!("{}/login", app.base))
+        .json(&json!({"email": "nobody@example.com", "password": "not the right one at all"}));
+    let r = app.send(&app.client, req).await;
+    assert_error(&r, StatusCode::UNAUTHORIZED, "invalid_credentials");
+    assert!(!r.headers.contains_key("location"));
+
+    // An oversized body: JSON and no-store like every API answer.
+    let r = app.post_raw("/api/authentication/log-in", &format!("{{\"email\":\"{}\"}}", "x".repeat(70_000))).await;
+    assert_error(&r, StatusCode::PAYLOAD_TOO_LARGE, "bad_request");
+    assert_eq!(r.headers["cache-control"], "no-store");
+}
+
+#[tokio::test]
+async fn a_session_cookie_sent_twice_is_refused() {
+    let app = spawn_app().await;
+    app.register("twice@example.com").await;
+    let r = app.log_in("twice@example.com", PASSWORD).await;
+    let access = set_cookie(&r, "access").expect("access");
+    let one = app.with_cookie(reqwest::Method::GET, "/api/authentication", &format!("access={access}"), None).await;
+    assert_eq!(one.status, StatusCode::OK);
+    for jar in [format!("access=planted; access={access}"), format!("access={access}; access=planted")] {
+        let r = app.with_cookie(reqwest::Method::GET, "/api/authentication", &jar, None).await;
+        assert_error(&r, StatusCode::UNAUTHORIZED, "unauthenticated");
+    }
+}
+
+#[tokio::test]
+async fn pages_with_user_data_are_never_stored() {
+    let app = spawn_app().await;
+    app.register("nostore@example.com").await;
+    app.log_in("nostore@example.com", PASSWORD).await;
+    for page in ["/", "/security", "/login"] {
+        let r = app.get(page).await;
+        assert_eq!(r.status, StatusCode::OK, "{page}");
+        assert_eq!(r.headers["cache-control"], "no-store", "{page}");
+    }
+}
+
+#[tokio::test]
+async fn behind_a_proxy_the_right_most_forwarded_address_counts() {
+    let app = spawn_app_with(&[("TRUSTED_PROXY_HEADER", "x-forwarded-for")]).await;
+    app.register("proxied@example.com").await;
+    // The client's own lines and entries come first; the proxy appends its
+    // line last. A line with bytes that are not text does not hide it.
+    let req = app
+        .client
+        .post(format!("{}/api/authentication/log-in", app.base))
+        .header("x-forwarded-for", "6.6.6.6")
+        .header(
+            "x-forwarded-for",
+            reqwest::header::HeaderValue::from_bytes(b"caf\xc3\xa9, 203.0.113.7").expect("value"),
+        )
+        .json(&json!({"email": "proxied@example.com", "password": PASSWORD}));
+    assert_eq!(app.send(&app.client, req).await.status, StatusCode::OK);
+    let r = app.get("/api/authentication/activity").await;
+    assert_eq!(r.body["events"][0]["ip"], "203.0.113.7", "{}", r.text);
+}

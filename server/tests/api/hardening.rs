@@ -305,8 +305,8 @@ async fn secrets_are_sealed_at_rest_and_keys_rotate() {
     init_test_log();
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().to_path_buf();
-    let k1 = format!("k1:{}", "11".repeat(32));
-    let k2 = format!("k2:{}", "22".repeat(32));
+    let k1 = format!("k1:{}", "0123456789abcdef".repeat(4));
+    let k2 = format!("k2:{}", "fedcba9876543210".repeat(4));
     let app = spawn_in(dir, &[("SECRETS_KEY", &k1)]).await;
     let secret = app.enrolled_user("zed@example.com").await;
 

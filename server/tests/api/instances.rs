@@ -23,7 +23,7 @@ impl Instance {
             .env("DATABASE_URL", database_url)
             .env("DATA_DIR", data_dir)
             .env("JWT_SECRET", "shared-signing-key-of-the-whole-service-0123456789")
-            .env("SECRETS_KEY", format!("s1:{}", "5a".repeat(32)))
+            .env("SECRETS_KEY", format!("s1:{}", "5a17c0ffee42d00d".repeat(4)))
             .env("RUST_LOG", "warn")
             // A replay is judged at once here (the clock is real).
             .env("REFRESH_GRACE_SECONDS", "0")
