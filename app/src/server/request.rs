@@ -40,7 +40,7 @@ fn client_ip(parts: &Parts, state: &AppState) -> Option<String> {
 /// the proxy's comes last). Bytes that are not text, or an entry that is
 /// not an address, give `None` and the caller falls back to the socket.
 fn forwarded_ip(lines: http::header::GetAll<'_, http::HeaderValue>) -> Option<String> {
-    let last_line = lines.iter().last()?;
+    let last_line = lines.iter().next_back()?;
     let text = String::from_utf8_lossy(last_line.as_bytes());
     let last = text.rsplit(',').next()?.trim();
     last.parse::<std::net::IpAddr>().ok().map(|ip| ip.to_string())
