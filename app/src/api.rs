@@ -53,15 +53,17 @@ pub async fn authenticate_two_factor(
 }
 
 /// POST /api/2fa/generate: a new pending secret for the enrolment wizard.
-/// While 2FA is on it needs `twoFactorAuthenticationCode`.
+/// With 2FA off it needs `password` unless the log-in was within the last
+/// 5 minutes; while 2FA is on it needs `twoFactorAuthenticationCode`.
 #[server(prefix = "/api", endpoint = "2fa/generate", input = Json)]
 pub async fn generate_two_factor(
     #[server(rename = "twoFactorAuthenticationCode")] code: Option<String>,
+    password: Option<String>,
 ) -> Result<GenerateResponse, AppError> {
     use crate::server::{full_request, service};
     let (state, session, meta) = full_request().await?;
     let code = code.as_deref().map(str::trim).filter(|c| !c.is_empty()).map(parse_code).transpose()?;
-    service::generate(&state, &meta, session, code).await
+    service::generate(&state, &meta, session, code, password.as_deref()).await
 }
 
 /// POST /api/2fa/turn-on: confirms the pending secret with a code; answers

@@ -121,6 +121,8 @@ pub struct NewSession<'a> {
     pub now: i64,
     pub expires_at: i64,
     pub session_version: i64,
+    /// When the person last proved who they are (carried across rotations).
+    pub auth_at: i64,
 }
 
 #[derive(Debug, Clone, FromRow)]
@@ -132,6 +134,7 @@ pub struct SessionRow {
     pub session_version: i64,
     pub used_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    pub auth_at: Option<i64>,
 }
 
 pub struct NewAuditEvent<'a> {
@@ -508,7 +511,7 @@ impl Db {
 
     pub async fn session_by_hash(&self, token_hash: &str) -> Result<Option<SessionRow>, AppError> {
         Ok(sqlx::query_as::<_, SessionRow>(
-            "SELECT id, user_id, family, expires_at, session_version, used_at, revoked_at \
+            "SELECT id, user_id, family, expires_at, session_version, used_at, revoked_at, auth_at \
              FROM sessions WHERE token_hash = $1",
         )
         .bind(token_hash)
@@ -688,8 +691,8 @@ impl Tx {
     pub async fn insert_session(&mut self, s: &NewSession<'_>) -> Result<(), AppError> {
         self.step()?;
         sqlx::query(
-            "INSERT INTO sessions (user_id, family, token_hash, created_at, expires_at, session_version) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO sessions (user_id, family, token_hash, created_at, expires_at, session_version, auth_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(s.user_id)
         .bind(s.family)
@@ -697,6 +700,7 @@ impl Tx {
         .bind(s.now)
         .bind(s.expires_at)
         .bind(s.session_version)
+        .bind(s.auth_at)
         .execute(&mut *self.tx)
         .await?;
         Ok(())

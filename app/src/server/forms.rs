@@ -186,10 +186,12 @@ async fn security(State(state): State<AppState>, req: Request) -> Response {
         }
     };
     let (answer, cookies) = match intent {
-        Intent::Enrol => match service::generate(&state, &posted.meta, session, None).await {
-            Ok(secret) => (Answer::Render(shown(intent, Shown::Enrolment(secret))), vec![]),
-            Err(e) => (Answer::Render(failed(intent, e, &posted, &[])), vec![]),
-        },
+        Intent::Enrol => {
+            match service::generate(&state, &posted.meta, session, None, Some(posted.get("password"))).await {
+                Ok(secret) => (Answer::Render(shown(intent, Shown::Enrolment(secret))), vec![]),
+                Err(e) => (Answer::Render(failed(intent, e, &posted, &[])), vec![]),
+            }
+        }
         Intent::Confirm => {
             let user = session.user.clone();
             match service::turn_on(&state, &posted.meta, session, posted.get("code")).await {

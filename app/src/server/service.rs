@@ -23,6 +23,8 @@ use super::state::AppState;
 use super::tokens::{CookieKind, PASSWORD_STAGE_TTL, Stage};
 use super::totp;
 
+/// How recent a log-in stands in for the password when changing a factor.
+pub const FRESH_PROOF_SECONDS: i64 = 5 * 60;
 /// Recovery codes issued per set.
 pub const RECOVERY_CODES: usize = 10;
 /// Events shown on the security page.
@@ -136,7 +138,7 @@ impl Attempt {
 async fn start_session(state: &AppState, tx: &mut Tx, user_id: i64, version: i64) -> Result<Vec<String>, AppError> {
     let family = uuid::Uuid::new_v4().to_string();
     let expires_at = state.now() + state.refresh_ttl;
-    issue_session_tokens(state, tx, user_id, version, &family, expires_at).await
+    issue_session_tokens(state, tx, user_id, version, &family, expires_at, state.now()).await
 }
 
 async fn issue_session_tokens(
@@ -146,6 +148,7 @@ async fn issue_session_tokens(
     version: i64,
     family: &str,
     expires_at: i64,
+    auth_at: i64,
 ) -> Result<Vec<String>, AppError> {
     let now = state.now();
     let refresh = URL_SAFE_NO_PAD.encode(random_bytes::<32>()?);
@@ -157,9 +160,10 @@ async fn issue_session_tokens(
         now,
         expires_at,
         session_version: version,
+        auth_at,
     })
     .await?;
-    let access = state.keys.issue(user_id, Stage::Full, version, now, state.access_ttl, Some(family))?;
+    let access = state.keys.issue(user_id, Stage::Full, version, now, state.access_ttl, Some((family, auth_at)))?;
     Ok(vec![
         state.cookies.set(CookieKind::Access, &access, state.access_ttl),
         state.cookies.set(CookieKind::Refresh, &refresh, (expires_at - now).max(0)),
@@ -329,13 +333,30 @@ pub async fn authenticate(
 /// Stores a new pending secret and returns it with its otpauth URI. While
 /// 2FA is on this needs a current code: a stolen session alone cannot move
 /// the second factor to another phone.
+///
+/// With 2FA off, starting enrolment needs the password, unless the person
+/// logged in within the last 5 minutes: a stolen session alone cannot bind
+/// the thief's authenticator and take the recovery codes.
 pub async fn generate(
     state: &AppState,
     meta: &RequestMeta,
     session: FullSession,
     code: Option<TotpCode>,
+    password: Option<&str>,
 ) -> Result<GenerateResponse, AppError> {
+    let fresh = session.claims.auth.is_some_and(|at| state.now() - at <= FRESH_PROOF_SECONDS);
     let user = session.user;
+    if !user.totp_enabled {
+        match password.filter(|p| !p.is_empty()) {
+            Some(password) => check_password(state, meta, &user.email, Some(&user), password).await?,
+            None if fresh => {}
+            None => {
+                let mut e = AppError::bad_request("Enter your password to set up two-factor authentication.");
+                e.fields.insert("password".into(), e.message.clone());
+                return Err(e);
+            }
+        }
+    }
     if user.totp_enabled {
         let Some(code) = code else {
             return Err(AppError::bad_request(
@@ -538,8 +559,11 @@ pub async fn refresh(state: &AppState, meta: &RequestMeta, token: Option<&str>) 
         }
         tracing::info!(user_id = row.user_id, "refresh token presented again within the grace window");
     }
+    // The successor keeps the time of the log-in: a rotation proves nothing.
+    let auth_at = row.auth_at.unwrap_or(0);
     let cookies =
-        issue_session_tokens(state, &mut tx, user.id, user.session_version, &row.family, row.expires_at).await?;
+        issue_session_tokens(state, &mut tx, user.id, user.session_version, &row.family, row.expires_at, auth_at)
+            .await?;
     tx.commit().await?;
     Ok(WithCookies { body: User::from(&user), cookies })
 }

@@ -50,6 +50,10 @@ pub struct Claims {
     /// The refresh-token family of a full session, so log-out can end it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
+    /// When the person last proved who they are (Unix seconds): changing a
+    /// factor without the password needs this to be recent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<i64>,
 }
 
 impl Claims {
@@ -101,7 +105,8 @@ impl TokenKeys {
         ver: i64,
         now: i64,
         ttl: i64,
-        sid: Option<&str>,
+        // A full session's refresh family and the time of its log-in.
+        session: Option<(&str, i64)>,
     ) -> Result<String, AppError> {
         let claims = Claims {
             sub: user_id.to_string(),
@@ -112,7 +117,8 @@ impl TokenKeys {
             jti: uuid::Uuid::new_v4().to_string(),
             aud: stage.audience().to_owned(),
             iss: ISSUER.to_owned(),
-            sid: sid.map(str::to_owned),
+            sid: session.map(|(family, _)| family.to_owned()),
+            auth: session.map(|(_, auth_at)| auth_at),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(|e| {
             tracing::error!(error = %e, "could not sign a token");
@@ -214,7 +220,7 @@ mod tests {
     #[test]
     fn round_trip_and_expiry() {
         let k = keys();
-        let t = k.issue(7, Stage::Full, 3, NOW, 60, Some("fam")).unwrap();
+        let t = k.issue(7, Stage::Full, 3, NOW, 60, Some(("fam", NOW))).unwrap();
         let c = k.verify(&t, Stage::Full, NOW + 10).unwrap();
         assert_eq!((c.user_id(), c.ver, c.stage, c.sid.as_deref()), (Some(7), 3, Stage::Full, Some("fam")));
         assert!(k.verify(&t, Stage::Full, NOW + 60 + LEEWAY_SECONDS).is_none());

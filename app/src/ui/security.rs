@@ -116,7 +116,11 @@ fn Security(user: User) -> impl IntoView {
 #[component]
 fn Enrol(on_done: Callback<Vec<String>>) -> impl IntoView {
     let outcome = posted();
-    let generate = Action::new(|_: &()| with_refresh(|| generate_two_factor(None)));
+    let password = RwSignal::new(String::new());
+    let generate = Action::new(|password: &String| {
+        let password = (!password.is_empty()).then(|| password.clone());
+        async move { with_refresh(|| generate_two_factor(None, password.clone())).await }
+    });
     let code = RwSignal::new(String::new());
     let confirm = Action::new(|code: &String| {
         let code = code.clone();
@@ -134,6 +138,7 @@ fn Enrol(on_done: Callback<Vec<String>>) -> impl IntoView {
     });
     Effect::new(move |_| {
         if let Some(Ok(_)) = generate.value().get() {
+            password.set(String::new());
             code.set(String::new());
             confirm.value().set(None);
             focus_later("#scan-heading");
@@ -150,7 +155,7 @@ fn Enrol(on_done: Callback<Vec<String>>) -> impl IntoView {
     let start = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         if !generate.pending().get_untracked() {
-            generate.dispatch(());
+            generate.dispatch(password.get_untracked());
         }
     };
     let submit = move |ev: leptos::ev::SubmitEvent| {
@@ -165,8 +170,12 @@ fn Enrol(on_done: Callback<Vec<String>>) -> impl IntoView {
             <div class="intro">
                 <span class="badge badge-off">"Off"</span>
                 <p>"Add a second step to logging in: after your password, you type a 6-digit code from an app such as Google Authenticator, Authy or 1Password."</p>
-                <form method="post" action="/security" on:submit=start>
+                <form method="post" action="/security" on:submit=start novalidate>
                     <IntentField intent=Intent::Enrol/>
+                    <TextField label="Your password" id="enrol-password" name="password"
+                        input=InputKind::password("current-password") value=password
+                        error=field_message(start_error, "password")
+                        hint="Needed if you logged in more than 5 minutes ago." optional=true/>
                     <ErrorNote error=start_error busy=generate.pending()/>
                     <SubmitButton pending=generate.pending() label="Set up two-factor authentication" busy_label="Preparing…"/>
                 </form>

@@ -159,6 +159,9 @@ pub fn TextField(
     value: RwSignal<String>,
     #[prop(into, optional)] error: Signal<Option<String>>,
     #[prop(optional)] hint: Option<&'static str>,
+    /// The field may be left empty.
+    #[prop(optional)]
+    optional: bool,
 ) -> impl IntoView {
     let error_id = format!("{id}-error");
     let hint_id = format!("{id}-hint");
@@ -197,7 +200,7 @@ pub fn TextField(
                 class=input.class maxlength=input.maxlength minlength=input.minlength placeholder=input.placeholder
                 autocapitalize=(input.kind != "email" && input.autocomplete == "off").then_some("none")
                 spellcheck=(input.autocomplete == "off" || input.inputmode.is_some()).then_some("false")
-                required aria-invalid=move || error.get().is_some().then_some("true") aria-describedby=described
+                required=!optional aria-invalid=move || error.get().is_some().then_some("true") aria-describedby=described
                 value=value.get_untracked() on:input:target=move |ev| value.set(ev.target().value())/>
             {hint.map(|h| view! { <small id=hint_id class="hint">{h}</small> })}
             {move || error.get().map(|e| view! { <p id=error_id.clone() class="field-error">{e}</p> })}

@@ -374,3 +374,27 @@ async fn activity_lists_security_events() {
     assert_eq!(events[0]["at"], START);
     assert_eq!(events[1]["kind"], "log_in_failed");
 }
+
+#[tokio::test]
+async fn starting_enrolment_needs_the_password_unless_the_log_in_is_fresh() {
+    let app = spawn_app().await;
+    app.register("proof@example.com").await;
+    app.log_in("proof@example.com", PASSWORD).await;
+    // Within 5 minutes of the log-in, the session is proof enough.
+    app.clock.advance(4 * 60);
+    assert_eq!(app.post("/api/2fa/generate", json!({})).await.status, StatusCode::OK);
+    // Later, a stolen session alone cannot bind another authenticator, even
+    // after refreshing (a rotation is not a log-in).
+    app.clock.advance(20 * 60);
+    assert_eq!(app.post("/api/authentication/refresh", json!({})).await.status, StatusCode::OK);
+    let r = app.post("/api/2fa/generate", json!({})).await;
+    assert_error(&r, StatusCode::BAD_REQUEST, "bad_request");
+    assert!(r.body["fields"]["password"].is_string(), "{}", r.text);
+    let r = app.post("/api/2fa/generate", json!({"password": "not the password at all"})).await;
+    assert_error(&r, StatusCode::UNAUTHORIZED, "invalid_credentials");
+    let r = app.post("/api/2fa/generate", json!({"password": PASSWORD})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    // A new log-in is fresh again.
+    app.log_in("proof@example.com", PASSWORD).await;
+    assert_eq!(app.post("/api/2fa/generate", json!({})).await.status, StatusCode::OK);
+}

@@ -67,7 +67,7 @@ async fn a_token_naming_a_family_that_is_not_stored_is_refused() {
     // A correctly signed token whose family was never stored (or was
     // pruned): a deny-list would accept it.
     let now = app.clock_now();
-    let forged = app.state.keys.issue(user_id, Stage::Full, 1, now, 900, Some("no-such-family")).expect("token");
+    let forged = app.state.keys.issue(user_id, Stage::Full, 1, now, 900, Some(("no-such-family", now))).expect("token");
     let r = app.with_cookie(reqwest::Method::GET, "/api/authentication", &format!("access={forged}"), None).await;
     assert_error(&r, StatusCode::UNAUTHORIZED, "unauthenticated");
 
