@@ -387,6 +387,7 @@ impl Db {
             .execute(&self.pool)
             .await?
             .rows_affected();
+        sqlx::query("DELETE FROM spent_stage_tokens WHERE expires_at < $1").bind(now).execute(&self.pool).await?;
         let audit = sqlx::query("DELETE FROM audit_events WHERE at < $1")
             .bind(audit_since)
             .execute(&self.pool)
@@ -595,6 +596,19 @@ fn scheme(url: &str) -> &str {
 }
 
 impl Tx {
+    /// Marks a password-stage token as exchanged: true the first time only.
+    pub async fn spend_stage_token(&mut self, jti: &str, expires_at: i64) -> Result<bool, AppError> {
+        self.step()?;
+        let done = sqlx::query(
+            "INSERT INTO spent_stage_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING",
+        )
+        .bind(jti)
+        .bind(expires_at)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     pub async fn commit(self) -> Result<(), AppError> {
         self.tx.commit().await?;
         Ok(())

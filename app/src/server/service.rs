@@ -323,6 +323,11 @@ pub async fn authenticate(
     let user = session.user;
     verify_second_factor(state, meta, &user, &factor).await?;
     let mut tx = state.db.begin().await?;
+    // One password step, one session: a copy of the password-stage token
+    // cannot be exchanged again with a later code.
+    if !tx.spend_stage_token(&session.claims.jti, session.claims.exp).await? {
+        return Err(AppError::unauthenticated());
+    }
     let cookies = start_session(state, &mut tx, user.id, user.session_version).await?;
     tx.commit().await?;
     audit(state, Some(user.id), AuditKind::LogInOk, meta).await;

@@ -153,3 +153,35 @@ async fn log_out_everywhere_and_password_change_end_other_sessions() {
         "unauthenticated",
     );
 }
+
+#[tokio::test]
+async fn a_password_stage_token_is_exchanged_once() {
+    let app = spawn_app().await;
+    let secret = app.enrolled_user("once@example.com").await;
+    app.clock.advance(30);
+    app.post("/api/authentication/log-out", json!({})).await;
+    let r = app.log_in("once@example.com", PASSWORD).await;
+    let stage = set_cookie(&r, "access").expect("password-stage cookie");
+    let code = app.code_now(&secret);
+    let r = app
+        .with_cookie(
+            reqwest::Method::POST,
+            "/api/2fa/authenticate",
+            &format!("access={stage}"),
+            Some(json!({"twoFactorAuthenticationCode": code})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    // A copy of the same stage token, with the next valid code, within
+    // its five minutes: refused.
+    app.clock.advance(30);
+    let r = app
+        .with_cookie(
+            reqwest::Method::POST,
+            "/api/2fa/authenticate",
+            &format!("access={stage}"),
+            Some(json!({"twoFactorAuthenticationCode": app.code_now(&secret)})),
+        )
+        .await;
+    assert_error(&r, StatusCode::UNAUTHORIZED, "unauthenticated");
+}
