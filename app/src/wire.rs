@@ -78,10 +78,11 @@ pub enum AuditKind {
     PasswordChanged,
     SessionsRevoked,
     TwoFactorReset,
+    CodesLocked,
 }
 
 impl AuditKind {
-    const ALL: [AuditKind; 12] = [
+    const ALL: [AuditKind; 13] = [
         AuditKind::LogInOk,
         AuditKind::LogInFailed,
         AuditKind::CodeFailed,
@@ -94,6 +95,7 @@ impl AuditKind {
         AuditKind::PasswordChanged,
         AuditKind::SessionsRevoked,
         AuditKind::TwoFactorReset,
+        AuditKind::CodesLocked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -110,6 +112,7 @@ impl AuditKind {
             AuditKind::PasswordChanged => "password_changed",
             AuditKind::SessionsRevoked => "sessions_revoked",
             AuditKind::TwoFactorReset => "two_factor_reset",
+            AuditKind::CodesLocked => "codes_locked",
         }
     }
 
@@ -132,6 +135,7 @@ impl AuditKind {
             AuditKind::PasswordChanged => "Password changed",
             AuditKind::SessionsRevoked => "Logged out everywhere",
             AuditKind::TwoFactorReset => "Two-factor authentication reset by an administrator",
+            AuditKind::CodesLocked => "100 wrong codes in a row: codes locked until a recovery code is used",
         }
     }
 
@@ -144,6 +148,7 @@ impl AuditKind {
                 | AuditKind::Throttled
                 | AuditKind::RefreshReuseDetected
                 | AuditKind::TwoFactorReset
+                | AuditKind::CodesLocked
         )
     }
 }

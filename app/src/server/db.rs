@@ -407,6 +407,27 @@ impl Db {
         Ok(Pruned { sessions: n(sessions), throttle: n(throttle), audit: n(audit) })
     }
 
+    /// Counts one more second-factor attempt before it is evaluated, if the
+    /// account is under `cap` consecutive failures: `None` means refused.
+    /// One conditional update, so parallel attempts cannot pass the cap.
+    pub async fn reserve_factor_attempt(&self, id: i64, cap: i64) -> Result<Option<i64>, AppError> {
+        let row: Option<(i64,)> = sqlx::query_as(
+            "UPDATE users SET factor_failures = factor_failures + 1 WHERE id = $1 AND factor_failures < $2 \
+             RETURNING factor_failures",
+        )
+        .bind(id)
+        .bind(cap)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(n,)| n))
+    }
+
+    /// A second factor passed: the consecutive count starts over.
+    pub async fn clear_factor_failures(&self, id: i64) -> Result<(), AppError> {
+        sqlx::query("UPDATE users SET factor_failures = 0 WHERE id = $1").bind(id).execute(&self.pool).await?;
+        Ok(())
+    }
+
     /// Stores a pending secret. The active one (if any) is untouched.
     pub async fn set_pending_secret(&self, id: i64, secret: &str) -> Result<(), AppError> {
         sqlx::query("UPDATE users SET totp_pending_secret = $1 WHERE id = $2")
@@ -653,7 +674,8 @@ impl Tx {
         self.step()?;
         let (version,): (i64,) = sqlx::query_as(
             "UPDATE users SET totp_enabled = 0, totp_secret = NULL, totp_pending_secret = NULL, \
-             totp_last_step = NULL, session_version = session_version + 1 WHERE id = $1 RETURNING session_version",
+             totp_last_step = NULL, factor_failures = 0, session_version = session_version + 1 WHERE id = $1 \
+             RETURNING session_version",
         )
         .bind(id)
         .fetch_one(&mut *self.tx)

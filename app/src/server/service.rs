@@ -283,6 +283,16 @@ async fn verify_second_factor(
 ) -> Result<(), AppError> {
     let limit = state.limits.code_per_account;
     let attempt = Attempt::start(state, meta, "code", &user.id.to_string(), limit, Some(user.id)).await?;
+    // The consecutive-failure cap, reserved before evaluating: codes stop
+    // at 100 for good (quiet time does not help); recovery codes get 100
+    // more, then only an operator can help.
+    let cap = match factor {
+        SecondFactor::Totp(_) => CODE_FAILURE_CAP,
+        SecondFactor::Recovery(_) => RECOVERY_FAILURE_CAP,
+    };
+    let Some(consecutive) = state.db.reserve_factor_attempt(user.id, cap).await? else {
+        return Err(codes_locked(factor));
+    };
     let ok = match factor {
         SecondFactor::Totp(code) => {
             let secret = open_secret(state, user, user.totp_secret.as_deref())?;
@@ -299,6 +309,12 @@ async fn verify_second_factor(
             used
         }
     };
+    if ok {
+        state.db.clear_factor_failures(user.id).await?;
+    } else if consecutive == CODE_FAILURE_CAP {
+        audit(state, Some(user.id), AuditKind::CodesLocked, meta).await;
+        tracing::warn!(user_id = user.id, "100 consecutive second-factor failures: codes locked");
+    }
     if attempt.settle(state, meta, ok, AuditKind::CodeFailed).await? {
         Ok(())
     } else {
@@ -310,6 +326,23 @@ async fn verify_second_factor(
             ),
         })
     }
+}
+
+/// Consecutive failed second factors after which app codes are refused.
+pub const CODE_FAILURE_CAP: i64 = 100;
+/// ... and after which recovery codes are refused too (an operator resets).
+pub const RECOVERY_FAILURE_CAP: i64 = 200;
+
+fn codes_locked(factor: &SecondFactor) -> AppError {
+    AppError::forbidden(match factor {
+        SecondFactor::Totp(_) => {
+            "After 100 wrong codes in a row, codes from your app are locked. Log in with one of your recovery \
+             codes, or ask the administrator to reset two-factor authentication."
+        }
+        SecondFactor::Recovery(_) => {
+            "Too many wrong codes in a row. Ask the administrator to reset two-factor authentication."
+        }
+    })
 }
 
 /// The code step: a password-stage session plus a current code (or a

@@ -398,3 +398,46 @@ async fn starting_enrolment_needs_the_password_unless_the_log_in_is_fresh() {
     app.log_in("proof@example.com", PASSWORD).await;
     assert_eq!(app.post("/api/2fa/generate", json!({})).await.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_hundred_wrong_codes_in_a_row_lock_codes_until_a_recovery_code() {
+    let app = spawn_app().await;
+    let (secret, codes) = app.enrolled_with_codes("hundred@example.com").await;
+    app.password_stage("hundred@example.com").await;
+    for n in 0..100 {
+        // An hour of quiet between tries: the throttle forgets, this cap
+        // does not.
+        app.clock.advance(3601);
+        let r =
+            app.post("/api/2fa/authenticate", json!({"twoFactorAuthenticationCode": app.wrong_code(&secret)})).await;
+        if r.status == StatusCode::UNAUTHORIZED && r.body["error"] == "unauthenticated" {
+            app.password_stage("hundred@example.com").await; // the stage lasts 5 minutes
+            let r = app
+                .post("/api/2fa/authenticate", json!({"twoFactorAuthenticationCode": app.wrong_code(&secret)}))
+                .await;
+            assert_error(&r, StatusCode::UNAUTHORIZED, "invalid_code");
+        } else {
+            assert_error(&r, StatusCode::UNAUTHORIZED, "invalid_code");
+        }
+        let _ = n;
+    }
+    app.clock.advance(3601);
+    app.password_stage("hundred@example.com").await;
+    // The right code is refused now, however long one waits.
+    let r = app.post("/api/2fa/authenticate", json!({"twoFactorAuthenticationCode": app.code_now(&secret)})).await;
+    assert_error(&r, StatusCode::FORBIDDEN, "forbidden");
+    assert!(r.body["message"].as_str().unwrap_or("").contains("recovery"), "{}", r.text);
+    app.clock.advance(30 * 86_400);
+    app.password_stage("hundred@example.com").await;
+    let r = app.post("/api/2fa/authenticate", json!({"twoFactorAuthenticationCode": app.code_now(&secret)})).await;
+    assert_error(&r, StatusCode::FORBIDDEN, "forbidden");
+    // A recovery code passes and starts the count over.
+    let r = app.post("/api/2fa/authenticate", json!({"recoveryCode": codes[0]})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = app.get("/api/authentication/activity").await;
+    assert!(r.text.contains("codes_locked"), "{}", r.text);
+    app.clock.advance(30);
+    app.password_stage("hundred@example.com").await;
+    let r = app.post("/api/2fa/authenticate", json!({"twoFactorAuthenticationCode": app.code_now(&secret)})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+}
