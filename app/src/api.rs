@@ -196,5 +196,5 @@ pub async fn fetch_activity() -> Result<Activity, AppError> {
     use crate::server::{app_state, auth::FullSession, extract, service};
     let state = app_state()?;
     let session = extract::<FullSession>(&state).await?;
-    Ok(Activity { events: service::activity(&state, session).await? })
+    service::activity(&state, session).await
 }

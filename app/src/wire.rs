@@ -139,6 +139,21 @@ impl AuditKind {
         }
     }
 
+    /// Changes to how the account is protected: listed apart on the
+    /// security page.
+    pub fn changes() -> &'static [AuditKind] {
+        &[
+            AuditKind::TwoFactorOn,
+            AuditKind::TwoFactorOff,
+            AuditKind::RecoveryCodesRegenerated,
+            AuditKind::PasswordChanged,
+            AuditKind::SessionsRevoked,
+            AuditKind::TwoFactorReset,
+            AuditKind::RefreshReuseDetected,
+            AuditKind::CodesLocked,
+        ]
+    }
+
     /// Events worth a warning colour on the security page.
     pub fn is_warning(self) -> bool {
         matches!(
@@ -165,7 +180,11 @@ pub struct ActivityEvent {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Activity {
+    /// Log-ins, failed attempts, throttling and recovery codes used.
     pub events: Vec<ActivityEvent>,
+    /// Changes to the account's protection, kept apart (see
+    /// `AuditKind::changes`).
+    pub changes: Vec<ActivityEvent>,
 }
 
 /// Parses a field, collecting its message under the JSON field name.

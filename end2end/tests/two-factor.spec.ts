@@ -151,8 +151,8 @@ test('log in with a recovery code when the phone is lost', async ({ page }) => {
   const activity = page.getByTestId('activity');
   await expect(activity).toContainText('Recovery code used');
   await expect(activity).toContainText('Wrong two-factor code');
-  await expect(activity).toContainText('Two-factor authentication turned on');
   await expect(activity).toContainText('Logged in');
+  await expect(page.getByTestId('changes')).toContainText('Two-factor authentication turned on');
 });
 
 test('turn two-factor authentication off with password and code', async ({ page }) => {
@@ -170,7 +170,7 @@ test('turn two-factor authentication off with password and code', async ({ page 
   await panel.getByLabel('Password').fill(PASSWORD);
   await panel.getByRole('button', { name: 'Turn off two-factor authentication' }).click();
   await expect(page.getByRole('button', { name: 'Set up two-factor authentication' })).toBeVisible();
-  await expect(page.getByTestId('activity')).toContainText('Two-factor authentication turned off');
+  await expect(page.getByTestId('changes')).toContainText('Two-factor authentication turned off');
 
   // Logging in now takes the password only.
   await logOut(page);
@@ -242,7 +242,7 @@ test('make new recovery codes with a current code', async ({ page }) => {
   const fresh = await saveRecoveryCodes(page);
   expect(fresh.filter((c) => codes.includes(c))).toEqual([]);
   await expect(page.getByTestId('codes-left')).toHaveText('10 of 10 recovery codes left.');
-  await expect(page.getByTestId('activity')).toContainText('New recovery codes made');
+  await expect(page.getByTestId('changes')).toContainText('New recovery codes made');
 });
 
 test('changing the password ends the other sessions', async ({ page, browser }) => {
@@ -273,7 +273,7 @@ test('changing the password ends the other sessions', async ({ page, browser }) 
   await page.getByLabel('New password').fill('an entirely new passphrase');
   await page.getByRole('button', { name: 'Change password' }).click();
   await expect(page.getByRole('status')).toHaveText('Password changed. Other devices were logged out.');
-  await expect(page.getByTestId('activity')).toContainText('Password changed');
+  await expect(page.getByTestId('changes')).toContainText('Password changed');
 
   await phone.goto('/');
   await expect(phone).toHaveURL(/\/login$/);

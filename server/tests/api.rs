@@ -268,7 +268,16 @@ async fn activity_kinds(app: &TestApp, email: &str) -> Vec<String> {
     assert_eq!(r.body["twoFactorRequired"], false, "activity_kinds needs an account without 2FA");
     let a = app.get_with(&c, "/api/authentication/activity").await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
-    a.body["events"].as_array().expect("events").iter().map(|e| e["kind"].as_str().unwrap_or("").to_owned()).collect()
+    all_kinds(&a.body)
+}
+
+/// The kinds in an activity answer, changes and other events together.
+fn all_kinds(body: &Value) -> Vec<String> {
+    ["changes", "events"]
+        .iter()
+        .flat_map(|list| body[*list].as_array().cloned().unwrap_or_default())
+        .map(|e| e["kind"].as_str().unwrap_or("").to_owned())
+        .collect()
 }
 
 /// Everything a security operation may touch, to compare before and after.

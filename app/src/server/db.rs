@@ -492,6 +492,18 @@ impl Db {
         Ok(Some(wait.map(|(w,)| w.max(1)).unwrap_or(1)))
     }
 
+    /// True once per throttling episode of `key` (the first refusal since
+    /// its last evaluated failure): the one refusal worth auditing.
+    pub async fn throttle_first_refusal(&self, key: &str) -> Result<bool, AppError> {
+        let done = sqlx::query(
+            "UPDATE throttle SET noticed_at = last_at WHERE key = $1 AND (noticed_at IS NULL OR noticed_at <> last_at)",
+        )
+        .bind(key)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Seconds until `key` may be tried again, without counting an attempt.
     pub async fn throttle_check(&self, key: &str, policy: Throttle, now: i64) -> Result<Option<i64>, AppError> {
         let row: Option<(i64,)> =
@@ -562,14 +574,25 @@ impl Db {
         Ok(())
     }
 
-    pub async fn recent_audit(&self, user_id: i64, limit: i64) -> Result<Vec<AuditRow>, AppError> {
-        Ok(sqlx::query_as::<_, AuditRow>(
-            "SELECT kind, at, ip, user_agent FROM audit_events WHERE user_id = $1 ORDER BY at DESC, id DESC LIMIT $2",
-        )
-        .bind(user_id)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?)
+    /// A user's latest events of the given kinds (or of every other kind,
+    /// with `exclude`), newest first.
+    pub async fn recent_audit(
+        &self,
+        user_id: i64,
+        kinds: &[&str],
+        exclude: bool,
+        limit: i64,
+    ) -> Result<Vec<AuditRow>, AppError> {
+        // Kinds are the app's own constants; they are bound, never spliced.
+        let list = kinds.join(",");
+        let sql = if exclude {
+            "SELECT kind, at, ip, user_agent FROM audit_events WHERE user_id = $1 \
+             AND (',' || $2 || ',') NOT LIKE ('%,' || kind || ',%') ORDER BY at DESC, id DESC LIMIT $3"
+        } else {
+            "SELECT kind, at, ip, user_agent FROM audit_events WHERE user_id = $1 \
+             AND (',' || $2 || ',') LIKE ('%,' || kind || ',%') ORDER BY at DESC, id DESC LIMIT $3"
+        };
+        Ok(sqlx::query_as::<_, AuditRow>(sql).bind(user_id).bind(list).bind(limit).fetch_all(&self.pool).await?)
     }
 
     /// Every stored secret, for re-encryption under a new key.

@@ -12,8 +12,8 @@ use crate::domain::{
 };
 use crate::error::AppError;
 use crate::wire::{
-    ActivityEvent, AuditKind, GenerateResponse, LogInResponse, RecoveryCodesResponse, TurnOnResponse, TwoFactorStatus,
-    User,
+    Activity, ActivityEvent, AuditKind, GenerateResponse, LogInResponse, RecoveryCodesResponse, TurnOnResponse,
+    TwoFactorStatus, User,
 };
 
 use super::auth::{FullSession, PasswordSession};
@@ -101,15 +101,19 @@ impl Attempt {
     ) -> Result<Self, AppError> {
         let now = state.now();
         let address_key = format!("{scope}-ip:{}", meta.ip_key());
-        let wait = match state.db.throttle_check(&address_key, state.limits.per_address, now).await? {
-            Some(wait) => Some(wait),
-            None => state.db.throttle_attempt(&format!("{scope}:{account}"), policy, now).await?,
+        let account_key = format!("{scope}:{account}");
+        let refused = match state.db.throttle_check(&address_key, state.limits.per_address, now).await? {
+            Some(wait) => Some((wait, &address_key)),
+            None => state.db.throttle_attempt(&account_key, policy, now).await?.map(|wait| (wait, &account_key)),
         };
-        if let Some(wait) = wait {
-            audit(state, user_id, AuditKind::Throttled, meta).await;
+        if let Some((wait, key)) = refused {
+            // One event per episode, not one per refused request.
+            if state.db.throttle_first_refusal(key).await? {
+                audit(state, user_id, AuditKind::Throttled, meta).await;
+            }
             return Err(AppError::too_many(wait));
         }
-        Ok(Self { address_key, account_key: format!("{scope}:{account}"), user_id })
+        Ok(Self { address_key, account_key, user_id })
     }
 
     /// Returns `ok` after recording it: a success forgets the account's
@@ -701,14 +705,22 @@ pub async fn prune(state: &AppState) -> Result<super::db::Pruned, AppError> {
     state.db.prune(now, now - SPENT_SESSION_KEEP_SECONDS, now - window, now - state.audit_retention).await
 }
 
-pub async fn activity(state: &AppState, session: FullSession) -> Result<Vec<ActivityEvent>, AppError> {
-    let rows = state.db.recent_audit(session.user.id, ACTIVITY_LIMIT).await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|r| {
-            Some(ActivityEvent { kind: AuditKind::parse(&r.kind)?, at: r.at, ip: r.ip, user_agent: r.user_agent })
-        })
-        .collect())
+/// The user's recent events, and apart from them the security changes, so
+/// a flood of failed attempts can never push a change off the page.
+pub async fn activity(state: &AppState, session: FullSession) -> Result<Activity, AppError> {
+    let changes: Vec<&str> = AuditKind::changes().iter().map(|k| k.as_str()).collect();
+    let to_events = |rows: Vec<super::db::AuditRow>| -> Vec<ActivityEvent> {
+        rows.into_iter()
+            .filter_map(|r| {
+                Some(ActivityEvent { kind: AuditKind::parse(&r.kind)?, at: r.at, ip: r.ip, user_agent: r.user_agent })
+            })
+            .collect()
+    };
+    let id = session.user.id;
+    Ok(Activity {
+        events: to_events(state.db.recent_audit(id, &changes, true, ACTIVITY_LIMIT).await?),
+        changes: to_events(state.db.recent_audit(id, &changes, false, ACTIVITY_LIMIT).await?),
+    })
 }
 
 #[cfg(test)]

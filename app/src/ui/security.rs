@@ -441,17 +441,29 @@ fn PasswordAndSessions(changed: RwSignal<u32>) -> impl IntoView {
 #[component]
 fn RecentActivity(changed: RwSignal<u32>) -> impl IntoView {
     let events = Resource::new(move || changed.get(), |_| with_refresh(fetch_activity));
+    let list = |events: Vec<ActivityEvent>, testid: &'static str| {
+        if events.is_empty() {
+            view! { <p class="muted">"Nothing yet."</p> }.into_any()
+        } else {
+            view! {
+                <ul class="activity" data-testid=testid>
+                    {events.into_iter().map(|e| view! { <ActivityRow event=e/> }).collect_view()}
+                </ul>
+            }
+            .into_any()
+        }
+    };
     view! {
         <section class="card">
             <h2>"Recent activity"</h2>
-            <p class="muted">"Log-ins, failed attempts and security changes on your account. Times are UTC."</p>
+            <p class="muted">"Changes to your account's protection, then log-ins and failed attempts. Times are UTC."</p>
             <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
                 {move || events.get().map(|r| match r {
-                    Ok(a) if a.events.is_empty() => view! { <p class="muted">"Nothing yet."</p> }.into_any(),
                     Ok(a) => view! {
-                        <ul class="activity" data-testid="activity">
-                            {a.events.into_iter().map(|e| view! { <ActivityRow event=e/> }).collect_view()}
-                        </ul>
+                        <h3 class="activity-heading">"Security changes"</h3>
+                        {list(a.changes, "changes")}
+                        <h3 class="activity-heading">"Log-ins and attempts"</h3>
+                        {list(a.events, "activity")}
                     }.into_any(),
                     Err(e) => view! { <p class="alert alert-error" role="alert">{e.message}</p> }.into_any(),
                 })}

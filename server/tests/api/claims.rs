@@ -125,8 +125,7 @@ async fn every_audit_kind_is_written_by_its_operation() {
     let c = new_client();
     app.post_with(&c, "/api/authentication/log-in", json!({"email": email, "password": new})).await;
     let r = app.get_with(&c, "/api/authentication/activity").await;
-    let kinds: Vec<&str> =
-        r.body["events"].as_array().expect("events").iter().filter_map(|e| e["kind"].as_str()).collect();
+    let kinds = all_kinds(&r.body);
     for kind in [
         "log_in_ok",
         "log_in_failed",
@@ -141,6 +140,6 @@ async fn every_audit_kind_is_written_by_its_operation() {
         "sessions_revoked",
         "two_factor_reset",
     ] {
-        assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
+        assert!(kinds.iter().any(|k| k == kind), "{kind} missing from {kinds:?}");
     }
 }

@@ -441,3 +441,30 @@ async fn a_hundred_wrong_codes_in_a_row_lock_codes_until_a_recovery_code() {
     let r = app.post("/api/2fa/authenticate", json!({"twoFactorAuthenticationCode": app.code_now(&secret)})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 }
+
+#[tokio::test]
+async fn a_flood_of_refused_attempts_is_one_event_and_never_hides_a_change() {
+    let app = spawn_app().await;
+    app.register("flooded@example.com").await;
+    app.log_in("flooded@example.com", PASSWORD).await;
+    let change = json!({"currentPassword": PASSWORD, "newPassword": "a new and longer passphrase"});
+    assert_eq!(app.post("/api/authentication/change-password", change).await.status, StatusCode::OK);
+    // 200 anonymous wrong passwords at the same moment: after the free
+    // ones, every request is refused, and that is audited once.
+    let stranger = new_client();
+    for _ in 0..200 {
+        app.post_with(
+            &stranger,
+            "/api/authentication/log-in",
+            json!({"email": "flooded@example.com", "password": "a guess from afar"}),
+        )
+        .await;
+    }
+    let a = app.get("/api/authentication/activity").await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let kinds = all_kinds(&a.body);
+    assert_eq!(kinds.iter().filter(|k| *k == "throttled").count(), 1, "{kinds:?}");
+    let changes: Vec<&str> =
+        a.body["changes"].as_array().expect("changes").iter().filter_map(|e| e["kind"].as_str()).collect();
+    assert_eq!(changes, ["password_changed"]);
+}
