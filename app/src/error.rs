@@ -130,6 +130,13 @@ impl AppError {
         Self::new(ErrorKind::Unavailable, "The service is temporarily unavailable. Please try again in a moment.")
     }
 
+    /// Too much work queued (password hashing): try again in a second.
+    pub fn busy() -> Self {
+        let mut e = Self::new(ErrorKind::Unavailable, "The service is busy. Please try again in a moment.");
+        e.retry_after = Some(1);
+        e
+    }
+
     pub fn internal() -> Self {
         Self::new(ErrorKind::Internal, "Something went wrong on our side. Please try again.")
     }

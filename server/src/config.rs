@@ -37,6 +37,9 @@ pub struct Config {
     pub refresh_grace_seconds: i64,
     /// How long audit events are kept.
     pub audit_retention_days: i64,
+    /// How many password checks may wait for a hashing thread before the
+    /// answer is 503 (default: 16 per core).
+    pub hash_queue_limit: Option<usize>,
     pub log_format: LogFormat,
     pub site_root: String,
     pub db_max_connections: u32,
@@ -105,6 +108,12 @@ impl Config {
         let refresh_ttl_seconds = seconds(&var, "REFRESH_TTL_SECONDS", 30 * 86400, 300, 365 * 86400)?;
         let refresh_grace_seconds = seconds(&var, "REFRESH_GRACE_SECONDS", 10, 0, 60)?;
         let audit_retention_days = bounded(&var, "AUDIT_RETENTION_DAYS", 90, 1, 3650, "days")?;
+        let hash_queue_limit = match var("HASH_QUEUE_LIMIT") {
+            None => None,
+            Some(_) => {
+                Some(usize::try_from(bounded(&var, "HASH_QUEUE_LIMIT", 0, 0, 100_000, "requests")?).unwrap_or(0))
+            }
+        };
         let secrets_key = match var("SECRETS_KEY") {
             Some(spec) => Some(checked_key("SECRETS_KEY", &spec)?),
             None if production => {
@@ -157,6 +166,7 @@ impl Config {
             refresh_ttl_seconds,
             refresh_grace_seconds,
             audit_retention_days,
+            hash_queue_limit,
             log_format,
             site_root,
             db_max_connections,

@@ -53,7 +53,7 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> Result<AppSt
     let (key_id, key) = config.secrets_key()?;
     let secrets = SecretBox::new((&key_id, &key), &config.secrets_keys_previous)?;
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-    let hasher = Hasher::new(cores).map_err(|e| e.message)?;
+    let hasher = Hasher::new(cores, config.hash_queue_limit.unwrap_or(16 * cores)).map_err(|e| e.message)?;
     let leptos_options = LeptosOptions::builder()
         .output_name(OUTPUT_NAME)
         .site_root(config.site_root.as_str())

@@ -504,16 +504,14 @@ impl Db {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Seconds until `key` may be tried again, without counting an attempt.
-    pub async fn throttle_check(&self, key: &str, policy: Throttle, now: i64) -> Result<Option<i64>, AppError> {
-        let row: Option<(i64,)> =
-            sqlx::query_as("SELECT last_at + delay_seconds - $2 FROM throttle WHERE key = $1 AND last_at >= $3")
-                .bind(key)
-                .bind(now)
-                .bind(now - policy.window)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(row.map(|(w,)| w).filter(|w| *w > 0))
+    /// Gives back one attempt reserved on `key` (an address whose attempt
+    /// succeeded): its other failures stay counted.
+    pub async fn throttle_release(&self, key: &str) -> Result<(), AppError> {
+        sqlx::query("UPDATE throttle SET failures = failures - 1 WHERE key = $1 AND failures > 0")
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Forgets the failures of `key` (after a success).

@@ -25,6 +25,10 @@ const P_COST: u32 = 1;
 #[derive(Clone)]
 pub struct Hasher {
     permits: Arc<Semaphore>,
+    /// Requests waiting for a permit, and how many may wait: past that the
+    /// answer is 503 with Retry-After at once, not seconds in a queue.
+    waiting: Arc<std::sync::atomic::AtomicUsize>,
+    queue_limit: usize,
     /// A real hash of a random password, verified against when the email is
     /// unknown so that such a log-in costs what a real one costs.
     dummy_hash: Arc<str>,
@@ -71,12 +75,14 @@ fn verify_sync(password: &str, hash: &str, blocks: &mut Vec<Block>) -> bool {
 impl Hasher {
     /// `concurrency` bounds simultaneous hashes; the number of cores is right
     /// for a machine that does little else.
-    pub fn new(concurrency: usize) -> Result<Self, AppError> {
+    pub fn new(concurrency: usize, queue_limit: usize) -> Result<Self, AppError> {
         let random: [u8; 24] = rand::random();
         let dummy = hash_sync(&hex::encode(random))?;
         let permits = concurrency.max(1);
         Ok(Self {
             permits: Arc::new(Semaphore::new(permits)),
+            waiting: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            queue_limit,
             dummy_hash: dummy.into(),
             runs: Arc::new(AtomicU64::new(0)),
             memory: Arc::new(Mutex::new((0..permits).map(|_| Vec::new()).collect())),
@@ -117,7 +123,19 @@ impl Hasher {
     }
 
     async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, AppError> {
-        let _permit = self.permits.acquire().await.map_err(|_| AppError::internal())?;
+        let _permit = match self.permits.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.queue_limit {
+                    self.waiting.fetch_sub(1, Ordering::SeqCst);
+                    tracing::warn!("password hashing queue full: answering 503");
+                    return Err(AppError::busy());
+                }
+                let permit = self.permits.clone().acquire_owned().await;
+                self.waiting.fetch_sub(1, Ordering::SeqCst);
+                permit.map_err(|_| AppError::internal())?
+            }
+        };
         self.runs.fetch_add(1, Ordering::Relaxed);
         tokio::task::spawn_blocking(f).await.map_err(|e| {
             tracing::error!(error = %e, "password hashing task failed");
@@ -132,7 +150,7 @@ mod tests {
 
     #[tokio::test]
     async fn hash_then_verify() {
-        let hasher = Hasher::new(2).unwrap();
+        let hasher = Hasher::new(2, 8).unwrap();
         let pw = Password::parse("correct horse battery staple").unwrap();
         let hash = hasher.hash(&pw).await.unwrap();
         assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
@@ -161,7 +179,7 @@ mod tests {
 
     #[tokio::test]
     async fn unknown_user_never_verifies() {
-        let hasher = Hasher::new(1).unwrap();
+        let hasher = Hasher::new(1, 8).unwrap();
         assert!(!hasher.verify("anything at all here", None).await.unwrap());
     }
 }

@@ -102,9 +102,18 @@ impl Attempt {
         let now = state.now();
         let address_key = format!("{scope}-ip:{}", meta.ip_key());
         let account_key = format!("{scope}:{account}");
-        let refused = match state.db.throttle_check(&address_key, state.limits.per_address, now).await? {
+        // Both buckets are reserved before anything is evaluated, each by
+        // one conditional upsert, so parallel requests cannot slip past
+        // either limit; a refused account gives the address its attempt back.
+        let refused = match state.db.throttle_attempt(&address_key, state.limits.per_address, now).await? {
             Some(wait) => Some((wait, &address_key)),
-            None => state.db.throttle_attempt(&account_key, policy, now).await?.map(|wait| (wait, &account_key)),
+            None => match state.db.throttle_attempt(&account_key, policy, now).await? {
+                Some(wait) => {
+                    state.db.throttle_release(&address_key).await?;
+                    Some((wait, &account_key))
+                }
+                None => None,
+            },
         };
         if let Some((wait, key)) = refused {
             // One event per episode, not one per refused request.
@@ -127,8 +136,9 @@ impl Attempt {
     ) -> Result<bool, AppError> {
         if ok {
             state.db.throttle_reset(&self.account_key).await?;
+            state.db.throttle_release(&self.address_key).await?;
         } else {
-            state.db.throttle_attempt(&self.address_key, state.limits.per_address, state.now()).await?;
+            // Both were counted when the attempt was reserved.
             audit(state, self.user_id, failure, meta).await;
         }
         Ok(ok)

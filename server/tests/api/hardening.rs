@@ -468,3 +468,63 @@ async fn a_flood_of_refused_attempts_is_one_event_and_never_hides_a_change() {
         a.body["changes"].as_array().expect("changes").iter().filter_map(|e| e["kind"].as_str()).collect();
     assert_eq!(changes, ["password_changed"]);
 }
+
+/// Sends `n` log-ins at once; returns their statuses and Retry-After values.
+async fn parallel_log_ins(
+    app: &TestApp,
+    n: usize,
+    email: impl Fn(usize) -> String,
+) -> Vec<(StatusCode, Option<String>)> {
+    let url = format!("{}/api/authentication/log-in", app.base);
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let (url, body) = (url.clone(), json!({"email": email(i), "password": "a wrong password guess"}));
+            tokio::spawn(async move {
+                let r = reqwest::Client::new().post(url).json(&body).send().await?;
+                let retry = r.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_owned);
+                Ok::<_, reqwest::Error>((r.status(), retry))
+            })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.expect("task").expect("request"));
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_address_limit_holds_under_parallel_requests() {
+    let app = spawn_app().await;
+    let runs = app.state.hasher.runs();
+    // 150 failed log-ins at once from one address, each to another account
+    // (so only the address limit, 50 free, can stop them).
+    let replies = parallel_log_ins(&app, 150, |i| format!("stranger{i}@example.com")).await;
+    let evaluated = app.state.hasher.runs() - runs;
+    assert!(evaluated <= 51, "{evaluated} of 150 evaluated");
+    let refused = replies.iter().filter(|(s, _)| *s == StatusCode::TOO_MANY_REQUESTS).count();
+    assert!(refused >= 99, "{refused} refused");
+    for (status, _) in &replies {
+        assert!(
+            matches!(
+                *status,
+                StatusCode::UNAUTHORIZED | StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+            ),
+            "{status}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_full_hashing_queue_answers_503_with_retry_after_at_once() {
+    let app = spawn_app_with(&[("HASH_QUEUE_LIMIT", "0")]).await;
+    app.register("queued@example.com").await;
+    let replies = parallel_log_ins(&app, 30, |i| format!("queue{i}@example.com")).await;
+    let busy: Vec<_> = replies.iter().filter(|(s, _)| *s == StatusCode::SERVICE_UNAVAILABLE).collect();
+    assert!(!busy.is_empty(), "with no queue, parallel log-ins beyond the hashing threads are turned away");
+    for (_, retry) in &busy {
+        assert_eq!(retry.as_deref(), Some("1"));
+    }
+    // Once the burst is over, the owner logs in as usual.
+    assert_eq!(app.log_in("queued@example.com", PASSWORD).await.status, StatusCode::OK);
+}
