@@ -43,6 +43,8 @@ export default defineConfig({
       LEPTOS_SITE_ROOT: 'target/site',
       DATA_DIR: process.env.E2E_DATA_DIR ?? 'target/e2e-data',
       RUST_LOG: 'warn',
+      // The suite signs up many accounts from one address.
+      REGISTRATIONS_PER_HOUR: '100000',
     },
   },
 });

@@ -17,7 +17,8 @@ pub async fn register(email: String, name: String, password: String) -> Result<U
     use crate::server::{app_state, service, set_status};
     let state = app_state()?;
     let (email, name, password) = parse_registration(&email, &name, &password)?;
-    let user = service::register(&state, email, name, password).await?;
+    let meta = crate::server::extract::<crate::server::request::RequestMeta>(&state).await?;
+    let user = service::register(&state, &meta, email, name, password).await?;
     set_status(http::StatusCode::CREATED);
     Ok(user)
 }

@@ -177,6 +177,7 @@ async fn start_server(args: &Args) -> Started {
         .env("DATA_DIR", &dir)
         .env("LEPTOS_SITE_ROOT", &args.site)
         .env("JWT_SECRET", "benchmark-signing-key-0123456789abcdef")
+        .env("REGISTRATIONS_PER_HOUR", "1000000")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()

@@ -40,6 +40,8 @@ pub struct Config {
     /// How many password checks may wait for a hashing thread before the
     /// answer is 503 (default: 16 per core).
     pub hash_queue_limit: Option<usize>,
+    /// Accounts one client address may create per hour before a delay.
+    pub registrations_per_hour: i64,
     pub log_format: LogFormat,
     pub site_root: String,
     pub db_max_connections: u32,
@@ -108,6 +110,7 @@ impl Config {
         let refresh_ttl_seconds = seconds(&var, "REFRESH_TTL_SECONDS", 30 * 86400, 300, 365 * 86400)?;
         let refresh_grace_seconds = seconds(&var, "REFRESH_GRACE_SECONDS", 10, 0, 60)?;
         let audit_retention_days = bounded(&var, "AUDIT_RETENTION_DAYS", 90, 1, 3650, "days")?;
+        let registrations_per_hour = bounded(&var, "REGISTRATIONS_PER_HOUR", 10, 1, 1_000_000, "accounts")?;
         let hash_queue_limit = match var("HASH_QUEUE_LIMIT") {
             None => None,
             Some(_) => {
@@ -167,6 +170,7 @@ impl Config {
             refresh_grace_seconds,
             audit_retention_days,
             hash_queue_limit,
+            registrations_per_hour,
             log_format,
             site_root,
             db_max_connections,

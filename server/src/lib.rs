@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use app::server::AppState;
 use app::server::clock::Clock;
-use app::server::db::Db;
+use app::server::db::{Db, Throttle};
 use app::server::passwords::Hasher;
 use app::server::sealing::SecretBox;
 use app::server::state::{Limits, StateInner};
@@ -75,7 +75,13 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> Result<AppSt
         refresh_grace: config.refresh_grace_seconds,
         audit_retention: config.audit_retention_days * 86_400,
         trusted_proxy_header: config.trusted_proxy_header.clone(),
-        limits: Limits::default(),
+        limits: Limits {
+            registration_per_address: Throttle {
+                free: config.registrations_per_hour,
+                ..Limits::default().registration_per_address
+            },
+            ..Limits::default()
+        },
         leptos_options,
     }))
 }

@@ -651,6 +651,14 @@ impl Tx {
         Ok(done.rows_affected() == 1)
     }
 
+    /// When a refresh token was spent, read on this transaction's own
+    /// connection (no second connection held while the first waits).
+    pub async fn session_used_at(&mut self, id: i64) -> Result<Option<i64>, AppError> {
+        let row: Option<(Option<i64>,)> =
+            sqlx::query_as("SELECT used_at FROM sessions WHERE id = $1").bind(id).fetch_optional(&mut *self.tx).await?;
+        Ok(row.and_then(|(at,)| at))
+    }
+
     pub async fn commit(self) -> Result<(), AppError> {
         self.tx.commit().await?;
         Ok(())

@@ -108,7 +108,7 @@ async fn sign_up(State(state): State<AppState>, req: Request) -> Response {
         };
     let login_email = email.clone();
     let password_text = password.expose().to_owned();
-    if let Err(e) = service::register(&state, email, name, password).await {
+    if let Err(e) = service::register(&state, &posted.meta, email, name, password).await {
         let answer = Answer::Render(failed(Intent::SignUp, e, &posted, &keep));
         return finish(&state, posted.parts, "/signup", answer, vec![]).await;
     }

@@ -201,13 +201,27 @@ pub fn cleared_cookies(state: &AppState) -> Vec<String> {
 
 // ---------------------------------------------------------------- account
 
-pub async fn register(state: &AppState, email: Email, name: PersonName, password: Password) -> Result<User, AppError> {
-    // Checked before hashing so a taken email costs no argon2 run; the
-    // INSERT below still decides races.
-    if state.db.user_by_email(email.as_str()).await?.is_some() {
+///
+/// Limited per client address (`Limits::registration_per_address`), each
+/// try counted before anything else. A taken email is answered honestly
+/// (409, until mail can tell the owner instead) but only after the same
+/// argon2 run a new account costs, so timing does not tell the two apart.
+pub async fn register(
+    state: &AppState,
+    meta: &RequestMeta,
+    email: Email,
+    name: PersonName,
+    password: Password,
+) -> Result<User, AppError> {
+    let key = format!("register-ip:{}", meta.ip_key());
+    if let Some(wait) = state.db.throttle_attempt(&key, state.limits.registration_per_address, state.now()).await? {
+        return Err(AppError::too_many(wait));
+    }
+    let taken = state.db.user_by_email(email.as_str()).await?.is_some();
+    let hash = state.hasher.hash(&password).await?;
+    if taken {
         return Err(email_taken());
     }
-    let hash = state.hasher.hash(&password).await?;
     match state.db.insert_user(email.as_str(), name.as_str(), &hash, state.now()).await? {
         Some(row) => {
             tracing::info!(user_id = row.id, "account created");
@@ -599,7 +613,7 @@ pub async fn refresh(state: &AppState, meta: &RequestMeta, token: Option<&str>) 
         // Someone rotated it first; `used_at` says when.
         let used_at = match row.used_at {
             Some(at) => Some(at),
-            None => state.db.session_by_hash(&token_hash).await?.and_then(|r| r.used_at),
+            None => tx.session_used_at(row.id).await?,
         };
         let concurrent = used_at.is_some_and(|at| state.refresh_grace > 0 && now - at <= state.refresh_grace);
         if !concurrent {
@@ -707,11 +721,12 @@ pub const SPENT_SESSION_KEEP_SECONDS: i64 = 7 * 86_400;
 pub async fn prune(state: &AppState) -> Result<super::db::Pruned, AppError> {
     let now = state.now();
     let limits = state.limits;
-    let window = [limits.password_per_account, limits.code_per_account, limits.per_address]
-        .iter()
-        .map(|t| t.window.max(t.cap))
-        .max()
-        .unwrap_or(0);
+    let window =
+        [limits.password_per_account, limits.code_per_account, limits.per_address, limits.registration_per_address]
+            .iter()
+            .map(|t| t.window.max(t.cap))
+            .max()
+            .unwrap_or(0);
     state.db.prune(now, now - SPENT_SESSION_KEEP_SECONDS, now - window, now - state.audit_retention).await
 }
 

@@ -75,11 +75,18 @@ pub struct Limits {
     pub password_per_account: Throttle,
     pub code_per_account: Throttle,
     pub per_address: Throttle,
+    /// Accounts one address may create: 10 an hour, then slower.
+    pub registration_per_address: Throttle,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         let account = Throttle { free: 5, cap: 15 * 60, window: 3600 };
-        Self { password_per_account: account, code_per_account: account, per_address: Throttle { free: 50, ..account } }
+        Self {
+            password_per_account: account,
+            code_per_account: account,
+            per_address: Throttle { free: 50, ..account },
+            registration_per_address: Throttle { free: 10, ..account },
+        }
     }
 }

@@ -528,3 +528,20 @@ async fn a_full_hashing_queue_answers_503_with_retry_after_at_once() {
     // Once the burst is over, the owner logs in as usual.
     assert_eq!(app.log_in("queued@example.com", PASSWORD).await.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn registration_is_limited_per_address_and_a_taken_email_costs_a_hash() {
+    let app = spawn_app_with(&[("REGISTRATIONS_PER_HOUR", "3")]).await;
+    for n in 0..3 {
+        assert_eq!(app.register(&format!("new{n}@example.com")).await.status, StatusCode::CREATED);
+    }
+    assert_error(&app.register("new3@example.com").await, StatusCode::TOO_MANY_REQUESTS, "too_many_requests");
+    app.clock.advance(3601);
+    // A taken email is answered only after the argon2 run a new account
+    // costs: the answer's timing does not tell the two apart.
+    let runs = app.state.hasher.runs();
+    assert_error(&app.register("new0@example.com").await, StatusCode::CONFLICT, "conflict");
+    assert_eq!(app.state.hasher.runs(), runs + 1);
+    assert_eq!(app.register("new3@example.com").await.status, StatusCode::CREATED);
+    assert_eq!(app.state.hasher.runs(), runs + 2);
+}
