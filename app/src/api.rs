@@ -150,18 +150,9 @@ pub async fn refresh() -> Result<User, AppError> {
 /// cookies. Always 200.
 #[server(prefix = "/api", endpoint = "authentication/log-out", input = Json)]
 pub async fn log_out() -> Result<Done, AppError> {
-    use crate::server::tokens::{CookieKind, Stage};
     use crate::server::{app_state, request_headers, service, set_cookies};
     let state = app_state()?;
-    let headers = request_headers()?;
-    let sid = state
-        .cookies
-        .from_headers(CookieKind::Access, &headers)
-        .and_then(|t| state.keys.verify(t, Stage::Full, state.now()))
-        .and_then(|c| c.sid);
-    let refresh = state.cookies.from_headers(CookieKind::Refresh, &headers);
-    service::log_out(&state, sid, refresh).await?;
-    set_cookies(&service::cleared_cookies(&state));
+    set_cookies(&service::log_out(&state, &request_headers()?).await?);
     Ok(Done { message: "Logged out.".into() })
 }
 

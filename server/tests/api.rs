@@ -232,6 +232,22 @@ impl TestApp {
         assert_eq!(r.body["twoFactorRequired"], true);
     }
 
+    /// POST /api/authentication/refresh with exactly this refresh token.
+    async fn refresh_with(&self, refresh: &str) -> Reply {
+        self.with_cookie(
+            reqwest::Method::POST,
+            "/api/authentication/refresh",
+            &format!("refresh={refresh}"),
+            Some(json!({})),
+        )
+        .await
+    }
+
+    /// GET /api/authentication with exactly this access token.
+    async fn current_user_with(&self, access: &str) -> Reply {
+        self.with_cookie(reqwest::Method::GET, "/api/authentication", &format!("access={access}"), None).await
+    }
+
     /// A request with exactly this Cookie header and no cookie store.
     async fn with_cookie(&self, method: reqwest::Method, path: &str, cookie: &str, body: Option<Value>) -> Reply {
         let bare = reqwest::Client::new();

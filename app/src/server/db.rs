@@ -440,10 +440,11 @@ impl Db {
 
     /// Accepts a TOTP time step for a user if it is later than the last
     /// accepted one: the replay guard as one compare-and-set. Exactly one of
-    /// several racing requests with the same code gets `true`.
+    /// several racing requests with the same code gets `true`. A success
+    /// also starts the consecutive-failure count over, in the same write.
     pub async fn accept_totp_step(&self, id: i64, step: i64) -> Result<bool, AppError> {
         let done = sqlx::query(
-            "UPDATE users SET totp_last_step = $1 \
+            "UPDATE users SET totp_last_step = $1, factor_failures = 0 \
              WHERE id = $2 AND totp_enabled = 1 AND (totp_last_step IS NULL OR totp_last_step < $1)",
         )
         .bind(step)

@@ -250,14 +250,8 @@ async fn security(State(state): State<AppState>, req: Request) -> Response {
 /// to the log-in page. Like the API's log-out, it always succeeds.
 async fn log_out(State(state): State<AppState>, req: Request) -> Response {
     let (parts, _) = req.into_parts();
-    let sid = state
-        .cookies
-        .from_headers(CookieKind::Access, &parts.headers)
-        .and_then(|t| state.keys.verify(t, Stage::Full, state.now()))
-        .and_then(|c| c.sid);
-    let refresh = state.cookies.from_headers(CookieKind::Refresh, &parts.headers);
-    let cookies = match service::log_out(&state, sid, refresh).await {
-        Ok(()) => service::cleared_cookies(&state),
+    let cookies = match service::log_out(&state, &parts.headers).await {
+        Ok(cookies) => cookies,
         Err(e) => return e.into_response(),
     };
     finish(&state, parts, "/", Answer::Redirect("/login"), cookies).await

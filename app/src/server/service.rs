@@ -332,14 +332,14 @@ async fn verify_second_factor(
         SecondFactor::Recovery(code) => {
             let used = state.db.use_recovery_code(user.id, &recovery_hash(code), state.now()).await?;
             if used {
+                // (An accepted TOTP step clears the count in its own write.)
+                state.db.clear_factor_failures(user.id).await?;
                 audit(state, Some(user.id), AuditKind::RecoveryCodeUsed, meta).await;
             }
             used
         }
     };
-    if ok {
-        state.db.clear_factor_failures(user.id).await?;
-    } else if consecutive == CODE_FAILURE_CAP {
+    if !ok && consecutive == CODE_FAILURE_CAP {
         audit(state, Some(user.id), AuditKind::CodesLocked, meta).await;
         tracing::warn!(user_id = user.id, "100 consecutive second-factor failures: codes locked");
     }
@@ -634,10 +634,18 @@ pub async fn refresh(state: &AppState, meta: &RequestMeta, token: Option<&str>) 
     Ok(WithCookies { body: User::from(&user), cookies })
 }
 
-/// Ends this session: its refresh family is revoked (so its access token
-/// is refused too) and the cookies are cleared. Always succeeds.
-pub async fn log_out(state: &AppState, access_sid: Option<String>, refresh: Option<&str>) -> Result<(), AppError> {
+/// Ends the session whose cookies `headers` carry: the refresh family
+/// named by the access token and the one of the refresh token are revoked
+/// (so a copied access token is refused too). Returns the cookies that
+/// clear both. Succeeds without a session too.
+pub async fn log_out(state: &AppState, headers: &http::HeaderMap) -> Result<Vec<String>, AppError> {
     let now = state.now();
+    let access_sid = state
+        .cookies
+        .from_headers(CookieKind::Access, headers)
+        .and_then(|t| state.keys.verify(t, Stage::Full, now))
+        .and_then(|c| c.sid);
+    let refresh = state.cookies.from_headers(CookieKind::Refresh, headers);
     if let Some(family) = access_sid {
         state.db.revoke_family(&family, now).await?;
     }
@@ -646,7 +654,7 @@ pub async fn log_out(state: &AppState, access_sid: Option<String>, refresh: Opti
     {
         state.db.revoke_family(&row.family, now).await?;
     }
-    Ok(())
+    Ok(cleared_cookies(state))
 }
 
 /// Ends every session of the user, on every device, this one included.

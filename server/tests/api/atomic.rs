@@ -103,7 +103,7 @@ async fn parallel_refreshes_of_one_token_are_not_a_theft() {
     }
     // Each successor works: the family lives.
     for access in &successors {
-        let r = app.with_cookie(reqwest::Method::GET, "/api/authentication", &format!("access={access}"), None).await;
+        let r = app.current_user_with(access).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     }
     let kinds = activity_kinds(&app, "tabs@example.com").await;
@@ -111,17 +111,9 @@ async fn parallel_refreshes_of_one_token_are_not_a_theft() {
 
     // A minute later the same token is a stolen copy: the family dies.
     app.clock.advance(60);
-    let r = app
-        .with_cookie(
-            reqwest::Method::POST,
-            "/api/authentication/refresh",
-            &format!("refresh={refresh}"),
-            Some(json!({})),
-        )
-        .await;
+    let r = app.refresh_with(&refresh).await;
     assert_error(&r, StatusCode::UNAUTHORIZED, "unauthenticated");
-    let r =
-        app.with_cookie(reqwest::Method::GET, "/api/authentication", &format!("access={}", successors[0]), None).await;
+    let r = app.current_user_with(&successors[0]).await;
     assert_error(&r, StatusCode::UNAUTHORIZED, "unauthenticated");
     let kinds = activity_kinds(&app, "tabs@example.com").await;
     assert!(kinds.contains(&"refresh_reuse_detected".to_owned()), "{kinds:?}");

@@ -104,8 +104,7 @@ async fn every_audit_kind_is_written_by_its_operation() {
     let spent = set_cookie(&r, "refresh").expect("refresh");
     app.post("/api/authentication/refresh", json!({})).await;
     app.clock.advance(app.state.refresh_grace + 1);
-    app.with_cookie(reqwest::Method::POST, "/api/authentication/refresh", &format!("refresh={spent}"), Some(json!({})))
-        .await; // refresh_reuse_detected
+    app.refresh_with(&spent).await; // refresh_reuse_detected
     app.post("/api/authentication/log-in", json!({"email": email, "password": new})).await;
     app.clock.advance(60);
     app.post("/api/2fa/authenticate", json!({"twoFactorAuthenticationCode": app.code_now(&secret)})).await;

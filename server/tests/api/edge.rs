@@ -94,7 +94,7 @@ async fn a_session_cookie_sent_twice_is_refused() {
     app.register("twice@example.com").await;
     let r = app.log_in("twice@example.com", PASSWORD).await;
     let access = set_cookie(&r, "access").expect("access");
-    let one = app.with_cookie(reqwest::Method::GET, "/api/authentication", &format!("access={access}"), None).await;
+    let one = app.current_user_with(&access).await;
     assert_eq!(one.status, StatusCode::OK);
     for jar in [format!("access=planted; access={access}"), format!("access={access}; access=planted")] {
         let r = app.with_cookie(reqwest::Method::GET, "/api/authentication", &jar, None).await;

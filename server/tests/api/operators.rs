@@ -1,22 +1,33 @@
-//! Operator commands run as the real binary, and a failed migration stopping start-up.
+//! Operator commands run as the real binary (on a new machine too), and a
+//! failed migration stopping start-up.
 
 use super::*;
 
-/// Runs an operator command of the server binary against a database.
-fn operator(database_url: &str, data_dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
-        .args(args)
-        .env_clear()
-        .env("DATABASE_URL", database_url)
-        .env("DATA_DIR", data_dir)
-        .env("JWT_SECRET", "test-signing-key-that-is-long-enough-0123456789")
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run the server binary");
+/// Runs the server binary with only these variables set: (success,
+/// stdout, stderr).
+fn server_command(args: &[&str], vars: &[(&str, &std::ffi::OsStr)]) -> (bool, String, String) {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_server"));
+    command.args(args).env_clear().env("RUST_LOG", "warn");
+    for (name, value) in vars {
+        command.env(name, value);
+    }
+    let out = command.output().expect("run the server binary");
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs an operator command of the server binary against a database.
+fn operator(database_url: &str, data_dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    server_command(
+        args,
+        &[
+            ("DATABASE_URL", database_url.as_ref()),
+            ("DATA_DIR", data_dir.as_os_str()),
+            ("JWT_SECRET", "test-signing-key-that-is-long-enough-0123456789".as_ref()),
+        ],
     )
 }
 
@@ -76,4 +87,19 @@ async fn a_failed_migration_stops_start_up() {
     let (ok, _, err) = operator(&url, dir.path(), &["serve"]);
     assert!(!ok, "serve must not start on a failed migration");
     assert!(err.contains("database migration failed"), "{err}");
+}
+
+#[tokio::test]
+async fn operator_commands_work_on_a_new_machine() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("not").join("yet").join("there");
+    let (ok, out, err) = server_command(&["migrate"], &[("DATA_DIR", data.as_os_str())]);
+    assert!(ok, "{out}{err}");
+    assert!(data.join("twofactor.db").exists());
+    let (ok, out, err) = server_command(&["prune"], &[("DATA_DIR", data.as_os_str())]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("deleted 0 session, 0 throttle and 0 audit row(s)"), "{out}");
+    let other = dir.path().join("fresh-for-list");
+    let (ok, out, err) = server_command(&["user", "list"], &[("DATA_DIR", other.as_os_str())]);
+    assert!(ok, "{out}{err}");
 }

@@ -1,6 +1,6 @@
 //! Bounded tables: expired and spent sessions, quiet throttle rows and old
 //! audit events are pruned; session validity is an allow-list, so pruning
-//! can never bring a token back to life. Operator commands on a new machine.
+//! can never bring a token back to life.
 
 use app::server::service;
 use app::server::tokens::Stage;
@@ -68,7 +68,7 @@ async fn a_token_naming_a_family_that_is_not_stored_is_refused() {
     // pruned): a deny-list would accept it.
     let now = app.clock_now();
     let forged = app.state.keys.issue(user_id, Stage::Full, 1, now, 900, Some(("no-such-family", now))).expect("token");
-    let r = app.with_cookie(reqwest::Method::GET, "/api/authentication", &format!("access={forged}"), None).await;
+    let r = app.current_user_with(&forged).await;
     assert_error(&r, StatusCode::UNAUTHORIZED, "unauthenticated");
 
     // A revoked family whose rows were pruned stays dead.
@@ -77,41 +77,6 @@ async fn a_token_naming_a_family_that_is_not_stored_is_refused() {
     app.clock.advance(8 * DAY);
     service::prune(&app.state).await.expect("prune");
     app.clock.advance(-8 * DAY);
-    let r = app.with_cookie(reqwest::Method::GET, "/api/authentication", &format!("access={access}"), None).await;
+    let r = app.current_user_with(&access).await;
     assert_error(&r, StatusCode::UNAUTHORIZED, "unauthenticated");
-}
-
-#[tokio::test]
-async fn operator_commands_work_on_a_new_machine() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let data = dir.path().join("not").join("yet").join("there");
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
-            .args(args)
-            .env_clear()
-            .env("DATA_DIR", &data)
-            .env("RUST_LOG", "warn")
-            .output()
-            .expect("run the server binary");
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
-    let (ok, out, err) = run(&["migrate"]);
-    assert!(ok, "{out}{err}");
-    assert!(data.join("twofactor.db").exists());
-    let (ok, out, err) = run(&["prune"]);
-    assert!(ok, "{out}{err}");
-    assert!(out.contains("deleted 0 session, 0 throttle and 0 audit row(s)"), "{out}");
-    let other = dir.path().join("fresh-for-list");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
-        .args(["user", "list"])
-        .env_clear()
-        .env("DATA_DIR", &other)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }

@@ -24,14 +24,7 @@ async fn access_tokens_expire_and_refresh_rotates() {
     // Replaying the first refresh token once the grace window for
     // concurrent tabs has passed: refused, and the family dies.
     app.clock.advance(app.state.refresh_grace + 1);
-    let r = app
-        .with_cookie(
-            reqwest::Method::POST,
-            "/api/authentication/refresh",
-            &format!("refresh={first_refresh}"),
-            Some(json!({})),
-        )
-        .await;
+    let r = app.refresh_with(&first_refresh).await;
     assert_error(&r, StatusCode::UNAUTHORIZED, "unauthenticated");
     assert_error(&app.get("/api/authentication").await, StatusCode::UNAUTHORIZED, "unauthenticated");
     let r = app.post("/api/authentication/refresh", json!({})).await;
@@ -78,14 +71,7 @@ async fn log_out_ends_the_access_token_too() {
         StatusCode::UNAUTHORIZED,
         "unauthenticated",
     );
-    let r = app
-        .with_cookie(
-            reqwest::Method::POST,
-            "/api/authentication/refresh",
-            &format!("refresh={refresh}"),
-            Some(json!({})),
-        )
-        .await;
+    let r = app.refresh_with(&refresh).await;
     assert_error(&r, StatusCode::UNAUTHORIZED, "unauthenticated");
 }
 
