@@ -88,9 +88,7 @@ async fn main() -> ExitCode {
     };
     let done = match command {
         Command::Serve | Command::Migrate => return serve(config, state).await,
-        Command::RotateSecretsKey => ops::rotate_secrets_key(&state)
-            .await
-            .map(|n| format!("re-encrypted the secrets of {n} account(s) under key {:?}", state.secrets.current_id())),
+        Command::RotateSecretsKey => ops::rotate_secrets_key_report(&state).await,
         Command::User(UserCommand::List) => ops::list_users(&state).await,
         Command::User(UserCommand::ResetTwoFactor { email }) => ops::reset_two_factor(&state, &email).await,
         Command::User(UserCommand::RevokeSessions { email }) => ops::revoke_sessions(&state, &email).await,

@@ -45,6 +45,38 @@ pub async fn rotate_secrets_key(state: &AppState) -> Result<usize, String> {
     Ok(done)
 }
 
+/// Accounts whose unused recovery codes are hashed under a key other than
+/// the current one (or the unkeyed form of older releases). A keyed hash
+/// cannot be moved to a new key without the code itself, so these keep
+/// working only while their key stays in SECRETS_KEYS_PREVIOUS, until the
+/// owner makes a new set.
+pub async fn recovery_codes_on_old_keys(state: &AppState) -> Result<Vec<(String, usize)>, String> {
+    let rows = state.db.unused_recovery_hashes().await.map_err(|e| e.message)?;
+    let current = state.secrets.current_id();
+    let mut by_key: std::collections::BTreeMap<String, std::collections::BTreeSet<i64>> = Default::default();
+    for (user_id, stored) in rows {
+        let key = SecretBox::recovery_key_id(&stored).unwrap_or("(unkeyed, from an older release)");
+        if key != current {
+            by_key.entry(key.to_owned()).or_default().insert(user_id);
+        }
+    }
+    Ok(by_key.into_iter().map(|(key, users)| (key, users.len())).collect())
+}
+
+/// The rotation and what it leaves under older keys, as the command prints it.
+pub async fn rotate_secrets_key_report(state: &AppState) -> Result<String, String> {
+    let resealed = rotate_secrets_key(state).await?;
+    let mut report =
+        format!("re-encrypted the secrets of {resealed} account(s) under key {:?}\n", state.secrets.current_id());
+    for (key, accounts) in recovery_codes_on_old_keys(state).await? {
+        report.push_str(&format!(
+            "{accounts} account(s) have recovery codes hashed under key {key:?}: they keep working while that key \
+             stays in SECRETS_KEYS_PREVIOUS, and move to the new key when the owner makes a new set\n"
+        ));
+    }
+    Ok(report)
+}
+
 /// `user list`: one line per account.
 pub async fn list_users(state: &AppState) -> Result<String, String> {
     let users = state.db.list_users().await.map_err(|e| e.message)?;

@@ -521,17 +521,33 @@ impl Db {
         Ok(())
     }
 
-    /// Spends a recovery code: true for exactly one of any racing requests.
-    pub async fn use_recovery_code(&self, user_id: i64, hash: &str, now: i64) -> Result<bool, AppError> {
-        let done = sqlx::query(
-            "UPDATE recovery_codes SET used_at = $1 WHERE user_id = $2 AND code_hash = $3 AND used_at IS NULL",
-        )
-        .bind(now)
-        .bind(user_id)
-        .bind(hash)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+    /// Spends a recovery code, given every stored form it may have (see
+    /// `SecretBox::recovery_candidates`): one conditional update, so true for
+    /// exactly one of any racing requests.
+    pub async fn use_recovery_code(&self, user_id: i64, candidates: &[String], now: i64) -> Result<bool, AppError> {
+        if candidates.is_empty() {
+            return Ok(false);
+        }
+        let list: Vec<String> = (0..candidates.len()).map(|i| format!("${}", i + 3)).collect();
+        let sql = format!(
+            "UPDATE recovery_codes SET used_at = $1 WHERE user_id = $2 AND code_hash IN ({}) AND used_at IS NULL",
+            list.join(", ")
+        );
+        // Built from numbered placeholders only; every value is bound.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).bind(user_id);
+        for candidate in candidates {
+            query = query.bind(candidate);
+        }
+        let done = query.execute(&self.pool).await?;
+        Ok(done.rows_affected() >= 1)
+    }
+
+    /// The stored hashes of unused recovery codes with the users they
+    /// belong to, for the key-rotation report.
+    pub async fn unused_recovery_hashes(&self) -> Result<Vec<(i64, String)>, AppError> {
+        Ok(sqlx::query_as("SELECT user_id, code_hash FROM recovery_codes WHERE used_at IS NULL")
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     pub async fn recovery_codes_left(&self, user_id: i64) -> Result<i64, AppError> {

@@ -3,6 +3,11 @@
 //! so a sealed secret copied onto another row does not open. A sealed value
 //! reads `v1.<key id>.<base64url(nonce ‖ ciphertext)>`; the key id lets the
 //! rotation command find rows under an old key.
+//!
+//! Recovery codes are kept as keyed hashes: HMAC-SHA256 under a key derived
+//! from the same configured key, over the user id and the code, stored as
+//! `r1.<key id>.<hex>`. A copy of the database alone is not enough to test
+//! guesses offline, and equal codes of two users hash apart.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,22 +16,32 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
 
 use crate::error::AppError;
 
 const NONCE_BYTES: usize = 24;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// What the recovery-code key is derived for; a new purpose gets a new label.
+const RECOVERY_KEY_LABEL: &[u8] = b"twofactor:recovery-codes:v1";
 
 /// Keys by id; one of them seals new values.
 #[derive(Clone)]
 pub struct SecretBox {
     current_id: Arc<str>,
     keys: Arc<HashMap<String, XChaCha20Poly1305>>,
+    /// The recovery-code hashing key derived from each key, current first.
+    recovery_keys: Arc<Vec<(String, HmacSha256)>>,
 }
 
 impl SecretBox {
     /// `current` seals; `previous` can still open (during a rotation).
     pub fn new(current: (&str, &[u8]), previous: &[(String, Vec<u8>)]) -> Result<Self, String> {
         let mut keys = HashMap::new();
+        let mut recovery_keys = Vec::new();
         for (id, key) in std::iter::once((current.0.to_owned(), current.1.to_vec())).chain(previous.iter().cloned()) {
             if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
                 return Err(format!("secrets key id {id:?} must be letters, digits, - or _"));
@@ -35,9 +50,44 @@ impl SecretBox {
                 return Err(format!("secrets key {id:?} must be 32 bytes (64 hex characters), it has {}", key.len()));
             }
             let cipher = XChaCha20Poly1305::new_from_slice(&key).map_err(|_| "bad secrets key length".to_owned())?;
-            keys.insert(id, cipher);
+            if keys.insert(id.clone(), cipher).is_some() {
+                return Err(format!("secrets key id {id:?} is configured twice"));
+            }
+            let mut derive = <HmacSha256 as Mac>::new_from_slice(&key).map_err(|_| "bad secrets key length".to_owned())?;
+            derive.update(RECOVERY_KEY_LABEL);
+            let derived = derive.finalize().into_bytes();
+            let mac = <HmacSha256 as Mac>::new_from_slice(&derived).map_err(|_| "bad derived key length".to_owned())?;
+            recovery_keys.push((id, mac));
         }
-        Ok(Self { current_id: current.0.into(), keys: Arc::new(keys) })
+        Ok(Self { current_id: current.0.into(), keys: Arc::new(keys), recovery_keys: Arc::new(recovery_keys) })
+    }
+
+    fn recovery_mac(id: &str, mac: &HmacSha256, user_id: i64, code: &str) -> String {
+        let mut mac = mac.clone();
+        mac.update(format!("{user_id}:{code}").as_bytes());
+        format!("r1.{id}.{}", hex::encode(mac.finalize().into_bytes()))
+    }
+
+    /// The stored form of a new recovery code, under the current key.
+    pub fn recovery_hash(&self, user_id: i64, code: &str) -> Result<String, AppError> {
+        let (id, mac) = self.recovery_keys.first().ok_or_else(AppError::internal)?;
+        Ok(Self::recovery_mac(id, mac, user_id, code))
+    }
+
+    /// Every stored form the code may have: under the current key, under
+    /// each previous key (codes issued before a rotation), and the unkeyed
+    /// SHA-256 of releases before keyed hashes. One lookup matches any.
+    pub fn recovery_candidates(&self, user_id: i64, code: &str) -> Vec<String> {
+        let mut all: Vec<String> =
+            self.recovery_keys.iter().map(|(id, mac)| Self::recovery_mac(id, mac, user_id, code)).collect();
+        all.push(hex::encode(Sha256::digest(code.as_bytes())));
+        all
+    }
+
+    /// The key id a stored recovery-code hash names (`None` for the old
+    /// unkeyed form).
+    pub fn recovery_key_id(stored: &str) -> Option<&str> {
+        stored.strip_prefix("r1.")?.split_once('.').map(|(id, _)| id)
     }
 
     pub fn current_id(&self) -> &str {
@@ -135,6 +185,30 @@ mod tests {
         assert_eq!(rotated.open(1, &sealed).unwrap(), b"s");
         assert_eq!(SecretBox::key_id(&sealed), Some("k1"));
         assert_eq!(SecretBox::key_id(&rotated.seal(1, b"s").unwrap()), Some("k2"));
+    }
+
+    #[test]
+    fn recovery_hashes_are_keyed_per_user_and_survive_a_rotation() {
+        let b = boxed();
+        let stored = b.recovery_hash(1, "ABCD2345EFGH").unwrap();
+        assert!(stored.starts_with("r1.k1."), "{stored}");
+        assert_eq!(SecretBox::recovery_key_id(&stored), Some("k1"));
+        assert!(!stored.contains(&hex::encode(Sha256::digest(b"ABCD2345EFGH"))), "not the bare digest");
+        assert_ne!(stored, b.recovery_hash(2, "ABCD2345EFGH").unwrap(), "salted by the user id");
+        let other = SecretBox::new(("k1", &[8u8; 32]), &[]).unwrap();
+        assert!(!other.recovery_candidates(1, "ABCD2345EFGH").contains(&stored), "another key does not match");
+        let rotated = SecretBox::new(("k2", &[9u8; 32]), &[("k1".into(), vec![7u8; 32])]).unwrap();
+        let candidates = rotated.recovery_candidates(1, "ABCD2345EFGH");
+        assert!(candidates[0].starts_with("r1.k2."));
+        assert!(candidates.contains(&stored), "codes issued under the old key still match");
+        assert!(candidates.contains(&hex::encode(Sha256::digest(b"ABCD2345EFGH"))), "and the unkeyed form");
+        assert_eq!(SecretBox::recovery_key_id(&candidates[2]), None);
+    }
+
+    #[test]
+    fn a_key_id_configured_twice_is_refused() {
+        let err = SecretBox::new(("k1", &[7u8; 32]), &[("k1".into(), vec![8u8; 32])]).err().unwrap();
+        assert!(err.contains("twice"), "{err}");
     }
 
     #[test]

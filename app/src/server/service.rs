@@ -330,7 +330,8 @@ async fn verify_second_factor(
             }
         }
         SecondFactor::Recovery(code) => {
-            let used = state.db.use_recovery_code(user.id, &recovery_hash(code), state.now()).await?;
+            let candidates = state.secrets.recovery_candidates(user.id, code.as_str());
+            let used = state.db.use_recovery_code(user.id, &candidates, state.now()).await?;
             if used {
                 // (An accepted TOTP step clears the count in its own write.)
                 state.db.clear_factor_failures(user.id).await?;
@@ -460,7 +461,7 @@ pub fn pending_enrolment(state: &AppState, user: &UserRow) -> Result<Option<Gene
     }))
 }
 
-fn new_recovery_codes() -> Result<(Vec<String>, Vec<String>), AppError> {
+fn new_recovery_codes(state: &AppState, user_id: i64) -> Result<(Vec<String>, Vec<String>), AppError> {
     let mut shown = Vec::with_capacity(RECOVERY_CODES);
     let mut hashes = Vec::with_capacity(RECOVERY_CODES);
     for _ in 0..RECOVERY_CODES {
@@ -475,14 +476,10 @@ fn new_recovery_codes() -> Result<(Vec<String>, Vec<String>), AppError> {
             }
         }
         let code = RecoveryCode::parse(&code).map_err(|_| AppError::internal())?;
-        hashes.push(recovery_hash(&code));
+        hashes.push(state.secrets.recovery_hash(user_id, code.as_str())?);
         shown.push(code.display());
     }
     Ok((shown, hashes))
-}
-
-fn recovery_hash(code: &RecoveryCode) -> String {
-    sha256_hex(code.as_str().as_bytes())
 }
 
 /// Confirms the pending secret with a code and makes it the active one,
@@ -519,7 +516,7 @@ pub async fn turn_on(
         e.message = diagnosis.explain();
         return Err(e);
     };
-    let (codes, hashes) = new_recovery_codes()?;
+    let (codes, hashes) = new_recovery_codes(state, user.id)?;
     // The flag, the secret, the replay step, the recovery codes, the
     // session version and this client's new session: all or nothing.
     let mut tx = state.db.begin().await?;
@@ -573,7 +570,7 @@ pub async fn regenerate_recovery_codes(
         return Err(AppError::conflict("Turn on two-factor authentication first."));
     }
     verify_second_factor(state, meta, &user, &SecondFactor::Totp(code)).await?;
-    let (codes, hashes) = new_recovery_codes()?;
+    let (codes, hashes) = new_recovery_codes(state, user.id)?;
     let mut tx = state.db.begin().await?;
     tx.replace_recovery_codes(user.id, &hashes).await?;
     tx.commit().await?;

@@ -300,6 +300,25 @@ async fn stored_secret(url: &str) -> (String,) {
         .expect("row")
 }
 
+/// What a database dump shows for zed's recovery codes.
+async fn stored_recovery_hashes(url: &str) -> Vec<String> {
+    sqlx::any::install_default_drivers();
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(url).await.expect("db");
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT code_hash FROM recovery_codes WHERE user_id = (SELECT id FROM users WHERE email = 'zed@example.com')",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .expect("rows");
+    rows.into_iter().map(|(h,)| h).collect()
+}
+
+fn unkeyed_digest(code: &str) -> String {
+    use sha2::Digest;
+    let normalised: String = code.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().to_lowercase();
+    hex::encode(sha2::Sha256::digest(normalised.as_bytes()))
+}
+
 #[tokio::test]
 async fn secrets_are_sealed_at_rest_and_keys_rotate() {
     init_test_log();
@@ -308,12 +327,17 @@ async fn secrets_are_sealed_at_rest_and_keys_rotate() {
     let k1 = format!("k1:{}", "0123456789abcdef".repeat(4));
     let k2 = format!("k2:{}", "fedcba9876543210".repeat(4));
     let app = spawn_in(dir, &[("SECRETS_KEY", &k1)]).await;
-    let secret = app.enrolled_user("zed@example.com").await;
+    let (secret, codes) = app.enrolled_with_codes("zed@example.com").await;
 
     let url = app.database_url.clone();
     let stored = stored_secret(&url).await;
     assert!(stored.0.starts_with("v1.k1."), "{}", stored.0);
     assert!(!stored.0.contains(&secret), "the dump shows no usable secret");
+    // Recovery codes are keyed hashes: the dump cannot test guesses alone.
+    let hashes = stored_recovery_hashes(&url).await;
+    assert_eq!(hashes.len(), 10);
+    assert!(hashes.iter().all(|h| h.starts_with("r1.k1.")), "{hashes:?}");
+    assert!(codes.iter().all(|c| !hashes.contains(&unkeyed_digest(c))), "no bare SHA-256 of a code");
 
     // Rotate: new key current, old key previous; the command re-seals.
     let config = Config::from_vars(|k| match k {
@@ -326,7 +350,11 @@ async fn secrets_are_sealed_at_rest_and_keys_rotate() {
     })
     .expect("config");
     let rotated_state = build_state(&config, Arc::new(app.clock.clone())).await.expect("state");
-    assert_eq!(server::ops::rotate_secrets_key(&rotated_state).await.expect("rotate"), 1);
+    let report = server::ops::rotate_secrets_key_report(&rotated_state).await.expect("rotate");
+    assert!(report.contains("re-encrypted the secrets of 1 account(s)"), "{report}");
+    // Keyed hashes cannot move without the codes: the report says which
+    // key must stay.
+    assert!(report.contains("1 account(s) have recovery codes hashed under key \"k1\""), "{report}");
     assert_eq!(server::ops::rotate_secrets_key(&rotated_state).await.expect("again"), 0);
     let stored = stored_secret(&url).await;
     assert!(stored.0.starts_with("v1.k2."), "{}", stored.0);
@@ -351,6 +379,59 @@ async fn secrets_are_sealed_at_rest_and_keys_rotate() {
         .send()
         .await
         .expect("code");
+    assert_eq!(r.status(), StatusCode::OK);
+    // A recovery code issued under the old key still works (the old key
+    // is in SECRETS_KEYS_PREVIOUS); a new set is hashed under the new key.
+    let log_in = |c: reqwest::Client| {
+        let base = base.clone();
+        async move {
+            let r = c
+                .post(format!("{base}/api/authentication/log-in"))
+                .json(&json!({"email": "zed@example.com", "password": PASSWORD}))
+                .send()
+                .await
+                .expect("log-in");
+            assert_eq!(r.status(), StatusCode::OK);
+            c
+        }
+    };
+    let c = log_in(new_client()).await;
+    let r = c
+        .post(format!("{base}/api/2fa/authenticate"))
+        .json(&json!({"recoveryCode": codes[0]}))
+        .send()
+        .await
+        .expect("recovery");
+    assert_eq!(r.status(), StatusCode::OK);
+    app.clock.advance(30);
+    let r = c
+        .post(format!("{base}/api/2fa/recovery-codes"))
+        .json(&json!({"twoFactorAuthenticationCode": app.code_now(&secret)}))
+        .send()
+        .await
+        .expect("regenerate");
+    assert_eq!(r.status(), StatusCode::OK);
+    let hashes = stored_recovery_hashes(&url).await;
+    assert!(hashes.iter().all(|h| h.starts_with("r1.k2.")), "{hashes:?}");
+
+    // A code stored by an older release (unkeyed SHA-256) still spends.
+    sqlx::any::install_default_drivers();
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&url).await.expect("db");
+    sqlx::query(
+        "INSERT INTO recovery_codes (user_id, code_hash) \
+         SELECT id, $1 FROM users WHERE email = 'zed@example.com'",
+    )
+    .bind(unkeyed_digest("abcd-2345-efgh"))
+    .execute(&mut conn)
+    .await
+    .expect("legacy row");
+    let c = log_in(new_client()).await;
+    let r = c
+        .post(format!("{base}/api/2fa/authenticate"))
+        .json(&json!({"recoveryCode": "abcd-2345-efgh"}))
+        .send()
+        .await
+        .expect("legacy");
     assert_eq!(r.status(), StatusCode::OK);
 }
 
