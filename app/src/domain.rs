@@ -55,6 +55,10 @@ impl Email {
         if local.is_empty() || !domain_ok || !no_odd_chars {
             return Err(ParseError("That does not look like an email address."));
         }
+        // Look-alikes (invisible characters, mixed alphabets, compatibility
+        // forms) are caught on the server, which has the Unicode tables.
+        #[cfg(feature = "ssr")]
+        let email = crate::server::identity::email(&email)?;
         Ok(Self(email))
     }
 
@@ -114,7 +118,11 @@ impl PersonName {
         if name.chars().any(char::is_control) {
             return Err(ParseError("The name contains characters that are not allowed."));
         }
-        Ok(Self(name.to_owned()))
+        #[cfg(feature = "ssr")]
+        let name = crate::server::identity::name(name)?;
+        #[cfg(not(feature = "ssr"))]
+        let name = name.to_owned();
+        Ok(Self(name))
     }
 
     pub fn as_str(&self) -> &str {

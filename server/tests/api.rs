@@ -30,6 +30,8 @@ mod forms;
 mod fuzz;
 #[path = "api/hardening.rs"]
 mod hardening;
+#[path = "api/identity.rs"]
+mod identity;
 #[path = "api/instances.rs"]
 mod instances;
 #[path = "api/operators.rs"]

@@ -521,6 +521,18 @@ impl Db {
         Ok(())
     }
 
+    /// Swaps a password hash for another of the same password (a rehash),
+    /// only if it is still the one read: a concurrent change wins.
+    pub async fn replace_password_hash(&self, id: i64, old: &str, new: &str) -> Result<(), AppError> {
+        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2 AND password_hash = $3")
+            .bind(new)
+            .bind(id)
+            .bind(old)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Spends a recovery code, given every stored form it may have (see
     /// `SecretBox::recovery_candidates`): one conditional update, so true for
     /// exactly one of any racing requests.

@@ -90,7 +90,7 @@ impl Hasher {
     }
 
     pub async fn hash(&self, password: &Password) -> Result<String, AppError> {
-        let pw = password.expose().to_owned();
+        let pw = super::identity::password_form(password.expose()).into_owned();
         self.run(move || hash_sync(&pw)).await?
     }
 

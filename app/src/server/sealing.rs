@@ -53,7 +53,8 @@ impl SecretBox {
             if keys.insert(id.clone(), cipher).is_some() {
                 return Err(format!("secrets key id {id:?} is configured twice"));
             }
-            let mut derive = <HmacSha256 as Mac>::new_from_slice(&key).map_err(|_| "bad secrets key length".to_owned())?;
+            let mut derive =
+                <HmacSha256 as Mac>::new_from_slice(&key).map_err(|_| "bad secrets key length".to_owned())?;
             derive.update(RECOVERY_KEY_LABEL);
             let derived = derive.finalize().into_bytes();
             let mac = <HmacSha256 as Mac>::new_from_slice(&derived).map_err(|_| "bad derived key length".to_owned())?;

@@ -18,7 +18,9 @@ use crate::wire::{
 
 use super::auth::{FullSession, PasswordSession};
 use super::db::{NewAuditEvent, NewSession, Throttle, Tx, UserRow};
+use super::identity;
 use super::request::RequestMeta;
+use super::sealing::SecretBox;
 use super::state::AppState;
 use super::tokens::{CookieKind, PASSWORD_STAGE_TTL, Stage};
 use super::totp;
@@ -217,6 +219,7 @@ pub async fn register(
     if let Some(wait) = state.db.throttle_attempt(&key, state.limits.registration_per_address, state.now()).await? {
         return Err(AppError::too_many(wait));
     }
+    refuse_weak_password(&password, "password", &[email.as_str(), name.as_str()])?;
     let taken = state.db.user_by_email(email.as_str()).await?.is_some();
     let hash = state.hasher.hash(&password).await?;
     if taken {
@@ -229,6 +232,16 @@ pub async fn register(
         }
         None => Err(email_taken()),
     }
+}
+
+/// A new password that is easy to guess is refused, with the reason on
+/// its field.
+fn refuse_weak_password(password: &Password, field: &str, known: &[&str]) -> Result<(), AppError> {
+    identity::check_strength(password.expose(), known).map_err(|why| {
+        let mut e = AppError::bad_request(&why);
+        e.fields.insert(field.into(), why);
+        e
+    })
 }
 
 fn email_taken() -> AppError {
@@ -249,8 +262,22 @@ async fn check_password(
 ) -> Result<(), AppError> {
     let limit = state.limits.password_per_account;
     let attempt = Attempt::start(state, meta, "pw", email, limit, user.map(|u| u.id)).await?;
+    let stored = user.map(|u| u.password_hash.as_str());
     let ok = match Password::parse(password) {
-        Ok(pw) => state.hasher.verify(pw.expose(), user.map(|u| u.password_hash.as_str())).await?,
+        Ok(pw) => {
+            let normal = identity::password_form(pw.expose());
+            let mut ok = state.hasher.verify(&normal, stored).await?;
+            // Hashes made before passwords were normalised hold the form as
+            // typed: tried once on a miss, then replaced by the NFC form.
+            if !ok && normal != pw.expose() {
+                ok = state.hasher.verify(pw.expose(), stored).await?;
+                if ok && let Some(user) = user {
+                    let rehashed = state.hasher.hash(&pw).await?;
+                    state.db.replace_password_hash(user.id, &user.password_hash, &rehashed).await?;
+                }
+            }
+            ok
+        }
         Err(_) => false,
     };
     if attempt.settle(state, meta, ok, AuditKind::LogInFailed).await? {
@@ -461,7 +488,7 @@ pub fn pending_enrolment(state: &AppState, user: &UserRow) -> Result<Option<Gene
     }))
 }
 
-fn new_recovery_codes(state: &AppState, user_id: i64) -> Result<(Vec<String>, Vec<String>), AppError> {
+fn new_recovery_codes(secrets: &SecretBox, user_id: i64) -> Result<(Vec<String>, Vec<String>), AppError> {
     let mut shown = Vec::with_capacity(RECOVERY_CODES);
     let mut hashes = Vec::with_capacity(RECOVERY_CODES);
     for _ in 0..RECOVERY_CODES {
@@ -476,7 +503,7 @@ fn new_recovery_codes(state: &AppState, user_id: i64) -> Result<(Vec<String>, Ve
             }
         }
         let code = RecoveryCode::parse(&code).map_err(|_| AppError::internal())?;
-        hashes.push(state.secrets.recovery_hash(user_id, code.as_str())?);
+        hashes.push(secrets.recovery_hash(user_id, code.as_str())?);
         shown.push(code.display());
     }
     Ok((shown, hashes))
@@ -516,7 +543,7 @@ pub async fn turn_on(
         e.message = diagnosis.explain();
         return Err(e);
     };
-    let (codes, hashes) = new_recovery_codes(state, user.id)?;
+    let (codes, hashes) = new_recovery_codes(&state.secrets, user.id)?;
     // The flag, the secret, the replay step, the recovery codes, the
     // session version and this client's new session: all or nothing.
     let mut tx = state.db.begin().await?;
@@ -570,7 +597,7 @@ pub async fn regenerate_recovery_codes(
         return Err(AppError::conflict("Turn on two-factor authentication first."));
     }
     verify_second_factor(state, meta, &user, &SecondFactor::Totp(code)).await?;
-    let (codes, hashes) = new_recovery_codes(state, user.id)?;
+    let (codes, hashes) = new_recovery_codes(&state.secrets, user.id)?;
     let mut tx = state.db.begin().await?;
     tx.replace_recovery_codes(user.id, &hashes).await?;
     tx.commit().await?;
@@ -704,6 +731,7 @@ pub async fn change_password(
     new: Password,
 ) -> Result<WithCookies<User>, AppError> {
     let user = session.user;
+    refuse_weak_password(&new, "newPassword", &[&user.email, &user.name])?;
     check_password(state, meta, &user.email, Some(&user), current).await?;
     let hash = state.hasher.hash(&new).await?;
     // The hash, the session version, the revocation and this client's new
@@ -759,13 +787,14 @@ mod tests {
 
     #[test]
     fn recovery_codes_are_distinct_and_parse() {
-        let (shown, hashes) = new_recovery_codes().unwrap();
+        let secrets = SecretBox::new(("k1", &[3u8; 32]), &[]).unwrap();
+        let (shown, hashes) = new_recovery_codes(&secrets, 7).unwrap();
         assert_eq!(shown.len(), 10);
         let unique: std::collections::HashSet<_> = shown.iter().collect();
         assert_eq!(unique.len(), 10);
         for (code, hash) in shown.iter().zip(&hashes) {
             let parsed = RecoveryCode::parse(code).unwrap();
-            assert_eq!(&recovery_hash(&parsed), hash);
+            assert_eq!(&secrets.recovery_candidates(7, parsed.as_str())[0], hash);
             assert!(!hash.contains(parsed.as_str()));
         }
     }

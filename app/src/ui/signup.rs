@@ -63,7 +63,7 @@ pub fn SignUpPage() -> impl IntoView {
                 <TextField label="Email" id="email" name="email" input=InputKind::email("email") value=email
                     error=field_message(error, "email")/>
                 <TextField label="Password" id="password" name="password" input=InputKind::new_password() value=password
-                    error=field_message(error, "password") hint="12 to 128 characters. A few unrelated words work well."/>
+                    error=field_message(error, "password") hint="12 to 128 characters, hard to guess: a few unrelated words work well."/>
                 <ErrorNote error=error busy=action.pending()/>
                 <SubmitButton pending=action.pending() label="Create account" busy_label="Creating account…"/>
             </form>
