@@ -8,6 +8,7 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use http::request::Parts;
 
 use super::state::AppState;
+use super::tokens::{CookieKind, Device};
 use crate::error::AppError;
 
 /// Longest user agent kept in the audit trail.
@@ -17,13 +18,25 @@ const MAX_USER_AGENT: usize = 200;
 pub struct RequestMeta {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    /// The browser's device cookie, when it carries a valid one.
+    pub device: Option<Device>,
 }
 
 impl RequestMeta {
     /// A throttle key part for the address; requests with no known address
-    /// share one bucket rather than escaping the limit.
-    pub fn ip_key(&self) -> &str {
-        self.ip.as_deref().unwrap_or("unknown")
+    /// share one bucket rather than escaping the limit. IPv6 addresses are
+    /// counted per /64, the block one subscriber usually holds, so that
+    /// stepping through one's own addresses does not multiply the budget.
+    pub fn ip_key(&self) -> String {
+        match self.ip.as_deref().map(str::parse::<std::net::IpAddr>) {
+            Some(Ok(std::net::IpAddr::V6(v6))) if v6.to_ipv4_mapped().is_none() => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+            Some(Ok(std::net::IpAddr::V6(v6))) => v6.to_ipv4_mapped().map(|v4| v4.to_string()).unwrap_or_default(),
+            Some(_) => self.ip.clone().unwrap_or_default(),
+            None => "unknown".to_owned(),
+        }
     }
 }
 
@@ -55,7 +68,11 @@ impl FromRequestParts<AppState> for RequestMeta {
             .get(http::header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|ua| ua.chars().filter(|c| !c.is_control()).take(MAX_USER_AGENT).collect());
-        Ok(Self { ip: client_ip(parts, state), user_agent })
+        let device = state
+            .cookies
+            .from_headers(CookieKind::Device, &parts.headers)
+            .and_then(|value| state.keys.open_device(value, state.now()));
+        Ok(Self { ip: client_ip(parts, state), user_agent, device })
     }
 }
 
@@ -79,6 +96,17 @@ mod tests {
         assert_eq!(forwarded_ip(h.get_all("x-forwarded-for")).as_deref(), Some("198.51.100.7"));
         let h = headers(&[b"spoofed", b"2001:db8::1"]);
         assert_eq!(forwarded_ip(h.get_all("x-forwarded-for")).as_deref(), Some("2001:db8::1"));
+    }
+
+    #[test]
+    fn ipv6_addresses_share_a_bucket_per_64() {
+        let meta = |ip: &str| RequestMeta { ip: Some(ip.to_owned()), ..Default::default() };
+        assert_eq!(meta("2001:db8:1:2:aaaa::1").ip_key(), "2001:db8:1:2::/64");
+        assert_eq!(meta("2001:db8:1:2:ffff:1:2:3").ip_key(), meta("2001:db8:1:2::9").ip_key());
+        assert_ne!(meta("2001:db8:1:3::1").ip_key(), meta("2001:db8:1:2::1").ip_key());
+        assert_eq!(meta("::ffff:192.0.2.7").ip_key(), "192.0.2.7");
+        assert_eq!(meta("192.0.2.7").ip_key(), "192.0.2.7");
+        assert_eq!(RequestMeta::default().ip_key(), "unknown");
     }
 
     #[test]

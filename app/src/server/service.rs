@@ -81,14 +81,22 @@ async fn audit(state: &AppState, user_id: Option<i64>, kind: AuditKind, meta: &R
 
 // ---------------------------------------------------------------- throttling
 
-/// One attempt under the guessing limits. Starting it checks the looser
-/// per-address limit (counted on failure only, so a busy NAT with
-/// successful log-ins is never slowed) and reserves a slot of the account's
-/// limit (counted before evaluating, so parallel guesses cannot exceed it).
-/// `settle` then clears the account's count or records the failure.
+/// What a success does to a bucket reserved by an attempt.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OnSuccess {
+    /// Give back the one attempt (shared buckets: one person's success
+    /// must not wipe a stranger's failures).
+    Release,
+    /// Forget every failure (the bucket of this very client and account).
+    Reset,
+}
+
+/// One attempt under the guessing limits: a slot is reserved in every
+/// bucket before anything is evaluated (each by one conditional upsert, so
+/// parallel requests cannot slip past a limit), then `settle` records the
+/// outcome.
 struct Attempt {
-    address_key: String,
-    account_key: String,
+    buckets: Vec<(String, OnSuccess)>,
     user_id: Option<i64>,
 }
 
@@ -96,39 +104,72 @@ impl Attempt {
     async fn start(
         state: &AppState,
         meta: &RequestMeta,
-        scope: &str,
-        account: &str,
-        policy: Throttle,
+        buckets: Vec<(String, Throttle, OnSuccess)>,
         user_id: Option<i64>,
     ) -> Result<Self, AppError> {
         let now = state.now();
-        let address_key = format!("{scope}-ip:{}", meta.ip_key());
-        let account_key = format!("{scope}:{account}");
-        // Both buckets are reserved before anything is evaluated, each by
-        // one conditional upsert, so parallel requests cannot slip past
-        // either limit; a refused account gives the address its attempt back.
-        let refused = match state.db.throttle_attempt(&address_key, state.limits.per_address, now).await? {
-            Some(wait) => Some((wait, &address_key)),
-            None => match state.db.throttle_attempt(&account_key, policy, now).await? {
-                Some(wait) => {
-                    state.db.throttle_release(&address_key).await?;
-                    Some((wait, &account_key))
-                }
-                None => None,
-            },
-        };
-        if let Some((wait, key)) = refused {
+        let mut reserved: Vec<(String, OnSuccess)> = Vec::with_capacity(buckets.len());
+        for (key, policy, on_success) in buckets {
+            let Some(wait) = state.db.throttle_attempt(&key, policy, now).await? else {
+                reserved.push((key, on_success));
+                continue;
+            };
+            // Refused: the buckets already reserved get their attempt back.
+            for (earlier, _) in &reserved {
+                state.db.throttle_release(earlier).await?;
+            }
             // One event per episode, not one per refused request.
-            if state.db.throttle_first_refusal(key).await? {
+            if state.db.throttle_first_refusal(&key).await? {
                 audit(state, user_id, AuditKind::Throttled, meta).await;
             }
             return Err(AppError::too_many(wait));
         }
-        Ok(Self { address_key, account_key, user_id })
+        Ok(Self { buckets: reserved, user_id })
     }
 
-    /// Returns `ok` after recording it: a success forgets the account's
-    /// failures; a failure counts against the address and is audited.
+    /// The buckets of a second-factor try: the address (across accounts)
+    /// and the account.
+    fn code_buckets(state: &AppState, meta: &RequestMeta, user_id: i64) -> Vec<(String, Throttle, OnSuccess)> {
+        vec![
+            (format!("code-ip:{}", meta.ip_key()), state.limits.per_address, OnSuccess::Release),
+            (format!("code:{user_id}"), state.limits.code_per_account, OnSuccess::Reset),
+        ]
+    }
+
+    /// The buckets of a password try. The tight limit is per account and
+    /// client: a browser holding this account's device cookie counts on its
+    /// own, any other client per address, so a stranger's failures never
+    /// lock the owner's browser out. Clients without the cookie also share
+    /// a much looser account-wide bucket against guessing from many
+    /// addresses; the address has its own limit across accounts.
+    fn password_buckets(
+        state: &AppState,
+        meta: &RequestMeta,
+        email: &str,
+        user_id: Option<i64>,
+    ) -> Vec<(String, Throttle, OnSuccess)> {
+        let limits = state.limits;
+        let mut buckets = vec![(format!("pw-ip:{}", meta.ip_key()), limits.per_address, OnSuccess::Release)];
+        match meta.device.as_ref().filter(|d| Some(d.user_id) == user_id) {
+            Some(device) => buckets.push((
+                format!("pw:{email}:device:{}", device.nonce),
+                limits.password_per_account,
+                OnSuccess::Reset,
+            )),
+            None => {
+                buckets.push((
+                    format!("pw:{email}:ip:{}", meta.ip_key()),
+                    limits.password_per_account,
+                    OnSuccess::Reset,
+                ));
+                buckets.push((format!("pw:{email}"), limits.password_per_account_untrusted, OnSuccess::Release));
+            }
+        }
+        buckets
+    }
+
+    /// Returns `ok` after recording it: a success resets or releases each
+    /// bucket; a failure (already counted when reserved) is audited.
     async fn settle(
         self,
         state: &AppState,
@@ -137,10 +178,13 @@ impl Attempt {
         failure: AuditKind,
     ) -> Result<bool, AppError> {
         if ok {
-            state.db.throttle_reset(&self.account_key).await?;
-            state.db.throttle_release(&self.address_key).await?;
+            for (key, on_success) in &self.buckets {
+                match on_success {
+                    OnSuccess::Reset => state.db.throttle_reset(key).await?,
+                    OnSuccess::Release => state.db.throttle_release(key).await?,
+                }
+            }
         } else {
-            // Both were counted when the attempt was reserved.
             audit(state, self.user_id, failure, meta).await;
         }
         Ok(ok)
@@ -260,8 +304,8 @@ async fn check_password(
     user: Option<&UserRow>,
     password: &str,
 ) -> Result<(), AppError> {
-    let limit = state.limits.password_per_account;
-    let attempt = Attempt::start(state, meta, "pw", email, limit, user.map(|u| u.id)).await?;
+    let user_id = user.map(|u| u.id);
+    let attempt = Attempt::start(state, meta, Attempt::password_buckets(state, meta, email, user_id), user_id).await?;
     let stored = user.map(|u| u.password_hash.as_str());
     let ok = match Password::parse(password) {
         Ok(pw) => {
@@ -298,7 +342,11 @@ pub async fn log_in(
     let user = state.db.user_by_email(email.as_str()).await?;
     check_password(state, meta, email.as_str(), user.as_ref(), password).await?;
     let Some(user) = user else { return Err(AppError::invalid_credentials()) };
-    let cookies = if user.totp_enabled {
+    // This browser now knows the password: from here on its failures on
+    // this account count on their own (see `Attempt::password_buckets`).
+    let device = state.keys.issue_device(user.id, state.now())?;
+    let device_cookie = state.cookies.set(CookieKind::Device, &device, super::tokens::DEVICE_TTL);
+    let mut cookies = if user.totp_enabled {
         let token =
             state.keys.issue(user.id, Stage::Password, user.session_version, state.now(), PASSWORD_STAGE_TTL, None)?;
         vec![
@@ -312,6 +360,7 @@ pub async fn log_in(
         audit(state, Some(user.id), AuditKind::LogInOk, meta).await;
         cookies
     };
+    cookies.push(device_cookie);
     tracing::info!(user_id = user.id, two_factor = user.totp_enabled, "password accepted");
     Ok(WithCookies { body: LogInResponse { user: User::from(&user), two_factor_required: user.totp_enabled }, cookies })
 }
@@ -336,8 +385,7 @@ async fn verify_second_factor(
     user: &UserRow,
     factor: &SecondFactor,
 ) -> Result<(), AppError> {
-    let limit = state.limits.code_per_account;
-    let attempt = Attempt::start(state, meta, "code", &user.id.to_string(), limit, Some(user.id)).await?;
+    let attempt = Attempt::start(state, meta, Attempt::code_buckets(state, meta, user.id), Some(user.id)).await?;
     // The consecutive-failure cap, reserved before evaluating: codes stop
     // at 100 for good (quiet time does not help); recovery codes get 100
     // more, then only an operator can help.
@@ -530,8 +578,7 @@ pub async fn turn_on(
     };
     // The code is checked against the pending secret, under the same
     // limit as every other code.
-    let limit = state.limits.code_per_account;
-    let attempt = Attempt::start(state, meta, "code", &user.id.to_string(), limit, Some(user.id)).await?;
+    let attempt = Attempt::start(state, meta, Attempt::code_buckets(state, meta, user.id), Some(user.id)).await?;
     let secret = open_secret(state, &user, Some(pending))?;
     let now = state.now();
     let step = TotpCode::parse(&digits).ok().and_then(|code| totp::verify(&secret, &code, now));
@@ -699,7 +746,7 @@ async fn end_every_session(state: &AppState, user_id: i64) -> Result<(), AppErro
 
 /// How operator commands appear in the user's activity.
 fn operator_meta() -> RequestMeta {
-    RequestMeta { ip: None, user_agent: Some("operator command".into()) }
+    RequestMeta { ip: None, user_agent: Some("operator command".into()), device: None }
 }
 
 /// Operator: turns 2FA off for a user who lost both phone and recovery
@@ -754,12 +801,17 @@ pub const SPENT_SESSION_KEEP_SECONDS: i64 = 7 * 86_400;
 pub async fn prune(state: &AppState) -> Result<super::db::Pruned, AppError> {
     let now = state.now();
     let limits = state.limits;
-    let window =
-        [limits.password_per_account, limits.code_per_account, limits.per_address, limits.registration_per_address]
-            .iter()
-            .map(|t| t.window.max(t.cap))
-            .max()
-            .unwrap_or(0);
+    let window = [
+        limits.password_per_account,
+        limits.password_per_account_untrusted,
+        limits.code_per_account,
+        limits.per_address,
+        limits.registration_per_address,
+    ]
+    .iter()
+    .map(|t| t.window.max(t.cap))
+    .max()
+    .unwrap_or(0);
     state.db.prune(now, now - SPENT_SESSION_KEEP_SECONDS, now - window, now - state.audit_retention).await
 }
 

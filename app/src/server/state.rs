@@ -72,7 +72,11 @@ impl FromRef<AppState> for LeptosOptions {
 /// Guessing limits (DESIGN §3): per account, and looser per address.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
+    /// Per account and client (device cookie, else address).
     pub password_per_account: Throttle,
+    /// Per account, shared by every client without the account's device
+    /// cookie: against guessing spread over many addresses.
+    pub password_per_account_untrusted: Throttle,
     pub code_per_account: Throttle,
     pub per_address: Throttle,
     /// Accounts one address may create: 10 an hour, then slower.
@@ -84,6 +88,7 @@ impl Default for Limits {
         let account = Throttle { free: 5, cap: 15 * 60, window: 3600 };
         Self {
             password_per_account: account,
+            password_per_account_untrusted: Throttle { free: 50, ..account },
             code_per_account: account,
             per_address: Throttle { free: 50, ..account },
             registration_per_address: Throttle { free: 10, ..account },

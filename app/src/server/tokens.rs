@@ -5,8 +5,12 @@
 //! database kills every older token. Expiry is checked against the injected
 //! `Clock`, not the system time, so tests can move time.
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
+use sha2::Sha256;
 
 use crate::error::AppError;
 
@@ -18,6 +22,22 @@ pub const PASSWORD_STAGE_TTL: i64 = 5 * 60;
 pub const LEEWAY_SECONDS: i64 = 5;
 
 const ISSUER: &str = "twofactor";
+/// How long a browser keeps its device cookie after a successful log-in.
+pub const DEVICE_TTL: i64 = 180 * 86_400;
+/// What the device-cookie key is derived for.
+const DEVICE_KEY_LABEL: &[u8] = b"twofactor:device-cookie:v1";
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// A browser that has logged in to this account before (OWASP's device
+/// cookie): it gets its own password-guessing budget, so strangers failing
+/// on the account cannot lock it out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    pub user_id: i64,
+    /// Random, names the browser's throttle bucket.
+    pub nonce: String,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -69,6 +89,8 @@ pub struct TokenKeys {
     /// Built once: verification runs on every authenticated request.
     full: Validation,
     password: Validation,
+    /// Signs device cookies; derived from the signing key.
+    device: HmacSha256,
 }
 
 /// Accepts HS256 only (never `none` or another algorithm), this issuer and
@@ -90,12 +112,44 @@ impl TokenKeys {
         if secret.len() < MIN_KEY_BYTES {
             return Err(format!("the JWT signing key must be at least {MIN_KEY_BYTES} bytes, it has {}", secret.len()));
         }
+        let mut derive = <HmacSha256 as Mac>::new_from_slice(secret).map_err(|_| "bad signing key".to_owned())?;
+        derive.update(DEVICE_KEY_LABEL);
+        let device = <HmacSha256 as Mac>::new_from_slice(&derive.finalize().into_bytes())
+            .map_err(|_| "bad derived key".to_owned())?;
         Ok(Self {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             full: validation(Stage::Full),
             password: validation(Stage::Password),
+            device,
         })
+    }
+
+    fn device_mac(&self, payload: &str) -> HmacSha256 {
+        let mut mac = self.device.clone();
+        mac.update(payload.as_bytes());
+        mac
+    }
+
+    /// A device cookie value for this user: `user.expiry.nonce.mac`.
+    pub fn issue_device(&self, user_id: i64, now: i64) -> Result<String, AppError> {
+        let mut nonce = [0u8; 16];
+        getrandom::fill(&mut nonce).map_err(|_| AppError::internal())?;
+        let payload = format!("{user_id}.{}.{}", now + DEVICE_TTL, URL_SAFE_NO_PAD.encode(nonce));
+        let mac = URL_SAFE_NO_PAD.encode(self.device_mac(&payload).finalize().into_bytes());
+        Ok(format!("{payload}.{mac}"))
+    }
+
+    /// The device a cookie value names, if it is ours, intact and unexpired.
+    pub fn open_device(&self, value: &str, now: i64) -> Option<Device> {
+        let (payload, mac) = value.rsplit_once('.')?;
+        let mac = URL_SAFE_NO_PAD.decode(mac).ok()?;
+        self.device_mac(payload).verify_slice(&mac).ok()?;
+        let mut parts = payload.splitn(3, '.');
+        let user_id = parts.next()?.parse().ok()?;
+        let expires: i64 = parts.next()?.parse().ok()?;
+        let nonce = parts.next()?;
+        (expires > now).then(|| Device { user_id, nonce: nonce.to_owned() })
     }
 
     pub fn issue(
@@ -154,6 +208,8 @@ pub struct CookieConfig {
 pub enum CookieKind {
     Access,
     Refresh,
+    /// This browser has logged in before (see `Device`).
+    Device,
 }
 
 impl CookieConfig {
@@ -165,6 +221,8 @@ impl CookieConfig {
             (CookieKind::Access, false) => "access",
             (CookieKind::Refresh, true) => "__Host-refresh",
             (CookieKind::Refresh, false) => "refresh",
+            (CookieKind::Device, true) => "__Host-device",
+            (CookieKind::Device, false) => "device",
         }
     }
 
@@ -209,6 +267,27 @@ mod tests {
 
     fn keys() -> TokenKeys {
         TokenKeys::new(KEY).unwrap()
+    }
+
+    #[test]
+    fn device_cookies_are_signed_bound_and_expire() {
+        let k = keys();
+        let value = k.issue_device(42, NOW).unwrap();
+        let device = k.open_device(&value, NOW + 10).unwrap();
+        assert_eq!(device.user_id, 42);
+        assert_ne!(k.issue_device(42, NOW).unwrap(), value, "a new nonce each time");
+        assert_eq!(k.open_device(&value, NOW + DEVICE_TTL), None, "expired");
+        // Another user id, a longer life or another nonce breaks the mac.
+        let (_, rest) = value.split_once('.').unwrap();
+        assert_eq!(k.open_device(&format!("43.{rest}"), NOW), None);
+        let parts: Vec<&str> = value.split('.').collect();
+        let later = format!("{}.{}.{}.{}", parts[0], NOW + 10 * DEVICE_TTL, parts[2], parts[3]);
+        assert_eq!(k.open_device(&later, NOW), None);
+        assert_eq!(k.open_device("42.1.nonce", NOW), None);
+        assert_eq!(k.open_device("", NOW), None);
+        // Another signing key does not accept it.
+        let other = TokenKeys::new(b"another-key-0123456789abcdef-0123").unwrap();
+        assert_eq!(other.open_device(&value, NOW), None);
     }
 
     #[test]

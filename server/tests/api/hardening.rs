@@ -42,6 +42,84 @@ async fn password_guessing_is_throttled_per_account() {
     }
 }
 
+/// A log-in attempt from `address` (behind the trusted proxy) with a client
+/// that keeps its cookies.
+async fn log_in_from(app: &TestApp, client: &reqwest::Client, address: &str, email: &str, password: &str) -> Reply {
+    let req = client
+        .post(format!("{}/api/authentication/log-in", app.base))
+        .header("x-forwarded-for", address)
+        .json(&json!({"email": email, "password": password}));
+    app.send(client, req).await
+}
+
+#[tokio::test]
+async fn a_stranger_cannot_lock_the_owner_out_of_the_password_step() {
+    let app = spawn_app_with(&[("TRUSTED_PROXY_HEADER", "x-forwarded-for")]).await;
+    assert_eq!(app.register("own@example.com").await.status, StatusCode::CREATED);
+    // The owner's browser has logged in before: it holds a device cookie.
+    let owner = new_client();
+    let r = log_in_from(&app, &owner, "192.0.2.10", "own@example.com", PASSWORD).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let set = r.headers.get_all("set-cookie").iter().map(|v| v.to_str().unwrap_or("")).collect::<Vec<_>>().join("\n");
+    assert!(set.contains("device="), "{set}");
+    assert!(set.contains("Max-Age=15552000"), "kept 180 days: {set}");
+
+    // A stranger fails five times and is slowed down...
+    let stranger = new_client();
+    for _ in 0..5 {
+        let r = log_in_from(&app, &stranger, "203.0.113.5", "own@example.com", "wrong password guess").await;
+        assert_error(&r, StatusCode::UNAUTHORIZED, "invalid_credentials");
+    }
+    let r = log_in_from(&app, &stranger, "203.0.113.5", "own@example.com", "wrong password guess").await;
+    assert_error(&r, StatusCode::TOO_MANY_REQUESTS, "too_many_requests");
+    // ... but the owner's browser is not, even from the same address ...
+    let r = log_in_from(&app, &owner, "203.0.113.5", "own@example.com", PASSWORD).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    // ... and nor is a new browser from another address.
+    let r = log_in_from(&app, &new_client(), "198.51.100.20", "own@example.com", PASSWORD).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+
+    // Guessing spread over many addresses meets the looser account-wide
+    // limit: 50 failures from clients without the device cookie in all.
+    let (mut evaluated, mut refused) = (5, 0);
+    for i in 0..100 {
+        let r = log_in_from(
+            &app,
+            &new_client(),
+            &format!("10.1.{}.{}", i / 200, i % 200 + 1),
+            "own@example.com",
+            "wrong password guess",
+        )
+        .await;
+        match r.status {
+            StatusCode::UNAUTHORIZED => evaluated += 1,
+            StatusCode::TOO_MANY_REQUESTS => refused += 1,
+            other => panic!("unexpected {other}: {}", r.text),
+        }
+    }
+    assert_eq!((evaluated, refused), (50, 55));
+    // A new browser is now slowed down too, but the owner's is not.
+    let r = log_in_from(&app, &new_client(), "198.51.100.21", "own@example.com", PASSWORD).await;
+    assert_error(&r, StatusCode::TOO_MANY_REQUESTS, "too_many_requests");
+    let r = log_in_from(&app, &owner, "198.51.100.22", "own@example.com", PASSWORD).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+
+    // The device cookie counts for its own account only, and its own
+    // failures are limited like any client's.
+    assert_eq!(app.register("other@example.com").await.status, StatusCode::CREATED);
+    for _ in 0..5 {
+        log_in_from(&app, &new_client(), "192.0.2.30", "other@example.com", "wrong password guess").await;
+    }
+    let r = log_in_from(&app, &owner, "192.0.2.30", "other@example.com", PASSWORD).await;
+    assert_error(&r, StatusCode::TOO_MANY_REQUESTS, "too_many_requests");
+    for _ in 0..5 {
+        let r = log_in_from(&app, &owner, "192.0.2.10", "own@example.com", "wrong password guess").await;
+        assert_error(&r, StatusCode::UNAUTHORIZED, "invalid_credentials");
+    }
+    let r = log_in_from(&app, &owner, "192.0.2.10", "own@example.com", PASSWORD).await;
+    assert_error(&r, StatusCode::TOO_MANY_REQUESTS, "too_many_requests");
+}
+
 #[tokio::test]
 async fn delay_is_capped_at_fifteen_minutes() {
     let app = spawn_app().await;
