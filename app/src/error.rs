@@ -27,6 +27,8 @@ pub enum ErrorKind {
     NotFound,
     /// The state does not allow it, e.g. email taken (409).
     Conflict,
+    /// The request was not read and answered in time (408).
+    Timeout,
     /// Too many attempts (429).
     TooManyRequests,
     /// The database is unreachable (503).
@@ -45,6 +47,7 @@ impl ErrorKind {
             ErrorKind::Forbidden => 403,
             ErrorKind::NotFound => 404,
             ErrorKind::Conflict => 409,
+            ErrorKind::Timeout => 408,
             ErrorKind::TooManyRequests => 429,
             ErrorKind::Unavailable => 503,
             ErrorKind::Internal => 500,

@@ -46,6 +46,12 @@ pub struct Config {
     pub site_root: String,
     pub db_max_connections: u32,
     pub db_acquire_timeout_seconds: u64,
+    /// Open client connections; `None`: from the file limit (see main).
+    pub max_connections: Option<usize>,
+    /// Seconds a client has to send a request's headers.
+    pub header_timeout_seconds: u64,
+    /// Seconds a request has to be read and answered.
+    pub request_timeout_seconds: u64,
 }
 
 impl std::fmt::Debug for Config {
@@ -154,6 +160,14 @@ impl Config {
                 .ok_or("DATABASE_MAX_CONNECTIONS must be a number between 1 and 1000")?,
         };
         let db_acquire_timeout_seconds = seconds(&var, "DATABASE_ACQUIRE_TIMEOUT_SECONDS", 5, 1, 60)? as u64;
+        let max_connections = match var("MAX_CONNECTIONS") {
+            None => None,
+            Some(_) => {
+                Some(usize::try_from(bounded(&var, "MAX_CONNECTIONS", 0, 1, 1_000_000, "connections")?).unwrap_or(1))
+            }
+        };
+        let header_timeout_seconds = seconds(&var, "HEADER_TIMEOUT_SECONDS", 10, 1, 300)? as u64;
+        let request_timeout_seconds = seconds(&var, "REQUEST_TIMEOUT_SECONDS", 30, 1, 3600)? as u64;
         Ok(Self {
             listen,
             data_dir,
@@ -175,6 +189,9 @@ impl Config {
             site_root,
             db_max_connections,
             db_acquire_timeout_seconds,
+            max_connections,
+            header_timeout_seconds,
+            request_timeout_seconds,
         })
     }
 

@@ -7,6 +7,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod config;
+pub mod listen;
 pub mod middleware;
 pub mod ops;
 pub mod telemetry;

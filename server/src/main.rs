@@ -1,9 +1,9 @@
 //! Wiring only: the command line, configuration, logging, state, router,
 //! serve, shut down.
 
-use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use app::server::clock::SystemClock;
 use clap::{Parser, Subcommand};
@@ -123,11 +123,24 @@ async fn serve(config: Config, state: app::server::AppState) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    tracing::info!("listening on http://{}", config.listen);
+    let files = raise_file_limit();
+    let limits = server::listen::Limits {
+        // Each connection holds a file; keep room for the database, the
+        // site's files and logs.
+        max_connections: config.max_connections.unwrap_or_else(|| files.saturating_sub(128).clamp(16, 4096)),
+        header_timeout: Duration::from_secs(config.header_timeout_seconds),
+        request_timeout: Duration::from_secs(config.request_timeout_seconds),
+        drain_timeout: Duration::from_secs(config.request_timeout_seconds + 5),
+    };
+    tracing::info!(
+        max_connections = limits.max_connections,
+        file_limit = files,
+        "listening on http://{}",
+        config.listen
+    );
     tokio::spawn(prune_periodically(state.clone()));
     let db = state.db.clone();
-    let app = build_router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await;
+    let served = server::listen::serve(listener, build_router(state), limits, shutdown_signal()).await;
     db.close().await;
     match served {
         Ok(()) => {
@@ -173,8 +186,34 @@ fn return_large_allocations_to_the_os() {
     }
 }
 
-/// Resolves on Ctrl-C or SIGTERM; axum then stops accepting and lets the
-/// requests in flight finish.
+/// Raises the soft limit on open files to the hard limit (many systems
+/// start services at 1,024) and returns the limit now in force.
+fn raise_file_limit() -> usize {
+    #[cfg(unix)]
+    {
+        let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        // SAFETY: getrlimit/setrlimit only read and write the struct given.
+        unsafe {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+                return 1024;
+            }
+            if limit.rlim_cur < limit.rlim_max {
+                let raised = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                    limit = raised;
+                }
+            }
+        }
+        usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX)
+    }
+    #[cfg(not(unix))]
+    {
+        1024
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM; the server then stops accepting and lets
+/// the requests in flight finish.
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -194,5 +233,4 @@ async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = term => {},
     }
-    tracing::info!("shutting down: finishing requests in flight");
 }

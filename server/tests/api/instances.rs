@@ -1,4 +1,5 @@
-//! Real server processes: two instances on one PostgreSQL database acting as one service, and draining on SIGTERM.
+//! Real server processes: two instances on one PostgreSQL database acting as one service, draining on SIGTERM,
+//! and slow clients that must not starve the server.
 
 use super::*;
 
@@ -12,6 +13,10 @@ struct Instance {
 
 impl Instance {
     async fn start(database_url: &str, data_dir: &std::path::Path) -> Instance {
+        Self::start_with(database_url, data_dir, &[]).await
+    }
+
+    async fn start_with(database_url: &str, data_dir: &std::path::Path, extra: &[(&str, &str)]) -> Instance {
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
             l.local_addr().expect("addr").port()
@@ -27,6 +32,7 @@ impl Instance {
             .env("RUST_LOG", "warn")
             // A replay is judged at once here (the clock is real).
             .env("REFRESH_GRACE_SECONDS", "0")
+            .envs(extra.iter().copied())
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("start the server binary");
@@ -188,4 +194,78 @@ async fn sigterm_drains_requests_in_flight() {
     let mut server = server;
     let status = server.child.wait().expect("exit");
     assert!(status.success(), "{status}");
+}
+
+/// Opens a connection and sends part of a request's headers, then holds it.
+async fn half_sent(base: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let addr = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(b"POST /api/authentication/log-in HTTP/1.1\r\nHost: x\r\nContent-Type: app").await.expect("write");
+    stream
+}
+
+/// Reads until the server closes the connection; returns what it sent.
+async fn read_to_close(mut stream: tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(20), stream.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "the server kept a stalled connection open");
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn held_open_connections_do_not_starve_the_server() {
+    let dir = tempfile::tempdir().expect("dir");
+    let url = database_for(dir.path()).await;
+    let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(20)).build().expect("client");
+
+    // Room for all of them: an honest request is answered at once while 40
+    // half-sent requests are held open.
+    let roomy = Instance::start_with(&url, dir.path(), &[("HEADER_TIMEOUT_SECONDS", "60")]).await;
+    let mut held = Vec::new();
+    for _ in 0..40 {
+        held.push(half_sent(&roomy.base).await);
+    }
+    let started = std::time::Instant::now();
+    assert_eq!(status_of(client.get(roomy.url("/healthz"))).await, StatusCode::OK);
+    eprintln!("answered beside 40 held connections in {:?}", started.elapsed());
+    drop(held);
+
+    // Fewer slots than attackers: the header timeout frees them, so the
+    // honest request is answered once it is accepted, not never.
+    let tight = Instance::start_with(
+        &url,
+        dir.path(),
+        &[("MAX_CONNECTIONS", "32"), ("HEADER_TIMEOUT_SECONDS", "1"), ("REQUEST_TIMEOUT_SECONDS", "2")],
+    )
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..40 {
+        held.push(half_sent(&tight.base).await);
+    }
+    let started = std::time::Instant::now();
+    assert_eq!(status_of(client.get(tight.url("/healthz"))).await, StatusCode::OK);
+    eprintln!("answered behind 40 held connections and a cap of 32 in {:?}", started.elapsed());
+    // Every stalled connection was closed by the server.
+    for stream in held {
+        read_to_close(stream).await;
+    }
+
+    // Headers sent in full but the body stalls: 408 in JSON once the
+    // request timeout passes, and the connection is closed.
+    use tokio::io::AsyncWriteExt;
+    let mut slow_body =
+        tokio::net::TcpStream::connect(tight.base.trim_start_matches("http://")).await.expect("connect");
+    slow_body
+        .write_all(
+            b"POST /api/authentication/log-in HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+              Content-Length: 100\r\n\r\n{\"email\":",
+        )
+        .await
+        .expect("write");
+    let answer = read_to_close(slow_body).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"error\":\"timeout\""), "{answer}");
+    assert!(answer.to_ascii_lowercase().contains("cache-control: no-store"), "{answer}");
 }
