@@ -150,6 +150,56 @@ async fn post(c: &reqwest::Client, url: String, body: Value) -> (u16, Value, Vec
     (status, r.json().await.unwrap_or(Value::Null), cookies)
 }
 
+/// A burst of 400 parallel failed log-ins from this machine's address
+/// (on the owner's account, or one per account), and the owner logging in
+/// five times meanwhile from the same address with the browser that logged
+/// in before (so it holds the device cookie). Reports how many of the
+/// burst reached argon2 and what the owner saw.
+async fn burst(api: &impl Fn(&str) -> String, scenario: &'static str, same_account: bool) -> Row {
+    let tag = if same_account { "same" } else { "spread" };
+    let owner_email = format!("owner-{tag}@example.com");
+    let owner = client();
+    post(&owner, api("/authentication/register"), json!({"email": owner_email, "name": "Owner", "password": PASSWORD}))
+        .await;
+    let (s, _, _) =
+        post(&owner, api("/authentication/log-in"), json!({"email": owner_email, "password": PASSWORD})).await;
+    assert_eq!(s, 200, "the owner's first log-in");
+    let attacker = reqwest::Client::new();
+    let tasks: Vec<_> = (0..400)
+        .map(|i| {
+            let email = if same_account { owner_email.clone() } else { format!("victim-{tag}-{i}@example.com") };
+            let req = attacker
+                .post(api("/authentication/log-in"))
+                .json(&json!({"email": email, "password": "wrong password guess"}));
+            tokio::spawn(async move { req.send().await.map(|r| r.status().as_u16()).unwrap_or(0) })
+        })
+        .collect();
+    let mut owner_ms = Vec::new();
+    let mut owner_status = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let (s, _, _) =
+            post(&owner, api("/authentication/log-in"), json!({"email": owner_email, "password": PASSWORD})).await;
+        owner_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        owner_status.push(s);
+    }
+    let mut counts = std::collections::BTreeMap::new();
+    for t in tasks {
+        *counts.entry(t.await.expect("task")).or_insert(0) += 1;
+    }
+    let statuses = counts.iter().map(|(s, n)| format!("{n}×{s}")).collect::<Vec<_>>().join(", ");
+    let owner_statuses = owner_status.iter().map(u16::to_string).collect::<Vec<_>>().join("/");
+    let max = owner_ms.iter().copied().fold(0.0, f64::max);
+    let mean = owner_ms.iter().sum::<f64>() / owner_ms.len() as f64;
+    Row {
+        scenario,
+        figure: format!(
+            "burst: {statuses} (401 = evaluated by argon2); owner's 5 log-ins: {owner_statuses}, mean {mean:.0} ms, max {max:.0} ms"
+        ),
+        budget: "owner gets in; evaluated ≤ the limit",
+    }
+}
+
 struct Started {
     child: Child,
     base: String,
@@ -349,6 +399,10 @@ async fn main() {
         ),
         budget: "p50 < 2 ms",
     });
+
+    eprintln!("h. the owner's log-in during bursts of failed log-ins …");
+    rows.push(burst(&api, "h. 400 parallel wrong passwords on the owner's account, one address", true).await);
+    rows.push(burst(&api, "h. 400 parallel wrong passwords over 400 accounts, one address", false).await);
 
     if let Some(p) = pid {
         rows.push(Row {

@@ -137,11 +137,13 @@ impl Attempt {
     }
 
     /// The buckets of a password try. The tight limit is per account and
-    /// client: a browser holding this account's device cookie counts on its
-    /// own, any other client per address, so a stranger's failures never
-    /// lock the owner's browser out. Clients without the cookie also share
-    /// a much looser account-wide bucket against guessing from many
-    /// addresses; the address has its own limit across accounts.
+    /// client, so a stranger's failures never lock the owner's browser out:
+    /// a browser holding this account's device cookie has a bucket of its
+    /// own and nothing else (the cookie is bound to this one account, so it
+    /// cannot spread guesses over others). Any other client counts per
+    /// account and address, per address across accounts, and with every
+    /// other such client in a much looser account-wide bucket against
+    /// guessing from many addresses.
     fn password_buckets(
         state: &AppState,
         meta: &RequestMeta,
@@ -149,23 +151,16 @@ impl Attempt {
         user_id: Option<i64>,
     ) -> Vec<(String, Throttle, OnSuccess)> {
         let limits = state.limits;
-        let mut buckets = vec![(format!("pw-ip:{}", meta.ip_key()), limits.per_address, OnSuccess::Release)];
         match meta.device.as_ref().filter(|d| Some(d.user_id) == user_id) {
-            Some(device) => buckets.push((
-                format!("pw:{email}:device:{}", device.nonce),
-                limits.password_per_account,
-                OnSuccess::Reset,
-            )),
-            None => {
-                buckets.push((
-                    format!("pw:{email}:ip:{}", meta.ip_key()),
-                    limits.password_per_account,
-                    OnSuccess::Reset,
-                ));
-                buckets.push((format!("pw:{email}"), limits.password_per_account_untrusted, OnSuccess::Release));
+            Some(device) => {
+                vec![(format!("pw:{email}:device:{}", device.nonce), limits.password_per_account, OnSuccess::Reset)]
             }
+            None => vec![
+                (format!("pw-ip:{}", meta.ip_key()), limits.per_address, OnSuccess::Release),
+                (format!("pw:{email}:ip:{}", meta.ip_key()), limits.password_per_account, OnSuccess::Reset),
+                (format!("pw:{email}"), limits.password_per_account_untrusted, OnSuccess::Release),
+            ],
         }
-        buckets
     }
 
     /// Returns `ok` after recording it: a success resets or releases each

@@ -72,7 +72,13 @@ async fn a_stranger_cannot_lock_the_owner_out_of_the_password_step() {
     }
     let r = log_in_from(&app, &stranger, "203.0.113.5", "own@example.com", "wrong password guess").await;
     assert_error(&r, StatusCode::TOO_MANY_REQUESTS, "too_many_requests");
-    // ... but the owner's browser is not, even from the same address ...
+    // ... but the owner's browser is not, even from the same address, and
+    // even once that address has used up its limit across accounts ...
+    for i in 0..50 {
+        log_in_from(&app, &stranger, "203.0.113.5", &format!("nobody{i}@example.com"), "wrong password guess").await;
+    }
+    let r = log_in_from(&app, &stranger, "203.0.113.5", "nobody@example.com", "wrong password guess").await;
+    assert_error(&r, StatusCode::TOO_MANY_REQUESTS, "too_many_requests");
     let r = log_in_from(&app, &owner, "203.0.113.5", "own@example.com", PASSWORD).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     // ... and nor is a new browser from another address.
