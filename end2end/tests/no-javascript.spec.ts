@@ -26,6 +26,23 @@ function expectNoSecretsInUrls(urls: string[], secrets: string[]) {
 test.describe('without JavaScript', () => {
   test.use({ javaScriptEnabled: false });
 
+  test('a common password and a look-alike email are refused, saying why', async ({ page }) => {
+    await page.goto('/signup');
+    await page.getByLabel('Name').fill('Ann');
+    // A Cyrillic "а" among Latin letters prints like another account.
+    await page.getByLabel('Email').fill('\u0430nn@example.com');
+    await page.getByLabel('Password').fill('password1234');
+    await page.getByRole('button', { name: 'Create account' }).click();
+    await expect(page.getByText('mixes letters from different alphabets')).toBeVisible();
+    await expect(page.getByLabel('Email')).toHaveAttribute('aria-invalid', 'true');
+    await page.getByLabel('Email').fill(uniqueEmail('weak'));
+    await page.getByLabel('Password').fill('password1234');
+    await page.getByRole('button', { name: 'Create account' }).click();
+    await expect(page.getByText('This password is too easy to guess.')).toBeVisible();
+    await expect(page.getByLabel('Password')).toHaveAttribute('aria-invalid', 'true');
+    await expect(page).toHaveURL(/\/signup$/);
+  });
+
   test('sign up, enrol, log in with code and recovery code, turn off', async ({ page }) => {
     const urls = recordRequests(page);
     const posts: string[] = [];

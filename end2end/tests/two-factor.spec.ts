@@ -121,6 +121,21 @@ test('sign-up form shows field errors', async ({ page }) => {
   await expect(page.getByText('Use at least 12 characters.')).toBeVisible();
 });
 
+test('a common password is refused with the reason, and a strong one then works', async ({ page }) => {
+  await page.goto('/signup');
+  await page.locator('html[data-hydrated]').waitFor({ state: 'attached' });
+  const email = uniqueEmail('weakjs');
+  await page.getByLabel('Name').fill('Ann');
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill('qwertyuiop123');
+  await page.getByRole('button', { name: 'Create account' }).click();
+  await expect(page.getByText('This password is too easy to guess.')).toBeVisible();
+  await expect(page.getByLabel('Email')).toHaveValue(email);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Create account' }).click();
+  await expect(page).toHaveURL(/\/security$/);
+});
+
 test('log in with a recovery code when the phone is lost', async ({ page }) => {
   const email = uniqueEmail('recovery');
   await signUp(page, email);

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod clock;
 pub mod db;
 pub mod forms;
+pub mod gate;
 pub mod identity;
 pub mod passwords;
 pub mod request;
