@@ -52,6 +52,14 @@ pub struct Config {
     pub header_timeout_seconds: u64,
     /// Seconds a request has to be read and answered.
     pub request_timeout_seconds: u64,
+    /// The portal's origin (no trailing slash).
+    pub public_url: String,
+    /// Parent domains that get a gate cookie.
+    pub cookie_domains: Vec<String>,
+    /// The access rules file, if any.
+    pub access_rules: Option<PathBuf>,
+    /// Peers whose forwarded headers the authz endpoints believe.
+    pub trusted_proxies: Vec<app::server::gate::Cidr>,
 }
 
 impl std::fmt::Debug for Config {
@@ -66,6 +74,18 @@ impl std::fmt::Debug for Config {
 }
 
 impl Config {
+    /// The access rules: the ACCESS_RULES file, or two factors everywhere.
+    pub fn rules(&self) -> Result<app::server::gate::Rules, String> {
+        match &self.access_rules {
+            None => Ok(app::server::gate::Rules::two_factor_everywhere()),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("ACCESS_RULES: could not read {}: {e}", path.display()))?;
+                app::server::gate::Rules::parse(&text).map_err(|e| format!("ACCESS_RULES {}: {e}", path.display()))
+            }
+        }
+    }
+
     pub fn from_env() -> Result<Self, String> {
         Self::from_vars(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
     }
@@ -168,6 +188,43 @@ impl Config {
         };
         let header_timeout_seconds = seconds(&var, "HEADER_TIMEOUT_SECONDS", 10, 1, 300)? as u64;
         let request_timeout_seconds = seconds(&var, "REQUEST_TIMEOUT_SECONDS", 30, 1, 3600)? as u64;
+        let public_url = var("PUBLIC_URL").unwrap_or_else(|| format!("http://localhost:{}", listen.port()));
+        let public_url = public_url.trim().trim_end_matches('/').to_owned();
+        match public_url.split_once("://") {
+            Some(("https" | "http", rest)) if !rest.is_empty() && !rest.contains(['/', '?', '#', '@', '\\']) => {}
+            _ => {
+                return Err(format!(
+                    "PUBLIC_URL must be the portal's origin, like https://auth.example.com (no path), got {public_url:?}"
+                ));
+            }
+        }
+        let cookie_domains = match var("COOKIE_DOMAINS") {
+            None => Vec::new(),
+            Some(list) => list
+                .split(',')
+                .map(|d| d.trim().trim_start_matches('.').to_ascii_lowercase())
+                .filter(|d| !d.is_empty())
+                .map(|d| {
+                    if d.contains('.')
+                        && d.split('.')
+                            .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+                    {
+                        Ok(d)
+                    } else {
+                        Err(format!("COOKIE_DOMAINS: {d:?} is not a domain like example.com"))
+                    }
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        let access_rules = var("ACCESS_RULES").map(PathBuf::from);
+        let trusted_proxies = match var("TRUSTED_PROXIES") {
+            None => app::server::gate::Cidr::loopback(),
+            Some(list) => list
+                .split(',')
+                .filter(|s| !s.trim().is_empty())
+                .map(|s| app::server::gate::Cidr::parse(s).map_err(|e| format!("TRUSTED_PROXIES: {e}")))
+                .collect::<Result<_, _>>()?,
+        };
         Ok(Self {
             listen,
             data_dir,
@@ -192,6 +249,10 @@ impl Config {
             max_connections,
             header_timeout_seconds,
             request_timeout_seconds,
+            public_url,
+            cookie_domains,
+            access_rules,
+            trusted_proxies,
         })
     }
 

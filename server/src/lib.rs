@@ -83,6 +83,12 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> Result<AppSt
             },
             ..Limits::default()
         },
+        gate: app::server::state::GateConfig {
+            public_url: config.public_url.clone(),
+            cookie_domains: config.cookie_domains.clone(),
+            rules: config.rules()?,
+            trusted_proxies: config.trusted_proxies.clone(),
+        },
         leptos_options,
     }))
 }
@@ -116,7 +122,9 @@ pub fn build_router(state: AppState) -> Router {
         .route("/api/{*endpoint}", any(middleware::unknown_endpoint))
         .leptos_routes_with_context(&state, routes, || {}, move || shell(options.clone()))
         .merge(app::server::forms::routes())
+        .merge(app::server::authz::routes())
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), app::server::authz::return_after_log_in))
         .layer(axum::middleware::from_fn_with_state(state.clone(), app::server::forms::renew_page_session))
         // Every API body is a few hundred bytes; 64 KiB bounds what a client
         // can make the server buffer. Inside the API edge, so a refused

@@ -28,6 +28,8 @@ mod flow;
 mod forms;
 #[path = "api/fuzz.rs"]
 mod fuzz;
+#[path = "api/gate.rs"]
+mod gate;
 #[path = "api/hardening.rs"]
 mod hardening;
 #[path = "api/identity.rs"]

@@ -114,6 +114,26 @@ pub struct Throttle {
     pub window: i64,
 }
 
+pub struct NewGateCookie<'a> {
+    pub token_hash: &'a str,
+    pub user_id: i64,
+    pub family: &'a str,
+    pub domain: &'a str,
+    pub two_factor: bool,
+    pub now: i64,
+    pub expires_at: i64,
+}
+
+/// The person a live gate cookie names.
+#[derive(Debug, Clone)]
+pub struct GateSubject {
+    pub user_id: i64,
+    pub email: String,
+    pub name: String,
+    pub two_factor: bool,
+    pub groups: Vec<String>,
+}
+
 pub struct NewSession<'a> {
     pub user_id: i64,
     pub family: &'a str,
@@ -388,6 +408,14 @@ impl Db {
             .await?
             .rows_affected();
         sqlx::query("DELETE FROM spent_stage_tokens WHERE expires_at < $1").bind(now).execute(&self.pool).await?;
+        // Gate cookies whose session family has no live row left.
+        sqlx::query(
+            "DELETE FROM gate_cookies WHERE expires_at <= $1 OR NOT EXISTS \
+             (SELECT 1 FROM sessions WHERE sessions.family = gate_cookies.family AND sessions.revoked_at IS NULL)",
+        )
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
         let audit = sqlx::query("DELETE FROM audit_events WHERE at < $1")
             .bind(audit_since)
             .execute(&self.pool)
@@ -519,6 +547,63 @@ impl Db {
     pub async fn throttle_reset(&self, key: &str) -> Result<(), AppError> {
         sqlx::query("DELETE FROM throttle WHERE key = $1").bind(key).execute(&self.pool).await?;
         Ok(())
+    }
+
+    /// Who a gate cookie names, if it and its session family are alive.
+    pub async fn gate_subject(&self, token_hash: &str, now: i64) -> Result<Option<GateSubject>, AppError> {
+        #[derive(FromRow)]
+        struct Row {
+            user_id: i64,
+            email: String,
+            name: String,
+            two_factor: i64,
+            live: i64,
+        }
+        let row = sqlx::query_as::<_, Row>(
+            "SELECT g.user_id, u.email, u.name, g.two_factor, \
+             (SELECT COUNT(*) FROM sessions s WHERE s.family = g.family AND s.revoked_at IS NULL \
+              AND s.expires_at > $2) AS live \
+             FROM gate_cookies g JOIN users u ON u.id = g.user_id WHERE g.token_hash = $1 AND g.expires_at > $2",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row.filter(|r| r.live > 0) else { return Ok(None) };
+        let groups = self.groups_of(row.user_id).await?;
+        Ok(Some(GateSubject {
+            user_id: row.user_id,
+            email: row.email,
+            name: row.name,
+            two_factor: row.two_factor != 0,
+            groups,
+        }))
+    }
+
+    pub async fn groups_of(&self, user_id: i64) -> Result<Vec<String>, AppError> {
+        let rows: Vec<(String,)> = sqlx::query_as("SELECT name FROM user_groups WHERE user_id = $1 ORDER BY name")
+            .bind(user_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(|(g,)| g).collect())
+    }
+
+    /// Adds or removes a group; true if that changed anything.
+    pub async fn set_group(&self, user_id: i64, group: &str, member: bool) -> Result<bool, AppError> {
+        let done = if member {
+            sqlx::query("INSERT INTO user_groups (user_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .bind(user_id)
+                .bind(group)
+                .execute(&self.pool)
+                .await?
+        } else {
+            sqlx::query("DELETE FROM user_groups WHERE user_id = $1 AND name = $2")
+                .bind(user_id)
+                .bind(group)
+                .execute(&self.pool)
+                .await?
+        };
+        Ok(done.rows_affected() > 0)
     }
 
     /// Swaps a password hash for another of the same password (a rehash),
@@ -779,6 +864,25 @@ impl Tx {
                 .execute(&mut *self.tx)
                 .await?;
         }
+        Ok(())
+    }
+
+    /// A gate cookie for one cookie domain, tied to a session family.
+    pub async fn insert_gate_cookie(&mut self, g: &NewGateCookie<'_>) -> Result<(), AppError> {
+        self.step()?;
+        sqlx::query(
+            "INSERT INTO gate_cookies (token_hash, user_id, family, domain, two_factor, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(g.token_hash)
+        .bind(g.user_id)
+        .bind(g.family)
+        .bind(g.domain)
+        .bind(i64::from(g.two_factor))
+        .bind(g.now)
+        .bind(g.expires_at)
+        .execute(&mut *self.tx)
+        .await?;
         Ok(())
     }
 

@@ -41,9 +41,14 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/logout", post(log_out))
 }
 
+#[derive(serde::Deserialize)]
+struct ReturnTo {
+    rd: Option<String>,
+}
+
 /// What a handler decided: go elsewhere, or draw the page again.
 enum Answer {
-    Redirect(&'static str),
+    Redirect(String),
     Render(FormOutcome),
 }
 
@@ -113,9 +118,9 @@ async fn sign_up(State(state): State<AppState>, req: Request) -> Response {
         return finish(&state, posted.parts, "/signup", answer, vec![]).await;
     }
     match service::log_in(&state, &posted.meta, login_email, &password_text).await {
-        Ok(out) => finish(&state, posted.parts, "/signup", Answer::Redirect("/security"), out.cookies).await,
+        Ok(out) => finish(&state, posted.parts, "/signup", Answer::Redirect("/security".into()), out.cookies).await,
         // The account exists; the log-in page says what went wrong.
-        Err(_) => finish(&state, posted.parts, "/signup", Answer::Redirect("/login"), vec![]).await,
+        Err(_) => finish(&state, posted.parts, "/signup", Answer::Redirect("/login".into()), vec![]).await,
     }
 }
 
@@ -124,12 +129,21 @@ async fn log_in(State(state): State<AppState>, req: Request) -> Response {
         Ok(p) => p,
         Err(res) => return res,
     };
+    // Sent by the gate: `rd` rides along in the form's URL while it is one
+    // the gate serves; the last step hands over to `GET /login?rd=`.
+    let here = match posted.parts.uri.query().and_then(|q| serde_urlencoded::from_str::<ReturnTo>(q).ok()) {
+        Some(ReturnTo { rd: Some(rd) }) if super::authz::return_url(&state, &rd).is_some() => {
+            format!("/login?{}", serde_urlencoded::to_string([("rd", rd)]).unwrap_or_default())
+        }
+        _ => "/login".to_owned(),
+    };
+    let done = if here == "/login" { "/".to_owned() } else { here.clone() };
     let (answer, cookies) = match posted.intent {
         Some(Intent::Password) => match parse_email(posted.get("email")) {
             Err(e) => (Answer::Render(failed(Intent::Password, e, &posted, &["email"])), vec![]),
             Ok(email) => match service::log_in(&state, &posted.meta, email, posted.get("password")).await {
                 Ok(out) => {
-                    let next = if out.body.two_factor_required { "/login" } else { "/" };
+                    let next = if out.body.two_factor_required { here.clone() } else { done.clone() };
                     (Answer::Redirect(next), out.cookies)
                 }
                 Err(e) => (Answer::Render(failed(Intent::Password, e, &posted, &["email"])), vec![]),
@@ -152,17 +166,17 @@ async fn log_in(State(state): State<AppState>, req: Request) -> Response {
                         Err(e) => Err(e),
                     };
                     match result {
-                        Ok(out) => (Answer::Redirect("/"), out.cookies),
+                        Ok(out) => (Answer::Redirect(done.clone()), out.cookies),
                         Err(e) => (Answer::Render(failed(intent, e, &posted, &[])), vec![]),
                     }
                 }
             }
         }
         // "Use a different account": forget the password step.
-        Some(Intent::Restart) => (Answer::Redirect("/login"), service::cleared_cookies(&state)),
+        Some(Intent::Restart) => (Answer::Redirect(here.clone()), service::cleared_cookies(&state)),
         _ => return plain_error(AppError::bad_request("Unknown form."), StatusCode::BAD_REQUEST),
     };
-    finish(&state, posted.parts, "/login", answer, cookies).await
+    finish(&state, posted.parts, &here, answer, cookies).await
 }
 
 async fn security(State(state): State<AppState>, req: Request) -> Response {
@@ -178,7 +192,7 @@ async fn security(State(state): State<AppState>, req: Request) -> Response {
         // Logged out meanwhile (or the session ended): the page itself
         // sends the visitor to log in.
         Err(e) if e.error == ErrorKind::Unauthenticated => {
-            return finish(&state, posted.parts, "/security", Answer::Redirect("/login"), vec![]).await;
+            return finish(&state, posted.parts, "/security", Answer::Redirect("/login".into()), vec![]).await;
         }
         Err(e) => {
             let answer = Answer::Render(failed(intent, e, &posted, &[]));
@@ -221,7 +235,7 @@ async fn security(State(state): State<AppState>, req: Request) -> Response {
                 Err(e) => Err(e),
             };
             match result {
-                Ok(out) => (Answer::Redirect("/security"), out.cookies),
+                Ok(out) => (Answer::Redirect("/security".into()), out.cookies),
                 Err(e) => (Answer::Render(failed(intent, e, &posted, &[])), vec![]),
             }
         }
@@ -238,7 +252,7 @@ async fn security(State(state): State<AppState>, req: Request) -> Response {
             }
         }
         Intent::Everywhere => match service::log_out_everywhere(&state, &posted.meta, session).await {
-            Ok(()) => (Answer::Redirect("/login"), service::cleared_cookies(&state)),
+            Ok(()) => (Answer::Redirect("/login".into()), service::cleared_cookies(&state)),
             Err(e) => (Answer::Render(failed(intent, e, &posted, &[])), vec![]),
         },
         _ => return plain_error(AppError::bad_request("Unknown form."), StatusCode::BAD_REQUEST),
@@ -254,7 +268,7 @@ async fn log_out(State(state): State<AppState>, req: Request) -> Response {
         Ok(cookies) => cookies,
         Err(e) => return e.into_response(),
     };
-    finish(&state, parts, "/", Answer::Redirect("/login"), cookies).await
+    finish(&state, parts, "/", Answer::Redirect("/login".into()), cookies).await
 }
 
 /// Renews an expired access token for page requests, before the page is
@@ -309,7 +323,9 @@ async fn finish(state: &AppState, mut parts: Parts, page: &str, answer: Answer, 
     let mut res = match answer {
         Answer::Redirect(to) => {
             let mut res = StatusCode::SEE_OTHER.into_response();
-            res.headers_mut().insert(header::LOCATION, HeaderValue::from_static(to));
+            if let Ok(to) = HeaderValue::from_str(&to) {
+                res.headers_mut().insert(header::LOCATION, to);
+            }
             res
         }
         Answer::Render(outcome) => {

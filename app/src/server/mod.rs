@@ -2,6 +2,7 @@
 //! server functions. Compiled with the `ssr` feature only.
 
 pub mod auth;
+pub mod authz;
 pub mod clock;
 pub mod db;
 pub mod forms;

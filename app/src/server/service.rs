@@ -17,7 +17,7 @@ use crate::wire::{
 };
 
 use super::auth::{FullSession, PasswordSession};
-use super::db::{NewAuditEvent, NewSession, Throttle, Tx, UserRow};
+use super::db::{NewAuditEvent, NewGateCookie, NewSession, Throttle, Tx, UserRow};
 use super::identity;
 use super::request::RequestMeta;
 use super::sealing::SecretBox;
@@ -49,7 +49,7 @@ pub struct WithCookies<T> {
     pub cookies: Vec<String>,
 }
 
-fn sha256_hex(data: &[u8]) -> String {
+pub(crate) fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
 }
 
@@ -189,11 +189,50 @@ impl Attempt {
 // ---------------------------------------------------------------- sessions
 
 /// Starts a full session: a new refresh-token family and an access token
-/// naming it. Returns the two cookies.
-async fn start_session(state: &AppState, tx: &mut Tx, user_id: i64, version: i64) -> Result<Vec<String>, AppError> {
+/// naming it, plus a gate cookie per cookie domain tied to the family.
+/// `two_factor` says whether the log-in passed a second factor. Returns the
+/// cookies.
+async fn start_session(
+    state: &AppState,
+    tx: &mut Tx,
+    user_id: i64,
+    version: i64,
+    two_factor: bool,
+) -> Result<Vec<String>, AppError> {
     let family = uuid::Uuid::new_v4().to_string();
     let expires_at = state.now() + state.refresh_ttl;
-    issue_session_tokens(state, tx, user_id, version, &family, expires_at, state.now()).await
+    let mut cookies = issue_session_tokens(state, tx, user_id, version, &family, expires_at, state.now()).await?;
+    cookies.extend(issue_gate_cookies(state, tx, user_id, &family, expires_at, two_factor).await?);
+    Ok(cookies)
+}
+
+/// One gate cookie per configured cookie domain: an opaque random value,
+/// stored hashed, alive while the session family is.
+pub async fn issue_gate_cookies(
+    state: &AppState,
+    tx: &mut Tx,
+    user_id: i64,
+    family: &str,
+    expires_at: i64,
+    two_factor: bool,
+) -> Result<Vec<String>, AppError> {
+    let now = state.now();
+    let mut cookies = Vec::with_capacity(state.gate.cookie_domains.len());
+    for domain in &state.gate.cookie_domains {
+        let value = URL_SAFE_NO_PAD.encode(random_bytes::<32>()?);
+        tx.insert_gate_cookie(&NewGateCookie {
+            token_hash: &sha256_hex(value.as_bytes()),
+            user_id,
+            family,
+            domain,
+            two_factor,
+            now,
+            expires_at,
+        })
+        .await?;
+        cookies.push(state.cookies.set_gate(domain, &value, (expires_at - now).max(0)));
+    }
+    Ok(cookies)
 }
 
 async fn issue_session_tokens(
@@ -231,13 +270,16 @@ async fn renew_all_sessions(
     tx: &mut Tx,
     user_id: i64,
     version: i64,
+    two_factor: bool,
 ) -> Result<Vec<String>, AppError> {
     tx.revoke_user_sessions(user_id, state.now()).await?;
-    start_session(state, tx, user_id, version).await
+    start_session(state, tx, user_id, version, two_factor).await
 }
 
 pub fn cleared_cookies(state: &AppState) -> Vec<String> {
-    vec![state.cookies.clear(CookieKind::Access), state.cookies.clear(CookieKind::Refresh)]
+    let mut cookies = vec![state.cookies.clear(CookieKind::Access), state.cookies.clear(CookieKind::Refresh)];
+    cookies.extend(state.gate.cookie_domains.iter().map(|d| state.cookies.clear_gate(d)));
+    cookies
 }
 
 // ---------------------------------------------------------------- account
@@ -350,7 +392,7 @@ pub async fn log_in(
         ]
     } else {
         let mut tx = state.db.begin().await?;
-        let cookies = start_session(state, &mut tx, user.id, user.session_version).await?;
+        let cookies = start_session(state, &mut tx, user.id, user.session_version, false).await?;
         tx.commit().await?;
         audit(state, Some(user.id), AuditKind::LogInOk, meta).await;
         cookies
@@ -460,7 +502,7 @@ pub async fn authenticate(
     if !tx.spend_stage_token(&session.claims.jti, session.claims.exp).await? {
         return Err(AppError::unauthenticated());
     }
-    let cookies = start_session(state, &mut tx, user.id, user.session_version).await?;
+    let cookies = start_session(state, &mut tx, user.id, user.session_version, true).await?;
     tx.commit().await?;
     audit(state, Some(user.id), AuditKind::LogInOk, meta).await;
     tracing::info!(user_id = user.id, "second factor accepted");
@@ -593,7 +635,7 @@ pub async fn turn_on(
         return Err(AppError::conflict("The set-up changed in another window. Scan the newest QR code."));
     };
     tx.replace_recovery_codes(user.id, &hashes).await?;
-    let cookies = renew_all_sessions(state, &mut tx, user.id, version).await?;
+    let cookies = renew_all_sessions(state, &mut tx, user.id, version, true).await?;
     tx.commit().await?;
     audit(state, Some(user.id), AuditKind::TwoFactorOn, meta).await;
     tracing::info!(user_id = user.id, "two-factor authentication turned on");
@@ -618,7 +660,7 @@ pub async fn turn_off(
     verify_second_factor(state, meta, &user, &factor).await?;
     let mut tx = state.db.begin().await?;
     let version = tx.disable_totp(user.id).await?;
-    let cookies = renew_all_sessions(state, &mut tx, user.id, version).await?;
+    let cookies = renew_all_sessions(state, &mut tx, user.id, version, false).await?;
     tx.commit().await?;
     audit(state, Some(user.id), AuditKind::TwoFactorOff, meta).await;
     tracing::info!(user_id = user.id, "two-factor authentication turned off");
@@ -780,7 +822,7 @@ pub async fn change_password(
     // session: all or nothing (never "changed but logged out").
     let mut tx = state.db.begin().await?;
     let version = tx.set_password(user.id, &hash).await?;
-    let cookies = renew_all_sessions(state, &mut tx, user.id, version).await?;
+    let cookies = renew_all_sessions(state, &mut tx, user.id, version, user.totp_enabled).await?;
     tx.commit().await?;
     audit(state, Some(user.id), AuditKind::PasswordChanged, meta).await;
     Ok(WithCookies { cookies, body: User::from(&user) })

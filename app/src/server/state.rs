@@ -9,6 +9,7 @@ use leptos::config::LeptosOptions;
 use super::clock::Clock;
 use super::db::Db;
 use super::db::Throttle;
+use super::gate::{Cidr, Rules};
 use super::passwords::Hasher;
 use super::sealing::SecretBox;
 use super::tokens::{CookieConfig, TokenKeys};
@@ -54,7 +55,22 @@ pub struct StateInner {
     /// The header carrying the client address when behind a proxy.
     pub trusted_proxy_header: Option<http::HeaderName>,
     pub limits: Limits,
+    /// The gate in front of other apps (forward authentication).
+    pub gate: GateConfig,
     pub leptos_options: LeptosOptions,
+}
+
+/// Settings of the gate: where the portal is, which parent domains get a
+/// gate cookie, the access rules and which peers may forward requests.
+#[derive(Clone)]
+pub struct GateConfig {
+    /// The portal's own origin, e.g. `https://auth.example.com`, no slash at
+    /// the end.
+    pub public_url: String,
+    /// Parent domains that get a gate cookie (`Domain=`), lower-case.
+    pub cookie_domains: Vec<String>,
+    pub rules: Rules,
+    pub trusted_proxies: Vec<Cidr>,
 }
 
 impl StateInner {

@@ -235,6 +235,41 @@ impl CookieConfig {
         self.set(kind, "", 0)
     }
 
+    /// The gate cookie's name: `__Secure-` when Secure (the prefix allows a
+    /// `Domain`, unlike `__Host-`).
+    pub fn gate_name(&self) -> &'static str {
+        if self.secure { "__Secure-twofactor_gate" } else { "twofactor_gate" }
+    }
+
+    /// The gate cookie for one parent domain: sent to every host under it,
+    /// `SameSite=Lax` so a link from mail or chat still carries it.
+    pub fn set_gate(&self, domain: &str, value: &str, max_age: i64) -> String {
+        let secure = if self.secure { "; Secure" } else { "" };
+        format!(
+            "{}={value}; Domain={domain}; HttpOnly; SameSite=Lax; Path=/; Max-Age={max_age}{secure}",
+            self.gate_name()
+        )
+    }
+
+    pub fn clear_gate(&self, domain: &str) -> String {
+        self.set_gate(domain, "", 0)
+    }
+
+    /// Every gate-cookie value a request carries (a browser may hold one per
+    /// parent domain it matches).
+    pub fn gate_values<'a>(&self, headers: &'a http::HeaderMap) -> Vec<&'a str> {
+        let name = self.gate_name();
+        headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|h| h.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .filter(|(n, v)| *n == name && !v.is_empty())
+            .map(|(_, v)| v)
+            .collect()
+    }
+
     /// The cookie's value from a request's headers. A request carrying the
     /// cookie twice (a second one planted by a sibling site over plain
     /// http, say) gets neither: which one a server picks must not decide

@@ -46,6 +46,17 @@ pub fn LogInPage() -> impl IntoView {
     let query = use_query_map();
     let use_recovery = Memo::new(move |_| query.read().get("with").as_deref() == Some("recovery"));
     let navigate = use_navigate();
+    // Sent here by the gate in front of another app: the forms keep `rd`,
+    // and once logged in the server (which checks it) sends the browser on.
+    let return_to = Memo::new(move |_| query.read().get("rd").filter(|rd| !rd.is_empty()));
+    let form_action = move || match return_to.get() {
+        Some(rd) => format!("/login?rd={}", encode_query_value(&rd)),
+        None => "/login".to_owned(),
+    };
+    let finished = move |navigate: &dyn Fn(&str, leptos_router::NavigateOptions)| match return_to.get_untracked() {
+        Some(rd) => go_to_server(&format!("/login?rd={}", encode_query_value(&rd))),
+        None => navigate("/", Default::default()),
+    };
 
     let password_action = Action::new(|(email, password): &(String, String)| {
         let (email, password) = (email.clone(), password.clone());
@@ -96,12 +107,12 @@ pub fn LogInPage() -> impl IntoView {
                 step.set(Step::Code);
                 focus_later("#code, #recovery");
             } else {
-                go_home("/", Default::default());
+                finished(&go_home);
             }
         }
     });
     Effect::new(move |_| match code_action.value().get() {
-        Some(Ok(_)) => navigate("/", Default::default()),
+        Some(Ok(_)) => finished(&navigate),
         // The password step expired (5 minutes) or was never done here.
         Some(Err(e)) if e.error == ErrorKind::Unauthenticated => {
             code.set(String::new());
@@ -173,7 +184,7 @@ pub fn LogInPage() -> impl IntoView {
                         "Open your authenticator app and type the 6-digit code for this account."
                     }}
                 </p>
-                <form method="post" action="/login" on:submit=submit_code novalidate>
+                <form method="post" action=form_action on:submit=submit_code novalidate>
                     <IntentField intent=code_intent/>
                     <Show when=move || use_recovery.get() fallback=move || view! {
                         <TextField label="Authentication code" id="code" name="code" input=InputKind::code() value=code
@@ -190,14 +201,14 @@ pub fn LogInPage() -> impl IntoView {
                         {move || if use_recovery.get() { "Use the code from your app instead" } else { "Lost your phone? Use a recovery code" }}
                     </A>
                 </p>
-                <form class="switch" method="post" action="/login" on:submit=submit_restart>
+                <form class="switch" method="post" action=form_action on:submit=submit_restart>
                     <IntentField intent=Intent::Restart/>
                     <button type="submit" class="link">"Use a different account"</button>
                 </form>
             }>
                 <h1 tabindex="-1">"Log in"</h1>
                 {move || notice.get().map(|n| view! { <p class="alert alert-info" role="status">{n}</p> })}
-                <form method="post" action="/login" on:submit=submit_password novalidate>
+                <form method="post" action=form_action on:submit=submit_password novalidate>
                     <IntentField intent=Intent::Password/>
                     <TextField label="Email" id="email" name="email" input=InputKind::email("username") value=email
                         error=field_message(password_error, "email")/>
@@ -210,4 +221,27 @@ pub fn LogInPage() -> impl IntoView {
             </Show>
         </section>
     }
+}
+
+/// Percent-encodes a query value (everything but unreserved characters).
+fn encode_query_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A full page load, so the server decides where to go next.
+fn go_to_server(path: &str) {
+    #[cfg(feature = "hydrate")]
+    {
+        let _ = leptos::prelude::window().location().set_href(path);
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = path;
 }

@@ -1,0 +1,318 @@
+//! The gate in front of other apps, asked the way a reverse proxy asks
+//! (the peer is loopback, a trusted proxy by default): forward-auth and
+//! auth-request answers, gate cookies tied to the log-in session, access
+//! rules, and the way back to the app after logging in.
+
+use super::*;
+
+const GATE: &[(&str, &str)] = &[("COOKIE_DOMAINS", "example.test"), ("PUBLIC_URL", "http://auth.example.test")];
+
+/// A client that keeps no cookies and follows no redirects: it sends
+/// exactly the headers a proxy would pass on.
+fn proxy() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client")
+}
+
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().expect("client")
+}
+
+fn header<'a>(r: &'a Reply, name: &str) -> &'a str {
+    r.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+}
+
+/// The gate cookie's value among a response's Set-Cookie headers.
+fn gate_cookie(r: &Reply) -> Option<String> {
+    r.headers.get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).find_map(|c| {
+        let (pair, attributes) = c.split_once(';')?;
+        let value = pair.strip_prefix("twofactor_gate=")?;
+        assert!(attributes.contains("Domain=example.test"), "{c}");
+        assert!(attributes.contains("SameSite=Lax") && attributes.contains("HttpOnly"), "{c}");
+        (!value.is_empty()).then(|| value.to_owned())
+    })
+}
+
+impl TestApp {
+    /// Traefik/Caddy's question about `method url`, with the given cookie.
+    async fn forward_auth(&self, method: &str, url: &str, gate: Option<&str>, accept: &str) -> Reply {
+        let (scheme, rest) = url.split_once("://").expect("url");
+        let (host, uri) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let mut req = proxy()
+            .get(format!("{}/api/authz/forward-auth", self.base))
+            .header("x-forwarded-method", method)
+            .header("x-forwarded-proto", scheme)
+            .header("x-forwarded-host", host)
+            .header("x-forwarded-uri", if uri.is_empty() { "/" } else { uri })
+            .header("accept", accept)
+            // What the client sent to the app, passed on by the proxy.
+            .header("remote-user", "admin");
+        if let Some(gate) = gate {
+            req = req.header("cookie", format!("other=1; twofactor_gate={gate}"));
+        }
+        self.send(&proxy(), req).await
+    }
+
+    /// nginx's question.
+    async fn auth_request(&self, method: &str, url: &str, gate: Option<&str>) -> Reply {
+        let mut req = proxy()
+            .get(format!("{}/api/authz/auth-request", self.base))
+            .header("x-original-method", method)
+            .header("x-original-url", url);
+        if let Some(gate) = gate {
+            req = req.header("cookie", format!("twofactor_gate={gate}"));
+        }
+        self.send(&proxy(), req).await
+    }
+
+    /// Registers, turns 2FA on and logs in with password and code through
+    /// the API. Returns the gate cookie of that log-in.
+    async fn two_factor_gate_cookie(&self, email: &str) -> String {
+        let secret = self.enrolled_user(email).await;
+        self.password_stage(email).await;
+        self.clock.advance(30);
+        let r =
+            self.post("/api/2fa/authenticate", json!({"twoFactorAuthenticationCode": self.code_now(&secret)})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        gate_cookie(&r).expect("a gate cookie once the log-in is complete")
+    }
+}
+
+const HTML: &str = "text/html,application/xhtml+xml";
+
+#[tokio::test]
+async fn anonymous_requests_are_sent_to_log_in() {
+    let app = spawn_app_with(GATE).await;
+    let r = app.forward_auth("GET", "http://app.example.test/page?x=1&y=2", None, HTML).await;
+    assert_eq!(r.status, StatusCode::FOUND);
+    assert_eq!(
+        header(&r, "location"),
+        "http://auth.example.test/login?rd=http%3A%2F%2Fapp.example.test%2Fpage%3Fx%3D1%26y%3D2"
+    );
+    assert_eq!(header(&r, "cache-control"), "no-store");
+    assert!(r.text.is_empty(), "no body");
+    let r = app.forward_auth("POST", "http://app.example.test/form", None, HTML).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let r = app.forward_auth("GET", "http://app.example.test/api", None, "application/json").await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(header(&r, "location"), "");
+    // nginx cannot pass a redirect from a subrequest: 401 with Location.
+    let r = app.auth_request("GET", "http://app.example.test/page", None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(header(&r, "location"), "http://auth.example.test/login?rd=http%3A%2F%2Fapp.example.test%2Fpage");
+    // A HEAD or a DELETE is asked about the same way, with no body.
+    for method in ["HEAD", "DELETE", "PUT"] {
+        let req = proxy()
+            .request(method.parse().expect("method"), format!("{}/api/authz/auth-request", app.base))
+            .header("x-original-method", method)
+            .header("x-original-url", "http://app.example.test/");
+        assert_eq!(app.send(&proxy(), req).await.status, StatusCode::UNAUTHORIZED, "{method}");
+    }
+    // Without the original URL the question makes no sense.
+    let r = app.send(&proxy(), proxy().get(format!("{}/api/authz/forward-auth", app.base))).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn a_complete_log_in_opens_the_apps_and_log_out_closes_them() {
+    let app = spawn_app_with(GATE).await;
+    let gate = app.two_factor_gate_cookie("gate@example.com").await;
+    let r = app.forward_auth("GET", "http://app.example.test/", Some(&gate), HTML).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let id = app.get("/api/authentication").await.body["id"].to_string();
+    assert_eq!(header(&r, "remote-user"), id, "not the client's own Remote-User");
+    assert_eq!(header(&r, "remote-email"), "gate@example.com");
+    assert_eq!(header(&r, "remote-name"), "Ann Example");
+    assert!(r.headers.contains_key("remote-groups"));
+    assert_eq!(header(&r, "remote-groups"), "");
+    let r = app.auth_request("POST", "https://other.example.test/x", Some(&gate)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    // The gate cookie opens nothing on the portal's own API.
+    let stranger = proxy();
+    let req =
+        stranger.get(format!("{}/api/authentication", app.base)).header("cookie", format!("twofactor_gate={gate}"));
+    assert_eq!(app.send(&stranger, req).await.status, StatusCode::UNAUTHORIZED);
+    // A made-up cookie is nobody.
+    let r = app.forward_auth("GET", "http://app.example.test/", Some("made-up-value"), HTML).await;
+    assert_eq!(r.status, StatusCode::FOUND);
+
+    // Log-out on the portal ends access to every app at once.
+    let out = app.post("/api/authentication/log-out", json!({})).await;
+    let cleared = out.headers.get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).collect::<Vec<_>>();
+    assert!(cleared.iter().any(|c| c.starts_with("twofactor_gate=;") && c.contains("Max-Age=0")), "{cleared:?}");
+    let r = app.forward_auth("GET", "http://app.example.test/", Some(&gate), HTML).await;
+    assert_eq!(r.status, StatusCode::FOUND);
+}
+
+#[tokio::test]
+async fn every_way_a_session_ends_ends_the_gate_cookie() {
+    let app = spawn_app_with(GATE).await;
+    // Log-out everywhere from another session.
+    let gate = app.two_factor_gate_cookie("ends@example.com").await;
+    assert_eq!(app.forward_auth("GET", "http://a.example.test/", Some(&gate), HTML).await.status, StatusCode::OK);
+    assert_eq!(app.post("/api/authentication/log-out-everywhere", json!({})).await.status, StatusCode::OK);
+    assert_eq!(app.forward_auth("GET", "http://a.example.test/", Some(&gate), HTML).await.status, StatusCode::FOUND);
+
+    // A password change ends every other log-in; this one gets a new cookie.
+    assert_eq!(app.register("pw@example.com").await.status, StatusCode::CREATED);
+    let first = gate_cookie(&app.log_in("pw@example.com", PASSWORD).await).expect("gate");
+    let elsewhere = gate_cookie(&app.log_in("pw@example.com", PASSWORD).await).expect("gate");
+    let body = json!({"currentPassword": PASSWORD, "newPassword": "a brand new passphrase"});
+    let r = app.post("/api/authentication/change-password", body).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let renewed = gate_cookie(&r).expect("the new session's gate cookie");
+    let two = "http://a.example.test/";
+    // (2FA is off for this account: the gate answers "turn it on", which
+    // still shows the cookie is alive.)
+    let alive = StatusCode::FOUND;
+    let r = app.forward_auth("GET", two, Some(&renewed), HTML).await;
+    assert_eq!((r.status, header(&r, "location").contains("/security")), (alive, true));
+    for dead in [first, elsewhere] {
+        let r = app.forward_auth("GET", two, Some(&dead), HTML).await;
+        assert!(header(&r, "location").contains("/login?"), "{:?}", r.headers);
+    }
+}
+
+#[tokio::test]
+async fn a_password_only_session_is_sent_to_turn_on_two_factor() {
+    let app = spawn_app_with(GATE).await;
+    assert_eq!(app.register("one@example.com").await.status, StatusCode::CREATED);
+    let r = app.log_in("one@example.com", PASSWORD).await;
+    let gate = gate_cookie(&r).expect("a full session without 2FA gets a gate cookie too");
+    let r = app.forward_auth("GET", "http://app.example.test/", Some(&gate), HTML).await;
+    assert_eq!(r.status, StatusCode::FOUND);
+    assert_eq!(
+        header(&r, "location"),
+        "http://auth.example.test/security?need=two-factor&rd=http%3A%2F%2Fapp.example.test%2F"
+    );
+    let r = app.auth_request("GET", "http://app.example.test/", Some(&gate)).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn access_rules_decide_by_host_path_method_and_group() {
+    let dir = tempfile::tempdir().expect("dir");
+    let rules = dir.path().join("rules.toml");
+    std::fs::write(
+        &rules,
+        r#"
+[[rules]]
+domain = "wiki.example.test"
+policy = "bypass"
+
+[[rules]]
+domain = "*.example.test"
+path = "^/admin"
+groups = ["admins"]
+policy = "two_factor"
+
+[[rules]]
+domain = "*.example.test"
+path = "^/admin"
+policy = "deny"
+
+[[rules]]
+domain = "*.example.test"
+policy = "two_factor"
+"#,
+    )
+    .expect("rules");
+    let rules = rules.display().to_string();
+    let mut vars = GATE.to_vec();
+    vars.push(("ACCESS_RULES", &rules));
+    let app = spawn_app_with(&vars).await;
+    let r = app.forward_auth("GET", "http://wiki.example.test/admin", None, HTML).await;
+    assert_eq!(r.status, StatusCode::OK, "bypass");
+    assert_eq!(header(&r, "remote-user"), "", "a client's own Remote-User is overwritten, even when bypassed");
+    let gate = app.two_factor_gate_cookie("rules@example.com").await;
+    assert_eq!(app.forward_auth("GET", "http://app.example.test/", Some(&gate), HTML).await.status, StatusCode::OK);
+    let r = app.forward_auth("GET", "http://app.example.test/admin/users", Some(&gate), HTML).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "not in admins");
+    let id = app.get("/api/authentication").await.body["id"].as_i64().expect("id");
+    assert!(app.state.db.set_group(id, "admins", true).await.expect("group"));
+    let r = app.forward_auth("GET", "http://app.example.test/admin/users", Some(&gate), HTML).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(header(&r, "remote-groups"), "admins");
+    // Anonymous on a group rule: asked to log in (the rule may apply then).
+    let r = app.forward_auth("GET", "http://app.example.test/admin", None, HTML).await;
+    assert_eq!(r.status, StatusCode::FOUND);
+    // No rule matches another domain: denied.
+    assert_eq!(app.forward_auth("GET", "http://example.org/", Some(&gate), HTML).await.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn forwarded_headers_from_an_untrusted_address_are_refused() {
+    let mut vars = GATE.to_vec();
+    vars.push(("TRUSTED_PROXIES", "10.0.0.0/8, 192.0.2.1"));
+    let app = spawn_app_with(&vars).await;
+    let r = app.forward_auth("GET", "http://app.example.test/", None, HTML).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(app.auth_request("GET", "http://app.example.test/", None).await.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn the_log_in_page_returns_to_the_app_and_only_to_the_gates_domains() {
+    let app = spawn_app_with(GATE).await;
+    let secret = app.enrolled_user("back@example.com").await;
+    app.post("/api/authentication/log-out", json!({})).await;
+    let b = no_redirects();
+    let rd = "http://wiki.example.test/page?x=1";
+    let login = format!("/login?{}", serde_urlencoded_rd(rd));
+    // The page's forms carry rd.
+    let page = app.get_with(&b, &login).await;
+    assert!(page.text.contains(&format!("action=\"{}\"", login.replace('&', "&amp;"))), "{}", page.text);
+    // Password, then code, posted without JavaScript.
+    let r = app
+        .send(
+            &b,
+            b.post(format!("{}{login}", app.base)).form(&[
+                ("intent", "password"),
+                ("email", "back@example.com"),
+                ("password", PASSWORD),
+            ]),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(header(&r, "location"), login);
+    app.clock.advance(30);
+    let code = app.code_now(&secret);
+    let r = app.send(&b, b.post(format!("{}{login}", app.base)).form(&[("intent", "code"), ("code", &code)])).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(header(&r, "location"), login);
+    assert!(gate_cookie(&r).is_some());
+    // The log-in page, now with a full session, sends the browser on.
+    let r = app.get_with(&b, &login).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(header(&r, "location"), rd);
+    let gate = gate_cookie(&r).expect("fresh gate cookies on the way back");
+    assert_eq!(app.forward_auth("GET", rd, Some(&gate), HTML).await.status, StatusCode::OK);
+
+    // Anything but a URL under the cookie domains lands on home.
+    for evil in [
+        "https://evil.test/",
+        "//evil.test/",
+        "http://example.test.evil.test/",
+        "http://evilexample.test/",
+        "http://user:pw@wiki.example.test/",
+        "http://wiki.example.test\\@evil.test/",
+        "http://wiki.example.test/%2F%2Fevil.test",
+        "javascript:alert(1)",
+    ] {
+        let r = app.get_with(&b, &format!("/login?{}", serde_urlencoded_rd(evil))).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{evil}");
+        assert_eq!(header(&r, "location"), "/", "{evil}");
+    }
+}
+
+fn serde_urlencoded_rd(rd: &str) -> String {
+    let mut out = String::from("rd=");
+    for b in rd.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'*') {
+            out.push(char::from(b));
+        } else if b == b' ' {
+            out.push('+');
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
