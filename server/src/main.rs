@@ -46,6 +46,20 @@ enum UserCommand {
     ResetTwoFactor { email: String },
     /// End every session of a user, on every device.
     RevokeSessions { email: String },
+    /// Show a user's groups (for ACCESS_RULES), or add or remove one.
+    Groups {
+        email: String,
+        #[command(subcommand)]
+        change: Option<GroupChange>,
+    },
+}
+
+#[derive(Subcommand)]
+enum GroupChange {
+    /// Put the user in GROUP.
+    Add { group: String },
+    /// Take the user out of GROUP.
+    Remove { group: String },
 }
 
 #[tokio::main]
@@ -92,6 +106,14 @@ async fn main() -> ExitCode {
         Command::User(UserCommand::List) => ops::list_users(&state).await,
         Command::User(UserCommand::ResetTwoFactor { email }) => ops::reset_two_factor(&state, &email).await,
         Command::User(UserCommand::RevokeSessions { email }) => ops::revoke_sessions(&state, &email).await,
+        Command::User(UserCommand::Groups { email, change }) => {
+            let change = match &change {
+                None => None,
+                Some(GroupChange::Add { group }) => Some((true, group.as_str())),
+                Some(GroupChange::Remove { group }) => Some((false, group.as_str())),
+            };
+            ops::groups(&state, &email, change).await
+        }
         Command::Prune => app::server::service::prune(&state)
             .await
             .map_err(|e| e.message)

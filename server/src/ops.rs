@@ -80,14 +80,17 @@ pub async fn rotate_secrets_key_report(state: &AppState) -> Result<String, Strin
 /// `user list`: one line per account.
 pub async fn list_users(state: &AppState) -> Result<String, String> {
     let users = state.db.list_users().await.map_err(|e| e.message)?;
-    let mut out = format!("{:>6}  {:<3}  {:<16}  {:<40}  {}\n", "id", "2fa", "created (UTC)", "email", "name");
+    let mut out =
+        format!("{:>6}  {:<3}  {:<16}  {:<40}  {:<24}  {}\n", "id", "2fa", "created (UTC)", "email", "groups", "name");
     for u in &users {
+        let groups = state.db.groups_of(u.id).await.map_err(|e| e.message)?.join(",");
         out.push_str(&format!(
-            "{:>6}  {:<3}  {:<16}  {:<40}  {}\n",
+            "{:>6}  {:<3}  {:<16}  {:<40}  {:<24}  {}\n",
             u.id,
             if u.totp_enabled == 1 { "on" } else { "off" },
             app::format_utc(u.created_at),
             u.email,
+            if groups.is_empty() { "-" } else { &groups },
             u.name
         ));
     }
@@ -117,4 +120,43 @@ pub async fn revoke_sessions(state: &AppState, email: &str) -> Result<String, St
         true => Ok(format!("every session of {email} ended")),
         false => Err(format!("no account with the email {email}")),
     }
+}
+
+/// Group names as access rules name them: letters, digits, `-`, `_`, `.`.
+fn parse_group(group: &str) -> Result<String, String> {
+    let group = group.trim();
+    if group.is_empty()
+        || group.len() > 64
+        || !group.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(format!("{group:?}: a group name is 1 to 64 letters, digits, '-', '_' or '.'"));
+    }
+    Ok(group.to_owned())
+}
+
+/// `user groups EMAIL [add|remove GROUP]`: lists, or changes, a user's groups.
+pub async fn groups(state: &AppState, email: &str, change: Option<(bool, &str)>) -> Result<String, String> {
+    let email = parse_email(email)?;
+    let user = state
+        .db
+        .user_by_email(email.as_str())
+        .await
+        .map_err(|e| e.message)?
+        .ok_or_else(|| format!("no account with the email {email}"))?;
+    let note = match change {
+        None => String::new(),
+        Some((add, group)) => {
+            let group = parse_group(group)?;
+            let changed = state.db.set_group(user.id, &group, add).await.map_err(|e| e.message)?;
+            match (add, changed) {
+                (true, true) => format!("added {email} to {group}\n"),
+                (true, false) => format!("{email} was already in {group}\n"),
+                (false, true) => format!("removed {email} from {group}\n"),
+                (false, false) => format!("{email} was not in {group}\n"),
+            }
+        }
+    };
+    let groups = state.db.groups_of(user.id).await.map_err(|e| e.message)?;
+    let list = if groups.is_empty() { "(none)".to_owned() } else { groups.join(", ") };
+    Ok(format!("{note}groups of {email}: {list}"))
 }

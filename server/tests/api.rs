@@ -38,6 +38,8 @@ mod identity;
 mod instances;
 #[path = "api/operators.rs"]
 mod operators;
+#[path = "api/proxies.rs"]
+mod proxies;
 #[path = "api/retention.rs"]
 mod retention;
 #[path = "api/sessions.rs"]

@@ -48,6 +48,25 @@ async fn operator_commands() {
     assert!(ok, "{err}");
     assert!(out.contains("ops@example.com") && out.contains(" on ") && out.contains("1 account(s)"), "{out}");
 
+    // Groups, for access rules: added, listed, removed; bad names refused.
+    let (ok, out, err) = operator(&url, &dir, &["user", "groups", "ops@example.com", "add", "admins"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("added ops@example.com to admins") && out.contains("groups of ops@example.com: admins"),
+        "{out}"
+    );
+    let (ok, out, _) = operator(&url, &dir, &["user", "groups", "ops@example.com", "add", "admins"]);
+    assert!(ok && out.contains("already in admins"), "{out}");
+    operator(&url, &dir, &["user", "groups", "ops@example.com", "add", "family"]);
+    let (_, out, _) = operator(&url, &dir, &["user", "list"]);
+    assert!(out.contains("admins,family"), "{out}");
+    let (ok, _, err) = operator(&url, &dir, &["user", "groups", "ops@example.com", "add", "bad group!"]);
+    assert!(!ok && err.contains("group name"), "{err}");
+    let (ok, out, _) = operator(&url, &dir, &["user", "groups", "ops@example.com", "remove", "family"]);
+    assert!(ok && out.contains("removed") && out.ends_with("groups of ops@example.com: admins\n"), "{out}");
+    let (ok, _, err) = operator(&url, &dir, &["user", "groups", "nobody@example.com"]);
+    assert!(!ok && err.contains("no account"), "{err}");
+
     let (ok, _, err) = operator(&url, &dir, &["user", "reset-2fa", "nobody@example.com"]);
     assert!(!ok && err.contains("no account"), "{err}");
     let (ok, out, err) = operator(&url, &dir, &["user", "reset-2fa", "OPS@example.com"]);

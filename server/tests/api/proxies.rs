@@ -1,0 +1,244 @@
+//! The gate behind real reverse proxies: Debian's nginx (auth_request) and
+//! Caddy (forward_auth), each started on a random loopback port with the
+//! configuration docs/PROXIES.md shows, in front of a small app that echoes
+//! the headers it receives.
+
+use super::*;
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+
+/// The app behind the proxy: answers every request with the headers it got.
+async fn echo_app() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let app = axum::Router::new().fallback(|headers: axum::http::HeaderMap| async move {
+        let seen: serde_json::Map<String, Value> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), Value::String(v.to_str().unwrap_or("").to_owned())))
+            .collect();
+        axum::Json(Value::Object(seen))
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port()
+}
+
+/// A proxy process, stopped when dropped.
+struct Proxy {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn installed(program: &str) -> bool {
+    Command::new(program).arg("-v").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
+        || Command::new(program).arg("version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
+}
+
+/// The nginx server block of docs/PROXIES.md, on a random port.
+fn nginx(gate: &str, upstream: SocketAddr) -> Proxy {
+    let dir = tempfile::tempdir().expect("dir");
+    let port = free_port();
+    let prefix = dir.path().display();
+    let conf = format!(
+        r#"
+daemon off;
+worker_processes 1;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {prefix}/body;
+    proxy_temp_path {prefix}/proxy;
+    fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi;
+    scgi_temp_path {prefix}/scgi;
+
+    server {{
+        listen 127.0.0.1:{port};
+        server_name app.example.test;
+
+        location / {{
+            auth_request /twofactor-authz;
+            auth_request_set $remote_user_id $upstream_http_remote_user;
+            auth_request_set $remote_email $upstream_http_remote_email;
+            auth_request_set $remote_name $upstream_http_remote_name;
+            auth_request_set $remote_groups $upstream_http_remote_groups;
+            auth_request_set $login_url $upstream_http_location;
+            proxy_set_header Remote-User $remote_user_id;
+            proxy_set_header Remote-Email $remote_email;
+            proxy_set_header Remote-Name $remote_name;
+            proxy_set_header Remote-Groups $remote_groups;
+            error_page 401 =302 $login_url;
+            proxy_pass http://{upstream};
+        }}
+
+        location = /twofactor-authz {{
+            internal;
+            proxy_pass http://{gate}/api/authz/auth-request;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+            proxy_set_header X-Original-Method $request_method;
+            proxy_set_header X-Original-URL $scheme://$http_host$request_uri;
+        }}
+    }}
+}}
+"#
+    );
+    let path = dir.path().join("nginx.conf");
+    std::fs::write(&path, conf).expect("conf");
+    let child = Command::new("nginx")
+        .args(["-p", &prefix.to_string(), "-c", &path.display().to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start nginx");
+    Proxy { child, port, _dir: dir }
+}
+
+/// The Caddyfile of docs/PROXIES.md, on a random port.
+fn caddy(gate: &str, upstream: SocketAddr) -> Proxy {
+    let dir = tempfile::tempdir().expect("dir");
+    let port = free_port();
+    let conf = format!(
+        r#"{{
+    admin off
+    auto_https off
+}}
+
+http://app.example.test:{port} {{
+    bind 127.0.0.1
+    forward_auth {gate} {{
+        uri /api/authz/forward-auth
+        copy_headers Remote-User Remote-Email Remote-Name Remote-Groups
+    }}
+    reverse_proxy {upstream}
+}}
+"#
+    );
+    let path = dir.path().join("Caddyfile");
+    std::fs::write(&path, conf).expect("conf");
+    let child = Command::new("caddy")
+        .args(["run", "--adapter", "caddyfile", "--config", &path.display().to_string()])
+        .env("HOME", dir.path())
+        .env("XDG_DATA_HOME", dir.path())
+        .env("XDG_CONFIG_HOME", dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start caddy");
+    Proxy { child, port, _dir: dir }
+}
+
+/// A client that resolves every test name to loopback and follows no
+/// redirects, sending exactly the cookie it is given.
+fn visitor(port: u16) -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .resolve("app.example.test", SocketAddr::from(([127, 0, 0, 1], port)))
+        .build()
+        .expect("client")
+}
+
+async fn wait_until_up(client: &reqwest::Client, url: &str) {
+    for _ in 0..500 {
+        if client.get(url).send().await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the proxy at {url} did not start");
+}
+
+/// What the app behind the proxy saw, or the proxy's own answer.
+async fn visit(client: &reqwest::Client, url: &str, gate: Option<&str>) -> (StatusCode, String, Value) {
+    let mut req = client
+        .get(url)
+        .header("accept", "text/html")
+        // A client trying to pass as someone: must never reach the app.
+        .header("remote-user", "1")
+        .header("remote-email", "admin@example.test");
+    if let Some(gate) = gate {
+        req = req.header("cookie", format!("twofactor_gate={gate}"));
+    }
+    let res = req.send().await.expect("request");
+    let status = res.status();
+    let location = res.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let body = res.json().await.unwrap_or(Value::Null);
+    (status, location, body)
+}
+
+/// The gate cookie of a complete log-in, through the portal's API.
+async fn complete_log_in(app: &TestApp, email: &str) -> String {
+    let secret = app.enrolled_user(email).await;
+    app.password_stage(email).await;
+    app.clock.advance(30);
+    let r = app.post("/api/2fa/authenticate", json!({"twoFactorAuthenticationCode": app.code_now(&secret)})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    r.headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.split(';').next()?.strip_prefix("twofactor_gate=").map(str::to_owned))
+        .expect("gate cookie")
+}
+
+async fn the_gate_holds_behind(kind: &str) {
+    if !installed(kind) {
+        // scripts/setup installs both; a bare `cargo test` elsewhere may not.
+        eprintln!("{kind} is not installed: run ./scripts/setup --browser");
+        assert!(std::env::var("CI_REQUIRE_PROXIES").is_err(), "{kind} is required here");
+        return;
+    }
+    let app = spawn_app_with(&[("COOKIE_DOMAINS", "example.test"), ("PUBLIC_URL", "http://auth.example.test")]).await;
+    let gate_addr = app.base.trim_start_matches("http://").to_owned();
+    let upstream = echo_app().await;
+    let proxy = if kind == "nginx" { nginx(&gate_addr, upstream) } else { caddy(&gate_addr, upstream) };
+    let client = visitor(proxy.port);
+    let base = format!("http://app.example.test:{}", proxy.port);
+    wait_until_up(&client, &base).await;
+
+    // Nobody logged in: sent to the portal's log-in with the way back.
+    let (status, location, _) = visit(&client, &format!("{base}/notes?id=7"), None).await;
+    assert_eq!(status, StatusCode::FOUND, "{kind}");
+    let rd = format!("http%3A%2F%2Fapp.example.test%3A{}%2Fnotes%3Fid%3D7", proxy.port);
+    assert_eq!(location, format!("http://auth.example.test/login?rd={rd}"), "{kind}");
+
+    // Logged in with password and code: the app sees who it is, and only
+    // that (the client's own Remote-* headers are replaced).
+    let gate = complete_log_in(&app, &format!("{kind}@example.com")).await;
+    let (status, _, seen) = visit(&client, &format!("{base}/notes"), Some(&gate)).await;
+    assert_eq!(status, StatusCode::OK, "{kind}: {seen}");
+    let id = app.get("/api/authentication").await.body["id"].to_string();
+    assert_eq!(seen["remote-user"], id.as_str(), "{kind}: {seen}");
+    assert_eq!(seen["remote-email"], format!("{kind}@example.com"), "{kind}: {seen}");
+    assert_eq!(seen["remote-name"], "Ann Example", "{kind}: {seen}");
+
+    // Log-out on the portal ends access at once.
+    app.post("/api/authentication/log-out", json!({})).await;
+    let (status, location, seen) = visit(&client, &format!("{base}/notes"), Some(&gate)).await;
+    assert_eq!(status, StatusCode::FOUND, "{kind}: {seen}");
+    assert!(location.starts_with("http://auth.example.test/login?rd="), "{kind}: {location}");
+}
+
+#[tokio::test]
+async fn the_gate_holds_behind_nginx() {
+    the_gate_holds_behind("nginx").await;
+}
+
+#[tokio::test]
+async fn the_gate_holds_behind_caddy() {
+    the_gate_holds_behind("caddy").await;
+}
