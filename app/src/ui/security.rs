@@ -8,7 +8,7 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
-use leptos_router::hooks::use_navigate;
+use leptos_router::hooks::{use_navigate, use_query_map};
 
 use crate::api::{
     ActivityEvent, GenerateResponse, User, change_password, fetch_activity, fetch_two_factor_status,
@@ -69,6 +69,8 @@ fn Security(user: User) -> impl IntoView {
         _ => None,
     };
     let fresh_codes = RwSignal::new(first_codes);
+    // Sent here by the gate in front of another app (docs/PROXIES.md).
+    let sent_by_gate = use_query_map().read_untracked().get("need").as_deref() == Some("two-factor");
     view! {
         <section class="card">
             <p class="eyebrow">"Security"</p>
@@ -77,6 +79,11 @@ fn Security(user: User) -> impl IntoView {
                 "Signed in as " <strong class="email">{user.email.clone()}</strong> ". "
                 <A href="/">"Back to home"</A>
             </p>
+            <Show when=move || sent_by_gate && !enabled.get()>
+                <p class="alert alert-info" role="status" data-testid="gate-needs-2fa">
+                    "The app you were opening needs two-factor authentication. Turn it on below, then open the app again."
+                </p>
+            </Show>
             <Show when=move || fresh_codes.get().is_some()>
                 <RecoveryCodes codes=fresh_codes.get().unwrap_or_default() on_done=Callback::new(move |_| {
                     fresh_codes.set(None);
