@@ -27,6 +27,9 @@ export default defineConfig({
         '--disable-background-networking',
         '--disable-component-update',
         '--disable-sync',
+        // The gate tests (gate.spec.ts) reach the portal and an app behind
+        // nginx under names of a test domain.
+        '--host-resolver-rules=MAP *.example.test 127.0.0.1',
       ],
     },
   },
@@ -45,6 +48,10 @@ export default defineConfig({
       RUST_LOG: 'warn',
       // The suite signs up many accounts from one address.
       REGISTRATIONS_PER_HOUR: '100000',
+      // The gate (gate.spec.ts): the portal as the browser reaches it, and
+      // the parent domain of the apps behind nginx.
+      PUBLIC_URL: `http://auth.example.test:${port}`,
+      COOKIE_DOMAINS: 'example.test',
     },
   },
 });

@@ -161,7 +161,11 @@ pub async fn security_headers(State(state): State<AppState>, req: Request, next:
     let h = res.headers_mut();
     h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
-    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    // Nothing of our URLs leaves this origin. Not `no-referrer`: under it a
+    // browser sends `Origin: null` with a same-origin form post, and where
+    // it sends no `Sec-Fetch-Site` (plain http on a name other than
+    // localhost) our own forms would be refused as cross-site.
+    h.insert("referrer-policy", HeaderValue::from_static("same-origin"));
     // Pages set their own policy with the script nonce (see app::shell);
     // everything else (JSON, files, errors) may run nothing at all.
     if !h.contains_key(header::CONTENT_SECURITY_POLICY) {

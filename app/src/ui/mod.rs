@@ -58,9 +58,26 @@ fn set_page_csp(options: &LeptosOptions) {
     } else {
         String::new()
     };
+    // A form post that logs someone in ends in a redirect to the app the
+    // gate sent them from (docs/PROXIES.md); browsers check `form-action`
+    // on every redirect of a form's navigation, so the gated domains are
+    // allowed as well as this origin.
+    let gated: String = crate::server::app_state()
+        .map(|state| {
+            let schemes: &[&str] = if state.cookies.secure { &["https"] } else { &["https", "http"] };
+            let mut sources = String::new();
+            for domain in &state.gate.cookie_domains {
+                for scheme in schemes {
+                    sources.push_str(&format!(" {scheme}://{domain}:* {scheme}://*.{domain}:*"));
+                }
+            }
+            sources
+        })
+        .unwrap_or_default();
     let policy = format!(
         "default-src 'self'; script-src 'self'{nonce} 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data:; \
-         connect-src 'self'{connect}; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+         connect-src 'self'{connect}; object-src 'none'; base-uri 'self'; form-action 'self'{gated}; \
+         frame-ancestors 'none'"
     );
     if let Ok(value) = http::HeaderValue::from_str(&policy) {
         res.insert_header(http::header::CONTENT_SECURITY_POLICY, value);

@@ -26,6 +26,10 @@ async fn responses_carry_security_headers() {
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.text.contains("Log in"));
     assert_eq!(r.headers["x-content-type-options"], "nosniff");
+    assert_eq!(r.headers["x-frame-options"], "DENY");
+    // Not no-referrer: that makes browsers send `Origin: null` with our own
+    // form posts (gate.spec.ts, plain http on a test domain).
+    assert_eq!(r.headers["referrer-policy"], "same-origin");
     assert!(r.headers["content-security-policy"].to_str().unwrap_or("").contains("frame-ancestors 'none'"));
     let r = app.log_in("nobody@example.com", PASSWORD).await;
     assert_eq!(r.headers["cache-control"], "no-store");

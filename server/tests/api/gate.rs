@@ -257,8 +257,14 @@ async fn the_log_in_page_returns_to_the_app_and_only_to_the_gates_domains() {
     let b = no_redirects();
     let rd = "http://wiki.example.test/page?x=1";
     let login = format!("/login?{}", serde_urlencoded_rd(rd));
-    // The page's forms carry rd.
+    // The page's forms carry rd, and may end in a redirect to the gated
+    // domains (browsers check form-action on a form's redirects).
     let page = app.get_with(&b, &login).await;
+    let csp = header(&page, "content-security-policy");
+    assert!(
+        csp.contains("form-action 'self' https://example.test:* https://*.example.test:* http://example.test:*"),
+        "{csp}"
+    );
     assert!(page.text.contains(&format!("action=\"{}\"", login.replace('&', "&amp;"))), "{}", page.text);
     // Password, then code, posted without JavaScript.
     let r = app

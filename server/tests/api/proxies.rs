@@ -1,7 +1,7 @@
 //! The gate behind real reverse proxies: Debian's nginx (auth_request) and
 //! Caddy (forward_auth), each started on a random loopback port with the
 //! configuration docs/PROXIES.md shows, in front of a small app that echoes
-//! the headers it receives.
+//! the headers it receives. The configurations are in `server/tests/proxies/`.
 
 use super::*;
 
@@ -51,52 +51,11 @@ fn nginx(gate: &str, upstream: SocketAddr) -> Proxy {
     let dir = tempfile::tempdir().expect("dir");
     let port = free_port();
     let prefix = dir.path().display();
-    let conf = format!(
-        r#"
-daemon off;
-worker_processes 1;
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log warn;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {prefix}/body;
-    proxy_temp_path {prefix}/proxy;
-    fastcgi_temp_path {prefix}/fastcgi;
-    uwsgi_temp_path {prefix}/uwsgi;
-    scgi_temp_path {prefix}/scgi;
-
-    server {{
-        listen 127.0.0.1:{port};
-        server_name app.example.test;
-
-        location / {{
-            auth_request /twofactor-authz;
-            auth_request_set $remote_user_id $upstream_http_remote_user;
-            auth_request_set $remote_email $upstream_http_remote_email;
-            auth_request_set $remote_name $upstream_http_remote_name;
-            auth_request_set $remote_groups $upstream_http_remote_groups;
-            auth_request_set $login_url $upstream_http_location;
-            proxy_set_header Remote-User $remote_user_id;
-            proxy_set_header Remote-Email $remote_email;
-            proxy_set_header Remote-Name $remote_name;
-            proxy_set_header Remote-Groups $remote_groups;
-            error_page 401 =302 $login_url;
-            proxy_pass http://{upstream};
-        }}
-
-        location = /twofactor-authz {{
-            internal;
-            proxy_pass http://{gate}/api/authz/auth-request;
-            proxy_pass_request_body off;
-            proxy_set_header Content-Length "";
-            proxy_set_header X-Original-Method $request_method;
-            proxy_set_header X-Original-URL $scheme://$http_host$request_uri;
-        }}
-    }}
-}}
-"#
-    );
+    let conf = include_str!("../proxies/nginx.conf")
+        .replace("@PREFIX@", &prefix.to_string())
+        .replace("@PORT@", &port.to_string())
+        .replace("@GATE@", gate)
+        .replace("@UPSTREAM@", &upstream.to_string());
     let path = dir.path().join("nginx.conf");
     std::fs::write(&path, conf).expect("conf");
     let child = Command::new("nginx")
@@ -112,22 +71,10 @@ http {{
 fn caddy(gate: &str, upstream: SocketAddr) -> Proxy {
     let dir = tempfile::tempdir().expect("dir");
     let port = free_port();
-    let conf = format!(
-        r#"{{
-    admin off
-    auto_https off
-}}
-
-http://app.example.test:{port} {{
-    bind 127.0.0.1
-    forward_auth {gate} {{
-        uri /api/authz/forward-auth
-        copy_headers Remote-User Remote-Email Remote-Name Remote-Groups
-    }}
-    reverse_proxy {upstream}
-}}
-"#
-    );
+    let conf = include_str!("../proxies/Caddyfile")
+        .replace("@PORT@", &port.to_string())
+        .replace("@GATE@", gate)
+        .replace("@UPSTREAM@", &upstream.to_string());
     let path = dir.path().join("Caddyfile");
     std::fs::write(&path, conf).expect("conf");
     let child = Command::new("caddy")

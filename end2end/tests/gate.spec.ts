@@ -1,0 +1,143 @@
+// The gate in a real browser: nginx (the configuration of docs/PROXIES.md)
+// in front of a small app that echoes the headers it gets, Chromium
+// resolving *.example.test to this machine. A visitor opening the app is
+// sent to the portal, logs in with password and code, and lands back on
+// the page they asked for, with the app seeing who they are.
+import { test, expect, Browser } from '@playwright/test';
+import { ChildProcess, spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, Server } from 'node:http';
+import { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { PASSWORD, uniqueEmail, nextCode, signUp, enrol } from './helpers';
+
+const portalPort = Number(process.env.E2E_PORT ?? 3000);
+const portal = `http://auth.example.test:${portalPort}`;
+let nginx: ChildProcess | undefined;
+let echo: Server | undefined;
+let app = '';
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+test.beforeAll(async () => {
+  // The app behind the gate: a page listing the Remote-* headers it got.
+  echo = createServer((req, res) => {
+    const seen = ['remote-user', 'remote-email', 'remote-name', 'remote-groups']
+      .map((h) => `<li data-header="${h}">${String(req.headers[h] ?? '')}</li>`)
+      .join('');
+    res.writeHead(200, { 'content-type': 'text/html' });
+    res.end(`<!doctype html><title>Notes</title><h1>Notes app</h1><p>${req.url}</p><ul>${seen}</ul>`);
+  });
+  await new Promise<void>((resolve) => echo!.listen(0, '127.0.0.1', resolve));
+  const upstream = `127.0.0.1:${(echo.address() as AddressInfo).port}`;
+  const port = await freePort();
+  const prefix = mkdtempSync(join(tmpdir(), 'gate-nginx-'));
+  const conf = readFileSync(join(__dirname, '../../server/tests/proxies/nginx.conf'), 'utf8')
+    .replaceAll('@PREFIX@', prefix)
+    .replaceAll('@PORT@', String(port))
+    .replaceAll('@GATE@', `127.0.0.1:${portalPort}`)
+    .replaceAll('@UPSTREAM@', upstream);
+  writeFileSync(join(prefix, 'nginx.conf'), conf);
+  execFileSync('nginx', ['-t', '-p', prefix, '-c', join(prefix, 'nginx.conf')], { stdio: 'ignore' });
+  nginx = spawn('nginx', ['-p', prefix, '-c', join(prefix, 'nginx.conf')], { stdio: 'ignore' });
+  app = `http://app.example.test:${port}`;
+  for (let i = 0; i < 200; i++) {
+    try {
+      await fetch(`http://127.0.0.1:${port}/`, { redirect: 'manual' });
+      return;
+    } catch {
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+  throw new Error('nginx did not start');
+});
+
+test.afterAll(async () => {
+  nginx?.kill();
+  await new Promise<void>((resolve) => (echo ? echo.close(() => resolve()) : resolve()));
+});
+
+/** An account with 2FA on, made in a browser context of its own. */
+async function enrolledAccount(browser: Browser, tag: string): Promise<{ email: string; secret: string }> {
+  const context = await browser.newContext({ baseURL: portal });
+  const page = await context.newPage();
+  const email = uniqueEmail(tag);
+  await signUp(page, email);
+  const { secret } = await enrol(page);
+  await context.close();
+  return { email, secret };
+}
+
+for (const javaScriptEnabled of [true, false]) {
+  test(`opening a protected app asks for password and code, then lands on the page asked for (JavaScript ${javaScriptEnabled ? 'on' : 'off'})`, async ({ browser }) => {
+    const { email, secret } = await enrolledAccount(browser, javaScriptEnabled ? 'gate' : 'gatenojs');
+    const context = await browser.newContext({ javaScriptEnabled });
+    const page = await context.newPage();
+    await page.goto(`${app}/notes?id=7`);
+    await expect(page).toHaveURL(new RegExp(`^${portal}/login\\?rd=`));
+    await page.getByLabel('Email').fill(email);
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Continue' }).click();
+    await expect(page.getByRole('heading', { name: 'Enter your code' })).toBeVisible();
+    await page.getByLabel('Authentication code').fill(nextCode(secret));
+    await page.getByRole('button', { name: 'Verify' }).click();
+    // Back on the page asked for, and the app knows who this is.
+    await expect(page).toHaveURL(`${app}/notes?id=7`);
+    await expect(page.getByRole('heading', { name: 'Notes app' })).toBeVisible();
+    await expect(page.locator('[data-header="remote-email"]')).toHaveText(email);
+    await expect(page.locator('[data-header="remote-user"]')).toHaveText(/^\d+$/);
+
+    // Log-out on the portal closes the app at once.
+    await page.goto(`${portal}/`);
+    await page.getByRole('button', { name: 'Log out' }).first().click();
+    await expect(page).toHaveURL(/\/login$/);
+    await page.goto(`${app}/notes`);
+    await expect(page).toHaveURL(new RegExp(`^${portal}/login\\?rd=`));
+    await context.close();
+  });
+}
+
+test('a password-only account is sent to turn on two-factor authentication', async ({ browser }) => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${app}/`);
+  await expect(page).toHaveURL(new RegExp(`^${portal}/login\\?rd=`));
+  // Sign up in another tab of the same browser, then log in here.
+  const email = uniqueEmail('gateone');
+  const other = await context.newPage();
+  await other.goto(`${portal}/signup`);
+  await other.getByLabel('Name').fill('Ann Example');
+  await other.getByLabel('Email').fill(email);
+  await other.getByLabel('Password').fill(PASSWORD);
+  await other.getByRole('button', { name: 'Create account' }).click();
+  await expect(other).toHaveURL(/\/security$/);
+  await other.close();
+  await page.goto(`${app}/`);
+  await expect(page).toHaveURL(new RegExp(`^${portal}/security\\?need=two-factor`));
+  await expect(page.getByTestId('gate-needs-2fa')).toBeVisible();
+  await context.close();
+});
+
+test('a return address outside the gated domains lands on the portal home', async ({ browser }) => {
+  const { email, secret } = await enrolledAccount(browser, 'gateevil');
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${portal}/login?rd=${encodeURIComponent('http://example.test.evil.test/steal')}`);
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Continue' }).click();
+  await page.getByLabel('Authentication code').fill(nextCode(secret));
+  await page.getByRole('button', { name: 'Verify' }).click();
+  await expect(page).toHaveURL(`${portal}/`);
+  await context.close();
+});
