@@ -29,6 +29,8 @@ pub struct Hasher {
     /// answer is 503 with Retry-After at once, not seconds in a queue.
     waiting: Arc<std::sync::atomic::AtomicUsize>,
     queue_limit: usize,
+    /// Extra places in the queue for trusted browsers (see `verify_as`).
+    reserve: usize,
     /// A real hash of a random password, verified against when the email is
     /// unknown so that such a log-in costs what a real one costs.
     dummy_hash: Arc<str>,
@@ -83,6 +85,7 @@ impl Hasher {
             permits: Arc::new(Semaphore::new(permits)),
             waiting: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             queue_limit,
+            reserve: permits * 4,
             dummy_hash: dummy.into(),
             runs: Arc::new(AtomicU64::new(0)),
             memory: Arc::new(Mutex::new((0..permits).map(|_| Vec::new()).collect())),
@@ -91,20 +94,29 @@ impl Hasher {
 
     pub async fn hash(&self, password: &Password) -> Result<String, AppError> {
         let pw = super::identity::password_form(password.expose()).into_owned();
-        self.run(move || hash_sync(&pw)).await?
+        self.run(self.queue_limit, move || hash_sync(&pw)).await?
     }
 
     /// Verifies `password` against `hash`, or against the dummy hash when
     /// there is no user, so both paths take the same time.
     pub async fn verify(&self, password: &str, hash: Option<&str>) -> Result<bool, AppError> {
+        self.verify_as(password, hash, false).await
+    }
+
+    /// `verify`, for a browser that has logged in to this account before
+    /// (`trusted`): it may wait in a reserve of the queue that strangers
+    /// cannot fill, so a burst of failed log-ins from elsewhere slows the
+    /// owner down instead of turning them away with 503.
+    pub async fn verify_as(&self, password: &str, hash: Option<&str>, trusted: bool) -> Result<bool, AppError> {
         let pw = password.to_owned();
         let (hash, real) = match hash {
             Some(h) => (h.to_owned(), true),
             None => (self.dummy_hash.to_string(), false),
         };
         let memory = self.memory.clone();
+        let limit = if trusted { self.queue_limit + self.queue_limit.max(self.reserve) } else { self.queue_limit };
         let ok = self
-            .run(move || {
+            .run(limit, move || {
                 // A permit is held, so a work area is free; a poisoned lock
                 // only means another verification panicked mid-way.
                 let mut blocks = memory.lock().map(|mut m| m.pop().unwrap_or_default()).unwrap_or_default();
@@ -122,11 +134,31 @@ impl Hasher {
         self.runs.load(Ordering::Relaxed)
     }
 
-    async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, AppError> {
+    /// Requests waiting for a hashing thread now.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::SeqCst)
+    }
+
+    /// Tests only: takes every hashing thread until the permits are
+    /// dropped, so a test can fill the queue deterministically.
+    #[cfg(feature = "fault-injection")]
+    pub async fn occupy_all(&self) -> Vec<tokio::sync::OwnedSemaphorePermit> {
+        let mut held = Vec::new();
+        while let Ok(permit) = self.permits.clone().try_acquire_owned() {
+            held.push(permit);
+        }
+        held
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        queue_limit: usize,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, AppError> {
         let _permit = match self.permits.clone().try_acquire_owned() {
             Ok(permit) => permit,
             Err(_) => {
-                if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.queue_limit {
+                if self.waiting.fetch_add(1, Ordering::SeqCst) >= queue_limit {
                     self.waiting.fetch_sub(1, Ordering::SeqCst);
                     tracing::warn!("password hashing queue full: answering 503");
                     return Err(AppError::busy());

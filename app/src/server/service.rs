@@ -344,14 +344,15 @@ async fn check_password(
     let user_id = user.map(|u| u.id);
     let attempt = Attempt::start(state, meta, Attempt::password_buckets(state, meta, email, user_id), user_id).await?;
     let stored = user.map(|u| u.password_hash.as_str());
+    let trusted = meta.device.as_ref().is_some_and(|d| Some(d.user_id) == user_id);
     let ok = match Password::parse(password) {
         Ok(pw) => {
             let normal = identity::password_form(pw.expose());
-            let mut ok = state.hasher.verify(&normal, stored).await?;
+            let mut ok = state.hasher.verify_as(&normal, stored, trusted).await?;
             // Hashes made before passwords were normalised hold the form as
             // typed: tried once on a miss, then replaced by the NFC form.
             if !ok && normal != pw.expose() {
-                ok = state.hasher.verify(pw.expose(), stored).await?;
+                ok = state.hasher.verify_as(pw.expose(), stored, trusted).await?;
                 if ok && let Some(user) = user {
                     let rehashed = state.hasher.hash(&pw).await?;
                     state.db.replace_password_hash(user.id, &user.password_hash, &rehashed).await?;

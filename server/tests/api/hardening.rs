@@ -692,6 +692,33 @@ async fn a_full_hashing_queue_answers_503_with_retry_after_at_once() {
     }
     // Once the burst is over, the owner logs in as usual.
     assert_eq!(app.log_in("queued@example.com", PASSWORD).await.status, StatusCode::OK);
+
+    // While every hashing thread is busy, a stranger is turned away at
+    // once, but a browser that has logged in before waits in a reserve
+    // strangers cannot fill: slower, never turned away.
+    let held = app.state.hasher.occupy_all().await;
+    let r = app
+        .post_with(
+            &new_client(),
+            "/api/authentication/log-in",
+            json!({"email": "queued@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    let (owner, base) = (app.client.clone(), app.base.clone());
+    let during = tokio::spawn(async move {
+        owner
+            .post(format!("{base}/api/authentication/log-in"))
+            .json(&json!({"email": "queued@example.com", "password": PASSWORD}))
+            .send()
+            .await
+            .map(|r| r.status())
+    });
+    while app.state.hasher.waiting() == 0 && !during.is_finished() {
+        tokio::task::yield_now().await;
+    }
+    drop(held);
+    assert_eq!(during.await.expect("task").expect("log-in"), StatusCode::OK);
 }
 
 #[tokio::test]
