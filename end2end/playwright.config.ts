@@ -52,6 +52,7 @@ export default defineConfig({
       // the parent domain of the apps behind nginx.
       PUBLIC_URL: `http://auth.example.test:${port}`,
       COOKIE_DOMAINS: 'example.test',
+      ACCESS_RULES: 'end2end/gate-rules.toml',
     },
   },
 });

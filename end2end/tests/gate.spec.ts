@@ -141,3 +141,38 @@ test('a return address outside the gated domains lands on the portal home', asyn
   await expect(page).toHaveURL(`${portal}/`);
   await context.close();
 });
+
+test('rules: a bypassed host is open to anyone, admin pages only to the admins group, and a spoofed Remote-User never reaches the app', async ({ browser }) => {
+  const { email, secret } = await enrolledAccount(browser, 'gaterules');
+  // The client tries to pass as someone else on every request.
+  const context = await browser.newContext({ extraHTTPHeaders: { 'Remote-User': '1', 'Remote-Email': 'boss@example.test' } });
+  const page = await context.newPage();
+  const open = app.replace('app.example.test', 'open.example.test');
+  await page.goto(`${open}/`);
+  await expect(page.getByRole('heading', { name: 'Notes app' })).toBeVisible();
+  await expect(page.locator('[data-header="remote-user"]')).toHaveText('');
+  await expect(page.locator('[data-header="remote-email"]')).toHaveText('');
+
+  await page.goto(`${app}/admin/users`);
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Continue' }).click();
+  await page.getByLabel('Authentication code').fill(nextCode(secret));
+  await page.getByRole('button', { name: 'Verify' }).click();
+  // Logged in, but not an admin: nginx answers 403 for the gate.
+  await expect(page.getByText('403 Forbidden')).toBeVisible();
+  await page.goto(`${app}/notes`);
+  await expect(page.locator('[data-header="remote-email"]')).toHaveText(email);
+  await expect(page.locator('[data-header="remote-user"]')).not.toHaveText('1');
+
+  // The operator puts the user in the admins group: the next request passes.
+  execFileSync('target/release/server', ['user', 'groups', email, 'add', 'admins'], {
+    cwd: join(__dirname, '../..'),
+    env: { ...process.env, DATA_DIR: process.env.E2E_DATA_DIR ?? 'target/e2e-data', RUST_LOG: 'warn' },
+    stdio: 'ignore',
+  });
+  await page.goto(`${app}/admin/users`);
+  await expect(page.getByRole('heading', { name: 'Notes app' })).toBeVisible();
+  await expect(page.locator('[data-header="remote-groups"]')).toHaveText('admins');
+  await context.close();
+});
