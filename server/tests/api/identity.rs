@@ -54,6 +54,10 @@ async fn weak_passwords_are_refused_with_a_reason() {
         assert!(why.starts_with("This password is too easy to guess."), "{weak:?}: {}", r.text);
     }
     assert_eq!(user_count(&app).await, 0);
+    // With another field wrong too, both are named at once.
+    let r =
+        app.post("/api/authentication/register", register_body("\u{430}nn@example.com", "Ann", "password1234")).await;
+    assert!(r.body["fields"]["email"].is_string() && r.body["fields"]["password"].is_string(), "{}", r.text);
     assert_eq!(app.register("ann@example.com").await.status, StatusCode::CREATED);
     app.log_in("ann@example.com", PASSWORD).await;
     let r = app
