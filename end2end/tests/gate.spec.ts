@@ -176,3 +176,20 @@ test('rules: a bypassed host is open to anyone, admin pages only to the admins g
   await expect(page.locator('[data-header="remote-groups"]')).toHaveText('admins');
   await context.close();
 });
+
+test('a new person signs up on the way to the app, turns on two-factor authentication and continues to it', async ({ page }) => {
+  await page.goto(`${app}/notes?id=9`);
+  await expect(page).toHaveURL(new RegExp(`^${portal}/login\\?rd=`));
+  await page.getByRole('link', { name: 'Create an account' }).click();
+  await expect(page).toHaveURL(new RegExp(`^${portal}/signup\\?rd=`));
+  const email = uniqueEmail('gatenew');
+  await page.getByLabel('Name').fill('Nia Example');
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Create account' }).click();
+  await expect(page).toHaveURL(new RegExp(`^${portal}/security\\?rd=`));
+  await enrol(page);
+  await page.getByRole('link', { name: 'Continue to the app you were opening' }).click();
+  await expect(page).toHaveURL(`${app}/notes?id=9`);
+  await expect(page.locator('[data-header="remote-email"]')).toHaveText(email);
+});

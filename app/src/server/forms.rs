@@ -46,6 +46,17 @@ struct ReturnTo {
     rd: Option<String>,
 }
 
+/// `?rd=…` when the posted page's URL carries a way back to an app behind
+/// the gate that the gate serves (docs/PROXIES.md); empty otherwise.
+fn return_query(state: &AppState, parts: &Parts) -> String {
+    match parts.uri.query().and_then(|q| serde_urlencoded::from_str::<ReturnTo>(q).ok()) {
+        Some(ReturnTo { rd: Some(rd) }) if super::authz::return_url(state, &rd).is_some() => {
+            format!("?{}", serde_urlencoded::to_string([("rd", rd)]).unwrap_or_default())
+        }
+        _ => String::new(),
+    }
+}
+
 /// What a handler decided: go elsewhere, or draw the page again.
 enum Answer {
     Redirect(String),
@@ -103,24 +114,31 @@ async fn sign_up(State(state): State<AppState>, req: Request) -> Response {
         Err(res) => return res,
     };
     let keep = ["name", "email"];
+    let here = format!("/signup{}", return_query(&state, &posted.parts));
     let (email, name, password) =
         match parse_registration(posted.get("email"), posted.get("name"), posted.get("password")) {
             Ok(parsed) => parsed,
             Err(e) => {
                 let answer = Answer::Render(failed(Intent::SignUp, e, &posted, &keep));
-                return finish(&state, posted.parts, "/signup", answer, vec![]).await;
+                return finish(&state, posted.parts, &here, answer, vec![]).await;
             }
         };
     let login_email = email.clone();
     let password_text = password.expose().to_owned();
     if let Err(e) = service::register(&state, &posted.meta, email, name, password).await {
         let answer = Answer::Render(failed(Intent::SignUp, e, &posted, &keep));
-        return finish(&state, posted.parts, "/signup", answer, vec![]).await;
+        return finish(&state, posted.parts, &here, answer, vec![]).await;
     }
     match service::log_in(&state, &posted.meta, login_email, &password_text).await {
-        Ok(out) => finish(&state, posted.parts, "/signup", Answer::Redirect("/security".into()), out.cookies).await,
+        Ok(out) => {
+            let next = format!("/security{}", return_query(&state, &posted.parts));
+            finish(&state, posted.parts, &here, Answer::Redirect(next), out.cookies).await
+        }
         // The account exists; the log-in page says what went wrong.
-        Err(_) => finish(&state, posted.parts, "/signup", Answer::Redirect("/login".into()), vec![]).await,
+        Err(_) => {
+            let next = format!("/login{}", return_query(&state, &posted.parts));
+            finish(&state, posted.parts, &here, Answer::Redirect(next), vec![]).await
+        }
     }
 }
 
@@ -131,12 +149,7 @@ async fn log_in(State(state): State<AppState>, req: Request) -> Response {
     };
     // Sent by the gate: `rd` rides along in the form's URL while it is one
     // the gate serves; the last step hands over to `GET /login?rd=`.
-    let here = match posted.parts.uri.query().and_then(|q| serde_urlencoded::from_str::<ReturnTo>(q).ok()) {
-        Some(ReturnTo { rd: Some(rd) }) if super::authz::return_url(&state, &rd).is_some() => {
-            format!("/login?{}", serde_urlencoded::to_string([("rd", rd)]).unwrap_or_default())
-        }
-        _ => "/login".to_owned(),
-    };
+    let here = format!("/login{}", return_query(&state, &posted.parts));
     let done = if here == "/login" { "/".to_owned() } else { here.clone() };
     let (answer, cookies) = match posted.intent {
         Some(Intent::Password) => match parse_email(posted.get("email")) {

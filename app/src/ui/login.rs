@@ -14,7 +14,10 @@ use crate::api::{authenticate_two_factor, log_in, log_out, parse_email, parse_se
 use crate::error::ErrorKind;
 
 use super::outcome::{Intent, page_outcome};
-use super::{ErrorNote, InputKind, IntentField, SubmitButton, TextField, field_message, focus_later, form_error};
+use super::{
+    ErrorNote, InputKind, IntentField, SubmitButton, TextField, field_message, focus_later, form_error, go_to_server,
+    return_to, with_return_to,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
@@ -48,13 +51,10 @@ pub fn LogInPage() -> impl IntoView {
     let navigate = use_navigate();
     // Sent here by the gate in front of another app: the forms keep `rd`,
     // and once logged in the server (which checks it) sends the browser on.
-    let return_to = Memo::new(move |_| query.read().get("rd").filter(|rd| !rd.is_empty()));
-    let form_action = move || match return_to.get() {
-        Some(rd) => format!("/login?rd={}", encode_query_value(&rd)),
-        None => "/login".to_owned(),
-    };
+    let return_to = return_to();
+    let form_action = move || with_return_to("/login", return_to.get().as_deref());
     let finished = move |navigate: &dyn Fn(&str, leptos_router::NavigateOptions)| match return_to.get_untracked() {
-        Some(rd) => go_to_server(&format!("/login?rd={}", encode_query_value(&rd))),
+        Some(rd) => go_to_server(&with_return_to("/login", Some(&rd))),
         None => navigate("/", Default::default()),
     };
 
@@ -217,31 +217,8 @@ pub fn LogInPage() -> impl IntoView {
                     <ErrorNote error=password_error busy=password_action.pending()/>
                     <SubmitButton pending=password_action.pending() label="Continue" busy_label="Checking…"/>
                 </form>
-                <p class="switch">"New here? " <A href="/signup">"Create an account"</A></p>
+                <p class="switch">"New here? " <A href=move || with_return_to("/signup", return_to.get().as_deref())>"Create an account"</A></p>
             </Show>
         </section>
     }
-}
-
-/// Percent-encodes a query value (everything but unreserved characters).
-fn encode_query_value(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// A full page load, so the server decides where to go next.
-fn go_to_server(path: &str) {
-    #[cfg(feature = "hydrate")]
-    {
-        let _ = leptos::prelude::window().location().set_href(path);
-    }
-    #[cfg(not(feature = "hydrate"))]
-    let _ = path;
 }

@@ -199,3 +199,42 @@ fn NotFound() -> impl IntoView {
         </section>
     }
 }
+
+/// `path?rd=…` when the page was opened on the way to an app behind the
+/// gate (docs/PROXIES.md), so the next page keeps the way back; the server
+/// checks `rd` before it sends anyone there.
+pub(crate) fn with_return_to(path: &str, rd: Option<&str>) -> String {
+    match rd.filter(|rd| !rd.is_empty()) {
+        Some(rd) => format!("{path}?rd={}", encode_query_value(rd)),
+        None => path.to_owned(),
+    }
+}
+
+/// The `rd` of the current page's query, if any.
+pub(crate) fn return_to() -> Memo<Option<String>> {
+    let query = leptos_router::hooks::use_query_map();
+    Memo::new(move |_| query.read().get("rd").filter(|rd| !rd.is_empty()))
+}
+
+/// Percent-encodes a query value (everything but unreserved characters).
+pub(crate) fn encode_query_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A full page load, so the server decides where to go next.
+pub(crate) fn go_to_server(path: &str) {
+    #[cfg(feature = "hydrate")]
+    {
+        let _ = leptos::prelude::window().location().set_href(path);
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = path;
+}

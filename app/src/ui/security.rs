@@ -22,7 +22,7 @@ use super::outcome::{FormOutcome, Intent, Shown, page_outcome};
 use super::session::{RequireUser, with_refresh};
 use super::{
     CopyButton, ErrorNote, InputKind, IntentField, SubmitButton, TextField, field_message, focus_later, form_error,
-    hydrated, qr,
+    hydrated, qr, return_to, with_return_to,
 };
 
 /// The page's post outcome, handed to the components inside `RequireUser`.
@@ -71,6 +71,7 @@ fn Security(user: User) -> impl IntoView {
     let fresh_codes = RwSignal::new(first_codes);
     // Sent here by the gate in front of another app (docs/PROXIES.md).
     let sent_by_gate = use_query_map().read_untracked().get("need").as_deref() == Some("two-factor");
+    let return_to = return_to();
     view! {
         <section class="card">
             <p class="eyebrow">"Security"</p>
@@ -84,6 +85,15 @@ fn Security(user: User) -> impl IntoView {
                     "The app you were opening needs two-factor authentication. Turn it on below, then open the app again."
                 </p>
             </Show>
+            // On the way to an app behind the gate: the way back, checked by
+            // the server when followed (GET /login?rd=).
+            {move || return_to.get().map(|rd| view! {
+                <p class="switch" data-testid="gate-continue">
+                    // A full page load (not the router): the server decides.
+                    <a href=with_return_to("/login", Some(&rd)) rel="external">"Continue to the app you were opening"</a>
+                    {move || (!enabled.get()).then_some(" (it may need two-factor authentication first)")}
+                </p>
+            })}
             <Show when=move || fresh_codes.get().is_some()>
                 <RecoveryCodes codes=fresh_codes.get().unwrap_or_default() on_done=Callback::new(move |_| {
                     fresh_codes.set(None);

@@ -12,7 +12,9 @@ use crate::api::{User, log_in, parse_registration, register};
 use crate::error::AppError;
 
 use super::outcome::{Intent, page_outcome};
-use super::{ErrorNote, InputKind, IntentField, SubmitButton, TextField, field_message, form_error};
+use super::{
+    ErrorNote, InputKind, IntentField, SubmitButton, TextField, field_message, form_error, return_to, with_return_to,
+};
 
 #[derive(Clone)]
 struct SignUp {
@@ -38,9 +40,11 @@ pub fn SignUpPage() -> impl IntoView {
     let password = RwSignal::new(String::new());
     let action = Action::new(|input: &SignUp| sign_up(input.clone()));
     let navigate = use_navigate();
+    // On the way to an app behind the gate: the security page keeps the way back.
+    let return_to = return_to();
     Effect::new(move |_| {
         if let Some(Ok(_)) = action.value().get() {
-            navigate("/security", Default::default());
+            navigate(&with_return_to("/security", return_to.get_untracked().as_deref()), Default::default());
         }
     });
     let on_submit = move |ev: leptos::ev::SubmitEvent| {
@@ -56,7 +60,7 @@ pub fn SignUpPage() -> impl IntoView {
         <section class="card narrow">
             <h1 tabindex="-1">"Create your account"</h1>
             <p class="muted">"You can turn on two-factor authentication right after."</p>
-            <form method="post" action="/signup" on:submit=on_submit novalidate>
+            <form method="post" action=move || with_return_to("/signup", return_to.get().as_deref()) on:submit=on_submit novalidate>
                 <IntentField intent=Intent::SignUp/>
                 <TextField label="Name" id="name" name="name" input=InputKind::text("name") value=name
                     error=field_message(error, "name")/>
@@ -67,7 +71,7 @@ pub fn SignUpPage() -> impl IntoView {
                 <ErrorNote error=error busy=action.pending()/>
                 <SubmitButton pending=action.pending() label="Create account" busy_label="Creating account…"/>
             </form>
-            <p class="switch">"Already have an account? " <A href="/login">"Log in"</A></p>
+            <p class="switch">"Already have an account? " <A href=move || with_return_to("/login", return_to.get().as_deref())>"Log in"</A></p>
         </section>
     }
 }

@@ -322,3 +322,37 @@ fn serde_urlencoded_rd(rd: &str) -> String {
     }
     out
 }
+
+#[tokio::test]
+async fn a_new_person_signs_up_on_the_way_and_keeps_the_way_back() {
+    let app = spawn_app_with(GATE).await;
+    let b = no_redirects();
+    let rd = "http://wiki.example.test/page";
+    let q = serde_urlencoded_rd(rd);
+    let page = app.get_with(&b, &format!("/login?{q}")).await;
+    assert!(page.text.contains(&format!("href=\"/signup?{q}\"")), "the sign-up link keeps rd: {}", page.text);
+    let body = [("intent", "sign-up"), ("name", "Nia"), ("email", "nia@example.com"), ("password", PASSWORD)];
+    let r = app.send(&b, b.post(format!("{}/signup?{q}", app.base)).form(&body)).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+    assert_eq!(header(&r, "location"), format!("/security?{q}"));
+    let page = app.get_with(&b, &format!("/security?{q}")).await;
+    assert!(page.text.replace("<!>", "").contains("Continue to the app you were opening"), "{}", page.text);
+    assert!(page.text.contains(&format!("href=\"/login?{q}\"")), "{}", page.text);
+    // Following it: the server checks rd and sends the browser on.
+    let r = app.get_with(&b, &format!("/login?{q}")).await;
+    assert_eq!((r.status, header(&r, "location")), (StatusCode::SEE_OTHER, rd));
+    // A way back the gate does not serve is dropped, not carried along.
+    let evil = serde_urlencoded_rd("https://evil.test/");
+    let r = app
+        .send(
+            &b,
+            b.post(format!("{}/signup?{evil}", app.base)).form(&[
+                ("intent", "sign-up"),
+                ("name", "Eve"),
+                ("email", "eve@example.com"),
+                ("password", PASSWORD),
+            ]),
+        )
+        .await;
+    assert_eq!(header(&r, "location"), "/security");
+}
