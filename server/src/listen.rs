@@ -5,8 +5,9 @@
 //!
 //! - At most `max_connections` connections are open; past that the loop
 //!   stops accepting and new connections wait in the kernel's backlog.
-//! - A client has `header_timeout` to send a request's headers (and an idle
-//!   keep-alive connection is closed after as long).
+//! - A client has `header_timeout` to send a request's headers, counted from
+//!   the first byte awaited (a connection that sends nothing is closed after
+//!   as long, and so is an idle keep-alive connection). HTTP/1.1 only.
 //! - A request has `request_timeout` to be read and answered: then 408.
 //! - On shutdown the listener closes, each connection finishes the request
 //!   it is serving, and the loop waits for them (at most `drain_timeout`).
@@ -22,8 +23,8 @@ use axum::extract::ConnectInfo;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, Request, StatusCode, header};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -46,9 +47,13 @@ pub async fn serve(
     limits: Limits,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let mut builder = Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
-    builder.http2().timer(TokioTimer::new()).keep_alive_interval(Some(Duration::from_secs(30)));
+    // HTTP/1.1 only: proxies speak it to their upstreams, and the header
+    // timeout then runs from the first byte awaited. (With h2c allowed, a
+    // connection that sends nothing, or one byte of the HTTP/2 preface,
+    // waits in protocol detection with no timer, and an HTTP/2 connection
+    // answering pings is never idle.)
+    let mut builder = http1::Builder::new();
+    builder.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
     let builder = Arc::new(builder);
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
@@ -81,8 +86,7 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let service = hyper::service::service_fn(handler(router.clone(), remote, limits.request_timeout));
-        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
-        let connection = graceful.watch(connection);
+        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "connection ended with an error");

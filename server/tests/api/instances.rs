@@ -251,10 +251,16 @@ async fn held_open_connections_do_not_starve_the_server() {
     for stream in held {
         read_to_close(stream).await;
     }
+    // So is one that sends nothing at all, or one byte of an HTTP/2 preface.
+    let silent = tokio::net::TcpStream::connect(tight.base.trim_start_matches("http://")).await.expect("connect");
+    read_to_close(silent).await;
+    use tokio::io::AsyncWriteExt;
+    let mut preface = tokio::net::TcpStream::connect(tight.base.trim_start_matches("http://")).await.expect("connect");
+    preface.write_all(b"P").await.expect("write");
+    read_to_close(preface).await;
 
     // Headers sent in full but the body stalls: 408 in JSON once the
     // request timeout passes, and the connection is closed.
-    use tokio::io::AsyncWriteExt;
     let mut slow_body =
         tokio::net::TcpStream::connect(tight.base.trim_start_matches("http://")).await.expect("connect");
     slow_body
