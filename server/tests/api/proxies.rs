@@ -95,6 +95,7 @@ fn visitor(port: u16) -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .resolve("app.example.test", SocketAddr::from(([127, 0, 0, 1], port)))
+        .resolve("open.example.test", SocketAddr::from(([127, 0, 0, 1], port)))
         .build()
         .expect("client")
 }
@@ -116,7 +117,9 @@ async fn visit(client: &reqwest::Client, url: &str, gate: Option<&str>) -> (Stat
         .header("accept", "text/html")
         // A client trying to pass as someone: must never reach the app.
         .header("remote-user", "1")
-        .header("remote-email", "admin@example.test");
+        .header("remote-email", "admin@example.test")
+        // What CGI, PHP and WSGI servers read as REMOTE_USER too.
+        .header("remote_user", "1");
     if let Some(gate) = gate {
         req = req.header("cookie", format!("twofactor_gate={gate}"));
     }
@@ -149,7 +152,21 @@ async fn the_gate_holds_behind(kind: &str) {
         assert!(std::env::var("CI_REQUIRE_PROXIES").is_err(), "{kind} is required here");
         return;
     }
-    let app = spawn_app_with(&[("COOKIE_DOMAINS", "example.test"), ("PUBLIC_URL", "http://auth.example.test")]).await;
+    let rules_dir = tempfile::tempdir().expect("dir");
+    let rules = rules_dir.path().join("rules.toml");
+    std::fs::write(
+        &rules,
+        "[[rules]]\ndomain = \"open.example.test\"\npolicy = \"bypass\"\n\n\
+         [[rules]]\ndomain = \"*.example.test\"\npolicy = \"two_factor\"\n",
+    )
+    .expect("rules");
+    let rules = rules.display().to_string();
+    let app = spawn_app_with(&[
+        ("COOKIE_DOMAINS", "example.test"),
+        ("PUBLIC_URL", "http://auth.example.test"),
+        ("ACCESS_RULES", &rules),
+    ])
+    .await;
     let gate_addr = app.base.trim_start_matches("http://").to_owned();
     let upstream = echo_app().await;
     let proxy = if kind == "nginx" { nginx(&gate_addr, upstream) } else { caddy(&gate_addr, upstream) };
@@ -162,6 +179,31 @@ async fn the_gate_holds_behind(kind: &str) {
     assert_eq!(status, StatusCode::FOUND, "{kind}");
     let rd = format!("http%3A%2F%2Fapp.example.test%3A{}%2Fnotes%3Fid%3D7", proxy.port);
     assert_eq!(location, format!("http://auth.example.test/login?rd={rd}"), "{kind}");
+
+    // A bypassed host is open, and the client's own Remote-* headers never
+    // reach the app (the gate answers them empty).
+    let open = format!("http://open.example.test:{}", proxy.port);
+    let (status, _, seen) = visit(&client, &format!("{open}/"), None).await;
+    assert_eq!(status, StatusCode::OK, "{kind}: {seen}");
+    for name in ["remote-user", "remote-email", "remote_user"] {
+        let value = seen[name].as_str().unwrap_or("");
+        assert!(value.is_empty(), "{kind}: {name} reached the app as {value:?}: {seen}");
+    }
+
+    // A request line naming one host and a Host header naming another is
+    // judged by the host the proxy routes on.
+    if kind == "nginx" {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", proxy.port)).await.expect("connect");
+        let head = format!(
+            "GET http://app.example.test:{}/notes HTTP/1.1\r\nHost: open.example.test:{}\r\nConnection: close\r\n\r\n",
+            proxy.port, proxy.port
+        );
+        s.write_all(head.as_bytes()).await.expect("write");
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).await.expect("read");
+        assert!(answer.starts_with("HTTP/1.1 302"), "{kind}: judged as the bypassed host: {answer}");
+    }
 
     // Logged in with password and code: the app sees who it is, and only
     // that (the client's own Remote-* headers are replaced).
