@@ -144,7 +144,13 @@ async fn answer(
         Ok(who) => who,
         Err(e) => return bare(StatusCode::from_u16(e.status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE)),
     };
-    let target = Target { method: &original.method, host: bare_host(&original.host), path: original.path() };
+    // Rules see the path as the app will read it; one nobody can read the
+    // same way twice is refused.
+    let Some(path) = super::gate::normalize_path(original.path()) else {
+        tracing::info!("an authz request for an ambiguous path was refused");
+        return bare(StatusCode::FORBIDDEN);
+    };
+    let target = Target { method: &original.method, host: bare_host(&original.host), path: &path };
     let as_subject = who.as_ref().map(|w| Subject {
         user_id: w.user_id,
         email: &w.email,

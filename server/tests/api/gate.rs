@@ -227,6 +227,11 @@ policy = "two_factor"
     assert_eq!(app.forward_auth("GET", "http://app.example.test/", Some(&gate), HTML).await.status, StatusCode::OK);
     let r = app.forward_auth("GET", "http://app.example.test/admin/users", Some(&gate), HTML).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "not in admins");
+    // The same path spelled so a raw regex would miss it.
+    for sneaky in ["/%61dmin/users", "//admin", "/./admin", "/x/../admin", "/;x/admin", "/admin%2Fusers"] {
+        let r = app.forward_auth("GET", &format!("http://app.example.test{sneaky}"), Some(&gate), HTML).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{sneaky}");
+    }
     let id = app.get("/api/authentication").await.body["id"].as_i64().expect("id");
     assert!(app.state.db.set_group(id, "admins", true).await.expect("group"));
     let r = app.forward_auth("GET", "http://app.example.test/admin/users", Some(&gate), HTML).await;
