@@ -90,15 +90,34 @@ fn bare_host(host: &str) -> &str {
     }
 }
 
-/// Who the gate cookies name: the first live one wins.
-async fn subject(state: &AppState, headers: &HeaderMap) -> Result<Option<GateSubject>, AppError> {
-    for value in state.cookies.gate_values(headers) {
+/// Who the gate cookies name, for a request to `host`. A cookie counts only
+/// for hosts under the domain it was issued for. More cookies than cookie
+/// domains, or live cookies of two different log-ins (a sibling host can
+/// plant its own with a longer path, and browsers send that one first),
+/// mean nobody: which one a server picks must not decide who it is.
+async fn subject(state: &AppState, headers: &HeaderMap, host: &str) -> Result<Option<GateSubject>, AppError> {
+    let values = state.cookies.gate_values(headers);
+    if values.len() > state.gate.cookie_domains.len().max(1) {
+        tracing::warn!(count = values.len(), "more gate cookies than cookie domains: treated as not logged in");
+        return Ok(None);
+    }
+    let mut found: Option<GateSubject> = None;
+    for value in values {
         let hash = super::service::sha256_hex(value.as_bytes());
-        if let Some(who) = state.db.gate_subject(&hash, state.now()).await? {
-            return Ok(Some(who));
+        let Some(who) = state.db.gate_subject(&hash, state.now()).await? else { continue };
+        if !super::gate::is_under(host, &who.domain) {
+            continue;
+        }
+        match &found {
+            Some(first) if first.family != who.family => {
+                tracing::warn!("gate cookies of two different log-ins: treated as not logged in");
+                return Ok(None);
+            }
+            Some(_) => {}
+            None => found = Some(who),
         }
     }
-    Ok(None)
+    Ok(found)
 }
 
 enum Flavour {
@@ -140,7 +159,7 @@ async fn answer(
         tracing::warn!("an authz request without the original URL's headers (see docs/PROXIES.md)");
         return bare(StatusCode::BAD_REQUEST);
     };
-    let who = match subject(&state, &headers).await {
+    let who = match subject(&state, &headers, bare_host(&original.host)).await {
         Ok(who) => who,
         Err(e) => return bare(StatusCode::from_u16(e.status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE)),
     };

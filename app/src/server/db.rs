@@ -132,6 +132,10 @@ pub struct GateSubject {
     pub name: String,
     pub two_factor: bool,
     pub groups: Vec<String>,
+    /// The cookie domain the gate cookie was issued for.
+    pub domain: String,
+    /// The log-in session it belongs to.
+    pub family: String,
 }
 
 pub struct NewSession<'a> {
@@ -557,10 +561,12 @@ impl Db {
             email: String,
             name: String,
             two_factor: i64,
+            domain: String,
+            family: String,
             live: i64,
         }
         let row = sqlx::query_as::<_, Row>(
-            "SELECT g.user_id, u.email, u.name, g.two_factor, \
+            "SELECT g.user_id, u.email, u.name, g.two_factor, g.domain, g.family, \
              (SELECT COUNT(*) FROM sessions s WHERE s.family = g.family AND s.revoked_at IS NULL \
               AND s.expires_at > $2) AS live \
              FROM gate_cookies g JOIN users u ON u.id = g.user_id WHERE g.token_hash = $1 AND g.expires_at > $2",
@@ -577,6 +583,8 @@ impl Db {
             name: row.name,
             two_factor: row.two_factor != 0,
             groups,
+            domain: row.domain,
+            family: row.family,
         }))
     }
 
@@ -867,9 +875,16 @@ impl Tx {
         Ok(())
     }
 
-    /// A gate cookie for one cookie domain, tied to a session family.
+    /// A gate cookie for one cookie domain, tied to a session family. It
+    /// replaces any earlier one of the same log-in for that domain (the
+    /// browser keeps one cookie per domain).
     pub async fn insert_gate_cookie(&mut self, g: &NewGateCookie<'_>) -> Result<(), AppError> {
         self.step()?;
+        sqlx::query("DELETE FROM gate_cookies WHERE family = $1 AND domain = $2")
+            .bind(g.family)
+            .bind(g.domain)
+            .execute(&mut *self.tx)
+            .await?;
         sqlx::query(
             "INSERT INTO gate_cookies (token_hash, user_id, family, domain, two_factor, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",

@@ -26,7 +26,7 @@ fn gate_cookie(r: &Reply) -> Option<String> {
     r.headers.get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).find_map(|c| {
         let (pair, attributes) = c.split_once(';')?;
         let value = pair.strip_prefix("twofactor_gate=")?;
-        assert!(attributes.contains("Domain=example.test"), "{c}");
+        assert!(attributes.contains("Domain=example."), "{c}");
         assert!(attributes.contains("SameSite=Lax") && attributes.contains("HttpOnly"), "{c}");
         (!value.is_empty()).then(|| value.to_owned())
     })
@@ -360,4 +360,55 @@ async fn a_new_person_signs_up_on_the_way_and_keeps_the_way_back() {
         )
         .await;
     assert_eq!(header(&r, "location"), "/security");
+}
+
+#[tokio::test]
+async fn gate_cookies_count_only_for_their_domain_and_never_two_at_once() {
+    let app =
+        spawn_app_with(&[("COOKIE_DOMAINS", "example.test,example.org"), ("PUBLIC_URL", "http://auth.example.test")])
+            .await;
+    assert_eq!(app.register("dom@example.com").await.status, StatusCode::CREATED);
+    let r = app.log_in("dom@example.com", PASSWORD).await;
+    let cookies: Vec<(String, String)> = r
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|c| {
+            let value = c.split(';').next()?.strip_prefix("twofactor_gate=")?.to_owned();
+            let domain = c.split("Domain=").nth(1)?.split(';').next()?.to_owned();
+            Some((domain, value))
+        })
+        .collect();
+    assert_eq!(cookies.len(), 2, "one gate cookie per cookie domain: {cookies:?}");
+    let for_test = &cookies.iter().find(|(d, _)| d == "example.test").expect("example.test").1;
+    // Opens example.test's apps (2FA is off here: "turn it on" means known) ...
+    let r = app.forward_auth("GET", "http://app.example.test/", Some(for_test), HTML).await;
+    assert!(header(&r, "location").contains("/security?need=two-factor"), "{:?}", r.headers);
+    // ... but is nobody on example.org, where an app could have replayed it.
+    let r = app.forward_auth("GET", "http://app.example.org/", Some(for_test), HTML).await;
+    assert!(header(&r, "location").contains("/login?"), "{:?}", r.headers);
+
+    // A second live cookie of another log-in (planted by a sibling host):
+    // nobody, whichever the browser sends first.
+    assert_eq!(app.register("other@example.com").await.status, StatusCode::CREATED);
+    let r = app.log_in("other@example.com", PASSWORD).await;
+    let planted = gate_cookie(&r).expect("gate");
+    let req = proxy()
+        .get(format!("{}/api/authz/forward-auth", app.base))
+        .header("x-forwarded-host", "app.example.test")
+        .header("x-forwarded-uri", "/")
+        .header("accept", HTML)
+        .header("cookie", format!("twofactor_gate={planted}; twofactor_gate={for_test}"));
+    let r = app.send(&proxy(), req).await;
+    assert!(header(&r, "location").contains("/login?"), "{:?}", r.headers);
+    // More cookies than cookie domains: nobody either.
+    let req = proxy()
+        .get(format!("{}/api/authz/forward-auth", app.base))
+        .header("x-forwarded-host", "app.example.test")
+        .header("x-forwarded-uri", "/")
+        .header("accept", HTML)
+        .header("cookie", format!("twofactor_gate=a; twofactor_gate=b; twofactor_gate={for_test}"));
+    let r = app.send(&proxy(), req).await;
+    assert!(header(&r, "location").contains("/login?"), "{:?}", r.headers);
 }
