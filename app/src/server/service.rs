@@ -81,6 +81,13 @@ async fn audit(state: &AppState, user_id: Option<i64>, kind: AuditKind, meta: &R
 
 // ---------------------------------------------------------------- throttling
 
+/// The request's device cookie, if it was issued for this account since
+/// its last password or 2FA change or log-out everywhere.
+fn trusted_device<'a>(meta: &'a RequestMeta, user: Option<&UserRow>) -> Option<&'a super::tokens::Device> {
+    let user = user?;
+    meta.device.as_ref().filter(|d| d.user_id == user.id && d.version == user.session_version)
+}
+
 /// What a success does to a bucket reserved by an attempt.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum OnSuccess {
@@ -148,10 +155,10 @@ impl Attempt {
         state: &AppState,
         meta: &RequestMeta,
         email: &str,
-        user_id: Option<i64>,
+        user: Option<&UserRow>,
     ) -> Vec<(String, Throttle, OnSuccess)> {
         let limits = state.limits;
-        match meta.device.as_ref().filter(|d| Some(d.user_id) == user_id) {
+        match trusted_device(meta, user) {
             Some(device) => {
                 vec![(format!("pw:{email}:device:{}", device.nonce), limits.password_per_account, OnSuccess::Reset)]
             }
@@ -342,9 +349,9 @@ async fn check_password(
     password: &str,
 ) -> Result<(), AppError> {
     let user_id = user.map(|u| u.id);
-    let attempt = Attempt::start(state, meta, Attempt::password_buckets(state, meta, email, user_id), user_id).await?;
+    let attempt = Attempt::start(state, meta, Attempt::password_buckets(state, meta, email, user), user_id).await?;
     let stored = user.map(|u| u.password_hash.as_str());
-    let trusted = meta.device.as_ref().is_some_and(|d| Some(d.user_id) == user_id);
+    let trusted = trusted_device(meta, user).is_some();
     let ok = match Password::parse(password) {
         Ok(pw) => {
             let normal = identity::password_form(pw.expose());
@@ -382,7 +389,7 @@ pub async fn log_in(
     let Some(user) = user else { return Err(AppError::invalid_credentials()) };
     // This browser now knows the password: from here on its failures on
     // this account count on their own (see `Attempt::password_buckets`).
-    let device = state.keys.issue_device(user.id, state.now())?;
+    let device = state.keys.issue_device(user.id, user.session_version, state.now())?;
     let device_cookie = state.cookies.set(CookieKind::Device, &device, super::tokens::DEVICE_TTL);
     let mut cookies = if user.totp_enabled {
         let token =

@@ -35,6 +35,9 @@ type HmacSha256 = Hmac<Sha256>;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Device {
     pub user_id: i64,
+    /// The user's session version when issued: a password or 2FA change
+    /// and log-out everywhere bump it, and the cookie stops counting.
+    pub version: i64,
     /// Random, names the browser's throttle bucket.
     pub nonce: String,
 }
@@ -131,11 +134,11 @@ impl TokenKeys {
         mac
     }
 
-    /// A device cookie value for this user: `user.expiry.nonce.mac`.
-    pub fn issue_device(&self, user_id: i64, now: i64) -> Result<String, AppError> {
+    /// A device cookie value for this user: `user.version.expiry.nonce.mac`.
+    pub fn issue_device(&self, user_id: i64, version: i64, now: i64) -> Result<String, AppError> {
         let mut nonce = [0u8; 16];
         getrandom::fill(&mut nonce).map_err(|_| AppError::internal())?;
-        let payload = format!("{user_id}.{}.{}", now + DEVICE_TTL, URL_SAFE_NO_PAD.encode(nonce));
+        let payload = format!("{user_id}.{version}.{}.{}", now + DEVICE_TTL, URL_SAFE_NO_PAD.encode(nonce));
         let mac = URL_SAFE_NO_PAD.encode(self.device_mac(&payload).finalize().into_bytes());
         Ok(format!("{payload}.{mac}"))
     }
@@ -145,11 +148,12 @@ impl TokenKeys {
         let (payload, mac) = value.rsplit_once('.')?;
         let mac = URL_SAFE_NO_PAD.decode(mac).ok()?;
         self.device_mac(payload).verify_slice(&mac).ok()?;
-        let mut parts = payload.splitn(3, '.');
+        let mut parts = payload.splitn(4, '.');
         let user_id = parts.next()?.parse().ok()?;
+        let version = parts.next()?.parse().ok()?;
         let expires: i64 = parts.next()?.parse().ok()?;
         let nonce = parts.next()?;
-        (expires > now).then(|| Device { user_id, nonce: nonce.to_owned() })
+        (expires > now).then(|| Device { user_id, version, nonce: nonce.to_owned() })
     }
 
     pub fn issue(
@@ -307,17 +311,19 @@ mod tests {
     #[test]
     fn device_cookies_are_signed_bound_and_expire() {
         let k = keys();
-        let value = k.issue_device(42, NOW).unwrap();
+        let value = k.issue_device(42, 3, NOW).unwrap();
         let device = k.open_device(&value, NOW + 10).unwrap();
-        assert_eq!(device.user_id, 42);
-        assert_ne!(k.issue_device(42, NOW).unwrap(), value, "a new nonce each time");
+        assert_eq!((device.user_id, device.version), (42, 3));
+        assert_ne!(k.issue_device(42, 3, NOW).unwrap(), value, "a new nonce each time");
         assert_eq!(k.open_device(&value, NOW + DEVICE_TTL), None, "expired");
         // Another user id, a longer life or another nonce breaks the mac.
         let (_, rest) = value.split_once('.').unwrap();
         assert_eq!(k.open_device(&format!("43.{rest}"), NOW), None);
         let parts: Vec<&str> = value.split('.').collect();
-        let later = format!("{}.{}.{}.{}", parts[0], NOW + 10 * DEVICE_TTL, parts[2], parts[3]);
+        let later = format!("{}.{}.{}.{}.{}", parts[0], parts[1], NOW + 10 * DEVICE_TTL, parts[3], parts[4]);
         assert_eq!(k.open_device(&later, NOW), None);
+        let newer = format!("{}.{}.{}.{}.{}", parts[0], 4, parts[2], parts[3], parts[4]);
+        assert_eq!(k.open_device(&newer, NOW), None, "the version is signed too");
         assert_eq!(k.open_device("42.1.nonce", NOW), None);
         assert_eq!(k.open_device("", NOW), None);
         // Another signing key does not accept it.

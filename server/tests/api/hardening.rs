@@ -124,6 +124,23 @@ async fn a_stranger_cannot_lock_the_owner_out_of_the_password_step() {
     }
     let r = log_in_from(&app, &owner, "192.0.2.10", "own@example.com", PASSWORD).await;
     assert_error(&r, StatusCode::TOO_MANY_REQUESTS, "too_many_requests");
+
+    // A password change ends the trust of every device cookie issued
+    // before it: cookies collected while the old password was known give
+    // no extra guesses at the new one.
+    app.clock.advance(2 * 3600);
+    let refresh = owner.post(format!("{}/api/authentication/refresh", app.base)).json(&json!({}));
+    assert_eq!(app.send(&owner, refresh).await.status, StatusCode::OK);
+    let req = owner
+        .post(format!("{}/api/authentication/change-password", app.base))
+        .header("x-forwarded-for", "192.0.2.10")
+        .json(&json!({"currentPassword": PASSWORD, "newPassword": "a brand new passphrase"}));
+    assert_eq!(app.send(&owner, req).await.status, StatusCode::OK);
+    for _ in 0..5 {
+        log_in_from(&app, &new_client(), "192.0.2.60", "own@example.com", "wrong password guess").await;
+    }
+    let r = log_in_from(&app, &owner, "192.0.2.60", "own@example.com", "a brand new passphrase").await;
+    assert_error(&r, StatusCode::TOO_MANY_REQUESTS, "too_many_requests");
 }
 
 #[tokio::test]
