@@ -269,9 +269,8 @@ pub async fn return_after_log_in(
         }
     }
     let mut res = bare(StatusCode::SEE_OTHER);
-    if let Ok(location) = HeaderValue::from_str(&destination) {
-        res.headers_mut().insert(header::LOCATION, location);
-    }
+    let location = HeaderValue::from_str(&destination).unwrap_or_else(|_| HeaderValue::from_static("/"));
+    res.headers_mut().insert(header::LOCATION, location);
     for cookie in cookies {
         if let Ok(v) = HeaderValue::from_str(&cookie) {
             res.headers_mut().append(header::SET_COOKIE, v);

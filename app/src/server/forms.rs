@@ -185,8 +185,17 @@ async fn log_in(State(state): State<AppState>, req: Request) -> Response {
                 }
             }
         }
-        // "Use a different account": forget the password step.
-        Some(Intent::Restart) => (Answer::Redirect(here.clone()), service::cleared_cookies(&state)),
+        // "Use a different account": forget the password step, and end
+        // whatever log-in this browser still holds.
+        Some(Intent::Restart) => match service::log_out(&state, &posted.parts.headers).await {
+            Ok(cookies) => (Answer::Redirect(here.clone()), cookies),
+            Err(e) => {
+                return plain_error(
+                    e.clone(),
+                    StatusCode::from_u16(e.status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+                );
+            }
+        },
         _ => return plain_error(AppError::bad_request("Unknown form."), StatusCode::BAD_REQUEST),
     };
     finish(&state, posted.parts, &here, answer, cookies).await

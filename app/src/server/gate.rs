@@ -363,6 +363,13 @@ impl Cidr {
             None => (raw, None),
         };
         let network: IpAddr = addr.parse().map_err(|_| format!("{raw:?} is not an address or address/prefix"))?;
+        if let IpAddr::V6(v6) = network
+            && v6.to_ipv4_mapped().is_some()
+        {
+            // Peers are compared as IPv4 once unmapped; such a range would
+            // never match.
+            return Err(format!("{raw:?}: write an IPv4-mapped range as IPv4 (e.g. 10.0.0.0/8)"));
+        }
         let max = if network.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
             None => max,
@@ -601,6 +608,7 @@ policy = "two_factor"
         assert!(Cidr::parse("0.0.0.0/0").unwrap().contains("8.8.8.8".parse().unwrap()));
         assert!(Cidr::parse("10.0.0.0/33").is_err());
         assert!(Cidr::parse("example.com").is_err());
+        assert!(Cidr::parse("::ffff:10.0.0.0/104").is_err(), "would never match");
         assert!(Cidr::loopback().iter().any(|c| c.contains("127.0.0.1".parse().unwrap())));
         assert!(Cidr::loopback().iter().any(|c| c.contains("::1".parse().unwrap())));
     }

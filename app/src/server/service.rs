@@ -770,6 +770,14 @@ pub async fn log_out(state: &AppState, headers: &http::HeaderMap) -> Result<Vec<
     {
         state.db.revoke_family(&row.family, now).await?;
     }
+    // The log-ins this browser's gate cookies belong to end too: one the
+    // portal's cookies no longer name (the password typed again over an
+    // older log-in, say) must not stay open on the apps.
+    for value in state.cookies.gate_values(headers).into_iter().take(state.gate.cookie_domains.len()) {
+        if let Some(who) = state.db.gate_subject(&sha256_hex(value.as_bytes()), now).await? {
+            state.db.revoke_family(&who.family, now).await?;
+        }
+    }
     Ok(cleared_cookies(state))
 }
 

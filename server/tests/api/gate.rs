@@ -412,3 +412,34 @@ async fn gate_cookies_count_only_for_their_domain_and_never_two_at_once() {
     let r = app.send(&proxy(), req).await;
     assert!(header(&r, "location").contains("/login?"), "{:?}", r.headers);
 }
+
+#[tokio::test]
+async fn log_out_also_ends_an_older_log_in_the_browser_still_holds_for_the_apps() {
+    let app = spawn_app_with(GATE).await;
+    assert_eq!(app.register("twice@example.com").await.status, StatusCode::CREATED);
+    // The password typed again over a live log-in: the portal now names the
+    // second log-in, the browser still holds the first's gate cookie.
+    let first = gate_cookie(&app.log_in("twice@example.com", PASSWORD).await).expect("gate");
+    let again = app.log_in("twice@example.com", PASSWORD).await;
+    let second = gate_cookie(&again).expect("gate");
+    let portal: Vec<String> = again
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_owned))
+        .filter(|pair| pair.starts_with("access=") || pair.starts_with("refresh="))
+        .collect();
+    let alive = |r: &Reply| header(r, "location").contains("/security?need=two-factor");
+    assert!(alive(&app.forward_auth("GET", "http://a.example.test/", Some(&first), HTML).await));
+    // What the browser sends: the second log-in's portal cookies and the
+    // first's gate cookie.
+    let req = proxy()
+        .post(format!("{}/api/authentication/log-out", app.base))
+        .header("cookie", format!("{}; twofactor_gate={first}", portal.join("; ")))
+        .json(&json!({}));
+    assert_eq!(app.send(&proxy(), req).await.status, StatusCode::OK);
+    for gate in [&first, &second] {
+        let r = app.forward_auth("GET", "http://a.example.test/", Some(gate), HTML).await;
+        assert!(header(&r, "location").contains("/login?"), "{:?}", r.headers);
+    }
+}
