@@ -53,6 +53,8 @@ export default defineConfig({
       PUBLIC_URL: `http://auth.example.test:${port}`,
       COOKIE_DOMAINS: 'example.test',
       ACCESS_RULES: 'end2end/gate-rules.toml',
+      // The suite signs people up; with COOKIE_DOMAINS set it is closed by default.
+      SIGNUP: 'open',
     },
   },
 });

@@ -60,6 +60,8 @@ pub struct Config {
     pub access_rules: Option<PathBuf>,
     /// Peers whose forwarded headers the authz endpoints believe.
     pub trusted_proxies: Vec<app::server::gate::Cidr>,
+    /// Whether anyone may create an account on the sign-up page.
+    pub signup_open: bool,
 }
 
 impl std::fmt::Debug for Config {
@@ -217,6 +219,14 @@ impl Config {
                 .collect::<Result<_, _>>()?,
         };
         let access_rules = var("ACCESS_RULES").map(PathBuf::from);
+        // In front of other apps, an open sign-up page would let anyone in:
+        // closed unless the operator opens it.
+        let signup_open = match var("SIGNUP").as_deref() {
+            None => cookie_domains.is_empty(),
+            Some("open") => true,
+            Some("closed") => false,
+            Some(other) => return Err(format!("SIGNUP must be open or closed, got {other:?}")),
+        };
         let trusted_proxies = match var("TRUSTED_PROXIES") {
             None => app::server::gate::Cidr::loopback(),
             Some(list) => list
@@ -253,6 +263,7 @@ impl Config {
             cookie_domains,
             access_rules,
             trusted_proxies,
+            signup_open,
         })
     }
 

@@ -88,6 +88,7 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> Result<AppSt
             cookie_domains: config.cookie_domains.clone(),
             rules: config.rules()?,
             trusted_proxies: config.trusted_proxies.clone(),
+            signup_open: config.signup_open,
         },
         leptos_options,
     }))

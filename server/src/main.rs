@@ -46,6 +46,9 @@ enum UserCommand {
     ResetTwoFactor { email: String },
     /// End every session of a user, on every device.
     RevokeSessions { email: String },
+    /// Create an account (the way in when SIGNUP is closed). The password is
+    /// read from the first line of standard input.
+    Add { email: String, name: String },
     /// Show a user's groups (for ACCESS_RULES), or add or remove one.
     Groups {
         email: String,
@@ -106,6 +109,13 @@ async fn main() -> ExitCode {
         Command::User(UserCommand::List) => ops::list_users(&state).await,
         Command::User(UserCommand::ResetTwoFactor { email }) => ops::reset_two_factor(&state, &email).await,
         Command::User(UserCommand::RevokeSessions { email }) => ops::revoke_sessions(&state, &email).await,
+        Command::User(UserCommand::Add { email, name }) => {
+            let mut line = String::new();
+            match std::io::stdin().read_line(&mut line) {
+                Ok(_) => ops::add_user(&state, &email, &name, &line).await,
+                Err(e) => Err(format!("could not read the password from standard input: {e}")),
+            }
+        }
         Command::User(UserCommand::Groups { email, change }) => {
             let change = match &change {
                 None => None,

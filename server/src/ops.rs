@@ -160,3 +160,18 @@ pub async fn groups(state: &AppState, email: &str, change: Option<(bool, &str)>)
     let list = if groups.is_empty() { "(none)".to_owned() } else { groups.join(", ") };
     Ok(format!("{note}groups of {email}: {list}"))
 }
+
+/// `user add EMAIL NAME`: an account made by the operator (the way in when
+/// SIGNUP is closed). The password is the first line of standard input, so
+/// it never shows in the process list or the shell history.
+pub async fn add_user(state: &AppState, email: &str, name: &str, password_line: &str) -> Result<String, String> {
+    let email = parse_email(email)?;
+    let name = app::domain::PersonName::parse(name).map_err(|e| format!("{name:?}: {e}"))?;
+    let password = app::domain::Password::parse(password_line.trim_end_matches(['\r', '\n']))
+        .map_err(|e| format!("the password: {e}"))?;
+    match service::operator_add_user(state, email.clone(), name, password).await {
+        Ok(true) => Ok(format!("created {email}; they can log in and turn on two-factor authentication")),
+        Ok(false) => Err(format!("an account with the email {email} already exists")),
+        Err(e) => Err(e.fields.get("password").cloned().unwrap_or(e.message)),
+    }
+}

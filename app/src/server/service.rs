@@ -303,6 +303,9 @@ pub async fn register(
     name: PersonName,
     password: Password,
 ) -> Result<User, AppError> {
+    if !state.gate.signup_open {
+        return Err(signup_closed());
+    }
     let key = format!("register-ip:{}", meta.ip_key());
     if let Some(wait) = state.db.throttle_attempt(&key, state.limits.registration_per_address, state.now()).await? {
         return Err(AppError::too_many(wait));
@@ -320,6 +323,30 @@ pub async fn register(
         }
         None => Err(email_taken()),
     }
+}
+
+pub const SIGNUP_CLOSED: &str = "New accounts are made by the administrator here. Ask them for one.";
+
+fn signup_closed() -> AppError {
+    AppError::forbidden(SIGNUP_CLOSED)
+}
+
+/// `server user add`: an account made by the operator, with the same checks
+/// as a sign-up (look-alike emails and names, weak passwords) and none of
+/// its limits. False if the email is taken.
+pub async fn operator_add_user(
+    state: &AppState,
+    email: Email,
+    name: PersonName,
+    password: Password,
+) -> Result<bool, AppError> {
+    refuse_weak_password(&password, "password", &[email.as_str(), name.as_str()])?;
+    let hash = state.hasher.hash(&password).await?;
+    let created = state.db.insert_user(email.as_str(), name.as_str(), &hash, state.now()).await?;
+    if let Some(row) = &created {
+        tracing::info!(user_id = row.id, "account created by the operator");
+    }
+    Ok(created.is_some())
 }
 
 /// A new password that is easy to guess is refused, with the reason on

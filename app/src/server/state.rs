@@ -71,6 +71,9 @@ pub struct GateConfig {
     pub cookie_domains: Vec<String>,
     pub rules: Rules,
     pub trusted_proxies: Vec<Cidr>,
+    /// Anyone may create an account (`SIGNUP`; closed by default once
+    /// `COOKIE_DOMAINS` is set); otherwise the operator adds people.
+    pub signup_open: bool,
 }
 
 impl StateInner {

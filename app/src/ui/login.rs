@@ -52,6 +52,7 @@ pub fn LogInPage() -> impl IntoView {
     // Sent here by the gate in front of another app: the forms keep `rd`,
     // and once logged in the server (which checks it) sends the browser on.
     let return_to = return_to();
+    let signup_open = super::signup::signup_open();
     let form_action = move || with_return_to("/login", return_to.get().as_deref());
     let finished = move |navigate: &dyn Fn(&str, leptos_router::NavigateOptions)| match return_to.get_untracked() {
         Some(rd) => go_to_server(&with_return_to("/login", Some(&rd))),
@@ -217,7 +218,9 @@ pub fn LogInPage() -> impl IntoView {
                     <ErrorNote error=password_error busy=password_action.pending()/>
                     <SubmitButton pending=password_action.pending() label="Continue" busy_label="Checking…"/>
                 </form>
-                <p class="switch">"New here? " <A href=move || with_return_to("/signup", return_to.get().as_deref())>"Create an account"</A></p>
+                <Show when=move || signup_open>
+                    <p class="switch">"New here? " <A href=move || with_return_to("/signup", return_to.get().as_deref())>"Create an account"</A></p>
+                </Show>
             </Show>
         </section>
     }

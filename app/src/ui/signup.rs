@@ -31,6 +31,21 @@ async fn sign_up(input: SignUp) -> Result<User, AppError> {
     Ok(user)
 }
 
+/// Whether anyone may sign up here (`SIGNUP`), as the server says.
+pub(crate) fn signup_open() -> bool {
+    let open = || {
+        #[cfg(feature = "ssr")]
+        {
+            crate::server::app_state().map(|state| state.gate.signup_open).unwrap_or(true)
+        }
+        #[cfg(not(feature = "ssr"))]
+        {
+            true
+        }
+    };
+    leptos::prelude::SharedValue::new(open).into_inner()
+}
+
 #[component]
 pub fn SignUpPage() -> impl IntoView {
     let outcome = page_outcome();
@@ -55,10 +70,16 @@ pub fn SignUpPage() -> impl IntoView {
         action.dispatch(SignUp { name: name.get(), email: email.get(), password: password.get() });
     };
     let error = form_error(action, &outcome, Intent::SignUp);
+    let open = signup_open();
     view! {
         <Title text="Create your account"/>
         <section class="card narrow">
             <h1 tabindex="-1">"Create your account"</h1>
+            <Show when=move || open fallback=|| view! {
+                <p class="alert alert-info" role="status" data-testid="signup-closed">
+                    "New accounts are made by the administrator here. Ask them for one."
+                </p>
+            }>
             <p class="muted">"You can turn on two-factor authentication right after."</p>
             <form method="post" action=move || with_return_to("/signup", return_to.get().as_deref()) on:submit=on_submit novalidate>
                 <IntentField intent=Intent::SignUp/>
@@ -71,6 +92,7 @@ pub fn SignUpPage() -> impl IntoView {
                 <ErrorNote error=error busy=action.pending()/>
                 <SubmitButton pending=action.pending() label="Create account" busy_label="Creating account…"/>
             </form>
+            </Show>
             <p class="switch">"Already have an account? " <A href=move || with_return_to("/login", return_to.get().as_deref())>"Log in"</A></p>
         </section>
     }

@@ -5,7 +5,8 @@
 
 use super::*;
 
-const GATE: &[(&str, &str)] = &[("COOKIE_DOMAINS", "example.test"), ("PUBLIC_URL", "http://auth.example.test")];
+const GATE: &[(&str, &str)] =
+    &[("COOKIE_DOMAINS", "example.test"), ("PUBLIC_URL", "http://auth.example.test"), ("SIGNUP", "open")];
 
 /// A client that keeps no cookies and follows no redirects: it sends
 /// exactly the headers a proxy would pass on.
@@ -364,9 +365,12 @@ async fn a_new_person_signs_up_on_the_way_and_keeps_the_way_back() {
 
 #[tokio::test]
 async fn gate_cookies_count_only_for_their_domain_and_never_two_at_once() {
-    let app =
-        spawn_app_with(&[("COOKIE_DOMAINS", "example.test,example.org"), ("PUBLIC_URL", "http://auth.example.test")])
-            .await;
+    let app = spawn_app_with(&[
+        ("COOKIE_DOMAINS", "example.test,example.org"),
+        ("PUBLIC_URL", "http://auth.example.test"),
+        ("SIGNUP", "open"),
+    ])
+    .await;
     assert_eq!(app.register("dom@example.com").await.status, StatusCode::CREATED);
     let r = app.log_in("dom@example.com", PASSWORD).await;
     let cookies: Vec<(String, String)> = r
@@ -442,4 +446,22 @@ async fn log_out_also_ends_an_older_log_in_the_browser_still_holds_for_the_apps(
         let r = app.forward_auth("GET", "http://a.example.test/", Some(gate), HTML).await;
         assert!(header(&r, "location").contains("/login?"), "{:?}", r.headers);
     }
+}
+
+#[tokio::test]
+async fn sign_up_is_closed_by_default_in_front_of_other_apps() {
+    let app = spawn_app_with(&[("COOKIE_DOMAINS", "example.test"), ("PUBLIC_URL", "http://auth.example.test")]).await;
+    let r = app.register("walk-in@example.com").await;
+    assert_error(&r, StatusCode::FORBIDDEN, "forbidden");
+    assert!(r.text.contains("administrator"), "{}", r.text);
+    let b = no_redirects();
+    let page = app.get_with(&b, "/signup").await;
+    assert!(page.text.contains("signup-closed") && !page.text.contains("name=\"password\""), "{}", page.text);
+    let page = app.get_with(&b, "/login").await;
+    assert!(!page.text.contains("Create an account"), "{}", page.text);
+    // The form posted anyway changes nothing.
+    let body = [("intent", "sign-up"), ("name", "Walk In"), ("email", "walk-in@example.com"), ("password", PASSWORD)];
+    let r = app.send(&b, b.post(format!("{}/signup", app.base)).form(&body)).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(app.log_in("walk-in@example.com", PASSWORD).await.status, StatusCode::UNAUTHORIZED);
 }

@@ -122,3 +122,40 @@ async fn operator_commands_work_on_a_new_machine() {
     let (ok, out, err) = server_command(&["user", "list"], &[("DATA_DIR", other.as_os_str())]);
     assert!(ok, "{out}{err}");
 }
+
+#[tokio::test]
+async fn the_operator_adds_an_account_with_the_password_on_standard_input() {
+    let app = spawn_app_with(&[("SIGNUP", "closed")]).await;
+    let dir = app._dir.path().to_path_buf();
+    let add = |email: &str, password: &str| {
+        use std::io::Write;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
+            .args(["user", "add", email, "Olga Operator"])
+            .env_clear()
+            .env("RUST_LOG", "warn")
+            .env("DATABASE_URL", &app.database_url)
+            .env("DATA_DIR", &dir)
+            .env("JWT_SECRET", "test-signing-key-that-is-long-enough-0123456789")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("server user add");
+        child.stdin.take().expect("stdin").write_all(format!("{password}\n").as_bytes()).expect("write");
+        let out = child.wait_with_output().expect("wait");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (ok, out) = add("olga@example.com", "password1234");
+    assert!(!ok && out.contains("too easy"), "{out}");
+    let (ok, out) = add("\u{430}lga@example.com", PASSWORD);
+    assert!(!ok && out.contains("alphabets"), "{out}");
+    let (ok, out) = add("olga@example.com", PASSWORD);
+    assert!(ok, "{out}");
+    assert!(!out.contains(PASSWORD), "the password is never printed");
+    let (ok, out) = add("OLGA@example.com", PASSWORD);
+    assert!(!ok && out.contains("already exists"), "{out}");
+    assert_eq!(app.log_in("olga@example.com", PASSWORD).await.status, StatusCode::OK);
+}

@@ -165,6 +165,7 @@ async fn the_gate_holds_behind(kind: &str) {
         ("COOKIE_DOMAINS", "example.test"),
         ("PUBLIC_URL", "http://auth.example.test"),
         ("ACCESS_RULES", &rules),
+        ("SIGNUP", "open"),
     ])
     .await;
     let gate_addr = app.base.trim_start_matches("http://").to_owned();
