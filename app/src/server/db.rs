@@ -555,6 +555,7 @@ impl Db {
 
     /// Who a gate cookie names, if it and its session family are alive.
     pub async fn gate_subject(&self, token_hash: &str, now: i64) -> Result<Option<GateSubject>, AppError> {
+        // One round trip: a row per group (or one with no group).
         #[derive(FromRow)]
         struct Row {
             user_id: i64,
@@ -564,19 +565,22 @@ impl Db {
             domain: String,
             family: String,
             live: i64,
+            grp: Option<String>,
         }
-        let row = sqlx::query_as::<_, Row>(
+        let rows = sqlx::query_as::<_, Row>(
             "SELECT g.user_id, u.email, u.name, g.two_factor, g.domain, g.family, \
              (SELECT COUNT(*) FROM sessions s WHERE s.family = g.family AND s.revoked_at IS NULL \
-              AND s.expires_at > $2) AS live \
-             FROM gate_cookies g JOIN users u ON u.id = g.user_id WHERE g.token_hash = $1 AND g.expires_at > $2",
+              AND s.expires_at > $2) AS live, ug.name AS grp \
+             FROM gate_cookies g JOIN users u ON u.id = g.user_id \
+             LEFT JOIN user_groups ug ON ug.user_id = g.user_id \
+             WHERE g.token_hash = $1 AND g.expires_at > $2 ORDER BY ug.name",
         )
         .bind(token_hash)
         .bind(now)
-        .fetch_optional(&self.pool)
+        .fetch_all(&self.pool)
         .await?;
-        let Some(row) = row.filter(|r| r.live > 0) else { return Ok(None) };
-        let groups = self.groups_of(row.user_id).await?;
+        let groups: Vec<String> = rows.iter().filter_map(|r| r.grp.clone()).collect();
+        let Some(row) = rows.into_iter().next().filter(|r| r.live > 0) else { return Ok(None) };
         Ok(Some(GateSubject {
             user_id: row.user_id,
             email: row.email,

@@ -235,9 +235,10 @@ policy = "two_factor"
     }
     let id = app.get("/api/authentication").await.body["id"].as_i64().expect("id");
     assert!(app.state.db.set_group(id, "admins", true).await.expect("group"));
+    assert!(app.state.db.set_group(id, "family", true).await.expect("group"));
     let r = app.forward_auth("GET", "http://app.example.test/admin/users", Some(&gate), HTML).await;
     assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(header(&r, "remote-groups"), "admins");
+    assert_eq!(header(&r, "remote-groups"), "admins,family");
     // Anonymous on a group rule: asked to log in (the rule may apply then).
     let r = app.forward_auth("GET", "http://app.example.test/admin", None, HTML).await;
     assert_eq!(r.status, StatusCode::FOUND);
