@@ -62,6 +62,8 @@ pub struct Config {
     pub trusted_proxies: Vec<app::server::gate::Cidr>,
     /// Whether anyone may create an account on the sign-up page.
     pub signup_open: bool,
+    /// How long a gate decision's subject is believed without the database.
+    pub gate_cache_seconds: i64,
 }
 
 impl std::fmt::Debug for Config {
@@ -219,6 +221,7 @@ impl Config {
                 .collect::<Result<_, _>>()?,
         };
         let access_rules = var("ACCESS_RULES").map(PathBuf::from);
+        let gate_cache_seconds = seconds(&var, "GATE_CACHE_SECONDS", 2, 0, 3600)?;
         // In front of other apps, an open sign-up page would let anyone in:
         // closed unless the operator opens it.
         let signup_open = match var("SIGNUP").as_deref() {
@@ -264,6 +267,7 @@ impl Config {
             access_rules,
             trusted_proxies,
             signup_open,
+            gate_cache_seconds,
         })
     }
 

@@ -50,6 +50,7 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> Result<AppSt
         std::time::Duration::from_secs(config.db_acquire_timeout_seconds),
     )
     .await?;
+    db.gate_cache().set_max_age(config.gate_cache_seconds);
     let keys = TokenKeys::new(&config.jwt_key()?)?;
     let (key_id, key) = config.secrets_key()?;
     let secrets = SecretBox::new((&key_id, &key), &config.secrets_keys_previous)?;

@@ -171,6 +171,11 @@ async fn serve(config: Config, state: app::server::AppState) -> ExitCode {
         config.listen
     );
     tokio::spawn(prune_periodically(state.clone()));
+    if state.db.is_postgres() {
+        // Other instances' log-outs reach this one's gate cache.
+        let (db, url) = (state.db.clone(), config.database_url.clone());
+        tokio::spawn(async move { db.follow_gate_changes(url).await });
+    }
     let db = state.db.clone();
     let served = server::listen::serve(listener, build_router(state), limits, shutdown_signal()).await;
     db.close().await;

@@ -102,9 +102,21 @@ async fn subject(state: &AppState, headers: &HeaderMap, host: &str) -> Result<Op
         return Ok(None);
     }
     let mut found: Option<GateSubject> = None;
+    let (now, cache) = (state.now(), state.db.gate_cache());
     for value in values {
         let hash = super::service::sha256_hex(value.as_bytes());
-        let Some(who) = state.db.gate_subject(&hash, state.now()).await? else { continue };
+        let who = match cache.get(&hash, now) {
+            Some(who) => Some(who),
+            None => {
+                let generation = cache.generation();
+                let who = state.db.gate_subject(&hash, now).await?;
+                if let Some(who) = &who {
+                    cache.put(&hash, who.clone(), generation, now);
+                }
+                who
+            }
+        };
+        let Some(who) = who else { continue };
         if !super::gate::is_under(host, &who.domain) {
             continue;
         }

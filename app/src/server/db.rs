@@ -11,6 +11,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, FromRow};
 
+use super::gate_cache::{self, GateCache, Invalidation};
 use crate::error::AppError;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
@@ -25,6 +26,9 @@ enum Backend {
 #[derive(Clone, Debug)]
 pub struct Db {
     pool: AnyPool,
+    backend: Backend,
+    /// Gate decisions kept in memory; this layer tells it what changed.
+    gate_cache: std::sync::Arc<GateCache>,
     /// Tests only: the next transaction fails at its Nth write (see
     /// `fail_next_transaction_at`), to prove nothing half-done survives.
     #[cfg(feature = "fault-injection")]
@@ -36,6 +40,10 @@ pub struct Db {
 /// than one row goes through one of these.
 pub struct Tx {
     tx: sqlx::Transaction<'static, sqlx::Any>,
+    backend: Backend,
+    gate_cache: std::sync::Arc<GateCache>,
+    /// Applied to the gate cache once the transaction has committed.
+    invalidations: Vec<Invalidation>,
     #[cfg(feature = "fault-injection")]
     fail_at: Option<u32>,
     #[cfg(feature = "fault-injection")]
@@ -136,6 +144,8 @@ pub struct GateSubject {
     pub domain: String,
     /// The log-in session it belongs to.
     pub family: String,
+    /// When the gate cookie (and its session family) expires.
+    pub expires_at: i64,
 }
 
 pub struct NewSession<'a> {
@@ -279,6 +289,10 @@ impl Db {
         migrator.run(&pool).await.map_err(|e| format!("database migration failed: {e}"))?;
         Ok(Self {
             pool,
+            // On PostgreSQL other instances change things too: the cache
+            // stays off until the listener hears them (see `gate_cache`).
+            gate_cache: std::sync::Arc::new(GateCache::new(backend == Backend::Sqlite)),
+            backend,
             #[cfg(feature = "fault-injection")]
             fault: Default::default(),
         })
@@ -287,6 +301,9 @@ impl Db {
     pub async fn begin(&self) -> Result<Tx, AppError> {
         Ok(Tx {
             tx: self.pool.begin().await?,
+            backend: self.backend,
+            gate_cache: self.gate_cache.clone(),
+            invalidations: Vec::new(),
             #[cfg(feature = "fault-injection")]
             fail_at: self.fault.lock().map(|mut f| f.take()).unwrap_or(None),
             #[cfg(feature = "fault-injection")]
@@ -564,11 +581,12 @@ impl Db {
             two_factor: i64,
             domain: String,
             family: String,
+            expires_at: i64,
             live: i64,
             grp: Option<String>,
         }
         let rows = sqlx::query_as::<_, Row>(
-            "SELECT g.user_id, u.email, u.name, g.two_factor, g.domain, g.family, \
+            "SELECT g.user_id, u.email, u.name, g.two_factor, g.domain, g.family, g.expires_at, \
              (SELECT COUNT(*) FROM sessions s WHERE s.family = g.family AND s.revoked_at IS NULL \
               AND s.expires_at > $2) AS live, ug.name AS grp \
              FROM gate_cookies g JOIN users u ON u.id = g.user_id \
@@ -589,6 +607,7 @@ impl Db {
             groups,
             domain: row.domain,
             family: row.family,
+            expires_at: row.expires_at,
         }))
     }
 
@@ -602,19 +621,22 @@ impl Db {
 
     /// Adds or removes a group; true if that changed anything.
     pub async fn set_group(&self, user_id: i64, group: &str, member: bool) -> Result<bool, AppError> {
+        let mut tx = self.begin().await?;
         let done = if member {
             sqlx::query("INSERT INTO user_groups (user_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING")
                 .bind(user_id)
                 .bind(group)
-                .execute(&self.pool)
+                .execute(&mut *tx.tx)
                 .await?
         } else {
             sqlx::query("DELETE FROM user_groups WHERE user_id = $1 AND name = $2")
                 .bind(user_id)
                 .bind(group)
-                .execute(&self.pool)
+                .execute(&mut *tx.tx)
                 .await?
         };
+        tx.invalidate(Invalidation::User(user_id)).await?;
+        tx.commit().await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -678,11 +700,14 @@ impl Db {
     }
 
     pub async fn revoke_family(&self, family: &str, now: i64) -> Result<(), AppError> {
+        let mut tx = self.begin().await?;
         sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE family = $2 AND revoked_at IS NULL")
             .bind(now)
             .bind(family)
-            .execute(&self.pool)
+            .execute(&mut *tx.tx)
             .await?;
+        tx.invalidate(Invalidation::Family(family.to_owned())).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -787,6 +812,24 @@ impl Tx {
 
     pub async fn commit(self) -> Result<(), AppError> {
         self.tx.commit().await?;
+        for what in &self.invalidations {
+            self.gate_cache.invalidate(what);
+        }
+        Ok(())
+    }
+
+    /// Records that gate decisions about `what` must be made afresh: here
+    /// once this transaction commits, and on PostgreSQL on every instance
+    /// (the notification is delivered only if it commits).
+    async fn invalidate(&mut self, what: Invalidation) -> Result<(), AppError> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(gate_cache::CHANNEL)
+                .bind(what.payload())
+                .execute(&mut *self.tx)
+                .await?;
+        }
+        self.invalidations.push(what);
         Ok(())
     }
 
@@ -889,6 +932,7 @@ impl Tx {
             .bind(g.domain)
             .execute(&mut *self.tx)
             .await?;
+        self.invalidate(Invalidation::Family(g.family.to_owned())).await?;
         sqlx::query(
             "INSERT INTO gate_cookies (token_hash, user_id, family, domain, two_factor, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -931,6 +975,7 @@ impl Tx {
             .bind(user_id)
             .execute(&mut *self.tx)
             .await?;
+        self.invalidate(Invalidation::User(user_id)).await?;
         Ok(())
     }
     /// Marks a refresh token used: true for exactly one of racing requests.
@@ -943,5 +988,64 @@ impl Tx {
                 .execute(&mut *self.tx)
                 .await?;
         Ok(done.rows_affected() == 1)
+    }
+}
+
+impl Db {
+    /// Follows the other instances' changes on PostgreSQL (`LISTEN`), for
+    /// the gate cache: on while listening, off and empty whenever the
+    /// connection is lost, until it is back. Runs for the life of the server.
+    pub async fn follow_gate_changes(&self, url: String) {
+        use sqlx::postgres::PgListener;
+        let cache = self.gate_cache.clone();
+        loop {
+            let listener = match PgListener::connect(&url).await {
+                Ok(mut listener) => match listener.listen(gate_cache::CHANNEL).await {
+                    Ok(()) => Some(listener),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not LISTEN for gate changes; the gate cache stays off");
+                        None
+                    }
+                },
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not connect to LISTEN for gate changes; the gate cache stays off");
+                    None
+                }
+            };
+            let Some(mut listener) = listener else {
+                cache.reset(false);
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            };
+            // Anything from before is unknown: start empty, then follow.
+            cache.reset(true);
+            loop {
+                match listener.try_recv().await {
+                    Ok(Some(notification)) => {
+                        if let Some(what) = Invalidation::parse(notification.payload()) {
+                            cache.invalidate(&what);
+                        }
+                    }
+                    // The connection was lost: what was said meanwhile is
+                    // lost with it.
+                    Ok(None) | Err(_) => {
+                        tracing::warn!(
+                            "lost the LISTEN connection for gate changes; the gate cache is off until it is back"
+                        );
+                        cache.reset(false);
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The gate decisions this process keeps (see `gate_cache`).
+    pub fn gate_cache(&self) -> &GateCache {
+        &self.gate_cache
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.backend == Backend::Postgres
     }
 }

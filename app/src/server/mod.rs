@@ -7,6 +7,7 @@ pub mod clock;
 pub mod db;
 pub mod forms;
 pub mod gate;
+pub mod gate_cache;
 pub mod identity;
 pub mod passwords;
 pub mod request;

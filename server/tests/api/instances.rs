@@ -275,3 +275,73 @@ async fn held_open_connections_do_not_starve_the_server() {
     assert!(answer.contains("\"error\":\"timeout\""), "{answer}");
     assert!(answer.to_ascii_lowercase().contains("cache-control: no-store"), "{answer}");
 }
+
+/// Asks instance `at` about `app.example.test/` with a gate cookie: the
+/// Location it answers (where the browser would be sent).
+async fn gate_location(at: &Instance, gate: &str) -> String {
+    let r = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+        .get(at.url("/api/authz/forward-auth"))
+        .header("x-forwarded-host", "app.example.test")
+        .header("x-forwarded-uri", "/")
+        .header("accept", "text/html")
+        .header("cookie", format!("twofactor_gate={gate}"))
+        .send()
+        .await
+        .expect("authz");
+    r.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned()
+}
+
+#[tokio::test]
+async fn a_log_out_on_one_instance_ends_the_gate_on_the_other_at_once() {
+    let dir = tempfile::tempdir().expect("dir");
+    let url = database_for(dir.path()).await;
+    let postgres = url.starts_with("postgres");
+    // On PostgreSQL the news travels by NOTIFY: the cache may keep entries
+    // a minute, so a prompt refusal proves the notification. On SQLite two
+    // processes cannot notify each other: entries live one second.
+    let max_age = if postgres { "60" } else { "1" };
+    let env = [("COOKIE_DOMAINS", "example.test"), ("SIGNUP", "open"), ("GATE_CACHE_SECONDS", max_age)];
+    let a = Instance::start_with(&url, dir.path(), &env).await;
+    let b = Instance::start_with(&url, dir.path(), &env).await;
+    let c = new_client();
+    let reg = json!({"email": "gate-many@example.com", "name": "Gate", "password": PASSWORD});
+    assert_eq!(status_of(c.post(a.url("/api/authentication/register")).json(&reg)).await, StatusCode::CREATED);
+    let r = c
+        .post(a.url("/api/authentication/log-in"))
+        .json(&json!({"email": "gate-many@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .expect("log-in");
+    let gate = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.split(';').next()?.strip_prefix("twofactor_gate=").map(str::to_owned))
+        .expect("gate cookie");
+    // Alive on B (2FA is off, so "turn it on"): asked twice, the second
+    // answer may come from B's cache. B's listener may still be connecting,
+    // so ask until the cache has had a chance to fill.
+    for _ in 0..3 {
+        assert!(gate_location(&b, &gate).await.contains("/security?need=two-factor"));
+    }
+    let started = std::time::Instant::now();
+    assert_eq!(
+        status_of(c.post(a.url("/api/authentication/log-out-everywhere")).json(&json!({}))).await,
+        StatusCode::OK
+    );
+    loop {
+        if gate_location(&b, &gate).await.contains("/login?") {
+            break;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "B still lets the ended log-in through");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    eprintln!("refused on the other instance {:?} after log-out-everywhere", started.elapsed());
+    if postgres {
+        assert!(started.elapsed() < std::time::Duration::from_secs(30), "by NOTIFY, not by the entry's age");
+    }
+}
