@@ -274,8 +274,10 @@ async fn start_server(args: &Args) -> Started {
         .env("REGISTRATIONS_PER_HOUR", "1000000")
         // Scenario h gives each burst an address of its own.
         .env("TRUSTED_PROXY_HEADER", "x-forwarded-for")
-        // Scenario i: the gate issues cookies for this parent domain.
+        // Scenario i: the gate issues cookies for this parent domain (and
+        // the harness signs people up, closed by default once it is set).
         .env("COOKIE_DOMAINS", "example.test")
+        .env("SIGNUP", "open")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()
