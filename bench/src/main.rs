@@ -44,6 +44,11 @@ struct Args {
     users: usize,
     #[arg(long, default_value = "target/release/server")]
     server: PathBuf,
+    /// A PostgreSQL server (an admin URL such as
+    /// postgres://postgres@127.0.0.1/postgres): adds scenario j, two
+    /// instances on a fresh database there.
+    #[arg(long)]
+    postgres: Option<String>,
     #[arg(long, default_value = "target/site")]
     site: PathBuf,
 }
@@ -181,6 +186,129 @@ async fn gate_cookie(api: &impl Fn(&str) -> String) -> String {
         .expect("authz");
     assert_eq!(r.status().as_u16(), 200, "the gate allows the bench user");
     gate
+}
+
+/// Scenario j: two server processes on one fresh PostgreSQL database. A
+/// person logs in on A, B answers the gate for their cookie (and caches it
+/// for up to a minute), they log out everywhere on A, and B is asked until
+/// it refuses. 100 rounds; the time from A's answer to B's refusal.
+async fn two_instances(args: &Args, admin: &str) -> Row {
+    let db = format!("twofactor_bench_{}", std::process::id());
+    let psql = |sql: String| {
+        let ok = Command::new("psql").args(["-q", "-d", admin, "-c", &sql]).status().expect("psql");
+        assert!(ok.success(), "psql: {sql}");
+    };
+    psql(format!("DROP DATABASE IF EXISTS {db}"));
+    psql(format!("CREATE DATABASE {db}"));
+    let url = format!("{}/{db}", admin.rsplit_once('/').expect("an admin URL names a database").0);
+    let dir = std::env::temp_dir().join(format!("twofactor-bench-pg-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let start = |port: u16| {
+        Command::new(&args.server)
+            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+            .env("DATA_DIR", &dir)
+            .env("DATABASE_URL", &url)
+            .env("LEPTOS_SITE_ROOT", &args.site)
+            .env("JWT_SECRET", "benchmark-signing-key-0123456789abcdef")
+            .env("COOKIE_DOMAINS", "example.test")
+            .env("SIGNUP", "open")
+            .env("GATE_CACHE_SECONDS", "60")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start a server")
+    };
+    let free = || std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    let (port_a, port_b) = (free(), free());
+    /// Stops a server however the scenario ends.
+    struct Stop(Child);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    // A first: it applies the migrations; B starts on a ready database.
+    let _a = Stop(start(port_a));
+    // The gate answers with redirects; they are the answer, not to follow.
+    let probe = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let ready = |port: u16| {
+        let probe = probe.clone();
+        async move {
+            for _ in 0..3000 {
+                if probe
+                    .get(format!("http://127.0.0.1:{port}/readyz"))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success())
+                {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            panic!("a server did not become ready");
+        }
+    };
+    ready(port_a).await;
+    let _b = Stop(start(port_b));
+    ready(port_b).await;
+    let on = |port: u16, path: &str| format!("http://127.0.0.1:{port}/api{path}");
+    let c = client();
+    post(
+        &c,
+        on(port_a, "/authentication/register"),
+        json!({"email": "two@example.com", "name": "Two", "password": PASSWORD}),
+    )
+    .await;
+    let ask_b = |gate: String| {
+        let probe = probe.clone();
+        let url = on(port_b, "/authz/forward-auth");
+        async move {
+            let r = probe
+                .get(url)
+                .header("x-forwarded-host", "app.example.test")
+                .header("accept", "text/html")
+                .header("cookie", format!("twofactor_gate={gate}"))
+                .send()
+                .await
+                .expect("authz");
+            r.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("").contains("/login?")
+        }
+    };
+    let mut delays = Vec::new();
+    for _ in 0..100 {
+        let (_, _, cookies) =
+            post(&c, on(port_a, "/authentication/log-in"), json!({"email": "two@example.com", "password": PASSWORD}))
+                .await;
+        let gate = cookies
+            .iter()
+            .find_map(|c| c.split(';').next()?.strip_prefix("twofactor_gate=").map(str::to_owned))
+            .expect("gate cookie");
+        assert!(!ask_b(gate.clone()).await, "B lets the new log-in through");
+        let (s, _, _) = post(&c, on(port_a, "/authentication/log-out-everywhere"), json!({})).await;
+        assert_eq!(s, 200);
+        let answered = Instant::now();
+        while !ask_b(gate.clone()).await {
+            assert!(answered.elapsed() < Duration::from_secs(30), "B never refused");
+        }
+        delays.push(answered.elapsed());
+    }
+    drop((_a, _b));
+    let _ = std::fs::remove_dir_all(&dir);
+    psql(format!("DROP DATABASE IF EXISTS {db}"));
+    delays.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    Row {
+        scenario: "j. two instances on PostgreSQL: log-out-everywhere answered on A → B refuses",
+        figure: format!(
+            "p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms over {} rounds (B keeps entries up to 60 s; NOTIFY ends them)",
+            ms(delays[delays.len() / 2]),
+            ms(delays[delays.len() * 99 / 100]),
+            ms(delays[delays.len() - 1]),
+            delays.len()
+        ),
+        budget: "p99 < 100 ms",
+    }
 }
 
 async fn owner(api: &impl Fn(&str) -> String, tag: &str) -> (reqwest::Client, String) {
@@ -485,6 +613,11 @@ async fn main() {
     let spread = owner(&api, "spread").await;
     rows.push(burst(&api, "h. 400 parallel wrong passwords on the owner's account, one address", same, true).await);
     rows.push(burst(&api, "h. 400 parallel wrong passwords over 400 accounts, one address", spread, false).await);
+
+    if let Some(admin) = &args.postgres {
+        eprintln!("j. two instances on PostgreSQL: log-out on one, refusal on the other …");
+        rows.push(two_instances(&args, admin).await);
+    }
 
     if let Some(p) = pid {
         rows.push(Row {

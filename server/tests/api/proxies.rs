@@ -36,7 +36,9 @@ struct Proxy {
 
 impl Drop for Proxy {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // SIGTERM: nginx's master then stops its workers (SIGKILL would
+        // leave them running, holding their ports).
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
         let _ = self.child.wait();
     }
 }
