@@ -699,16 +699,31 @@ impl Db {
         .await?)
     }
 
-    pub async fn revoke_family(&self, family: &str, now: i64) -> Result<(), AppError> {
+    /// Ends these session families (and the gate cookies tied to them)
+    /// together: one transaction, whatever their number.
+    pub async fn revoke_families(&self, families: &[String], now: i64) -> Result<(), AppError> {
+        if families.is_empty() {
+            return Ok(());
+        }
         let mut tx = self.begin().await?;
-        sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE family = $2 AND revoked_at IS NULL")
-            .bind(now)
-            .bind(family)
-            .execute(&mut *tx.tx)
+        for family in families {
+            sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE family = $2 AND revoked_at IS NULL")
+                .bind(now)
+                .bind(family)
+                .execute(&mut *tx.tx)
+                .await?;
+            tx.invalidate(Invalidation::Family(family.clone())).await?;
+        }
+        tx.commit().await
+    }
+
+    /// The session family a gate cookie belongs to, live or not.
+    pub async fn gate_family(&self, token_hash: &str) -> Result<Option<String>, AppError> {
+        let row: Option<(String,)> = sqlx::query_as("SELECT family FROM gate_cookies WHERE token_hash = $1")
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
             .await?;
-        tx.invalidate(Invalidation::Family(family.to_owned())).await?;
-        tx.commit().await?;
-        Ok(())
+        Ok(row.map(|(f,)| f))
     }
 
     pub async fn insert_audit(&self, e: &NewAuditEvent<'_>) -> Result<(), AppError> {
@@ -927,12 +942,16 @@ impl Tx {
     /// browser keeps one cookie per domain).
     pub async fn insert_gate_cookie(&mut self, g: &NewGateCookie<'_>) -> Result<(), AppError> {
         self.step()?;
-        sqlx::query("DELETE FROM gate_cookies WHERE family = $1 AND domain = $2")
+        let replaced = sqlx::query("DELETE FROM gate_cookies WHERE family = $1 AND domain = $2")
             .bind(g.family)
             .bind(g.domain)
             .execute(&mut *self.tx)
             .await?;
-        self.invalidate(Invalidation::Family(g.family.to_owned())).await?;
+        // Only a replaced cookie can be cached anywhere: a new log-in sends
+        // no notification.
+        if replaced.rows_affected() > 0 {
+            self.invalidate(Invalidation::Family(g.family.to_owned())).await?;
+        }
         sqlx::query(
             "INSERT INTO gate_cookies (token_hash, user_id, family, domain, two_factor, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",

@@ -761,7 +761,7 @@ pub async fn refresh(state: &AppState, meta: &RequestMeta, token: Option<&str>) 
         let concurrent = used_at.is_some_and(|at| state.refresh_grace > 0 && now - at <= state.refresh_grace);
         if !concurrent {
             drop(tx);
-            state.db.revoke_family(&row.family, now).await?;
+            state.db.revoke_families(std::slice::from_ref(&row.family), now).await?;
             audit(state, Some(row.user_id), AuditKind::RefreshReuseDetected, meta).await;
             tracing::warn!(user_id = row.user_id, "refresh token reuse detected: session family revoked");
             return Err(AppError::unauthenticated());
@@ -789,22 +789,23 @@ pub async fn log_out(state: &AppState, headers: &http::HeaderMap) -> Result<Vec<
         .and_then(|t| state.keys.verify(t, Stage::Full, now))
         .and_then(|c| c.sid);
     let refresh = state.cookies.from_headers(CookieKind::Refresh, headers);
-    if let Some(family) = access_sid {
-        state.db.revoke_family(&family, now).await?;
-    }
+    let mut families: Vec<String> = access_sid.into_iter().collect();
     if let Some(token) = refresh
         && let Some(row) = state.db.session_by_hash(&sha256_hex(token.as_bytes())).await?
     {
-        state.db.revoke_family(&row.family, now).await?;
+        families.push(row.family);
     }
     // The log-ins this browser's gate cookies belong to end too: one the
     // portal's cookies no longer name (the password typed again over an
     // older log-in, say) must not stay open on the apps.
     for value in state.cookies.gate_values(headers).into_iter().take(state.gate.cookie_domains.len()) {
-        if let Some(who) = state.db.gate_subject(&sha256_hex(value.as_bytes()), now).await? {
-            state.db.revoke_family(&who.family, now).await?;
+        if let Some(family) = state.db.gate_family(&sha256_hex(value.as_bytes())).await? {
+            families.push(family);
         }
     }
+    families.sort();
+    families.dedup();
+    state.db.revoke_families(&families, now).await?;
     Ok(cleared_cookies(state))
 }
 

@@ -465,53 +465,30 @@ async fn secrets_are_sealed_at_rest_and_keys_rotate() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     tokio::spawn(async move { axum::serve(listener, router).await });
-    let c = new_client();
-    let r = c
-        .post(format!("{base}/api/authentication/log-in"))
-        .json(&json!({"email": "zed@example.com", "password": PASSWORD}))
-        .send()
-        .await
-        .expect("log-in");
-    assert_eq!(r.status(), StatusCode::OK);
-    app.clock.advance(30);
-    let r = c
-        .post(format!("{base}/api/2fa/authenticate"))
-        .json(&json!({"twoFactorAuthenticationCode": app.code_now(&secret)}))
-        .send()
-        .await
-        .expect("code");
-    assert_eq!(r.status(), StatusCode::OK);
-    // A recovery code issued under the old key still works (the old key
-    // is in SECRETS_KEYS_PREVIOUS); a new set is hashed under the new key.
+    // Requests to that server: (client, path, body) → status.
+    let post = |c: &reqwest::Client, path: &str, body: Value| {
+        let req = c.post(format!("{base}{path}")).json(&body).send();
+        async move { req.await.expect("request").status() }
+    };
     let log_in = |c: reqwest::Client| {
-        let base = base.clone();
+        let post = &post;
         async move {
-            let r = c
-                .post(format!("{base}/api/authentication/log-in"))
-                .json(&json!({"email": "zed@example.com", "password": PASSWORD}))
-                .send()
-                .await
-                .expect("log-in");
-            assert_eq!(r.status(), StatusCode::OK);
+            let body = json!({"email": "zed@example.com", "password": PASSWORD});
+            assert_eq!(post(&c, "/api/authentication/log-in", body).await, StatusCode::OK);
             c
         }
     };
     let c = log_in(new_client()).await;
-    let r = c
-        .post(format!("{base}/api/2fa/authenticate"))
-        .json(&json!({"recoveryCode": codes[0]}))
-        .send()
-        .await
-        .expect("recovery");
-    assert_eq!(r.status(), StatusCode::OK);
     app.clock.advance(30);
-    let r = c
-        .post(format!("{base}/api/2fa/recovery-codes"))
-        .json(&json!({"twoFactorAuthenticationCode": app.code_now(&secret)}))
-        .send()
-        .await
-        .expect("regenerate");
-    assert_eq!(r.status(), StatusCode::OK);
+    let code = json!({"twoFactorAuthenticationCode": app.code_now(&secret)});
+    assert_eq!(post(&c, "/api/2fa/authenticate", code).await, StatusCode::OK);
+    // A recovery code issued under the old key still works (the old key
+    // is in SECRETS_KEYS_PREVIOUS); a new set is hashed under the new key.
+    let c = log_in(new_client()).await;
+    assert_eq!(post(&c, "/api/2fa/authenticate", json!({"recoveryCode": codes[0]})).await, StatusCode::OK);
+    app.clock.advance(30);
+    let code = json!({"twoFactorAuthenticationCode": app.code_now(&secret)});
+    assert_eq!(post(&c, "/api/2fa/recovery-codes", code).await, StatusCode::OK);
     let hashes = stored_recovery_hashes(&url).await;
     assert!(hashes.iter().all(|h| h.starts_with("r1.k2.")), "{hashes:?}");
 
@@ -527,13 +504,7 @@ async fn secrets_are_sealed_at_rest_and_keys_rotate() {
     .await
     .expect("legacy row");
     let c = log_in(new_client()).await;
-    let r = c
-        .post(format!("{base}/api/2fa/authenticate"))
-        .json(&json!({"recoveryCode": "abcd-2345-efgh"}))
-        .send()
-        .await
-        .expect("legacy");
-    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(post(&c, "/api/2fa/authenticate", json!({"recoveryCode": "abcd-2345-efgh"})).await, StatusCode::OK);
 }
 
 #[tokio::test]
