@@ -107,40 +107,44 @@ for (const javaScriptEnabled of [true, false]) {
   });
 }
 
-test('a password-only account is sent to turn on two-factor authentication', async ({ browser }) => {
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  await page.goto(`${app}/`);
-  await expect(page).toHaveURL(new RegExp(`^${portal}/login\\?rd=`));
-  // Sign up in another tab of the same browser, then log in here.
-  const email = uniqueEmail('gateone');
-  const other = await context.newPage();
-  await other.goto(`${portal}/signup`);
-  await other.getByLabel('Name').fill('Ann Example');
-  await other.getByLabel('Email').fill(email);
-  await other.getByLabel('Password').fill(PASSWORD);
-  await other.getByRole('button', { name: 'Create account' }).click();
-  await expect(other).toHaveURL(/\/security$/);
-  await other.close();
-  await page.goto(`${app}/`);
-  await expect(page).toHaveURL(new RegExp(`^${portal}/security\\?need=two-factor`));
-  await expect(page.getByTestId('gate-needs-2fa')).toBeVisible();
-  await context.close();
-});
+for (const javaScriptEnabled of [true, false]) {
+  test(`a password-only account is sent to turn on two-factor authentication (JavaScript ${javaScriptEnabled ? 'on' : 'off'})`, async ({ browser }) => {
+    const context = await browser.newContext({ javaScriptEnabled });
+    const page = await context.newPage();
+    await page.goto(`${app}/`);
+    await expect(page).toHaveURL(new RegExp(`^${portal}/login\\?rd=`));
+    // Sign up in another tab of the same browser, then log in here.
+    const email = uniqueEmail(javaScriptEnabled ? 'gateone' : 'gateonenojs');
+    const other = await context.newPage();
+    await other.goto(`${portal}/signup`);
+    await other.getByLabel('Name').fill('Ann Example');
+    await other.getByLabel('Email').fill(email);
+    await other.getByLabel('Password').fill(PASSWORD);
+    await other.getByRole('button', { name: 'Create account' }).click();
+    await expect(other).toHaveURL(/\/security$/);
+    await other.close();
+    await page.goto(`${app}/`);
+    await expect(page).toHaveURL(new RegExp(`^${portal}/security\\?need=two-factor`));
+    await expect(page.getByTestId('gate-needs-2fa')).toBeVisible();
+    await context.close();
+  });
+}
 
-test('a return address outside the gated domains lands on the portal home', async ({ browser }) => {
-  const { email, secret } = await enrolledAccount(browser, 'gateevil');
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  await page.goto(`${portal}/login?rd=${encodeURIComponent('http://example.test.evil.test/steal')}`);
-  await page.getByLabel('Email').fill(email);
-  await page.getByLabel('Password').fill(PASSWORD);
-  await page.getByRole('button', { name: 'Continue' }).click();
-  await page.getByLabel('Authentication code').fill(nextCode(secret));
-  await page.getByRole('button', { name: 'Verify' }).click();
-  await expect(page).toHaveURL(`${portal}/`);
-  await context.close();
-});
+for (const javaScriptEnabled of [true, false]) {
+  test(`a return address outside the gated domains lands on the portal home (JavaScript ${javaScriptEnabled ? 'on' : 'off'})`, async ({ browser }) => {
+    const { email, secret } = await enrolledAccount(browser, javaScriptEnabled ? 'gateevil' : 'gateevilnojs');
+    const context = await browser.newContext({ javaScriptEnabled });
+    const page = await context.newPage();
+    await page.goto(`${portal}/login?rd=${encodeURIComponent('http://example.test.evil.test/steal')}`);
+    await page.getByLabel('Email').fill(email);
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Continue' }).click();
+    await page.getByLabel('Authentication code').fill(nextCode(secret));
+    await page.getByRole('button', { name: 'Verify' }).click();
+    await expect(page).toHaveURL(`${portal}/`);
+    await context.close();
+  });
+}
 
 test('rules: a bypassed host is open to anyone, admin pages only to the admins group, and a spoofed Remote-User never reaches the app', async ({ browser }) => {
   const { email, secret } = await enrolledAccount(browser, 'gaterules');
@@ -181,19 +185,24 @@ test('rules: a bypassed host is open to anyone, admin pages only to the admins g
   await context.close();
 });
 
-test('a new person signs up on the way to the app, turns on two-factor authentication and continues to it', async ({ page }) => {
-  await page.goto(`${app}/notes?id=9`);
-  await expect(page).toHaveURL(new RegExp(`^${portal}/login\\?rd=`));
-  await page.getByRole('link', { name: 'Create an account' }).click();
-  await expect(page).toHaveURL(new RegExp(`^${portal}/signup\\?rd=`));
-  const email = uniqueEmail('gatenew');
-  await page.getByLabel('Name').fill('Nia Example');
-  await page.getByLabel('Email').fill(email);
-  await page.getByLabel('Password').fill(PASSWORD);
-  await page.getByRole('button', { name: 'Create account' }).click();
-  await expect(page).toHaveURL(new RegExp(`^${portal}/security\\?rd=`));
-  await enrol(page);
-  await page.getByRole('link', { name: 'Continue to the app you were opening' }).click();
-  await expect(page).toHaveURL(`${app}/notes?id=9`);
-  await expect(page.locator('[data-header="remote-email"]')).toHaveText(email);
-});
+for (const javaScriptEnabled of [true, false]) {
+  test(`a new person signs up on the way to the app, turns on two-factor authentication and continues to it (JavaScript ${javaScriptEnabled ? 'on' : 'off'})`, async ({ browser }) => {
+    const context = await browser.newContext({ javaScriptEnabled });
+    const page = await context.newPage();
+    await page.goto(`${app}/notes?id=9`);
+    await expect(page).toHaveURL(new RegExp(`^${portal}/login\\?rd=`));
+    await page.getByRole('link', { name: 'Create an account' }).click();
+    await expect(page).toHaveURL(new RegExp(`^${portal}/signup\\?rd=`));
+    const email = uniqueEmail(javaScriptEnabled ? 'gatenew' : 'gatenewnojs');
+    await page.getByLabel('Name').fill('Nia Example');
+    await page.getByLabel('Email').fill(email);
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Create account' }).click();
+    await expect(page).toHaveURL(new RegExp(`^${portal}/security\\?rd=`));
+    await enrol(page);
+    await page.getByRole('link', { name: 'Continue to the app you were opening' }).click();
+    await expect(page).toHaveURL(`${app}/notes?id=9`);
+    await expect(page.locator('[data-header="remote-email"]')).toHaveText(email);
+    await context.close();
+  });
+}

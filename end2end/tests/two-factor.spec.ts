@@ -123,7 +123,7 @@ test('sign-up form shows field errors', async ({ page }) => {
   await expect(page.getByText('Use at least 12 characters.')).toBeVisible();
 });
 
-test('a common password is refused with the reason, and a strong one then works', async ({ page }) => {
+test('a common password and a look-alike email are refused with the reason, and a strong one then works', async ({ page }) => {
   await page.goto('/signup');
   await page.locator('html[data-hydrated]').waitFor({ state: 'attached' });
   const email = uniqueEmail('weakjs');
@@ -132,6 +132,11 @@ test('a common password is refused with the reason, and a strong one then works'
   await page.getByLabel('Password').fill('qwertyuiop123');
   await page.getByRole('button', { name: 'Create account' }).click();
   await expect(page.getByText('This password is too easy to guess.')).toBeVisible();
+  // A look-alike address (a Cyrillic "а") is refused with the reason too.
+  await page.getByLabel('Email').fill('\u0430nn@example.com');
+  await page.getByRole('button', { name: 'Create account' }).click();
+  await expect(page.getByText('mixes letters from different alphabets')).toBeVisible();
+  await page.getByLabel('Email').fill(email);
   await expect(page.getByLabel('Email')).toHaveValue(email);
   await page.getByLabel('Password').fill(PASSWORD);
   await page.getByRole('button', { name: 'Create account' }).click();

@@ -209,16 +209,18 @@ async fn security(State(state): State<AppState>, req: Request) -> Response {
     let Some(intent) = posted.intent else {
         return plain_error(AppError::bad_request("Unknown form."), StatusCode::BAD_REQUEST);
     };
+    // The way back to an app behind the gate, kept on the page.
+    let here = format!("/security{}", return_query(&state, &posted.parts));
     let session = match posted.full_session(&state).await {
         Ok(s) => s,
         // Logged out meanwhile (or the session ended): the page itself
         // sends the visitor to log in.
         Err(e) if e.error == ErrorKind::Unauthenticated => {
-            return finish(&state, posted.parts, "/security", Answer::Redirect("/login".into()), vec![]).await;
+            return finish(&state, posted.parts, &here, Answer::Redirect("/login".into()), vec![]).await;
         }
         Err(e) => {
             let answer = Answer::Render(failed(intent, e, &posted, &[]));
-            return finish(&state, posted.parts, "/security", answer, vec![]).await;
+            return finish(&state, posted.parts, &here, answer, vec![]).await;
         }
     };
     let (answer, cookies) = match intent {
@@ -257,7 +259,7 @@ async fn security(State(state): State<AppState>, req: Request) -> Response {
                 Err(e) => Err(e),
             };
             match result {
-                Ok(out) => (Answer::Redirect("/security".into()), out.cookies),
+                Ok(out) => (Answer::Redirect(here.clone()), out.cookies),
                 Err(e) => (Answer::Render(failed(intent, e, &posted, &[])), vec![]),
             }
         }
@@ -279,7 +281,7 @@ async fn security(State(state): State<AppState>, req: Request) -> Response {
         },
         _ => return plain_error(AppError::bad_request("Unknown form."), StatusCode::BAD_REQUEST),
     };
-    finish(&state, posted.parts, "/security", answer, cookies).await
+    finish(&state, posted.parts, &here, answer, cookies).await
 }
 
 /// Log out from any page: ends this session, clears the cookies and goes

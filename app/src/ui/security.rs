@@ -25,6 +25,13 @@ use super::{
     hydrated, qr, return_to, with_return_to,
 };
 
+/// Where the page's forms post: `/security`, keeping the way back to an
+/// app behind the gate when there is one.
+fn security_action() -> impl Fn() -> String + Copy + Send + Sync + 'static {
+    let return_to = return_to();
+    move || with_return_to("/security", return_to.get().as_deref())
+}
+
 /// The page's post outcome, handed to the components inside `RequireUser`.
 #[derive(Clone)]
 struct Posted(Option<FormOutcome>);
@@ -187,7 +194,7 @@ fn Enrol(on_done: Callback<Vec<String>>) -> impl IntoView {
             <div class="intro">
                 <span class="badge badge-off">"Off"</span>
                 <p>"Add a second step to logging in: after your password, you type a 6-digit code from an app such as Google Authenticator, Authy or 1Password."</p>
-                <form method="post" action="/security" on:submit=start novalidate>
+                <form method="post" action=security_action() on:submit=start novalidate>
                     <IntentField intent=Intent::Enrol/>
                     <TextField label="Your password" id="enrol-password" name="password"
                         input=InputKind::password("current-password") value=password
@@ -206,7 +213,7 @@ fn Enrol(on_done: Callback<Vec<String>>) -> impl IntoView {
                 </li>
                 <li>
                     <h2>"2. Enter the code your app shows"</h2>
-                    <form method="post" action="/security" on:submit=submit novalidate class="inline-form">
+                    <form method="post" action=security_action() on:submit=submit novalidate class="inline-form">
                         <IntentField intent=Intent::Confirm/>
                         <TextField label="6-digit code" id="enrol-code" name="code" input=InputKind::code() value=code
                             error=field_message(confirm_error, "twoFactorAuthenticationCode")/>
@@ -250,6 +257,7 @@ fn RecoveryCodes(codes: Vec<String>, on_done: Callback<()>) -> impl IntoView {
     let href = format!("data:text/plain;charset=utf-8,{}", percent_encode(&text));
     let all = codes.join("\n");
     let ready = hydrated();
+    let return_to = return_to();
     // Without JavaScript "I have saved them" simply reloads the page.
     let done = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
@@ -263,6 +271,9 @@ fn RecoveryCodes(codes: Vec<String>, on_done: Callback<()>) -> impl IntoView {
                 {codes.into_iter().map(|c| view! { <li><code>{c}</code></li> }).collect_view()}
             </ol>
             <form class="actions" method="get" action="/security" on:submit=done>
+                // A GET form replaces the query: the way back to the gated
+                // app rides along as a field.
+                {move || return_to.get().map(|rd| view! { <input type="hidden" name="rd" value=rd/> })}
                 <Show when=move || ready.get()>
                     <CopyButton text=all.clone() label="Copy codes"/>
                 </Show>
@@ -318,7 +329,7 @@ fn TwoFactorOn(changed: RwSignal<u32>, on_codes: Callback<Vec<String>>, on_off: 
         <details class="panel" open=open>
             <summary>"Make new recovery codes"</summary>
             <p class="muted">"The old codes stop working. Enter a current code from your app to confirm."</p>
-            <form class="inline-form" method="post" action="/security" novalidate on:submit=submit>
+            <form class="inline-form" method="post" action=security_action() novalidate on:submit=submit>
                 <IntentField intent=Intent::Regenerate/>
                 <TextField label="6-digit code" id="regen-code" name="code" input=InputKind::code() value=regen_code
                     error=field_message(regen_error, "twoFactorAuthenticationCode")/>
@@ -364,7 +375,7 @@ fn TurnOff(on_off: Callback<()>) -> impl IntoView {
         <details class="panel" data-testid="turn-off" open=open>
             <summary>"Turn off two-factor authentication"</summary>
             <p class="muted">"Your account will be protected by your password alone. Confirm with your password and a code from your app or a recovery code."</p>
-            <form method="post" action="/security" novalidate on:submit=submit>
+            <form method="post" action=security_action() novalidate on:submit=submit>
                 <IntentField intent=Intent::TurnOff/>
                 <TextField label="Password" id="off-password" name="password" input=InputKind::password("current-password")
                     value=password/>
@@ -429,7 +440,7 @@ fn PasswordAndSessions(changed: RwSignal<u32>) -> impl IntoView {
             <h2>"Password and sessions"</h2>
             <details class="panel" open=open>
                 <summary>"Change password"</summary>
-                <form method="post" action="/security" novalidate on:submit=submit_change>
+                <form method="post" action=security_action() novalidate on:submit=submit_change>
                     <IntentField intent=Intent::ChangePassword/>
                     <TextField label="Current password" id="current-password" name="currentPassword"
                         input=InputKind::password("current-password") value=current/>
@@ -444,7 +455,7 @@ fn PasswordAndSessions(changed: RwSignal<u32>) -> impl IntoView {
                 </form>
             </details>
             <div class="actions">
-                <form class="inline" method="post" action="/security" on:submit=submit_everywhere>
+                <form class="inline" method="post" action=security_action() on:submit=submit_everywhere>
                     <IntentField intent=Intent::Everywhere/>
                     <SubmitButton pending=everywhere.pending() label="Log out everywhere" busy_label="Logging out…" class="btn"/>
                 </form>

@@ -345,6 +345,13 @@ async fn a_new_person_signs_up_on_the_way_and_keeps_the_way_back() {
     let page = app.get_with(&b, &format!("/security?{q}")).await;
     assert!(page.text.replace("<!>", "").contains("Continue to the app you were opening"), "{}", page.text);
     assert!(page.text.contains(&format!("href=\"/login?{q}\"")), "{}", page.text);
+    // The page's own forms keep it: the enrolment posted without JavaScript
+    // comes back with the way back still on it.
+    assert!(page.text.contains(&format!("action=\"/security?{q}\"")), "{}", page.text);
+    let body = [("intent", "enrol"), ("password", PASSWORD)];
+    let r = app.send(&b, b.post(format!("{}/security?{q}", app.base)).form(&body)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.text.contains(&format!("href=\"/login?{q}\"")), "{}", r.text);
     // Following it: the server checks rd and sends the browser on.
     let r = app.get_with(&b, &format!("/login?{q}")).await;
     assert_eq!((r.status, header(&r, "location")), (StatusCode::SEE_OTHER, rd));
