@@ -1,21 +1,40 @@
 //! Authentication as types. `FullSession` is a request carrying a valid
-//! full-stage token whose session version is current; `PasswordSession` is
-//! one that passed the password step of a 2FA account and owes the code.
-//! Server functions take one of these, so the guard cannot be forgotten on a
-//! route: a password-stage token simply does not produce a `FullSession`.
+//! full-stage token whose session version is current and whose log-in is
+//! live; `PasswordSession` is one that passed the password step of a 2FA
+//! account and owes the code. Server functions take one of these, so the
+//! guard cannot be forgotten on a route: a password-stage token simply does
+//! not produce a `FullSession`.
+//!
+//! A full session is answered from the session cache when it can be (see
+//! `gate_cache`), so it carries who the person is, not their secrets: a
+//! handler that needs the password hash or the second-factor secret asks
+//! for `FullSession::row`, which reads the row afresh.
 
 use axum::extract::FromRequestParts;
 use http::request::Parts;
 
-use super::db::UserRow;
+use super::db::{SessionUser, UserRow};
 use super::state::AppState;
 use super::tokens::{Claims, CookieKind, Stage};
 use crate::error::AppError;
 
 #[derive(Debug, Clone)]
 pub struct FullSession {
-    pub user: UserRow,
+    pub user: SessionUser,
     pub claims: Claims,
+}
+
+impl FullSession {
+    /// The user's row as it is now, for a handler that needs the password
+    /// hash or the second-factor secrets; refused if the session version
+    /// moved on since this request was let in.
+    pub async fn row(&self, state: &AppState) -> Result<UserRow, AppError> {
+        let row = state.db.user_by_id(self.user.id).await?.ok_or_else(AppError::unauthenticated)?;
+        if row.session_version != self.claims.ver {
+            return Err(AppError::unauthenticated());
+        }
+        Ok(row)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -24,31 +43,35 @@ pub struct PasswordSession {
     pub claims: Claims,
 }
 
-async fn session(parts: &Parts, state: &AppState, stage: Stage) -> Result<(UserRow, Claims), AppError> {
+fn claims(parts: &Parts, state: &AppState, stage: Stage) -> Result<(i64, Claims), AppError> {
     let token = state.cookies.from_headers(CookieKind::Access, &parts.headers).ok_or_else(AppError::unauthenticated)?;
     let claims = state.keys.verify(token, stage, state.now()).ok_or_else(AppError::unauthenticated)?;
     let id = claims.user_id().ok_or_else(AppError::unauthenticated)?;
-    // A full session belongs to a refresh family that must be live (an
-    // allow-list): after log-out, a detected reuse, expiry or pruning its
-    // access token is refused too, not only the refresh token. A
-    // password-stage token has no family and must not claim one.
-    let family = match stage {
-        Stage::Full => Some(claims.sid.as_deref().ok_or_else(AppError::unauthenticated)?),
-        Stage::Password => None,
-    };
-    let (user, live) =
-        state.db.user_for_session(id, family, state.now()).await?.ok_or_else(AppError::unauthenticated)?;
-    if user.session_version != claims.ver || (family.is_some() && !live) {
-        return Err(AppError::unauthenticated());
-    }
-    Ok((user, claims))
+    Ok((id, claims))
 }
 
 impl FromRequestParts<AppState> for FullSession {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let (user, claims) = session(parts, state, Stage::Full).await?;
+        let (id, claims) = claims(parts, state, Stage::Full)?;
+        // A full session belongs to a refresh family that must be live (an
+        // allow-list): after log-out, a detected reuse, expiry or pruning
+        // its access token is refused too, not only the refresh token.
+        let family = claims.sid.as_deref().ok_or_else(AppError::unauthenticated)?;
+        let (now, cache) = (state.now(), state.db.gate_cache());
+        let user = match cache.session(family, now) {
+            Some(user) => user,
+            None => {
+                let generation = cache.generation();
+                let user = state.db.session_user(id, family, now).await?.ok_or_else(AppError::unauthenticated)?;
+                cache.put_session(user.clone(), generation, now);
+                user
+            }
+        };
+        if user.id != id || user.session_version != claims.ver {
+            return Err(AppError::unauthenticated());
+        }
         Ok(Self { user, claims })
     }
 }
@@ -57,10 +80,15 @@ impl FromRequestParts<AppState> for PasswordSession {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let (user, claims) = session(parts, state, Stage::Password).await?;
+        let (id, claims) = claims(parts, state, Stage::Password)?;
+        // A password-stage token has no family and must not claim one.
+        if claims.sid.is_some() {
+            return Err(AppError::unauthenticated());
+        }
+        let user = state.db.user_by_id(id).await?.ok_or_else(AppError::unauthenticated)?;
         // A password-stage token only exists for 2FA accounts; if 2FA was
-        // turned off since, the version bump already refused it above.
-        if !user.totp_enabled {
+        // turned off since, the version bump refuses it too.
+        if user.session_version != claims.ver || !user.totp_enabled {
             return Err(AppError::unauthenticated());
         }
         Ok(Self { user, claims })

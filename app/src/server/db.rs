@@ -132,6 +132,23 @@ pub struct NewGateCookie<'a> {
     pub expires_at: i64,
 }
 
+/// Who a live portal session is, as the session cache keeps it: identity
+/// and validity only, never the password hash or a second-factor secret.
+/// Every write to these fields bumps the session version and invalidates
+/// the user's entries (see `Tx::enable_totp` and its neighbours).
+#[derive(Debug, Clone)]
+pub struct SessionUser {
+    pub id: i64,
+    pub email: String,
+    pub name: String,
+    pub totp_enabled: bool,
+    pub session_version: i64,
+    /// The log-in session (refresh family).
+    pub family: String,
+    /// When the family's newest live refresh token expires.
+    pub live_until: i64,
+}
+
 /// The person a live gate cookie names.
 #[derive(Debug, Clone)]
 pub struct GateSubject {
@@ -372,34 +389,43 @@ impl Db {
         .map(UserRow::from))
     }
 
-    /// The user of a session and whether its refresh family is live (a row
-    /// of it exists, unrevoked and unexpired), in one round trip: this runs
-    /// on every authenticated request. An allow-list, so a family whose rows
-    /// were pruned, or that was never stored, is not live.
-    pub async fn user_for_session(
-        &self,
-        id: i64,
-        family: Option<&str>,
-        now: i64,
-    ) -> Result<Option<(UserRow, bool)>, AppError> {
+    /// Who a full session is, if its refresh family is live (a row of it
+    /// exists, unrevoked and unexpired), in one round trip: this runs on
+    /// every authenticated request the session cache cannot answer. An
+    /// allow-list, so a family whose rows were pruned, or that was never
+    /// stored, is nobody.
+    pub async fn session_user(&self, id: i64, family: &str, now: i64) -> Result<Option<SessionUser>, AppError> {
         #[derive(FromRow)]
         struct Row {
-            #[sqlx(flatten)]
-            user: UserRecord,
-            live: i64,
+            id: i64,
+            email: String,
+            name: String,
+            totp_enabled: i64,
+            session_version: i64,
+            live_until: Option<i64>,
         }
         let row = sqlx::query_as::<_, Row>(
-            "SELECT id, email, name, password_hash, totp_enabled, totp_secret, totp_pending_secret, \
-             totp_last_step, session_version, \
-             (SELECT COUNT(*) FROM sessions WHERE family = $2 AND revoked_at IS NULL AND expires_at > $3) AS live \
+            "SELECT id, email, name, totp_enabled, session_version, \
+             (SELECT MAX(expires_at) FROM sessions WHERE family = $2 AND user_id = $1 AND revoked_at IS NULL \
+              AND expires_at > $3) AS live_until \
              FROM users WHERE id = $1",
         )
         .bind(id)
-        .bind(family.unwrap_or(""))
+        .bind(family)
         .bind(now)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|r| (UserRow::from(r.user), r.live > 0)))
+        Ok(row.and_then(|r| {
+            Some(SessionUser {
+                id: r.id,
+                email: r.email,
+                name: r.name,
+                totp_enabled: r.totp_enabled == 1,
+                session_version: r.session_version,
+                family: family.to_owned(),
+                live_until: r.live_until?,
+            })
+        }))
     }
 
     /// Deletes what no longer protects anything: session rows of expired
@@ -837,6 +863,9 @@ impl Tx {
     /// once this transaction commits, and on PostgreSQL on every instance
     /// (the notification is delivered only if it commits).
     async fn invalidate(&mut self, what: Invalidation) -> Result<(), AppError> {
+        if self.invalidations.contains(&what) {
+            return Ok(());
+        }
         if self.backend == Backend::Postgres {
             sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(gate_cache::CHANNEL)
@@ -878,6 +907,9 @@ impl Tx {
         .bind(pending)
         .fetch_optional(&mut *self.tx)
         .await?;
+        if version.is_some() {
+            self.invalidate(Invalidation::User(id)).await?;
+        }
         Ok(version.map(|(v,)| v))
     }
 
@@ -894,6 +926,7 @@ impl Tx {
         .fetch_one(&mut *self.tx)
         .await?;
         sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(id).execute(&mut *self.tx).await?;
+        self.invalidate(Invalidation::User(id)).await?;
         Ok(version)
     }
 
@@ -906,6 +939,7 @@ impl Tx {
         .bind(id)
         .fetch_one(&mut *self.tx)
         .await?;
+        self.invalidate(Invalidation::User(id)).await?;
         Ok(version)
     }
 
@@ -920,6 +954,7 @@ impl Tx {
         .bind(id)
         .fetch_one(&mut *self.tx)
         .await?;
+        self.invalidate(Invalidation::User(id)).await?;
         Ok(version)
     }
 

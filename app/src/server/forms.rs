@@ -231,14 +231,17 @@ async fn security(State(state): State<AppState>, req: Request) -> Response {
             }
         }
         Intent::Confirm => {
-            let user = session.user.clone();
+            let user = session.row(&state).await;
             match service::turn_on(&state, &posted.meta, session, posted.get("code")).await {
                 Ok(out) => (Answer::Render(shown(intent, Shown::RecoveryCodes(out.body.recovery_codes))), out.cookies),
                 Err(e) => {
                     // Keep the same QR code on the page: the pending secret
                     // is still the one to scan.
                     let mut outcome = failed(intent, e, &posted, &[]);
-                    outcome.shown = service::pending_enrolment(&state, &user).ok().flatten().map(Shown::Enrolment);
+                    outcome.shown = user
+                        .ok()
+                        .and_then(|user| service::pending_enrolment(&state, &user).ok().flatten())
+                        .map(Shown::Enrolment);
                     (Answer::Render(outcome), vec![])
                 }
             }

@@ -1,29 +1,33 @@
-//! Who a gate cookie names, kept in memory so that the gate, asked on every
-//! request of every protected app, rarely needs the database.
+//! Who a gate cookie names, and who a portal session is, kept in memory so
+//! that the gate (asked on every request of every protected app) and the
+//! portal's authenticated requests rarely need the database.
 //!
 //! Correctness comes first:
-//! - An entry is dropped the moment this instance ends the log-in or
-//!   changes the person's groups (the database layer reports every such
-//!   write after it is committed), and on PostgreSQL every other instance
-//!   hears of it through `LISTEN`/`NOTIFY` (sent inside the same
-//!   transaction, so only once it commits).
+//! - An entry is dropped the moment this instance ends the log-in, changes
+//!   the person's groups or writes any field an entry holds (the database
+//!   layer reports every such write after it is committed), and on
+//!   PostgreSQL every other instance hears of it through `LISTEN`/`NOTIFY`
+//!   (sent inside the same transaction, so only once it commits).
 //! - A fill that raced an invalidation is discarded (a generation count).
 //! - No entry is trusted for more than `MAX_AGE_SECONDS`, whatever happens:
 //!   a change made by another process on SQLite (an operator command) or a
 //!   notification lost with its connection is seen within that time. A
 //!   lost listener also turns the cache off until it is back.
 //! - Only live sessions are cached, never "nobody".
+//! - Entries hold who the person is and that the session is live, never a
+//!   password hash or a second-factor secret: a handler that needs those
+//!   reads the row afresh.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
-use super::db::GateSubject;
+use super::db::{GateSubject, SessionUser};
 
 /// The longest an entry is believed without asking the database, by
 /// default (`GATE_CACHE_SECONDS`).
 pub const MAX_AGE_SECONDS: i64 = 2;
-/// Entries kept at most; past it the cache starts over.
+/// Entries kept at most per kind; past it that kind starts over.
 const MAX_ENTRIES: usize = 100_000;
 /// The PostgreSQL channel invalidations travel on.
 pub const CHANNEL: &str = "twofactor_gate";
@@ -52,16 +56,54 @@ impl Invalidation {
     }
 }
 
-struct Entry {
-    subject: GateSubject,
+/// What an entry must tell the cache about itself.
+pub trait Cached: Clone {
+    fn user_id(&self) -> i64;
+    /// The log-in session (refresh family) it depends on.
+    fn family(&self) -> &str;
+    /// After this it is not believed, however fresh.
+    fn expires_at(&self) -> i64;
+}
+
+impl Cached for GateSubject {
+    fn user_id(&self) -> i64 {
+        self.user_id
+    }
+    fn family(&self) -> &str {
+        &self.family
+    }
+    fn expires_at(&self) -> i64 {
+        self.expires_at
+    }
+}
+
+impl Cached for SessionUser {
+    fn user_id(&self) -> i64 {
+        self.id
+    }
+    fn family(&self) -> &str {
+        &self.family
+    }
+    fn expires_at(&self) -> i64 {
+        self.live_until
+    }
+}
+
+struct Entry<T> {
+    value: T,
     cached_at: i64,
 }
 
+type Map<T> = Mutex<HashMap<String, Entry<T>>>;
+
 pub struct GateCache {
     enabled: AtomicBool,
-    max_age: std::sync::atomic::AtomicI64,
+    max_age: AtomicI64,
     generation: AtomicU64,
-    entries: Mutex<HashMap<String, Entry>>,
+    /// Gate cookies, by the hash of their value.
+    subjects: Map<GateSubject>,
+    /// Portal sessions, by refresh family.
+    sessions: Map<SessionUser>,
 }
 
 impl std::fmt::Debug for GateCache {
@@ -74,9 +116,10 @@ impl GateCache {
     pub fn new(enabled: bool) -> Self {
         Self {
             enabled: AtomicBool::new(enabled),
-            max_age: std::sync::atomic::AtomicI64::new(MAX_AGE_SECONDS),
+            max_age: AtomicI64::new(MAX_AGE_SECONDS),
             generation: AtomicU64::new(0),
-            entries: Mutex::new(HashMap::new()),
+            subjects: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(HashMap::new()),
         }
     }
 
@@ -87,14 +130,24 @@ impl GateCache {
 
     /// The subject for a gate cookie's hash, if cached, fresh and unexpired.
     pub fn get(&self, token_hash: &str, now: i64) -> Option<GateSubject> {
-        if !self.enabled.load(Ordering::Acquire) {
-            return None;
-        }
-        let entries = self.entries.lock().ok()?;
-        let entry = entries.get(token_hash)?;
-        let max_age = self.max_age.load(Ordering::Acquire);
-        (now - entry.cached_at < max_age && now >= entry.cached_at && entry.subject.expires_at > now)
-            .then(|| entry.subject.clone())
+        self.lookup(&self.subjects, token_hash, now)
+    }
+
+    /// Keeps what the database said of a gate cookie, unless something was
+    /// invalidated since `generation` was read (the answer may predate it).
+    pub fn put(&self, token_hash: &str, subject: GateSubject, generation: u64, now: i64) {
+        self.keep(&self.subjects, token_hash, subject, generation, now);
+    }
+
+    /// The person of a live session family, if cached, fresh and unexpired.
+    pub fn session(&self, family: &str, now: i64) -> Option<SessionUser> {
+        self.lookup(&self.sessions, family, now)
+    }
+
+    /// Keeps what the database said of a session family (as `put`).
+    pub fn put_session(&self, user: SessionUser, generation: u64, now: i64) {
+        let family = user.family.clone();
+        self.keep(&self.sessions, &family, user, generation, now);
     }
 
     /// Read before asking the database; pass to `put`.
@@ -102,38 +155,57 @@ impl GateCache {
         self.generation.load(Ordering::Acquire)
     }
 
-    /// Keeps what the database said, unless something was invalidated
-    /// since `generation` was read (the answer may predate it).
-    pub fn put(&self, token_hash: &str, subject: GateSubject, generation: u64, now: i64) {
+    fn lookup<T: Cached>(&self, map: &Map<T>, key: &str, now: i64) -> Option<T> {
+        if !self.enabled.load(Ordering::Acquire) {
+            return None;
+        }
+        let entries = map.lock().ok()?;
+        let entry = entries.get(key)?;
+        let max_age = self.max_age.load(Ordering::Acquire);
+        (now - entry.cached_at < max_age && now >= entry.cached_at && entry.value.expires_at() > now)
+            .then(|| entry.value.clone())
+    }
+
+    fn keep<T: Cached>(&self, map: &Map<T>, key: &str, value: T, generation: u64, now: i64) {
         if !self.enabled.load(Ordering::Acquire) {
             return;
         }
-        let Ok(mut entries) = self.entries.lock() else { return };
+        let Ok(mut entries) = map.lock() else { return };
+        // Read under the lock: `invalidate` bumps it under the same lock
+        // before removing, so a stale fill cannot slip in between.
         if self.generation.load(Ordering::Acquire) != generation {
             return;
         }
         if entries.len() >= MAX_ENTRIES {
             entries.clear();
         }
-        entries.insert(token_hash.to_owned(), Entry { subject, cached_at: now });
+        entries.insert(key.to_owned(), Entry { value, cached_at: now });
     }
 
     pub fn invalidate(&self, what: &Invalidation) {
-        let Ok(mut entries) = self.entries.lock() else { return };
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        match what {
-            Invalidation::Family(family) => entries.retain(|_, e| &e.subject.family != family),
-            Invalidation::User(id) => entries.retain(|_, e| e.subject.user_id != *id),
+        fn drop_from<T: Cached>(map: &Map<T>, generation: &AtomicU64, what: &Invalidation) {
+            let Ok(mut entries) = map.lock() else { return };
+            generation.fetch_add(1, Ordering::AcqRel);
+            match what {
+                Invalidation::Family(family) => entries.retain(|_, e| e.value.family() != family),
+                Invalidation::User(id) => entries.retain(|_, e| e.value.user_id() != *id),
+            }
         }
+        drop_from(&self.subjects, &self.generation, what);
+        drop_from(&self.sessions, &self.generation, what);
     }
 
     /// Forgets everything; with `enabled` false, stops caching (the
     /// invalidation feed is down) until turned on again.
     pub fn reset(&self, enabled: bool) {
-        if let Ok(mut entries) = self.entries.lock() {
-            self.generation.fetch_add(1, Ordering::AcqRel);
-            entries.clear();
+        fn clear<T>(map: &Map<T>, generation: &AtomicU64) {
+            if let Ok(mut entries) = map.lock() {
+                generation.fetch_add(1, Ordering::AcqRel);
+                entries.clear();
+            }
         }
+        clear(&self.subjects, &self.generation);
+        clear(&self.sessions, &self.generation);
         self.enabled.store(enabled, Ordering::Release);
     }
 }
@@ -170,6 +242,43 @@ mod tests {
         assert!(cache.get("h2", 100).is_none());
         cache.put("h3", subject(3, "fam3"), cache.generation(), 999);
         assert!(cache.get("h3", 1_000).is_none(), "the session's own expiry");
+    }
+
+    fn session(id: i64, family: &str) -> SessionUser {
+        SessionUser {
+            id,
+            email: "a@example.com".into(),
+            name: "A".into(),
+            totp_enabled: true,
+            session_version: 1,
+            family: family.into(),
+            live_until: 1_000,
+        }
+    }
+
+    #[test]
+    fn sessions_die_with_their_family_or_user_and_take_gate_entries_along() {
+        let cache = GateCache::new(true);
+        cache.put_session(session(1, "fam1"), cache.generation(), 100);
+        cache.put("h1", subject(1, "fam1"), cache.generation(), 100);
+        assert_eq!(cache.session("fam1", 101).map(|s| s.id), Some(1));
+        assert!(cache.session("fam1", 100 + MAX_AGE_SECONDS).is_none(), "never older than the max age");
+        cache.invalidate(&Invalidation::Family("fam1".into()));
+        assert!(cache.session("fam1", 100).is_none() && cache.get("h1", 100).is_none());
+        cache.put_session(session(2, "fam2"), cache.generation(), 100);
+        cache.put_session(session(3, "fam3"), cache.generation(), 100);
+        cache.invalidate(&Invalidation::User(2));
+        assert!(cache.session("fam2", 100).is_none());
+        assert!(cache.session("fam3", 100).is_some(), "another person's session stays");
+        cache.put_session(session(4, "fam4"), cache.generation(), 999);
+        assert!(cache.session("fam4", 1_000).is_none(), "the family's own expiry");
+        let before = cache.generation();
+        cache.invalidate(&Invalidation::User(9));
+        cache.put_session(session(5, "fam5"), before, 100);
+        assert!(cache.session("fam5", 100).is_none(), "a fill that raced an invalidation");
+        cache.set_max_age(0);
+        cache.put_session(session(6, "fam6"), cache.generation(), 100);
+        assert!(cache.session("fam6", 100).is_none(), "GATE_CACHE_SECONDS=0 turns it off");
     }
 
     #[test]

@@ -32,6 +32,17 @@ pub const RECOVERY_CODES: usize = 10;
 /// Events shown on the security page.
 const ACTIVITY_LIMIT: i64 = 30;
 
+impl From<&super::db::SessionUser> for User {
+    fn from(user: &super::db::SessionUser) -> Self {
+        User {
+            id: user.id,
+            email: user.email.clone(),
+            name: user.name.clone(),
+            is_two_factor_authentication_enabled: user.totp_enabled,
+        }
+    }
+}
+
 impl From<&UserRow> for User {
     fn from(row: &UserRow) -> Self {
         User {
@@ -559,7 +570,7 @@ pub async fn generate(
     password: Option<&str>,
 ) -> Result<GenerateResponse, AppError> {
     let fresh = session.claims.auth.is_some_and(|at| state.now() - at <= FRESH_PROOF_SECONDS);
-    let user = session.user;
+    let user = session.row(state).await?;
     if !user.totp_enabled {
         match password.filter(|p| !p.is_empty()) {
             Some(password) => check_password(state, meta, &user.email, Some(&user), password).await?,
@@ -644,7 +655,7 @@ pub async fn turn_on(
     typed: &str,
 ) -> Result<WithCookies<TurnOnResponse>, AppError> {
     let digits = enrolment_digits(typed)?;
-    let user = session.user;
+    let user = session.row(state).await?;
     let Some(pending) = user.totp_pending_secret.as_deref() else {
         return Err(AppError::conflict("Start the set-up first: generate a secret and scan it."));
     };
@@ -687,7 +698,7 @@ pub async fn turn_off(
     password: &str,
     factor: SecondFactor,
 ) -> Result<WithCookies<User>, AppError> {
-    let user = session.user;
+    let user = session.row(state).await?;
     if !user.totp_enabled {
         return Err(AppError::conflict("Two-factor authentication is already off."));
     }
@@ -711,7 +722,7 @@ pub async fn regenerate_recovery_codes(
     session: FullSession,
     code: TotpCode,
 ) -> Result<RecoveryCodesResponse, AppError> {
-    let user = session.user;
+    let user = session.row(state).await?;
     if !user.totp_enabled {
         return Err(AppError::conflict("Turn on two-factor authentication first."));
     }
@@ -858,7 +869,7 @@ pub async fn change_password(
     current: &str,
     new: Password,
 ) -> Result<WithCookies<User>, AppError> {
-    let user = session.user;
+    let user = session.row(state).await?;
     refuse_weak_password(&new, "newPassword", &[&user.email, &user.name])?;
     check_password(state, meta, &user.email, Some(&user), current).await?;
     let hash = state.hasher.hash(&new).await?;

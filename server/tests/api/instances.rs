@@ -295,7 +295,7 @@ async fn gate_location(at: &Instance, gate: &str) -> String {
 }
 
 #[tokio::test]
-async fn a_log_out_on_one_instance_ends_the_gate_on_the_other_at_once() {
+async fn a_log_out_on_one_instance_ends_the_gate_and_the_portal_session_on_the_other_at_once() {
     let dir = tempfile::tempdir().expect("dir");
     let url = database_for(dir.path()).await;
     let postgres = url.starts_with("postgres");
@@ -315,32 +315,52 @@ async fn a_log_out_on_one_instance_ends_the_gate_on_the_other_at_once() {
         .send()
         .await
         .expect("log-in");
-    let gate = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|c| c.split(';').next()?.strip_prefix("twofactor_gate=").map(str::to_owned))
-        .expect("gate cookie");
+    let set_cookie = |name: &str| {
+        r.headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|c| c.split(';').next()?.strip_prefix(name)?.strip_prefix('=').map(str::to_owned))
+            .expect("cookie")
+    };
+    let (gate, access) = (set_cookie("twofactor_gate"), set_cookie("access"));
+    // The portal's session on B, by its access token alone (the client's
+    // own cookies are cleared by the log-out).
+    let portal_on_b = || async {
+        new_client()
+            .get(b.url("/api/authentication"))
+            .header("cookie", format!("access={access}"))
+            .send()
+            .await
+            .expect("portal")
+            .status()
+    };
     // Alive on B (2FA is off, so "turn it on"): asked twice, the second
     // answer may come from B's cache. B's listener may still be connecting,
     // so ask until the cache has had a chance to fill.
     for _ in 0..3 {
         assert!(gate_location(&b, &gate).await.contains("/security?need=two-factor"));
+        assert_eq!(portal_on_b().await, StatusCode::OK);
     }
     let started = std::time::Instant::now();
     assert_eq!(
         status_of(c.post(a.url("/api/authentication/log-out-everywhere")).json(&json!({}))).await,
         StatusCode::OK
     );
-    loop {
-        if gate_location(&b, &gate).await.contains("/login?") {
-            break;
+    let (mut gate_refused, mut portal_refused) = (None, None);
+    while gate_refused.is_none() || portal_refused.is_none() {
+        if gate_refused.is_none() && gate_location(&b, &gate).await.contains("/login?") {
+            gate_refused = Some(started.elapsed());
+        }
+        if portal_refused.is_none() && portal_on_b().await == StatusCode::UNAUTHORIZED {
+            portal_refused = Some(started.elapsed());
         }
         assert!(started.elapsed() < std::time::Duration::from_secs(10), "B still lets the ended log-in through");
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
-    eprintln!("refused on the other instance {:?} after log-out-everywhere", started.elapsed());
+    eprintln!(
+        "refused on the other instance after log-out-everywhere: gate {gate_refused:?}, portal {portal_refused:?}"
+    );
     if postgres {
         assert!(started.elapsed() < std::time::Duration::from_secs(30), "by NOTIFY, not by the entry's age");
     }
