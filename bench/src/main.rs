@@ -27,12 +27,15 @@ struct Args {
     /// `--server` itself on an empty SQLite database.
     #[arg(long)]
     base_url: Option<String>,
-    /// Path prefix of the API: "/api" here, "" for the NestJS original.
+    /// Path prefix of the API: "/api" here, "" for the NestJS original
+    /// (whose API differs in the ways `Target` lists).
     #[arg(long, default_value = "/api")]
     prefix: String,
-    /// Health endpoint for the baseline of scenario a.
-    #[arg(long, default_value = "/healthz")]
-    health: String,
+    /// Path of the baseline of scenario a: by default `/healthz` here, and
+    /// for the original (which has none) `GET /authentication` without a
+    /// cookie, which it answers 401 without touching its database.
+    #[arg(long)]
+    health: Option<String>,
     /// Seconds per load run.
     #[arg(long, default_value_t = 15)]
     seconds: u64,
@@ -51,6 +54,84 @@ struct Args {
     postgres: Option<String>,
     #[arg(long, default_value = "target/site")]
     site: PathBuf,
+}
+
+/// Which server the harness talks to. The NestJS original differs from
+/// this project in what the harness needs:
+/// - no prefix and no health route (the baseline is its 401 on
+///   `GET /authentication` without a cookie);
+/// - `POST /2fa/generate` answers with a PNG QR code, and the secret is
+///   only readable as `twoFactorAuthenticationSecret` in
+///   `GET /authentication`;
+/// - it accepts a code of the current 30-second step only (otplib's
+///   default) and has no replay protection, where this project refuses
+///   the step that turned 2FA on and accepts one step of skew;
+/// - a wrong password is 400 there, 401 here;
+/// - it has no gate (scenario i) and no PostgreSQL instances to compare
+///   (scenario j).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Ours,
+    Original,
+}
+
+impl Target {
+    fn from_prefix(prefix: &str) -> Self {
+        if prefix.is_empty() { Target::Original } else { Target::Ours }
+    }
+
+    /// The baseline path of scenario a.
+    fn health(self) -> &'static str {
+        match self {
+            Target::Ours => "/healthz",
+            Target::Original => "/authentication",
+        }
+    }
+
+    /// The status of a log-in refused by the password check.
+    fn wrong_password(self) -> u16 {
+        match self {
+            Target::Ours => 401,
+            Target::Original => 400,
+        }
+    }
+
+    /// Seconds from now whose code a user submits at the code step.
+    fn code_offset(self) -> i64 {
+        match self {
+            Target::Ours => 30,
+            Target::Original => 0,
+        }
+    }
+
+    /// The new secret, from `/2fa/generate`'s answer or (for the
+    /// original) from the profile read after it.
+    fn secret(self, generated: &[u8], profile: Option<&Value>) -> Option<Vec<u8>> {
+        let base32 = match self {
+            Target::Ours => serde_json::from_slice::<Value>(generated).ok()?["secret"].as_str()?.to_owned(),
+            Target::Original => {
+                if !generated.starts_with(b"\x89PNG") {
+                    return None;
+                }
+                profile?["twoFactorAuthenticationSecret"].as_str()?.to_owned()
+            }
+        };
+        app::server::totp::from_base32(&base32)
+    }
+}
+
+/// Starts enrolment for the logged-in client and returns the new secret.
+async fn new_secret(target: Target, c: &reqwest::Client, api: &impl Fn(&str) -> String) -> Vec<u8> {
+    let r = c.post(api("/2fa/generate")).json(&json!({})).send().await.expect("generate");
+    assert!(r.status().is_success(), "generate: {}", r.status());
+    let generated = r.bytes().await.expect("generate body");
+    let profile = match target {
+        Target::Ours => None,
+        Target::Original => Some(
+            c.get(api("/authentication")).send().await.expect("profile").json::<Value>().await.expect("profile json"),
+        ),
+    };
+    target.secret(&generated, profile.as_ref()).expect("a secret from the enrolment answer")
 }
 
 struct Row {
@@ -166,8 +247,7 @@ async fn gate_cookie(api: &impl Fn(&str) -> String) -> String {
     let email = "gate@example.com";
     post(&c, api("/authentication/register"), json!({"email": email, "name": "Gate", "password": PASSWORD})).await;
     post(&c, api("/authentication/log-in"), json!({"email": email, "password": PASSWORD})).await;
-    let (_, g, _) = post(&c, api("/2fa/generate"), json!({})).await;
-    let secret = app::server::totp::from_base32(g["secret"].as_str().unwrap_or("")).expect("secret");
+    let secret = new_secret(Target::Ours, &c, api).await;
     let code = app::server::totp::code_at(&secret, unix_now()).expect("code");
     let (s, _, cookies) = post(&c, api("/2fa/turn-on"), json!({"twoFactorAuthenticationCode": code})).await;
     assert_eq!(s, 200, "turn-on for the gate user");
@@ -275,36 +355,64 @@ async fn two_instances(args: &Args, admin: &str) -> Row {
             r.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("").contains("/login?")
         }
     };
-    let mut delays = Vec::new();
+    // The portal on B, by the access token alone: true once it refuses.
+    let portal_b = |access: String| {
+        let probe = probe.clone();
+        let url = on(port_b, "/authentication");
+        async move {
+            let r = probe.get(url).header("cookie", format!("access={access}")).send().await.expect("portal");
+            r.status().as_u16() == 401
+        }
+    };
+    let (mut delays, mut portal_delays) = (Vec::new(), Vec::new());
     for _ in 0..100 {
         let (_, _, cookies) =
             post(&c, on(port_a, "/authentication/log-in"), json!({"email": "two@example.com", "password": PASSWORD}))
                 .await;
-        let gate = cookies
-            .iter()
-            .find_map(|c| c.split(';').next()?.strip_prefix("twofactor_gate=").map(str::to_owned))
-            .expect("gate cookie");
+        let cookie = |name: &str| {
+            cookies
+                .iter()
+                .find_map(|c| c.split(';').next()?.strip_prefix(name)?.strip_prefix('=').map(str::to_owned))
+                .expect("cookie")
+        };
+        let (gate, access) = (cookie("twofactor_gate"), cookie("access"));
         assert!(!ask_b(gate.clone()).await, "B lets the new log-in through");
+        assert!(!portal_b(access.clone()).await, "B's portal knows the new log-in");
         let (s, _, _) = post(&c, on(port_a, "/authentication/log-out-everywhere"), json!({})).await;
         assert_eq!(s, 200);
         let answered = Instant::now();
-        while !ask_b(gate.clone()).await {
+        let (mut gate_at, mut portal_at) = (None, None);
+        while gate_at.is_none() || portal_at.is_none() {
+            if gate_at.is_none() && ask_b(gate.clone()).await {
+                gate_at = Some(answered.elapsed());
+            }
+            if portal_at.is_none() && portal_b(access.clone()).await {
+                portal_at = Some(answered.elapsed());
+            }
             assert!(answered.elapsed() < Duration::from_secs(30), "B never refused");
         }
-        delays.push(answered.elapsed());
+        delays.extend(gate_at);
+        portal_delays.extend(portal_at);
     }
     drop((_a, _b));
     let _ = std::fs::remove_dir_all(&dir);
     psql(format!("DROP DATABASE IF EXISTS {db}"));
-    delays.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let summary = |mut d: Vec<Duration>| {
+        d.sort();
+        format!(
+            "p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            ms(d[d.len() / 2]),
+            ms(d[d.len() * 99 / 100]),
+            ms(d[d.len() - 1])
+        )
+    };
     Row {
         scenario: "j. two instances on PostgreSQL: log-out-everywhere answered on A → B refuses",
         figure: format!(
-            "p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms over {} rounds (B keeps entries up to 60 s; NOTIFY ends them)",
-            ms(delays[delays.len() / 2]),
-            ms(delays[delays.len() * 99 / 100]),
-            ms(delays[delays.len() - 1]),
+            "gate {}; portal session {} over {} rounds (B keeps entries up to 60 s; NOTIFY ends them)",
+            summary(delays.clone()),
+            summary(portal_delays),
             delays.len()
         ),
         budget: "p99 < 100 ms",
@@ -323,6 +431,7 @@ async fn owner(api: &impl Fn(&str) -> String, tag: &str) -> (reqwest::Client, St
 
 async fn burst(
     api: &impl Fn(&str) -> String,
+    target: Target,
     scenario: &'static str,
     (owner, owner_email): (reqwest::Client, String),
     same_account: bool,
@@ -366,7 +475,8 @@ async fn burst(
     Row {
         scenario,
         figure: format!(
-            "burst: {statuses} (401 = evaluated by argon2); owner's 5 log-ins: {owner_statuses}, mean {mean:.0} ms, max {max:.0} ms"
+            "burst: {statuses} ({} = evaluated by the password hash); owner's 5 log-ins: {owner_statuses}, mean {mean:.0} ms, max {max:.0} ms",
+            target.wrong_password()
         ),
         budget: "owner gets in; evaluated ≤ the limit",
     }
@@ -429,6 +539,8 @@ async fn main() {
     let base = args.base_url.clone().unwrap_or_else(|| started.as_ref().map(|s| s.base.clone()).unwrap_or_default());
     let pid = started.as_ref().map(|s| s.child.id());
     let api = |path: &str| format!("{base}{}{path}", args.prefix);
+    let target = Target::from_prefix(&args.prefix);
+    let health_path = args.health.clone().unwrap_or_else(|| target.health().to_owned());
 
     if let Some(s) = &started {
         rows.push(Row {
@@ -451,14 +563,17 @@ async fn main() {
 
     eprintln!("a. authenticated GET, {} connections, {} s …", args.connections, args.seconds);
     let auth = wrk(&api("/authentication"), args.seconds, args.connections, Some(&cookie), None);
-    let health = wrk(&format!("{base}{}", args.health), args.seconds, args.connections, None, None);
+    let health = wrk(&format!("{base}{health_path}"), args.seconds, args.connections, None, None);
     rows.push(Row {
         scenario: "a. GET /api/authentication (full session)",
         figure: format!("{:.0} req/s, p50 {:.2} ms, p99 {:.2} ms", auth.rps, auth.p50_ms, auth.p99_ms),
         budget: "≥ 21,250 req/s (25 × 850)",
     });
     rows.push(Row {
-        scenario: "a. GET /healthz, same server",
+        scenario: match target {
+            Target::Ours => "a. GET /healthz, same server",
+            Target::Original => "a. GET /authentication without a cookie (401), same server",
+        },
         figure: format!(
             "{:.0} req/s, p50 {:.2} ms, p99 {:.2} ms; authenticated = {:.0} % of it",
             health.rps,
@@ -524,8 +639,7 @@ async fn main() {
         let email = format!("u{i}@example.com");
         post(&c, api("/authentication/register"), json!({"email": email, "name": "U", "password": PASSWORD})).await;
         post(&c, api("/authentication/log-in"), json!({"email": email, "password": PASSWORD})).await;
-        let (_, g, _) = post(&c, api("/2fa/generate"), json!({})).await;
-        let secret = app::server::totp::from_base32(g["secret"].as_str().unwrap_or("")).expect("secret");
+        let secret = new_secret(target, &c, &api).await;
         let code = app::server::totp::code_at(&secret, unix_now()).expect("code");
         let (s, _, _) = post(&c, api("/2fa/turn-on"), json!({"twoFactorAuthenticationCode": code})).await;
         assert_eq!(s, 200, "turn-on for {email}");
@@ -534,12 +648,14 @@ async fn main() {
         post(&stage, api("/authentication/log-in"), json!({"email": email, "password": PASSWORD})).await;
         secrets.push((stage, secret));
     }
-    // Each user submits its own valid code once: the next step's code (one
-    // step of skew), later than the step that turned 2FA on. Half of them one
-    // at a time (latency), half 16 at a time (throughput).
+    // Each user submits its own valid code once: here the next step's code
+    // (one step of skew), later than the step that turned 2FA on; to the
+    // original the current one (see `Target`). Half of them one at a time
+    // (latency), half 16 at a time (throughput).
     let url = api("/2fa/authenticate");
+    let offset = target.code_offset();
     let authenticate = |c: reqwest::Client, secret: Vec<u8>, url: String| async move {
-        let code = app::server::totp::code_at(&secret, unix_now() + 30).expect("code");
+        let code = app::server::totp::code_at(&secret, unix_now() + offset).expect("code");
         let t = Instant::now();
         let s =
             c.post(url).json(&json!({"twoFactorAuthenticationCode": code})).send().await.map(|r| r.status().as_u16());
@@ -578,7 +694,7 @@ async fn main() {
         budget: "p50 < 2 ms",
     });
 
-    if args.prefix == "/api" {
+    if target == Target::Ours {
         eprintln!("i. gate decisions with a valid gate cookie …");
         let gate = gate_cookie(&api).await;
         let script = std::env::temp_dir().join(format!("twofactor-bench-authz-{}.lua", std::process::id()));
@@ -611,8 +727,12 @@ async fn main() {
     // cookie): the first burst uses up this address's failures.
     let same = owner(&api, "same").await;
     let spread = owner(&api, "spread").await;
-    rows.push(burst(&api, "h. 400 parallel wrong passwords on the owner's account, one address", same, true).await);
-    rows.push(burst(&api, "h. 400 parallel wrong passwords over 400 accounts, one address", spread, false).await);
+    rows.push(
+        burst(&api, target, "h. 400 parallel wrong passwords on the owner's account, one address", same, true).await,
+    );
+    rows.push(
+        burst(&api, target, "h. 400 parallel wrong passwords over 400 accounts, one address", spread, false).await,
+    );
 
     if let Some(admin) = &args.postgres {
         eprintln!("j. two instances on PostgreSQL: log-out on one, refusal on the other …");
@@ -672,5 +792,33 @@ async fn main() {
     println!("| scenario | measured | budget |\n|---|---|---|");
     for r in rows {
         println!("| {} | {} | {} |", r.scenario, r.figure, r.budget);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_secret_is_read_where_each_server_gives_it() {
+        let secret = [7u8; 20];
+        let base32 = app::server::totp::to_base32(&secret);
+        let ours = serde_json::to_vec(&json!({"secret": base32, "otpauthUrl": "otpauth://totp/x"})).unwrap();
+        assert_eq!(Target::Ours.secret(&ours, None), Some(secret.to_vec()));
+        // The original: a PNG, and the secret on the profile.
+        let png = b"\x89PNG\r\n\x1a\n rest of the image";
+        let profile = json!({"id": 1, "email": "u@example.com", "twoFactorAuthenticationSecret": base32});
+        assert_eq!(Target::Original.secret(png, Some(&profile)), Some(secret.to_vec()));
+        assert_eq!(Target::Original.secret(png, Some(&json!({"twoFactorAuthenticationSecret": null}))), None);
+        assert_eq!(Target::Original.secret(&ours, Some(&profile)), None, "not a PNG: not the original");
+        assert_eq!(Target::Ours.secret(png, None), None);
+    }
+
+    #[test]
+    fn the_prefix_names_the_target() {
+        assert_eq!(Target::from_prefix("/api"), Target::Ours);
+        assert_eq!(Target::from_prefix(""), Target::Original);
+        assert_eq!((Target::Original.health(), Target::Original.wrong_password()), ("/authentication", 400));
+        assert_eq!((Target::Ours.code_offset(), Target::Original.code_offset()), (30, 0));
     }
 }
