@@ -58,8 +58,27 @@ pub struct RecoveryCodesResponse {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TwoFactorStatus {
+    /// An authenticator app is set up.
     pub enabled: bool,
     pub recovery_codes_left: i64,
+    /// Passkeys and security keys registered.
+    #[serde(default)]
+    pub passkeys: i64,
+}
+
+/// A passkey or security key as the security page lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PasskeyView {
+    pub id: String,
+    pub name: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+    /// The authenticator may sync it to other devices (backup eligible).
+    pub syncable: bool,
+    /// It is backed up (synced) now, as last reported.
+    pub synced: bool,
 }
 
 /// Kinds of security events in the audit trail.
@@ -79,10 +98,14 @@ pub enum AuditKind {
     SessionsRevoked,
     TwoFactorReset,
     CodesLocked,
+    PasskeyAdded,
+    PasskeyRemoved,
+    PasskeyUsed,
+    PasskeyRefused,
 }
 
 impl AuditKind {
-    const ALL: [AuditKind; 13] = [
+    const ALL: [AuditKind; 17] = [
         AuditKind::LogInOk,
         AuditKind::LogInFailed,
         AuditKind::CodeFailed,
@@ -96,6 +119,10 @@ impl AuditKind {
         AuditKind::SessionsRevoked,
         AuditKind::TwoFactorReset,
         AuditKind::CodesLocked,
+        AuditKind::PasskeyAdded,
+        AuditKind::PasskeyRemoved,
+        AuditKind::PasskeyUsed,
+        AuditKind::PasskeyRefused,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -113,6 +140,10 @@ impl AuditKind {
             AuditKind::SessionsRevoked => "sessions_revoked",
             AuditKind::TwoFactorReset => "two_factor_reset",
             AuditKind::CodesLocked => "codes_locked",
+            AuditKind::PasskeyAdded => "passkey_added",
+            AuditKind::PasskeyRemoved => "passkey_removed",
+            AuditKind::PasskeyUsed => "passkey_used",
+            AuditKind::PasskeyRefused => "passkey_refused",
         }
     }
 
@@ -136,6 +167,10 @@ impl AuditKind {
             AuditKind::SessionsRevoked => "Logged out everywhere",
             AuditKind::TwoFactorReset => "Two-factor authentication reset by an administrator",
             AuditKind::CodesLocked => "100 wrong codes in a row: codes locked until a recovery code is used",
+            AuditKind::PasskeyAdded => "Passkey added",
+            AuditKind::PasskeyRemoved => "Passkey removed",
+            AuditKind::PasskeyUsed => "Logged in with a passkey",
+            AuditKind::PasskeyRefused => "Passkey refused",
         }
     }
 
@@ -151,6 +186,8 @@ impl AuditKind {
             AuditKind::TwoFactorReset,
             AuditKind::RefreshReuseDetected,
             AuditKind::CodesLocked,
+            AuditKind::PasskeyAdded,
+            AuditKind::PasskeyRemoved,
         ]
     }
 
@@ -164,6 +201,7 @@ impl AuditKind {
                 | AuditKind::RefreshReuseDetected
                 | AuditKind::TwoFactorReset
                 | AuditKind::CodesLocked
+                | AuditKind::PasskeyRefused
         )
     }
 }

@@ -84,6 +84,7 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> Result<AppSt
             },
             ..Limits::default()
         },
+        webauthn: app::server::webauthn::RelyingParty::new(&config.public_url, &config.issuer),
         gate: app::server::state::GateConfig {
             public_url: config.public_url.clone(),
             cookie_domains: config.cookie_domains.clone(),
@@ -125,6 +126,7 @@ pub fn build_router(state: AppState) -> Router {
         .leptos_routes_with_context(&state, routes, || {}, move || shell(options.clone()))
         .merge(app::server::forms::routes())
         .merge(app::server::authz::routes())
+        .merge(app::server::passkeys::routes())
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(axum::middleware::from_fn_with_state(state.clone(), app::server::authz::return_after_log_in))
         .layer(axum::middleware::from_fn_with_state(state.clone(), app::server::forms::renew_page_session))

@@ -38,6 +38,8 @@ mod identity;
 mod instances;
 #[path = "api/operators.rs"]
 mod operators;
+#[path = "api/passkeys.rs"]
+mod passkeys;
 #[path = "api/proxies.rs"]
 mod proxies;
 #[path = "api/retention.rs"]

@@ -86,9 +86,10 @@ impl FromRequestParts<AppState> for PasswordSession {
             return Err(AppError::unauthenticated());
         }
         let user = state.db.user_by_id(id).await?.ok_or_else(AppError::unauthenticated)?;
-        // A password-stage token only exists for 2FA accounts; if 2FA was
+        // A password-stage token only exists for 2FA accounts (an app or a
+        // passkey); if 2FA was
         // turned off since, the version bump refuses it too.
-        if user.session_version != claims.ver || !user.totp_enabled {
+        if user.session_version != claims.ver || !user.two_factor() {
             return Err(AppError::unauthenticated());
         }
         Ok(Self { user, claims })

@@ -269,7 +269,7 @@ pub async fn return_after_log_in(
                 session.user.id,
                 family,
                 expires_at,
-                session.user.totp_enabled,
+                session.user.two_factor(),
             )
             .await?;
             tx.commit().await?;

@@ -70,6 +70,16 @@ pub struct UserRow {
     pub totp_pending_secret: Option<String>,
     pub totp_last_step: Option<i64>,
     pub session_version: i64,
+    /// Passkeys registered (kept with them in one transaction).
+    pub passkey_count: i64,
+}
+
+impl UserRow {
+    /// Whether log-in owes a second factor: an authenticator app or a
+    /// passkey.
+    pub fn two_factor(&self) -> bool {
+        self.totp_enabled || self.passkey_count > 0
+    }
 }
 
 /// The row as the Any driver reads it: flags are 0/1 integers there.
@@ -84,6 +94,7 @@ struct UserRecord {
     totp_pending_secret: Option<String>,
     totp_last_step: Option<i64>,
     session_version: i64,
+    passkey_count: i64,
 }
 
 impl From<UserRecord> for UserRow {
@@ -98,6 +109,7 @@ impl From<UserRecord> for UserRow {
             totp_pending_secret: r.totp_pending_secret,
             totp_last_step: r.totp_last_step,
             session_version: r.session_version,
+            passkey_count: r.passkey_count,
         }
     }
 }
@@ -142,11 +154,66 @@ pub struct SessionUser {
     pub email: String,
     pub name: String,
     pub totp_enabled: bool,
+    pub passkey_count: i64,
     pub session_version: i64,
     /// The log-in session (refresh family).
     pub family: String,
     /// When the family's newest live refresh token expires.
     pub live_until: i64,
+}
+
+impl SessionUser {
+    /// Whether log-in owes a second factor (see `UserRow::two_factor`).
+    pub fn two_factor(&self) -> bool {
+        self.totp_enabled || self.passkey_count > 0
+    }
+}
+
+/// A stored passkey or security key.
+#[derive(Debug, Clone, FromRow)]
+pub struct PasskeyRow {
+    pub id: String,
+    pub user_id: i64,
+    pub credential_id: String,
+    pub name: String,
+    /// webauthn-rs's JSON (see `webauthn`).
+    pub credential: String,
+    pub backup_eligible: i64,
+    pub backup_state: i64,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
+/// A WebAuthn ceremony taken out of the database by its finish step.
+#[derive(Debug, Clone, FromRow)]
+pub struct CeremonyRow {
+    pub kind: String,
+    pub user_id: Option<i64>,
+    pub bound_to: Option<String>,
+    pub name: Option<String>,
+    pub state: String,
+    pub expires_at: i64,
+}
+
+pub struct NewCeremony<'a> {
+    pub id_hash: &'a str,
+    pub kind: &'a str,
+    pub user_id: Option<i64>,
+    pub bound_to: Option<&'a str>,
+    pub name: Option<&'a str>,
+    pub state: &'a str,
+    pub expires_at: i64,
+}
+
+pub struct NewPasskey<'a> {
+    pub id: &'a str,
+    pub user_id: i64,
+    pub credential_id: &'a str,
+    pub name: &'a str,
+    pub credential: &'a str,
+    pub backup_eligible: bool,
+    pub backup_state: bool,
+    pub now: i64,
 }
 
 /// The person a live gate cookie names.
@@ -352,7 +419,7 @@ impl Db {
         let result = sqlx::query_as::<_, UserRecord>(
             "INSERT INTO users (email, name, password_hash, created_at) VALUES ($1, $2, $3, $4) \
              RETURNING id, email, name, password_hash, totp_enabled, totp_secret, \
-             totp_pending_secret, totp_last_step, session_version",
+             totp_pending_secret, totp_last_step, session_version, passkey_count",
         )
         .bind(email)
         .bind(name)
@@ -370,7 +437,7 @@ impl Db {
     pub async fn user_by_email(&self, email: &str) -> Result<Option<UserRow>, AppError> {
         Ok(sqlx::query_as::<_, UserRecord>(
             "SELECT id, email, name, password_hash, totp_enabled, totp_secret, \
-             totp_pending_secret, totp_last_step, session_version FROM users WHERE email = $1",
+             totp_pending_secret, totp_last_step, session_version, passkey_count FROM users WHERE email = $1",
         )
         .bind(email)
         .fetch_optional(&self.pool)
@@ -381,7 +448,7 @@ impl Db {
     pub async fn user_by_id(&self, id: i64) -> Result<Option<UserRow>, AppError> {
         Ok(sqlx::query_as::<_, UserRecord>(
             "SELECT id, email, name, password_hash, totp_enabled, totp_secret, \
-             totp_pending_secret, totp_last_step, session_version FROM users WHERE id = $1",
+             totp_pending_secret, totp_last_step, session_version, passkey_count FROM users WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -401,11 +468,12 @@ impl Db {
             email: String,
             name: String,
             totp_enabled: i64,
+            passkey_count: i64,
             session_version: i64,
             live_until: Option<i64>,
         }
         let row = sqlx::query_as::<_, Row>(
-            "SELECT id, email, name, totp_enabled, session_version, \
+            "SELECT id, email, name, totp_enabled, passkey_count, session_version, \
              (SELECT MAX(expires_at) FROM sessions WHERE family = $2 AND user_id = $1 AND revoked_at IS NULL \
               AND expires_at > $3) AS live_until \
              FROM users WHERE id = $1",
@@ -421,6 +489,7 @@ impl Db {
                 email: r.email,
                 name: r.name,
                 totp_enabled: r.totp_enabled == 1,
+                passkey_count: r.passkey_count,
                 session_version: r.session_version,
                 family: family.to_owned(),
                 live_until: r.live_until?,
@@ -455,6 +524,7 @@ impl Db {
             .await?
             .rows_affected();
         sqlx::query("DELETE FROM spent_stage_tokens WHERE expires_at < $1").bind(now).execute(&self.pool).await?;
+        sqlx::query("DELETE FROM webauthn_ceremonies WHERE expires_at < $1").bind(now).execute(&self.pool).await?;
         // Gate cookies whose session family has no live row left.
         sqlx::query(
             "DELETE FROM gate_cookies WHERE expires_at <= $1 OR NOT EXISTS \
@@ -635,6 +705,111 @@ impl Db {
             family: row.family,
             expires_at: row.expires_at,
         }))
+    }
+
+    const PASSKEY_COLUMNS: &'static str =
+        "id, user_id, credential_id, name, credential, backup_eligible, backup_state, created_at, last_used_at";
+
+    /// A user's passkeys, oldest first.
+    pub async fn passkeys_of(&self, user_id: i64) -> Result<Vec<PasskeyRow>, AppError> {
+        let sql = format!("SELECT {} FROM passkeys WHERE user_id = $1 ORDER BY created_at, id", Self::PASSKEY_COLUMNS);
+        Ok(sqlx::query_as::<_, PasskeyRow>(sqlx::AssertSqlSafe(sql)).bind(user_id).fetch_all(&self.pool).await?)
+    }
+
+    pub async fn passkey_by_credential(&self, credential_id: &str) -> Result<Option<PasskeyRow>, AppError> {
+        let sql = format!("SELECT {} FROM passkeys WHERE credential_id = $1", Self::PASSKEY_COLUMNS);
+        Ok(sqlx::query_as::<_, PasskeyRow>(sqlx::AssertSqlSafe(sql))
+            .bind(credential_id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// The account's WebAuthn user handle, made on first use.
+    pub async fn webauthn_handle(&self, user_id: i64, fresh: &str) -> Result<String, AppError> {
+        sqlx::query("UPDATE users SET webauthn_id = $1 WHERE id = $2 AND webauthn_id IS NULL")
+            .bind(fresh)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        let (handle,): (Option<String>,) =
+            sqlx::query_as("SELECT webauthn_id FROM users WHERE id = $1").bind(user_id).fetch_one(&self.pool).await?;
+        handle.ok_or_else(AppError::internal)
+    }
+
+    pub async fn user_by_webauthn_handle(&self, handle: &str) -> Result<Option<UserRow>, AppError> {
+        Ok(sqlx::query_as::<_, UserRecord>(
+            "SELECT id, email, name, password_hash, totp_enabled, totp_secret, \
+             totp_pending_secret, totp_last_step, session_version, passkey_count FROM users WHERE webauthn_id = $1",
+        )
+        .bind(handle)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(UserRow::from))
+    }
+
+    pub async fn insert_ceremony(&self, c: &NewCeremony<'_>) -> Result<(), AppError> {
+        sqlx::query(
+            "INSERT INTO webauthn_ceremonies (id, kind, user_id, bound_to, name, state, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(c.id_hash)
+        .bind(c.kind)
+        .bind(c.user_id)
+        .bind(c.bound_to)
+        .bind(c.name)
+        .bind(c.state)
+        .bind(c.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Takes a ceremony out, in one statement: of requests finishing the
+    /// same ceremony (on any instance), one gets it. Expired ones are
+    /// taken too, and refused by the caller.
+    pub async fn take_ceremony(&self, id_hash: &str) -> Result<Option<CeremonyRow>, AppError> {
+        Ok(sqlx::query_as::<_, CeremonyRow>(
+            "DELETE FROM webauthn_ceremonies WHERE id = $1 \
+             RETURNING kind, user_id, bound_to, name, state, expires_at",
+        )
+        .bind(id_hash)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Stores what a verified assertion moved on (counter, backup state),
+    /// only if the credential is still as it was read: of two assertions
+    /// verified against the same counter, one is recorded.
+    pub async fn record_passkey_use(
+        &self,
+        id: &str,
+        before: &str,
+        after: &str,
+        backup_state: bool,
+        now: i64,
+    ) -> Result<bool, AppError> {
+        let done = sqlx::query(
+            "UPDATE passkeys SET credential = $1, backup_state = $2, last_used_at = $3 \
+             WHERE id = $4 AND credential = $5",
+        )
+        .bind(after)
+        .bind(i64::from(backup_state))
+        .bind(now)
+        .bind(id)
+        .bind(before)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn rename_passkey(&self, user_id: i64, id: &str, name: &str) -> Result<bool, AppError> {
+        let done = sqlx::query("UPDATE passkeys SET name = $1 WHERE id = $2 AND user_id = $3")
+            .bind(name)
+            .bind(id)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     pub async fn groups_of(&self, user_id: i64) -> Result<Vec<String>, AppError> {
@@ -925,7 +1100,14 @@ impl Tx {
         .bind(id)
         .fetch_one(&mut *self.tx)
         .await?;
-        sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(id).execute(&mut *self.tx).await?;
+        // The recovery codes stay while a passkey keeps 2FA on.
+        sqlx::query(
+            "DELETE FROM recovery_codes WHERE user_id = $1 \
+             AND (SELECT passkey_count FROM users WHERE id = $1) = 0",
+        )
+        .bind(id)
+        .execute(&mut *self.tx)
+        .await?;
         self.invalidate(Invalidation::User(id)).await?;
         Ok(version)
     }
@@ -1000,6 +1182,74 @@ impl Tx {
         .bind(g.expires_at)
         .execute(&mut *self.tx)
         .await?;
+        Ok(())
+    }
+
+    /// Stores a new passkey and counts it on the account; `None` if the
+    /// credential is already registered (to anyone). Returns the count.
+    pub async fn insert_passkey(&mut self, p: &NewPasskey<'_>) -> Result<Option<i64>, AppError> {
+        self.step()?;
+        let inserted = sqlx::query(
+            "INSERT INTO passkeys (id, user_id, credential_id, name, credential, backup_eligible, backup_state, \
+             created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (credential_id) DO NOTHING",
+        )
+        .bind(p.id)
+        .bind(p.user_id)
+        .bind(p.credential_id)
+        .bind(p.name)
+        .bind(p.credential)
+        .bind(i64::from(p.backup_eligible))
+        .bind(i64::from(p.backup_state))
+        .bind(p.now)
+        .execute(&mut *self.tx)
+        .await?;
+        if inserted.rows_affected() != 1 {
+            return Ok(None);
+        }
+        let (count,): (i64,) =
+            sqlx::query_as("UPDATE users SET passkey_count = passkey_count + 1 WHERE id = $1 RETURNING passkey_count")
+                .bind(p.user_id)
+                .fetch_one(&mut *self.tx)
+                .await?;
+        self.invalidate(Invalidation::User(p.user_id)).await?;
+        Ok(Some(count))
+    }
+
+    /// Removes one of the user's passkeys; the count left, or `None` if
+    /// there was no such passkey.
+    pub async fn delete_passkey(&mut self, user_id: i64, id: &str) -> Result<Option<i64>, AppError> {
+        self.step()?;
+        let deleted = sqlx::query("DELETE FROM passkeys WHERE id = $1 AND user_id = $2")
+            .bind(id)
+            .bind(user_id)
+            .execute(&mut *self.tx)
+            .await?;
+        if deleted.rows_affected() != 1 {
+            return Ok(None);
+        }
+        let (count,): (i64,) =
+            sqlx::query_as("UPDATE users SET passkey_count = passkey_count - 1 WHERE id = $1 RETURNING passkey_count")
+                .bind(user_id)
+                .fetch_one(&mut *self.tx)
+                .await?;
+        self.invalidate(Invalidation::User(user_id)).await?;
+        Ok(Some(count))
+    }
+
+    /// Removes every passkey of the user (an operator's reset).
+    pub async fn delete_all_passkeys(&mut self, user_id: i64) -> Result<u64, AppError> {
+        self.step()?;
+        let deleted =
+            sqlx::query("DELETE FROM passkeys WHERE user_id = $1").bind(user_id).execute(&mut *self.tx).await?;
+        sqlx::query("UPDATE users SET passkey_count = 0 WHERE id = $1").bind(user_id).execute(&mut *self.tx).await?;
+        self.invalidate(Invalidation::User(user_id)).await?;
+        Ok(deleted.rows_affected())
+    }
+
+    /// Deletes the recovery codes (two-factor protection is off).
+    pub async fn delete_recovery_codes(&mut self, user_id: i64) -> Result<(), AppError> {
+        self.step()?;
+        sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(user_id).execute(&mut *self.tx).await?;
         Ok(())
     }
 

@@ -250,6 +250,7 @@ mod tests {
             email: "a@example.com".into(),
             name: "A".into(),
             totp_enabled: true,
+            passkey_count: 0,
             session_version: 1,
             family: family.into(),
             live_until: 1_000,

@@ -9,6 +9,7 @@ pub mod forms;
 pub mod gate;
 pub mod gate_cache;
 pub mod identity;
+pub mod passkeys;
 pub mod passwords;
 pub mod request;
 pub mod sealing;
@@ -16,6 +17,7 @@ pub mod service;
 pub mod state;
 pub mod tokens;
 pub mod totp;
+pub mod webauthn;
 
 use axum::extract::FromRequestParts;
 use http::HeaderValue;

@@ -64,7 +64,7 @@ pub(crate) fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
 }
 
-fn random_bytes<const N: usize>() -> Result<[u8; N], AppError> {
+pub(super) fn random_bytes<const N: usize>() -> Result<[u8; N], AppError> {
     let mut bytes = [0u8; N];
     getrandom::fill(&mut bytes).map_err(|e| {
         tracing::error!(error = %e, "the OS random source failed");
@@ -77,7 +77,7 @@ fn random_bytes<const N: usize>() -> Result<[u8; N], AppError> {
 
 /// Writes an audit event. A failure to write it is logged, not raised: the
 /// operation it describes has already happened.
-async fn audit(state: &AppState, user_id: Option<i64>, kind: AuditKind, meta: &RequestMeta) {
+pub(super) async fn audit(state: &AppState, user_id: Option<i64>, kind: AuditKind, meta: &RequestMeta) {
     let event = NewAuditEvent {
         user_id,
         kind: kind.as_str(),
@@ -101,7 +101,7 @@ fn trusted_device<'a>(meta: &'a RequestMeta, user: Option<&UserRow>) -> Option<&
 
 /// What a success does to a bucket reserved by an attempt.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum OnSuccess {
+pub(super) enum OnSuccess {
     /// Give back the one attempt (shared buckets: one person's success
     /// must not wipe a stranger's failures).
     Release,
@@ -113,13 +113,13 @@ enum OnSuccess {
 /// bucket before anything is evaluated (each by one conditional upsert, so
 /// parallel requests cannot slip past a limit), then `settle` records the
 /// outcome.
-struct Attempt {
+pub(super) struct Attempt {
     buckets: Vec<(String, OnSuccess)>,
     user_id: Option<i64>,
 }
 
 impl Attempt {
-    async fn start(
+    pub(super) async fn start(
         state: &AppState,
         meta: &RequestMeta,
         buckets: Vec<(String, Throttle, OnSuccess)>,
@@ -147,7 +147,11 @@ impl Attempt {
 
     /// The buckets of a second-factor try: the address (across accounts)
     /// and the account.
-    fn code_buckets(state: &AppState, meta: &RequestMeta, user_id: i64) -> Vec<(String, Throttle, OnSuccess)> {
+    pub(super) fn code_buckets(
+        state: &AppState,
+        meta: &RequestMeta,
+        user_id: i64,
+    ) -> Vec<(String, Throttle, OnSuccess)> {
         vec![
             (format!("code-ip:{}", meta.ip_key()), state.limits.per_address, OnSuccess::Release),
             (format!("code:{user_id}"), state.limits.code_per_account, OnSuccess::Reset),
@@ -162,7 +166,7 @@ impl Attempt {
     /// account and address, per address across accounts, and with every
     /// other such client in a much looser account-wide bucket against
     /// guessing from many addresses.
-    fn password_buckets(
+    pub(super) fn password_buckets(
         state: &AppState,
         meta: &RequestMeta,
         email: &str,
@@ -183,7 +187,7 @@ impl Attempt {
 
     /// Returns `ok` after recording it: a success resets or releases each
     /// bucket; a failure (already counted when reserved) is audited.
-    async fn settle(
+    pub(super) async fn settle(
         self,
         state: &AppState,
         meta: &RequestMeta,
@@ -210,7 +214,7 @@ impl Attempt {
 /// naming it, plus a gate cookie per cookie domain tied to the family.
 /// `two_factor` says whether the log-in passed a second factor. Returns the
 /// cookies.
-async fn start_session(
+pub(super) async fn start_session(
     state: &AppState,
     tx: &mut Tx,
     user_id: i64,
@@ -283,7 +287,7 @@ async fn issue_session_tokens(
 }
 
 /// Ends every session of the user and starts a new one for this client.
-async fn renew_all_sessions(
+pub(super) async fn renew_all_sessions(
     state: &AppState,
     tx: &mut Tx,
     user_id: i64,
@@ -379,7 +383,7 @@ fn email_taken() -> AppError {
 /// Checks a password for an account under the password guessing limits.
 /// Unknown email, wrong password and a password outside the length limits
 /// fail alike; an unknown email still costs one argon2 verification.
-async fn check_password(
+pub(super) async fn check_password(
     state: &AppState,
     meta: &RequestMeta,
     email: &str,
@@ -429,7 +433,7 @@ pub async fn log_in(
     // this account count on their own (see `Attempt::password_buckets`).
     let device = state.keys.issue_device(user.id, user.session_version, state.now())?;
     let device_cookie = state.cookies.set(CookieKind::Device, &device, super::tokens::DEVICE_TTL);
-    let mut cookies = if user.totp_enabled {
+    let mut cookies = if user.two_factor() {
         let token =
             state.keys.issue(user.id, Stage::Password, user.session_version, state.now(), PASSWORD_STAGE_TTL, None)?;
         vec![
@@ -444,8 +448,8 @@ pub async fn log_in(
         cookies
     };
     cookies.push(device_cookie);
-    tracing::info!(user_id = user.id, two_factor = user.totp_enabled, "password accepted");
-    Ok(WithCookies { body: LogInResponse { user: User::from(&user), two_factor_required: user.totp_enabled }, cookies })
+    tracing::info!(user_id = user.id, two_factor = user.two_factor(), "password accepted");
+    Ok(WithCookies { body: LogInResponse { user: User::from(&user), two_factor_required: user.two_factor() }, cookies })
 }
 
 // ---------------------------------------------------------------- second factor
@@ -462,7 +466,7 @@ fn open_secret(state: &AppState, user: &UserRow, sealed: Option<&str>) -> Result
 /// per-account code limit (separate from the password one, so guessing
 /// codes never locks the password step). A TOTP code must be for a later
 /// time step than the last accepted one; a recovery code is spent.
-async fn verify_second_factor(
+pub(super) async fn verify_second_factor(
     state: &AppState,
     meta: &RequestMeta,
     user: &UserRow,
@@ -480,6 +484,8 @@ async fn verify_second_factor(
         return Err(codes_locked(factor));
     };
     let ok = match factor {
+        // An account protected by passkeys alone has no app to take a code from.
+        SecondFactor::Totp(_) if !user.totp_enabled => false,
         SecondFactor::Totp(code) => {
             let secret = open_secret(state, user, user.totp_secret.as_deref())?;
             match totp::verify(&secret, code, state.now()) {
@@ -542,17 +548,44 @@ pub async fn authenticate(
 ) -> Result<WithCookies<User>, AppError> {
     let user = session.user;
     verify_second_factor(state, meta, &user, &factor).await?;
+    let cookies = finish_second_factor(state, meta, &user, &session.claims).await?;
+    Ok(WithCookies { cookies, body: User::from(&user) })
+}
+
+/// After a second factor (a code or a passkey) was accepted for a
+/// password-stage token: spends the token and starts the full session.
+pub(super) async fn finish_second_factor(
+    state: &AppState,
+    meta: &RequestMeta,
+    user: &UserRow,
+    stage: &super::tokens::Claims,
+) -> Result<Vec<String>, AppError> {
     let mut tx = state.db.begin().await?;
     // One password step, one session: a copy of the password-stage token
     // cannot be exchanged again with a later code.
-    if !tx.spend_stage_token(&session.claims.jti, session.claims.exp).await? {
+    if !tx.spend_stage_token(&stage.jti, stage.exp).await? {
         return Err(AppError::unauthenticated());
     }
     let cookies = start_session(state, &mut tx, user.id, user.session_version, true).await?;
     tx.commit().await?;
     audit(state, Some(user.id), AuditKind::LogInOk, meta).await;
     tracing::info!(user_id = user.id, "second factor accepted");
-    Ok(WithCookies { cookies, body: User::from(&user) })
+    Ok(cookies)
+}
+
+/// A full session from a passkey alone (possession, and the PIN or
+/// biometric the authenticator verified).
+pub(super) async fn passwordless_session(
+    state: &AppState,
+    meta: &RequestMeta,
+    user: &UserRow,
+) -> Result<Vec<String>, AppError> {
+    let mut tx = state.db.begin().await?;
+    let cookies = start_session(state, &mut tx, user.id, user.session_version, true).await?;
+    tx.commit().await?;
+    audit(state, Some(user.id), AuditKind::LogInOk, meta).await;
+    tracing::info!(user_id = user.id, "signed in with a passkey");
+    Ok(cookies)
 }
 
 /// Stores a new pending secret and returns it with its otpauth URI. While
@@ -619,7 +652,7 @@ pub fn pending_enrolment(state: &AppState, user: &UserRow) -> Result<Option<Gene
     }))
 }
 
-fn new_recovery_codes(secrets: &SecretBox, user_id: i64) -> Result<(Vec<String>, Vec<String>), AppError> {
+pub(super) fn new_recovery_codes(secrets: &SecretBox, user_id: i64) -> Result<(Vec<String>, Vec<String>), AppError> {
     let mut shown = Vec::with_capacity(RECOVERY_CODES);
     let mut hashes = Vec::with_capacity(RECOVERY_CODES);
     for _ in 0..RECOVERY_CODES {
@@ -706,7 +739,7 @@ pub async fn turn_off(
     verify_second_factor(state, meta, &user, &factor).await?;
     let mut tx = state.db.begin().await?;
     let version = tx.disable_totp(user.id).await?;
-    let cookies = renew_all_sessions(state, &mut tx, user.id, version, false).await?;
+    let cookies = renew_all_sessions(state, &mut tx, user.id, version, user.passkey_count > 0).await?;
     tx.commit().await?;
     audit(state, Some(user.id), AuditKind::TwoFactorOff, meta).await;
     tracing::info!(user_id = user.id, "two-factor authentication turned off");
@@ -736,8 +769,12 @@ pub async fn regenerate_recovery_codes(
 }
 
 pub async fn status(state: &AppState, session: FullSession) -> Result<TwoFactorStatus, AppError> {
-    let left = if session.user.totp_enabled { state.db.recovery_codes_left(session.user.id).await? } else { 0 };
-    Ok(TwoFactorStatus { enabled: session.user.totp_enabled, recovery_codes_left: left })
+    let left = if session.user.two_factor() { state.db.recovery_codes_left(session.user.id).await? } else { 0 };
+    Ok(TwoFactorStatus {
+        enabled: session.user.totp_enabled,
+        recovery_codes_left: left,
+        passkeys: session.user.passkey_count,
+    })
 }
 
 // ---------------------------------------------------------------- sessions API
@@ -846,7 +883,9 @@ fn operator_meta() -> RequestMeta {
 pub async fn operator_reset_two_factor(state: &AppState, email: &Email) -> Result<bool, AppError> {
     let Some(user) = state.db.user_by_email(email.as_str()).await? else { return Ok(false) };
     let mut tx = state.db.begin().await?;
+    tx.delete_all_passkeys(user.id).await?;
     tx.disable_totp(user.id).await?;
+    tx.delete_recovery_codes(user.id).await?;
     tx.revoke_user_sessions(user.id, state.now()).await?;
     tx.commit().await?;
     audit(state, Some(user.id), AuditKind::TwoFactorReset, &operator_meta()).await;
@@ -877,7 +916,7 @@ pub async fn change_password(
     // session: all or nothing (never "changed but logged out").
     let mut tx = state.db.begin().await?;
     let version = tx.set_password(user.id, &hash).await?;
-    let cookies = renew_all_sessions(state, &mut tx, user.id, version, user.totp_enabled).await?;
+    let cookies = renew_all_sessions(state, &mut tx, user.id, version, user.two_factor()).await?;
     tx.commit().await?;
     audit(state, Some(user.id), AuditKind::PasswordChanged, meta).await;
     Ok(WithCookies { cookies, body: User::from(&user) })

@@ -57,6 +57,8 @@ pub struct StateInner {
     pub limits: Limits,
     /// The gate in front of other apps (forward authentication).
     pub gate: GateConfig,
+    /// Passkeys: this portal as the WebAuthn relying party.
+    pub webauthn: super::webauthn::RelyingParty,
     pub leptos_options: LeptosOptions,
 }
 

@@ -1,0 +1,548 @@
+//! Passkeys and security keys: registering, listing, renaming and removing
+//! them, and logging in with one (as the second factor after the password,
+//! or alone, without a password). The WebAuthn checks themselves are in
+//! `webauthn`; this module keeps the ceremonies, the limits, the sessions
+//! and the audit trail, and serves `/api/webauthn/...` (camelCase JSON).
+//!
+//! - A ceremony's state stays in the database under the SHA-256 of a
+//!   random handle the client holds, for 5 minutes, and is taken out by
+//!   the finish step in one statement: finished once, on any instance.
+//! - Registering and removing need a full session and proof within the
+//!   last 5 minutes: a fresh log-in, the password, or a current code.
+//! - The first passkey turns two-factor protection on (with recovery codes
+//!   and every other session ended, as turning the app on does); removing
+//!   the last one while no app is set up turns it off again.
+//! - Every assertion counts under the same guessing limits as a code.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use http::{HeaderValue, StatusCode, header};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::auth::{FullSession, PasswordSession};
+use super::db::{NewCeremony, NewPasskey, PasskeyRow, UserRow};
+use super::request::RequestMeta;
+use super::service::{self, Attempt, FRESH_PROOF_SECONDS, OnSuccess, WithCookies, audit, random_bytes, sha256_hex};
+use super::state::AppState;
+use super::webauthn::{Refusal, RelyingParty};
+use crate::domain::SecondFactor;
+use crate::error::{AppError, ErrorKind};
+use crate::wire::{AuditKind, PasskeyView, User};
+
+/// How long a ceremony may take, start to finish.
+pub const CEREMONY_SECONDS: i64 = 5 * 60;
+/// The longest name a passkey may have, in characters.
+pub const MAX_NAME_CHARS: usize = 64;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/webauthn/passkeys", get(list))
+        .route("/api/webauthn/passkeys/{id}/rename", post(rename))
+        .route("/api/webauthn/passkeys/{id}/remove", post(remove))
+        .route("/api/webauthn/register/start", post(register_start))
+        .route("/api/webauthn/register/finish", post(register_finish))
+        .route("/api/webauthn/authenticate/start", post(second_factor_start))
+        .route("/api/webauthn/authenticate/finish", post(second_factor_finish))
+        .route("/api/webauthn/sign-in/start", post(sign_in_start))
+        .route("/api/webauthn/sign-in/finish", post(sign_in_finish))
+}
+
+// ---------------------------------------------------------------- bodies
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Proof {
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default)]
+    two_factor_authentication_code: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RegisterStart {
+    name: String,
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default)]
+    two_factor_authentication_code: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Finish {
+    ceremony: String,
+    credential: Value,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Rename {
+    name: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Empty {}
+
+fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, AppError> {
+    let bytes = if bytes.is_empty() { &b"{}"[..] } else { &bytes[..] };
+    serde_json::from_slice(bytes).map_err(|e| AppError::bad_request(format!("The request body is not valid: {e}")))
+}
+
+fn answer<T: serde::Serialize>(status: StatusCode, body: &T, cookies: &[String]) -> Response {
+    let mut res = (status, axum::Json(body)).into_response();
+    for cookie in cookies {
+        if let Ok(v) = HeaderValue::from_str(cookie) {
+            res.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    res
+}
+
+fn respond<T: serde::Serialize>(result: Result<(StatusCode, WithCookies<T>), AppError>) -> Response {
+    match result {
+        Ok((status, out)) => answer(status, &out.body, &out.cookies),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn ok<T>(body: T) -> Result<(StatusCode, WithCookies<T>), AppError> {
+    Ok((StatusCode::OK, WithCookies { body, cookies: vec![] }))
+}
+
+// ---------------------------------------------------------------- helpers
+
+/// A passkey's name: trimmed, 1 to 64 characters, no control characters.
+pub fn parse_name(name: &str) -> Result<String, AppError> {
+    let name = name.trim();
+    let fail = |message: &str| {
+        let mut e = AppError::bad_request(message);
+        e.fields.insert("name".into(), message.into());
+        e
+    };
+    if name.is_empty() {
+        return Err(fail("Give the passkey a name, such as the device it is on."));
+    }
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(fail("A passkey's name can be at most 64 characters."));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(fail("A passkey's name cannot contain control characters."));
+    }
+    Ok(name.to_owned())
+}
+
+fn view(row: &PasskeyRow) -> PasskeyView {
+    PasskeyView {
+        id: row.id.clone(),
+        name: row.name.clone(),
+        created_at: row.created_at,
+        last_used_at: row.last_used_at,
+        syncable: row.backup_eligible != 0,
+        synced: row.backup_state != 0,
+    }
+}
+
+/// A change to how the account is protected needs recent proof: a log-in
+/// within the last 5 minutes, the password, or a current code from the app.
+async fn prove(
+    state: &AppState,
+    meta: &RequestMeta,
+    session: &FullSession,
+    user: &UserRow,
+    proof: &Proof,
+) -> Result<(), AppError> {
+    if let Some(password) = proof.password.as_deref().filter(|p| !p.is_empty()) {
+        return service::check_password(state, meta, &user.email, Some(user), password).await;
+    }
+    if let Some(code) = proof.two_factor_authentication_code.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
+        let code = crate::wire::parse_code(code)?;
+        return service::verify_second_factor(state, meta, user, &SecondFactor::Totp(code)).await;
+    }
+    if session.claims.auth.is_some_and(|at| state.now() - at <= FRESH_PROOF_SECONDS) {
+        return Ok(());
+    }
+    let mut e = AppError::bad_request("Enter your password to change your passkeys.");
+    e.fields.insert("password".into(), e.message.clone());
+    Err(e)
+}
+
+/// Keeps a ceremony's state; returns the handle the client finishes with.
+async fn keep_ceremony(
+    state: &AppState,
+    kind: &str,
+    user_id: Option<i64>,
+    bound_to: Option<&str>,
+    name: Option<&str>,
+    ceremony_state: &str,
+) -> Result<String, AppError> {
+    let handle = URL_SAFE_NO_PAD.encode(random_bytes::<32>()?);
+    state
+        .db
+        .insert_ceremony(&NewCeremony {
+            id_hash: &sha256_hex(handle.as_bytes()),
+            kind,
+            user_id,
+            bound_to,
+            name,
+            state: ceremony_state,
+            expires_at: state.now() + CEREMONY_SECONDS,
+        })
+        .await?;
+    Ok(handle)
+}
+
+fn ceremony_gone() -> AppError {
+    AppError::bad_request("This passkey request has expired or was already used. Try again.")
+}
+
+/// Takes the ceremony the client names, if it is of this kind, unexpired
+/// and started by the same session (or password step).
+async fn take_ceremony(
+    state: &AppState,
+    handle: &str,
+    kind: &str,
+    user_id: Option<i64>,
+    bound_to: Option<&str>,
+) -> Result<super::db::CeremonyRow, AppError> {
+    let row = state.db.take_ceremony(&sha256_hex(handle.as_bytes())).await?.ok_or_else(ceremony_gone)?;
+    if row.kind != kind
+        || row.expires_at <= state.now()
+        || row.user_id != user_id
+        || row.bound_to.as_deref() != bound_to
+    {
+        return Err(ceremony_gone());
+    }
+    Ok(row)
+}
+
+fn refused(refusal: Refusal) -> AppError {
+    match refusal {
+        Refusal::Invalid => AppError::new(ErrorKind::InvalidCode, "That passkey was not accepted. Try again."),
+        Refusal::NotVerified => AppError::new(
+            ErrorKind::InvalidCode,
+            "Your passkey did not confirm it is you (no PIN, fingerprint or face check). Try again and complete \
+             that step.",
+        ),
+        Refusal::CounterRegressed => AppError::forbidden(
+            "This passkey was refused: it reported an older use than one already seen, which is what a copied \
+             key does. Use another factor and remove this passkey.",
+        ),
+    }
+}
+
+// ---------------------------------------------------------------- managing
+
+async fn list(State(state): State<AppState>, session: FullSession) -> Response {
+    let result = async {
+        let rows = state.db.passkeys_of(session.user.id).await?;
+        ok(json!({ "passkeys": rows.iter().map(view).collect::<Vec<_>>(), "available": state.webauthn.enabled() }))
+    };
+    respond(result.await)
+}
+
+async fn rename(State(state): State<AppState>, session: FullSession, Path(id): Path<String>, bytes: Bytes) -> Response {
+    let result = async {
+        let input: Rename = body(&bytes)?;
+        let name = parse_name(&input.name)?;
+        if !state.db.rename_passkey(session.user.id, &id, &name).await? {
+            return Err(AppError::new(ErrorKind::NotFound, "No such passkey."));
+        }
+        let rows = state.db.passkeys_of(session.user.id).await?;
+        let row = rows.iter().find(|r| r.id == id).ok_or_else(AppError::internal)?;
+        ok(view(row))
+    };
+    respond(result.await)
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    session: FullSession,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Response {
+    let result = async {
+        let proof: Proof = body(&bytes)?;
+        let user = session.row(&state).await?;
+        if !state.db.passkeys_of(user.id).await?.iter().any(|r| r.id == id) {
+            return Err(AppError::new(ErrorKind::NotFound, "No such passkey."));
+        }
+        prove(&state, &meta, &session, &user, &proof).await?;
+        let mut tx = state.db.begin().await?;
+        let Some(left) = tx.delete_passkey(user.id, &id).await? else {
+            return Err(AppError::new(ErrorKind::NotFound, "No such passkey."));
+        };
+        // The last passkey of an account without an app: protection is off,
+        // and every session ends as when the app is turned off.
+        let turned_off = left == 0 && !user.totp_enabled;
+        let cookies = if turned_off {
+            tx.delete_recovery_codes(user.id).await?;
+            let version = tx.bump_session_version(user.id).await?;
+            service::renew_all_sessions(&state, &mut tx, user.id, version, false).await?
+        } else {
+            vec![]
+        };
+        tx.commit().await?;
+        audit(&state, Some(user.id), AuditKind::PasskeyRemoved, &meta).await;
+        if turned_off {
+            audit(&state, Some(user.id), AuditKind::TwoFactorOff, &meta).await;
+        }
+        tracing::info!(user_id = user.id, left, "passkey removed");
+        Ok((StatusCode::OK, WithCookies { body: json!({ "passkeysLeft": left, "twoFactorOn": !turned_off }), cookies }))
+    };
+    respond(result.await)
+}
+
+// ---------------------------------------------------------------- registering
+
+async fn register_start(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    session: FullSession,
+    bytes: Bytes,
+) -> Response {
+    let result = async {
+        let input: RegisterStart = body(&bytes)?;
+        let name = parse_name(&input.name)?;
+        let user = session.row(&state).await?;
+        let proof =
+            Proof { password: input.password, two_factor_authentication_code: input.two_factor_authentication_code };
+        prove(&state, &meta, &session, &user, &proof).await?;
+        let fresh = uuid::Uuid::new_v4().to_string();
+        let handle = state.db.webauthn_handle(user.id, &fresh).await?;
+        let handle = uuid::Uuid::parse_str(&handle).map_err(|_| AppError::internal())?;
+        let existing: Vec<String> = state.db.passkeys_of(user.id).await?.into_iter().map(|r| r.credential).collect();
+        let (options, ceremony_state) =
+            state.webauthn.start_registration(handle, &user.email, &user.name, &existing)?;
+        let family = session.claims.sid.as_deref();
+        let ceremony = keep_ceremony(&state, "register", Some(user.id), family, Some(&name), &ceremony_state).await?;
+        ok(json!({ "ceremony": ceremony, "options": options }))
+    };
+    respond(result.await)
+}
+
+async fn register_finish(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    session: FullSession,
+    bytes: Bytes,
+) -> Response {
+    let result = async {
+        let input: Finish = body(&bytes)?;
+        let row =
+            take_ceremony(&state, &input.ceremony, "register", Some(session.user.id), session.claims.sid.as_deref())
+                .await?;
+        let credential = match state.webauthn.finish_registration(&input.credential, &row.state) {
+            Ok(c) => c,
+            Err(refusal) => {
+                audit(&state, Some(session.user.id), AuditKind::PasskeyRefused, &meta).await;
+                return Err(refused(refusal));
+            }
+        };
+        let user = session.row(&state).await?;
+        let name = row.name.unwrap_or_else(|| "Passkey".into());
+        let id = hex::encode(random_bytes::<16>()?);
+        let now = state.now();
+        let mut tx = state.db.begin().await?;
+        let Some(count) = tx
+            .insert_passkey(&NewPasskey {
+                id: &id,
+                user_id: user.id,
+                credential_id: &credential.credential_id,
+                name: &name,
+                credential: &credential.credential,
+                backup_eligible: credential.backup_eligible,
+                backup_state: credential.backup_state,
+                now,
+            })
+            .await?
+        else {
+            return Err(AppError::conflict("This passkey is already registered."));
+        };
+        // The first factor of an account without one turns protection on:
+        // recovery codes, and every other session ends (as turning the app
+        // on does); this client gets a new one.
+        let turned_on = count == 1 && !user.totp_enabled;
+        let (codes, cookies) = if turned_on {
+            let (codes, hashes) = service::new_recovery_codes(&state.secrets, user.id)?;
+            tx.replace_recovery_codes(user.id, &hashes).await?;
+            let version = tx.bump_session_version(user.id).await?;
+            (Some(codes), service::renew_all_sessions(&state, &mut tx, user.id, version, true).await?)
+        } else {
+            (None, vec![])
+        };
+        tx.commit().await?;
+        audit(&state, Some(user.id), AuditKind::PasskeyAdded, &meta).await;
+        if turned_on {
+            audit(&state, Some(user.id), AuditKind::TwoFactorOn, &meta).await;
+        }
+        tracing::info!(user_id = user.id, count, "passkey added");
+        let passkey = PasskeyView {
+            id,
+            name,
+            created_at: now,
+            last_used_at: None,
+            syncable: credential.backup_eligible,
+            synced: credential.backup_state,
+        };
+        Ok((StatusCode::CREATED, WithCookies { body: json!({ "passkey": passkey, "recoveryCodes": codes }), cookies }))
+    };
+    respond(result.await)
+}
+
+// ---------------------------------------------------------------- logging in
+
+/// Verifies an assertion for `user` against the ceremony, under the code
+/// limits, and records the credential's new counter. The row is the one
+/// the assertion names, and must be this user's.
+async fn verify_assertion(
+    state: &AppState,
+    meta: &RequestMeta,
+    user: &UserRow,
+    credential: &Value,
+    ceremony_state: &str,
+    passwordless: bool,
+) -> Result<(), AppError> {
+    let mut buckets = Attempt::code_buckets(state, meta, user.id);
+    if passwordless {
+        // Without a password, a failure also counts as a password failure:
+        // a passkey guess must not be a way around the password limits.
+        buckets.extend(Attempt::password_buckets(state, meta, &user.email, Some(user)));
+    }
+    let attempt = Attempt::start(state, meta, buckets, Some(user.id)).await?;
+    let claimed = if passwordless {
+        state.webauthn.identify(credential).map(|(_, id)| id)
+    } else {
+        RelyingParty::claimed_credential(credential)
+    };
+    let row = match claimed {
+        Some(id) => state.db.passkey_by_credential(&id).await?.filter(|r| r.user_id == user.id),
+        None => None,
+    };
+    let verified = match &row {
+        Some(row) if passwordless => state.webauthn.finish_passwordless(credential, ceremony_state, &row.credential),
+        Some(row) => state.webauthn.finish_authentication(credential, ceremony_state, &row.credential),
+        None => Err(Refusal::Invalid),
+    };
+    let outcome = match (&row, verified) {
+        (Some(row), Ok(assertion)) => {
+            // Of two assertions verified against the same counter, one is
+            // recorded; the other is a replay.
+            if state
+                .db
+                .record_passkey_use(&row.id, &row.credential, &assertion.updated, assertion.backup_state, state.now())
+                .await?
+            {
+                Ok(())
+            } else {
+                Err(Refusal::Invalid)
+            }
+        }
+        (_, Err(refusal)) => Err(refusal),
+        (None, Ok(_)) => Err(Refusal::Invalid),
+    };
+    if let Err(refusal) = outcome {
+        audit(state, Some(user.id), AuditKind::PasskeyRefused, meta).await;
+        if refusal == Refusal::CounterRegressed {
+            tracing::warn!(user_id = user.id, "passkey counter went backwards: possibly a cloned key");
+        }
+        attempt.settle(state, meta, false, AuditKind::CodeFailed).await?;
+        return Err(if passwordless && refusal == Refusal::Invalid {
+            AppError::invalid_credentials()
+        } else {
+            refused(refusal)
+        });
+    }
+    attempt.settle(state, meta, true, AuditKind::CodeFailed).await?;
+    state.db.clear_factor_failures(user.id).await?;
+    audit(state, Some(user.id), AuditKind::PasskeyUsed, meta).await;
+    Ok(())
+}
+
+async fn second_factor_start(State(state): State<AppState>, session: PasswordSession, bytes: Bytes) -> Response {
+    let result = async {
+        let _: Empty = body(&bytes)?;
+        let stored: Vec<String> =
+            state.db.passkeys_of(session.user.id).await?.into_iter().map(|r| r.credential).collect();
+        let (options, ceremony_state) = state.webauthn.start_authentication(&stored)?;
+        let ceremony = keep_ceremony(
+            &state,
+            "second_factor",
+            Some(session.user.id),
+            Some(&session.claims.jti),
+            None,
+            &ceremony_state,
+        )
+        .await?;
+        ok(json!({ "ceremony": ceremony, "options": options }))
+    };
+    respond(result.await)
+}
+
+async fn second_factor_finish(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    session: PasswordSession,
+    bytes: Bytes,
+) -> Response {
+    let result = async {
+        let input: Finish = body(&bytes)?;
+        let user = session.user;
+        let row =
+            take_ceremony(&state, &input.ceremony, "second_factor", Some(user.id), Some(&session.claims.jti)).await?;
+        verify_assertion(&state, &meta, &user, &input.credential, &row.state, false).await?;
+        let cookies = service::finish_second_factor(&state, &meta, &user, &session.claims).await?;
+        Ok((StatusCode::OK, WithCookies { body: User::from(&user), cookies }))
+    };
+    respond(result.await)
+}
+
+async fn sign_in_start(State(state): State<AppState>, meta: RequestMeta, bytes: Bytes) -> Response {
+    let result = async {
+        let _: Empty = body(&bytes)?;
+        // Anyone may start one: each start is a row, so starts count per
+        // address like sign-ups do.
+        let key = format!("passkey-start:{}", meta.ip_key());
+        let attempt = Attempt::start(
+            &state,
+            &meta,
+            vec![(key, super::db::Throttle { free: 30, cap: 60, window: 60 }, OnSuccess::Release)],
+            None,
+        )
+        .await?;
+        drop(attempt);
+        let (options, ceremony_state) = state.webauthn.start_passwordless()?;
+        let ceremony = keep_ceremony(&state, "passwordless", None, None, None, &ceremony_state).await?;
+        ok(json!({ "ceremony": ceremony, "options": options }))
+    };
+    respond(result.await)
+}
+
+async fn sign_in_finish(State(state): State<AppState>, meta: RequestMeta, bytes: Bytes) -> Response {
+    let result = async {
+        let input: Finish = body(&bytes)?;
+        let row = take_ceremony(&state, &input.ceremony, "passwordless", None, None).await?;
+        // Whose passkey it claims to be; an unknown one gets the same
+        // answer as a wrong password.
+        let user = match state.webauthn.identify(&input.credential) {
+            Some((handle, _)) => state.db.user_by_webauthn_handle(&handle.to_string()).await?,
+            None => None,
+        };
+        let Some(user) = user.filter(|u| u.passkey_count > 0) else {
+            audit(&state, None, AuditKind::PasskeyRefused, &meta).await;
+            return Err(AppError::invalid_credentials());
+        };
+        verify_assertion(&state, &meta, &user, &input.credential, &row.state, true).await?;
+        let cookies = service::passwordless_session(&state, &meta, &user).await?;
+        Ok((StatusCode::OK, WithCookies { body: User::from(&user), cookies }))
+    };
+    respond(result.await)
+}
