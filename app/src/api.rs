@@ -115,6 +115,15 @@ pub async fn fetch_two_factor_status() -> Result<TwoFactorStatus, AppError> {
     service::status(&state, session).await
 }
 
+/// GET /api/webauthn/passkeys: the person's passkeys and security keys.
+#[server(prefix = "/api", endpoint = "webauthn/passkeys", input = GetUrl)]
+pub async fn fetch_passkeys() -> Result<PasskeyList, AppError> {
+    use crate::server::{app_state, auth::FullSession, extract, passkeys};
+    let state = app_state()?;
+    let session = extract::<FullSession>(&state).await?;
+    passkeys::list(&state, &session).await
+}
+
 /// GET /api/authentication: the current user, for a full session only.
 #[server(prefix = "/api", endpoint = "authentication", input = GetUrl)]
 pub async fn current_user() -> Result<User, AppError> {

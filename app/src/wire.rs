@@ -26,6 +26,9 @@ pub struct User {
 pub struct LogInResponse {
     pub user: User,
     pub two_factor_required: bool,
+    /// The account has a passkey to offer at the second step.
+    #[serde(default)]
+    pub passkey: bool,
 }
 
 /// A pending secret: base32 for manual entry and the URI for the QR code.
@@ -79,6 +82,16 @@ pub struct PasskeyView {
     pub syncable: bool,
     /// It is backed up (synced) now, as last reported.
     pub synced: bool,
+}
+
+/// GET /api/webauthn/passkeys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PasskeyList {
+    pub passkeys: Vec<PasskeyView>,
+    /// Whether this server can register passkeys (it is reached by a
+    /// domain name: `PUBLIC_URL`).
+    pub available: bool,
 }
 
 /// Kinds of security events in the audit trail.

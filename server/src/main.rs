@@ -49,12 +49,26 @@ enum UserCommand {
     /// Create an account (the way in when SIGNUP is closed). The password is
     /// read from the first line of standard input.
     Add { email: String, name: String },
+    /// List a user's passkeys and security keys, or remove one (a lost or
+    /// stolen key). Removing the last one of an account without an
+    /// authenticator app turns 2FA off and ends their sessions.
+    Passkeys {
+        email: String,
+        #[command(subcommand)]
+        change: Option<PasskeyChange>,
+    },
     /// Show a user's groups (for ACCESS_RULES), or add or remove one.
     Groups {
         email: String,
         #[command(subcommand)]
         change: Option<GroupChange>,
     },
+}
+
+#[derive(Subcommand)]
+enum PasskeyChange {
+    /// Remove the passkey with this id (as `user passkeys EMAIL` lists it).
+    Remove { id: String },
 }
 
 #[derive(Subcommand)]
@@ -123,6 +137,10 @@ async fn main() -> ExitCode {
                 Some(GroupChange::Remove { group }) => Some((false, group.as_str())),
             };
             ops::groups(&state, &email, change).await
+        }
+        Command::User(UserCommand::Passkeys { email, change }) => {
+            let remove = change.as_ref().map(|PasskeyChange::Remove { id }| id.as_str());
+            ops::passkeys(&state, &email, remove).await
         }
         Command::Prune => app::server::service::prune(&state)
             .await

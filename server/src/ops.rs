@@ -161,6 +161,40 @@ pub async fn groups(state: &AppState, email: &str, change: Option<(bool, &str)>)
     Ok(format!("{note}groups of {email}: {list}"))
 }
 
+/// `user passkeys EMAIL [remove ID]`.
+pub async fn passkeys(state: &AppState, email: &str, remove: Option<&str>) -> Result<String, String> {
+    use app::server::passkeys;
+    let email = parse_email(email)?;
+    let no_account = || format!("no account with the email {email}");
+    let note = match remove {
+        None => String::new(),
+        Some(id) => match passkeys::operator_remove(state, &email, id).await.map_err(|e| e.message)? {
+            None => return Err(no_account()),
+            Some(false) => return Err(format!("{email} has no passkey with the id {id}")),
+            Some(true) => format!("removed passkey {id} of {email}\n"),
+        },
+    };
+    let list = passkeys::operator_list(state, &email).await.map_err(|e| e.message)?.ok_or_else(no_account)?;
+    let mut out = format!("{note}passkeys of {email}: {}\n", list.len());
+    for p in list {
+        let used = p.last_used_at.map(app::ui::format_utc).unwrap_or_else(|| "never".into());
+        let synced = if p.synced {
+            "synced"
+        } else if p.syncable {
+            "may sync"
+        } else {
+            "this device only"
+        };
+        out.push_str(&format!(
+            "  {}  {:?}  added {}  last used {used}  {synced}\n",
+            p.id,
+            p.name,
+            app::ui::format_utc(p.created_at)
+        ));
+    }
+    Ok(out)
+}
+
 /// `user add EMAIL NAME`: an account made by the operator (the way in when
 /// SIGNUP is closed). The password is the first line of standard input, so
 /// it never shows in the process list or the shell history.

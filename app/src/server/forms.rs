@@ -278,6 +278,21 @@ async fn security(State(state): State<AppState>, req: Request) -> Response {
                 Err(e) => (Answer::Render(failed(intent, e, &posted, &[])), vec![]),
             }
         }
+        // A passkey's name or its removal: back to the page (its list shows
+        // the change), or the page with the error beside that passkey.
+        Intent::RenamePasskey => {
+            match super::passkeys::rename(&state, &session, posted.get("passkey"), posted.get("name")).await {
+                Ok(_) => (Answer::Redirect(here.clone()), vec![]),
+                Err(e) => (Answer::Render(failed(intent, e, &posted, &["passkey", "name"])), vec![]),
+            }
+        }
+        Intent::RemovePasskey => {
+            let password = Some(posted.get("password").to_owned()).filter(|p| !p.is_empty());
+            match super::passkeys::remove(&state, &posted.meta, &session, posted.get("passkey"), password, None).await {
+                Ok(out) => (Answer::Redirect(here.clone()), out.cookies),
+                Err(e) => (Answer::Render(failed(intent, e, &posted, &["passkey"])), vec![]),
+            }
+        }
         Intent::Everywhere => match service::log_out_everywhere(&state, &posted.meta, session).await {
             Ok(()) => (Answer::Redirect("/login".into()), service::cleared_cookies(&state)),
             Err(e) => (Answer::Render(failed(intent, e, &posted, &[])), vec![]),

@@ -85,10 +85,16 @@ pub fn set_status(status: http::StatusCode) {
 /// then renders its code step (the step is server state, so a reload, a
 /// browser without JavaScript and a hydrated page agree).
 pub fn password_stage_pending() -> bool {
-    let (Some(state), Ok(headers)) = (use_context::<AppState>(), request_headers()) else { return false };
+    password_stage_factors().is_some()
+}
+
+/// The second factors a live password-stage token offers: (an
+/// authenticator app, a passkey).
+pub fn password_stage_factors() -> Option<(bool, bool)> {
+    let (Some(state), Ok(headers)) = (use_context::<AppState>(), request_headers()) else { return None };
     state
         .cookies
         .from_headers(tokens::CookieKind::Access, &headers)
         .and_then(|t| state.keys.verify(t, tokens::Stage::Password, state.now()))
-        .is_some()
+        .map(|claims| claims.factors())
 }

@@ -18,7 +18,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::post;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::{HeaderValue, StatusCode, header};
@@ -33,7 +33,7 @@ use super::state::AppState;
 use super::webauthn::{Refusal, RelyingParty};
 use crate::domain::SecondFactor;
 use crate::error::{AppError, ErrorKind};
-use crate::wire::{AuditKind, PasskeyView, User};
+use crate::wire::{AuditKind, PasskeyList, PasskeyView, User};
 
 /// How long a ceremony may take, start to finish.
 pub const CEREMONY_SECONDS: i64 = 5 * 60;
@@ -42,9 +42,10 @@ pub const MAX_NAME_CHARS: usize = 64;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/api/webauthn/passkeys", get(list))
-        .route("/api/webauthn/passkeys/{id}/rename", post(rename))
-        .route("/api/webauthn/passkeys/{id}/remove", post(remove))
+        // GET /api/webauthn/passkeys is a server function (`api`): the
+        // security page reads it.
+        .route("/api/webauthn/passkeys/{id}/rename", post(rename_route))
+        .route("/api/webauthn/passkeys/{id}/remove", post(remove_route))
         .route("/api/webauthn/register/start", post(register_start))
         .route("/api/webauthn/register/finish", post(register_finish))
         .route("/api/webauthn/authenticate/start", post(second_factor_start))
@@ -240,29 +241,83 @@ fn refused(refusal: Refusal) -> AppError {
 
 // ---------------------------------------------------------------- managing
 
-async fn list(State(state): State<AppState>, session: FullSession) -> Response {
-    let result = async {
-        let rows = state.db.passkeys_of(session.user.id).await?;
-        ok(json!({ "passkeys": rows.iter().map(view).collect::<Vec<_>>(), "available": state.webauthn.enabled() }))
-    };
-    respond(result.await)
+/// The person's passkeys, and whether this server can register more.
+pub async fn list(state: &AppState, session: &FullSession) -> Result<PasskeyList, AppError> {
+    let rows = state.db.passkeys_of(session.user.id).await?;
+    Ok(PasskeyList { passkeys: rows.iter().map(view).collect(), available: state.webauthn.enabled() })
 }
 
-async fn rename(State(state): State<AppState>, session: FullSession, Path(id): Path<String>, bytes: Bytes) -> Response {
+/// Renames one of the person's passkeys.
+pub async fn rename(state: &AppState, session: &FullSession, id: &str, name: &str) -> Result<PasskeyView, AppError> {
+    let name = parse_name(name)?;
+    if !state.db.rename_passkey(session.user.id, id, &name).await? {
+        return Err(no_such_passkey());
+    }
+    let rows = state.db.passkeys_of(session.user.id).await?;
+    rows.iter().find(|r| r.id == id).map(view).ok_or_else(AppError::internal)
+}
+
+fn no_such_passkey() -> AppError {
+    AppError::new(ErrorKind::NotFound, "No such passkey.")
+}
+
+/// What removing a passkey left.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Removed {
+    pub passkeys_left: i64,
+    pub two_factor_on: bool,
+}
+
+/// Removes one of the person's passkeys, with proof (see `prove`).
+pub async fn remove(
+    state: &AppState,
+    meta: &RequestMeta,
+    session: &FullSession,
+    id: &str,
+    password: Option<String>,
+    code: Option<String>,
+) -> Result<WithCookies<Removed>, AppError> {
+    let user = session.row(state).await?;
+    if !state.db.passkeys_of(user.id).await?.iter().any(|r| r.id == id) {
+        return Err(no_such_passkey());
+    }
+    prove(state, meta, session, &user, &Proof { password, two_factor_authentication_code: code }).await?;
+    let mut tx = state.db.begin().await?;
+    let Some(left) = tx.delete_passkey(user.id, id).await? else { return Err(no_such_passkey()) };
+    // The last passkey of an account without an app: protection is off,
+    // and every session ends as when the app is turned off.
+    let turned_off = left == 0 && !user.totp_enabled;
+    let cookies = if turned_off {
+        tx.delete_recovery_codes(user.id).await?;
+        let version = tx.bump_session_version(user.id).await?;
+        service::renew_all_sessions(state, &mut tx, user.id, version, false).await?
+    } else {
+        vec![]
+    };
+    tx.commit().await?;
+    audit(state, Some(user.id), AuditKind::PasskeyRemoved, meta).await;
+    if turned_off {
+        audit(state, Some(user.id), AuditKind::TwoFactorOff, meta).await;
+    }
+    tracing::info!(user_id = user.id, left, "passkey removed");
+    Ok(WithCookies { body: Removed { passkeys_left: left, two_factor_on: !turned_off }, cookies })
+}
+
+async fn rename_route(
+    State(state): State<AppState>,
+    session: FullSession,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Response {
     let result = async {
         let input: Rename = body(&bytes)?;
-        let name = parse_name(&input.name)?;
-        if !state.db.rename_passkey(session.user.id, &id, &name).await? {
-            return Err(AppError::new(ErrorKind::NotFound, "No such passkey."));
-        }
-        let rows = state.db.passkeys_of(session.user.id).await?;
-        let row = rows.iter().find(|r| r.id == id).ok_or_else(AppError::internal)?;
-        ok(view(row))
+        ok(rename(&state, &session, &id, &input.name).await?)
     };
     respond(result.await)
 }
 
-async fn remove(
+async fn remove_route(
     State(state): State<AppState>,
     meta: RequestMeta,
     session: FullSession,
@@ -271,34 +326,46 @@ async fn remove(
 ) -> Response {
     let result = async {
         let proof: Proof = body(&bytes)?;
-        let user = session.row(&state).await?;
-        if !state.db.passkeys_of(user.id).await?.iter().any(|r| r.id == id) {
-            return Err(AppError::new(ErrorKind::NotFound, "No such passkey."));
-        }
-        prove(&state, &meta, &session, &user, &proof).await?;
-        let mut tx = state.db.begin().await?;
-        let Some(left) = tx.delete_passkey(user.id, &id).await? else {
-            return Err(AppError::new(ErrorKind::NotFound, "No such passkey."));
-        };
-        // The last passkey of an account without an app: protection is off,
-        // and every session ends as when the app is turned off.
-        let turned_off = left == 0 && !user.totp_enabled;
-        let cookies = if turned_off {
-            tx.delete_recovery_codes(user.id).await?;
-            let version = tx.bump_session_version(user.id).await?;
-            service::renew_all_sessions(&state, &mut tx, user.id, version, false).await?
-        } else {
-            vec![]
-        };
-        tx.commit().await?;
-        audit(&state, Some(user.id), AuditKind::PasskeyRemoved, &meta).await;
-        if turned_off {
-            audit(&state, Some(user.id), AuditKind::TwoFactorOff, &meta).await;
-        }
-        tracing::info!(user_id = user.id, left, "passkey removed");
-        Ok((StatusCode::OK, WithCookies { body: json!({ "passkeysLeft": left, "twoFactorOn": !turned_off }), cookies }))
+        let out = remove(&state, &meta, &session, &id, proof.password, proof.two_factor_authentication_code).await?;
+        Ok((StatusCode::OK, out))
     };
     respond(result.await)
+}
+
+/// Operator: a user's passkeys (`server user passkeys EMAIL`).
+pub async fn operator_list(
+    state: &AppState,
+    email: &crate::domain::Email,
+) -> Result<Option<Vec<PasskeyView>>, AppError> {
+    let Some(user) = state.db.user_by_email(email.as_str()).await? else { return Ok(None) };
+    Ok(Some(state.db.passkeys_of(user.id).await?.iter().map(view).collect()))
+}
+
+/// Operator: removes one of a user's passkeys (a lost or stolen key, after
+/// checking who is asking out of band). The last one of an account without
+/// an app turns two-factor protection off and ends every session. `None`:
+/// no such account; `Some(false)`: no such passkey.
+pub async fn operator_remove(
+    state: &AppState,
+    email: &crate::domain::Email,
+    id: &str,
+) -> Result<Option<bool>, AppError> {
+    let Some(user) = state.db.user_by_email(email.as_str()).await? else { return Ok(None) };
+    let mut tx = state.db.begin().await?;
+    let Some(left) = tx.delete_passkey(user.id, id).await? else { return Ok(Some(false)) };
+    let turned_off = left == 0 && !user.totp_enabled;
+    if turned_off {
+        tx.delete_recovery_codes(user.id).await?;
+        tx.bump_session_version(user.id).await?;
+        tx.revoke_user_sessions(user.id, state.now()).await?;
+    }
+    tx.commit().await?;
+    let meta = service::operator_meta();
+    audit(state, Some(user.id), AuditKind::PasskeyRemoved, &meta).await;
+    if turned_off {
+        audit(state, Some(user.id), AuditKind::TwoFactorOff, &meta).await;
+    }
+    Ok(Some(true))
 }
 
 // ---------------------------------------------------------------- registering

@@ -434,8 +434,9 @@ pub async fn log_in(
     let device = state.keys.issue_device(user.id, user.session_version, state.now())?;
     let device_cookie = state.cookies.set(CookieKind::Device, &device, super::tokens::DEVICE_TTL);
     let mut cookies = if user.two_factor() {
+        let factors = (user.totp_enabled, user.passkey_count > 0);
         let token =
-            state.keys.issue(user.id, Stage::Password, user.session_version, state.now(), PASSWORD_STAGE_TTL, None)?;
+            state.keys.issue_password_stage(user.id, user.session_version, state.now(), PASSWORD_STAGE_TTL, factors)?;
         vec![
             state.cookies.set(CookieKind::Access, &token, PASSWORD_STAGE_TTL),
             state.cookies.clear(CookieKind::Refresh),
@@ -449,7 +450,12 @@ pub async fn log_in(
     };
     cookies.push(device_cookie);
     tracing::info!(user_id = user.id, two_factor = user.two_factor(), "password accepted");
-    Ok(WithCookies { body: LogInResponse { user: User::from(&user), two_factor_required: user.two_factor() }, cookies })
+    let body = LogInResponse {
+        user: User::from(&user),
+        two_factor_required: user.two_factor(),
+        passkey: user.passkey_count > 0,
+    };
+    Ok(WithCookies { body, cookies })
 }
 
 // ---------------------------------------------------------------- second factor
@@ -874,7 +880,7 @@ async fn end_every_session(state: &AppState, user_id: i64) -> Result<(), AppErro
 }
 
 /// How operator commands appear in the user's activity.
-fn operator_meta() -> RequestMeta {
+pub(super) fn operator_meta() -> RequestMeta {
     RequestMeta { ip: None, user_agent: Some("operator command".into()), device: None }
 }
 

@@ -77,6 +77,19 @@ pub struct Claims {
     /// factor without the password needs this to be recent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<i64>,
+    /// A password-stage token's second factors on offer, so the code step
+    /// is drawn for them without a database read: "app", "passkey" or
+    /// both, space-separated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fac: Option<String>,
+}
+
+impl Claims {
+    /// (an authenticator app, a passkey) on offer at the code step.
+    pub fn factors(&self) -> (bool, bool) {
+        let fac = self.fac.as_deref().unwrap_or("app");
+        (fac.split(' ').any(|f| f == "app"), fac.split(' ').any(|f| f == "passkey"))
+    }
 }
 
 impl Claims {
@@ -177,8 +190,39 @@ impl TokenKeys {
             iss: ISSUER.to_owned(),
             sid: session.map(|(family, _)| family.to_owned()),
             auth: session.map(|(_, auth_at)| auth_at),
+            fac: None,
         };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(|e| {
+        self.sign(&claims)
+    }
+
+    /// A password-stage token naming the second factors on offer.
+    pub fn issue_password_stage(
+        &self,
+        user_id: i64,
+        ver: i64,
+        now: i64,
+        ttl: i64,
+        (app, passkey): (bool, bool),
+    ) -> Result<String, AppError> {
+        let fac = [app.then_some("app"), passkey.then_some("passkey")].into_iter().flatten().collect::<Vec<_>>();
+        let claims = Claims {
+            sub: user_id.to_string(),
+            stage: Stage::Password,
+            ver,
+            iat: now,
+            exp: now + ttl,
+            jti: uuid::Uuid::new_v4().to_string(),
+            aud: Stage::Password.audience().to_owned(),
+            iss: ISSUER.to_owned(),
+            sid: None,
+            auth: None,
+            fac: Some(fac.join(" ")),
+        };
+        self.sign(&claims)
+    }
+
+    fn sign(&self, claims: &Claims) -> Result<String, AppError> {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding).map_err(|e| {
             tracing::error!(error = %e, "could not sign a token");
             AppError::internal()
         })

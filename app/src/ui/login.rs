@@ -14,6 +14,7 @@ use crate::api::{authenticate_two_factor, log_in, log_out, parse_email, parse_se
 use crate::error::ErrorKind;
 
 use super::outcome::{Intent, page_outcome};
+use super::passkeys::{PasskeySignIn, PasskeyStep};
 use super::{
     ErrorNote, InputKind, IntentField, SubmitButton, TextField, field_message, focus_later, form_error, go_to_server,
     return_to, with_return_to,
@@ -25,23 +26,28 @@ enum Step {
     Code,
 }
 
-/// Whether the server holds a password step awaiting its code.
-fn code_step_pending() -> bool {
+/// The second factors of a password step the server holds, awaiting its
+/// second factor: (an authenticator app, a passkey).
+fn code_step_factors() -> Option<(bool, bool)> {
     #[cfg(feature = "ssr")]
     {
-        crate::server::password_stage_pending()
+        crate::server::password_stage_factors()
     }
     #[cfg(not(feature = "ssr"))]
     {
-        false
+        None
     }
 }
 
 #[component]
 pub fn LogInPage() -> impl IntoView {
     let outcome = page_outcome();
-    let code_pending = SharedValue::new(code_step_pending).into_inner();
-    let step = RwSignal::new(if code_pending { Step::Code } else { Step::Password });
+    let pending_factors = SharedValue::new(code_step_factors).into_inner();
+    let step = RwSignal::new(if pending_factors.is_some() { Step::Code } else { Step::Password });
+    // What the code step offers: the app's code, a passkey, or both.
+    let factors = RwSignal::new(pending_factors.unwrap_or((true, false)));
+    let has_app = Signal::derive(move || factors.get().0);
+    let has_passkey = Signal::derive(move || factors.get().1);
     let email = RwSignal::new(outcome.as_ref().map(|o| o.field("email")).unwrap_or_default());
     let password = RwSignal::new(String::new());
     let code = RwSignal::new(String::new());
@@ -54,6 +60,11 @@ pub fn LogInPage() -> impl IntoView {
     let return_to = return_to();
     let signup_open = super::signup::signup_open();
     let form_action = move || with_return_to("/login", return_to.get().as_deref());
+    // Where a passkey log-in (a full page load by passkeys.js) goes on to.
+    let after_passkey = Signal::derive(move || match return_to.get() {
+        Some(rd) => with_return_to("/login", Some(&rd)),
+        None => "/".to_owned(),
+    });
     let finished = move |navigate: &dyn Fn(&str, leptos_router::NavigateOptions)| match return_to.get_untracked() {
         Some(rd) => go_to_server(&with_return_to("/login", Some(&rd))),
         None => navigate("/", Default::default()),
@@ -105,6 +116,7 @@ pub fn LogInPage() -> impl IntoView {
         if let Some(Ok(res)) = password_action.value().get() {
             password.set(String::new());
             if res.two_factor_required {
+                factors.set((res.user.is_two_factor_authentication_enabled, res.passkey));
                 step.set(Step::Code);
                 focus_later("#code, #recovery");
             } else {
@@ -164,6 +176,7 @@ pub fn LogInPage() -> impl IntoView {
     let title = move || match step.get() {
         Step::Password => "Log in",
         Step::Code if use_recovery.get() => "Use a recovery code",
+        Step::Code if !has_app.get() => "Use your passkey",
         Step::Code => "Enter your code",
     };
 
@@ -178,6 +191,10 @@ pub fn LogInPage() -> impl IntoView {
             </ol>
             <Show when=move || step.get() == Step::Password fallback=move || view! {
                 <h1 tabindex="-1">{title}</h1>
+                <Show when=move || has_passkey.get() && !use_recovery.get()>
+                    <PasskeyStep next=after_passkey has_app/>
+                </Show>
+                <Show when=move || has_app.get() || use_recovery.get()>
                 <p class="muted">
                     {move || if use_recovery.get() {
                         "Type one of the recovery codes you saved when you turned on two-factor authentication. Each works once."
@@ -197,9 +214,15 @@ pub fn LogInPage() -> impl IntoView {
                     <ErrorNote error=code_error busy=code_action.pending()/>
                     <SubmitButton pending=code_action.pending() label="Verify" busy_label="Verifying…"/>
                 </form>
+                </Show>
                 <p class="switch">
                     <A href=move || if use_recovery.get() { "/login".to_owned() } else { "/login?with=recovery".to_owned() }>
-                        {move || if use_recovery.get() { "Use the code from your app instead" } else { "Lost your phone? Use a recovery code" }}
+                        {move || match (use_recovery.get(), has_app.get()) {
+                            (true, true) => "Use the code from your app instead",
+                            (true, false) => "Use your passkey instead",
+                            (false, true) => "Lost your phone? Use a recovery code",
+                            (false, false) => "Lost your passkey? Use a recovery code",
+                        }}
                     </A>
                 </p>
                 <form class="switch" method="post" action=form_action on:submit=submit_restart>
@@ -218,6 +241,7 @@ pub fn LogInPage() -> impl IntoView {
                     <ErrorNote error=password_error busy=password_action.pending()/>
                     <SubmitButton pending=password_action.pending() label="Continue" busy_label="Checking…"/>
                 </form>
+                <PasskeySignIn next=after_passkey/>
                 <Show when=move || signup_open>
                     <p class="switch">"New here? " <A href=move || with_return_to("/signup", return_to.get().as_deref())>"Create an account"</A></p>
                 </Show>

@@ -5,6 +5,7 @@
 mod home;
 mod login;
 pub mod outcome;
+mod passkeys;
 pub mod qr;
 mod security;
 pub mod session;
@@ -38,6 +39,9 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <AutoReload options=options.clone()/>
                 <HashedStylesheet options=options.clone() id="leptos"/>
                 <HydrationScripts options/>
+                // Passkeys: a small module of this origin (public/passkeys.js),
+                // independent of the WebAssembly.
+                <script type="module" src="/passkeys.js"></script>
                 <MetaTags/>
             </head>
             <body>

@@ -27,10 +27,12 @@ pub enum Intent {
     TurnOff,
     ChangePassword,
     Everywhere,
+    RenamePasskey,
+    RemovePasskey,
 }
 
 impl Intent {
-    const ALL: [Intent; 11] = [
+    const ALL: [Intent; 13] = [
         Intent::SignUp,
         Intent::Password,
         Intent::Code,
@@ -42,6 +44,8 @@ impl Intent {
         Intent::TurnOff,
         Intent::ChangePassword,
         Intent::Everywhere,
+        Intent::RenamePasskey,
+        Intent::RemovePasskey,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -57,6 +61,8 @@ impl Intent {
             Intent::TurnOff => "turn-off",
             Intent::ChangePassword => "change-password",
             Intent::Everywhere => "everywhere",
+            Intent::RenamePasskey => "rename-passkey",
+            Intent::RemovePasskey => "remove-passkey",
         }
     }
 

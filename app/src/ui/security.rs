@@ -132,6 +132,7 @@ fn Security(user: User) -> impl IntoView {
                 </Show>
             </Show>
         </section>
+        <super::passkeys::PasskeysCard changed outcome=posted() action=Signal::derive(security_action())/>
         <PasswordAndSessions changed/>
         <RecentActivity changed/>
     }

@@ -5,19 +5,19 @@ use super::*;
 
 /// A browser without JavaScript: keeps cookies, does not follow redirects
 /// (so each 303 can be checked).
-fn browser() -> reqwest::Client {
+pub(super) fn browser() -> reqwest::Client {
     reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().expect("client")
 }
 
 impl TestApp {
-    async fn form(&self, client: &reqwest::Client, path: &str, fields: &[(&str, &str)]) -> Reply {
+    pub(super) async fn form(&self, client: &reqwest::Client, path: &str, fields: &[(&str, &str)]) -> Reply {
         let mut r = self.send(client, client.post(format!("{}{path}", self.base)).form(fields)).await;
         r.text = without_markers(&r.text);
         r
     }
 
     /// A page as a browser without JavaScript sees it.
-    async fn page(&self, client: &reqwest::Client, path: &str) -> Reply {
+    pub(super) async fn page(&self, client: &reqwest::Client, path: &str) -> Reply {
         let mut r = self.get_with(client, path).await;
         r.text = without_markers(&r.text);
         r
@@ -30,7 +30,7 @@ fn without_markers(html: &str) -> String {
     html.replace("<!>", "")
 }
 
-fn location(r: &Reply) -> &str {
+pub(super) fn location(r: &Reply) -> &str {
     r.headers.get("location").and_then(|v| v.to_str().ok()).unwrap_or("")
 }
 

@@ -6,7 +6,7 @@ use super::*;
 // ------------------------------------------------------------------ many instances and faults
 
 /// A real server process (the binary cargo built for this test run).
-struct Instance {
+pub(super) struct Instance {
     child: std::process::Child,
     base: String,
 }
@@ -16,7 +16,7 @@ impl Instance {
         Self::start_with(database_url, data_dir, &[]).await
     }
 
-    async fn start_with(database_url: &str, data_dir: &std::path::Path, extra: &[(&str, &str)]) -> Instance {
+    pub(super) async fn start_with(database_url: &str, data_dir: &std::path::Path, extra: &[(&str, &str)]) -> Instance {
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
             l.local_addr().expect("addr").port()
@@ -49,7 +49,7 @@ impl Instance {
         panic!("the server at {} did not become ready", instance.base);
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(super) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 

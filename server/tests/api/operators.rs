@@ -20,7 +20,7 @@ fn server_command(args: &[&str], vars: &[(&str, &std::ffi::OsStr)]) -> (bool, St
 }
 
 /// Runs an operator command of the server binary against a database.
-fn operator(database_url: &str, data_dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+pub(super) fn operator(database_url: &str, data_dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
     server_command(
         args,
         &[

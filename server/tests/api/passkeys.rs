@@ -15,8 +15,12 @@ struct Authenticator {
 
 impl Authenticator {
     fn new(app: &TestApp) -> Self {
+        Self::for_origin(&app.state.gate.public_url)
+    }
+
+    fn for_origin(origin: &str) -> Self {
         // `true`: it reports the person verified (a PIN or biometric).
-        Self { soft: SoftPasskey::new(true), origin: url::Url::parse(&app.state.gate.public_url).expect("origin") }
+        Self { soft: SoftPasskey::new(true), origin: url::Url::parse(origin).expect("origin") }
     }
 
     fn register(&mut self, options: &Value) -> Value {
@@ -289,4 +293,139 @@ async fn passkeys_need_a_session_and_well_formed_requests() {
     // An account with only an app has no passkey to ask for.
     let none = app.post("/api/webauthn/authenticate/start", json!({})).await;
     assert_error(&none, StatusCode::CONFLICT, "conflict");
+}
+
+#[tokio::test]
+async fn operators_list_and_remove_passkeys_and_a_reset_removes_them_all() {
+    use super::operators::operator;
+    let app = spawn_app().await;
+    let (dir, url) = (app._dir.path().to_path_buf(), app.database_url.clone());
+    let (_, added) = with_passkey(&app, "lost@example.com", "Stolen phone").await;
+    assert_eq!(added.status, StatusCode::CREATED, "{}", added.text);
+    let id = added.body["passkey"]["id"].as_str().unwrap().to_owned();
+
+    let (ok, out, err) = operator(&url, &dir, &["user", "passkeys", "lost@example.com"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("passkeys of lost@example.com: 1") && out.contains(&id), "{out}");
+    assert!(out.contains("\"Stolen phone\"") && out.contains("last used never"), "{out}");
+    let (ok, _, err) = operator(&url, &dir, &["user", "passkeys", "lost@example.com", "remove", "nope"]);
+    assert!(!ok && err.contains("no passkey with the id nope"), "{err}");
+    let (ok, _, err) = operator(&url, &dir, &["user", "passkeys", "nobody@example.com"]);
+    assert!(!ok && err.contains("no account"), "{err}");
+    let (ok, out, err) = operator(&url, &dir, &["user", "passkeys", "lost@example.com", "remove", &id]);
+    assert!(ok, "{err}");
+    assert!(out.contains(&format!("removed passkey {id}")) && out.contains("passkeys of lost@example.com: 0"), "{out}");
+    // It was the only factor: protection is off, every session ended.
+    app.clock.advance(app::server::gate_cache::MAX_AGE_SECONDS);
+    assert_error(&app.get("/api/authentication").await, StatusCode::UNAUTHORIZED, "unauthenticated");
+    assert_eq!(app.log_in("lost@example.com", PASSWORD).await.body["twoFactorRequired"], false);
+
+    // An operator's reset of 2FA removes passkeys along with the app.
+    app.post("/api/authentication/log-out", json!({})).await;
+    let (_, added) = with_passkey(&app, "reset-pk@example.com", "Key").await;
+    assert_eq!(added.status, StatusCode::CREATED, "{}", added.text);
+    let (ok, _, err) = operator(&url, &dir, &["user", "reset-2fa", "reset-pk@example.com"]);
+    assert!(ok, "{err}");
+    let (_, out, _) = operator(&url, &dir, &["user", "passkeys", "reset-pk@example.com"]);
+    assert!(out.contains("passkeys of reset-pk@example.com: 0"), "{out}");
+    assert_eq!(app.log_in("reset-pk@example.com", PASSWORD).await.body["twoFactorRequired"], false);
+}
+
+#[tokio::test]
+async fn the_pages_offer_the_passkey_and_manage_it_without_javascript() {
+    use super::forms::{browser, location};
+    let app = spawn_app().await;
+    let (_, added) = with_passkey(&app, "page-pk@example.com", "Phone").await;
+    assert_eq!(added.status, StatusCode::CREATED, "{}", added.text);
+    let id = added.body["passkey"]["id"].as_str().unwrap().to_owned();
+
+    // The password step of an account with a passkey and no app: the code
+    // step offers the passkey (and says what to do without JavaScript),
+    // not an app's code.
+    let b = browser();
+    let r = app
+        .form(&b, "/login", &[("intent", "password"), ("email", "page-pk@example.com"), ("password", PASSWORD)])
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+    let step = app.page(&b, "/login").await;
+    assert!(
+        step.text.contains("Use your passkey") && step.text.contains("data-passkey=\"second-factor\""),
+        "{}",
+        step.text
+    );
+    assert!(step.text.contains("Use one of your recovery codes instead"), "{}", step.text);
+    assert!(!step.text.contains("name=\"code\""), "no app, no code field");
+    let json = app.log_in("page-pk@example.com", PASSWORD).await;
+    assert_eq!((json.body["twoFactorRequired"].clone(), json.body["passkey"].clone()), (json!(true), json!(true)));
+    // The password step offers a sign-in with a passkey.
+    let start = app.page(&browser(), "/login").await;
+    assert!(start.text.contains("data-passkey=\"sign-in\""), "{}", start.text);
+
+    // The security page lists it; renaming and removing are plain forms.
+    let c = browser();
+    let r = app
+        .form(&c, "/login", &[("intent", "password"), ("email", "page-pk@example.com"), ("password", PASSWORD)])
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let code = added.body["recoveryCodes"][1].as_str().unwrap();
+    let r = app.form(&c, "/login", &[("intent", "recovery"), ("recovery", code)]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+    let page = app.page(&c, "/security").await;
+    assert!(page.text.contains("Passkeys and security keys") && page.text.contains(">Phone<"), "{}", page.text);
+    let r = app.form(&c, "/security", &[("intent", "rename-passkey"), ("passkey", &id), ("name", "")]).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "the page again, with the error");
+    assert!(r.text.contains("Give the passkey a name"), "{}", r.text);
+    let r = app.form(&c, "/security", &[("intent", "rename-passkey"), ("passkey", &id), ("name", "Old phone")]).await;
+    assert_eq!((r.status, location(&r)), (StatusCode::SEE_OTHER, "/security"));
+    assert!(app.page(&c, "/security").await.text.contains(">Old phone<"));
+    // The log-in was just now: removing needs no password.
+    let r = app.form(&c, "/security", &[("intent", "remove-passkey"), ("passkey", &id), ("password", "")]).await;
+    assert_eq!((r.status, location(&r)), (StatusCode::SEE_OTHER, "/security"), "{}", r.text);
+    let page = app.page(&c, "/security").await;
+    assert!(page.text.contains("You have no passkeys yet"), "{}", page.text);
+}
+
+#[tokio::test]
+async fn a_ceremony_started_on_one_instance_finishes_on_another() {
+    use super::instances::Instance;
+    let dir = tempfile::tempdir().expect("dir");
+    let url = database_for(dir.path()).await;
+    // Every instance is the same relying party: one PUBLIC_URL.
+    let origin = "http://localhost:3000";
+    let env = [("PUBLIC_URL", origin), ("SIGNUP", "open")];
+    let a = Instance::start_with(&url, dir.path(), &env).await;
+    let b = Instance::start_with(&url, dir.path(), &env).await;
+    let c = new_client();
+    let post = |base: &Instance, path: &str, body: Value| {
+        let req = c.post(base.url(path)).json(&body);
+        async move {
+            let r = req.send().await.expect("request");
+            let status = r.status();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let reg = json!({"email": "two-rp@example.com", "name": "Two", "password": PASSWORD});
+    assert_eq!(post(&a, "/api/authentication/register", reg).await.0, StatusCode::CREATED);
+    let log_in = json!({"email": "two-rp@example.com", "password": PASSWORD});
+    assert_eq!(post(&a, "/api/authentication/log-in", log_in.clone()).await.0, StatusCode::OK);
+    let mut key = Authenticator::for_origin(origin);
+    let (status, start) = post(&a, "/api/webauthn/register/start", json!({"name": "Shared"})).await;
+    assert_eq!(status, StatusCode::OK, "{start}");
+    let credential = key.register(&start["options"]);
+    let (status, done) =
+        post(&b, "/api/webauthn/register/finish", json!({"ceremony": start["ceremony"], "credential": credential}))
+            .await;
+    assert_eq!(status, StatusCode::CREATED, "finished on B: {done}");
+
+    // The second factor: started on B, finished on A, and only once.
+    let (_, stage) = post(&b, "/api/authentication/log-in", log_in).await;
+    assert_eq!(stage["twoFactorRequired"], true);
+    let (status, start) = post(&b, "/api/webauthn/authenticate/start", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{start}");
+    let body = json!({"ceremony": start["ceremony"], "credential": key.assert(&start["options"])});
+    let (status, user) = post(&a, "/api/webauthn/authenticate/finish", body.clone()).await;
+    assert_eq!(status, StatusCode::OK, "finished on A: {user}");
+    assert_eq!(c.get(b.url("/api/authentication")).send().await.expect("me").status(), StatusCode::OK);
+    let (again, _) = post(&b, "/api/webauthn/authenticate/finish", body).await;
+    assert!(again.is_client_error(), "{again}");
 }
