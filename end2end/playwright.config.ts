@@ -30,6 +30,9 @@ export default defineConfig({
         // The gate tests (gate.spec.ts) reach the portal and an app behind
         // nginx under names of a test domain.
         '--host-resolver-rules=MAP *.example.test 127.0.0.1',
+        // Passkeys (passkeys.spec.ts) need a secure context; the portal's
+        // test name is served over plain http.
+        `--unsafely-treat-insecure-origin-as-secure=http://auth.example.test:${port}`,
       ],
     },
   },

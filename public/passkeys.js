@@ -4,11 +4,16 @@
 // origin on every page (the Content-Security-Policy allows no inline
 // script) and works whether or not the WebAssembly has loaded yet.
 //
-// Without JavaScript, or in a browser without WebAuthn JSON support, the
-// buttons stay hidden and the pages say how to log in instead (CSS keys
-// on the `passkeys` class set here).
+// Without JavaScript, in a browser without WebAuthn JSON support, or on
+// another origin than the portal's, the buttons stay hidden and the pages
+// say how to log in instead (CSS keys on the `passkeys` class set here).
+
+// The portal's own origin, when passkeys are on (the server names it):
+// anywhere else (an IP address, another name) the browser would refuse.
+const origin = document.querySelector('meta[name="passkey-origin"]')?.getAttribute('content');
 
 const supported =
+  origin === window.location.origin &&
   typeof window.PublicKeyCredential === 'function' &&
   typeof PublicKeyCredential.parseCreationOptionsFromJSON === 'function' &&
   typeof PublicKeyCredential.parseRequestOptionsFromJSON === 'function';

@@ -27,6 +27,13 @@ use leptos_router::{SsrMode, path};
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     #[cfg(feature = "ssr")]
     set_page_csp(&options);
+    // Passkeys work only on the portal's own origin (PUBLIC_URL, a domain
+    // name): passkeys.js shows its buttons only when the page is there.
+    #[cfg(feature = "ssr")]
+    let passkey_origin =
+        crate::server::app_state().ok().filter(|s| s.webauthn.enabled()).map(|s| s.gate.public_url.clone());
+    #[cfg(not(feature = "ssr"))]
+    let passkey_origin: Option<String> = None;
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -41,6 +48,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <HydrationScripts options/>
                 // Passkeys: a small module of this origin (public/passkeys.js),
                 // independent of the WebAssembly.
+                {passkey_origin.map(|origin| view! { <meta name="passkey-origin" content=origin/> })}
                 <script type="module" src="/passkeys.js"></script>
                 <MetaTags/>
             </head>

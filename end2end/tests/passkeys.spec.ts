@@ -1,0 +1,154 @@
+// Passkeys in Chromium with its virtual authenticator (DevTools protocol
+// WebAuthn domain): add one on the security page, log in with password and
+// passkey, sign in with the passkey alone, a failed user verification,
+// removal; axe on each new state (with JavaScript: axe runs in the page);
+// what a page without JavaScript says.
+import { test, expect, Page, CDPSession } from '@playwright/test';
+import AxeBuilder from '@axe-core/playwright';
+
+import { PASSWORD, uniqueEmail, signUp, logOut } from './helpers';
+
+// WebAuthn needs the portal's own name (PUBLIC_URL), not an IP address.
+const port = Number(process.env.E2E_PORT ?? 3000);
+test.use({ baseURL: `http://auth.example.test:${port}` });
+
+async function expectAccessible(page: Page, state: string) {
+  const result = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21aa', 'wcag22aa']).analyze();
+  const found = result.violations.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+  expect(found, `axe violations in "${state}"`).toEqual([]);
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  expect(overflow, `sideways scroll in "${state}"`).toBeLessThanOrEqual(0);
+}
+
+/** A platform authenticator that keeps discoverable credentials and
+ *  verifies the person (as a fingerprint reader would). */
+async function virtualAuthenticator(page: Page): Promise<{ cdp: CDPSession; id: string }> {
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('WebAuthn.enable');
+  const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
+    options: {
+      protocol: 'ctap2',
+      transport: 'internal',
+      hasResidentKey: true,
+      hasUserVerification: true,
+      isUserVerified: true,
+      automaticPresenceSimulation: true,
+    },
+  });
+  return { cdp, id: authenticatorId };
+}
+
+async function addPasskey(page: Page, name: string) {
+  await page.locator('#passkey-name').fill(name);
+  await page.getByRole('button', { name: 'Add a passkey' }).click();
+}
+
+async function passwordOnly(page: Page, email: string) {
+  await page.goto('/login');
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Continue' }).click();
+}
+
+for (const width of [1280, 375]) {
+  test(`a passkey is added, used after the password and alone, refused without verification, removed (${width} px)`, async ({ page }) => {
+    await page.setViewportSize({ width, height: 900 });
+    const { cdp, id } = await virtualAuthenticator(page);
+    const email = uniqueEmail(`passkey${width}`);
+    await signUp(page, email);
+
+    // The security page offers to add one; the first one turns 2FA on and
+    // comes with recovery codes.
+    const card = page.getByTestId('passkeys');
+    await expect(card.getByTestId('no-passkeys')).toBeVisible();
+    await expect(page.getByTestId('add-passkey')).toBeVisible();
+    await expect(page.getByTestId('passkeys-need-js')).toBeHidden();
+    await expectAccessible(page, 'security, no passkey');
+    await addPasskey(page, 'Test laptop');
+    const codes = page.getByTestId('passkey-recovery-codes');
+    await expect(codes.getByRole('heading', { name: 'Save your recovery codes' })).toBeFocused();
+    await expect(codes.locator('li code')).toHaveCount(10);
+    await expectAccessible(page, 'security, recovery codes of the first passkey');
+    await codes.getByRole('button', { name: 'I have saved them' }).click();
+    const item = card.getByTestId('passkey');
+    await expect(item).toHaveCount(1);
+    await expect(item.locator('.passkey-name')).toHaveText('Test laptop');
+    await expect(item).toContainText('never used');
+    await expectAccessible(page, 'security, one passkey');
+
+    // Password, then the passkey.
+    await logOut(page);
+    await expect(page.getByTestId('passkey-sign-in')).toBeVisible();
+    await expectAccessible(page, 'log in with the passkey option');
+    await passwordOnly(page, email);
+    await expect(page.getByRole('heading', { name: 'Use your passkey' })).toBeVisible();
+    await expect(page.getByLabel('Authentication code')).toHaveCount(0);
+    await expectAccessible(page, 'code step, passkey');
+    await page.getByRole('button', { name: 'Use your passkey' }).click();
+    await expect(page).toHaveURL(/\/$/);
+    await expect(page.getByRole('heading', { name: /Welcome/ })).toBeVisible();
+
+    // The passkey alone.
+    await logOut(page);
+    await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
+    await expect(page).toHaveURL(/\/$/);
+    await expect(page.getByRole('heading', { name: /Welcome/ })).toBeVisible();
+
+    // The authenticator cannot verify the person: refused, with a reason.
+    await logOut(page);
+    await cdp.send('WebAuthn.setUserVerified', { authenticatorId: id, isUserVerified: false });
+    await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
+    const status = page.getByTestId('passkey-sign-in').getByRole('status');
+    await expect(status).toHaveClass(/alert-error/);
+    await expect(status).not.toBeEmpty();
+    await expect(page).toHaveURL(/\/login$/);
+    await expectAccessible(page, 'log in, passkey refused');
+    await cdp.send('WebAuthn.setUserVerified', { authenticatorId: id, isUserVerified: true });
+
+    // Removed right after a log-in: no password needed; 2FA goes off with it.
+    await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
+    await expect(page).toHaveURL(/\/$/);
+    await page.goto('/security');
+    await item.getByText('Remove', { exact: true }).click();
+    await item.getByRole('button', { name: 'Remove passkey' }).click();
+    await expect(card.getByTestId('no-passkeys')).toBeVisible();
+    await logOut(page);
+    await passwordOnly(page, email);
+    await expect(page).toHaveURL(/\/$/);
+  });
+}
+
+test('a passkey is renamed on the security page and listed with its name', async ({ page }) => {
+  await virtualAuthenticator(page);
+  await signUp(page, uniqueEmail('pkrename'));
+  await addPasskey(page, 'Phone');
+  await page.getByTestId('passkey-recovery-codes').getByRole('button', { name: 'I have saved them' }).click();
+  const item = page.getByTestId('passkey');
+  await item.getByText('Rename', { exact: true }).click();
+  await item.getByLabel('New name').fill('Old phone');
+  await item.getByRole('button', { name: 'Save name' }).click();
+  await expect(page.getByTestId('passkey').locator('.passkey-name')).toHaveText('Old phone');
+  // The same authenticator again: the browser is told it is already
+  // registered (excludeCredentials) and the page says so.
+  await addPasskey(page, 'Same laptop');
+  const status = page.getByTestId('add-passkey').getByRole('status');
+  await expect(status).toContainText('already holds a passkey');
+  await expect(status).toHaveClass(/alert-error/);
+  await expect(page.getByTestId('passkey')).toHaveCount(1);
+});
+
+test('without JavaScript the pages say passkeys need it and offer the other factors', async ({ browser }) => {
+  const context = await browser.newContext({ javaScriptEnabled: false });
+  const page = await context.newPage();
+  await page.goto('/login');
+  await expect(page.getByTestId('passkey-sign-in')).toBeHidden();
+  await page.goto('/signup');
+  await page.getByLabel('Name').fill('Ann Example');
+  await page.getByLabel('Email').fill(uniqueEmail('pknojs'));
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Create account' }).click();
+  await expect(page).toHaveURL(/\/security$/);
+  await expect(page.getByTestId('add-passkey')).toBeHidden();
+  await expect(page.getByTestId('passkeys-need-js')).toBeVisible();
+  await context.close();
+});
