@@ -166,6 +166,9 @@ async function run(button) {
       const codes = panel.querySelector('[data-passkey-codes]');
       if (done.recoveryCodes && codes) {
         say(status, `Added “${done.passkey.name}”.`, 'ok');
+        // Until the codes are saved, nothing else to do here.
+        for (const field of [nameField, passwordField]) field?.closest('.field')?.setAttribute('hidden', '');
+        button.hidden = true;
         showCodes(codes, done.recoveryCodes);
       } else {
         say(status, `Added “${done.passkey.name}”. Updating the list…`, 'ok');

@@ -185,9 +185,13 @@ async fn serve(config: Config, state: app::server::AppState) -> ExitCode {
     tracing::info!(
         max_connections = limits.max_connections,
         file_limit = files,
-        "listening on http://{}",
-        config.listen
+        "listening on http://{}; open {}",
+        config.listen,
+        config.public_url
     );
+    if let Some(why) = state.webauthn.off_reason() {
+        tracing::warn!("{why}");
+    }
     tokio::spawn(prune_periodically(state.clone()));
     if state.db.is_postgres() {
         // Other instances' log-outs reach this one's gate cache.
