@@ -268,6 +268,66 @@ async fn gate_cookie(api: &impl Fn(&str) -> String) -> String {
     gate
 }
 
+/// Scenario k: passkey ceremonies, each step timed by the client (the
+/// software authenticator's own signing is outside the timings): for 50
+/// people, registering one (start, finish) and using it after the password
+/// (start, finish).
+async fn passkey_ceremonies(api: &impl Fn(&str) -> String, origin: &str) -> Row {
+    use webauthn_authenticator_rs::prelude::WebauthnAuthenticator;
+    use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+    let origin = url::Url::parse(origin).expect("origin");
+    let timed = |c: reqwest::Client, url: String, body: Value| async move {
+        let t = Instant::now();
+        let (status, answer, _) = post(&c, url, body).await;
+        (t.elapsed(), status, answer)
+    };
+    let mut steps: [Vec<Duration>; 4] = Default::default();
+    for i in 0..50 {
+        let c = client();
+        let email = format!("passkey{i}@example.com");
+        post(&c, api("/authentication/register"), json!({"email": email, "name": "P", "password": PASSWORD})).await;
+        post(&c, api("/authentication/log-in"), json!({"email": email, "password": PASSWORD})).await;
+        let mut key = SoftPasskey::new(true);
+        let (d, s, start) = timed(c.clone(), api("/webauthn/register/start"), json!({"name": "Bench key"})).await;
+        assert_eq!(s, 200, "register start: {start}");
+        steps[0].push(d);
+        let options = serde_json::from_value(start["options"].clone()).expect("creation options");
+        let credential = key.do_registration(origin.clone(), options).expect("register");
+        let body = json!({"ceremony": start["ceremony"], "credential": credential});
+        let (d, s, done) = timed(c.clone(), api("/webauthn/register/finish"), body).await;
+        assert_eq!(s, 201, "register finish: {done}");
+        steps[1].push(d);
+        let stage = client();
+        post(&stage, api("/authentication/log-in"), json!({"email": email, "password": PASSWORD})).await;
+        let (d, s, start) = timed(stage.clone(), api("/webauthn/authenticate/start"), json!({})).await;
+        assert_eq!(s, 200, "authenticate start: {start}");
+        steps[2].push(d);
+        let options = serde_json::from_value(start["options"].clone()).expect("request options");
+        let credential = key.do_authentication(origin.clone(), options).expect("assert");
+        let body = json!({"ceremony": start["ceremony"], "credential": credential});
+        let (d, s, done) = timed(stage, api("/webauthn/authenticate/finish"), body).await;
+        assert_eq!(s, 200, "authenticate finish: {done}");
+        steps[3].push(d);
+    }
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let summary = |d: &mut Vec<Duration>| {
+        d.sort();
+        format!("p50 {:.2} ms, p99 {:.2} ms", ms(d[d.len() / 2]), ms(d[d.len() * 99 / 100]))
+    };
+    let [a, b, c, d] = &mut steps;
+    Row {
+        scenario: "k. passkey ceremonies, server round trips (50 people)",
+        figure: format!(
+            "register: start {}, finish {}; after the password: start {}, finish {}",
+            summary(a),
+            summary(b),
+            summary(c),
+            summary(d)
+        ),
+        budget: "(none set)",
+    }
+}
+
 /// Scenario j: two server processes on one fresh PostgreSQL database. A
 /// person logs in on A, B answers the gate for their cookie (and caches it
 /// for up to a minute), they log out everywhere on A, and B is asked until
@@ -720,6 +780,13 @@ async fn main() {
             ),
             budget: "≥ 50 % of /healthz",
         });
+    }
+
+    if let (Target::Ours, Some(_)) = (target, &started) {
+        eprintln!("k. passkey ceremonies …");
+        // The harness's server runs on its default PUBLIC_URL.
+        let origin = base.replace("127.0.0.1", "localhost");
+        rows.push(passkey_ceremonies(&api, &origin).await);
     }
 
     eprintln!("h. the owner's log-in during bursts of failed log-ins …");

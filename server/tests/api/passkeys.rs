@@ -429,3 +429,196 @@ async fn a_ceremony_started_on_one_instance_finishes_on_another() {
     let (again, _) = post(&b, "/api/webauthn/authenticate/finish", body).await;
     assert!(again.is_client_error(), "{again}");
 }
+
+/// A discoverable passkey made here, because `SoftPasskey` keeps none: a
+/// P-256 key, "none" attestation, user verified, and the user handle
+/// returned in assertions, as a phone or a security key with a PIN does.
+struct Discoverable {
+    key: p256::ecdsa::SigningKey,
+    id: Vec<u8>,
+    handle: Vec<u8>,
+    counter: u32,
+    origin: String,
+}
+
+/// Just enough CBOR for an attestation object.
+enum Cbor {
+    Int(i64),
+    Bytes(Vec<u8>),
+    Text(&'static str),
+    Map(Vec<(Cbor, Cbor)>),
+}
+
+impl Cbor {
+    fn encode(&self, out: &mut Vec<u8>) {
+        fn head(out: &mut Vec<u8>, major: u8, n: u64) {
+            match n {
+                0..=23 => out.push(major << 5 | n as u8),
+                24..=0xff => out.extend([major << 5 | 24, n as u8]),
+                _ => {
+                    out.push(major << 5 | 25);
+                    out.extend((n as u16).to_be_bytes());
+                }
+            }
+        }
+        match self {
+            Cbor::Int(n) if *n >= 0 => head(out, 0, *n as u64),
+            Cbor::Int(n) => head(out, 1, (-1 - *n) as u64),
+            Cbor::Bytes(b) => {
+                head(out, 2, b.len() as u64);
+                out.extend(b);
+            }
+            Cbor::Text(t) => {
+                head(out, 3, t.len() as u64);
+                out.extend(t.as_bytes());
+            }
+            Cbor::Map(entries) => {
+                head(out, 5, entries.len() as u64);
+                for (k, v) in entries {
+                    k.encode(out);
+                    v.encode(out);
+                }
+            }
+        }
+    }
+}
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn unb64(text: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')).expect("base64url")
+}
+
+impl Discoverable {
+    fn new(origin: &str, seed: u8) -> Self {
+        let key = p256::ecdsa::SigningKey::from_bytes(&[seed; 32].into()).expect("key");
+        Self { key, id: vec![seed; 16], handle: vec![], counter: 0, origin: origin.to_owned() }
+    }
+
+    fn rp_hash(&self) -> Vec<u8> {
+        use sha2::Digest;
+        let host = url::Url::parse(&self.origin).expect("origin").host_str().expect("host").to_owned();
+        sha2::Sha256::digest(host.as_bytes()).to_vec()
+    }
+
+    fn client_data(&self, kind: &str, challenge: &str) -> Vec<u8> {
+        json!({"type": kind, "challenge": challenge, "origin": self.origin, "crossOrigin": false})
+            .to_string()
+            .into_bytes()
+    }
+
+    /// Flags: user present (0x01) and verified (0x04), and `extra`.
+    fn auth_data(&self, extra: u8) -> Vec<u8> {
+        let mut data = self.rp_hash();
+        data.push(0x01 | 0x04 | extra);
+        data.extend(self.counter.to_be_bytes());
+        data
+    }
+
+    fn register(&mut self, options: &Value) -> Value {
+        let public = &options["publicKey"];
+        self.handle = unb64(public["user"]["id"].as_str().expect("user handle"));
+        let point = self.key.verifying_key().to_encoded_point(false);
+        let cose = Cbor::Map(vec![
+            (Cbor::Int(1), Cbor::Int(2)),
+            (Cbor::Int(3), Cbor::Int(-7)),
+            (Cbor::Int(-1), Cbor::Int(1)),
+            (Cbor::Int(-2), Cbor::Bytes(point.x().expect("x").to_vec())),
+            (Cbor::Int(-3), Cbor::Bytes(point.y().expect("y").to_vec())),
+        ]);
+        // Attested credential data follows the flags (0x40).
+        let mut auth_data = self.auth_data(0x40);
+        auth_data.extend([0u8; 16]);
+        auth_data.extend((self.id.len() as u16).to_be_bytes());
+        auth_data.extend(&self.id);
+        cose.encode(&mut auth_data);
+        let mut attestation = Vec::new();
+        Cbor::Map(vec![
+            (Cbor::Text("fmt"), Cbor::Text("none")),
+            (Cbor::Text("attStmt"), Cbor::Map(vec![])),
+            (Cbor::Text("authData"), Cbor::Bytes(auth_data)),
+        ])
+        .encode(&mut attestation);
+        let client_data = self.client_data("webauthn.create", public["challenge"].as_str().expect("challenge"));
+        json!({
+            "id": b64(&self.id), "rawId": b64(&self.id), "type": "public-key",
+            "response": {"attestationObject": b64(&attestation), "clientDataJSON": b64(&client_data), "transports": ["internal"]},
+            "clientExtensionResults": {}
+        })
+    }
+
+    /// An assertion for a sign-in without a password (no credential named
+    /// in the options: the authenticator finds its own).
+    fn assert(&mut self, options: &Value) -> Value {
+        use p256::ecdsa::signature::Signer;
+        use sha2::Digest;
+        self.counter += 1;
+        let client_data =
+            self.client_data("webauthn.get", options["publicKey"]["challenge"].as_str().expect("challenge"));
+        let auth_data = self.auth_data(0);
+        let mut signed = auth_data.clone();
+        signed.extend(sha2::Sha256::digest(&client_data));
+        let signature: p256::ecdsa::Signature = self.key.sign(&signed);
+        json!({
+            "id": b64(&self.id), "rawId": b64(&self.id), "type": "public-key",
+            "response": {
+                "authenticatorData": b64(&auth_data), "clientDataJSON": b64(&client_data),
+                "signature": b64(signature.to_der().as_bytes()), "userHandle": b64(&self.handle)
+            },
+            "clientExtensionResults": {}
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_discoverable_passkey_signs_in_without_a_password() {
+    let app = spawn_app().await;
+    assert_eq!(app.register("alone@example.com").await.status, StatusCode::CREATED);
+    assert_eq!(app.log_in("alone@example.com", PASSWORD).await.status, StatusCode::OK);
+    let mut key = Discoverable::new(&app.state.gate.public_url, 42);
+    let start = app.post("/api/webauthn/register/start", json!({"name": "Phone"})).await;
+    assert_eq!(start.status, StatusCode::OK, "{}", start.text);
+    let credential = key.register(&start.body["options"]);
+    let done = app
+        .post("/api/webauthn/register/finish", json!({"ceremony": start.body["ceremony"], "credential": credential}))
+        .await;
+    assert_eq!(done.status, StatusCode::CREATED, "{}", done.text);
+    app.post("/api/authentication/log-out", json!({})).await;
+
+    // Signed in by the passkey alone: a full session, the gate's two factors.
+    let sign_in = |key: &mut Discoverable, start: &Reply| json!({"ceremony": start.body["ceremony"], "credential": key.assert(&start.body["options"])});
+    let start = app.post("/api/webauthn/sign-in/start", json!({})).await;
+    assert_eq!(start.status, StatusCode::OK, "{}", start.text);
+    assert!(start.body["options"]["publicKey"]["allowCredentials"].as_array().is_none_or(Vec::is_empty));
+    let body = sign_in(&mut key, &start);
+    let signed_in = app.post("/api/webauthn/sign-in/finish", body.clone()).await;
+    assert_eq!(signed_in.status, StatusCode::OK, "{}", signed_in.text);
+    assert_eq!(signed_in.body["email"], "alone@example.com");
+    assert_eq!(app.get("/api/authentication").await.status, StatusCode::OK);
+    // The same answer again: its ceremony is spent.
+    let again = app.post("/api/webauthn/sign-in/finish", body).await;
+    assert_error(&again, StatusCode::BAD_REQUEST, "bad_request");
+
+    // An unknown passkey: the same answer as a wrong password.
+    app.post("/api/authentication/log-out", json!({})).await;
+    let mut stranger = Discoverable::new(&app.state.gate.public_url, 7);
+    stranger.handle = key.handle.clone();
+    let start = app.post("/api/webauthn/sign-in/start", json!({})).await;
+    let refused = app.post("/api/webauthn/sign-in/finish", sign_in(&mut stranger, &start)).await;
+    assert_error(&refused, StatusCode::UNAUTHORIZED, "invalid_credentials");
+    assert_error(&app.get("/api/authentication").await, StatusCode::UNAUTHORIZED, "unauthenticated");
+    // A counter that did not move on (a copy of the key) is refused.
+    key.counter -= 1;
+    let start = app.post("/api/webauthn/sign-in/start", json!({})).await;
+    let cloned = app.post("/api/webauthn/sign-in/finish", sign_in(&mut key, &start)).await;
+    assert_error(&cloned, StatusCode::FORBIDDEN, "forbidden");
+    // The real key, moving on, still works.
+    key.counter += 1;
+    let start = app.post("/api/webauthn/sign-in/start", json!({})).await;
+    let fine = app.post("/api/webauthn/sign-in/finish", sign_in(&mut key, &start)).await;
+    assert_eq!(fine.status, StatusCode::OK, "{}", fine.text);
+}
