@@ -76,6 +76,9 @@ fn Security(user: User) -> impl IntoView {
         _ => None,
     };
     let fresh_codes = RwSignal::new(first_codes);
+    // Passkeys also turn two-factor authentication on (without the app).
+    let status = Resource::new(move || changed.get(), |_| with_refresh(fetch_two_factor_status));
+    let passkeys_on = Signal::derive(move || status.get().and_then(Result::ok).is_some_and(|s| s.passkeys > 0));
     // Sent here by the gate in front of another app (docs/PROXIES.md).
     let sent_by_gate = use_query_map().read_untracked().get("need").as_deref() == Some("two-factor");
     let return_to = return_to();
@@ -109,7 +112,7 @@ fn Security(user: User) -> impl IntoView {
             </Show>
             <Show when=move || fresh_codes.get().is_none()>
                 <Show when=move || enabled.get() fallback=move || view! {
-                    <Enrol on_done=Callback::new(move |codes: Vec<String>| {
+                    <Enrol passkeys_on on_done=Callback::new(move |codes: Vec<String>| {
                         enabled.set(true);
                         fresh_codes.set(Some(codes));
                         changed.update(|n| *n += 1);
@@ -139,7 +142,7 @@ fn Security(user: User) -> impl IntoView {
 }
 
 #[component]
-fn Enrol(on_done: Callback<Vec<String>>) -> impl IntoView {
+fn Enrol(passkeys_on: Signal<bool>, on_done: Callback<Vec<String>>) -> impl IntoView {
     let outcome = posted();
     let password = RwSignal::new(String::new());
     let generate = Action::new(|password: &String| {
@@ -193,8 +196,19 @@ fn Enrol(on_done: Callback<Vec<String>>) -> impl IntoView {
     view! {
         <Show when=move || pending_secret.get().is_some() fallback=move || view! {
             <div class="intro">
-                <span class="badge badge-off">"Off"</span>
-                <p>"Add a second step to logging in: after your password, you type a 6-digit code from an app such as Google Authenticator, Authy or 1Password."</p>
+                <Transition fallback=|| view! { <span class="badge badge-off">"Off"</span> }>
+                    {move || if passkeys_on.get() {
+                        view! {
+                            <span class="badge badge-on" data-testid="on-with-passkey">"On with a passkey"</span>
+                            <p>"Your passkey is the second step after your password. You can add an authenticator app too (Google Authenticator, Authy, 1Password), for when the passkey is not at hand."</p>
+                        }.into_any()
+                    } else {
+                        view! {
+                            <span class="badge badge-off">"Off"</span>
+                            <p>"Add a second step to logging in: after your password, you type a 6-digit code from an app such as Google Authenticator, Authy or 1Password."</p>
+                        }.into_any()
+                    }}
+                </Transition>
                 <form method="post" action=security_action() on:submit=start novalidate>
                     <IntentField intent=Intent::Enrol/>
                     <TextField label="Your password" id="enrol-password" name="password"
