@@ -153,3 +153,10 @@ test('without JavaScript the pages say passkeys need it and offer the other fact
   await expect(page.getByTestId('passkeys-need-js')).toBeVisible();
   await context.close();
 });
+
+test('passkeys.js is served from this origin, revalidated (its name does not change between releases)', async ({ request }) => {
+  const res = await request.get('/passkeys.js');
+  expect(res.status()).toBe(200);
+  expect(res.headers()['content-type']).toContain('javascript');
+  expect(res.headers()['cache-control']).toBe('no-cache');
+});

@@ -140,12 +140,16 @@ async fn fix_error_status(res: Response) -> Response {
 
 pub async fn security_headers(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let site_file = req.uri().path().starts_with("/pkg/");
+    // public/passkeys.js keeps its name across releases: revalidated.
+    let unhashed_site_file = req.uri().path() == "/passkeys.js";
     let mut res = next.run(req).await;
     // Site files carry a content hash in their names when built for release,
     // so a browser may keep them for good; without hashes it must revalidate.
     // Pages and API answers are per-user and never stored.
     let cache = if site_file && res.status() == StatusCode::OK {
         if state.leptos_options.hash_files { "public, max-age=31536000, immutable" } else { "no-cache" }
+    } else if unhashed_site_file && res.status() == StatusCode::OK {
+        "no-cache"
     } else {
         "no-store"
     };
