@@ -293,6 +293,13 @@ async fn security(State(state): State<AppState>, req: Request) -> Response {
                 Err(e) => (Answer::Render(failed(intent, e, &posted, &["passkey"])), vec![]),
             }
         }
+        Intent::PasskeyCodes => {
+            let password = Some(posted.get("password").to_owned()).filter(|p| !p.is_empty());
+            match super::passkeys::new_recovery_codes(&state, &posted.meta, &session, password).await {
+                Ok(out) => (Answer::Render(shown(intent, Shown::RecoveryCodes(out.recovery_codes))), vec![]),
+                Err(e) => (Answer::Render(failed(intent, e, &posted, &[])), vec![]),
+            }
+        }
         Intent::Everywhere => match service::log_out_everywhere(&state, &posted.meta, session).await {
             Ok(()) => (Answer::Redirect("/login".into()), service::cleared_cookies(&state)),
             Err(e) => (Answer::Render(failed(intent, e, &posted, &[])), vec![]),

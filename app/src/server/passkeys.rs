@@ -33,7 +33,7 @@ use super::state::AppState;
 use super::webauthn::{Refusal, RelyingParty};
 use crate::domain::SecondFactor;
 use crate::error::{AppError, ErrorKind};
-use crate::wire::{AuditKind, PasskeyList, PasskeyView, User};
+use crate::wire::{AuditKind, PasskeyList, PasskeyView, RecoveryCodesResponse, User};
 
 /// How long a ceremony may take, start to finish.
 pub const CEREMONY_SECONDS: i64 = 5 * 60;
@@ -52,6 +52,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/webauthn/authenticate/finish", post(second_factor_finish))
         .route("/api/webauthn/sign-in/start", post(sign_in_start))
         .route("/api/webauthn/sign-in/finish", post(sign_in_finish))
+        .route("/api/webauthn/recovery-codes", post(recovery_codes_route))
 }
 
 // ---------------------------------------------------------------- bodies
@@ -328,6 +329,47 @@ async fn remove_route(
         let proof: Proof = body(&bytes)?;
         let out = remove(&state, &meta, &session, &id, proof.password, proof.two_factor_authentication_code).await?;
         Ok((StatusCode::OK, out))
+    };
+    respond(result.await)
+}
+
+/// New recovery codes for an account protected by passkeys alone (with
+/// the app, a code from it is the proof: `service::regenerate_recovery_codes`).
+/// Proof as for any change of factor: a fresh log-in or the password.
+pub async fn new_recovery_codes(
+    state: &AppState,
+    meta: &RequestMeta,
+    session: &FullSession,
+    password: Option<String>,
+) -> Result<RecoveryCodesResponse, AppError> {
+    let user = session.row(state).await?;
+    if user.totp_enabled {
+        return Err(AppError::conflict("Confirm with a code from your authenticator app instead."));
+    }
+    if user.passkey_count == 0 {
+        return Err(AppError::conflict("Turn on two-factor authentication first."));
+    }
+    prove(state, meta, session, &user, &Proof { password, two_factor_authentication_code: None }).await?;
+    let (codes, hashes) = service::new_recovery_codes(&state.secrets, user.id)?;
+    let mut tx = state.db.begin().await?;
+    tx.replace_recovery_codes(user.id, &hashes).await?;
+    tx.commit().await?;
+    audit(state, Some(user.id), AuditKind::RecoveryCodesRegenerated, meta).await;
+    Ok(RecoveryCodesResponse { recovery_codes: codes })
+}
+
+async fn recovery_codes_route(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    session: FullSession,
+    bytes: Bytes,
+) -> Response {
+    let result = async {
+        let proof: Proof = body(&bytes)?;
+        if proof.two_factor_authentication_code.is_some() {
+            return Err(AppError::bad_request("Send the password (or nothing, right after logging in)."));
+        }
+        ok(new_recovery_codes(&state, &meta, &session, proof.password).await?)
     };
     respond(result.await)
 }

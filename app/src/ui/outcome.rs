@@ -29,10 +29,11 @@ pub enum Intent {
     Everywhere,
     RenamePasskey,
     RemovePasskey,
+    PasskeyCodes,
 }
 
 impl Intent {
-    const ALL: [Intent; 13] = [
+    const ALL: [Intent; 14] = [
         Intent::SignUp,
         Intent::Password,
         Intent::Code,
@@ -46,6 +47,7 @@ impl Intent {
         Intent::Everywhere,
         Intent::RenamePasskey,
         Intent::RemovePasskey,
+        Intent::PasskeyCodes,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -63,6 +65,7 @@ impl Intent {
             Intent::Everywhere => "everywhere",
             Intent::RenamePasskey => "rename-passkey",
             Intent::RemovePasskey => "remove-passkey",
+            Intent::PasskeyCodes => "passkey-codes",
         }
     }
 

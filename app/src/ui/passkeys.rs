@@ -63,10 +63,19 @@ fn describe(p: &PasskeyView) -> String {
 /// The security page's card: the list, each with rename and remove, and
 /// the panel to add one. `action` is where the forms post.
 #[component]
-pub fn PasskeysCard(changed: RwSignal<u32>, outcome: Option<FormOutcome>, action: Signal<String>) -> impl IntoView {
+pub fn PasskeysCard(
+    changed: RwSignal<u32>,
+    outcome: Option<FormOutcome>,
+    action: Signal<String>,
+    /// The account has passkeys and no app: new recovery codes are made
+    /// here, with the password as proof.
+    codes_here: Signal<bool>,
+) -> impl IntoView {
     let list = Resource::new(move || changed.get(), |_| with_refresh(fetch_passkeys));
     let name = RwSignal::new(String::new());
     let password = RwSignal::new(String::new());
+    let codes_error = outcome.as_ref().and_then(|o| o.error_for(Intent::PasskeyCodes));
+    let codes_open = codes_error.is_some();
     let outcome = StoredValue::new(outcome);
     view! {
         <section class="card" data-testid="passkeys" aria-labelledby="passkeys-heading">
@@ -87,6 +96,27 @@ pub fn PasskeysCard(changed: RwSignal<u32>, outcome: Option<FormOutcome>, action
                     Err(e) => view! { <p class="alert alert-error" role="alert">{e.message}</p> }.into_any(),
                 })}
             </Suspense>
+            // The flag comes from a resource: read under a Transition, so the
+            // server waits for it instead of drawing the page twice.
+            <Transition fallback=|| ()>
+            <Show when=move || codes_here.get()>
+                <details class="panel" open=codes_open data-testid="passkey-new-codes">
+                    <summary>"Make new recovery codes"</summary>
+                    <form method="post" action=action novalidate>
+                        <IntentField intent=Intent::PasskeyCodes/>
+                        <p class="muted">"The old codes stop working."</p>
+                        <div class="field">
+                            <label for="codes-password">"Your password"</label>
+                            <input id="codes-password" name="password" type="password" autocomplete="current-password"
+                                aria-invalid=codes_open.then_some("true")/>
+                            <small class="hint">"Needed if you logged in more than 5 minutes ago."</small>
+                        </div>
+                        {codes_error.clone().map(|e| view! { <p class="alert alert-error" role="alert">{e.message}</p> })}
+                        <button type="submit" class="btn">"Make new codes"</button>
+                    </form>
+                </details>
+            </Show>
+            </Transition>
             <div class="passkey-add" data-passkey-panel data-testid="add-passkey">
                 <h3>"Add a passkey"</h3>
                 <TextField label="Name" id="passkey-name" name="name" input=InputKind::text("off") value=name

@@ -135,7 +135,8 @@ fn Security(user: User) -> impl IntoView {
                 </Show>
             </Show>
         </section>
-        <super::passkeys::PasskeysCard changed outcome=posted() action=Signal::derive(security_action())/>
+        <super::passkeys::PasskeysCard changed outcome=posted() action=Signal::derive(security_action())
+            codes_here=Signal::derive(move || passkeys_on.get() && !enabled.get())/>
         <PasswordAndSessions changed/>
         <RecentActivity changed/>
     }

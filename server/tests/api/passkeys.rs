@@ -106,6 +106,27 @@ async fn a_passkey_turns_2fa_on_and_is_the_second_factor() {
     let nobody = app.post("/api/webauthn/passkeys/nope/rename", json!({"name": "Other"})).await;
     assert_eq!(nobody.status, StatusCode::NOT_FOUND);
 
+    // New recovery codes without an app: the fresh log-in (or the
+    // password) is the proof; the old codes stop working.
+    let old = added.body["recoveryCodes"][0].as_str().unwrap().to_owned();
+    let codes = app.post("/api/webauthn/recovery-codes", json!({})).await;
+    assert_eq!(codes.status, StatusCode::OK, "{}", codes.text);
+    assert_eq!(codes.body["recoveryCodes"].as_array().map(Vec::len), Some(10));
+    let with_code = app.post("/api/webauthn/recovery-codes", json!({"twoFactorAuthenticationCode": "123456"})).await;
+    assert_error(&with_code, StatusCode::BAD_REQUEST, "bad_request");
+    app.clock.advance(app::server::service::FRESH_PROOF_SECONDS + 1);
+    assert_eq!(app.post("/api/authentication/refresh", json!({})).await.status, StatusCode::OK);
+    let stale = app.post("/api/webauthn/recovery-codes", json!({})).await;
+    assert_error(&stale, StatusCode::BAD_REQUEST, "bad_request");
+    let again = app.post("/api/webauthn/recovery-codes", json!({"password": PASSWORD})).await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.text);
+    app.password_stage("pk@example.com").await;
+    let spent = app.post("/api/2fa/authenticate", json!({"recoveryCode": old})).await;
+    assert_error(&spent, StatusCode::UNAUTHORIZED, "invalid_code");
+    let fresh = again.body["recoveryCodes"][0].as_str().unwrap();
+    let r = app.post("/api/2fa/authenticate", json!({"recoveryCode": fresh})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+
     let kinds = all_kinds(&app.get("/api/authentication/activity").await.body);
     for kind in ["passkey_added", "two_factor_on", "passkey_used"] {
         assert!(kinds.contains(&kind.to_owned()), "{kind} in {kinds:?}");
@@ -379,6 +400,10 @@ async fn the_pages_offer_the_passkey_and_manage_it_without_javascript() {
     let r = app.form(&c, "/security", &[("intent", "rename-passkey"), ("passkey", &id), ("name", "Old phone")]).await;
     assert_eq!((r.status, location(&r)), (StatusCode::SEE_OTHER, "/security"));
     assert!(app.page(&c, "/security").await.text.contains(">Old phone<"));
+    // New recovery codes, shown once on the page.
+    let r = app.form(&c, "/security", &[("intent", "passkey-codes"), ("password", "")]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.text.contains("Save your recovery codes") && r.text.matches("<li><code>").count() == 10, "{}", r.text);
     // The log-in was just now: removing needs no password.
     let r = app.form(&c, "/security", &[("intent", "remove-passkey"), ("passkey", &id), ("password", "")]).await;
     assert_eq!((r.status, location(&r)), (StatusCode::SEE_OTHER, "/security"), "{}", r.text);
