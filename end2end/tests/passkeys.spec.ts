@@ -119,7 +119,7 @@ for (const width of [1280, 375]) {
   });
 }
 
-test('a passkey is renamed on the security page and listed with its name', async ({ page }) => {
+test('a passkey is renamed, new recovery codes are made without an app, and one authenticator is not registered twice', async ({ page }) => {
   await virtualAuthenticator(page);
   await signUp(page, uniqueEmail('pkrename'));
   await addPasskey(page, 'Phone');
@@ -129,6 +129,12 @@ test('a passkey is renamed on the security page and listed with its name', async
   await item.getByLabel('New name').fill('Old phone');
   await item.getByRole('button', { name: 'Save name' }).click();
   await expect(page.getByTestId('passkey').locator('.passkey-name')).toHaveText('Old phone');
+  // No app: new recovery codes are made here (the log-in is fresh: no password).
+  const panel = page.getByTestId('passkey-new-codes');
+  await panel.getByText('Make new recovery codes').click();
+  await panel.getByRole('button', { name: 'Make new codes' }).click();
+  await expect(page.getByTestId('recovery-codes').locator('li code')).toHaveCount(10);
+  await page.getByTestId('recovery-codes').getByRole('button', { name: 'I have saved them' }).click();
   // The same authenticator again: the browser is told it is already
   // registered (excludeCredentials) and the page says so.
   await addPasskey(page, 'Same laptop');
@@ -155,7 +161,8 @@ test('without JavaScript the pages say passkeys need it and offer the other fact
 });
 
 test('passkeys.js is served from this origin, revalidated (its name does not change between releases)', async ({ request }) => {
-  const res = await request.get('/passkeys.js');
+  // The API client resolves names itself: the address, not the test name.
+  const res = await request.get(`http://127.0.0.1:${port}/passkeys.js`);
   expect(res.status()).toBe(200);
   expect(res.headers()['content-type']).toContain('javascript');
   expect(res.headers()['cache-control']).toBe('no-cache');
