@@ -75,6 +75,7 @@ for (const width of [1280, 375]) {
     await expect(item.locator('.passkey-name')).toHaveText('Test laptop');
     await expect(item).toContainText('never used');
     await expect(page.getByTestId('on-with-passkey')).toBeVisible();
+    await expect(page.getByRole('button', { name: 'Add an authenticator app' })).toBeVisible();
     await expectAccessible(page, 'security, one passkey');
 
     // Password, then the passkey.

@@ -217,7 +217,17 @@ fn Enrol(passkeys_on: Signal<bool>, on_done: Callback<Vec<String>>) -> impl Into
                         error=field_message(start_error, "password")
                         hint="Needed if you logged in more than 5 minutes ago." optional=true/>
                     <ErrorNote error=start_error busy=generate.pending()/>
-                    <SubmitButton pending=generate.pending() label="Set up two-factor authentication" busy_label="Preparing…"/>
+                    // With a passkey, two-factor authentication is on already:
+                    // this adds the app beside it.
+                    <Transition fallback=move || view! {
+                        <SubmitButton pending=generate.pending() label="Set up two-factor authentication" busy_label="Preparing…"/>
+                    }>
+                        {move || if passkeys_on.get() {
+                            view! { <SubmitButton pending=generate.pending() label="Add an authenticator app" busy_label="Preparing…"/> }.into_any()
+                        } else {
+                            view! { <SubmitButton pending=generate.pending() label="Set up two-factor authentication" busy_label="Preparing…"/> }.into_any()
+                        }}
+                    </Transition>
                 </form>
             </div>
         }>

@@ -394,6 +394,7 @@ async fn the_pages_offer_the_passkey_and_manage_it_without_javascript() {
     let page = app.page(&c, "/security").await;
     assert!(page.text.contains("Passkeys and security keys") && page.text.contains(">Phone<"), "{}", page.text);
     assert!(page.text.contains("On with a passkey"), "the app is off, 2FA is not: {}", page.text);
+    assert!(page.text.contains("Add an authenticator app"), "{}", page.text);
     let r = app.form(&c, "/security", &[("intent", "rename-passkey"), ("passkey", &id), ("name", "")]).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "the page again, with the error");
     assert!(r.text.contains("Give the passkey a name"), "{}", r.text);
