@@ -416,11 +416,10 @@ impl Db {
         password_hash: &str,
         now: i64,
     ) -> Result<Option<UserRow>, AppError> {
-        let result = sqlx::query_as::<_, UserRecord>(
-            "INSERT INTO users (email, name, password_hash, created_at) VALUES ($1, $2, $3, $4) \
-             RETURNING id, email, name, password_hash, totp_enabled, totp_secret, \
-             totp_pending_secret, totp_last_step, session_version, passkey_count",
-        )
+        let result = sqlx::query_as::<_, UserRecord>(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO users (email, name, password_hash, created_at) VALUES ($1, $2, $3, $4) RETURNING {}",
+            Self::USER_COLUMNS
+        )))
         .bind(email)
         .bind(name)
         .bind(password_hash)
@@ -434,11 +433,14 @@ impl Db {
         }
     }
 
+    /// The columns of a `UserRow`, in one place for every query that reads one.
+    const USER_COLUMNS: &'static str = "id, email, name, password_hash, totp_enabled, totp_secret, totp_pending_secret, totp_last_step, session_version, passkey_count";
+
     pub async fn user_by_email(&self, email: &str) -> Result<Option<UserRow>, AppError> {
-        Ok(sqlx::query_as::<_, UserRecord>(
-            "SELECT id, email, name, password_hash, totp_enabled, totp_secret, \
-             totp_pending_secret, totp_last_step, session_version, passkey_count FROM users WHERE email = $1",
-        )
+        Ok(sqlx::query_as::<_, UserRecord>(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM users WHERE email = $1",
+            Self::USER_COLUMNS
+        )))
         .bind(email)
         .fetch_optional(&self.pool)
         .await?
@@ -446,10 +448,10 @@ impl Db {
     }
 
     pub async fn user_by_id(&self, id: i64) -> Result<Option<UserRow>, AppError> {
-        Ok(sqlx::query_as::<_, UserRecord>(
-            "SELECT id, email, name, password_hash, totp_enabled, totp_secret, \
-             totp_pending_secret, totp_last_step, session_version, passkey_count FROM users WHERE id = $1",
-        )
+        Ok(sqlx::query_as::<_, UserRecord>(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM users WHERE id = $1",
+            Self::USER_COLUMNS
+        )))
         .bind(id)
         .fetch_optional(&self.pool)
         .await?
@@ -737,10 +739,10 @@ impl Db {
     }
 
     pub async fn user_by_webauthn_handle(&self, handle: &str) -> Result<Option<UserRow>, AppError> {
-        Ok(sqlx::query_as::<_, UserRecord>(
-            "SELECT id, email, name, password_hash, totp_enabled, totp_secret, \
-             totp_pending_secret, totp_last_step, session_version, passkey_count FROM users WHERE webauthn_id = $1",
-        )
+        Ok(sqlx::query_as::<_, UserRecord>(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM users WHERE webauthn_id = $1",
+            Self::USER_COLUMNS
+        )))
         .bind(handle)
         .fetch_optional(&self.pool)
         .await?
@@ -1215,9 +1217,10 @@ impl Tx {
         Ok(Some(count))
     }
 
-    /// Removes one of the user's passkeys; the count left, or `None` if
-    /// there was no such passkey.
-    pub async fn delete_passkey(&mut self, user_id: i64, id: &str) -> Result<Option<i64>, AppError> {
+    /// Removes one of the user's passkeys: the count left and whether the
+    /// app is on (read in the same statement), or `None` if there was no
+    /// such passkey.
+    pub async fn delete_passkey(&mut self, user_id: i64, id: &str) -> Result<Option<(i64, bool)>, AppError> {
         self.step()?;
         let deleted = sqlx::query("DELETE FROM passkeys WHERE id = $1 AND user_id = $2")
             .bind(id)
@@ -1227,13 +1230,14 @@ impl Tx {
         if deleted.rows_affected() != 1 {
             return Ok(None);
         }
-        let (count,): (i64,) =
-            sqlx::query_as("UPDATE users SET passkey_count = passkey_count - 1 WHERE id = $1 RETURNING passkey_count")
-                .bind(user_id)
-                .fetch_one(&mut *self.tx)
-                .await?;
+        let (count, app): (i64, i64) = sqlx::query_as(
+            "UPDATE users SET passkey_count = passkey_count - 1 WHERE id = $1 RETURNING passkey_count, totp_enabled",
+        )
+        .bind(user_id)
+        .fetch_one(&mut *self.tx)
+        .await?;
         self.invalidate(Invalidation::User(user_id)).await?;
-        Ok(Some(count))
+        Ok(Some((count, app == 1)))
     }
 
     /// Removes every passkey of the user (an operator's reset).

@@ -285,24 +285,46 @@ pub async fn remove(
     }
     prove(state, meta, session, &user, &Proof { password, two_factor_authentication_code: code }).await?;
     let mut tx = state.db.begin().await?;
-    let Some(left) = tx.delete_passkey(user.id, id).await? else { return Err(no_such_passkey()) };
-    // The last passkey of an account without an app: protection is off,
-    // and every session ends as when the app is turned off.
-    let turned_off = left == 0 && !user.totp_enabled;
-    let cookies = if turned_off {
-        tx.delete_recovery_codes(user.id).await?;
-        let version = tx.bump_session_version(user.id).await?;
-        service::renew_all_sessions(state, &mut tx, user.id, version, false).await?
-    } else {
-        vec![]
+    let Some(dropped) = drop_passkey(&mut tx, user.id, id).await? else { return Err(no_such_passkey()) };
+    // Protection went off: every session ends, this client gets a new one.
+    let cookies = match dropped.version {
+        Some(version) => service::renew_all_sessions(state, &mut tx, user.id, version, false).await?,
+        None => vec![],
     };
     tx.commit().await?;
-    audit(state, Some(user.id), AuditKind::PasskeyRemoved, meta).await;
-    if turned_off {
-        audit(state, Some(user.id), AuditKind::TwoFactorOff, meta).await;
+    dropped.audit(state, user.id, meta).await;
+    Ok(WithCookies { body: Removed { passkeys_left: dropped.left, two_factor_on: dropped.version.is_none() }, cookies })
+}
+
+/// What removing a passkey did, inside the caller's transaction.
+struct Dropped {
+    left: i64,
+    /// The new session version when it was the last passkey of an account
+    /// without an app: protection is off and the recovery codes are gone.
+    version: Option<i64>,
+}
+
+/// Removes a passkey; the last one of an account without an app turns
+/// two-factor protection off (recovery codes deleted, version bumped; the
+/// caller ends the sessions). `None`: no such passkey of this user.
+async fn drop_passkey(tx: &mut super::db::Tx, user_id: i64, id: &str) -> Result<Option<Dropped>, AppError> {
+    let Some((left, app)) = tx.delete_passkey(user_id, id).await? else { return Ok(None) };
+    if left > 0 || app {
+        return Ok(Some(Dropped { left, version: None }));
     }
-    tracing::info!(user_id = user.id, left, "passkey removed");
-    Ok(WithCookies { body: Removed { passkeys_left: left, two_factor_on: !turned_off }, cookies })
+    tx.delete_recovery_codes(user_id).await?;
+    let version = tx.bump_session_version(user_id).await?;
+    Ok(Some(Dropped { left, version: Some(version) }))
+}
+
+impl Dropped {
+    async fn audit(&self, state: &AppState, user_id: i64, meta: &RequestMeta) {
+        audit(state, Some(user_id), AuditKind::PasskeyRemoved, meta).await;
+        if self.version.is_some() {
+            audit(state, Some(user_id), AuditKind::TwoFactorOff, meta).await;
+        }
+        tracing::info!(user_id, left = self.left, "passkey removed");
+    }
 }
 
 async fn rename_route(
@@ -394,19 +416,12 @@ pub async fn operator_remove(
 ) -> Result<Option<bool>, AppError> {
     let Some(user) = state.db.user_by_email(email.as_str()).await? else { return Ok(None) };
     let mut tx = state.db.begin().await?;
-    let Some(left) = tx.delete_passkey(user.id, id).await? else { return Ok(Some(false)) };
-    let turned_off = left == 0 && !user.totp_enabled;
-    if turned_off {
-        tx.delete_recovery_codes(user.id).await?;
-        tx.bump_session_version(user.id).await?;
+    let Some(dropped) = drop_passkey(&mut tx, user.id, id).await? else { return Ok(Some(false)) };
+    if dropped.version.is_some() {
         tx.revoke_user_sessions(user.id, state.now()).await?;
     }
     tx.commit().await?;
-    let meta = service::operator_meta();
-    audit(state, Some(user.id), AuditKind::PasskeyRemoved, &meta).await;
-    if turned_off {
-        audit(state, Some(user.id), AuditKind::TwoFactorOff, &meta).await;
-    }
+    dropped.audit(state, user.id, &service::operator_meta()).await;
     Ok(Some(true))
 }
 
@@ -517,6 +532,7 @@ async fn verify_assertion(
     meta: &RequestMeta,
     user: &UserRow,
     credential: &Value,
+    claimed: Option<String>,
     ceremony_state: &str,
     passwordless: bool,
 ) -> Result<(), AppError> {
@@ -527,11 +543,6 @@ async fn verify_assertion(
         buckets.extend(Attempt::password_buckets(state, meta, &user.email, Some(user)));
     }
     let attempt = Attempt::start(state, meta, buckets, Some(user.id)).await?;
-    let claimed = if passwordless {
-        state.webauthn.identify(credential).map(|(_, id)| id)
-    } else {
-        RelyingParty::claimed_credential(credential)
-    };
     let row = match claimed {
         Some(id) => state.db.passkey_by_credential(&id).await?.filter(|r| r.user_id == user.id),
         None => None,
@@ -607,7 +618,8 @@ async fn second_factor_finish(
         let user = session.user;
         let row =
             take_ceremony(&state, &input.ceremony, "second_factor", Some(user.id), Some(&session.claims.jti)).await?;
-        verify_assertion(&state, &meta, &user, &input.credential, &row.state, false).await?;
+        let claimed = RelyingParty::claimed_credential(&input.credential);
+        verify_assertion(&state, &meta, &user, &input.credential, claimed, &row.state, false).await?;
         let cookies = service::finish_second_factor(&state, &meta, &user, &session.claims).await?;
         Ok((StatusCode::OK, WithCookies { body: User::from(&user), cookies }))
     };
@@ -641,15 +653,15 @@ async fn sign_in_finish(State(state): State<AppState>, meta: RequestMeta, bytes:
         let row = take_ceremony(&state, &input.ceremony, "passwordless", None, None).await?;
         // Whose passkey it claims to be; an unknown one gets the same
         // answer as a wrong password.
-        let user = match state.webauthn.identify(&input.credential) {
-            Some((handle, _)) => state.db.user_by_webauthn_handle(&handle.to_string()).await?,
-            None => None,
+        let (user, claimed) = match state.webauthn.identify(&input.credential) {
+            Some((handle, id)) => (state.db.user_by_webauthn_handle(&handle.to_string()).await?, Some(id)),
+            None => (None, None),
         };
         let Some(user) = user.filter(|u| u.passkey_count > 0) else {
             audit(&state, None, AuditKind::PasskeyRefused, &meta).await;
             return Err(AppError::invalid_credentials());
         };
-        verify_assertion(&state, &meta, &user, &input.credential, &row.state, true).await?;
+        verify_assertion(&state, &meta, &user, &input.credential, claimed, &row.state, true).await?;
         let cookies = service::passwordless_session(&state, &meta, &user).await?;
         Ok((StatusCode::OK, WithCookies { body: User::from(&user), cookies }))
     };
