@@ -1,19 +1,9 @@
 // WCAG 2.2 AA with axe-core in every page state, at 1280 and 375 px; focus
 // that follows the wizards; titles; no sideways scrolling on a phone.
 import { test, expect, Page } from '@playwright/test';
-import AxeBuilder from '@axe-core/playwright';
 import * as OTPAuth from 'otpauth';
 
-import { PASSWORD, uniqueEmail, totp, nextCode, signUp, saveRecoveryCodes, logOut, passwordStep } from './helpers';
-
-async function expectAccessible(page: Page, state: string) {
-  const result = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21aa', 'wcag22aa']).analyze();
-  const found = result.violations.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
-  expect(found, `axe violations in "${state}"`).toEqual([]);
-  // Nothing scrolls sideways, however long the email.
-  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-  expect(overflow, `sideways scroll in "${state}"`).toBeLessThanOrEqual(0);
-}
+import { PASSWORD, uniqueEmail, totp, nextCode, signUp, saveRecoveryCodes, logOut, passwordStep, expectAccessible } from './helpers';
 
 async function hydrated(page: Page) {
   await page.locator('html[data-hydrated]').waitFor({ state: 'attached' });

@@ -1,5 +1,6 @@
 // Shared steps of the browser suites: a user signs up, enrols, logs in.
 import { expect, Page } from '@playwright/test';
+import AxeBuilder from '@axe-core/playwright';
 import * as OTPAuth from 'otpauth';
 
 export const PASSWORD = 'correct horse battery staple';
@@ -71,4 +72,14 @@ export async function submitRecoveryCode(page: Page, code: string) {
   await page.getByRole('link', { name: 'Lost your phone? Use a recovery code' }).click();
   await page.getByLabel('Recovery code').fill(code);
   await page.getByRole('button', { name: 'Verify' }).click();
+}
+
+/** WCAG 2.2 AA with axe-core, and nothing scrolling sideways. */
+export async function expectAccessible(page: Page, state: string) {
+  const result = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21aa', 'wcag22aa']).analyze();
+  const found = result.violations.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+  expect(found, `axe violations in "${state}"`).toEqual([]);
+  // Nothing scrolls sideways, however long the email.
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  expect(overflow, `sideways scroll in "${state}"`).toBeLessThanOrEqual(0);
 }

@@ -4,21 +4,12 @@
 // removal; axe on each new state (with JavaScript: axe runs in the page);
 // what a page without JavaScript says.
 import { test, expect, Page, CDPSession } from '@playwright/test';
-import AxeBuilder from '@axe-core/playwright';
 
-import { PASSWORD, uniqueEmail, signUp, logOut } from './helpers';
+import { PASSWORD, uniqueEmail, signUp, logOut, expectAccessible } from './helpers';
 
 // WebAuthn needs the portal's own name (PUBLIC_URL), not an IP address.
 const port = Number(process.env.E2E_PORT ?? 3000);
 test.use({ baseURL: `http://auth.example.test:${port}` });
-
-async function expectAccessible(page: Page, state: string) {
-  const result = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21aa', 'wcag22aa']).analyze();
-  const found = result.violations.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
-  expect(found, `axe violations in "${state}"`).toEqual([]);
-  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-  expect(overflow, `sideways scroll in "${state}"`).toBeLessThanOrEqual(0);
-}
 
 /** A platform authenticator that keeps discoverable credentials and
  *  verifies the person (as a fingerprint reader would). */
@@ -167,4 +158,32 @@ test('passkeys.js is served from this origin, revalidated (its name does not cha
   expect(res.status()).toBe(200);
   expect(res.headers()['content-type']).toContain('javascript');
   expect(res.headers()['cache-control']).toBe('no-cache');
+});
+
+test('a passkey added with JavaScript is renamed and removed without it', async ({ browser }) => {
+  const withJs = await browser.newContext();
+  const page = await withJs.newPage();
+  await virtualAuthenticator(page);
+  await signUp(page, uniqueEmail('pkforms'));
+  await addPasskey(page, 'Tablet');
+  await page.getByTestId('passkey-recovery-codes').getByRole('button', { name: 'I have saved them' }).click();
+  await expect(page.getByTestId('passkey')).toHaveCount(1);
+  // The same browser session, JavaScript off: the forms are plain posts.
+  const noJs = await browser.newContext({ javaScriptEnabled: false, storageState: await withJs.storageState() });
+  const plain = await noJs.newPage();
+  await plain.goto('/security');
+  const item = plain.getByTestId('passkey');
+  await item.getByText('Rename', { exact: true }).click();
+  await item.getByLabel('New name').fill(' ');
+  await item.getByRole('button', { name: 'Save name' }).click();
+  await expect(plain.getByTestId('passkey').getByRole('alert')).toContainText('Give the passkey a name');
+  await expect(plain.getByTestId('passkey').locator('.passkey-name')).toHaveText('Tablet');
+  await plain.getByTestId('passkey').getByLabel('New name').fill('Kitchen tablet');
+  await plain.getByTestId('passkey').getByRole('button', { name: 'Save name' }).click();
+  await expect(plain.getByTestId('passkey').locator('.passkey-name')).toHaveText('Kitchen tablet');
+  await plain.getByTestId('passkey').getByText('Remove', { exact: true }).click();
+  await plain.getByTestId('passkey').getByRole('button', { name: 'Remove passkey' }).click();
+  await expect(plain.getByTestId('no-passkeys')).toBeVisible();
+  await noJs.close();
+  await withJs.close();
 });

@@ -105,6 +105,9 @@ async fn a_passkey_turns_2fa_on_and_is_the_second_factor() {
     assert_error(&long, StatusCode::BAD_REQUEST, "bad_request");
     let nobody = app.post("/api/webauthn/passkeys/nope/rename", json!({"name": "Other"})).await;
     assert_eq!(nobody.status, StatusCode::NOT_FOUND);
+    // None of the refused renames changed anything.
+    let listed = app.get("/api/webauthn/passkeys").await;
+    assert_eq!(listed.body["passkeys"][0]["name"], "Work laptop");
 
     // New recovery codes without an app: the fresh log-in (or the
     // password) is the proof; the old codes stop working.
