@@ -19,6 +19,9 @@ pub struct User {
     pub email: String,
     pub name: String,
     pub is_two_factor_authentication_enabled: bool,
+    /// The email address was proved by its link.
+    #[serde(default)]
+    pub is_email_verified: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,10 +118,13 @@ pub enum AuditKind {
     PasskeyRemoved,
     PasskeyUsed,
     PasskeyRefused,
+    PasswordReset,
+    LockedDown,
+    EmailVerified,
 }
 
 impl AuditKind {
-    const ALL: [AuditKind; 17] = [
+    const ALL: [AuditKind; 20] = [
         AuditKind::LogInOk,
         AuditKind::LogInFailed,
         AuditKind::CodeFailed,
@@ -136,6 +142,9 @@ impl AuditKind {
         AuditKind::PasskeyRemoved,
         AuditKind::PasskeyUsed,
         AuditKind::PasskeyRefused,
+        AuditKind::PasswordReset,
+        AuditKind::LockedDown,
+        AuditKind::EmailVerified,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -157,6 +166,9 @@ impl AuditKind {
             AuditKind::PasskeyRemoved => "passkey_removed",
             AuditKind::PasskeyUsed => "passkey_used",
             AuditKind::PasskeyRefused => "passkey_refused",
+            AuditKind::PasswordReset => "password_reset",
+            AuditKind::LockedDown => "locked_down",
+            AuditKind::EmailVerified => "email_verified",
         }
     }
 
@@ -184,6 +196,9 @@ impl AuditKind {
             AuditKind::PasskeyRemoved => "Passkey removed",
             AuditKind::PasskeyUsed => "Logged in with a passkey",
             AuditKind::PasskeyRefused => "Passkey refused",
+            AuditKind::PasswordReset => "Password reset through an email link",
+            AuditKind::LockedDown => "Account locked from a notice's \"This wasn't me\" link: every session ended",
+            AuditKind::EmailVerified => "Email address confirmed",
         }
     }
 
@@ -201,6 +216,8 @@ impl AuditKind {
             AuditKind::CodesLocked,
             AuditKind::PasskeyAdded,
             AuditKind::PasskeyRemoved,
+            AuditKind::PasswordReset,
+            AuditKind::LockedDown,
         ]
     }
 
@@ -215,6 +232,7 @@ impl AuditKind {
                 | AuditKind::TwoFactorReset
                 | AuditKind::CodesLocked
                 | AuditKind::PasskeyRefused
+                | AuditKind::LockedDown
         )
     }
 }

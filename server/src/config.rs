@@ -64,6 +64,14 @@ pub struct Config {
     pub signup_open: bool,
     /// How long a gate decision's subject is believed without the database.
     pub gate_cache_seconds: i64,
+    /// Where mail goes: `smtp://` (STARTTLS) or `smtps://` (TLS); `None`
+    /// writes `.eml` files to `DATA_DIR/outbox` instead. Holds a password:
+    /// never printed.
+    pub smtp_url: Option<String>,
+    /// The sender of every message.
+    pub mail_from: String,
+    /// Whether log-in waits until the email address is proved.
+    pub require_email_verification: bool,
 }
 
 impl std::fmt::Debug for Config {
@@ -238,7 +246,28 @@ impl Config {
                 .map(|s| app::server::gate::Cidr::parse(s).map_err(|e| format!("TRUSTED_PROXIES: {e}")))
                 .collect::<Result<_, _>>()?,
         };
+        let smtp_url = var("SMTP_URL");
+        if let Some(url) = &smtp_url {
+            app::server::mail::SmtpSettings::parse(url).map_err(|e| format!("SMTP_URL: {e}"))?;
+        }
+        let mail_from = var("MAIL_FROM").unwrap_or_else(|| {
+            let host = public_url.split_once("://").map(|(_, h)| h).unwrap_or("localhost");
+            let host = host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host);
+            // An address needs a domain name; an IP (or [IPv6]) has none.
+            let host =
+                if host.parse::<std::net::IpAddr>().is_ok() || host.starts_with('[') { "localhost" } else { host };
+            format!("{issuer} <no-reply@{host}>")
+        });
+        app::server::mail::parse_mailbox(&mail_from).map_err(|e| format!("MAIL_FROM: {e}"))?;
+        let require_email_verification = match var("REQUIRE_EMAIL_VERIFICATION").as_deref() {
+            None | Some("false" | "0") => false,
+            Some("true" | "1") => true,
+            Some(other) => return Err(format!("REQUIRE_EMAIL_VERIFICATION must be true or false, got {other:?}")),
+        };
         Ok(Self {
+            smtp_url,
+            mail_from,
+            require_email_verification,
             listen,
             data_dir,
             database_url,

@@ -85,6 +85,12 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> Result<AppSt
             ..Limits::default()
         },
         webauthn: app::server::webauthn::RelyingParty::new(&config.public_url, &config.issuer),
+        mail: app::server::mail::Mail::new(
+            config.smtp_url.as_deref(),
+            &config.mail_from,
+            config.data_dir.join("outbox"),
+            config.require_email_verification,
+        )?,
         gate: app::server::state::GateConfig {
             public_url: config.public_url.clone(),
             cookie_domains: config.cookie_domains.clone(),

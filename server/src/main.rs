@@ -193,6 +193,7 @@ async fn serve(config: Config, state: app::server::AppState) -> ExitCode {
         tracing::warn!("{why}");
     }
     tokio::spawn(prune_periodically(state.clone()));
+    tokio::spawn(app::server::mail::run_worker(state.clone()));
     if state.db.is_postgres() {
         // Other instances' log-outs reach this one's gate cache.
         let (db, url) = (state.db.clone(), config.database_url.clone());

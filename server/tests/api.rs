@@ -36,6 +36,8 @@ mod hardening;
 mod identity;
 #[path = "api/instances.rs"]
 mod instances;
+#[path = "api/mail.rs"]
+mod mail;
 #[path = "api/operators.rs"]
 mod operators;
 #[path = "api/passkeys.rs"]
@@ -128,6 +130,7 @@ async fn spawn_in(dir: tempfile::TempDir, extra: &[(&str, &str)]) -> TestApp {
     let addr = listener.local_addr().expect("addr");
     let router = build_router(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, router).await });
+    tokio::spawn(app::server::mail::run_worker(state.clone()));
     TestApp { base: format!("http://{addr}"), database_url, client: new_client(), clock, state, _dir: dir }
 }
 

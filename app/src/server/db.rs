@@ -72,6 +72,11 @@ pub struct UserRow {
     pub session_version: i64,
     /// Passkeys registered (kept with them in one transaction).
     pub passkey_count: i64,
+    /// When the email address was proved by its link (None: not yet).
+    pub email_verified_at: Option<i64>,
+    /// When a notice's "This wasn't me" link locked the account (log-in
+    /// is refused until a password reset clears it).
+    pub locked_at: Option<i64>,
 }
 
 impl UserRow {
@@ -95,6 +100,8 @@ struct UserRecord {
     totp_last_step: Option<i64>,
     session_version: i64,
     passkey_count: i64,
+    email_verified_at: Option<i64>,
+    locked_at: Option<i64>,
 }
 
 impl From<UserRecord> for UserRow {
@@ -110,6 +117,8 @@ impl From<UserRecord> for UserRow {
             totp_last_step: r.totp_last_step,
             session_version: r.session_version,
             passkey_count: r.passkey_count,
+            email_verified_at: r.email_verified_at,
+            locked_at: r.locked_at,
         }
     }
 }
@@ -155,6 +164,7 @@ pub struct SessionUser {
     pub name: String,
     pub totp_enabled: bool,
     pub passkey_count: i64,
+    pub email_verified: bool,
     pub session_version: i64,
     /// The log-in session (refresh family).
     pub family: String,
@@ -408,33 +418,8 @@ impl Db {
         self.pool.close().await;
     }
 
-    /// Inserts a user; `None` when the email is taken.
-    pub async fn insert_user(
-        &self,
-        email: &str,
-        name: &str,
-        password_hash: &str,
-        now: i64,
-    ) -> Result<Option<UserRow>, AppError> {
-        let result = sqlx::query_as::<_, UserRecord>(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO users (email, name, password_hash, created_at) VALUES ($1, $2, $3, $4) RETURNING {}",
-            Self::USER_COLUMNS
-        )))
-        .bind(email)
-        .bind(name)
-        .bind(password_hash)
-        .bind(now)
-        .fetch_one(&self.pool)
-        .await;
-        match result {
-            Ok(row) => Ok(Some(row.into())),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(None),
-            Err(e) => Err(e.into()),
-        }
-    }
-
     /// The columns of a `UserRow`, in one place for every query that reads one.
-    const USER_COLUMNS: &'static str = "id, email, name, password_hash, totp_enabled, totp_secret, totp_pending_secret, totp_last_step, session_version, passkey_count";
+    const USER_COLUMNS: &'static str = "id, email, name, password_hash, totp_enabled, totp_secret, totp_pending_secret, totp_last_step, session_version, passkey_count, email_verified_at, locked_at";
 
     pub async fn user_by_email(&self, email: &str) -> Result<Option<UserRow>, AppError> {
         Ok(sqlx::query_as::<_, UserRecord>(sqlx::AssertSqlSafe(format!(
@@ -471,11 +456,12 @@ impl Db {
             name: String,
             totp_enabled: i64,
             passkey_count: i64,
+            email_verified_at: Option<i64>,
             session_version: i64,
             live_until: Option<i64>,
         }
         let row = sqlx::query_as::<_, Row>(
-            "SELECT id, email, name, totp_enabled, passkey_count, session_version, \
+            "SELECT id, email, name, totp_enabled, passkey_count, email_verified_at, session_version, \
              (SELECT MAX(expires_at) FROM sessions WHERE family = $2 AND user_id = $1 AND revoked_at IS NULL \
               AND expires_at > $3) AS live_until \
              FROM users WHERE id = $1",
@@ -492,6 +478,7 @@ impl Db {
                 name: r.name,
                 totp_enabled: r.totp_enabled == 1,
                 passkey_count: r.passkey_count,
+                email_verified: r.email_verified_at.is_some(),
                 session_version: r.session_version,
                 family: family.to_owned(),
                 live_until: r.live_until?,
@@ -1007,6 +994,32 @@ fn scheme(url: &str) -> &str {
 }
 
 impl Tx {
+    /// Inserts a user; `None` when the email is taken.
+    pub async fn insert_user(
+        &mut self,
+        email: &str,
+        name: &str,
+        password_hash: &str,
+        now: i64,
+    ) -> Result<Option<UserRow>, AppError> {
+        self.step()?;
+        let result = sqlx::query_as::<_, UserRecord>(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO users (email, name, password_hash, created_at) VALUES ($1, $2, $3, $4) RETURNING {}",
+            Db::USER_COLUMNS
+        )))
+        .bind(email)
+        .bind(name)
+        .bind(password_hash)
+        .bind(now)
+        .fetch_one(&mut *self.tx)
+        .await;
+        match result {
+            Ok(row) => Ok(Some(row.into())),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Marks a password-stage token as exchanged: true the first time only.
     pub async fn spend_stage_token(&mut self, jti: &str, expires_at: i64) -> Result<bool, AppError> {
         self.step()?;
@@ -1355,5 +1368,310 @@ impl Db {
 
     pub fn is_postgres(&self) -> bool {
         self.backend == Backend::Postgres
+    }
+}
+
+// ---------------------------------------------------------------- mail
+
+/// A message to send, as queued (see migration 0009).
+pub struct NewMail<'a> {
+    pub kind: &'a str,
+    pub user_id: Option<i64>,
+    pub address: &'a str,
+    pub event_at: i64,
+    pub ip: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+    pub now: i64,
+}
+
+/// A queued message, as the worker and the operator read it.
+#[derive(Debug, Clone, FromRow)]
+pub struct MailRow {
+    pub id: i64,
+    pub kind: String,
+    pub user_id: Option<i64>,
+    pub address: String,
+    pub event_at: i64,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub created_at: i64,
+    pub status: String,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+    pub sent_at: Option<i64>,
+}
+
+const MAIL_COLUMNS: &str = "id, kind, user_id, address, event_at, ip, user_agent, created_at, status, attempts, next_attempt_at, last_error, sent_at";
+
+impl Db {
+    /// Queues one message (a single row: no transaction needed).
+    pub async fn enqueue_mail(&self, m: &NewMail<'_>) -> Result<i64, AppError> {
+        let (id,): (i64,) = sqlx::query_as(
+            "INSERT INTO mail_queue (kind, user_id, address, event_at, ip, user_agent, created_at, next_attempt_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING id",
+        )
+        .bind(m.kind)
+        .bind(m.user_id)
+        .bind(m.address)
+        .bind(m.event_at)
+        .bind(m.ip)
+        .bind(m.user_agent)
+        .bind(m.now)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    /// Pending messages whose time has come and that no instance holds.
+    pub async fn due_mail(&self, now: i64, limit: i64) -> Result<Vec<MailRow>, AppError> {
+        Ok(sqlx::query_as::<_, MailRow>(sqlx::AssertSqlSafe(format!(
+            "SELECT {MAIL_COLUMNS} FROM mail_queue WHERE status = 'pending' AND next_attempt_at <= $1 \
+             AND (lease_until IS NULL OR lease_until <= $1) ORDER BY id LIMIT $2"
+        )))
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Takes a due message for one sending attempt, holding it until
+    /// `lease_until`: true for exactly one of racing instances.
+    pub async fn claim_mail(&self, id: i64, now: i64, lease_until: i64) -> Result<bool, AppError> {
+        let done = sqlx::query(
+            "UPDATE mail_queue SET lease_until = $3, attempts = attempts + 1 WHERE id = $1 AND status = 'pending' \
+             AND next_attempt_at <= $2 AND (lease_until IS NULL OR lease_until <= $2)",
+        )
+        .bind(id)
+        .bind(now)
+        .bind(lease_until)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Records a delivered message (the row stays, without any text, for
+    /// `server mail queue` until pruned).
+    pub async fn mail_sent(&self, id: i64, now: i64) -> Result<(), AppError> {
+        sqlx::query(
+            "UPDATE mail_queue SET status = 'sent', sent_at = $2, lease_until = NULL, last_error = NULL WHERE id = $1",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records a failed attempt: tried again at `retry_at`, or given up
+    /// (`failed`) when that is `None`.
+    pub async fn mail_failed(&self, id: i64, error: &str, retry_at: Option<i64>) -> Result<(), AppError> {
+        let status = if retry_at.is_some() { "pending" } else { "failed" };
+        sqlx::query(
+            "UPDATE mail_queue SET status = $2, next_attempt_at = COALESCE($3, next_attempt_at), lease_until = NULL, \
+             last_error = $4 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(status)
+        .bind(retry_at)
+        .bind(error)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Forgets a message that is not to be sent (a reset asked for an
+    /// address with no account, a verification no longer needed).
+    pub async fn drop_mail(&self, id: i64) -> Result<(), AppError> {
+        sqlx::query("DELETE FROM mail_queue WHERE id = $1").bind(id).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// One message by id (the operator's test message).
+    pub async fn mail_by_id(&self, id: i64) -> Result<Option<MailRow>, AppError> {
+        Ok(sqlx::query_as::<_, MailRow>(sqlx::AssertSqlSafe(format!(
+            "SELECT {MAIL_COLUMNS} FROM mail_queue WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Pending and failed messages, oldest first, and how many were sent
+    /// since `sent_since`: what `server mail queue` shows.
+    pub async fn mail_queue(&self, sent_since: i64) -> Result<(Vec<MailRow>, i64), AppError> {
+        let rows = sqlx::query_as::<_, MailRow>(sqlx::AssertSqlSafe(format!(
+            "SELECT {MAIL_COLUMNS} FROM mail_queue WHERE status <> 'sent' ORDER BY id"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
+        let (sent,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM mail_queue WHERE status = 'sent' AND sent_at >= $1")
+            .bind(sent_since)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok((rows, sent))
+    }
+
+    /// Deletes sent and given-up messages older than `before`, and expired
+    /// link tokens.
+    pub async fn prune_mail(&self, before: i64, now: i64) -> Result<(), AppError> {
+        sqlx::query("DELETE FROM mail_queue WHERE status <> 'pending' AND created_at < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query("DELETE FROM email_tokens WHERE expires_at <= $1").bind(now).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Stores a link token (its hash) for `purpose`.
+    pub async fn insert_email_token(
+        &self,
+        token_hash: &str,
+        user_id: i64,
+        purpose: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), AppError> {
+        sqlx::query(
+            "INSERT INTO email_tokens (token_hash, user_id, purpose, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(token_hash)
+        .bind(user_id)
+        .bind(purpose)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Deletes a link token whose message could not be sent.
+    pub async fn delete_email_token(&self, token_hash: &str) -> Result<(), AppError> {
+        sqlx::query("DELETE FROM email_tokens WHERE token_hash = $1").bind(token_hash).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// The account a live token of `purpose` belongs to, without using it
+    /// (the reset page checks the new password against the account first).
+    pub async fn email_token_owner(&self, token_hash: &str, purpose: &str, now: i64) -> Result<Option<i64>, AppError> {
+        let row: Option<(i64,)> = sqlx::query_as(
+            "SELECT user_id FROM email_tokens WHERE token_hash = $1 AND purpose = $2 AND expires_at > $3",
+        )
+        .bind(token_hash)
+        .bind(purpose)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(id,)| id))
+    }
+
+    /// Whether the account has logged in before (a first log-in from a new
+    /// browser is no news to its owner).
+    pub async fn has_logged_in(&self, user_id: i64) -> Result<bool, AppError> {
+        let row: Option<(i64,)> =
+            sqlx::query_as("SELECT id FROM audit_events WHERE user_id = $1 AND kind = 'log_in_ok' LIMIT 1")
+                .bind(user_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.is_some())
+    }
+}
+
+impl Tx {
+    /// Queues a message with the other writes of this transaction.
+    pub async fn enqueue_mail(&mut self, m: &NewMail<'_>) -> Result<(), AppError> {
+        self.step()?;
+        sqlx::query(
+            "INSERT INTO mail_queue (kind, user_id, address, event_at, ip, user_agent, created_at, next_attempt_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+        )
+        .bind(m.kind)
+        .bind(m.user_id)
+        .bind(m.address)
+        .bind(m.event_at)
+        .bind(m.ip)
+        .bind(m.user_agent)
+        .bind(m.now)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn insert_audit(&mut self, e: &NewAuditEvent<'_>) -> Result<(), AppError> {
+        self.step()?;
+        sqlx::query("INSERT INTO audit_events (user_id, kind, at, ip, user_agent) VALUES ($1, $2, $3, $4, $5)")
+            .bind(e.user_id)
+            .bind(e.kind)
+            .bind(e.at)
+            .bind(e.ip)
+            .bind(e.user_agent)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Uses a link token: deletes it and returns its account if it was of
+    /// `purpose` and unexpired. One statement, so it works once.
+    pub async fn take_email_token(
+        &mut self,
+        token_hash: &str,
+        purpose: &str,
+        now: i64,
+    ) -> Result<Option<i64>, AppError> {
+        self.step()?;
+        let row: Option<(i64, i64)> = sqlx::query_as(
+            "DELETE FROM email_tokens WHERE token_hash = $1 AND purpose = $2 RETURNING user_id, expires_at",
+        )
+        .bind(token_hash)
+        .bind(purpose)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        Ok(row.filter(|(_, expires_at)| *expires_at > now).map(|(id, _)| id))
+    }
+
+    /// Deletes the account's unused tokens of `purpose`.
+    pub async fn delete_email_tokens(&mut self, user_id: i64, purpose: &str) -> Result<(), AppError> {
+        self.step()?;
+        sqlx::query("DELETE FROM email_tokens WHERE user_id = $1 AND purpose = $2")
+            .bind(user_id)
+            .bind(purpose)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Marks the email address proved (kept if it already was).
+    pub async fn set_email_verified(&mut self, user_id: i64, now: i64) -> Result<(), AppError> {
+        self.step()?;
+        sqlx::query("UPDATE users SET email_verified_at = COALESCE(email_verified_at, $2) WHERE id = $1")
+            .bind(user_id)
+            .bind(now)
+            .execute(&mut *self.tx)
+            .await?;
+        self.invalidate(Invalidation::User(user_id)).await?;
+        Ok(())
+    }
+
+    /// The account's email address, read in this transaction.
+    pub async fn user_email(&mut self, user_id: i64) -> Result<String, AppError> {
+        let (email,): (String,) =
+            sqlx::query_as("SELECT email FROM users WHERE id = $1").bind(user_id).fetch_one(&mut *self.tx).await?;
+        Ok(email)
+    }
+
+    /// Sets or clears the lockdown mark; the session version moves too, so
+    /// every token of the account dies. Returns the new version.
+    pub async fn set_locked(&mut self, user_id: i64, locked_at: Option<i64>) -> Result<i64, AppError> {
+        self.step()?;
+        let (version,): (i64,) = sqlx::query_as(
+            "UPDATE users SET locked_at = $2, session_version = session_version + 1 WHERE id = $1 \
+             RETURNING session_version",
+        )
+        .bind(user_id)
+        .bind(locked_at)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        self.invalidate(Invalidation::User(user_id)).await?;
+        Ok(version)
     }
 }

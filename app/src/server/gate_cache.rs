@@ -251,6 +251,7 @@ mod tests {
             name: "A".into(),
             totp_enabled: true,
             passkey_count: 0,
+            email_verified: true,
             session_version: 1,
             family: family.into(),
             live_until: 1_000,

@@ -19,6 +19,7 @@ use crate::wire::{
 use super::auth::{FullSession, PasswordSession};
 use super::db::{NewAuditEvent, NewGateCookie, NewSession, Throttle, Tx, UserRow};
 use super::identity;
+use super::mail;
 use super::request::RequestMeta;
 use super::sealing::SecretBox;
 use super::state::AppState;
@@ -39,6 +40,7 @@ impl From<&super::db::SessionUser> for User {
             email: user.email.clone(),
             name: user.name.clone(),
             is_two_factor_authentication_enabled: user.totp_enabled,
+            is_email_verified: user.email_verified,
         }
     }
 }
@@ -50,6 +52,7 @@ impl From<&UserRow> for User {
             email: row.email.clone(),
             name: row.name.clone(),
             is_two_factor_authentication_enabled: row.totp_enabled,
+            is_email_verified: row.email_verified_at.is_some(),
         }
     }
 }
@@ -75,8 +78,10 @@ pub(super) fn random_bytes<const N: usize>() -> Result<[u8; N], AppError> {
 
 // ---------------------------------------------------------------- audit
 
-/// Writes an audit event. A failure to write it is logged, not raised: the
-/// operation it describes has already happened.
+/// Writes an audit event and, for a change the owner must hear of, queues
+/// the security notice with it (see `mail::Notice`). A failure to write
+/// them is logged, not raised: the operation they describe has already
+/// happened.
 pub(super) async fn audit(state: &AppState, user_id: Option<i64>, kind: AuditKind, meta: &RequestMeta) {
     let event = NewAuditEvent {
         user_id,
@@ -85,9 +90,60 @@ pub(super) async fn audit(state: &AppState, user_id: Option<i64>, kind: AuditKin
         ip: meta.ip.as_deref(),
         user_agent: meta.user_agent.as_deref(),
     };
-    if let Err(e) = state.db.insert_audit(&event).await {
+    let written = match (mail::Notice::for_event(kind), user_id) {
+        (Some(notice), Some(id)) => notify(state, id, notice, Some(&event), meta).await,
+        _ => state.db.insert_audit(&event).await,
+    };
+    if let Err(e) = written {
         tracing::warn!(kind = kind.as_str(), error = %e.message, "could not write an audit event");
     }
+}
+
+/// Queues a security notice to the account's owner, with the audit event
+/// it goes with (if any) in the same transaction: the event is never
+/// recorded without its notice, or the other way round.
+pub(super) async fn notify(
+    state: &AppState,
+    user_id: i64,
+    notice: mail::Notice,
+    event: Option<&NewAuditEvent<'_>>,
+    meta: &RequestMeta,
+) -> Result<(), AppError> {
+    let Some(user) = state.db.user_by_id(user_id).await? else { return Ok(()) };
+    let kind = mail::MailKind::Notice(notice).as_string();
+    let mut tx = state.db.begin().await?;
+    if let Some(event) = event {
+        tx.insert_audit(event).await?;
+    }
+    tx.enqueue_mail(&mail::new_mail(state, &kind, Some(user.id), &user.email, meta)).await?;
+    tx.commit().await?;
+    state.mail.wake();
+    Ok(())
+}
+
+/// After a successful log-in: tells the owner if it came from a browser
+/// that never logged in to the account before (and the account has logged
+/// in before: its very first log-in is no news). Call before auditing the
+/// log-in itself.
+async fn notice_new_browser(state: &AppState, meta: &RequestMeta, user_id: i64, new_browser: bool) {
+    if !new_browser {
+        return;
+    }
+    let told = match state.db.has_logged_in(user_id).await {
+        Ok(true) => notify(state, user_id, mail::Notice::NewBrowser, None, meta).await,
+        Ok(false) => Ok(()),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = told {
+        tracing::warn!(user_id, error = %e.message, "could not queue the new-browser notice");
+    }
+}
+
+/// Whether a log-in comes from a browser without this account's device
+/// cookie (of any session version: a password change does not make the
+/// owner's own browsers new).
+fn is_new_browser(meta: &RequestMeta, user_id: i64) -> bool {
+    meta.device.as_ref().is_none_or(|d| d.user_id != user_id)
 }
 
 // ---------------------------------------------------------------- throttling
@@ -331,13 +387,40 @@ pub async fn register(
     if taken {
         return Err(email_taken());
     }
-    match state.db.insert_user(email.as_str(), name.as_str(), &hash, state.now()).await? {
-        Some(row) => {
-            tracing::info!(user_id = row.id, "account created");
-            Ok(User::from(&row))
-        }
-        None => Err(email_taken()),
+    // The account and the message that proves its address, together.
+    let mut tx = state.db.begin().await?;
+    let Some(row) = tx.insert_user(email.as_str(), name.as_str(), &hash, state.now()).await? else {
+        return Err(email_taken());
+    };
+    let kind = mail::MailKind::Verify.as_string();
+    tx.enqueue_mail(&mail::new_mail(state, &kind, Some(row.id), &row.email, meta)).await?;
+    tx.commit().await?;
+    state.mail.wake();
+    tracing::info!(user_id = row.id, "account created");
+    Ok(User::from(&row))
+}
+
+/// A locked account (see `recovery::lockdown`) logs in again only after a
+/// password reset; with `REQUIRE_EMAIL_VERIFICATION`, an account logs in
+/// once its address is proved. Checked after the password (or passkey),
+/// so only the owner learns either.
+pub(super) fn refuse_locked_or_unverified(state: &AppState, user: &UserRow) -> Result<(), AppError> {
+    if user.locked_at.is_some() {
+        let mut e = AppError::forbidden(
+            "This account is locked: every session was ended from a security notice. Set a new password with \
+             the link we emailed, or use \"Forgot your password?\" for a new one.",
+        );
+        e.fields.insert("account".into(), "locked".into());
+        return Err(e);
     }
+    if state.mail.require_verification && user.email_verified_at.is_none() {
+        let mut e = AppError::forbidden(
+            "Confirm your email address first: open the link we emailed you. No message? Send a new one below.",
+        );
+        e.fields.insert("account".into(), "unverified".into());
+        return Err(e);
+    }
+    Ok(())
 }
 
 pub const SIGNUP_CLOSED: &str = "New accounts are made by the administrator here. Ask them for one.";
@@ -357,7 +440,9 @@ pub async fn operator_add_user(
 ) -> Result<bool, AppError> {
     refuse_weak_password(&password, "password", &[email.as_str(), name.as_str()])?;
     let hash = state.hasher.hash(&password).await?;
-    let created = state.db.insert_user(email.as_str(), name.as_str(), &hash, state.now()).await?;
+    let mut tx = state.db.begin().await?;
+    let created = tx.insert_user(email.as_str(), name.as_str(), &hash, state.now()).await?;
+    tx.commit().await?;
     if let Some(row) = &created {
         tracing::info!(user_id = row.id, "account created by the operator");
     }
@@ -366,7 +451,7 @@ pub async fn operator_add_user(
 
 /// A new password that is easy to guess is refused, with the reason on
 /// its field.
-fn refuse_weak_password(password: &Password, field: &str, known: &[&str]) -> Result<(), AppError> {
+pub(super) fn refuse_weak_password(password: &Password, field: &str, known: &[&str]) -> Result<(), AppError> {
     identity::check_strength(password.expose(), known).map_err(|why| {
         let mut e = AppError::bad_request(&why);
         e.fields.insert(field.into(), why);
@@ -429,14 +514,23 @@ pub async fn log_in(
     let user = state.db.user_by_email(email.as_str()).await?;
     check_password(state, meta, email.as_str(), user.as_ref(), password).await?;
     let Some(user) = user else { return Err(AppError::invalid_credentials()) };
+    // Said only to someone who knows the password.
+    refuse_locked_or_unverified(state, &user)?;
+    let new_browser = is_new_browser(meta, user.id);
     // This browser now knows the password: from here on its failures on
     // this account count on their own (see `Attempt::password_buckets`).
     let device = state.keys.issue_device(user.id, user.session_version, state.now())?;
     let device_cookie = state.cookies.set(CookieKind::Device, &device, super::tokens::DEVICE_TTL);
     let mut cookies = if user.two_factor() {
         let factors = (user.totp_enabled, user.passkey_count > 0);
-        let token =
-            state.keys.issue_password_stage(user.id, user.session_version, state.now(), PASSWORD_STAGE_TTL, factors)?;
+        let token = state.keys.issue_password_stage(
+            user.id,
+            user.session_version,
+            state.now(),
+            PASSWORD_STAGE_TTL,
+            factors,
+            new_browser,
+        )?;
         vec![
             state.cookies.set(CookieKind::Access, &token, PASSWORD_STAGE_TTL),
             state.cookies.clear(CookieKind::Refresh),
@@ -445,6 +539,7 @@ pub async fn log_in(
         let mut tx = state.db.begin().await?;
         let cookies = start_session(state, &mut tx, user.id, user.session_version, false).await?;
         tx.commit().await?;
+        notice_new_browser(state, meta, user.id, new_browser).await;
         audit(state, Some(user.id), AuditKind::LogInOk, meta).await;
         cookies
     };
@@ -574,6 +669,7 @@ pub(super) async fn finish_second_factor(
     }
     let cookies = start_session(state, &mut tx, user.id, user.session_version, true).await?;
     tx.commit().await?;
+    notice_new_browser(state, meta, user.id, stage.nb == Some(true)).await;
     audit(state, Some(user.id), AuditKind::LogInOk, meta).await;
     tracing::info!(user_id = user.id, "second factor accepted");
     Ok(cookies)
@@ -586,6 +682,7 @@ pub(super) async fn passwordless_session(
     meta: &RequestMeta,
     user: &UserRow,
 ) -> Result<Vec<String>, AppError> {
+    refuse_locked_or_unverified(state, user)?;
     let mut tx = state.db.begin().await?;
     let cookies = start_session(state, &mut tx, user.id, user.session_version, true).await?;
     tx.commit().await?;
@@ -949,6 +1046,7 @@ pub async fn prune(state: &AppState) -> Result<super::db::Pruned, AppError> {
     .map(|t| t.window.max(t.cap))
     .max()
     .unwrap_or(0);
+    state.db.prune_mail(now - mail::KEEP_SECONDS, now).await?;
     state.db.prune(now, now - SPENT_SESSION_KEEP_SECONDS, now - window, now - state.audit_retention).await
 }
 

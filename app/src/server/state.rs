@@ -59,6 +59,8 @@ pub struct StateInner {
     pub gate: GateConfig,
     /// Passkeys: this portal as the WebAuthn relying party.
     pub webauthn: super::webauthn::RelyingParty,
+    /// Mail: the transport, the sender, and the worker's signals.
+    pub mail: super::mail::Mail,
     pub leptos_options: LeptosOptions,
 }
 

@@ -82,6 +82,10 @@ pub struct Claims {
     /// both, space-separated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fac: Option<String>,
+    /// A password-stage token's log-in comes from a browser that held no
+    /// device cookie of this account: its owner is told once it succeeds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nb: Option<bool>,
 }
 
 impl Claims {
@@ -191,6 +195,7 @@ impl TokenKeys {
             sid: session.map(|(family, _)| family.to_owned()),
             auth: session.map(|(_, auth_at)| auth_at),
             fac: None,
+            nb: None,
         };
         self.sign(&claims)
     }
@@ -203,6 +208,7 @@ impl TokenKeys {
         now: i64,
         ttl: i64,
         (app, passkey): (bool, bool),
+        new_browser: bool,
     ) -> Result<String, AppError> {
         let fac = [app.then_some("app"), passkey.then_some("passkey")].into_iter().flatten().collect::<Vec<_>>();
         let claims = Claims {
@@ -217,6 +223,7 @@ impl TokenKeys {
             sid: None,
             auth: None,
             fac: Some(fac.join(" ")),
+            nb: new_browser.then_some(true),
         };
         self.sign(&claims)
     }

@@ -1,0 +1,148 @@
+//! The operations behind mailed links: asking for a password reset and
+//! using it, proving the email address, and the lockdown a security
+//! notice offers. None of them logs anyone in: a reset keeps the second
+//! factor owed at the next log-in, and ends every session.
+
+use crate::domain::{Email, Password};
+use crate::error::AppError;
+use crate::wire::AuditKind;
+
+use super::db::{NewAuditEvent, Throttle};
+use super::mail::{self, MailKind, Purpose};
+use super::request::RequestMeta;
+use super::service::{audit, refuse_weak_password, sha256_hex};
+use super::state::AppState;
+
+/// Requests one client address may make per hour before waiting (reset
+/// and verification mail together).
+const PER_ADDRESS: Throttle = Throttle { free: 10, cap: 15 * 60, window: 3600 };
+/// Messages one email address may be sent per hour; past it, requests are
+/// answered the same and nothing is sent.
+const PER_EMAIL: Throttle = Throttle { free: 3, cap: 3600, window: 3600 };
+
+fn bad_link(what: &str) -> AppError {
+    AppError::bad_request(format!(
+        "This {what} link is not valid: it was already used, it expired, or it was copied incompletely."
+    ))
+}
+
+/// Counts a mail request: the address's limit answers 429; the email's
+/// limit answers `false` (say the same, send nothing).
+async fn mail_allowed(state: &AppState, meta: &RequestMeta, what: &str, email: &Email) -> Result<bool, AppError> {
+    let now = state.now();
+    let key = format!("mail-ip:{}", meta.ip_key());
+    if let Some(wait) = state.db.throttle_attempt(&key, PER_ADDRESS, now).await? {
+        return Err(AppError::too_many(wait));
+    }
+    let key = format!("mail:{what}:{}", email.as_str());
+    Ok(state.db.throttle_attempt(&key, PER_EMAIL, now).await?.is_none())
+}
+
+/// "Forgot your password?": queues a reset message for the address. The
+/// request does the same work whether or not an account has it (two
+/// throttle rows and one queued row), so the answer and its time say
+/// nothing; the worker finds the account, or sends nothing.
+pub async fn forgot_password(state: &AppState, meta: &RequestMeta, email: Email) -> Result<(), AppError> {
+    if mail_allowed(state, meta, "reset", &email).await? {
+        mail::enqueue(state, MailKind::Reset, None, email.as_str(), meta).await?;
+    }
+    Ok(())
+}
+
+/// Sends the verification link again, on the same terms as a reset: the
+/// same answer for any address, limited per client and per address.
+pub async fn resend_verification(state: &AppState, meta: &RequestMeta, email: Email) -> Result<(), AppError> {
+    if mail_allowed(state, meta, "verify", &email).await? {
+        mail::enqueue(state, MailKind::Verify, None, email.as_str(), meta).await?;
+    }
+    Ok(())
+}
+
+/// Sets a new password with a reset link's token. The token is checked
+/// first without being used, so a weak password is refused and the link
+/// still works; then, in one transaction: the token is used, the password
+/// set, a lockdown lifted, every session ended, the address counted as
+/// proved, the event audited and its notice queued. Nobody is logged in.
+pub async fn reset_password(state: &AppState, meta: &RequestMeta, token: &str, new: Password) -> Result<(), AppError> {
+    let now = state.now();
+    let hash = sha256_hex(token.trim().as_bytes());
+    let owner = state.db.email_token_owner(&hash, Purpose::Reset.as_str(), now).await?;
+    let user = match owner {
+        Some(id) => state.db.user_by_id(id).await?,
+        None => None,
+    };
+    let Some(user) = user else { return Err(bad_link("password reset")) };
+    refuse_weak_password(&new, "newPassword", &[&user.email, &user.name])?;
+    let password_hash = state.hasher.hash(&new).await?;
+    let mut tx = state.db.begin().await?;
+    if tx.take_email_token(&hash, Purpose::Reset.as_str(), now).await? != Some(user.id) {
+        return Err(bad_link("password reset"));
+    }
+    tx.set_password(user.id, &password_hash).await?;
+    if user.locked_at.is_some() {
+        tx.set_locked(user.id, None).await?;
+    }
+    tx.revoke_user_sessions(user.id, now).await?;
+    tx.delete_email_tokens(user.id, Purpose::Reset.as_str()).await?;
+    // The link reached the mailbox: the address is proved.
+    tx.set_email_verified(user.id, now).await?;
+    let event = NewAuditEvent {
+        user_id: Some(user.id),
+        kind: AuditKind::PasswordReset.as_str(),
+        at: now,
+        ip: meta.ip.as_deref(),
+        user_agent: meta.user_agent.as_deref(),
+    };
+    tx.insert_audit(&event).await?;
+    let kind = MailKind::Notice(mail::Notice::PasswordReset).as_string();
+    tx.enqueue_mail(&mail::new_mail(state, &kind, Some(user.id), &user.email, meta)).await?;
+    tx.commit().await?;
+    state.mail.wake();
+    tracing::info!(user_id = user.id, "password reset through an email link");
+    Ok(())
+}
+
+/// Proves the account's email address with its link.
+pub async fn verify_email(state: &AppState, meta: &RequestMeta, token: &str) -> Result<(), AppError> {
+    let now = state.now();
+    let hash = sha256_hex(token.trim().as_bytes());
+    let mut tx = state.db.begin().await?;
+    let Some(user_id) = tx.take_email_token(&hash, Purpose::Verify.as_str(), now).await? else {
+        return Err(bad_link("confirmation"));
+    };
+    tx.set_email_verified(user_id, now).await?;
+    tx.commit().await?;
+    audit(state, Some(user_id), AuditKind::EmailVerified, meta).await;
+    Ok(())
+}
+
+/// "This wasn't me": at once, every session and gate cookie of the account
+/// ends (the session version moves and every refresh family is revoked)
+/// and log-in is refused until a password reset. Older reset links stop
+/// working; a fresh one is mailed, with what happened.
+pub async fn lockdown(state: &AppState, meta: &RequestMeta, token: &str) -> Result<(), AppError> {
+    let now = state.now();
+    let hash = sha256_hex(token.trim().as_bytes());
+    let mut tx = state.db.begin().await?;
+    let Some(user_id) = tx.take_email_token(&hash, Purpose::Lockdown.as_str(), now).await? else {
+        return Err(bad_link("lockdown"));
+    };
+    tx.set_locked(user_id, Some(now)).await?;
+    tx.revoke_user_sessions(user_id, now).await?;
+    tx.delete_email_tokens(user_id, Purpose::Reset.as_str()).await?;
+    let event = NewAuditEvent {
+        user_id: Some(user_id),
+        kind: AuditKind::LockedDown.as_str(),
+        at: now,
+        ip: meta.ip.as_deref(),
+        user_agent: meta.user_agent.as_deref(),
+    };
+    tx.insert_audit(&event).await?;
+    let address = tx.user_email(user_id).await?;
+    let kind = MailKind::Locked.as_string();
+    tx.enqueue_mail(&mail::new_mail(state, &kind, Some(user_id), &address, meta)).await?;
+    tx.commit().await?;
+    state.mail.wake();
+    tracing::warn!(user_id, "account locked from a security notice");
+    Ok(())
+}
