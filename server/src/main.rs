@@ -31,6 +31,9 @@ enum Command {
     /// Re-encrypt every stored TOTP secret under SECRETS_KEY. Put the old
     /// key in SECRETS_KEYS_PREVIOUS (id:hex, comma-separated) while this runs.
     RotateSecretsKey,
+    /// Mail: send a test message, or see what is waiting.
+    #[command(subcommand)]
+    Mail(MailCommand),
     /// Delete expired and spent sessions, old throttle rows and audit events
     /// past AUDIT_RETENTION_DAYS (serve also does this every 10 minutes).
     Prune,
@@ -63,6 +66,15 @@ enum UserCommand {
         #[command(subcommand)]
         change: Option<GroupChange>,
     },
+}
+
+#[derive(Subcommand)]
+enum MailCommand {
+    /// Send a test message to ADDRESS now (through SMTP_URL, or into the
+    /// outbox) and print what happened.
+    Test { address: String },
+    /// List pending and failed messages, and how many were sent today.
+    Queue,
 }
 
 #[derive(Subcommand)]
@@ -142,6 +154,8 @@ async fn main() -> ExitCode {
             let remove = change.as_ref().map(|PasskeyChange::Remove { id }| id.as_str());
             ops::passkeys(&state, &email, remove).await
         }
+        Command::Mail(MailCommand::Test { address }) => ops::mail_test(&state, &address).await,
+        Command::Mail(MailCommand::Queue) => ops::mail_queue(&state).await,
         Command::Prune => app::server::service::prune(&state)
             .await
             .map_err(|e| e.message)

@@ -209,3 +209,57 @@ pub async fn add_user(state: &AppState, email: &str, name: &str, password_line: 
         Err(e) => Err(e.fields.get("password").cloned().unwrap_or(e.message)),
     }
 }
+
+/// `server mail test ADDRESS`: sends a test message now, through the
+/// configured transport, and says what happened. The message is queued
+/// like any other (so `mail queue` shows a failure) but tried once only.
+pub async fn mail_test(state: &AppState, address: &str) -> Result<String, String> {
+    use app::server::mail::{self, Delivery, MailKind};
+    let address = address.trim();
+    mail::parse_mailbox(address).map_err(|e| format!("cannot send to {address:?}: {e}"))?;
+    let meta = app::server::request::RequestMeta::default();
+    let id = mail::enqueue(state, MailKind::Test, None, address, &meta).await.map_err(|e| e.message)?;
+    let now = state.now();
+    // A running server's worker may take it first; either way it is sent once.
+    if !state.db.claim_mail(id, now, now + 120).await.map_err(|e| e.message)? {
+        return Ok(format!("queued as #{id}; a running server is sending it ({})", state.mail.describe()));
+    }
+    let row = state.db.mail_by_id(id).await.map_err(|e| e.message)?.ok_or("the queued message vanished")?;
+    match mail::deliver(state, &row).await.map_err(|e| e.message)? {
+        Delivery::Sent => Ok(format!("sent a test message to {address} through {}", state.mail.describe())),
+        Delivery::Retry(why) | Delivery::GaveUp(why) => {
+            Err(format!("could not send to {address} through {}: {why}", state.mail.describe()))
+        }
+        Delivery::Dropped => Err("the test message was dropped".into()),
+    }
+}
+
+/// `server mail queue`: pending and failed messages, and how many were
+/// sent in the last 24 hours.
+pub async fn mail_queue(state: &AppState) -> Result<String, String> {
+    let now = state.now();
+    let (rows, sent) = state.db.mail_queue(now - 86_400).await.map_err(|e| e.message)?;
+    let mut out = format!("mail goes to {}\n", state.mail.describe());
+    if rows.is_empty() {
+        out.push_str("nothing pending or failed\n");
+    }
+    for row in &rows {
+        let when = if row.status == "pending" {
+            let wait = row.next_attempt_at - now;
+            if wait > 0 { format!("next attempt in {wait} s") } else { "due now".to_owned() }
+        } else {
+            "given up".to_owned()
+        };
+        out.push_str(&format!(
+            "#{} {} {} to {}: {} attempt(s), {when}{}\n",
+            row.id,
+            row.status,
+            row.kind,
+            row.address,
+            row.attempts,
+            row.last_error.as_deref().map(|e| format!("; last error: {e}")).unwrap_or_default()
+        ));
+    }
+    out.push_str(&format!("{sent} sent in the last 24 hours"));
+    Ok(out)
+}

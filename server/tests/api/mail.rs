@@ -510,3 +510,48 @@ async fn email_verification_and_the_setting_that_requires_it() {
     assert_eq!(r.body["user"]["isEmailVerified"], true);
     assert_eq!(app.get("/api/authentication").await.body["isEmailVerified"], true);
 }
+
+// The commands run as child processes waited on synchronously: the sink
+// needs a thread of its own meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_send_a_test_message_and_read_the_queue() {
+    let sink = Sink::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path();
+    let url = sink.url();
+    let key: &std::ffi::OsStr = "test-signing-key-that-is-long-enough-0123456789".as_ref();
+    let run = |args: &[&str], smtp: Option<&str>| {
+        let mut vars = vec![("DATA_DIR", data.as_os_str()), ("JWT_SECRET", key)];
+        if let Some(smtp) = smtp {
+            vars.push(("SMTP_URL", smtp.as_ref()));
+        }
+        super::operators::server_command(args, &vars)
+    };
+    let (ok, out, err) = run(&["mail", "test", "olga@example.com"], Some(&url));
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("sent a test message to olga@example.com through SMTP 127.0.0.1"), "{out}");
+    let got = sink.wait_for(1).await;
+    assert_eq!(got[0].to, ["olga@example.com"]);
+    assert!(got[0].subject().contains("test message"), "{:?}", got[0].subject());
+
+    // A server that is down: the command fails and says why; the queue
+    // shows the message as given up, with the error.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let down = format!("smtp://127.0.0.1:{port}?tls=none");
+    let (ok, out, err) = run(&["mail", "test", "olga@example.com"], Some(&down));
+    assert!(!ok && err.contains("could not send to olga@example.com"), "{out}{err}");
+    let (ok, out, err) = run(&["mail", "queue"], Some(&down));
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("failed test to olga@example.com: 1 attempt(s), given up; last error:"), "{out}");
+    assert!(out.contains("1 sent in the last 24 hours"), "{out}");
+
+    // Without SMTP_URL the message lands in the outbox as an .eml file.
+    let (ok, out, err) = run(&["mail", "test", "olga@example.com"], None);
+    assert!(ok && out.contains("outbox"), "{out}{err}");
+    let files: Vec<_> = std::fs::read_dir(data.join("outbox")).expect("outbox").flatten().collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let eml = std::fs::read_to_string(files[0].path()).expect("eml");
+    assert!(eml.contains("To: olga@example.com") && eml.contains("test message"), "{eml}");
+    let (ok, _, err) = run(&["mail", "test", "not an address"], None);
+    assert!(!ok && err.contains("cannot send"), "{err}");
+}

@@ -5,7 +5,7 @@ use super::*;
 
 /// Runs the server binary with only these variables set: (success,
 /// stdout, stderr).
-fn server_command(args: &[&str], vars: &[(&str, &std::ffi::OsStr)]) -> (bool, String, String) {
+pub(super) fn server_command(args: &[&str], vars: &[(&str, &std::ffi::OsStr)]) -> (bool, String, String) {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_server"));
     command.args(args).env_clear().env("RUST_LOG", "warn");
     for (name, value) in vars {
