@@ -39,6 +39,10 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/login", post(log_in))
         .route("/security", post(security))
         .route("/logout", post(log_out))
+        .route("/forgot-password", post(mailed))
+        .route("/reset-password", post(mailed))
+        .route("/verify-email", post(mailed))
+        .route("/lockdown", post(mailed))
 }
 
 #[derive(serde::Deserialize)]
@@ -307,6 +311,43 @@ async fn security(State(state): State<AppState>, req: Request) -> Response {
         _ => return plain_error(AppError::bad_request("Unknown form."), StatusCode::BAD_REQUEST),
     };
     finish(&state, posted.parts, &here, answer, cookies).await
+}
+
+/// The one form of each page mail leads to: on success the browser goes
+/// to the page's `?done=1` (the token leaves the address bar); otherwise
+/// the page is drawn again with the error, keeping the email or the token.
+async fn mailed(State(state): State<AppState>, req: Request) -> Response {
+    let posted = match Posted::read(&state, req).await {
+        Ok(p) => p,
+        Err(res) => return res,
+    };
+    if posted.intent != Some(Intent::Mailed) {
+        return plain_error(AppError::bad_request("Unknown form."), StatusCode::BAD_REQUEST);
+    }
+    let path = posted.parts.uri.path().to_owned();
+    let token = posted.get("token").to_owned();
+    let meta = &posted.meta;
+    let result = match path.as_str() {
+        "/forgot-password" => match parse_email(posted.get("email")) {
+            Ok(email) => super::recovery::forgot_password(&state, meta, email).await,
+            Err(e) => Err(e),
+        },
+        "/verify-email" if token.is_empty() => match parse_email(posted.get("email")) {
+            Ok(email) => super::recovery::resend_verification(&state, meta, email).await,
+            Err(e) => Err(e),
+        },
+        "/verify-email" => super::recovery::verify_email(&state, meta, &token).await,
+        "/reset-password" => match parse_new_password(posted.get("newPassword")) {
+            Ok(new) => super::recovery::reset_password(&state, meta, &token, new).await,
+            Err(e) => Err(e),
+        },
+        _ => super::recovery::lockdown(&state, meta, &token).await,
+    };
+    let answer = match result {
+        Ok(()) => Answer::Redirect(format!("{path}?done=1")),
+        Err(e) => Answer::Render(failed(Intent::Mailed, e, &posted, &["email", "token"])),
+    };
+    finish(&state, posted.parts, &path, answer, vec![]).await
 }
 
 /// Log out from any page: ends this session, clears the cookies and goes

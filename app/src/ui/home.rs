@@ -34,6 +34,12 @@ fn Home(user: User) -> impl IntoView {
                     </dd>
                 </div>
             </dl>
+            {(!user.is_email_verified).then(|| view! {
+                <p class="alert alert-info" data-testid="verify-email">
+                    "Confirm your email address: open the link we emailed you. "
+                    <A href="/verify-email">"Send it again"</A>
+                </p>
+            })}
             {(!on).then(|| view! {
                 <div class="callout">
                     <p>"Protect your account with a code from an authenticator app on your phone."</p>

@@ -241,6 +241,10 @@ pub fn LogInPage() -> impl IntoView {
                     <ErrorNote error=password_error busy=password_action.pending()/>
                     <SubmitButton pending=password_action.pending() label="Continue" busy_label="Checking…"/>
                 </form>
+                <Show when=move || password_error.get().is_some_and(|e| e.fields.get("account").is_some_and(|a| a == "unverified"))>
+                    <A href="/verify-email" attr:class="btn">"Send the confirmation email again"</A>
+                </Show>
+                <p class="switch"><A href="/forgot-password">"Forgot your password?"</A></p>
                 <PasskeySignIn next=after_passkey/>
                 <Show when=move || signup_open>
                     <p class="switch">"New here? " <A href=move || with_return_to("/signup", return_to.get().as_deref())>"Create an account"</A></p>

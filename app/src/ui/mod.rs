@@ -4,6 +4,7 @@
 
 mod home;
 mod login;
+mod mailed;
 pub mod outcome;
 mod passkeys;
 pub mod qr;
@@ -119,6 +120,10 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/signup") view=signup::SignUpPage ssr=SsrMode::Async/>
                     <Route path=path!("/login") view=login::LogInPage ssr=SsrMode::Async/>
                     <Route path=path!("/security") view={leptos_router::Lazy::<security::SecurityRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/forgot-password") view={leptos_router::Lazy::<mailed::MailedRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/reset-password") view={leptos_router::Lazy::<mailed::MailedRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/verify-email") view={leptos_router::Lazy::<mailed::MailedRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/lockdown") view={leptos_router::Lazy::<mailed::MailedRoute>::new()} ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>

@@ -30,10 +30,12 @@ pub enum Intent {
     RenamePasskey,
     RemovePasskey,
     PasskeyCodes,
+    /// The one form of a page mail leads to (see `mailed`).
+    Mailed,
 }
 
 impl Intent {
-    const ALL: [Intent; 14] = [
+    const ALL: [Intent; 15] = [
         Intent::SignUp,
         Intent::Password,
         Intent::Code,
@@ -48,6 +50,7 @@ impl Intent {
         Intent::RenamePasskey,
         Intent::RemovePasskey,
         Intent::PasskeyCodes,
+        Intent::Mailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -66,6 +69,7 @@ impl Intent {
             Intent::RenamePasskey => "rename-passkey",
             Intent::RemovePasskey => "remove-passkey",
             Intent::PasskeyCodes => "passkey-codes",
+            Intent::Mailed => "mailed",
         }
     }
 

@@ -555,3 +555,69 @@ async fn operators_send_a_test_message_and_read_the_queue() {
     let (ok, _, err) = run(&["mail", "test", "not an address"], None);
     assert!(!ok && err.contains("cannot send"), "{err}");
 }
+
+#[tokio::test]
+async fn the_mailed_pages_work_without_javascript() {
+    use super::forms::{browser, location};
+    let sink = Sink::start().await;
+    let app = app_with_sink(&sink, &[]).await;
+    let email = "pages@example.com";
+    assert_eq!(app.register(email).await.status, StatusCode::CREATED);
+    let b = browser();
+
+    // The log-in page leads to the form; the form answers the same for anyone.
+    assert!(app.page(&b, "/login").await.text.contains("href=\"/forgot-password\""));
+    let page = app.page(&b, "/forgot-password").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.text.contains("method=\"post\"") && page.text.contains("action=\"/forgot-password\""));
+    let bad = app.form(&b, "/forgot-password", &[("intent", "mailed"), ("email", "nope")]).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.text.contains("value=\"nope\""), "the typed address is kept");
+    for who in [email, "stranger@example.com"] {
+        let r = app.form(&b, "/forgot-password", &[("intent", "mailed"), ("email", who)]).await;
+        assert_eq!((r.status, location(&r)), (StatusCode::SEE_OTHER, "/forgot-password?done=1"));
+    }
+    assert!(app.page(&b, "/forgot-password?done=1").await.text.contains("If an account has that address"));
+
+    let all = sink.wait_for(2).await;
+    let token = to_about(&all, email, "set a new password")[0].token("/reset-password").expect("link");
+    // Opening the link changes nothing; the page carries the token in its form.
+    let page = app.page(&b, &format!("/reset-password?token={token}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.text.contains(&format!("name=\"token\" value=\"{token}\"")), "{}", page.text);
+    assert!(page.text.contains("action=\"/reset-password\""), "the post drops the token from the address");
+    let weak = app
+        .form(&b, "/reset-password", &[("intent", "mailed"), ("token", &token), ("newPassword", "password1234")])
+        .await;
+    assert_eq!(weak.status, StatusCode::BAD_REQUEST);
+    assert!(weak.text.contains("too easy") && weak.text.contains(&format!("value=\"{token}\"")));
+    let new_password = "a completely different passphrase 42";
+    let r = app
+        .form(&b, "/reset-password", &[("intent", "mailed"), ("token", &token), ("newPassword", new_password)])
+        .await;
+    assert_eq!((r.status, location(&r)), (StatusCode::SEE_OTHER, "/reset-password?done=1"), "{}", r.text);
+    let used = app
+        .form(&b, "/reset-password", &[("intent", "mailed"), ("token", &token), ("newPassword", new_password)])
+        .await;
+    assert_eq!(used.status, StatusCode::BAD_REQUEST);
+    assert!(used.text.contains("href=\"/forgot-password\""), "offers a new link");
+    assert!(app.page(&b, "/reset-password").await.text.contains("opens from a link in an email"));
+
+    // Verification: the link's page has a button; the home page nags until then.
+    let verify = to_about(&all, email, "confirm your email")[0].token("/verify-email").expect("link");
+    let r = app.form(&b, "/login", &[("intent", "password"), ("email", email), ("password", new_password)]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    // (The reset proved the address already: no nagging.)
+    assert!(!app.page(&b, "/").await.text.contains("data-testid=\"verify-email\""));
+    let r = app.form(&b, "/verify-email", &[("intent", "mailed"), ("token", &verify)]).await;
+    assert_eq!((r.status, location(&r)), (StatusCode::SEE_OTHER, "/verify-email?done=1"));
+
+    // The lockdown page: opening it does nothing; its button locks.
+    let all = sink.wait_for(3).await;
+    let notice = to_about(&all, email, "password was reset")[0].token("/lockdown").expect("link");
+    assert!(app.page(&b, &format!("/lockdown?token={notice}")).await.text.contains("Lock my account"));
+    assert_eq!(app.page(&b, "/").await.status, StatusCode::OK, "still logged in");
+    let r = app.form(&b, "/lockdown", &[("intent", "mailed"), ("token", &notice)]).await;
+    assert_eq!((r.status, location(&r)), (StatusCode::SEE_OTHER, "/lockdown?done=1"));
+    assert_eq!(app.get_with(&b, "/api/authentication").await.status, StatusCode::UNAUTHORIZED, "logged out");
+}
