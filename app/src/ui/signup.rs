@@ -11,7 +11,7 @@ use leptos_router::hooks::use_navigate;
 use crate::api::{User, log_in, parse_registration, register};
 use crate::error::AppError;
 
-use super::outcome::{Intent, page_outcome};
+use super::outcome::{FormOutcome, Intent, page_outcome};
 use super::{
     ErrorNote, InputKind, IntentField, SubmitButton, TextField, field_message, form_error, return_to, with_return_to,
 };
@@ -46,9 +46,29 @@ pub(crate) fn signup_open() -> bool {
     leptos::prelude::SharedValue::new(open).into_inner()
 }
 
+/// Sign-up happens once per person: its view is a lazily loaded chunk (as
+/// the security page's), which keeps it out of what every page loads. What
+/// the server shared for hydration is read in `data`, which runs before the
+/// chunk has arrived, in the order the server read it.
+pub struct SignUpRoute {
+    outcome: Option<FormOutcome>,
+    open: bool,
+}
+
+#[leptos_router::lazy_route]
+impl leptos_router::LazyRoute for SignUpRoute {
+    fn data() -> Self {
+        let outcome = page_outcome();
+        Self { outcome, open: signup_open() }
+    }
+
+    fn view(this: Self) -> AnyView {
+        view! { <SignUpPage outcome=this.outcome open=this.open/> }.into_any()
+    }
+}
+
 #[component]
-pub fn SignUpPage() -> impl IntoView {
-    let outcome = page_outcome();
+fn SignUpPage(outcome: Option<FormOutcome>, open: bool) -> impl IntoView {
     let kept = |name: &str| outcome.as_ref().map(|o| o.field(name)).unwrap_or_default();
     let name = RwSignal::new(kept("name"));
     let email = RwSignal::new(kept("email"));
@@ -70,7 +90,6 @@ pub fn SignUpPage() -> impl IntoView {
         action.dispatch(SignUp { name: name.get(), email: email.get(), password: password.get() });
     };
     let error = form_error(action, &outcome, Intent::SignUp);
-    let open = signup_open();
     view! {
         <Title text="Create your account"/>
         <section class="card narrow">

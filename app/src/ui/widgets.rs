@@ -28,7 +28,9 @@ pub fn ErrorNote(
 /// What the form-level note says: the message, or for field errors a
 /// pointer to the fields (whose own messages sit under them).
 fn summary(e: &AppError) -> String {
-    match e.fields.len() {
+    // `account` is not a form field: it names the account's state (locked,
+    // unverified) for the page to offer the way out.
+    match e.fields.keys().filter(|k| *k != "account").count() {
         0 => e.message.clone(),
         1 => "Please correct the highlighted field.".to_owned(),
         _ => "Please correct the highlighted fields.".to_owned(),
