@@ -232,6 +232,8 @@ pub struct GateSubject {
     pub user_id: i64,
     pub email: String,
     pub name: String,
+    /// Whether the person confirmed the email address (mailed link).
+    pub email_verified: bool,
     pub two_factor: bool,
     pub groups: Vec<String>,
     /// The cookie domain the gate cookie was issued for.
@@ -663,6 +665,7 @@ impl Db {
             user_id: i64,
             email: String,
             name: String,
+            email_verified_at: Option<i64>,
             two_factor: i64,
             domain: String,
             family: String,
@@ -671,7 +674,7 @@ impl Db {
             grp: Option<String>,
         }
         let rows = sqlx::query_as::<_, Row>(
-            "SELECT g.user_id, u.email, u.name, g.two_factor, g.domain, g.family, g.expires_at, \
+            "SELECT g.user_id, u.email, u.name, u.email_verified_at, g.two_factor, g.domain, g.family, g.expires_at, \
              (SELECT COUNT(*) FROM sessions s WHERE s.family = g.family AND s.revoked_at IS NULL \
               AND s.expires_at > $2) AS live, ug.name AS grp \
              FROM gate_cookies g JOIN users u ON u.id = g.user_id \
@@ -688,6 +691,7 @@ impl Db {
             user_id: row.user_id,
             email: row.email,
             name: row.name,
+            email_verified: row.email_verified_at.is_some(),
             two_factor: row.two_factor != 0,
             groups,
             domain: row.domain,

@@ -219,6 +219,7 @@ mod tests {
             user_id,
             email: "a@example.com".into(),
             name: "A".into(),
+            email_verified: true,
             two_factor: true,
             groups: vec![],
             domain: "example.com".into(),
