@@ -18,7 +18,7 @@
 //!   password hash or a second-factor secret: a handler that needs those
 //!   reads the row afresh.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
@@ -94,7 +94,77 @@ struct Entry<T> {
     cached_at: i64,
 }
 
-type Map<T> = Mutex<HashMap<String, Entry<T>>>;
+/// One kind of entry, with indexes by person and by log-in, so that an
+/// invalidation (every log-out) touches only the entries it names instead
+/// of scanning them all under the lock.
+struct Store<T> {
+    entries: HashMap<String, Entry<T>>,
+    by_user: HashMap<i64, HashSet<String>>,
+    by_family: HashMap<String, HashSet<String>>,
+}
+
+impl<T: Cached> Store<T> {
+    fn new() -> Self {
+        Self { entries: HashMap::new(), by_user: HashMap::new(), by_family: HashMap::new() }
+    }
+
+    fn insert(&mut self, key: &str, value: T, cached_at: i64) {
+        // An overwrite may name another person or log-in: the old entry
+        // leaves the indexes first.
+        self.remove(key);
+        self.by_user.entry(value.user_id()).or_default().insert(key.to_owned());
+        self.by_family.entry(value.family().to_owned()).or_default().insert(key.to_owned());
+        self.entries.insert(key.to_owned(), Entry { value, cached_at });
+    }
+
+    fn remove(&mut self, key: &str) {
+        let Some(old) = self.entries.remove(key) else { return };
+        unindex(&mut self.by_user, &old.value.user_id(), key);
+        unindex(&mut self.by_family, old.value.family(), key);
+    }
+
+    fn drop_family(&mut self, family: &str) {
+        for key in self.by_family.remove(family).unwrap_or_default() {
+            if let Some(old) = self.entries.remove(&key) {
+                unindex(&mut self.by_user, &old.value.user_id(), &key);
+            }
+        }
+    }
+
+    fn drop_user(&mut self, user_id: i64) {
+        for key in self.by_user.remove(&user_id).unwrap_or_default() {
+            if let Some(old) = self.entries.remove(&key) {
+                unindex(&mut self.by_family, old.value.family(), &key);
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.by_user.clear();
+        self.by_family.clear();
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+/// Takes `key` out of `index[at]`, and the set out of the index once empty.
+fn unindex<K, Q>(index: &mut HashMap<K, HashSet<String>>, at: &Q, key: &str)
+where
+    K: std::borrow::Borrow<Q> + std::hash::Hash + Eq,
+    Q: std::hash::Hash + Eq + ?Sized,
+{
+    if let Some(keys) = index.get_mut(at) {
+        keys.remove(key);
+        if keys.is_empty() {
+            index.remove(at);
+        }
+    }
+}
+
+type Map<T> = Mutex<Store<T>>;
 
 pub struct GateCache {
     enabled: AtomicBool,
@@ -118,8 +188,8 @@ impl GateCache {
             enabled: AtomicBool::new(enabled),
             max_age: AtomicI64::new(MAX_AGE_SECONDS),
             generation: AtomicU64::new(0),
-            subjects: Mutex::new(HashMap::new()),
-            sessions: Mutex::new(HashMap::new()),
+            subjects: Mutex::new(Store::new()),
+            sessions: Mutex::new(Store::new()),
         }
     }
 
@@ -159,8 +229,8 @@ impl GateCache {
         if !self.enabled.load(Ordering::Acquire) {
             return None;
         }
-        let entries = map.lock().ok()?;
-        let entry = entries.get(key)?;
+        let store = map.lock().ok()?;
+        let entry = store.entries.get(key)?;
         let max_age = self.max_age.load(Ordering::Acquire);
         (now - entry.cached_at < max_age && now >= entry.cached_at && entry.value.expires_at() > now)
             .then(|| entry.value.clone())
@@ -170,25 +240,27 @@ impl GateCache {
         if !self.enabled.load(Ordering::Acquire) {
             return;
         }
-        let Ok(mut entries) = map.lock() else { return };
+        let Ok(mut store) = map.lock() else { return };
         // Read under the lock: `invalidate` bumps it under the same lock
         // before removing, so a stale fill cannot slip in between.
         if self.generation.load(Ordering::Acquire) != generation {
             return;
         }
-        if entries.len() >= MAX_ENTRIES {
-            entries.clear();
+        if store.len() >= MAX_ENTRIES {
+            store.clear();
         }
-        entries.insert(key.to_owned(), Entry { value, cached_at: now });
+        store.insert(key, value, now);
     }
 
+    /// Drops the entries `what` names: only those, found through the
+    /// indexes (no scan of the whole cache).
     pub fn invalidate(&self, what: &Invalidation) {
         fn drop_from<T: Cached>(map: &Map<T>, generation: &AtomicU64, what: &Invalidation) {
-            let Ok(mut entries) = map.lock() else { return };
+            let Ok(mut store) = map.lock() else { return };
             generation.fetch_add(1, Ordering::AcqRel);
             match what {
-                Invalidation::Family(family) => entries.retain(|_, e| e.value.family() != family),
-                Invalidation::User(id) => entries.retain(|_, e| e.value.user_id() != *id),
+                Invalidation::Family(family) => store.drop_family(family),
+                Invalidation::User(id) => store.drop_user(*id),
             }
         }
         drop_from(&self.subjects, &self.generation, what);
@@ -198,10 +270,10 @@ impl GateCache {
     /// Forgets everything; with `enabled` false, stops caching (the
     /// invalidation feed is down) until turned on again.
     pub fn reset(&self, enabled: bool) {
-        fn clear<T>(map: &Map<T>, generation: &AtomicU64) {
-            if let Ok(mut entries) = map.lock() {
+        fn clear<T: Cached>(map: &Map<T>, generation: &AtomicU64) {
+            if let Ok(mut store) = map.lock() {
                 generation.fetch_add(1, Ordering::AcqRel);
-                entries.clear();
+                store.clear();
             }
         }
         clear(&self.subjects, &self.generation);
@@ -303,6 +375,77 @@ mod tests {
         assert!(cache.get("h", 100).is_some());
         cache.reset(false);
         assert!(cache.get("h", 100).is_none());
+    }
+
+    /// Every entry is in both indexes under its own person and log-in,
+    /// and every index points at such an entry; no empty sets are left.
+    fn assert_consistent<T: Cached>(store: &Store<T>) {
+        for (key, entry) in &store.entries {
+            assert!(store.by_user.get(&entry.value.user_id()).is_some_and(|ks| ks.contains(key)), "{key} by user");
+            assert!(store.by_family.get(entry.value.family()).is_some_and(|ks| ks.contains(key)), "{key} by family");
+        }
+        for (user, keys) in &store.by_user {
+            assert!(!keys.is_empty(), "an empty set for user {user}");
+            for key in keys {
+                assert_eq!(store.entries.get(key).map(|e| e.value.user_id()), Some(*user), "{key}");
+            }
+        }
+        for (family, keys) in &store.by_family {
+            assert!(!keys.is_empty(), "an empty set for {family}");
+            for key in keys {
+                assert_eq!(store.entries.get(key).map(|e| e.value.family()), Some(family.as_str()), "{key}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_indexes_stay_consistent_and_invalidation_touches_only_what_it_names() {
+        let cache = GateCache::new(true);
+        let check = |cache: &GateCache| {
+            assert_consistent(&cache.subjects.lock().unwrap());
+            assert_consistent(&cache.sessions.lock().unwrap());
+        };
+        cache.put("h1", subject(1, "fam1"), cache.generation(), 100);
+        cache.put("h2", subject(1, "fam1"), cache.generation(), 100);
+        cache.put("h3", subject(2, "fam2"), cache.generation(), 100);
+        cache.put_session(session(1, "fam1"), cache.generation(), 100);
+        check(&cache);
+        // The same key again, now for another log-in of another person:
+        // the old family and user no longer reach it.
+        cache.put("h1", subject(2, "fam3"), cache.generation(), 100);
+        check(&cache);
+        cache.invalidate(&Invalidation::Family("fam1".into()));
+        check(&cache);
+        assert!(cache.get("h1", 100).is_some(), "h1 now belongs to fam3");
+        assert!(cache.get("h2", 100).is_none() && cache.session("fam1", 100).is_none());
+        cache.invalidate(&Invalidation::User(1));
+        assert!(cache.get("h1", 100).is_some() && cache.get("h3", 100).is_some(), "user 1 holds nothing now");
+        cache.invalidate(&Invalidation::User(2));
+        check(&cache);
+        assert!(cache.get("h1", 100).is_none() && cache.get("h3", 100).is_none());
+        {
+            let store = cache.subjects.lock().unwrap();
+            assert!(store.entries.is_empty() && store.by_user.is_empty() && store.by_family.is_empty());
+        }
+        // Full: the kind starts over, indexes included.
+        {
+            let mut store = cache.subjects.lock().unwrap();
+            for i in 0..MAX_ENTRIES {
+                let n = i64::try_from(i).unwrap();
+                store.insert(&format!("k{i}"), subject(n % 100, &format!("fam{}", n % 1000)), 100);
+            }
+            assert_eq!(store.len(), MAX_ENTRIES);
+            assert_eq!((store.by_user.len(), store.by_family.len()), (100, 1000));
+        }
+        cache.put("last", subject(7, "fam-last"), cache.generation(), 100);
+        check(&cache);
+        let store = cache.subjects.lock().unwrap();
+        assert_eq!((store.len(), store.by_user.len(), store.by_family.len()), (1, 1, 1));
+        drop(store);
+        assert!(cache.get("last", 100).is_some() && cache.get("k1", 100).is_none());
+        cache.reset(true);
+        check(&cache);
+        assert!(cache.subjects.lock().unwrap().by_user.is_empty());
     }
 
     #[test]
