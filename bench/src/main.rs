@@ -258,6 +258,8 @@ async fn gate_cookie(api: &impl Fn(&str) -> String) -> String {
     // One decision by hand: it must be an allow, or the load measures refusals.
     let r = reqwest::Client::new()
         .get(api("/authz/forward-auth"))
+        .header("x-forwarded-method", "GET")
+        .header("x-forwarded-proto", "https")
         .header("x-forwarded-host", "app.example.test")
         .header("x-forwarded-uri", "/notes")
         .header("cookie", format!("twofactor_gate={gate}"))
@@ -352,7 +354,7 @@ async fn two_instances(args: &Args, admin: &str) -> Row {
             .env("JWT_SECRET", "benchmark-signing-key-0123456789abcdef")
             .env("COOKIE_DOMAINS", "example.test")
             .env("SIGNUP", "open")
-            .env("GATE_CACHE_SECONDS", "60")
+            .env("GATE_CACHE_SECONDS", "10")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()
@@ -406,7 +408,10 @@ async fn two_instances(args: &Args, admin: &str) -> Row {
         async move {
             let r = probe
                 .get(url)
+                .header("x-forwarded-method", "GET")
+                .header("x-forwarded-proto", "https")
                 .header("x-forwarded-host", "app.example.test")
+                .header("x-forwarded-uri", "/")
                 .header("accept", "text/html")
                 .header("cookie", format!("twofactor_gate={gate}"))
                 .send()

@@ -229,7 +229,7 @@ impl Config {
                 .collect::<Result<_, _>>()?,
         };
         let access_rules = var("ACCESS_RULES").map(PathBuf::from);
-        let gate_cache_seconds = seconds(&var, "GATE_CACHE_SECONDS", 2, 0, 3600)?;
+        let gate_cache_seconds = gate_cache_seconds(&var)?;
         // In front of other apps, an open sign-up page would let anyone in:
         // closed unless the operator opens it.
         let signup_open = match var("SIGNUP").as_deref() {
@@ -322,6 +322,28 @@ impl Config {
         write_private(&path, key.as_bytes())?;
         tracing::warn!(path = %path.display(), "JWT_SECRET is not set: generated a development signing key; set JWT_SECRET in production");
         Ok(key.into_bytes())
+    }
+}
+
+/// The longest `GATE_CACHE_SECONDS` may be. A change the server is not
+/// told of (an operator command on SQLite, a notification lost with its
+/// connection on PostgreSQL) is seen only once an entry runs out: ending a
+/// log-in or taking someone out of a group must reach every app within
+/// seconds, not within the hour the setting once allowed.
+pub const MAX_GATE_CACHE_SECONDS: i64 = 10;
+
+fn gate_cache_seconds(var: &impl Fn(&str) -> Option<String>) -> Result<i64, String> {
+    let Some(raw) = var("GATE_CACHE_SECONDS") else { return Ok(app::server::gate_cache::MAX_AGE_SECONDS) };
+    match raw.trim().parse::<i64>() {
+        Ok(n) if (0..=MAX_GATE_CACHE_SECONDS).contains(&n) => Ok(n),
+        Ok(n) if n > MAX_GATE_CACHE_SECONDS => Err(format!(
+            "GATE_CACHE_SECONDS is {n}, more than the limit of {MAX_GATE_CACHE_SECONDS} seconds: a log-out or \
+             group change made by an operator command (SQLite) or missed by a lost PostgreSQL notification \
+             would go unseen that long; use at most {MAX_GATE_CACHE_SECONDS} (0 turns the cache off)"
+        )),
+        _ => Err(format!(
+            "GATE_CACHE_SECONDS must be a number of seconds between 0 and {MAX_GATE_CACHE_SECONDS}, got {raw:?}"
+        )),
     }
 }
 
@@ -458,5 +480,24 @@ mod tests {
         assert!(config(&[("SECRETS_KEY", "k:abcd")]).unwrap_err().contains("SECRETS_KEY"));
         assert!(config(&[("TRUSTED_PROXY_HEADER", "bad header")]).unwrap_err().contains("TRUSTED_PROXY_HEADER"));
         assert!(config(&[("ACCESS_TTL_SECONDS", "5")]).unwrap_err().contains("ACCESS_TTL_SECONDS"));
+    }
+
+    #[test]
+    fn the_gate_cache_is_bounded_to_ten_seconds_on_both_databases() {
+        for db in ["sqlite://data/x.db?mode=rwc", "postgres://u:p@localhost/x"] {
+            for refused in ["11", "60", "3600"] {
+                let err = config(&[("DATABASE_URL", db), ("GATE_CACHE_SECONDS", refused)]).unwrap_err();
+                assert!(err.contains("GATE_CACHE_SECONDS") && err.contains("limit of 10 seconds"), "{err}");
+            }
+            for bad in ["-1", "two", ""] {
+                let err = config(&[("DATABASE_URL", db), ("GATE_CACHE_SECONDS", bad)]).unwrap_err();
+                assert!(err.contains("GATE_CACHE_SECONDS") && err.contains("between 0 and 10"), "{err}");
+            }
+            for ok in [0, 2, 10] {
+                let c = config(&[("DATABASE_URL", db), ("GATE_CACHE_SECONDS", &ok.to_string())]).unwrap();
+                assert_eq!(c.gate_cache_seconds, ok);
+            }
+            assert_eq!(config(&[("DATABASE_URL", db)]).unwrap().gate_cache_seconds, 2);
+        }
     }
 }
