@@ -19,7 +19,10 @@ use std::borrow::Cow;
 use unicode_normalization::UnicodeNormalization;
 use unicode_security::MixedScript;
 
-use crate::domain::ParseError;
+use super::request::RequestMeta;
+use super::state::AppState;
+use crate::domain::{ParseError, Password};
+use crate::error::AppError;
 
 /// Bidirectional formatting characters: they reorder what is shown.
 fn is_bidi_control(c: char) -> bool {
@@ -125,6 +128,48 @@ pub fn check_strength(password: &str, known: &[&str]) -> Result<(), String> {
         message.push_str(" A few unrelated words make a strong one.");
     }
     Err(message)
+}
+
+/// A new password that is easy to guess is refused, with the reason on
+/// its field. The scorer runs on a hashing thread, queued with the hashes
+/// (503 when the queue is full): callers check their limits first.
+pub(super) async fn refuse_weak_password(
+    state: &AppState,
+    password: &Password,
+    field: &str,
+    known: &[&str],
+) -> Result<(), AppError> {
+    state.hasher.check_strength(password.expose(), known).await?.map_err(|why| {
+        let mut e = AppError::bad_request(&why);
+        e.fields.insert(field.into(), why);
+        e
+    })
+}
+
+/// A sign-up refused for another field: says now if the password is weak
+/// too, rather than after that field is fixed. The scorer is the costly
+/// part, so it runs on a sign-up's terms: only while sign-up is open, each
+/// try counted against the address like a sign-up, in the hashing queue.
+/// Past any of them the answer names the other fields only.
+pub async fn weak_password_too(
+    state: &AppState,
+    meta: &RequestMeta,
+    mut refused: AppError,
+    email: &str,
+    name: &str,
+    password: &str,
+) -> AppError {
+    if !state.gate.signup_open || refused.fields.contains_key("password") {
+        return refused;
+    }
+    let Ok(password) = Password::parse(password) else { return refused };
+    if super::throttle::reserve_registration(state, meta).await.is_err() {
+        return refused;
+    }
+    if let Ok(Err(why)) = state.hasher.check_strength(password.expose(), &[email.trim(), name.trim()]).await {
+        refused.fields.insert("password".into(), why);
+    }
+    refused
 }
 
 #[cfg(test)]

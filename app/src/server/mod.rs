@@ -17,6 +17,7 @@ pub mod request;
 pub mod sealing;
 pub mod service;
 pub mod state;
+pub mod throttle;
 pub mod tokens;
 pub mod totp;
 pub mod webauthn;

@@ -28,7 +28,8 @@ use serde_json::{Value, json};
 use super::auth::{FullSession, PasswordSession};
 use super::db::{NewCeremony, NewPasskey, PasskeyRow, UserRow};
 use super::request::RequestMeta;
-use super::service::{self, Attempt, FRESH_PROOF_SECONDS, OnSuccess, WithCookies, audit, random_bytes, sha256_hex};
+use super::service::{self, FRESH_PROOF_SECONDS, WithCookies, audit, random_bytes, sha256_hex};
+use super::throttle::{Attempt, OnSuccess};
 use super::state::AppState;
 use super::webauthn::{Refusal, RelyingParty};
 use crate::domain::SecondFactor;
@@ -570,11 +571,11 @@ async fn verify_assertion(
         (None, Ok(_)) => Err(Refusal::Invalid),
     };
     if let Err(refusal) = outcome {
+        attempt.settle(state, meta, false, AuditKind::CodeFailed).await?;
         audit(state, Some(user.id), AuditKind::PasskeyRefused, meta).await;
         if refusal == Refusal::CounterRegressed {
             tracing::warn!(user_id = user.id, "passkey counter went backwards: possibly a cloned key");
         }
-        attempt.settle(state, meta, false, AuditKind::CodeFailed).await?;
         return Err(if passwordless && refusal == Refusal::Invalid {
             AppError::invalid_credentials()
         } else {
@@ -639,7 +640,7 @@ async fn sign_in_start(State(state): State<AppState>, meta: RequestMeta, bytes: 
             None,
         )
         .await?;
-        drop(attempt);
+        attempt.spend();
         let (options, ceremony_state) = state.webauthn.start_passwordless()?;
         let ceremony = keep_ceremony(&state, "passwordless", None, None, None, &ceremony_state).await?;
         ok(json!({ "ceremony": ceremony, "options": options }))

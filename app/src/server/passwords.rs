@@ -5,14 +5,14 @@
 //! kernel zero) a fresh one each time.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use std::sync::Mutex;
 
 use argon2::password_hash::PasswordHasher;
 use argon2::password_hash::phc::Output;
 use argon2::{Algorithm, Argon2, Block, Params, PasswordHash, Version};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::domain::Password;
 use crate::error::AppError;
@@ -27,7 +27,7 @@ pub struct Hasher {
     permits: Arc<Semaphore>,
     /// Requests waiting for a permit, and how many may wait: past that the
     /// answer is 503 with Retry-After at once, not seconds in a queue.
-    waiting: Arc<std::sync::atomic::AtomicUsize>,
+    waiting: Arc<AtomicUsize>,
     queue_limit: usize,
     /// Extra places in the queue for trusted browsers (see `verify_as`).
     reserve: usize,
@@ -83,7 +83,7 @@ impl Hasher {
         let permits = concurrency.max(1);
         Ok(Self {
             permits: Arc::new(Semaphore::new(permits)),
-            waiting: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            waiting: Arc::new(AtomicUsize::new(0)),
             queue_limit,
             reserve: permits * 4,
             dummy_hash: dummy.into(),
@@ -150,29 +150,87 @@ impl Hasher {
         held
     }
 
+    /// A hashing thread for `f`, or a place in the queue for one, or 503
+    /// when `queue_limit` requests already wait.
+    async fn queue(&self, queue_limit: usize) -> Result<OwnedSemaphorePermit, AppError> {
+        if let Ok(permit) = self.permits.clone().try_acquire_owned() {
+            return Ok(permit);
+        }
+        // The place is given back however the wait ends: a client that
+        // hangs up drops this future mid-wait, and a line after the
+        // `.await` would never run.
+        let Some(_place) = Place::take(&self.waiting, queue_limit) else {
+            tracing::warn!("password hashing queue full: answering 503");
+            return Err(AppError::busy());
+        };
+        self.permits.clone().acquire_owned().await.map_err(|_| AppError::internal())
+    }
+
+    /// Runs `f` on the blocking pool. The permit goes with the work: if the
+    /// request is dropped meanwhile, the thread stays busy until `f` ends,
+    /// and so does its permit (else a hang-up would let more hashes run at
+    /// once than there are permits, and work areas).
+    async fn blocking<T: Send + 'static>(
+        &self,
+        permit: OwnedSemaphorePermit,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, AppError> {
+        tokio::task::spawn_blocking(move || {
+            let out = f();
+            drop(permit);
+            out
+        })
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "password hashing task failed");
+            AppError::internal()
+        })
+    }
+
+    /// An argon2 run, counted in `runs`.
     async fn run<T: Send + 'static>(
         &self,
         queue_limit: usize,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, AppError> {
-        let _permit = match self.permits.clone().try_acquire_owned() {
-            Ok(permit) => permit,
-            Err(_) => {
-                if self.waiting.fetch_add(1, Ordering::SeqCst) >= queue_limit {
-                    self.waiting.fetch_sub(1, Ordering::SeqCst);
-                    tracing::warn!("password hashing queue full: answering 503");
-                    return Err(AppError::busy());
-                }
-                let permit = self.permits.clone().acquire_owned().await;
-                self.waiting.fetch_sub(1, Ordering::SeqCst);
-                permit.map_err(|_| AppError::internal())?
-            }
-        };
+        let permit = self.queue(queue_limit).await?;
         self.runs.fetch_add(1, Ordering::Relaxed);
-        tokio::task::spawn_blocking(f).await.map_err(|e| {
-            tracing::error!(error = %e, "password hashing task failed");
-            AppError::internal()
+        self.blocking(permit, f).await
+    }
+
+    /// Scores a new password (`identity::check_strength`) on a hashing
+    /// thread, queued with the hashes: a crafted password costs
+    /// milliseconds of a core (see `identity::SCORED_CHARS`), so many at
+    /// once wait their turn or get 503 like hashes do, and never hold the
+    /// async threads. Not counted in `runs`.
+    pub async fn check_strength(&self, password: &str, known: &[&str]) -> Result<Result<(), String>, AppError> {
+        let password = password.to_owned();
+        let known: Vec<String> = known.iter().map(|k| (*k).to_owned()).collect();
+        let permit = self.queue(self.queue_limit).await?;
+        self.blocking(permit, move || {
+            let known: Vec<&str> = known.iter().map(String::as_str).collect();
+            super::identity::check_strength(&password, &known)
         })
+        .await
+    }
+}
+
+/// A place in the hashing queue, held while waiting for a thread.
+struct Place(Arc<AtomicUsize>);
+
+impl Place {
+    fn take(waiting: &Arc<AtomicUsize>, limit: usize) -> Option<Self> {
+        if waiting.fetch_add(1, Ordering::SeqCst) >= limit {
+            waiting.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        Some(Self(waiting.clone()))
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

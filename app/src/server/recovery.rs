@@ -10,7 +10,8 @@ use crate::wire::AuditKind;
 use super::db::{NewAuditEvent, Throttle};
 use super::mail::{self, MailKind, Purpose};
 use super::request::RequestMeta;
-use super::service::{audit, refuse_weak_password, sha256_hex};
+use super::identity::refuse_weak_password;
+use super::service::{audit, sha256_hex};
 use super::state::AppState;
 
 /// Requests one client address may make per hour before waiting (reset
@@ -72,7 +73,7 @@ pub async fn reset_password(state: &AppState, meta: &RequestMeta, token: &str, n
         None => None,
     };
     let Some(user) = user else { return Err(bad_link("password reset")) };
-    refuse_weak_password(&new, "newPassword", &[&user.email, &user.name])?;
+    refuse_weak_password(state, &new, "newPassword", &[&user.email, &user.name]).await?;
     let password_hash = state.hasher.hash(&new).await?;
     let mut tx = state.db.begin().await?;
     if tx.take_email_token(&hash, Purpose::Reset.as_str(), now).await? != Some(user.id) {

@@ -17,12 +17,13 @@ use crate::wire::{
 };
 
 use super::auth::{FullSession, PasswordSession};
-use super::db::{NewAuditEvent, NewGateCookie, NewSession, Throttle, Tx, UserRow};
+use super::db::{NewAuditEvent, NewGateCookie, NewSession, Tx, UserRow};
 use super::identity;
 use super::mail;
 use super::request::RequestMeta;
 use super::sealing::SecretBox;
 use super::state::AppState;
+use super::throttle::{self, Attempt, trusted_device};
 use super::tokens::{CookieKind, PASSWORD_STAGE_TTL, Stage};
 use super::totp;
 
@@ -146,124 +147,6 @@ fn is_new_browser(meta: &RequestMeta, user_id: i64) -> bool {
     meta.device.as_ref().is_none_or(|d| d.user_id != user_id)
 }
 
-// ---------------------------------------------------------------- throttling
-
-/// The request's device cookie, if it was issued for this account since
-/// its last password or 2FA change or log-out everywhere.
-fn trusted_device<'a>(meta: &'a RequestMeta, user: Option<&UserRow>) -> Option<&'a super::tokens::Device> {
-    let user = user?;
-    meta.device.as_ref().filter(|d| d.user_id == user.id && d.version == user.session_version)
-}
-
-/// What a success does to a bucket reserved by an attempt.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum OnSuccess {
-    /// Give back the one attempt (shared buckets: one person's success
-    /// must not wipe a stranger's failures).
-    Release,
-    /// Forget every failure (the bucket of this very client and account).
-    Reset,
-}
-
-/// One attempt under the guessing limits: a slot is reserved in every
-/// bucket before anything is evaluated (each by one conditional upsert, so
-/// parallel requests cannot slip past a limit), then `settle` records the
-/// outcome.
-pub(super) struct Attempt {
-    buckets: Vec<(String, OnSuccess)>,
-    user_id: Option<i64>,
-}
-
-impl Attempt {
-    pub(super) async fn start(
-        state: &AppState,
-        meta: &RequestMeta,
-        buckets: Vec<(String, Throttle, OnSuccess)>,
-        user_id: Option<i64>,
-    ) -> Result<Self, AppError> {
-        let now = state.now();
-        let mut reserved: Vec<(String, OnSuccess)> = Vec::with_capacity(buckets.len());
-        for (key, policy, on_success) in buckets {
-            let Some(wait) = state.db.throttle_attempt(&key, policy, now).await? else {
-                reserved.push((key, on_success));
-                continue;
-            };
-            // Refused: the buckets already reserved get their attempt back.
-            for (earlier, _) in &reserved {
-                state.db.throttle_release(earlier).await?;
-            }
-            // One event per episode, not one per refused request.
-            if state.db.throttle_first_refusal(&key).await? {
-                audit(state, user_id, AuditKind::Throttled, meta).await;
-            }
-            return Err(AppError::too_many(wait));
-        }
-        Ok(Self { buckets: reserved, user_id })
-    }
-
-    /// The buckets of a second-factor try: the address (across accounts)
-    /// and the account.
-    pub(super) fn code_buckets(
-        state: &AppState,
-        meta: &RequestMeta,
-        user_id: i64,
-    ) -> Vec<(String, Throttle, OnSuccess)> {
-        vec![
-            (format!("code-ip:{}", meta.ip_key()), state.limits.per_address, OnSuccess::Release),
-            (format!("code:{user_id}"), state.limits.code_per_account, OnSuccess::Reset),
-        ]
-    }
-
-    /// The buckets of a password try. The tight limit is per account and
-    /// client, so a stranger's failures never lock the owner's browser out:
-    /// a browser holding this account's device cookie has a bucket of its
-    /// own and nothing else (the cookie is bound to this one account, so it
-    /// cannot spread guesses over others). Any other client counts per
-    /// account and address, per address across accounts, and with every
-    /// other such client in a much looser account-wide bucket against
-    /// guessing from many addresses.
-    pub(super) fn password_buckets(
-        state: &AppState,
-        meta: &RequestMeta,
-        email: &str,
-        user: Option<&UserRow>,
-    ) -> Vec<(String, Throttle, OnSuccess)> {
-        let limits = state.limits;
-        match trusted_device(meta, user) {
-            Some(device) => {
-                vec![(format!("pw:{email}:device:{}", device.nonce), limits.password_per_account, OnSuccess::Reset)]
-            }
-            None => vec![
-                (format!("pw-ip:{}", meta.ip_key()), limits.per_address, OnSuccess::Release),
-                (format!("pw:{email}:ip:{}", meta.ip_key()), limits.password_per_account, OnSuccess::Reset),
-                (format!("pw:{email}"), limits.password_per_account_untrusted, OnSuccess::Release),
-            ],
-        }
-    }
-
-    /// Returns `ok` after recording it: a success resets or releases each
-    /// bucket; a failure (already counted when reserved) is audited.
-    pub(super) async fn settle(
-        self,
-        state: &AppState,
-        meta: &RequestMeta,
-        ok: bool,
-        failure: AuditKind,
-    ) -> Result<bool, AppError> {
-        if ok {
-            for (key, on_success) in &self.buckets {
-                match on_success {
-                    OnSuccess::Reset => state.db.throttle_reset(key).await?,
-                    OnSuccess::Release => state.db.throttle_release(key).await?,
-                }
-            }
-        } else {
-            audit(state, self.user_id, failure, meta).await;
-        }
-        Ok(ok)
-    }
-}
-
 // ---------------------------------------------------------------- sessions
 
 /// Starts a full session: a new refresh-token family and an access token
@@ -377,11 +260,8 @@ pub async fn register(
     if !state.gate.signup_open {
         return Err(signup_closed());
     }
-    let key = format!("register-ip:{}", meta.ip_key());
-    if let Some(wait) = state.db.throttle_attempt(&key, state.limits.registration_per_address, state.now()).await? {
-        return Err(AppError::too_many(wait));
-    }
-    refuse_weak_password(&password, "password", &[email.as_str(), name.as_str()])?;
+    throttle::reserve_registration(state, meta).await?;
+    identity::refuse_weak_password(state, &password, "password", &[email.as_str(), name.as_str()]).await?;
     let taken = state.db.user_by_email(email.as_str()).await?.is_some();
     let hash = state.hasher.hash(&password).await?;
     if taken {
@@ -438,7 +318,7 @@ pub async fn operator_add_user(
     name: PersonName,
     password: Password,
 ) -> Result<bool, AppError> {
-    refuse_weak_password(&password, "password", &[email.as_str(), name.as_str()])?;
+    identity::refuse_weak_password(state, &password, "password", &[email.as_str(), name.as_str()]).await?;
     let hash = state.hasher.hash(&password).await?;
     let mut tx = state.db.begin().await?;
     let created = tx.insert_user(email.as_str(), name.as_str(), &hash, state.now()).await?;
@@ -447,16 +327,6 @@ pub async fn operator_add_user(
         tracing::info!(user_id = row.id, "account created by the operator");
     }
     Ok(created.is_some())
-}
-
-/// A new password that is easy to guess is refused, with the reason on
-/// its field.
-pub(super) fn refuse_weak_password(password: &Password, field: &str, known: &[&str]) -> Result<(), AppError> {
-    identity::check_strength(password.expose(), known).map_err(|why| {
-        let mut e = AppError::bad_request(&why);
-        e.fields.insert(field.into(), why);
-        e
-    })
 }
 
 fn email_taken() -> AppError {
@@ -1012,8 +882,8 @@ pub async fn change_password(
     new: Password,
 ) -> Result<WithCookies<User>, AppError> {
     let user = session.row(state).await?;
-    refuse_weak_password(&new, "newPassword", &[&user.email, &user.name])?;
     check_password(state, meta, &user.email, Some(&user), current).await?;
+    identity::refuse_weak_password(state, &new, "newPassword", &[&user.email, &user.name]).await?;
     let hash = state.hasher.hash(&new).await?;
     // The hash, the session version, the revocation and this client's new
     // session: all or nothing (never "changed but logged out").

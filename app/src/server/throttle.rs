@@ -1,0 +1,263 @@
+//! The guessing limits at work: an `Attempt` reserves a slot in every
+//! bucket it counts against (rows of the `throttle` table, see
+//! `Db::throttle_attempt`) before anything is evaluated, and `settle`
+//! records the outcome.
+//!
+//! A client that hangs up must neither keep its slots nor count as a
+//! failure: axum drops a request's future when its connection closes, and
+//! a line after an `.await` never runs. So the database work of reserving
+//! and of settling runs in tasks of its own (a hang-up cannot stop them
+//! half-way through the buckets), and an attempt dropped before it was
+//! settled gives its slots back from `Drop`. That gives no free guesses:
+//! the outcome reaches the client only in the answer, which is sent after
+//! `settle` has recorded it; once `settle` has begun it runs to the end
+//! whether or not anyone waits for it.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio::sync::Notify;
+
+use super::db::{Db, Throttle, UserRow};
+use super::request::RequestMeta;
+use super::service::audit;
+use super::state::AppState;
+use super::tokens::Device;
+use crate::error::AppError;
+use crate::wire::AuditKind;
+
+/// What a success does to a bucket reserved by an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum OnSuccess {
+    /// Give back the one attempt (shared buckets: one person's success
+    /// must not wipe a stranger's failures).
+    Release,
+    /// Forget every failure (the bucket of this very client and account).
+    Reset,
+}
+
+/// One attempt under the guessing limits: a slot is reserved in every
+/// bucket before anything is evaluated (each by one conditional upsert, so
+/// parallel requests cannot slip past a limit), then `settle` records the
+/// outcome. Dropped unsettled (the request was abandoned, or failed before
+/// its evaluation), it gives every slot back.
+pub(super) struct Attempt {
+    /// Buckets reserved and not yet settled.
+    buckets: Vec<(String, OnSuccess)>,
+    user_id: Option<i64>,
+    db: Db,
+}
+
+impl Attempt {
+    pub(super) async fn start(
+        state: &AppState,
+        meta: &RequestMeta,
+        buckets: Vec<(String, Throttle, OnSuccess)>,
+        user_id: Option<i64>,
+    ) -> Result<Self, AppError> {
+        let (state, meta) = (state.clone(), meta.clone());
+        // Whatever it reserved comes back through `Drop` if nobody takes
+        // the attempt (the task's output is dropped once it ends).
+        detached(async move { Self::reserve(&state, &meta, buckets, user_id).await }).await
+    }
+
+    async fn reserve(
+        state: &AppState,
+        meta: &RequestMeta,
+        buckets: Vec<(String, Throttle, OnSuccess)>,
+        user_id: Option<i64>,
+    ) -> Result<Self, AppError> {
+        let now = state.now();
+        let mut attempt = Self { buckets: Vec::with_capacity(buckets.len()), user_id, db: state.db.clone() };
+        for (key, policy, on_success) in buckets {
+            let Some(wait) = state.db.throttle_attempt(&key, policy, now).await? else {
+                attempt.buckets.push((key, on_success));
+                continue;
+            };
+            // Refused: the buckets already reserved get their attempt back.
+            while let Some((earlier, _)) = attempt.buckets.last() {
+                state.db.throttle_release(earlier).await?;
+                attempt.buckets.pop();
+            }
+            // One event per episode, not one per refused request.
+            if state.db.throttle_first_refusal(&key).await? {
+                audit(state, user_id, AuditKind::Throttled, meta).await;
+            }
+            return Err(AppError::too_many(wait));
+        }
+        Ok(attempt)
+    }
+
+    /// Keeps the reservation as spent, whatever happens next: for counts of
+    /// actions (starting a passkey ceremony) rather than of guesses.
+    pub(super) fn spend(mut self) {
+        self.buckets.clear();
+    }
+
+    /// Returns `ok` after recording it: a success resets or releases each
+    /// bucket; a failure (already counted when reserved) is audited. Runs
+    /// to the end even if the request is abandoned meanwhile.
+    pub(super) async fn settle(
+        mut self,
+        state: &AppState,
+        meta: &RequestMeta,
+        ok: bool,
+        failure: AuditKind,
+    ) -> Result<bool, AppError> {
+        let (state, meta) = (state.clone(), meta.clone());
+        detached(async move {
+            if ok {
+                while let Some((key, on_success)) = self.buckets.last() {
+                    match on_success {
+                        OnSuccess::Reset => state.db.throttle_reset(key).await?,
+                        OnSuccess::Release => state.db.throttle_release(key).await?,
+                    }
+                    self.buckets.pop();
+                }
+            } else {
+                // The failure was counted when the slot was reserved.
+                self.buckets.clear();
+                audit(&state, self.user_id, failure, &meta).await;
+            }
+            Ok(ok)
+        })
+        .await
+    }
+
+    /// The buckets of a second-factor try: the address (across accounts)
+    /// and the account.
+    pub(super) fn code_buckets(
+        state: &AppState,
+        meta: &RequestMeta,
+        user_id: i64,
+    ) -> Vec<(String, Throttle, OnSuccess)> {
+        vec![
+            (format!("code-ip:{}", meta.ip_key()), state.limits.per_address, OnSuccess::Release),
+            (format!("code:{user_id}"), state.limits.code_per_account, OnSuccess::Reset),
+        ]
+    }
+
+    /// The buckets of a password try. The tight limit is per account and
+    /// client, so a stranger's failures never lock the owner's browser out:
+    /// a browser holding this account's device cookie has a bucket of its
+    /// own and nothing else (the cookie is bound to this one account, so it
+    /// cannot spread guesses over others). Any other client counts per
+    /// account and address, per address across accounts, and with every
+    /// other such client in a much looser account-wide bucket against
+    /// guessing from many addresses.
+    pub(super) fn password_buckets(
+        state: &AppState,
+        meta: &RequestMeta,
+        email: &str,
+        user: Option<&UserRow>,
+    ) -> Vec<(String, Throttle, OnSuccess)> {
+        let limits = state.limits;
+        match trusted_device(meta, user) {
+            Some(device) => {
+                vec![(format!("pw:{email}:device:{}", device.nonce), limits.password_per_account, OnSuccess::Reset)]
+            }
+            None => vec![
+                (format!("pw-ip:{}", meta.ip_key()), limits.per_address, OnSuccess::Release),
+                (format!("pw:{email}:ip:{}", meta.ip_key()), limits.password_per_account, OnSuccess::Reset),
+                (format!("pw:{email}"), limits.password_per_account_untrusted, OnSuccess::Release),
+            ],
+        }
+    }
+}
+
+impl Drop for Attempt {
+    /// Abandoned before its outcome was known: every slot is given back,
+    /// one attempt each, as a success gives back a shared bucket's (a
+    /// `Reset` bucket is not wiped: nothing succeeded). The request's own
+    /// future is gone, so the writes go to a task of their own.
+    fn drop(&mut self) {
+        if self.buckets.is_empty() {
+            return;
+        }
+        let buckets = std::mem::take(&mut self.buckets);
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(buckets = buckets.len(), "an abandoned attempt outside the runtime keeps its slots");
+            return;
+        };
+        let db = self.db.clone();
+        let pending = Pending::enter();
+        runtime.spawn(async move {
+            for (key, _) in &buckets {
+                if let Err(e) = db.throttle_release(key).await {
+                    tracing::warn!(error = %e.message, "could not give back an abandoned attempt's slot");
+                }
+            }
+            tracing::debug!(buckets = buckets.len(), "an abandoned attempt gave its slots back");
+            drop(pending);
+        });
+    }
+}
+
+/// The request's device cookie, if it was issued for this account since
+/// its last password or 2FA change or log-out everywhere.
+pub(super) fn trusted_device<'a>(meta: &'a RequestMeta, user: Option<&UserRow>) -> Option<&'a Device> {
+    let user = user?;
+    meta.device.as_ref().filter(|d| d.user_id == user.id && d.version == user.session_version)
+}
+
+/// Runs `work` in a task of its own and waits for it: dropping the waiter
+/// does not stop the work.
+async fn detached<T: Send + 'static>(
+    work: impl Future<Output = Result<T, AppError>> + Send + 'static,
+) -> Result<T, AppError> {
+    let pending = Pending::enter();
+    let task = tokio::spawn(async move {
+        let out = work.await;
+        drop(pending);
+        out
+    });
+    task.await.map_err(|e| {
+        tracing::error!(error = %e, "a throttle task failed");
+        AppError::internal()
+    })?
+}
+
+/// Throttle writes running detached from their requests, so that tests
+/// (and a shutdown) can wait until every abandoned slot is back.
+static PENDING: AtomicUsize = AtomicUsize::new(0);
+static IDLE: Notify = Notify::const_new();
+
+struct Pending;
+
+impl Pending {
+    fn enter() -> Self {
+        PENDING.fetch_add(1, Ordering::SeqCst);
+        Pending
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if PENDING.fetch_sub(1, Ordering::SeqCst) == 1 {
+            IDLE.notify_waiters();
+        }
+    }
+}
+
+/// Waits until no throttle write started by a request (or by an abandoned
+/// one) is still running, in this process.
+pub async fn settled() {
+    loop {
+        let idle = IDLE.notified();
+        if PENDING.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        idle.await;
+    }
+}
+
+/// Counts one sign-up try against the client address
+/// (`Limits::registration_per_address`), before anything else is done for
+/// it: each try counts, kept or not.
+pub(super) async fn reserve_registration(state: &AppState, meta: &RequestMeta) -> Result<(), AppError> {
+    let key = format!("register-ip:{}", meta.ip_key());
+    match state.db.throttle_attempt(&key, state.limits.registration_per_address, state.now()).await? {
+        Some(wait) => Err(AppError::too_many(wait)),
+        None => Ok(()),
+    }
+}
