@@ -152,20 +152,23 @@ impl FromServerFnError for AppError {
         match value {
             // The request body did not decode into the arguments: the client's
             // fault. serde's text names the field and stays free of secrets.
-            ServerFnErrorErr::Args(detail) => {
-                AppError::bad_request(format!("The request body is not valid: {}", short(&detail)))
-            }
-            ServerFnErrorErr::MissingArg(field) => AppError::bad_request(format!("Missing field: {}", short(&field))),
+            ServerFnErrorErr::Args(detail) => AppError::body_not_valid(&detail),
+            ServerFnErrorErr::MissingArg(field) => AppError::missing_field(&field),
             ServerFnErrorErr::UnsupportedRequestMethod(_) => AppError::bad_request("Method not allowed."),
             ServerFnErrorErr::Request(_) => {
                 AppError::new(ErrorKind::Network, "Could not reach the server. Check your connection and try again.")
             }
-            // On the server this is the request body failing to decode.
+            // On the server this is the request body failing to decode. A
+            // well-formed body without a required field (`{}`, which an
+            // empty body stands for) is a field error, not a JSON error.
             #[cfg(feature = "ssr")]
-            ServerFnErrorErr::Deserialization(detail) => AppError::bad_request(format!(
-                "The request body is not valid JSON for this endpoint: {}",
-                short(&detail)
-            )),
+            ServerFnErrorErr::Deserialization(detail) => match serde_missing_field(&detail) {
+                Some(field) => AppError::missing_field(field),
+                None => AppError::bad_request(format!(
+                    "The request body is not valid JSON for this endpoint: {}",
+                    short(&detail)
+                )),
+            },
             // In the browser it is the response failing to decode.
             #[cfg(not(feature = "ssr"))]
             ServerFnErrorErr::Deserialization(_) => {
@@ -178,6 +181,33 @@ impl FromServerFnError for AppError {
 
 fn short(text: &str) -> String {
     text.chars().take(200).collect()
+}
+
+/// The field serde names in "missing field `email` at line 1 column 2".
+/// serde stops at the first missing field, so that is the one named.
+fn serde_missing_field(detail: &str) -> Option<&str> {
+    detail.strip_prefix("missing field `")?.split_once('`').map(|(field, _)| field)
+}
+
+impl AppError {
+    /// A 400 for a required field the body does not have, shaped like
+    /// every other field error (`fields` keyed by the JSON name).
+    pub fn missing_field(field: &str) -> Self {
+        let field = short(field);
+        let mut e = Self::fields(BTreeMap::from([(field.clone(), "This field is required.".to_owned())]));
+        e.message = format!("Missing field: {field}.");
+        e
+    }
+
+    /// A request body that did not decode into an endpoint's input, from
+    /// serde's text (which names the field and never a secret): a missing
+    /// field is a field error; anything else a 400 quoting serde.
+    pub fn body_not_valid(detail: &str) -> Self {
+        match serde_missing_field(detail) {
+            Some(field) => Self::missing_field(field),
+            None => Self::bad_request(format!("The request body is not valid: {}", short(detail))),
+        }
+    }
 }
 
 /// The HTTP answer for an error: its status and `{error, message, …}` as
@@ -203,6 +233,21 @@ mod tests {
         assert_eq!(json["message"], "Wrong email or password.");
         assert!(json.get("fields").is_none());
         assert_eq!(e.status(), 401);
+    }
+
+    #[cfg(feature = "ssr")]
+    #[test]
+    fn a_missing_field_is_a_field_error() {
+        let e = AppError::from_server_fn_error(ServerFnErrorErr::Deserialization(
+            "missing field `twoFactorAuthenticationCode` at line 1 column 2".into(),
+        ));
+        assert_eq!(e.status(), 400);
+        assert_eq!(e.fields.get("twoFactorAuthenticationCode").map(String::as_str), Some("This field is required."));
+        let e = AppError::from_server_fn_error(ServerFnErrorErr::Deserialization(
+            "expected value at line 1 column 1".into(),
+        ));
+        assert_eq!(e.status(), 400);
+        assert!(e.fields.is_empty() && e.message.contains("not valid JSON"), "{e:?}");
     }
 
     #[test]

@@ -60,7 +60,9 @@ pub async fn api_edge(req: Request, next: Next) -> Response {
 
 /// Endpoints without arguments (`/2fa/generate`, `/log-out`) take `{}`; a
 /// client that sends no body at all, as the NestJS original allowed, gets
-/// the same answer instead of a JSON parse error.
+/// the same answer instead of a JSON parse error. "No body" is either no
+/// `Content-Length` (curl) or `Content-Length: 0` (urllib, requests, Java's
+/// HttpClient, `fetch`); an endpoint with fields then names a missing one.
 ///
 /// A body that is there must say it is JSON: a `text/plain` or form body is
 /// what a cross-site form can send, and it is refused with 415 before any
@@ -77,7 +79,7 @@ async fn empty_body_as_object(req: Request) -> Result<Request, Response> {
     })?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        return Ok(Request::from_parts(parts, Body::from(axum::body::Bytes::from_static(b"{}"))));
+        return Ok(with_body(parts, axum::body::Bytes::from_static(b"{}")));
     }
     let json = parts
         .headers
@@ -91,7 +93,19 @@ async fn empty_body_as_object(req: Request) -> Result<Request, Response> {
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ));
     }
-    Ok(Request::from_parts(parts, Body::from(bytes)))
+    Ok(with_body(parts, bytes))
+}
+
+/// The request with a body read here in full. Its framing headers must
+/// describe the body it now carries, not the one the client sent: the body
+/// limit further in (`RequestBodyLimitLayer`) reads `Content-Length` as a
+/// promise and cuts the body at that many bytes, so the `{}` that stands in
+/// for an empty body would fail as "length limit exceeded" under the
+/// client's `Content-Length: 0`.
+fn with_body(mut parts: axum::http::request::Parts, bytes: axum::body::Bytes) -> Request {
+    parts.headers.remove(header::TRANSFER_ENCODING);
+    parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+    Request::from_parts(parts, Body::from(bytes))
 }
 
 fn json_status(error: AppError, status: StatusCode) -> Response {

@@ -20,6 +20,8 @@ mod atomic;
 mod claims;
 #[path = "api/edge.rs"]
 mod edge;
+#[path = "api/empty_bodies.rs"]
+mod empty_bodies;
 #[path = "api/faults.rs"]
 mod faults;
 #[path = "api/flow.rs"]

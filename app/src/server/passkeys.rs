@@ -96,7 +96,7 @@ struct Empty {}
 
 fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, AppError> {
     let bytes = if bytes.is_empty() { &b"{}"[..] } else { &bytes[..] };
-    serde_json::from_slice(bytes).map_err(|e| AppError::bad_request(format!("The request body is not valid: {e}")))
+    serde_json::from_slice(bytes).map_err(|e| AppError::body_not_valid(&e.to_string()))
 }
 
 fn answer<T: serde::Serialize>(status: StatusCode, body: &T, cookies: &[String]) -> Response {
