@@ -8,10 +8,12 @@
 //! - `/api/authz/auth-request` (nginx `auth_request`): `X-Original-Method`
 //!   and `X-Original-URL`.
 //!
-//! Both take any method, never read a body and answer with none. Forwarded
-//! headers are believed only from `TRUSTED_PROXIES`; anyone else gets 403.
-//! A 200 always carries all four `Remote-*` headers (empty when nobody is
-//! logged in), so a copy sent by the client can never reach the app.
+//! Both take any method and never read a body. Forwarded headers are
+//! believed only from `TRUSTED_PROXIES`; anyone else gets 403. A question
+//! missing any of them is refused (400, naming the header), never guessed;
+//! so is a path no browser sends. A 200 has no body and always carries all
+//! five `Remote-*` headers (empty when nobody is logged in), so a copy sent
+//! by the client can never reach the app.
 
 use std::net::SocketAddr;
 
@@ -46,40 +48,94 @@ impl Original {
         format!("{}://{}{}", self.scheme, self.host, self.uri)
     }
 
+    /// The path, without the query. A `#` is not cut off here: no browser
+    /// sends one, and the path check refuses it.
     fn path(&self) -> &str {
-        self.uri.split(['?', '#']).next().unwrap_or("/")
+        self.uri.split('?').next().unwrap_or("/")
     }
 }
 
+/// A header's value, trimmed; `None` when missing, empty or not UTF-8. Read
+/// as bytes, so a tab or a raw non-ASCII character in a path reaches the
+/// path check instead of reading as a missing header.
 fn text(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers.get(name).and_then(|v| v.to_str().ok()).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+    headers
+        .get(name)
+        .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
 }
 
-fn from_forward_auth(headers: &HeaderMap) -> Option<Original> {
-    let host = text(headers, "x-forwarded-host")?.to_ascii_lowercase();
-    let uri = text(headers, "x-forwarded-uri").unwrap_or_else(|| "/".into());
-    Some(Original {
-        method: text(headers, "x-forwarded-method").unwrap_or_else(|| "GET".into()).to_ascii_uppercase(),
-        scheme: text(headers, "x-forwarded-proto").unwrap_or_else(|| "https".into()).to_ascii_lowercase(),
-        host,
-        uri: if uri.starts_with('/') { uri } else { format!("/{uri}") },
-    })
+/// Why a question cannot be answered: which header, and what it must be.
+/// The proxy is misconfigured; the gate never guesses the rest.
+struct Unreadable(String);
+
+fn required(headers: &HeaderMap, name: &str, what: &str) -> Result<String, Unreadable> {
+    text(headers, name).ok_or_else(|| Unreadable(format!("The {name} header is missing; it must carry {what}.")))
 }
 
-fn from_auth_request(headers: &HeaderMap) -> Option<Original> {
-    let url = text(headers, "x-original-url")?;
-    let (scheme, rest) = url.split_once("://")?;
-    let split = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (host, uri) = rest.split_at(split);
-    if host.is_empty() || host.contains('@') {
-        return None;
+/// An HTTP method: letters only (a token in practice), upper-cased.
+fn method(headers: &HeaderMap, name: &str, what: &str) -> Result<String, Unreadable> {
+    let raw = required(headers, name, what)?;
+    if raw.len() > 20 || !raw.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return Err(Unreadable(format!("The {name} header {raw:?} is not an HTTP method; it must carry {what}.")));
     }
-    Some(Original {
-        method: text(headers, "x-original-method").unwrap_or_else(|| "GET".into()).to_ascii_uppercase(),
-        scheme: scheme.to_ascii_lowercase(),
-        host: host.to_ascii_lowercase(),
-        uri: if uri.starts_with('/') { uri.to_owned() } else { format!("/{uri}") },
-    })
+    Ok(raw.to_ascii_uppercase())
+}
+
+fn scheme(raw: &str) -> Option<String> {
+    let lower = raw.to_ascii_lowercase();
+    matches!(lower.as_str(), "http" | "https").then_some(lower)
+}
+
+/// A host, with an optional port: letters, digits, '-', '.', or an IPv6
+/// literal in brackets. Lower-cased.
+fn host(raw: &str) -> Option<String> {
+    let ok = !raw.is_empty()
+        && raw.len() <= 261
+        && raw.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b':' | b'[' | b']'));
+    ok.then(|| raw.to_ascii_lowercase())
+}
+
+fn from_forward_auth(headers: &HeaderMap) -> Result<Original, Unreadable> {
+    let method = method(headers, "X-Forwarded-Method", "the original request's method")?;
+    let proto = required(headers, "X-Forwarded-Proto", "the original scheme, http or https")?;
+    let scheme = scheme(&proto).ok_or_else(|| {
+        Unreadable(format!("The X-Forwarded-Proto header {proto:?} must be http or https (the original scheme)."))
+    })?;
+    let raw_host = required(headers, "X-Forwarded-Host", "the original host")?;
+    let host = host(&raw_host)
+        .ok_or_else(|| Unreadable(format!("The X-Forwarded-Host header {raw_host:?} is not a host name.")))?;
+    let uri = required(headers, "X-Forwarded-Uri", "the original path and query, starting with /")?;
+    if !uri.starts_with('/') {
+        return Err(Unreadable(format!(
+            "The X-Forwarded-Uri header {uri:?} must be the original path and query, starting with /."
+        )));
+    }
+    Ok(Original { method, scheme, host, uri })
+}
+
+fn from_auth_request(headers: &HeaderMap) -> Result<Original, Unreadable> {
+    let method = method(
+        headers,
+        "X-Original-Method",
+        "the original request's method (nginx: proxy_set_header X-Original-Method $request_method;)",
+    )?;
+    let what = "the original URL (nginx: proxy_set_header X-Original-URL $scheme://$host$request_uri;)";
+    let url = required(headers, "X-Original-URL", what)?;
+    let refuse = || {
+        Unreadable(format!("The X-Original-URL header {url:?} is not a full URL with a path; it must carry {what}."))
+    };
+    let (raw_scheme, rest) = url.split_once("://").ok_or_else(refuse)?;
+    let scheme = scheme(raw_scheme).ok_or_else(refuse)?;
+    // The path must be there: a URL without one is not what nginx sends,
+    // and reading it as "/" would be a guess.
+    let (raw_host, uri) = rest.split_at(rest.find(['/', '?', '#']).unwrap_or(rest.len()));
+    if !uri.starts_with('/') {
+        return Err(refuse());
+    }
+    let host = host(raw_host).ok_or_else(refuse)?;
+    Ok(Original { method, scheme, host, uri: uri.to_owned() })
 }
 
 /// The host without a port, for the rules.
@@ -167,19 +223,36 @@ async fn answer(
         Flavour::ForwardAuth => from_forward_auth(&headers),
         Flavour::AuthRequest => from_auth_request(&headers),
     };
-    let Some(original) = original else {
-        tracing::warn!("an authz request without the original URL's headers (see docs/PROXIES.md)");
-        return bare(StatusCode::BAD_REQUEST);
+    let original = match original {
+        Ok(original) => original,
+        Err(Unreadable(message)) => {
+            // The proxy is set up wrong: say which header, once, and never
+            // judge a request the gate cannot see whole.
+            tracing::warn!(peer = %peer.ip(), "an authz request was refused: {message} (see docs/PROXIES.md)");
+            return refusal(AppError::bad_request(message));
+        }
+    };
+    let wants_page =
+        headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|accept| accept.contains("text/html"));
+    // Rules see the path as the app will read it; one nobody can read the
+    // same way twice, or with what no browser sends unencoded, is refused
+    // before anything is looked up.
+    let path = super::gate::normalize_path(original.path()).filter(|_| readable_query(&original.uri));
+    let Some(path) = path else {
+        tracing::info!(method = %original.method, "an authz request for an unreadable path was refused");
+        let message = "The path of this request cannot be judged: it carries a character no browser sends \
+                       unencoded (#, a space, a quote, <, >, `, {, }, a control character), an encoded slash or \
+                       backslash, or a broken %-escape.";
+        return match flavour {
+            Flavour::ForwardAuth => refusal(AppError::bad_request(message)),
+            // nginx passes on only 401 and 403 from the check; anything
+            // else becomes its own 500.
+            Flavour::AuthRequest => refusal(AppError::forbidden(message)),
+        };
     };
     let who = match subject(&state, &headers, bare_host(&original.host)).await {
         Ok(who) => who,
         Err(e) => return bare(StatusCode::from_u16(e.status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE)),
-    };
-    // Rules see the path as the app will read it; one nobody can read the
-    // same way twice is refused.
-    let Some(path) = super::gate::normalize_path(original.path()) else {
-        tracing::info!("an authz request for an ambiguous path was refused");
-        return bare(StatusCode::FORBIDDEN);
     };
     let target = Target { method: &original.method, host: bare_host(&original.host), path: &path };
     let as_subject = who.as_ref().map(|w| Subject {
@@ -187,20 +260,18 @@ async fn answer(
         email: &w.email,
         groups: &w.groups,
         two_factor: w.two_factor,
+        email_verified: w.email_verified,
     });
     let decision = state.gate.rules.decide(&target, as_subject.as_ref());
     match decision {
         Decision::Allow => allowed(who.as_ref()),
         Decision::Forbidden => bare(StatusCode::FORBIDDEN),
+        Decision::UnverifiedEmail => unverified_email(&state.gate.public_url, wants_page),
         Decision::LogIn | Decision::SecondFactor => {
             let page = if decision == Decision::LogIn { "/login?" } else { "/security?need=two-factor&" };
             let query = serde_urlencoded::to_string([("rd", original.url())]).unwrap_or_default();
             let location = format!("{}{page}{query}", state.gate.public_url);
             let Ok(location) = HeaderValue::from_str(&location) else { return bare(StatusCode::UNAUTHORIZED) };
-            let wants_page = headers
-                .get(header::ACCEPT)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|accept| accept.contains("text/html"));
             let status = match flavour {
                 Flavour::AuthRequest => StatusCode::UNAUTHORIZED,
                 Flavour::ForwardAuth if !wants_page => StatusCode::UNAUTHORIZED,
@@ -218,14 +289,65 @@ async fn answer(
     }
 }
 
+/// The query may hold anything a browser sends; a `#` (a fragment no
+/// browser sends), a space or a control character mean a hand-made request
+/// that proxies and apps may each split differently.
+fn readable_query(uri: &str) -> bool {
+    uri.split_once('?').is_none_or(|(_, query)| !query.bytes().any(|b| b == b'#' || b == b' ' || b.is_ascii_control()))
+}
+
+/// An error with the gate's headers: JSON `{message}`, never cached.
+fn refusal(error: AppError) -> Response {
+    let mut res = error.into_response();
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+/// 403 for a person whose email address is not confirmed, on a rule that
+/// wants one: a short page saying so (Caddy and Traefik show it to the
+/// browser; nginx shows its own 403), or JSON for an API client.
+fn unverified_email(public_url: &str, wants_page: bool) -> Response {
+    let message = format!(
+        "This app needs a confirmed email address. Open the link in the message we sent you, or ask for a new \
+         one at {public_url}/verify-email."
+    );
+    if !wants_page {
+        return refusal(AppError::forbidden(message));
+    }
+    let link = html_escape(&format!("{public_url}/verify-email"));
+    let page = format!(
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Confirm your email address</title>\
+         </head><body><h1>Confirm your email address</h1><p>This app lets in only people with a confirmed email \
+         address. Open the link in the message we sent you, or ask for a new one:</p>\
+         <p><a href=\"{link}\">{link}</a></p></body></html>"
+    );
+    let mut res = (StatusCode::FORBIDDEN, axum::response::Html(page)).into_response();
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
 /// 200 with every `Remote-*` header set, empty when nobody is logged in.
+/// `Remote-Email` carries the address only once the person confirmed it
+/// (anyone may sign up with anyone's address); `Remote-Email-Verified`
+/// says which (`true`, `false`, or empty when nobody is logged in).
 fn allowed(who: Option<&GateSubject>) -> Response {
     let mut res = bare(StatusCode::OK);
     let values = match who {
-        Some(w) => [w.user_id.to_string(), w.email.clone(), w.name.clone(), w.groups.join(",")],
+        Some(w) => [
+            w.user_id.to_string(),
+            if w.email_verified { w.email.clone() } else { String::new() },
+            w.email_verified.to_string(),
+            w.name.clone(),
+            w.groups.join(","),
+        ],
         None => Default::default(),
     };
-    for (name, value) in ["remote-user", "remote-email", "remote-name", "remote-groups"].iter().zip(values) {
+    let names = ["remote-user", "remote-email", "remote-email-verified", "remote-name", "remote-groups"];
+    for (name, value) in names.iter().zip(values) {
         let value = HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| HeaderValue::from_static(""));
         res.headers_mut().insert(HeaderName::from_static(name), value);
     }
@@ -263,15 +385,8 @@ pub async fn return_after_log_in(
         let expires_at = state.now() + state.refresh_ttl;
         let issued = async {
             let mut tx = state.db.begin().await?;
-            let cookies = super::service::issue_gate_cookies(
-                &state,
-                &mut tx,
-                session.user.id,
-                family,
-                expires_at,
-                session.user.two_factor(),
-            )
-            .await?;
+            let cookies =
+                super::logins::issue_gate_cookies(&state, &mut tx, session.user.id, family, expires_at).await?;
             tx.commit().await?;
             Ok::<_, AppError>(cookies)
         };

@@ -5,7 +5,7 @@
 
 use std::net::IpAddr;
 
-use regex::Regex;
+use regex::{Regex, RegexBuilder};
 use serde::Deserialize;
 
 /// What a rule demands of a request it matches.
@@ -72,10 +72,14 @@ pub fn is_under(host: &str, parent: &str) -> bool {
 #[derive(Debug, Clone)]
 pub struct Rule {
     domains: Vec<Domain>,
+    /// Matched without regard to case unless the rule sets
+    /// `case_sensitive = true`: many apps serve `/ADMIN` as `/admin`.
     path: Option<Regex>,
     methods: Option<Vec<String>>,
     users: Option<Vec<String>>,
     groups: Option<Vec<String>>,
+    /// Only a person who confirmed their email address passes.
+    require_verified_email: bool,
     pub policy: Policy,
     /// Where the rule starts in the file, for messages.
     pub line: usize,
@@ -97,6 +101,10 @@ struct RawRule {
     methods: Option<Vec<String>>,
     users: Option<Vec<String>>,
     groups: Option<Vec<String>>,
+    #[serde(default)]
+    case_sensitive: bool,
+    #[serde(default)]
+    require_verified_email: bool,
     policy: Policy,
 }
 
@@ -123,6 +131,8 @@ pub struct Subject<'a> {
     pub groups: &'a [String],
     /// The session was reached with a second factor.
     pub two_factor: bool,
+    /// The person confirmed the email address (a mailed link).
+    pub email_verified: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,6 +142,8 @@ pub enum Decision {
     LogIn,
     /// Logged in with the password only where two factors are required.
     SecondFactor,
+    /// Logged in, but the rule wants a confirmed email address.
+    UnverifiedEmail,
     Forbidden,
 }
 
@@ -176,7 +188,12 @@ impl Rules {
             let domains = domains.iter().map(|d| Domain::parse(d)).collect::<Result<Vec<_>, _>>().map_err(fail)?;
             let path = raw
                 .path
-                .map(|p| Regex::new(&p).map_err(|e| fail(format!("path is not a valid regular expression: {e}"))))
+                .map(|p| {
+                    RegexBuilder::new(&p)
+                        .case_insensitive(!raw.case_sensitive)
+                        .build()
+                        .map_err(|e| fail(format!("path is not a valid regular expression: {e}")))
+                })
                 .transpose()?;
             let methods = raw
                 .methods
@@ -198,8 +215,22 @@ impl Rules {
                     "a bypass rule cannot name users or groups (it applies before anyone logs in)".into(),
                 ));
             }
+            if raw.policy == Policy::Bypass && raw.require_verified_email {
+                return Err(fail(
+                    "a bypass rule cannot require a verified email (it lets in people who are not logged in)".into(),
+                ));
+            }
             let users = raw.users.map(|us| us.into_iter().map(|u| u.trim().to_lowercase()).collect());
-            rules.push(Rule { domains, path, methods, users, groups: raw.groups, policy: raw.policy, line });
+            rules.push(Rule {
+                domains,
+                path,
+                methods,
+                users,
+                groups: raw.groups,
+                require_verified_email: raw.require_verified_email,
+                policy: raw.policy,
+                line,
+            });
         }
         Ok(Self { rules, default: Policy::Deny })
     }
@@ -233,17 +264,18 @@ impl Rules {
                     continue;
                 }
             }
-            return apply(rule.policy, subject);
+            return apply(rule.policy, rule.require_verified_email, subject);
         }
-        apply(self.default, subject)
+        apply(self.default, false, subject)
     }
 }
 
-fn apply(policy: Policy, subject: Option<&Subject<'_>>) -> Decision {
+fn apply(policy: Policy, require_verified_email: bool, subject: Option<&Subject<'_>>) -> Decision {
     match (policy, subject) {
         (Policy::Bypass, _) => Decision::Allow,
         (Policy::Deny, _) => Decision::Forbidden,
         (_, None) => Decision::LogIn,
+        (_, Some(who)) if require_verified_email && !who.email_verified => Decision::UnverifiedEmail,
         (Policy::OneFactor, Some(_)) => Decision::Allow,
         (Policy::TwoFactor, Some(who)) if who.two_factor => Decision::Allow,
         (Policy::TwoFactor, Some(_)) => Decision::SecondFactor,
@@ -252,6 +284,11 @@ fn apply(policy: Policy, subject: Option<&Subject<'_>>) -> Decision {
 
 // ---------------------------------------------------------------- paths
 
+/// What never appears unencoded in the path of a request a browser sends
+/// (the WHATWG path percent-encode set, and the backslash browsers turn
+/// into a slash).
+const NEVER_RAW_IN_A_PATH: &[u8] = b"# \"<>`{}\\";
+
 /// The path a rule is matched against: what the app behind the proxy will
 /// most likely serve for `raw` (without its query). Percent-escapes of
 /// unreserved characters are decoded, `;params` are dropped from each
@@ -259,7 +296,11 @@ fn apply(policy: Policy, subject: Option<&Subject<'_>>) -> Decision {
 /// `//admin`, `/./admin` and `/x/../admin` all match `^/admin`. A path
 /// with an encoded slash, backslash or NUL, a raw backslash, a control
 /// character or a broken escape gives `None`: no rule could say what it
-/// means, and the gate refuses it.
+/// means, and the gate refuses it. So does one with a character a browser
+/// always percent-encodes in a path (`#`, space, `"`, `<`, `>`, `` ` ``,
+/// `{`, `}`): only a hand-made request carries one, and proxies read them
+/// differently (nginx resolves `/public#/../admin` to `/admin`, while the
+/// rest of the URL after `#` would be a fragment to anyone else).
 pub fn normalize_path(raw: &str) -> Option<String> {
     let bytes = raw.as_bytes();
     let mut decoded = String::with_capacity(raw.len());
@@ -281,7 +322,7 @@ pub fn normalize_path(raw: &str) -> Option<String> {
             i += 3;
             continue;
         }
-        if b == b'\\' || b.is_ascii_control() {
+        if b.is_ascii_control() || NEVER_RAW_IN_A_PATH.contains(&b) {
             return None;
         }
         // Multi-byte characters pass through whole.
@@ -416,7 +457,7 @@ mod tests {
     }
 
     fn who<'a>(email: &'a str, groups: &'a [String], two_factor: bool) -> Subject<'a> {
-        Subject { user_id: 1, email, groups, two_factor }
+        Subject { user_id: 1, email, groups, two_factor, email_verified: true }
     }
 
     const EXAMPLE: &str = r#"
@@ -545,6 +586,14 @@ policy = "two_factor"
         for bad in ["/admin%2Fusers", "/%2e%2e%2fadmin", "/a%5cb", "/a\\b", "/a%00", "/a%", "/a%zz", "/a\nb"] {
             assert_eq!(normalize_path(bad), None, "{bad:?}");
         }
+        // What only a hand-made request carries unencoded.
+        for bad in ["/public#/../admin", "/a b", "/a\"b", "/a<b>", "/a`b", "/a{b}", "/a\tb", "/a\u{7f}"] {
+            assert_eq!(normalize_path(bad), None, "{bad:?}");
+        }
+        // What browsers do send as it is.
+        for fine in ["/a|b", "/a^b", "/a[b]", "/a!$&'()*+,=:@b", "/a%23b"] {
+            assert_eq!(normalize_path(fine).as_deref(), Some(fine), "{fine:?}");
+        }
         let rules = Rules::parse(EXAMPLE).unwrap();
         let none: Vec<String> = Vec::new();
         let bob = who("bob@example.com", &none, true);
@@ -556,6 +605,76 @@ policy = "two_factor"
                 "{sneaky}"
             );
         }
+    }
+
+    #[test]
+    fn paths_match_in_any_case_unless_the_rule_says_otherwise() {
+        let rules = Rules::parse(
+            r#"
+[[rules]]
+domain = "a.example.com"
+path = "^/admin"
+policy = "deny"
+
+[[rules]]
+domain = "a.example.com"
+path = "^/Reports/"
+case_sensitive = true
+policy = "deny"
+
+[[rules]]
+domain = "a.example.com"
+path = "^/public"
+policy = "bypass"
+
+[[rules]]
+domain = "a.example.com"
+policy = "one_factor"
+"#,
+        )
+        .unwrap();
+        let none: Vec<String> = Vec::new();
+        let bob = who("bob@example.com", &none, true);
+        let decide = |path: &str, who: Option<&Subject<'_>>| rules.decide(&target("GET", "a.example.com", path), who);
+        for denied in ["/admin", "/ADMIN", "/Admin/x", "/aDMIN", "/Reports/q1"] {
+            assert_eq!(decide(denied, Some(&bob)), Decision::Forbidden, "{denied}");
+        }
+        for allowed in ["/reports/q1", "/REPORTS/q1", "/notes"] {
+            assert_eq!(decide(allowed, Some(&bob)), Decision::Allow, "{allowed}");
+        }
+        assert_eq!(decide("/PUBLIC/x", None), Decision::Allow);
+        // The normalised path of a sneaky spelling, in any case.
+        let path = normalize_path("/x/../%41dMiN").unwrap();
+        assert_eq!(decide(&path, Some(&bob)), Decision::Forbidden);
+    }
+
+    #[test]
+    fn a_rule_may_require_a_confirmed_email_address() {
+        let rules = Rules::parse(
+            "[[rules]]\ndomain = \"mail.example.com\"\nrequire_verified_email = true\npolicy = \"two_factor\"\n\n\
+             [[rules]]\ndomain = \"*.example.com\"\npolicy = \"one_factor\"\n",
+        )
+        .unwrap();
+        let none: Vec<String> = Vec::new();
+        let confirmed = who("ann@example.com", &none, true);
+        let unconfirmed = Subject { email_verified: false, ..who("eve@example.com", &none, true) };
+        let password_only = Subject { email_verified: false, two_factor: false, ..who("cy@example.com", &none, true) };
+        let mail = target("GET", "mail.example.com", "/");
+        assert_eq!(rules.decide(&mail, Some(&confirmed)), Decision::Allow);
+        assert_eq!(rules.decide(&mail, Some(&unconfirmed)), Decision::UnverifiedEmail);
+        assert_eq!(rules.decide(&mail, Some(&password_only)), Decision::UnverifiedEmail);
+        assert_eq!(rules.decide(&mail, None), Decision::LogIn);
+        // Other rules do not ask.
+        assert_eq!(rules.decide(&target("GET", "wiki.example.com", "/"), Some(&unconfirmed)), Decision::Allow);
+        // A bypass rule lets in people nobody knows: it cannot ask.
+        let err =
+            Rules::parse("[[rules]]\ndomain = \"a.example.com\"\nrequire_verified_email = true\npolicy = \"bypass\"\n")
+                .unwrap_err();
+        assert!(err.starts_with("line 1") && err.contains("verified email"), "{err}");
+        // A value that is not a boolean names its line.
+        let err = Rules::parse("[[rules]]\ndomain = \"a.example.com\"\ncase_sensitive = \"yes\"\npolicy = \"deny\"\n")
+            .unwrap_err();
+        assert!(err.starts_with("line 3"), "{err}");
     }
 
     #[test]

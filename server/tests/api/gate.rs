@@ -121,7 +121,9 @@ async fn a_complete_log_in_opens_the_apps_and_log_out_closes_them() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let id = app.get("/api/authentication").await.body["id"].to_string();
     assert_eq!(header(&r, "remote-user"), id, "not the client's own Remote-User");
-    assert_eq!(header(&r, "remote-email"), "gate@example.com");
+    // Signed up here and never confirmed: the address is not vouched for.
+    assert_eq!(header(&r, "remote-email"), "");
+    assert_eq!(header(&r, "remote-email-verified"), "false");
     assert_eq!(header(&r, "remote-name"), "Ann Example");
     assert!(r.headers.contains_key("remote-groups"));
     assert_eq!(header(&r, "remote-groups"), "");
@@ -229,10 +231,13 @@ policy = "two_factor"
     let r = app.forward_auth("GET", "http://app.example.test/admin/users", Some(&gate), HTML).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "not in admins");
     // The same path spelled so a raw regex would miss it.
-    for sneaky in ["/%61dmin/users", "//admin", "/./admin", "/x/../admin", "/;x/admin", "/admin%2Fusers"] {
+    for sneaky in ["/%61dmin/users", "//admin", "/./admin", "/x/../admin", "/;x/admin"] {
         let r = app.forward_auth("GET", &format!("http://app.example.test{sneaky}"), Some(&gate), HTML).await;
         assert_eq!(r.status, StatusCode::FORBIDDEN, "{sneaky}");
     }
+    // One no rule can read (is it /admin/users, or one segment?): refused.
+    let r = app.forward_auth("GET", "http://app.example.test/admin%2Fusers", Some(&gate), HTML).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
     let id = app.get("/api/authentication").await.body["id"].as_i64().expect("id");
     assert!(app.state.db.set_group(id, "admins", true).await.expect("group"));
     assert!(app.state.db.set_group(id, "family", true).await.expect("group"));
@@ -408,6 +413,8 @@ async fn gate_cookies_count_only_for_their_domain_and_never_two_at_once() {
     let planted = gate_cookie(&r).expect("gate");
     let req = proxy()
         .get(format!("{}/api/authz/forward-auth", app.base))
+        .header("x-forwarded-method", "GET")
+        .header("x-forwarded-proto", "http")
         .header("x-forwarded-host", "app.example.test")
         .header("x-forwarded-uri", "/")
         .header("accept", HTML)
@@ -417,6 +424,8 @@ async fn gate_cookies_count_only_for_their_domain_and_never_two_at_once() {
     // More cookies than cookie domains: nobody either.
     let req = proxy()
         .get(format!("{}/api/authz/forward-auth", app.base))
+        .header("x-forwarded-method", "GET")
+        .header("x-forwarded-proto", "http")
         .header("x-forwarded-host", "app.example.test")
         .header("x-forwarded-uri", "/")
         .header("accept", HTML)
@@ -472,4 +481,210 @@ async fn sign_up_is_closed_by_default_in_front_of_other_apps() {
     let r = app.send(&b, b.post(format!("{}/signup", app.base)).form(&body)).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert_eq!(app.log_in("walk-in@example.com", PASSWORD).await.status, StatusCode::UNAUTHORIZED);
+}
+
+/// The app in front of other apps with these access rules; the directory
+/// holding the file lives as long as the returned guard.
+async fn app_with_rules(rules: &str) -> (TestApp, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("rules.toml");
+    std::fs::write(&path, rules).expect("rules");
+    let path = path.display().to_string();
+    let mut vars = GATE.to_vec();
+    vars.push(("ACCESS_RULES", &path));
+    (spawn_app_with(&vars).await, dir)
+}
+
+/// The proxy's question with exactly these headers.
+async fn ask(app: &TestApp, endpoint: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut req = proxy().get(format!("{}/api/authz/{endpoint}", app.base));
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    app.send(&proxy(), req).await
+}
+
+/// `/admin` and anything but GET or HEAD are denied; the rest is open.
+const STRICT: &str = r#"
+[[rules]]
+domain = "*.example.test"
+path = "^/admin"
+policy = "deny"
+
+[[rules]]
+domain = "*.example.test"
+methods = ["GET", "HEAD"]
+policy = "bypass"
+
+[[rules]]
+domain = "*.example.test"
+policy = "deny"
+"#;
+
+#[tokio::test]
+async fn a_question_without_the_original_method_or_url_is_refused_never_guessed() {
+    let (app, _rules) = app_with_rules(STRICT).await;
+    // Asked in full, the rules decide.
+    let url = "http://app.example.test";
+    assert_eq!(app.forward_auth("GET", &format!("{url}/notes"), None, HTML).await.status, StatusCode::OK);
+    assert_eq!(app.forward_auth("GET", &format!("{url}/admin"), None, HTML).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(app.forward_auth("POST", &format!("{url}/notes"), None, HTML).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(app.auth_request("POST", &format!("{url}/notes"), None).await.status, StatusCode::FORBIDDEN);
+    // Each question below is about a request the rules deny (/admin, or a
+    // POST); with a header missing it was once judged as `GET /` and let
+    // through.
+    let get = ("x-forwarded-method", "GET");
+    let post = ("x-forwarded-method", "POST");
+    let proto = ("x-forwarded-proto", "http");
+    let host = ("x-forwarded-host", "app.example.test");
+    let notes = ("x-forwarded-uri", "/notes");
+    let cases: Vec<(&str, Vec<(&str, &str)>, &str)> = vec![
+        ("forward-auth", vec![get, proto, host], "X-Forwarded-Uri"),
+        ("forward-auth", vec![get, proto, host, ("x-forwarded-uri", "")], "X-Forwarded-Uri"),
+        ("forward-auth", vec![get, proto, host, ("x-forwarded-uri", "admin")], "X-Forwarded-Uri"),
+        ("forward-auth", vec![proto, host, notes], "X-Forwarded-Method"),
+        ("forward-auth", vec![("x-forwarded-method", ""), proto, host, notes], "X-Forwarded-Method"),
+        ("forward-auth", vec![("x-forwarded-method", "G E T"), proto, host, notes], "X-Forwarded-Method"),
+        ("forward-auth", vec![post, host, notes], "X-Forwarded-Proto"),
+        ("forward-auth", vec![post, ("x-forwarded-proto", "ftp"), host, notes], "X-Forwarded-Proto"),
+        ("forward-auth", vec![post, proto, notes], "X-Forwarded-Host"),
+        ("forward-auth", vec![post, proto, ("x-forwarded-host", "app.example.test/x@y"), notes], "X-Forwarded-Host"),
+        ("auth-request", vec![("x-original-url", "http://app.example.test/notes")], "X-Original-Method"),
+        ("auth-request", vec![("x-original-method", "GET")], "X-Original-URL"),
+        (
+            "auth-request",
+            vec![("x-original-method", "GET"), ("x-original-url", "http://app.example.test")],
+            "X-Original-URL",
+        ),
+        ("auth-request", vec![("x-original-method", "GET"), ("x-original-url", "/admin")], "X-Original-URL"),
+        (
+            "auth-request",
+            vec![("x-original-method", "GET"), ("x-original-url", "app.example.test/admin")],
+            "X-Original-URL",
+        ),
+    ];
+    for (endpoint, headers, missing) in cases {
+        let r = ask(&app, endpoint, &headers).await;
+        assert_error(&r, StatusCode::BAD_REQUEST, "bad_request");
+        let message = r.body["message"].as_str().unwrap_or("");
+        assert!(message.contains(missing), "{endpoint} {headers:?}: {message}");
+        assert_eq!(header(&r, "cache-control"), "no-store");
+        assert!(!r.headers.contains_key("remote-user"), "{endpoint} {headers:?}");
+    }
+}
+
+/// `/admin` in any case is denied; `/Reports` only as spelled.
+const PATHS: &str = r#"
+[[rules]]
+domain = "*.example.test"
+path = "^/public"
+policy = "bypass"
+
+[[rules]]
+domain = "*.example.test"
+path = "^/admin"
+policy = "deny"
+
+[[rules]]
+domain = "*.example.test"
+path = "^/Reports"
+case_sensitive = true
+policy = "deny"
+
+[[rules]]
+domain = "*.example.test"
+policy = "one_factor"
+"#;
+
+#[tokio::test]
+async fn paths_match_in_any_case_and_a_path_no_browser_sends_is_refused() {
+    let (app, _rules) = app_with_rules(PATHS).await;
+    assert_eq!(app.register("case@example.com").await.status, StatusCode::CREATED);
+    let gate = gate_cookie(&app.log_in("case@example.com", PASSWORD).await).expect("gate");
+    let on = |path: &str| format!("http://app.example.test{path}");
+    assert_eq!(app.forward_auth("GET", &on("/notes"), Some(&gate), HTML).await.status, StatusCode::OK);
+    for denied in ["/admin", "/ADMIN", "/Admin/users", "/%41DMIN", "/x/../aDmIn", "/Reports"] {
+        let r = app.forward_auth("GET", &on(denied), Some(&gate), HTML).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{denied}");
+        assert_eq!(app.auth_request("GET", &on(denied), Some(&gate)).await.status, StatusCode::FORBIDDEN, "{denied}");
+    }
+    // A rule that says so matches its own spelling only.
+    assert_eq!(app.forward_auth("GET", &on("/reports"), Some(&gate), HTML).await.status, StatusCode::OK);
+    for open in ["/public/a", "/PUBLIC/a", "/public/a|b", "/public/a^b", "/public/[x]"] {
+        assert_eq!(app.forward_auth("GET", &on(open), None, HTML).await.status, StatusCode::OK, "{open}");
+    }
+    // A fragment (nginx resolves `/public#/../admin` to /admin), a space,
+    // a quote, brackets a browser always encodes: no rule can say what the
+    // app will make of them.
+    for bad in [
+        "/public#/../admin",
+        "/public?x=1#/../../admin",
+        "/public x",
+        "/public\"x",
+        "/public<x>",
+        "/public{x}",
+        "/public`x",
+        "/public\tx",
+    ] {
+        let r = app.forward_auth("GET", &on(bad), Some(&gate), HTML).await;
+        assert_error(&r, StatusCode::BAD_REQUEST, "bad_request");
+        assert!(r.body["message"].as_str().unwrap_or("").contains("path"), "{bad}: {}", r.text);
+        // nginx passes on 401 and 403 only (anything else becomes its own
+        // 500): the same refusal, as 403.
+        assert_eq!(app.auth_request("GET", &on(bad), Some(&gate)).await.status, StatusCode::FORBIDDEN, "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn remote_email_goes_only_once_confirmed_and_a_rule_can_require_a_confirmed_address() {
+    let (app, _rules) = app_with_rules(
+        r#"
+[[rules]]
+domain = "mail.example.test"
+require_verified_email = true
+policy = "one_factor"
+
+[[rules]]
+domain = "*.example.test"
+policy = "one_factor"
+"#,
+    )
+    .await;
+    // Anyone may sign up here, with any address.
+    assert_eq!(app.register("boss@example.com").await.status, StatusCode::CREATED);
+    let gate = gate_cookie(&app.log_in("boss@example.com", PASSWORD).await).expect("gate");
+    let id = app.get("/api/authentication").await.body["id"].as_i64().expect("id");
+    let r = app.forward_auth("GET", "http://app.example.test/", Some(&gate), HTML).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(header(&r, "remote-user"), id.to_string());
+    assert!(r.headers.contains_key("remote-email"), "always sent, so a client's copy never passes");
+    assert_eq!(header(&r, "remote-email"), "", "an address nobody confirmed is not vouched for");
+    assert_eq!(header(&r, "remote-email-verified"), "false");
+    let r = app.auth_request("GET", "http://app.example.test/", Some(&gate)).await;
+    assert_eq!((header(&r, "remote-email"), header(&r, "remote-email-verified")), ("", "false"));
+
+    // A rule that needs a confirmed address: 403, saying why.
+    let r = app.forward_auth("GET", "http://mail.example.test/inbox", Some(&gate), HTML).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(header(&r, "content-type").starts_with("text/html"), "{:?}", r.headers);
+    assert!(r.text.contains("confirmed email address"), "{}", r.text);
+    assert!(r.text.contains("http://auth.example.test/"), "a way to the portal: {}", r.text);
+    let r = app.forward_auth("GET", "http://mail.example.test/inbox", Some(&gate), "application/json").await;
+    assert_error(&r, StatusCode::FORBIDDEN, "forbidden");
+    assert!(r.body["message"].as_str().unwrap_or("").contains("confirmed email address"), "{}", r.text);
+    let r = app.auth_request("GET", "http://mail.example.test/inbox", Some(&gate)).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // Not logged in: log in first, as for any rule.
+    assert_eq!(app.forward_auth("GET", "http://mail.example.test/", None, HTML).await.status, StatusCode::FOUND);
+
+    // Confirmed (what the mailed link does): the address goes along, and
+    // the rule lets them in, at once (the cached answer is dropped).
+    let mut tx = app.state.db.begin().await.expect("tx");
+    tx.set_email_verified(id, START).await.expect("confirm");
+    tx.commit().await.expect("commit");
+    let r = app.forward_auth("GET", "http://app.example.test/", Some(&gate), HTML).await;
+    assert_eq!((header(&r, "remote-email"), header(&r, "remote-email-verified")), ("boss@example.com", "true"));
+    let r = app.forward_auth("GET", "http://mail.example.test/inbox", Some(&gate), HTML).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(header(&r, "remote-email"), "boss@example.com");
 }
