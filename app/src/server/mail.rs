@@ -602,7 +602,11 @@ async fn compose(state: &AppState, row: &MailRow) -> Result<Option<Made>, String
         },
     };
     let issuer = &*state.issuer;
-    let greeting = user.as_ref().map(|u| format!("Hello {},", u.name)).unwrap_or_else(|| "Hello,".into());
+    // The name was typed by whoever made the account. Until the address is
+    // confirmed that may be a stranger using someone else's address (with
+    // an advert or a link for a name), so no mail carries it before.
+    let trusted_name = user.as_ref().filter(|u| u.email_verified_at.is_some()).map(|u| u.name.as_str());
+    let greeting = trusted_name.map(|name| format!("Hello {name},")).unwrap_or_else(|| "Hello,".into());
     let mut token_hash = None;
     let (subject, paragraphs, button): (String, Vec<String>, Option<(String, String)>) = match (kind, &user) {
         (MailKind::Test, _) => (
@@ -675,7 +679,9 @@ async fn compose(state: &AppState, row: &MailRow) -> Result<Option<Made>, String
                         "When: {}. From: {}. Browser: {}.",
                         format_utc(row.event_at),
                         row.ip.as_deref().unwrap_or("an operator command or an unknown address"),
-                        row.user_agent.as_deref().unwrap_or("unknown")
+                        // Never the User-Agent itself: anyone can put any
+                        // text there, a link included.
+                        row.user_agent.as_deref().map(browser_name).unwrap_or_else(|| UNKNOWN_BROWSER.into())
                     ),
                     "If this was you, there is nothing to do.".into(),
                     "If it wasn't you, lock your account now: every session ends at once and nobody can log in \
@@ -688,7 +694,7 @@ async fn compose(state: &AppState, row: &MailRow) -> Result<Option<Made>, String
         (_, None) => return Ok(None),
     };
     let to = match &user {
-        Some(u) => mailbox(&u.name, &u.email),
+        Some(u) => mailbox(trusted_name, &u.email),
         None => parse_mailbox(&row.address),
     };
     let message = to
@@ -704,9 +710,51 @@ async fn compose(state: &AppState, row: &MailRow) -> Result<Option<Made>, String
     }
 }
 
-fn mailbox(name: &str, email: &str) -> Result<Mailbox, String> {
+fn mailbox(name: Option<&str>, email: &str) -> Result<Mailbox, String> {
     let address = email.parse().map_err(|e| format!("the account's address cannot be mailed ({e})"))?;
-    Ok(Mailbox::new(Some(name.to_owned()), address))
+    Ok(Mailbox::new(name.map(str::to_owned), address))
+}
+
+const UNKNOWN_BROWSER: &str = "an unknown browser";
+
+/// What a mail says of a browser: a name recognised in its User-Agent
+/// ("Firefox on Linux", "Safari on iOS", "Chrome"), else "an unknown
+/// browser". Only these fixed words come out, never the string itself.
+pub fn browser_name(user_agent: &str) -> String {
+    let has = |token: &str| user_agent.contains(token);
+    // Order matters: Edge and Opera also say Chrome and Safari, Chrome also
+    // says Safari, an iPad also says Mac OS X, Android also says Linux.
+    let browser = if has("Edg/") || has("Edge/") || has("EdgA/") || has("EdgiOS/") {
+        Some("Edge")
+    } else if has("OPR/") || has("OPT/") || has("OPiOS/") || has("Opera") {
+        Some("Opera")
+    } else if has("Firefox/") || has("FxiOS/") {
+        Some("Firefox")
+    } else if has("Chrome/") || has("CriOS/") || has("Chromium/") {
+        Some("Chrome")
+    } else if has("Safari/") && has("Version/") {
+        Some("Safari")
+    } else {
+        None
+    };
+    let system = if has("iPhone") || has("iPad") || has("iPod") {
+        Some("iOS")
+    } else if has("Android") {
+        Some("Android")
+    } else if has("Windows") {
+        Some("Windows")
+    } else if has("Macintosh") || has("Mac OS X") {
+        Some("macOS")
+    } else if has("Linux") {
+        Some("Linux")
+    } else {
+        None
+    };
+    match (browser, system) {
+        (Some(browser), Some(system)) => format!("{browser} on {system}"),
+        (Some(browser), None) => browser.to_owned(),
+        (None, _) => UNKNOWN_BROWSER.to_owned(),
+    }
 }
 
 /// Plain text and simple HTML with the same words. Both are
@@ -790,6 +838,58 @@ mod tests {
     use super::*;
 
     #[test]
+    fn browsers_are_named_never_quoted() {
+        for (agent, name) in [
+            (
+                "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 \
+                 Safari/537.36",
+                "Chrome on Windows",
+            ),
+            (
+                "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 \
+                 Safari/537.36 Edg/126.0.0.0",
+                "Edge on Windows",
+            ),
+            (
+                "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) \
+                 Chrome/126.0.0.0 Safari/537.36 OPR/111.0.0.0",
+                "Opera on macOS",
+            ),
+            ("Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:127.0) Gecko/20100101 Firefox/127.0", "Firefox on Linux"),
+            (
+                "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 \
+                 Safari/605.1.15",
+                "Safari on macOS",
+            ),
+            (
+                "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) \
+                 Version/17.5 Mobile/15E148 Safari/604.1",
+                "Safari on iOS",
+            ),
+            (
+                "Mozilla/5.0 (iPad; CPU OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) CriOS/126.0 \
+                 Mobile/15E148 Safari/604.1",
+                "Chrome on iOS",
+            ),
+            (
+                "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 \
+                 Mobile Safari/537.36",
+                "Chrome on Android",
+            ),
+            ("Mozilla/5.0 (Android 14; Mobile; rv:127.0) Gecko/127.0 Firefox/127.0", "Firefox on Android"),
+            ("Mozilla/5.0 (X11; CrOS x86_64 14541.0.0) AppleWebKit/537.36 Chrome/126.0.0.0 Safari/537.36", "Chrome"),
+            ("curl/8.5.0", "an unknown browser"),
+            ("", "an unknown browser"),
+            ("Windows https://evil.example/win", "an unknown browser"),
+        ] {
+            assert_eq!(browser_name(agent), name, "{agent}");
+        }
+        // Whatever is around a recognised name stays out.
+        let name = browser_name("Firefox/1 <a href=https://evil.example>claim</a> Windows");
+        assert_eq!(name, "Firefox on Windows");
+    }
+
+    #[test]
     fn smtp_urls_default_to_encryption() {
         let s = SmtpSettings::parse("smtp://ann%40example.com:p%3Ass@mail.example.com").unwrap();
         assert_eq!((s.host.as_str(), s.port, s.tls), ("mail.example.com", 587, TlsMode::StartTls));
@@ -831,7 +931,7 @@ mod tests {
     #[test]
     fn messages_have_both_bodies_and_escape_what_people_typed() {
         let from = parse_mailbox("Login <no-reply@example.com>").unwrap();
-        let to = mailbox("Ann <b>", "ann@example.com").unwrap();
+        let to = mailbox(Some("Ann <b>"), "ann@example.com").unwrap();
         let button = ("Go".to_owned(), "https://auth.example.com/x?token=a&b".to_owned());
         let m =
             build_message(&from, to, "Subject", "Hello Ann <b>,", &["First".into()], Some(&button), "Login").unwrap();

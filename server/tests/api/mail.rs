@@ -621,3 +621,60 @@ async fn the_mailed_pages_work_without_javascript() {
     assert_eq!((r.status, location(&r)), (StatusCode::SEE_OTHER, "/lockdown?done=1"));
     assert_eq!(app.get_with(&b, "/api/authentication").await.status, StatusCode::UNAUTHORIZED, "logged out");
 }
+
+/// A client that logs in from a browser with this User-Agent.
+fn browser(user_agent: &str) -> reqwest::Client {
+    reqwest::Client::builder().cookie_store(true).user_agent(user_agent).build().expect("client")
+}
+
+#[tokio::test]
+async fn mail_never_carries_a_strangers_words_or_the_raw_browser_string() {
+    let sink = Sink::start().await;
+    let app = app_with_sink(&sink, &[]).await;
+    // A stranger signs up with someone else's address and an advert for a
+    // name, then asks for a password reset of it: both mails go to an
+    // address nobody has confirmed.
+    let advert = "Claim your prize at https://evil.example/win";
+    let stranger = new_client();
+    let body = json!({"email": "victim@example.com", "name": advert, "password": PASSWORD});
+    let r = app.post_with(&stranger, "/api/authentication/register", body).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(forgot(&app, "victim@example.com").await.status, StatusCode::ACCEPTED);
+    let all = sink.wait_for(2).await;
+    let to_victim: Vec<_> = all.iter().filter(|m| m.to.iter().any(|t| t == "victim@example.com")).collect();
+    assert_eq!(to_victim.len(), 2, "{:?}", subjects(&all));
+    for m in &to_victim {
+        assert!(!m.text.contains("evil.example") && !m.text.contains("prize"), "{}", m.text);
+        assert!(m.text.contains("Hello,"), "{}", m.text);
+    }
+
+    // The owner of a confirmed account is greeted by name; a log-in from a
+    // browser whose User-Agent carries a link is told as what it parses as.
+    let email = "owner@example.com";
+    assert_eq!(app.register(email).await.status, StatusCode::CREATED);
+    let id = app.log_in(email, PASSWORD).await.body["user"]["id"].as_i64().expect("id");
+    let mut tx = app.state.db.begin().await.expect("tx");
+    tx.set_email_verified(id, START).await.expect("confirm");
+    tx.commit().await.expect("commit");
+    let agents = [
+        (
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) \
+             Chrome/126.0.0.0 Safari/537.36 see https://evil.example/win",
+            "Chrome on Windows",
+        ),
+        ("Visit https://evil.example/win now", "an unknown browser"),
+    ];
+    for (n, (agent, parsed)) in agents.iter().enumerate() {
+        app.clock.advance(30);
+        let c = browser(agent);
+        let r = app.post_with(&c, "/api/authentication/log-in", json!({"email": email, "password": PASSWORD})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let all = sink.wait_for(3 + n + 1).await;
+        let notices = to_about(&all, email, "new log-in from a browser");
+        assert_eq!(notices.len(), n + 1, "{:?}", subjects(&all));
+        let notice = notices[n];
+        assert!(notice.text.contains(&format!("Browser: {parsed}.")), "{}", notice.text);
+        assert!(!notice.text.contains("evil.example") && !notice.text.contains("Visit"), "{}", notice.text);
+        assert!(notice.text.contains("Hello Ann Example,"), "{}", notice.text);
+    }
+}
