@@ -138,18 +138,22 @@ pub async fn current_user() -> Result<User, AppError> {
 #[server(prefix = "/api", endpoint = "authentication/refresh", input = Json)]
 pub async fn refresh() -> Result<User, AppError> {
     use crate::server::tokens::CookieKind;
-    use crate::server::{app_state, extract, request::RequestMeta, request_headers, service, set_cookies};
+    use crate::server::{app_state, extract, logins, request::RequestMeta, request_headers, set_cookies};
     let state = app_state()?;
     let meta = extract::<RequestMeta>(&state).await?;
     let headers = request_headers()?;
     let token = state.cookies.from_headers(CookieKind::Refresh, &headers);
-    match service::refresh(&state, &meta, token).await {
+    match logins::refresh(&state, &meta, token).await {
         Ok(out) => {
             set_cookies(&out.cookies);
             Ok(out.body)
         }
         Err(e) => {
-            set_cookies(&service::cleared_cookies(&state));
+            // A log-in that ended: the browser forgets it. (A 409 says the
+            // browser already holds the successor: nothing to clear.)
+            if e.status() == 401 {
+                set_cookies(&logins::cleared_cookies(&state));
+            }
             Err(e)
         }
     }
@@ -159,9 +163,9 @@ pub async fn refresh() -> Result<User, AppError> {
 /// cookies. Always 200.
 #[server(prefix = "/api", endpoint = "authentication/log-out", input = Json)]
 pub async fn log_out() -> Result<Done, AppError> {
-    use crate::server::{app_state, request_headers, service, set_cookies};
+    use crate::server::{app_state, logins, request_headers, set_cookies};
     let state = app_state()?;
-    set_cookies(&service::log_out(&state, &request_headers()?).await?);
+    set_cookies(&logins::log_out(&state, &request_headers()?).await?);
     Ok(Done { message: "Logged out.".into() })
 }
 
@@ -169,10 +173,10 @@ pub async fn log_out() -> Result<Done, AppError> {
 /// user on every device, this one included.
 #[server(prefix = "/api", endpoint = "authentication/log-out-everywhere", input = Json)]
 pub async fn log_out_everywhere() -> Result<Done, AppError> {
-    use crate::server::{full_request, service, set_cookies};
+    use crate::server::{full_request, logins, service, set_cookies};
     let (state, session, meta) = full_request().await?;
     service::log_out_everywhere(&state, &meta, session).await?;
-    set_cookies(&service::cleared_cookies(&state));
+    set_cookies(&logins::cleared_cookies(&state));
     Ok(Done { message: "Logged out everywhere.".into() })
 }
 

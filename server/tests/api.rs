@@ -38,6 +38,8 @@ mod hardening;
 mod identity;
 #[path = "api/instances.rs"]
 mod instances;
+#[path = "api/logins.rs"]
+mod logins;
 #[path = "api/mail.rs"]
 mod mail;
 #[path = "api/operators.rs"]

@@ -14,6 +14,9 @@ use sqlx::{AnyPool, FromRow};
 use super::gate_cache::{self, GateCache, Invalidation};
 use crate::error::AppError;
 
+mod logins;
+pub use logins::{LoginRow, NewGateCookie, NewLogin, NewRefreshToken, RefreshRow};
+
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
 
@@ -33,6 +36,8 @@ pub struct Db {
     /// `fail_next_transaction_at`), to prove nothing half-done survives.
     #[cfg(feature = "fault-injection")]
     fault: std::sync::Arc<std::sync::Mutex<Option<u32>>>,
+    /// Tests only: named points where a request can be held (see `hooks`).
+    pub hooks: super::hooks::Hooks,
 }
 
 /// Several writes that land together or not at all: dropped without
@@ -143,16 +148,6 @@ pub struct Throttle {
     pub window: i64,
 }
 
-pub struct NewGateCookie<'a> {
-    pub token_hash: &'a str,
-    pub user_id: i64,
-    pub family: &'a str,
-    pub domain: &'a str,
-    pub two_factor: bool,
-    pub now: i64,
-    pub expires_at: i64,
-}
-
 /// Who a live portal session is, as the session cache keeps it: identity
 /// and validity only, never the password hash or a second-factor secret.
 /// Every write to these fields bumps the session version and invalidates
@@ -166,10 +161,12 @@ pub struct SessionUser {
     pub passkey_count: i64,
     pub email_verified: bool,
     pub session_version: i64,
-    /// The log-in session (refresh family).
+    /// The log-in (its id, the refresh family).
     pub family: String,
-    /// When the family's newest live refresh token expires.
+    /// When the log-in expires.
     pub live_until: i64,
+    /// How the log-in was reached.
+    pub amr: super::logins::Amr,
 }
 
 impl SessionUser {
@@ -242,29 +239,6 @@ pub struct GateSubject {
     pub family: String,
     /// When the gate cookie (and its session family) expires.
     pub expires_at: i64,
-}
-
-pub struct NewSession<'a> {
-    pub user_id: i64,
-    pub family: &'a str,
-    pub token_hash: &'a str,
-    pub now: i64,
-    pub expires_at: i64,
-    pub session_version: i64,
-    /// When the person last proved who they are (carried across rotations).
-    pub auth_at: i64,
-}
-
-#[derive(Debug, Clone, FromRow)]
-pub struct SessionRow {
-    pub id: i64,
-    pub user_id: i64,
-    pub family: String,
-    pub expires_at: i64,
-    pub session_version: i64,
-    pub used_at: Option<i64>,
-    pub revoked_at: Option<i64>,
-    pub auth_at: Option<i64>,
 }
 
 pub struct NewAuditEvent<'a> {
@@ -391,6 +365,7 @@ impl Db {
             backend,
             #[cfg(feature = "fault-injection")]
             fault: Default::default(),
+            hooks: Default::default(),
         })
     }
 
@@ -445,54 +420,13 @@ impl Db {
         .map(UserRow::from))
     }
 
-    /// Who a full session is, if its refresh family is live (a row of it
-    /// exists, unrevoked and unexpired), in one round trip: this runs on
-    /// every authenticated request the session cache cannot answer. An
-    /// allow-list, so a family whose rows were pruned, or that was never
-    /// stored, is nobody.
-    pub async fn session_user(&self, id: i64, family: &str, now: i64) -> Result<Option<SessionUser>, AppError> {
-        #[derive(FromRow)]
-        struct Row {
-            id: i64,
-            email: String,
-            name: String,
-            totp_enabled: i64,
-            passkey_count: i64,
-            email_verified_at: Option<i64>,
-            session_version: i64,
-            live_until: Option<i64>,
-        }
-        let row = sqlx::query_as::<_, Row>(
-            "SELECT id, email, name, totp_enabled, passkey_count, email_verified_at, session_version, \
-             (SELECT MAX(expires_at) FROM sessions WHERE family = $2 AND user_id = $1 AND revoked_at IS NULL \
-              AND expires_at > $3) AS live_until \
-             FROM users WHERE id = $1",
-        )
-        .bind(id)
-        .bind(family)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.and_then(|r| {
-            Some(SessionUser {
-                id: r.id,
-                email: r.email,
-                name: r.name,
-                totp_enabled: r.totp_enabled == 1,
-                passkey_count: r.passkey_count,
-                email_verified: r.email_verified_at.is_some(),
-                session_version: r.session_version,
-                family: family.to_owned(),
-                live_until: r.live_until?,
-            })
-        }))
-    }
-
-    /// Deletes what no longer protects anything: session rows of expired
-    /// families, revoked rows and rotated ones older than `keep_spent_until`
-    /// (a rotated row is kept that long to catch a stolen copy replayed),
-    /// throttle rows quiet since `throttle_quiet_since`, and audit events
-    /// older than `audit_since`. Returns the rows deleted per table.
+    /// Deletes what no longer protects anything: log-ins that expired or
+    /// ended before `keep_spent_until` (an ended one is kept that long for
+    /// the person's list), the refresh tokens of those, rotated tokens
+    /// older than `keep_spent_until` (kept that long to catch a stolen
+    /// copy replayed), throttle rows quiet since `throttle_quiet_since`,
+    /// and audit events older than `audit_since`. Returns the rows deleted
+    /// per table (`sessions`: refresh tokens).
     pub async fn prune(
         &self,
         now: i64,
@@ -501,13 +435,19 @@ impl Db {
         audit_since: i64,
     ) -> Result<Pruned, AppError> {
         let sessions = sqlx::query(
-            "DELETE FROM sessions WHERE expires_at <= $1 OR revoked_at < $2 OR (used_at IS NOT NULL AND used_at < $2)",
+            "DELETE FROM sessions WHERE expires_at <= $1 OR (used_at IS NOT NULL AND used_at < $2) \
+             OR family IN (SELECT id FROM logins WHERE revoked_at < $2)",
         )
         .bind(now)
         .bind(keep_spent_until)
         .execute(&self.pool)
         .await?
         .rows_affected();
+        sqlx::query("DELETE FROM logins WHERE expires_at <= $1 OR revoked_at < $2")
+            .bind(now)
+            .bind(keep_spent_until)
+            .execute(&self.pool)
+            .await?;
         let throttle = sqlx::query("DELETE FROM throttle WHERE last_at < $1 AND last_at + delay_seconds < $2")
             .bind(throttle_quiet_since)
             .bind(now)
@@ -516,10 +456,10 @@ impl Db {
             .rows_affected();
         sqlx::query("DELETE FROM spent_stage_tokens WHERE expires_at < $1").bind(now).execute(&self.pool).await?;
         sqlx::query("DELETE FROM webauthn_ceremonies WHERE expires_at < $1").bind(now).execute(&self.pool).await?;
-        // Gate cookies whose session family has no live row left.
+        // Gate cookies whose log-in ended.
         sqlx::query(
             "DELETE FROM gate_cookies WHERE expires_at <= $1 OR NOT EXISTS \
-             (SELECT 1 FROM sessions WHERE sessions.family = gate_cookies.family AND sessions.revoked_at IS NULL)",
+             (SELECT 1 FROM logins l WHERE l.id = gate_cookies.family AND l.revoked_at IS NULL)",
         )
         .bind(now)
         .execute(&self.pool)
@@ -655,49 +595,6 @@ impl Db {
     pub async fn throttle_reset(&self, key: &str) -> Result<(), AppError> {
         sqlx::query("DELETE FROM throttle WHERE key = $1").bind(key).execute(&self.pool).await?;
         Ok(())
-    }
-
-    /// Who a gate cookie names, if it and its session family are alive.
-    pub async fn gate_subject(&self, token_hash: &str, now: i64) -> Result<Option<GateSubject>, AppError> {
-        // One round trip: a row per group (or one with no group).
-        #[derive(FromRow)]
-        struct Row {
-            user_id: i64,
-            email: String,
-            name: String,
-            email_verified_at: Option<i64>,
-            two_factor: i64,
-            domain: String,
-            family: String,
-            expires_at: i64,
-            live: i64,
-            grp: Option<String>,
-        }
-        let rows = sqlx::query_as::<_, Row>(
-            "SELECT g.user_id, u.email, u.name, u.email_verified_at, g.two_factor, g.domain, g.family, g.expires_at, \
-             (SELECT COUNT(*) FROM sessions s WHERE s.family = g.family AND s.revoked_at IS NULL \
-              AND s.expires_at > $2) AS live, ug.name AS grp \
-             FROM gate_cookies g JOIN users u ON u.id = g.user_id \
-             LEFT JOIN user_groups ug ON ug.user_id = g.user_id \
-             WHERE g.token_hash = $1 AND g.expires_at > $2 ORDER BY ug.name",
-        )
-        .bind(token_hash)
-        .bind(now)
-        .fetch_all(&self.pool)
-        .await?;
-        let groups: Vec<String> = rows.iter().filter_map(|r| r.grp.clone()).collect();
-        let Some(row) = rows.into_iter().next().filter(|r| r.live > 0) else { return Ok(None) };
-        Ok(Some(GateSubject {
-            user_id: row.user_id,
-            email: row.email,
-            name: row.name,
-            email_verified: row.email_verified_at.is_some(),
-            two_factor: row.two_factor != 0,
-            groups,
-            domain: row.domain,
-            family: row.family,
-            expires_at: row.expires_at,
-        }))
     }
 
     const PASSKEY_COLUMNS: &'static str =
@@ -883,43 +780,6 @@ impl Db {
         Ok(n)
     }
 
-    pub async fn session_by_hash(&self, token_hash: &str) -> Result<Option<SessionRow>, AppError> {
-        Ok(sqlx::query_as::<_, SessionRow>(
-            "SELECT id, user_id, family, expires_at, session_version, used_at, revoked_at, auth_at \
-             FROM sessions WHERE token_hash = $1",
-        )
-        .bind(token_hash)
-        .fetch_optional(&self.pool)
-        .await?)
-    }
-
-    /// Ends these session families (and the gate cookies tied to them)
-    /// together: one transaction, whatever their number.
-    pub async fn revoke_families(&self, families: &[String], now: i64) -> Result<(), AppError> {
-        if families.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.begin().await?;
-        for family in families {
-            sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE family = $2 AND revoked_at IS NULL")
-                .bind(now)
-                .bind(family)
-                .execute(&mut *tx.tx)
-                .await?;
-            tx.invalidate(Invalidation::Family(family.clone())).await?;
-        }
-        tx.commit().await
-    }
-
-    /// The session family a gate cookie belongs to, live or not.
-    pub async fn gate_family(&self, token_hash: &str) -> Result<Option<String>, AppError> {
-        let row: Option<(String,)> = sqlx::query_as("SELECT family FROM gate_cookies WHERE token_hash = $1")
-            .bind(token_hash)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|(f,)| f))
-    }
-
     pub async fn insert_audit(&self, e: &NewAuditEvent<'_>) -> Result<(), AppError> {
         sqlx::query("INSERT INTO audit_events (user_id, kind, at, ip, user_agent) VALUES ($1, $2, $3, $4, $5)")
             .bind(e.user_id)
@@ -1035,14 +895,6 @@ impl Tx {
         .execute(&mut *self.tx)
         .await?;
         Ok(done.rows_affected() == 1)
-    }
-
-    /// When a refresh token was spent, read on this transaction's own
-    /// connection (no second connection held while the first waits).
-    pub async fn session_used_at(&mut self, id: i64) -> Result<Option<i64>, AppError> {
-        let row: Option<(Option<i64>,)> =
-            sqlx::query_as("SELECT used_at FROM sessions WHERE id = $1").bind(id).fetch_optional(&mut *self.tx).await?;
-        Ok(row.and_then(|(at,)| at))
     }
 
     pub async fn commit(self) -> Result<(), AppError> {
@@ -1173,37 +1025,6 @@ impl Tx {
         Ok(())
     }
 
-    /// A gate cookie for one cookie domain, tied to a session family. It
-    /// replaces any earlier one of the same log-in for that domain (the
-    /// browser keeps one cookie per domain).
-    pub async fn insert_gate_cookie(&mut self, g: &NewGateCookie<'_>) -> Result<(), AppError> {
-        self.step()?;
-        let replaced = sqlx::query("DELETE FROM gate_cookies WHERE family = $1 AND domain = $2")
-            .bind(g.family)
-            .bind(g.domain)
-            .execute(&mut *self.tx)
-            .await?;
-        // Only a replaced cookie can be cached anywhere: a new log-in sends
-        // no notification.
-        if replaced.rows_affected() > 0 {
-            self.invalidate(Invalidation::Family(g.family.to_owned())).await?;
-        }
-        sqlx::query(
-            "INSERT INTO gate_cookies (token_hash, user_id, family, domain, two_factor, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(g.token_hash)
-        .bind(g.user_id)
-        .bind(g.family)
-        .bind(g.domain)
-        .bind(i64::from(g.two_factor))
-        .bind(g.now)
-        .bind(g.expires_at)
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(())
-    }
-
     /// Stores a new passkey and counts it on the account; `None` if the
     /// credential is already registered (to anyone). Returns the count.
     pub async fn insert_passkey(&mut self, p: &NewPasskey<'_>) -> Result<Option<i64>, AppError> {
@@ -1274,46 +1095,6 @@ impl Tx {
         Ok(())
     }
 
-    pub async fn insert_session(&mut self, s: &NewSession<'_>) -> Result<(), AppError> {
-        self.step()?;
-        sqlx::query(
-            "INSERT INTO sessions (user_id, family, token_hash, created_at, expires_at, session_version, auth_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(s.user_id)
-        .bind(s.family)
-        .bind(s.token_hash)
-        .bind(s.now)
-        .bind(s.expires_at)
-        .bind(s.session_version)
-        .bind(s.auth_at)
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(())
-    }
-
-    /// Revokes every refresh token of a user.
-    pub async fn revoke_user_sessions(&mut self, user_id: i64, now: i64) -> Result<(), AppError> {
-        self.step()?;
-        sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
-            .bind(now)
-            .bind(user_id)
-            .execute(&mut *self.tx)
-            .await?;
-        self.invalidate(Invalidation::User(user_id)).await?;
-        Ok(())
-    }
-    /// Marks a refresh token used: true for exactly one of racing requests.
-    pub async fn mark_session_used(&mut self, id: i64, now: i64) -> Result<bool, AppError> {
-        self.step()?;
-        let done =
-            sqlx::query("UPDATE sessions SET used_at = $1 WHERE id = $2 AND used_at IS NULL AND revoked_at IS NULL")
-                .bind(now)
-                .bind(id)
-                .execute(&mut *self.tx)
-                .await?;
-        Ok(done.rows_affected() == 1)
-    }
 }
 
 impl Db {

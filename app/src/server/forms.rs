@@ -17,6 +17,7 @@ use http::{HeaderValue, Method, StatusCode, header};
 use leptos::prelude::provide_context;
 
 use super::auth::{FullSession, PasswordSession};
+use super::logins;
 use super::request::RequestMeta;
 use super::service;
 use super::state::AppState;
@@ -123,6 +124,8 @@ async fn sign_up(State(state): State<AppState>, req: Request) -> Response {
         match parse_registration(posted.get("email"), posted.get("name"), posted.get("password")) {
             Ok(parsed) => parsed,
             Err(e) => {
+                let (email, name, password) = (posted.get("email"), posted.get("name"), posted.get("password"));
+                let e = super::identity::weak_password_too(&state, &posted.meta, e, email, name, password).await;
                 let answer = Answer::Render(failed(Intent::SignUp, e, &posted, &keep));
                 return finish(&state, posted.parts, &here, answer, vec![]).await;
             }
@@ -171,7 +174,7 @@ async fn log_in(State(state): State<AppState>, req: Request) -> Response {
                 Err(_) => {
                     let expired =
                         AppError::new(ErrorKind::Unauthenticated, "Your log-in timed out. Enter your password again.");
-                    (Answer::Render(failed(Intent::Password, expired, &posted, &[])), service::cleared_cookies(&state))
+                    (Answer::Render(failed(Intent::Password, expired, &posted, &[])), logins::cleared_cookies(&state))
                 }
                 Ok(session) => {
                     let (code, recovery) = match intent {
@@ -191,7 +194,7 @@ async fn log_in(State(state): State<AppState>, req: Request) -> Response {
         }
         // "Use a different account": forget the password step, and end
         // whatever log-in this browser still holds.
-        Some(Intent::Restart) => match service::log_out(&state, &posted.parts.headers).await {
+        Some(Intent::Restart) => match logins::log_out(&state, &posted.parts.headers).await {
             Ok(cookies) => (Answer::Redirect(here.clone()), cookies),
             Err(e) => {
                 return plain_error(
@@ -305,7 +308,7 @@ async fn security(State(state): State<AppState>, req: Request) -> Response {
             }
         }
         Intent::Everywhere => match service::log_out_everywhere(&state, &posted.meta, session).await {
-            Ok(()) => (Answer::Redirect("/login".into()), service::cleared_cookies(&state)),
+            Ok(()) => (Answer::Redirect("/login".into()), logins::cleared_cookies(&state)),
             Err(e) => (Answer::Render(failed(intent, e, &posted, &[])), vec![]),
         },
         _ => return plain_error(AppError::bad_request("Unknown form."), StatusCode::BAD_REQUEST),
@@ -354,7 +357,7 @@ async fn mailed(State(state): State<AppState>, req: Request) -> Response {
 /// to the log-in page. Like the API's log-out, it always succeeds.
 async fn log_out(State(state): State<AppState>, req: Request) -> Response {
     let (parts, _) = req.into_parts();
-    let cookies = match service::log_out(&state, &parts.headers).await {
+    let cookies = match logins::log_out(&state, &parts.headers).await {
         Ok(cookies) => cookies,
         Err(e) => return e.into_response(),
     };
@@ -384,11 +387,14 @@ pub async fn renew_page_session(State(state): State<AppState>, req: Request, nex
     }
     let (mut parts, body) = req.into_parts();
     let meta = RequestMeta::from_request_parts(&mut parts, &state).await.unwrap_or_default();
-    let cookies = match service::refresh(&state, &meta, Some(&refresh)).await {
+    let cookies = match logins::refresh(&state, &meta, Some(&refresh)).await {
         Ok(out) => out.cookies,
         Err(e) if e.error == ErrorKind::Unavailable => return e.into_response(),
-        // Spent, revoked or expired: the browser forgets it.
-        Err(_) => service::cleared_cookies(&state),
+        // Renewed a moment ago by another request of this browser, whose
+        // answer carries the successor: keep what the browser holds.
+        Err(e) if e.error == ErrorKind::Conflict => Vec::new(),
+        // Ended, spent or expired: the browser forgets it.
+        Err(_) => logins::cleared_cookies(&state),
     };
     apply_cookies(&mut parts.headers, &cookies);
     let mut res = next.run(Request::from_parts(parts, body)).await;

@@ -328,6 +328,7 @@ mod tests {
             session_version: 1,
             family: family.into(),
             live_until: 1_000,
+            amr: Default::default(),
         }
     }
 

@@ -28,6 +28,7 @@ use serde_json::{Value, json};
 use super::auth::{FullSession, PasswordSession};
 use super::db::{NewCeremony, NewPasskey, PasskeyRow, UserRow};
 use super::request::RequestMeta;
+use super::logins::{self, Amr};
 use super::service::{self, FRESH_PROOF_SECONDS, WithCookies, audit, random_bytes, sha256_hex};
 use super::throttle::{Attempt, OnSuccess};
 use super::state::AppState;
@@ -289,7 +290,7 @@ pub async fn remove(
     let Some(dropped) = drop_passkey(&mut tx, user.id, id).await? else { return Err(no_such_passkey()) };
     // Protection went off: every session ends, this client gets a new one.
     let cookies = match dropped.version {
-        Some(version) => service::renew_all_sessions(state, &mut tx, user.id, version, false).await?,
+        Some(version) => logins::renew_all(state, &mut tx, user.id, version, session.user.amr, meta).await?,
         None => vec![],
     };
     tx.commit().await?;
@@ -419,7 +420,7 @@ pub async fn operator_remove(
     let mut tx = state.db.begin().await?;
     let Some(dropped) = drop_passkey(&mut tx, user.id, id).await? else { return Ok(Some(false)) };
     if dropped.version.is_some() {
-        tx.revoke_user_sessions(user.id, state.now()).await?;
+        tx.revoke_user_logins(user.id, state.now()).await?;
     }
     tx.commit().await?;
     dropped.audit(state, user.id, &service::operator_meta()).await;
@@ -500,7 +501,8 @@ async fn register_finish(
             let (codes, hashes) = service::new_recovery_codes(&state.secrets, user.id)?;
             tx.replace_recovery_codes(user.id, &hashes).await?;
             let version = tx.bump_session_version(user.id).await?;
-            (Some(codes), service::renew_all_sessions(&state, &mut tx, user.id, version, true).await?)
+            let amr = session.user.amr.with(Amr::PASSKEY);
+            (Some(codes), logins::renew_all(&state, &mut tx, user.id, version, amr, &meta).await?)
         } else {
             (None, vec![])
         };
@@ -621,7 +623,8 @@ async fn second_factor_finish(
             take_ceremony(&state, &input.ceremony, "second_factor", Some(user.id), Some(&session.claims.jti)).await?;
         let claimed = RelyingParty::claimed_credential(&input.credential);
         verify_assertion(&state, &meta, &user, &input.credential, claimed, &row.state, false).await?;
-        let cookies = service::finish_second_factor(&state, &meta, &user, &session.claims).await?;
+        let amr = Amr::PASSWORD.with(Amr::PASSKEY);
+        let cookies = service::finish_second_factor(&state, &meta, &user, &session.claims, amr).await?;
         Ok((StatusCode::OK, WithCookies { body: User::from(&user), cookies }))
     };
     respond(result.await)

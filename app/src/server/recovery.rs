@@ -83,7 +83,7 @@ pub async fn reset_password(state: &AppState, meta: &RequestMeta, token: &str, n
     if user.locked_at.is_some() {
         tx.set_locked(user.id, None).await?;
     }
-    tx.revoke_user_sessions(user.id, now).await?;
+    tx.revoke_user_logins(user.id, now).await?;
     tx.delete_email_tokens(user.id, Purpose::Reset.as_str()).await?;
     // The link reached the mailbox: the address is proved.
     tx.set_email_verified(user.id, now).await?;
@@ -129,7 +129,7 @@ pub async fn lockdown(state: &AppState, meta: &RequestMeta, token: &str) -> Resu
         return Err(bad_link("lockdown"));
     };
     tx.set_locked(user_id, Some(now)).await?;
-    tx.revoke_user_sessions(user_id, now).await?;
+    tx.revoke_user_logins(user_id, now).await?;
     tx.delete_email_tokens(user_id, Purpose::Reset.as_str()).await?;
     let event = NewAuditEvent {
         user_id: Some(user_id),

@@ -3,8 +3,6 @@
 //! return the response body plus the cookies to set; the server functions
 //! only translate.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
 use crate::domain::{
@@ -17,14 +15,15 @@ use crate::wire::{
 };
 
 use super::auth::{FullSession, PasswordSession};
-use super::db::{NewAuditEvent, NewGateCookie, NewSession, Tx, UserRow};
+use super::db::{NewAuditEvent, UserRow};
+use super::logins::{self, Amr};
 use super::identity;
 use super::mail;
 use super::request::RequestMeta;
 use super::sealing::SecretBox;
 use super::state::AppState;
 use super::throttle::{self, Attempt, trusted_device};
-use super::tokens::{CookieKind, PASSWORD_STAGE_TTL, Stage};
+use super::tokens::{CookieKind, PASSWORD_STAGE_TTL};
 use super::totp;
 
 /// How recent a log-in stands in for the password when changing a factor.
@@ -145,102 +144,6 @@ async fn notice_new_browser(state: &AppState, meta: &RequestMeta, user_id: i64, 
 /// owner's own browsers new).
 fn is_new_browser(meta: &RequestMeta, user_id: i64) -> bool {
     meta.device.as_ref().is_none_or(|d| d.user_id != user_id)
-}
-
-// ---------------------------------------------------------------- sessions
-
-/// Starts a full session: a new refresh-token family and an access token
-/// naming it, plus a gate cookie per cookie domain tied to the family.
-/// `two_factor` says whether the log-in passed a second factor. Returns the
-/// cookies.
-pub(super) async fn start_session(
-    state: &AppState,
-    tx: &mut Tx,
-    user_id: i64,
-    version: i64,
-    two_factor: bool,
-) -> Result<Vec<String>, AppError> {
-    let family = uuid::Uuid::new_v4().to_string();
-    let expires_at = state.now() + state.refresh_ttl;
-    let mut cookies = issue_session_tokens(state, tx, user_id, version, &family, expires_at, state.now()).await?;
-    cookies.extend(issue_gate_cookies(state, tx, user_id, &family, expires_at, two_factor).await?);
-    Ok(cookies)
-}
-
-/// One gate cookie per configured cookie domain: an opaque random value,
-/// stored hashed, alive while the session family is.
-pub async fn issue_gate_cookies(
-    state: &AppState,
-    tx: &mut Tx,
-    user_id: i64,
-    family: &str,
-    expires_at: i64,
-    two_factor: bool,
-) -> Result<Vec<String>, AppError> {
-    let now = state.now();
-    let mut cookies = Vec::with_capacity(state.gate.cookie_domains.len());
-    for domain in &state.gate.cookie_domains {
-        let value = URL_SAFE_NO_PAD.encode(random_bytes::<32>()?);
-        tx.insert_gate_cookie(&NewGateCookie {
-            token_hash: &sha256_hex(value.as_bytes()),
-            user_id,
-            family,
-            domain,
-            two_factor,
-            now,
-            expires_at,
-        })
-        .await?;
-        cookies.push(state.cookies.set_gate(domain, &value, (expires_at - now).max(0)));
-    }
-    Ok(cookies)
-}
-
-async fn issue_session_tokens(
-    state: &AppState,
-    tx: &mut Tx,
-    user_id: i64,
-    version: i64,
-    family: &str,
-    expires_at: i64,
-    auth_at: i64,
-) -> Result<Vec<String>, AppError> {
-    let now = state.now();
-    let refresh = URL_SAFE_NO_PAD.encode(random_bytes::<32>()?);
-    let token_hash = sha256_hex(refresh.as_bytes());
-    tx.insert_session(&NewSession {
-        user_id,
-        family,
-        token_hash: &token_hash,
-        now,
-        expires_at,
-        session_version: version,
-        auth_at,
-    })
-    .await?;
-    let access = state.keys.issue(user_id, Stage::Full, version, now, state.access_ttl, Some((family, auth_at)))?;
-    Ok(vec![
-        state.cookies.set(CookieKind::Access, &access, state.access_ttl),
-        state.cookies.set(CookieKind::Refresh, &refresh, (expires_at - now).max(0)),
-    ])
-}
-
-/// Ends every session of the user and starts a new one for this client.
-pub(super) async fn renew_all_sessions(
-    state: &AppState,
-    tx: &mut Tx,
-    user_id: i64,
-    version: i64,
-    two_factor: bool,
-) -> Result<Vec<String>, AppError> {
-    tx.revoke_user_sessions(user_id, state.now()).await?;
-    start_session(state, tx, user_id, version, two_factor).await
-}
-
-pub fn cleared_cookies(state: &AppState) -> Vec<String> {
-    let mut cookies = vec![state.cookies.clear(CookieKind::Access), state.cookies.clear(CookieKind::Refresh)];
-    cookies.extend(state.gate.cookie_domains.iter().map(|d| state.cookies.clear_gate(d)));
-    cookies
 }
 
 // ---------------------------------------------------------------- account
@@ -384,6 +287,7 @@ pub async fn log_in(
     let user = state.db.user_by_email(email.as_str()).await?;
     check_password(state, meta, email.as_str(), user.as_ref(), password).await?;
     let Some(user) = user else { return Err(AppError::invalid_credentials()) };
+    state.db.hooks.pause(super::hooks::LOG_IN_VERIFIED).await;
     // Said only to someone who knows the password.
     refuse_locked_or_unverified(state, &user)?;
     let new_browser = is_new_browser(meta, user.id);
@@ -407,7 +311,7 @@ pub async fn log_in(
         ]
     } else {
         let mut tx = state.db.begin().await?;
-        let cookies = start_session(state, &mut tx, user.id, user.session_version, false).await?;
+        let cookies = logins::start(state, &mut tx, user.id, user.session_version, Amr::PASSWORD, meta).await?;
         tx.commit().await?;
         notice_new_browser(state, meta, user.id, new_browser).await;
         audit(state, Some(user.id), AuditKind::LogInOk, meta).await;
@@ -519,17 +423,28 @@ pub async fn authenticate(
 ) -> Result<WithCookies<User>, AppError> {
     let user = session.user;
     verify_second_factor(state, meta, &user, &factor).await?;
-    let cookies = finish_second_factor(state, meta, &user, &session.claims).await?;
+    let amr = Amr::PASSWORD.with(factor_amr(&factor));
+    let cookies = finish_second_factor(state, meta, &user, &session.claims, amr).await?;
     Ok(WithCookies { cookies, body: User::from(&user) })
 }
 
+/// How a second factor shows in a log-in's `amr`.
+fn factor_amr(factor: &SecondFactor) -> Amr {
+    match factor {
+        SecondFactor::Totp(_) => Amr::APP,
+        SecondFactor::Recovery(_) => Amr::RECOVERY_CODE,
+    }
+}
+
 /// After a second factor (a code or a passkey) was accepted for a
-/// password-stage token: spends the token and starts the full session.
+/// password-stage token: spends the token and starts the full session,
+/// reached by `amr`.
 pub(super) async fn finish_second_factor(
     state: &AppState,
     meta: &RequestMeta,
     user: &UserRow,
     stage: &super::tokens::Claims,
+    amr: Amr,
 ) -> Result<Vec<String>, AppError> {
     let mut tx = state.db.begin().await?;
     // One password step, one session: a copy of the password-stage token
@@ -537,7 +452,7 @@ pub(super) async fn finish_second_factor(
     if !tx.spend_stage_token(&stage.jti, stage.exp).await? {
         return Err(AppError::unauthenticated());
     }
-    let cookies = start_session(state, &mut tx, user.id, user.session_version, true).await?;
+    let cookies = logins::start(state, &mut tx, user.id, user.session_version, amr, meta).await?;
     tx.commit().await?;
     notice_new_browser(state, meta, user.id, stage.nb == Some(true)).await;
     audit(state, Some(user.id), AuditKind::LogInOk, meta).await;
@@ -554,7 +469,7 @@ pub(super) async fn passwordless_session(
 ) -> Result<Vec<String>, AppError> {
     refuse_locked_or_unverified(state, user)?;
     let mut tx = state.db.begin().await?;
-    let cookies = start_session(state, &mut tx, user.id, user.session_version, true).await?;
+    let cookies = logins::start(state, &mut tx, user.id, user.session_version, Amr::PASSKEY, meta).await?;
     tx.commit().await?;
     audit(state, Some(user.id), AuditKind::LogInOk, meta).await;
     tracing::info!(user_id = user.id, "signed in with a passkey");
@@ -662,6 +577,8 @@ pub async fn turn_on(
 ) -> Result<WithCookies<TurnOnResponse>, AppError> {
     let digits = enrolment_digits(typed)?;
     let user = session.row(state).await?;
+    // The log-in goes on with the code just typed as a second factor.
+    let amr = session.user.amr.with(Amr::APP);
     let Some(pending) = user.totp_pending_secret.as_deref() else {
         return Err(AppError::conflict("Start the set-up first: generate a secret and scan it."));
     };
@@ -687,7 +604,7 @@ pub async fn turn_on(
         return Err(AppError::conflict("The set-up changed in another window. Scan the newest QR code."));
     };
     tx.replace_recovery_codes(user.id, &hashes).await?;
-    let cookies = renew_all_sessions(state, &mut tx, user.id, version, true).await?;
+    let cookies = logins::renew_all(state, &mut tx, user.id, version, amr, meta).await?;
     tx.commit().await?;
     audit(state, Some(user.id), AuditKind::TwoFactorOn, meta).await;
     tracing::info!(user_id = user.id, "two-factor authentication turned on");
@@ -712,7 +629,8 @@ pub async fn turn_off(
     verify_second_factor(state, meta, &user, &factor).await?;
     let mut tx = state.db.begin().await?;
     let version = tx.disable_totp(user.id).await?;
-    let cookies = renew_all_sessions(state, &mut tx, user.id, version, user.passkey_count > 0).await?;
+    let amr = session.user.amr.with(Amr::PASSWORD).with(factor_amr(&factor));
+    let cookies = logins::renew_all(state, &mut tx, user.id, version, amr, meta).await?;
     tx.commit().await?;
     audit(state, Some(user.id), AuditKind::TwoFactorOff, meta).await;
     tracing::info!(user_id = user.id, "two-factor authentication turned off");
@@ -752,98 +670,12 @@ pub async fn status(state: &AppState, session: FullSession) -> Result<TwoFactorS
 
 // ---------------------------------------------------------------- sessions API
 
-/// Rotates a refresh token: the presented one is spent and a new one (same
-/// family) issued with a new access token. Presented again within the
-/// grace window (`REFRESH_GRACE_SECONDS`, 10 s) of its rotation, it gets a
-/// successor of its own in the same family: two tabs restored together, or
-/// a request retried after a lost answer, present one token twice within
-/// moments, and that is not a theft. Later, it was copied: the whole
-/// family is revoked.
-pub async fn refresh(state: &AppState, meta: &RequestMeta, token: Option<&str>) -> Result<WithCookies<User>, AppError> {
-    let token = token.ok_or_else(AppError::unauthenticated)?;
-    let now = state.now();
-    let token_hash = sha256_hex(token.as_bytes());
-    let row = state.db.session_by_hash(&token_hash).await?.ok_or_else(AppError::unauthenticated)?;
-    if row.revoked_at.is_some() || row.expires_at <= now {
-        return Err(AppError::unauthenticated());
-    }
-    let user = state.db.user_by_id(row.user_id).await?.ok_or_else(AppError::unauthenticated)?;
-    if user.session_version != row.session_version {
-        return Err(AppError::unauthenticated());
-    }
-    // Spending the token and storing its successor land together.
-    let mut tx = state.db.begin().await?;
-    if !tx.mark_session_used(row.id, now).await? {
-        // Someone rotated it first; `used_at` says when.
-        let used_at = match row.used_at {
-            Some(at) => Some(at),
-            None => tx.session_used_at(row.id).await?,
-        };
-        let concurrent = used_at.is_some_and(|at| state.refresh_grace > 0 && now - at <= state.refresh_grace);
-        if !concurrent {
-            drop(tx);
-            state.db.revoke_families(std::slice::from_ref(&row.family), now).await?;
-            audit(state, Some(row.user_id), AuditKind::RefreshReuseDetected, meta).await;
-            tracing::warn!(user_id = row.user_id, "refresh token reuse detected: session family revoked");
-            return Err(AppError::unauthenticated());
-        }
-        tracing::info!(user_id = row.user_id, "refresh token presented again within the grace window");
-    }
-    // The successor keeps the time of the log-in: a rotation proves nothing.
-    let auth_at = row.auth_at.unwrap_or(0);
-    let cookies =
-        issue_session_tokens(state, &mut tx, user.id, user.session_version, &row.family, row.expires_at, auth_at)
-            .await?;
-    tx.commit().await?;
-    Ok(WithCookies { body: User::from(&user), cookies })
-}
-
-/// Ends the session whose cookies `headers` carry: the refresh family
-/// named by the access token and the one of the refresh token are revoked
-/// (so a copied access token is refused too). Returns the cookies that
-/// clear both. Succeeds without a session too.
-pub async fn log_out(state: &AppState, headers: &http::HeaderMap) -> Result<Vec<String>, AppError> {
-    let now = state.now();
-    let access_sid = state
-        .cookies
-        .from_headers(CookieKind::Access, headers)
-        .and_then(|t| state.keys.verify(t, Stage::Full, now))
-        .and_then(|c| c.sid);
-    let refresh = state.cookies.from_headers(CookieKind::Refresh, headers);
-    let mut families: Vec<String> = access_sid.into_iter().collect();
-    if let Some(token) = refresh
-        && let Some(row) = state.db.session_by_hash(&sha256_hex(token.as_bytes())).await?
-    {
-        families.push(row.family);
-    }
-    // The log-ins this browser's gate cookies belong to end too: one the
-    // portal's cookies no longer name (the password typed again over an
-    // older log-in, say) must not stay open on the apps.
-    for value in state.cookies.gate_values(headers).into_iter().take(state.gate.cookie_domains.len()) {
-        if let Some(family) = state.db.gate_family(&sha256_hex(value.as_bytes())).await? {
-            families.push(family);
-        }
-    }
-    families.sort();
-    families.dedup();
-    state.db.revoke_families(&families, now).await?;
-    Ok(cleared_cookies(state))
-}
-
 /// Ends every session of the user, on every device, this one included.
 pub async fn log_out_everywhere(state: &AppState, meta: &RequestMeta, session: FullSession) -> Result<(), AppError> {
     let user = session.user;
-    end_every_session(state, user.id).await?;
+    logins::end_all(state, user.id).await?;
     audit(state, Some(user.id), AuditKind::SessionsRevoked, meta).await;
     Ok(())
-}
-
-/// Moves the session version on and revokes every refresh token, together.
-async fn end_every_session(state: &AppState, user_id: i64) -> Result<(), AppError> {
-    let mut tx = state.db.begin().await?;
-    tx.bump_session_version(user_id).await?;
-    tx.revoke_user_sessions(user_id, state.now()).await?;
-    tx.commit().await
 }
 
 /// How operator commands appear in the user's activity.
@@ -859,7 +691,7 @@ pub async fn operator_reset_two_factor(state: &AppState, email: &Email) -> Resul
     tx.delete_all_passkeys(user.id).await?;
     tx.disable_totp(user.id).await?;
     tx.delete_recovery_codes(user.id).await?;
-    tx.revoke_user_sessions(user.id, state.now()).await?;
+    tx.revoke_user_logins(user.id, state.now()).await?;
     tx.commit().await?;
     audit(state, Some(user.id), AuditKind::TwoFactorReset, &operator_meta()).await;
     Ok(true)
@@ -868,7 +700,7 @@ pub async fn operator_reset_two_factor(state: &AppState, email: &Email) -> Resul
 /// Operator: ends every session of a user.
 pub async fn operator_revoke_sessions(state: &AppState, email: &Email) -> Result<bool, AppError> {
     let Some(user) = state.db.user_by_email(email.as_str()).await? else { return Ok(false) };
-    end_every_session(state, user.id).await?;
+    logins::end_all(state, user.id).await?;
     audit(state, Some(user.id), AuditKind::SessionsRevoked, &operator_meta()).await;
     Ok(true)
 }
@@ -889,7 +721,8 @@ pub async fn change_password(
     // session: all or nothing (never "changed but logged out").
     let mut tx = state.db.begin().await?;
     let version = tx.set_password(user.id, &hash).await?;
-    let cookies = renew_all_sessions(state, &mut tx, user.id, version, user.two_factor()).await?;
+    let amr = session.user.amr.with(Amr::PASSWORD);
+    let cookies = logins::renew_all(state, &mut tx, user.id, version, amr, meta).await?;
     tx.commit().await?;
     audit(state, Some(user.id), AuditKind::PasswordChanged, meta).await;
     Ok(WithCookies { cookies, body: User::from(&user) })

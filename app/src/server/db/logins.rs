@@ -1,0 +1,360 @@
+//! The SQL of log-ins: the one row per log-in that says whether it is
+//! alive (`logins`), the refresh tokens that continue it (`sessions`) and
+//! the gate cookies that carry it to other apps (`gate_cookies`). Every
+//! liveness question (portal, gate, refresh) asks the `logins` row, and
+//! requires its session version to be the account's: an ending sets
+//! `revoked_at` or moves the version, and either is final.
+
+use sqlx::FromRow;
+
+use super::{Db, GateSubject, SessionUser, Tx};
+use crate::error::AppError;
+use crate::server::gate_cache::Invalidation;
+use crate::server::logins::Amr;
+
+/// A log-in about to be stored.
+pub struct NewLogin<'a> {
+    pub id: &'a str,
+    pub user_id: i64,
+    /// The account's session version the log-in was checked against.
+    pub session_version: i64,
+    pub amr: Amr,
+    pub auth_at: i64,
+    pub now: i64,
+    pub expires_at: i64,
+    pub ip: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+}
+
+/// A live log-in, as a refresh finds it once it holds the row.
+#[derive(Debug, Clone, FromRow)]
+pub struct LoginRow {
+    pub id: String,
+    pub user_id: i64,
+    pub session_version: i64,
+    pub amr: String,
+    pub auth_at: i64,
+    pub expires_at: i64,
+}
+
+/// A refresh token's row: which log-in it continues, and whether it was
+/// already exchanged.
+#[derive(Debug, Clone, FromRow)]
+pub struct RefreshRow {
+    pub id: i64,
+    pub user_id: i64,
+    pub family: String,
+}
+
+pub struct NewRefreshToken<'a> {
+    pub user_id: i64,
+    pub family: &'a str,
+    pub token_hash: &'a str,
+    pub now: i64,
+    pub expires_at: i64,
+    pub session_version: i64,
+    pub auth_at: i64,
+}
+
+pub struct NewGateCookie<'a> {
+    pub token_hash: &'a str,
+    pub user_id: i64,
+    pub family: &'a str,
+    pub domain: &'a str,
+    pub now: i64,
+    pub expires_at: i64,
+}
+
+/// The condition that makes a log-in `l` of account `u` alive at `$now`.
+/// Spelled once, used by every liveness query below.
+macro_rules! live {
+    ($now:literal) => {
+        concat!("l.revoked_at IS NULL AND l.expires_at > ", $now, " AND l.session_version = u.session_version")
+    };
+}
+
+impl Db {
+    /// Who a full session is, if its log-in is live, in one round trip:
+    /// this runs on every authenticated request the session cache cannot
+    /// answer. An allow-list: a log-in never stored, pruned, ended or from
+    /// an older session version is nobody.
+    pub async fn session_user(&self, id: i64, login: &str, now: i64) -> Result<Option<SessionUser>, AppError> {
+        #[derive(FromRow)]
+        struct Row {
+            id: i64,
+            email: String,
+            name: String,
+            totp_enabled: i64,
+            passkey_count: i64,
+            email_verified_at: Option<i64>,
+            session_version: i64,
+            expires_at: i64,
+            amr: String,
+        }
+        let row = sqlx::query_as::<_, Row>(concat!(
+            "SELECT u.id, u.email, u.name, u.totp_enabled, u.passkey_count, u.email_verified_at, \
+             u.session_version, l.expires_at, l.amr \
+             FROM logins l JOIN users u ON u.id = l.user_id \
+             WHERE l.id = $2 AND u.id = $1 AND ",
+            live!("$3")
+        ))
+        .bind(id)
+        .bind(login)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| SessionUser {
+            id: r.id,
+            email: r.email,
+            name: r.name,
+            totp_enabled: r.totp_enabled == 1,
+            passkey_count: r.passkey_count,
+            email_verified: r.email_verified_at.is_some(),
+            session_version: r.session_version,
+            family: login.to_owned(),
+            live_until: r.expires_at,
+            amr: Amr::parse(&r.amr),
+        }))
+    }
+
+    /// Who a gate cookie names, if it and its log-in are alive. Whether
+    /// the person passed a second factor is the log-in's, never the
+    /// account's.
+    pub async fn gate_subject(&self, token_hash: &str, now: i64) -> Result<Option<GateSubject>, AppError> {
+        // One round trip: a row per group (or one with no group).
+        #[derive(FromRow)]
+        struct Row {
+            user_id: i64,
+            email: String,
+            name: String,
+            email_verified_at: Option<i64>,
+            amr: String,
+            domain: String,
+            family: String,
+            expires_at: i64,
+            grp: Option<String>,
+        }
+        let rows = sqlx::query_as::<_, Row>(concat!(
+            "SELECT g.user_id, u.email, u.name, u.email_verified_at, l.amr, g.domain, g.family, \
+             CASE WHEN g.expires_at < l.expires_at THEN g.expires_at ELSE l.expires_at END AS expires_at, \
+             ug.name AS grp \
+             FROM gate_cookies g JOIN logins l ON l.id = g.family AND l.user_id = g.user_id \
+             JOIN users u ON u.id = g.user_id \
+             LEFT JOIN user_groups ug ON ug.user_id = g.user_id \
+             WHERE g.token_hash = $1 AND g.expires_at > $2 AND ",
+            live!("$2"),
+            " ORDER BY ug.name"
+        ))
+        .bind(token_hash)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        let groups: Vec<String> = rows.iter().filter_map(|r| r.grp.clone()).collect();
+        let Some(row) = rows.into_iter().next() else { return Ok(None) };
+        Ok(Some(GateSubject {
+            user_id: row.user_id,
+            email: row.email,
+            name: row.name,
+            email_verified: row.email_verified_at.is_some(),
+            two_factor: Amr::parse(&row.amr).two_factor(),
+            groups,
+            domain: row.domain,
+            family: row.family,
+            expires_at: row.expires_at,
+        }))
+    }
+
+    pub async fn refresh_token(&self, token_hash: &str) -> Result<Option<RefreshRow>, AppError> {
+        Ok(sqlx::query_as::<_, RefreshRow>("SELECT id, user_id, family FROM sessions WHERE token_hash = $1")
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// The log-in a refresh token continues, live or not.
+    pub async fn login_of_refresh(&self, token_hash: &str) -> Result<Option<String>, AppError> {
+        let row: Option<(String,)> = sqlx::query_as("SELECT family FROM sessions WHERE token_hash = $1")
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|(f,)| f))
+    }
+
+    /// The log-in a gate cookie belongs to, live or not.
+    pub async fn login_of_gate(&self, token_hash: &str) -> Result<Option<String>, AppError> {
+        let row: Option<(String,)> = sqlx::query_as("SELECT family FROM gate_cookies WHERE token_hash = $1")
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|(f,)| f))
+    }
+
+    /// Ends these log-ins (and with them their tokens and gate cookies):
+    /// one transaction, whatever their number.
+    pub async fn revoke_logins(&self, logins: &[String], now: i64) -> Result<(), AppError> {
+        if logins.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin().await?;
+        for id in logins {
+            tx.revoke_login(id, now).await?;
+        }
+        tx.commit().await
+    }
+
+    /// Log-ins of an account still alive now (operators and tests).
+    pub async fn live_logins(&self, user_id: i64, now: i64) -> Result<i64, AppError> {
+        let (n,): (i64,) = sqlx::query_as(concat!(
+            "SELECT COUNT(*) FROM logins l JOIN users u ON u.id = l.user_id WHERE l.user_id = $1 AND ",
+            live!("$2")
+        ))
+        .bind(user_id)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n)
+    }
+}
+
+impl Tx {
+    /// Stores a log-in, only if the account's session version is still the
+    /// one its factors were checked against and the account is not locked:
+    /// a log-in overtaken by an ending is not stored. False: not stored.
+    pub async fn insert_login(&mut self, l: &NewLogin<'_>) -> Result<bool, AppError> {
+        self.step()?;
+        let done = sqlx::query(
+            "INSERT INTO logins (id, user_id, session_version, amr, auth_at, created_at, last_seen_at, expires_at, \
+             ip, user_agent) \
+             SELECT $1, id, session_version, $3, $4, $5, $5, $6, $7, $8 FROM users \
+             WHERE id = $2 AND session_version = $9 AND locked_at IS NULL",
+        )
+        .bind(l.id)
+        .bind(l.user_id)
+        .bind(l.amr.as_string())
+        .bind(l.auth_at)
+        .bind(l.now)
+        .bind(l.expires_at)
+        .bind(l.ip)
+        .bind(l.user_agent)
+        .bind(l.session_version)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// A refresh's first write: takes the log-in's row (PostgreSQL locks
+    /// it until this transaction ends; SQLite has taken its one writer
+    /// lock), so a refresh and an ending of the same log-in run one after
+    /// the other, never interleaved. `None`: the log-in is not alive.
+    pub async fn hold_login(&mut self, id: &str, user_id: i64, now: i64) -> Result<Option<LoginRow>, AppError> {
+        self.step()?;
+        Ok(sqlx::query_as::<_, LoginRow>(
+            "UPDATE logins SET last_seen_at = $3 WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL \
+             AND expires_at > $3 AND session_version = (SELECT session_version FROM users WHERE users.id = $2) \
+             RETURNING id, user_id, session_version, amr, auth_at, expires_at",
+        )
+        .bind(id)
+        .bind(user_id)
+        .bind(now)
+        .fetch_optional(&mut *self.tx)
+        .await?)
+    }
+
+    /// Ends one log-in.
+    pub async fn revoke_login(&mut self, id: &str, now: i64) -> Result<(), AppError> {
+        self.step()?;
+        sqlx::query("UPDATE logins SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(id)
+            .execute(&mut *self.tx)
+            .await?;
+        self.invalidate(Invalidation::Family(id.to_owned())).await
+    }
+
+    /// Ends every log-in of an account.
+    pub async fn revoke_user_logins(&mut self, user_id: i64, now: i64) -> Result<(), AppError> {
+        self.step()?;
+        sqlx::query("UPDATE logins SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(user_id)
+            .execute(&mut *self.tx)
+            .await?;
+        self.invalidate(Invalidation::User(user_id)).await
+    }
+
+    pub async fn insert_refresh_token(&mut self, s: &NewRefreshToken<'_>) -> Result<(), AppError> {
+        self.step()?;
+        sqlx::query(
+            "INSERT INTO sessions (user_id, family, token_hash, created_at, expires_at, session_version, auth_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(s.user_id)
+        .bind(s.family)
+        .bind(s.token_hash)
+        .bind(s.now)
+        .bind(s.expires_at)
+        .bind(s.session_version)
+        .bind(s.auth_at)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Spends a refresh token: true for exactly one of racing requests.
+    pub async fn spend_refresh_token(&mut self, id: i64, now: i64) -> Result<bool, AppError> {
+        self.step()?;
+        let done = sqlx::query("UPDATE sessions SET used_at = $1 WHERE id = $2 AND used_at IS NULL")
+            .bind(now)
+            .bind(id)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// When a refresh token was spent, read on this transaction's own
+    /// connection.
+    pub async fn refresh_token_used_at(&mut self, id: i64) -> Result<Option<i64>, AppError> {
+        let row: Option<(Option<i64>,)> =
+            sqlx::query_as("SELECT used_at FROM sessions WHERE id = $1").bind(id).fetch_optional(&mut *self.tx).await?;
+        Ok(row.and_then(|(at,)| at))
+    }
+
+    /// The one successor a spent token may get inside the grace window:
+    /// true for the first replay only.
+    pub async fn claim_grace_successor(&mut self, id: i64, now: i64) -> Result<bool, AppError> {
+        self.step()?;
+        let done = sqlx::query("UPDATE sessions SET replayed_at = $1 WHERE id = $2 AND replayed_at IS NULL")
+            .bind(now)
+            .bind(id)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// A gate cookie for one cookie domain, tied to a log-in. It replaces
+    /// the log-in's earlier cookie for that domain.
+    pub async fn insert_gate_cookie(&mut self, g: &NewGateCookie<'_>) -> Result<(), AppError> {
+        self.step()?;
+        let replaced = sqlx::query("DELETE FROM gate_cookies WHERE family = $1 AND domain = $2")
+            .bind(g.family)
+            .bind(g.domain)
+            .execute(&mut *self.tx)
+            .await?;
+        if replaced.rows_affected() > 0 {
+            self.invalidate(Invalidation::Family(g.family.to_owned())).await?;
+        }
+        sqlx::query(
+            "INSERT INTO gate_cookies (token_hash, user_id, family, domain, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(g.token_hash)
+        .bind(g.user_id)
+        .bind(g.family)
+        .bind(g.domain)
+        .bind(g.now)
+        .bind(g.expires_at)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+}
