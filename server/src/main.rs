@@ -49,6 +49,10 @@ enum UserCommand {
     ResetTwoFactor { email: String },
     /// End every session of a user, on every device.
     RevokeSessions { email: String },
+    /// Mark a user's email address confirmed (you know it is theirs): the
+    /// gate then passes it on as Remote-Email. Accounts made with `user add`
+    /// are confirmed already.
+    ConfirmEmail { email: String },
     /// Create an account (the way in when SIGNUP is closed). The password is
     /// read from the first line of standard input.
     Add { email: String, name: String },
@@ -135,6 +139,7 @@ async fn main() -> ExitCode {
         Command::User(UserCommand::List) => ops::list_users(&state).await,
         Command::User(UserCommand::ResetTwoFactor { email }) => ops::reset_two_factor(&state, &email).await,
         Command::User(UserCommand::RevokeSessions { email }) => ops::revoke_sessions(&state, &email).await,
+        Command::User(UserCommand::ConfirmEmail { email }) => ops::confirm_email(&state, &email).await,
         Command::User(UserCommand::Add { email, name }) => {
             let mut line = String::new();
             match std::io::stdin().read_line(&mut line) {

@@ -67,6 +67,14 @@ async fn operator_commands() {
     let (ok, _, err) = operator(&url, &dir, &["user", "groups", "nobody@example.com"]);
     assert!(!ok && err.contains("no account"), "{err}");
 
+    // An address the operator vouches for (signed up here, never confirmed).
+    let (ok, out, err) = operator(&url, &dir, &["user", "confirm-email", "OPS@example.com"]);
+    assert!(ok && out.contains("is confirmed"), "{out} {err}");
+    let (ok, out, _) = operator(&url, &dir, &["user", "confirm-email", "ops@example.com"]);
+    assert!(ok && out.contains("confirmed already"), "{out}");
+    let (ok, _, err) = operator(&url, &dir, &["user", "confirm-email", "nobody@example.com"]);
+    assert!(!ok && err.contains("no account"), "{err}");
+
     // The session is in the running service's cache from here on.
     assert_eq!(app.get("/api/authentication").await.status, StatusCode::OK);
     let (ok, _, err) = operator(&url, &dir, &["user", "reset-2fa", "nobody@example.com"]);
@@ -169,5 +177,8 @@ async fn the_operator_adds_an_account_with_the_password_on_standard_input() {
     assert!(!out.contains(PASSWORD), "the password is never printed");
     let (ok, out) = add("OLGA@example.com", PASSWORD);
     assert!(!ok && out.contains("already exists"), "{out}");
-    assert_eq!(app.log_in("olga@example.com", PASSWORD).await.status, StatusCode::OK);
+    let r = app.log_in("olga@example.com", PASSWORD).await;
+    assert_eq!(r.status, StatusCode::OK);
+    // The operator vouches for the address: the gate passes it on.
+    assert_eq!(r.body["user"]["isEmailVerified"], true, "{}", r.text);
 }
