@@ -1,5 +1,5 @@
 //! Keeping the browser's session alive. Access tokens last 15 minutes; when
-//! a call answers `unauthenticated`, the page rotates the refresh token once
+//! a call answers `unauthenticated`, the page rotates the refresh token
 //! and retries. Protected pages load the user through `RequireUser`.
 
 use std::future::Future;
@@ -11,19 +11,34 @@ use serde::{Deserialize, Serialize};
 use crate::api::{User, current_user, refresh};
 use crate::error::{AppError, ErrorKind};
 
-/// Runs `call`; if the access token has expired, refreshes once and retries.
+/// Rotates the refresh token. A 409 means another request of this page
+/// renewed the session a moment ago and its answer carries the new cookies:
+/// that is a renewal too.
+async fn renew() -> Result<(), AppError> {
+    match refresh().await {
+        Err(e) if e.error == ErrorKind::Conflict => Ok(()),
+        other => other.map(|_| ()),
+    }
+}
+
+/// Runs `call`; if the access token has expired, renews the session and
+/// retries. Calls made together (a page loading several things) renew
+/// together: the ones that lost the race retry with the cookies the winner
+/// brought, a few times while those are still on their way.
 pub async fn with_refresh<T, F, Fut>(call: F) -> Result<T, AppError>
 where
     F: Fn() -> Fut,
     Fut: Future<Output = Result<T, AppError>>,
 {
-    match call().await {
-        Err(e) if e.error == ErrorKind::Unauthenticated => {
-            refresh().await?;
-            call().await
+    let mut result = call().await;
+    for _ in 0..3 {
+        match &result {
+            Err(e) if e.error == ErrorKind::Unauthenticated => renew().await?,
+            _ => break,
         }
-        other => other,
+        result = call().await;
     }
+    result
 }
 
 /// What a protected page learns about the visitor.
@@ -47,8 +62,8 @@ async fn check_session(can_restore: bool) -> SessionCheck {
             if cfg!(feature = "ssr") {
                 return SessionCheck::Restore;
             }
-            match refresh().await {
-                Ok(_) => match current_user().await {
+            match renew().await {
+                Ok(()) => match current_user().await {
                     Ok(u) => SessionCheck::User(u),
                     Err(_) => SessionCheck::LoggedOut,
                 },
