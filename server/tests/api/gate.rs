@@ -538,7 +538,7 @@ async fn a_question_without_the_original_method_or_url_is_refused_never_guessed(
     let proto = ("x-forwarded-proto", "http");
     let host = ("x-forwarded-host", "app.example.test");
     let notes = ("x-forwarded-uri", "/notes");
-    let cases: Vec<(&str, Vec<(&str, &str)>, &str)> = vec![
+    let cases = vec![
         ("forward-auth", vec![get, proto, host], "X-Forwarded-Uri"),
         ("forward-auth", vec![get, proto, host, ("x-forwarded-uri", "")], "X-Forwarded-Uri"),
         ("forward-auth", vec![get, proto, host, ("x-forwarded-uri", "admin")], "X-Forwarded-Uri"),
