@@ -14,10 +14,13 @@ pub use crate::wire::*;
 /// POST /api/authentication/register → 201 with the user.
 #[server(prefix = "/api", endpoint = "authentication/register", input = Json)]
 pub async fn register(email: String, name: String, password: String) -> Result<User, AppError> {
-    use crate::server::{app_state, service, set_status};
+    use crate::server::{app_state, identity, service, set_status};
     let state = app_state()?;
-    let (email, name, password) = parse_registration(&email, &name, &password)?;
     let meta = crate::server::extract::<crate::server::request::RequestMeta>(&state).await?;
+    let (email, name, password) = match parse_registration(&email, &name, &password) {
+        Ok(parsed) => parsed,
+        Err(e) => return Err(identity::weak_password_too(&state, &meta, e, &email, &name, &password).await),
+    };
     let user = service::register(&state, &meta, email, name, password).await?;
     set_status(http::StatusCode::CREATED);
     Ok(user)

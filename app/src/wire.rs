@@ -274,28 +274,16 @@ fn field<T>(
 /// Parses the sign-up form. Shared by the browser (to show field errors
 /// before sending) and the server (the authority).
 pub fn parse_registration(email: &str, name: &str, password: &str) -> Result<(Email, PersonName, Password), AppError> {
-    let (raw_email, raw_name) = (email, name);
     let mut errors = BTreeMap::new();
     let email = field(&mut errors, "email", Email::parse(email));
     let name = field(&mut errors, "name", PersonName::parse(name));
     let password = field(&mut errors, "password", Password::parse(password));
     match (email, name, password) {
         (Some(e), Some(n), Some(p)) => Ok((e, n, p)),
-        (_, _, password) => {
-            // Another field is wrong: say now if the password is weak too,
-            // rather than after that field is fixed (the service checks it
-            // when everything else parses).
-            #[cfg(feature = "ssr")]
-            if let Some(p) = password
-                && let Err(why) =
-                    crate::server::identity::check_strength(p.expose(), &[raw_email.trim(), raw_name.trim()])
-            {
-                errors.insert("password".into(), why);
-            }
-            #[cfg(not(feature = "ssr"))]
-            let _ = (password, raw_email, raw_name);
-            Err(AppError::fields(errors))
-        }
+        // Whether the password is also too easy to guess costs the server
+        // a scorer run: it says so under its limits (see
+        // `server::identity::weak_password_too`), never while parsing.
+        _ => Err(AppError::fields(errors)),
     }
 }
 
