@@ -1,12 +1,13 @@
 //! Who is asking: the client address (from the socket, or from one header
-//! named by the trusted-proxy setting) and the user agent, for guessing
-//! limits and the audit trail.
+//! named by the trusted-proxy setting when the socket is a trusted proxy's)
+//! and the user agent, for guessing limits and the audit trail.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use http::request::Parts;
 
+use super::gate::Cidr;
 use super::state::AppState;
 use super::tokens::{CookieKind, Device};
 use crate::error::AppError;
@@ -41,10 +42,24 @@ impl RequestMeta {
 }
 
 fn client_ip(parts: &Parts, state: &AppState) -> Option<String> {
-    let socket = || parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip().to_string());
-    match &state.trusted_proxy_header {
-        Some(header) => forwarded_ip(parts.headers.get_all(header)).or_else(socket),
-        None => socket(),
+    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip());
+    client_address(peer, &parts.headers, state.trusted_proxy_header.as_ref(), &state.gate.trusted_proxies)
+}
+
+/// The client's address: the forwarded one only when the connection comes
+/// from a trusted proxy (`TRUSTED_PROXIES`), else the socket's own. A
+/// client that reaches the server directly could otherwise name any
+/// address in the header and get a fresh guessing budget with each.
+fn client_address(
+    peer: Option<IpAddr>,
+    headers: &http::HeaderMap,
+    header: Option<&http::HeaderName>,
+    trusted: &[Cidr],
+) -> Option<String> {
+    let from_proxy = peer.is_some_and(|ip| trusted.iter().any(|range| range.contains(ip)));
+    match header {
+        Some(header) if from_proxy => forwarded_ip(headers.get_all(header)).or_else(|| peer.map(|ip| ip.to_string())),
+        _ => peer.map(|ip| ip.to_string()),
     }
 }
 
@@ -96,6 +111,26 @@ mod tests {
         assert_eq!(forwarded_ip(h.get_all("x-forwarded-for")).as_deref(), Some("198.51.100.7"));
         let h = headers(&[b"spoofed", b"2001:db8::1"]);
         assert_eq!(forwarded_ip(h.get_all("x-forwarded-for")).as_deref(), Some("2001:db8::1"));
+    }
+
+    #[test]
+    fn the_header_is_believed_only_from_a_trusted_proxy() {
+        let h = headers(&[b"203.0.113.9"]);
+        let name = http::HeaderName::from_static("x-forwarded-for");
+        let lan = [Cidr::parse("10.0.0.0/8").unwrap()];
+        let peer = |ip: &str| Some(ip.parse::<IpAddr>().unwrap());
+        let from = |p, trusted: &[Cidr]| client_address(p, &h, Some(&name), trusted);
+        assert_eq!(from(peer("10.1.2.3"), &lan).as_deref(), Some("203.0.113.9"), "the proxy's word");
+        assert_eq!(from(peer("198.51.100.7"), &lan).as_deref(), Some("198.51.100.7"), "a forged header");
+        assert_eq!(from(peer("127.0.0.1"), &lan).as_deref(), Some("127.0.0.1"));
+        assert_eq!(from(peer("127.0.0.1"), &Cidr::loopback()).as_deref(), Some("203.0.113.9"));
+        assert_eq!(from(peer("::ffff:10.0.0.5"), &lan).as_deref(), Some("203.0.113.9"), "IPv4-mapped peer");
+        assert_eq!(from(None, &lan), None, "no peer: nobody to trust");
+        // No header configured: the socket, whoever it is.
+        assert_eq!(client_address(peer("10.1.2.3"), &h, None, &lan).as_deref(), Some("10.1.2.3"));
+        // From a trusted proxy without a usable header: the proxy's address.
+        let empty = http::HeaderMap::new();
+        assert_eq!(client_address(peer("10.1.2.3"), &empty, Some(&name), &lan).as_deref(), Some("10.1.2.3"));
     }
 
     #[test]
