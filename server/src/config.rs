@@ -48,8 +48,17 @@ pub struct Config {
     pub db_acquire_timeout_seconds: u64,
     /// Open client connections; `None`: from the file limit (see main).
     pub max_connections: Option<usize>,
+    /// Open connections one client address may hold.
+    pub max_connections_per_address: usize,
+    /// Peers whose connections are not counted per address: the trusted
+    /// proxies, once the operator has said there are some (a proxy carries
+    /// many clients). Empty with the defaults, so that a client on the
+    /// same host is counted like any other.
+    pub uncounted_peers: Vec<app::server::gate::Cidr>,
     /// Seconds a client has to send a request's headers.
     pub header_timeout_seconds: u64,
+    /// Seconds a client has to send a request's body, once its headers are in.
+    pub body_timeout_seconds: u64,
     /// Seconds a request has to be read and answered.
     pub request_timeout_seconds: u64,
     /// The portal's origin (no trailing slash).
@@ -58,7 +67,8 @@ pub struct Config {
     pub cookie_domains: Vec<String>,
     /// The access rules file, if any.
     pub access_rules: Option<PathBuf>,
-    /// Peers whose forwarded headers the authz endpoints believe.
+    /// Peers whose forwarded headers are believed (the client address of
+    /// `TRUSTED_PROXY_HEADER`, the gate's X-Forwarded-*).
     pub trusted_proxies: Vec<app::server::gate::Cidr>,
     /// Whether anyone may create an account on the sign-up page.
     pub signup_open: bool,
@@ -198,7 +208,11 @@ impl Config {
                 Some(usize::try_from(bounded(&var, "MAX_CONNECTIONS", 0, 1, 1_000_000, "connections")?).unwrap_or(1))
             }
         };
+        let max_connections_per_address =
+            usize::try_from(bounded(&var, "MAX_CONNECTIONS_PER_ADDRESS", 64, 1, 1_000_000, "connections")?)
+                .unwrap_or(64);
         let header_timeout_seconds = seconds(&var, "HEADER_TIMEOUT_SECONDS", 10, 1, 300)? as u64;
+        let body_timeout_seconds = seconds(&var, "BODY_TIMEOUT_SECONDS", 10, 1, 300)? as u64;
         let request_timeout_seconds = seconds(&var, "REQUEST_TIMEOUT_SECONDS", 30, 1, 3600)? as u64;
         let public_url = var("PUBLIC_URL").unwrap_or_else(|| format!("http://localhost:{}", listen.port()));
         let public_url = public_url.trim().trim_end_matches('/').to_owned();
@@ -246,6 +260,11 @@ impl Config {
                 .map(|s| app::server::gate::Cidr::parse(s).map_err(|e| format!("TRUSTED_PROXIES: {e}")))
                 .collect::<Result<_, _>>()?,
         };
+        let uncounted_peers = if trusted_proxy_header.is_some() || var("TRUSTED_PROXIES").is_some() {
+            trusted_proxies.clone()
+        } else {
+            Vec::new()
+        };
         let smtp_url = var("SMTP_URL");
         if let Some(url) = &smtp_url {
             app::server::mail::SmtpSettings::parse(url).map_err(|e| format!("SMTP_URL: {e}"))?;
@@ -289,7 +308,10 @@ impl Config {
             db_max_connections,
             db_acquire_timeout_seconds,
             max_connections,
+            max_connections_per_address,
+            uncounted_peers,
             header_timeout_seconds,
+            body_timeout_seconds,
             request_timeout_seconds,
             public_url,
             cookie_domains,
@@ -472,6 +494,16 @@ mod tests {
     }
 
     #[test]
+    fn proxies_are_not_counted_per_address_once_named() {
+        assert!(config(&[]).unwrap().uncounted_peers.is_empty(), "a local client is counted by default");
+        let c = config(&[("TRUSTED_PROXY_HEADER", "x-forwarded-for")]).unwrap();
+        assert_eq!(c.uncounted_peers, app::server::gate::Cidr::loopback());
+        let c = config(&[("TRUSTED_PROXIES", "10.0.0.0/8")]).unwrap();
+        assert_eq!(c.uncounted_peers, vec![app::server::gate::Cidr::parse("10.0.0.0/8").unwrap()]);
+        assert_eq!(config(&[]).unwrap().max_connections_per_address, 64);
+    }
+
+    #[test]
     fn bad_values_name_the_variable() {
         assert!(config(&[("LISTEN_ADDR", "nope")]).unwrap_err().contains("LISTEN_ADDR"));
         assert!(config(&[("COOKIE_SECURE", "maybe")]).unwrap_err().contains("COOKIE_SECURE"));
@@ -480,6 +512,8 @@ mod tests {
         assert!(config(&[("SECRETS_KEY", "k:abcd")]).unwrap_err().contains("SECRETS_KEY"));
         assert!(config(&[("TRUSTED_PROXY_HEADER", "bad header")]).unwrap_err().contains("TRUSTED_PROXY_HEADER"));
         assert!(config(&[("ACCESS_TTL_SECONDS", "5")]).unwrap_err().contains("ACCESS_TTL_SECONDS"));
+        assert!(config(&[("MAX_CONNECTIONS_PER_ADDRESS", "0")]).unwrap_err().contains("MAX_CONNECTIONS_PER_ADDRESS"));
+        assert!(config(&[("BODY_TIMEOUT_SECONDS", "0")]).unwrap_err().contains("BODY_TIMEOUT_SECONDS"));
     }
 
     #[test]
