@@ -267,6 +267,80 @@ mod tests {
         assert!(!verify_sync("correct horse battery staple", &tampered, &mut blocks));
     }
 
+    /// Waits (at most 10 s) until `done` holds.
+    async fn until(what: &str, done: impl Fn() -> bool) {
+        for _ in 0..10_000 {
+            if done() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        panic!("never: {what}");
+    }
+
+    #[tokio::test]
+    async fn a_request_dropped_while_queued_gives_its_place_back() {
+        let hasher = Hasher::new(1, 2).unwrap();
+        let hash = hash_sync("correct horse battery staple").unwrap();
+        let busy = hasher.permits.clone().try_acquire_owned().unwrap();
+        for round in 0..5 {
+            // Two wait (the queue is full), one by an aborted task, one by
+            // a timeout: both are dropped mid-wait, as when a client hangs up.
+            let (h, pw) = (hasher.clone(), hash.clone());
+            let task = tokio::spawn(async move { h.verify("correct horse battery staple", Some(&pw)).await });
+            until("first waiting", || hasher.waiting() == 1).await;
+            let timed = tokio::time::timeout(
+                std::time::Duration::from_millis(20),
+                hasher.verify("correct horse battery staple", Some(&hash)),
+            );
+            let third = async {
+                until("second waiting", || hasher.waiting() == 2).await;
+                hasher.verify("anything", Some(&hash)).await
+            };
+            let (timed, third) = tokio::join!(timed, third);
+            assert!(timed.is_err(), "round {round}: still waiting when dropped");
+            assert!(matches!(third, Err(e) if e.status() == 503), "round {round}: the queue was full");
+            task.abort();
+            assert!(task.await.unwrap_err().is_cancelled());
+            assert_eq!(hasher.waiting(), 0, "round {round}: every place given back");
+        }
+        drop(busy);
+        assert!(hasher.verify("correct horse battery staple", Some(&hash)).await.unwrap());
+        assert_eq!(hasher.runs(), 1, "nothing dropped was hashed");
+    }
+
+    #[tokio::test]
+    async fn the_permit_stays_with_work_whose_request_was_dropped() {
+        let hasher = Hasher::new(1, 4).unwrap();
+        let (go, wait) = std::sync::mpsc::channel::<()>();
+        let h = hasher.clone();
+        let task = tokio::spawn(async move { h.run(4, move || wait.recv().is_ok()).await });
+        until("running", || hasher.runs() == 1).await;
+        task.abort();
+        assert!(task.await.unwrap_err().is_cancelled());
+        // The work still runs on its thread: its permit is still taken, so
+        // no second hash (and no second work area) starts beside it.
+        assert_eq!(hasher.permits.available_permits(), 0);
+        go.send(()).unwrap();
+        until("the work ended", || hasher.permits.available_permits() == 1).await;
+    }
+
+    #[tokio::test]
+    async fn the_scorer_waits_in_the_hashing_queue() {
+        let hasher = Hasher::new(1, 1).unwrap();
+        let busy = hasher.permits.clone().try_acquire_owned().unwrap();
+        let h = hasher.clone();
+        let queued = tokio::spawn(async move { h.check_strength("password1234", &[]).await });
+        until("queued", || hasher.waiting() == 1).await;
+        let full = hasher.check_strength("velvet otter juggles quietly", &[]).await;
+        assert!(matches!(full, Err(e) if e.status() == 503), "the queue is shared with the hashes");
+        drop(busy);
+        let verdict = queued.await.unwrap().unwrap();
+        assert!(verdict.unwrap_err().starts_with("This password is too easy to guess."));
+        assert_eq!(hasher.check_strength("velvet otter juggles quietly", &[]).await.unwrap(), Ok(()));
+        assert_eq!(hasher.runs(), 0, "scoring is not an argon2 run");
+    }
+
     #[tokio::test]
     async fn unknown_user_never_verifies() {
         let hasher = Hasher::new(1, 8).unwrap();
