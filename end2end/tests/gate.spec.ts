@@ -32,7 +32,7 @@ function freePort(): Promise<number> {
 test.beforeAll(async () => {
   // The app behind the gate: a page listing the Remote-* headers it got.
   echo = createServer((req, res) => {
-    const seen = ['remote-user', 'remote-email', 'remote-name', 'remote-groups']
+    const seen = ['remote-user', 'remote-email', 'remote-email-verified', 'remote-name', 'remote-groups']
       .map((h) => `<li data-header="${h}">${String(req.headers[h] ?? '')}</li>`)
       .join('');
     res.writeHead(200, { 'content-type': 'text/html' });
@@ -94,7 +94,9 @@ for (const javaScriptEnabled of [true, false]) {
     // Back on the page asked for, and the app knows who this is.
     await expect(page).toHaveURL(`${app}/notes?id=7`);
     await expect(page.getByRole('heading', { name: 'Notes app' })).toBeVisible();
-    await expect(page.locator('[data-header="remote-email"]')).toHaveText(email);
+    // Signed up and never confirmed: the address is not vouched for.
+    await expect(page.locator('[data-header="remote-email"]')).toHaveText('');
+    await expect(page.locator('[data-header="remote-email-verified"]')).toHaveText('false');
     await expect(page.locator('[data-header="remote-user"]')).toHaveText(/^\d+$/);
 
     // Log-out on the portal closes the app at once.
@@ -149,13 +151,16 @@ for (const javaScriptEnabled of [true, false]) {
 test('rules: a bypassed host is open to anyone, admin pages only to the admins group, and a spoofed Remote-User never reaches the app', async ({ browser }) => {
   const { email, secret } = await enrolledAccount(browser, 'gaterules');
   // The client tries to pass as someone else on every request.
-  const context = await browser.newContext({ extraHTTPHeaders: { 'Remote-User': '1', 'Remote-Email': 'boss@example.test' } });
+  const context = await browser.newContext({
+    extraHTTPHeaders: { 'Remote-User': '1', 'Remote-Email': 'boss@example.test', 'Remote-Email-Verified': 'true' },
+  });
   const page = await context.newPage();
   const open = app.replace('app.example.test', 'open.example.test');
   await page.goto(`${open}/`);
   await expect(page.getByRole('heading', { name: 'Notes app' })).toBeVisible();
   await expect(page.locator('[data-header="remote-user"]')).toHaveText('');
   await expect(page.locator('[data-header="remote-email"]')).toHaveText('');
+  await expect(page.locator('[data-header="remote-email-verified"]')).toHaveText('');
 
   await page.goto(`${app}/admin/users`);
   await page.getByLabel('Email').fill(email);
@@ -166,7 +171,8 @@ test('rules: a bypassed host is open to anyone, admin pages only to the admins g
   // Logged in, but not an admin: nginx answers 403 for the gate.
   await expect(page.getByText('403 Forbidden')).toBeVisible();
   await page.goto(`${app}/notes`);
-  await expect(page.locator('[data-header="remote-email"]')).toHaveText(email);
+  await expect(page.locator('[data-header="remote-email"]')).toHaveText('');
+  await expect(page.locator('[data-header="remote-email-verified"]')).toHaveText('false');
   await expect(page.locator('[data-header="remote-user"]')).not.toHaveText('1');
 
   // The operator puts the user in the admins group. The command is another
@@ -202,7 +208,7 @@ for (const javaScriptEnabled of [true, false]) {
     await enrol(page);
     await page.getByRole('link', { name: 'Continue to the app you were opening' }).click();
     await expect(page).toHaveURL(`${app}/notes?id=9`);
-    await expect(page.locator('[data-header="remote-email"]')).toHaveText(email);
+    await expect(page.locator('[data-header="remote-email-verified"]')).toHaveText('false');
     await context.close();
   });
 }

@@ -8,15 +8,17 @@ use super::*;
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 
-/// The app behind the proxy: answers every request with the headers it got.
+/// The app behind the proxy: answers every request with the headers it got
+/// and, under `app-saw-path`, the path it was asked for.
 async fn echo_app() -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let app = axum::Router::new().fallback(|headers: axum::http::HeaderMap| async move {
-        let seen: serde_json::Map<String, Value> = headers
+    let app = axum::Router::new().fallback(|uri: axum::http::Uri, headers: axum::http::HeaderMap| async move {
+        let mut seen: serde_json::Map<String, Value> = headers
             .iter()
             .map(|(k, v)| (k.as_str().to_owned(), Value::String(v.to_str().unwrap_or("").to_owned())))
             .collect();
+        seen.insert("app-saw-path".into(), Value::String(uri.path().to_owned()));
         axum::Json(Value::Object(seen))
     });
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -120,6 +122,7 @@ async fn visit(client: &reqwest::Client, url: &str, gate: Option<&str>) -> (Stat
         // A client trying to pass as someone: must never reach the app.
         .header("remote-user", "1")
         .header("remote-email", "admin@example.test")
+        .header("remote-email-verified", "true")
         // What CGI, PHP and WSGI servers read as REMOTE_USER too.
         .header("remote_user", "1");
     if let Some(gate) = gate {
@@ -159,6 +162,8 @@ async fn the_gate_holds_behind(kind: &str) {
     std::fs::write(
         &rules,
         "[[rules]]\ndomain = \"open.example.test\"\npolicy = \"bypass\"\n\n\
+         [[rules]]\ndomain = \"*.example.test\"\npath = \"^/public\"\npolicy = \"bypass\"\n\n\
+         [[rules]]\ndomain = \"*.example.test\"\npath = \"^/admin\"\npolicy = \"deny\"\n\n\
          [[rules]]\ndomain = \"*.example.test\"\npolicy = \"two_factor\"\n",
     )
     .expect("rules");
@@ -188,7 +193,7 @@ async fn the_gate_holds_behind(kind: &str) {
     let open = format!("http://open.example.test:{}", proxy.port);
     let (status, _, seen) = visit(&client, &format!("{open}/"), None).await;
     assert_eq!(status, StatusCode::OK, "{kind}: {seen}");
-    for name in ["remote-user", "remote-email", "remote_user"] {
+    for name in ["remote-user", "remote-email", "remote-email-verified", "remote_user"] {
         let value = seen[name].as_str().unwrap_or("");
         assert!(value.is_empty(), "{kind}: {name} reached the app as {value:?}: {seen}");
     }
@@ -209,20 +214,62 @@ async fn the_gate_holds_behind(kind: &str) {
     }
 
     // Logged in with password and code: the app sees who it is, and only
-    // that (the client's own Remote-* headers are replaced).
+    // that (the client's own Remote-* headers are replaced). The address
+    // goes along once it is confirmed, never before.
     let gate = complete_log_in(&app, &format!("{kind}@example.com")).await;
     let (status, _, seen) = visit(&client, &format!("{base}/notes"), Some(&gate)).await;
     assert_eq!(status, StatusCode::OK, "{kind}: {seen}");
-    let id = app.get("/api/authentication").await.body["id"].to_string();
-    assert_eq!(seen["remote-user"], id.as_str(), "{kind}: {seen}");
-    assert_eq!(seen["remote-email"], format!("{kind}@example.com"), "{kind}: {seen}");
+    let id = app.get("/api/authentication").await.body["id"].as_i64().expect("id");
+    assert_eq!(seen["remote-user"], id.to_string().as_str(), "{kind}: {seen}");
+    // (nginx drops a header it would set empty; the client's copy with it.)
+    assert_eq!(seen["remote-email"].as_str().unwrap_or(""), "", "{kind}: {seen}");
+    assert_eq!(seen["remote-email-verified"], "false", "{kind}: {seen}");
     assert_eq!(seen["remote-name"], "Ann Example", "{kind}: {seen}");
+    let mut tx = app.state.db.begin().await.expect("tx");
+    tx.set_email_verified(id, START).await.expect("confirm");
+    tx.commit().await.expect("commit");
+    let (status, _, seen) = visit(&client, &format!("{base}/notes"), Some(&gate)).await;
+    assert_eq!(status, StatusCode::OK, "{kind}: {seen}");
+    assert_eq!(seen["remote-email"], format!("{kind}@example.com"), "{kind}: {seen}");
+    assert_eq!(seen["remote-email-verified"], "true", "{kind}: {seen}");
+
+    // A denied path in another case is denied all the same; a bypassed one
+    // is open.
+    for denied in ["/admin", "/ADMIN", "/Admin/users"] {
+        let (status, _, seen) = visit(&client, &format!("{base}{denied}"), Some(&gate)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{kind} {denied}: {seen}");
+    }
+    let (status, _, seen) = visit(&client, &format!("{base}/PUBLIC/page"), None).await;
+    assert_eq!((status, seen["app-saw-path"].as_str()), (StatusCode::OK, Some("/PUBLIC/page")), "{kind}");
+    // A path with a fragment the proxy resolves past the bypassed prefix
+    // never reaches the app.
+    for raw in ["/public#/../admin", "/public#/../../admin/users"] {
+        let answer = raw_request(proxy.port, raw, &gate).await;
+        let status_line = answer.lines().next().unwrap_or("");
+        assert!(status_line.contains(" 400 ") || status_line.contains(" 403 "), "{kind} {raw}: {answer}");
+        assert!(!answer.contains("app-saw-path"), "{kind} {raw} reached the app: {answer}");
+    }
 
     // Log-out on the portal ends access at once.
     app.post("/api/authentication/log-out", json!({})).await;
     let (status, location, seen) = visit(&client, &format!("{base}/notes"), Some(&gate)).await;
     assert_eq!(status, StatusCode::FOUND, "{kind}: {seen}");
     assert!(location.starts_with("http://auth.example.test/login?rd="), "{kind}: {location}");
+}
+
+/// `GET <path>` sent as written (no client library would send a `#`), with
+/// the gate cookie; the whole answer.
+async fn raw_request(port: u16, path: &str, gate: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+    let head = format!(
+        "GET {path} HTTP/1.1\r\nHost: app.example.test:{port}\r\nAccept: text/html\r\n\
+         Cookie: twofactor_gate={gate}\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).await.expect("write");
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).await.expect("read");
+    answer
 }
 
 #[tokio::test]
