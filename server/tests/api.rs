@@ -32,6 +32,8 @@ mod forms;
 mod fuzz;
 #[path = "api/gate.rs"]
 mod gate;
+#[path = "api/hangups.rs"]
+mod hangups;
 #[path = "api/hardening.rs"]
 mod hardening;
 #[path = "api/identity.rs"]

@@ -37,6 +37,9 @@ pub struct Hasher {
     /// argon2 runs performed (hashes and verifications), for metrics and for
     /// tests that prove a request was refused before hashing.
     runs: Arc<AtomicU64>,
+    /// Strength checks performed, for tests that prove a request was
+    /// refused before the scorer ran.
+    scorings: Arc<AtomicU64>,
     /// Work areas for verification, one per permit, reused.
     memory: Arc<Mutex<Vec<Vec<Block>>>>,
 }
@@ -88,6 +91,7 @@ impl Hasher {
             reserve: permits * 4,
             dummy_hash: dummy.into(),
             runs: Arc::new(AtomicU64::new(0)),
+            scorings: Arc::new(AtomicU64::new(0)),
             memory: Arc::new(Mutex::new((0..permits).map(|_| Vec::new()).collect())),
         })
     }
@@ -132,6 +136,11 @@ impl Hasher {
 
     pub fn runs(&self) -> u64 {
         self.runs.load(Ordering::Relaxed)
+    }
+
+    /// Strength checks performed (see `check_strength`).
+    pub fn scorings(&self) -> u64 {
+        self.scorings.load(Ordering::Relaxed)
     }
 
     /// Requests waiting for a hashing thread now.
@@ -207,6 +216,7 @@ impl Hasher {
         let password = password.to_owned();
         let known: Vec<String> = known.iter().map(|k| (*k).to_owned()).collect();
         let permit = self.queue(self.queue_limit).await?;
+        self.scorings.fetch_add(1, Ordering::Relaxed);
         self.blocking(permit, move || {
             let known: Vec<&str> = known.iter().map(String::as_str).collect();
             super::identity::check_strength(&password, &known)
@@ -339,6 +349,7 @@ mod tests {
         assert!(verdict.unwrap_err().starts_with("This password is too easy to guess."));
         assert_eq!(hasher.check_strength("velvet otter juggles quietly", &[]).await.unwrap(), Ok(()));
         assert_eq!(hasher.runs(), 0, "scoring is not an argon2 run");
+        assert_eq!(hasher.scorings(), 2, "the refused one never ran");
     }
 
     #[tokio::test]
