@@ -8,11 +8,12 @@ use crate::error::AppError;
 use crate::wire::AuditKind;
 
 use super::db::{NewAuditEvent, Throttle};
+use super::identity::refuse_weak_password;
 use super::mail::{self, MailKind, Purpose};
 use super::request::RequestMeta;
-use super::identity::refuse_weak_password;
 use super::service::{audit, sha256_hex};
 use super::state::AppState;
+use super::throttle::{Attempt, OnSuccess};
 
 /// Requests one client address may make per hour before waiting (reset
 /// and verification mail together).
@@ -20,6 +21,10 @@ const PER_ADDRESS: Throttle = Throttle { free: 10, cap: 15 * 60, window: 3600 };
 /// Messages one email address may be sent per hour; past it, requests are
 /// answered the same and nothing is sent.
 const PER_EMAIL: Throttle = Throttle { free: 3, cap: 3600, window: 3600 };
+/// Refused password resets (a bad link, a weak password) one client
+/// address may make per hour before waiting; a reset that succeeds gives
+/// its try back.
+const RESETS_PER_ADDRESS: Throttle = Throttle { free: 20, cap: 15 * 60, window: 3600 };
 
 fn bad_link(what: &str) -> AppError {
     AppError::bad_request(format!(
@@ -59,12 +64,16 @@ pub async fn resend_verification(state: &AppState, meta: &RequestMeta, email: Em
     Ok(())
 }
 
-/// Sets a new password with a reset link's token. The token is checked
-/// first without being used, so a weak password is refused and the link
-/// still works; then, in one transaction: the token is used, the password
-/// set, a lockdown lifted, every session ended, the address counted as
-/// proved, the event audited and its notice queued. Nobody is logged in.
+/// Sets a new password with a reset link's token. Each try is counted
+/// against the client address first (before the token is looked up or the
+/// password scored). The token is checked without being used, so a weak
+/// password is refused and the link still works; then, in one
+/// transaction: the token is used, the password set, a lockdown lifted,
+/// every session ended, the address counted as proved, the event audited
+/// and its notice queued. Nobody is logged in.
 pub async fn reset_password(state: &AppState, meta: &RequestMeta, token: &str, new: Password) -> Result<(), AppError> {
+    let key = format!("reset-ip:{}", meta.ip_key());
+    let attempt = Attempt::start(state, meta, vec![(key, RESETS_PER_ADDRESS, OnSuccess::Release)], None).await?;
     let now = state.now();
     let hash = sha256_hex(token.trim().as_bytes());
     let owner = state.db.email_token_owner(&hash, Purpose::Reset.as_str(), now).await?;
@@ -72,8 +81,16 @@ pub async fn reset_password(state: &AppState, meta: &RequestMeta, token: &str, n
         Some(id) => state.db.user_by_id(id).await?,
         None => None,
     };
-    let Some(user) = user else { return Err(bad_link("password reset")) };
-    refuse_weak_password(state, &new, "newPassword", &[&user.email, &user.name]).await?;
+    let Some(user) = user else {
+        attempt.spend();
+        return Err(bad_link("password reset"));
+    };
+    if let Err(weak) = refuse_weak_password(state, &new, "newPassword", &[&user.email, &user.name]).await {
+        if weak.status() == 400 {
+            attempt.spend();
+        }
+        return Err(weak);
+    }
     let password_hash = state.hasher.hash(&new).await?;
     let mut tx = state.db.begin().await?;
     if tx.take_email_token(&hash, Purpose::Reset.as_str(), now).await? != Some(user.id) {
@@ -98,6 +115,10 @@ pub async fn reset_password(state: &AppState, meta: &RequestMeta, token: &str, n
     let kind = MailKind::Notice(mail::Notice::PasswordReset).as_string();
     tx.enqueue_mail(&mail::new_mail(state, &kind, Some(user.id), &user.email, meta)).await?;
     tx.commit().await?;
+    // Done: the try is given back (a failure to do so costs only a slot).
+    if let Err(e) = attempt.settle(state, meta, true, AuditKind::PasswordReset).await {
+        tracing::warn!(error = %e.message, "a reset's try was not given back");
+    }
     state.mail.wake();
     tracing::info!(user_id = user.id, "password reset through an email link");
     Ok(())

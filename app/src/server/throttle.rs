@@ -193,6 +193,17 @@ impl Drop for Attempt {
     }
 }
 
+/// Counts one sign-up try against the client address
+/// (`Limits::registration_per_address`), before anything else is done for
+/// it: each try counts, kept or not.
+pub(super) async fn reserve_registration(state: &AppState, meta: &RequestMeta) -> Result<(), AppError> {
+    let key = format!("register-ip:{}", meta.ip_key());
+    match state.db.throttle_attempt(&key, state.limits.registration_per_address, state.now()).await? {
+        Some(wait) => Err(AppError::too_many(wait)),
+        None => Ok(()),
+    }
+}
+
 /// The request's device cookie, if it was issued for this account since
 /// its last password or 2FA change or log-out everywhere.
 pub(super) fn trusted_device<'a>(meta: &'a RequestMeta, user: Option<&UserRow>) -> Option<&'a Device> {
@@ -248,16 +259,5 @@ pub async fn settled() {
             return;
         }
         idle.await;
-    }
-}
-
-/// Counts one sign-up try against the client address
-/// (`Limits::registration_per_address`), before anything else is done for
-/// it: each try counts, kept or not.
-pub(super) async fn reserve_registration(state: &AppState, meta: &RequestMeta) -> Result<(), AppError> {
-    let key = format!("register-ip:{}", meta.ip_key());
-    match state.db.throttle_attempt(&key, state.limits.registration_per_address, state.now()).await? {
-        Some(wait) => Err(AppError::too_many(wait)),
-        None => Ok(()),
     }
 }

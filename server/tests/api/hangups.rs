@@ -279,3 +279,30 @@ async fn the_password_scorer_runs_only_within_the_limits() {
     assert_error(&r, StatusCode::UNAUTHORIZED, "invalid_credentials");
     assert_eq!(app.state.hasher.scorings(), scored);
 }
+
+#[tokio::test]
+async fn password_resets_are_limited_per_address_before_anything_else() {
+    let app = spawn_app().await;
+    assert_eq!(app.register("ann@example.com").await.status, StatusCode::CREATED);
+    let reset = |token: &str| json!({"token": token, "newPassword": "a completely different passphrase 42"});
+    for n in 0..20 {
+        let r = app.post("/api/authentication/reset-password", reset(&format!("not-a-token-{n}"))).await;
+        assert_error(&r, StatusCode::BAD_REQUEST, "bad_request");
+    }
+    let r = app.post("/api/authentication/reset-password", reset("not-a-token")).await;
+    assert_error(&r, StatusCode::TOO_MANY_REQUESTS, "too_many_requests");
+    // Another address is not held up, and nothing was scored.
+    let other = tokio::time::timeout(
+        Duration::from_secs(30),
+        app::server::recovery::reset_password(
+            &app.state,
+            &from("198.51.100.9"),
+            "not-a-token",
+            app::domain::Password::parse("a completely different passphrase 42").unwrap(),
+        ),
+    )
+    .await
+    .expect("answered");
+    assert_eq!(other.err().map(|e| e.status()), Some(400));
+    assert_eq!(app.state.hasher.scorings(), 1, "only the sign-up's password was scored");
+}
