@@ -27,11 +27,11 @@ use serde_json::{Value, json};
 
 use super::auth::{FullSession, PasswordSession};
 use super::db::{NewCeremony, NewPasskey, PasskeyRow, UserRow};
-use super::request::RequestMeta;
 use super::logins::{self, Amr};
+use super::request::RequestMeta;
 use super::service::{self, FRESH_PROOF_SECONDS, WithCookies, audit, random_bytes, sha256_hex};
-use super::throttle::{Attempt, OnSuccess};
 use super::state::AppState;
+use super::throttle::{Attempt, OnSuccess};
 use super::webauthn::{Refusal, RelyingParty};
 use crate::domain::SecondFactor;
 use crate::error::{AppError, ErrorKind};
