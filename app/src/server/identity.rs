@@ -101,12 +101,12 @@ const MIN_SCORE: zxcvbn::Score = zxcvbn::Score::Three;
 /// its work grows steeply with length once a password holds many different
 /// ones. The slowest inputs a search found (release build, this project's
 /// 2-core machine, CPU time on a busy machine): 7 ms at 16 characters,
-/// 22 ms at 20, 60 ms at 32, 255 ms at 64 (the old bound); but at most
-/// 4.5 ms at 64 characters holding no more than 6 different l33t
-/// characters, and ordinary passphrases cost well under 1 ms at any
-/// length. So the scorer sees the first 16 characters, and goes on up to
-/// 64 while the part it sees holds at most 6 different l33t characters:
-/// under 10 ms at worst, a fraction of one argon2 verification. Scoring a
+/// 22 ms at 20, 60 ms at 32, 250 ms at 64 (the old bound); but 9.5 ms at
+/// 64 characters holding no more than 6 different l33t characters, and
+/// an 87-character passphrase costs 3 ms. So the scorer sees the first 16
+/// characters, and goes on up to 64 while the part it sees holds at most
+/// 6 different l33t characters: about 10 ms at worst, in the hashing
+/// queue like an argon2 verification (26 ms). Scoring a
 /// prefix accepts nothing weak (a guesser must find the whole password,
 /// prefix included); it may refuse a long one that starts weakly.
 pub const SCORED_CHARS: usize = 64;
