@@ -225,6 +225,9 @@ async fn serve(config: Config, state: app::server::AppState) -> ExitCode {
     }
     let db = state.db.clone();
     let served = server::listen::serve(listener, build_router(state), limits, shutdown_signal()).await;
+    // Requests cut off by the drain give their guessing slots back before
+    // the pool closes (briefly: a database that is down would not answer).
+    let _ = tokio::time::timeout(Duration::from_secs(2), app::server::throttle::settled()).await;
     db.close().await;
     match served {
         Ok(()) => {
