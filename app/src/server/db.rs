@@ -1094,7 +1094,6 @@ impl Tx {
         sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(user_id).execute(&mut *self.tx).await?;
         Ok(())
     }
-
 }
 
 impl Db {

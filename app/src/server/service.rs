@@ -16,8 +16,8 @@ use crate::wire::{
 
 use super::auth::{FullSession, PasswordSession};
 use super::db::{NewAuditEvent, UserRow};
-use super::logins::{self, Amr};
 use super::identity;
+use super::logins::{self, Amr};
 use super::mail;
 use super::request::RequestMeta;
 use super::sealing::SecretBox;
@@ -379,11 +379,14 @@ pub(super) async fn verify_second_factor(
             used
         }
     };
+    // Settled before anything else awaits: a client hanging up now cannot
+    // take back a wrong code's count.
+    let ok = attempt.settle(state, meta, ok, AuditKind::CodeFailed).await?;
     if !ok && consecutive == CODE_FAILURE_CAP {
         audit(state, Some(user.id), AuditKind::CodesLocked, meta).await;
         tracing::warn!(user_id = user.id, "100 consecutive second-factor failures: codes locked");
     }
-    if attempt.settle(state, meta, ok, AuditKind::CodeFailed).await? {
+    if ok {
         Ok(())
     } else {
         Err(match factor {

@@ -60,8 +60,7 @@ fn sha256_hex(data: &str) -> String {
 impl TestApp {
     /// A log-in (2FA off) on a client of its own.
     async fn fresh_login(&self, email: &str, password: &str) -> Reply {
-        self.post_with(&new_client(), "/api/authentication/log-in", json!({"email": email, "password": password}))
-            .await
+        self.post_with(&new_client(), "/api/authentication/log-in", json!({"email": email, "password": password})).await
     }
 
     async fn logged_in(&self, email: &str, password: &str) -> Login {
@@ -465,8 +464,8 @@ async fn every_way_a_log_in_ends_ends_it_everywhere() {
     assert_eq!(app.gate_status(&other.gate, "two.example.test").await, StatusCode::UNAUTHORIZED, "password only");
     let g = with_cookie(&other, "/api/2fa/generate", json!({})).await;
     let secret = g.body["secret"].as_str().expect("secret").to_owned();
-    let on = with_cookie(&other, "/api/2fa/turn-on", json!({"twoFactorAuthenticationCode": app.code_now(&secret)}))
-        .await;
+    let on =
+        with_cookie(&other, "/api/2fa/turn-on", json!({"twoFactorAuthenticationCode": app.code_now(&secret)})).await;
     assert_eq!(on.status, StatusCode::OK, "{}", on.text);
     app.assert_ended(&login, "2FA turned on").await;
     app.assert_ended(&other, "2FA turned on, the old cookies of the log-in that did it").await;
@@ -482,7 +481,8 @@ async fn every_way_a_log_in_ends_ends_it_everywhere() {
     // Two-factor authentication turned off (password and a recovery code).
     let login = {
         let c = new_client();
-        let r = app.post_with(&c, "/api/authentication/log-in", json!({"email": owner("on"), "password": PASSWORD})).await;
+        let r =
+            app.post_with(&c, "/api/authentication/log-in", json!({"email": owner("on"), "password": PASSWORD})).await;
         assert_eq!(r.body["twoFactorRequired"], true, "{}", r.text);
         let r = app.post_with(&c, "/api/2fa/authenticate", json!({"recoveryCode": codes[0]})).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
