@@ -7,10 +7,56 @@
 
 use sqlx::FromRow;
 
-use super::{Db, GateSubject, SessionUser, Tx};
+use super::{Db, Tx};
 use crate::error::AppError;
 use crate::server::gate_cache::Invalidation;
 use crate::server::logins::Amr;
+
+/// Who a live portal session is, as the session cache keeps it: identity
+/// and validity only, never the password hash or a second-factor secret.
+/// Every write to these fields bumps the session version and invalidates
+/// the user's entries (see `Tx::enable_totp` and its neighbours).
+#[derive(Debug, Clone)]
+pub struct SessionUser {
+    pub id: i64,
+    pub email: String,
+    pub name: String,
+    pub totp_enabled: bool,
+    pub passkey_count: i64,
+    pub email_verified: bool,
+    pub session_version: i64,
+    /// The log-in (its id, the refresh family).
+    pub family: String,
+    /// When the log-in expires.
+    pub live_until: i64,
+    /// How the log-in was reached.
+    pub amr: super::logins::Amr,
+}
+
+impl SessionUser {
+    /// Whether log-in owes a second factor (see `UserRow::two_factor`).
+    pub fn two_factor(&self) -> bool {
+        self.totp_enabled || self.passkey_count > 0
+    }
+}
+
+/// The person a live gate cookie names.
+#[derive(Debug, Clone)]
+pub struct GateSubject {
+    pub user_id: i64,
+    pub email: String,
+    pub name: String,
+    /// Whether the person confirmed the email address (mailed link).
+    pub email_verified: bool,
+    pub two_factor: bool,
+    pub groups: Vec<String>,
+    /// The cookie domain the gate cookie was issued for.
+    pub domain: String,
+    /// The log-in session it belongs to.
+    pub family: String,
+    /// When the gate cookie (and its session family) expires.
+    pub expires_at: i64,
+}
 
 /// A log-in about to be stored.
 pub struct NewLogin<'a> {

@@ -1,0 +1,248 @@
+//! The SQL of mail: the queue the worker sends from, and the single-use
+//! tokens mailed links carry.
+
+use super::*;
+
+/// A message to send, as queued (see migration 0009).
+pub struct NewMail<'a> {
+    pub kind: &'a str,
+    pub user_id: Option<i64>,
+    pub address: &'a str,
+    pub event_at: i64,
+    pub ip: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+    pub now: i64,
+}
+
+/// A queued message, as the worker and the operator read it.
+#[derive(Debug, Clone, FromRow)]
+pub struct MailRow {
+    pub id: i64,
+    pub kind: String,
+    pub user_id: Option<i64>,
+    pub address: String,
+    pub event_at: i64,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub created_at: i64,
+    pub status: String,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+    pub sent_at: Option<i64>,
+}
+
+const MAIL_COLUMNS: &str = "id, kind, user_id, address, event_at, ip, user_agent, created_at, status, attempts, next_attempt_at, last_error, sent_at";
+
+impl Db {
+    /// Queues one message (a single row: no transaction needed).
+    pub async fn enqueue_mail(&self, m: &NewMail<'_>) -> Result<i64, AppError> {
+        let (id,): (i64,) = sqlx::query_as(
+            "INSERT INTO mail_queue (kind, user_id, address, event_at, ip, user_agent, created_at, next_attempt_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING id",
+        )
+        .bind(m.kind)
+        .bind(m.user_id)
+        .bind(m.address)
+        .bind(m.event_at)
+        .bind(m.ip)
+        .bind(m.user_agent)
+        .bind(m.now)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    /// Pending messages whose time has come and that no instance holds.
+    pub async fn due_mail(&self, now: i64, limit: i64) -> Result<Vec<MailRow>, AppError> {
+        Ok(sqlx::query_as::<_, MailRow>(sqlx::AssertSqlSafe(format!(
+            "SELECT {MAIL_COLUMNS} FROM mail_queue WHERE status = 'pending' AND next_attempt_at <= $1 \
+             AND (lease_until IS NULL OR lease_until <= $1) ORDER BY id LIMIT $2"
+        )))
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Takes a due message for one sending attempt, holding it until
+    /// `lease_until`: true for exactly one of racing instances.
+    pub async fn claim_mail(&self, id: i64, now: i64, lease_until: i64) -> Result<bool, AppError> {
+        let done = sqlx::query(
+            "UPDATE mail_queue SET lease_until = $3, attempts = attempts + 1 WHERE id = $1 AND status = 'pending' \
+             AND next_attempt_at <= $2 AND (lease_until IS NULL OR lease_until <= $2)",
+        )
+        .bind(id)
+        .bind(now)
+        .bind(lease_until)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Records a delivered message (the row stays, without any text, for
+    /// `server mail queue` until pruned).
+    pub async fn mail_sent(&self, id: i64, now: i64) -> Result<(), AppError> {
+        sqlx::query(
+            "UPDATE mail_queue SET status = 'sent', sent_at = $2, lease_until = NULL, last_error = NULL WHERE id = $1",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records a failed attempt: tried again at `retry_at`, or given up
+    /// (`failed`) when that is `None`.
+    pub async fn mail_failed(&self, id: i64, error: &str, retry_at: Option<i64>) -> Result<(), AppError> {
+        let status = if retry_at.is_some() { "pending" } else { "failed" };
+        sqlx::query(
+            "UPDATE mail_queue SET status = $2, next_attempt_at = COALESCE($3, next_attempt_at), lease_until = NULL, \
+             last_error = $4 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(status)
+        .bind(retry_at)
+        .bind(error)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Forgets a message that is not to be sent (a reset asked for an
+    /// address with no account, a verification no longer needed).
+    pub async fn drop_mail(&self, id: i64) -> Result<(), AppError> {
+        sqlx::query("DELETE FROM mail_queue WHERE id = $1").bind(id).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// One message by id (the operator's test message).
+    pub async fn mail_by_id(&self, id: i64) -> Result<Option<MailRow>, AppError> {
+        Ok(sqlx::query_as::<_, MailRow>(sqlx::AssertSqlSafe(format!(
+            "SELECT {MAIL_COLUMNS} FROM mail_queue WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Pending and failed messages, oldest first, and how many were sent
+    /// since `sent_since`: what `server mail queue` shows.
+    pub async fn mail_queue(&self, sent_since: i64) -> Result<(Vec<MailRow>, i64), AppError> {
+        let rows = sqlx::query_as::<_, MailRow>(sqlx::AssertSqlSafe(format!(
+            "SELECT {MAIL_COLUMNS} FROM mail_queue WHERE status <> 'sent' ORDER BY id"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
+        let (sent,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM mail_queue WHERE status = 'sent' AND sent_at >= $1")
+            .bind(sent_since)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok((rows, sent))
+    }
+
+    /// Deletes sent and given-up messages older than `before`, and expired
+    /// link tokens.
+    pub async fn prune_mail(&self, before: i64, now: i64) -> Result<(), AppError> {
+        sqlx::query("DELETE FROM mail_queue WHERE status <> 'pending' AND created_at < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query("DELETE FROM email_tokens WHERE expires_at <= $1").bind(now).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Stores a link token (its hash) for `purpose`.
+    pub async fn insert_email_token(
+        &self,
+        token_hash: &str,
+        user_id: i64,
+        purpose: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), AppError> {
+        sqlx::query(
+            "INSERT INTO email_tokens (token_hash, user_id, purpose, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(token_hash)
+        .bind(user_id)
+        .bind(purpose)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Deletes a link token whose message could not be sent.
+    pub async fn delete_email_token(&self, token_hash: &str) -> Result<(), AppError> {
+        sqlx::query("DELETE FROM email_tokens WHERE token_hash = $1").bind(token_hash).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// The account a live token of `purpose` belongs to, without using it
+    /// (the reset page checks the new password against the account first).
+    pub async fn email_token_owner(&self, token_hash: &str, purpose: &str, now: i64) -> Result<Option<i64>, AppError> {
+        let row: Option<(i64,)> = sqlx::query_as(
+            "SELECT user_id FROM email_tokens WHERE token_hash = $1 AND purpose = $2 AND expires_at > $3",
+        )
+        .bind(token_hash)
+        .bind(purpose)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(id,)| id))
+    }
+}
+
+impl Tx {
+    /// Queues a message with the other writes of this transaction.
+    pub async fn enqueue_mail(&mut self, m: &NewMail<'_>) -> Result<(), AppError> {
+        self.step()?;
+        sqlx::query(
+            "INSERT INTO mail_queue (kind, user_id, address, event_at, ip, user_agent, created_at, next_attempt_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+        )
+        .bind(m.kind)
+        .bind(m.user_id)
+        .bind(m.address)
+        .bind(m.event_at)
+        .bind(m.ip)
+        .bind(m.user_agent)
+        .bind(m.now)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Uses a link token: deletes it and returns its account if it was of
+    /// `purpose` and unexpired. One statement, so it works once.
+    pub async fn take_email_token(
+        &mut self,
+        token_hash: &str,
+        purpose: &str,
+        now: i64,
+    ) -> Result<Option<i64>, AppError> {
+        self.step()?;
+        let row: Option<(i64, i64)> = sqlx::query_as(
+            "DELETE FROM email_tokens WHERE token_hash = $1 AND purpose = $2 RETURNING user_id, expires_at",
+        )
+        .bind(token_hash)
+        .bind(purpose)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        Ok(row.filter(|(_, expires_at)| *expires_at > now).map(|(id, _)| id))
+    }
+
+    /// Deletes the account's unused tokens of `purpose`.
+    pub async fn delete_email_tokens(&mut self, user_id: i64, purpose: &str) -> Result<(), AppError> {
+        self.step()?;
+        sqlx::query("DELETE FROM email_tokens WHERE user_id = $1 AND purpose = $2")
+            .bind(user_id)
+            .bind(purpose)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+}
