@@ -218,29 +218,10 @@ pub async fn add_user(state: &AppState, email: &str, name: &str, password_line: 
     let password = app::domain::Password::parse(password_line.trim_end_matches(['\r', '\n']))
         .map_err(|e| format!("the password: {e}"))?;
     match service::operator_add_user(state, email.clone(), name, password).await {
-        Ok(true) => {
-            confirm_address(state, &email).await?;
-            Ok(format!("created {email}; they can log in and turn on two-factor authentication"))
-        }
+        Ok(true) => Ok(format!("created {email}; they can log in and turn on two-factor authentication")),
         Ok(false) => Err(format!("an account with the email {email} already exists")),
         Err(e) => Err(e.fields.get("password").cloned().unwrap_or(e.message)),
     }
-}
-
-/// An address the operator typed is vouched for as if confirmed by mail:
-/// the gate passes it on as `Remote-Email` and rules with
-/// `require_verified_email` let the person in. (Ideally the same
-/// transaction as the account; a failure here leaves an account whose
-/// owner can still confirm the address from the mailed link.)
-async fn confirm_address(state: &AppState, email: &Email) -> Result<(), String> {
-    let fail =
-        |e: app::error::AppError| format!("created {email}, but could not mark the address confirmed: {}", e.message);
-    let Some(user) = state.db.user_by_email(email.as_str()).await.map_err(fail)? else {
-        return Err(format!("created {email}, but could not find it again to mark the address confirmed"));
-    };
-    let mut tx = state.db.begin().await.map_err(fail)?;
-    tx.set_email_verified(user.id, state.now()).await.map_err(fail)?;
-    tx.commit().await.map_err(fail)
 }
 
 /// `server mail test ADDRESS`: sends a test message now, through the
