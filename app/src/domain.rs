@@ -4,6 +4,9 @@
 
 use std::fmt;
 
+#[cfg(feature = "ssr")]
+pub mod identity;
+
 /// Fewest characters a new password may have (DESIGN §3).
 pub const PASSWORD_MIN_CHARS: usize = 12;
 /// Most characters a password may have; checked before any hashing so that a
@@ -58,7 +61,7 @@ impl Email {
         // Look-alikes (invisible characters, mixed alphabets, compatibility
         // forms) are caught on the server, which has the Unicode tables.
         #[cfg(feature = "ssr")]
-        let email = crate::server::identity::email(&email)?;
+        let email = identity::email(&email)?;
         Ok(Self(email))
     }
 
@@ -119,7 +122,7 @@ impl PersonName {
             return Err(ParseError("The name contains characters that are not allowed."));
         }
         #[cfg(feature = "ssr")]
-        let name = crate::server::identity::name(name)?;
+        let name = identity::name(name)?;
         #[cfg(not(feature = "ssr"))]
         let name = name.to_owned();
         Ok(Self(name))

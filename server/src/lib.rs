@@ -130,12 +130,12 @@ pub fn build_router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/api/{*endpoint}", any(middleware::unknown_endpoint))
         .leptos_routes_with_context(&state, routes, || {}, move || shell(options.clone()))
-        .merge(app::server::forms::routes())
-        .merge(app::server::authz::routes())
+        .merge(app::http::forms::routes())
+        .merge(app::http::authz::routes())
         .merge(app::server::passkeys::routes())
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), app::server::authz::return_after_log_in))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), app::server::forms::renew_page_session))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), app::http::authz::return_after_log_in))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), app::http::forms::renew_page_session))
         // Every API body is a few hundred bytes; 64 KiB bounds what a client
         // can make the server buffer. Inside the API edge, so a refused
         // body gets the same JSON error as everything else.

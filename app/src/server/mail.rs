@@ -825,7 +825,7 @@ fn escape(s: &str) -> String {
 }
 
 fn format_utc(at: i64) -> String {
-    format!("{} UTC", crate::ui::format_utc(at))
+    format!("{} UTC", crate::time::format_utc(at))
 }
 
 /// A message's account, for tests and the operator: `None` for a test.

@@ -2,10 +2,8 @@
 //! server functions. Compiled with the `ssr` feature only.
 
 pub mod auth;
-pub mod authz;
 pub mod clock;
 pub mod db;
-pub mod forms;
 pub mod gate;
 pub mod gate_cache;
 pub mod hooks;

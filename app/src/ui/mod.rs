@@ -15,7 +15,7 @@ pub mod widgets;
 
 pub use widgets::*;
 
-pub use security::format_utc;
+pub use crate::time::format_utc;
 
 use leptos::prelude::*;
 use leptos_meta::{HashedStylesheet, MetaTags, Title, provide_meta_context};

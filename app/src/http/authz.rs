@@ -22,11 +22,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 
-use super::auth::FullSession;
-use super::db::GateSubject;
-use super::gate::{Decision, Subject, Target, safe_return_url};
-use super::state::AppState;
 use crate::error::AppError;
+use crate::server::auth::FullSession;
+use crate::server::db::GateSubject;
+use crate::server::gate::{Decision, Subject, Target, safe_return_url};
+use crate::server::state::AppState;
 
 pub fn routes() -> axum::Router<AppState> {
     axum::Router::new()
@@ -160,7 +160,7 @@ async fn subject(state: &AppState, headers: &HeaderMap, host: &str) -> Result<Op
     let mut found: Option<GateSubject> = None;
     let (now, cache) = (state.now(), state.db.gate_cache());
     for value in values {
-        let hash = super::service::sha256_hex(value.as_bytes());
+        let hash = crate::server::service::sha256_hex(value.as_bytes());
         let who = match cache.get(&hash, now) {
             Some(who) => Some(who),
             None => {
@@ -173,7 +173,7 @@ async fn subject(state: &AppState, headers: &HeaderMap, host: &str) -> Result<Op
             }
         };
         let Some(who) = who else { continue };
-        if !super::gate::is_under(host, &who.domain) {
+        if !crate::server::gate::is_under(host, &who.domain) {
             continue;
         }
         match &found {
@@ -237,7 +237,7 @@ async fn answer(
     // Rules see the path as the app will read it; one nobody can read the
     // same way twice, or with what no browser sends unencoded, is refused
     // before anything is looked up.
-    let path = super::gate::normalize_path(original.path()).filter(|_| readable_query(&original.uri));
+    let path = crate::server::gate::normalize_path(original.path()).filter(|_| readable_query(&original.uri));
     let Some(path) = path else {
         tracing::info!(method = %original.method, "an authz request for an unreadable path was refused");
         let message = "The path of this request cannot be judged: it carries a character no browser sends \
@@ -386,7 +386,7 @@ pub async fn return_after_log_in(
         let issued = async {
             let mut tx = state.db.begin().await?;
             let cookies =
-                super::logins::issue_gate_cookies(&state, &mut tx, session.user.id, family, expires_at).await?;
+                crate::server::logins::issue_gate_cookies(&state, &mut tx, session.user.id, family, expires_at).await?;
             tx.commit().await?;
             Ok::<_, AppError>(cookies)
         };

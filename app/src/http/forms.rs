@@ -16,13 +16,13 @@ use http::request::Parts;
 use http::{HeaderValue, Method, StatusCode, header};
 use leptos::prelude::provide_context;
 
-use super::auth::{FullSession, PasswordSession};
-use super::logins;
-use super::request::RequestMeta;
-use super::service;
-use super::state::AppState;
-use super::tokens::{CookieKind, Stage};
 use crate::error::{AppError, ErrorKind};
+use crate::server::auth::{FullSession, PasswordSession};
+use crate::server::logins;
+use crate::server::request::RequestMeta;
+use crate::server::service;
+use crate::server::state::AppState;
+use crate::server::tokens::{CookieKind, Stage};
 use crate::ui::outcome::{FormOutcome, Intent, Shown};
 use crate::wire::{parse_email, parse_new_password, parse_registration, parse_second_factor};
 
@@ -125,7 +125,8 @@ async fn sign_up(State(state): State<AppState>, req: Request) -> Response {
             Ok(parsed) => parsed,
             Err(e) => {
                 let (email, name, password) = (posted.get("email"), posted.get("name"), posted.get("password"));
-                let e = super::identity::weak_password_too(&state, &posted.meta, e, email, name, password).await;
+                let e =
+                    crate::server::identity::weak_password_too(&state, &posted.meta, e, email, name, password).await;
                 let answer = Answer::Render(failed(Intent::SignUp, e, &posted, &keep));
                 return finish(&state, posted.parts, &here, answer, vec![]).await;
             }
@@ -288,21 +289,23 @@ async fn security(State(state): State<AppState>, req: Request) -> Response {
         // A passkey's name or its removal: back to the page (its list shows
         // the change), or the page with the error beside that passkey.
         Intent::RenamePasskey => {
-            match super::passkeys::rename(&state, &session, posted.get("passkey"), posted.get("name")).await {
+            match crate::server::passkeys::rename(&state, &session, posted.get("passkey"), posted.get("name")).await {
                 Ok(_) => (Answer::Redirect(here.clone()), vec![]),
                 Err(e) => (Answer::Render(failed(intent, e, &posted, &["passkey", "name"])), vec![]),
             }
         }
         Intent::RemovePasskey => {
             let password = Some(posted.get("password").to_owned()).filter(|p| !p.is_empty());
-            match super::passkeys::remove(&state, &posted.meta, &session, posted.get("passkey"), password, None).await {
+            match crate::server::passkeys::remove(&state, &posted.meta, &session, posted.get("passkey"), password, None)
+                .await
+            {
                 Ok(out) => (Answer::Redirect(here.clone()), out.cookies),
                 Err(e) => (Answer::Render(failed(intent, e, &posted, &["passkey"])), vec![]),
             }
         }
         Intent::PasskeyCodes => {
             let password = Some(posted.get("password").to_owned()).filter(|p| !p.is_empty());
-            match super::passkeys::new_recovery_codes(&state, &posted.meta, &session, password).await {
+            match crate::server::passkeys::new_recovery_codes(&state, &posted.meta, &session, password).await {
                 Ok(out) => (Answer::Render(shown(intent, Shown::RecoveryCodes(out.recovery_codes))), vec![]),
                 Err(e) => (Answer::Render(failed(intent, e, &posted, &[])), vec![]),
             }
@@ -332,19 +335,19 @@ async fn mailed(State(state): State<AppState>, req: Request) -> Response {
     let meta = &posted.meta;
     let result = match path.as_str() {
         "/forgot-password" => match parse_email(posted.get("email")) {
-            Ok(email) => super::recovery::forgot_password(&state, meta, email).await,
+            Ok(email) => crate::server::recovery::forgot_password(&state, meta, email).await,
             Err(e) => Err(e),
         },
         "/verify-email" if token.is_empty() => match parse_email(posted.get("email")) {
-            Ok(email) => super::recovery::resend_verification(&state, meta, email).await,
+            Ok(email) => crate::server::recovery::resend_verification(&state, meta, email).await,
             Err(e) => Err(e),
         },
-        "/verify-email" => super::recovery::verify_email(&state, meta, &token).await,
+        "/verify-email" => crate::server::recovery::verify_email(&state, meta, &token).await,
         "/reset-password" => match parse_new_password(posted.get("newPassword")) {
-            Ok(new) => super::recovery::reset_password(&state, meta, &token, new).await,
+            Ok(new) => crate::server::recovery::reset_password(&state, meta, &token, new).await,
             Err(e) => Err(e),
         },
-        _ => super::recovery::lockdown(&state, meta, &token).await,
+        _ => crate::server::recovery::lockdown(&state, meta, &token).await,
     };
     let answer = match result {
         Ok(()) => Answer::Redirect(format!("{path}?done=1")),
