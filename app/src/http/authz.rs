@@ -160,7 +160,7 @@ async fn subject(state: &AppState, headers: &HeaderMap, host: &str) -> Result<Op
     let mut found: Option<GateSubject> = None;
     let (now, cache) = (state.now(), state.db.gate_cache());
     for value in values {
-        let hash = crate::server::service::sha256_hex(value.as_bytes());
+        let hash = crate::server::crypto::sha256_hex(value.as_bytes());
         let who = match cache.get(&hash, now) {
             Some(who) => Some(who),
             None => {

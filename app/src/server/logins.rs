@@ -9,9 +9,11 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+use super::audit::audit;
+use super::crypto::{random_bytes, sha256_hex};
 use super::db::{NewGateCookie, NewLogin, NewRefreshToken, Tx};
 use super::request::RequestMeta;
-use super::service::{WithCookies, audit, random_bytes, sha256_hex};
+use super::service::WithCookies;
 use super::state::AppState;
 use super::tokens::{CookieKind, Stage};
 use crate::error::AppError;

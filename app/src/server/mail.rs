@@ -21,9 +21,9 @@ use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use tokio::sync::Notify;
 
+use super::crypto::{random_bytes, sha256_hex};
 use super::db::{MailRow, NewMail};
 use super::request::RequestMeta;
-use super::service::{random_bytes, sha256_hex};
 use super::state::AppState;
 use crate::error::AppError;
 use crate::wire::AuditKind;

@@ -1,8 +1,10 @@
 //! Server-only code: state, database, crypto and the operations behind the
 //! server functions. Compiled with the `ssr` feature only.
 
+pub mod audit;
 pub mod auth;
 pub mod clock;
+pub mod crypto;
 pub mod db;
 pub mod gate;
 pub mod gate_cache;

@@ -25,11 +25,13 @@ use http::{HeaderValue, StatusCode, header};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::audit::audit;
 use super::auth::{FullSession, PasswordSession};
+use super::crypto::{random_bytes, sha256_hex};
 use super::db::{NewCeremony, NewPasskey, PasskeyRow, UserRow};
 use super::logins::{self, Amr};
 use super::request::RequestMeta;
-use super::service::{self, FRESH_PROOF_SECONDS, WithCookies, audit, random_bytes, sha256_hex};
+use super::service::{self, FRESH_PROOF_SECONDS, WithCookies};
 use super::state::AppState;
 use super::throttle::{Attempt, OnSuccess};
 use super::webauthn::{Refusal, RelyingParty};

@@ -7,11 +7,12 @@ use crate::domain::{Email, Password};
 use crate::error::AppError;
 use crate::wire::AuditKind;
 
+use super::audit::audit;
+use super::crypto::sha256_hex;
 use super::db::{NewAuditEvent, Throttle};
 use super::identity::refuse_weak_password;
 use super::mail::{self, MailKind, Purpose};
 use super::request::RequestMeta;
-use super::service::{audit, sha256_hex};
 use super::state::AppState;
 use super::throttle::{Attempt, OnSuccess};
 

@@ -3,8 +3,6 @@
 //! return the response body plus the cookies to set; the server functions
 //! only translate.
 
-use sha2::{Digest, Sha256};
-
 use crate::domain::{
     Email, Password, PersonName, RECOVERY_ALPHABET, RECOVERY_CODE_CHARS, RecoveryCode, SecondFactor, TotpCode,
 };
@@ -14,8 +12,10 @@ use crate::wire::{
     TwoFactorStatus, User,
 };
 
+use super::audit::{audit, notify};
 use super::auth::{FullSession, PasswordSession};
-use super::db::{NewAuditEvent, UserRow};
+use super::crypto::random_bytes;
+use super::db::UserRow;
 use super::identity;
 use super::logins::{self, Amr};
 use super::mail;
@@ -61,64 +61,6 @@ impl From<&UserRow> for User {
 pub struct WithCookies<T> {
     pub body: T,
     pub cookies: Vec<String>,
-}
-
-pub(crate) fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(Sha256::digest(data))
-}
-
-pub(super) fn random_bytes<const N: usize>() -> Result<[u8; N], AppError> {
-    let mut bytes = [0u8; N];
-    getrandom::fill(&mut bytes).map_err(|e| {
-        tracing::error!(error = %e, "the OS random source failed");
-        AppError::internal()
-    })?;
-    Ok(bytes)
-}
-
-// ---------------------------------------------------------------- audit
-
-/// Writes an audit event and, for a change the owner must hear of, queues
-/// the security notice with it (see `mail::Notice`). A failure to write
-/// them is logged, not raised: the operation they describe has already
-/// happened.
-pub(super) async fn audit(state: &AppState, user_id: Option<i64>, kind: AuditKind, meta: &RequestMeta) {
-    let event = NewAuditEvent {
-        user_id,
-        kind: kind.as_str(),
-        at: state.now(),
-        ip: meta.ip.as_deref(),
-        user_agent: meta.user_agent.as_deref(),
-    };
-    let written = match (mail::Notice::for_event(kind), user_id) {
-        (Some(notice), Some(id)) => notify(state, id, notice, Some(&event), meta).await,
-        _ => state.db.insert_audit(&event).await,
-    };
-    if let Err(e) = written {
-        tracing::warn!(kind = kind.as_str(), error = %e.message, "could not write an audit event");
-    }
-}
-
-/// Queues a security notice to the account's owner, with the audit event
-/// it goes with (if any) in the same transaction: the event is never
-/// recorded without its notice, or the other way round.
-pub(super) async fn notify(
-    state: &AppState,
-    user_id: i64,
-    notice: mail::Notice,
-    event: Option<&NewAuditEvent<'_>>,
-    meta: &RequestMeta,
-) -> Result<(), AppError> {
-    let Some(user) = state.db.user_by_id(user_id).await? else { return Ok(()) };
-    let kind = mail::MailKind::Notice(notice).as_string();
-    let mut tx = state.db.begin().await?;
-    if let Some(event) = event {
-        tx.insert_audit(event).await?;
-    }
-    tx.enqueue_mail(&mail::new_mail(state, &kind, Some(user.id), &user.email, meta)).await?;
-    tx.commit().await?;
-    state.mail.wake();
-    Ok(())
 }
 
 /// After a successful log-in: tells the owner if it came from a browser

@@ -18,9 +18,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::sync::Notify;
 
+use super::audit::audit;
 use super::db::{Db, Throttle, UserRow};
 use super::request::RequestMeta;
-use super::service::audit;
 use super::state::AppState;
 use super::tokens::Device;
 use crate::error::AppError;
