@@ -316,7 +316,8 @@ fn unverified_email(public_url: &str, wants_page: bool) -> Response {
     }
     let link = html_escape(&format!("{public_url}/verify-email"));
     let page = format!(
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Confirm your email address</title>\
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>Confirm your email address</title>\
          </head><body><h1>Confirm your email address</h1><p>This app lets in only people with a confirmed email \
          address. Open the link in the message we sent you, or ask for a new one:</p>\
          <p><a href=\"{link}\">{link}</a></p></body></html>"
