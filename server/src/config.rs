@@ -355,7 +355,7 @@ impl Config {
 pub const MAX_GATE_CACHE_SECONDS: i64 = 10;
 
 fn gate_cache_seconds(var: &impl Fn(&str) -> Option<String>) -> Result<i64, String> {
-    let Some(raw) = var("GATE_CACHE_SECONDS") else { return Ok(app::server::gate_cache::MAX_AGE_SECONDS) };
+    let Some(raw) = var("GATE_CACHE_SECONDS") else { return Ok(app::server::gate::cache::MAX_AGE_SECONDS) };
     match raw.trim().parse::<i64>() {
         Ok(n) if (0..=MAX_GATE_CACHE_SECONDS).contains(&n) => Ok(n),
         Ok(n) if n > MAX_GATE_CACHE_SECONDS => Err(format!(

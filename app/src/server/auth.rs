@@ -6,7 +6,7 @@
 //! not produce a `FullSession`.
 //!
 //! A full session is answered from the session cache when it can be (see
-//! `gate_cache`), so it carries who the person is, not their secrets: a
+//! `gate::cache`), so it carries who the person is, not their secrets: a
 //! handler that needs the password hash or the second-factor secret asks
 //! for `FullSession::row`, which reads the row afresh.
 

@@ -13,7 +13,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, FromRow};
 
-use super::gate_cache::{self, GateCache, Invalidation};
+use super::gate::cache::{self as gate_cache, GateCache, Invalidation};
 use crate::error::AppError;
 
 mod audit;
@@ -164,7 +164,7 @@ impl Db {
         Ok(Self {
             pool,
             // On PostgreSQL other instances change things too: the cache
-            // stays off until the listener hears them (see `gate_cache`).
+            // stays off until the listener hears them (see `gate::cache`).
             gate_cache: std::sync::Arc::new(GateCache::new(backend == Backend::Sqlite)),
             backend,
             #[cfg(feature = "fault-injection")]
@@ -314,7 +314,7 @@ impl Tx {
 }
 
 impl Db {
-    /// The gate decisions this process keeps (see `gate_cache`).
+    /// The gate decisions this process keeps (see `gate::cache`).
     pub fn gate_cache(&self) -> &GateCache {
         &self.gate_cache
     }

@@ -3,6 +3,8 @@
 //! peers may tell us what the original request was (trusted proxies).
 //! Pure functions; the endpoints are in `authz`.
 
+pub mod cache;
+
 use std::net::IpAddr;
 
 use regex::{Regex, RegexBuilder};

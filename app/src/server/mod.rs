@@ -7,7 +7,6 @@ pub mod clock;
 pub mod crypto;
 pub mod db;
 pub mod gate;
-pub mod gate_cache;
 pub mod hooks;
 pub mod identity;
 pub mod logins;

@@ -87,7 +87,7 @@ async fn operator_commands() {
     // once its cached answer is GATE_CACHE_SECONDS (2) old. Old sessions
     // end, and the password alone logs in.
     if !url.starts_with("postgres") {
-        app.clock.advance(app::server::gate_cache::MAX_AGE_SECONDS);
+        app.clock.advance(app::server::gate::cache::MAX_AGE_SECONDS);
     }
     assert_error(&app.get("/api/authentication").await, StatusCode::UNAUTHORIZED, "unauthenticated");
     assert_eq!(app.log_in("ops@example.com", PASSWORD).await.body["twoFactorRequired"], false);
@@ -98,7 +98,7 @@ async fn operator_commands() {
     let (ok, out, err) = operator(&url, &dir, &["user", "revoke-sessions", "ops@example.com"]);
     assert!(ok && out.contains("every session"), "{err}");
     if !url.starts_with("postgres") {
-        app.clock.advance(app::server::gate_cache::MAX_AGE_SECONDS);
+        app.clock.advance(app::server::gate::cache::MAX_AGE_SECONDS);
     }
     assert_error(&app.get("/api/authentication").await, StatusCode::UNAUTHORIZED, "unauthenticated");
 

@@ -340,7 +340,7 @@ async fn operators_list_and_remove_passkeys_and_a_reset_removes_them_all() {
     assert!(ok, "{err}");
     assert!(out.contains(&format!("removed passkey {id}")) && out.contains("passkeys of lost@example.com: 0"), "{out}");
     // It was the only factor: protection is off, every session ended.
-    app.clock.advance(app::server::gate_cache::MAX_AGE_SECONDS);
+    app.clock.advance(app::server::gate::cache::MAX_AGE_SECONDS);
     assert_error(&app.get("/api/authentication").await, StatusCode::UNAUTHORIZED, "unauthenticated");
     assert_eq!(app.log_in("lost@example.com", PASSWORD).await.body["twoFactorRequired"], false);
 

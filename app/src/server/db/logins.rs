@@ -9,7 +9,7 @@ use sqlx::FromRow;
 
 use super::{Db, Tx};
 use crate::error::AppError;
-use crate::server::gate_cache::Invalidation;
+use crate::server::gate::cache::Invalidation;
 use crate::server::logins::Amr;
 
 /// Who a live portal session is, as the session cache keeps it: identity

@@ -22,7 +22,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
-use super::db::{GateSubject, SessionUser};
+use crate::server::db::{GateSubject, SessionUser};
 
 /// The longest an entry is believed without asking the database, by
 /// default (`GATE_CACHE_SECONDS`).
