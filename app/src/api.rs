@@ -211,10 +211,10 @@ pub async fn fetch_activity() -> Result<Activity, AppError> {
 /// account has the address; a reset link is mailed if one does.
 #[server(prefix = "/api", endpoint = "authentication/forgot-password", input = Json)]
 pub async fn forgot_password(email: String) -> Result<(), AppError> {
-    use crate::server::{app_state, extract, recovery, request::RequestMeta, set_status};
+    use crate::server::{app_state, extract, mail::links, request::RequestMeta, set_status};
     let state = app_state()?;
     let meta = extract::<RequestMeta>(&state).await?;
-    recovery::forgot_password(&state, &meta, parse_email(&email)?).await?;
+    links::forgot_password(&state, &meta, parse_email(&email)?).await?;
     set_status(http::StatusCode::ACCEPTED);
     Ok(())
 }
@@ -226,30 +226,30 @@ pub async fn reset_password(
     token: String,
     #[server(rename = "newPassword")] new_password: String,
 ) -> Result<(), AppError> {
-    use crate::server::{app_state, extract, recovery, request::RequestMeta};
+    use crate::server::{app_state, extract, mail::links, request::RequestMeta};
     let state = app_state()?;
     let meta = extract::<RequestMeta>(&state).await?;
     let new = parse_new_password(&new_password)?;
-    recovery::reset_password(&state, &meta, &token, new).await
+    links::reset_password(&state, &meta, &token, new).await
 }
 
 /// POST /api/authentication/verify-email: proves the address with the
 /// token of its link.
 #[server(prefix = "/api", endpoint = "authentication/verify-email", input = Json)]
 pub async fn verify_email(token: String) -> Result<(), AppError> {
-    use crate::server::{app_state, extract, recovery, request::RequestMeta};
+    use crate::server::{app_state, extract, mail::links, request::RequestMeta};
     let state = app_state()?;
     let meta = extract::<RequestMeta>(&state).await?;
-    recovery::verify_email(&state, &meta, &token).await
+    links::verify_email(&state, &meta, &token).await
 }
 
 /// POST /api/authentication/resend-verification → 202 for any address.
 #[server(prefix = "/api", endpoint = "authentication/resend-verification", input = Json)]
 pub async fn resend_verification(email: String) -> Result<(), AppError> {
-    use crate::server::{app_state, extract, recovery, request::RequestMeta, set_status};
+    use crate::server::{app_state, extract, mail::links, request::RequestMeta, set_status};
     let state = app_state()?;
     let meta = extract::<RequestMeta>(&state).await?;
-    recovery::resend_verification(&state, &meta, parse_email(&email)?).await?;
+    links::resend_verification(&state, &meta, parse_email(&email)?).await?;
     set_status(http::StatusCode::ACCEPTED);
     Ok(())
 }
@@ -258,8 +258,8 @@ pub async fn resend_verification(email: String) -> Result<(), AppError> {
 /// token. Every session ends and log-in waits for a password reset.
 #[server(prefix = "/api", endpoint = "authentication/lockdown", input = Json)]
 pub async fn lockdown(token: String) -> Result<(), AppError> {
-    use crate::server::{app_state, extract, recovery, request::RequestMeta};
+    use crate::server::{app_state, extract, mail::links, request::RequestMeta};
     let state = app_state()?;
     let meta = extract::<RequestMeta>(&state).await?;
-    recovery::lockdown(&state, &meta, &token).await
+    links::lockdown(&state, &meta, &token).await
 }

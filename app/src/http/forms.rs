@@ -335,19 +335,19 @@ async fn mailed(State(state): State<AppState>, req: Request) -> Response {
     let meta = &posted.meta;
     let result = match path.as_str() {
         "/forgot-password" => match parse_email(posted.get("email")) {
-            Ok(email) => crate::server::recovery::forgot_password(&state, meta, email).await,
+            Ok(email) => crate::server::mail::links::forgot_password(&state, meta, email).await,
             Err(e) => Err(e),
         },
         "/verify-email" if token.is_empty() => match parse_email(posted.get("email")) {
-            Ok(email) => crate::server::recovery::resend_verification(&state, meta, email).await,
+            Ok(email) => crate::server::mail::links::resend_verification(&state, meta, email).await,
             Err(e) => Err(e),
         },
-        "/verify-email" => crate::server::recovery::verify_email(&state, meta, &token).await,
+        "/verify-email" => crate::server::mail::links::verify_email(&state, meta, &token).await,
         "/reset-password" => match parse_new_password(posted.get("newPassword")) {
-            Ok(new) => crate::server::recovery::reset_password(&state, meta, &token, new).await,
+            Ok(new) => crate::server::mail::links::reset_password(&state, meta, &token, new).await,
             Err(e) => Err(e),
         },
-        _ => crate::server::recovery::lockdown(&state, meta, &token).await,
+        _ => crate::server::mail::links::lockdown(&state, meta, &token).await,
     };
     let answer = match result {
         Ok(()) => Answer::Redirect(format!("{path}?done=1")),

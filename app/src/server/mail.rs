@@ -7,6 +7,10 @@
 //! single-use token its link carries, are made when it is sent, so no
 //! working link ever sits in the database; a failed attempt deletes its
 //! token and the next one makes a new one.
+//!
+//! What the links lead to (a reset, a confirmation, a lockdown) is `links`.
+
+pub mod links;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -13,7 +13,6 @@ pub mod logins;
 pub mod mail;
 pub mod passkeys;
 pub mod passwords;
-pub mod recovery;
 pub mod request;
 pub mod sealing;
 pub mod service;

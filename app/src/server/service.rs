@@ -125,7 +125,7 @@ pub async fn register(
     Ok(User::from(&row))
 }
 
-/// A locked account (see `recovery::lockdown`) logs in again only after a
+/// A locked account (see `mail::links::lockdown`) logs in again only after a
 /// password reset; with `REQUIRE_EMAIL_VERIFICATION`, an account logs in
 /// once its address is proved. Checked after the password (or passkey),
 /// so only the owner learns either.

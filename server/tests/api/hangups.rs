@@ -294,7 +294,7 @@ async fn password_resets_are_limited_per_address_before_anything_else() {
     // Another address is not held up, and nothing was scored.
     let other = tokio::time::timeout(
         Duration::from_secs(30),
-        app::server::recovery::reset_password(
+        app::server::mail::links::reset_password(
             &app.state,
             &from("198.51.100.9"),
             "not-a-token",

@@ -7,14 +7,14 @@ use crate::domain::{Email, Password};
 use crate::error::AppError;
 use crate::wire::AuditKind;
 
-use super::audit::audit;
-use super::crypto::sha256_hex;
-use super::db::{NewAuditEvent, Throttle};
-use super::identity::refuse_weak_password;
-use super::mail::{self, MailKind, Purpose};
-use super::request::RequestMeta;
-use super::state::AppState;
-use super::throttle::{Attempt, OnSuccess};
+use crate::server::audit::audit;
+use crate::server::crypto::sha256_hex;
+use crate::server::db::{NewAuditEvent, Throttle};
+use crate::server::identity::refuse_weak_password;
+use crate::server::mail::{self, MailKind, Purpose};
+use crate::server::request::RequestMeta;
+use crate::server::state::AppState;
+use crate::server::throttle::{Attempt, OnSuccess};
 
 /// Requests one client address may make per hour before waiting (reset
 /// and verification mail together).
