@@ -226,9 +226,15 @@ async fn answer(
     let original = match original {
         Ok(original) => original,
         Err(Unreadable(message)) => {
-            // The proxy is set up wrong: say which header, once, and never
-            // judge a request the gate cannot see whole.
-            tracing::warn!(peer = %peer.ip(), "an authz request was refused: {message} (see docs/PROXIES.md)");
+            // The proxy is set up wrong: say which header, at warn the first
+            // time only (a misconfigured proxy asks on every request), and
+            // never judge a request the gate cannot see whole.
+            static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+            if !SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                tracing::warn!(peer = %peer.ip(), "an authz request was refused: {message} (see docs/PROXIES.md)");
+            } else {
+                tracing::debug!(peer = %peer.ip(), "an authz request was refused: {message}");
+            }
             return refusal(AppError::bad_request(message));
         }
     };
