@@ -54,21 +54,36 @@ struct Args {
     postgres: Option<String>,
     #[arg(long, default_value = "target/site")]
     site: PathBuf,
+    /// The process id of a server given by `--base-url`, for scenario e
+    /// (its `VmRSS` and `VmHWM`); the harness knows its own server's.
+    #[arg(long)]
+    server_pid: Option<u32>,
 }
 
 /// Which server the harness talks to. The NestJS original differs from
 /// this project in what the harness needs:
 /// - no prefix and no health route (the baseline is its 401 on
 ///   `GET /authentication` without a cookie);
-/// - `POST /2fa/generate` answers with a PNG QR code, and the secret is
-///   only readable as `twoFactorAuthenticationSecret` in
-///   `GET /authentication`;
+/// - `POST /2fa/generate` answers 201 with a PNG QR code (and no
+///   `Content-Type`), and the secret is only readable as
+///   `twoFactorAuthenticationSecret` in `GET /authentication`;
+/// - its secrets are 80 bits (otplib's `generateSecret()`: 16 base32
+///   characters), which totp-rs refuses to build a `Totp` from (it wants
+///   at least 128): the harness computes those codes itself (`hotp_sha1`);
 /// - it accepts a code of the current 30-second step only (otplib's
-///   default) and has no replay protection, where this project refuses
-///   the step that turned 2FA on and accepts one step of skew;
-/// - a wrong password is 400 there, 401 here;
-/// - it has no gate (scenario i) and no PostgreSQL instances to compare
-///   (scenario j).
+///   default window 0; checked with curl: the previous and the next
+///   step's codes are 401) and has no replay protection (the same code
+///   twice is 200 twice), where this project refuses the step that turned
+///   2FA on and accepts one step of skew; so a code for the original is
+///   never computed in the last seconds of a step (`clear_of_step_end`);
+/// - a wrong password is 400 there, 401 here, and a log-in for an unknown
+///   address is 400 without any hashing (here a dummy argon2 hash runs);
+///   it limits no guesses;
+/// - each log-in there costs two bcrypt operations (cost 10: the password
+///   compare, then a hash of the refresh token it stores), so the ratio to
+///   raw argon2 (scenario b) does not apply;
+/// - it has no gate (scenario i), no passkeys (k), no PostgreSQL
+///   instances to compare (j) and no site (g).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Target {
     Ours,
@@ -118,6 +133,98 @@ impl Target {
         };
         app::server::totp::from_base32(&base32)
     }
+
+    /// The 6-digit code of `secret` at `time`. The project's own secrets
+    /// are 160 bits and go through its TOTP module; the original's are 80
+    /// bits, which that module (totp-rs) refuses.
+    fn code_at(self, secret: &[u8], time: i64) -> String {
+        match self {
+            Target::Ours => app::server::totp::code_at(secret, time).expect("a code for a 160-bit secret"),
+            Target::Original => hotp_sha1(secret, u64::try_from(time).expect("a time after 1970") / 30),
+        }
+    }
+
+    /// Waits, for the original only, until at least `STEP_MARGIN` remains
+    /// in the current 30-second step: it accepts the current step's code
+    /// only, so a code computed at 29.9 s would be refused on arrival.
+    /// Callers wait outside their timings.
+    async fn clear_of_step_end(self) {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let into_step = Duration::from_millis(u64::try_from(now.as_millis() % 30_000).unwrap_or(0));
+        let left = Duration::from_secs(30).saturating_sub(into_step);
+        if self == Target::Original && left < STEP_MARGIN {
+            // A little past the boundary, so the server's clock is there too.
+            tokio::time::sleep(left + Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// Time a code for the original must have left in its step when computed.
+const STEP_MARGIN: Duration = Duration::from_secs(3);
+
+/// RFC 4226 HOTP with HMAC-SHA-1 and 6 digits (RFC 6238 with `counter` =
+/// seconds / 30), for the original's 80-bit secrets.
+fn hotp_sha1(key: &[u8], counter: u64) -> String {
+    let mac = hmac_sha1(key, &counter.to_be_bytes());
+    let offset = usize::from(mac[19] & 0x0f);
+    let word = u32::from_be_bytes([mac[offset], mac[offset + 1], mac[offset + 2], mac[offset + 3]]) & 0x7fff_ffff;
+    format!("{:06}", word % 1_000_000)
+}
+
+/// RFC 2104 HMAC over SHA-1.
+fn hmac_sha1(key: &[u8], message: &[u8]) -> [u8; 20] {
+    let mut block = [0u8; 64];
+    if key.len() > 64 {
+        block[..20].copy_from_slice(&sha1(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let pad = |byte: u8| block.iter().map(|b| b ^ byte).collect::<Vec<u8>>();
+    let mut inner = pad(0x36);
+    inner.extend_from_slice(message);
+    let mut outer = pad(0x5c);
+    outer.extend_from_slice(&sha1(&inner));
+    sha1(&outer)
+}
+
+/// FIPS 180-4 SHA-1 (the workspace has no SHA-1 crate of its own, and
+/// adding one for a measuring tool would move `Cargo.lock`).
+fn sha1(data: &[u8]) -> [u8; 20] {
+    let mut h: [u32; 5] = [0x6745_2301, 0xefcd_ab89, 0x98ba_dcfe, 0x1032_5476, 0xc3d2_e1f0];
+    let mut padded = data.to_vec();
+    padded.push(0x80);
+    while padded.len() % 64 != 56 {
+        padded.push(0);
+    }
+    padded.extend_from_slice(&((data.len() as u64) * 8).to_be_bytes());
+    for chunk in padded.chunks_exact(64) {
+        let mut w = [0u32; 80];
+        for (i, word) in chunk.chunks_exact(4).enumerate() {
+            w[i] = u32::from_be_bytes([word[0], word[1], word[2], word[3]]);
+        }
+        for i in 16..80 {
+            w[i] = (w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16]).rotate_left(1);
+        }
+        let [mut a, mut b, mut c, mut d, mut e] = h;
+        for (i, wi) in w.iter().enumerate() {
+            let (f, k) = match i {
+                0..=19 => ((b & c) | (!b & d), 0x5a82_7999),
+                20..=39 => (b ^ c ^ d, 0x6ed9_eba1),
+                40..=59 => ((b & c) | (b & d) | (c & d), 0x8f1b_bcdc),
+                _ => (b ^ c ^ d, 0xca62_c1d6),
+            };
+            let t = a.rotate_left(5).wrapping_add(f).wrapping_add(e).wrapping_add(k).wrapping_add(*wi);
+            (e, d, c, b, a) = (d, c, b.rotate_left(30), a, t);
+        }
+        for (x, y) in h.iter_mut().zip([a, b, c, d, e]) {
+            *x = x.wrapping_add(y);
+        }
+    }
+    let mut out = [0u8; 20];
+    for (i, x) in h.iter().enumerate() {
+        out[i * 4..i * 4 + 4].copy_from_slice(&x.to_be_bytes());
+    }
+    out
 }
 
 /// Starts enrolment for the logged-in client and returns the new secret.
@@ -135,7 +242,7 @@ async fn new_secret(target: Target, c: &reqwest::Client, api: &impl Fn(&str) -> 
 }
 
 struct Row {
-    scenario: &'static str,
+    scenario: String,
     figure: String,
     budget: &'static str,
 }
@@ -144,11 +251,42 @@ struct Wrk {
     rps: f64,
     p50_ms: f64,
     p99_ms: f64,
+    /// Requests completed in the run.
+    requests: u64,
+    /// Answers other than 2xx or 3xx (wrk's "Non-2xx or 3xx responses").
+    non2xx: u64,
+    /// wrk's socket errors (connect, read, write, timeout), summed.
+    errors: u64,
+}
+
+impl Wrk {
+    /// What went wrong, for a run whose every answer should be a success:
+    /// "0 non-2xx" or the counts.
+    fn failures(&self) -> String {
+        let mut s = format!("{} non-2xx of {}", self.non2xx, self.requests);
+        if self.errors > 0 {
+            s.push_str(&format!(", {} socket errors", self.errors));
+        }
+        s
+    }
 }
 
 fn wrk(url: &str, seconds: u64, connections: u32, cookie: Option<&str>, script: Option<&Path>) -> Wrk {
     let mut cmd = Command::new("wrk");
-    cmd.args(["-t", "2", "-c", &connections.to_string(), "-d", &format!("{seconds}s"), "--latency"]);
+    // wrk gives up on a request after 2 s by default and counts it as a
+    // socket error, not a latency: the original's log-ins under load take
+    // longer than that, so its rate and p99 would be cut off.
+    cmd.args([
+        "-t",
+        "2",
+        "-c",
+        &connections.to_string(),
+        "-d",
+        &format!("{seconds}s"),
+        "--timeout",
+        "30s",
+        "--latency",
+    ]);
     if let Some(c) = cookie {
         cmd.args(["-H", &format!("Cookie: {c}")]);
     }
@@ -166,11 +304,25 @@ fn wrk(url: &str, seconds: u64, connections: u32, cookie: Option<&str>, script: 
         .lines()
         .find_map(|l| l.strip_prefix("Requests/sec:").and_then(|v| v.trim().parse().ok()))
         .unwrap_or(f64::NAN);
-    let non2xx = text.lines().find(|l| l.contains("Non-2xx")).unwrap_or("");
-    if !non2xx.is_empty() {
-        eprintln!("warning: {url}: {}", non2xx.trim());
+    let (requests, non2xx, errors) = wrk_counts(&text);
+    if non2xx > 0 || errors > 0 {
+        eprintln!("note: {url}: {non2xx} non-2xx answers and {errors} socket errors of {requests} requests");
     }
-    Wrk { rps, p50_ms: find("50%"), p99_ms: find("99%") }
+    Wrk { rps, p50_ms: find("50%"), p99_ms: find("99%"), requests, non2xx, errors }
+}
+
+/// Requests, non-2xx/3xx answers and socket errors from wrk's report
+/// (the last two lines appear only when non-zero).
+fn wrk_counts(text: &str) -> (u64, u64, u64) {
+    let number = |s: &str| s.trim().trim_end_matches(',').parse::<u64>().unwrap_or(0);
+    let requests = text.lines().find_map(|l| l.trim().split_once(" requests in ").map(|(n, _)| number(n))).unwrap_or(0);
+    let non2xx = text.lines().find_map(|l| l.trim().strip_prefix("Non-2xx or 3xx responses:").map(number)).unwrap_or(0);
+    let errors = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Socket errors:"))
+        .map(|rest| rest.split(',').filter_map(|part| part.split_whitespace().nth(1)).map(number).sum())
+        .unwrap_or(0);
+    (requests, non2xx, errors)
 }
 
 fn parse_duration_ms(v: &str) -> f64 {
@@ -236,11 +388,6 @@ async fn post(c: &reqwest::Client, url: String, body: Value) -> (u16, Value, Vec
     (status, r.json().await.unwrap_or(Value::Null), cookies)
 }
 
-/// A burst of 400 parallel failed log-ins from this machine's address
-/// (on the owner's account, or one per account), and the owner logging in
-/// five times meanwhile from the same address with the browser that logged
-/// in before (so it holds the device cookie). Reports how many of the
-/// burst reached argon2 and what the owner saw.
 /// A user with 2FA on, logged in with a code: the gate cookie it got.
 async fn gate_cookie(api: &impl Fn(&str) -> String) -> String {
     let c = client();
@@ -248,7 +395,7 @@ async fn gate_cookie(api: &impl Fn(&str) -> String) -> String {
     post(&c, api("/authentication/register"), json!({"email": email, "name": "Gate", "password": PASSWORD})).await;
     post(&c, api("/authentication/log-in"), json!({"email": email, "password": PASSWORD})).await;
     let secret = new_secret(Target::Ours, &c, api).await;
-    let code = app::server::totp::code_at(&secret, unix_now()).expect("code");
+    let code = Target::Ours.code_at(&secret, unix_now());
     let (s, _, cookies) = post(&c, api("/2fa/turn-on"), json!({"twoFactorAuthenticationCode": code})).await;
     assert_eq!(s, 200, "turn-on for the gate user");
     let gate = cookies
@@ -318,7 +465,7 @@ async fn passkey_ceremonies(api: &impl Fn(&str) -> String, origin: &str) -> Row 
     };
     let [a, b, c, d] = &mut steps;
     Row {
-        scenario: "k. passkey ceremonies, server round trips (50 people)",
+        scenario: "k. passkey ceremonies, server round trips (50 people)".into(),
         figure: format!(
             "register: start {}, finish {}; after the password: start {}, finish {}",
             summary(a),
@@ -473,14 +620,14 @@ async fn two_instances(args: &Args, admin: &str) -> Row {
         )
     };
     Row {
-        scenario: "j. two instances on PostgreSQL: log-out-everywhere answered on A → B refuses",
+        scenario: "j. two instances on PostgreSQL: log-out-everywhere answered on A → B refuses".into(),
         figure: format!(
             "gate {}; portal session {} over {} rounds (B keeps entries up to 60 s; NOTIFY ends them)",
             summary(delays.clone()),
             summary(portal_delays),
             delays.len()
         ),
-        budget: "p99 < 100 ms",
+        budget: "p99 < 10 ms",
     }
 }
 
@@ -494,6 +641,11 @@ async fn owner(api: &impl Fn(&str) -> String, tag: &str) -> (reqwest::Client, St
     (browser, email)
 }
 
+/// A burst of 400 parallel failed log-ins from this machine's address
+/// (on the owner's account, or one per account), and the owner logging in
+/// five times meanwhile from the same address with the browser that logged
+/// in before (so it holds the device cookie). Reports how many of the
+/// burst reached the password hash and what the owner saw.
 async fn burst(
     api: &impl Fn(&str) -> String,
     target: Target,
@@ -534,14 +686,23 @@ async fn burst(
         *counts.entry(t.await.expect("task")).or_insert(0) += 1;
     }
     let statuses = counts.iter().map(|(s, n)| format!("{n}×{s}")).collect::<Vec<_>>().join(", ");
+    // What the wrong password's status means on each server.
+    let evaluated = match (target, same_account) {
+        (Target::Ours, _) => format!("{} = evaluated by the password hash", target.wrong_password()),
+        (Target::Original, true) => {
+            format!("{} = evaluated by bcrypt: the original limits nothing", target.wrong_password())
+        }
+        (Target::Original, false) => {
+            format!("{} = unknown account, refused before any hashing", target.wrong_password())
+        }
+    };
     let owner_statuses = owner_status.iter().map(u16::to_string).collect::<Vec<_>>().join("/");
     let max = owner_ms.iter().copied().fold(0.0, f64::max);
     let mean = owner_ms.iter().sum::<f64>() / owner_ms.len() as f64;
     Row {
-        scenario,
+        scenario: scenario.into(),
         figure: format!(
-            "burst: {statuses} ({} = evaluated by the password hash); owner's 5 log-ins: {owner_statuses}, mean {mean:.0} ms, max {max:.0} ms",
-            target.wrong_password()
+            "burst: {statuses} ({evaluated}); owner's 5 log-ins: {owner_statuses}, mean {mean:.0} ms, max {max:.0} ms"
         ),
         budget: "owner gets in; evaluated ≤ the limit",
     }
@@ -602,14 +763,15 @@ async fn main() {
     let mut rows = Vec::new();
     let started = if args.base_url.is_none() { Some(start_server(&args).await) } else { None };
     let base = args.base_url.clone().unwrap_or_else(|| started.as_ref().map(|s| s.base.clone()).unwrap_or_default());
-    let pid = started.as_ref().map(|s| s.child.id());
+    let pid = started.as_ref().map(|s| s.child.id()).or(args.server_pid);
     let api = |path: &str| format!("{base}{}{path}", args.prefix);
     let target = Target::from_prefix(&args.prefix);
     let health_path = args.health.clone().unwrap_or_else(|| target.health().to_owned());
+    let p = &args.prefix;
 
     if let Some(s) = &started {
         rows.push(Row {
-            scenario: "f. start-up to ready, empty database",
+            scenario: "f. start-up to ready, empty database".into(),
             figure: format!("{:.0} ms", s.startup_ms),
             budget: "≤ 200 ms",
         });
@@ -625,28 +787,45 @@ async fn main() {
         post(&c, api("/authentication/log-in"), json!({"email": "bench@example.com", "password": PASSWORD})).await;
     assert_eq!(status, 200, "log-in for the benchmark user");
     let cookie = cookies.iter().filter_map(|c| c.split(';').next()).collect::<Vec<_>>().join("; ");
+    // One request by hand: the load must measure successes.
+    let probe = reqwest::Client::new().get(api("/authentication")).header("cookie", &cookie).send().await;
+    assert_eq!(probe.map(|r| r.status().as_u16()).ok(), Some(200), "the session cookie opens GET /authentication");
 
     eprintln!("a. authenticated GET, {} connections, {} s …", args.connections, args.seconds);
     let auth = wrk(&api("/authentication"), args.seconds, args.connections, Some(&cookie), None);
     let health = wrk(&format!("{base}{health_path}"), args.seconds, args.connections, None, None);
     rows.push(Row {
-        scenario: "a. GET /api/authentication (full session)",
-        figure: format!("{:.0} req/s, p50 {:.2} ms, p99 {:.2} ms", auth.rps, auth.p50_ms, auth.p99_ms),
-        budget: "≥ 21,250 req/s (25 × 850)",
+        scenario: format!("a. GET {p}/authentication (full session)"),
+        figure: format!(
+            "{:.0} req/s, p50 {:.2} ms, p99 {:.2} ms; {}",
+            auth.rps,
+            auth.p50_ms,
+            auth.p99_ms,
+            auth.failures()
+        ),
+        budget: "≥ 50 × the original's, same session",
     });
+    let baseline_answers = match (target, args.health.is_some()) {
+        // Its 401 is the point of this baseline: every answer is one.
+        (Target::Original, false) => {
+            format!("{} of {} answers non-2xx (401, as meant)", health.non2xx, health.requests)
+        }
+        _ => health.failures(),
+    };
     rows.push(Row {
-        scenario: match target {
-            Target::Ours => "a. GET /healthz, same server",
-            Target::Original => "a. GET /authentication without a cookie (401), same server",
+        scenario: match (target, args.health.is_some()) {
+            (Target::Ours, false) => "a. GET /healthz, same server".into(),
+            (Target::Original, false) => "a. GET /authentication without a cookie (401), same server".into(),
+            (_, true) => format!("a. GET {health_path}, same server"),
         },
         figure: format!(
-            "{:.0} req/s, p50 {:.2} ms, p99 {:.2} ms; authenticated = {:.0} % of it",
+            "{:.0} req/s, p50 {:.2} ms, p99 {:.2} ms; {baseline_answers}; authenticated = {:.0} % of it",
             health.rps,
             health.p50_ms,
             health.p99_ms,
             100.0 * auth.rps / health.rps
         ),
-        budget: "authenticated ≥ 50 %",
+        budget: "authenticated ≥ 80 %",
     });
 
     eprintln!("b. raw argon2 and log-in throughput …");
@@ -670,10 +849,29 @@ async fn main() {
     .expect("lua");
     drop(f);
     let login = wrk(&api("/authentication/log-in"), args.seconds, 16, None, Some(&script));
-    rows.push(Row {
-        scenario: "b. log-ins/s vs raw argon2 verifications/s",
-        figure: format!("{:.1} vs {:.1} /s = {:.0} %", login.rps, raw, 100.0 * login.rps / raw),
-        budget: "≥ 90 %",
+    rows.push(match target {
+        Target::Ours => Row {
+            scenario: "b. log-ins/s vs raw argon2 verifications/s".into(),
+            figure: format!(
+                "{:.1} vs {:.1} /s = {:.0} %; {}",
+                login.rps,
+                raw,
+                100.0 * login.rps / raw,
+                login.failures()
+            ),
+            budget: "≥ 90 %",
+        },
+        Target::Original => Row {
+            scenario: "b. log-ins/s (bcrypt cost 10: password compare + refresh-token hash)".into(),
+            figure: format!(
+                "{:.1} /s, p50 {:.1} ms, p99 {:.1} ms; {} (raw argon2 here {raw:.1} /s: not its hash)",
+                login.rps,
+                login.p50_ms,
+                login.p99_ms,
+                login.failures()
+            ),
+            budget: "(for comparison)",
+        },
     });
 
     eprintln!("c. authenticated GET while log-ins saturate the hashers …");
@@ -688,11 +886,18 @@ async fn main() {
     let background = std::thread::spawn(move || wrk(&login_url, secs, 16, None, Some(&sc)));
     tokio::time::sleep(Duration::from_millis(500)).await;
     let during = wrk(&get_url, secs.saturating_sub(1).max(1), conns, Some(&ck), None);
-    let _ = background.join();
+    let background = background.join().expect("the log-in load");
     let _ = std::fs::remove_file(&script);
     rows.push(Row {
-        scenario: "c. GET /api/authentication during b",
-        figure: format!("{:.0} req/s, p99 {:.2} ms", during.rps, during.p99_ms),
+        scenario: format!("c. GET {p}/authentication during b"),
+        figure: format!(
+            "{:.0} req/s, p99 {:.2} ms; {}; log-ins meanwhile {:.1} /s, {}",
+            during.rps,
+            during.p99_ms,
+            during.failures(),
+            background.rps,
+            background.failures()
+        ),
         budget: "p99 < 10 ms",
     });
     let loaded_rss = pid.map(|p| rss_kib(p, "VmRSS:")).unwrap_or(0);
@@ -705,9 +910,10 @@ async fn main() {
         post(&c, api("/authentication/register"), json!({"email": email, "name": "U", "password": PASSWORD})).await;
         post(&c, api("/authentication/log-in"), json!({"email": email, "password": PASSWORD})).await;
         let secret = new_secret(target, &c, &api).await;
-        let code = app::server::totp::code_at(&secret, unix_now()).expect("code");
-        let (s, _, _) = post(&c, api("/2fa/turn-on"), json!({"twoFactorAuthenticationCode": code})).await;
-        assert_eq!(s, 200, "turn-on for {email}");
+        target.clear_of_step_end().await;
+        let code = target.code_at(&secret, unix_now());
+        let (s, answer, _) = post(&c, api("/2fa/turn-on"), json!({"twoFactorAuthenticationCode": code})).await;
+        assert_eq!(s, 200, "turn-on for {email}: {answer}");
         // The password step, so each user holds a password-stage session.
         let stage = client();
         post(&stage, api("/authentication/log-in"), json!({"email": email, "password": PASSWORD})).await;
@@ -715,48 +921,55 @@ async fn main() {
     }
     // Each user submits its own valid code once: here the next step's code
     // (one step of skew), later than the step that turned 2FA on; to the
-    // original the current one (see `Target`). Half of them one at a time
-    // (latency), half 16 at a time (throughput).
+    // original the current one (see `Target`), never in a step's last
+    // seconds. Half of them one at a time (latency), half 16 at a time
+    // (throughput); codes are computed, and waits made, outside the timings.
     let url = api("/2fa/authenticate");
     let offset = target.code_offset();
-    let authenticate = |c: reqwest::Client, secret: Vec<u8>, url: String| async move {
-        let code = app::server::totp::code_at(&secret, unix_now() + offset).expect("code");
+    let authenticate = |c: reqwest::Client, code: String, url: String| async move {
         let t = Instant::now();
-        let s =
-            c.post(url).json(&json!({"twoFactorAuthenticationCode": code})).send().await.map(|r| r.status().as_u16());
-        assert_eq!(s.ok(), Some(200), "a valid code was refused");
+        let r = c.post(url).json(&json!({"twoFactorAuthenticationCode": code})).send().await.expect("authenticate");
+        let status = r.status().as_u16();
+        assert_eq!(status, 200, "a valid code was refused: {}", r.text().await.unwrap_or_default());
         t.elapsed()
     };
     let (one_by_one, together) = secrets.split_at(secrets.len() / 2);
     let mut latencies = Vec::with_capacity(one_by_one.len());
     for (c, secret) in one_by_one {
-        latencies.push(authenticate(c.clone(), secret.clone(), url.clone()).await);
+        target.clear_of_step_end().await;
+        let code = target.code_at(secret, unix_now() + offset);
+        latencies.push(authenticate(c.clone(), code, url.clone()).await);
     }
     latencies.sort();
     let p50 = latencies.get(latencies.len() / 2).copied().unwrap_or_default();
     let p99 = latencies.get(latencies.len() * 99 / 100).copied().unwrap_or_default();
-    let began = Instant::now();
+    let mut busy = Duration::ZERO;
     for chunk in together.chunks(16) {
+        target.clear_of_step_end().await;
+        let codes: Vec<_> = chunk.iter().map(|(_, secret)| target.code_at(secret, unix_now() + offset)).collect();
+        let began = Instant::now();
         let tasks: Vec<_> = chunk
             .iter()
-            .map(|(c, secret)| tokio::spawn(authenticate(c.clone(), secret.clone(), url.clone())))
+            .zip(codes)
+            .map(|((c, _), code)| tokio::spawn(authenticate(c.clone(), code, url.clone())))
             .collect();
         for t in tasks {
             t.await.expect("task");
         }
+        busy += began.elapsed();
     }
-    let rate = together.len() as f64 / began.elapsed().as_secs_f64();
+    let rate = together.len() as f64 / busy.as_secs_f64();
     rows.push(Row {
-        scenario: "d. POST /api/2fa/authenticate, own valid code once",
+        scenario: format!("d. POST {p}/2fa/authenticate, own valid code once"),
         figure: format!(
-            "p50 {:.2} ms, p99 {:.2} ms one at a time ({} users); {:.0} req/s 16 at a time ({} users)",
+            "p50 {:.2} ms, p99 {:.2} ms one at a time ({} users); {:.0} req/s 16 at a time ({} users); 0 refused",
             p50.as_secs_f64() * 1000.0,
             p99.as_secs_f64() * 1000.0,
             one_by_one.len(),
             rate,
             together.len()
         ),
-        budget: "p50 < 2 ms",
+        budget: "p50 < 1 ms",
     });
 
     if target == Target::Ours {
@@ -775,15 +988,16 @@ async fn main() {
         let authz = wrk(&api("/authz/forward-auth"), args.seconds, args.connections, None, Some(&script));
         let _ = std::fs::remove_file(&script);
         rows.push(Row {
-            scenario: "i. gate decisions (forward-auth, valid gate cookie)",
+            scenario: "i. gate decisions (forward-auth, valid gate cookie)".into(),
             figure: format!(
-                "{:.0} req/s, p50 {:.2} ms, p99 {:.2} ms; = {:.0} % of /healthz",
+                "{:.0} req/s, p50 {:.2} ms, p99 {:.2} ms; {}; = {:.0} % of /healthz",
                 authz.rps,
                 authz.p50_ms,
                 authz.p99_ms,
+                authz.failures(),
                 100.0 * authz.rps / health.rps
             ),
-            budget: "≥ 50 % of /healthz",
+            budget: "≥ 80 % of /healthz",
         });
     }
 
@@ -813,20 +1027,31 @@ async fn main() {
 
     if let Some(p) = pid {
         rows.push(Row {
-            scenario: "e. server RSS",
+            scenario: "e. server RSS".into(),
             figure: format!(
                 "idle {:.1} MiB; after c {:.1} MiB; peak {:.1} MiB",
                 idle_rss as f64 / 1024.0,
                 loaded_rss as f64 / 1024.0,
                 rss_kib(p, "VmHWM:") as f64 / 1024.0
             ),
-            budget: "idle ≤ 30 MiB; load ≤ 100 MiB",
+            budget: "idle ≤ 30 MB; load ≤ 100 MB",
         });
     }
 
-    // What every page loads (file names carry content hashes), then the
-    // security page's lazily loaded chunk.
-    let pkg = args.site.join("pkg");
+    if target == Target::Ours {
+        rows.push(site_sizes(&args.site));
+    }
+
+    println!("| scenario | measured | budget |\n|---|---|---|");
+    for r in rows {
+        println!("| {} | {} | {} |", r.scenario, r.figure, r.budget);
+    }
+}
+
+/// Scenario g: what every page loads (file names carry content hashes),
+/// then the security page's lazily loaded chunk.
+fn site_sizes(site: &Path) -> Row {
+    let pkg = site.join("pkg");
     let names: Vec<String> = std::fs::read_dir(&pkg)
         .map(|dir| dir.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect())
         .unwrap_or_default();
@@ -855,15 +1080,10 @@ async fn main() {
         parts.push(format!("{label} {}", kb(s)));
     }
     let lazy = find("split_", ".wasm").map(|n| format!("; lazy security chunk {}", kb(sizes(&n)))).unwrap_or_default();
-    rows.push(Row {
-        scenario: "g. site, KB raw/gzip/brotli",
+    Row {
+        scenario: "g. site, KB raw/gzip/brotli".into(),
         figure: format!("{}; every page {}{lazy}", parts.join(", "), kb(total)),
         budget: "brotli total ≤ 250 KB",
-    });
-
-    println!("| scenario | measured | budget |\n|---|---|---|");
-    for r in rows {
-        println!("| {} | {} | {} |", r.scenario, r.figure, r.budget);
     }
 }
 
@@ -892,5 +1112,53 @@ mod tests {
         assert_eq!(Target::from_prefix(""), Target::Original);
         assert_eq!((Target::Original.health(), Target::Original.wrong_password()), ("/authentication", 400));
         assert_eq!((Target::Ours.code_offset(), Target::Original.code_offset()), (30, 0));
+    }
+
+    #[test]
+    fn sha1_and_hmac_match_their_published_vectors() {
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        assert_eq!(hex(&sha1(b"")), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+        assert_eq!(hex(&sha1(b"abc")), "a9993e364706816aba3e25717850c26c9cd0d89d");
+        // FIPS 180 two-block message.
+        let two_blocks = b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+        assert_eq!(hex(&sha1(two_blocks)), "84983e441c3bd26ebaae4aa1f95129e5e54670f1");
+        assert_eq!(hex(&sha1(&[b'a'; 1000])), "291e9a6c66994949b57ba5e650361e98fc36b1ba");
+        // RFC 2202, test cases 1, 2 and 6 (a key longer than a block).
+        assert_eq!(hex(&hmac_sha1(&[0x0b; 20], b"Hi There")), "b617318655057264e28bc0b6fb378c8ef146be00");
+        assert_eq!(
+            hex(&hmac_sha1(b"Jefe", b"what do ya want for nothing?")),
+            "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79"
+        );
+        assert_eq!(
+            hex(&hmac_sha1(&[0xaa; 80], b"Test Using Larger Than Block-Size Key - Hash Key First")),
+            "aa4ae5e15272d00e95705637ce8a3b55ed402112"
+        );
+    }
+
+    #[test]
+    fn codes_for_the_original_match_rfc_6238_and_the_project() {
+        // RFC 6238 appendix B, SHA-1 (its 8-digit codes, last 6 digits).
+        let key = b"12345678901234567890";
+        for (time, code) in
+            [(59, "287082"), (1_111_111_109, "081804"), (1_234_567_890, "005924"), (2_000_000_000, "279037")]
+        {
+            assert_eq!(Target::Original.code_at(key, time), code, "at {time}");
+            assert_eq!(Target::Ours.code_at(key, time), code, "the project's module at {time}");
+        }
+        // An 80-bit secret as the original makes them (seen from it with
+        // curl); the code checked with Python's hmac module.
+        let secret = app::server::totp::from_base32("KQOAOFISGMLE4EKA").expect("16 base32 characters");
+        assert_eq!(secret.len(), 10);
+        assert_eq!(app::server::totp::code_at(&secret, 1_796_548_610), None, "totp-rs refuses 80 bits");
+        assert_eq!(Target::Original.code_at(&secret, 1_796_548_610), "105344");
+    }
+
+    #[test]
+    fn wrk_counts_are_read_from_its_report() {
+        let report = "Running 3s test @ http://127.0.0.1:3901/authentication\n  2 threads and 32 connections\n\
+            \x20 8347 requests in 3.10s, 3.11MB read\n  Socket errors: connect 0, read 2, write 0, timeout 5\n\
+            \x20 Non-2xx or 3xx responses: 8347\nRequests/sec:   2568.84\n";
+        assert_eq!(wrk_counts(report), (8347, 8347, 7));
+        assert_eq!(wrk_counts("  10 requests in 1.00s, 1KB read\nRequests/sec: 10.0\n"), (10, 0, 0));
     }
 }
