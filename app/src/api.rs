@@ -121,7 +121,7 @@ pub async fn fetch_two_factor_status() -> Result<TwoFactorStatus, AppError> {
 /// GET /api/webauthn/passkeys: the person's passkeys and security keys.
 #[server(prefix = "/api", endpoint = "webauthn/passkeys", input = GetUrl)]
 pub async fn fetch_passkeys() -> Result<PasskeyList, AppError> {
-    use crate::server::{app_state, auth::FullSession, extract, passkeys};
+    use crate::server::{app_state, auth::FullSession, extract, factors::passkeys};
     let state = app_state()?;
     let session = extract::<FullSession>(&state).await?;
     passkeys::list(&state, &session).await

@@ -131,7 +131,7 @@ impl Target {
                 profile?["twoFactorAuthenticationSecret"].as_str()?.to_owned()
             }
         };
-        app::server::totp::from_base32(&base32)
+        app::server::factors::totp::from_base32(&base32)
     }
 
     /// The 6-digit code of `secret` at `time`. The project's own secrets
@@ -139,7 +139,7 @@ impl Target {
     /// bits, which that module (totp-rs) refuses.
     fn code_at(self, secret: &[u8], time: i64) -> String {
         match self {
-            Target::Ours => app::server::totp::code_at(secret, time).expect("a code for a 160-bit secret"),
+            Target::Ours => app::server::factors::totp::code_at(secret, time).expect("a code for a 160-bit secret"),
             Target::Original => hotp_sha1(secret, u64::try_from(time).expect("a time after 1970") / 30),
         }
     }
@@ -1094,7 +1094,7 @@ mod tests {
     #[test]
     fn the_secret_is_read_where_each_server_gives_it() {
         let secret = [7u8; 20];
-        let base32 = app::server::totp::to_base32(&secret);
+        let base32 = app::server::factors::totp::to_base32(&secret);
         let ours = serde_json::to_vec(&json!({"secret": base32, "otpauthUrl": "otpauth://totp/x"})).unwrap();
         assert_eq!(Target::Ours.secret(&ours, None), Some(secret.to_vec()));
         // The original: a PNG, and the secret on the profile.
@@ -1147,9 +1147,9 @@ mod tests {
         }
         // An 80-bit secret as the original makes them (seen from it with
         // curl); the code checked with Python's hmac module.
-        let secret = app::server::totp::from_base32("KQOAOFISGMLE4EKA").expect("16 base32 characters");
+        let secret = app::server::factors::totp::from_base32("KQOAOFISGMLE4EKA").expect("16 base32 characters");
         assert_eq!(secret.len(), 10);
-        assert_eq!(app::server::totp::code_at(&secret, 1_796_548_610), None, "totp-rs refuses 80 bits");
+        assert_eq!(app::server::factors::totp::code_at(&secret, 1_796_548_610), None, "totp-rs refuses 80 bits");
         assert_eq!(Target::Original.code_at(&secret, 1_796_548_610), "105344");
     }
 

@@ -84,7 +84,7 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> Result<AppSt
             },
             ..Limits::default()
         },
-        webauthn: app::server::webauthn::RelyingParty::new(&config.public_url, &config.issuer),
+        webauthn: app::server::factors::webauthn::RelyingParty::new(&config.public_url, &config.issuer),
         mail: app::server::mail::Mail::new(
             config.smtp_url.as_deref(),
             &config.mail_from,
@@ -132,7 +132,7 @@ pub fn build_router(state: AppState) -> Router {
         .leptos_routes_with_context(&state, routes, || {}, move || shell(options.clone()))
         .merge(app::http::forms::routes())
         .merge(app::http::authz::routes())
-        .merge(app::server::passkeys::routes())
+        .merge(app::server::factors::passkeys::routes())
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(axum::middleware::from_fn_with_state(state.clone(), app::http::authz::return_after_log_in))
         .layer(axum::middleware::from_fn_with_state(state.clone(), app::http::forms::renew_page_session))

@@ -177,7 +177,7 @@ pub async fn groups(state: &AppState, email: &str, change: Option<(bool, &str)>)
 
 /// `user passkeys EMAIL [remove ID]`.
 pub async fn passkeys(state: &AppState, email: &str, remove: Option<&str>) -> Result<String, String> {
-    use app::server::passkeys;
+    use app::server::factors::passkeys;
     let email = parse_email(email)?;
     let no_account = || format!("no account with the email {email}");
     let note = match remove {

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use app::server::clock::ManualClock;
-use app::server::totp;
+use app::server::factors::totp;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use server::config::Config;

@@ -289,15 +289,24 @@ async fn security(State(state): State<AppState>, req: Request) -> Response {
         // A passkey's name or its removal: back to the page (its list shows
         // the change), or the page with the error beside that passkey.
         Intent::RenamePasskey => {
-            match crate::server::passkeys::rename(&state, &session, posted.get("passkey"), posted.get("name")).await {
+            match crate::server::factors::passkeys::rename(&state, &session, posted.get("passkey"), posted.get("name"))
+                .await
+            {
                 Ok(_) => (Answer::Redirect(here.clone()), vec![]),
                 Err(e) => (Answer::Render(failed(intent, e, &posted, &["passkey", "name"])), vec![]),
             }
         }
         Intent::RemovePasskey => {
             let password = Some(posted.get("password").to_owned()).filter(|p| !p.is_empty());
-            match crate::server::passkeys::remove(&state, &posted.meta, &session, posted.get("passkey"), password, None)
-                .await
+            match crate::server::factors::passkeys::remove(
+                &state,
+                &posted.meta,
+                &session,
+                posted.get("passkey"),
+                password,
+                None,
+            )
+            .await
             {
                 Ok(out) => (Answer::Redirect(here.clone()), out.cookies),
                 Err(e) => (Answer::Render(failed(intent, e, &posted, &["passkey"])), vec![]),
@@ -305,7 +314,7 @@ async fn security(State(state): State<AppState>, req: Request) -> Response {
         }
         Intent::PasskeyCodes => {
             let password = Some(posted.get("password").to_owned()).filter(|p| !p.is_empty());
-            match crate::server::passkeys::new_recovery_codes(&state, &posted.meta, &session, password).await {
+            match crate::server::factors::passkeys::new_recovery_codes(&state, &posted.meta, &session, password).await {
                 Ok(out) => (Answer::Render(shown(intent, Shown::RecoveryCodes(out.recovery_codes))), vec![]),
                 Err(e) => (Answer::Render(failed(intent, e, &posted, &[])), vec![]),
             }

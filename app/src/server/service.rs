@@ -16,6 +16,7 @@ use super::audit::{audit, notify};
 use super::auth::{FullSession, PasswordSession};
 use super::crypto::random_bytes;
 use super::db::UserRow;
+use super::factors::totp;
 use super::identity;
 use super::logins::{self, Amr};
 use super::mail;
@@ -24,7 +25,6 @@ use super::sealing::SecretBox;
 use super::state::AppState;
 use super::throttle::{self, Attempt, trusted_device};
 use super::tokens::{CookieKind, PASSWORD_STAGE_TTL};
-use super::totp;
 
 /// How recent a log-in stands in for the password when changing a factor.
 pub const FRESH_PROOF_SECONDS: i64 = 5 * 60;

@@ -58,7 +58,7 @@ pub struct StateInner {
     /// The gate in front of other apps (forward authentication).
     pub gate: GateConfig,
     /// Passkeys: this portal as the WebAuthn relying party.
-    pub webauthn: super::webauthn::RelyingParty,
+    pub webauthn: super::factors::webauthn::RelyingParty,
     /// Mail: the transport, the sender, and the worker's signals.
     pub mail: super::mail::Mail,
     pub leptos_options: LeptosOptions,

@@ -179,7 +179,7 @@ async fn a_ceremony_is_finished_once_and_not_after_it_expires() {
     assert_eq!(start.status, StatusCode::OK, "{}", start.text);
     let mut other = Authenticator::new(&app);
     let credential = other.register(&start.body["options"]);
-    app.clock.advance(app::server::passkeys::CEREMONY_SECONDS + 1);
+    app.clock.advance(app::server::factors::passkeys::CEREMONY_SECONDS + 1);
     let late = app
         .post("/api/webauthn/register/finish", json!({"ceremony": start.body["ceremony"], "credential": credential}))
         .await;

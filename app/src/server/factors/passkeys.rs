@@ -25,18 +25,18 @@ use http::{HeaderValue, StatusCode, header};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::audit::audit;
-use super::auth::{FullSession, PasswordSession};
-use super::crypto::{random_bytes, sha256_hex};
-use super::db::{NewCeremony, NewPasskey, PasskeyRow, UserRow};
-use super::logins::{self, Amr};
-use super::request::RequestMeta;
-use super::service::{self, FRESH_PROOF_SECONDS, WithCookies};
-use super::state::AppState;
-use super::throttle::{Attempt, OnSuccess};
 use super::webauthn::{Refusal, RelyingParty};
 use crate::domain::SecondFactor;
 use crate::error::{AppError, ErrorKind};
+use crate::server::audit::audit;
+use crate::server::auth::{FullSession, PasswordSession};
+use crate::server::crypto::{random_bytes, sha256_hex};
+use crate::server::db::{NewCeremony, NewPasskey, PasskeyRow, UserRow};
+use crate::server::logins::{self, Amr};
+use crate::server::request::RequestMeta;
+use crate::server::service::{self, FRESH_PROOF_SECONDS, WithCookies};
+use crate::server::state::AppState;
+use crate::server::throttle::{Attempt, OnSuccess};
 use crate::wire::{AuditKind, PasskeyList, PasskeyView, RecoveryCodesResponse, User};
 
 /// How long a ceremony may take, start to finish.
@@ -217,7 +217,7 @@ async fn take_ceremony(
     kind: &str,
     user_id: Option<i64>,
     bound_to: Option<&str>,
-) -> Result<super::db::CeremonyRow, AppError> {
+) -> Result<crate::server::db::CeremonyRow, AppError> {
     let row = state.db.take_ceremony(&sha256_hex(handle.as_bytes())).await?.ok_or_else(ceremony_gone)?;
     if row.kind != kind
         || row.expires_at <= state.now()
@@ -311,7 +311,7 @@ struct Dropped {
 /// Removes a passkey; the last one of an account without an app turns
 /// two-factor protection off (recovery codes deleted, version bumped; the
 /// caller ends the sessions). `None`: no such passkey of this user.
-async fn drop_passkey(tx: &mut super::db::Tx, user_id: i64, id: &str) -> Result<Option<Dropped>, AppError> {
+async fn drop_passkey(tx: &mut crate::server::db::Tx, user_id: i64, id: &str) -> Result<Option<Dropped>, AppError> {
     let Some((left, app)) = tx.delete_passkey(user_id, id).await? else { return Ok(None) };
     if left > 0 || app {
         return Ok(Some(Dropped { left, version: None }));
@@ -641,7 +641,7 @@ async fn sign_in_start(State(state): State<AppState>, meta: RequestMeta, bytes: 
         let attempt = Attempt::start(
             &state,
             &meta,
-            vec![(key, super::db::Throttle { free: 30, cap: 60, window: 60 }, OnSuccess::Release)],
+            vec![(key, crate::server::db::Throttle { free: 30, cap: 60, window: 60 }, OnSuccess::Release)],
             None,
         )
         .await?;
