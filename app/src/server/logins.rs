@@ -182,7 +182,7 @@ pub fn cleared_cookies(state: &AppState) -> Vec<String> {
 
 /// The answer to a second replay of a rotated token inside the grace
 /// window: the browser already holds the successor.
-pub fn replaced() -> AppError {
+fn replaced() -> AppError {
     AppError::conflict("This session was renewed a moment ago in another tab or request: retry with your new cookie.")
 }
 

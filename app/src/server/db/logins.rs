@@ -247,19 +247,6 @@ impl Db {
         }
         tx.commit().await
     }
-
-    /// Log-ins of an account still alive now (operators and tests).
-    pub async fn live_logins(&self, user_id: i64, now: i64) -> Result<i64, AppError> {
-        let (n,): (i64,) = sqlx::query_as(concat!(
-            "SELECT COUNT(*) FROM logins l JOIN users u ON u.id = l.user_id WHERE l.user_id = $1 AND ",
-            live!("$2")
-        ))
-        .bind(user_id)
-        .bind(now)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(n)
-    }
 }
 
 impl Tx {
