@@ -1,14 +1,11 @@
-//! The gate in front of other apps: who may reach which URL (the access
-//! rules), where a log-in may send the browser back to (`rd`), and which
-//! peers may tell us what the original request was (trusted proxies).
-//! Pure functions; the endpoints are in `authz`.
-
-pub mod cache;
-
-use std::net::IpAddr;
+//! The access rules (`ACCESS_RULES`, or two factors everywhere without
+//! one) and the decision they give for a request and the person asking:
+//! the first rule that matches decides.
 
 use regex::{Regex, RegexBuilder};
 use serde::Deserialize;
+
+use super::hosts::Domain;
 
 /// What a rule demands of a request it matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -22,53 +19,6 @@ pub enum Policy {
     TwoFactor,
     /// Nobody.
     Deny,
-}
-
-/// A host pattern: exact, or `*.example.com` for any name under it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Domain {
-    Exact(String),
-    Under(String),
-}
-
-impl Domain {
-    fn parse(raw: &str) -> Result<Self, String> {
-        let lower = raw.trim().to_ascii_lowercase();
-        let (wild, name) = match lower.strip_prefix("*.") {
-            Some(rest) => (true, rest.to_owned()),
-            None => (false, lower),
-        };
-        if !is_host_name(&name) {
-            return Err(format!("{raw:?} is not a host name (or *.host.name)"));
-        }
-        Ok(if wild { Domain::Under(name) } else { Domain::Exact(name) })
-    }
-
-    fn matches(&self, host: &str) -> bool {
-        match self {
-            Domain::Exact(name) => host == name,
-            Domain::Under(parent) => host.len() > parent.len() + 1 && is_under(host, parent),
-        }
-    }
-}
-
-/// Letters, digits, hyphens and dots, in labels of 1 to 63 characters.
-fn is_host_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        })
-}
-
-/// `host` is `parent` or a name under it, compared on whole labels:
-/// `evil-example.com` is not under `example.com`.
-pub fn is_under(host: &str, parent: &str) -> bool {
-    host == parent || host.strip_suffix(parent).is_some_and(|head| head.ends_with('.'))
 }
 
 #[derive(Debug, Clone)]
@@ -284,175 +234,10 @@ fn apply(policy: Policy, require_verified_email: bool, subject: Option<&Subject<
     }
 }
 
-// ---------------------------------------------------------------- paths
-
-/// What never appears unencoded in the path of a request a browser sends
-/// (the WHATWG path percent-encode set, and the backslash browsers turn
-/// into a slash).
-const NEVER_RAW_IN_A_PATH: &[u8] = b"# \"<>`{}\\";
-
-/// The path a rule is matched against: what the app behind the proxy will
-/// most likely serve for `raw` (without its query). Percent-escapes of
-/// unreserved characters are decoded, `;params` are dropped from each
-/// segment, empty, `.` and `..` segments are resolved, so `/%61dmin`,
-/// `//admin`, `/./admin` and `/x/../admin` all match `^/admin`. A path
-/// with an encoded slash, backslash or NUL, a raw backslash, a control
-/// character or a broken escape gives `None`: no rule could say what it
-/// means, and the gate refuses it. So does one with a character a browser
-/// always percent-encodes in a path (`#`, space, `"`, `<`, `>`, `` ` ``,
-/// `{`, `}`): only a hand-made request carries one, and proxies read them
-/// differently (nginx resolves `/public#/../admin` to `/admin`, while the
-/// rest of the URL after `#` would be a fragment to anyone else).
-pub fn normalize_path(raw: &str) -> Option<String> {
-    let bytes = raw.as_bytes();
-    let mut decoded = String::with_capacity(raw.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if b == b'%' {
-            let hex = raw.get(i + 1..i + 3)?;
-            let value = u8::from_str_radix(hex, 16).ok()?;
-            if matches!(value, b'/' | b'\\' | 0) {
-                return None;
-            }
-            if value.is_ascii_alphanumeric() || matches!(value, b'-' | b'.' | b'_' | b'~') {
-                decoded.push(char::from(value));
-            } else {
-                decoded.push('%');
-                decoded.push_str(&hex.to_ascii_uppercase());
-            }
-            i += 3;
-            continue;
-        }
-        if b.is_ascii_control() || NEVER_RAW_IN_A_PATH.contains(&b) {
-            return None;
-        }
-        // Multi-byte characters pass through whole.
-        let ch = raw[i..].chars().next()?;
-        decoded.push(ch);
-        i += ch.len_utf8();
-    }
-    let mut segments: Vec<&str> = Vec::new();
-    for segment in decoded.split('/') {
-        let segment = segment.split(';').next().unwrap_or("");
-        match segment {
-            "" | "." => {}
-            ".." => {
-                segments.pop();
-            }
-            s => segments.push(s),
-        }
-    }
-    let trailing = decoded.ends_with('/') || decoded.ends_with("/.") || decoded.ends_with("/..");
-    let mut path = format!("/{}", segments.join("/"));
-    if trailing && path != "/" {
-        path.push('/');
-    }
-    Some(path)
-}
-
-// ---------------------------------------------------------------- rd
-
-/// Longest `rd` honoured.
-pub const MAX_RD_CHARS: usize = 2048;
-
-/// The URL a log-in may return to: `https` (or `http` when cookies may go
-/// over plain http), a host equal to or under one of the cookie domains
-/// (on whole labels), no userinfo, no backslash, no encoded slash or
-/// backslash, no control characters, at most 2,048 characters. Anything
-/// else gives `None` and the log-in goes home.
-pub fn safe_return_url(rd: &str, cookie_domains: &[String], allow_http: bool) -> Option<String> {
-    if rd.len() > MAX_RD_CHARS || rd.chars().any(|c| c.is_control() || c.is_whitespace() || c == '\\') {
-        return None;
-    }
-    let lower = rd.to_ascii_lowercase();
-    if lower.contains("%2f") || lower.contains("%5c") {
-        return None;
-    }
-    let rest = match lower.split_once("://") {
-        Some(("https", rest)) => rest,
-        Some(("http", rest)) if allow_http => rest,
-        _ => return None,
-    };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    if authority.is_empty() || authority.contains('@') {
-        return None;
-    }
-    let host = match authority.rsplit_once(':') {
-        Some((host, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) && port.len() <= 5 => host,
-        Some(_) => return None,
-        None => authority,
-    };
-    if !is_host_name(host) || !cookie_domains.iter().any(|d| is_under(host, d)) {
-        return None;
-    }
-    Some(rd.to_owned())
-}
-
-// ---------------------------------------------------------------- trusted proxies
-
-/// An address range: `10.0.0.0/8`, `::1`, `192.0.2.7`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
-    network: IpAddr,
-    prefix: u8,
-}
-
-impl Cidr {
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        let raw = raw.trim();
-        let (addr, prefix) = match raw.split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (raw, None),
-        };
-        let network: IpAddr = addr.parse().map_err(|_| format!("{raw:?} is not an address or address/prefix"))?;
-        if let IpAddr::V6(v6) = network
-            && v6.to_ipv4_mapped().is_some()
-        {
-            // Peers are compared as IPv4 once unmapped; such a range would
-            // never match.
-            return Err(format!("{raw:?}: write an IPv4-mapped range as IPv4 (e.g. 10.0.0.0/8)"));
-        }
-        let max = if network.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            None => max,
-            Some(p) => {
-                p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(|| format!("{raw:?}: bad prefix length"))?
-            }
-        };
-        Ok(Self { network, prefix })
-    }
-
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-            v4 => v4,
-        };
-        match (self.network, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = if self.prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(self.prefix)) };
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = if self.prefix == 0 { 0 } else { u128::MAX << (128 - u32::from(self.prefix)) };
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
-    }
-
-    /// Loopback, the default: a proxy on the same machine.
-    pub fn loopback() -> Vec<Self> {
-        vec![
-            Self { network: IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 0)), prefix: 8 },
-            Self { network: IpAddr::V6(std::net::Ipv6Addr::LOCALHOST), prefix: 128 },
-        ]
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::gate::normalize_path;
 
     fn target<'a>(method: &'a str, host: &'a str, path: &'a str) -> Target<'a> {
         Target { method, host, path }
@@ -565,37 +350,7 @@ policy = "two_factor"
     }
 
     #[test]
-    fn paths_are_matched_as_the_app_will_read_them() {
-        for (raw, normal) in [
-            ("/", "/"),
-            ("", "/"),
-            ("/admin", "/admin"),
-            ("/%61dmin", "/admin"),
-            ("/%41dmin/x", "/Admin/x"),
-            ("//admin", "/admin"),
-            ("/./admin", "/admin"),
-            ("/x/../admin", "/admin"),
-            ("/../../admin", "/admin"),
-            ("/;x/admin", "/admin"),
-            ("/admin;jsessionid=1/users", "/admin/users"),
-            ("/admin/", "/admin/"),
-            ("/admin/.", "/admin/"),
-            ("/notes%20and%3Fmore", "/notes%20and%3Fmore"),
-            ("/caf\u{e9}", "/caf\u{e9}"),
-        ] {
-            assert_eq!(normalize_path(raw).as_deref(), Some(normal), "{raw:?}");
-        }
-        for bad in ["/admin%2Fusers", "/%2e%2e%2fadmin", "/a%5cb", "/a\\b", "/a%00", "/a%", "/a%zz", "/a\nb"] {
-            assert_eq!(normalize_path(bad), None, "{bad:?}");
-        }
-        // What only a hand-made request carries unencoded.
-        for bad in ["/public#/../admin", "/a b", "/a\"b", "/a<b>", "/a`b", "/a{b}", "/a\tb", "/a\u{7f}"] {
-            assert_eq!(normalize_path(bad), None, "{bad:?}");
-        }
-        // What browsers do send as it is.
-        for fine in ["/a|b", "/a^b", "/a[b]", "/a!$&'()*+,=:@b", "/a%23b"] {
-            assert_eq!(normalize_path(fine).as_deref(), Some(fine), "{fine:?}");
-        }
+    fn sneaky_paths_meet_the_rules() {
         let rules = Rules::parse(EXAMPLE).unwrap();
         let none: Vec<String> = Vec::new();
         let bob = who("bob@example.com", &none, true);
@@ -677,60 +432,5 @@ policy = "one_factor"
         let err = Rules::parse("[[rules]]\ndomain = \"a.example.com\"\ncase_sensitive = \"yes\"\npolicy = \"deny\"\n")
             .unwrap_err();
         assert!(err.starts_with("line 3"), "{err}");
-    }
-
-    #[test]
-    fn return_urls_must_stay_under_the_cookie_domains() {
-        let domains = vec!["example.com".to_owned(), "example.org".to_owned()];
-        let ok = |rd: &str| safe_return_url(rd, &domains, false);
-        assert_eq!(
-            ok("https://wiki.example.com/page?x=1#top").as_deref(),
-            Some("https://wiki.example.com/page?x=1#top")
-        );
-        assert!(ok("https://example.com/").is_some());
-        assert!(ok("https://a.b.example.org:8443/x").is_some());
-        for bad in [
-            "https://evil.test/",
-            "//evil.test/",
-            "/relative/path",
-            "https://example.com.evil.test/",
-            "https://evil-example.com/",
-            "https://user:pw@wiki.example.com/",
-            "https://wiki.example.com@evil.test/",
-            "https://wiki.example.com\\@evil.test/",
-            "https:\\\\evil.test",
-            "https://wiki.example.com/%2F%2Fevil.test",
-            "https://wiki.example.com/%5cevil",
-            "http://wiki.example.com/",
-            "javascript:alert(1)",
-            "https://wiki.example.com:99999999/",
-            "https://wiki.example.com/\nSet-Cookie: x",
-            "",
-        ] {
-            assert_eq!(ok(bad), None, "{bad:?}");
-        }
-        let long = format!("https://wiki.example.com/{}", "a".repeat(MAX_RD_CHARS));
-        assert_eq!(ok(&long), None);
-        assert!(safe_return_url("http://wiki.example.com/", &domains, true).is_some());
-    }
-
-    #[test]
-    fn address_ranges() {
-        let lan = Cidr::parse("10.0.0.0/8").unwrap();
-        assert!(lan.contains("10.1.2.3".parse().unwrap()));
-        assert!(!lan.contains("11.0.0.1".parse().unwrap()));
-        assert!(lan.contains("::ffff:10.9.9.9".parse().unwrap()), "v4-mapped");
-        let one = Cidr::parse("192.0.2.7").unwrap();
-        assert!(one.contains("192.0.2.7".parse().unwrap()));
-        assert!(!one.contains("192.0.2.8".parse().unwrap()));
-        let v6 = Cidr::parse("2001:db8::/32").unwrap();
-        assert!(v6.contains("2001:db8:1::1".parse().unwrap()));
-        assert!(!v6.contains("2001:db9::1".parse().unwrap()));
-        assert!(Cidr::parse("0.0.0.0/0").unwrap().contains("8.8.8.8".parse().unwrap()));
-        assert!(Cidr::parse("10.0.0.0/33").is_err());
-        assert!(Cidr::parse("example.com").is_err());
-        assert!(Cidr::parse("::ffff:10.0.0.0/104").is_err(), "would never match");
-        assert!(Cidr::loopback().iter().any(|c| c.contains("127.0.0.1".parse().unwrap())));
-        assert!(Cidr::loopback().iter().any(|c| c.contains("::1".parse().unwrap())));
     }
 }
