@@ -14,14 +14,14 @@ pub use crate::wire::*;
 /// POST /api/authentication/register → 201 with the user.
 #[server(prefix = "/api", endpoint = "authentication/register", input = Json)]
 pub async fn register(email: String, name: String, password: String) -> Result<User, AppError> {
-    use crate::server::{app_state, identity, service, set_status};
+    use crate::server::{account, app_state, identity, set_status};
     let state = app_state()?;
     let meta = crate::server::extract::<crate::server::request::RequestMeta>(&state).await?;
     let (email, name, password) = match parse_registration(&email, &name, &password) {
         Ok(parsed) => parsed,
         Err(e) => return Err(identity::weak_password_too(&state, &meta, e, &email, &name, &password).await),
     };
-    let user = service::register(&state, &meta, email, name, password).await?;
+    let user = account::register(&state, &meta, email, name, password).await?;
     set_status(http::StatusCode::CREATED);
     Ok(user)
 }
@@ -30,11 +30,11 @@ pub async fn register(email: String, name: String, password: String) -> Result<U
 /// sets the session cookies (a password-stage one when 2FA is on).
 #[server(prefix = "/api", endpoint = "authentication/log-in", input = Json)]
 pub async fn log_in(email: String, password: String) -> Result<LogInResponse, AppError> {
-    use crate::server::{app_state, extract, request::RequestMeta, service, set_cookies};
+    use crate::server::{account, app_state, extract, request::RequestMeta, set_cookies};
     let state = app_state()?;
     let meta = extract::<RequestMeta>(&state).await?;
     let email = parse_email(&email)?;
-    let out = service::log_in(&state, &meta, email, &password).await?;
+    let out = account::log_in(&state, &meta, email, &password).await?;
     set_cookies(&out.cookies);
     Ok(out.body)
 }
@@ -46,12 +46,12 @@ pub async fn authenticate_two_factor(
     #[server(rename = "twoFactorAuthenticationCode")] code: Option<String>,
     #[server(rename = "recoveryCode")] recovery_code: Option<String>,
 ) -> Result<User, AppError> {
-    use crate::server::{app_state, auth::PasswordSession, extract, request::RequestMeta, service, set_cookies};
+    use crate::server::{account, app_state, auth::PasswordSession, extract, request::RequestMeta, set_cookies};
     let state = app_state()?;
     let session = extract::<PasswordSession>(&state).await?;
     let meta = extract::<RequestMeta>(&state).await?;
     let factor = parse_second_factor(code.as_deref(), recovery_code.as_deref())?;
-    let out = service::authenticate(&state, &meta, session, factor).await?;
+    let out = account::authenticate(&state, &meta, session, factor).await?;
     set_cookies(&out.cookies);
     Ok(out.body)
 }
@@ -64,10 +64,10 @@ pub async fn generate_two_factor(
     #[server(rename = "twoFactorAuthenticationCode")] code: Option<String>,
     password: Option<String>,
 ) -> Result<GenerateResponse, AppError> {
-    use crate::server::{full_request, service};
+    use crate::server::{factors::protection, full_request};
     let (state, session, meta) = full_request().await?;
     let code = code.as_deref().map(str::trim).filter(|c| !c.is_empty()).map(parse_code).transpose()?;
-    service::generate(&state, &meta, session, code, password.as_deref()).await
+    protection::generate(&state, &meta, session, code, password.as_deref()).await
 }
 
 /// POST /api/2fa/turn-on: confirms the pending secret with a code; answers
@@ -76,9 +76,9 @@ pub async fn generate_two_factor(
 pub async fn turn_on_two_factor(
     #[server(rename = "twoFactorAuthenticationCode")] code: String,
 ) -> Result<TurnOnResponse, AppError> {
-    use crate::server::{full_request, service, set_cookies};
+    use crate::server::{factors::protection, full_request, set_cookies};
     let (state, session, meta) = full_request().await?;
-    let out = service::turn_on(&state, &meta, session, &code).await?;
+    let out = protection::turn_on(&state, &meta, session, &code).await?;
     set_cookies(&out.cookies);
     Ok(out.body)
 }
@@ -90,10 +90,10 @@ pub async fn turn_off_two_factor(
     #[server(rename = "twoFactorAuthenticationCode")] code: Option<String>,
     #[server(rename = "recoveryCode")] recovery_code: Option<String>,
 ) -> Result<User, AppError> {
-    use crate::server::{full_request, service, set_cookies};
+    use crate::server::{factors::protection, full_request, set_cookies};
     let (state, session, meta) = full_request().await?;
     let factor = parse_second_factor(code.as_deref(), recovery_code.as_deref())?;
-    let out = service::turn_off(&state, &meta, session, &password, factor).await?;
+    let out = protection::turn_off(&state, &meta, session, &password, factor).await?;
     set_cookies(&out.cookies);
     Ok(out.body)
 }
@@ -103,19 +103,19 @@ pub async fn turn_off_two_factor(
 pub async fn regenerate_recovery_codes(
     #[server(rename = "twoFactorAuthenticationCode")] code: String,
 ) -> Result<RecoveryCodesResponse, AppError> {
-    use crate::server::{full_request, service};
+    use crate::server::{factors::recovery, full_request};
     let (state, session, meta) = full_request().await?;
     let code = parse_code(&code)?;
-    service::regenerate_recovery_codes(&state, &meta, session, code).await
+    recovery::regenerate_recovery_codes(&state, &meta, session, code).await
 }
 
 /// GET /api/2fa/status: whether 2FA is on and how many recovery codes are left.
 #[server(prefix = "/api", endpoint = "2fa/status", input = GetUrl)]
 pub async fn fetch_two_factor_status() -> Result<TwoFactorStatus, AppError> {
-    use crate::server::{app_state, auth::FullSession, extract, service};
+    use crate::server::{app_state, auth::FullSession, extract, factors::protection};
     let state = app_state()?;
     let session = extract::<FullSession>(&state).await?;
-    service::status(&state, session).await
+    protection::status(&state, session).await
 }
 
 /// GET /api/webauthn/passkeys: the person's passkeys and security keys.
@@ -176,9 +176,9 @@ pub async fn log_out() -> Result<Done, AppError> {
 /// user on every device, this one included.
 #[server(prefix = "/api", endpoint = "authentication/log-out-everywhere", input = Json)]
 pub async fn log_out_everywhere() -> Result<Done, AppError> {
-    use crate::server::{full_request, logins, service, set_cookies};
+    use crate::server::{full_request, logins, set_cookies};
     let (state, session, meta) = full_request().await?;
-    service::log_out_everywhere(&state, &meta, session).await?;
+    logins::log_out_everywhere(&state, &meta, session).await?;
     set_cookies(&logins::cleared_cookies(&state));
     Ok(Done { message: "Logged out everywhere.".into() })
 }
@@ -190,10 +190,10 @@ pub async fn change_password(
     #[server(rename = "currentPassword")] current_password: String,
     #[server(rename = "newPassword")] new_password: String,
 ) -> Result<User, AppError> {
-    use crate::server::{full_request, service, set_cookies};
+    use crate::server::{account, full_request, set_cookies};
     let (state, session, meta) = full_request().await?;
     let new = parse_new_password(&new_password)?;
-    let out = service::change_password(&state, &meta, session, &current_password, new).await?;
+    let out = account::change_password(&state, &meta, session, &current_password, new).await?;
     set_cookies(&out.cookies);
     Ok(out.body)
 }
@@ -201,10 +201,10 @@ pub async fn change_password(
 /// GET /api/authentication/activity: the user's recent security events.
 #[server(prefix = "/api", endpoint = "authentication/activity", input = GetUrl)]
 pub async fn fetch_activity() -> Result<Activity, AppError> {
-    use crate::server::{app_state, auth::FullSession, extract, service};
+    use crate::server::{account, app_state, auth::FullSession, extract};
     let state = app_state()?;
     let session = extract::<FullSession>(&state).await?;
-    service::activity(&state, session).await
+    account::activity(&state, session).await
 }
 
 /// POST /api/authentication/forgot-password → 202 whether or not an

@@ -161,7 +161,7 @@ async fn main() -> ExitCode {
         }
         Command::Mail(MailCommand::Test { address }) => ops::mail_test(&state, &address).await,
         Command::Mail(MailCommand::Queue) => ops::mail_queue(&state).await,
-        Command::Prune => app::server::service::prune(&state)
+        Command::Prune => app::server::retention::prune(&state)
             .await
             .map_err(|e| e.message)
             .map(|p| format!("deleted {} session, {} throttle and {} audit row(s)", p.sessions, p.throttle, p.audit)),
@@ -247,7 +247,7 @@ async fn prune_periodically(state: app::server::AppState) {
     let mut every = tokio::time::interval(std::time::Duration::from_secs(10 * 60));
     loop {
         every.tick().await;
-        match app::server::service::prune(&state).await {
+        match app::server::retention::prune(&state).await {
             Ok(p) if p != Default::default() => {
                 tracing::info!(sessions = p.sessions, throttle = p.throttle, audit = p.audit, "pruned")
             }

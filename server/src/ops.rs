@@ -4,7 +4,7 @@ use app::domain::Email;
 use app::server::AppState;
 use app::server::db::SealedSecrets;
 use app::server::sealing::SecretBox;
-use app::server::service;
+use app::server::{account, factors::protection, logins};
 
 /// Re-seals every TOTP secret not under the current key. Each row is
 /// swapped only if unchanged since read, so it is safe beside a running
@@ -105,7 +105,7 @@ fn parse_email(email: &str) -> Result<Email, String> {
 /// `user reset-2fa EMAIL`.
 pub async fn reset_two_factor(state: &AppState, email: &str) -> Result<String, String> {
     let email = parse_email(email)?;
-    match service::operator_reset_two_factor(state, &email).await.map_err(|e| e.message)? {
+    match protection::operator_reset_two_factor(state, &email).await.map_err(|e| e.message)? {
         true => Ok(format!(
             "two-factor authentication is off for {email}; every session ended; the user sees this in their activity"
         )),
@@ -116,7 +116,7 @@ pub async fn reset_two_factor(state: &AppState, email: &str) -> Result<String, S
 /// `user revoke-sessions EMAIL`.
 pub async fn revoke_sessions(state: &AppState, email: &str) -> Result<String, String> {
     let email = parse_email(email)?;
-    match service::operator_revoke_sessions(state, &email).await.map_err(|e| e.message)? {
+    match logins::operator_revoke_sessions(state, &email).await.map_err(|e| e.message)? {
         true => Ok(format!("every session of {email} ended")),
         false => Err(format!("no account with the email {email}")),
     }
@@ -217,7 +217,7 @@ pub async fn add_user(state: &AppState, email: &str, name: &str, password_line: 
     let name = app::domain::PersonName::parse(name).map_err(|e| format!("{name:?}: {e}"))?;
     let password = app::domain::Password::parse(password_line.trim_end_matches(['\r', '\n']))
         .map_err(|e| format!("the password: {e}"))?;
-    match service::operator_add_user(state, email.clone(), name, password).await {
+    match account::operator_add_user(state, email.clone(), name, password).await {
         Ok(true) => Ok(format!("created {email}; they can log in and turn on two-factor authentication")),
         Ok(false) => Err(format!("an account with the email {email} already exists")),
         Err(e) => Err(e.fields.get("password").cloned().unwrap_or(e.message)),

@@ -17,10 +17,11 @@ use http::{HeaderValue, Method, StatusCode, header};
 use leptos::prelude::provide_context;
 
 use crate::error::{AppError, ErrorKind};
+use crate::server::account;
 use crate::server::auth::{FullSession, PasswordSession};
+use crate::server::factors::{protection, recovery};
 use crate::server::logins;
 use crate::server::request::RequestMeta;
-use crate::server::service;
 use crate::server::state::AppState;
 use crate::server::tokens::{CookieKind, Stage};
 use crate::ui::outcome::{FormOutcome, Intent, Shown};
@@ -133,11 +134,11 @@ async fn sign_up(State(state): State<AppState>, req: Request) -> Response {
         };
     let login_email = email.clone();
     let password_text = password.expose().to_owned();
-    if let Err(e) = service::register(&state, &posted.meta, email, name, password).await {
+    if let Err(e) = account::register(&state, &posted.meta, email, name, password).await {
         let answer = Answer::Render(failed(Intent::SignUp, e, &posted, &keep));
         return finish(&state, posted.parts, &here, answer, vec![]).await;
     }
-    match service::log_in(&state, &posted.meta, login_email, &password_text).await {
+    match account::log_in(&state, &posted.meta, login_email, &password_text).await {
         Ok(out) => {
             let next = format!("/security{}", return_query(&state, &posted.parts));
             finish(&state, posted.parts, &here, Answer::Redirect(next), out.cookies).await
@@ -162,7 +163,7 @@ async fn log_in(State(state): State<AppState>, req: Request) -> Response {
     let (answer, cookies) = match posted.intent {
         Some(Intent::Password) => match parse_email(posted.get("email")) {
             Err(e) => (Answer::Render(failed(Intent::Password, e, &posted, &["email"])), vec![]),
-            Ok(email) => match service::log_in(&state, &posted.meta, email, posted.get("password")).await {
+            Ok(email) => match account::log_in(&state, &posted.meta, email, posted.get("password")).await {
                 Ok(out) => {
                     let next = if out.body.two_factor_required { here.clone() } else { done.clone() };
                     (Answer::Redirect(next), out.cookies)
@@ -183,7 +184,7 @@ async fn log_in(State(state): State<AppState>, req: Request) -> Response {
                         _ => (None, Some(posted.get("recovery"))),
                     };
                     let result = match parse_second_factor(code, recovery) {
-                        Ok(factor) => service::authenticate(&state, &posted.meta, session, factor).await,
+                        Ok(factor) => account::authenticate(&state, &posted.meta, session, factor).await,
                         Err(e) => Err(e),
                     };
                     match result {
@@ -233,14 +234,14 @@ async fn security(State(state): State<AppState>, req: Request) -> Response {
     };
     let (answer, cookies) = match intent {
         Intent::Enrol => {
-            match service::generate(&state, &posted.meta, session, None, Some(posted.get("password"))).await {
+            match protection::generate(&state, &posted.meta, session, None, Some(posted.get("password"))).await {
                 Ok(secret) => (Answer::Render(shown(intent, Shown::Enrolment(secret))), vec![]),
                 Err(e) => (Answer::Render(failed(intent, e, &posted, &[])), vec![]),
             }
         }
         Intent::Confirm => {
             let user = session.row(&state).await;
-            match service::turn_on(&state, &posted.meta, session, posted.get("code")).await {
+            match protection::turn_on(&state, &posted.meta, session, posted.get("code")).await {
                 Ok(out) => (Answer::Render(shown(intent, Shown::RecoveryCodes(out.body.recovery_codes))), out.cookies),
                 Err(e) => {
                     // Keep the same QR code on the page: the pending secret
@@ -248,7 +249,7 @@ async fn security(State(state): State<AppState>, req: Request) -> Response {
                     let mut outcome = failed(intent, e, &posted, &[]);
                     outcome.shown = user
                         .ok()
-                        .and_then(|user| service::pending_enrolment(&state, &user).ok().flatten())
+                        .and_then(|user| protection::pending_enrolment(&state, &user).ok().flatten())
                         .map(Shown::Enrolment);
                     (Answer::Render(outcome), vec![])
                 }
@@ -256,7 +257,7 @@ async fn security(State(state): State<AppState>, req: Request) -> Response {
         }
         Intent::Regenerate => {
             let result = match crate::wire::parse_code(posted.get("code")) {
-                Ok(code) => service::regenerate_recovery_codes(&state, &posted.meta, session, code).await,
+                Ok(code) => recovery::regenerate_recovery_codes(&state, &posted.meta, session, code).await,
                 Err(e) => Err(e),
             };
             match result {
@@ -266,7 +267,7 @@ async fn security(State(state): State<AppState>, req: Request) -> Response {
         }
         Intent::TurnOff => {
             let result = match crate::wire::parse_any_second_factor(posted.get("code")) {
-                Ok(factor) => service::turn_off(&state, &posted.meta, session, posted.get("password"), factor).await,
+                Ok(factor) => protection::turn_off(&state, &posted.meta, session, posted.get("password"), factor).await,
                 Err(e) => Err(e),
             };
             match result {
@@ -277,7 +278,7 @@ async fn security(State(state): State<AppState>, req: Request) -> Response {
         Intent::ChangePassword => {
             let result = match parse_new_password(posted.get("newPassword")) {
                 Ok(new) => {
-                    service::change_password(&state, &posted.meta, session, posted.get("currentPassword"), new).await
+                    account::change_password(&state, &posted.meta, session, posted.get("currentPassword"), new).await
                 }
                 Err(e) => Err(e),
             };
@@ -319,7 +320,7 @@ async fn security(State(state): State<AppState>, req: Request) -> Response {
                 Err(e) => (Answer::Render(failed(intent, e, &posted, &[])), vec![]),
             }
         }
-        Intent::Everywhere => match service::log_out_everywhere(&state, &posted.meta, session).await {
+        Intent::Everywhere => match logins::log_out_everywhere(&state, &posted.meta, session).await {
             Ok(()) => (Answer::Redirect("/login".into()), logins::cleared_cookies(&state)),
             Err(e) => (Answer::Render(failed(intent, e, &posted, &[])), vec![]),
         },

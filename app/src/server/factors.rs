@@ -1,8 +1,14 @@
-//! Second factors: codes from an authenticator app (`totp`), passkeys and
+//! Second factors: codes from an authenticator app (`totp`), recovery
+//! codes (`recovery`), checking either as typed (`verify`), passkeys and
 //! security keys (`passkeys`, over the WebAuthn relying party in
-//! `webauthn`). Recovery codes, the proof rule and turning protection on or
-//! off still live in `service` (issue 20 moves them here).
+//! `webauthn`), the one rule for proving it is you before a change
+//! (`proof`), and the one place protection turns on or off
+//! (`protection`).
 
 pub mod passkeys;
+pub mod proof;
+pub mod protection;
+pub mod recovery;
 pub mod totp;
+pub mod verify;
 pub mod webauthn;

@@ -1,6 +1,7 @@
 //! Server-only code: state, database, crypto and the operations behind the
 //! server functions. Compiled with the `ssr` feature only.
 
+pub mod account;
 pub mod audit;
 pub mod auth;
 pub mod clock;
@@ -14,8 +15,8 @@ pub mod logins;
 pub mod mail;
 pub mod passwords;
 pub mod request;
+pub mod retention;
 pub mod sealing;
-pub mod service;
 pub mod state;
 pub mod throttle;
 pub mod tokens;
@@ -27,6 +28,12 @@ use leptos_axum::ResponseOptions;
 
 use crate::error::AppError;
 pub use state::AppState;
+
+/// A response body with the `Set-Cookie` values that go with it.
+pub struct WithCookies<T> {
+    pub body: T,
+    pub cookies: Vec<String>,
+}
 
 /// The application state provided to every server function.
 pub fn app_state() -> Result<AppState, AppError> {

@@ -116,7 +116,7 @@ async fn every_audit_kind_is_written_by_its_operation() {
     let off = json!({"password": new, "twoFactorAuthenticationCode": app.code_now(&secret)});
     assert_eq!(app.post("/api/2fa/turn-off", off).await.status, StatusCode::OK); // two_factor_off
     let address = app::domain::Email::parse(email).expect("email");
-    app::server::service::operator_reset_two_factor(&app.state, &address).await.expect("reset"); // two_factor_reset
+    app::server::factors::protection::operator_reset_two_factor(&app.state, &address).await.expect("reset"); // two_factor_reset
     for _ in 0..6 {
         app.log_in(email, "wrong again and again").await; // throttled
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use app::domain::Email;
 use app::server::request::RequestMeta;
-use app::server::{service, throttle};
+use app::server::{account, throttle};
 use tokio::io::AsyncWriteExt;
 
 use super::*;
@@ -50,7 +50,7 @@ fn log_in_task(
     password: &str,
 ) -> tokio::task::JoinHandle<Result<(), app::error::AppError>> {
     let (state, email, password) = (app.state.clone(), Email::parse(email).expect("email"), password.to_owned());
-    tokio::spawn(async move { service::log_in(&state, &meta, email, &password).await.map(|_| ()) })
+    tokio::spawn(async move { account::log_in(&state, &meta, email, &password).await.map(|_| ()) })
 }
 
 #[tokio::test]
@@ -75,7 +75,7 @@ async fn a_log_in_dropped_while_it_waits_for_a_hashing_thread_gives_everything_b
         let meta = from("198.51.100.8");
         let gave_up = tokio::time::timeout(
             Duration::from_millis(50),
-            service::log_in(&app.state, &meta, Email::parse(email).unwrap(), password),
+            account::log_in(&app.state, &meta, Email::parse(email).unwrap(), password),
         )
         .await;
         assert!(gave_up.is_err(), "still waiting when dropped");
@@ -88,7 +88,7 @@ async fn a_log_in_dropped_while_it_waits_for_a_hashing_thread_gives_everything_b
     // The limits are whole: five failures from one address count five,
     // then the owner's account waits for that address, as before.
     for _ in 0..5 {
-        let r = service::log_in(
+        let r = account::log_in(
             &app.state,
             &from("198.51.100.7"),
             Email::parse("ann@example.com").unwrap(),
@@ -115,7 +115,7 @@ async fn a_log_in_cancelled_anywhere_counts_whole_or_not_at_all() {
         let deadline = Duration::from_micros(n * n * 25);
         let outcome = tokio::time::timeout(
             deadline,
-            service::log_in(&app.state, &meta, Email::parse(&email).unwrap(), "a wrong password guess"),
+            account::log_in(&app.state, &meta, Email::parse(&email).unwrap(), "a wrong password guess"),
         )
         .await;
         throttle::settled().await;

@@ -509,7 +509,7 @@ async fn every_way_a_log_in_ends_ends_it_everywhere() {
     // An operator resets two-factor authentication.
     let login = app.logged_in(&owner("reuse"), PASSWORD).await;
     let email = app::domain::Email::parse(&owner("reuse")).expect("email");
-    assert!(app::server::service::operator_reset_two_factor(&app.state, &email).await.expect("reset"));
+    assert!(app::server::factors::protection::operator_reset_two_factor(&app.state, &email).await.expect("reset"));
     app.assert_ended(&login, "operator reset").await;
 
     // Expiry: the log-in's own lifetime.

@@ -117,7 +117,7 @@ async fn a_passkey_turns_2fa_on_and_is_the_second_factor() {
     assert_eq!(codes.body["recoveryCodes"].as_array().map(Vec::len), Some(10));
     let with_code = app.post("/api/webauthn/recovery-codes", json!({"twoFactorAuthenticationCode": "123456"})).await;
     assert_error(&with_code, StatusCode::BAD_REQUEST, "bad_request");
-    app.clock.advance(app::server::service::FRESH_PROOF_SECONDS + 1);
+    app.clock.advance(app::server::factors::proof::FRESH_PROOF_SECONDS + 1);
     assert_eq!(app.post("/api/authentication/refresh", json!({})).await.status, StatusCode::OK);
     let stale = app.post("/api/webauthn/recovery-codes", json!({})).await;
     assert_error(&stale, StatusCode::BAD_REQUEST, "bad_request");
@@ -253,7 +253,7 @@ async fn removing_a_passkey_needs_proof_and_the_last_one_turns_2fa_off() {
     let id = added.body["passkey"]["id"].as_str().unwrap().to_owned();
     let path = format!("/api/webauthn/passkeys/{id}/remove");
     // The log-in is no longer fresh: proof is needed.
-    app.clock.advance(app::server::service::FRESH_PROOF_SECONDS + 1);
+    app.clock.advance(app::server::factors::proof::FRESH_PROOF_SECONDS + 1);
     let r = app.post("/api/authentication/refresh", json!({})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let bare = app.post(&path, json!({})).await;

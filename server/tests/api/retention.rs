@@ -2,7 +2,7 @@
 //! audit events are pruned; session validity is an allow-list, so pruning
 //! can never bring a token back to life.
 
-use app::server::service;
+use app::server::retention;
 use app::server::tokens::Stage;
 
 use super::*;
@@ -33,12 +33,12 @@ async fn tables_stay_bounded_and_live_sessions_survive_pruning() {
     assert!(before.sessions >= 5 && before.throttle >= 5 && before.audit >= 6, "{before:?}");
 
     // Nothing is old enough yet.
-    assert_eq!(service::prune(&app.state).await.expect("prune").sessions, 0);
+    assert_eq!(retention::prune(&app.state).await.expect("prune").sessions, 0);
 
     // Eight days on: spent sessions and quiet throttle rows go; the live
     // session and the audit trail stay.
     app.clock.advance(8 * DAY);
-    let pruned = service::prune(&app.state).await.expect("prune");
+    let pruned = retention::prune(&app.state).await.expect("prune");
     let after = app.state.db.row_counts().await.expect("counts");
     assert_eq!(after.sessions, 1, "only the live refresh token is left: {pruned:?}");
     assert_eq!(after.throttle, 0);
@@ -48,7 +48,7 @@ async fn tables_stay_bounded_and_live_sessions_survive_pruning() {
 
     // Past the audit retention (90 days) and the refresh lifetime (30 days).
     app.clock.advance(91 * DAY);
-    service::prune(&app.state).await.expect("prune");
+    retention::prune(&app.state).await.expect("prune");
     assert_eq!(app.state.db.row_counts().await.expect("counts"), Default::default());
     assert_error(
         &app.post("/api/authentication/refresh", json!({})).await,
@@ -75,7 +75,7 @@ async fn a_token_naming_a_family_that_is_not_stored_is_refused() {
     let access = set_cookie(&app.log_in("allow@example.com", PASSWORD).await, "access").expect("access");
     app.post("/api/authentication/log-out", json!({})).await;
     app.clock.advance(8 * DAY);
-    service::prune(&app.state).await.expect("prune");
+    retention::prune(&app.state).await.expect("prune");
     app.clock.advance(-8 * DAY);
     let r = app.current_user_with(&access).await;
     assert_error(&r, StatusCode::UNAUTHORIZED, "unauthenticated");

@@ -26,15 +26,15 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::webauthn::{Refusal, RelyingParty};
-use crate::domain::SecondFactor;
 use crate::error::{AppError, ErrorKind};
+use crate::server::WithCookies;
+use crate::server::account;
 use crate::server::audit::audit;
 use crate::server::auth::{FullSession, PasswordSession};
 use crate::server::crypto::{random_bytes, sha256_hex};
 use crate::server::db::{NewCeremony, NewPasskey, PasskeyRow, UserRow};
 use crate::server::logins::{self, Amr};
 use crate::server::request::RequestMeta;
-use crate::server::service::{self, FRESH_PROOF_SECONDS, WithCookies};
 use crate::server::state::AppState;
 use crate::server::throttle::{Attempt, OnSuccess};
 use crate::wire::{AuditKind, PasskeyList, PasskeyView, RecoveryCodesResponse, User};
@@ -156,8 +156,7 @@ fn view(row: &PasskeyRow) -> PasskeyView {
     }
 }
 
-/// A change to how the account is protected needs recent proof: a log-in
-/// within the last 5 minutes, the password, or a current code from the app.
+/// A change to passkeys needs recent proof (the one rule of `proof`).
 async fn prove(
     state: &AppState,
     meta: &RequestMeta,
@@ -165,19 +164,11 @@ async fn prove(
     user: &UserRow,
     proof: &Proof,
 ) -> Result<(), AppError> {
-    if let Some(password) = proof.password.as_deref().filter(|p| !p.is_empty()) {
-        return service::check_password(state, meta, &user.email, Some(user), password).await;
-    }
-    if let Some(code) = proof.two_factor_authentication_code.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
-        let code = crate::wire::parse_code(code)?;
-        return service::verify_second_factor(state, meta, user, &SecondFactor::Totp(code)).await;
-    }
-    if session.claims.auth.is_some_and(|at| state.now() - at <= FRESH_PROOF_SECONDS) {
-        return Ok(());
-    }
-    let mut e = AppError::bad_request("Enter your password to change your passkeys.");
-    e.fields.insert("password".into(), e.message.clone());
-    Err(e)
+    let typed = super::proof::Proof {
+        password: proof.password.as_deref(),
+        code: proof.two_factor_authentication_code.as_deref(),
+    };
+    super::proof::prove(state, meta, session, user, typed, "Enter your password to change your passkeys.").await
 }
 
 /// Keeps a ceremony's state; returns the handle the client finishes with.
@@ -360,7 +351,7 @@ async fn remove_route(
 }
 
 /// New recovery codes for an account protected by passkeys alone (with
-/// the app, a code from it is the proof: `service::regenerate_recovery_codes`).
+/// the app, a code from it is the proof: `recovery::regenerate_recovery_codes`).
 /// Proof as for any change of factor: a fresh log-in or the password.
 pub async fn new_recovery_codes(
     state: &AppState,
@@ -376,7 +367,7 @@ pub async fn new_recovery_codes(
         return Err(AppError::conflict("Turn on two-factor authentication first."));
     }
     prove(state, meta, session, &user, &Proof { password, two_factor_authentication_code: None }).await?;
-    let (codes, hashes) = service::new_recovery_codes(&state.secrets, user.id)?;
+    let (codes, hashes) = super::recovery::new_recovery_codes(&state.secrets, user.id)?;
     let mut tx = state.db.begin().await?;
     tx.replace_recovery_codes(user.id, &hashes).await?;
     tx.commit().await?;
@@ -425,7 +416,7 @@ pub async fn operator_remove(
         tx.revoke_user_logins(user.id, state.now()).await?;
     }
     tx.commit().await?;
-    dropped.audit(state, user.id, &service::operator_meta()).await;
+    dropped.audit(state, user.id, &account::operator_meta()).await;
     Ok(Some(true))
 }
 
@@ -500,7 +491,7 @@ async fn register_finish(
         // on does); this client gets a new one.
         let turned_on = count == 1 && !user.totp_enabled;
         let (codes, cookies) = if turned_on {
-            let (codes, hashes) = service::new_recovery_codes(&state.secrets, user.id)?;
+            let (codes, hashes) = super::recovery::new_recovery_codes(&state.secrets, user.id)?;
             tx.replace_recovery_codes(user.id, &hashes).await?;
             let version = tx.bump_session_version(user.id).await?;
             let amr = session.user.amr.with(Amr::PASSKEY);
@@ -626,7 +617,7 @@ async fn second_factor_finish(
         let claimed = RelyingParty::claimed_credential(&input.credential);
         verify_assertion(&state, &meta, &user, &input.credential, claimed, &row.state, false).await?;
         let amr = Amr::PASSWORD.with(Amr::PASSKEY);
-        let cookies = service::finish_second_factor(&state, &meta, &user, &session.claims, amr).await?;
+        let cookies = account::finish_second_factor(&state, &meta, &user, &session.claims, amr).await?;
         Ok((StatusCode::OK, WithCookies { body: User::from(&user), cookies }))
     };
     respond(result.await)
@@ -668,7 +659,7 @@ async fn sign_in_finish(State(state): State<AppState>, meta: RequestMeta, bytes:
             return Err(AppError::invalid_credentials());
         };
         verify_assertion(&state, &meta, &user, &input.credential, claimed, &row.state, true).await?;
-        let cookies = service::passwordless_session(&state, &meta, &user).await?;
+        let cookies = account::passwordless_session(&state, &meta, &user).await?;
         Ok((StatusCode::OK, WithCookies { body: User::from(&user), cookies }))
     };
     respond(result.await)

@@ -6,18 +6,23 @@
 //! version is still the one its factors were checked against, so no log-in
 //! in flight outlives an ending either.
 
+mod end;
+mod gate_cookies;
+mod refresh;
+
+pub use end::{end_all, log_out, log_out_everywhere, operator_revoke_sessions};
+pub use gate_cookies::issue_gate_cookies;
+pub use refresh::refresh;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use super::audit::audit;
-use super::crypto::{random_bytes, sha256_hex};
-use super::db::{NewGateCookie, NewLogin, NewRefreshToken, Tx};
-use super::request::RequestMeta;
-use super::service::WithCookies;
-use super::state::AppState;
-use super::tokens::{CookieKind, Stage};
 use crate::error::AppError;
-use crate::wire::{AuditKind, User};
+use crate::server::crypto::{random_bytes, sha256_hex};
+use crate::server::db::{NewLogin, NewRefreshToken, Tx};
+use crate::server::request::RequestMeta;
+use crate::server::state::AppState;
+use crate::server::tokens::{CookieKind, Stage};
 
 /// How a log-in was reached: the factors the person presented (RFC 8176
 /// names where one fits). Two factors: anything beside the password.
@@ -118,35 +123,8 @@ pub async fn renew_all(
     start(state, tx, user_id, version, amr, meta).await
 }
 
-/// One gate cookie per configured cookie domain: an opaque random value,
-/// stored hashed, alive while its log-in is.
-pub async fn issue_gate_cookies(
-    state: &AppState,
-    tx: &mut Tx,
-    user_id: i64,
-    login: &str,
-    expires_at: i64,
-) -> Result<Vec<String>, AppError> {
-    let now = state.now();
-    let mut cookies = Vec::with_capacity(state.gate.cookie_domains.len());
-    for domain in &state.gate.cookie_domains {
-        let value = URL_SAFE_NO_PAD.encode(random_bytes::<32>()?);
-        tx.insert_gate_cookie(&NewGateCookie {
-            token_hash: &sha256_hex(value.as_bytes()),
-            user_id,
-            family: login,
-            domain,
-            now,
-            expires_at,
-        })
-        .await?;
-        cookies.push(state.cookies.set_gate(domain, &value, (expires_at - now).max(0)));
-    }
-    Ok(cookies)
-}
-
 /// A refresh token continuing the log-in, and an access token naming it.
-async fn issue_tokens(
+pub(crate) async fn issue_tokens(
     state: &AppState,
     tx: &mut Tx,
     user_id: i64,
@@ -178,92 +156,6 @@ pub fn cleared_cookies(state: &AppState) -> Vec<String> {
     let mut cookies = vec![state.cookies.clear(CookieKind::Access), state.cookies.clear(CookieKind::Refresh)];
     cookies.extend(state.gate.cookie_domains.iter().map(|d| state.cookies.clear_gate(d)));
     cookies
-}
-
-/// The answer to a second replay of a rotated token inside the grace
-/// window: the browser already holds the successor.
-fn replaced() -> AppError {
-    AppError::conflict("This session was renewed a moment ago in another tab or request: retry with your new cookie.")
-}
-
-/// Rotates a refresh token: the presented one is spent and a successor
-/// issued, with a new access token. First the log-in's row is held: a log-in
-/// that ended (however, whenever) is refused, and an ending that comes
-/// after waits for this refresh and then ends the log-in with its
-/// successor. Presented again within the grace window
-/// (`REFRESH_GRACE_SECONDS`, 10 s) of its rotation, a token gets one
-/// successor of its own (two tabs restored together, a retried request);
-/// a second replay is told to use its new cookie (409). Later, it was
-/// copied: the log-in ends and its owner is told.
-pub async fn refresh(state: &AppState, meta: &RequestMeta, token: Option<&str>) -> Result<WithCookies<User>, AppError> {
-    let token = token.ok_or_else(AppError::unauthenticated)?;
-    let now = state.now();
-    let row = state.db.refresh_token(&sha256_hex(token.as_bytes())).await?.ok_or_else(AppError::unauthenticated)?;
-    state.db.hooks.pause(super::hooks::REFRESH_READ).await;
-    let user = state.db.user_by_id(row.user_id).await?.ok_or_else(AppError::unauthenticated)?;
-    let mut tx = state.db.begin().await?;
-    let Some(login) = tx.hold_login(&row.family, row.user_id, now).await? else {
-        return Err(AppError::unauthenticated());
-    };
-    if !tx.spend_refresh_token(row.id, now).await? {
-        let used_at = tx.refresh_token_used_at(row.id).await?;
-        let in_grace = used_at.is_some_and(|at| state.refresh_grace > 0 && now - at <= state.refresh_grace);
-        if !in_grace {
-            tx.revoke_login(&login.id, now).await?;
-            tx.commit().await?;
-            audit(state, Some(row.user_id), AuditKind::RefreshReuseDetected, meta).await;
-            tracing::warn!(user_id = row.user_id, "refresh token reuse detected: log-in ended");
-            return Err(AppError::unauthenticated());
-        }
-        if !tx.claim_grace_successor(row.id, now).await? {
-            return Err(replaced());
-        }
-        tracing::info!(user_id = row.user_id, "refresh token presented again within the grace window");
-    }
-    let cookies =
-        issue_tokens(state, &mut tx, login.user_id, login.session_version, &login.id, login.expires_at, login.auth_at)
-            .await?;
-    tx.commit().await?;
-    Ok(WithCookies { body: User::from(&user), cookies })
-}
-
-/// Ends the log-in whose cookies `headers` carry: the one named by the
-/// access token, the one of the refresh token and those of the gate
-/// cookies (so a copied access token is refused too, and a log-in the
-/// portal's cookies no longer name, say one the password was typed again
-/// over, does not stay open on the apps). Returns the cookies that clear
-/// them. Succeeds without a log-in too.
-pub async fn log_out(state: &AppState, headers: &http::HeaderMap) -> Result<Vec<String>, AppError> {
-    let now = state.now();
-    let mut logins: Vec<String> = state
-        .cookies
-        .from_headers(CookieKind::Access, headers)
-        .and_then(|t| state.keys.verify(t, Stage::Full, now))
-        .and_then(|c| c.sid)
-        .into_iter()
-        .collect();
-    if let Some(token) = state.cookies.from_headers(CookieKind::Refresh, headers)
-        && let Some(login) = state.db.login_of_refresh(&sha256_hex(token.as_bytes())).await?
-    {
-        logins.push(login);
-    }
-    for value in state.cookies.gate_values(headers).into_iter().take(state.gate.cookie_domains.len()) {
-        if let Some(login) = state.db.login_of_gate(&sha256_hex(value.as_bytes())).await? {
-            logins.push(login);
-        }
-    }
-    logins.sort();
-    logins.dedup();
-    state.db.revoke_logins(&logins, now).await?;
-    Ok(cleared_cookies(state))
-}
-
-/// Moves the session version on and ends every log-in, together.
-pub async fn end_all(state: &AppState, user_id: i64) -> Result<(), AppError> {
-    let mut tx = state.db.begin().await?;
-    tx.bump_session_version(user_id).await?;
-    tx.revoke_user_logins(user_id, state.now()).await?;
-    tx.commit().await
 }
 
 #[cfg(test)]

@@ -1,0 +1,211 @@
+//! Logging in: the password step (under the guessing limits), the code
+//! step that finishes it, and a passkey alone. Each ends in
+//! `logins::start`.
+
+use crate::domain::{Email, Password, SecondFactor};
+use crate::error::AppError;
+use crate::server::WithCookies;
+use crate::server::audit::{audit, notify};
+use crate::server::auth::PasswordSession;
+use crate::server::db::UserRow;
+use crate::server::factors::verify::{factor_amr, verify_second_factor};
+use crate::server::identity;
+use crate::server::logins::{self, Amr};
+use crate::server::mail;
+use crate::server::request::RequestMeta;
+use crate::server::state::AppState;
+use crate::server::throttle::{Attempt, trusted_device};
+use crate::server::tokens::{CookieKind, PASSWORD_STAGE_TTL};
+use crate::wire::{AuditKind, LogInResponse, User};
+
+/// After a successful log-in: tells the owner if it came from a browser
+/// that never logged in to the account before (and the account has logged
+/// in before: its very first log-in is no news). Call before auditing the
+/// log-in itself.
+async fn notice_new_browser(state: &AppState, meta: &RequestMeta, user_id: i64, new_browser: bool) {
+    if !new_browser {
+        return;
+    }
+    let told = match state.db.has_logged_in(user_id).await {
+        Ok(true) => notify(state, user_id, mail::Notice::NewBrowser, None, meta).await,
+        Ok(false) => Ok(()),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = told {
+        tracing::warn!(user_id, error = %e.message, "could not queue the new-browser notice");
+    }
+}
+
+/// Whether a log-in comes from a browser without this account's device
+/// cookie (of any session version: a password change does not make the
+/// owner's own browsers new).
+fn is_new_browser(meta: &RequestMeta, user_id: i64) -> bool {
+    meta.device.as_ref().is_none_or(|d| d.user_id != user_id)
+}
+
+/// A locked account (see `mail::links::lockdown`) logs in again only after a
+/// password reset; with `REQUIRE_EMAIL_VERIFICATION`, an account logs in
+/// once its address is proved. Checked after the password (or passkey),
+/// so only the owner learns either.
+fn refuse_locked_or_unverified(state: &AppState, user: &UserRow) -> Result<(), AppError> {
+    if user.locked_at.is_some() {
+        let mut e = AppError::forbidden(
+            "This account is locked: every session was ended from a security notice. Set a new password with \
+             the link we emailed, or use \"Forgot your password?\" for a new one.",
+        );
+        e.fields.insert("account".into(), "locked".into());
+        return Err(e);
+    }
+    if state.mail.require_verification && user.email_verified_at.is_none() {
+        let mut e = AppError::forbidden(
+            "Confirm your email address first: open the link we emailed you. No message? Send a new one below.",
+        );
+        e.fields.insert("account".into(), "unverified".into());
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Checks a password for an account under the password guessing limits.
+/// Unknown email, wrong password and a password outside the length limits
+/// fail alike; an unknown email still costs one argon2 verification.
+pub(crate) async fn check_password(
+    state: &AppState,
+    meta: &RequestMeta,
+    email: &str,
+    user: Option<&UserRow>,
+    password: &str,
+) -> Result<(), AppError> {
+    let user_id = user.map(|u| u.id);
+    let attempt = Attempt::start(state, meta, Attempt::password_buckets(state, meta, email, user), user_id).await?;
+    let stored = user.map(|u| u.password_hash.as_str());
+    let trusted = trusted_device(meta, user).is_some();
+    let ok = match Password::parse(password) {
+        Ok(pw) => {
+            let normal = identity::password_form(pw.expose());
+            let mut ok = state.hasher.verify_as(&normal, stored, trusted).await?;
+            // Hashes made before passwords were normalised hold the form as
+            // typed: tried once on a miss, then replaced by the NFC form.
+            if !ok && normal != pw.expose() {
+                ok = state.hasher.verify_as(pw.expose(), stored, trusted).await?;
+                if ok && let Some(user) = user {
+                    let rehashed = state.hasher.hash(&pw).await?;
+                    state.db.replace_password_hash(user.id, &user.password_hash, &rehashed).await?;
+                }
+            }
+            ok
+        }
+        Err(_) => false,
+    };
+    if attempt.settle(state, meta, ok, AuditKind::LogInFailed).await? {
+        Ok(())
+    } else {
+        Err(AppError::invalid_credentials())
+    }
+}
+
+/// The password step. With 2FA off it starts a full session; with 2FA on
+/// it sets a password-stage token good for 5 minutes and one endpoint.
+pub async fn log_in(
+    state: &AppState,
+    meta: &RequestMeta,
+    email: Email,
+    password: &str,
+) -> Result<WithCookies<LogInResponse>, AppError> {
+    let user = state.db.user_by_email(email.as_str()).await?;
+    check_password(state, meta, email.as_str(), user.as_ref(), password).await?;
+    let Some(user) = user else { return Err(AppError::invalid_credentials()) };
+    state.db.hooks.pause(crate::server::hooks::LOG_IN_VERIFIED).await;
+    // Said only to someone who knows the password.
+    refuse_locked_or_unverified(state, &user)?;
+    let new_browser = is_new_browser(meta, user.id);
+    // This browser now knows the password: from here on its failures on
+    // this account count on their own (see `Attempt::password_buckets`).
+    let device = state.keys.issue_device(user.id, user.session_version, state.now())?;
+    let device_cookie = state.cookies.set(CookieKind::Device, &device, crate::server::tokens::DEVICE_TTL);
+    let mut cookies = if user.two_factor() {
+        let factors = (user.totp_enabled, user.passkey_count > 0);
+        let token = state.keys.issue_password_stage(
+            user.id,
+            user.session_version,
+            state.now(),
+            PASSWORD_STAGE_TTL,
+            factors,
+            new_browser,
+        )?;
+        vec![
+            state.cookies.set(CookieKind::Access, &token, PASSWORD_STAGE_TTL),
+            state.cookies.clear(CookieKind::Refresh),
+        ]
+    } else {
+        let mut tx = state.db.begin().await?;
+        let cookies = logins::start(state, &mut tx, user.id, user.session_version, Amr::PASSWORD, meta).await?;
+        tx.commit().await?;
+        notice_new_browser(state, meta, user.id, new_browser).await;
+        audit(state, Some(user.id), AuditKind::LogInOk, meta).await;
+        cookies
+    };
+    cookies.push(device_cookie);
+    tracing::info!(user_id = user.id, two_factor = user.two_factor(), "password accepted");
+    let body = LogInResponse {
+        user: User::from(&user),
+        two_factor_required: user.two_factor(),
+        passkey: user.passkey_count > 0,
+    };
+    Ok(WithCookies { body, cookies })
+}
+
+/// The code step: a password-stage session plus a current code (or a
+/// recovery code) becomes a full session.
+pub async fn authenticate(
+    state: &AppState,
+    meta: &RequestMeta,
+    session: PasswordSession,
+    factor: SecondFactor,
+) -> Result<WithCookies<User>, AppError> {
+    let user = session.user;
+    verify_second_factor(state, meta, &user, &factor).await?;
+    let amr = Amr::PASSWORD.with(factor_amr(&factor));
+    let cookies = finish_second_factor(state, meta, &user, &session.claims, amr).await?;
+    Ok(WithCookies { cookies, body: User::from(&user) })
+}
+
+/// After a second factor (a code or a passkey) was accepted for a
+/// password-stage token: spends the token and starts the full session,
+/// reached by `amr`.
+pub(crate) async fn finish_second_factor(
+    state: &AppState,
+    meta: &RequestMeta,
+    user: &UserRow,
+    stage: &crate::server::tokens::Claims,
+    amr: Amr,
+) -> Result<Vec<String>, AppError> {
+    let mut tx = state.db.begin().await?;
+    // One password step, one session: a copy of the password-stage token
+    // cannot be exchanged again with a later code.
+    if !tx.spend_stage_token(&stage.jti, stage.exp).await? {
+        return Err(AppError::unauthenticated());
+    }
+    let cookies = logins::start(state, &mut tx, user.id, user.session_version, amr, meta).await?;
+    tx.commit().await?;
+    notice_new_browser(state, meta, user.id, stage.nb == Some(true)).await;
+    audit(state, Some(user.id), AuditKind::LogInOk, meta).await;
+    tracing::info!(user_id = user.id, "second factor accepted");
+    Ok(cookies)
+}
+
+/// A full session from a passkey alone (possession, and the PIN or
+/// biometric the authenticator verified).
+pub(crate) async fn passwordless_session(
+    state: &AppState,
+    meta: &RequestMeta,
+    user: &UserRow,
+) -> Result<Vec<String>, AppError> {
+    refuse_locked_or_unverified(state, user)?;
+    let mut tx = state.db.begin().await?;
+    let cookies = logins::start(state, &mut tx, user.id, user.session_version, Amr::PASSKEY, meta).await?;
+    tx.commit().await?;
+    audit(state, Some(user.id), AuditKind::LogInOk, meta).await;
+    tracing::info!(user_id = user.id, "signed in with a passkey");
+    Ok(cookies)
+}

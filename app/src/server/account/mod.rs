@@ -1,0 +1,49 @@
+//! Accounts: signing up (`register`), logging in with the password and
+//! finishing with a second factor (`log_in`), changing the password
+//! (`password`) and the person's own activity (`activity`). What the
+//! second factors are and when two-factor protection is on lives in
+//! `factors`; what a log-in is once started lives in `logins`.
+
+mod activity;
+mod log_in;
+mod password;
+mod register;
+
+pub use activity::activity;
+pub use log_in::{authenticate, log_in};
+pub(crate) use log_in::{check_password, finish_second_factor, passwordless_session};
+pub use password::change_password;
+pub use register::{SIGNUP_CLOSED, operator_add_user, register};
+
+use crate::server::db::UserRow;
+use crate::server::request::RequestMeta;
+use crate::wire::User;
+
+impl From<&crate::server::db::SessionUser> for User {
+    fn from(user: &crate::server::db::SessionUser) -> Self {
+        User {
+            id: user.id,
+            email: user.email.clone(),
+            name: user.name.clone(),
+            is_two_factor_authentication_enabled: user.totp_enabled,
+            is_email_verified: user.email_verified,
+        }
+    }
+}
+
+impl From<&UserRow> for User {
+    fn from(row: &UserRow) -> Self {
+        User {
+            id: row.id,
+            email: row.email.clone(),
+            name: row.name.clone(),
+            is_two_factor_authentication_enabled: row.totp_enabled,
+            is_email_verified: row.email_verified_at.is_some(),
+        }
+    }
+}
+
+/// How operator commands appear in the user's activity.
+pub(crate) fn operator_meta() -> RequestMeta {
+    RequestMeta { ip: None, user_agent: Some("operator command".into()), device: None }
+}
