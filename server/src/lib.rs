@@ -132,7 +132,7 @@ pub fn build_router(state: AppState) -> Router {
         .leptos_routes_with_context(&state, routes, || {}, move || shell(options.clone()))
         .merge(app::http::forms::routes())
         .merge(app::http::authz::routes())
-        .merge(app::server::factors::passkeys::routes())
+        .merge(app::http::webauthn::routes())
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(axum::middleware::from_fn_with_state(state.clone(), app::http::authz::return_after_log_in))
         .layer(axum::middleware::from_fn_with_state(state.clone(), app::http::forms::renew_page_session))
