@@ -1,0 +1,154 @@
+//! Security settings: the enrolment wizard (1. generate a secret, 2. scan
+//! the QR code or type the grouped key, 3. confirm a code, 4. save the
+//! recovery codes), recovery codes, turning 2FA off, password and sessions,
+//! and the recent security activity. Every form is a POST to /security with
+//! a hidden `intent`, enhanced in place once hydrated. The QR code is drawn
+//! from the otpauth URI by the same code on the server and in the browser.
+
+mod activity;
+mod enrol;
+mod password;
+mod two_factor;
+
+use activity::RecentActivity;
+use enrol::{Enrol, RecoveryCodes};
+use password::PasswordAndSessions;
+use two_factor::TwoFactorOn;
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::components::A;
+use leptos_router::hooks::{use_navigate, use_query_map};
+
+use crate::api::{
+    ActivityEvent, GenerateResponse, User, change_password, fetch_activity, fetch_two_factor_status,
+    generate_two_factor, log_out_everywhere, parse_any_second_factor, parse_code, parse_new_password,
+    regenerate_recovery_codes, turn_off_two_factor, turn_on_two_factor,
+};
+use crate::domain::{SecondFactor, group_secret};
+use crate::time::format_utc;
+
+use super::home::LogOutButton;
+use super::outcome::{FormOutcome, Intent, Shown, page_outcome};
+use super::session::{RequireUser, with_refresh};
+use super::{
+    CopyButton, ErrorNote, InputKind, IntentField, SubmitButton, TextField, field_message, focus_later, form_error,
+    hydrated, qr, return_to, with_return_to,
+};
+
+/// Where the page's forms post: `/security`, keeping the way back to an
+/// app behind the gate when there is one.
+fn security_action() -> impl Fn() -> String + Copy + Send + Sync + 'static {
+    let return_to = return_to();
+    move || with_return_to("/security", return_to.get().as_deref())
+}
+
+/// The page's post outcome, handed to the components inside `RequireUser`.
+#[derive(Clone)]
+struct Posted(Option<FormOutcome>);
+
+fn posted() -> Option<FormOutcome> {
+    use_context::<Posted>().and_then(|p| p.0)
+}
+
+/// The security page is the largest part of the browser code and the one
+/// a visitor needs least often, so its view is a lazily loaded WebAssembly
+/// chunk (built with `cargo leptos build --split`); the log-in and sign-up
+/// pages ship without it. The post outcome is read in `data`, which runs
+/// during hydration, before the chunk has arrived.
+pub struct SecurityRoute {
+    outcome: Option<FormOutcome>,
+}
+
+#[leptos_router::lazy_route]
+impl leptos_router::LazyRoute for SecurityRoute {
+    fn data() -> Self {
+        Self { outcome: page_outcome() }
+    }
+
+    fn view(this: Self) -> AnyView {
+        provide_context(Posted(this.outcome));
+        view! {
+            <Title text="Security"/>
+            <RequireUser children=|u| view! { <Security user=u/> }.into_any()/>
+        }
+        .into_any()
+    }
+}
+
+#[component]
+fn Security(user: User) -> impl IntoView {
+    let outcome = posted();
+    let enabled = RwSignal::new(user.is_two_factor_authentication_enabled);
+    // Bumped after every change, so the status and the activity reload.
+    let changed = RwSignal::new(0u32);
+    let first_codes = match outcome.as_ref().and_then(|o| o.shown.clone()) {
+        Some(Shown::RecoveryCodes(codes)) => Some(codes),
+        _ => None,
+    };
+    let fresh_codes = RwSignal::new(first_codes);
+    // Passkeys also turn two-factor authentication on (without the app).
+    let status = Resource::new(move || changed.get(), |_| with_refresh(fetch_two_factor_status));
+    let passkeys_on = Signal::derive(move || status.get().and_then(Result::ok).is_some_and(|s| s.passkeys > 0));
+    // Sent here by the gate in front of another app (docs/PROXIES.md).
+    let sent_by_gate = use_query_map().read_untracked().get("need").as_deref() == Some("two-factor");
+    let return_to = return_to();
+    view! {
+        <section class="card">
+            <p class="eyebrow">"Security"</p>
+            <h1 tabindex="-1">"Two-factor authentication"</h1>
+            <p class="muted signed-in">
+                "Signed in as " <strong class="email">{user.email.clone()}</strong> ". "
+                <A href="/">"Back to home"</A>
+            </p>
+            <Show when=move || sent_by_gate && !enabled.get()>
+                <p class="alert alert-info" role="status" data-testid="gate-needs-2fa">
+                    "The app you were opening needs two-factor authentication. Turn it on below, then open the app again."
+                </p>
+            </Show>
+            // On the way to an app behind the gate: the way back, checked by
+            // the server when followed (GET /login?rd=).
+            {move || return_to.get().map(|rd| view! {
+                <p class="switch" data-testid="gate-continue">
+                    // A full page load (not the router): the server decides.
+                    <a href=with_return_to("/login", Some(&rd)) rel="external">"Continue to the app you were opening"</a>
+                    {move || (!enabled.get()).then_some(" (it may need two-factor authentication first)")}
+                </p>
+            })}
+            <Show when=move || fresh_codes.get().is_some()>
+                <RecoveryCodes codes=fresh_codes.get().unwrap_or_default() on_done=Callback::new(move |_| {
+                    fresh_codes.set(None);
+                    focus_later("main h1");
+                })/>
+            </Show>
+            <Show when=move || fresh_codes.get().is_none()>
+                <Show when=move || enabled.get() fallback=move || view! {
+                    <Enrol passkeys_on on_done=Callback::new(move |codes: Vec<String>| {
+                        enabled.set(true);
+                        fresh_codes.set(Some(codes));
+                        changed.update(|n| *n += 1);
+                        focus_later("#recovery-heading");
+                    })/>
+                }>
+                    <TwoFactorOn
+                        changed
+                        on_codes=Callback::new(move |codes| {
+                            fresh_codes.set(Some(codes));
+                            changed.update(|n| *n += 1);
+                            focus_later("#recovery-heading");
+                        })
+                        on_off=Callback::new(move |_| {
+                            enabled.set(false);
+                            changed.update(|n| *n += 1);
+                            focus_later("main h1");
+                        })
+                    />
+                </Show>
+            </Show>
+        </section>
+        <super::passkeys::PasskeysCard changed outcome=posted() action=Signal::derive(security_action())
+            codes_here=Signal::derive(move || passkeys_on.get() && !enabled.get())/>
+        <PasswordAndSessions changed/>
+        <RecentActivity changed/>
+    }
+}
