@@ -10,6 +10,7 @@ pub mod config;
 pub mod listen;
 pub mod middleware;
 pub mod ops;
+pub mod route_table;
 pub mod telemetry;
 
 use std::sync::Arc;
@@ -122,17 +123,28 @@ fn reload_port() -> u32 {
     std::env::var("LEPTOS_RELOAD_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(3001)
 }
 
-pub fn build_router(state: AppState) -> Router {
-    let routes = generate_route_list(App);
+/// Every route the app answers, as (method, path): read from the routes
+/// `build_router` serves, so a new endpoint is listed without a list to
+/// edit (see `route_table`).
+pub fn route_list(state: &AppState) -> Vec<(axum::http::Method, String)> {
+    route_table::of(&routes(state))
+}
+
+/// The routes, before the fallback and the layers around them.
+fn routes(state: &AppState) -> Router<AppState> {
     let options = state.leptos_options.clone();
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/api/{*endpoint}", any(middleware::unknown_endpoint))
-        .leptos_routes_with_context(&state, routes, || {}, move || shell(options.clone()))
+        .leptos_routes_with_context(state, generate_route_list(App), || {}, move || shell(options.clone()))
         .merge(app::http::forms::routes())
         .merge(app::http::authz::routes())
         .merge(app::http::webauthn::routes())
+}
+
+pub fn build_router(state: AppState) -> Router {
+    routes(&state)
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(axum::middleware::from_fn_with_state(state.clone(), app::http::authz::return_after_log_in))
         .layer(axum::middleware::from_fn_with_state(state.clone(), app::http::forms::renew_page_session))
