@@ -67,7 +67,12 @@ impl Db {
 
     /// Takes a due message for one sending attempt, holding it until
     /// `lease_until`: true for exactly one of racing instances.
+    ///
+    /// One statement, in a transaction of its own so that a failure can be
+    /// injected into it as into every other write (`fail_next_transaction_at`).
     pub async fn claim_mail(&self, id: i64, now: i64, lease_until: i64) -> Result<bool, AppError> {
+        let mut tx = self.begin().await?;
+        tx.step()?;
         let done = sqlx::query(
             "UPDATE mail_queue SET lease_until = $3, attempts = attempts + 1 WHERE id = $1 AND status = 'pending' \
              AND next_attempt_at <= $2 AND (lease_until IS NULL OR lease_until <= $2)",
@@ -75,8 +80,9 @@ impl Db {
         .bind(id)
         .bind(now)
         .bind(lease_until)
-        .execute(&self.pool)
+        .execute(&mut *tx.tx)
         .await?;
+        tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 
