@@ -12,6 +12,7 @@ pub mod middleware;
 pub mod ops;
 pub mod route_table;
 pub mod telemetry;
+pub mod trace;
 
 use std::sync::Arc;
 
@@ -154,6 +155,9 @@ pub fn build_router(state: AppState) -> Router {
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(middleware::api_edge))
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::security_headers))
+        // Outermost: one span per request around every layer above, with
+        // the route matched and an `X-Request-Id` on every answer.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), trace::requests))
         .with_state(state)
 }
 

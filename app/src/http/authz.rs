@@ -260,6 +260,9 @@ async fn answer(
         Ok(who) => who,
         Err(e) => return bare(StatusCode::from_u16(e.status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE)),
     };
+    if let Some(w) = &who {
+        tracing::Span::current().record("user_id", w.user_id).record("login_id", w.family.as_str());
+    }
     let target = Target { method: &original.method, host: bare_host(&original.host), path: &path };
     let as_subject = who.as_ref().map(|w| Subject {
         user_id: w.user_id,

@@ -72,6 +72,7 @@ impl FromRequestParts<AppState> for FullSession {
         if user.id != id || user.session_version != claims.ver {
             return Err(AppError::unauthenticated());
         }
+        tracing::Span::current().record("user_id", user.id).record("login_id", user.family.as_str());
         Ok(Self { user, claims })
     }
 }
@@ -92,6 +93,7 @@ impl FromRequestParts<AppState> for PasswordSession {
         if user.session_version != claims.ver || !user.two_factor() {
             return Err(AppError::unauthenticated());
         }
+        tracing::Span::current().record("user_id", user.id);
         Ok(Self { user, claims })
     }
 }
