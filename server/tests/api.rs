@@ -54,6 +54,8 @@ mod proxies;
 mod retention;
 #[path = "api/sessions.rs"]
 mod sessions;
+#[path = "api/traces.rs"]
+mod traces;
 
 /// 2027-01-15T08:00:10Z: 10 seconds into a TOTP step.
 const START: i64 = 1_800_000_010;
