@@ -140,7 +140,7 @@ pub async fn current_user() -> Result<User, AppError> {
 /// new access token. A reused refresh token ends its whole session family.
 #[server(prefix = "/api", endpoint = "authentication/refresh", input = Json)]
 pub async fn refresh() -> Result<User, AppError> {
-    use crate::server::tokens::CookieKind;
+    use crate::server::crypto::tokens::CookieKind;
     use crate::server::{app_state, extract, logins, request::RequestMeta, request_headers, set_cookies};
     let state = app_state()?;
     let meta = extract::<RequestMeta>(&state).await?;

@@ -5,8 +5,8 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use app::server::sealing::parse_key;
-use app::server::tokens::MIN_KEY_BYTES;
+use app::server::crypto::sealing::parse_key;
+use app::server::crypto::tokens::MIN_KEY_BYTES;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {

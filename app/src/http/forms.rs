@@ -23,7 +23,7 @@ use crate::server::factors::{protection, recovery};
 use crate::server::logins;
 use crate::server::request::RequestMeta;
 use crate::server::state::AppState;
-use crate::server::tokens::{CookieKind, Stage};
+use crate::server::crypto::tokens::{CookieKind, Stage};
 use crate::ui::outcome::{FormOutcome, Intent, Shown};
 use crate::wire::{parse_email, parse_new_password, parse_registration, parse_second_factor};
 

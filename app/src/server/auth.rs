@@ -15,7 +15,7 @@ use http::request::Parts;
 
 use super::db::{SessionUser, UserRow};
 use super::state::AppState;
-use super::tokens::{Claims, CookieKind, Stage};
+use super::crypto::tokens::{Claims, CookieKind, Stage};
 use crate::error::AppError;
 
 #[derive(Debug, Clone)]

@@ -16,10 +16,8 @@ pub mod mail;
 pub mod passwords;
 pub mod request;
 pub mod retention;
-pub mod sealing;
 pub mod state;
 pub mod throttle;
-pub mod tokens;
 
 use axum::extract::FromRequestParts;
 use http::HeaderValue;
@@ -27,6 +25,7 @@ use leptos::prelude::use_context;
 use leptos_axum::ResponseOptions;
 
 use crate::error::AppError;
+use crypto::tokens;
 pub use state::AppState;
 
 /// A response body with the `Set-Cookie` values that go with it.

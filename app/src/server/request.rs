@@ -9,7 +9,7 @@ use http::request::Parts;
 
 use super::gate::Cidr;
 use super::state::AppState;
-use super::tokens::{CookieKind, Device};
+use super::crypto::tokens::{CookieKind, Device};
 use crate::error::AppError;
 
 /// Longest user agent kept in the audit trail.

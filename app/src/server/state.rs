@@ -11,8 +11,8 @@ use super::db::Db;
 use super::db::Throttle;
 use super::gate::{Cidr, Rules};
 use super::passwords::Hasher;
-use super::sealing::SecretBox;
-use super::tokens::{CookieConfig, TokenKeys};
+use super::crypto::sealing::SecretBox;
+use super::crypto::tokens::{CookieConfig, TokenKeys};
 
 /// Cheap to clone (one reference count): axum and Leptos clone the state
 /// several times per request.

@@ -22,7 +22,7 @@ use super::audit::audit;
 use super::db::{Db, Throttle, UserRow};
 use super::request::RequestMeta;
 use super::state::AppState;
-use super::tokens::Device;
+use super::crypto::tokens::Device;
 use crate::error::AppError;
 use crate::wire::AuditKind;
 

@@ -3,7 +3,7 @@
 //! can never bring a token back to life.
 
 use app::server::retention;
-use app::server::tokens::Stage;
+use app::server::crypto::tokens::Stage;
 
 use super::*;
 

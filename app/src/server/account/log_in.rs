@@ -15,7 +15,7 @@ use crate::server::mail;
 use crate::server::request::RequestMeta;
 use crate::server::state::AppState;
 use crate::server::throttle::{Attempt, trusted_device};
-use crate::server::tokens::{CookieKind, PASSWORD_STAGE_TTL};
+use crate::server::crypto::tokens::{CookieKind, PASSWORD_STAGE_TTL};
 use crate::wire::{AuditKind, LogInResponse, User};
 
 /// After a successful log-in: tells the owner if it came from a browser
@@ -122,7 +122,7 @@ pub async fn log_in(
     // This browser now knows the password: from here on its failures on
     // this account count on their own (see `Attempt::password_buckets`).
     let device = state.keys.issue_device(user.id, user.session_version, state.now())?;
-    let device_cookie = state.cookies.set(CookieKind::Device, &device, crate::server::tokens::DEVICE_TTL);
+    let device_cookie = state.cookies.set(CookieKind::Device, &device, crate::server::crypto::tokens::DEVICE_TTL);
     let mut cookies = if user.two_factor() {
         let factors = (user.totp_enabled, user.passkey_count > 0);
         let token = state.keys.issue_password_stage(
@@ -177,7 +177,7 @@ pub(crate) async fn finish_second_factor(
     state: &AppState,
     meta: &RequestMeta,
     user: &UserRow,
-    stage: &crate::server::tokens::Claims,
+    stage: &crate::server::crypto::tokens::Claims,
     amr: Amr,
 ) -> Result<Vec<String>, AppError> {
     let mut tx = state.db.begin().await?;

@@ -11,7 +11,7 @@ use crate::server::auth::FullSession;
 use crate::server::crypto::sha256_hex;
 use crate::server::request::RequestMeta;
 use crate::server::state::AppState;
-use crate::server::tokens::{CookieKind, Stage};
+use crate::server::crypto::tokens::{CookieKind, Stage};
 use crate::wire::AuditKind;
 
 /// Ends the log-in whose cookies `headers` carry: the one named by the

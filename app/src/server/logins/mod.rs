@@ -22,7 +22,7 @@ use crate::server::crypto::{random_bytes, sha256_hex};
 use crate::server::db::{NewLogin, NewRefreshToken, Tx};
 use crate::server::request::RequestMeta;
 use crate::server::state::AppState;
-use crate::server::tokens::{CookieKind, Stage};
+use crate::server::crypto::tokens::{CookieKind, Stage};
 
 /// How a log-in was reached: the factors the person presented (RFC 8176
 /// names where one fits). Two factors: anything beside the password.

@@ -1,5 +1,10 @@
-//! Small cryptographic helpers shared by the core: hashing a token for
-//! storage, and random bytes from the OS.
+//! Cryptography of the core: secrets sealed at rest (`sealing`: TOTP keys,
+//! recovery-code hashes), the signed tokens and the cookies that carry them
+//! (`tokens`), and the small helpers shared by everything else: hashing a
+//! token for storage, and random bytes from the OS.
+
+pub mod sealing;
+pub mod tokens;
 
 use sha2::{Digest, Sha256};
 
