@@ -11,6 +11,7 @@ pub mod listen;
 pub mod middleware;
 pub mod ops;
 pub mod route_table;
+pub mod site;
 pub mod telemetry;
 pub mod trace;
 
@@ -18,11 +19,11 @@ use std::sync::Arc;
 
 use app::server::AppState;
 use app::server::clock::Clock;
+use app::server::crypto::sealing::SecretBox;
+use app::server::crypto::tokens::{CookieConfig, TokenKeys};
 use app::server::db::{Db, Throttle};
 use app::server::passwords::Hasher;
-use app::server::crypto::sealing::SecretBox;
 use app::server::state::{Limits, StateInner};
-use app::server::crypto::tokens::{CookieConfig, TokenKeys};
 use app::{App, shell};
 use axum::Router;
 use axum::extract::State;
@@ -64,7 +65,7 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> Result<AppSt
         .site_addr(config.listen)
         .env(if config.production { leptos::config::Env::PROD } else { leptos_env() })
         .reload_port(reload_port())
-        .hash_files(hashed_site())
+        .hash_files(hashed_site(&config.site_root))
         .build();
     Ok(AppState::new(StateInner {
         db,
@@ -115,9 +116,16 @@ fn leptos_env() -> leptos::config::Env {
 
 /// A release build made with `hash-files` writes `hash.txt` beside the
 /// binary; the pages then name the hashed files, which are served as
-/// immutable. Debug builds (tests, `cargo leptos watch`) have none.
-fn hashed_site() -> bool {
-    std::env::current_exe().ok().and_then(|p| p.parent().map(|d| d.join("hash.txt"))).is_some_and(|p| p.exists())
+/// immutable. Debug builds (tests, `cargo leptos watch`) have none. A
+/// mismatched pair stops `serve` before this is asked (`site::check`).
+fn hashed_site(site_root: &str) -> bool {
+    exe_dir()
+        .is_some_and(|dir| site::check(&dir, std::path::Path::new(site_root), OUTPUT_NAME) == Ok(site::Site::Hashed))
+}
+
+/// The folder of the running binary, where Leptos reads `hash.txt`.
+pub fn exe_dir() -> Option<std::path::PathBuf> {
+    std::env::current_exe().ok().and_then(|p| p.parent().map(|d| d.to_path_buf()))
 }
 
 fn reload_port() -> u32 {

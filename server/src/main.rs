@@ -180,6 +180,12 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(config: Config, state: app::server::AppState) -> ExitCode {
+    if let Some(dir) = server::exe_dir()
+        && let Err(e) = server::site::check(&dir, std::path::Path::new(&config.site_root), server::OUTPUT_NAME)
+    {
+        tracing::error!("{e}");
+        return ExitCode::FAILURE;
+    }
     if !config.cookie_secure {
         tracing::warn!(
             "cookies are sent without the Secure flag (COOKIE_SECURE=false): use this only on plain http in development"

@@ -182,3 +182,31 @@ async fn the_operator_adds_an_account_with_the_password_on_standard_input() {
     // The operator vouches for the address: the gate passes it on.
     assert_eq!(r.body["user"]["isEmailVerified"], true, "{}", r.text);
 }
+
+/// A release's site folder without the `hash.txt` of its build: the pages
+/// would name files that are not there. The server says so and does not
+/// start (issue 21, item 10).
+#[tokio::test]
+async fn a_hashed_site_without_its_hash_file_stops_start_up_with_what_to_copy() {
+    let dir = tempfile::tempdir().expect("dir");
+    let pkg = dir.path().join("site/pkg");
+    std::fs::create_dir_all(&pkg).expect("pkg");
+    for file in ["twofactor.Q1w2e3.js", "twofactor.Q1w2e3.wasm", "twofactor.Q1w2e3.css"] {
+        std::fs::write(pkg.join(file), "x").expect("write");
+    }
+    let url = database_for(dir.path()).await;
+    let site = dir.path().join("site");
+    let (ok, _, err) = server_command(
+        &[],
+        &[
+            ("DATABASE_URL", url.as_ref()),
+            ("DATA_DIR", dir.path().as_os_str()),
+            ("JWT_SECRET", "test-signing-key-that-is-long-enough-0123456789".as_ref()),
+            ("LEPTOS_SITE_ROOT", site.as_os_str()),
+            ("LISTEN_ADDR", "127.0.0.1:0".as_ref()),
+        ],
+    );
+    assert!(!ok, "started anyway: {err}");
+    assert!(err.contains("hash.txt is missing"), "{err}");
+    assert!(err.contains("copy hash.txt from the same build"), "{err}");
+}
