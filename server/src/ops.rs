@@ -2,8 +2,8 @@
 
 use app::domain::Email;
 use app::server::AppState;
-use app::server::db::SealedSecrets;
 use app::server::crypto::sealing::SecretBox;
+use app::server::db::SealedSecrets;
 use app::server::{account, factors::protection, logins};
 
 /// Re-seals every TOTP secret not under the current key. Each row is

@@ -19,11 +19,11 @@ use leptos::prelude::provide_context;
 use crate::error::{AppError, ErrorKind};
 use crate::server::account;
 use crate::server::auth::{FullSession, PasswordSession};
+use crate::server::crypto::tokens::{CookieKind, Stage};
 use crate::server::factors::{protection, recovery};
 use crate::server::logins;
 use crate::server::request::RequestMeta;
 use crate::server::state::AppState;
-use crate::server::crypto::tokens::{CookieKind, Stage};
 use crate::ui::outcome::{FormOutcome, Intent, Shown};
 use crate::wire::{parse_email, parse_new_password, parse_registration, parse_second_factor};
 

@@ -13,9 +13,9 @@
 use axum::extract::FromRequestParts;
 use http::request::Parts;
 
+use super::crypto::tokens::{Claims, CookieKind, Stage};
 use super::db::{SessionUser, UserRow};
 use super::state::AppState;
-use super::crypto::tokens::{Claims, CookieKind, Stage};
 use crate::error::AppError;
 
 #[derive(Debug, Clone)]

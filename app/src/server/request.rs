@@ -7,9 +7,9 @@ use std::net::{IpAddr, SocketAddr};
 use axum::extract::{ConnectInfo, FromRequestParts};
 use http::request::Parts;
 
+use super::crypto::tokens::{CookieKind, Device};
 use super::gate::Cidr;
 use super::state::AppState;
-use super::crypto::tokens::{CookieKind, Device};
 use crate::error::AppError;
 
 /// Longest user agent kept in the audit trail.

@@ -7,12 +7,12 @@ use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 
 use super::clock::Clock;
+use super::crypto::sealing::SecretBox;
+use super::crypto::tokens::{CookieConfig, TokenKeys};
 use super::db::Db;
 use super::db::Throttle;
 use super::gate::{Cidr, Rules};
 use super::passwords::Hasher;
-use super::crypto::sealing::SecretBox;
-use super::crypto::tokens::{CookieConfig, TokenKeys};
 
 /// Cheap to clone (one reference count): axum and Leptos clone the state
 /// several times per request.

@@ -2,8 +2,8 @@
 //! audit events are pruned; session validity is an allow-list, so pruning
 //! can never bring a token back to life.
 
-use app::server::retention;
 use app::server::crypto::tokens::Stage;
+use app::server::retention;
 
 use super::*;
 

@@ -7,8 +7,8 @@ use crate::error::AppError;
 use crate::server::audit::audit;
 use crate::server::auth::FullSession;
 use crate::server::crypto::random_bytes;
-use crate::server::request::RequestMeta;
 use crate::server::crypto::sealing::SecretBox;
+use crate::server::request::RequestMeta;
 use crate::server::state::AppState;
 use crate::wire::{AuditKind, RecoveryCodesResponse};
 

@@ -9,9 +9,9 @@ use crate::server::account::operator_meta;
 use crate::server::audit::audit;
 use crate::server::auth::FullSession;
 use crate::server::crypto::sha256_hex;
+use crate::server::crypto::tokens::{CookieKind, Stage};
 use crate::server::request::RequestMeta;
 use crate::server::state::AppState;
-use crate::server::crypto::tokens::{CookieKind, Stage};
 use crate::wire::AuditKind;
 
 /// Ends the log-in whose cookies `headers` carry: the one named by the
