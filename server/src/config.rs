@@ -72,6 +72,9 @@ pub struct Config {
     pub trusted_proxies: Vec<app::server::gate::Cidr>,
     /// Whether anyone may create an account on the sign-up page.
     pub signup_open: bool,
+    /// What the gate's `Remote-User` carries: the account's number (`id`)
+    /// or its confirmed address (`email`).
+    pub remote_user: app::server::gate::RemoteUser,
     /// How long a gate decision's subject is believed without the database.
     pub gate_cache_seconds: i64,
     /// Where mail goes: `smtp://` (STARTTLS) or `smtps://` (TLS); `None`
@@ -252,6 +255,11 @@ impl Config {
             Some("closed") => false,
             Some(other) => return Err(format!("SIGNUP must be open or closed, got {other:?}")),
         };
+        let remote_user = match var("GATE_REMOTE_USER") {
+            None => app::server::gate::RemoteUser::default(),
+            Some(text) => app::server::gate::RemoteUser::parse(&text)
+                .ok_or_else(|| format!("GATE_REMOTE_USER must be id or email, got {text:?}"))?,
+        };
         let trusted_proxies = match var("TRUSTED_PROXIES") {
             None => app::server::gate::Cidr::loopback(),
             Some(list) => list
@@ -318,6 +326,7 @@ impl Config {
             access_rules,
             trusted_proxies,
             signup_open,
+            remote_user,
             gate_cache_seconds,
         })
     }

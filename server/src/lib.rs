@@ -100,6 +100,7 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> Result<AppSt
             rules: config.rules()?,
             trusted_proxies: config.trusted_proxies.clone(),
             signup_open: config.signup_open,
+            remote_user: config.remote_user,
         },
         leptos_options,
     }))

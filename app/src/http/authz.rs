@@ -25,7 +25,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use crate::error::AppError;
 use crate::server::auth::FullSession;
 use crate::server::db::GateSubject;
-use crate::server::gate::{Decision, Subject, Target, safe_return_url};
+use crate::server::gate::{Decision, RemoteUser, Subject, Target, safe_return_url};
 use crate::server::state::AppState;
 
 pub fn routes() -> axum::Router<AppState> {
@@ -273,7 +273,19 @@ async fn answer(
     });
     let decision = state.gate.rules.decide(&target, as_subject.as_ref());
     match decision {
-        Decision::Allow => allowed(who.as_ref()),
+        // A login name must be something the person proved: with addresses
+        // as names, an unconfirmed one passes only where nobody needs a
+        // name (a bypass rule), and goes there as nobody.
+        Decision::Allow
+            if state.gate.remote_user == RemoteUser::Email && who.as_ref().is_some_and(|w| !w.email_verified) =>
+        {
+            if state.gate.rules.decide(&target, None) == Decision::Allow {
+                allowed(None, state.gate.remote_user)
+            } else {
+                unverified_email(&state.gate.public_url, wants_page)
+            }
+        }
+        Decision::Allow => allowed(who.as_ref(), state.gate.remote_user),
         Decision::Forbidden => bare(StatusCode::FORBIDDEN),
         Decision::UnverifiedEmail => unverified_email(&state.gate.public_url, wants_page),
         Decision::LogIn | Decision::SecondFactor => {
@@ -344,11 +356,17 @@ fn html_escape(s: &str) -> String {
 /// `Remote-Email` carries the address only once the person confirmed it
 /// (anyone may sign up with anyone's address); `Remote-Email-Verified`
 /// says which (`true`, `false`, or empty when nobody is logged in).
-fn allowed(who: Option<&GateSubject>) -> Response {
+/// `Remote-User` is the account's number, or its confirmed address
+/// (`GATE_REMOTE_USER=email`; the caller refuses an unconfirmed one).
+fn allowed(who: Option<&GateSubject>, remote_user: RemoteUser) -> Response {
     let mut res = bare(StatusCode::OK);
     let values = match who {
         Some(w) => [
-            w.user_id.to_string(),
+            match remote_user {
+                RemoteUser::Email if w.email_verified => w.email.clone(),
+                RemoteUser::Email => String::new(),
+                RemoteUser::Id => w.user_id.to_string(),
+            },
             if w.email_verified { w.email.clone() } else { String::new() },
             w.email_verified.to_string(),
             w.name.clone(),

@@ -78,6 +78,8 @@ pub struct GateConfig {
     /// Anyone may create an account (`SIGNUP`; closed by default once
     /// `COOKIE_DOMAINS` is set); otherwise the operator adds people.
     pub signup_open: bool,
+    /// What `Remote-User` carries (`GATE_REMOTE_USER`).
+    pub remote_user: crate::server::gate::RemoteUser,
 }
 
 impl StateInner {

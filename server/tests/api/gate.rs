@@ -688,3 +688,53 @@ policy = "one_factor"
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(header(&r, "remote-email"), "boss@example.com");
 }
+
+/// `GATE_REMOTE_USER=email`: apps that take `Remote-User` as a login name
+/// get the confirmed address; an unconfirmed one is never sent as a name
+/// (refused where a log-in is needed, nobody on a bypass rule), and the
+/// default stays the account's number (issue 21, item 13).
+#[tokio::test]
+async fn remote_user_can_be_the_confirmed_address_and_never_an_unconfirmed_one() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("rules.toml");
+    std::fs::write(&path, "[[rules]]\ndomain = \"*.example.test\"\npath = \"^/public\"\npolicy = \"bypass\"\n\n[[rules]]\ndomain = \"*.example.test\"\npolicy = \"one_factor\"\n").expect("rules");
+    let path = path.display().to_string();
+    let mut vars = GATE.to_vec();
+    vars.extend([("ACCESS_RULES", path.as_str()), ("GATE_REMOTE_USER", "email")]);
+    let app = spawn_app_with(&vars).await;
+    assert_eq!(app.register("grafana-user@example.com").await.status, StatusCode::CREATED);
+    let gate = gate_cookie(&app.log_in("grafana-user@example.com", PASSWORD).await).expect("gate");
+    let id = app.get("/api/authentication").await.body["id"].as_i64().expect("id");
+
+    // Unconfirmed: no name to give, so no way in where one is needed.
+    let r = app.forward_auth("GET", "http://grafana.example.test/", Some(&gate), HTML).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.text.contains("confirmed email address"), "{}", r.text);
+    assert_eq!(
+        app.auth_request("GET", "http://grafana.example.test/", Some(&gate)).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let r = app.forward_auth("GET", "http://grafana.example.test/public/logo.svg", Some(&gate), HTML).await;
+    assert_eq!(r.status, StatusCode::OK, "a bypass rule still lets them through");
+    assert_eq!((header(&r, "remote-user"), header(&r, "remote-email")), ("", ""), "as nobody");
+
+    // Confirmed: the address is the name.
+    let mut tx = app.state.db.begin().await.expect("tx");
+    tx.set_email_verified(id, START).await.expect("confirm");
+    tx.commit().await.expect("commit");
+    for r in [
+        app.forward_auth("GET", "http://grafana.example.test/", Some(&gate), HTML).await,
+        app.auth_request("GET", "http://grafana.example.test/", Some(&gate)).await,
+    ] {
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(header(&r, "remote-user"), "grafana-user@example.com");
+        assert_eq!(header(&r, "remote-email-verified"), "true");
+    }
+
+    // A value the server does not know stops start-up, naming both choices.
+    let bad = server::config::Config::from_vars(|name| match name {
+        "GATE_REMOTE_USER" => Some("username".into()),
+        _ => None,
+    });
+    assert!(bad.is_err_and(|e| e.contains("GATE_REMOTE_USER must be id or email")));
+}

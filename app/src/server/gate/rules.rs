@@ -75,6 +75,29 @@ pub struct Target<'a> {
     pub path: &'a str,
 }
 
+/// What `Remote-User` carries to the apps (`GATE_REMOTE_USER`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RemoteUser {
+    /// The account's number: stable, but shown as the user's name by apps
+    /// that take the header as a login name.
+    #[default]
+    Id,
+    /// The confirmed email address: what apps such as Grafana or Gitea
+    /// can use as a login name. A person whose address is not confirmed
+    /// is refused (an unconfirmed address could be anyone's).
+    Email,
+}
+
+impl RemoteUser {
+    pub fn parse(text: &str) -> Option<RemoteUser> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "id" => Some(RemoteUser::Id),
+            "email" => Some(RemoteUser::Email),
+            _ => None,
+        }
+    }
+}
+
 /// Who is asking, when a gate cookie names a live session.
 #[derive(Debug, Clone)]
 pub struct Subject<'a> {
