@@ -126,6 +126,7 @@ async fn main() -> ExitCode {
             }
         };
     }
+    let new_database = ops::sqlite_file(&config.database_url).is_some_and(|file| !file.exists());
     let state = match build_state(&config, Arc::new(SystemClock)).await {
         Ok(s) => s,
         Err(e) => {
@@ -143,7 +144,7 @@ async fn main() -> ExitCode {
         Command::User(UserCommand::Add { email, name }) => {
             let mut line = String::new();
             match std::io::stdin().read_line(&mut line) {
-                Ok(_) => ops::add_user(&state, &email, &name, &line).await,
+                Ok(_) => ops::add_user(&state, &config.database_url, &email, &name, &line).await,
                 Err(e) => Err(format!("could not read the password from standard input: {e}")),
             }
         }
@@ -167,6 +168,9 @@ async fn main() -> ExitCode {
             .map(|p| format!("deleted {} session, {} throttle and {} audit row(s)", p.sessions, p.throttle, p.audit)),
     };
     state.db.close().await;
+    if new_database {
+        eprintln!("{}", ops::new_database_warning(&config.database_url));
+    }
     match done {
         Ok(message) => {
             println!("{}", message.trim_end());

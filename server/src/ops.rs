@@ -212,13 +212,23 @@ pub async fn passkeys(state: &AppState, email: &str, remove: Option<&str>) -> Re
 /// `user add EMAIL NAME`: an account made by the operator (the way in when
 /// SIGNUP is closed). The password is the first line of standard input, so
 /// it never shows in the process list or the shell history.
-pub async fn add_user(state: &AppState, email: &str, name: &str, password_line: &str) -> Result<String, String> {
+pub async fn add_user(
+    state: &AppState,
+    database_url: &str,
+    email: &str,
+    name: &str,
+    password_line: &str,
+) -> Result<String, String> {
     let email = parse_email(email)?;
     let name = app::domain::PersonName::parse(name).map_err(|e| format!("{name:?}: {e}"))?;
     let password = app::domain::Password::parse(password_line.trim_end_matches(['\r', '\n']))
         .map_err(|e| format!("the password: {e}"))?;
     match account::operator_add_user(state, email.clone(), name, password).await {
-        Ok(true) => Ok(format!("created {email}; they can log in and turn on two-factor authentication")),
+        Ok(true) => Ok(format!(
+            "created {email} in {}; the address counts as confirmed. They can log in and turn on two-factor \
+             authentication",
+            database_place(database_url)
+        )),
         Ok(false) => Err(format!("an account with the email {email} already exists")),
         Err(e) => Err(e.fields.get("password").cloned().unwrap_or(e.message)),
     }
@@ -276,4 +286,52 @@ pub async fn mail_queue(state: &AppState) -> Result<String, String> {
     }
     out.push_str(&format!("{sent} sent in the last 24 hours"));
     Ok(out)
+}
+
+/// Where a database URL points, for the operator to read: a SQLite file
+/// as an absolute path, a PostgreSQL database as host and name (never the
+/// user or password).
+pub fn database_place(url: &str) -> String {
+    if let Some(path) = sqlite_file(url) {
+        return std::path::absolute(&path).unwrap_or(path).display().to_string();
+    }
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let host_and_db = rest.rsplit_once('@').map_or(rest, |(_, after)| after);
+    format!("postgres://{}", host_and_db.split('?').next().unwrap_or(host_and_db))
+}
+
+/// The file of a SQLite URL (`sqlite://data/twofactor.db?mode=rwc`).
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && path != ":memory:").then(|| std::path::PathBuf::from(path))
+}
+
+/// Said after a command that made a new SQLite database: run from another
+/// directory (or without the server's `DATABASE_URL`), a command works on a
+/// database of its own that the server never reads.
+pub fn new_database_warning(url: &str) -> String {
+    format!(
+        "note: there was no database at {}, so this command made a new, empty one (with new keys in DATA_DIR). \
+         If your server runs elsewhere, run the command from the directory the server runs in, or with the \
+         same DATABASE_URL and DATA_DIR as the server.",
+        database_place(url)
+    )
+}
+
+#[cfg(test)]
+mod place_tests {
+    use super::*;
+
+    #[test]
+    fn places_name_the_file_or_the_database_and_never_a_password() {
+        assert!(database_place("sqlite://data/twofactor.db?mode=rwc").ends_with("/data/twofactor.db"));
+        assert_eq!(database_place("sqlite:///srv/tf.db"), "/srv/tf.db");
+        assert_eq!(
+            database_place("postgres://app:s3cret@db.internal:5432/twofactor?sslmode=require"),
+            "postgres://db.internal:5432/twofactor"
+        );
+        assert_eq!(sqlite_file("postgres://x/y"), None);
+        assert_eq!(sqlite_file("sqlite::memory:"), None);
+    }
 }

@@ -147,13 +147,13 @@ async fn operator_commands_work_on_a_new_machine() {
 async fn the_operator_adds_an_account_with_the_password_on_standard_input() {
     let app = spawn_app_with(&[("SIGNUP", "closed")]).await;
     let dir = app._dir.path().to_path_buf();
-    let add = |email: &str, password: &str| {
+    let add_to = |url: &str, email: &str, password: &str| {
         use std::io::Write;
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
             .args(["user", "add", email, "Olga Operator"])
             .env_clear()
             .env("RUST_LOG", "warn")
-            .env("DATABASE_URL", &app.database_url)
+            .env("DATABASE_URL", url)
             .env("DATA_DIR", &dir)
             .env("JWT_SECRET", "test-signing-key-that-is-long-enough-0123456789")
             .stdin(std::process::Stdio::piped())
@@ -168,6 +168,7 @@ async fn the_operator_adds_an_account_with_the_password_on_standard_input() {
             String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
         )
     };
+    let add = |email: &str, password: &str| add_to(&app.database_url, email, password);
     let (ok, out) = add("olga@example.com", "password1234");
     assert!(!ok && out.contains("too easy"), "{out}");
     let (ok, out) = add("\u{430}lga@example.com", PASSWORD);
@@ -175,6 +176,18 @@ async fn the_operator_adds_an_account_with_the_password_on_standard_input() {
     let (ok, out) = add("olga@example.com", PASSWORD);
     assert!(ok, "{out}");
     assert!(!out.contains(PASSWORD), "the password is never printed");
+    // Which database it wrote to, and no warning: the server's own.
+    assert!(out.contains(&server::ops::database_place(&app.database_url)), "{out}");
+    assert!(!out.contains("made a new, empty one"), "{out}");
+    // Pointed at no database (run from another directory), it says it made
+    // one the server never reads (issue 21, item 12).
+    if !app.database_url.starts_with("postgres") {
+        let elsewhere = dir.join("elsewhere.db");
+        let (ok, out) = add_to(&format!("sqlite://{}?mode=rwc", elsewhere.display()), "olga@example.com", PASSWORD);
+        assert!(ok, "{out}");
+        assert!(out.contains(&format!("there was no database at {}", elsewhere.display())), "{out}");
+        assert!(out.contains("run the command from the directory the server runs in"), "{out}");
+    }
     let (ok, out) = add("OLGA@example.com", PASSWORD);
     assert!(!ok && out.contains("already exists"), "{out}");
     let r = app.log_in("olga@example.com", PASSWORD).await;
