@@ -387,29 +387,30 @@ struct ReturnTo {
     rd: Option<String>,
 }
 
-/// `GET /login?rd=…` with a full session: back to the app the person was
-/// opening (if `rd` is under a cookie domain; home otherwise), with fresh
-/// gate cookies for this log-in in case the browser has none yet. Without
-/// a full session the log-in page is drawn as usual, carrying `rd`.
+/// `GET /login` or `GET /signup` with a full session: nothing to fill in,
+/// so on to where the person was going. With `rd`, back to the app they
+/// were opening (if `rd` is under a cookie domain; home otherwise), with
+/// fresh gate cookies for this log-in in case the browser has none yet;
+/// without, to the account's home page. Without a full session the page is
+/// drawn as usual, carrying `rd`.
 pub async fn return_after_log_in(
     State(state): State<AppState>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    if req.method() != Method::GET || req.uri().path() != "/login" {
+    if req.method() != Method::GET || !matches!(req.uri().path(), "/login" | "/signup") {
         return next.run(req).await;
     }
-    let Some(rd) = req.uri().query().and_then(|q| serde_urlencoded::from_str::<ReturnTo>(q).ok()).and_then(|r| r.rd)
-    else {
-        return next.run(req).await;
-    };
+    let rd = req.uri().query().and_then(|q| serde_urlencoded::from_str::<ReturnTo>(q).ok()).and_then(|r| r.rd);
     let (mut parts, body) = req.into_parts();
     let session =
         <FullSession as axum::extract::FromRequestParts<AppState>>::from_request_parts(&mut parts, &state).await;
     let Ok(session) = session else { return next.run(axum::extract::Request::from_parts(parts, body)).await };
-    let destination = return_url(&state, &rd).unwrap_or_else(|| "/".into());
+    let destination = rd.as_deref().and_then(|rd| return_url(&state, rd)).unwrap_or_else(|| "/".into());
     let mut cookies = Vec::new();
-    if let (Some(family), false) = (session.claims.sid.as_deref(), state.gate.cookie_domains.is_empty()) {
+    if let (Some(family), Some(_), false) =
+        (session.claims.sid.as_deref(), rd.as_ref(), state.gate.cookie_domains.is_empty())
+    {
         let expires_at = state.now() + state.refresh_ttl;
         let issued = async {
             let mut tx = state.db.begin().await?;

@@ -54,10 +54,33 @@ fn Home(user: User) -> impl IntoView {
     }
 }
 
+/// `GET /logout` (a typed or bookmarked address): logging out is a POST,
+/// so this page asks, with the button; logged out already, it leads to
+/// the log-in page.
+#[component]
+pub fn LogOutPage() -> impl IntoView {
+    view! { <RequireUser children=|u| view! { <LogOutConfirm user=u/> }.into_any()/> }
+}
+
+#[component]
+fn LogOutConfirm(user: User) -> impl IntoView {
+    view! {
+        <Title text="Log out"/>
+        <section class="card narrow">
+            <h1 tabindex="-1">"Log out?"</h1>
+            <p>"You are signed in as " <strong data-testid="user-email">{user.email.clone()}</strong> "."</p>
+            <div class="actions">
+                <LogOutButton primary=true/>
+                <A href="/" attr:class="btn btn-quiet">"Stay signed in"</A>
+            </div>
+        </section>
+    }
+}
+
 /// Log out: a POST to /logout (the server clears the cookies and sends
 /// the browser to /login); enhanced in place with JavaScript.
 #[component]
-pub fn LogOutButton() -> impl IntoView {
+pub fn LogOutButton(#[prop(optional)] primary: bool) -> impl IntoView {
     let action = Action::new(|_: &()| log_out());
     let navigate = use_navigate();
     Effect::new(move |_| {
@@ -73,7 +96,12 @@ pub fn LogOutButton() -> impl IntoView {
     };
     view! {
         <form class="inline" method="post" action="/logout" on:submit=submit>
-            <SubmitButton pending=action.pending() label="Log out" busy_label="Logging out…" class="btn btn-quiet"/>
+            <SubmitButton
+                pending=action.pending()
+                label="Log out"
+                busy_label="Logging out…"
+                class=if primary { "btn btn-primary" } else { "btn btn-quiet" }
+            />
         </form>
         <ErrorNote error=action_error(action) busy=action.pending()/>
     }

@@ -119,6 +119,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/") view=home::HomePage ssr=SsrMode::Async/>
                     <Route path=path!("/signup") view={leptos_router::Lazy::<signup::SignUpRoute>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/login") view=login::LogInPage ssr=SsrMode::Async/>
+                    <Route path=path!("/logout") view=home::LogOutPage ssr=SsrMode::Async/>
                     <Route path=path!("/security") view={leptos_router::Lazy::<security::SecurityRoute>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/forgot-password") view={leptos_router::Lazy::<mailed::MailedRoute>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/reset-password") view={leptos_router::Lazy::<mailed::MailedRoute>::new()} ssr=SsrMode::Async/>

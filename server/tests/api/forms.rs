@@ -257,3 +257,40 @@ async fn the_enrolment_self_test_says_what_went_wrong() {
     assert_error(&r, StatusCode::UNAUTHORIZED, "invalid_code");
     assert!(!r.text.contains("fast") && !r.text.contains("clock"), "{}", r.text);
 }
+
+/// Signed in, `/login` and `/signup` have nothing to ask: they lead on
+/// (home, or the app in `rd`); `GET /logout` is a page with the button, not
+/// a browser error (issue 21, item 4).
+#[tokio::test]
+async fn signed_in_the_log_in_and_sign_up_pages_lead_on_and_get_logout_asks() {
+    let app = spawn_app().await;
+    let b = browser();
+    let email = "already@example.com";
+    let r = app
+        .form(&b, "/signup", &[("intent", "sign-up"), ("name", "Al Ready"), ("email", email), ("password", PASSWORD)])
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+    for path in ["/login", "/signup"] {
+        let r = app.page(&b, path).await;
+        assert_eq!((r.status, location(&r)), (StatusCode::SEE_OTHER, "/"), "{path}");
+    }
+    let r = app.page(&b, "/login?rd=https://elsewhere.example.net/").await;
+    assert_eq!(location(&r), "/", "an rd outside the cookie domains leads home");
+
+    let r = app.page(&b, "/logout").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.text.contains("Log out?") && r.text.contains(email), "{}", r.text);
+    assert!(r.text.contains("action=\"/logout\"") && r.text.contains("method=\"post\""), "{}", r.text);
+    let r = app.form(&b, "/logout", &[]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+
+    // Logged out: the forms are drawn again, and /logout leads to log in.
+    for path in ["/login", "/signup"] {
+        let r = app.page(&b, path).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}");
+        assert!(r.text.contains("<form"), "{path}: {}", r.text);
+    }
+    let r = app.page(&b, "/logout").await;
+    assert!(r.status == StatusCode::OK || r.status.is_redirection(), "{}", r.status);
+    assert!(!r.text.contains("Log out?"), "{}", r.text);
+}
