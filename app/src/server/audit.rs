@@ -1,7 +1,7 @@
 //! The audit trail the person reviews, and the security notices mailed
 //! with the changes they must hear of: one call records both, together.
 
-use super::db::NewAuditEvent;
+use super::db::{NewAuditEvent, Tx};
 use super::mail;
 use super::request::RequestMeta;
 use super::state::AppState;
@@ -48,5 +48,56 @@ pub async fn notify(
     tx.enqueue_mail(&mail::new_mail(state, &kind, Some(user.id), &user.email, meta)).await?;
     tx.commit().await?;
     state.mail.wake();
+    Ok(())
+}
+
+/// `audit`, as one of the writes of `tx`: the event (and its notice, if
+/// its kind has one) lands with the operation it describes, or neither
+/// does. Commit with `commit`, which wakes the mail worker if a notice was
+/// queued.
+pub async fn record(
+    state: &AppState,
+    tx: &mut Tx,
+    user_id: Option<i64>,
+    kind: AuditKind,
+    meta: &RequestMeta,
+) -> Result<(), AppError> {
+    let event = NewAuditEvent {
+        user_id,
+        kind: kind.as_str(),
+        at: state.now(),
+        ip: meta.ip.as_deref(),
+        user_agent: meta.user_agent.as_deref(),
+    };
+    tx.insert_audit(&event).await?;
+    if let (Some(notice), Some(id)) = (mail::Notice::for_event(kind), user_id) {
+        let email = tx.user_email(id).await?;
+        queue_notice(state, tx, id, &email, notice, meta).await?;
+    }
+    Ok(())
+}
+
+/// Queues a security notice to `email`, the account's address, in `tx`.
+pub async fn queue_notice(
+    state: &AppState,
+    tx: &mut Tx,
+    user_id: i64,
+    email: &str,
+    notice: mail::Notice,
+    meta: &RequestMeta,
+) -> Result<(), AppError> {
+    let kind = mail::MailKind::Notice(notice).as_string();
+    tx.enqueue_mail(&mail::new_mail(state, &kind, Some(user_id), email, meta)).await?;
+    tx.note_mail_queued();
+    Ok(())
+}
+
+/// Commits `tx`, then wakes the mail worker if a message was queued in it.
+pub async fn commit(state: &AppState, tx: Tx) -> Result<(), AppError> {
+    let queued = tx.mail_queued();
+    tx.commit().await?;
+    if queued {
+        state.mail.wake();
+    }
     Ok(())
 }

@@ -63,6 +63,9 @@ pub struct Tx {
     gate_cache: std::sync::Arc<GateCache>,
     /// Applied to the gate cache once the transaction has committed.
     invalidations: Vec<Invalidation>,
+    /// A message was queued: the mail worker is woken once this commits
+    /// (see `audit::commit`).
+    mail_queued: bool,
     #[cfg(feature = "fault-injection")]
     fail_at: Option<u32>,
     #[cfg(feature = "fault-injection")]
@@ -174,13 +177,27 @@ impl Db {
     }
 
     pub async fn begin(&self) -> Result<Tx, AppError> {
+        self.begin_with(true).await
+    }
+
+    /// A transaction of the guessing limits' own bookkeeping (reserving and
+    /// settling attempts, see `throttle`): it runs beside the operation it
+    /// guards, so a fault injected for the next transaction
+    /// (`fail_next_transaction_at`) is left for the operation's own.
+    pub async fn begin_bookkeeping(&self) -> Result<Tx, AppError> {
+        self.begin_with(false).await
+    }
+
+    #[cfg_attr(not(feature = "fault-injection"), allow(unused_variables))]
+    async fn begin_with(&self, takes_fault: bool) -> Result<Tx, AppError> {
         Ok(Tx {
             tx: self.pool.begin().await?,
             backend: self.backend,
             gate_cache: self.gate_cache.clone(),
             invalidations: Vec::new(),
+            mail_queued: false,
             #[cfg(feature = "fault-injection")]
-            fail_at: self.fault.lock().map(|mut f| f.take()).unwrap_or(None),
+            fail_at: if takes_fault { self.fault.lock().map(|mut f| f.take()).unwrap_or(None) } else { None },
             #[cfg(feature = "fault-injection")]
             writes: 0,
         })
@@ -280,6 +297,17 @@ impl Tx {
             self.gate_cache.invalidate(what);
         }
         Ok(())
+    }
+
+    /// Notes that a message was queued in this transaction (see
+    /// `audit::commit`, which wakes the mail worker once it lands).
+    pub fn note_mail_queued(&mut self) {
+        self.mail_queued = true;
+    }
+
+    /// Whether a message was queued in this transaction.
+    pub fn mail_queued(&self) -> bool {
+        self.mail_queued
     }
 
     /// Records that gate decisions about `what` must be made afresh: here

@@ -6,9 +6,11 @@
 //! A client that hangs up must neither keep its slots nor count as a
 //! failure: axum drops a request's future when its connection closes, and
 //! a line after an `.await` never runs. So the database work of reserving
-//! and of settling runs in tasks of its own (a hang-up cannot stop them
-//! half-way through the buckets), and an attempt dropped before it was
-//! settled gives its slots back from `Drop`. That gives no free guesses:
+//! and of settling runs in tasks of its own, each in one transaction (a
+//! hang-up cannot stop them half-way through the buckets), and an attempt
+//! dropped before it was settled gives its slots back from `Drop`. An
+//! evaluation that needs no wait (a code) reserves, evaluates and settles
+//! in one transaction of the caller's instead (`Reserved`), run detached. That gives no free guesses:
 //! the outcome reaches the client only in the answer, which is sent after
 //! `settle` has recorded it; once `settle` has begun it runs to the end
 //! whether or not anyone waits for it.
@@ -18,11 +20,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::sync::Notify;
 
-use super::audit::audit;
-use super::db::{Db, Throttle, UserRow};
+use super::audit::{self, audit};
+use super::crypto::tokens::Device;
+use super::db::{Db, Throttle, Tx, UserRow};
 use super::request::RequestMeta;
 use super::state::AppState;
-use super::crypto::tokens::Device;
 use crate::error::AppError;
 use crate::wire::AuditKind;
 
@@ -38,9 +40,10 @@ pub(super) enum OnSuccess {
 
 /// One attempt under the guessing limits: a slot is reserved in every
 /// bucket before anything is evaluated (each by one conditional upsert, so
-/// parallel requests cannot slip past a limit), then `settle` records the
-/// outcome. Dropped unsettled (the request was abandoned, or failed before
-/// its evaluation), it gives every slot back.
+/// parallel requests cannot slip past a limit; all of them in one
+/// transaction), then `settle` records the outcome. Dropped unsettled (the
+/// request was abandoned, or failed before its evaluation), it gives every
+/// slot back.
 pub(super) struct Attempt {
     /// Buckets reserved and not yet settled.
     buckets: Vec<(String, OnSuccess)>,
@@ -67,25 +70,18 @@ impl Attempt {
         buckets: Vec<(String, Throttle, OnSuccess)>,
         user_id: Option<i64>,
     ) -> Result<Self, AppError> {
-        let now = state.now();
-        let mut attempt = Self { buckets: Vec::with_capacity(buckets.len()), user_id, db: state.db.clone() };
-        for (key, policy, on_success) in buckets {
-            let Some(wait) = state.db.throttle_attempt(&key, policy, now).await? else {
-                attempt.buckets.push((key, on_success));
-                continue;
-            };
-            // Refused: the buckets already reserved get their attempt back.
-            while let Some((earlier, _)) = attempt.buckets.last() {
-                state.db.throttle_release(earlier).await?;
-                attempt.buckets.pop();
+        let mut tx = state.db.begin_bookkeeping().await?;
+        match Reserved::take(state, meta, &mut tx, buckets, user_id).await? {
+            Ok(reserved) => {
+                tx.commit().await?;
+                // Only now is there anything to give back.
+                Ok(Self { buckets: reserved.buckets, user_id, db: state.db.clone() })
             }
-            // One event per episode, not one per refused request.
-            if state.db.throttle_first_refusal(&key).await? {
-                audit(state, user_id, AuditKind::Throttled, meta).await;
+            Err(refused) => {
+                audit::commit(state, tx).await?;
+                Err(refused)
             }
-            return Err(AppError::too_many(wait));
         }
-        Ok(attempt)
     }
 
     /// Keeps the reservation as spent, whatever happens next: for counts of
@@ -95,8 +91,9 @@ impl Attempt {
     }
 
     /// Returns `ok` after recording it: a success resets or releases each
-    /// bucket; a failure (already counted when reserved) is audited. Runs
-    /// to the end even if the request is abandoned meanwhile.
+    /// bucket (in one transaction); a failure (already counted when
+    /// reserved) is audited. Runs to the end even if the request is
+    /// abandoned meanwhile.
     pub(super) async fn settle(
         mut self,
         state: &AppState,
@@ -107,18 +104,17 @@ impl Attempt {
         let (state, meta) = (state.clone(), meta.clone());
         detached(async move {
             if ok {
-                while let Some((key, on_success)) = self.buckets.last() {
-                    match on_success {
-                        OnSuccess::Reset => state.db.throttle_reset(key).await?,
-                        OnSuccess::Release => state.db.throttle_release(key).await?,
-                    }
-                    self.buckets.pop();
-                }
+                let mut tx = state.db.begin_bookkeeping().await?;
+                give_back(&mut tx, &self.buckets, true).await?;
+                tx.commit().await?;
             } else {
                 // The failure was counted when the slot was reserved.
                 self.buckets.clear();
                 audit(&state, self.user_id, failure, &meta).await;
             }
+            // Settled: nothing left for `Drop` (if the transaction failed,
+            // the buckets are still here and `Drop` gives them back).
+            self.buckets.clear();
             Ok(ok)
         })
         .await
@@ -182,15 +178,97 @@ impl Drop for Attempt {
         let db = self.db.clone();
         let pending = Pending::enter();
         runtime.spawn(async move {
-            for (key, _) in &buckets {
-                if let Err(e) = db.throttle_release(key).await {
-                    tracing::warn!(error = %e.message, "could not give back an abandoned attempt's slot");
-                }
+            let given = async {
+                let mut tx = db.begin_bookkeeping().await?;
+                give_back(&mut tx, &buckets, false).await?;
+                tx.commit().await
+            };
+            match given.await {
+                Ok(()) => tracing::debug!(buckets = buckets.len(), "an abandoned attempt gave its slots back"),
+                Err(e) => tracing::warn!(error = %e.message, "could not give back an abandoned attempt's slots"),
             }
-            tracing::debug!(buckets = buckets.len(), "an abandoned attempt gave its slots back");
             drop(pending);
         });
     }
+}
+
+/// Reserved slots inside the caller's transaction, for an evaluation that
+/// needs no wait (a code, not a password hash): reserving, evaluating and
+/// settling commit together, so an attempt counts whole or not at all, and
+/// the caller runs the transaction `detached` so a hang-up cannot stop it
+/// half-way. Nothing to give back on drop: a transaction that does not
+/// commit takes its reservations with it.
+pub(super) struct Reserved {
+    buckets: Vec<(String, OnSuccess)>,
+    user_id: Option<i64>,
+}
+
+impl Reserved {
+    /// Reserves a slot in every bucket, in order. `Ok(Err(429))`: refused;
+    /// the slots already reserved are given back and the episode's first
+    /// refusal audited, in `tx`, which the caller commits.
+    pub(super) async fn take(
+        state: &AppState,
+        meta: &RequestMeta,
+        tx: &mut Tx,
+        buckets: Vec<(String, Throttle, OnSuccess)>,
+        user_id: Option<i64>,
+    ) -> Result<Result<Self, AppError>, AppError> {
+        let now = state.now();
+        let mut reserved = Self { buckets: Vec::with_capacity(buckets.len()), user_id };
+        for (key, policy, on_success) in buckets {
+            let Some(wait) = tx.throttle_attempt(&key, policy, now).await? else {
+                reserved.buckets.push((key, on_success));
+                continue;
+            };
+            // Refused: the buckets already reserved get their attempt back.
+            give_back(tx, &reserved.buckets, false).await?;
+            // One event per episode, not one per refused request.
+            if tx.throttle_first_refusal(&key).await? {
+                audit::record(state, tx, user_id, AuditKind::Throttled, meta).await?;
+            }
+            return Ok(Err(AppError::too_many(wait)));
+        }
+        Ok(Ok(reserved))
+    }
+
+    /// Records the outcome in `tx` and returns it: a success resets or
+    /// releases each bucket, a failure (counted when reserved) is audited.
+    pub(super) async fn settle(
+        self,
+        state: &AppState,
+        meta: &RequestMeta,
+        tx: &mut Tx,
+        ok: bool,
+        failure: AuditKind,
+    ) -> Result<bool, AppError> {
+        if ok {
+            give_back(tx, &self.buckets, true).await?;
+        } else {
+            audit::record(state, tx, self.user_id, failure, meta).await?;
+        }
+        Ok(ok)
+    }
+
+    /// Nothing was evaluated (refused for another reason): every slot is
+    /// given back, as an abandoned `Attempt` gives them.
+    pub(super) async fn give_back(self, tx: &mut Tx) -> Result<(), AppError> {
+        give_back(tx, &self.buckets, false).await
+    }
+}
+
+/// Gives back what `buckets` reserved, in the order they were reserved (so
+/// that transactions holding several bucket rows on PostgreSQL always take
+/// them in one order): after a success each bucket is reset or released as
+/// it says; otherwise each is released (one attempt back).
+async fn give_back(tx: &mut Tx, buckets: &[(String, OnSuccess)], succeeded: bool) -> Result<(), AppError> {
+    for (key, on_success) in buckets {
+        match (succeeded, on_success) {
+            (true, OnSuccess::Reset) => tx.throttle_reset(key).await?,
+            _ => tx.throttle_release(key).await?,
+        }
+    }
+    Ok(())
 }
 
 /// Counts one sign-up try against the client address
@@ -213,15 +291,20 @@ pub(super) fn trusted_device<'a>(meta: &'a RequestMeta, user: Option<&UserRow>) 
 
 /// Runs `work` in a task of its own and waits for it: dropping the waiter
 /// does not stop the work.
-async fn detached<T: Send + 'static>(
+pub(super) async fn detached<T: Send + 'static>(
     work: impl Future<Output = Result<T, AppError>> + Send + 'static,
 ) -> Result<T, AppError> {
+    use tracing::Instrument;
     let pending = Pending::enter();
-    let task = tokio::spawn(async move {
-        let out = work.await;
-        drop(pending);
-        out
-    });
+    // Its lines are the request's (the span carries the request's id).
+    let task = tokio::spawn(
+        async move {
+            let out = work.await;
+            drop(pending);
+            out
+        }
+        .instrument(tracing::Span::current()),
+    );
     task.await.map_err(|e| {
         tracing::error!(error = %e, "a throttle task failed");
         AppError::internal()

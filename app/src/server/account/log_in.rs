@@ -5,35 +5,47 @@
 use crate::domain::{Email, Password, SecondFactor};
 use crate::error::AppError;
 use crate::server::WithCookies;
-use crate::server::audit::{audit, notify};
+use crate::server::audit;
 use crate::server::auth::PasswordSession;
-use crate::server::db::UserRow;
-use crate::server::factors::verify::{factor_amr, verify_second_factor};
+use crate::server::crypto::tokens::{CookieKind, PASSWORD_STAGE_TTL};
+use crate::server::db::{Tx, UserRow};
+use crate::server::factors::verify::{self, factor_amr};
 use crate::server::identity;
 use crate::server::logins::{self, Amr};
 use crate::server::mail;
 use crate::server::request::RequestMeta;
 use crate::server::state::AppState;
-use crate::server::throttle::{Attempt, trusted_device};
-use crate::server::crypto::tokens::{CookieKind, PASSWORD_STAGE_TTL};
+use crate::server::throttle::{Attempt, detached, trusted_device};
 use crate::wire::{AuditKind, LogInResponse, User};
 
-/// After a successful log-in: tells the owner if it came from a browser
-/// that never logged in to the account before (and the account has logged
-/// in before: its very first log-in is no news). Call before auditing the
-/// log-in itself.
-async fn notice_new_browser(state: &AppState, meta: &RequestMeta, user_id: i64, new_browser: bool) {
-    if !new_browser {
-        return;
+/// After a successful log-in, in its transaction: tells the owner if it
+/// came from a browser that never logged in to the account before (and
+/// the account has logged in before: its very first log-in is no news).
+/// Call before auditing the log-in itself.
+async fn notice_new_browser(
+    state: &AppState,
+    tx: &mut Tx,
+    meta: &RequestMeta,
+    user: &UserRow,
+    new_browser: bool,
+) -> Result<(), AppError> {
+    if new_browser && tx.has_logged_in(user.id).await? {
+        audit::queue_notice(state, tx, user.id, &user.email, mail::Notice::NewBrowser, meta).await?;
     }
-    let told = match state.db.has_logged_in(user_id).await {
-        Ok(true) => notify(state, user_id, mail::Notice::NewBrowser, None, meta).await,
-        Ok(false) => Ok(()),
-        Err(e) => Err(e),
-    };
-    if let Err(e) = told {
-        tracing::warn!(user_id, error = %e.message, "could not queue the new-browser notice");
-    }
+    Ok(())
+}
+
+/// A log-in stored in `tx` is reported: the new-browser notice if due,
+/// then the audit event, both landing with the log-in or not at all.
+async fn report_log_in(
+    state: &AppState,
+    tx: &mut Tx,
+    meta: &RequestMeta,
+    user: &UserRow,
+    new_browser: bool,
+) -> Result<(), AppError> {
+    notice_new_browser(state, tx, meta, user, new_browser).await?;
+    audit::record(state, tx, Some(user.id), AuditKind::LogInOk, meta).await
 }
 
 /// Whether a log-in comes from a browser without this account's device
@@ -140,9 +152,8 @@ pub async fn log_in(
     } else {
         let mut tx = state.db.begin().await?;
         let cookies = logins::start(state, &mut tx, user.id, user.session_version, Amr::PASSWORD, meta).await?;
-        tx.commit().await?;
-        notice_new_browser(state, meta, user.id, new_browser).await;
-        audit(state, Some(user.id), AuditKind::LogInOk, meta).await;
+        report_log_in(state, &mut tx, meta, &user, new_browser).await?;
+        audit::commit(state, tx).await?;
         cookies
     };
     cookies.push(device_cookie);
@@ -156,18 +167,37 @@ pub async fn log_in(
 }
 
 /// The code step: a password-stage session plus a current code (or a
-/// recovery code) becomes a full session.
+/// recovery code) becomes a full session. One transaction, run to its end
+/// even if the client hangs up: the code checked under the limits
+/// (`verify::check`) and, if it passed, the password-stage token spent and
+/// the log-in started and reported. A log-in refused after a good code (the
+/// token already spent, or overtaken by an ending) still commits the
+/// verdict, as a refused code does: the step stays used, the limits
+/// settled.
 pub async fn authenticate(
     state: &AppState,
     meta: &RequestMeta,
     session: PasswordSession,
     factor: SecondFactor,
 ) -> Result<WithCookies<User>, AppError> {
-    let user = session.user;
-    verify_second_factor(state, meta, &user, &factor).await?;
     let amr = Amr::PASSWORD.with(factor_amr(&factor));
-    let cookies = finish_second_factor(state, meta, &user, &session.claims, amr).await?;
-    Ok(WithCookies { cookies, body: User::from(&user) })
+    let body = User::from(&session.user);
+    let (state, meta) = (state.clone(), meta.clone());
+    let cookies = detached(async move {
+        let PasswordSession { user, claims } = session;
+        let mut tx = state.db.begin().await?;
+        let answer = match verify::check(&state, &meta, &mut tx, &user, &factor).await? {
+            Ok(()) => start_second_factor(&state, &meta, &mut tx, &user, &claims, amr).await?,
+            Err(refused) => Err(refused),
+        };
+        audit::commit(&state, tx).await?;
+        if answer.is_ok() {
+            tracing::info!(user_id = user.id, "second factor accepted");
+        }
+        answer
+    })
+    .await?;
+    Ok(WithCookies { cookies, body })
 }
 
 /// After a second factor (a code or a passkey) was accepted for a
@@ -181,17 +211,34 @@ pub(crate) async fn finish_second_factor(
     amr: Amr,
 ) -> Result<Vec<String>, AppError> {
     let mut tx = state.db.begin().await?;
+    let cookies = start_second_factor(state, meta, &mut tx, user, stage, amr).await??;
+    audit::commit(state, tx).await?;
+    tracing::info!(user_id = user.id, "second factor accepted");
+    Ok(cookies)
+}
+
+/// `finish_second_factor`'s writes, in `tx`. The inner error is a refusal
+/// that left no log-in behind: the token was spent before (401), or the
+/// log-in was overtaken by an ending (409; the token is then spent, and
+/// dead anyway: the session version it names moved on).
+async fn start_second_factor(
+    state: &AppState,
+    meta: &RequestMeta,
+    tx: &mut Tx,
+    user: &UserRow,
+    stage: &crate::server::crypto::tokens::Claims,
+    amr: Amr,
+) -> Result<Result<Vec<String>, AppError>, AppError> {
     // One password step, one session: a copy of the password-stage token
     // cannot be exchanged again with a later code.
     if !tx.spend_stage_token(&stage.jti, stage.exp).await? {
-        return Err(AppError::unauthenticated());
+        return Ok(Err(AppError::unauthenticated()));
     }
-    let cookies = logins::start(state, &mut tx, user.id, user.session_version, amr, meta).await?;
-    tx.commit().await?;
-    notice_new_browser(state, meta, user.id, stage.nb == Some(true)).await;
-    audit(state, Some(user.id), AuditKind::LogInOk, meta).await;
-    tracing::info!(user_id = user.id, "second factor accepted");
-    Ok(cookies)
+    let Some(cookies) = logins::try_start(state, tx, user.id, user.session_version, amr, meta).await? else {
+        return Ok(Err(logins::overtaken()));
+    };
+    report_log_in(state, tx, meta, user, stage.nb == Some(true)).await?;
+    Ok(Ok(cookies))
 }
 
 /// A full session from a passkey alone (possession, and the PIN or
@@ -204,8 +251,8 @@ pub(crate) async fn passwordless_session(
     refuse_locked_or_unverified(state, user)?;
     let mut tx = state.db.begin().await?;
     let cookies = logins::start(state, &mut tx, user.id, user.session_version, Amr::PASSKEY, meta).await?;
-    tx.commit().await?;
-    audit(state, Some(user.id), AuditKind::LogInOk, meta).await;
+    audit::record(state, &mut tx, Some(user.id), AuditKind::LogInOk, meta).await?;
+    audit::commit(state, tx).await?;
     tracing::info!(user_id = user.id, "signed in with a passkey");
     Ok(cookies)
 }

@@ -65,6 +65,17 @@ impl Db {
 }
 
 impl Tx {
+    /// `Db::has_logged_in`, read in this transaction (before it records
+    /// the log-in it is part of).
+    pub async fn has_logged_in(&mut self, user_id: i64) -> Result<bool, AppError> {
+        let row: Option<(i64,)> =
+            sqlx::query_as("SELECT id FROM audit_events WHERE user_id = $1 AND kind = 'log_in_ok' LIMIT 1")
+                .bind(user_id)
+                .fetch_optional(&mut *self.tx)
+                .await?;
+        Ok(row.is_some())
+    }
+
     pub async fn insert_audit(&mut self, e: &NewAuditEvent<'_>) -> Result<(), AppError> {
         self.step()?;
         sqlx::query("INSERT INTO audit_events (user_id, kind, at, ip, user_agent) VALUES ($1, $2, $3, $4, $5)")

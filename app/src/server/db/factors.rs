@@ -57,21 +57,12 @@ impl Db {
     /// account is under `cap` consecutive failures: `None` means refused.
     /// One conditional update, so parallel attempts cannot pass the cap.
     pub async fn reserve_factor_attempt(&self, id: i64, cap: i64) -> Result<Option<i64>, AppError> {
-        let row: Option<(i64,)> = sqlx::query_as(
-            "UPDATE users SET factor_failures = factor_failures + 1 WHERE id = $1 AND factor_failures < $2 \
-             RETURNING factor_failures",
-        )
-        .bind(id)
-        .bind(cap)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|(n,)| n))
+        reserve_factor_attempt(&mut *self.pool.acquire().await?, id, cap).await
     }
 
     /// A second factor passed: the consecutive count starts over.
     pub async fn clear_factor_failures(&self, id: i64) -> Result<(), AppError> {
-        sqlx::query("UPDATE users SET factor_failures = 0 WHERE id = $1").bind(id).execute(&self.pool).await?;
-        Ok(())
+        clear_factor_failures(&mut *self.pool.acquire().await?, id).await
     }
 
     /// Accepts a TOTP time step for a user if it is later than the last
@@ -199,21 +190,7 @@ impl Db {
     /// `SecretBox::recovery_candidates`): one conditional update, so true for
     /// exactly one of any racing requests.
     pub async fn use_recovery_code(&self, user_id: i64, candidates: &[String], now: i64) -> Result<bool, AppError> {
-        if candidates.is_empty() {
-            return Ok(false);
-        }
-        let list: Vec<String> = (0..candidates.len()).map(|i| format!("${}", i + 3)).collect();
-        let sql = format!(
-            "UPDATE recovery_codes SET used_at = $1 WHERE user_id = $2 AND code_hash IN ({}) AND used_at IS NULL",
-            list.join(", ")
-        );
-        // Built from numbered placeholders only; every value is bound.
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).bind(user_id);
-        for candidate in candidates {
-            query = query.bind(candidate);
-        }
-        let done = query.execute(&self.pool).await?;
-        Ok(done.rows_affected() >= 1)
+        use_recovery_code(&mut *self.pool.acquire().await?, user_id, candidates, now).await
     }
 
     /// The stored hashes of unused recovery codes with the users they
@@ -234,6 +211,51 @@ impl Db {
 }
 
 impl Tx {
+    /// `Db::reserve_factor_attempt`, in this transaction.
+    pub async fn reserve_factor_attempt(&mut self, id: i64, cap: i64) -> Result<Option<i64>, AppError> {
+        self.step()?;
+        reserve_factor_attempt(&mut self.tx, id, cap).await
+    }
+
+    /// `Db::clear_factor_failures`, in this transaction.
+    pub async fn clear_factor_failures(&mut self, id: i64) -> Result<(), AppError> {
+        self.step()?;
+        clear_factor_failures(&mut self.tx, id).await
+    }
+
+    /// `Db::use_recovery_code`, in this transaction.
+    pub async fn use_recovery_code(&mut self, user_id: i64, candidates: &[String], now: i64) -> Result<bool, AppError> {
+        self.step()?;
+        use_recovery_code(&mut self.tx, user_id, candidates, now).await
+    }
+
+    /// A code from the app for time step `step`, counted and judged in one
+    /// conditional update: refused (`None`) at `cap` consecutive failures,
+    /// as `reserve_factor_attempt`; else accepted if `step` is later than
+    /// the last accepted one (the replay guard's compare-and-set, which
+    /// also starts the count over: `Some(0)`), or counted as one more
+    /// failure (`Some(n)`, n ≥ 1). Every expression reads the row as it
+    /// was, so exactly one of racing requests with the same step gets
+    /// `Some(0)`.
+    pub async fn judge_totp_step(&mut self, id: i64, step: i64, cap: i64) -> Result<Option<i64>, AppError> {
+        self.step()?;
+        let row: Option<(i64,)> = sqlx::query_as(
+            "UPDATE users SET \
+               factor_failures = CASE WHEN totp_enabled = 1 AND (totp_last_step IS NULL OR totp_last_step < $2) \
+                 THEN 0 ELSE factor_failures + 1 END, \
+               totp_last_step = CASE WHEN totp_enabled = 1 AND (totp_last_step IS NULL OR totp_last_step < $2) \
+                 THEN $2 ELSE totp_last_step END \
+             WHERE id = $1 AND factor_failures < $3 \
+             RETURNING factor_failures",
+        )
+        .bind(id)
+        .bind(step)
+        .bind(cap)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        Ok(row.map(|(n,)| n))
+    }
+
     /// Marks a password-stage token as exchanged: true the first time only.
     pub async fn spend_stage_token(&mut self, jti: &str, expires_at: i64) -> Result<bool, AppError> {
         self.step()?;
@@ -330,4 +352,44 @@ impl Tx {
         sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(user_id).execute(&mut *self.tx).await?;
         Ok(())
     }
+}
+
+async fn reserve_factor_attempt(conn: &mut sqlx::AnyConnection, id: i64, cap: i64) -> Result<Option<i64>, AppError> {
+    let row: Option<(i64,)> = sqlx::query_as(
+        "UPDATE users SET factor_failures = factor_failures + 1 WHERE id = $1 AND factor_failures < $2 \
+         RETURNING factor_failures",
+    )
+    .bind(id)
+    .bind(cap)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.map(|(n,)| n))
+}
+
+async fn clear_factor_failures(conn: &mut sqlx::AnyConnection, id: i64) -> Result<(), AppError> {
+    sqlx::query("UPDATE users SET factor_failures = 0 WHERE id = $1").bind(id).execute(&mut *conn).await?;
+    Ok(())
+}
+
+async fn use_recovery_code(
+    conn: &mut sqlx::AnyConnection,
+    user_id: i64,
+    candidates: &[String],
+    now: i64,
+) -> Result<bool, AppError> {
+    if candidates.is_empty() {
+        return Ok(false);
+    }
+    let list: Vec<String> = (0..candidates.len()).map(|i| format!("${}", i + 3)).collect();
+    let sql = format!(
+        "UPDATE recovery_codes SET used_at = $1 WHERE user_id = $2 AND code_hash IN ({}) AND used_at IS NULL",
+        list.join(", ")
+    );
+    // Built from numbered placeholders only; every value is bound.
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).bind(user_id);
+    for candidate in candidates {
+        query = query.bind(candidate);
+    }
+    let done = query.execute(&mut *conn).await?;
+    Ok(done.rows_affected() >= 1)
 }

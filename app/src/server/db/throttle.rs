@@ -1,6 +1,8 @@
 //! The SQL of guessing limits: one conditional upsert per attempt, so a
 //! limit holds across instances and under parallel requests.
 
+use sqlx::AnyConnection;
+
 use super::*;
 
 /// A guessing limit: `free` failures, then a delay doubling from 1 s up to
@@ -19,64 +21,103 @@ impl Db {
     /// means it is refused for `s` more seconds. Failures past `free` double
     /// the delay, up to `cap`; a key quiet for `window` seconds starts over.
     pub async fn throttle_attempt(&self, key: &str, policy: Throttle, now: i64) -> Result<Option<i64>, AppError> {
-        let window_start = now - policy.window;
-        let counted: Option<(i64,)> = sqlx::query_as(
-            "INSERT INTO throttle (key, failures, delay_seconds, last_at) VALUES ($1, 1, 0, $2) \
-             ON CONFLICT (key) DO UPDATE SET \
-               failures = CASE WHEN throttle.last_at < $3 THEN 1 ELSE throttle.failures + 1 END, \
-               delay_seconds = CASE \
-                 WHEN throttle.last_at < $3 THEN 0 \
-                 WHEN throttle.failures + 1 < $4 THEN 0 \
-                 WHEN throttle.delay_seconds = 0 THEN 1 \
-                 WHEN throttle.delay_seconds * 2 > $5 THEN $5 \
-                 ELSE throttle.delay_seconds * 2 END, \
-               last_at = $2 \
-             WHERE throttle.last_at < $3 OR throttle.last_at + throttle.delay_seconds <= $2 \
-             RETURNING failures",
-        )
-        .bind(key)
-        .bind(now)
-        .bind(window_start)
-        .bind(policy.free)
-        .bind(policy.cap)
-        .fetch_optional(&self.pool)
-        .await?;
-        if counted.is_some() {
-            return Ok(None);
-        }
-        let wait: Option<(i64,)> = sqlx::query_as("SELECT last_at + delay_seconds - $2 FROM throttle WHERE key = $1")
-            .bind(key)
-            .bind(now)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(Some(wait.map(|(w,)| w.max(1)).unwrap_or(1)))
+        attempt(&mut *self.pool.acquire().await?, key, policy, now).await
     }
 
     /// True once per throttling episode of `key` (the first refusal since
     /// its last evaluated failure): the one refusal worth auditing.
     pub async fn throttle_first_refusal(&self, key: &str) -> Result<bool, AppError> {
-        let done = sqlx::query(
-            "UPDATE throttle SET noticed_at = last_at WHERE key = $1 AND (noticed_at IS NULL OR noticed_at <> last_at)",
-        )
-        .bind(key)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        first_refusal(&mut *self.pool.acquire().await?, key).await
     }
 
     /// Gives back one attempt reserved on `key` (an address whose attempt
     /// succeeded): its other failures stay counted.
     pub async fn throttle_release(&self, key: &str) -> Result<(), AppError> {
-        sqlx::query("UPDATE throttle SET failures = failures - 1 WHERE key = $1 AND failures > 0")
-            .bind(key)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        release(&mut *self.pool.acquire().await?, key).await
     }
 
     /// Forgets the failures of `key` (after a success).
     pub async fn throttle_reset(&self, key: &str) -> Result<(), AppError> {
-        sqlx::query("DELETE FROM throttle WHERE key = $1").bind(key).execute(&self.pool).await?;
-        Ok(())
+        reset(&mut *self.pool.acquire().await?, key).await
     }
+}
+
+/// The same, in a transaction: the buckets of one attempt are reserved (or
+/// settled) together, with one commit, and with the operation they guard
+/// when it needs no wait between (see `throttle`). Not counted as the
+/// operation's writes by fault injection: the `throttle` table is the
+/// limits' bookkeeping, not the operation's.
+impl Tx {
+    pub async fn throttle_attempt(&mut self, key: &str, policy: Throttle, now: i64) -> Result<Option<i64>, AppError> {
+        attempt(&mut self.tx, key, policy, now).await
+    }
+
+    pub async fn throttle_first_refusal(&mut self, key: &str) -> Result<bool, AppError> {
+        first_refusal(&mut self.tx, key).await
+    }
+
+    pub async fn throttle_release(&mut self, key: &str) -> Result<(), AppError> {
+        release(&mut self.tx, key).await
+    }
+
+    pub async fn throttle_reset(&mut self, key: &str) -> Result<(), AppError> {
+        reset(&mut self.tx, key).await
+    }
+}
+
+async fn attempt(conn: &mut AnyConnection, key: &str, policy: Throttle, now: i64) -> Result<Option<i64>, AppError> {
+    let window_start = now - policy.window;
+    let counted: Option<(i64,)> = sqlx::query_as(
+        "INSERT INTO throttle (key, failures, delay_seconds, last_at) VALUES ($1, 1, 0, $2) \
+         ON CONFLICT (key) DO UPDATE SET \
+           failures = CASE WHEN throttle.last_at < $3 THEN 1 ELSE throttle.failures + 1 END, \
+           delay_seconds = CASE \
+             WHEN throttle.last_at < $3 THEN 0 \
+             WHEN throttle.failures + 1 < $4 THEN 0 \
+             WHEN throttle.delay_seconds = 0 THEN 1 \
+             WHEN throttle.delay_seconds * 2 > $5 THEN $5 \
+             ELSE throttle.delay_seconds * 2 END, \
+           last_at = $2 \
+         WHERE throttle.last_at < $3 OR throttle.last_at + throttle.delay_seconds <= $2 \
+         RETURNING failures",
+    )
+    .bind(key)
+    .bind(now)
+    .bind(window_start)
+    .bind(policy.free)
+    .bind(policy.cap)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if counted.is_some() {
+        return Ok(None);
+    }
+    let wait: Option<(i64,)> = sqlx::query_as("SELECT last_at + delay_seconds - $2 FROM throttle WHERE key = $1")
+        .bind(key)
+        .bind(now)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(Some(wait.map(|(w,)| w.max(1)).unwrap_or(1)))
+}
+
+async fn first_refusal(conn: &mut AnyConnection, key: &str) -> Result<bool, AppError> {
+    let done = sqlx::query(
+        "UPDATE throttle SET noticed_at = last_at WHERE key = $1 AND (noticed_at IS NULL OR noticed_at <> last_at)",
+    )
+    .bind(key)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+async fn release(conn: &mut AnyConnection, key: &str) -> Result<(), AppError> {
+    sqlx::query("UPDATE throttle SET failures = failures - 1 WHERE key = $1 AND failures > 0")
+        .bind(key)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+async fn reset(conn: &mut AnyConnection, key: &str) -> Result<(), AppError> {
+    sqlx::query("DELETE FROM throttle WHERE key = $1").bind(key).execute(&mut *conn).await?;
+    Ok(())
 }

@@ -18,11 +18,11 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::error::AppError;
+use crate::server::crypto::tokens::{CookieKind, Stage};
 use crate::server::crypto::{random_bytes, sha256_hex};
 use crate::server::db::{NewLogin, NewRefreshToken, Tx};
 use crate::server::request::RequestMeta;
 use crate::server::state::AppState;
-use crate::server::crypto::tokens::{CookieKind, Stage};
 
 /// How a log-in was reached: the factors the person presented (RFC 8176
 /// names where one fits). Two factors: anything beside the password.
@@ -69,7 +69,7 @@ impl Amr {
 /// The answer to a log-in overtaken by an ending of the account's log-ins
 /// (a password change, log-out everywhere, a lockdown) between checking
 /// its factors and storing itself.
-fn overtaken() -> AppError {
+pub(crate) fn overtaken() -> AppError {
     AppError::conflict("Your account changed while you were logging in. Log in again.")
 }
 
@@ -85,6 +85,19 @@ pub async fn start(
     amr: Amr,
     meta: &RequestMeta,
 ) -> Result<Vec<String>, AppError> {
+    try_start(state, tx, user_id, version, amr, meta).await?.ok_or_else(overtaken)
+}
+
+/// `start`, with an overtaken log-in as `Ok(None)`: nothing was written,
+/// and the caller may commit what else it did (see `account::authenticate`).
+pub(crate) async fn try_start(
+    state: &AppState,
+    tx: &mut Tx,
+    user_id: i64,
+    version: i64,
+    amr: Amr,
+    meta: &RequestMeta,
+) -> Result<Option<Vec<String>>, AppError> {
     let now = state.now();
     let id = uuid::Uuid::new_v4().to_string();
     let expires_at = now + state.refresh_ttl;
@@ -102,11 +115,11 @@ pub async fn start(
         })
         .await?;
     if !stored {
-        return Err(overtaken());
+        return Ok(None);
     }
     let mut cookies = issue_tokens(state, tx, user_id, version, &id, expires_at, now).await?;
     cookies.extend(issue_gate_cookies(state, tx, user_id, &id, expires_at).await?);
-    Ok(cookies)
+    Ok(Some(cookies))
 }
 
 /// Ends every log-in of the account and starts one for this client, in the
