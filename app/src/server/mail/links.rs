@@ -7,7 +7,7 @@ use crate::domain::{Email, Password};
 use crate::error::AppError;
 use crate::wire::AuditKind;
 
-use crate::server::audit::audit;
+use crate::server::audit;
 use crate::server::crypto::sha256_hex;
 use crate::server::db::{NewAuditEvent, Throttle};
 use crate::server::identity::refuse_weak_password;
@@ -134,9 +134,8 @@ pub async fn verify_email(state: &AppState, meta: &RequestMeta, token: &str) -> 
         return Err(bad_link("confirmation"));
     };
     tx.set_email_verified(user_id, now).await?;
-    tx.commit().await?;
-    audit(state, Some(user_id), AuditKind::EmailVerified, meta).await;
-    Ok(())
+    audit::record(state, &mut tx, Some(user_id), AuditKind::EmailVerified, meta).await?;
+    audit::commit(state, tx).await
 }
 
 /// "This wasn't me": at once, every session and gate cookie of the account

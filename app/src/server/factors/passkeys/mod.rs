@@ -25,7 +25,7 @@ use super::proof::Proof;
 use crate::error::{AppError, ErrorKind};
 use crate::server::WithCookies;
 use crate::server::account;
-use crate::server::audit::audit;
+use crate::server::audit::{self, audit};
 use crate::server::auth::FullSession;
 use crate::server::db::{PasskeyRow, UserRow};
 use crate::server::logins;
@@ -119,8 +119,8 @@ pub async fn remove(
         Some(version) => logins::renew_all(state, &mut tx, user.id, version, session.user.amr, meta).await?,
         None => vec![],
     };
-    tx.commit().await?;
-    dropped.audit(state, user.id, meta).await;
+    dropped.audit(state, &mut tx, user.id, meta).await?;
+    audit::commit(state, tx).await?;
     Ok(WithCookies { body: Removed { passkeys_left: dropped.left, two_factor_on: dropped.version.is_none() }, cookies })
 }
 
@@ -146,12 +146,21 @@ async fn drop_passkey(tx: &mut crate::server::db::Tx, user_id: i64, id: &str) ->
 }
 
 impl Dropped {
-    async fn audit(&self, state: &AppState, user_id: i64, meta: &RequestMeta) {
-        audit(state, Some(user_id), AuditKind::PasskeyRemoved, meta).await;
+    /// Records the removal (and protection going off) among the writes of
+    /// `tx`, so the trail never misses a change that landed.
+    async fn audit(
+        &self,
+        state: &AppState,
+        tx: &mut crate::server::db::Tx,
+        user_id: i64,
+        meta: &RequestMeta,
+    ) -> Result<(), AppError> {
+        audit::record(state, tx, Some(user_id), AuditKind::PasskeyRemoved, meta).await?;
         if self.version.is_some() {
-            audit(state, Some(user_id), AuditKind::TwoFactorOff, meta).await;
+            audit::record(state, tx, Some(user_id), AuditKind::TwoFactorOff, meta).await?;
         }
         tracing::info!(user_id, left = self.left, "passkey removed");
+        Ok(())
     }
 }
 
@@ -204,8 +213,8 @@ pub async fn operator_remove(
     if dropped.version.is_some() {
         tx.revoke_user_logins(user.id, state.now()).await?;
     }
-    tx.commit().await?;
-    dropped.audit(state, user.id, &account::operator_meta()).await;
+    dropped.audit(state, &mut tx, user.id, &account::operator_meta()).await?;
+    audit::commit(state, tx).await?;
     Ok(Some(true))
 }
 

@@ -7,7 +7,7 @@ use super::ceremony::{keep_ceremony, refused, take_ceremony};
 use super::{parse_name, prove};
 use crate::error::AppError;
 use crate::server::WithCookies;
-use crate::server::audit::audit;
+use crate::server::audit::{self, audit};
 use crate::server::auth::FullSession;
 use crate::server::crypto::random_bytes;
 use crate::server::db::NewPasskey;
@@ -89,11 +89,11 @@ pub async fn register_finish(
     } else {
         (None, vec![])
     };
-    tx.commit().await?;
-    audit(state, Some(user.id), AuditKind::PasskeyAdded, meta).await;
+    audit::record(state, &mut tx, Some(user.id), AuditKind::PasskeyAdded, meta).await?;
     if turned_on {
-        audit(state, Some(user.id), AuditKind::TwoFactorOn, meta).await;
+        audit::record(state, &mut tx, Some(user.id), AuditKind::TwoFactorOn, meta).await?;
     }
+    audit::commit(state, tx).await?;
     tracing::info!(user_id = user.id, count, "passkey added");
     let passkey = PasskeyView {
         id,
