@@ -211,6 +211,19 @@ impl Db {
 }
 
 impl Tx {
+    /// `Db::take_ceremony` as one of the writes of this transaction: rolled
+    /// back with it, the ceremony can be finished again.
+    pub async fn take_ceremony(&mut self, id_hash: &str) -> Result<Option<CeremonyRow>, AppError> {
+        self.step()?;
+        Ok(sqlx::query_as::<_, CeremonyRow>(
+            "DELETE FROM webauthn_ceremonies WHERE id = $1 \
+             RETURNING kind, user_id, bound_to, name, state, expires_at",
+        )
+        .bind(id_hash)
+        .fetch_optional(&mut *self.tx)
+        .await?)
+    }
+
     /// `Db::reserve_factor_attempt`, in this transaction.
     pub async fn reserve_factor_attempt(&mut self, id: i64, cap: i64) -> Result<Option<i64>, AppError> {
         self.step()?;

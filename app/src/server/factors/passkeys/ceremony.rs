@@ -50,6 +50,30 @@ pub(super) async fn take_ceremony(
     bound_to: Option<&str>,
 ) -> Result<crate::server::db::CeremonyRow, AppError> {
     let row = state.db.take_ceremony(&sha256_hex(handle.as_bytes())).await?.ok_or_else(ceremony_gone)?;
+    check_ceremony(state, row, kind, user_id, bound_to)
+}
+
+/// `take_ceremony` among the writes of `tx`: if the transaction fails, the
+/// ceremony is still there to finish (a refusal commits its taking).
+pub(super) async fn take_ceremony_in(
+    state: &AppState,
+    tx: &mut crate::server::db::Tx,
+    handle: &str,
+    kind: &str,
+    user_id: Option<i64>,
+    bound_to: Option<&str>,
+) -> Result<crate::server::db::CeremonyRow, AppError> {
+    let row = tx.take_ceremony(&sha256_hex(handle.as_bytes())).await?.ok_or_else(ceremony_gone)?;
+    check_ceremony(state, row, kind, user_id, bound_to)
+}
+
+fn check_ceremony(
+    state: &AppState,
+    row: crate::server::db::CeremonyRow,
+    kind: &str,
+    user_id: Option<i64>,
+    bound_to: Option<&str>,
+) -> Result<crate::server::db::CeremonyRow, AppError> {
     if row.kind != kind
         || row.expires_at <= state.now()
         || row.user_id != user_id

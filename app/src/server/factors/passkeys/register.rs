@@ -3,11 +3,11 @@
 
 use serde_json::{Value, json};
 
-use super::ceremony::{keep_ceremony, refused, take_ceremony};
+use super::ceremony::{keep_ceremony, refused, take_ceremony_in};
 use super::{parse_name, prove};
 use crate::error::AppError;
 use crate::server::WithCookies;
-use crate::server::audit::{self, audit};
+use crate::server::audit;
 use crate::server::auth::FullSession;
 use crate::server::crypto::random_bytes;
 use crate::server::db::NewPasskey;
@@ -48,19 +48,24 @@ pub async fn register_finish(
     ceremony: &str,
     credential: &Value,
 ) -> Result<WithCookies<Value>, AppError> {
-    let row = take_ceremony(state, ceremony, "register", Some(session.user.id), session.claims.sid.as_deref()).await?;
+    let user = session.row(state).await?;
+    // The ceremony is taken in the transaction that stores the passkey: a
+    // failure on the way leaves it to be finished again.
+    let mut tx = state.db.begin().await?;
+    let family = session.claims.sid.as_deref();
+    let row = take_ceremony_in(state, &mut tx, ceremony, "register", Some(user.id), family).await?;
     let credential = match state.webauthn.finish_registration(credential, &row.state) {
         Ok(c) => c,
         Err(refusal) => {
-            audit(state, Some(session.user.id), AuditKind::PasskeyRefused, meta).await;
+            // Refused: the ceremony is spent, and the refusal recorded.
+            audit::record(state, &mut tx, Some(user.id), AuditKind::PasskeyRefused, meta).await?;
+            audit::commit(state, tx).await?;
             return Err(refused(refusal));
         }
     };
-    let user = session.row(state).await?;
     let name = row.name.unwrap_or_else(|| "Passkey".into());
     let id = hex::encode(random_bytes::<16>()?);
     let now = state.now();
-    let mut tx = state.db.begin().await?;
     let Some(count) = tx
         .insert_passkey(&NewPasskey {
             id: &id,
