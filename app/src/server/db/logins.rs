@@ -376,6 +376,17 @@ impl Tx {
         if replaced.rows_affected() > 0 {
             self.invalidate(Invalidation::Family(g.family.to_owned())).await?;
         }
+        self.insert_new_gate_cookie(g).await
+    }
+
+    /// A gate cookie for a log-in started in this transaction: it has no
+    /// earlier cookie to replace.
+    pub async fn insert_first_gate_cookie(&mut self, g: &NewGateCookie<'_>) -> Result<(), AppError> {
+        self.step()?;
+        self.insert_new_gate_cookie(g).await
+    }
+
+    async fn insert_new_gate_cookie(&mut self, g: &NewGateCookie<'_>) -> Result<(), AppError> {
         sqlx::query(
             "INSERT INTO gate_cookies (token_hash, user_id, family, domain, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",

@@ -118,7 +118,7 @@ pub(crate) async fn try_start(
         return Ok(None);
     }
     let mut cookies = issue_tokens(state, tx, user_id, version, &id, expires_at, now).await?;
-    cookies.extend(issue_gate_cookies(state, tx, user_id, &id, expires_at).await?);
+    cookies.extend(gate_cookies::issue_first_gate_cookies(state, tx, user_id, &id, expires_at).await?);
     Ok(Some(cookies))
 }
 
