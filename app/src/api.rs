@@ -243,6 +243,15 @@ pub async fn verify_email(token: String) -> Result<(), AppError> {
     links::verify_email(&state, &meta, &token).await
 }
 
+/// POST /api/authentication/check-link: what a mailed link (`kind`:
+/// `reset`, `verify` or `lockdown`) can still do, without using it.
+#[server(prefix = "/api", endpoint = "authentication/check-link", input = Json)]
+pub async fn check_link(kind: String, token: String) -> Result<LinkCheck, AppError> {
+    use crate::server::{app_state, mail::links};
+    let state = app_state()?;
+    links::check(&state, &kind, &token).await
+}
+
 /// POST /api/authentication/resend-verification → 202 for any address.
 #[server(prefix = "/api", endpoint = "authentication/resend-verification", input = Json)]
 pub async fn resend_verification(email: String) -> Result<(), AppError> {

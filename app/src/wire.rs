@@ -55,6 +55,24 @@ pub struct TurnOnResponse {
     pub recovery_codes: Vec<String>,
 }
 
+/// What a mailed link can still do, read without using it (opening a link
+/// changes nothing; its page asks first).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LinkCheck {
+    /// Unused and unexpired: the page offers its button.
+    pub live: bool,
+    /// Used already, and what it did is still true (the address is
+    /// confirmed, the account is locked, the password was set).
+    pub done: bool,
+    /// What is true, for a link that is not live.
+    pub message: String,
+    /// Where to go next, for a link that is not live: a new link, or log in.
+    pub next: String,
+    /// The words on that button.
+    pub next_label: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RecoveryCodesResponse {

@@ -84,13 +84,33 @@ test('forgot password: the mailed link sets a new password, and log-in still ask
   await page.getByRole('button', { name: 'Verify' }).click();
   await expect(page.getByTestId('user-email')).toHaveText(email);
 
-  // The link was single-use.
+  // The link was single-use: opened again, it says what it did, before
+  // anything is typed.
   await page.goto(link);
-  await page.getByLabel('New password').fill('yet another fine passphrase 7');
-  await page.getByRole('button', { name: 'Set the new password' }).click();
-  await expect(page.getByRole('alert')).toContainText('link is not valid');
-  await expect(page.getByRole('link', { name: 'Ask for a new password link' })).toBeVisible();
+  await expect(page.getByTestId('link-state')).toContainText('This link already set a new password');
+  await expect(page.getByLabel('New password')).toHaveCount(0);
+  await page.getByRole('link', { name: 'Go to log in' }).click();
+  await expect(page).toHaveURL(/\/login$/);
 });
+
+for (const javaScriptEnabled of [true, false]) {
+  test(`a dead link says so at once, with a new one as the way on (${javaScriptEnabled ? 'with' : 'without'} JavaScript)`, async ({ browser }) => {
+    const context = await browser.newContext({ javaScriptEnabled, baseURL: `http://auth.example.test:${port}` });
+    const page = await context.newPage();
+    await page.goto('/reset-password?token=copied-incompletely');
+    await expect(page.getByRole('heading', { name: 'Set a new password' })).toBeVisible();
+    await expect(page.getByTestId('link-state')).toContainText('This password link is not valid');
+    await expect(page.getByLabel('New password')).toHaveCount(0);
+    await expectAccessible(page, `dead reset link (${javaScriptEnabled ? 'js' : 'no js'})`);
+    await page.getByRole('link', { name: 'Send a new password link' }).click();
+    await expect(page.getByRole('heading', { name: 'Forgot your password?' })).toBeVisible();
+    await page.goto('/verify-email?token=copied-incompletely');
+    await expect(page.getByTestId('link-state')).toContainText('This confirmation link is not valid');
+    await page.getByRole('link', { name: 'Send a new link' }).click();
+    await expect(page.getByRole('button', { name: 'Send it again' })).toBeVisible();
+    await context.close();
+  });
+}
 
 test("a notice's lockdown link ends every session and log-in waits for a reset", async ({ page }) => {
   const email = uniqueEmail('lockdown');
@@ -116,6 +136,10 @@ test("a notice's lockdown link ends every session and log-in waits for a reset",
   await expect(page.getByRole('alert')).toContainText('This account is locked');
   // The locked message carries a fresh reset link.
   expect(await linkFromOutbox(email, 'locked', '/reset-password')).toContain('/reset-password?token=');
+  // Opened again, the lockdown link says what is true.
+  await page.goto(link);
+  await expect(page.getByTestId('link-state')).toContainText('This account is already locked');
+  await expect(page.getByRole('link', { name: 'Send a new password link' })).toBeVisible();
 });
 
 test.describe('without JavaScript, on a phone', () => {

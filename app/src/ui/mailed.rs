@@ -15,7 +15,8 @@ use leptos_router::components::A;
 use leptos_router::hooks::{use_location, use_query_map};
 
 use crate::api::{
-    forgot_password, lockdown, parse_email, parse_new_password, resend_verification, reset_password, verify_email,
+    LinkCheck, check_link, forgot_password, lockdown, parse_email, parse_new_password, resend_verification,
+    reset_password, verify_email,
 };
 use crate::error::AppError;
 
@@ -136,6 +137,18 @@ fn Mailed(page: Page, outcome: Option<FormOutcome>) -> impl IntoView {
         }
     };
     let asking_again = page == Page::Verify && !has_token;
+    // A link is read before anything is typed: a dead one says so at once
+    // (and what is true, if it did its job), with the way on.
+    let kind = match page {
+        Page::Reset => "reset",
+        Page::Verify => "verify",
+        Page::Lockdown => "lockdown",
+        Page::Forgot => "",
+    };
+    let checked = (has_token && !kind.is_empty() && !done_before).then(|| {
+        let token = token.clone();
+        Resource::new(|| (), move |_| check_link(kind.to_owned(), token.clone()))
+    });
     let title = if asking_again { "Confirm your email address" } else { page.title() };
     let form = move || {
         let token = token.clone();
@@ -238,6 +251,26 @@ fn Mailed(page: Page, outcome: Option<FormOutcome>) -> impl IntoView {
             <p class="actions"><A href="/login" attr:class="btn btn-primary">"Go to log in"</A></p>
         }
     };
+    let checked_form = move || match checked {
+        None => form().into_any(),
+        Some(checked) => {
+            let form = form.clone();
+            view! {
+                <Suspense fallback=|| view! { <p class="muted loading">"Checking the link…"</p> }>
+                    {move || {
+                        let form = form.clone();
+                        Suspend::new(async move {
+                            match checked.await {
+                                Ok(c) if !c.live => dead_link(c),
+                                _ => form(),
+                            }
+                        })
+                    }}
+                </Suspense>
+            }
+            .into_any()
+        }
+    };
     let bad_link = Signal::derive(move || {
         error.get().is_some_and(|e| e.message.contains("link is not valid")) && page != Page::Forgot
     });
@@ -245,7 +278,7 @@ fn Mailed(page: Page, outcome: Option<FormOutcome>) -> impl IntoView {
         <Title text=title/>
         <section class="card narrow">
             <h1 tabindex="-1">{title}</h1>
-            <Show when=move || done.get() fallback=form>
+            <Show when=move || done.get() fallback=checked_form>
                 {finished}
             </Show>
             <Show when=move || bad_link.get()>
@@ -261,4 +294,15 @@ fn Mailed(page: Page, outcome: Option<FormOutcome>) -> impl IntoView {
             </Show>
         </section>
     }
+}
+
+/// A link that cannot be used: what is true, and the one way on as the
+/// primary action.
+fn dead_link(check: LinkCheck) -> AnyView {
+    let class = if check.done { "alert alert-info" } else { "alert alert-error" };
+    view! {
+        <p class=class role="status" data-testid="link-state">{check.message}</p>
+        <p class="actions"><A href=check.next attr:class="btn btn-primary">{check.next_label}</A></p>
+    }
+    .into_any()
 }

@@ -299,8 +299,12 @@ async fn a_lockdown_and_the_reset_after_it_by_mail_link_fail_whole_or_not_at_all
     let r = app.post("/api/2fa/authenticate", json!({"twoFactorAuthenticationCode": app.code_now(&secret)})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(count(&app, "SELECT COUNT(*) FROM audit_events WHERE kind = 'password_reset'").await, 1);
-    let reset_links = "SELECT COUNT(*) FROM email_tokens WHERE purpose = 'reset'";
+    // The link is kept as used (to say what it did if opened again); no
+    // other reset link is left.
+    let reset_links = "SELECT COUNT(*) FROM email_tokens WHERE purpose = 'reset' AND used_at IS NULL";
     assert_eq!(count(&app, reset_links).await, 0, "the link is used, the others void");
+    let used = "SELECT COUNT(*) FROM email_tokens WHERE purpose = 'reset' AND used_at IS NOT NULL";
+    assert_eq!(count(&app, used).await, 1);
 }
 
 #[tokio::test]

@@ -265,7 +265,18 @@ async fn reset_links_expire_and_change_only_their_own_account() {
     let all = sink.wait_for(3).await;
     let token = to_about(&all, "ann@example.com", "set a new password")[0].token("/reset-password").expect("link");
     let new_password = "a completely different passphrase 42";
+    let check = |kind: &'static str, token: String| {
+        let app = &app;
+        async move { app.post("/api/authentication/check-link", json!({"kind": kind, "token": token})).await }
+    };
+    let live = check("reset", token.clone()).await;
+    assert_eq!((live.status, live.body["live"].clone()), (StatusCode::OK, json!(true)), "{}", live.text);
     app.clock.advance(31 * 60);
+    // Expired: said before anything is typed, with a new link as the way on.
+    let r = check("reset", token.clone()).await;
+    assert_eq!((r.body["live"].clone(), r.body["done"].clone()), (json!(false), json!(false)), "{}", r.text);
+    assert!(r.body["message"].as_str().unwrap_or("").contains("expired"), "{}", r.text);
+    assert_eq!(r.body["next"], "/forgot-password");
     let late =
         app.post("/api/authentication/reset-password", json!({"token": token, "newPassword": new_password})).await;
     assert_error(&late, StatusCode::BAD_REQUEST, "bad_request");
@@ -275,6 +286,18 @@ async fn reset_links_expire_and_change_only_their_own_account() {
     let token = to_about(&all, "ann@example.com", "set a new password")[1].token("/reset-password").expect("link");
     let r = app.post("/api/authentication/reset-password", json!({"token": token, "newPassword": new_password})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    // Used: it says what it did, and leads to log in.
+    let r = check("reset", token.clone()).await;
+    assert_eq!((r.body["live"].clone(), r.body["done"].clone()), (json!(false), json!(true)), "{}", r.text);
+    assert!(r.body["message"].as_str().unwrap_or("").contains("already set a new password"), "{}", r.text);
+    assert_eq!(r.body["next"], "/login");
+    // Unknown, or of another kind: "not valid", a new link as the way on;
+    // a kind the server does not know is a 400.
+    let r = check("reset", "copied-incompletely".into()).await;
+    assert!(r.body["message"].as_str().unwrap_or("").contains("not valid"), "{}", r.text);
+    assert_eq!(r.body["live"], false);
+    assert_eq!(check("verify", token.clone()).await.body["live"], false);
+    assert_error(&check("other", token.clone()).await, StatusCode::BAD_REQUEST, "bad_request");
     assert_eq!(app.log_in("bob@example.com", PASSWORD).await.status, StatusCode::OK);
     assert_eq!(app.log_in("ann@example.com", new_password).await.status, StatusCode::OK);
     // Garbage and the wrong kind of token are refused alike.
@@ -505,6 +528,10 @@ async fn email_verification_and_the_setting_that_requires_it() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let r = app.post("/api/authentication/verify-email", json!({"token": links[1]})).await;
     assert_error(&r, StatusCode::BAD_REQUEST, "bad_request");
+    // Opened again, the used link says what is true.
+    let r = app.post("/api/authentication/check-link", json!({"kind": "verify", "token": links[1]})).await;
+    assert_eq!((r.body["live"].clone(), r.body["done"].clone()), (json!(false), json!(true)), "{}", r.text);
+    assert!(r.body["message"].as_str().unwrap_or("").contains("already confirmed"), "{}", r.text);
     let r = app.log_in(email, PASSWORD).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.body["user"]["isEmailVerified"], true);

@@ -191,7 +191,8 @@ impl Db {
     /// (the reset page checks the new password against the account first).
     pub async fn email_token_owner(&self, token_hash: &str, purpose: &str, now: i64) -> Result<Option<i64>, AppError> {
         let row: Option<(i64,)> = sqlx::query_as(
-            "SELECT user_id FROM email_tokens WHERE token_hash = $1 AND purpose = $2 AND expires_at > $3",
+            "SELECT user_id FROM email_tokens WHERE token_hash = $1 AND purpose = $2 AND expires_at > $3 \
+             AND used_at IS NULL",
         )
         .bind(token_hash)
         .bind(purpose)
@@ -199,6 +200,23 @@ impl Db {
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.map(|(id,)| id))
+    }
+
+    /// What a link token is, without using it: its account, when it
+    /// expires and when it was used. `None`: no such token of `purpose`
+    /// (never issued, replaced, or pruned after expiring).
+    pub async fn email_token_state(
+        &self,
+        token_hash: &str,
+        purpose: &str,
+    ) -> Result<Option<(i64, i64, Option<i64>)>, AppError> {
+        Ok(sqlx::query_as(
+            "SELECT user_id, expires_at, used_at FROM email_tokens WHERE token_hash = $1 AND purpose = $2",
+        )
+        .bind(token_hash)
+        .bind(purpose)
+        .fetch_optional(&self.pool)
+        .await?)
     }
 }
 
@@ -222,8 +240,8 @@ impl Tx {
         Ok(())
     }
 
-    /// Uses a link token: deletes it and returns its account if it was of
-    /// `purpose` and unexpired. One statement, so it works once.
+    /// Uses a link token: marks it used and returns its account if it was
+    /// of `purpose`, unused and unexpired. One statement, so it works once.
     pub async fn take_email_token(
         &mut self,
         token_hash: &str,
@@ -231,20 +249,23 @@ impl Tx {
         now: i64,
     ) -> Result<Option<i64>, AppError> {
         self.step()?;
-        let row: Option<(i64, i64)> = sqlx::query_as(
-            "DELETE FROM email_tokens WHERE token_hash = $1 AND purpose = $2 RETURNING user_id, expires_at",
+        let row: Option<(i64,)> = sqlx::query_as(
+            "UPDATE email_tokens SET used_at = $3 WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL \
+             AND expires_at > $3 RETURNING user_id",
         )
         .bind(token_hash)
         .bind(purpose)
+        .bind(now)
         .fetch_optional(&mut *self.tx)
         .await?;
-        Ok(row.filter(|(_, expires_at)| *expires_at > now).map(|(id, _)| id))
+        Ok(row.map(|(id,)| id))
     }
 
-    /// Deletes the account's unused tokens of `purpose`.
+    /// Deletes the account's unused tokens of `purpose` (used ones stay
+    /// until they expire, to say what they did if opened again).
     pub async fn delete_email_tokens(&mut self, user_id: i64, purpose: &str) -> Result<(), AppError> {
         self.step()?;
-        sqlx::query("DELETE FROM email_tokens WHERE user_id = $1 AND purpose = $2")
+        sqlx::query("DELETE FROM email_tokens WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL")
             .bind(user_id)
             .bind(purpose)
             .execute(&mut *self.tx)

@@ -5,7 +5,7 @@
 
 use crate::domain::{Email, Password};
 use crate::error::AppError;
-use crate::wire::AuditKind;
+use crate::wire::{AuditKind, LinkCheck};
 
 use crate::server::audit;
 use crate::server::crypto::sha256_hex;
@@ -63,6 +63,95 @@ pub async fn resend_verification(state: &AppState, meta: &RequestMeta, email: Em
         mail::enqueue(state, MailKind::Verify, None, email.as_str(), meta).await?;
     }
     Ok(())
+}
+
+/// What a mailed link can still do, read without using it (a mail
+/// scanner's fetch changes nothing). A link that did its job says what is
+/// true now, not "not valid".
+pub async fn check(state: &AppState, kind: &str, token: &str) -> Result<LinkCheck, AppError> {
+    let purpose = match kind {
+        "reset" => Purpose::Reset,
+        "verify" => Purpose::Verify,
+        "lockdown" => Purpose::Lockdown,
+        _ => return Err(AppError::bad_request("kind must be reset, verify or lockdown.")),
+    };
+    let now = state.now();
+    let found = state.db.email_token_state(&sha256_hex(token.trim().as_bytes()), purpose.as_str()).await?;
+    // A dead link's way on: a new link of the same kind, or (for one that
+    // did its job) logging in.
+    let new_link = match purpose {
+        Purpose::Verify => ("/verify-email", "Send a new link"),
+        Purpose::Reset | Purpose::Lockdown => ("/forgot-password", "Send a new password link"),
+    };
+    let log_in = ("/login", "Go to log in");
+    let answer = |live: bool, done: bool, message: &str, (next, label): (&str, &str)| {
+        Ok(LinkCheck { live, done, message: message.into(), next: next.into(), next_label: label.into() })
+    };
+    let Some((user_id, expires_at, used_at)) = found else {
+        return answer(
+            false,
+            false,
+            match purpose {
+                Purpose::Verify => {
+                    "This confirmation link is not valid: a newer one replaced it, or it was copied incompletely. \
+                 Send yourself a new one."
+                }
+                Purpose::Reset => {
+                    "This password link is not valid: a newer link or a lockdown replaced it, or it was copied \
+                 incompletely. Ask for a new one."
+                }
+                Purpose::Lockdown => {
+                    "This lockdown link is not valid any more. If someone else may be using your account, set a new \
+                 password with a reset link: that ends every session too."
+                }
+            },
+            new_link,
+        );
+    };
+    if used_at.is_some() {
+        let user = state.db.user_by_id(user_id).await?;
+        let locked = user.as_ref().is_some_and(|u| u.locked_at.is_some());
+        return match purpose {
+            Purpose::Verify => {
+                answer(false, true, "Your email address is already confirmed. Nothing more to do.", log_in)
+            }
+            Purpose::Reset => answer(
+                false,
+                true,
+                "This link already set a new password. Log in with it; if that was not you, ask for a new link.",
+                log_in,
+            ),
+            Purpose::Lockdown if locked => answer(
+                false,
+                true,
+                "This account is already locked and every session has ended. The link to set a new password is in \
+                 your mail; no message? Ask for a new one.",
+                new_link,
+            ),
+            Purpose::Lockdown => answer(
+                false,
+                true,
+                "This account was locked with this link, and a new password has been set since. Log in as usual.",
+                log_in,
+            ),
+        };
+    }
+    if expires_at <= now {
+        return answer(
+            false,
+            false,
+            match purpose {
+                Purpose::Verify => "This confirmation link expired (links work for 7 days). Send yourself a new one.",
+                Purpose::Reset => "This password link expired (links work for 30 minutes). Ask for a new one.",
+                Purpose::Lockdown => {
+                    "This lockdown link expired. If someone else may be using your account, set a new password with \
+                 a reset link: that ends every session too."
+                }
+            },
+            new_link,
+        );
+    }
+    answer(true, false, "", ("", ""))
 }
 
 /// Sets a new password with a reset link's token. Each try is counted
