@@ -110,7 +110,10 @@ impl AppError {
         let wait = if retry_after >= 120 {
             format!("{} minutes", (retry_after + 59) / 60)
         } else {
-            format!("{} seconds", retry_after.max(1))
+            match retry_after.max(1) {
+                1 => "1 second".to_owned(),
+                n => format!("{n} seconds"),
+            }
         };
         let mut e = Self::new(ErrorKind::TooManyRequests, format!("Too many attempts. Try again in {wait}."));
         e.retry_after = Some(retry_after.max(1));

@@ -139,10 +139,13 @@ pub enum AuditKind {
     PasswordReset,
     LockedDown,
     EmailVerified,
+    /// A code typed while setting up the app was not accepted: a step of
+    /// the set-up, not an attack (counted under the same limits).
+    SetupCodeFailed,
 }
 
 impl AuditKind {
-    const ALL: [AuditKind; 20] = [
+    const ALL: [AuditKind; 21] = [
         AuditKind::LogInOk,
         AuditKind::LogInFailed,
         AuditKind::CodeFailed,
@@ -163,6 +166,7 @@ impl AuditKind {
         AuditKind::PasswordReset,
         AuditKind::LockedDown,
         AuditKind::EmailVerified,
+        AuditKind::SetupCodeFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -187,6 +191,7 @@ impl AuditKind {
             AuditKind::PasswordReset => "password_reset",
             AuditKind::LockedDown => "locked_down",
             AuditKind::EmailVerified => "email_verified",
+            AuditKind::SetupCodeFailed => "setup_code_failed",
         }
     }
 
@@ -217,6 +222,7 @@ impl AuditKind {
             AuditKind::PasswordReset => "Password reset through an email link",
             AuditKind::LockedDown => "Account locked from a notice's \"This wasn't me\" link: every session ended",
             AuditKind::EmailVerified => "Email address confirmed",
+            AuditKind::SetupCodeFailed => "A code typed during set-up was not accepted",
         }
     }
 

@@ -187,7 +187,7 @@ test('turn two-factor authentication off with password and code', async ({ page 
   await panel.getByLabel('Password').fill('not my password at all');
   await panel.getByLabel('6-digit code or recovery code').fill(nextCode(secret));
   await panel.getByRole('button', { name: 'Turn off two-factor authentication' }).click();
-  await expect(panel.getByRole('alert')).toHaveText('Wrong email or password.');
+  await expect(panel.getByRole('alert')).toHaveText('That is not your current password.');
 
   await panel.getByLabel('Password').fill(PASSWORD);
   await panel.getByRole('button', { name: 'Turn off two-factor authentication' }).click();
@@ -282,7 +282,7 @@ test('changing the password ends the other sessions', async ({ page, browser }) 
   await page.getByLabel('Current password').fill('not the current password');
   await page.getByLabel('New password').fill('an entirely new passphrase');
   await page.getByRole('button', { name: 'Change password' }).click();
-  await expect(page.getByRole('alert')).toHaveText('Wrong email or password.');
+  await expect(page.getByRole('alert')).toHaveText('That is not your current password.');
   await page.getByLabel('Current password').fill(PASSWORD);
   await page.getByLabel('New password').fill('too short');
   await page.getByRole('button', { name: 'Change password' }).click();

@@ -115,6 +115,10 @@ async fn every_audit_kind_is_written_by_its_operation() {
     app.clock.advance(30);
     let off = json!({"password": new, "twoFactorAuthenticationCode": app.code_now(&secret)});
     assert_eq!(app.post("/api/2fa/turn-off", off).await.status, StatusCode::OK); // two_factor_off
+    let g = app.post("/api/2fa/generate", json!({"password": new})).await;
+    let pending = g.body["secret"].as_str().expect("secret").to_owned();
+    let typo = json!({"twoFactorAuthenticationCode": app.wrong_code(&pending)});
+    assert_eq!(app.post("/api/2fa/turn-on", typo).await.status, StatusCode::UNAUTHORIZED); // setup_code_failed
     let address = app::domain::Email::parse(email).expect("email");
     app::server::factors::protection::operator_reset_two_factor(&app.state, &address).await.expect("reset"); // two_factor_reset
     for _ in 0..6 {
@@ -129,6 +133,7 @@ async fn every_audit_kind_is_written_by_its_operation() {
         "log_in_ok",
         "log_in_failed",
         "code_failed",
+        "setup_code_failed",
         "throttled",
         "two_factor_on",
         "two_factor_off",
@@ -141,4 +146,23 @@ async fn every_audit_kind_is_written_by_its_operation() {
     ] {
         assert!(kinds.iter().any(|k| k == kind), "{kind} missing from {kinds:?}");
     }
+}
+
+/// On forms without an email field a wrong password is "not your current
+/// password", on its own field; a wait of one second is "1 second"
+/// (issue 21, item 6).
+#[tokio::test]
+async fn a_wrong_current_password_is_called_that() {
+    let app = spawn_app().await;
+    app.register("words@example.com").await;
+    app.log_in("words@example.com", PASSWORD).await;
+    let body = json!({"currentPassword": "not my password at all", "newPassword": "a different long passphrase"});
+    let r = app.post("/api/authentication/change-password", body).await;
+    assert_error(&r, StatusCode::UNAUTHORIZED, "invalid_credentials");
+    assert_eq!(r.body["message"], "That is not your current password.");
+    assert_eq!(r.body["fields"]["currentPassword"], "That is not your current password.");
+    let r = app.log_in("words@example.com", "not my password at all").await;
+    assert_eq!(r.body["message"], "Wrong email or password.", "the log-in form keeps its words");
+    assert_eq!(app::error::AppError::too_many(1).message, "Too many attempts. Try again in 1 second.");
+    assert_eq!(app::error::AppError::too_many(5).message, "Too many attempts. Try again in 5 seconds.");
 }

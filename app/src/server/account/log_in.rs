@@ -116,6 +116,27 @@ pub(crate) async fn check_password(
     }
 }
 
+/// `check_password` for someone logged in, on a form that has no email
+/// field: a wrong password is called what it is ("not your current
+/// password"), on `field`, under the same limits.
+pub(crate) async fn check_own_password(
+    state: &AppState,
+    meta: &RequestMeta,
+    user: &UserRow,
+    password: &str,
+    field: &str,
+) -> Result<(), AppError> {
+    check_password(state, meta, &user.email, Some(user), password).await.map_err(|e| {
+        if e.error != crate::error::ErrorKind::InvalidCredentials {
+            return e;
+        }
+        let message = "That is not your current password.";
+        let mut e = AppError::new(crate::error::ErrorKind::InvalidCredentials, message);
+        e.fields.insert(field.into(), message.into());
+        e
+    })
+}
+
 /// The password step. With 2FA off it starts a full session; with 2FA on
 /// it sets a password-stage token good for 5 minutes and one endpoint.
 pub async fn log_in(

@@ -11,7 +11,7 @@ mod register;
 
 pub use activity::activity;
 pub use log_in::{authenticate, log_in};
-pub(crate) use log_in::{check_password, finish_second_factor, passwordless_session};
+pub(crate) use log_in::{check_own_password, finish_second_factor, passwordless_session};
 pub use password::change_password;
 pub use register::{SIGNUP_CLOSED, operator_add_user, register};
 

@@ -1,7 +1,7 @@
 //! Changing the password while logged in (a reset by mail is in
 //! `mail::links`).
 
-use super::log_in::check_password;
+use super::log_in::check_own_password;
 use crate::domain::Password;
 use crate::error::AppError;
 use crate::server::WithCookies;
@@ -22,7 +22,7 @@ pub async fn change_password(
     new: Password,
 ) -> Result<WithCookies<User>, AppError> {
     let user = session.row(state).await?;
-    check_password(state, meta, &user.email, Some(&user), current).await?;
+    check_own_password(state, meta, &user, current, "currentPassword").await?;
     identity::refuse_weak_password(state, &new, "newPassword", &[&user.email, &user.name]).await?;
     let hash = state.hasher.hash(&new).await?;
     // The hash, the session version, the revocation and this client's new

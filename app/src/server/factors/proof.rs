@@ -8,7 +8,7 @@
 use super::verify::verify_second_factor;
 use crate::domain::SecondFactor;
 use crate::error::AppError;
-use crate::server::account::check_password;
+use crate::server::account::check_own_password;
 use crate::server::auth::FullSession;
 use crate::server::db::UserRow;
 use crate::server::request::RequestMeta;
@@ -42,7 +42,7 @@ pub async fn prove(
     ask: &str,
 ) -> Result<(), AppError> {
     if let Some(password) = proof.password.filter(|p| !p.is_empty()) {
-        return check_password(state, meta, &user.email, Some(user), password).await;
+        return check_own_password(state, meta, user, password, "password").await;
     }
     if let Some(code) = proof.code.map(str::trim).filter(|c| !c.is_empty()) {
         let code = crate::wire::parse_code(code)?;

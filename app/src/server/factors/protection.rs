@@ -10,7 +10,7 @@ use super::verify::{factor_amr, open_secret, verify_second_factor};
 use crate::domain::{Email, SecondFactor, TotpCode};
 use crate::error::AppError;
 use crate::server::WithCookies;
-use crate::server::account::{check_password, operator_meta};
+use crate::server::account::{check_own_password, operator_meta};
 use crate::server::audit::audit;
 use crate::server::auth::FullSession;
 use crate::server::db::UserRow;
@@ -103,7 +103,7 @@ pub async fn turn_on(
     let secret = open_secret(state, &user, Some(pending))?;
     let now = state.now();
     let step = TotpCode::parse(&digits).ok().and_then(|code| totp::verify(&secret, &code, now));
-    attempt.settle(state, meta, step.is_some(), AuditKind::CodeFailed).await?;
+    attempt.settle(state, meta, step.is_some(), AuditKind::SetupCodeFailed).await?;
     let Some(step) = step else {
         let diagnosis = totp::diagnose(&secret, &digits, now);
         tracing::info!(user_id = user.id, ?diagnosis, "enrolment code refused");
@@ -140,7 +140,7 @@ pub async fn turn_off(
     if !user.totp_enabled {
         return Err(AppError::conflict("Two-factor authentication is already off."));
     }
-    check_password(state, meta, &user.email, Some(&user), password).await?;
+    check_own_password(state, meta, &user, password, "password").await?;
     verify_second_factor(state, meta, &user, &factor).await?;
     let mut tx = state.db.begin().await?;
     let version = tx.disable_totp(user.id).await?;
