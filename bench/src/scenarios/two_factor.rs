@@ -1,0 +1,145 @@
+//! Scenarios d and k: the step after the password, with a TOTP code (d)
+//! and with a passkey (k).
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::{PASSWORD, client, new_secret, post, unix_now};
+use crate::Args;
+use crate::report::Row;
+use crate::target::Target;
+
+/// Scenario d: `--users` people with 2FA on each submit their own valid
+/// code once at the code step.
+pub async fn authenticate(args: &Args, api: &impl Fn(&str) -> String, target: Target) -> Row {
+    let p = &args.prefix;
+    let mut secrets = Vec::with_capacity(args.users);
+    for i in 0..args.users {
+        let c = client();
+        let email = format!("u{i}@example.com");
+        post(&c, api("/authentication/register"), json!({"email": email, "name": "U", "password": PASSWORD})).await;
+        post(&c, api("/authentication/log-in"), json!({"email": email, "password": PASSWORD})).await;
+        let secret = new_secret(target, &c, api).await;
+        target.clear_of_step_end().await;
+        let code = target.code_at(&secret, unix_now());
+        let (s, answer, _) = post(&c, api("/2fa/turn-on"), json!({"twoFactorAuthenticationCode": code})).await;
+        assert_eq!(s, 200, "turn-on for {email}: {answer}");
+        // The password step, so each user holds a password-stage session.
+        let stage = client();
+        post(&stage, api("/authentication/log-in"), json!({"email": email, "password": PASSWORD})).await;
+        secrets.push((stage, secret));
+    }
+    // Each user submits its own valid code once: here the next step's code
+    // (one step of skew), later than the step that turned 2FA on; to the
+    // original the current one (see `Target`), never in a step's last
+    // seconds. Half of them one at a time (latency), half 16 at a time
+    // (throughput); codes are computed, and waits made, outside the timings.
+    let url = api("/2fa/authenticate");
+    let offset = target.code_offset();
+    let authenticate = |c: reqwest::Client, code: String, url: String| async move {
+        let t = Instant::now();
+        let r = c.post(url).json(&json!({"twoFactorAuthenticationCode": code})).send().await.expect("authenticate");
+        let status = r.status().as_u16();
+        assert_eq!(status, 200, "a valid code was refused: {}", r.text().await.unwrap_or_default());
+        t.elapsed()
+    };
+    let (one_by_one, together) = secrets.split_at(secrets.len() / 2);
+    let mut latencies = Vec::with_capacity(one_by_one.len());
+    for (c, secret) in one_by_one {
+        target.clear_of_step_end().await;
+        let code = target.code_at(secret, unix_now() + offset);
+        latencies.push(authenticate(c.clone(), code, url.clone()).await);
+    }
+    latencies.sort();
+    let p50 = latencies.get(latencies.len() / 2).copied().unwrap_or_default();
+    let p99 = latencies.get(latencies.len() * 99 / 100).copied().unwrap_or_default();
+    let mut busy = Duration::ZERO;
+    for chunk in together.chunks(16) {
+        target.clear_of_step_end().await;
+        let codes: Vec<_> = chunk.iter().map(|(_, secret)| target.code_at(secret, unix_now() + offset)).collect();
+        let began = Instant::now();
+        let tasks: Vec<_> = chunk
+            .iter()
+            .zip(codes)
+            .map(|((c, _), code)| tokio::spawn(authenticate(c.clone(), code, url.clone())))
+            .collect();
+        for t in tasks {
+            t.await.expect("task");
+        }
+        busy += began.elapsed();
+    }
+    let rate = together.len() as f64 / busy.as_secs_f64();
+    Row {
+        scenario: format!("d. POST {p}/2fa/authenticate, own valid code once"),
+        figure: format!(
+            "p50 {:.2} ms, p99 {:.2} ms one at a time ({} users); {:.0} req/s 16 at a time ({} users); 0 refused",
+            p50.as_secs_f64() * 1000.0,
+            p99.as_secs_f64() * 1000.0,
+            one_by_one.len(),
+            rate,
+            together.len()
+        ),
+        budget: "p50 < 1 ms",
+    }
+}
+
+/// Scenario k: passkey ceremonies, each step timed by the client (the
+/// software authenticator's own signing is outside the timings): for 50
+/// people, registering one (start, finish) and using it after the password
+/// (start, finish).
+pub async fn passkey_ceremonies(api: &impl Fn(&str) -> String, origin: &str) -> Row {
+    use webauthn_authenticator_rs::prelude::WebauthnAuthenticator;
+    use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+    let origin = url::Url::parse(origin).expect("origin");
+    let timed = |c: reqwest::Client, url: String, body: Value| async move {
+        let t = Instant::now();
+        let (status, answer, _) = post(&c, url, body).await;
+        (t.elapsed(), status, answer)
+    };
+    let mut steps: [Vec<Duration>; 4] = Default::default();
+    for i in 0..50 {
+        let c = client();
+        let email = format!("passkey{i}@example.com");
+        post(&c, api("/authentication/register"), json!({"email": email, "name": "P", "password": PASSWORD})).await;
+        post(&c, api("/authentication/log-in"), json!({"email": email, "password": PASSWORD})).await;
+        let mut key = SoftPasskey::new(true);
+        let (d, s, start) = timed(c.clone(), api("/webauthn/register/start"), json!({"name": "Bench key"})).await;
+        assert_eq!(s, 200, "register start: {start}");
+        steps[0].push(d);
+        let options = serde_json::from_value(start["options"].clone()).expect("creation options");
+        let credential = key.do_registration(origin.clone(), options).expect("register");
+        let body = json!({"ceremony": start["ceremony"], "credential": credential});
+        let (d, s, done) = timed(c.clone(), api("/webauthn/register/finish"), body).await;
+        assert_eq!(s, 201, "register finish: {done}");
+        steps[1].push(d);
+        let stage = client();
+        post(&stage, api("/authentication/log-in"), json!({"email": email, "password": PASSWORD})).await;
+        let (d, s, start) = timed(stage.clone(), api("/webauthn/authenticate/start"), json!({})).await;
+        assert_eq!(s, 200, "authenticate start: {start}");
+        steps[2].push(d);
+        let options = serde_json::from_value(start["options"].clone()).expect("request options");
+        let credential = key.do_authentication(origin.clone(), options).expect("assert");
+        let body = json!({"ceremony": start["ceremony"], "credential": credential});
+        let (d, s, done) = timed(stage, api("/webauthn/authenticate/finish"), body).await;
+        assert_eq!(s, 200, "authenticate finish: {done}");
+        steps[3].push(d);
+    }
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let summary = |d: &mut Vec<Duration>| {
+        d.sort();
+        format!("p50 {:.2} ms, p99 {:.2} ms", ms(d[d.len() / 2]), ms(d[d.len() * 99 / 100]))
+    };
+    let [a, b, c, d] = &mut steps;
+    Row {
+        scenario: "k. passkey ceremonies, server round trips (50 people)".into(),
+        figure: format!(
+            "register: start {}, finish {}; after the password: start {}, finish {}",
+            summary(a),
+            summary(b),
+            summary(c),
+            summary(d)
+        ),
+        budget: "(none set)",
+    }
+}
