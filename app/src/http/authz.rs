@@ -286,7 +286,7 @@ async fn answer(
             }
         }
         Decision::Allow => allowed(who.as_ref(), state.gate.remote_user),
-        Decision::Forbidden => bare(StatusCode::FORBIDDEN),
+        Decision::Forbidden => forbidden(&state.gate.public_url, who.as_ref(), target.host, wants_page),
         Decision::UnverifiedEmail => unverified_email(&state.gate.public_url, wants_page),
         Decision::LogIn | Decision::SecondFactor => {
             let page = if decision == Decision::LogIn { "/login?" } else { "/security?need=two-factor&" };
@@ -336,12 +336,55 @@ fn unverified_email(public_url: &str, wants_page: bool) -> Response {
         return refusal(AppError::forbidden(message));
     }
     let link = html_escape(&format!("{public_url}/verify-email"));
+    gate_page(
+        "Confirm your email address",
+        &format!(
+            "<p>This app lets in only people with a confirmed email address. Open the link in the message we \
+             sent you, or ask for a new one:</p><p><a class=\"btn\" href=\"{link}\">Send a new link</a></p>"
+        ),
+    )
+}
+
+/// 403 from a rule: a page saying who is signed in and that this app is
+/// not open to them, with the way to another account (Caddy and Traefik
+/// show it; nginx shows its own 403 unless `error_page` says otherwise,
+/// see docs/PROXIES.md), or JSON for an API client.
+fn forbidden(public_url: &str, who: Option<&GateSubject>, host: &str, wants_page: bool) -> Response {
+    let message = match who {
+        Some(w) => format!("You are signed in as {}; {host} is not open to this account.", w.email),
+        None => format!("{host} is not open here."),
+    };
+    if !wants_page {
+        return refusal(AppError::forbidden(message));
+    }
+    let (host, portal) = (html_escape(host), html_escape(public_url));
+    let body = match who {
+        Some(w) => format!(
+            "<p>You are signed in as <strong>{}</strong>. The administrator has not opened <strong>{host}</strong> \
+             to this account.</p><p><a class=\"btn\" href=\"{portal}/logout\">Use another account</a> \
+             <a href=\"{portal}/\">Your account</a></p>",
+            html_escape(&w.email)
+        ),
+        None => {
+            format!("<p><strong>{host}</strong> is not open here.</p><p><a href=\"{portal}/\">Your account</a></p>")
+        }
+    };
+    gate_page("This app is not open to you", &body)
+}
+
+/// A short page the gate answers with itself (the site's style sheet has a
+/// hashed name the gate does not know, so the few rules it needs are here).
+fn gate_page(title: &str, body: &str) -> Response {
     let page = format!(
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>Confirm your email address</title>\
-         </head><body><h1>Confirm your email address</h1><p>This app lets in only people with a confirmed email \
-         address. Open the link in the message we sent you, or ask for a new one:</p>\
-         <p><a href=\"{link}\">{link}</a></p></body></html>"
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{title}</title>\
+         <style>body{{font:16px/1.5 system-ui,sans-serif;margin:0;padding:2rem 1rem;color:#1a1a1a;background:#f6f7f9}}\
+         main{{max-width:32rem;margin:0 auto;background:#fff;padding:1.5rem;border-radius:8px;\
+         box-shadow:0 1px 3px rgba(0,0,0,.12)}}h1{{font-size:1.4rem;margin-top:0}}a{{color:#0b57d0}}\
+         .btn{{display:inline-block;padding:.6rem 1rem;border-radius:6px;background:#0b57d0;color:#fff;\
+         text-decoration:none;margin-right:1rem}}@media (prefers-color-scheme:dark){{body{{background:#111;\
+         color:#eee}}main{{background:#1d1f23}}a{{color:#8ab4f8}}.btn{{background:#8ab4f8;color:#111}}}}</style>\
+         </head><body><main><h1>{title}</h1>{body}</main></body></html>"
     );
     let mut res = (StatusCode::FORBIDDEN, axum::response::Html(page)).into_response();
     res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -738,3 +738,33 @@ async fn remote_user_can_be_the_confirmed_address_and_never_an_unconfirmed_one()
     });
     assert!(bad.is_err_and(|e| e.contains("GATE_REMOTE_USER must be id or email")));
 }
+
+/// Denied by a rule, a person sees a page (Caddy and Traefik pass it on)
+/// saying who they are signed in as and that this app is not open to
+/// them, with the way to another account; an API client gets the same in
+/// JSON (issue 21, item 3).
+#[tokio::test]
+async fn a_person_a_rule_keeps_out_is_told_who_they_are_and_how_to_switch() {
+    let (app, _rules) = app_with_rules(
+        "[[rules]]\ndomain = \"books.example.test\"\npolicy = \"one_factor\"\ngroups = [\"family\"]\n\n\
+         [[rules]]\ndomain = \"books.example.test\"\npolicy = \"deny\"\n\n\
+         [[rules]]\ndomain = \"*.example.test\"\npolicy = \"one_factor\"\n",
+    )
+    .await;
+    assert_eq!(app.register("guest@example.com").await.status, StatusCode::CREATED);
+    let gate = gate_cookie(&app.log_in("guest@example.com", PASSWORD).await).expect("gate");
+    let r = app.forward_auth("GET", "http://books.example.test/shelf", Some(&gate), HTML).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(header(&r, "content-type").starts_with("text/html"), "{:?}", r.headers);
+    assert_eq!(header(&r, "cache-control"), "no-store");
+    assert!(r.text.contains("You are signed in as <strong>guest@example.com</strong>"), "{}", r.text);
+    assert!(r.text.contains("<strong>books.example.test</strong>"), "{}", r.text);
+    assert!(r.text.contains("href=\"http://auth.example.test/logout\">Use another account"), "{}", r.text);
+    let r = app.forward_auth("GET", "http://books.example.test/shelf", Some(&gate), "application/json").await;
+    assert_error(&r, StatusCode::FORBIDDEN, "forbidden");
+    assert!(r.body["message"].as_str().unwrap_or("").contains("not open to this account"), "{}", r.text);
+    // nginx takes only the status from its check.
+    assert_eq!(app.auth_request("GET", "http://books.example.test/", Some(&gate)).await.status, StatusCode::FORBIDDEN);
+    // Elsewhere the same person is let in.
+    assert_eq!(app.forward_auth("GET", "http://notes.example.test/", Some(&gate), HTML).await.status, StatusCode::OK);
+}
