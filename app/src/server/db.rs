@@ -46,6 +46,11 @@ pub struct Db {
     backend: Backend,
     /// Gate decisions kept in memory; this layer tells it what changed.
     gate_cache: std::sync::Arc<GateCache>,
+    /// SQLite: one transaction writes at a time (the database has one
+    /// writer lock); the others wait here, in order, rather than in
+    /// SQLite's busy handler, which sleeps 1, 2, 5, 10 ms… between tries
+    /// and so turned a few parallel code steps into a queue of naps.
+    writer: Option<std::sync::Arc<tokio::sync::Semaphore>>,
     /// Tests only: the next transaction fails at its Nth write (see
     /// `fail_next_transaction_at`), to prove nothing half-done survives.
     #[cfg(feature = "fault-injection")]
@@ -63,6 +68,9 @@ pub struct Tx {
     gate_cache: std::sync::Arc<GateCache>,
     /// Applied to the gate cache once the transaction has committed.
     invalidations: Vec<Invalidation>,
+    /// SQLite: this transaction's turn to write (see `Db::writer`), held
+    /// until it commits or rolls back.
+    _turn: Option<tokio::sync::OwnedSemaphorePermit>,
     /// A message was queued: the mail worker is woken once this commits
     /// (see `audit::commit`).
     mail_queued: bool,
@@ -169,6 +177,7 @@ impl Db {
             // On PostgreSQL other instances change things too: the cache
             // stays off until the listener hears them (see `gate::cache`).
             gate_cache: std::sync::Arc::new(GateCache::new(backend == Backend::Sqlite)),
+            writer: (backend == Backend::Sqlite).then(|| std::sync::Arc::new(tokio::sync::Semaphore::new(1))),
             backend,
             #[cfg(feature = "fault-injection")]
             fault: Default::default(),
@@ -190,8 +199,13 @@ impl Db {
 
     #[cfg_attr(not(feature = "fault-injection"), allow(unused_variables))]
     async fn begin_with(&self, takes_fault: bool) -> Result<Tx, AppError> {
+        let turn = match &self.writer {
+            Some(writer) => Some(writer.clone().acquire_owned().await.map_err(|_| AppError::internal())?),
+            None => None,
+        };
         Ok(Tx {
             tx: self.pool.begin().await?,
+            _turn: turn,
             backend: self.backend,
             gate_cache: self.gate_cache.clone(),
             invalidations: Vec::new(),
