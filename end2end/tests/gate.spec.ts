@@ -206,7 +206,7 @@ for (const javaScriptEnabled of [true, false]) {
     await page.getByRole('button', { name: 'Create account' }).click();
     await expect(page).toHaveURL(new RegExp(`^${portal}/security\\?rd=`));
     await enrol(page);
-    await page.getByRole('link', { name: 'Continue to the app you were opening' }).click();
+    await page.getByRole('link', { name: `Continue to ${new URL(app).host}` }).click();
     await expect(page).toHaveURL(`${app}/notes?id=9`);
     await expect(page.locator('[data-header="remote-email-verified"]')).toHaveText('false');
     await context.close();

@@ -348,7 +348,7 @@ async fn a_new_person_signs_up_on_the_way_and_keeps_the_way_back() {
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
     assert_eq!(header(&r, "location"), format!("/security?{q}"));
     let page = app.get_with(&b, &format!("/security?{q}")).await;
-    assert!(page.text.replace("<!>", "").contains("Continue to the app you were opening"), "{}", page.text);
+    assert!(page.text.replace("<!>", "").contains("Continue to wiki.example.test"), "{}", page.text);
     assert!(page.text.contains(&format!("href=\"/login?{q}\"")), "{}", page.text);
     // The page's own forms keep it: the enrolment posted without JavaScript
     // comes back with the way back still on it.

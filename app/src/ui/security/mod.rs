@@ -106,15 +106,25 @@ fn Security(user: User) -> impl IntoView {
                     "The app you were opening needs two-factor authentication. Turn it on below, then open the app again."
                 </p>
             </Show>
-            // On the way to an app behind the gate: the way back, checked by
-            // the server when followed (GET /login?rd=).
-            {move || return_to.get().map(|rd| view! {
-                <p class="switch" data-testid="gate-continue">
-                    // A full page load (not the router): the server decides.
-                    <a href=with_return_to("/login", Some(&rd)) rel="external">"Continue to the app you were opening"</a>
-                    {move || (!enabled.get()).then_some(" (it may need two-factor authentication first)")}
-                </p>
-            })}
+            // On the way to an app behind the gate: the way back, as the
+            // page's main action, naming the app. Not while the app is known
+            // to need a second factor not yet in place, nor over recovery
+            // codes still to be saved. Checked by the server when followed
+            // (GET /login?rd=).
+            {move || {
+                let rd = return_to.get()?;
+                let ready = !sent_by_gate || enabled.get() || passkeys_on.get();
+                (ready && fresh_codes.get().is_none()).then(|| view! {
+                    <p class="actions" data-testid="gate-continue">
+                        // A full page load (not the router): the server decides.
+                        <a class="btn btn-primary" href=with_return_to("/login", Some(&rd)) rel="external">
+                            {format!("Continue to {}", app_host(&rd))}
+                        </a>
+                        {move || (!enabled.get() && !passkeys_on.get())
+                            .then_some(view! { <span class="muted">" It may ask for two-factor authentication first."</span> })}
+                    </p>
+                })
+            }}
             <Show when=move || fresh_codes.get().is_some()>
                 <RecoveryCodes codes=fresh_codes.get().unwrap_or_default() on_done=Callback::new(move |_| {
                     fresh_codes.set(None);
@@ -150,5 +160,20 @@ fn Security(user: User) -> impl IntoView {
             codes_here=Signal::derive(move || passkeys_on.get() && !enabled.get())/>
         <PasswordAndSessions changed/>
         <RecentActivity changed/>
+    }
+}
+
+/// The host of an app's address, to name it on the way back.
+fn app_host(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    rest.split(['/', '?', '#']).next().unwrap_or(rest)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_app_is_named_by_its_host() {
+        assert_eq!(super::app_host("https://notes.example.com/a?b=1"), "notes.example.com");
+        assert_eq!(super::app_host("http://wiki.example.test:8080"), "wiki.example.test:8080");
     }
 }
