@@ -51,22 +51,12 @@ impl Db {
         };
         Ok(sqlx::query_as::<_, AuditRow>(sql).bind(user_id).bind(list).bind(limit).fetch_all(&self.pool).await?)
     }
-
-    /// Whether the account has logged in before (a first log-in from a new
-    /// browser is no news to its owner).
-    pub async fn has_logged_in(&self, user_id: i64) -> Result<bool, AppError> {
-        let row: Option<(i64,)> =
-            sqlx::query_as("SELECT id FROM audit_events WHERE user_id = $1 AND kind = 'log_in_ok' LIMIT 1")
-                .bind(user_id)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(row.is_some())
-    }
 }
 
 impl Tx {
-    /// `Db::has_logged_in`, read in this transaction (before it records
-    /// the log-in it is part of).
+    /// Whether the account has logged in before (a first log-in from a new
+    /// browser is no news to its owner), read in this transaction before
+    /// it records the log-in it is part of.
     pub async fn has_logged_in(&mut self, user_id: i64) -> Result<bool, AppError> {
         let row: Option<(i64,)> =
             sqlx::query_as("SELECT id FROM audit_events WHERE user_id = $1 AND kind = 'log_in_ok' LIMIT 1")

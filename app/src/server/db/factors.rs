@@ -65,22 +65,6 @@ impl Db {
         clear_factor_failures(&mut *self.pool.acquire().await?, id).await
     }
 
-    /// Accepts a TOTP time step for a user if it is later than the last
-    /// accepted one: the replay guard as one compare-and-set. Exactly one of
-    /// several racing requests with the same code gets `true`. A success
-    /// also starts the consecutive-failure count over, in the same write.
-    pub async fn accept_totp_step(&self, id: i64, step: i64) -> Result<bool, AppError> {
-        let done = sqlx::query(
-            "UPDATE users SET totp_last_step = $1, factor_failures = 0 \
-             WHERE id = $2 AND totp_enabled = 1 AND (totp_last_step IS NULL OR totp_last_step < $1)",
-        )
-        .bind(step)
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
     pub(super) const PASSKEY_COLUMNS: &'static str =
         "id, user_id, credential_id, name, credential, backup_eligible, backup_state, created_at, last_used_at";
 
