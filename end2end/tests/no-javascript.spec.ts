@@ -81,7 +81,7 @@ test.describe('without JavaScript', () => {
     await panel.getByLabel('Password').fill('not my password at all');
     await panel.getByLabel('6-digit code or recovery code').fill(codes[1]);
     await panel.getByRole('button', { name: 'Turn off two-factor authentication' }).click();
-    await expect(page.getByTestId('turn-off').getByRole('alert')).toHaveText('That is not your current password.');
+    await expect(page.locator('#off-password-error')).toHaveText('That is not your current password.');
     await expect(page.getByTestId('turn-off')).toHaveAttribute('open', '');
     await page.getByTestId('turn-off').getByLabel('Password').fill(PASSWORD);
     await page.getByTestId('turn-off').getByLabel('6-digit code or recovery code').fill(codes[1]);

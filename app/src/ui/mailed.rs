@@ -302,7 +302,8 @@ fn dead_link(check: LinkCheck) -> AnyView {
     let class = if check.done { "alert alert-info" } else { "alert alert-error" };
     view! {
         <p class=class role="status" data-testid="link-state">{check.message}</p>
-        <p class="actions"><A href=check.next attr:class="btn btn-primary">{check.next_label}</A></p>
+        // A full page load: the next page reads its own address afresh.
+        <p class="actions"><a href=check.next class="btn btn-primary" rel="external">{check.next_label}</a></p>
     }
     .into_any()
 }

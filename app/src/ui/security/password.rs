@@ -55,7 +55,8 @@ pub(super) fn PasswordAndSessions(changed: RwSignal<u32>) -> impl IntoView {
                 <form method="post" action=security_action() novalidate on:submit=submit_change>
                     <IntentField intent=Intent::ChangePassword/>
                     <TextField label="Current password" id="current-password" name="currentPassword"
-                        input=InputKind::password("current-password") value=current/>
+                        input=InputKind::password("current-password") value=current
+                        error=field_message(change_error, "currentPassword")/>
                     <TextField label="New password" id="new-password" name="newPassword" input=InputKind::new_password()
                         value=new error=field_message(change_error, "newPassword")
                         hint="12 to 128 characters. Your other devices will be logged out."/>

@@ -101,7 +101,7 @@ pub(super) fn TurnOff(on_off: Callback<()>) -> impl IntoView {
             <form method="post" action=security_action() novalidate on:submit=submit>
                 <IntentField intent=Intent::TurnOff/>
                 <TextField label="Password" id="off-password" name="password" input=InputKind::password("current-password")
-                    value=password/>
+                    value=password error=field_message(error, "password")/>
                 <TextField label="6-digit code or recovery code" id="off-code" name="code"
                     input=InputKind { maxlength: Some(20), placeholder: Some("123 456"), ..InputKind::code() }
                     value=code error=field_message(error, "code")/>
