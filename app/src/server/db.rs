@@ -51,6 +51,10 @@ pub struct Db {
     /// SQLite's busy handler, which sleeps 1, 2, 5, 10 ms… between tries
     /// and so turned a few parallel code steps into a queue of naps.
     writer: Option<std::sync::Arc<tokio::sync::Semaphore>>,
+    /// How long a transaction waits for its turn before answering 503, as
+    /// long as a request waits for a connection (and as SQLite's busy
+    /// timeout did): a turn never held is never waited for forever.
+    turn_timeout: Duration,
     /// Tests only: the next transaction fails at its Nth write (see
     /// `fail_next_transaction_at`), to prove nothing half-done survives.
     #[cfg(feature = "fault-injection")]
@@ -178,6 +182,7 @@ impl Db {
             // stays off until the listener hears them (see `gate::cache`).
             gate_cache: std::sync::Arc::new(GateCache::new(backend == Backend::Sqlite)),
             writer: (backend == Backend::Sqlite).then(|| std::sync::Arc::new(tokio::sync::Semaphore::new(1))),
+            turn_timeout: acquire_timeout,
             backend,
             #[cfg(feature = "fault-injection")]
             fault: Default::default(),
@@ -200,7 +205,14 @@ impl Db {
     #[cfg_attr(not(feature = "fault-injection"), allow(unused_variables))]
     async fn begin_with(&self, takes_fault: bool) -> Result<Tx, AppError> {
         let turn = match &self.writer {
-            Some(writer) => Some(writer.clone().acquire_owned().await.map_err(|_| AppError::internal())?),
+            Some(writer) => match tokio::time::timeout(self.turn_timeout, writer.clone().acquire_owned()).await {
+                Ok(Ok(turn)) => Some(turn),
+                Ok(Err(_)) => return Err(AppError::internal()),
+                Err(_) => {
+                    tracing::warn!("no turn to write within the acquire timeout: the database is busy");
+                    return Err(AppError::unavailable());
+                }
+            },
             None => None,
         };
         Ok(Tx {

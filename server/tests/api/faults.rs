@@ -115,3 +115,24 @@ async fn an_unwritable_sqlite_file_gives_503_and_changes_nothing() {
     assert_error(&first.log_in("new@example.com", PASSWORD).await, StatusCode::UNAUTHORIZED, "invalid_credentials");
     assert_eq!(first.log_in("ro@example.com", PASSWORD).await.status, StatusCode::OK);
 }
+
+/// On SQLite a transaction waits its turn to write; a turn that never
+/// comes (a writer stuck elsewhere) ends in 503 after the acquire timeout,
+/// never in a request that hangs, and writing resumes once it is free.
+#[tokio::test]
+async fn a_write_that_cannot_get_its_turn_is_503_not_a_hang() {
+    let dir = tempfile::tempdir().expect("dir");
+    let url = database_for(dir.path()).await;
+    if url.starts_with("postgres") {
+        eprintln!("skipped: PostgreSQL has no single writer turn");
+        return;
+    }
+    let app = spawn_in(dir, &[("DATABASE_ACQUIRE_TIMEOUT_SECONDS", "1")]).await;
+    let held = app.state.db.begin().await.expect("a transaction holding the turn");
+    let started = std::time::Instant::now();
+    let r = app.register("turn@example.com").await;
+    assert_error(&r, StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "answered, not hung");
+    drop(held);
+    assert_eq!(app.register("turn@example.com").await.status, StatusCode::CREATED);
+}
