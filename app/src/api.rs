@@ -58,16 +58,36 @@ pub async fn authenticate_two_factor(
 
 /// POST /api/2fa/generate: a new pending secret for the enrolment wizard.
 /// With 2FA off it needs `password` unless the log-in was within the last
-/// 5 minutes; while 2FA is on it needs `twoFactorAuthenticationCode`.
+/// 5 minutes; while the app is on (a new phone) it needs a second factor:
+/// `twoFactorAuthenticationCode`, `recoveryCode` or `passkey` (the answer
+/// to POST /api/webauthn/proof/start).
 #[server(prefix = "/api", endpoint = "2fa/generate", input = Json)]
 pub async fn generate_two_factor(
     #[server(rename = "twoFactorAuthenticationCode")] code: Option<String>,
     password: Option<String>,
+    #[server(rename = "recoveryCode")] recovery_code: Option<String>,
+    passkey: Option<PasskeyAnswer>,
 ) -> Result<GenerateResponse, AppError> {
-    use crate::server::{factors::protection, full_request};
+    use crate::server::factors::{proof::FactorProof, protection};
+    use crate::server::full_request;
     let (state, session, meta) = full_request().await?;
-    let code = code.as_deref().map(str::trim).filter(|c| !c.is_empty()).map(parse_code).transpose()?;
-    protection::generate(&state, &meta, session, code, password.as_deref()).await
+    let present = |v: &Option<String>| v.as_deref().map(str::trim).is_some_and(|v| !v.is_empty());
+    let factor = match (&passkey, present(&code) || present(&recovery_code)) {
+        (Some(_), true) => return Err(AppError::bad_request("Send a code or a passkey, not both.")),
+        (Some(p), false) => Some(FactorProof::Passkey { ceremony: &p.ceremony, credential: &p.credential }),
+        (None, true) => Some(FactorProof::Typed(parse_second_factor(code.as_deref(), recovery_code.as_deref())?)),
+        (None, false) => None,
+    };
+    protection::generate(&state, &meta, session, factor, password.as_deref()).await
+}
+
+/// POST /api/webauthn/proof/start: a passkey ceremony whose answer proves
+/// it is you before a change (`passkey` of /api/2fa/generate).
+#[server(prefix = "/api", endpoint = "webauthn/proof/start", input = Json)]
+pub async fn passkey_proof_start() -> Result<serde_json::Value, AppError> {
+    use crate::server::{factors::passkeys, full_request};
+    let (state, session, _) = full_request().await?;
+    passkeys::proof_start(&state, &session).await
 }
 
 /// POST /api/2fa/turn-on: confirms the pending secret with a code; answers
@@ -116,6 +136,20 @@ pub async fn fetch_two_factor_status() -> Result<TwoFactorStatus, AppError> {
     let state = app_state()?;
     let session = extract::<FullSession>(&state).await?;
     protection::status(&state, session).await
+}
+
+/// GET /api/2fa/recovery-log-in: how many recovery codes are left when
+/// this log-in was reached with one (`null` otherwise), so the page it
+/// lands on can offer a new set.
+#[server(prefix = "/api", endpoint = "2fa/recovery-log-in", input = GetUrl)]
+pub async fn fetch_recovery_log_in() -> Result<Option<i64>, AppError> {
+    use crate::server::{app_state, auth::FullSession, extract, logins::Amr};
+    let state = app_state()?;
+    let session = extract::<FullSession>(&state).await?;
+    if !session.user.amr.has(Amr::RECOVERY_CODE) {
+        return Ok(None);
+    }
+    Ok(Some(state.db.recovery_codes_left(session.user.id).await?))
 }
 
 /// GET /api/webauthn/passkeys: the person's passkeys and security keys.

@@ -1,13 +1,14 @@
-//! The protected home page: who is logged in and whether 2FA is on.
+//! The protected home page: who is logged in and whether 2FA is on; after
+//! a log-in with a recovery code, how many are left and a way to new ones.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
 use leptos_router::hooks::use_navigate;
 
-use crate::api::{User, log_out};
+use crate::api::{User, fetch_recovery_log_in, log_out};
 
-use super::session::RequireUser;
+use super::session::{RequireUser, with_refresh};
 use super::{ErrorNote, SubmitButton, action_error};
 
 #[component]
@@ -18,6 +19,9 @@ pub fn HomePage() -> impl IntoView {
 #[component]
 fn Home(user: User) -> impl IntoView {
     let on = user.is_two_factor_authentication_enabled;
+    // Asked of the log-in itself, so it holds after a post without
+    // JavaScript as after one in place.
+    let recovery = Resource::new(|| (), |_| with_refresh(fetch_recovery_log_in));
     view! {
         <Title text="Home"/>
         <section class="card">
@@ -40,6 +44,9 @@ fn Home(user: User) -> impl IntoView {
                     <A href="/verify-email">"Send it again"</A>
                 </p>
             })}
+            <Transition fallback=|| ()>
+                {move || recovery.get().and_then(Result::ok).flatten().map(|left| view! { <RecoveryCodesLeft left/> })}
+            </Transition>
             {(!on).then(|| view! {
                 <div class="callout">
                     <p>"Protect your account with a code from an authenticator app on your phone."</p>
@@ -51,6 +58,26 @@ fn Home(user: User) -> impl IntoView {
                 <LogOutButton/>
             </div>
         </section>
+    }
+}
+
+/// Said after a log-in with a recovery code: that code is spent, how many
+/// are left, and where to make a new set.
+#[component]
+fn RecoveryCodesLeft(left: i64) -> impl IntoView {
+    let count = match left {
+        0 => "You have no recovery codes left.".to_owned(),
+        1 => "You have 1 recovery code left.".to_owned(),
+        n => format!("You have {n} recovery codes left."),
+    };
+    view! {
+        <div class="callout" class:callout-warning=left <= 3 data-testid="recovery-codes-left">
+            <p>
+                "You logged in with a recovery code; it works only once. " {count}
+                " Make a new set before you run out, and if you lost your phone, set up your app again."
+            </p>
+            <A href="/security#recovery" attr:class="btn btn-primary">"Make new recovery codes"</A>
+        </div>
     }
 }
 

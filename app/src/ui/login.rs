@@ -3,15 +3,19 @@
 //! is server state: after a correct password the password-stage cookie
 //! says "code step", so a reload, a browser without JavaScript and a
 //! hydrated page all draw the same step. Both forms are real POSTs to
-//! /login, enhanced in place once the WebAssembly has loaded.
+//! /login, enhanced in place once the WebAssembly has loaded. The code
+//! step names the account it logs in, says when it ends (and, hydrated,
+//! warns a minute before), and submits six digits by itself.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
 use leptos_router::hooks::{use_navigate, use_query_map};
+use serde::{Deserialize, Serialize};
 
 use crate::api::{authenticate_two_factor, log_in, log_out, parse_email, parse_second_factor};
 use crate::error::ErrorKind;
+use crate::time::format_utc;
 
 use super::outcome::{Intent, page_outcome};
 use super::passkeys::{PasskeySignIn, PasskeyStep};
@@ -26,12 +30,39 @@ enum Step {
     Code,
 }
 
-/// The second factors of a password step the server holds, awaiting its
-/// second factor: (an authenticator app, a passkey).
-fn code_step_factors() -> Option<(bool, bool)> {
+/// How long a password step waits for its second factor (the server's
+/// password-stage token lives as long).
+const STEP_SECONDS: i64 = 5 * 60;
+/// The code step's warning comes this long before it ends.
+const WARN_SECONDS: i64 = 60;
+
+/// A password step this browser holds, awaiting its second factor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Pending {
+    /// An authenticator app is on offer.
+    app: bool,
+    /// A passkey is on offer.
+    passkey: bool,
+    /// When the step ends (Unix seconds, the server's clock).
+    ends_at: i64,
+    /// Seconds left when the page was drawn: the browser counts down from
+    /// this, whatever its own clock says.
+    seconds_left: i64,
+}
+
+/// The password step the request's cookie holds, read from the token
+/// alone (no database).
+fn pending_step() -> Option<Pending> {
     #[cfg(feature = "ssr")]
     {
-        crate::server::password_stage_factors()
+        use crate::server::crypto::tokens::{CookieKind, Stage};
+        let state = crate::server::app_state().ok()?;
+        let headers = crate::server::request_headers().ok()?;
+        let now = state.now();
+        let token = state.cookies.from_headers(CookieKind::Access, &headers)?;
+        let claims = state.keys.verify(token, Stage::Password, now)?;
+        let (app, passkey) = claims.factors();
+        Some(Pending { app, passkey, ends_at: claims.exp, seconds_left: (claims.exp - now).max(0) })
     }
     #[cfg(not(feature = "ssr"))]
     {
@@ -39,13 +70,106 @@ fn code_step_factors() -> Option<(bool, bool)> {
     }
 }
 
+/// The email of the account the pending password step logs in: read on
+/// the server from the password-stage cookie's account, never from the
+/// address. In the browser the password step's answer names it instead.
+async fn pending_email(pending: bool) -> Option<String> {
+    #[cfg(feature = "ssr")]
+    {
+        use crate::server::auth::PasswordSession;
+        if !pending {
+            return None;
+        }
+        let state = crate::server::app_state().ok()?;
+        crate::server::extract::<PasswordSession>(&state).await.ok().map(|s| s.user.email)
+    }
+    #[cfg(not(feature = "ssr"))]
+    {
+        let _ = pending;
+        None
+    }
+}
+
+/// Where the code step's countdown stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Countdown {
+    Running,
+    EndingSoon,
+    Ended,
+}
+
+/// The browser's clock, in Unix seconds.
+fn browser_now() -> i64 {
+    #[cfg(feature = "hydrate")]
+    {
+        (js_date_now() / 1000.0) as i64
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        0
+    }
+}
+
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = Date, js_name = now)]
+    fn js_date_now() -> f64;
+}
+
+/// Moves `countdown` to `EndingSoon` a minute before `seconds_left` runs
+/// out and to `Ended` when it does, unless `round` has moved on (the step
+/// was left or started again) by then. Browser only.
+fn start_countdown(seconds_left: i64, countdown: RwSignal<Countdown>, round: RwSignal<u32>) {
+    let this_round = round.get_untracked();
+    let at = |state: Countdown, seconds: i64| {
+        let run = move || {
+            // The page may be gone by then.
+            if round.try_get_untracked() == Some(this_round) {
+                countdown.set(state);
+            }
+        };
+        #[cfg(feature = "hydrate")]
+        leptos::prelude::set_timeout(run, std::time::Duration::from_secs(seconds.max(0) as u64));
+        #[cfg(not(feature = "hydrate"))]
+        let _ = (run, seconds);
+    };
+    countdown.set(Countdown::Running);
+    at(Countdown::EndingSoon, seconds_left - WARN_SECONDS);
+    at(Countdown::Ended, seconds_left);
+}
+
+/// `HH:MM` of a Unix time, in UTC.
+fn clock_time(secs: i64) -> String {
+    let full = format_utc(secs);
+    full.get(full.len().saturating_sub(5)..).unwrap_or_default().to_owned()
+}
+
+/// Six digits, typed or pasted with a space or a hyphen (`123 456`).
+fn six_digits(typed: &str) -> bool {
+    typed.chars().all(|c| c.is_ascii_digit() || c == ' ' || c == '-')
+        && typed.chars().filter(char::is_ascii_digit).count() == 6
+}
+
 #[component]
 pub fn LogInPage() -> impl IntoView {
     let outcome = page_outcome();
-    let pending_factors = SharedValue::new(code_step_factors).into_inner();
-    let step = RwSignal::new(if pending_factors.is_some() { Step::Code } else { Step::Password });
+    let pending = SharedValue::new(pending_step).into_inner();
+    let step = RwSignal::new(if pending.is_some() { Step::Code } else { Step::Password });
     // What the code step offers: the app's code, a passkey, or both.
-    let factors = RwSignal::new(pending_factors.unwrap_or((true, false)));
+    let factors = RwSignal::new(pending.map(|p| (p.app, p.passkey)).unwrap_or((true, false)));
+    // Whose log-in the code step finishes: the server reads it for the
+    // first page; the password step's answer says it once hydrated.
+    let pending_account = Resource::new(move || pending.is_some(), pending_email);
+    let account = RwSignal::new(None::<String>);
+    let shown_account = Signal::derive(move || account.get().or_else(|| pending_account.get().flatten()));
+    // When the code step ends, and where its countdown stands.
+    let ends_at = RwSignal::new(pending.map(|p| p.ends_at));
+    let countdown = RwSignal::new(Countdown::Running);
+    let round = RwSignal::new(0_u32);
+    // What a screen reader is told when a step changes in place: a live
+    // region on the page from the start, so the text is read out.
+    let announce = RwSignal::new(String::new());
     let has_app = Signal::derive(move || factors.get().0);
     let has_passkey = Signal::derive(move || factors.get().1);
     let email = RwSignal::new(outcome.as_ref().map(|o| o.field("email")).unwrap_or_default());
@@ -89,7 +213,12 @@ pub fn LogInPage() -> impl IntoView {
             }
         }
     });
-    let restart = Action::new(|_: &()| log_out());
+    // "Use a different account" (false) or "Log in again" after the code
+    // step ran out (true).
+    let restart = Action::new(|timed_out: &bool| {
+        let timed_out = *timed_out;
+        async move { log_out().await.map(|_| timed_out) }
+    });
 
     // A timed-out code step sent back here by the server (no JavaScript).
     let timed_out =
@@ -97,6 +226,19 @@ pub fn LogInPage() -> impl IntoView {
     if let Some(e) = timed_out {
         notice.set(Some(e.message));
     }
+    // The countdown, in the browser: from the hydrated first page, or from
+    // a password step done in place (then `round` moves on).
+    Effect::new(move |_| {
+        round.track();
+        if step.get_untracked() != Step::Code {
+            return;
+        }
+        let left = match (pending, round.get_untracked()) {
+            (Some(p), 0) => p.seconds_left,
+            _ => STEP_SECONDS,
+        };
+        start_countdown(left, countdown, round);
+    });
     let password_error = Signal::derive({
         let posted = form_error(password_action, &outcome, Intent::Password);
         move || posted.get().filter(|e| e.error != ErrorKind::Unauthenticated)
@@ -116,31 +258,85 @@ pub fn LogInPage() -> impl IntoView {
         if let Some(Ok(res)) = password_action.value().get() {
             password.set(String::new());
             if res.two_factor_required {
-                factors.set((res.user.is_two_factor_authentication_enabled, res.passkey));
+                let app = res.user.is_two_factor_authentication_enabled;
+                factors.set((app, res.passkey));
+                account.set(Some(res.user.email.clone()));
+                ends_at.set(Some(browser_now() + STEP_SECONDS));
                 step.set(Step::Code);
-                focus_later("#code, #recovery");
+                round.update(|r| *r += 1);
+                announce.set(format!(
+                    "Password accepted. Logging in as {}. {}",
+                    res.user.email,
+                    if app { "Enter the code from your app." } else { "Use your passkey to finish." }
+                ));
+                // The first field of the new step, or its heading when a
+                // passkey is all it offers.
+                focus_later(if app { "#code, #recovery" } else { "#code-heading" });
             } else {
                 finished(&go_home);
             }
         }
     });
+    let timed_out_words = "Your log-in timed out. Enter your password again.";
     Effect::new(move |_| match code_action.value().get() {
         Some(Ok(_)) => finished(&navigate),
         // The password step expired (5 minutes) or was never done here.
         Some(Err(e)) if e.error == ErrorKind::Unauthenticated => {
             code.set(String::new());
-            notice.set(Some("Your log-in timed out. Enter your password again.".into()));
+            notice.set(Some(timed_out_words.into()));
+            announce.set(timed_out_words.into());
             step.set(Step::Password);
+            round.update(|r| *r += 1);
             focus_later("#email");
         }
-        _ => {}
+        // A wrong code: the field is emptied for the next one and has the
+        // focus back; the error note (an alert) is read out. A recovery
+        // code is kept, to mend a typo.
+        Some(Err(_)) => {
+            if use_recovery.get_untracked() {
+                focus_later("#recovery");
+            } else {
+                code.set(String::new());
+                focus_later("#code");
+            }
+        }
+        None => {}
     });
     Effect::new(move |_| {
-        if restart.value().get().is_some() {
+        if let Some(result) = restart.value().get() {
+            let timed_out = result.unwrap_or(false);
             code.set(String::new());
+            code_action.value().set(None);
+            round.update(|r| *r += 1);
+            if timed_out {
+                // The same person again: their email is kept.
+                email.set(account.get_untracked().unwrap_or_default());
+                notice.set(Some(timed_out_words.into()));
+                announce.set(timed_out_words.into());
+            } else {
+                email.set(String::new());
+                notice.set(None);
+                announce.set("You left that log-in. Enter the email and password of the account to use.".into());
+            }
+            account.set(None);
             step.set(Step::Password);
-            focus_later("main h1");
+            focus_later(if timed_out { "#password" } else { "#email" });
         }
+    });
+    // Six digits submit by themselves once hydrated, typed or pasted
+    // (`123 456` too); a recovery code waits for its button. Not on the
+    // first run: a value the browser restored is not a new code.
+    Effect::new(move |previous: Option<String>| {
+        let typed = code.get();
+        if previous.is_some()
+            && step.get_untracked() == Step::Code
+            && !use_recovery.get_untracked()
+            && !code_action.pending().get_untracked()
+            && six_digits(&typed)
+        {
+            code_action.dispatch((typed.clone(), false));
+        }
+        typed
     });
 
     let submit_password = move |ev: leptos::ev::SubmitEvent| {
@@ -160,7 +356,11 @@ pub fn LogInPage() -> impl IntoView {
     };
     let submit_restart = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        restart.dispatch(());
+        restart.dispatch(false);
+    };
+    let log_in_again = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        restart.dispatch(true);
     };
     // Switching between the app's code and a recovery code empties the field.
     Effect::new(move |previous: Option<bool>| {
@@ -189,8 +389,45 @@ pub fn LogInPage() -> impl IntoView {
                 <li class:current=move || step.get() == Step::Code
                     aria-current=move || (step.get() == Step::Code).then_some("step")>"Code"</li>
             </ol>
+            <p class="visually-hidden" role="status" data-testid="login-status">{move || announce.get()}</p>
             <Show when=move || step.get() == Step::Password fallback=move || view! {
-                <h1 tabindex="-1">{title}</h1>
+                <h1 id="code-heading" tabindex="-1">{title}</h1>
+                <div class="account-line">
+                    <Transition fallback=|| ()>
+                        {move || shown_account.get().map(|who| view! {
+                            <p>"Logging in as " <strong data-testid="login-account">{who}</strong></p>
+                        })}
+                    </Transition>
+                    <form class="switch inline" method="post" action=form_action on:submit=submit_restart>
+                        <IntentField intent=Intent::Restart/>
+                        <button type="submit" class="link">"Use a different account"</button>
+                    </form>
+                </div>
+                {move || ends_at.get().map(|at| view! {
+                    <p class="hint step-ends" data-testid="step-ends">
+                        "This step ends at " {clock_time(at)} " UTC, 5 minutes after your password."
+                    </p>
+                })}
+                // Filled in as the end nears (hydrated only): a region that
+                // is on the page before its words, so they are read out.
+                <p role="status" data-testid="step-timer"
+                    class=move || match countdown.get() {
+                        Countdown::Running => "step-timer",
+                        Countdown::EndingSoon => "step-timer alert alert-info",
+                        Countdown::Ended => "step-timer alert alert-error",
+                    }>
+                    {move || match countdown.get() {
+                        Countdown::Running => "",
+                        Countdown::EndingSoon => "This step ends in 1 minute.",
+                        Countdown::Ended => "This step has ended: log in again to get a new one.",
+                    }}
+                </p>
+                <Show when=move || countdown.get() == Countdown::Ended>
+                    <form class="switch" method="post" action=form_action on:submit=log_in_again>
+                        <IntentField intent=Intent::Restart/>
+                        <SubmitButton pending=restart.pending() label="Log in again" busy_label="Starting again…"/>
+                    </form>
+                </Show>
                 <Show when=move || has_passkey.get() && !use_recovery.get()>
                     <PasskeyStep next=after_passkey has_app/>
                 </Show>
@@ -206,10 +443,10 @@ pub fn LogInPage() -> impl IntoView {
                     <IntentField intent=code_intent/>
                     <Show when=move || use_recovery.get() fallback=move || view! {
                         <TextField label="Authentication code" id="code" name="code" input=InputKind::code() value=code
-                            error=field_message(code_error, "twoFactorAuthenticationCode")/>
+                            error=field_message(code_error, "twoFactorAuthenticationCode") autofocus=true/>
                     }>
                         <TextField label="Recovery code" id="recovery" name="recovery" input=InputKind::recovery() value=code
-                            error=field_message(code_error, "recoveryCode")/>
+                            error=field_message(code_error, "recoveryCode") autofocus=true/>
                     </Show>
                     <ErrorNote error=code_error busy=code_action.pending()/>
                     <SubmitButton pending=code_action.pending() label="Verify" busy_label="Verifying…"/>
@@ -225,13 +462,11 @@ pub fn LogInPage() -> impl IntoView {
                         }}
                     </A>
                 </p>
-                <form class="switch" method="post" action=form_action on:submit=submit_restart>
-                    <IntentField intent=Intent::Restart/>
-                    <button type="submit" class="link">"Use a different account"</button>
-                </form>
             }>
                 <h1 tabindex="-1">"Log in"</h1>
-                {move || notice.get().map(|n| view! { <p class="alert alert-info" role="status">{n}</p> })}
+                // Read out through the status region above when it comes in
+                // place; drawn by the server, it is part of the page.
+                {move || notice.get().map(|n| view! { <p class="alert alert-info" data-testid="login-notice">{n}</p> })}
                 <form method="post" action=form_action on:submit=submit_password novalidate>
                     <IntentField intent=Intent::Password/>
                     <TextField label="Email" id="email" name="email" input=InputKind::email("username") value=email

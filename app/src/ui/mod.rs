@@ -41,7 +41,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             <head>
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
-                <meta name="color-scheme" content="light"/>
+                <meta name="color-scheme" content="light dark"/>
                 // No favicon file: an empty one spares every page a 404.
                 <link rel="icon" href="data:,"/>
                 <AutoReload options=options.clone()/>
@@ -106,14 +106,20 @@ pub fn App() -> impl IntoView {
     view! {
         <Title formatter=|page: String| if page.is_empty() { "Two-Factor Login".to_owned() } else { format!("{page} · Two-Factor Login") }/>
         <Router>
-            <a class="skip-link" href="#main">"Skip to content"</a>
+            // The router takes over every same-origin link once hydrated,
+            // this one too: it would only rewrite the address, moving
+            // neither scroll nor focus. The element's own listener runs
+            // before the router's (on the window) and does what the
+            // browser does without JavaScript.
+            <a class="skip-link" href="#main" on:click=skip_to_main>"Skip to content"</a>
             <header class="topbar">
                 <A href="/" attr:class="brand">
                     <span class="brand-mark" aria-hidden="true">"2F"</span>
                     "Two-Factor Login"
                 </A>
             </header>
-            <main class="page" id="main">
+            // Focusable by script and by the skip link, not by Tab.
+            <main class="page" id="main" tabindex="-1">
                 <FocusOnNavigation/>
                 <Routes fallback=NotFound>
                     <Route path=path!("/") view=home::HomePage ssr=SsrMode::Async/>
@@ -129,6 +135,19 @@ pub fn App() -> impl IntoView {
             </main>
         </Router>
     }
+}
+
+/// The skip link, once hydrated: focus (and so the screen reader's and
+/// the keyboard's place) moves to the page's main content.
+fn skip_to_main(ev: leptos::ev::MouseEvent) {
+    #[cfg(feature = "hydrate")]
+    if let Some(main) = find("#main") {
+        ev.prevent_default();
+        let _ = main.focus();
+        main.scroll_into_view();
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = ev;
 }
 
 /// After a client-side route change, focus moves to the new page's `h1`

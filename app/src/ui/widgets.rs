@@ -164,6 +164,10 @@ pub fn TextField(
     /// The field may be left empty.
     #[prop(optional)]
     optional: bool,
+    /// Focused when the page loads (the one field of a step, drawn again
+    /// with its error after a post without JavaScript).
+    #[prop(optional)]
+    autofocus: bool,
 ) -> impl IntoView {
     let error_id = format!("{id}-error");
     let hint_id = format!("{id}-hint");
@@ -195,10 +199,25 @@ pub fn TextField(
             element.set_value(&wanted);
         }
     });
+    // A password can be shown once the page is hydrated; without
+    // JavaScript it stays a plain password field. Only the input's type
+    // changes, never its value, so the form posts what was typed.
+    let is_password = input.kind == "password";
+    let revealed = RwSignal::new(false);
+    let ready = hydrated();
+    let kind = move || if is_password && revealed.get() { "text" } else { input.kind };
     view! {
         <div class="field" class:has-error=move || error.get().is_some()>
-            <label for=id>{label}</label>
-            <input node_ref=input_ref id=id name=name type=input.kind autocomplete=input.autocomplete inputmode=input.inputmode
+            <div class="label-row">
+                <label for=id>{label}</label>
+                <Show when=move || is_password && ready.get()>
+                    <button type="button" class="reveal" aria-controls=id aria-pressed=move || revealed.get().to_string()
+                        on:click=move |_| revealed.update(|r| *r = !*r)>
+                        "Show password"
+                    </button>
+                </Show>
+            </div>
+            <input node_ref=input_ref id=id name=name type=kind autocomplete=input.autocomplete inputmode=input.inputmode autofocus=autofocus
                 class=input.class maxlength=input.maxlength minlength=input.minlength placeholder=input.placeholder
                 autocapitalize=(input.kind != "email" && input.autocomplete == "off").then_some("none")
                 spellcheck=(input.autocomplete == "off" || input.inputmode.is_some()).then_some("false")
