@@ -50,6 +50,8 @@ mod operators;
 mod passkeys;
 #[path = "api/proxies.rs"]
 mod proxies;
+#[path = "api/proxy_configs.rs"]
+mod proxy_configs;
 #[path = "api/retention.rs"]
 mod retention;
 #[path = "api/sessions.rs"]

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 
 /// The app behind the proxy: answers every request with the headers it got
 /// and, under `app-saw-path`, the path it was asked for.
-async fn echo_app() -> SocketAddr {
+pub(super) async fn echo_app() -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let app = axum::Router::new().fallback(|uri: axum::http::Uri, headers: axum::http::HeaderMap| async move {
@@ -25,7 +25,7 @@ async fn echo_app() -> SocketAddr {
     addr
 }
 
-fn free_port() -> u16 {
+pub(super) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port()
 }
 
@@ -45,7 +45,7 @@ impl Drop for Proxy {
     }
 }
 
-fn installed(program: &str) -> bool {
+pub(super) fn installed(program: &str) -> bool {
     Command::new(program).arg("-v").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
         || Command::new(program).arg("version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
 }
