@@ -33,6 +33,9 @@ enum Step {
 /// How long a password step waits for its second factor (the server's
 /// password-stage token lives as long).
 const STEP_SECONDS: i64 = 5 * 60;
+/// How long six typed digits wait before they submit themselves.
+#[cfg(feature = "hydrate")]
+const AUTO_SUBMIT_MS: u64 = 500;
 /// The code step's warning comes this long before it ends.
 const WARN_SECONDS: i64 = 60;
 
@@ -310,7 +313,7 @@ pub fn LogInPage() -> impl IntoView {
             round.update(|r| *r += 1);
             if timed_out {
                 // The same person again: their email is kept.
-                email.set(account.get_untracked().unwrap_or_default());
+                email.set(shown_account.get_untracked().unwrap_or_default());
                 notice.set(Some(timed_out_words.into()));
                 announce.set(timed_out_words.into());
             } else {
@@ -325,18 +328,31 @@ pub fn LogInPage() -> impl IntoView {
     });
     // Six digits submit by themselves once hydrated, typed or pasted
     // (`123 456` too); a recovery code waits for its button. Not on the
-    // first run: a value the browser restored is not a new code.
+    // first run: a value the browser restored is not a new code. After a
+    // short pause, so an Enter or a click that follows the last digit
+    // submits once, and the page is not taken away from under it.
     Effect::new(move |previous: Option<String>| {
         let typed = code.get();
-        if previous.is_some()
-            && step.get_untracked() == Step::Code
-            && !use_recovery.get_untracked()
-            && !code_action.pending().get_untracked()
-            && six_digits(&typed)
-        {
-            code_action.dispatch((typed.clone(), false));
+        if previous.is_some() && six_digits(&typed) {
+            let runs = code_action.version().get_untracked();
+            let still_wanted = move || {
+                step.try_get_untracked() == Some(Step::Code)
+                    && use_recovery.try_get_untracked() == Some(false)
+                    && code.try_get_untracked().as_deref() == Some(typed.as_str())
+                    && code_action.version().try_get_untracked() == Some(runs)
+                    && code_action.pending().try_get_untracked() == Some(false)
+            };
+            let submit = move || {
+                if still_wanted() {
+                    code_action.dispatch((code.get_untracked(), false));
+                }
+            };
+            #[cfg(feature = "hydrate")]
+            leptos::prelude::set_timeout(submit, std::time::Duration::from_millis(AUTO_SUBMIT_MS));
+            #[cfg(not(feature = "hydrate"))]
+            let _ = submit;
         }
-        typed
+        code.get_untracked()
     });
 
     let submit_password = move |ev: leptos::ev::SubmitEvent| {
