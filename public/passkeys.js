@@ -126,6 +126,12 @@ function showCodes(place, codes) {
   heading.focus();
 }
 
+/// Tells the hydrated page that a result waits for it in a data attribute;
+/// true if the page took it (it cancels the event).
+function handOver(name) {
+  return !window.dispatchEvent(new Event(name, { cancelable: true }));
+}
+
 async function run(button) {
   const panel = button.closest('[data-passkey-panel]') ?? document;
   const status = panel.querySelector('[data-passkey-status]');
@@ -164,16 +170,42 @@ async function run(button) {
       say(status, 'Saving…');
       const done = await call('/api/webauthn/register/finish', { ceremony: start.ceremony, credential });
       const codes = panel.querySelector('[data-passkey-codes]');
+      if (nameField) nameField.value = '';
       if (done.recoveryCodes && codes) {
         say(status, `Added “${done.passkey.name}”.`, 'ok');
+        // The hydrated page shows the codes with the app's widget (copy,
+        // download) and takes in that protection is on; before it runs,
+        // they are drawn here.
+        codes.dataset.codes = JSON.stringify(done.recoveryCodes);
+        if (handOver('passkey-codes')) return;
+        delete codes.dataset.codes;
         // Until the codes are saved, nothing else to do here.
         for (const field of [nameField, passwordField]) field?.closest('.field')?.setAttribute('hidden', '');
         button.hidden = true;
         showCodes(codes, done.recoveryCodes);
+      } else if (handOver('passkey-added')) {
+        say(status, `Added “${done.passkey.name}”.`, 'ok');
       } else {
         say(status, `Added “${done.passkey.name}”. Updating the list…`, 'ok');
         window.location.reload();
       }
+      return;
+    }
+    case 'proof': {
+      // Proof for a new phone: the passkey's answer goes with the request
+      // for the new key, which the page then shows (see `handOver`).
+      say(status, 'Waiting for your passkey…');
+      const start = await call('/api/webauthn/proof/start');
+      const credential = await getAssertion(start.options);
+      say(status, 'Checking…');
+      const secret = await call('/api/2fa/generate', { passkey: { ceremony: start.ceremony, credential } });
+      panel.dataset.secret = JSON.stringify(secret);
+      if (!handOver('new-phone-secret')) {
+        delete panel.dataset.secret;
+        say(status, 'Reload the page and try again.', 'error');
+        return;
+      }
+      say(status, '');
       return;
     }
     default:
@@ -193,6 +225,14 @@ document.addEventListener('click', async (event) => {
   } catch (error) {
     const panel = button.closest('[data-passkey-panel]') ?? document;
     say(panel.querySelector('[data-passkey-status]'), explain(error), 'error');
+    // The log-in is no longer recent: the password field was hidden.
+    if (error?.fields?.password) {
+      const wrap = panel.querySelector('[data-password-wrap]');
+      if (wrap?.hidden) {
+        wrap.hidden = false;
+        wrap.querySelector('input')?.focus();
+      }
+    }
   } finally {
     button.removeAttribute('aria-busy');
     button.disabled = false;

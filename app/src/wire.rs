@@ -52,7 +52,21 @@ pub struct Done {
 #[serde(rename_all = "camelCase")]
 pub struct TurnOnResponse {
     pub user: User,
+    /// Empty when a new key replaced the app's old one: the codes the
+    /// person has keep working.
     pub recovery_codes: Vec<String>,
+    /// A new key replaced the old one (2FA was on already).
+    #[serde(default)]
+    pub replaced: bool,
+}
+
+/// A passkey's answer to a `proof` ceremony (POST /api/webauthn/proof/start),
+/// sent with the change it proves.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PasskeyAnswer {
+    pub ceremony: String,
+    pub credential: serde_json::Value,
 }
 
 /// What a mailed link can still do, read without using it (opening a link
@@ -88,6 +102,10 @@ pub struct TwoFactorStatus {
     /// Passkeys and security keys registered.
     #[serde(default)]
     pub passkeys: i64,
+    /// This log-in is recent enough (5 minutes) to stand in for the
+    /// password before a change (the pages then ask for none).
+    #[serde(default)]
+    pub recent_log_in: bool,
 }
 
 /// A passkey or security key as the security page lists it.
@@ -142,10 +160,13 @@ pub enum AuditKind {
     /// A code typed while setting up the app was not accepted: a step of
     /// the set-up, not an attack (counted under the same limits).
     SetupCodeFailed,
+    /// The authenticator app's key was replaced by a new one (a new
+    /// phone): sessions and recovery codes unchanged.
+    TwoFactorKeyReplaced,
 }
 
 impl AuditKind {
-    const ALL: [AuditKind; 21] = [
+    const ALL: [AuditKind; 22] = [
         AuditKind::LogInOk,
         AuditKind::LogInFailed,
         AuditKind::CodeFailed,
@@ -167,6 +188,7 @@ impl AuditKind {
         AuditKind::LockedDown,
         AuditKind::EmailVerified,
         AuditKind::SetupCodeFailed,
+        AuditKind::TwoFactorKeyReplaced,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -192,6 +214,7 @@ impl AuditKind {
             AuditKind::LockedDown => "locked_down",
             AuditKind::EmailVerified => "email_verified",
             AuditKind::SetupCodeFailed => "setup_code_failed",
+            AuditKind::TwoFactorKeyReplaced => "two_factor_key_replaced",
         }
     }
 
@@ -223,6 +246,7 @@ impl AuditKind {
             AuditKind::LockedDown => "Account locked from a notice's \"This wasn't me\" link: every session ended",
             AuditKind::EmailVerified => "Email address confirmed",
             AuditKind::SetupCodeFailed => "A code typed during set-up was not accepted",
+            AuditKind::TwoFactorKeyReplaced => "Authenticator app moved to a new phone (the old one stopped working)",
         }
     }
 
@@ -232,6 +256,7 @@ impl AuditKind {
         &[
             AuditKind::TwoFactorOn,
             AuditKind::TwoFactorOff,
+            AuditKind::TwoFactorKeyReplaced,
             AuditKind::RecoveryCodesRegenerated,
             AuditKind::PasswordChanged,
             AuditKind::SessionsRevoked,

@@ -44,6 +44,8 @@ mod instances;
 mod logins;
 #[path = "api/mail.rs"]
 mod mail;
+#[path = "api/new_phone.rs"]
+mod new_phone;
 #[path = "api/operators.rs"]
 mod operators;
 #[path = "api/passkeys.rs"]

@@ -20,6 +20,7 @@ use crate::error::{AppError, ErrorKind};
 use crate::server::account;
 use crate::server::auth::{FullSession, PasswordSession};
 use crate::server::crypto::tokens::{CookieKind, Stage};
+use crate::server::factors::proof::FactorProof;
 use crate::server::factors::{protection, recovery};
 use crate::server::logins;
 use crate::server::request::RequestMeta;
@@ -233,8 +234,18 @@ async fn security(State(state): State<AppState>, req: Request) -> Response {
         }
     };
     let (answer, cookies) = match intent {
+        // Set up the app, or (while it is on) a new phone: then the form
+        // carries a current code or a recovery code instead of the password.
         Intent::Enrol => {
-            match protection::generate(&state, &posted.meta, session, None, Some(posted.get("password"))).await {
+            let typed = posted.get("code").trim();
+            let result = match (!typed.is_empty()).then(|| crate::wire::parse_any_second_factor(typed)).transpose() {
+                Ok(factor) => {
+                    let factor = factor.map(FactorProof::Typed);
+                    protection::generate(&state, &posted.meta, session, factor, Some(posted.get("password"))).await
+                }
+                Err(e) => Err(e),
+            };
+            match result {
                 Ok(secret) => (Answer::Render(shown(intent, Shown::Enrolment(secret))), vec![]),
                 Err(e) => (Answer::Render(failed(intent, e, &posted, &[])), vec![]),
             }
@@ -242,6 +253,7 @@ async fn security(State(state): State<AppState>, req: Request) -> Response {
         Intent::Confirm => {
             let user = session.row(&state).await;
             match protection::turn_on(&state, &posted.meta, session, posted.get("code")).await {
+                Ok(out) if out.body.replaced => (Answer::Render(shown(intent, Shown::KeyReplaced)), out.cookies),
                 Ok(out) => (Answer::Render(shown(intent, Shown::RecoveryCodes(out.body.recovery_codes))), out.cookies),
                 Err(e) => {
                     // Keep the same QR code on the page: the pending secret
@@ -271,6 +283,8 @@ async fn security(State(state): State<AppState>, req: Request) -> Response {
                 Err(e) => Err(e),
             };
             match result {
+                // The browser keeps the form's anchor (`#turn-off`): gone
+                // now, so the page opens at its top, the two-factor card.
                 Ok(out) => (Answer::Redirect(here.clone()), out.cookies),
                 Err(e) => (Answer::Render(failed(intent, e, &posted, &[])), vec![]),
             }

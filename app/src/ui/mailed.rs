@@ -21,7 +21,7 @@ use crate::api::{
 use crate::error::AppError;
 
 use super::outcome::{FormOutcome, Intent, page_outcome};
-use super::{ErrorNote, InputKind, IntentField, SubmitButton, TextField, field_message, form_error};
+use super::{ErrorNote, InputKind, IntentField, SubmitButton, TextField, field_message, focus_later, form_error};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Page {
@@ -56,6 +56,18 @@ impl Page {
             Page::Reset => "Set a new password",
             Page::Verify => "Confirm your email address",
             Page::Lockdown => "Lock your account?",
+        }
+    }
+
+    /// The heading once the form did its job (`asking_again`: the
+    /// confirmation page without a token, asking for a new link).
+    fn done_title(self, asking_again: bool) -> &'static str {
+        match self {
+            Page::Forgot => "Check your email",
+            Page::Verify if asking_again => "Check your email",
+            Page::Verify => "Email address confirmed",
+            Page::Reset => "Your new password is set",
+            Page::Lockdown => "Your account is locked",
         }
     }
 }
@@ -119,6 +131,13 @@ fn Mailed(page: Page, outcome: Option<FormOutcome>) -> impl IntoView {
     // `?done=1`; with it, the action's answer says so.
     let done_before = from_query("done") == "1";
     let done = Signal::derive(move || done_before || matches!(action.value().get(), Some(Ok(()))));
+    // The form that had focus is gone once it did its job: focus goes to
+    // the heading that now says what happened (not to the page's body).
+    Effect::new(move |_| {
+        if matches!(action.value().get(), Some(Ok(()))) {
+            focus_later("main h1");
+        }
+    });
     let error = form_error(action, &outcome, Intent::Mailed);
     let has_token = !token.is_empty();
     let submit = {
@@ -150,6 +169,7 @@ fn Mailed(page: Page, outcome: Option<FormOutcome>) -> impl IntoView {
         Resource::new(|| (), move |_| check_link(kind.to_owned(), token.clone()))
     });
     let title = if asking_again { "Confirm your email address" } else { page.title() };
+    let heading = move || if done.get() { page.done_title(asking_again) } else { title };
     let form = move || {
         let token = token.clone();
         let submit = submit.clone();
@@ -227,8 +247,10 @@ fn Mailed(page: Page, outcome: Option<FormOutcome>) -> impl IntoView {
         }
         .into_any()
     };
-    let finished = move || {
-        let text = match page {
+    // What happened, in a live region drawn with the page (empty until
+    // then), so a screen reader announces the text when it is set.
+    let done_text = move || {
+        done.get().then_some(match page {
             Page::Forgot => {
                 "If an account has that address, we emailed it a link to set a new password. It works for 30 \
                  minutes. No message after a few minutes? Look in the spam folder, or ask again."
@@ -245,9 +267,10 @@ fn Mailed(page: Page, outcome: Option<FormOutcome>) -> impl IntoView {
                 "Your account is locked and every session has ended. We emailed you a link to set a new password; \
                  after that, log in as usual and look at the security page to see what happened."
             }
-        };
+        })
+    };
+    let finished = move || {
         view! {
-            <p class="alert alert-success" role="status">{text}</p>
             <p class="actions"><A href="/login" attr:class="btn btn-primary">"Go to log in"</A></p>
         }
     };
@@ -277,7 +300,10 @@ fn Mailed(page: Page, outcome: Option<FormOutcome>) -> impl IntoView {
     view! {
         <Title text=title/>
         <section class="card narrow">
-            <h1 tabindex="-1">{title}</h1>
+            <h1 tabindex="-1">{heading}</h1>
+            <div role="status" data-testid="mailed-status">
+                {move || done_text().map(|text| view! { <p class="alert alert-success">{text}</p> })}
+            </div>
             <Show when=move || done.get() fallback=checked_form>
                 {finished}
             </Show>

@@ -86,6 +86,8 @@ pub enum Shown {
     /// Recovery codes, shown once.
     RecoveryCodes(Vec<String>),
     PasswordChanged,
+    /// The app's key moved to a new phone (sessions and codes unchanged).
+    KeyReplaced,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -70,6 +70,11 @@ pub fn PasskeysCard(
     /// The account has passkeys and no app: new recovery codes are made
     /// here, with the password as proof.
     codes_here: Signal<bool>,
+    /// Logged in within the last 5 minutes: the password field of the add
+    /// panel stays hidden (`public/passkeys.js` shows it if the server
+    /// asks for the password after all).
+    #[prop(into)]
+    recent: Signal<bool>,
 ) -> impl IntoView {
     let list = Resource::new(move || changed.get(), |_| with_refresh(fetch_passkeys));
     let name = RwSignal::new(String::new());
@@ -78,7 +83,7 @@ pub fn PasskeysCard(
     let codes_open = codes_error.is_some();
     let outcome = StoredValue::new(outcome);
     view! {
-        <section class="card" data-testid="passkeys" aria-labelledby="passkeys-heading">
+        <section class="card" id="passkeys" data-testid="passkeys" aria-labelledby="passkeys-heading">
             <h2 id="passkeys-heading">"Passkeys and security keys"</h2>
             <p class="muted">"A passkey proves it is you with your device's fingerprint, face or PIN, or with a security key you plug in. Use one after your password instead of a code, or to sign in without a password."</p>
             <Suspense fallback=|| view! { <p class="muted">"Loading your passkeys…"</p> }>
@@ -100,9 +105,9 @@ pub fn PasskeysCard(
             // server waits for it instead of drawing the page twice.
             <Transition fallback=|| ()>
             <Show when=move || codes_here.get()>
-                <details class="panel" open=codes_open data-testid="passkey-new-codes">
+                <details class="panel" id="passkey-new-codes" open=codes_open data-testid="passkey-new-codes">
                     <summary>"Make new recovery codes"</summary>
-                    <form method="post" action=action novalidate>
+                    <form method="post" action=move || format!("{}#passkey-new-codes", action.get()) novalidate>
                         <IntentField intent=Intent::PasskeyCodes/>
                         <p class="muted">"The old codes stop working."</p>
                         <div class="field">
@@ -121,13 +126,18 @@ pub fn PasskeysCard(
                 <h3>"Add a passkey"</h3>
                 <TextField label="Name" id="passkey-name" name="name" input=InputKind::text("off") value=name
                     hint="So you can tell them apart, such as “Laptop” or “Blue key”."/>
-                <TextField label="Your password" id="passkey-password" name="password"
-                    input=InputKind::password("current-password") value=password
-                    hint="Needed if you logged in more than 5 minutes ago." optional=true/>
-                <button type="button" class="btn btn-primary" data-passkey="register"
+                <Transition fallback=|| ()>
+                    <div hidden=move || recent.get() data-password-wrap>
+                        <TextField label="Your password" id="passkey-password" name="password"
+                            input=InputKind::password("current-password") value=password
+                            hint="Needed because you logged in more than 5 minutes ago." optional=true/>
+                    </div>
+                </Transition>
+                // One main action per view: the set-up above has it.
+                <button type="button" class="btn" data-passkey="register"
                     data-name-field="passkey-name" data-password-field="passkey-password">"Add a passkey"</button>
                 <p data-passkey-status role="status" aria-live="polite"></p>
-                <div class="recovery" data-passkey-codes data-testid="passkey-recovery-codes"></div>
+                <div class="recovery" id="passkey-codes" data-passkey-codes data-testid="passkey-recovery-codes" hidden></div>
             </div>
             <p class="muted passkey-fallback" data-testid="passkeys-need-js">
                 "Adding a passkey needs JavaScript and a browser that supports passkeys. You can still rename and remove the ones you have."
@@ -147,13 +157,18 @@ fn PasskeyItem(passkey: PasskeyView, outcome: Option<FormOutcome>, action: Signa
     let rename_id = format!("rename-{}", passkey.id);
     let remove_id = format!("remove-{}", passkey.id);
     let summary = describe(&passkey);
+    let anchor = format!("passkey-{}", passkey.id);
+    let here = {
+        let anchor = anchor.clone();
+        move || format!("{}#{anchor}", action.get())
+    };
     view! {
-        <li data-testid="passkey">
+        <li data-testid="passkey" id=anchor>
             <strong class="passkey-name">{passkey.name.clone()}</strong>
             <p class="meta">{summary}</p>
             <details class="panel" open=rename_open>
                 <summary>"Rename"</summary>
-                <form method="post" action=action novalidate>
+                <form method="post" action=here.clone() novalidate>
                     <IntentField intent=Intent::RenamePasskey/>
                     <input type="hidden" name="passkey" value=passkey.id.clone()/>
                     <div class="field">
@@ -167,7 +182,7 @@ fn PasskeyItem(passkey: PasskeyView, outcome: Option<FormOutcome>, action: Signa
             </details>
             <details class="panel" open=remove_open>
                 <summary>"Remove"</summary>
-                <form method="post" action=action novalidate>
+                <form method="post" action=here novalidate>
                     <IntentField intent=Intent::RemovePasskey/>
                     <input type="hidden" name="passkey" value=passkey.id.clone()/>
                     <p class="muted">"It will no longer log you in. If it is your only second factor and you have no authenticator app, two-factor authentication turns off."</p>

@@ -258,6 +258,30 @@ impl Tx {
         Ok(version.map(|(v,)| v))
     }
 
+    /// Replaces the app's active secret with the pending one while 2FA is
+    /// on (a new phone): the step that confirmed it becomes the last
+    /// accepted one; the session version and the recovery codes stay. Only
+    /// if 2FA is still on and the pending secret is still the one the code
+    /// was checked against. Returns whether it applied.
+    pub async fn replace_totp(&mut self, id: i64, pending: &str, step: i64) -> Result<bool, AppError> {
+        self.step()?;
+        let done = sqlx::query(
+            "UPDATE users SET totp_secret = totp_pending_secret, totp_pending_secret = NULL, totp_last_step = $1 \
+             WHERE id = $2 AND totp_enabled = 1 AND totp_pending_secret = $3",
+        )
+        .bind(step)
+        .bind(id)
+        .bind(pending)
+        .execute(&mut *self.tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if done {
+            self.invalidate(Invalidation::User(id)).await?;
+        }
+        Ok(done)
+    }
+
     /// Turns 2FA off: clears both secrets, the replay step and the recovery
     /// codes, and bumps the session version. Returns the new version.
     pub async fn disable_totp(&mut self, id: i64) -> Result<i64, AppError> {

@@ -1,9 +1,12 @@
 //! The one rule for proving it is still you before a change to how the
 //! account is protected (step-up): a log-in within the last 5 minutes, the
 //! password, or a current code from the app. Used by starting the app's
-//! set-up and by adding, removing and re-keying passkeys. Replacing the
-//! app's own key while it is on asks for more: a code from that app
-//! (`protection::generate`).
+//! set-up and by adding, removing and re-keying passkeys. Moving the app
+//! to a new phone while it is on asks for more, a second factor presented
+//! now (`Needs::SecondFactor`): a current code, a recovery code (spent) or
+//! a passkey; neither the password nor a recent log-in will do, so a
+//! stolen session (or a stolen password) alone cannot move the second
+//! factor to another phone.
 
 use super::verify::verify_second_factor;
 use crate::domain::SecondFactor;
@@ -22,6 +25,38 @@ pub const FRESH_PROOF_SECONDS: i64 = 5 * 60;
 pub struct Proof<'a> {
     pub password: Option<&'a str>,
     pub code: Option<&'a str>,
+}
+
+/// A second factor presented as proof: one typed (a code from the app or a
+/// recovery code), or a passkey's answer to a `proof` ceremony
+/// (`passkeys::proof_start`).
+pub enum FactorProof<'a> {
+    Typed(SecondFactor),
+    Passkey { ceremony: &'a str, credential: &'a serde_json::Value },
+}
+
+/// Checks a second factor presented now, under the code guessing limits (a
+/// recovery code is spent, a passkey's counter moves on). With none, a 400
+/// whose `code` field says `ask`.
+pub async fn prove_second_factor(
+    state: &AppState,
+    meta: &RequestMeta,
+    session: &FullSession,
+    user: &UserRow,
+    proof: Option<FactorProof<'_>>,
+    ask: &str,
+) -> Result<(), AppError> {
+    match proof {
+        Some(FactorProof::Typed(factor)) => verify_second_factor(state, meta, user, &factor).await,
+        Some(FactorProof::Passkey { ceremony, credential }) => {
+            super::passkeys::prove_with_passkey(state, meta, session, user, ceremony, credential).await
+        }
+        None => {
+            let mut e = AppError::bad_request(ask);
+            e.fields.insert("code".into(), ask.into());
+            Err(e)
+        }
+    }
 }
 
 /// Whether the session's log-in (its factors, not its latest refresh) is

@@ -3,7 +3,7 @@
 //! turning it off, the operator's reset and the state the pages show.
 //! (A first passkey turns protection on too: see `passkeys`.)
 
-use super::proof::{Proof, prove};
+use super::proof::{FactorProof, Proof, prove, prove_second_factor};
 use super::recovery::new_recovery_codes;
 use super::totp;
 use super::verify::{factor_amr, open_secret, verify_second_factor};
@@ -11,7 +11,7 @@ use crate::domain::{Email, SecondFactor, TotpCode};
 use crate::error::AppError;
 use crate::server::WithCookies;
 use crate::server::account::{check_own_password, operator_meta};
-use crate::server::audit::audit;
+use crate::server::audit::{self, audit};
 use crate::server::auth::FullSession;
 use crate::server::db::UserRow;
 use crate::server::logins::{self, Amr};
@@ -20,32 +20,31 @@ use crate::server::state::AppState;
 use crate::server::throttle::Attempt;
 use crate::wire::{AuditKind, GenerateResponse, TurnOnResponse, TwoFactorStatus, User};
 
-/// Stores a new pending secret and returns it with its otpauth URI. While
-/// 2FA is on this needs a current code: a stolen session alone cannot move
-/// the second factor to another phone.
+/// Stores a new pending secret and returns it with its otpauth URI.
 ///
 /// With 2FA off, starting enrolment needs the password, unless the person
 /// logged in within the last 5 minutes: a stolen session alone cannot bind
 /// the thief's authenticator and take the recovery codes.
+///
+/// While the app is on this sets up a new phone, and needs a second factor
+/// presented now (`proof::prove_second_factor`): a current code, a
+/// recovery code or a passkey. The active secret keeps working until the
+/// new one is confirmed (`turn_on`).
 pub async fn generate(
     state: &AppState,
     meta: &RequestMeta,
     session: FullSession,
-    code: Option<TotpCode>,
+    factor: Option<FactorProof<'_>>,
     password: Option<&str>,
 ) -> Result<GenerateResponse, AppError> {
     let user = session.row(state).await?;
-    if !user.totp_enabled {
+    if user.totp_enabled {
+        let ask = "Two-factor authentication is on: to set up a new phone, enter a current code from your app \
+                   or a recovery code, or use a passkey.";
+        prove_second_factor(state, meta, &session, &user, factor, ask).await?;
+    } else {
         let proof = Proof { password, code: None };
         prove(state, meta, &session, &user, proof, "Enter your password to set up two-factor authentication.").await?;
-    }
-    if user.totp_enabled {
-        let Some(code) = code else {
-            return Err(AppError::bad_request(
-                "Two-factor authentication is on: enter a current code to set up a new key.",
-            ));
-        };
-        verify_second_factor(state, meta, &user, &SecondFactor::Totp(code)).await?;
     }
     let secret = totp::generate_secret()?;
     let base32 = totp::to_base32(&secret);
@@ -76,9 +75,10 @@ pub fn pending_enrolment(state: &AppState, user: &UserRow) -> Result<Option<Gene
     }))
 }
 
-/// Confirms the pending secret with a code and makes it the active one,
-/// turning 2FA on (or replacing the key while on). Every session ends; this
-/// client gets a new one, and 10 new recovery codes.
+/// Confirms the pending secret with a code and makes it the active one.
+/// Turning 2FA on ends every session (this client gets a new one) and
+/// makes 10 new recovery codes. Replacing the key while on (a new phone)
+/// changes the key alone: sessions and recovery codes stay (`replace`).
 ///
 /// The code arrives as typed: 6 digits confirm; a refused code (or 8
 /// digits, which never confirm) is checked against the usual set-up
@@ -111,6 +111,9 @@ pub async fn turn_on(
         e.message = diagnosis.explain();
         return Err(e);
     };
+    if user.totp_enabled {
+        return replace(state, meta, &user, pending, step).await;
+    }
     let (codes, hashes) = new_recovery_codes(&state.secrets, user.id)?;
     // The flag, the secret, the replay step, the recovery codes, the
     // session version and this client's new session: all or nothing.
@@ -125,7 +128,28 @@ pub async fn turn_on(
     tracing::info!(user_id = user.id, "two-factor authentication turned on");
     let mut body = User::from(&user);
     body.is_two_factor_authentication_enabled = true;
-    Ok(WithCookies { cookies, body: TurnOnResponse { user: body, recovery_codes: codes } })
+    Ok(WithCookies { cookies, body: TurnOnResponse { user: body, recovery_codes: codes, replaced: false } })
+}
+
+/// The new phone's key, confirmed at `step`, replaces the active one, with
+/// its audit row (and notice) in the same transaction. Nothing else moves:
+/// every session goes on, the recovery codes stay.
+async fn replace(
+    state: &AppState,
+    meta: &RequestMeta,
+    user: &UserRow,
+    pending: &str,
+    step: i64,
+) -> Result<WithCookies<TurnOnResponse>, AppError> {
+    let mut tx = state.db.begin().await?;
+    if !tx.replace_totp(user.id, pending, step).await? {
+        return Err(AppError::conflict("The set-up changed in another window. Scan the newest QR code."));
+    }
+    audit::record(state, &mut tx, Some(user.id), AuditKind::TwoFactorKeyReplaced, meta).await?;
+    audit::commit(state, tx).await?;
+    tracing::info!(user_id = user.id, "authenticator app key replaced");
+    let body = TurnOnResponse { user: User::from(user), recovery_codes: vec![], replaced: true };
+    Ok(WithCookies { cookies: vec![], body })
 }
 
 /// Turns 2FA off: needs the password and a current code or a recovery code.
@@ -160,6 +184,7 @@ pub async fn status(state: &AppState, session: FullSession) -> Result<TwoFactorS
         enabled: session.user.totp_enabled,
         recovery_codes_left: left,
         passkeys: session.user.passkey_count,
+        recent_log_in: super::proof::fresh(state, &session),
     })
 }
 

@@ -27,6 +27,7 @@ impl Purpose {
 pub enum Notice {
     TwoFactorOn,
     TwoFactorOff,
+    TwoFactorKeyReplaced,
     RecoveryCodeUsed,
     RecoveryCodesRegenerated,
     PasswordChanged,
@@ -38,9 +39,10 @@ pub enum Notice {
 }
 
 impl Notice {
-    const ALL: [Notice; 10] = [
+    const ALL: [Notice; 11] = [
         Notice::TwoFactorOn,
         Notice::TwoFactorOff,
+        Notice::TwoFactorKeyReplaced,
         Notice::RecoveryCodeUsed,
         Notice::RecoveryCodesRegenerated,
         Notice::PasswordChanged,
@@ -56,6 +58,7 @@ impl Notice {
         Some(match kind {
             AuditKind::TwoFactorOn => Notice::TwoFactorOn,
             AuditKind::TwoFactorOff => Notice::TwoFactorOff,
+            AuditKind::TwoFactorKeyReplaced => Notice::TwoFactorKeyReplaced,
             AuditKind::RecoveryCodeUsed => Notice::RecoveryCodeUsed,
             AuditKind::RecoveryCodesRegenerated => Notice::RecoveryCodesRegenerated,
             AuditKind::PasswordChanged => Notice::PasswordChanged,
@@ -71,6 +74,7 @@ impl Notice {
         match self {
             Notice::TwoFactorOn => "two_factor_on",
             Notice::TwoFactorOff => "two_factor_off",
+            Notice::TwoFactorKeyReplaced => "two_factor_key_replaced",
             Notice::RecoveryCodeUsed => "recovery_code_used",
             Notice::RecoveryCodesRegenerated => "recovery_codes_regenerated",
             Notice::PasswordChanged => "password_changed",
@@ -91,6 +95,11 @@ impl Notice {
             Notice::TwoFactorOff => (
                 "Two-factor authentication was turned off",
                 "Two-factor authentication was turned off for your account. Logging in now needs only the password.",
+            ),
+            Notice::TwoFactorKeyReplaced => (
+                "Two-factor authentication moved to a new phone",
+                "A new authenticator app (a new phone) now makes the codes for your account; codes from the old one \
+                 no longer work. Your recovery codes are unchanged.",
             ),
             Notice::RecoveryCodeUsed => {
                 ("A recovery code was used", "One of your recovery codes was used to log in. It cannot be used again.")

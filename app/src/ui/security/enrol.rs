@@ -5,12 +5,19 @@
 use super::*;
 
 #[component]
-pub(super) fn Enrol(passkeys_on: Signal<bool>, on_done: Callback<Vec<String>>) -> impl IntoView {
+pub(super) fn Enrol(
+    passkeys_on: Signal<bool>,
+    /// Logged in within the last 5 minutes: no password needed.
+    recent: Signal<bool>,
+    /// Its button is the page's main action (no way back to an app is).
+    primary: Signal<bool>,
+    on_done: Callback<Vec<String>>,
+) -> impl IntoView {
     let outcome = posted();
     let password = RwSignal::new(String::new());
     let generate = Action::new(|password: &String| {
         let password = (!password.is_empty()).then(|| password.clone());
-        async move { with_refresh(|| generate_two_factor(None, password.clone())).await }
+        async move { with_refresh(|| generate_two_factor(None, password.clone(), None, None)).await }
     });
     let code = RwSignal::new(String::new());
     let confirm = Action::new(|code: &String| {
@@ -72,45 +79,73 @@ pub(super) fn Enrol(passkeys_on: Signal<bool>, on_done: Callback<Vec<String>>) -
                         }.into_any()
                     }}
                 </Transition>
-                <form method="post" action=security_action() on:submit=start novalidate>
+                <form method="post" action=move || format!("{}#two-factor", security_action()()) on:submit=start
+                    novalidate>
                     <IntentField intent=Intent::Enrol/>
-                    <TextField label="Your password" id="enrol-password" name="password"
-                        input=InputKind::password("current-password") value=password
-                        error=field_message(start_error, "password")
-                        hint="Needed if you logged in more than 5 minutes ago." optional=true/>
+                    // Read under a Transition: the server waits for the status.
+                    <Transition fallback=|| ()>
+                        <Show when=move || !recent.get() || start_error.get().is_some_and(|e| e.fields.contains_key("password"))>
+                            <TextField label="Your password" id="enrol-password" name="password"
+                                input=InputKind::password("current-password") value=password
+                                error=field_message(start_error, "password")
+                                hint="Needed because you logged in more than 5 minutes ago."/>
+                        </Show>
+                    </Transition>
                     <ErrorNote error=start_error busy=generate.pending()/>
                     // With a passkey, two-factor authentication is on already:
                     // this adds the app beside it.
                     <Transition fallback=move || view! {
                         <SubmitButton pending=generate.pending() label="Set up two-factor authentication" busy_label="Preparing…"/>
                     }>
-                        {move || if passkeys_on.get() {
-                            view! { <SubmitButton pending=generate.pending() label="Add an authenticator app" busy_label="Preparing…"/> }.into_any()
-                        } else {
-                            view! { <SubmitButton pending=generate.pending() label="Set up two-factor authentication" busy_label="Preparing…"/> }.into_any()
+                        {move || {
+                            let label = if passkeys_on.get() { "Add an authenticator app" } else { "Set up two-factor authentication" };
+                            let class = if primary.get() { "btn btn-primary" } else { "btn" };
+                            view! { <SubmitButton pending=generate.pending() label busy_label="Preparing…" class/> }
                         }}
                     </Transition>
                 </form>
             </div>
         }>
-            <ol class="wizard">
-                <li>
-                    <h2 id="scan-heading" tabindex="-1">"1. Scan this QR code"</h2>
-                    <p class="muted">"In your authenticator app, choose to add an account and scan:"</p>
-                    {move || pending_secret.get().map(|s: GenerateResponse| view! { <QrAndKey secret=s/> })}
-                </li>
-                <li>
-                    <h2>"2. Enter the code your app shows"</h2>
-                    <form method="post" action=security_action() on:submit=submit novalidate class="inline-form">
-                        <IntentField intent=Intent::Confirm/>
-                        <TextField label="6-digit code" id="enrol-code" name="code" input=InputKind::code() value=code
-                            error=field_message(confirm_error, "twoFactorAuthenticationCode")/>
-                        <SubmitButton pending=confirm.pending() label="Turn on" busy_label="Checking…"/>
-                    </form>
-                    <ErrorNote error=confirm_error busy=confirm.pending()/>
-                </li>
-            </ol>
+            <Wizard secret=pending_secret code confirm error=confirm_error submit label="Turn on"/>
         </Show>
+    }
+}
+
+/// The wizard's steps once a secret is pending: its QR code and grouped
+/// key, then the code that confirms it. Setting up the app and moving it
+/// to a new phone both use it.
+#[component]
+pub(super) fn Wizard(
+    secret: Signal<Option<GenerateResponse>>,
+    code: RwSignal<String>,
+    confirm: Action<String, Result<TurnOnResponse, AppError>>,
+    error: Signal<Option<AppError>>,
+    submit: impl Fn(leptos::ev::SubmitEvent) + 'static,
+    label: &'static str,
+    /// Where the confirming form posts without JavaScript (its anchor).
+    #[prop(default = "#two-factor")]
+    anchor: &'static str,
+) -> impl IntoView {
+    let action = security_action();
+    view! {
+        <ol class="wizard">
+            <li>
+                <h2 id="scan-heading" tabindex="-1">"1. Scan this QR code"</h2>
+                <p class="muted">"In your authenticator app, choose to add an account and scan:"</p>
+                {move || secret.get().map(|s: GenerateResponse| view! { <QrAndKey secret=s/> })}
+            </li>
+            <li>
+                <h2>"2. Enter the code your app shows"</h2>
+                <form method="post" action=move || format!("{}{anchor}", action()) on:submit=submit novalidate
+                    class="inline-form">
+                    <IntentField intent=Intent::Confirm/>
+                    <TextField label="6-digit code" id="enrol-code" name="code" input=InputKind::code() value=code
+                        error=field_message(error, "twoFactorAuthenticationCode")/>
+                    <SubmitButton pending=confirm.pending() label busy_label="Checking…"/>
+                </form>
+                <ErrorNote error busy=confirm.pending()/>
+            </li>
+        </ol>
     }
 }
 

@@ -11,7 +11,7 @@ mod password;
 mod two_factor;
 
 use activity::RecentActivity;
-use enrol::{Enrol, RecoveryCodes};
+use enrol::{Enrol, RecoveryCodes, Wizard};
 use password::PasswordAndSessions;
 use two_factor::TwoFactorOn;
 
@@ -21,11 +21,12 @@ use leptos_router::components::A;
 use leptos_router::hooks::{use_navigate, use_query_map};
 
 use crate::api::{
-    ActivityEvent, GenerateResponse, User, change_password, fetch_activity, fetch_two_factor_status,
+    ActivityEvent, GenerateResponse, TurnOnResponse, User, change_password, fetch_activity, fetch_two_factor_status,
     generate_two_factor, log_out_everywhere, parse_any_second_factor, parse_code, parse_new_password,
     regenerate_recovery_codes, turn_off_two_factor, turn_on_two_factor,
 };
 use crate::domain::{SecondFactor, group_secret};
+use crate::error::AppError;
 use crate::time::format_utc;
 
 use super::home::LogOutButton;
@@ -90,11 +91,36 @@ fn Security(user: User) -> impl IntoView {
     // Passkeys also turn two-factor authentication on (without the app).
     let status = Resource::new(move || changed.get(), |_| with_refresh(fetch_two_factor_status));
     let passkeys_on = Signal::derive(move || status.get().and_then(Result::ok).is_some_and(|s| s.passkeys > 0));
+    // A log-in within the last 5 minutes stands in for the password: the
+    // password fields are hidden until the server asks for one.
+    let recent = Signal::derive(move || status.get().and_then(Result::ok).is_some_and(|s| s.recent_log_in));
     // Sent here by the gate in front of another app (docs/PROXIES.md).
     let sent_by_gate = use_query_map().read_untracked().get("need").as_deref() == Some("two-factor");
     let return_to = return_to();
+    // The way back to the gated app is the page's main action when shown.
+    let continue_shown = Signal::derive(move || {
+        return_to.get().is_some()
+            && (!sent_by_gate || enabled.get() || passkeys_on.get())
+            && fresh_codes.get().is_none()
+    });
+    // The first passkey comes with recovery codes: `public/passkeys.js`
+    // hands them over (`data-codes` of the add panel) and says so with a
+    // `passkey-codes` event; they are shown here like the app's, and the
+    // page takes in that protection is on.
+    let _codes_listener = window_event_listener_untyped("passkey-codes", move |ev| {
+        if let Some(codes) = two_factor::take_json_attribute::<Vec<String>>("passkey-codes", "data-codes") {
+            ev.prevent_default();
+            fresh_codes.set(Some(codes));
+            changed.update(|n| *n += 1);
+            focus_later("#recovery-heading");
+        }
+    });
+    let _added_listener = window_event_listener_untyped("passkey-added", move |ev| {
+        ev.prevent_default();
+        changed.update(|n| *n += 1);
+    });
     view! {
-        <section class="card">
+        <section class="card" id="two-factor">
             <p class="eyebrow">"Security"</p>
             <h1 tabindex="-1">"Two-factor authentication"</h1>
             <p class="muted signed-in">
@@ -133,7 +159,7 @@ fn Security(user: User) -> impl IntoView {
             </Show>
             <Show when=move || fresh_codes.get().is_none()>
                 <Show when=move || enabled.get() fallback=move || view! {
-                    <Enrol passkeys_on on_done=Callback::new(move |codes: Vec<String>| {
+                    <Enrol passkeys_on recent primary=Signal::derive(move || !continue_shown.get()) on_done=Callback::new(move |codes: Vec<String>| {
                         enabled.set(true);
                         fresh_codes.set(Some(codes));
                         changed.update(|n| *n += 1);
@@ -157,7 +183,7 @@ fn Security(user: User) -> impl IntoView {
             </Show>
         </section>
         <super::passkeys::PasskeysCard changed outcome=posted() action=Signal::derive(security_action())
-            codes_here=Signal::derive(move || passkeys_on.get() && !enabled.get())/>
+            codes_here=Signal::derive(move || passkeys_on.get() && !enabled.get()) recent/>
         <PasswordAndSessions changed/>
         <RecentActivity changed/>
     }

@@ -48,11 +48,12 @@ pub(super) fn PasswordAndSessions(changed: RwSignal<u32>) -> impl IntoView {
         }
     };
     view! {
-        <section class="card">
+        <section class="card" id="password">
             <h2>"Password and sessions"</h2>
             <details class="panel" open=open>
                 <summary>"Change password"</summary>
-                <form method="post" action=security_action() novalidate on:submit=submit_change>
+                <form method="post" action=move || format!("{}#password", security_action()()) novalidate
+                    on:submit=submit_change>
                     <IntentField intent=Intent::ChangePassword/>
                     <TextField label="Current password" id="current-password" name="currentPassword"
                         input=InputKind::password("current-password") value=current
@@ -68,6 +69,7 @@ pub(super) fn PasswordAndSessions(changed: RwSignal<u32>) -> impl IntoView {
                 </form>
             </details>
             <div class="actions">
+                // Leads to the log-in page: no anchor to land at.
                 <form class="inline" method="post" action=security_action() on:submit=submit_everywhere>
                     <IntentField intent=Intent::Everywhere/>
                     <SubmitButton pending=everywhere.pending() label="Log out everywhere" busy_label="Logging out…" class="btn"/>

@@ -189,6 +189,37 @@ pub async fn new_recovery_codes(
     Ok(RecoveryCodesResponse { recovery_codes: codes })
 }
 
+/// Starts a passkey's answer as proof before a change (moving the app to a
+/// new phone): the options for the browser and the ceremony's handle,
+/// bound to this log-in. The answer goes with the change itself
+/// (`proof::FactorProof::Passkey`).
+pub async fn proof_start(state: &AppState, session: &FullSession) -> Result<serde_json::Value, AppError> {
+    let stored: Vec<String> = state.db.passkeys_of(session.user.id).await?.into_iter().map(|r| r.credential).collect();
+    if stored.is_empty() {
+        return Err(AppError::conflict("You have no passkey. Use a code from your app or a recovery code."));
+    }
+    let (options, ceremony_state) = state.webauthn.start_authentication(&stored)?;
+    let family = session.claims.sid.as_deref();
+    let handle = ceremony::keep_ceremony(state, "proof", Some(session.user.id), family, None, &ceremony_state).await?;
+    Ok(serde_json::json!({ "ceremony": handle, "options": options }))
+}
+
+/// Checks a passkey's answer to a `proof` ceremony of this log-in, under
+/// the code guessing limits.
+pub(crate) async fn prove_with_passkey(
+    state: &AppState,
+    meta: &RequestMeta,
+    session: &FullSession,
+    user: &UserRow,
+    handle: &str,
+    credential: &serde_json::Value,
+) -> Result<(), AppError> {
+    let family = session.claims.sid.as_deref();
+    let row = ceremony::take_ceremony(state, handle, "proof", Some(user.id), family).await?;
+    let claimed = super::webauthn::RelyingParty::claimed_credential(credential);
+    sign_in::verify_assertion(state, meta, user, credential, claimed, &row.state, false).await
+}
+
 /// Operator: a user's passkeys (`server user passkeys EMAIL`).
 pub async fn operator_list(
     state: &AppState,

@@ -20,7 +20,7 @@ use crate::wire::{AuditKind, User};
 /// Verifies an assertion for `user` against the ceremony, under the code
 /// limits, and records the credential's new counter. The row is the one
 /// the assertion names, and must be this user's.
-async fn verify_assertion(
+pub(super) async fn verify_assertion(
     state: &AppState,
     meta: &RequestMeta,
     user: &UserRow,
