@@ -118,7 +118,7 @@ test.describe('with JavaScript', () => {
     // The page it lands on says how many are left and offers new ones.
     const left = page.getByTestId('recovery-codes-left');
     await expect(left).toContainText('You have 9 recovery codes left.');
-    await expect(left.getByRole('link', { name: 'Make new recovery codes' })).toHaveAttribute('href', '/security#recovery');
+    await expect(left.getByRole('link', { name: 'Make new recovery codes' })).toHaveAttribute('href', '/security#two-factor');
     await expectAccessible(page, 'home after a recovery code');
   });
 

@@ -76,7 +76,7 @@ fn RecoveryCodesLeft(left: i64) -> impl IntoView {
                 "You logged in with a recovery code; it works only once. " {count}
                 " Make a new set before you run out, and if you lost your phone, set up your app again."
             </p>
-            <A href="/security#recovery" attr:class="btn btn-primary">"Make new recovery codes"</A>
+            <A href="/security#two-factor" attr:class="btn btn-primary">"Make new recovery codes"</A>
         </div>
     }
 }
