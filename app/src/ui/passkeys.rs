@@ -10,6 +10,7 @@ use leptos::prelude::*;
 use crate::api::{PasskeyView, fetch_passkeys};
 
 use super::outcome::{FormOutcome, Intent};
+use super::security::RecoveryCodes;
 use super::session::with_refresh;
 use super::{InputKind, IntentField, TextField, format_utc};
 
@@ -75,6 +76,8 @@ pub fn PasskeysCard(
     /// asks for the password after all).
     #[prop(into)]
     recent: Signal<bool>,
+    /// The recovery codes the first passkey came with, until saved.
+    codes: RwSignal<Option<Vec<String>>>,
 ) -> impl IntoView {
     let list = Resource::new(move || changed.get(), |_| with_refresh(fetch_passkeys));
     let name = RwSignal::new(String::new());
@@ -84,7 +87,7 @@ pub fn PasskeysCard(
     let outcome = StoredValue::new(outcome);
     view! {
         <section class="card" id="passkeys" data-testid="passkeys" aria-labelledby="passkeys-heading">
-            <h2 id="passkeys-heading">"Passkeys and security keys"</h2>
+            <h2 id="passkeys-heading" tabindex="-1">"Passkeys and security keys"</h2>
             <p class="muted">"A passkey proves it is you with your device's fingerprint, face or PIN, or with a security key you plug in. Use one after your password instead of a code, or to sign in without a password."</p>
             <Suspense fallback=|| view! { <p class="muted">"Loading your passkeys…"</p> }>
                 {move || list.get().map(|result| match result {
@@ -122,6 +125,15 @@ pub fn PasskeysCard(
                 </details>
             </Show>
             </Transition>
+            <Show when=move || codes.get().is_some()>
+                <div data-testid="passkey-recovery-codes">
+                    <RecoveryCodes codes=codes.get().unwrap_or_default() lost="your passkey" on_done=Callback::new(move |_| {
+                        codes.set(None);
+                        changed.update(|n| *n += 1);
+                        super::focus_later("#passkeys-heading");
+                    })/>
+                </div>
+            </Show>
             <div class="passkey-add" data-passkey-panel data-testid="add-passkey">
                 <h3>"Add a passkey"</h3>
                 <TextField label="Name" id="passkey-name" name="name" input=InputKind::text("off") value=name
@@ -137,7 +149,8 @@ pub fn PasskeysCard(
                 <button type="button" class="btn" data-passkey="register"
                     data-name-field="passkey-name" data-password-field="passkey-password">"Add a passkey"</button>
                 <p data-passkey-status role="status" aria-live="polite"></p>
-                <div class="recovery" id="passkey-codes" data-passkey-codes data-testid="passkey-recovery-codes" hidden></div>
+                // Filled by `public/passkeys.js` only before the page runs.
+                <div class="recovery" id="passkey-codes" data-passkey-codes hidden></div>
             </div>
             <p class="muted passkey-fallback" data-testid="passkeys-need-js">
                 "Adding a passkey needs JavaScript and a browser that supports passkeys. You can still rename and remove the ones you have."

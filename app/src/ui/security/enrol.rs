@@ -172,7 +172,13 @@ pub(super) fn QrAndKey(secret: GenerateResponse) -> impl IntoView {
 
 /// The recovery codes, shown once, with copy and download.
 #[component]
-pub(super) fn RecoveryCodes(codes: Vec<String>, on_done: Callback<()>) -> impl IntoView {
+pub(crate) fn RecoveryCodes(
+    codes: Vec<String>,
+    on_done: Callback<()>,
+    /// What the codes stand in for, when it is lost.
+    #[prop(default = "your phone")]
+    lost: &'static str,
+) -> impl IntoView {
     let text = format!(
         "Two-Factor Login recovery codes\nEach code works once. Keep them somewhere safe.\n\n{}\n",
         codes.join("\n")
@@ -189,7 +195,7 @@ pub(super) fn RecoveryCodes(codes: Vec<String>, on_done: Callback<()>) -> impl I
     view! {
         <div class="recovery" data-testid="recovery-codes">
             <h2 id="recovery-heading" tabindex="-1">"Save your recovery codes"</h2>
-            <p>"If you lose your phone, each of these codes lets you log in once. They are shown only now: copy them or download them, and keep them somewhere safe."</p>
+            <p>{format!("If you lose {lost}, each of these codes lets you log in once. They are shown only now: copy them or download them, and keep them somewhere safe.")}</p>
             <ol class="codes">
                 {codes.into_iter().map(|c| view! { <li><code>{c}</code></li> }).collect_view()}
             </ol>

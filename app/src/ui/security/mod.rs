@@ -11,7 +11,8 @@ mod password;
 mod two_factor;
 
 use activity::RecentActivity;
-use enrol::{Enrol, RecoveryCodes, Wizard};
+pub(crate) use enrol::RecoveryCodes;
+use enrol::{Enrol, Wizard};
 use password::PasswordAndSessions;
 use two_factor::TwoFactorOn;
 
@@ -105,12 +106,13 @@ fn Security(user: User) -> impl IntoView {
     });
     // The first passkey comes with recovery codes: `public/passkeys.js`
     // hands them over (`data-codes` of the add panel) and says so with a
-    // `passkey-codes` event; they are shown here like the app's, and the
-    // page takes in that protection is on.
+    // `passkey-codes` event; the passkeys card shows them with the app's
+    // widget, and the page takes in that protection is on.
+    let passkey_codes = RwSignal::new(None::<Vec<String>>);
     let _codes_listener = window_event_listener_untyped("passkey-codes", move |ev| {
         if let Some(codes) = two_factor::take_json_attribute::<Vec<String>>("passkey-codes", "data-codes") {
             ev.prevent_default();
-            fresh_codes.set(Some(codes));
+            passkey_codes.set(Some(codes));
             changed.update(|n| *n += 1);
             focus_later("#recovery-heading");
         }
@@ -183,7 +185,7 @@ fn Security(user: User) -> impl IntoView {
             </Show>
         </section>
         <super::passkeys::PasskeysCard changed outcome=posted() action=Signal::derive(security_action())
-            codes_here=Signal::derive(move || passkeys_on.get() && !enabled.get()) recent/>
+            codes_here=Signal::derive(move || passkeys_on.get() && !enabled.get()) recent codes=passkey_codes/>
         <PasswordAndSessions changed/>
         <RecentActivity changed/>
     }

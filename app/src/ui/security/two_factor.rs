@@ -87,6 +87,8 @@ pub(super) fn TwoFactorOn(
             <ErrorNote error=regen_error busy=regen.pending()/>
         </details>
         <NewPhone passkeys on_secret=Callback::new(move |secret| {
+            // A recovery code given as proof is used up: recount.
+            changed.update(|n| *n += 1);
             moved.set(false);
             moving.set(Some(secret));
             focus_later("#scan-heading");
