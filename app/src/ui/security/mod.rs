@@ -109,7 +109,7 @@ fn Security(user: User) -> impl IntoView {
     // `passkey-codes` event; the passkeys card shows them with the app's
     // widget, and the page takes in that protection is on.
     let passkey_codes = RwSignal::new(None::<Vec<String>>);
-    let _codes_listener = window_event_listener_untyped("passkey-codes", move |ev| {
+    let codes_listener = window_event_listener_untyped("passkey-codes", move |ev| {
         if let Some(codes) = two_factor::take_json_attribute::<Vec<String>>("passkey-codes", "data-codes") {
             ev.prevent_default();
             passkey_codes.set(Some(codes));
@@ -117,9 +117,14 @@ fn Security(user: User) -> impl IntoView {
             focus_later("#recovery-heading");
         }
     });
-    let _added_listener = window_event_listener_untyped("passkey-added", move |ev| {
+    let added_listener = window_event_listener_untyped("passkey-added", move |ev| {
         ev.prevent_default();
         changed.update(|n| *n += 1);
+    });
+    // Dropping the handles leaves the listeners: remove them with the page.
+    on_cleanup(move || {
+        codes_listener.remove();
+        added_listener.remove();
     });
     view! {
         <section class="card" id="two-factor">

@@ -125,12 +125,14 @@ fn NewPhone(passkeys: Signal<i64>, on_secret: Callback<GenerateResponse>) -> imp
     // the new key over in the `data-secret` of the panel and says so with
     // a `new-phone-secret` event.
     let ready = hydrated();
-    let _listener = window_event_listener_untyped("new-phone-secret", move |ev| {
+    let listener = window_event_listener_untyped("new-phone-secret", move |ev| {
         if let Some(secret) = take_json_attribute::<GenerateResponse>("new-phone-proof", "data-secret") {
             ev.prevent_default();
             on_secret.run(secret);
         }
     });
+    // Dropping the handle leaves the listener: remove it with the panel.
+    on_cleanup(move || listener.remove());
     let error = form_error(start, &outcome, Intent::Enrol);
     let open = outcome.as_ref().is_some_and(|o| o.intent == Intent::Enrol && o.error.is_some());
     let submit = move |ev: leptos::ev::SubmitEvent| {
