@@ -62,6 +62,22 @@ struct Args {
     /// (its `VmRSS` and `VmHWM`); the harness knows its own server's.
     #[arg(long)]
     server_pid: Option<u32>,
+    /// Only these scenarios, by letter (e.g. `bd`; f, start-up, always runs
+    /// when the harness starts the server); c needs b and i needs a, so
+    /// asking for c or i runs those too. All by default.
+    #[arg(long)]
+    only: Option<String>,
+}
+
+impl Args {
+    fn runs(&self, scenario: char) -> bool {
+        let needs = match scenario {
+            'a' => "ai",
+            'b' => "bc",
+            other => return self.only.as_deref().is_none_or(|o| o.contains(other)),
+        };
+        self.only.as_deref().is_none_or(|o| o.chars().any(|c| needs.contains(c)))
+    }
 }
 
 #[tokio::main]
@@ -87,53 +103,78 @@ async fn main() {
     // A full session for the authenticated GET.
     let (c, cookie) = throughput::session(&api).await;
 
-    eprintln!("a. authenticated GET, {} connections, {} s …", args.connections, args.seconds);
-    let (baseline, health) = throughput::authenticated_get(&args, &api, &base, target, &cookie);
-    rows.extend(baseline);
-
-    eprintln!("b. raw argon2 and log-in throughput …");
-    let (login, script) = throughput::log_ins(&args, &api, target, &c).await;
-    rows.push(login);
-
-    eprintln!("c. authenticated GET while log-ins saturate the hashers …");
-    rows.push(throughput::get_during_log_ins(&args, &api, &cookie, &script).await);
-    let loaded_rss = pid.map(|p| rss_kib(p, "VmRSS:")).unwrap_or(0);
-
-    eprintln!("d. 2FA authenticate: enrolling {} users …", args.users);
-    rows.push(two_factor::authenticate(&args, &api, target).await);
-
-    if target == Target::Ours {
-        eprintln!("i. gate decisions with a valid gate cookie …");
-        rows.push(gate::decisions(&args, &api, &health).await);
+    let mut health = None;
+    if args.runs('a') {
+        eprintln!("a. authenticated GET, {} connections, {} s …", args.connections, args.seconds);
+        let (baseline, h) = throughput::authenticated_get(&args, &api, &base, target, &cookie);
+        rows.extend(baseline);
+        health = Some(h);
     }
 
-    if let (Target::Ours, Some(_)) = (target, &started) {
+    if args.runs('b') {
+        eprintln!("b. raw argon2 and log-in throughput …");
+        let (login, script) = throughput::log_ins(&args, &api, target, &c).await;
+        rows.push(login);
+        if args.runs('c') {
+            eprintln!("c. authenticated GET while log-ins saturate the hashers …");
+            rows.push(throughput::get_during_log_ins(&args, &api, &cookie, &script).await);
+        } else {
+            let _ = std::fs::remove_file(&script);
+        }
+    }
+    let loaded_rss = pid.map(|p| rss_kib(p, "VmRSS:")).unwrap_or(0);
+
+    if args.runs('d') {
+        eprintln!("d. 2FA authenticate: enrolling {} users …", args.users);
+        rows.push(two_factor::authenticate(&args, &api, target).await);
+    }
+
+    if let (Target::Ours, Some(health), true) = (target, health.as_ref(), args.runs('i')) {
+        eprintln!("i. gate decisions with a valid gate cookie …");
+        rows.push(gate::decisions(&args, &api, health).await);
+    }
+
+    if let (Target::Ours, Some(_), true) = (target, &started, args.runs('k')) {
         eprintln!("k. passkey ceremonies …");
         // The harness's server runs on its default PUBLIC_URL.
         let origin = base.replace("127.0.0.1", "localhost");
         rows.push(two_factor::passkey_ceremonies(&api, &origin).await);
     }
 
-    eprintln!("h. the owner's log-in during bursts of failed log-ins …");
-    // Both owners log in once first (their browsers then hold the device
-    // cookie): the first burst uses up this address's failures.
-    let same = bursts::owner(&api, "same").await;
-    let spread = bursts::owner(&api, "spread").await;
-    rows.push(
-        bursts::burst(&api, target, "h. 400 parallel wrong passwords on the owner's account, one address", same, true)
+    if args.runs('h') {
+        eprintln!("h. the owner's log-in during bursts of failed log-ins …");
+        // Both owners log in once first (their browsers then hold the device
+        // cookie): the first burst uses up this address's failures.
+        let same = bursts::owner(&api, "same").await;
+        let spread = bursts::owner(&api, "spread").await;
+        rows.push(
+            bursts::burst(
+                &api,
+                target,
+                "h. 400 parallel wrong passwords on the owner's account, one address",
+                same,
+                true,
+            )
             .await,
-    );
-    rows.push(
-        bursts::burst(&api, target, "h. 400 parallel wrong passwords over 400 accounts, one address", spread, false)
+        );
+        rows.push(
+            bursts::burst(
+                &api,
+                target,
+                "h. 400 parallel wrong passwords over 400 accounts, one address",
+                spread,
+                false,
+            )
             .await,
-    );
+        );
+    }
 
-    if let Some(admin) = &args.postgres {
+    if let (Some(admin), true) = (&args.postgres, args.runs('j')) {
         eprintln!("j. two instances on PostgreSQL: log-out on one, refusal on the other …");
         rows.push(postgres::two_instances(&args, admin).await);
     }
 
-    if let Some(p) = pid {
+    if let (Some(p), true) = (pid, args.runs('e')) {
         rows.push(Row {
             scenario: "e. server RSS".into(),
             figure: format!(
@@ -146,7 +187,7 @@ async fn main() {
         });
     }
 
-    if target == Target::Ours {
+    if target == Target::Ours && args.runs('g') {
         rows.push(site::site_sizes(&args.site));
     }
 

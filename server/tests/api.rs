@@ -44,6 +44,8 @@ mod instances;
 mod logins;
 #[path = "api/mail.rs"]
 mod mail;
+#[path = "api/mail_rounds.rs"]
+mod mail_rounds;
 #[path = "api/new_phone.rs"]
 mod new_phone;
 #[path = "api/operators.rs"]

@@ -204,17 +204,7 @@ impl Db {
 
     #[cfg_attr(not(feature = "fault-injection"), allow(unused_variables))]
     async fn begin_with(&self, takes_fault: bool) -> Result<Tx, AppError> {
-        let turn = match &self.writer {
-            Some(writer) => match tokio::time::timeout(self.turn_timeout, writer.clone().acquire_owned()).await {
-                Ok(Ok(turn)) => Some(turn),
-                Ok(Err(_)) => return Err(AppError::internal()),
-                Err(_) => {
-                    tracing::warn!("no turn to write within the acquire timeout: the database is busy");
-                    return Err(AppError::unavailable());
-                }
-            },
-            None => None,
-        };
+        let turn = self.turn().await?;
         Ok(Tx {
             tx: self.pool.begin().await?,
             _turn: turn,
@@ -227,6 +217,22 @@ impl Db {
             #[cfg(feature = "fault-injection")]
             writes: 0,
         })
+    }
+
+    /// SQLite: this instance's turn to write, for a transaction or for one
+    /// statement that writes outside one (an autocommit write that skipped
+    /// the queue would meet a transaction in SQLite's busy handler and nap).
+    /// `None` on PostgreSQL, where rows lock themselves.
+    async fn turn(&self) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, AppError> {
+        let Some(writer) = &self.writer else { return Ok(None) };
+        match tokio::time::timeout(self.turn_timeout, writer.clone().acquire_owned()).await {
+            Ok(Ok(turn)) => Ok(Some(turn)),
+            Ok(Err(_)) => Err(AppError::internal()),
+            Err(_) => {
+                tracing::warn!("no turn to write within the acquire timeout: the database is busy");
+                Err(AppError::unavailable())
+            }
+        }
     }
 
     /// Tests only: the next transaction begun fails at its `nth` write with
@@ -256,6 +262,7 @@ impl Db {
         throttle_quiet_since: i64,
         audit_since: i64,
     ) -> Result<Pruned, AppError> {
+        let _turn = self.turn().await?;
         let sessions = sqlx::query(
             "DELETE FROM sessions WHERE expires_at <= $1 OR (used_at IS NOT NULL AND used_at < $2) \
              OR family IN (SELECT id FROM logins WHERE revoked_at < $2)",

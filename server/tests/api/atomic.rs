@@ -240,7 +240,7 @@ async fn hold_the_mail(app: &TestApp, sink: Option<&super::mail::Sink>, n: usize
         assert!(started.elapsed() < std::time::Duration::from_secs(10), "the mail worker did not settle");
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    app.state.mail.stop();
+    app.state.mail.stop_and_wait().await;
     got
 }
 

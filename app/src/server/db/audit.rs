@@ -20,6 +20,7 @@ pub struct AuditRow {
 
 impl Db {
     pub async fn insert_audit(&self, e: &NewAuditEvent<'_>) -> Result<(), AppError> {
+        let _turn = self.turn().await?;
         sqlx::query("INSERT INTO audit_events (user_id, kind, at, ip, user_agent) VALUES ($1, $2, $3, $4, $5)")
             .bind(e.user_id)
             .bind(e.kind)

@@ -84,6 +84,7 @@ impl Db {
 
     /// The account's WebAuthn user handle, made on first use.
     pub async fn webauthn_handle(&self, user_id: i64, fresh: &str) -> Result<String, AppError> {
+        let _turn = self.turn().await?;
         sqlx::query("UPDATE users SET webauthn_id = $1 WHERE id = $2 AND webauthn_id IS NULL")
             .bind(fresh)
             .bind(user_id)
@@ -106,6 +107,7 @@ impl Db {
     }
 
     pub async fn insert_ceremony(&self, c: &NewCeremony<'_>) -> Result<(), AppError> {
+        let _turn = self.turn().await?;
         sqlx::query(
             "INSERT INTO webauthn_ceremonies (id, kind, user_id, bound_to, name, state, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -126,6 +128,7 @@ impl Db {
     /// same ceremony (on any instance), one gets it. Expired ones are
     /// taken too, and refused by the caller.
     pub async fn take_ceremony(&self, id_hash: &str) -> Result<Option<CeremonyRow>, AppError> {
+        let _turn = self.turn().await?;
         Ok(sqlx::query_as::<_, CeremonyRow>(
             "DELETE FROM webauthn_ceremonies WHERE id = $1 \
              RETURNING kind, user_id, bound_to, name, state, expires_at",
@@ -146,6 +149,7 @@ impl Db {
         backup_state: bool,
         now: i64,
     ) -> Result<bool, AppError> {
+        let _turn = self.turn().await?;
         let done = sqlx::query(
             "UPDATE passkeys SET credential = $1, backup_state = $2, last_used_at = $3 \
              WHERE id = $4 AND credential = $5",
@@ -161,6 +165,7 @@ impl Db {
     }
 
     pub async fn rename_passkey(&self, user_id: i64, id: &str, name: &str) -> Result<bool, AppError> {
+        let _turn = self.turn().await?;
         let done = sqlx::query("UPDATE passkeys SET name = $1 WHERE id = $2 AND user_id = $3")
             .bind(name)
             .bind(id)

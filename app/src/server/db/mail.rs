@@ -32,11 +32,18 @@ pub struct MailRow {
     pub sent_at: Option<i64>,
 }
 
+/// A message that may be claimed at `now` (a placeholder): pending, due,
+/// and not held by another attempt's lease.
+fn due(now: &str) -> String {
+    format!("status = 'pending' AND next_attempt_at <= {now} AND (lease_until IS NULL OR lease_until <= {now})")
+}
+
 const MAIL_COLUMNS: &str = "id, kind, user_id, address, event_at, ip, user_agent, created_at, status, attempts, next_attempt_at, last_error, sent_at";
 
 impl Db {
     /// Queues one message (a single row: no transaction needed).
     pub async fn enqueue_mail(&self, m: &NewMail<'_>) -> Result<i64, AppError> {
+        let _turn = self.turn().await?;
         let (id,): (i64,) = sqlx::query_as(
             "INSERT INTO mail_queue (kind, user_id, address, event_at, ip, user_agent, created_at, next_attempt_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING id",
@@ -53,18 +60,6 @@ impl Db {
         Ok(id)
     }
 
-    /// Pending messages whose time has come and that no instance holds.
-    pub async fn due_mail(&self, now: i64, limit: i64) -> Result<Vec<MailRow>, AppError> {
-        Ok(sqlx::query_as::<_, MailRow>(sqlx::AssertSqlSafe(format!(
-            "SELECT {MAIL_COLUMNS} FROM mail_queue WHERE status = 'pending' AND next_attempt_at <= $1 \
-             AND (lease_until IS NULL OR lease_until <= $1) ORDER BY id LIMIT $2"
-        )))
-        .bind(now)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?)
-    }
-
     /// Takes a due message for one sending attempt, holding it until
     /// `lease_until`: true for exactly one of racing instances.
     ///
@@ -73,10 +68,10 @@ impl Db {
     pub async fn claim_mail(&self, id: i64, now: i64, lease_until: i64) -> Result<bool, AppError> {
         let mut tx = self.begin().await?;
         tx.step()?;
-        let done = sqlx::query(
-            "UPDATE mail_queue SET lease_until = $3, attempts = attempts + 1 WHERE id = $1 AND status = 'pending' \
-             AND next_attempt_at <= $2 AND (lease_until IS NULL OR lease_until <= $2)",
-        )
+        let done = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE mail_queue SET lease_until = $3, attempts = attempts + 1 WHERE id = $1 AND {}",
+            due("$2")
+        )))
         .bind(id)
         .bind(now)
         .bind(lease_until)
@@ -86,22 +81,54 @@ impl Db {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Records a delivered message (the row stays, without any text, for
-    /// `server mail queue` until pruned).
-    pub async fn mail_sent(&self, id: i64, now: i64) -> Result<(), AppError> {
-        sqlx::query(
-            "UPDATE mail_queue SET status = 'sent', sent_at = $2, lease_until = NULL, last_error = NULL WHERE id = $1",
-        )
-        .bind(id)
+    /// Takes up to `limit` due messages, oldest first, for one sending
+    /// attempt each (their `attempts` count it), holding them until
+    /// `lease_until`. One statement for the round: of racing instances,
+    /// each message goes to one (the outer condition is checked again on
+    /// the row, after any other claim of it committed).
+    pub async fn claim_due_mail(&self, now: i64, lease_until: i64, limit: i64) -> Result<Vec<MailRow>, AppError> {
+        let mut tx = self.begin().await?;
+        tx.step()?;
+        let mut rows = sqlx::query_as::<_, MailRow>(sqlx::AssertSqlSafe(format!(
+            "UPDATE mail_queue SET lease_until = $2, attempts = attempts + 1 \
+             WHERE id IN (SELECT id FROM mail_queue WHERE {due} ORDER BY id LIMIT $3) AND {due} \
+             RETURNING {MAIL_COLUMNS}",
+            due = due("$1")
+        )))
         .bind(now)
-        .execute(&self.pool)
+        .bind(lease_until)
+        .bind(limit)
+        .fetch_all(&mut *tx.tx)
         .await?;
+        tx.commit().await?;
+        rows.sort_by_key(|r| r.id);
+        Ok(rows)
+    }
+
+    /// Records delivered messages, one statement for a round (the rows stay,
+    /// without any text, for `server mail queue` until pruned).
+    pub async fn mails_sent(&self, ids: &[i64], now: i64) -> Result<(), AppError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let _turn = self.turn().await?;
+        let list = (0..ids.len()).map(|i| format!("${}", i + 2)).collect::<Vec<_>>().join(", ");
+        let sql = format!(
+            "UPDATE mail_queue SET status = 'sent', sent_at = $1, lease_until = NULL, last_error = NULL \
+             WHERE id IN ({list})"
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
+        for id in ids {
+            query = query.bind(*id);
+        }
+        query.execute(&self.pool).await?;
         Ok(())
     }
 
     /// Records a failed attempt: tried again at `retry_at`, or given up
     /// (`failed`) when that is `None`.
     pub async fn mail_failed(&self, id: i64, error: &str, retry_at: Option<i64>) -> Result<(), AppError> {
+        let _turn = self.turn().await?;
         let status = if retry_at.is_some() { "pending" } else { "failed" };
         sqlx::query(
             "UPDATE mail_queue SET status = $2, next_attempt_at = COALESCE($3, next_attempt_at), lease_until = NULL, \
@@ -119,6 +146,7 @@ impl Db {
     /// Forgets a message that is not to be sent (a reset asked for an
     /// address with no account, a verification no longer needed).
     pub async fn drop_mail(&self, id: i64) -> Result<(), AppError> {
+        let _turn = self.turn().await?;
         sqlx::query("DELETE FROM mail_queue WHERE id = $1").bind(id).execute(&self.pool).await?;
         Ok(())
     }
@@ -151,6 +179,7 @@ impl Db {
     /// Deletes sent and given-up messages older than `before`, and expired
     /// link tokens.
     pub async fn prune_mail(&self, before: i64, now: i64) -> Result<(), AppError> {
+        let _turn = self.turn().await?;
         sqlx::query("DELETE FROM mail_queue WHERE status <> 'pending' AND created_at < $1")
             .bind(before)
             .execute(&self.pool)
@@ -168,6 +197,7 @@ impl Db {
         now: i64,
         expires_at: i64,
     ) -> Result<(), AppError> {
+        let _turn = self.turn().await?;
         sqlx::query(
             "INSERT INTO email_tokens (token_hash, user_id, purpose, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
         )
@@ -183,6 +213,7 @@ impl Db {
 
     /// Deletes a link token whose message could not be sent.
     pub async fn delete_email_token(&self, token_hash: &str) -> Result<(), AppError> {
+        let _turn = self.turn().await?;
         sqlx::query("DELETE FROM email_tokens WHERE token_hash = $1").bind(token_hash).execute(&self.pool).await?;
         Ok(())
     }

@@ -124,6 +124,7 @@ impl Db {
 
     /// Stores a pending secret. The active one (if any) is untouched.
     pub async fn set_pending_secret(&self, id: i64, secret: &str) -> Result<(), AppError> {
+        let _turn = self.turn().await?;
         sqlx::query("UPDATE users SET totp_pending_secret = $1 WHERE id = $2")
             .bind(secret)
             .bind(id)
@@ -164,6 +165,7 @@ impl Db {
     /// Swaps a password hash for another of the same password (a rehash),
     /// only if it is still the one read: a concurrent change wins.
     pub async fn replace_password_hash(&self, id: i64, old: &str, new: &str) -> Result<(), AppError> {
+        let _turn = self.turn().await?;
         sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2 AND password_hash = $3")
             .bind(new)
             .bind(id)
@@ -185,6 +187,7 @@ impl Db {
 
     /// Swaps a user's sealed secrets if they are still the ones read.
     pub async fn replace_sealed(&self, old: &SealedSecrets, new: &SealedSecrets) -> Result<bool, AppError> {
+        let _turn = self.turn().await?;
         let done = sqlx::query(
             "UPDATE users SET totp_secret = $1, totp_pending_secret = $2 WHERE id = $3 \
              AND COALESCE(totp_secret, '') = $4 AND COALESCE(totp_pending_secret, '') = $5",

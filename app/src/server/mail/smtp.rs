@@ -159,6 +159,8 @@ pub struct Mail {
     pub(super) wake: Notify,
     pub(super) stopped: AtomicBool,
     pub(super) stop: Notify,
+    /// Workers running on this state (see `stop_and_wait`).
+    pub(super) running: tokio::sync::watch::Sender<usize>,
 }
 
 impl Mail {
@@ -183,6 +185,7 @@ impl Mail {
             wake: Notify::new(),
             stopped: AtomicBool::new(false),
             stop: Notify::new(),
+            running: tokio::sync::watch::Sender::new(0),
         })
     }
 
@@ -204,6 +207,15 @@ impl Mail {
         self.stopped.store(true, Ordering::SeqCst);
         self.stop.notify_waiters();
         self.stop.notify_one();
+    }
+
+    /// `stop`, then waits until no worker is in a round: a test then sees
+    /// the queue change only when it says so. (A worker not yet started
+    /// when this returns sees the stop before its first round.)
+    pub async fn stop_and_wait(&self) {
+        self.stop();
+        let mut running = self.running.subscribe();
+        let _ = running.wait_for(|n| *n == 0).await;
     }
 }
 

@@ -26,6 +26,10 @@ const BATCH: i64 = 20;
 /// Without a wake-up (a message queued by another instance or process),
 /// the worker looks at the queue this often.
 const POLL: Duration = Duration::from_secs(5);
+/// Woken, the worker waits this long for more: the notices of a burst of
+/// log-ins are then claimed, and recorded as sent, in one write each
+/// rather than two per message in the writes of the log-ins themselves.
+const GATHER: Duration = Duration::from_millis(20);
 /// Sent and given-up rows are kept this long for `server mail queue`.
 pub const KEEP_SECONDS: i64 = 30 * 86_400;
 
@@ -66,6 +70,15 @@ pub fn new_mail<'a>(
 /// few seconds. Every instance runs one; a message is claimed by one.
 pub async fn run_worker(state: AppState) {
     tracing::info!("mail goes to {}", state.mail.describe());
+    /// Counts this worker as running until it returns (or is dropped).
+    struct Running<'a>(&'a tokio::sync::watch::Sender<usize>);
+    impl Drop for Running<'_> {
+        fn drop(&mut self) {
+            self.0.send_modify(|n| *n -= 1);
+        }
+    }
+    state.mail.running.send_modify(|n| *n += 1);
+    let _running = Running(&state.mail.running);
     loop {
         if state.mail.stopped.load(Ordering::SeqCst) {
             return;
@@ -77,23 +90,43 @@ pub async fn run_worker(state: AppState) {
             Err(e) => tracing::warn!(error = %e.message, "could not read the mail queue; trying again shortly"),
         }
         tokio::select! {
-            _ = state.mail.wake.notified() => {}
+            _ = state.mail.wake.notified() => {
+                tokio::select! {
+                    _ = state.mail.stop.notified() => return,
+                    _ = tokio::time::sleep(GATHER) => {}
+                }
+            }
             _ = state.mail.stop.notified() => return,
             _ = tokio::time::sleep(POLL) => {}
         }
     }
 }
 
-/// One round: every due message this instance can claim, each sent or
-/// rescheduled. Returns how many were due.
+/// One round: the due messages this instance could claim (at most
+/// `BATCH`, in one write), each sent or rescheduled, the sent ones recorded
+/// in one write. Returns how many were claimed.
 pub async fn deliver_due(state: &AppState) -> Result<usize, AppError> {
-    let due = state.db.due_mail(state.now(), BATCH).await?;
-    for row in &due {
-        if state.db.claim_mail(row.id, state.now(), state.now() + LEASE_SECONDS).await? {
-            deliver(state, row).await?;
+    let now = state.now();
+    let claimed = state.db.claim_due_mail(now, now + LEASE_SECONDS, BATCH).await?;
+    let mut sent = Vec::with_capacity(claimed.len());
+    let mut failed = Ok(());
+    for row in &claimed {
+        match attempt(state, row).await {
+            Ok(Delivery::Sent) => sent.push(row.id),
+            Ok(_) => {}
+            // The rest stay claimed until their lease runs out, then are
+            // tried again (so is a sent one whose record is lost here).
+            Err(e) => {
+                failed = Err(e);
+                break;
+            }
         }
     }
-    Ok(due.len())
+    state.db.mails_sent(&sent, state.now()).await?;
+    for row in claimed.iter().filter(|r| sent.contains(&r.id)) {
+        tracing::info!(id = row.id, kind = %row.kind, "mail sent");
+    }
+    failed.map(|()| claimed.len())
 }
 
 /// What became of one attempt.
@@ -108,9 +141,20 @@ pub enum Delivery {
     GaveUp(String),
 }
 
-/// Makes and sends one claimed message and records the outcome.
+/// Makes and sends one claimed message (`row` as claimed: its `attempts`
+/// count this one) and records the outcome.
 pub async fn deliver(state: &AppState, row: &MailRow) -> Result<Delivery, AppError> {
-    let attempts = row.attempts + 1;
+    let outcome = attempt(state, row).await?;
+    if outcome == Delivery::Sent {
+        state.db.mails_sent(&[row.id], state.now()).await?;
+        tracing::info!(id = row.id, kind = %row.kind, "mail sent");
+    }
+    Ok(outcome)
+}
+
+/// `deliver`, but a sent message is left for the caller to record.
+async fn attempt(state: &AppState, row: &MailRow) -> Result<Delivery, AppError> {
+    let attempts = row.attempts;
     let made = match compose(state, row).await {
         Ok(Some(made)) => made,
         Ok(None) => {
@@ -120,11 +164,7 @@ pub async fn deliver(state: &AppState, row: &MailRow) -> Result<Delivery, AppErr
         Err(why) => return record_failure(state, row, attempts, why, None).await,
     };
     match send(state, row, made.message).await {
-        Ok(()) => {
-            state.db.mail_sent(row.id, state.now()).await?;
-            tracing::info!(id = row.id, kind = %row.kind, "mail sent");
-            Ok(Delivery::Sent)
-        }
+        Ok(()) => Ok(Delivery::Sent),
         Err(why) => record_failure(state, row, attempts, why, made.token_hash).await,
     }
 }
