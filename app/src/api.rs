@@ -217,6 +217,30 @@ pub async fn log_out_everywhere() -> Result<Done, AppError> {
     Ok(Done { message: "Logged out everywhere.".into() })
 }
 
+/// GET /api/authentication/log-ins: the person's live log-ins, the most
+/// recently seen first, this browser's marked `current`.
+#[server(prefix = "/api", endpoint = "authentication/log-ins", input = GetUrl)]
+pub async fn fetch_log_ins() -> Result<Vec<LogInView>, AppError> {
+    use crate::server::{app_state, auth::FullSession, extract, logins};
+    let state = app_state()?;
+    let session = extract::<FullSession>(&state).await?;
+    logins::list(&state, &session).await
+}
+
+/// POST /api/authentication/log-ins/end: ends one of the person's own
+/// log-ins, by the `id` the list gave (404 for any other). Ending this
+/// browser's own log-in logs it out.
+#[server(prefix = "/api", endpoint = "authentication/log-ins/end", input = Json)]
+pub async fn end_log_in(id: String) -> Result<Done, AppError> {
+    use crate::server::{full_request, logins, set_cookies};
+    let (state, session, meta) = full_request().await?;
+    let ended = logins::end_one(&state, &meta, &session, id.trim()).await?;
+    if ended.current {
+        set_cookies(&logins::cleared_cookies(&state));
+    }
+    Ok(Done { message: format!("Logged out {}.", ended.browser) })
+}
+
 /// POST /api/authentication/change-password: needs the current password;
 /// every other session ends.
 #[server(prefix = "/api", endpoint = "authentication/change-password", input = Json)]

@@ -133,6 +133,28 @@ pub struct PasskeyList {
     pub available: bool,
 }
 
+/// One of the person's live log-ins (GET /api/authentication/log-ins).
+/// `id` is a handle to end it by, derived one way from the log-in: never
+/// the log-in's own id, which names its tokens inside the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogInView {
+    pub id: String,
+    /// Fixed words read from the User-Agent ("Firefox on Windows"), never
+    /// the string itself.
+    pub browser: String,
+    /// The address it logged in from, as stored.
+    pub ip: Option<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds: the log-in's start or its latest refresh.
+    pub last_seen_at: i64,
+    /// The log-in of the browser asking.
+    pub current: bool,
+    /// How it was reached (RFC 8176 names: `pwd`, `otp`, `rec`, `hwk`).
+    pub amr: Vec<String>,
+}
+
 /// Kinds of security events in the audit trail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -163,10 +185,12 @@ pub enum AuditKind {
     /// The authenticator app's key was replaced by a new one (a new
     /// phone): sessions and recovery codes unchanged.
     TwoFactorKeyReplaced,
+    /// One log-in ended from the security page's list (log-out per device).
+    LogInEnded,
 }
 
 impl AuditKind {
-    const ALL: [AuditKind; 22] = [
+    const ALL: [AuditKind; 23] = [
         AuditKind::LogInOk,
         AuditKind::LogInFailed,
         AuditKind::CodeFailed,
@@ -189,6 +213,7 @@ impl AuditKind {
         AuditKind::EmailVerified,
         AuditKind::SetupCodeFailed,
         AuditKind::TwoFactorKeyReplaced,
+        AuditKind::LogInEnded,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -215,6 +240,7 @@ impl AuditKind {
             AuditKind::EmailVerified => "email_verified",
             AuditKind::SetupCodeFailed => "setup_code_failed",
             AuditKind::TwoFactorKeyReplaced => "two_factor_key_replaced",
+            AuditKind::LogInEnded => "log_in_ended",
         }
     }
 
@@ -247,6 +273,7 @@ impl AuditKind {
             AuditKind::EmailVerified => "Email address confirmed",
             AuditKind::SetupCodeFailed => "A code typed during set-up was not accepted",
             AuditKind::TwoFactorKeyReplaced => "Authenticator app moved to a new phone (the old one stopped working)",
+            AuditKind::LogInEnded => "Logged out one device from the security page",
         }
     }
 
@@ -260,6 +287,7 @@ impl AuditKind {
             AuditKind::RecoveryCodesRegenerated,
             AuditKind::PasswordChanged,
             AuditKind::SessionsRevoked,
+            AuditKind::LogInEnded,
             AuditKind::TwoFactorReset,
             AuditKind::RefreshReuseDetected,
             AuditKind::CodesLocked,

@@ -334,6 +334,13 @@ async fn security(State(state): State<AppState>, req: Request) -> Response {
                 Err(e) => (Answer::Render(failed(intent, e, &posted, &[])), vec![]),
             }
         }
+        // "Log out" beside one log-in: the list again, saying which ended
+        // (this browser's own is a log-out, to the log-in page).
+        Intent::EndLogIn => match logins::end_one(&state, &posted.meta, &session, posted.get("login").trim()).await {
+            Ok(ended) if ended.current => (Answer::Redirect("/login".into()), logins::cleared_cookies(&state)),
+            Ok(ended) => (Answer::Render(shown(intent, Shown::LogInEnded(ended.browser))), vec![]),
+            Err(e) => (Answer::Render(failed(intent, e, &posted, &[])), vec![]),
+        },
         Intent::Everywhere => match logins::log_out_everywhere(&state, &posted.meta, session).await {
             Ok(()) => (Answer::Redirect("/login".into()), logins::cleared_cookies(&state)),
             Err(e) => (Answer::Render(failed(intent, e, &posted, &[])), vec![]),

@@ -26,7 +26,9 @@ mod users;
 
 pub use audit::{AuditRow, NewAuditEvent};
 pub use factors::{CeremonyRow, NewCeremony, NewPasskey, PasskeyRow};
-pub use logins::{GateSubject, LoginRow, NewGateCookie, NewLogin, NewRefreshToken, RefreshRow, SessionUser};
+pub use logins::{
+    GateSubject, LiveLoginRow, LoginRow, NewGateCookie, NewLogin, NewRefreshToken, RefreshRow, SessionUser,
+};
 pub use mail::{MailRow, NewMail};
 pub use throttle::Throttle;
 pub use users::{SealedSecrets, UserRow, UserSummary};

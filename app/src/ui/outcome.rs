@@ -32,10 +32,12 @@ pub enum Intent {
     PasskeyCodes,
     /// The one form of a page mail leads to (see `mailed`).
     Mailed,
+    /// "Log out" beside one log-in of the security page's list.
+    EndLogIn,
 }
 
 impl Intent {
-    const ALL: [Intent; 15] = [
+    const ALL: [Intent; 16] = [
         Intent::SignUp,
         Intent::Password,
         Intent::Code,
@@ -51,6 +53,7 @@ impl Intent {
         Intent::RemovePasskey,
         Intent::PasskeyCodes,
         Intent::Mailed,
+        Intent::EndLogIn,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -70,6 +73,7 @@ impl Intent {
             Intent::RemovePasskey => "remove-passkey",
             Intent::PasskeyCodes => "passkey-codes",
             Intent::Mailed => "mailed",
+            Intent::EndLogIn => "end-log-in",
         }
     }
 
@@ -88,6 +92,8 @@ pub enum Shown {
     PasswordChanged,
     /// The app's key moved to a new phone (sessions and codes unchanged).
     KeyReplaced,
+    /// One log-in of the list ended: its browser, in words.
+    LogInEnded(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -83,6 +83,18 @@ pub struct LoginRow {
     pub expires_at: i64,
 }
 
+/// A live log-in as its owner's list shows it: when and where it started,
+/// when it was last seen, how it was reached.
+#[derive(Debug, Clone, FromRow)]
+pub struct LiveLoginRow {
+    pub id: String,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub amr: String,
+}
+
 /// A refresh token's row: which log-in it continues, and whether it was
 /// already exchanged.
 #[derive(Debug, Clone, FromRow)]
@@ -118,6 +130,15 @@ macro_rules! live {
         concat!("l.revoked_at IS NULL AND l.expires_at > ", $now, " AND l.session_version = u.session_version")
     };
 }
+
+/// An account's live log-ins, the most recently seen first.
+const LIVE_LOGINS: &str = concat!(
+    "SELECT l.id, l.created_at, l.last_seen_at, l.ip, l.user_agent, l.amr \
+     FROM logins l JOIN users u ON u.id = l.user_id \
+     WHERE l.user_id = $1 AND ",
+    live!("$2"),
+    " ORDER BY l.last_seen_at DESC, l.created_at DESC, l.id"
+);
 
 impl Db {
     /// Who a full session is, if its log-in is live, in one round trip:
@@ -210,6 +231,12 @@ impl Db {
         }))
     }
 
+    /// The account's live log-ins (not ended, not expired, of its current
+    /// session version), the most recently seen first.
+    pub async fn live_logins(&self, user_id: i64, now: i64) -> Result<Vec<LiveLoginRow>, AppError> {
+        Ok(sqlx::query_as::<_, LiveLoginRow>(LIVE_LOGINS).bind(user_id).bind(now).fetch_all(&self.pool).await?)
+    }
+
     pub async fn refresh_token(&self, token_hash: &str) -> Result<Option<RefreshRow>, AppError> {
         Ok(sqlx::query_as::<_, RefreshRow>("SELECT id, user_id, family FROM sessions WHERE token_hash = $1")
             .bind(token_hash)
@@ -291,6 +318,12 @@ impl Tx {
         .bind(now)
         .fetch_optional(&mut *self.tx)
         .await?)
+    }
+
+    /// `Db::live_logins`, read in this transaction (an ending picks its
+    /// log-in from these, so it can only ever be the account's own).
+    pub async fn live_logins(&mut self, user_id: i64, now: i64) -> Result<Vec<LiveLoginRow>, AppError> {
+        Ok(sqlx::query_as::<_, LiveLoginRow>(LIVE_LOGINS).bind(user_id).bind(now).fetch_all(&mut *self.tx).await?)
     }
 
     /// Ends one log-in.

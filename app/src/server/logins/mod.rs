@@ -8,10 +8,12 @@
 
 mod end;
 mod gate_cookies;
+mod list;
 mod refresh;
 
-pub use end::{end_all, log_out, log_out_everywhere, operator_revoke_sessions};
+pub use end::{EndedLogIn, end_all, end_one, log_out, log_out_everywhere, operator_revoke_sessions};
 pub use gate_cookies::issue_gate_cookies;
+pub use list::list;
 pub use refresh::refresh;
 
 use base64::Engine;

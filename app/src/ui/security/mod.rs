@@ -7,12 +7,14 @@
 
 mod activity;
 mod enrol;
+mod log_ins;
 mod password;
 mod two_factor;
 
 use activity::RecentActivity;
 pub(crate) use enrol::RecoveryCodes;
 use enrol::{Enrol, Wizard};
+use log_ins::LogIns;
 use password::PasswordAndSessions;
 use two_factor::TwoFactorOn;
 
@@ -192,6 +194,7 @@ fn Security(user: User) -> impl IntoView {
         <super::passkeys::PasskeysCard changed outcome=posted() action=Signal::derive(security_action())
             codes_here=Signal::derive(move || passkeys_on.get() && !enabled.get()) recent codes=passkey_codes/>
         <PasswordAndSessions changed/>
+        <LogIns changed/>
         <RecentActivity changed/>
     }
 }

@@ -1,0 +1,360 @@
+//! The person's list of log-ins and "Log out" per device: each browser
+//! listed in words with its address, this one marked; ending another one
+//! kills its refresh token, access token and gate cookie at once and
+//! leaves this one working; a handle reaches only its owner's log-ins; a
+//! refresh racing the ending never revives the log-in.
+
+use super::forms::{browser, location};
+use super::*;
+
+const FIREFOX_WINDOWS: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0";
+const CHROME_LINUX: &str =
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36";
+
+const LIST: &str = "/api/authentication/log-ins";
+const END: &str = "/api/authentication/log-ins/end";
+
+/// The portal with gate cookies for `example.test`, letting in any live
+/// log-in at `one.example.test`.
+async fn gated_app() -> TestApp {
+    let rules = tempfile::Builder::new().suffix(".toml").tempfile().expect("rules file");
+    std::fs::write(rules.path(), "[[rules]]\ndomain = \"one.example.test\"\npolicy = \"one_factor\"\n")
+        .expect("write rules");
+    let (_, path) = rules.keep().expect("keep rules file");
+    let path = path.display().to_string();
+    spawn_app_with(&[
+        ("COOKIE_DOMAINS", "example.test"),
+        ("PUBLIC_URL", "http://auth.example.test"),
+        ("SIGNUP", "open"),
+        ("ACCESS_RULES", &path),
+    ])
+    .await
+}
+
+/// One browser's log-in: its client (cookie store) and its cookies as set
+/// at log-in.
+struct Browser {
+    client: reqwest::Client,
+    access: String,
+    refresh: String,
+    gate: String,
+}
+
+fn client_as(agent: &str) -> reqwest::Client {
+    reqwest::Client::builder().cookie_store(true).user_agent(agent).build().expect("client")
+}
+
+impl TestApp {
+    async fn browser_logged_in(&self, email: &str, agent: &str) -> Browser {
+        let client = client_as(agent);
+        let r =
+            self.post_with(&client, "/api/authentication/log-in", json!({"email": email, "password": PASSWORD})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let cookie = |name| set_cookie(&r, name).filter(|v| !v.is_empty()).expect("a log-in sets its cookies");
+        Browser { access: cookie("access"), refresh: cookie("refresh"), gate: cookie("twofactor_gate"), client }
+    }
+
+    /// What nginx's auth_request would hear for `GET http://one.example.test/`.
+    async fn gate_with(&self, gate: &str) -> StatusCode {
+        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+        let req = client
+            .get(format!("{}/api/authz/auth-request", self.base))
+            .header("x-original-method", "GET")
+            .header("x-original-url", "http://one.example.test/")
+            .header("cookie", format!("twofactor_gate={gate}"));
+        req.send().await.expect("gate").status()
+    }
+
+    /// Every part of a log-in refused: gate cookie, access token, refresh token.
+    async fn assert_dead(&self, b: &Browser, what: &str) {
+        assert_eq!(self.gate_with(&b.gate).await, StatusCode::UNAUTHORIZED, "gate cookie, {what}");
+        assert_eq!(self.current_user_with(&b.access).await.status, StatusCode::UNAUTHORIZED, "access token, {what}");
+        assert_eq!(self.refresh_with(&b.refresh).await.status, StatusCode::UNAUTHORIZED, "refresh token, {what}");
+    }
+
+    async fn list_of(&self, b: &Browser) -> Vec<Value> {
+        let r = self.get_with(&b.client, LIST).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        r.body.as_array().expect("a list").clone()
+    }
+
+    /// The handle of the one listed log-in that is not `b`'s own.
+    async fn other_id(&self, b: &Browser) -> String {
+        let list = self.list_of(b).await;
+        let others: Vec<&Value> = list.iter().filter(|l| l["current"] == false).collect();
+        assert_eq!(others.len(), 1, "{list:?}");
+        others[0]["id"].as_str().expect("id").to_owned()
+    }
+
+    async fn login_rows(&self) -> Vec<String> {
+        let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&self.database_url).await.expect("connect");
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT id || ':' || last_seen_at || ':' || COALESCE(CAST(revoked_at AS TEXT), '-') FROM logins ORDER BY id",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .expect("logins");
+        rows.into_iter().map(|(r,)| r).collect()
+    }
+}
+
+#[tokio::test]
+async fn the_list_shows_each_browser_in_words_newest_seen_first_and_marks_this_one() {
+    let app = gated_app().await;
+    let email = "two-browsers@example.com";
+    assert_eq!(app.register(email).await.status, StatusCode::CREATED);
+    let firefox = app.browser_logged_in(email, FIREFOX_WINDOWS).await;
+    app.clock.advance(60);
+    let chrome = app.browser_logged_in(email, CHROME_LINUX).await;
+
+    let list = app.list_of(&firefox).await;
+    assert_eq!(list.len(), 2, "{list:?}");
+    assert_eq!(list[0]["browser"], "Chrome on Linux", "the most recently seen first: {list:?}");
+    assert_eq!(list[1]["browser"], "Firefox on Windows");
+    assert_eq!((list[0]["current"].as_bool(), list[1]["current"].as_bool()), (Some(false), Some(true)));
+    for login in &list {
+        assert_eq!(login["ip"], "127.0.0.1");
+        assert_eq!(login["amr"], json!(["pwd"]));
+    }
+    assert_eq!(list[1]["createdAt"], START);
+    assert_eq!(list[0]["createdAt"], START + 60);
+    // The ids are handles: never a log-in's own id (the refresh family,
+    // inside the server), and they give nothing to present as a cookie.
+    let ids: Vec<String> =
+        app.login_rows().await.iter().map(|r| r.split(':').next().unwrap_or("").to_owned()).collect();
+    for login in &list {
+        let id = login["id"].as_str().expect("id");
+        assert_eq!(id.len(), 32, "{id}");
+        assert!(!ids.iter().any(|real| real == id || real.contains(id) || id.contains(real.as_str())), "{id}");
+    }
+    // Chrome's view marks Chrome.
+    let seen = app.list_of(&chrome).await;
+    assert_eq!(seen[0]["browser"], "Chrome on Linux");
+    assert_eq!(seen[0]["current"], true);
+
+    // A refresh is "last seen": Firefox moves to the top, first seen kept.
+    app.clock.advance(60);
+    assert_eq!(app.refresh_with(&firefox.refresh).await.status, StatusCode::OK);
+    let list = app.list_of(&chrome).await;
+    assert_eq!(list[0]["browser"], "Firefox on Windows", "{list:?}");
+    assert_eq!(list[0]["lastSeenAt"], START + 120);
+    assert_eq!(list[0]["createdAt"], START);
+
+    // A log-out leaves the list.
+    let r = app.post_with(&chrome.client, "/api/authentication/log-out", json!({})).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let fresh = app.browser_logged_in(email, CHROME_LINUX).await;
+    let list = app.list_of(&fresh).await;
+    assert_eq!(list.len(), 2, "the ended log-in is gone: {list:?}");
+}
+
+#[tokio::test]
+async fn ending_the_other_log_in_kills_its_tokens_and_gate_cookie_at_once_and_leaves_this_one() {
+    let app = gated_app().await;
+    let email = "end-other@example.com";
+    assert_eq!(app.register(email).await.status, StatusCode::CREATED);
+    let mine = app.browser_logged_in(email, FIREFOX_WINDOWS).await;
+    let other = app.browser_logged_in(email, CHROME_LINUX).await;
+    // Both work, and the caches know both (so the ending must reach them).
+    for b in [&mine, &other] {
+        assert_eq!(app.gate_with(&b.gate).await, StatusCode::OK);
+        assert_eq!(app.current_user_with(&b.access).await.status, StatusCode::OK);
+    }
+
+    let id = app.other_id(&mine).await;
+    let r = app.post_with(&mine.client, END, json!({"id": id})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["message"], "Logged out Chrome on Linux.");
+    assert!(set_cookie(&r, "access").is_none(), "this browser keeps its cookies");
+    app.assert_dead(&other, "after its ending").await;
+
+    // This one goes on: portal, gate, refresh.
+    assert_eq!(app.current_user_with(&mine.access).await.status, StatusCode::OK);
+    assert_eq!(app.gate_with(&mine.gate).await, StatusCode::OK);
+    assert_eq!(app.refresh_with(&mine.refresh).await.status, StatusCode::OK);
+    let list = app.list_of(&mine).await;
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0]["browser"], "Firefox on Windows");
+
+    // Said in the activity, in plain words, with the changes.
+    let a = app.get_with(&mine.client, "/api/authentication/activity").await;
+    let changes: Vec<&str> =
+        a.body["changes"].as_array().expect("changes").iter().filter_map(|e| e["kind"].as_str()).collect();
+    assert!(changes.contains(&"log_in_ended"), "{changes:?}");
+
+    // Ended already: 404, nothing more happens.
+    let r = app.post_with(&mine.client, END, json!({"id": id})).await;
+    assert_error(&r, StatusCode::NOT_FOUND, "not_found");
+}
+
+#[tokio::test]
+async fn another_persons_log_in_or_an_unknown_one_is_not_found_and_nothing_changes() {
+    let app = gated_app().await;
+    assert_eq!(app.register("ann@example.com").await.status, StatusCode::CREATED);
+    assert_eq!(app.register("bob@example.com").await.status, StatusCode::CREATED);
+    let ann = app.browser_logged_in("ann@example.com", FIREFOX_WINDOWS).await;
+    let bob = app.browser_logged_in("bob@example.com", CHROME_LINUX).await;
+    let bobs = app.list_of(&bob).await[0]["id"].as_str().expect("id").to_owned();
+    // Bob's log-in's own id (the refresh family), as an access token carries it.
+    let real_ids: Vec<String> =
+        app.login_rows().await.iter().map(|r| r.split(':').next().unwrap_or("").to_owned()).collect();
+    let before = (snapshot(&app).await, app.login_rows().await);
+    let activity_before = app.count_audit().await;
+
+    for id in [bobs.as_str(), "", "nope", &"0".repeat(32), real_ids[0].as_str(), real_ids[1].as_str()] {
+        let r = app.post_with(&ann.client, END, json!({"id": id})).await;
+        assert_error(&r, StatusCode::NOT_FOUND, "not_found");
+    }
+    assert_eq!((snapshot(&app).await, app.login_rows().await), before, "nothing changed");
+    assert_eq!(app.count_audit().await, activity_before, "nothing recorded");
+    assert_eq!(app.current_user_with(&bob.access).await.status, StatusCode::OK);
+    assert_eq!(app.gate_with(&bob.gate).await, StatusCode::OK);
+    assert_eq!(app.refresh_with(&bob.refresh).await.status, StatusCode::OK);
+
+    // Both endpoints need a full session; the write is refused cross-site.
+    assert_error(&app.get(LIST).await, StatusCode::UNAUTHORIZED, "unauthenticated");
+    assert_error(&app.post(END, json!({"id": bobs})).await, StatusCode::UNAUTHORIZED, "unauthenticated");
+    let r = app
+        .send(
+            &ann.client,
+            ann.client
+                .post(format!("{}{END}", app.base))
+                .header("origin", "https://evil.example")
+                .json(&json!({"id": bobs})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    let r = app.post_with(&ann.client, END, json!({})).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert_eq!(app.current_user_with(&bob.access).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_password_stage_session_can_neither_list_nor_end() {
+    let app = spawn_app().await;
+    let _secret = app.enrolled_user("stage@example.com").await;
+    app.password_stage("stage@example.com").await;
+    assert_error(&app.get(LIST).await, StatusCode::UNAUTHORIZED, "unauthenticated");
+    assert_error(&app.post(END, json!({"id": "x"})).await, StatusCode::UNAUTHORIZED, "unauthenticated");
+}
+
+#[tokio::test]
+async fn ending_this_browsers_own_log_in_logs_it_out() {
+    let app = gated_app().await;
+    let email = "end-mine@example.com";
+    assert_eq!(app.register(email).await.status, StatusCode::CREATED);
+    let mine = app.browser_logged_in(email, FIREFOX_WINDOWS).await;
+    let other = app.browser_logged_in(email, CHROME_LINUX).await;
+    let list = app.list_of(&mine).await;
+    let own = list.iter().find(|l| l["current"] == true).expect("this one")["id"].as_str().expect("id").to_owned();
+    let r = app.post_with(&mine.client, END, json!({"id": own})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(set_cookie(&r, "access").as_deref(), Some(""), "cookies cleared as a log-out clears them");
+    assert_eq!(set_cookie(&r, "refresh").as_deref(), Some(""));
+    app.assert_dead(&mine, "after ending this browser's own").await;
+    assert_eq!(app.get_with(&mine.client, "/api/authentication").await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.current_user_with(&other.access).await.status, StatusCode::OK, "the other one goes on");
+}
+
+#[tokio::test]
+async fn the_form_without_javascript_ends_one_log_in() {
+    let app = gated_app().await;
+    let email = "end-nojs@example.com";
+    assert_eq!(app.register(email).await.status, StatusCode::CREATED);
+    let page_browser = browser();
+    let r =
+        app.form(&page_browser, "/login", &[("intent", "password"), ("email", email), ("password", PASSWORD)]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+    let other = app.browser_logged_in(email, CHROME_LINUX).await;
+    let page = app.page(&page_browser, "/security").await;
+    assert!(page.text.contains("Where you&#x27;re logged in") || page.text.contains("Where you're logged in"));
+    assert!(page.text.contains("Chrome on Linux") && page.text.contains("This browser"), "{}", page.text);
+    let list = app.get_with(&page_browser, LIST).await;
+    let id = list.body.as_array().expect("list").iter().find(|l| l["current"] == false).expect("other")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    assert!(page.text.contains(&format!("value=\"{id}\"")), "the form carries the handle");
+
+    let r = app.form(&page_browser, "/security", &[("intent", "end-log-in"), ("login", &id)]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.text.contains("Logged out Chrome on Linux."), "{}", r.text);
+    app.assert_dead(&other, "after the form").await;
+    // Again: the page says it is gone, with a 404.
+    let r = app.form(&page_browser, "/security", &[("intent", "end-log-in"), ("login", &id)]).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(r.text.contains("already ended"), "{}", r.text);
+    // This browser's own: a log-out, to the log-in page.
+    let list = app.get_with(&page_browser, LIST).await;
+    let own = list.body[0]["id"].as_str().expect("id").to_owned();
+    let r = app.form(&page_browser, "/security", &[("intent", "end-log-in"), ("login", &own)]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+    assert_eq!(location(&r), "/login");
+    assert_eq!(app.get_with(&page_browser, LIST).await.status, StatusCode::UNAUTHORIZED);
+}
+
+/// A refresh of log-in B in a loop (as a thief holding its refresh token
+/// would) racing A's ending of B: afterwards nothing of B works, whatever
+/// the refreshes got, A still does, and no theft was reported.
+#[tokio::test]
+async fn a_refresh_racing_the_ending_of_its_log_in_never_survives_it() {
+    let app = gated_app().await;
+    let email = "end-race@example.com";
+    assert_eq!(app.register(email).await.status, StatusCode::CREATED);
+    let a = app.browser_logged_in(email, FIREFOX_WINDOWS).await;
+    let n = std::env::var("RACE_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
+    let mut revived = 0;
+    for round in 0..n {
+        let b = app.browser_logged_in(email, CHROME_LINUX).await;
+        let id = app.other_id(&a).await;
+        let refresher = async {
+            let mut got = Vec::new();
+            let mut refresh = b.refresh.clone();
+            for _ in 0..100 {
+                let r = app.refresh_with(&refresh).await;
+                let (Some(access), Some(next)) = (set_cookie(&r, "access"), set_cookie(&r, "refresh")) else { break };
+                if access.is_empty() || next.is_empty() {
+                    break;
+                }
+                got.push((access, next.clone()));
+                refresh = next;
+            }
+            got
+        };
+        let ending = app.post_with(&a.client, END, json!({"id": id}));
+        let (refreshed, ended) = tokio::join!(refresher, ending);
+        assert_eq!(ended.status, StatusCode::OK, "round {round}: {}", ended.text);
+        let mut alive = app.gate_with(&b.gate).await != StatusCode::UNAUTHORIZED;
+        if let Some((access, refresh)) = refreshed.last() {
+            alive |= app.current_user_with(access).await.status != StatusCode::UNAUTHORIZED;
+            alive |= app.refresh_with(refresh).await.status != StatusCode::UNAUTHORIZED;
+        }
+        if alive {
+            revived += 1;
+        }
+    }
+    eprintln!("{revived} of {n} rounds left log-in B working");
+    assert_eq!(revived, 0, "log-in B survived its ending in {revived} of {n} rounds");
+    assert_eq!(app.get_with(&a.client, "/api/authentication").await.status, StatusCode::OK, "A goes on");
+    assert_eq!(app.count_kind("refresh_reuse_detected").await, 0, "an ending is not a theft");
+    assert_eq!(app.count_kind("log_in_ended").await, n as i64, "one audit event per ending");
+}
+
+impl TestApp {
+    async fn count_audit(&self) -> i64 {
+        let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&self.database_url).await.expect("connect");
+        let (n,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM audit_events").fetch_one(&mut conn).await.expect("count");
+        n
+    }
+
+    async fn count_kind(&self, kind: &str) -> i64 {
+        let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&self.database_url).await.expect("connect");
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM audit_events WHERE kind = $1")
+            .bind(kind)
+            .fetch_one(&mut conn)
+            .await
+            .expect("count");
+        n
+    }
+}
