@@ -126,7 +126,7 @@ test.describe('with passkeys', () => {
       await signUp(page, uniqueEmail(`first-passkey-${width}`));
       await expect(page.locator('html[data-hydrated]')).toHaveCount(1);
       // Logged in a moment ago: no password asked for, one main action.
-      await expect(page.getByLabel('Your password')).toHaveCount(0);
+      await expect(page.getByLabel('Your password')).toBeHidden();
       await expect(page.locator('.btn-primary:visible')).toHaveCount(1);
       await page.locator('#passkey-name').fill('Laptop');
       await page.getByRole('button', { name: 'Add a passkey' }).click();
