@@ -167,7 +167,21 @@ pub async fn current_user() -> Result<User, AppError> {
     use crate::server::{app_state, auth::FullSession, extract};
     let state = app_state()?;
     let session = extract::<FullSession>(&state).await?;
-    Ok(User::from(&session.user))
+    let mut user = User::from(&session.user);
+    // The pages compare it with the browser's zone (see `ui::session`).
+    user.time_zone = state.db.time_zone_of(user.id).await?;
+    Ok(user)
+}
+
+/// POST /api/account/time-zone: the browser's IANA time zone (`timeZone`,
+/// e.g. `Europe/Berlin`), stored on the account for the times on its pages
+/// and in its mail. An unknown name is refused with 400, nothing stored.
+#[server(prefix = "/api", endpoint = "account/time-zone", input = Json)]
+pub async fn set_time_zone(#[server(rename = "timeZone")] time_zone: String) -> Result<TimeZoneSet, AppError> {
+    use crate::server::{app_state, auth::FullSession, extract, time_zone};
+    let state = app_state()?;
+    let session = extract::<FullSession>(&state).await?;
+    Ok(TimeZoneSet { time_zone: time_zone::set(&state, &session, &time_zone).await? })
 }
 
 /// POST /api/authentication/refresh: rotates the refresh token and issues a

@@ -22,6 +22,10 @@ pub struct User {
     /// The email address was proved by its link.
     #[serde(default)]
     pub is_email_verified: bool,
+    /// The person's IANA time zone, once their browser has reported it
+    /// (POST /api/account/time-zone); only GET /api/authentication says it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -322,15 +326,50 @@ pub struct ActivityEvent {
     pub at: i64,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    /// `at` in the person's time zone with its abbreviation ("6 Dec 2026,
+    /// 14:02 CET"), or in UTC, said as such, while no zone is known.
+    #[serde(default)]
+    pub when: String,
+    /// On a lockdown: the event its notice reported, which set it off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub about: Option<LockdownAbout>,
+    /// This event is the one a lockdown's notice reported.
+    #[serde(default)]
+    pub set_off_lockdown: bool,
+}
+
+/// POST /api/account/time-zone: the zone as stored (the database's
+/// spelling of the name sent).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TimeZoneSet {
+    pub time_zone: String,
+}
+
+/// What set off a lockdown, as the notice whose link was used told it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LockdownAbout {
+    /// What the notice reported, in words ("a log-in from a new browser").
+    pub what: String,
+    /// The browser in fixed words ("Chrome on Linux"), never the User-Agent.
+    pub browser: String,
+    pub ip: Option<String>,
+    /// When, as `ActivityEvent::when`.
+    pub when: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Activity {
     /// Log-ins, failed attempts, throttling and recovery codes used.
     pub events: Vec<ActivityEvent>,
     /// Changes to the account's protection, kept apart (see
     /// `AuditKind::changes`).
     pub changes: Vec<ActivityEvent>,
+    /// The zone `when` is written in (None: UTC).
+    #[serde(default)]
+    pub time_zone: Option<String>,
 }
 
 /// Parses a field, collecting its message under the JSON field name.

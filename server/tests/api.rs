@@ -42,6 +42,8 @@ mod identity;
 mod instances;
 #[path = "api/log_ins.rs"]
 mod log_ins;
+#[path = "api/lockdown_loop.rs"]
+mod lockdown_loop;
 #[path = "api/logins.rs"]
 mod logins;
 #[path = "api/mail.rs"]

@@ -18,6 +18,7 @@ pub mod request;
 pub mod retention;
 pub mod state;
 pub mod throttle;
+pub mod time_zone;
 
 use axum::extract::FromRequestParts;
 use http::HeaderValue;

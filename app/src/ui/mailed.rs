@@ -263,16 +263,33 @@ fn Mailed(page: Page, outcome: Option<FormOutcome>) -> impl IntoView {
                 "Your new password is set and every session of your account has ended. Log in with it (and your \
                  code or passkey, if two-factor authentication is on)."
             }
-            Page::Lockdown => {
-                "Your account is locked and every session has ended. We emailed you a link to set a new password; \
-                 after that, log in as usual and look at the security page to see what happened."
-            }
+            Page::Lockdown => "Your account is locked and every session has ended, on every device.",
         })
     };
-    let finished = move || {
-        view! {
+    // After a lockdown, log-in is refused until the password is reset:
+    // the reset is the way on, not a log-in.
+    let finished = move || match page {
+        Page::Lockdown => view! {
+            <p>
+                "Next, set a new password: open the message we just emailed you and use its link (it works for 30 \
+                 minutes). Until then nobody can log in, you included."
+            </p>
+            // A full page load: the next page reads its own address afresh.
+            <p class="actions">
+                <a href="/forgot-password" class="btn btn-primary" rel="external" data-testid="lockdown-next">
+                    "Set a new password"
+                </a>
+            </p>
+            <p class="muted">
+                "No message, or its link expired? The button mails you a fresh one. Once the new password is set, \
+                 log in and open the security page: it marks the log-in that set this off and says what to check."
+            </p>
+        }
+        .into_any(),
+        _ => view! {
             <p class="actions"><A href="/login" attr:class="btn btn-primary">"Go to log in"</A></p>
         }
+        .into_any(),
     };
     let checked_form = move || match checked {
         None => form().into_any(),

@@ -1,6 +1,7 @@
 //! Keeping the browser's session alive. Access tokens last 15 minutes; when
 //! a call answers `unauthenticated`, the page rotates the refresh token
-//! and retries. Protected pages load the user through `RequireUser`.
+//! and retries. Protected pages load the user through `RequireUser`, which
+//! also tells the server the browser's time zone once hydrated.
 
 use std::future::Future;
 
@@ -8,7 +9,7 @@ use leptos::prelude::*;
 use leptos_router::components::Redirect;
 use serde::{Deserialize, Serialize};
 
-use crate::api::{User, current_user, refresh};
+use crate::api::{User, current_user, refresh, set_time_zone};
 use crate::error::{AppError, ErrorKind};
 
 /// Rotates the refresh token. A 409 means another request of this page
@@ -74,10 +75,47 @@ async fn check_session(can_restore: bool) -> SessionCheck {
     }
 }
 
+/// Moves on each time the server learns the browser's time zone (parts of
+/// the page that show times read them again).
+#[derive(Debug, Clone, Copy)]
+pub struct TimeZoneLearned(pub RwSignal<u32>);
+
+/// The browser's IANA time zone (`Intl.DateTimeFormat().resolvedOptions()`),
+/// if it says one.
+#[cfg(feature = "hydrate")]
+fn browser_time_zone() -> Option<String> {
+    let format = js_sys::Intl::DateTimeFormat::new(&js_sys::Array::new(), &js_sys::Object::new());
+    let options = format.resolved_options();
+    js_sys::Reflect::get(&options, &"timeZone".into()).ok()?.as_string().filter(|z| !z.is_empty())
+}
+
+/// Once hydrated, tells the server the browser's time zone if it differs
+/// from the one the account has (`known`): times on the pages and in mail
+/// are then written in it. Without JavaScript nothing is sent and times
+/// stay in UTC, said as such. Draws nothing.
+#[component]
+fn LearnTimeZone(known: Option<String>) -> impl IntoView {
+    let learned = use_context::<TimeZoneLearned>();
+    Effect::new(move |_| {
+        #[cfg(feature = "hydrate")]
+        if let Some(zone) = browser_time_zone().filter(|z| Some(z) != known.as_ref()) {
+            leptos::task::spawn_local(async move {
+                let sent = with_refresh(|| set_time_zone(zone.clone())).await;
+                if let (Ok(_), Some(learned)) = (sent, learned) {
+                    learned.0.update(|n| *n += 1);
+                }
+            });
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = (&known, learned, set_time_zone);
+    });
+}
+
 /// Loads the current user and renders `children` with it; sends a visitor
 /// without a session to /login and shows other failures.
 #[component]
 pub fn RequireUser(children: fn(User) -> AnyView) -> impl IntoView {
+    provide_context(TimeZoneLearned(RwSignal::new(0)));
     let check = Resource::new(
         || (),
         |_| {
@@ -92,7 +130,10 @@ pub fn RequireUser(children: fn(User) -> AnyView) -> impl IntoView {
         <Suspense fallback=|| view! { <p class="muted loading">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match check.await {
-                    SessionCheck::User(u) => children(u),
+                    SessionCheck::User(u) => {
+                        let known = u.time_zone.clone();
+                        view! { <LearnTimeZone known/> {children(u)} }.into_any()
+                    }
                     SessionCheck::LoggedOut => view! { <Redirect path="/login"/> }.into_any(),
                     SessionCheck::Restore => view! { <Restore check/> }.into_any(),
                     SessionCheck::Failed(e) => view! {

@@ -27,6 +27,7 @@ impl From<&crate::server::db::SessionUser> for User {
             name: user.name.clone(),
             is_two_factor_authentication_enabled: user.totp_enabled,
             is_email_verified: user.email_verified,
+            time_zone: None,
         }
     }
 }
@@ -39,6 +40,7 @@ impl From<&UserRow> for User {
             name: row.name.clone(),
             is_two_factor_authentication_enabled: row.totp_enabled,
             is_email_verified: row.email_verified_at.is_some(),
+            time_zone: None,
         }
     }
 }

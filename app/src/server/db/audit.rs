@@ -16,7 +16,25 @@ pub struct AuditRow {
     pub at: i64,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    /// On a lockdown: what its notice reported (see `LockdownCause`).
+    pub about_kind: Option<String>,
+    pub about_at: Option<i64>,
+    pub about_ip: Option<String>,
+    pub about_user_agent: Option<String>,
 }
+
+/// What set off a lockdown: the event the notice whose link was used
+/// reported, as the notice told it (migration 0012).
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct LockdownCause {
+    /// The notice's mail kind, e.g. `notice:new_browser`.
+    pub kind: String,
+    pub at: i64,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+const AUDIT_COLUMNS: &str = "kind, at, ip, user_agent, about_kind, about_at, about_ip, about_user_agent";
 
 impl Db {
     pub async fn insert_audit(&self, e: &NewAuditEvent<'_>) -> Result<(), AppError> {
@@ -43,14 +61,31 @@ impl Db {
     ) -> Result<Vec<AuditRow>, AppError> {
         // Kinds are the app's own constants; they are bound, never spliced.
         let list = kinds.join(",");
-        let sql = if exclude {
-            "SELECT kind, at, ip, user_agent FROM audit_events WHERE user_id = $1 \
-             AND (',' || $2 || ',') NOT LIKE ('%,' || kind || ',%') ORDER BY at DESC, id DESC LIMIT $3"
-        } else {
-            "SELECT kind, at, ip, user_agent FROM audit_events WHERE user_id = $1 \
-             AND (',' || $2 || ',') LIKE ('%,' || kind || ',%') ORDER BY at DESC, id DESC LIMIT $3"
-        };
-        Ok(sqlx::query_as::<_, AuditRow>(sql).bind(user_id).bind(list).bind(limit).fetch_all(&self.pool).await?)
+        let not = if exclude { "NOT" } else { "" };
+        let sql = format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_events WHERE user_id = $1 \
+             AND (',' || $2 || ',') {not} LIKE ('%,' || kind || ',%') ORDER BY at DESC, id DESC LIMIT $3"
+        );
+        Ok(sqlx::query_as::<_, AuditRow>(sqlx::AssertSqlSafe(sql))
+            .bind(user_id)
+            .bind(list)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// What set off the account's latest lockdown (None: no lockdown, or
+    /// its notice was not known).
+    pub async fn latest_lockdown_cause(&self, user_id: i64) -> Result<Option<LockdownCause>, AppError> {
+        type About = (Option<String>, Option<i64>, Option<String>, Option<String>);
+        let row: Option<About> = sqlx::query_as(
+            "SELECT about_kind, about_at, about_ip, about_user_agent FROM audit_events \
+             WHERE user_id = $1 AND kind = 'locked_down' ORDER BY at DESC, id DESC LIMIT 1",
+        )
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.and_then(|(kind, at, ip, user_agent)| Some(LockdownCause { kind: kind?, at: at?, ip, user_agent })))
     }
 }
 
@@ -77,6 +112,31 @@ impl Tx {
             .bind(e.user_agent)
             .execute(&mut *self.tx)
             .await?;
+        Ok(())
+    }
+
+    /// The audit event of a lockdown, with what set it off (if known).
+    pub async fn insert_lockdown_audit(
+        &mut self,
+        e: &NewAuditEvent<'_>,
+        cause: Option<&LockdownCause>,
+    ) -> Result<(), AppError> {
+        self.step()?;
+        sqlx::query(
+            "INSERT INTO audit_events (user_id, kind, at, ip, user_agent, about_kind, about_at, about_ip, \
+             about_user_agent) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(e.user_id)
+        .bind(e.kind)
+        .bind(e.at)
+        .bind(e.ip)
+        .bind(e.user_agent)
+        .bind(cause.map(|c| c.kind.as_str()))
+        .bind(cause.map(|c| c.at))
+        .bind(cause.and_then(|c| c.ip.as_deref()))
+        .bind(cause.and_then(|c| c.user_agent.as_deref()))
+        .execute(&mut *self.tx)
+        .await?;
         Ok(())
     }
 }

@@ -1,6 +1,7 @@
 //! The SQL of mail: the queue the worker sends from, and the single-use
 //! tokens mailed links carry.
 
+use super::audit::LockdownCause;
 use super::*;
 
 /// A message to send, as queued (see migration 0009).
@@ -197,15 +198,31 @@ impl Db {
         now: i64,
         expires_at: i64,
     ) -> Result<(), AppError> {
+        self.insert_mailed_token(token_hash, user_id, purpose, now, expires_at, None).await
+    }
+
+    /// `insert_email_token` for the link of queued message `mail_id` (a
+    /// lockdown link remembers the notice it came in).
+    pub async fn insert_mailed_token(
+        &self,
+        token_hash: &str,
+        user_id: i64,
+        purpose: &str,
+        now: i64,
+        expires_at: i64,
+        mail_id: Option<i64>,
+    ) -> Result<(), AppError> {
         let _turn = self.turn().await?;
         sqlx::query(
-            "INSERT INTO email_tokens (token_hash, user_id, purpose, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO email_tokens (token_hash, user_id, purpose, created_at, expires_at, mail_id) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(token_hash)
         .bind(user_id)
         .bind(purpose)
         .bind(now)
         .bind(expires_at)
+        .bind(mail_id)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -290,6 +307,38 @@ impl Tx {
         .fetch_optional(&mut *self.tx)
         .await?;
         Ok(row.map(|(id,)| id))
+    }
+
+    /// Uses a lockdown link's token like `take_email_token`, and reads what
+    /// the notice it came in reported (if that message is still kept).
+    pub async fn take_lockdown_token(
+        &mut self,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<Option<(i64, Option<LockdownCause>)>, AppError> {
+        self.step()?;
+        let row: Option<(i64, Option<i64>)> = sqlx::query_as(
+            "UPDATE email_tokens SET used_at = $2 WHERE token_hash = $1 AND purpose = 'lockdown' \
+             AND used_at IS NULL AND expires_at > $2 RETURNING user_id, mail_id",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        let Some((user_id, mail_id)) = row else { return Ok(None) };
+        let cause = match mail_id {
+            Some(id) => {
+                sqlx::query_as::<_, LockdownCause>(
+                    "SELECT kind, event_at AS at, ip, user_agent FROM mail_queue WHERE id = $1 AND user_id = $2",
+                )
+                .bind(id)
+                .bind(user_id)
+                .fetch_optional(&mut *self.tx)
+                .await?
+            }
+            None => None,
+        };
+        Ok(Some((user_id, cause)))
     }
 
     /// Deletes the account's unused tokens of `purpose` (used ones stay

@@ -23,6 +23,9 @@ pub struct UserRow {
     /// When a notice's "This wasn't me" link locked the account (log-in
     /// is refused until a password reset clears it).
     pub locked_at: Option<i64>,
+    /// The person's IANA time zone, as their browser reported it (None:
+    /// not known yet; times are then said in UTC).
+    pub time_zone: Option<String>,
 }
 
 impl UserRow {
@@ -48,6 +51,7 @@ pub(super) struct UserRecord {
     passkey_count: i64,
     email_verified_at: Option<i64>,
     locked_at: Option<i64>,
+    time_zone: Option<String>,
 }
 
 impl From<UserRecord> for UserRow {
@@ -65,6 +69,7 @@ impl From<UserRecord> for UserRow {
             passkey_count: r.passkey_count,
             email_verified_at: r.email_verified_at,
             locked_at: r.locked_at,
+            time_zone: r.time_zone,
         }
     }
 }
@@ -98,7 +103,7 @@ pub struct SealedSecrets {
 
 impl Db {
     /// The columns of a `UserRow`, in one place for every query that reads one.
-    pub(super) const USER_COLUMNS: &'static str = "id, email, name, password_hash, totp_enabled, totp_secret, totp_pending_secret, totp_last_step, session_version, passkey_count, email_verified_at, locked_at";
+    pub(super) const USER_COLUMNS: &'static str = "id, email, name, password_hash, totp_enabled, totp_secret, totp_pending_secret, totp_last_step, session_version, passkey_count, email_verified_at, locked_at, time_zone";
 
     pub async fn user_by_email(&self, email: &str) -> Result<Option<UserRow>, AppError> {
         Ok(sqlx::query_as::<_, UserRecord>(sqlx::AssertSqlSafe(format!(
@@ -131,6 +136,25 @@ impl Db {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// Stores the person's time zone (a name already checked against the
+    /// tz database). One row; the same name again changes nothing.
+    pub async fn set_time_zone(&self, id: i64, zone: &str) -> Result<(), AppError> {
+        let _turn = self.turn().await?;
+        sqlx::query("UPDATE users SET time_zone = $1 WHERE id = $2 AND (time_zone IS NULL OR time_zone <> $1)")
+            .bind(zone)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The person's stored time zone, if any.
+    pub async fn time_zone_of(&self, id: i64) -> Result<Option<String>, AppError> {
+        let row: Option<(Option<String>,)> =
+            sqlx::query_as("SELECT time_zone FROM users WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+        Ok(row.and_then(|(zone,)| zone))
     }
 
     pub async fn groups_of(&self, user_id: i64) -> Result<Vec<String>, AppError> {

@@ -13,6 +13,7 @@ use super::smtp::parse_mailbox;
 use crate::server::crypto::{random_bytes, sha256_hex};
 use crate::server::db::MailRow;
 use crate::server::state::AppState;
+use crate::server::time_zone::format_time;
 
 /// A password-reset link works this long.
 pub const RESET_TTL: i64 = 30 * 60;
@@ -26,18 +27,24 @@ pub(super) struct Made {
 }
 
 /// A new single-use link to `path` for `purpose`: the URL to mail and the
-/// stored hash.
+/// stored hash. `mail_id`: the queued message it goes in (a lockdown link
+/// remembers its notice, to say later what set the lockdown off).
 async fn new_link(
     state: &AppState,
     user_id: i64,
     purpose: Purpose,
     ttl: i64,
     path: &str,
+    mail_id: Option<i64>,
 ) -> Result<(String, String), String> {
     let token = URL_SAFE_NO_PAD.encode(random_bytes::<32>().map_err(|e| e.message)?);
     let hash = sha256_hex(token.as_bytes());
     let now = state.now();
-    state.db.insert_email_token(&hash, user_id, purpose.as_str(), now, now + ttl).await.map_err(|e| e.message)?;
+    state
+        .db
+        .insert_mailed_token(&hash, user_id, purpose.as_str(), now, now + ttl, mail_id)
+        .await
+        .map_err(|e| e.message)?;
     Ok((format!("{}{path}?token={token}", state.gate.public_url), hash))
 }
 
@@ -73,7 +80,12 @@ pub(super) async fn compose(state: &AppState, row: &MailRow) -> Result<Option<Ma
     // an advert or a link for a name), so no mail carries it before.
     let trusted_name = user.as_ref().filter(|u| u.email_verified_at.is_some()).map(|u| u.name.as_str());
     let greeting = trusted_name.map(|name| format!("Hello {name},")).unwrap_or_else(|| "Hello,".into());
+    // Times in the person's zone once their browser said it, else UTC.
+    let zone = user.as_ref().and_then(|u| u.time_zone.as_deref());
+    let when = |at: i64| format_time(at, zone);
     let mut token_hash = None;
+    // The button follows the paragraph that introduces it.
+    let mut button_after = 0;
     let (subject, paragraphs, button): (String, Vec<String>, Option<(String, String)>) = match (kind, &user) {
         (MailKind::Test, _) => (
             format!("{issuer}: test message"),
@@ -88,7 +100,7 @@ pub(super) async fn compose(state: &AppState, row: &MailRow) -> Result<Option<Ma
             if u.email_verified_at.is_some() {
                 return Ok(None);
             }
-            let (link, hash) = new_link(state, u.id, Purpose::Verify, LINK_TTL, "/verify-email").await?;
+            let (link, hash) = new_link(state, u.id, Purpose::Verify, LINK_TTL, "/verify-email", None).await?;
             token_hash = Some(hash);
             (
                 format!("{issuer}: confirm your email address"),
@@ -100,7 +112,7 @@ pub(super) async fn compose(state: &AppState, row: &MailRow) -> Result<Option<Ma
             )
         }
         (MailKind::Reset, Some(u)) => {
-            let (link, hash) = new_link(state, u.id, Purpose::Reset, RESET_TTL, "/reset-password").await?;
+            let (link, hash) = new_link(state, u.id, Purpose::Reset, RESET_TTL, "/reset-password", None).await?;
             token_hash = Some(hash);
             (
                 format!("{issuer}: set a new password"),
@@ -116,39 +128,59 @@ pub(super) async fn compose(state: &AppState, row: &MailRow) -> Result<Option<Ma
             )
         }
         (MailKind::Locked, Some(u)) => {
-            let (link, hash) = new_link(state, u.id, Purpose::Reset, RESET_TTL, "/reset-password").await?;
+            // What happened leads: which event the notice reported, and when.
+            let cause = state.db.latest_lockdown_cause(u.id).await.map_err(|e| e.message)?;
+            let reported = cause.as_ref().and_then(|c| match MailKind::parse(&c.kind) {
+                Some(MailKind::Notice(notice)) => Some((notice, c)),
+                _ => None,
+            });
+            let what = match reported {
+                Some((notice, c)) => format!(
+                    "Your account was locked on {} from the \"This wasn't me\" link of our notice about {}: {}.",
+                    when(row.event_at),
+                    notice.reported(),
+                    facts(c.user_agent.as_deref(), c.ip.as_deref(), &when(c.at)),
+                ),
+                None => format!(
+                    "Your account was locked on {} from the \"This wasn't me\" link of a security notice.",
+                    when(row.event_at)
+                ),
+            };
+            let (link, hash) = new_link(state, u.id, Purpose::Reset, RESET_TTL, "/reset-password", None).await?;
             token_hash = Some(hash);
+            button_after = 2;
             (
                 format!("{issuer}: your account is locked"),
                 vec![
-                    format!(
-                        "Your account was locked at {} from the \"This wasn't me\" link of a security notice. \
-                         Every session has ended and nobody can log in until the password is reset.",
-                        format_utc(row.event_at)
-                    ),
+                    what,
+                    "Every session has ended, on every device and on the apps behind this portal, and nobody can \
+                     log in until the password is reset."
+                        .into(),
                     "Set a new password with this link (it works once, for 30 minutes; after that, use \
                      \"Forgot your password?\" on the log-in page):"
+                        .into(),
+                    "Then log in and open the security page: its activity marks what set this off. Look over your \
+                     passkeys and log-ins there, and if you used this password anywhere else, change it there too."
                         .into(),
                 ],
                 Some(("Set a new password".into(), link)),
             )
         }
         (MailKind::Notice(notice), Some(u)) => {
-            let (link, hash) = new_link(state, u.id, Purpose::Lockdown, LINK_TTL, "/lockdown").await?;
+            let (link, hash) = new_link(state, u.id, Purpose::Lockdown, LINK_TTL, "/lockdown", Some(row.id)).await?;
             token_hash = Some(hash);
             let (subject, what) = notice.words();
+            // The facts come before the button: what, which browser, from
+            // where, when.
+            button_after = 3;
             (
                 format!("{issuer}: {}", subject.to_lowercase()),
                 vec![
                     what.to_owned(),
-                    format!(
-                        "When: {}. From: {}. Browser: {}.",
-                        format_utc(row.event_at),
-                        row.ip.as_deref().unwrap_or("an operator command or an unknown address"),
-                        // Never the User-Agent itself: anyone can put any
-                        // text there, a link included.
-                        row.user_agent.as_deref().map(browser_name).unwrap_or_else(|| UNKNOWN_BROWSER.into())
-                    ),
+                    capitalised(&format!(
+                        "{}.",
+                        facts(row.user_agent.as_deref(), row.ip.as_deref(), &when(row.event_at))
+                    )),
                     "If this was you, there is nothing to do.".into(),
                     "If it wasn't you, lock your account now: every session ends at once and nobody can log in \
                      until the password is reset through a new email link. The link works once, for 7 days."
@@ -163,8 +195,10 @@ pub(super) async fn compose(state: &AppState, row: &MailRow) -> Result<Option<Ma
         Some(u) => mailbox(trusted_name, &u.email),
         None => parse_mailbox(&row.address),
     };
-    let message = to
-        .and_then(|to| build_message(&state.mail.from, to, &subject, &greeting, &paragraphs, button.as_ref(), issuer));
+    let message = to.and_then(|to| {
+        let button = button.as_ref().map(|b| (b, button_after));
+        build_message(&state.mail.from, to, &subject, &greeting, &paragraphs, button, issuer)
+    });
     match message {
         Ok(message) => Ok(Some(Made { message, token_hash })),
         Err(why) => {
@@ -182,6 +216,23 @@ fn mailbox(name: Option<&str>, email: &str) -> Result<Mailbox, String> {
 }
 
 const UNKNOWN_BROWSER: &str = "an unknown browser";
+
+/// "Chrome on Linux, from 203.0.113.5, on 6 Dec 2026, 14:02 CET": the
+/// browser in words (never the User-Agent itself: anyone can put any text
+/// there, a link included), the address, the time.
+fn facts(user_agent: Option<&str>, ip: Option<&str>, when: &str) -> String {
+    let browser = user_agent.map(browser_name).unwrap_or_else(|| UNKNOWN_BROWSER.into());
+    let from = match ip {
+        Some(ip) => format!("from {ip}"),
+        None => "from an unknown address (or an operator's command)".into(),
+    };
+    format!("{browser}, {from}, on {when}")
+}
+
+fn capitalised(s: &str) -> String {
+    let mut chars = s.chars();
+    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
 
 /// What a mail says of a browser: a name recognised in its User-Agent
 /// ("Firefox on Linux", "Safari on iOS", "Chrome"), else "an unknown
@@ -231,7 +282,7 @@ fn build_message(
     subject: &str,
     greeting: &str,
     paragraphs: &[String],
-    button: Option<&(String, String)>,
+    button: Option<(&(String, String), usize)>,
     issuer: &str,
 ) -> Result<Message, String> {
     let mut text = format!("{greeting}\n\n");
@@ -245,8 +296,8 @@ fn build_message(
         text.push_str("\n\n");
         html.push_str(&format!("<p>{}</p>", escape(p)));
         // The link goes after the paragraph that introduces it.
-        if i == 0
-            && let Some((label, url)) = button
+        if let Some(((label, url), after)) = button
+            && i == after
         {
             text.push_str(&format!("{url}\n\n"));
             html.push_str(&format!(
@@ -288,10 +339,6 @@ fn escape(s: &str) -> String {
         }
     }
     out
-}
-
-fn format_utc(at: i64) -> String {
-    format!("{} UTC", crate::time::format_utc(at))
 }
 
 #[cfg(test)]
@@ -355,8 +402,8 @@ mod tests {
         let from = parse_mailbox("Login <no-reply@example.com>").unwrap();
         let to = mailbox(Some("Ann <b>"), "ann@example.com").unwrap();
         let button = ("Go".to_owned(), "https://auth.example.com/x?token=a&b".to_owned());
-        let m =
-            build_message(&from, to, "Subject", "Hello Ann <b>,", &["First".into()], Some(&button), "Login").unwrap();
+        let m = build_message(&from, to, "Subject", "Hello Ann <b>,", &["First".into()], Some((&button, 0)), "Login")
+            .unwrap();
         let raw = String::from_utf8(m.formatted()).unwrap();
         assert!(raw.contains("multipart/alternative"));
         assert!(raw.contains("text/plain") && raw.contains("text/html"));

@@ -70,6 +70,42 @@ impl Notice {
         })
     }
 
+    /// The audited event a notice reports (a new browser's notice goes
+    /// with its log-in).
+    pub fn audit_kind(self) -> AuditKind {
+        match self {
+            Notice::TwoFactorOn => AuditKind::TwoFactorOn,
+            Notice::TwoFactorOff => AuditKind::TwoFactorOff,
+            Notice::TwoFactorKeyReplaced => AuditKind::TwoFactorKeyReplaced,
+            Notice::RecoveryCodeUsed => AuditKind::RecoveryCodeUsed,
+            Notice::RecoveryCodesRegenerated => AuditKind::RecoveryCodesRegenerated,
+            Notice::PasswordChanged => AuditKind::PasswordChanged,
+            Notice::PasswordReset => AuditKind::PasswordReset,
+            Notice::PasskeyAdded => AuditKind::PasskeyAdded,
+            Notice::PasskeyRemoved => AuditKind::PasskeyRemoved,
+            Notice::RefreshReuse => AuditKind::RefreshReuseDetected,
+            Notice::NewBrowser => AuditKind::LogInOk,
+        }
+    }
+
+    /// What the notice reported, as a phrase ("the notice about …"): the
+    /// "locked" mail and the security page name what set a lockdown off.
+    pub fn reported(self) -> &'static str {
+        match self {
+            Notice::TwoFactorOn => "two-factor authentication being turned on",
+            Notice::TwoFactorOff => "two-factor authentication being turned off",
+            Notice::TwoFactorKeyReplaced => "two-factor authentication moving to a new phone",
+            Notice::RecoveryCodeUsed => "a recovery code being used",
+            Notice::RecoveryCodesRegenerated => "new recovery codes being made",
+            Notice::PasswordChanged => "a password change",
+            Notice::PasswordReset => "a password reset",
+            Notice::PasskeyAdded => "a passkey being added",
+            Notice::PasskeyRemoved => "a passkey being removed",
+            Notice::RefreshReuse => "a stolen session",
+            Notice::NewBrowser => "a log-in from a new browser",
+        }
+    }
+
     fn as_str(self) -> &'static str {
         match self {
             Notice::TwoFactorOn => "two_factor_on",
@@ -183,5 +219,14 @@ mod tests {
             assert_eq!(MailKind::parse(&kind.as_string()), Some(kind));
         }
         assert_eq!(MailKind::parse("notice:nothing"), None);
+    }
+
+    #[test]
+    fn each_notice_reports_the_event_that_sends_it() {
+        for notice in Notice::ALL {
+            if notice != Notice::NewBrowser {
+                assert_eq!(Notice::for_event(notice.audit_kind()), Some(notice));
+            }
+        }
     }
 }

@@ -230,12 +230,14 @@ pub async fn verify_email(state: &AppState, meta: &RequestMeta, token: &str) -> 
 /// "This wasn't me": at once, every session and gate cookie of the account
 /// ends (the session version moves and every refresh family is revoked)
 /// and log-in is refused until a password reset. Older reset links stop
-/// working; a fresh one is mailed, with what happened.
+/// working; a fresh one is mailed, with what happened. The audit event
+/// keeps what the notice reported (the log-in that set the lockdown off),
+/// for the "locked" mail and the security page afterwards.
 pub async fn lockdown(state: &AppState, meta: &RequestMeta, token: &str) -> Result<(), AppError> {
     let now = state.now();
     let hash = sha256_hex(token.trim().as_bytes());
     let mut tx = state.db.begin().await?;
-    let Some(user_id) = tx.take_email_token(&hash, Purpose::Lockdown.as_str(), now).await? else {
+    let Some((user_id, cause)) = tx.take_lockdown_token(&hash, now).await? else {
         return Err(bad_link("lockdown"));
     };
     tx.set_locked(user_id, Some(now)).await?;
@@ -248,7 +250,7 @@ pub async fn lockdown(state: &AppState, meta: &RequestMeta, token: &str) -> Resu
         ip: meta.ip.as_deref(),
         user_agent: meta.user_agent.as_deref(),
     };
-    tx.insert_audit(&event).await?;
+    tx.insert_lockdown_audit(&event, cause.as_ref()).await?;
     let address = tx.user_email(user_id).await?;
     let kind = MailKind::Locked.as_string();
     tx.enqueue_mail(&mail::new_mail(state, &kind, Some(user_id), &address, meta)).await?;
