@@ -126,8 +126,11 @@ pub fn RequireUser(children: fn(User) -> AnyView) -> impl IntoView {
             check_session(can_restore)
         },
     );
+    // A Transition, not a Suspense: a resource the page reloads later (its
+    // status after a change) must not take the page away meanwhile, which
+    // would also drop the keyboard focus the change just placed.
     view! {
-        <Suspense fallback=|| view! { <p class="muted loading">"Loading…"</p> }>
+        <Transition fallback=|| view! { <p class="muted loading">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match check.await {
                     SessionCheck::User(u) => {
@@ -144,7 +147,7 @@ pub fn RequireUser(children: fn(User) -> AnyView) -> impl IntoView {
                     .into_any(),
                 }
             })}
-        </Suspense>
+        </Transition>
     }
 }
 
