@@ -410,16 +410,26 @@ pub async fn renew_page_session(State(state): State<AppState>, req: Request, nex
         return next.run(req).await;
     }
     let now = state.now();
-    let has_live_access = state.cookies.from_headers(CookieKind::Access, req.headers()).is_some_and(|t| {
-        state.keys.verify(t, Stage::Full, now).is_some() || state.keys.verify(t, Stage::Password, now).is_some()
-    });
+    let access = state.cookies.from_headers(CookieKind::Access, req.headers());
+    let full = access.is_some_and(|t| state.keys.verify(t, Stage::Full, now).is_some());
+    let has_live_access = full || access.is_some_and(|t| state.keys.verify(t, Stage::Password, now).is_some());
     let Some(refresh) = state.cookies.from_headers(CookieKind::Refresh, req.headers()).map(str::to_owned) else {
         return next.run(req).await;
     };
-    if has_live_access {
+    if has_live_access && !full {
         return next.run(req).await;
     }
     let (mut parts, body) = req.into_parts();
+    // An unexpired access token whose log-in ended (logged out from
+    // another device, say) is renewed or forgotten like an expired one: a
+    // browser without JavaScript could not restore it itself, and would
+    // wait on "Restoring your session…" for ever.
+    if full {
+        match FullSession::from_request_parts(&mut parts, &state).await {
+            Err(e) if e.error == ErrorKind::Unauthenticated => {}
+            _ => return next.run(Request::from_parts(parts, body)).await,
+        }
+    }
     let meta = RequestMeta::from_request_parts(&mut parts, &state).await.unwrap_or_default();
     let cookies = match logins::refresh(&state, &meta, Some(&refresh)).await {
         Ok(out) => out.cookies,

@@ -4,7 +4,7 @@
 //! leaves this one working; a handle reaches only its owner's log-ins; a
 //! refresh racing the ending never revives the log-in.
 
-use super::forms::{browser, location};
+use super::forms::{self, browser, location};
 use super::*;
 
 const FIREFOX_WINDOWS: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0";
@@ -266,22 +266,37 @@ async fn the_form_without_javascript_ends_one_log_in() {
         app.form(&page_browser, "/login", &[("intent", "password"), ("email", email), ("password", PASSWORD)]).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
     let other = app.browser_logged_in(email, CHROME_LINUX).await;
+    // The other browser has no JavaScript either.
+    let other_page = forms::browser();
+    let r = app.form(&other_page, "/login", &[("intent", "password"), ("email", email), ("password", PASSWORD)]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
     let page = app.page(&page_browser, "/security").await;
     assert!(page.text.contains("Where you&#x27;re logged in") || page.text.contains("Where you're logged in"));
     assert!(page.text.contains("Chrome on Linux") && page.text.contains("This browser"), "{}", page.text);
     let list = app.get_with(&page_browser, LIST).await;
-    let id = list.body.as_array().expect("list").iter().find(|l| l["current"] == false).expect("other")["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let id_of = |browser: &str| {
+        let list = list.body.as_array().expect("list");
+        let found = list.iter().find(|l| l["current"] == false && l["browser"] == browser).expect("listed");
+        found["id"].as_str().expect("id").to_owned()
+    };
+    let (id, other_page_id) = (&id_of("Chrome on Linux"), &id_of("An unknown browser"));
     assert!(page.text.contains(&format!("value=\"{id}\"")), "the form carries the handle");
 
-    let r = app.form(&page_browser, "/security", &[("intent", "end-log-in"), ("login", &id)]).await;
+    let r = app.form(&page_browser, "/security", &[("intent", "end-log-in"), ("login", id)]).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert!(r.text.contains("Logged out Chrome on Linux."), "{}", r.text);
     app.assert_dead(&other, "after the form").await;
+    // The other page browser, its access token unexpired but its log-in
+    // ended, is sent to log in (it cannot restore a session itself).
+    assert_eq!(app.page(&other_page, "/security").await.status, StatusCode::OK, "alive until ended");
+    let r = app.form(&page_browser, "/security", &[("intent", "end-log-in"), ("login", other_page_id)]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = app.page(&other_page, "/security").await;
+    assert!(r.status.is_redirection(), "{} {}", r.status, r.text);
+    assert_eq!(location(&r), "/login");
+    assert_eq!(set_cookie(&r, "refresh").as_deref(), Some(""), "the dead log-in's cookies are forgotten");
     // Again: the page says it is gone, with a 404.
-    let r = app.form(&page_browser, "/security", &[("intent", "end-log-in"), ("login", &id)]).await;
+    let r = app.form(&page_browser, "/security", &[("intent", "end-log-in"), ("login", id)]).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert!(r.text.contains("already ended"), "{}", r.text);
     // This browser's own: a log-out, to the log-in page.
