@@ -79,7 +79,10 @@ pub(super) fn LogIns(changed: RwSignal<u32>) -> impl IntoView {
                         "First seen " {format_utc(login.created_at)} " · last seen " {format_utc(login.last_seen_at)}
                     </p>
                 </div>
-                <form class="inline" method="post" action=move || format!("{}#log-ins", action()) on:submit=submit>
+                // This browser's own leads to the log-in page: no anchor
+                // to land at (a redirect keeps the one posted to).
+                <form class="inline" method="post" on:submit=submit
+                    action=move || if current { action() } else { format!("{}#log-ins", action()) }>
                     <IntentField intent=Intent::EndLogIn/>
                     <input type="hidden" name="login" value=login.id.clone()/>
                     <button type="submit" class="btn" aria-label=label aria-disabled=move || busy.get().then_some("true")>
