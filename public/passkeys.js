@@ -132,19 +132,72 @@ function handOver(name) {
   return !window.dispatchEvent(new Event(name, { cancelable: true }));
 }
 
+/// A passkey sign-in from an assertion for `start`: checked, then the page
+/// the sign-in panel names.
+async function finishSignIn(start, credential, status, next) {
+  say(status, 'Checking…');
+  await call('/api/webauthn/sign-in/finish', { ceremony: start.ceremony, credential });
+  say(status, 'Signed in. Opening…', 'ok');
+  window.location.assign(next);
+}
+
+// Passkeys offered in the email field's autofill (an input whose
+// autocomplete names `webauthn`): while such a field is on the page, one
+// quiet request waits for the person to pick a passkey from the list the
+// browser shows under it. A browser runs one WebAuthn request at a time,
+// so a button's own request cancels the quiet one first.
+let quiet = null;
+// Whether this browser lists passkeys in autofill, asked once.
+let listsPasskeys = null;
+// After a failure the next quiet request waits for the field's focus:
+// never a loop of requests to a server that refuses them.
+let quietFailed = false;
+
+function cancelQuiet() {
+  if (quiet) {
+    quiet.abort();
+    quiet = null;
+  }
+}
+
+async function offerInAutofill() {
+  if (!supported || quiet || quietFailed || !document.querySelector('input[autocomplete~="webauthn"]')) return;
+  if (typeof PublicKeyCredential.isConditionalMediationAvailable !== 'function') return;
+  const controller = new AbortController();
+  quiet = controller;
+  const panel = document.querySelector('[data-testid="passkey-sign-in"]');
+  const status = panel?.querySelector('[data-passkey-status]');
+  try {
+    listsPasskeys ??= PublicKeyCredential.isConditionalMediationAvailable().catch(() => false);
+    if (!(await listsPasskeys)) return;
+    const start = await call('/api/webauthn/sign-in/start');
+    if (controller.signal.aborted) return;
+    const publicKey = PublicKeyCredential.parseRequestOptionsFromJSON(start.options.publicKey);
+    const credential = await navigator.credentials.get({ publicKey, mediation: 'conditional', signal: controller.signal });
+    const next = panel?.querySelector('[data-passkey="sign-in"]')?.dataset.next || '/';
+    await finishSignIn(start, credential.toJSON(), status, next);
+  } catch (error) {
+    // Cancelled for a button's request, or the page moved on: not news.
+    if (!controller.signal.aborted && error?.name !== 'AbortError') {
+      quietFailed = true;
+      say(status, explain(error), 'error');
+    }
+  } finally {
+    if (quiet === controller) quiet = null;
+  }
+}
+
 async function run(button) {
   const panel = button.closest('[data-passkey-panel]') ?? document;
   const status = panel.querySelector('[data-passkey-status]');
   const next = button.dataset.next || '/';
+  cancelQuiet();
   switch (button.dataset.passkey) {
     case 'sign-in': {
       say(status, 'Waiting for your passkey…');
       const start = await call('/api/webauthn/sign-in/start');
       const credential = await getAssertion(start.options);
-      say(status, 'Checking…');
-      await call('/api/webauthn/sign-in/finish', { ceremony: start.ceremony, credential });
-      say(status, 'Signed in. Opening…', 'ok');
-      window.location.assign(next);
+      await finishSignIn(start, credential, status, next);
       return;
     }
     case 'second-factor': {
@@ -238,3 +291,20 @@ document.addEventListener('click', async (event) => {
     button.disabled = false;
   }
 });
+
+// The field may be drawn now or later (the log-in page is also reached
+// without a page load, and redrawn in place): offer passkeys whenever it
+// is on the page, and stop waiting once it is gone.
+if (supported) {
+  offerInAutofill();
+  new MutationObserver(() => {
+    if (document.querySelector('input[autocomplete~="webauthn"]')) offerInAutofill();
+    else cancelQuiet();
+  }).observe(document.documentElement, { childList: true, subtree: true });
+  document.addEventListener('focusin', (event) => {
+    if (event.target instanceof HTMLInputElement && /\bwebauthn\b/.test(event.target.getAttribute('autocomplete') ?? '')) {
+      quietFailed = false;
+      offerInAutofill();
+    }
+  });
+}

@@ -44,6 +44,11 @@ async function passwordOnly(page: Page, email: string) {
 for (const width of [1280, 375]) {
   test(`a passkey is added, used after the password and alone, refused without verification, removed (${width} px)`, async ({ page }) => {
     await page.setViewportSize({ width, height: 900 });
+    // The buttons, here: Chromium's virtual authenticator would answer the
+    // email field's autofill request at once (the next test covers it).
+    await page.addInitScript(() => {
+      PublicKeyCredential.isConditionalMediationAvailable = async () => false;
+    });
     const { cdp, id } = await virtualAuthenticator(page);
     const email = uniqueEmail(`passkey${width}`);
     await signUp(page, email);
@@ -110,6 +115,45 @@ for (const width of [1280, 375]) {
     await expect(page).toHaveURL(/\/$/);
   });
 }
+
+test('passkeys are offered in the email field\'s autofill; picking one signs in, and the button still works beside it', async ({ page }) => {
+  // The browser's autofill list cannot be clicked from a test: a waiting
+  // conditional request is kept here, and "picking" the passkey answers it
+  // with the virtual authenticator, as the list would.
+  await page.addInitScript(() => {
+    const w = window as unknown as { conditional: number; pick?: () => void };
+    w.conditional = 0;
+    PublicKeyCredential.isConditionalMediationAvailable = async () => true;
+    const original = navigator.credentials.get.bind(navigator.credentials);
+    navigator.credentials.get = (options?: CredentialRequestOptions) => {
+      if (options?.mediation !== 'conditional') return original(options);
+      w.conditional += 1;
+      return new Promise((resolve, reject) => {
+        options.signal?.addEventListener('abort', () => reject(new DOMException('cancelled', 'AbortError')));
+        w.pick = () => void original({ publicKey: options.publicKey }).then(resolve, reject);
+      });
+    };
+  });
+  await virtualAuthenticator(page);
+  const email = uniqueEmail('passkey-autofill');
+  await signUp(page, email);
+  await addPasskey(page, 'Autofill laptop');
+  await page.getByTestId('passkeys').getByRole('button', { name: 'I have saved them' }).click();
+
+  await logOut(page);
+  await expect(page.getByLabel('Email')).toHaveAttribute('autocomplete', 'username webauthn');
+  await page.waitForFunction(() => typeof (window as unknown as { pick?: () => void }).pick === 'function');
+  await page.evaluate(() => (window as unknown as { pick: () => void }).pick());
+  await expect(page).toHaveURL(/\/$/);
+  await expect(page.getByRole('heading', { name: /Welcome/ })).toBeVisible();
+
+  // The button cancels the waiting request first, quietly, and signs in.
+  await logOut(page);
+  await page.waitForFunction(() => (window as unknown as { conditional: number }).conditional > 0);
+  await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
+  await expect(page).toHaveURL(/\/$/);
+  await expect(page.getByRole('heading', { name: /Welcome/ })).toBeVisible();
+});
 
 test('a passkey is renamed, new recovery codes are made without an app, and one authenticator is not registered twice', async ({ page }) => {
   await virtualAuthenticator(page);

@@ -485,7 +485,7 @@ pub fn LogInPage() -> impl IntoView {
                 {move || notice.get().map(|n| view! { <p class="alert alert-info" data-testid="login-notice">{n}</p> })}
                 <form method="post" action=form_action on:submit=submit_password novalidate>
                     <IntentField intent=Intent::Password/>
-                    <TextField label="Email" id="email" name="email" input=InputKind::email("username") value=email
+                    <TextField label="Email" id="email" name="email" input=InputKind::email("username webauthn") value=email
                         error=field_message(password_error, "email")/>
                     <TextField label="Password" id="password" name="password" input=InputKind::password("current-password")
                         value=password/>

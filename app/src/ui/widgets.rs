@@ -210,12 +210,6 @@ pub fn TextField(
         <div class="field" class:has-error=move || error.get().is_some()>
             <div class="label-row">
                 <label for=id>{label}</label>
-                <Show when=move || is_password && ready.get()>
-                    <button type="button" class="reveal" aria-controls=id aria-pressed=move || revealed.get().to_string()
-                        on:click=move |_| revealed.update(|r| *r = !*r)>
-                        "Show password"
-                    </button>
-                </Show>
             </div>
             <input node_ref=input_ref id=id name=name type=kind autocomplete=input.autocomplete inputmode=input.inputmode autofocus=autofocus
                 class=input.class maxlength=input.maxlength minlength=input.minlength placeholder=input.placeholder
@@ -223,6 +217,14 @@ pub fn TextField(
                 spellcheck=(input.autocomplete == "off" || input.inputmode.is_some()).then_some("false")
                 required=!optional aria-invalid=move || error.get().is_some().then_some("true") aria-describedby=described
                 value=value.get_untracked() on:input:target=move |ev| value.set(ev.target().value())/>
+            // After the field: Tab goes from the email straight to the
+            // password, then to this.
+            <Show when=move || is_password && ready.get()>
+                <button type="button" class="reveal" aria-controls=id aria-pressed=move || revealed.get().to_string()
+                    on:click=move |_| revealed.update(|r| *r = !*r)>
+                    "Show password"
+                </button>
+            </Show>
             {hint.map(|h| view! { <small id=hint_id class="hint">{h}</small> })}
             {move || error.get().map(|e| view! { <p id=error_id.clone() class="field-error">{e}</p> })}
         </div>
