@@ -231,8 +231,8 @@ pub async fn log_out_everywhere() -> Result<Done, AppError> {
     Ok(Done { message: "Logged out everywhere.".into() })
 }
 
-/// GET /api/authentication/log-ins: the person's live log-ins, the most
-/// recently seen first, this browser's marked `current`.
+/// GET /api/authentication/log-ins: the person's live log-ins, this
+/// browser's first (marked `current`), then the most recently seen.
 #[server(prefix = "/api", endpoint = "authentication/log-ins", input = GetUrl)]
 pub async fn fetch_log_ins() -> Result<Vec<LogInView>, AppError> {
     use crate::server::{app_state, auth::FullSession, extract, logins};

@@ -153,6 +153,13 @@ pub struct LogInView {
     pub created_at: i64,
     /// Unix seconds: the log-in's start or its latest refresh.
     pub last_seen_at: i64,
+    /// `created_at` in the person's time zone with its abbreviation ("6 Dec
+    /// 2026, 14:02 CET"), or in UTC, said as such (as `ActivityEvent::when`).
+    #[serde(default)]
+    pub created_when: String,
+    /// `last_seen_at`, written the same way.
+    #[serde(default)]
+    pub last_seen_when: String,
     /// The log-in of the browser asking.
     pub current: bool,
     /// How it was reached (RFC 8176 names: `pwd`, `otp`, `rec`, `hwk`).

@@ -11,6 +11,9 @@ const FIREFOX_WINDOWS: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.
 const CHROME_LINUX: &str =
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36";
 
+const SAFARI_IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) \
+                             Version/17.5 Mobile/15E148 Safari/604.1";
+
 const LIST: &str = "/api/authentication/log-ins";
 const END: &str = "/api/authentication/log-ins/end";
 
@@ -99,25 +102,28 @@ impl TestApp {
 }
 
 #[tokio::test]
-async fn the_list_shows_each_browser_in_words_newest_seen_first_and_marks_this_one() {
+async fn the_list_shows_each_browser_in_words_this_one_first_then_the_most_recently_seen() {
     let app = gated_app().await;
     let email = "two-browsers@example.com";
     assert_eq!(app.register(email).await.status, StatusCode::CREATED);
     let firefox = app.browser_logged_in(email, FIREFOX_WINDOWS).await;
     app.clock.advance(60);
     let chrome = app.browser_logged_in(email, CHROME_LINUX).await;
+    app.clock.advance(60);
+    let iphone = app.browser_logged_in(email, SAFARI_IPHONE).await;
 
     let list = app.list_of(&firefox).await;
-    assert_eq!(list.len(), 2, "{list:?}");
-    assert_eq!(list[0]["browser"], "Chrome on Linux", "the most recently seen first: {list:?}");
-    assert_eq!(list[1]["browser"], "Firefox on Windows");
-    assert_eq!((list[0]["current"].as_bool(), list[1]["current"].as_bool()), (Some(false), Some(true)));
+    let browsers: Vec<&str> = list.iter().map(|l| l["browser"].as_str().unwrap_or("")).collect();
+    assert_eq!(browsers, ["Firefox on Windows", "Safari on iOS", "Chrome on Linux"], "this one, then the newest seen");
+    let current: Vec<bool> = list.iter().map(|l| l["current"].as_bool().unwrap_or(false)).collect();
+    assert_eq!(current, [true, false, false]);
     for login in &list {
         assert_eq!(login["ip"], "127.0.0.1");
         assert_eq!(login["amr"], json!(["pwd"]));
     }
-    assert_eq!(list[1]["createdAt"], START);
-    assert_eq!(list[0]["createdAt"], START + 60);
+    assert_eq!((list[0]["createdAt"].as_i64(), list[2]["createdAt"].as_i64()), (Some(START), Some(START + 60)));
+    // No zone told yet: UTC, said as such.
+    assert_eq!(list[0]["createdWhen"], "15 Jan 2027, 08:00 UTC");
     // The ids are handles: never a log-in's own id (the refresh family,
     // inside the server), and they give nothing to present as a cookie.
     let ids: Vec<String> =
@@ -127,25 +133,32 @@ async fn the_list_shows_each_browser_in_words_newest_seen_first_and_marks_this_o
         assert_eq!(id.len(), 32, "{id}");
         assert!(!ids.iter().any(|real| real == id || real.contains(id) || id.contains(real.as_str())), "{id}");
     }
-    // Chrome's view marks Chrome.
+    // Chrome's view marks Chrome, and gives the same handles.
     let seen = app.list_of(&chrome).await;
     assert_eq!(seen[0]["browser"], "Chrome on Linux");
     assert_eq!(seen[0]["current"], true);
+    assert_eq!(seen[0]["id"], list[2]["id"]);
 
-    // A refresh is "last seen": Firefox moves to the top, first seen kept.
+    // A refresh is "last seen": Firefox moves up, first seen kept; the
+    // times are written in the person's zone once it is known.
     app.clock.advance(60);
     assert_eq!(app.refresh_with(&firefox.refresh).await.status, StatusCode::OK);
-    let list = app.list_of(&chrome).await;
-    assert_eq!(list[0]["browser"], "Firefox on Windows", "{list:?}");
-    assert_eq!(list[0]["lastSeenAt"], START + 120);
-    assert_eq!(list[0]["createdAt"], START);
+    let r = app.post_with(&iphone.client, "/api/account/time-zone", json!({"timeZone": "Europe/Berlin"})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let list = app.list_of(&iphone).await;
+    let browsers: Vec<&str> = list.iter().map(|l| l["browser"].as_str().unwrap_or("")).collect();
+    assert_eq!(browsers, ["Safari on iOS", "Firefox on Windows", "Chrome on Linux"], "{list:?}");
+    assert_eq!(list[1]["lastSeenAt"], START + 180);
+    assert_eq!(list[1]["createdAt"], START);
+    assert_eq!(list[1]["createdWhen"], "15 Jan 2027, 09:00 CET");
+    assert_eq!(list[1]["lastSeenWhen"], "15 Jan 2027, 09:03 CET");
 
     // A log-out leaves the list.
     let r = app.post_with(&chrome.client, "/api/authentication/log-out", json!({})).await;
     assert_eq!(r.status, StatusCode::OK);
-    let fresh = app.browser_logged_in(email, CHROME_LINUX).await;
-    let list = app.list_of(&fresh).await;
+    let list = app.list_of(&iphone).await;
     assert_eq!(list.len(), 2, "the ended log-in is gone: {list:?}");
+    assert!(list.iter().all(|l| l["browser"] != "Chrome on Linux"), "{list:?}");
 }
 
 #[tokio::test]

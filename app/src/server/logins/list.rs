@@ -11,6 +11,7 @@ use crate::server::crypto::sha256_hex;
 use crate::server::db::LiveLoginRow;
 use crate::server::mail::browser_name;
 use crate::server::state::AppState;
+use crate::server::time_zone::format_time;
 use crate::wire::LogInView;
 
 /// The handle a log-in is shown and ended by: 128 bits of a hash of its id,
@@ -33,14 +34,20 @@ pub(crate) fn browser_words(user_agent: Option<&str>) -> String {
     }
 }
 
-/// The person's live log-ins, the most recently seen first, this one
-/// marked.
+/// The person's live log-ins: this one first (it is being seen now,
+/// whenever it last refreshed), then the others, the most recently seen
+/// first.
 pub async fn list(state: &AppState, session: &FullSession) -> Result<Vec<LogInView>, AppError> {
     let rows = state.db.live_logins(session.user.id, state.now()).await?;
-    Ok(rows.into_iter().map(|row| view(row, &session.user.family)).collect())
+    let zone = state.db.time_zone_of(session.user.id).await?;
+    let mut views: Vec<LogInView> =
+        rows.into_iter().map(|row| view(row, &session.user.family, zone.as_deref())).collect();
+    // Stable: the others keep the database's order.
+    views.sort_by_key(|v| !v.current);
+    Ok(views)
 }
 
-fn view(row: LiveLoginRow, current: &str) -> LogInView {
+fn view(row: LiveLoginRow, current: &str, zone: Option<&str>) -> LogInView {
     let amr = Amr::parse(&row.amr).as_string();
     LogInView {
         id: handle(&row.id),
@@ -48,6 +55,8 @@ fn view(row: LiveLoginRow, current: &str) -> LogInView {
         ip: row.ip,
         created_at: row.created_at,
         last_seen_at: row.last_seen_at,
+        created_when: format_time(row.created_at, zone),
+        last_seen_when: format_time(row.last_seen_at, zone),
         current: row.id == current,
         amr: amr.split(' ').filter(|n| !n.is_empty()).map(str::to_owned).collect(),
     }
@@ -76,12 +85,17 @@ mod tests {
             user_agent: Some("Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0".into()),
             amr: "otp pwd".into(),
         };
-        let v = view(row.clone(), "a");
+        let v = view(row.clone(), "a", Some("Europe/Berlin"));
         assert_eq!(v.browser, "Firefox on Windows");
         assert_eq!(v.amr, ["pwd", "otp"]);
         assert!(v.current);
         assert_ne!(v.id, "a");
-        let unknown = view(LiveLoginRow { user_agent: None, ..row }, "b");
+        assert_eq!(
+            (v.created_when.as_str(), v.last_seen_when.as_str()),
+            ("1 Jan 1970, 01:00 CET", "1 Jan 1970, 01:00 CET")
+        );
+        let unknown = view(LiveLoginRow { user_agent: None, ..row }, "b", None);
+        assert_eq!(unknown.created_when, "1 Jan 1970, 00:00 UTC");
         assert_eq!(unknown.browser, "An unknown browser");
         assert!(!unknown.current);
     }

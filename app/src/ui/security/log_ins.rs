@@ -10,7 +10,9 @@ use crate::api::{LogInView, end_log_in, fetch_log_ins};
 #[component]
 pub(super) fn LogIns(changed: RwSignal<u32>) -> impl IntoView {
     let outcome = posted();
-    let list = Resource::new(move || changed.get(), |_| with_refresh(fetch_log_ins));
+    // A zone learned after the page was drawn rewrites the times.
+    let learned = use_context::<crate::ui::session::TimeZoneLearned>();
+    let list = Resource::new(move || (changed.get(), learned.map(|l| l.0.get())), |_| with_refresh(fetch_log_ins));
     // Said after a log-in ended: by the server without JavaScript, in
     // place with it.
     let said = RwSignal::new(match outcome.as_ref().and_then(|o| o.shown.clone()) {
@@ -76,7 +78,8 @@ pub(super) fn LogIns(changed: RwSignal<u32>) -> impl IntoView {
                     {current.then(|| view! { " " <span class="badge badge-on" data-testid="this-browser">"This browser"</span> })}
                     <p class="meta">{place}</p>
                     <p class="meta">
-                        "First seen " {format_utc(login.created_at)} " · last seen " {format_utc(login.last_seen_at)}
+                        "First seen " {when(login.created_when.clone(), login.created_at)}
+                        " · last seen " {when(login.last_seen_when.clone(), login.last_seen_at)}
                     </p>
                 </div>
                 // This browser's own leads to the log-in page: no anchor
@@ -98,7 +101,7 @@ pub(super) fn LogIns(changed: RwSignal<u32>) -> impl IntoView {
     view! {
         <section class="card" id="log-ins" data-testid="log-ins" aria-labelledby="log-ins-heading">
             <h2 id="log-ins-heading" tabindex="-1">"Where you're logged in"</h2>
-            <p class="muted">"Each browser you logged in with, the most recent first. Log out any you do not recognise or no longer use; to end them all, use Log out everywhere. Times are UTC."</p>
+            <p class="muted">"Each browser you are logged in with: this one first, then the most recently seen. Log out any you do not recognise or no longer use; to end them all, use Log out everywhere."</p>
             <p class="log-ins-said" class:alert=move || !said.get().is_empty() class:alert-ok=move || !said.get().is_empty() role="status" aria-live="polite" data-testid="log-ins-said">{move || said.get()}</p>
             <ErrorNote error busy=end.pending()/>
             <Transition fallback=|| view! { <p class="muted">"Loading your log-ins…"</p> }>
@@ -111,4 +114,10 @@ pub(super) fn LogIns(changed: RwSignal<u32>) -> impl IntoView {
             </Transition>
         </section>
     }
+}
+
+/// A time as the server wrote it (in the person's zone, or UTC said as
+/// such); the UTC of the seconds if it wrote none.
+fn when(written: String, at: i64) -> String {
+    if written.is_empty() { format!("{} UTC", format_utc(at)) } else { written }
 }
