@@ -102,7 +102,7 @@ pub(super) fn LogIns(changed: RwSignal<u32>) -> impl IntoView {
         <section class="card" id="log-ins" data-testid="log-ins" aria-labelledby="log-ins-heading">
             <h2 id="log-ins-heading" tabindex="-1">"Where you're logged in"</h2>
             <p class="muted">"Each browser you are logged in with: this one first, then the most recently seen. Log out any you do not recognise or no longer use; to end them all, use Log out everywhere."</p>
-            <p class="log-ins-said" class:alert=move || !said.get().is_empty() class:alert-ok=move || !said.get().is_empty() role="status" aria-live="polite" data-testid="log-ins-said">{move || said.get()}</p>
+            <p class="log-ins-said" class:alert=move || !said.get().is_empty() class:alert-ok=move || !said.get().is_empty() aria-live="polite" aria-atomic="true" data-testid="log-ins-said">{move || said.get()}</p>
             <ErrorNote error busy=end.pending()/>
             <Transition fallback=|| view! { <p class="muted">"Loading your log-ins…"</p> }>
                 {move || list.get().map(|result| match result {
