@@ -78,8 +78,9 @@ pub(super) fn LogIns(changed: RwSignal<u32>) -> impl IntoView {
                     {current.then(|| view! { " " <span class="badge badge-on" data-testid="this-browser">"This browser"</span> })}
                     <p class="meta">{place}</p>
                     <p class="meta">
-                        "First seen " {when(login.created_when.clone(), login.created_at)}
-                        " · last seen " {when(login.last_seen_when.clone(), login.last_seen_at)}
+                        <span class="log-in-seen">"First seen " {when(login.created_when.clone(), login.created_at)}</span>
+                        " · "
+                        <span class="log-in-seen">"last seen " {when(login.last_seen_when.clone(), login.last_seen_at)}</span>
                     </p>
                 </div>
                 // This browser's own leads to the log-in page: no anchor
