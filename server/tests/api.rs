@@ -40,10 +40,10 @@ mod hardening;
 mod identity;
 #[path = "api/instances.rs"]
 mod instances;
-#[path = "api/log_ins.rs"]
-mod log_ins;
 #[path = "api/lockdown_loop.rs"]
 mod lockdown_loop;
+#[path = "api/log_ins.rs"]
+mod log_ins;
 #[path = "api/logins.rs"]
 mod logins;
 #[path = "api/mail.rs"]
