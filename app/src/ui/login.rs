@@ -17,7 +17,7 @@ use crate::api::{authenticate_two_factor, log_in, log_out, parse_email, parse_se
 use crate::error::ErrorKind;
 use crate::time::format_utc;
 
-use super::outcome::{Intent, page_outcome};
+use super::outcome::{FormOutcome, Intent, page_outcome};
 use super::passkeys::{PasskeySignIn, PasskeyStep};
 use super::{
     ErrorNote, InputKind, IntentField, SubmitButton, TextField, field_message, focus_later, form_error, go_to_server,
@@ -154,10 +154,34 @@ fn six_digits(typed: &str) -> bool {
         && typed.chars().filter(char::is_ascii_digit).count() == 6
 }
 
+/// The log-in page, in a lazily loaded chunk like the other pages (what
+/// every page loads stays within its budget). What the server knows — the
+/// post outcome, a password step awaiting its second factor, whether
+/// sign-up is open — is read in `data`, which runs during hydration before
+/// the chunk has arrived.
+pub struct LogInRoute {
+    outcome: Option<FormOutcome>,
+    pending: Option<Pending>,
+    signup_open: bool,
+}
+
+#[leptos_router::lazy_route]
+impl leptos_router::LazyRoute for LogInRoute {
+    fn data() -> Self {
+        Self {
+            outcome: page_outcome(),
+            pending: SharedValue::new(pending_step).into_inner(),
+            signup_open: super::signup::signup_open(),
+        }
+    }
+
+    fn view(this: Self) -> AnyView {
+        view! { <LogInPage outcome=this.outcome pending=this.pending signup_open=this.signup_open/> }.into_any()
+    }
+}
+
 #[component]
-pub fn LogInPage() -> impl IntoView {
-    let outcome = page_outcome();
-    let pending = SharedValue::new(pending_step).into_inner();
+fn LogInPage(outcome: Option<FormOutcome>, pending: Option<Pending>, signup_open: bool) -> impl IntoView {
     let step = RwSignal::new(if pending.is_some() { Step::Code } else { Step::Password });
     // What the code step offers: the app's code, a passkey, or both.
     let factors = RwSignal::new(pending.map(|p| (p.app, p.passkey)).unwrap_or((true, false)));
@@ -185,7 +209,6 @@ pub fn LogInPage() -> impl IntoView {
     // Sent here by the gate in front of another app: the forms keep `rd`,
     // and once logged in the server (which checks it) sends the browser on.
     let return_to = return_to();
-    let signup_open = super::signup::signup_open();
     let form_action = move || with_return_to("/login", return_to.get().as_deref());
     // Where a passkey log-in (a full page load by passkeys.js) goes on to.
     let after_passkey = Signal::derive(move || match return_to.get() {

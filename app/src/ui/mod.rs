@@ -124,7 +124,7 @@ pub fn App() -> impl IntoView {
                 <Routes fallback=NotFound>
                     <Route path=path!("/") view=home::HomePage ssr=SsrMode::Async/>
                     <Route path=path!("/signup") view={leptos_router::Lazy::<signup::SignUpRoute>::new()} ssr=SsrMode::Async/>
-                    <Route path=path!("/login") view=login::LogInPage ssr=SsrMode::Async/>
+                    <Route path=path!("/login") view={leptos_router::Lazy::<login::LogInRoute>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/logout") view=home::LogOutPage ssr=SsrMode::Async/>
                     <Route path=path!("/security") view={leptos_router::Lazy::<security::SecurityRoute>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/forgot-password") view={leptos_router::Lazy::<mailed::MailedRoute>::new()} ssr=SsrMode::Async/>
