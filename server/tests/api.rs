@@ -272,6 +272,24 @@ impl TestApp {
         .await
     }
 
+    /// Refreshes from `refresh` again and again, as a thief holding the
+    /// token would, until refused (at most 100 rotations): each rotation's
+    /// access and refresh tokens, oldest first.
+    async fn refresh_until_refused(&self, refresh: &str) -> Vec<(String, String)> {
+        let mut got = Vec::new();
+        let mut refresh = refresh.to_owned();
+        for _ in 0..100 {
+            let r = self.refresh_with(&refresh).await;
+            let (Some(access), Some(next)) = (set_cookie(&r, "access"), set_cookie(&r, "refresh")) else { break };
+            if access.is_empty() || next.is_empty() {
+                break;
+            }
+            got.push((access, next.clone()));
+            refresh = next;
+        }
+        got
+    }
+
     /// GET /api/authentication with exactly this access token.
     async fn current_user_with(&self, access: &str) -> Reply {
         self.with_cookie(reqwest::Method::GET, "/api/authentication", &format!("access={access}"), None).await

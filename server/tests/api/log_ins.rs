@@ -335,20 +335,7 @@ async fn a_refresh_racing_the_ending_of_its_log_in_never_survives_it() {
     for round in 0..n {
         let b = app.browser_logged_in(email, CHROME_LINUX).await;
         let id = app.other_id(&a).await;
-        let refresher = async {
-            let mut got = Vec::new();
-            let mut refresh = b.refresh.clone();
-            for _ in 0..100 {
-                let r = app.refresh_with(&refresh).await;
-                let (Some(access), Some(next)) = (set_cookie(&r, "access"), set_cookie(&r, "refresh")) else { break };
-                if access.is_empty() || next.is_empty() {
-                    break;
-                }
-                got.push((access, next.clone()));
-                refresh = next;
-            }
-            got
-        };
+        let refresher = app.refresh_until_refused(&b.refresh);
         let ending = app.post_with(&a.client, END, json!({"id": id}));
         let (refreshed, ended) = tokio::join!(refresher, ending);
         assert_eq!(ended.status, StatusCode::OK, "round {round}: {}", ended.text);

@@ -192,20 +192,7 @@ async fn refresh_racing(how: Ending) {
         let login = app.logged_in(&email, &password).await;
         // Refreshing in a loop, as a thief holding the refresh token would,
         // until the ending refuses it.
-        let refresher = async {
-            let mut got = Vec::new();
-            let mut refresh = login.refresh.clone();
-            for _ in 0..100 {
-                let r = app.refresh_with(&refresh).await;
-                let (Some(access), Some(next)) = (set_cookie(&r, "access"), set_cookie(&r, "refresh")) else { break };
-                if access.is_empty() || next.is_empty() {
-                    break;
-                }
-                got.push((access, next.clone()));
-                refresh = next;
-            }
-            got
-        };
+        let refresher = app.refresh_until_refused(&login.refresh);
         let (refreshed, new_password) = tokio::join!(refresher, end_all(&app, how, &login, &password, round));
         password = new_password;
         let gate = app.gate_status(&login.gate, "one.example.test").await;
