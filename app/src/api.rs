@@ -168,8 +168,9 @@ pub async fn current_user() -> Result<User, AppError> {
     let state = app_state()?;
     let session = extract::<FullSession>(&state).await?;
     let mut user = User::from(&session.user);
-    // The pages compare it with the browser's zone (see `ui::session`).
-    user.time_zone = state.db.time_zone_of(user.id).await?;
+    // The pages compare it with the browser's zone (see `ui::session`);
+    // from the session, so the session cache still answers this request.
+    user.time_zone = session.user.time_zone.clone();
     Ok(user)
 }
 

@@ -31,6 +31,8 @@ pub struct SessionUser {
     pub live_until: i64,
     /// How the log-in was reached.
     pub amr: super::logins::Amr,
+    /// The person's time zone (see `UserRow::time_zone`).
+    pub time_zone: Option<String>,
 }
 
 impl SessionUser {
@@ -157,10 +159,11 @@ impl Db {
             session_version: i64,
             expires_at: i64,
             amr: String,
+            time_zone: Option<String>,
         }
         let row = sqlx::query_as::<_, Row>(concat!(
             "SELECT u.id, u.email, u.name, u.totp_enabled, u.passkey_count, u.email_verified_at, \
-             u.session_version, l.expires_at, l.amr \
+             u.session_version, l.expires_at, l.amr, u.time_zone \
              FROM logins l JOIN users u ON u.id = l.user_id \
              WHERE l.id = $2 AND u.id = $1 AND ",
             live!("$3")
@@ -181,6 +184,7 @@ impl Db {
             family: login.to_owned(),
             live_until: r.expires_at,
             amr: Amr::parse(&r.amr),
+            time_zone: r.time_zone,
         }))
     }
 

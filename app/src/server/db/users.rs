@@ -139,15 +139,23 @@ impl Db {
     }
 
     /// Stores the person's time zone (a name already checked against the
-    /// tz database). One row; the same name again changes nothing.
+    /// tz database). One row; the same name again changes nothing. The
+    /// sessions cached with the old one are dropped (on every instance).
     pub async fn set_time_zone(&self, id: i64, zone: &str) -> Result<(), AppError> {
-        let _turn = self.turn().await?;
-        sqlx::query("UPDATE users SET time_zone = $1 WHERE id = $2 AND (time_zone IS NULL OR time_zone <> $1)")
-            .bind(zone)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        let mut tx = self.begin().await?;
+        tx.step()?;
+        let changed =
+            sqlx::query("UPDATE users SET time_zone = $1 WHERE id = $2 AND (time_zone IS NULL OR time_zone <> $1)")
+                .bind(zone)
+                .bind(id)
+                .execute(&mut *tx.tx)
+                .await?
+                .rows_affected()
+                > 0;
+        if changed {
+            tx.invalidate(Invalidation::User(id)).await?;
+        }
+        tx.commit().await
     }
 
     /// The person's stored time zone, if any.

@@ -329,6 +329,7 @@ mod tests {
             family: family.into(),
             live_until: 1_000,
             amr: Default::default(),
+            time_zone: None,
         }
     }
 
