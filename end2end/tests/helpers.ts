@@ -1,5 +1,5 @@
 // Shared steps of the browser suites: a user signs up, enrols, logs in.
-import { expect, Page } from '@playwright/test';
+import { expect, Page, CDPSession } from '@playwright/test';
 import AxeBuilder from '@axe-core/playwright';
 import * as OTPAuth from 'otpauth';
 
@@ -82,4 +82,22 @@ export async function expectAccessible(page: Page, state: string) {
   // Nothing scrolls sideways, however long the email.
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   expect(overflow, `sideways scroll in "${state}"`).toBeLessThanOrEqual(0);
+}
+
+/** A platform authenticator that keeps discoverable credentials and
+ *  verifies the person (as a fingerprint reader would). */
+export async function virtualAuthenticator(page: Page): Promise<{ cdp: CDPSession; id: string }> {
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('WebAuthn.enable');
+  const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
+    options: {
+      protocol: 'ctap2',
+      transport: 'internal',
+      hasResidentKey: true,
+      hasUserVerification: true,
+      isUserVerified: true,
+      automaticPresenceSimulation: true,
+    },
+  });
+  return { cdp, id: authenticatorId };
 }

@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test, expect, Browser, Page } from '@playwright/test';
 
-import { PASSWORD, uniqueEmail, expectAccessible } from './helpers';
+import { PASSWORD, uniqueEmail, signUp, expectAccessible } from './helpers';
 
 const port = Number(process.env.E2E_PORT ?? 3000);
 const baseURL = `http://auth.example.test:${port}`;
@@ -50,16 +50,6 @@ function linkIn(text: string, linkPath: string): string {
   const match = text.match(new RegExp(`https?://[^\\s"<]+${linkPath}\\?token=[A-Za-z0-9_-]+`));
   expect(match, `a ${linkPath} link in:\n${text}`).not.toBeNull();
   return match![0];
-}
-
-/** Signs up with the plain form (it works either way) and lands on /security. */
-async function signUp(page: Page, email: string) {
-  await page.goto('/signup');
-  await page.getByLabel('Name').fill('Ann Example');
-  await page.getByLabel('Email').fill(email);
-  await page.getByLabel('Password').fill(PASSWORD);
-  await page.getByRole('button', { name: 'Create account' }).click();
-  await expect(page).toHaveURL(/\/security$/);
 }
 
 async function logIn(page: Page, email: string, password: string) {

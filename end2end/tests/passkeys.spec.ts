@@ -3,31 +3,13 @@
 // passkey, sign in with the passkey alone, a failed user verification,
 // removal; axe on each new state (with JavaScript: axe runs in the page);
 // what a page without JavaScript says.
-import { test, expect, Page, CDPSession } from '@playwright/test';
+import { test, expect, Page } from '@playwright/test';
 
-import { PASSWORD, uniqueEmail, signUp, logOut, expectAccessible } from './helpers';
+import { PASSWORD, uniqueEmail, signUp, logOut, expectAccessible, virtualAuthenticator } from './helpers';
 
 // WebAuthn needs the portal's own name (PUBLIC_URL), not an IP address.
 const port = Number(process.env.E2E_PORT ?? 3000);
 test.use({ baseURL: `http://auth.example.test:${port}` });
-
-/** A platform authenticator that keeps discoverable credentials and
- *  verifies the person (as a fingerprint reader would). */
-async function virtualAuthenticator(page: Page): Promise<{ cdp: CDPSession; id: string }> {
-  const cdp = await page.context().newCDPSession(page);
-  await cdp.send('WebAuthn.enable');
-  const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
-    options: {
-      protocol: 'ctap2',
-      transport: 'internal',
-      hasResidentKey: true,
-      hasUserVerification: true,
-      isUserVerified: true,
-      automaticPresenceSimulation: true,
-    },
-  });
-  return { cdp, id: authenticatorId };
-}
 
 async function addPasskey(page: Page, name: string) {
   await page.locator('#passkey-name').fill(name);

@@ -3,9 +3,9 @@
 // page after the first passkey; one password field and one main action;
 // forms without JavaScript land at their section; the mailed pages move
 // focus to their result and announce it.
-import { test, expect, Page, CDPSession } from '@playwright/test';
+import { test, expect, Page } from '@playwright/test';
 
-import { uniqueEmail, totp, nextCode, signUp, enrol, logOut, passwordStep, expectAccessible } from './helpers';
+import { uniqueEmail, totp, nextCode, signUp, enrol, logOut, passwordStep, expectAccessible, virtualAuthenticator } from './helpers';
 
 const port = Number(process.env.E2E_PORT ?? 3000);
 
@@ -102,22 +102,6 @@ test('a recovery code proves it is you when the old phone is gone, and is used u
 
 test.describe('with passkeys', () => {
   test.use({ baseURL: `http://auth.example.test:${port}` });
-
-  async function virtualAuthenticator(page: Page): Promise<CDPSession> {
-    const cdp = await page.context().newCDPSession(page);
-    await cdp.send('WebAuthn.enable');
-    await cdp.send('WebAuthn.addVirtualAuthenticator', {
-      options: {
-        protocol: 'ctap2',
-        transport: 'internal',
-        hasResidentKey: true,
-        hasUserVerification: true,
-        isUserVerified: true,
-        automaticPresenceSimulation: true,
-      },
-    });
-    return cdp;
-  }
 
   for (const width of [1280, 375]) {
     test(`after the first passkey the page agrees with itself, and the codes can be copied (${width} px)`, async ({ page }) => {

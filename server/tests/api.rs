@@ -152,6 +152,22 @@ async fn spawn_in(dir: tempfile::TempDir, extra: &[(&str, &str)]) -> TestApp {
     TestApp { base: format!("http://{addr}"), database_url, client: new_client(), clock, state, _dir: dir }
 }
 
+/// An app behind the gate for `*.example.test`, with these access rules
+/// (TOML) and open sign-up.
+async fn gated_app_with(rules: &str) -> TestApp {
+    let file = tempfile::Builder::new().suffix(".toml").tempfile().expect("rules file");
+    std::fs::write(file.path(), rules).expect("write rules");
+    let (_, path) = file.keep().expect("keep rules file");
+    let path = path.display().to_string();
+    spawn_app_with(&[
+        ("COOKIE_DOMAINS", "example.test"),
+        ("PUBLIC_URL", "http://auth.example.test"),
+        ("SIGNUP", "open"),
+        ("ACCESS_RULES", &path),
+    ])
+    .await
+}
+
 fn new_client() -> reqwest::Client {
     reqwest::Client::builder().cookie_store(true).build().expect("client")
 }

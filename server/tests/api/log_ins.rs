@@ -20,18 +20,7 @@ const END: &str = "/api/authentication/log-ins/end";
 /// The portal with gate cookies for `example.test`, letting in any live
 /// log-in at `one.example.test`.
 async fn gated_app() -> TestApp {
-    let rules = tempfile::Builder::new().suffix(".toml").tempfile().expect("rules file");
-    std::fs::write(rules.path(), "[[rules]]\ndomain = \"one.example.test\"\npolicy = \"one_factor\"\n")
-        .expect("write rules");
-    let (_, path) = rules.keep().expect("keep rules file");
-    let path = path.display().to_string();
-    spawn_app_with(&[
-        ("COOKIE_DOMAINS", "example.test"),
-        ("PUBLIC_URL", "http://auth.example.test"),
-        ("SIGNUP", "open"),
-        ("ACCESS_RULES", &path),
-    ])
-    .await
+    gated_app_with("[[rules]]\ndomain = \"one.example.test\"\npolicy = \"one_factor\"\n").await
 }
 
 /// One browser's log-in: its client (cookie store) and its cookies as set

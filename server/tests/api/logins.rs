@@ -24,17 +24,7 @@ fn rounds(default: usize) -> usize {
 }
 
 async fn gated_app() -> TestApp {
-    let rules = tempfile::Builder::new().suffix(".toml").tempfile().expect("rules file");
-    std::fs::write(rules.path(), RULES).expect("write rules");
-    let (_, path) = rules.keep().expect("keep rules file");
-    let path = path.display().to_string();
-    spawn_app_with(&[
-        ("COOKIE_DOMAINS", "example.test"),
-        ("PUBLIC_URL", "http://auth.example.test"),
-        ("SIGNUP", "open"),
-        ("ACCESS_RULES", &path),
-    ])
-    .await
+    gated_app_with(RULES).await
 }
 
 /// The cookies of one log-in.
