@@ -345,3 +345,20 @@ pub async fn lockdown(token: String) -> Result<(), AppError> {
     let meta = extract::<RequestMeta>(&state).await?;
     links::lockdown(&state, &meta, &token).await
 }
+
+/// POST /api/oidc/consent-request: what an app's sign-in request (the
+/// authorize query, as the consent page received it) asks of the person;
+/// 400 with the reason when it cannot be answered.
+#[server(prefix = "/api", endpoint = "oidc/consent-request", input = Json)]
+pub async fn describe_consent(request: String) -> Result<ConsentView, AppError> {
+    use crate::server::oidc::authorize::{self, AuthorizeRequest};
+    use crate::server::{app_state, auth::FullSession, extract};
+    let state = app_state()?;
+    extract::<FullSession>(&state).await?;
+    let req = serde_urlencoded::from_str::<AuthorizeRequest>(request.trim_start_matches('?'))
+        .map_err(|_| AppError::bad_request("The sign-in request is malformed."))?;
+    match authorize::describe(&state, &req).await? {
+        Ok(c) => Ok(ConsentView { client_name: c.client_name, scopes: c.scopes }),
+        Err(problem) => Err(AppError::bad_request(problem)),
+    }
+}

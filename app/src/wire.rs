@@ -458,3 +458,12 @@ pub fn parse_new_password(password: &str) -> Result<Password, AppError> {
 pub fn parse_email(email: &str) -> Result<Email, AppError> {
     Email::parse(email).map_err(|e| field_failure("email", e))
 }
+
+/// What the consent page shows for an app's sign-in request: the app's
+/// name and what it asks to know.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsentView {
+    pub client_name: String,
+    pub scopes: Vec<String>,
+}

@@ -55,6 +55,7 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> Result<AppSt
     .await?;
     db.gate_cache().set_max_age(config.gate_cache_seconds);
     let keys = TokenKeys::new(&config.jwt_key()?)?;
+    let oidc = app::server::oidc::Oidc::new(&config.public_url, keys.oidc_access_key());
     let (key_id, key) = config.secrets_key()?;
     let secrets = SecretBox::new((&key_id, &key), &config.secrets_keys_previous)?;
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
@@ -102,6 +103,7 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> Result<AppSt
             signup_open: config.signup_open,
             remote_user: config.remote_user,
         },
+        oidc,
         leptos_options,
     }))
 }
@@ -151,6 +153,7 @@ fn routes(state: &AppState) -> Router<AppState> {
         .merge(app::http::forms::routes())
         .merge(app::http::authz::routes())
         .merge(app::http::webauthn::routes())
+        .merge(app::http::oidc::routes())
 }
 
 pub fn build_router(state: AppState) -> Router {

@@ -34,6 +34,10 @@ enum Command {
     /// Mail: send a test message, or see what is waiting.
     #[command(subcommand)]
     Mail(MailCommand),
+    /// The OpenID provider: the apps that sign people in through it, and
+    /// its signing key (docs/OIDC.md).
+    #[command(subcommand)]
+    Oidc(OidcCommand),
     /// Delete expired and spent sessions, old throttle rows and audit events
     /// past AUDIT_RETENTION_DAYS (serve also does this every 10 minutes).
     Prune,
@@ -70,6 +74,64 @@ enum UserCommand {
         #[command(subcommand)]
         change: Option<GroupChange>,
     },
+}
+
+#[derive(Subcommand)]
+enum OidcCommand {
+    /// Manage the apps (OpenID clients).
+    #[command(subcommand)]
+    Client(OidcClientCommand),
+    /// Make a new id-token signing key. It is published at once and signs
+    /// two minutes later (every instance has it by then); the old key stays
+    /// published until the tokens it signed have expired.
+    RotateKey,
+}
+
+#[derive(Subcommand)]
+enum OidcClientCommand {
+    /// Register an app. Prints its client id and, once, its secret.
+    Add {
+        /// The app's name, shown to people on the consent page.
+        #[arg(long)]
+        name: String,
+        /// Where the app receives the code; exact match, repeat for more.
+        #[arg(long = "redirect-uri", required = true)]
+        redirect_uris: Vec<String>,
+        /// Where the app may send people after logging out; repeatable.
+        #[arg(long = "post-logout-redirect-uri")]
+        post_logout_redirect_uris: Vec<String>,
+        /// Where the app hears that a log-in ended (Back-Channel Logout 1.0).
+        #[arg(long = "backchannel-logout-uri")]
+        backchannel_logout_uri: Option<String>,
+        /// A public app (no secret; PKCE required), e.g. one running in the
+        /// browser or on a phone.
+        #[arg(long)]
+        public: bool,
+        /// Only members of these groups may use the app (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        groups: Vec<String>,
+        /// Ask people before their first sign-in to the app (ask), or not (skip).
+        #[arg(long, default_value = "ask", value_parser = ["ask", "skip"])]
+        consent: String,
+        /// PKCE for a confidential app (public apps: always required).
+        #[arg(long, default_value = "optional", value_parser = ["required", "optional"])]
+        pkce: String,
+        /// Tokens only for log-ins with two factors (required), or for any.
+        #[arg(long = "two-factor", default_value = "required", value_parser = ["required", "optional"])]
+        two_factor: String,
+        /// Print {"clientId": …, "clientSecret": …} instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the apps.
+    List,
+    /// Remove an app: its grants and tokens end.
+    Remove { id: String },
+    /// Give an app a new secret (printed once). The old one stays good
+    /// until `remove-old-secret`, so the app can be moved over first.
+    RotateSecret { id: String },
+    /// End the old secret after `rotate-secret`.
+    RemoveOldSecret { id: String },
 }
 
 #[derive(Subcommand)]
@@ -162,6 +224,42 @@ async fn main() -> ExitCode {
         }
         Command::Mail(MailCommand::Test { address }) => ops::mail_test(&state, &address).await,
         Command::Mail(MailCommand::Queue) => ops::mail_queue(&state).await,
+        Command::Oidc(OidcCommand::RotateKey) => ops::oidc_rotate_key(&state).await,
+        Command::Oidc(OidcCommand::Client(OidcClientCommand::Add {
+            name,
+            redirect_uris,
+            post_logout_redirect_uris,
+            backchannel_logout_uri,
+            public,
+            groups,
+            consent,
+            pkce,
+            two_factor,
+            json,
+        })) => {
+            let new = app::server::oidc::clients::NewClient {
+                name,
+                redirect_uris,
+                post_logout_redirect_uris,
+                backchannel_logout_uri,
+                public,
+                groups,
+                consent_ask: consent == "ask",
+                pkce_required: pkce == "required",
+                two_factor: two_factor == "required",
+            };
+            ops::oidc_add_client(&state, &new, json).await
+        }
+        Command::Oidc(OidcCommand::Client(OidcClientCommand::List)) => ops::oidc_list_clients(&state).await,
+        Command::Oidc(OidcCommand::Client(OidcClientCommand::Remove { id })) => {
+            ops::oidc_remove_client(&state, &id).await
+        }
+        Command::Oidc(OidcCommand::Client(OidcClientCommand::RotateSecret { id })) => {
+            ops::oidc_rotate_client_secret(&state, &id).await
+        }
+        Command::Oidc(OidcCommand::Client(OidcClientCommand::RemoveOldSecret { id })) => {
+            ops::oidc_remove_old_secret(&state, &id).await
+        }
         Command::Prune => app::server::retention::prune(&state)
             .await
             .map_err(|e| e.message)

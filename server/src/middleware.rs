@@ -23,6 +23,18 @@ pub async fn api_edge(req: Request, next: Next) -> Response {
     if req.uri().path().starts_with("/api/authz/") {
         return next.run(req).await;
     }
+    // The OpenID endpoints apps post to from their servers (token,
+    // userinfo, revocation, introspection) carry no cookies; an authorize
+    // or log-out request may come as a form post from the app's page: a
+    // cross-site post carries none of the portal's cookies (Strict, and
+    // Lax ones are not sent on a cross-site post), so it can end no
+    // log-in and is answered as if nobody were logged in.
+    if matches!(
+        req.uri().path(),
+        "/oidc/token" | "/oidc/userinfo" | "/oidc/authorize" | "/oidc/revoke" | "/oidc/introspect" | "/oidc/logout"
+    ) {
+        return next.run(req).await;
+    }
     // Every write, to the API or a page's form, must come from this site.
     let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     let cross_site = unsafe_method && !same_origin(req.headers());

@@ -288,6 +288,92 @@ pub async fn mail_queue(state: &AppState) -> Result<String, String> {
     Ok(out)
 }
 
+// ---------------------------------------------------------------- OpenID
+
+pub async fn oidc_add_client(
+    state: &AppState,
+    new: &app::server::oidc::clients::NewClient,
+    json: bool,
+) -> Result<String, String> {
+    let created = app::server::oidc::clients::add(state, new).await?;
+    if json {
+        return Ok(serde_json::json!({ "clientId": created.id, "clientSecret": created.secret }).to_string());
+    }
+    let issuer = &state.oidc.issuer;
+    Ok(match created.secret {
+        Some(secret) => format!(
+            "client id:     {}\nclient secret: {secret}\n(the secret is shown this once; it is stored hashed)\n\
+             issuer:        {issuer}\ndiscovery:     {issuer}/.well-known/openid-configuration",
+            created.id
+        ),
+        None => format!(
+            "client id:     {} (public: no secret, PKCE S256)\nissuer:        {issuer}\n\
+             discovery:     {issuer}/.well-known/openid-configuration",
+            created.id
+        ),
+    })
+}
+
+pub async fn oidc_list_clients(state: &AppState) -> Result<String, String> {
+    let clients = state.db.oidc_clients().await.map_err(|e| e.message)?;
+    if clients.is_empty() {
+        return Ok("no apps yet: add one with `server oidc client add`".into());
+    }
+    let mut out = String::new();
+    for c in clients {
+        let kind = if c.is_public() { "public" } else { "confidential" };
+        let old = if c.previous_secret_hash.is_some() { ", old secret still good" } else { "" };
+        let groups = if c.allowed_groups.is_empty() { "everyone".to_owned() } else { c.allowed_groups.clone() };
+        out.push_str(&format!(
+            "{}  {}  ({kind}{old}; consent {}; PKCE {}; two factors {}; for {groups})\n",
+            c.id,
+            c.name,
+            c.consent,
+            if c.pkce_required() { "required" } else { "optional" },
+            if c.needs_two_factors() { "required" } else { "optional" },
+        ));
+        for uri in c.redirect_uris() {
+            out.push_str(&format!("    redirect {uri}\n"));
+        }
+        for uri in c.post_logout_redirect_uris() {
+            out.push_str(&format!("    after log-out {uri}\n"));
+        }
+        if let Some(uri) = &c.backchannel_logout_uri {
+            out.push_str(&format!("    back-channel log-out {uri}\n"));
+        }
+    }
+    Ok(out)
+}
+
+pub async fn oidc_remove_client(state: &AppState, id: &str) -> Result<String, String> {
+    match app::server::oidc::clients::remove(state, id).await.map_err(|e| e.message)? {
+        true => Ok(format!("removed {id}: its sign-ins and tokens have ended")),
+        false => Err(format!("no app with client id {id}")),
+    }
+}
+
+pub async fn oidc_rotate_client_secret(state: &AppState, id: &str) -> Result<String, String> {
+    match app::server::oidc::clients::rotate_secret(state, id).await.map_err(|e| e.message)? {
+        Some(secret) => Ok(format!(
+            "new client secret: {secret}\n(shown this once; the old secret stays good until \
+             `server oidc client remove-old-secret {id}`)"
+        )),
+        None => Err(format!("no confidential app with client id {id}")),
+    }
+}
+
+pub async fn oidc_remove_old_secret(state: &AppState, id: &str) -> Result<String, String> {
+    match app::server::oidc::clients::remove_old_secret(state, id).await.map_err(|e| e.message)? {
+        true => Ok(format!("the old secret of {id} no longer works")),
+        false => Err(format!("{id} has no old secret (or no such app)")),
+    }
+}
+
+pub async fn oidc_rotate_key(state: &AppState) -> Result<String, String> {
+    let kid = app::server::oidc::keys::rotate(state).await.map_err(|e| e.message)?;
+    Ok(format!("new signing key {kid}: published now, signing in {} seconds", app::server::oidc::keys::PUBLISH_SECONDS))
+}
+
 /// Where a database URL points, for the operator to read: a SQLite file
 /// as an absolute path, a PostgreSQL database as host and name (never the
 /// user or password).

@@ -52,6 +52,8 @@ mod mail;
 mod mail_rounds;
 #[path = "api/new_phone.rs"]
 mod new_phone;
+#[path = "api/oidc.rs"]
+mod oidc;
 #[path = "api/operators.rs"]
 mod operators;
 #[path = "api/passkeys.rs"]
@@ -141,11 +143,16 @@ async fn spawn_in(dir: tempfile::TempDir, extra: &[(&str, &str)]) -> TestApp {
     for (k, v) in extra {
         vars.insert(k, v.to_string());
     }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    // `PUBLIC_URL=self`: the address the app is about to serve on (an
+    // OpenID issuer must be where its clients find it).
+    if vars.get("PUBLIC_URL").is_some_and(|v| v == "self") {
+        vars.insert("PUBLIC_URL", format!("http://{addr}"));
+    }
     let config = Config::from_vars(|k| vars.get(k).cloned()).expect("config");
     let clock = ManualClock::new(START);
     let state = build_state(&config, Arc::new(clock.clone())).await.expect("state");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
     let router = build_router(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, router).await });
     tokio::spawn(app::server::mail::run_worker(state.clone()));

@@ -449,6 +449,11 @@ pub async fn return_after_log_in(
     let session =
         <FullSession as axum::extract::FromRequestParts<AppState>>::from_request_parts(&mut parts, &state).await;
     let Ok(session) = session else { return next.run(axum::extract::Request::from_parts(parts, body)).await };
+    // An app asked for a log-in newer than this one (`prompt=login`,
+    // `max_age`): the log-in page is shown, as if nobody were logged in.
+    if rd.as_deref().is_some_and(|rd| wants_newer_log_in(&state, rd, session.claims.auth.unwrap_or(0))) {
+        return next.run(axum::extract::Request::from_parts(parts, body)).await;
+    }
     let destination = rd.as_deref().and_then(|rd| return_url(&state, rd)).unwrap_or_else(|| "/".into());
     let mut cookies = Vec::new();
     if let (Some(family), Some(_), false) =
@@ -479,6 +484,22 @@ pub async fn return_after_log_in(
 }
 
 /// `rd` if it is a URL the gate serves, else `None`.
+/// Whether `rd` is the portal's authorize step asking for a log-in made
+/// after `auth_at`.
+fn wants_newer_log_in(state: &AppState, rd: &str, auth_at: i64) -> bool {
+    rd.strip_prefix(&format!("{}?", state.oidc.url("/oidc/authorize")))
+        .and_then(|q| serde_urlencoded::from_str::<crate::server::oidc::authorize::AuthorizeRequest>(q).ok())
+        .and_then(|r| r.login_after())
+        .is_some_and(|after| auth_at < after)
+}
+
 pub fn return_url(state: &AppState, rd: &str) -> Option<String> {
+    // The portal's own authorize step (an app's sign-in on its way back).
+    if let Some(query) = rd.strip_prefix(&format!("{}?", state.oidc.url("/oidc/authorize")))
+        && rd.len() <= crate::server::gate::MAX_RD_CHARS
+        && !query.chars().any(|c| c.is_control() || c.is_whitespace() || c == '\\' || c == '#')
+    {
+        return Some(format!("/oidc/authorize?{query}"));
+    }
     safe_return_url(rd, &state.gate.cookie_domains, !state.cookies.secure)
 }

@@ -55,26 +55,50 @@ impl FromRequestParts<AppState> for FullSession {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let (id, claims) = claims(parts, state, Stage::Full)?;
-        // A full session belongs to a refresh family that must be live (an
-        // allow-list): after log-out, a detected reuse, expiry or pruning
-        // its access token is refused too, not only the refresh token.
-        let family = claims.sid.as_deref().ok_or_else(AppError::unauthenticated)?;
-        let (now, cache) = (state.now(), state.db.gate_cache());
-        let user = match cache.session(family, now) {
-            Some(user) => user,
-            None => {
-                let generation = cache.generation();
-                let user = state.db.session_user(id, family, now).await?.ok_or_else(AppError::unauthenticated)?;
-                cache.put_session(user.clone(), generation, now);
-                user
-            }
-        };
-        if user.id != id || user.session_version != claims.ver {
-            return Err(AppError::unauthenticated());
-        }
-        tracing::Span::current().record("user_id", user.id).record("login_id", user.family.as_str());
-        Ok(Self { user, claims })
+        live_session(state, id, claims).await
     }
+}
+
+impl FullSession {
+    /// Who is logged in at the OpenID authorize step: the portal's own
+    /// session when the browser sent it (a same-site request), else the
+    /// log-in the authorize cookie names (an app's redirect, which carries
+    /// no Strict cookie). The same liveness rule either way. `None`: nobody.
+    pub async fn at_authorize(parts: &Parts, state: &AppState) -> Result<Option<Self>, AppError> {
+        for (kind, stage) in [(CookieKind::Access, Stage::Full), (CookieKind::Authorize, Stage::Authorize)] {
+            let Some(token) = state.cookies.from_headers(kind, &parts.headers) else { continue };
+            let Some(claims) = state.keys.verify(token, stage, state.now()) else { continue };
+            let Some(id) = claims.user_id() else { continue };
+            match live_session(state, id, claims).await {
+                Ok(session) => return Ok(Some(session)),
+                Err(e) if e.error == crate::error::ErrorKind::Unauthenticated => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
+    }
+}
+
+async fn live_session(state: &AppState, id: i64, claims: Claims) -> Result<FullSession, AppError> {
+    // A full session belongs to a refresh family that must be live (an
+    // allow-list): after log-out, a detected reuse, expiry or pruning
+    // its access token is refused too, not only the refresh token.
+    let family = claims.sid.as_deref().ok_or_else(AppError::unauthenticated)?;
+    let (now, cache) = (state.now(), state.db.gate_cache());
+    let user = match cache.session(family, now) {
+        Some(user) => user,
+        None => {
+            let generation = cache.generation();
+            let user = state.db.session_user(id, family, now).await?.ok_or_else(AppError::unauthenticated)?;
+            cache.put_session(user.clone(), generation, now);
+            user
+        }
+    };
+    if user.id != id || user.session_version != claims.ver {
+        return Err(AppError::unauthenticated());
+    }
+    tracing::Span::current().record("user_id", user.id).record("login_id", user.family.as_str());
+    Ok(FullSession { user, claims })
 }
 
 impl FromRequestParts<AppState> for PasswordSession {

@@ -16,11 +16,21 @@ use sqlx::{AnyPool, FromRow};
 use super::gate::cache::{self as gate_cache, GateCache, Invalidation};
 use crate::error::AppError;
 
+/// The condition that makes a log-in `l` of account `u` alive at `$now`.
+/// Spelled once, used by every liveness query (log-ins, the gate, the
+/// OpenID grants).
+macro_rules! live {
+    ($now:literal) => {
+        concat!("l.revoked_at IS NULL AND l.expires_at > ", $now, " AND l.session_version = u.session_version")
+    };
+}
+
 mod audit;
 mod factors;
 mod listen;
 mod logins;
 mod mail;
+mod oidc;
 mod throttle;
 mod users;
 
@@ -30,6 +40,7 @@ pub use logins::{
     GateSubject, LiveLoginRow, LoginRow, NewGateCookie, NewLogin, NewRefreshToken, RefreshRow, SessionUser,
 };
 pub use mail::{MailRow, NewMail};
+pub use oidc::{ClientRow, GrantSubject, KeyRow, NewGrant, RedeemedCode};
 pub use throttle::Throttle;
 pub use users::{SealedSecrets, UserRow, UserSummary};
 

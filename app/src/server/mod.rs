@@ -13,6 +13,7 @@ pub mod hooks;
 pub mod identity;
 pub mod logins;
 pub mod mail;
+pub mod oidc;
 pub mod passwords;
 pub mod request;
 pub mod retention;

@@ -61,6 +61,8 @@ pub struct StateInner {
     pub webauthn: super::factors::webauthn::RelyingParty,
     /// Mail: the transport, the sender, and the worker's signals.
     pub mail: super::mail::Mail,
+    /// The OpenID provider: issuer, signing keys, access-token key.
+    pub oidc: super::oidc::Oidc,
     pub leptos_options: LeptosOptions,
 }
 

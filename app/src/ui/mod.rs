@@ -2,6 +2,7 @@
 //! readable error when it fails; protected pages send a visitor without a
 //! full session to the log-in page.
 
+mod consent;
 mod home;
 mod login;
 mod mailed;
@@ -131,6 +132,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/reset-password") view={leptos_router::Lazy::<mailed::MailedRoute>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/verify-email") view={leptos_router::Lazy::<mailed::MailedRoute>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/lockdown") view={leptos_router::Lazy::<mailed::MailedRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/consent") view=consent::ConsentPage ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>

@@ -110,7 +110,7 @@ struct Route {
 /// ceremony), logged in again whenever it was logged out. `[]` is a
 /// sequence of no fields: refused by an endpoint with fields, taken by one
 /// without; `{}` then names the missing ones. An empty form answered with
-/// a redirect was acted on.
+/// a redirect (logged in or out) was acted on.
 async fn discover(app: &TestApp) -> Vec<Route> {
     let asker = "fuzz-asker@example.com";
     assert_eq!(app.register(asker).await.status, StatusCode::CREATED);
@@ -125,7 +125,11 @@ async fn discover(app: &TestApp) -> Vec<Route> {
         let mut fields = BTreeSet::new();
         if !is_json(&path) {
             let r = app.send(&client, client.request(method.clone(), &url).form(&[("", "")][..0])).await;
-            let takes_no_input = r.status.is_redirection();
+            // Asked logged out too: an OpenID log-out with nothing to end
+            // sends the browser on, whatever it was sent.
+            let stranger = super::forms::browser();
+            let alone = app.send(&stranger, stranger.request(method.clone(), &url).form(&[("", "")][..0])).await;
+            let takes_no_input = r.status.is_redirection() || alone.status.is_redirection();
             routes.push(Route { method, path, fields: vec![], takes_no_input });
             continue;
         }

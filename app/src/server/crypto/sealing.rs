@@ -100,23 +100,42 @@ impl SecretBox {
     }
 
     pub fn seal(&self, user_id: i64, plaintext: &[u8]) -> Result<String, AppError> {
+        self.seal_with(&Self::aad(user_id), plaintext)
+    }
+
+    /// Seals a secret of the whole service (not of one person): `purpose`
+    /// binds it to what it is, so a sealed value cannot be moved to
+    /// another place and opened there (e.g. `oidc-key:KID`).
+    pub fn seal_for(&self, purpose: &str, plaintext: &[u8]) -> Result<String, AppError> {
+        self.seal_with(format!("twofactor:{purpose}").as_bytes(), plaintext)
+    }
+
+    /// Opens what `seal_for` sealed for the same `purpose`.
+    pub fn open_for(&self, purpose: &str, sealed: &str) -> Result<Vec<u8>, AppError> {
+        self.open_with(format!("twofactor:{purpose}").as_bytes(), sealed).inspect_err(|_| {
+            tracing::error!(purpose, "a sealed service secret does not open (wrong key or damaged)");
+        })
+    }
+
+    fn seal_with(&self, aad: &[u8], plaintext: &[u8]) -> Result<String, AppError> {
         let cipher = self.keys.get(self.current_id.as_ref()).ok_or_else(AppError::internal)?;
         let mut nonce = [0u8; NONCE_BYTES];
         getrandom::fill(&mut nonce).map_err(|_| AppError::internal())?;
-        let aad = Self::aad(user_id);
-        let ct = cipher
-            .encrypt(&XNonce::from(nonce), Payload { msg: plaintext, aad: &aad })
-            .map_err(|_| AppError::internal())?;
+        let ct =
+            cipher.encrypt(&XNonce::from(nonce), Payload { msg: plaintext, aad }).map_err(|_| AppError::internal())?;
         let mut blob = nonce.to_vec();
         blob.extend_from_slice(&ct);
         Ok(format!("v1.{}.{}", self.current_id, URL_SAFE_NO_PAD.encode(blob)))
     }
 
     pub fn open(&self, user_id: i64, sealed: &str) -> Result<Vec<u8>, AppError> {
-        let fail = || {
+        self.open_with(&Self::aad(user_id), sealed).inspect_err(|_| {
             tracing::error!(user_id, "a sealed secret does not open (wrong key, wrong row or damaged)");
-            AppError::internal()
-        };
+        })
+    }
+
+    fn open_with(&self, aad: &[u8], sealed: &str) -> Result<Vec<u8>, AppError> {
+        let fail = AppError::internal;
         let (id, blob) = parse(sealed).ok_or_else(fail)?;
         let cipher = self.keys.get(id).ok_or_else(fail)?;
         if blob.len() <= NONCE_BYTES {
@@ -124,8 +143,7 @@ impl SecretBox {
         }
         let (nonce, ct) = blob.split_at(NONCE_BYTES);
         let nonce: [u8; NONCE_BYTES] = nonce.try_into().map_err(|_| fail())?;
-        let aad = Self::aad(user_id);
-        cipher.decrypt(&XNonce::from(nonce), Payload { msg: ct, aad: &aad }).map_err(|_| fail())
+        cipher.decrypt(&XNonce::from(nonce), Payload { msg: ct, aad }).map_err(|_| fail())
     }
 
     /// The key id a sealed value names, if it is well formed.

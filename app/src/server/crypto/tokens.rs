@@ -26,6 +26,8 @@ const ISSUER: &str = "twofactor";
 pub const DEVICE_TTL: i64 = 180 * 86_400;
 /// What the device-cookie key is derived for.
 const DEVICE_KEY_LABEL: &[u8] = b"twofactor:device-cookie:v1";
+/// What the OpenID access-token key is derived for.
+const OIDC_ACCESS_KEY_LABEL: &[u8] = b"twofactor:oidc-access-token:v1";
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -49,6 +51,9 @@ pub enum Stage {
     Password,
     /// Fully authenticated.
     Full,
+    /// The OpenID authorize step's own cookie (`SameSite=Lax`, so an app's
+    /// redirect carries it): it names a log-in, good only at `/oidc/`.
+    Authorize,
 }
 
 impl Stage {
@@ -56,6 +61,7 @@ impl Stage {
         match self {
             Stage::Password => "twofactor:second-factor",
             Stage::Full => "twofactor:session",
+            Stage::Authorize => "twofactor:authorize",
         }
     }
 }
@@ -109,8 +115,11 @@ pub struct TokenKeys {
     /// Built once: verification runs on every authenticated request.
     full: Validation,
     password: Validation,
+    authorize: Validation,
     /// Signs device cookies; derived from the signing key.
     device: HmacSha256,
+    /// The key of the OpenID access tokens, derived for that use alone.
+    oidc_access: [u8; 32],
 }
 
 /// Accepts HS256 only (never `none` or another algorithm), this issuer and
@@ -132,17 +141,27 @@ impl TokenKeys {
         if secret.len() < MIN_KEY_BYTES {
             return Err(format!("the JWT signing key must be at least {MIN_KEY_BYTES} bytes, it has {}", secret.len()));
         }
-        let mut derive = <HmacSha256 as Mac>::new_from_slice(secret).map_err(|_| "bad signing key".to_owned())?;
-        derive.update(DEVICE_KEY_LABEL);
-        let device = <HmacSha256 as Mac>::new_from_slice(&derive.finalize().into_bytes())
+        let derive = |label: &[u8]| {
+            let mut mac = <HmacSha256 as Mac>::new_from_slice(secret).map_err(|_| "bad signing key".to_owned())?;
+            mac.update(label);
+            Ok::<[u8; 32], String>(mac.finalize().into_bytes().into())
+        };
+        let device = <HmacSha256 as Mac>::new_from_slice(&derive(DEVICE_KEY_LABEL)?)
             .map_err(|_| "bad derived key".to_owned())?;
         Ok(Self {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             full: validation(Stage::Full),
             password: validation(Stage::Password),
+            authorize: validation(Stage::Authorize),
             device,
+            oidc_access: derive(OIDC_ACCESS_KEY_LABEL)?,
         })
+    }
+
+    /// The key OpenID access tokens are signed with (see `oidc`).
+    pub fn oidc_access_key(&self) -> &[u8; 32] {
+        &self.oidc_access
     }
 
     fn device_mac(&self, payload: &str) -> HmacSha256 {
@@ -242,6 +261,7 @@ impl TokenKeys {
         let validation = match stage {
             Stage::Full => &self.full,
             Stage::Password => &self.password,
+            Stage::Authorize => &self.authorize,
         };
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, validation).ok()?;
         let claims = data.claims;
@@ -265,6 +285,11 @@ pub enum CookieKind {
     Refresh,
     /// This browser has logged in before (see `Device`).
     Device,
+    /// The log-in, for the OpenID authorize step only (`Stage::Authorize`):
+    /// `SameSite=Lax` and `Path=/oidc`, since an app's redirect to
+    /// `/oidc/authorize` is a cross-site navigation that carries no Strict
+    /// cookie.
+    Authorize,
 }
 
 impl CookieConfig {
@@ -278,12 +303,19 @@ impl CookieConfig {
             (CookieKind::Refresh, false) => "refresh",
             (CookieKind::Device, true) => "__Host-device",
             (CookieKind::Device, false) => "device",
+            // `__Secure-`, not `__Host-`: the path is /oidc, not /.
+            (CookieKind::Authorize, true) => "__Secure-oidc_login",
+            (CookieKind::Authorize, false) => "oidc_login",
         }
     }
 
     pub fn set(&self, kind: CookieKind, value: &str, max_age: i64) -> String {
         let secure = if self.secure { "; Secure" } else { "" };
-        format!("{}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}", self.name(kind))
+        let (same_site, path) = match kind {
+            CookieKind::Authorize => ("Lax", "/oidc"),
+            _ => ("Strict", "/"),
+        };
+        format!("{}={value}; HttpOnly; SameSite={same_site}; Path={path}; Max-Age={max_age}{secure}", self.name(kind))
     }
 
     pub fn clear(&self, kind: CookieKind) -> String {

@@ -125,14 +125,6 @@ pub struct NewGateCookie<'a> {
     pub expires_at: i64,
 }
 
-/// The condition that makes a log-in `l` of account `u` alive at `$now`.
-/// Spelled once, used by every liveness query below.
-macro_rules! live {
-    ($now:literal) => {
-        concat!("l.revoked_at IS NULL AND l.expires_at > ", $now, " AND l.session_version = u.session_version")
-    };
-}
-
 /// An account's live log-ins, the most recently seen first.
 const LIVE_LOGINS: &str = concat!(
     "SELECT l.id, l.created_at, l.last_seen_at, l.ip, l.user_agent, l.amr \

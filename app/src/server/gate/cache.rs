@@ -22,7 +22,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
-use crate::server::db::{GateSubject, SessionUser};
+use crate::server::db::{GateSubject, GrantSubject, SessionUser};
 
 /// The longest an entry is believed without asking the database, by
 /// default (`GATE_CACHE_SECONDS`).
@@ -86,6 +86,18 @@ impl Cached for SessionUser {
     }
     fn expires_at(&self) -> i64 {
         self.live_until
+    }
+}
+
+impl Cached for GrantSubject {
+    fn user_id(&self) -> i64 {
+        self.user_id
+    }
+    fn family(&self) -> &str {
+        &self.login_id
+    }
+    fn expires_at(&self) -> i64 {
+        self.expires_at
     }
 }
 
@@ -174,6 +186,8 @@ pub struct GateCache {
     subjects: Map<GateSubject>,
     /// Portal sessions, by refresh family.
     sessions: Map<SessionUser>,
+    /// OpenID grants (what userinfo answers from), by grant id.
+    grants: Map<GrantSubject>,
 }
 
 impl std::fmt::Debug for GateCache {
@@ -190,6 +204,7 @@ impl GateCache {
             generation: AtomicU64::new(0),
             subjects: Mutex::new(Store::new()),
             sessions: Mutex::new(Store::new()),
+            grants: Mutex::new(Store::new()),
         }
     }
 
@@ -218,6 +233,17 @@ impl GateCache {
     pub fn put_session(&self, user: SessionUser, generation: u64, now: i64) {
         let family = user.family.clone();
         self.keep(&self.sessions, &family, user, generation, now);
+    }
+
+    /// A live OpenID grant, if cached, fresh and unexpired.
+    pub fn grant(&self, grant_id: &str, now: i64) -> Option<GrantSubject> {
+        self.lookup(&self.grants, grant_id, now)
+    }
+
+    /// Keeps what the database said of a grant (as `put`).
+    pub fn put_grant(&self, grant: GrantSubject, generation: u64, now: i64) {
+        let id = grant.grant_id.clone();
+        self.keep(&self.grants, &id, grant, generation, now);
     }
 
     /// Read before asking the database; pass to `put`.
@@ -265,6 +291,7 @@ impl GateCache {
         }
         drop_from(&self.subjects, &self.generation, what);
         drop_from(&self.sessions, &self.generation, what);
+        drop_from(&self.grants, &self.generation, what);
     }
 
     /// Forgets everything; with `enabled` false, stops caching (the
@@ -278,6 +305,7 @@ impl GateCache {
         }
         clear(&self.subjects, &self.generation);
         clear(&self.sessions, &self.generation);
+        clear(&self.grants, &self.generation);
         self.enabled.store(enabled, Ordering::Release);
     }
 }

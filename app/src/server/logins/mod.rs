@@ -120,6 +120,7 @@ pub(crate) async fn try_start(
         return Ok(None);
     }
     let mut cookies = issue_tokens(state, tx, user_id, version, &id, expires_at, now).await?;
+    cookies.push(authorize_cookie(state, user_id, version, &id, now, expires_at)?);
     cookies.extend(gate_cookies::issue_first_gate_cookies(state, tx, user_id, &id, expires_at).await?);
     Ok(Some(cookies))
 }
@@ -167,8 +168,27 @@ pub(crate) async fn issue_tokens(
     ])
 }
 
+/// The OpenID authorize step's cookie for a log-in started at `auth_at`
+/// (see `CookieKind::Authorize`): it lives as long as the log-in.
+fn authorize_cookie(
+    state: &AppState,
+    user_id: i64,
+    version: i64,
+    login: &str,
+    auth_at: i64,
+    expires_at: i64,
+) -> Result<String, AppError> {
+    let ttl = (expires_at - auth_at).max(0);
+    let token = state.keys.issue(user_id, Stage::Authorize, version, auth_at, ttl, Some((login, auth_at)))?;
+    Ok(state.cookies.set(CookieKind::Authorize, &token, ttl))
+}
+
 pub fn cleared_cookies(state: &AppState) -> Vec<String> {
-    let mut cookies = vec![state.cookies.clear(CookieKind::Access), state.cookies.clear(CookieKind::Refresh)];
+    let mut cookies = vec![
+        state.cookies.clear(CookieKind::Access),
+        state.cookies.clear(CookieKind::Refresh),
+        state.cookies.clear(CookieKind::Authorize),
+    ];
     cookies.extend(state.gate.cookie_domains.iter().map(|d| state.cookies.clear_gate(d)));
     cookies
 }

@@ -1,0 +1,468 @@
+//! The SQL of the OpenID provider: signing keys, the apps (clients), and
+//! the grants one log-in gave an app (code, refresh tokens, consent). A
+//! grant is alive while it is not revoked and its log-in is alive (the
+//! `live!` rule every other token of a log-in follows).
+
+use sqlx::FromRow;
+
+use super::{Db, Tx};
+use crate::error::AppError;
+use crate::server::gate::cache::Invalidation;
+
+/// A signing key as stored: the private part sealed.
+#[derive(Debug, Clone, FromRow)]
+pub struct KeyRow {
+    pub kid: String,
+    pub sealed_key: String,
+    pub modulus: String,
+    pub exponent: String,
+    pub created_at: i64,
+}
+
+/// An app, as the operator registered it.
+#[derive(Debug, Clone, FromRow)]
+pub struct ClientRow {
+    pub id: String,
+    pub name: String,
+    pub secret_hash: Option<String>,
+    pub previous_secret_hash: Option<String>,
+    pub redirect_uris: String,
+    pub post_logout_redirect_uris: String,
+    pub backchannel_logout_uri: Option<String>,
+    pub allowed_groups: String,
+    pub consent: String,
+    pub pkce: String,
+    pub two_factor: i64,
+    pub created_at: i64,
+}
+
+/// An authorization about to be stored, with its code.
+pub struct NewGrant<'a> {
+    pub id: &'a str,
+    pub login_id: &'a str,
+    pub client_id: &'a str,
+    pub user_id: i64,
+    pub scope: &'a str,
+    pub nonce: Option<&'a str>,
+    pub redirect_uri: &'a str,
+    pub code_hash: &'a str,
+    pub code_challenge: Option<&'a str>,
+    pub code_expires_at: i64,
+    pub now: i64,
+}
+
+/// A code just spent: what the token endpoint must check against.
+#[derive(Debug, Clone, FromRow)]
+pub struct RedeemedCode {
+    pub grant_id: String,
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub code_challenge: Option<String>,
+    pub code_expires_at: i64,
+}
+
+/// Everything a token or userinfo answer says about a live grant: who the
+/// person is now (the claims), how the log-in was reached, what was
+/// granted. Kept in the session cache by grant id; dropped with its log-in
+/// or its person (a grant revoked alone drops its log-in's entries).
+#[derive(Debug, Clone)]
+pub struct GrantSubject {
+    pub grant_id: String,
+    pub client_id: String,
+    pub user_id: i64,
+    pub login_id: String,
+    /// When the log-in (and so the grant) expires.
+    pub expires_at: i64,
+    pub scope: String,
+    pub nonce: Option<String>,
+    pub subject: Option<String>,
+    pub email: String,
+    pub name: String,
+    pub email_verified: bool,
+    pub groups: Vec<String>,
+    pub amr: String,
+    pub auth_at: i64,
+}
+
+impl GrantSubject {
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scope.split(' ').any(|s| s == scope)
+    }
+}
+
+const GRANT_SUBJECT: &str = concat!(
+    "SELECT g.id, g.client_id, g.user_id, g.login_id, l.expires_at, g.scope, g.nonce, u.oidc_subject, \
+     u.email, u.name, u.email_verified_at, l.amr, l.auth_at, ug.name AS grp \
+     FROM oidc_grants g JOIN logins l ON l.id = g.login_id AND l.user_id = g.user_id \
+     JOIN users u ON u.id = g.user_id \
+     LEFT JOIN user_groups ug ON ug.user_id = g.user_id \
+     WHERE g.id = $1 AND g.revoked_at IS NULL AND ",
+    live!("$2"),
+    " ORDER BY ug.name"
+);
+
+#[derive(FromRow)]
+struct GrantSubjectRow {
+    id: String,
+    client_id: String,
+    user_id: i64,
+    login_id: String,
+    expires_at: i64,
+    scope: String,
+    nonce: Option<String>,
+    oidc_subject: Option<String>,
+    email: String,
+    name: String,
+    email_verified_at: Option<i64>,
+    amr: String,
+    auth_at: i64,
+    grp: Option<String>,
+}
+
+/// One row per group (or one with none) into one subject.
+fn grant_subject(rows: Vec<GrantSubjectRow>) -> Option<GrantSubject> {
+    let groups: Vec<String> = rows.iter().filter_map(|r| r.grp.clone()).collect();
+    let row = rows.into_iter().next()?;
+    Some(GrantSubject {
+        grant_id: row.id,
+        client_id: row.client_id,
+        user_id: row.user_id,
+        login_id: row.login_id,
+        expires_at: row.expires_at,
+        scope: row.scope,
+        nonce: row.nonce,
+        subject: row.oidc_subject,
+        email: row.email,
+        name: row.name,
+        email_verified: row.email_verified_at.is_some(),
+        groups,
+        amr: row.amr,
+        auth_at: row.auth_at,
+    })
+}
+
+/// The columns of `oidc_clients`, in `ClientRow`'s order.
+macro_rules! client_columns {
+    () => {
+        "id, name, secret_hash, previous_secret_hash, redirect_uris, post_logout_redirect_uris, \
+         backchannel_logout_uri, allowed_groups, consent, pkce, two_factor, created_at"
+    };
+}
+
+impl Db {
+    /// Every signing key, the newest first.
+    pub async fn oidc_keys(&self) -> Result<Vec<KeyRow>, AppError> {
+        Ok(sqlx::query_as::<_, KeyRow>(
+            "SELECT kid, sealed_key, modulus, exponent, created_at FROM oidc_keys ORDER BY created_at DESC, kid",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    pub async fn insert_oidc_key(&self, key: &KeyRow) -> Result<(), AppError> {
+        let _turn = self.turn().await?;
+        sqlx::query(
+            "INSERT INTO oidc_keys (kid, sealed_key, modulus, exponent, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&key.kid)
+        .bind(&key.sealed_key)
+        .bind(&key.modulus)
+        .bind(&key.exponent)
+        .bind(key.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Forgets keys no token can still name.
+    pub async fn delete_oidc_keys(&self, kids: &[String]) -> Result<(), AppError> {
+        let _turn = self.turn().await?;
+        for kid in kids {
+            sqlx::query("DELETE FROM oidc_keys WHERE kid = $1").bind(kid).execute(&self.pool).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn oidc_client(&self, id: &str) -> Result<Option<ClientRow>, AppError> {
+        Ok(sqlx::query_as::<_, ClientRow>(concat!("SELECT ", client_columns!(), " FROM oidc_clients WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    pub async fn oidc_clients(&self) -> Result<Vec<ClientRow>, AppError> {
+        Ok(sqlx::query_as::<_, ClientRow>(concat!(
+            "SELECT ",
+            client_columns!(),
+            " FROM oidc_clients ORDER BY created_at, id"
+        ))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    pub async fn insert_oidc_client(&self, c: &ClientRow) -> Result<(), AppError> {
+        let _turn = self.turn().await?;
+        sqlx::query(concat!(
+            "INSERT INTO oidc_clients (",
+            client_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+        ))
+        .bind(&c.id)
+        .bind(&c.name)
+        .bind(&c.secret_hash)
+        .bind(&c.previous_secret_hash)
+        .bind(&c.redirect_uris)
+        .bind(&c.post_logout_redirect_uris)
+        .bind(&c.backchannel_logout_uri)
+        .bind(&c.allowed_groups)
+        .bind(&c.consent)
+        .bind(&c.pkce)
+        .bind(c.two_factor)
+        .bind(c.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The live grant an access token names, with the person's claims as
+    /// they are now. `None`: revoked, its log-in ended, or no such grant.
+    pub async fn oidc_grant_subject(&self, grant_id: &str, now: i64) -> Result<Option<GrantSubject>, AppError> {
+        let rows =
+            sqlx::query_as::<_, GrantSubjectRow>(GRANT_SUBJECT).bind(grant_id).bind(now).fetch_all(&self.pool).await?;
+        Ok(grant_subject(rows))
+    }
+
+    /// A refresh token's grant, its client and when it was spent.
+    pub async fn oidc_refresh_token(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<(String, String, Option<i64>)>, AppError> {
+        Ok(sqlx::query_as(
+            "SELECT r.grant_id, g.client_id, r.used_at FROM oidc_refresh_tokens r \
+             JOIN oidc_grants g ON g.id = r.grant_id WHERE r.token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// The scopes the person agreed to share with the app, if asked before.
+    pub async fn oidc_consent(&self, user_id: i64, client_id: &str) -> Result<Option<String>, AppError> {
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT scope FROM oidc_consents WHERE user_id = $1 AND client_id = $2")
+                .bind(user_id)
+                .bind(client_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|(s,)| s))
+    }
+}
+
+impl Tx {
+    /// Removes an app; its grants, tokens and consents go with it (the
+    /// caches hear of each log-in that held a grant).
+    pub async fn remove_oidc_client(&mut self, id: &str) -> Result<bool, AppError> {
+        self.step()?;
+        let logins: Vec<(String,)> = sqlx::query_as("SELECT DISTINCT login_id FROM oidc_grants WHERE client_id = $1")
+            .bind(id)
+            .fetch_all(&mut *self.tx)
+            .await?;
+        let done = sqlx::query("DELETE FROM oidc_clients WHERE id = $1").bind(id).execute(&mut *self.tx).await?;
+        for (login,) in logins {
+            self.invalidate(Invalidation::Family(login)).await?;
+        }
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// A new secret; the current one becomes the previous (still good).
+    pub async fn rotate_oidc_client_secret(&mut self, id: &str, secret_hash: &str) -> Result<bool, AppError> {
+        self.step()?;
+        let done = sqlx::query(
+            "UPDATE oidc_clients SET previous_secret_hash = secret_hash, secret_hash = $2 \
+             WHERE id = $1 AND secret_hash IS NOT NULL",
+        )
+        .bind(id)
+        .bind(secret_hash)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Ends the previous secret's life.
+    pub async fn drop_previous_oidc_secret(&mut self, id: &str) -> Result<bool, AppError> {
+        self.step()?;
+        let done = sqlx::query(
+            "UPDATE oidc_clients SET previous_secret_hash = NULL WHERE id = $1 AND previous_secret_hash IS NOT NULL",
+        )
+        .bind(id)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The account's subject for apps, given now if it has none yet.
+    pub async fn oidc_subject(&mut self, user_id: i64, candidate: &str) -> Result<String, AppError> {
+        self.step()?;
+        let (subject,): (String,) = sqlx::query_as(
+            "UPDATE users SET oidc_subject = COALESCE(oidc_subject, $2) WHERE id = $1 RETURNING oidc_subject",
+        )
+        .bind(user_id)
+        .bind(candidate)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        Ok(subject)
+    }
+
+    /// Stores an authorization and its code, only while the log-in it
+    /// comes from is alive. False: the log-in ended meanwhile.
+    pub async fn insert_oidc_grant(&mut self, g: &NewGrant<'_>) -> Result<bool, AppError> {
+        self.step()?;
+        let done = sqlx::query(concat!(
+            "INSERT INTO oidc_grants (id, login_id, client_id, user_id, scope, nonce, redirect_uri, code_hash, \
+             code_challenge, code_expires_at, created_at) \
+             SELECT $1, l.id, $3, l.user_id, $5, $6, $7, $8, $9, $10, $11 \
+             FROM logins l JOIN users u ON u.id = l.user_id \
+             WHERE l.id = $2 AND l.user_id = $4 AND ",
+            live!("$11")
+        ))
+        .bind(g.id)
+        .bind(g.login_id)
+        .bind(g.client_id)
+        .bind(g.user_id)
+        .bind(g.scope)
+        .bind(g.nonce)
+        .bind(g.redirect_uri)
+        .bind(g.code_hash)
+        .bind(g.code_challenge)
+        .bind(g.code_expires_at)
+        .bind(g.now)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Spends a code: only its first use gets the grant back.
+    pub async fn redeem_oidc_code(&mut self, code_hash: &str, now: i64) -> Result<Option<RedeemedCode>, AppError> {
+        self.step()?;
+        Ok(sqlx::query_as::<_, RedeemedCode>(
+            "UPDATE oidc_grants SET code_used_at = $2 WHERE code_hash = $1 AND code_used_at IS NULL \
+             AND revoked_at IS NULL \
+             RETURNING id AS grant_id, client_id, redirect_uri, code_challenge, code_expires_at",
+        )
+        .bind(code_hash)
+        .bind(now)
+        .fetch_optional(&mut *self.tx)
+        .await?)
+    }
+
+    /// The grant of a code already spent (a replay), if the code exists.
+    pub async fn oidc_grant_of_code(&mut self, code_hash: &str) -> Result<Option<String>, AppError> {
+        let row: Option<(String,)> = sqlx::query_as("SELECT id FROM oidc_grants WHERE code_hash = $1")
+            .bind(code_hash)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        Ok(row.map(|(id,)| id))
+    }
+
+    /// Revokes a grant: its refresh tokens and access tokens are dead.
+    pub async fn revoke_oidc_grant(&mut self, grant_id: &str, now: i64) -> Result<(), AppError> {
+        self.step()?;
+        let login: Option<(String,)> = sqlx::query_as(
+            "UPDATE oidc_grants SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL RETURNING login_id",
+        )
+        .bind(grant_id)
+        .bind(now)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        if let Some((login,)) = login {
+            self.invalidate(Invalidation::Family(login)).await?;
+        }
+        Ok(())
+    }
+
+    /// Holds the grant's log-in (as a refresh of the portal does, so no
+    /// ending interleaves) and reads the grant with the person's claims.
+    pub async fn hold_oidc_grant(&mut self, grant_id: &str, now: i64) -> Result<Option<GrantSubject>, AppError> {
+        self.step()?;
+        let held: Option<(String,)> = sqlx::query_as(
+            "UPDATE logins SET last_seen_at = $2 WHERE id = (SELECT login_id FROM oidc_grants WHERE id = $1) \
+             AND revoked_at IS NULL AND expires_at > $2 RETURNING id",
+        )
+        .bind(grant_id)
+        .bind(now)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        if held.is_none() {
+            return Ok(None);
+        }
+        let rows = sqlx::query_as::<_, GrantSubjectRow>(GRANT_SUBJECT)
+            .bind(grant_id)
+            .bind(now)
+            .fetch_all(&mut *self.tx)
+            .await?;
+        Ok(grant_subject(rows))
+    }
+
+    pub async fn insert_oidc_refresh_token(
+        &mut self,
+        token_hash: &str,
+        grant_id: &str,
+        now: i64,
+    ) -> Result<(), AppError> {
+        self.step()?;
+        sqlx::query("INSERT INTO oidc_refresh_tokens (token_hash, grant_id, created_at) VALUES ($1, $2, $3)")
+            .bind(token_hash)
+            .bind(grant_id)
+            .bind(now)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Spends a refresh token. `Ok(Ok(grant))`: spent now; `Ok(Err(Some(grant)))`:
+    /// spent before (a replay); `Ok(Err(None))`: no such token.
+    pub async fn spend_oidc_refresh_token(
+        &mut self,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<Result<String, Option<String>>, AppError> {
+        self.step()?;
+        let spent: Option<(String,)> = sqlx::query_as(
+            "UPDATE oidc_refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL RETURNING grant_id",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        if let Some((grant,)) = spent {
+            return Ok(Ok(grant));
+        }
+        let known: Option<(String,)> = sqlx::query_as("SELECT grant_id FROM oidc_refresh_tokens WHERE token_hash = $1")
+            .bind(token_hash)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        Ok(Err(known.map(|(g,)| g)))
+    }
+
+    /// Remembers what the person agreed the app may know.
+    pub async fn store_oidc_consent(
+        &mut self,
+        user_id: i64,
+        client_id: &str,
+        scope: &str,
+        now: i64,
+    ) -> Result<(), AppError> {
+        self.step()?;
+        sqlx::query(
+            "INSERT INTO oidc_consents (user_id, client_id, scope, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (user_id, client_id) DO UPDATE SET scope = excluded.scope, created_at = excluded.created_at",
+        )
+        .bind(user_id)
+        .bind(client_id)
+        .bind(scope)
+        .bind(now)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,271 @@
+//! The apps that sign people in through the portal: registered by the
+//! operator (`server oidc client …`), each with its exact redirect URIs,
+//! its policy (groups, consent, PKCE, two factors) and, unless public, a
+//! secret shown once and stored as SHA-256.
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+
+use super::OAuthError;
+use crate::error::AppError;
+use crate::server::crypto::{random_bytes, sha256_hex};
+use crate::server::db::ClientRow;
+use crate::server::state::AppState;
+
+/// Longest redirect URI accepted.
+const MAX_URI_CHARS: usize = 2000;
+
+/// What `server oidc client add` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct NewClient {
+    pub name: String,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub backchannel_logout_uri: Option<String>,
+    pub public: bool,
+    pub groups: Vec<String>,
+    /// Ask the person before the first sign-in to this app (the default).
+    pub consent_ask: bool,
+    /// PKCE required of a confidential client (public ones: always).
+    pub pkce_required: bool,
+    /// Tokens only for log-ins with two factors (the default).
+    pub two_factor: bool,
+}
+
+/// A client just registered: its id and, once, its secret.
+#[derive(Debug, Clone)]
+pub struct Created {
+    pub id: String,
+    pub secret: Option<String>,
+}
+
+/// An absolute `https` or `http` URI without a fragment, userinfo, spaces
+/// or control characters: what an app can be sent back to.
+pub fn check_uri(uri: &str) -> Result<(), String> {
+    let bad = |why: &str| Err(format!("{uri:?} is not a usable redirect URI: {why}"));
+    if uri.is_empty() || uri.len() > MAX_URI_CHARS {
+        return bad("empty or longer than 2000 characters");
+    }
+    if uri.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return bad("it contains spaces or control characters");
+    }
+    let Some((scheme, rest)) = uri.split_once("://") else { return bad("it must start with https:// or http://") };
+    if !matches!(scheme, "https" | "http") {
+        return bad("it must start with https:// or http://");
+    }
+    if uri.contains('#') {
+        return bad("it must not have a fragment (#…)");
+    }
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    if authority.is_empty() || authority.contains('@') {
+        return bad("it needs a host and no user name");
+    }
+    Ok(())
+}
+
+fn new_secret() -> Result<String, AppError> {
+    Ok(URL_SAFE_NO_PAD.encode(random_bytes::<32>()?))
+}
+
+fn check_groups(groups: &[String]) -> Result<(), String> {
+    match groups.iter().find(|g| g.is_empty() || g.contains(',') || g.chars().any(char::is_whitespace)) {
+        Some(g) => Err(format!("{g:?} is not a group name (no commas or spaces)")),
+        None => Ok(()),
+    }
+}
+
+/// Registers an app. Every URI is checked first; nothing is stored when
+/// one is refused.
+pub async fn add(state: &AppState, new: &NewClient) -> Result<Created, String> {
+    let name = new.name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err("the name must be 1 to 100 characters".into());
+    }
+    if new.redirect_uris.is_empty() {
+        return Err("give at least one --redirect-uri".into());
+    }
+    for uri in new.redirect_uris.iter().chain(&new.post_logout_redirect_uris).chain(&new.backchannel_logout_uri) {
+        check_uri(uri)?;
+    }
+    check_groups(&new.groups)?;
+    let id = URL_SAFE_NO_PAD.encode(random_bytes::<18>().map_err(|e| e.message)?);
+    let secret = if new.public { None } else { Some(new_secret().map_err(|e| e.message)?) };
+    let row = ClientRow {
+        id: id.clone(),
+        name: name.to_owned(),
+        secret_hash: secret.as_deref().map(|s| sha256_hex(s.as_bytes())),
+        previous_secret_hash: None,
+        redirect_uris: new.redirect_uris.join("\n"),
+        post_logout_redirect_uris: new.post_logout_redirect_uris.join("\n"),
+        backchannel_logout_uri: new.backchannel_logout_uri.clone(),
+        allowed_groups: new.groups.join(","),
+        consent: if new.consent_ask { "ask" } else { "skip" }.into(),
+        pkce: if new.pkce_required || new.public { "required" } else { "optional" }.into(),
+        two_factor: i64::from(new.two_factor),
+        created_at: state.now(),
+    };
+    state.db.insert_oidc_client(&row).await.map_err(|e| e.message)?;
+    Ok(Created { id, secret })
+}
+
+/// Removes an app: its grants and tokens end with it.
+pub async fn remove(state: &AppState, id: &str) -> Result<bool, AppError> {
+    let mut tx = state.db.begin().await?;
+    let removed = tx.remove_oidc_client(id).await?;
+    tx.commit().await?;
+    Ok(removed)
+}
+
+/// A new secret for a confidential app, printed once; the old one stays
+/// good until `remove_old_secret`, so the app can be moved over first.
+/// `None`: no such confidential app.
+pub async fn rotate_secret(state: &AppState, id: &str) -> Result<Option<String>, AppError> {
+    let secret = new_secret()?;
+    let mut tx = state.db.begin().await?;
+    let rotated = tx.rotate_oidc_client_secret(id, &sha256_hex(secret.as_bytes())).await?;
+    tx.commit().await?;
+    Ok(rotated.then_some(secret))
+}
+
+pub async fn remove_old_secret(state: &AppState, id: &str) -> Result<bool, AppError> {
+    let mut tx = state.db.begin().await?;
+    let dropped = tx.drop_previous_oidc_secret(id).await?;
+    tx.commit().await?;
+    Ok(dropped)
+}
+
+impl ClientRow {
+    pub fn redirect_uris(&self) -> impl Iterator<Item = &str> {
+        self.redirect_uris.lines().filter(|l| !l.is_empty())
+    }
+
+    pub fn post_logout_redirect_uris(&self) -> impl Iterator<Item = &str> {
+        self.post_logout_redirect_uris.lines().filter(|l| !l.is_empty())
+    }
+
+    pub fn groups(&self) -> impl Iterator<Item = &str> {
+        self.allowed_groups.split(',').filter(|g| !g.is_empty())
+    }
+
+    pub fn is_public(&self) -> bool {
+        self.secret_hash.is_none()
+    }
+
+    pub fn pkce_required(&self) -> bool {
+        self.is_public() || self.pkce == "required"
+    }
+
+    pub fn asks_consent(&self) -> bool {
+        self.consent == "ask"
+    }
+
+    pub fn needs_two_factors(&self) -> bool {
+        self.two_factor == 1
+    }
+
+    fn secret_matches(&self, secret: &str) -> bool {
+        let hash = sha256_hex(secret.as_bytes());
+        self.secret_hash.as_deref() == Some(hash.as_str())
+            || self.previous_secret_hash.as_deref() == Some(hash.as_str())
+    }
+}
+
+/// How a client said who it is at the token endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub client_id: String,
+    pub secret: Option<String>,
+    /// Sent as HTTP Basic (the answer to a failure then names the scheme).
+    pub basic: bool,
+}
+
+impl Credentials {
+    /// From the `Authorization` header (`client_secret_basic`) or the form
+    /// (`client_secret_post`, or `none` with only `client_id`). Both at
+    /// once, or a Basic header that does not decode, is refused.
+    pub fn from_request(
+        authorization: Option<&str>,
+        form_id: Option<&str>,
+        form_secret: Option<&str>,
+    ) -> Result<Self, OAuthError> {
+        let invalid = |why: &str| OAuthError::new("invalid_client", why);
+        if let Some(header) = authorization {
+            let Some(encoded) = header.strip_prefix("Basic ").or_else(|| header.strip_prefix("basic ")) else {
+                return Err(invalid("Only HTTP Basic client authentication is accepted in the Authorization header."));
+            };
+            if form_secret.is_some() {
+                return Err(OAuthError::new("invalid_request", "Use one way of client authentication, not two."));
+            }
+            let decoded =
+                STANDARD.decode(encoded.trim()).map_err(|_| invalid("The Basic credentials do not decode."))?;
+            let decoded = String::from_utf8(decoded).map_err(|_| invalid("The Basic credentials do not decode."))?;
+            let (id, secret) =
+                decoded.split_once(':').ok_or_else(|| invalid("The Basic credentials do not decode."))?;
+            // RFC 6749 2.3.1: both are form-encoded before Basic encoding.
+            let unescape = |s: &str| {
+                serde_urlencoded::from_str::<Vec<(String, String)>>(&format!("v={s}"))
+                    .ok()
+                    .and_then(|mut v| v.pop())
+                    .map(|(_, v)| v)
+            };
+            let id = unescape(id).ok_or_else(|| invalid("The Basic credentials do not decode."))?;
+            let secret = unescape(secret).ok_or_else(|| invalid("The Basic credentials do not decode."))?;
+            if form_id.is_some_and(|f| f != id) {
+                return Err(OAuthError::new("invalid_request", "client_id differs from the Basic credentials."));
+            }
+            return Ok(Self { client_id: id, secret: Some(secret), basic: true });
+        }
+        let id = form_id.filter(|s| !s.is_empty()).ok_or_else(|| invalid("No client authentication was sent."))?;
+        Ok(Self { client_id: id.to_owned(), secret: form_secret.map(str::to_owned), basic: false })
+    }
+}
+
+/// The client these credentials prove, or `invalid_client`: a
+/// confidential client must present its secret (or the previous one
+/// after a rotation), a public one must present none.
+pub async fn authenticate(state: &AppState, credentials: &Credentials) -> Result<ClientRow, OAuthError> {
+    let refused = || OAuthError::new("invalid_client", "Client authentication failed.");
+    let client = state.db.oidc_client(&credentials.client_id).await?.ok_or_else(refused)?;
+    match (&credentials.secret, client.is_public()) {
+        (Some(secret), false) if client.secret_matches(secret) => Ok(client),
+        (None, true) => Ok(client),
+        _ => Err(refused()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirect_uris_must_be_absolute_web_uris() {
+        assert!(check_uri("https://app.example.com/oauth2/callback").is_ok());
+        assert!(check_uri("http://127.0.0.1:8080/cb?x=1").is_ok());
+        for bad in [
+            "",
+            "/relative",
+            "app.example.com/cb",
+            "javascript://x",
+            "https://app.example.com/cb#frag",
+            "https://user@app.example.com/cb",
+            "https:///cb",
+            "https://app.example.com/c b",
+        ] {
+            assert!(check_uri(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn basic_credentials_are_form_decoded_and_cannot_be_doubled() {
+        let header = format!("Basic {}", STANDARD.encode("my%20app:s%3Acret"));
+        let c = Credentials::from_request(Some(&header), None, None).unwrap();
+        assert_eq!((c.client_id.as_str(), c.secret.as_deref(), c.basic), ("my app", Some("s:cret"), true));
+        assert_eq!(Credentials::from_request(Some(&header), None, Some("x")).unwrap_err().error, "invalid_request");
+        assert_eq!(Credentials::from_request(Some(&header), Some("other"), None).unwrap_err().error, "invalid_request");
+        assert_eq!(Credentials::from_request(Some("Bearer x"), None, None).unwrap_err().error, "invalid_client");
+        assert_eq!(Credentials::from_request(Some("Basic !!"), None, None).unwrap_err().error, "invalid_client");
+        let post = Credentials::from_request(None, Some("id"), Some("s")).unwrap();
+        assert_eq!((post.client_id.as_str(), post.secret.as_deref(), post.basic), ("id", Some("s"), false));
+        assert_eq!(Credentials::from_request(None, None, None).unwrap_err().error, "invalid_client");
+    }
+}

@@ -1,0 +1,245 @@
+//! The token endpoint: a code (once, within `CODE_TTL`, by the client it
+//! was issued to, with its PKCE verifier) or a refresh token (rotated)
+//! becomes an access token, an id token and, with `offline_access`, a
+//! refresh token. A code used twice or a spent refresh token presented
+//! again revokes the grant: everything issued from it dies.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Deserialize;
+use sha2::Digest;
+
+use super::clients::{self, Credentials};
+use super::{ACCESS_TOKEN_TTL, ACR_PASSWORD, ACR_TWO_FACTORS, AccessClaims, ID_TOKEN_TTL, OAuthError, person_claims};
+use crate::server::crypto::{random_bytes, sha256_hex};
+use crate::server::db::{ClientRow, GrantSubject, Tx};
+use crate::server::logins::Amr;
+use crate::server::state::AppState;
+
+/// The form of a token request (RFC 6749 4.1.3 and 6).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct TokenRequest {
+    pub grant_type: Option<String>,
+    pub code: Option<String>,
+    pub redirect_uri: Option<String>,
+    pub code_verifier: Option<String>,
+    pub refresh_token: Option<String>,
+    pub scope: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+}
+
+fn invalid_grant(why: &str) -> OAuthError {
+    OAuthError::new("invalid_grant", why)
+}
+
+/// Answers a token request from an authenticated client.
+pub async fn token(
+    state: &AppState,
+    authorization: Option<&str>,
+    req: &TokenRequest,
+) -> Result<serde_json::Value, OAuthError> {
+    let credentials = Credentials::from_request(authorization, req.client_id.as_deref(), req.client_secret.as_deref())?;
+    let client = clients::authenticate(state, &credentials).await?;
+    match req.grant_type.as_deref() {
+        Some("authorization_code") => exchange_code(state, &client, req).await,
+        Some("refresh_token") => refresh(state, &client, req).await,
+        None => Err(OAuthError::new("invalid_request", "grant_type is missing.")),
+        Some(_) => Err(OAuthError::new("unsupported_grant_type", "Use authorization_code or refresh_token.")),
+    }
+}
+
+async fn exchange_code(
+    state: &AppState,
+    client: &ClientRow,
+    req: &TokenRequest,
+) -> Result<serde_json::Value, OAuthError> {
+    let code = req.code.as_deref().ok_or_else(|| OAuthError::new("invalid_request", "code is missing."))?;
+    let code_hash = sha256_hex(code.as_bytes());
+    // Before the transaction: a first key is made and stored outside it.
+    let keys = super::keys::current(state).await?;
+    let now = state.now();
+    let mut tx = state.db.begin().await?;
+    let Some(redeemed) = tx.redeem_oidc_code(&code_hash, now).await? else {
+        // Used before: whoever holds it now may be a thief, and the tokens
+        // the first use got may be in the wrong hands. End them all.
+        if let Some(grant) = tx.oidc_grant_of_code(&code_hash).await? {
+            tx.revoke_oidc_grant(&grant, now).await?;
+            tx.commit().await?;
+            tracing::warn!(client_id = client.id, "an authorization code was used twice: its grant is revoked");
+            return Err(invalid_grant("The code was already used; what it gave is revoked."));
+        }
+        return Err(invalid_grant("The code is not valid."));
+    };
+    // A refusal from here on rolls back: the code stays unspent for the
+    // request it was meant for.
+    if redeemed.client_id != client.id {
+        return Err(invalid_grant("The code was issued to another client."));
+    }
+    if now >= redeemed.code_expires_at {
+        return Err(invalid_grant("The code has expired."));
+    }
+    if req.redirect_uri.as_deref() != Some(redeemed.redirect_uri.as_str()) {
+        return Err(invalid_grant("redirect_uri differs from the authorization request's."));
+    }
+    match (&redeemed.code_challenge, req.code_verifier.as_deref()) {
+        (Some(challenge), Some(verifier)) => {
+            let computed = URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()));
+            if !(43..=128).contains(&verifier.len()) || computed != *challenge {
+                return Err(invalid_grant("The code verifier does not match the code challenge."));
+            }
+        }
+        (Some(_), None) => return Err(invalid_grant("code_verifier is missing.")),
+        (None, Some(_)) => return Err(invalid_grant("No code challenge was sent with the authorization request.")),
+        (None, None) => {}
+    }
+    let grant = tx
+        .hold_oidc_grant(&redeemed.grant_id, now)
+        .await?
+        .ok_or_else(|| invalid_grant("The log-in this code came from has ended."))?;
+    let answer = issue(state, &keys, &mut tx, client, &grant, true).await?;
+    tx.commit().await?;
+    Ok(answer)
+}
+
+async fn refresh(state: &AppState, client: &ClientRow, req: &TokenRequest) -> Result<serde_json::Value, OAuthError> {
+    let token =
+        req.refresh_token.as_deref().ok_or_else(|| OAuthError::new("invalid_request", "refresh_token is missing."))?;
+    let keys = super::keys::current(state).await?;
+    let now = state.now();
+    let mut tx = state.db.begin().await?;
+    let grant_id = match tx.spend_oidc_refresh_token(&sha256_hex(token.as_bytes()), now).await? {
+        Ok(grant) => grant,
+        Err(Some(grant)) => {
+            tx.revoke_oidc_grant(&grant, now).await?;
+            tx.commit().await?;
+            tracing::warn!(client_id = client.id, "a spent refresh token was presented again: its grant is revoked");
+            return Err(invalid_grant("The refresh token was already used; the sign-in is revoked."));
+        }
+        Err(None) => return Err(invalid_grant("The refresh token is not valid.")),
+    };
+    let mut grant = tx
+        .hold_oidc_grant(&grant_id, now)
+        .await?
+        .ok_or_else(|| invalid_grant("The log-in this token came from has ended."))?;
+    if grant.client_id != client.id {
+        return Err(invalid_grant("The refresh token was issued to another client."));
+    }
+    if let Some(asked) = req.scope.as_deref() {
+        // A refresh may narrow what the tokens say, never widen it.
+        let narrowed = super::known_scopes(asked);
+        if narrowed.iter().any(|s| !grant.has_scope(s))
+            || asked.split(' ').any(|w| !w.is_empty() && !grant.has_scope(w))
+        {
+            return Err(OAuthError::new("invalid_scope", "A refresh cannot add scopes."));
+        }
+        grant.scope = narrowed.join(" ");
+    }
+    let answer = issue(state, &keys, &mut tx, client, &grant, false).await?;
+    tx.commit().await?;
+    Ok(answer)
+}
+
+/// The `sid` apps see for a log-in: stable for the log-in, and not its
+/// id (which never leaves the portal).
+pub fn session_id(login_id: &str) -> String {
+    sha256_hex(format!("twofactor:oidc-sid:{login_id}").as_bytes())[..32].to_owned()
+}
+
+/// RFC 8176 names for how the log-in was reached (a recovery code is a
+/// one-time password), with `mfa` when there were two factors.
+fn amr_values(amr: Amr) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if amr.has(Amr::PASSWORD) {
+        out.push("pwd");
+    }
+    if amr.has(Amr::APP) || amr.has(Amr::RECOVERY_CODE) {
+        out.push("otp");
+    }
+    if amr.has(Amr::PASSKEY) {
+        out.push("hwk");
+    }
+    if amr.two_factor() {
+        out.push("mfa");
+    }
+    out
+}
+
+/// The tokens for a live grant, in `tx` (a refresh token is stored).
+async fn issue(
+    state: &AppState,
+    keys: &super::keys::KeySet,
+    tx: &mut Tx,
+    client: &ClientRow,
+    grant: &GrantSubject,
+    with_nonce: bool,
+) -> Result<serde_json::Value, OAuthError> {
+    use serde_json::Value;
+    let now = state.now();
+    let issuer = state.oidc.issuer.clone();
+    let subject = grant.subject.clone().unwrap_or_default();
+    let expires = (now + ACCESS_TOKEN_TTL).min(grant.expires_at);
+    let access = state.oidc.issue_access(&AccessClaims {
+        iss: issuer.clone(),
+        sub: subject.clone(),
+        aud: client.id.clone(),
+        client_id: client.id.clone(),
+        scope: grant.scope.clone(),
+        gid: grant.grant_id.clone(),
+        iat: now,
+        exp: expires,
+        jti: uuid::Uuid::new_v4().to_string(),
+    })?;
+    let amr = Amr::parse(&grant.amr);
+    let mut claims = person_claims(grant);
+    claims.insert("iss".into(), Value::from(issuer));
+    claims.insert("aud".into(), Value::from(client.id.clone()));
+    claims.insert("azp".into(), Value::from(client.id.clone()));
+    claims.insert("iat".into(), Value::from(now));
+    claims.insert("exp".into(), Value::from(now + ID_TOKEN_TTL));
+    claims.insert("auth_time".into(), Value::from(grant.auth_at));
+    claims.insert("amr".into(), Value::from(amr_values(amr)));
+    claims.insert("acr".into(), Value::from(if amr.two_factor() { ACR_TWO_FACTORS } else { ACR_PASSWORD }));
+    claims.insert("sid".into(), Value::from(session_id(&grant.login_id)));
+    // OpenID Connect Core 3.1.3.6: the left half of the access token's
+    // SHA-256, base64url.
+    let digest = sha2::Sha256::digest(access.as_bytes());
+    claims.insert("at_hash".into(), Value::from(URL_SAFE_NO_PAD.encode(&digest[..16])));
+    if with_nonce && let Some(nonce) = &grant.nonce {
+        claims.insert("nonce".into(), Value::from(nonce.clone()));
+    }
+    let id_token = keys.sign(&claims)?;
+    let mut answer = serde_json::json!({
+        "access_token": access,
+        "token_type": "Bearer",
+        "expires_in": (expires - now).max(0),
+        "id_token": id_token,
+        "scope": grant.scope,
+    });
+    if grant.has_scope("offline_access") {
+        let refresh = URL_SAFE_NO_PAD.encode(random_bytes::<32>()?);
+        tx.insert_oidc_refresh_token(&sha256_hex(refresh.as_bytes()), &grant.grant_id, now).await?;
+        answer["refresh_token"] = Value::from(refresh);
+    }
+    Ok(answer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amr_names_follow_rfc_8176() {
+        assert_eq!(amr_values(Amr::PASSWORD), vec!["pwd"]);
+        assert_eq!(amr_values(Amr::PASSWORD.with(Amr::APP)), vec!["pwd", "otp", "mfa"]);
+        assert_eq!(amr_values(Amr::PASSWORD.with(Amr::RECOVERY_CODE)), vec!["pwd", "otp", "mfa"]);
+        assert_eq!(amr_values(Amr::PASSKEY), vec!["hwk", "mfa"]);
+    }
+
+    #[test]
+    fn the_sid_is_stable_and_not_the_login_id() {
+        assert_eq!(session_id("a"), session_id("a"));
+        assert_ne!(session_id("a"), session_id("b"));
+        assert_eq!(session_id("a").len(), 32);
+    }
+}

@@ -1,0 +1,620 @@
+//! The OpenID provider, driven by a real relying party: the `openidconnect`
+//! crate (what Proxmox uses) discovers the provider, sends the browser to
+//! authorize, exchanges the code and checks the id token's signature
+//! against the JWKS, its nonce, audience, time and `at_hash`. Every error
+//! path the spec names is asked too, and each ending of a log-in is seen
+//! by the tokens issued from it.
+
+use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata, CoreUserInfoClaims};
+use openidconnect::{
+    AccessTokenHash, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet,
+    EndpointSet, IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge, RedirectUrl, RefreshToken, Scope,
+    TokenResponse,
+};
+
+use super::*;
+use app::server::oidc::clients::{self, NewClient};
+
+const REDIRECT: &str = "https://app.example.test/oauth2/callback";
+
+type Rp = CoreClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointMaybeSet, EndpointMaybeSet>;
+
+/// A browser that does not follow redirects (the test reads each one),
+/// keeping cookies.
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().expect("client")
+}
+
+/// The relying party's own HTTP client: never follows redirects.
+fn rp_http() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client")
+}
+
+async fn oidc_app() -> TestApp {
+    let mut app = spawn_app_with(&[("PUBLIC_URL", "self")]).await;
+    app.client = browser();
+    app
+}
+
+fn app_client(name: &str) -> NewClient {
+    NewClient {
+        name: name.into(),
+        redirect_uris: vec![REDIRECT.into()],
+        consent_ask: false,
+        two_factor: true,
+        ..Default::default()
+    }
+}
+
+async fn add(app: &TestApp, new: NewClient) -> clients::Created {
+    clients::add(&app.state, &new).await.expect("client added")
+}
+
+async fn relying_party(app: &TestApp, created: &clients::Created) -> Rp {
+    let metadata = CoreProviderMetadata::discover_async(IssuerUrl::new(app.base.clone()).unwrap(), &rp_http())
+        .await
+        .expect("discovery");
+    CoreClient::from_provider_metadata(
+        metadata,
+        ClientId::new(created.id.clone()),
+        created.secret.clone().map(ClientSecret::new),
+    )
+    .set_redirect_uri(RedirectUrl::new(REDIRECT.into()).unwrap())
+}
+
+/// The query of a redirect's `Location` back to the app, as pairs.
+fn answer_of(reply: &Reply) -> HashMap<String, String> {
+    let location = reply.headers.get("location").expect("a redirect").to_str().unwrap();
+    assert!(location.starts_with(REDIRECT), "back to the app: {location}");
+    let url = url::Url::parse(location).unwrap();
+    url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+}
+
+fn location(reply: &Reply) -> String {
+    reply.headers.get("location").map(|l| l.to_str().unwrap().to_owned()).unwrap_or_default()
+}
+
+/// The id-token verifier on the test's clock (the tokens are from 2027).
+fn at_clock(app: &TestApp) -> impl Fn() -> chrono::DateTime<chrono::Utc> + Send + Sync + use<> {
+    let clock = app.clock.clone();
+    move || {
+        use app::server::clock::Clock;
+        chrono::DateTime::from_timestamp(clock.now(), 0).unwrap()
+    }
+}
+
+struct SignedIn {
+    access: openidconnect::AccessToken,
+    refresh: Option<RefreshToken>,
+    code: String,
+}
+
+/// Authorize (logged in already), exchange, verify everything.
+async fn sign_in(app: &TestApp, rp: &Rp, scopes: &[&str]) -> SignedIn {
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let mut request =
+        rp.authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random);
+    for s in scopes {
+        request = request.add_scope(Scope::new((*s).into()));
+    }
+    let (url, state, nonce) = request.set_pkce_challenge(challenge).url();
+    let reply = app.send(&app.client, app.client.get(url.as_str())).await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.text);
+    let answer = answer_of(&reply);
+    assert_eq!(answer.get("state"), Some(state.secret()));
+    assert_eq!(answer.get("iss"), Some(&app.base), "RFC 9207 iss");
+    let code = answer.get("code").expect("a code").clone();
+    let tokens = rp
+        .exchange_code(AuthorizationCode::new(code.clone()))
+        .unwrap()
+        .set_pkce_verifier(verifier)
+        .request_async(&rp_http())
+        .await
+        .expect("code exchange");
+    let id_token = tokens.id_token().expect("an id token");
+    let verifier = rp.id_token_verifier().set_time_fn(at_clock(app));
+    let claims = id_token.claims(&verifier, &nonce).expect("id token verifies against the JWKS");
+    let expected = AccessTokenHash::from_token(
+        tokens.access_token(),
+        id_token.signing_alg().unwrap(),
+        id_token.signing_key(&verifier).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims.access_token_hash(), Some(&expected), "at_hash");
+    assert!(!claims.subject().as_str().contains('@'), "sub is not the email");
+    SignedIn { access: tokens.access_token().clone(), refresh: tokens.refresh_token().cloned(), code }
+}
+
+async fn userinfo(app: &TestApp, access: &str) -> Reply {
+    app.send(&app.client, app.client.get(format!("{}/oidc/userinfo", app.base)).bearer_auth(access)).await
+}
+
+#[tokio::test]
+async fn a_real_client_signs_in_and_every_token_ends_with_the_log_in() {
+    let app = oidc_app().await;
+    app.enrolled_user("ann@example.com").await;
+    server::ops::groups(&app.state, "ann@example.com", Some((true, "staff"))).await.unwrap();
+    let created = add(&app, app_client("Wiki")).await;
+    let rp = relying_party(&app, &created).await;
+    let signed = sign_in(&app, &rp, &["email", "profile", "groups", "offline_access"]).await;
+
+    // Userinfo, as the client library asks it (signature checks and all).
+    let info: CoreUserInfoClaims =
+        rp.user_info(signed.access.clone(), None).unwrap().request_async(&rp_http()).await.expect("userinfo");
+    assert_eq!(info.email().map(|e| e.as_str()), Some("ann@example.com"));
+    let raw = userinfo(&app, signed.access.secret()).await;
+    assert_eq!(raw.status, StatusCode::OK, "{}", raw.text);
+    assert_eq!(raw.body["groups"], json!(["staff"]));
+    assert_eq!(raw.body["name"], "Ann Example");
+
+    // A refresh keeps every claim (groups included) and rotates.
+    let refresh = signed.refresh.clone().expect("offline_access gives a refresh token");
+    let renewed = rp.exchange_refresh_token(&refresh).unwrap().request_async(&rp_http()).await.expect("refresh");
+    let id_token = renewed.id_token().expect("an id token on refresh");
+    let verifier = rp.id_token_verifier().set_time_fn(at_clock(&app));
+    let claims = id_token.claims(&verifier, |_: Option<&Nonce>| Ok(())).expect("verifies");
+    let groups = serde_json::to_value(claims.additional_claims()).unwrap();
+    assert_eq!(claims.email().map(|e| e.as_str()), Some("ann@example.com"));
+    let _ = groups;
+    let payload = jwt_payload(id_token.to_string().as_str());
+    assert_eq!(payload["groups"], json!(["staff"]), "groups survive a refresh");
+    assert_eq!(payload["acr"], "mfa");
+    assert_eq!(payload["amr"], json!(["pwd", "otp", "mfa"]));
+    // The spent refresh token again: the grant is revoked.
+    let again = rp.exchange_refresh_token(&refresh).unwrap().request_async(&rp_http()).await;
+    assert!(again.is_err(), "a spent refresh token is refused");
+    let after = userinfo(&app, renewed.access_token().secret()).await;
+    assert_eq!(after.status, StatusCode::UNAUTHORIZED, "reuse revoked the grant: {}", after.text);
+    assert!(after.headers["www-authenticate"].to_str().unwrap().starts_with("Bearer error=\"invalid_token\""));
+
+    // A new sign-in, then the portal log-out ends it too.
+    let second = sign_in(&app, &rp, &["email"]).await;
+    assert_eq!(userinfo(&app, second.access.secret()).await.status, StatusCode::OK);
+    let out = app.post("/api/authentication/log-out", json!({})).await;
+    assert_eq!(out.status, StatusCode::OK);
+    assert_eq!(userinfo(&app, second.access.secret()).await.status, StatusCode::UNAUTHORIZED);
+}
+
+/// The payload of a compact JWS, unverified (the client verified it).
+fn jwt_payload(jws: &str) -> Value {
+    use base64::Engine;
+    let part = jws.split('.').nth(1).unwrap();
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn a_code_works_once_and_a_second_use_revokes_what_the_first_got() {
+    let app = oidc_app().await;
+    app.enrolled_user("ann@example.com").await;
+    let created = add(&app, app_client("Wiki")).await;
+    let rp = relying_party(&app, &created).await;
+    let signed = sign_in(&app, &rp, &["email"]).await;
+    assert_eq!(userinfo(&app, signed.access.secret()).await.status, StatusCode::OK);
+    let replay = token_form(
+        &app,
+        &created,
+        &[("grant_type", "authorization_code"), ("code", &signed.code), ("redirect_uri", REDIRECT)],
+    )
+    .await;
+    assert_eq!(replay.status, StatusCode::BAD_REQUEST);
+    assert_eq!(replay.body["error"], "invalid_grant");
+    assert_eq!(userinfo(&app, signed.access.secret()).await.status, StatusCode::UNAUTHORIZED);
+}
+
+/// A token request with the client's secret as HTTP Basic.
+async fn token_form(app: &TestApp, created: &clients::Created, form: &[(&str, &str)]) -> Reply {
+    let req = app
+        .client
+        .post(format!("{}/oidc/token", app.base))
+        .basic_auth(&created.id, created.secret.as_deref())
+        .form(form);
+    app.send(&app.client, req).await
+}
+
+fn query_of(params: &[(&str, &str)]) -> String {
+    url::form_urlencoded::Serializer::new(String::new()).extend_pairs(params).finish()
+}
+
+/// An authorize request with these parameters.
+async fn authorize(app: &TestApp, params: &[(&str, &str)]) -> Reply {
+    app.get(&format!("/oidc/authorize?{}", query_of(params))).await
+}
+
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+
+#[tokio::test]
+async fn requests_an_app_cannot_be_trusted_with_get_a_page_and_the_rest_go_back_as_errors() {
+    let app = oidc_app().await;
+    app.enrolled_user("ann@example.com").await;
+    let created = add(&app, app_client("Wiki")).await;
+    let id = created.id.as_str();
+    let base = [("client_id", id), ("redirect_uri", REDIRECT), ("response_type", "code"), ("scope", "openid")];
+
+    // Never a redirect: unknown client, unregistered redirect URI, a
+    // parameter twice.
+    for params in [
+        vec![("client_id", "nobody"), ("redirect_uri", REDIRECT), ("response_type", "code"), ("scope", "openid")],
+        vec![
+            ("client_id", id),
+            ("redirect_uri", "https://evil.test/cb"),
+            ("response_type", "code"),
+            ("scope", "openid"),
+        ],
+        vec![("client_id", id), ("client_id", id), ("redirect_uri", REDIRECT)],
+    ] {
+        let r = authorize(&app, &params).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{params:?}");
+        assert!(r.headers.get("location").is_none());
+        assert!(r.text.contains("cannot be answered"), "{}", r.text);
+    }
+
+    let with = |extra: &[(&'static str, &'static str)]| {
+        let mut p: Vec<(&str, &str)> = base.to_vec();
+        for (k, v) in extra {
+            p.retain(|(pk, _)| pk != k);
+            p.push((k, v));
+        }
+        p
+    };
+    for (extra, error) in [
+        (vec![("response_type", "token")], "unsupported_response_type"),
+        (vec![("scope", "email profile")], "invalid_scope"),
+        (vec![("response_mode", "fragment")], "invalid_request"),
+        (vec![("code_challenge", CHALLENGE), ("code_challenge_method", "plain")], "invalid_request"),
+        (vec![("code_challenge", "short"), ("code_challenge_method", "S256")], "invalid_request"),
+        (vec![("request", "eyJ9.e30.")], "request_not_supported"),
+        (vec![("prompt", "none login")], "invalid_request"),
+        (vec![("max_age", "soon")], "invalid_request"),
+    ] {
+        let r = authorize(&app, &with(&extra)).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{extra:?}: {}", r.text);
+        let answer = answer_of(&r);
+        assert_eq!(answer.get("error").map(String::as_str), Some(error), "{extra:?}");
+        assert_eq!(answer.get("iss"), Some(&app.base));
+    }
+
+    // A public client must use PKCE.
+    let public = add(&app, NewClient { public: true, ..app_client("Phone app") }).await;
+    let r = authorize(
+        &app,
+        &[("client_id", &public.id), ("redirect_uri", REDIRECT), ("response_type", "code"), ("scope", "openid")],
+    )
+    .await;
+    assert_eq!(answer_of(&r).get("error").map(String::as_str), Some("invalid_request"));
+
+    // Nobody logged in: prompt=none says so; otherwise the log-in page.
+    let stranger = browser();
+    let query = query_of(&with(&[("prompt", "none"), ("state", "s1")]));
+    let r = app.get_with(&stranger, &format!("/oidc/authorize?{query}")).await;
+    let answer = answer_of(&r);
+    assert_eq!((answer["error"].as_str(), answer["state"].as_str()), ("login_required", "s1"));
+    let query = query_of(&base);
+    let r = app.get_with(&stranger, &format!("/oidc/authorize?{query}")).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(location(&r).starts_with("/login?rd="), "{}", location(&r));
+}
+
+/// A code for `client_id`, with the RFC 7636 example challenge.
+async fn pkce_code(app: &TestApp, client_id: &str) -> String {
+    let r = authorize(
+        app,
+        &[
+            ("client_id", client_id),
+            ("redirect_uri", REDIRECT),
+            ("response_type", "code"),
+            ("scope", "openid"),
+            ("code_challenge", CHALLENGE),
+            ("code_challenge_method", "S256"),
+        ],
+    )
+    .await;
+    answer_of(&r)["code"].clone()
+}
+
+#[tokio::test]
+async fn the_token_endpoint_checks_the_client_the_code_and_the_verifier() {
+    let app = oidc_app().await;
+    app.enrolled_user("ann@example.com").await;
+    let created = add(&app, app_client("Wiki")).await;
+    let other = add(&app, app_client("Other")).await;
+    let c = pkce_code(&app, &created.id).await;
+    let exchange = |code: String, verifier: &'static str| {
+        vec![
+            ("grant_type", "authorization_code".to_owned()),
+            ("code", code),
+            ("redirect_uri", REDIRECT.to_owned()),
+            ("code_verifier", verifier.to_owned()),
+        ]
+    };
+    let as_refs = |v: &Vec<(&'static str, String)>| v.iter().map(|(k, v)| (*k, v.clone())).collect::<Vec<_>>();
+
+    // A wrong secret, the other client's credentials, a wrong verifier:
+    // refused, and the code stays good for its own request.
+    let wrong_secret = clients::Created { id: created.id.clone(), secret: Some("wrong".into()) };
+    let form = as_refs(&exchange(c.clone(), VERIFIER));
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let r = token_form(&app, &wrong_secret, &form).await;
+    assert_eq!((r.status, r.body["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_client")));
+    assert!(r.headers.get("www-authenticate").is_some());
+    let r = token_form(&app, &other, &form).await;
+    assert_eq!(r.body["error"], "invalid_grant", "{}", r.text);
+    let bad = exchange(c.clone(), "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXX");
+    let bad: Vec<(&str, &str)> = bad.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(token_form(&app, &created, &bad).await.body["error"], "invalid_grant");
+    // client_secret_post works the same as Basic.
+    let mut posted = form.clone();
+    let secret = created.secret.clone().unwrap();
+    posted.push(("client_id", &created.id));
+    posted.push(("client_secret", &secret));
+    let req = app.client.post(format!("{}/oidc/token", app.base)).form(&posted);
+    let r = app.send(&app.client, req).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.headers["cache-control"], "no-store");
+    assert!(r.body.get("refresh_token").is_none(), "no offline_access, no refresh token");
+
+    // A code past its minute.
+    let late = pkce_code(&app, &created.id).await;
+    app.clock.advance(61);
+    let form = exchange(late, VERIFIER);
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(token_form(&app, &created, &form).await.body["error"], "invalid_grant");
+
+    // Not a form, an unknown grant type.
+    let req = app.client.post(format!("{}/oidc/token", app.base)).json(&json!({"grant_type": "authorization_code"}));
+    assert_eq!(app.send(&app.client, req).await.body["error"], "invalid_request");
+    assert_eq!(token_form(&app, &created, &[("grant_type", "password")]).await.body["error"], "unsupported_grant_type");
+}
+
+#[tokio::test]
+async fn consent_is_asked_once_and_a_no_goes_back_to_the_app() {
+    let app = oidc_app().await;
+    app.enrolled_user("ann@example.com").await;
+    let created = add(&app, NewClient { consent_ask: true, ..app_client("Photos") }).await;
+    let params = [
+        ("client_id", created.id.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("response_type", "code"),
+        ("scope", "openid email"),
+        ("state", "xyz"),
+    ];
+    let r = authorize(&app, &params).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let to = location(&r);
+    assert!(to.starts_with("/consent?"), "{to}");
+    // The page names the app and what it asks.
+    let page = app.get(&to).await;
+    assert!(page.text.contains("Allow Photos to sign you in?"), "{}", page.text);
+    assert!(page.text.contains("Your email address"));
+    // No.
+    let mut form: Vec<(&str, &str)> = params.to_vec();
+    form.push(("decision", "deny"));
+    let r = app.send(&app.client, app.client.post(format!("{}/oidc/consent", app.base)).form(&form)).await;
+    let answer = answer_of(&r);
+    assert_eq!((answer["error"].as_str(), answer["state"].as_str()), ("access_denied", "xyz"));
+    // Yes: a code, and the next time no question.
+    form.pop();
+    form.push(("decision", "allow"));
+    let r = app.send(&app.client, app.client.post(format!("{}/oidc/consent", app.base)).form(&form)).await;
+    assert!(answer_of(&r).contains_key("code"), "{}", location(&r));
+    let r = authorize(&app, &params).await;
+    assert!(answer_of(&r).contains_key("code"));
+    // More scopes than agreed to: asked again.
+    let mut wider = params.to_vec();
+    wider[3] = ("scope", "openid email groups");
+    assert!(location(&authorize(&app, &wider).await).starts_with("/consent?"));
+    // prompt=none where consent is owed.
+    wider.push(("prompt", "none"));
+    assert_eq!(answer_of(&authorize(&app, &wider).await)["error"], "consent_required");
+    // A cross-site post of the consent form is refused.
+    let req = app.client.post(format!("{}/oidc/consent", app.base)).header("origin", "https://evil.test").form(&form);
+    assert_eq!(app.send(&app.client, req).await.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn a_log_in_on_the_way_returns_to_the_app_and_prompt_login_asks_for_a_new_one() {
+    let app = oidc_app().await;
+    let secret = app.enrolled_user("ann@example.com").await;
+    let created = add(&app, app_client("Wiki")).await;
+    let params = [
+        ("client_id", created.id.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("response_type", "code"),
+        ("scope", "openid"),
+        ("prompt", "login"),
+    ];
+    let r = authorize(&app, &params).await;
+    let to = location(&r);
+    assert!(to.starts_with("/login?rd="), "{to}");
+    // The log-in page is shown although a session exists (it is too old).
+    let page = app.get(&to).await;
+    assert_eq!(page.status, StatusCode::OK, "the log-in form, not a redirect");
+    app.clock.advance(30);
+    assert_eq!(app.log_in("ann@example.com", PASSWORD).await.status, StatusCode::OK);
+    let code = app.code_now(&secret);
+    let done = app.post("/api/2fa/authenticate", json!({"twoFactorAuthenticationCode": code})).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.text);
+    // The page the wizard goes to next sends the browser back to authorize.
+    let back = app.get(&to).await;
+    assert_eq!(back.status, StatusCode::SEE_OTHER);
+    let again = location(&back);
+    assert!(again.starts_with("/oidc/authorize?"), "{again}");
+    let r = app.get(&again).await;
+    assert!(answer_of(&r).contains_key("code"), "{}", location(&r));
+}
+
+#[tokio::test]
+async fn an_account_without_two_factors_is_taken_to_enrol_first() {
+    let app = oidc_app().await;
+    assert_eq!(app.register("bob@example.com").await.status, StatusCode::CREATED);
+    assert_eq!(app.log_in("bob@example.com", PASSWORD).await.status, StatusCode::OK);
+    let created = add(&app, app_client("Wiki")).await;
+    let params = [
+        ("client_id", created.id.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("response_type", "code"),
+        ("scope", "openid"),
+    ];
+    let r = authorize(&app, &params).await;
+    assert!(location(&r).starts_with("/security?rd="), "{}", location(&r));
+    // An app that takes one factor gets a code, with acr "pwd"...
+    let relaxed = add(&app, NewClient { two_factor: false, ..app_client("Intranet") }).await;
+    let mut params = params.to_vec();
+    params[0] = ("client_id", &relaxed.id);
+    assert!(answer_of(&authorize(&app, &params).await).contains_key("code"));
+    // ...unless the request demands two factors.
+    params.push(("acr_values", "mfa"));
+    assert!(location(&authorize(&app, &params).await).starts_with("/security?rd="));
+}
+
+#[tokio::test]
+async fn discovery_and_jwks_say_rs256_and_a_rotated_key_signs_once_published() {
+    let app = oidc_app().await;
+    let d = app.get("/.well-known/openid-configuration").await;
+    assert_eq!(d.status, StatusCode::OK);
+    assert_eq!(d.body["issuer"], app.base);
+    assert_eq!(d.body["id_token_signing_alg_values_supported"], json!(["RS256"]));
+    assert_eq!(d.body["code_challenge_methods_supported"], json!(["S256"]));
+    assert_eq!(d.headers["access-control-allow-origin"], "*");
+    let jwks = app.get("/oidc/jwks").await;
+    let keys = jwks.body["keys"].as_array().unwrap().clone();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(
+        (keys[0]["kty"].as_str(), keys[0]["alg"].as_str(), keys[0]["use"].as_str()),
+        (Some("RSA"), Some("RS256"), Some("sig"))
+    );
+    let first = keys[0]["kid"].as_str().unwrap().to_owned();
+
+    app.clock.advance(1);
+    let second = app::server::oidc::keys::rotate(&app.state).await.unwrap();
+    app.clock.advance(app::server::oidc::keys::RELOAD_SECONDS);
+    let jwks = app.get("/oidc/jwks").await;
+    let kids: Vec<&str> = jwks.body["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
+    assert_eq!(kids, vec![second.as_str(), first.as_str()], "published at once, newest first");
+    let keys = app::server::oidc::keys::current(&app.state).await.unwrap();
+    assert_eq!(keys.signer_kid(), first, "the old key signs until the new one is everywhere");
+    app.clock.advance(app::server::oidc::keys::PUBLISH_SECONDS);
+    let keys = app::server::oidc::keys::current(&app.state).await.unwrap();
+    assert_eq!(keys.signer_kid(), second);
+}
+
+#[tokio::test]
+async fn an_app_logs_the_person_out_with_a_hint_at_once_and_without_one_after_asking() {
+    let app = oidc_app().await;
+    let secret = app.enrolled_user("ann@example.com").await;
+    let after = "https://app.example.test/logged-out";
+    let created = add(&app, NewClient { post_logout_redirect_uris: vec![after.into()], ..app_client("Wiki") }).await;
+    let rp = relying_party(&app, &created).await;
+    let (hint, first) = id_token_and_access(&app, &rp).await;
+
+    // Errors are pages: an address not registered, a hint not ours.
+    let r = app
+        .get(&format!(
+            "/oidc/logout?{}",
+            query_of(&[("client_id", &created.id), ("post_logout_redirect_uri", "https://evil.test/")])
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let forged = format!("{}.{}", hint.rsplit_once('.').unwrap().0, "AAAA");
+    let r = app.get(&format!("/oidc/logout?{}", query_of(&[("id_token_hint", &forged)]))).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+
+    // Without a hint: a question, and nothing ended.
+    let ask = [("client_id", created.id.as_str()), ("post_logout_redirect_uri", after), ("state", "s9")];
+    let r = app.get(&format!("/oidc/logout?{}", query_of(&ask))).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.text.contains("Wiki asks to log you out."), "{}", r.text);
+    assert_eq!(userinfo(&app, first.secret()).await.status, StatusCode::OK);
+    // A yes from another site carries no cookie of ours: nothing ends.
+    let mut yes = ask.to_vec();
+    yes.push(("confirm", "yes"));
+    let stranger = browser();
+    let r = app.send(&stranger, stranger.post(format!("{}/oidc/logout", app.base)).form(&yes)).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(userinfo(&app, first.secret()).await.status, StatusCode::OK);
+    // The person's yes: the log-in ends, back to the app with its state.
+    let r = app.send(&app.client, app.client.post(format!("{}/oidc/logout", app.base)).form(&yes)).await;
+    assert_eq!(location(&r), format!("{after}?state=s9"));
+    assert_eq!(userinfo(&app, first.secret()).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.get("/api/authentication").await.status, StatusCode::UNAUTHORIZED, "the portal log-in ended");
+
+    // Logged in again: a hint naming this log-in ends it without asking;
+    // the earlier log-in's hint is stale and asks.
+    app.clock.advance(30);
+    assert_eq!(app.log_in("ann@example.com", PASSWORD).await.status, StatusCode::OK);
+    let code = json!({"twoFactorAuthenticationCode": app.code_now(&secret)});
+    assert_eq!(app.post("/api/2fa/authenticate", code).await.status, StatusCode::OK);
+    let (fresh, second) = id_token_and_access(&app, &rp).await;
+    let r = app.get(&format!("/oidc/logout?{}", query_of(&[("id_token_hint", &hint)]))).await;
+    assert_eq!(r.status, StatusCode::OK, "a stale hint asks first");
+    let r = app
+        .get(&format!("/oidc/logout?{}", query_of(&[("id_token_hint", &fresh), ("post_logout_redirect_uri", after)])))
+        .await;
+    assert_eq!(location(&r), after);
+    let cleared: Vec<&str> = r.headers.get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).collect();
+    assert!(
+        cleared.iter().any(|c| c.starts_with("access=;")) && cleared.iter().any(|c| c.starts_with("oidc_login=;")),
+        "{cleared:?}"
+    );
+    assert_eq!(userinfo(&app, second.secret()).await.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn revocation_and_introspection_reach_only_the_clients_own_tokens() {
+    let app = oidc_app().await;
+    app.enrolled_user("ann@example.com").await;
+    let created = add(&app, app_client("Wiki")).await;
+    let other = add(&app, app_client("Other")).await;
+    let rp = relying_party(&app, &created).await;
+    let signed = sign_in(&app, &rp, &["email", "offline_access"]).await;
+    let refresh = signed.refresh.clone().unwrap();
+    let ask = |who: &clients::Created, path: &'static str, token: String| {
+        let req = app
+            .client
+            .post(format!("{}{path}", app.base))
+            .basic_auth(&who.id, who.secret.as_deref())
+            .form(&[("token", token)]);
+        app.send(&app.client, req)
+    };
+    let r = ask(&created, "/oidc/introspect", signed.access.secret().clone()).await;
+    assert_eq!((r.body["active"].as_bool(), r.body["token_type"].as_str()), (Some(true), Some("Bearer")), "{}", r.text);
+    assert_eq!(r.body["scope"], "openid email offline_access");
+    let r = ask(&created, "/oidc/introspect", refresh.secret().clone()).await;
+    assert_eq!(r.body["token_type"], "refresh_token");
+    // Another app sees nothing and revokes nothing.
+    assert_eq!(ask(&other, "/oidc/introspect", signed.access.secret().clone()).await.body["active"], false);
+    assert_eq!(ask(&other, "/oidc/revoke", refresh.secret().clone()).await.status, StatusCode::OK);
+    assert_eq!(userinfo(&app, signed.access.secret()).await.status, StatusCode::OK);
+    // Garbage: 200 all the same; a wrong secret: 401.
+    assert_eq!(ask(&created, "/oidc/revoke", "garbage".into()).await.status, StatusCode::OK);
+    let wrong = clients::Created { id: created.id.clone(), secret: Some("nope".into()) };
+    assert_eq!(ask(&wrong, "/oidc/revoke", "garbage".into()).await.status, StatusCode::UNAUTHORIZED);
+    // Its own refresh token: the grant ends, access token included.
+    assert_eq!(ask(&created, "/oidc/revoke", refresh.secret().clone()).await.status, StatusCode::OK);
+    assert_eq!(userinfo(&app, signed.access.secret()).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(ask(&created, "/oidc/introspect", signed.access.secret().clone()).await.body["active"], false);
+    // Public clients may not introspect.
+    let public = add(&app, NewClient { public: true, ..app_client("Phone") }).await;
+    let req =
+        app.client.post(format!("{}/oidc/introspect", app.base)).form(&[("token", "x"), ("client_id", &public.id)]);
+    assert_eq!(app.send(&app.client, req).await.status, StatusCode::UNAUTHORIZED);
+}
+
+/// Signs in through the app and returns (the raw id token, the access token).
+async fn id_token_and_access(app: &TestApp, rp: &Rp) -> (String, openidconnect::AccessToken) {
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (url, _, _) = rp
+        .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
+        .set_pkce_challenge(challenge)
+        .url();
+    let reply = app.send(&app.client, app.client.get(url.as_str())).await;
+    let code = answer_of(&reply)["code"].clone();
+    let tokens = rp
+        .exchange_code(AuthorizationCode::new(code))
+        .unwrap()
+        .set_pkce_verifier(verifier)
+        .request_async(&rp_http())
+        .await
+        .expect("code exchange");
+    (tokens.id_token().unwrap().to_string(), tokens.access_token().clone())
+}
