@@ -86,3 +86,24 @@ CREATE TABLE oidc_consents (
     created_at BIGINT NOT NULL,
     PRIMARY KEY (user_id, client_id)
 );
+
+-- Back-channel log-out (OpenID Connect Back-Channel Logout 1.0): when a
+-- log-in ends, however it ends, each app that received tokens from it and
+-- registered a back-channel address gets a signed logout token, sent from
+-- this queue with retries (as mail is). Queued in the transaction that
+-- ends the log-in; one message per app and log-in.
+CREATE TABLE oidc_logout_messages (
+    client_id  TEXT   NOT NULL REFERENCES oidc_clients (id) ON DELETE CASCADE,
+    login_id   TEXT   NOT NULL,
+    user_id    BIGINT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    created_at BIGINT NOT NULL,
+    attempts   BIGINT NOT NULL DEFAULT 0,
+    -- When it may be (re)sent; a sender claims it by moving this on.
+    next_at    BIGINT NOT NULL,
+    sent_at    BIGINT,
+    -- Given up after the last attempt; the error is kept for the operator.
+    failed_at  BIGINT,
+    last_error TEXT,
+    PRIMARY KEY (client_id, login_id)
+);
+CREATE INDEX oidc_logout_messages_due ON oidc_logout_messages (next_at);

@@ -326,6 +326,7 @@ async fn serve(config: Config, state: app::server::AppState) -> ExitCode {
     }
     tokio::spawn(prune_periodically(state.clone()));
     tokio::spawn(app::server::mail::run_worker(state.clone()));
+    tokio::spawn(app::server::oidc::backchannel::run_sender(state.clone()));
     if state.db.is_postgres() {
         // Other instances' log-outs reach this one's gate cache.
         let (db, url) = (state.db.clone(), config.database_url.clone());

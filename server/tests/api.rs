@@ -156,6 +156,7 @@ async fn spawn_in(dir: tempfile::TempDir, extra: &[(&str, &str)]) -> TestApp {
     let router = build_router(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, router).await });
     tokio::spawn(app::server::mail::run_worker(state.clone()));
+    tokio::spawn(app::server::oidc::backchannel::run_sender(state.clone()));
     TestApp { base: format!("http://{addr}"), database_url, client: new_client(), clock, state, _dir: dir }
 }
 

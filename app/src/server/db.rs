@@ -40,7 +40,7 @@ pub use logins::{
     GateSubject, LiveLoginRow, LoginRow, NewGateCookie, NewLogin, NewRefreshToken, RefreshRow, SessionUser,
 };
 pub use mail::{MailRow, NewMail};
-pub use oidc::{ClientRow, GrantSubject, KeyRow, NewGrant, RedeemedCode};
+pub use oidc::{ClientRow, GrantSubject, KeyRow, LogoutMessage, NewGrant, RedeemedCode};
 pub use throttle::Throttle;
 pub use users::{SealedSecrets, UserRow, UserSummary};
 
@@ -74,6 +74,9 @@ pub struct Db {
     fault: std::sync::Arc<std::sync::Mutex<Option<u32>>>,
     /// Tests only: named points where a request can be held (see `hooks`).
     pub hooks: super::hooks::Hooks,
+    /// Woken when a transaction that queued back-channel log-outs commits
+    /// (see `oidc::backchannel`).
+    pub logouts_queued: std::sync::Arc<tokio::sync::Notify>,
 }
 
 /// Several writes that land together or not at all: dropped without
@@ -91,6 +94,10 @@ pub struct Tx {
     /// A message was queued: the mail worker is woken once this commits
     /// (see `audit::commit`).
     mail_queued: bool,
+    /// Back-channel log-outs were queued: their sender is woken once this
+    /// commits.
+    logouts_queued: bool,
+    logouts_wake: std::sync::Arc<tokio::sync::Notify>,
     #[cfg(feature = "fault-injection")]
     fail_at: Option<u32>,
     #[cfg(feature = "fault-injection")]
@@ -200,6 +207,7 @@ impl Db {
             #[cfg(feature = "fault-injection")]
             fault: Default::default(),
             hooks: Default::default(),
+            logouts_queued: Default::default(),
         })
     }
 
@@ -225,6 +233,8 @@ impl Db {
             gate_cache: self.gate_cache.clone(),
             invalidations: Vec::new(),
             mail_queued: false,
+            logouts_queued: false,
+            logouts_wake: self.logouts_queued.clone(),
             #[cfg(feature = "fault-injection")]
             fail_at: if takes_fault { self.fault.lock().map(|mut f| f.take()).unwrap_or(None) } else { None },
             #[cfg(feature = "fault-injection")]
@@ -341,6 +351,9 @@ impl Tx {
         self.tx.commit().await?;
         for what in &self.invalidations {
             self.gate_cache.invalidate(what);
+        }
+        if self.logouts_queued {
+            self.logouts_wake.notify_one();
         }
         Ok(())
     }

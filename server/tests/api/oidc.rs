@@ -618,3 +618,119 @@ async fn id_token_and_access(app: &TestApp, rp: &Rp) -> (String, openidconnect::
         .expect("code exchange");
     (tokens.id_token().unwrap().to_string(), tokens.access_token().clone())
 }
+
+/// An app's back-channel log-out address: records each logout token
+/// posted to it, and answers 503 to the first `failures` posts.
+async fn logout_receiver(failures: u32) -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let left = Arc::new(AtomicU32::new(failures));
+    let router = axum::Router::new().route(
+        "/backchannel",
+        axum::routing::post(move |axum::Form(form): axum::Form<HashMap<String, String>>| {
+            let (tx, left) = (tx.clone(), left.clone());
+            async move {
+                let _ = tx.send(form.get("logout_token").cloned().unwrap_or_default());
+                if left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    axum::http::StatusCode::OK
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (format!("http://{addr}/backchannel"), rx)
+}
+
+/// The next logout token the app receives (the sender is woken by the
+/// ending's commit; this waits on the channel, never on a timer of ours).
+async fn next_logout(rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> String {
+    tokio::time::timeout(std::time::Duration::from_secs(20), rx.recv()).await.expect("a logout token").unwrap()
+}
+
+/// The claims of a logout token, its signature checked against the JWKS.
+async fn verified_logout(app: &TestApp, token: &str, client_id: &str) -> Value {
+    use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+    let header = jsonwebtoken::decode_header(token).unwrap();
+    assert_eq!(header.typ.as_deref(), Some("logout+jwt"));
+    let jwks = app.get("/oidc/jwks").await.body;
+    let kid = header.kid.unwrap();
+    let jwk = jwks["keys"].as_array().unwrap().iter().find(|k| k["kid"] == kid.as_str()).expect("its key is published");
+    let key = DecodingKey::from_rsa_components(jwk["n"].as_str().unwrap(), jwk["e"].as_str().unwrap()).unwrap();
+    let mut validation = Validation::new(Algorithm::RS256);
+    validation.set_audience(&[client_id]);
+    validation.set_issuer(&[app.base.as_str()]);
+    jsonwebtoken::decode::<Value>(token, &key, &validation).expect("a valid logout token").claims
+}
+
+#[tokio::test]
+async fn every_ending_of_a_log_in_is_told_to_the_apps_over_the_back_channel_with_retries() {
+    let app = oidc_app().await;
+    let secret = app.enrolled_user("ann@example.com").await;
+    let (uri, mut received) = logout_receiver(1).await;
+    let created = add(&app, NewClient { backchannel_logout_uri: Some(uri), ..app_client("Wiki") }).await;
+    let quiet = add(&app, app_client("No back channel")).await;
+    let rp = relying_party(&app, &created).await;
+    let (id_token, _) = id_token_and_access(&app, &rp).await;
+    let quiet_rp = relying_party(&app, &quiet).await;
+    id_token_and_access(&app, &quiet_rp).await;
+    let sid = jwt_payload(&id_token)["sid"].clone();
+    let d = app.get("/.well-known/openid-configuration").await;
+    assert_eq!(d.body["backchannel_logout_session_supported"], true);
+
+    // A log-out: the app hears of it; the first post fails (503)...
+    assert_eq!(app.post("/api/authentication/log-out", json!({})).await.status, StatusCode::OK);
+    let first = next_logout(&mut received).await;
+    let claims = verified_logout(&app, &first, &created.id).await;
+    assert_eq!(claims["sid"], sid, "the log-in the id token named");
+    assert_eq!(claims["sub"], jwt_payload(&id_token)["sub"]);
+    assert!(claims["events"]["http://schemas.openid.net/event/backchannel-logout"].is_object());
+    assert!(claims.get("nonce").is_none());
+    // ...and is tried again once its back-off is over.
+    app.clock.advance(app::server::oidc::backchannel::retry_after(1));
+    app.state.db.logouts_queued.notify_one();
+    let again = next_logout(&mut received).await;
+    assert_eq!(verified_logout(&app, &again, &created.id).await["sid"], sid);
+
+    // A password change ends the other log-ins: told too, once each.
+    app.clock.advance(30);
+    assert_eq!(app.log_in("ann@example.com", PASSWORD).await.status, StatusCode::OK);
+    let code = json!({"twoFactorAuthenticationCode": app.code_now(&secret)});
+    assert_eq!(app.post("/api/2fa/authenticate", code).await.status, StatusCode::OK);
+    let (second, _) = id_token_and_access(&app, &rp).await;
+    let change = json!({"currentPassword": PASSWORD, "newPassword": "another horse battery staple"});
+    let r = app.post("/api/authentication/change-password", change).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let told = next_logout(&mut received).await;
+    assert_eq!(verified_logout(&app, &told, &created.id).await["sid"], jwt_payload(&second)["sid"]);
+    assert!(received.try_recv().is_err(), "one message per app and log-in");
+}
+
+#[tokio::test]
+async fn max_age_zero_asks_for_a_new_log_in_once_and_the_new_one_answers_it() {
+    let app = oidc_app().await;
+    let secret = app.enrolled_user("ann@example.com").await;
+    let created = add(&app, app_client("Wiki")).await;
+    let params = [
+        ("client_id", created.id.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("response_type", "code"),
+        ("scope", "openid"),
+        ("max_age", "0"),
+    ];
+    // In the very second of the log-in: still a new log-in is asked for.
+    let to = location(&authorize(&app, &params).await);
+    assert!(to.starts_with("/login?rd="), "{to}");
+    app.clock.advance(30);
+    assert_eq!(app.log_in("ann@example.com", PASSWORD).await.status, StatusCode::OK);
+    let code = json!({"twoFactorAuthenticationCode": app.code_now(&secret)});
+    assert_eq!(app.post("/api/2fa/authenticate", code).await.status, StatusCode::OK);
+    // Seconds pass on the way back: the log-in made for it still counts.
+    app.clock.advance(3);
+    let back = location(&app.get(&to).await);
+    let r = app.get(&back).await;
+    assert!(answer_of(&r).contains_key("code"), "{}", location(&r));
+}

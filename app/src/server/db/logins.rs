@@ -322,9 +322,11 @@ impl Tx {
         Ok(sqlx::query_as::<_, LiveLoginRow>(LIVE_LOGINS).bind(user_id).bind(now).fetch_all(&mut *self.tx).await?)
     }
 
-    /// Ends one log-in.
+    /// Ends one log-in (and queues the back-channel log-outs of the apps
+    /// that received tokens from it).
     pub async fn revoke_login(&mut self, id: &str, now: i64) -> Result<(), AppError> {
         self.step()?;
+        self.queue_logouts_of_login(id, now).await?;
         sqlx::query("UPDATE logins SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
             .bind(now)
             .bind(id)
@@ -333,9 +335,10 @@ impl Tx {
         self.invalidate(Invalidation::Family(id.to_owned())).await
     }
 
-    /// Ends every log-in of an account.
+    /// Ends every log-in of an account (queuing back-channel log-outs).
     pub async fn revoke_user_logins(&mut self, user_id: i64, now: i64) -> Result<(), AppError> {
         self.step()?;
+        self.queue_logouts_of_user(user_id, now).await?;
         sqlx::query("UPDATE logins SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
             .bind(now)
             .bind(user_id)

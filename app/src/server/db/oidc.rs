@@ -466,3 +466,135 @@ impl Tx {
         Ok(())
     }
 }
+
+/// A back-channel log-out message due to be sent.
+#[derive(Debug, Clone, FromRow)]
+pub struct LogoutMessage {
+    pub client_id: String,
+    pub login_id: String,
+    pub user_id: i64,
+    pub attempts: i64,
+    pub next_at: i64,
+    pub backchannel_logout_uri: String,
+    pub oidc_subject: Option<String>,
+}
+
+/// The messages to queue when log-ins end: one per app that received
+/// tokens from a live log-in and has a back-channel address. `$1` names
+/// the log-in (or the account, in `QUEUE_FOR_USER`), `$2` is now.
+macro_rules! queue_logouts {
+    ($which:literal) => {
+        concat!(
+            "INSERT INTO oidc_logout_messages (client_id, login_id, user_id, created_at, next_at) \
+             SELECT DISTINCT g.client_id, g.login_id, g.user_id, $2, $2 FROM oidc_grants g \
+             JOIN oidc_clients c ON c.id = g.client_id JOIN logins l ON l.id = g.login_id \
+             WHERE ",
+            $which,
+            " = $1 AND l.revoked_at IS NULL AND l.expires_at > $2 AND g.code_used_at IS NOT NULL \
+             AND c.backchannel_logout_uri IS NOT NULL \
+             ON CONFLICT DO NOTHING"
+        )
+    };
+}
+
+impl Tx {
+    /// Queues the back-channel log-out of a log-in about to end (in the
+    /// transaction that ends it; see `revoke_login`).
+    pub(super) async fn queue_logouts_of_login(&mut self, login_id: &str, now: i64) -> Result<(), AppError> {
+        let done = sqlx::query(queue_logouts!("g.login_id")).bind(login_id).bind(now).execute(&mut *self.tx).await?;
+        self.logouts_queued |= done.rows_affected() > 0;
+        Ok(())
+    }
+
+    /// The same for every live log-in of an account.
+    pub(super) async fn queue_logouts_of_user(&mut self, user_id: i64, now: i64) -> Result<(), AppError> {
+        let done = sqlx::query(queue_logouts!("g.user_id")).bind(user_id).bind(now).execute(&mut *self.tx).await?;
+        self.logouts_queued |= done.rows_affected() > 0;
+        Ok(())
+    }
+}
+
+impl Db {
+    /// Claims up to `limit` due messages for this sender until `lease`
+    /// (another instance skips them meanwhile): each claim is a
+    /// conditional update, so two senders never both win one.
+    pub async fn claim_due_logouts(&self, now: i64, lease: i64, limit: i64) -> Result<Vec<LogoutMessage>, AppError> {
+        let due = sqlx::query_as::<_, LogoutMessage>(
+            "SELECT m.client_id, m.login_id, m.user_id, m.attempts, m.next_at, c.backchannel_logout_uri, \
+             u.oidc_subject FROM oidc_logout_messages m JOIN oidc_clients c ON c.id = m.client_id \
+             JOIN users u ON u.id = m.user_id \
+             WHERE m.sent_at IS NULL AND m.failed_at IS NULL AND m.next_at <= $1 \
+             AND c.backchannel_logout_uri IS NOT NULL ORDER BY m.next_at LIMIT $2",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut claimed = Vec::with_capacity(due.len());
+        let _turn = self.turn().await?;
+        for m in due {
+            let won = sqlx::query(
+                "UPDATE oidc_logout_messages SET next_at = $4, attempts = attempts + 1 \
+                 WHERE client_id = $1 AND login_id = $2 AND next_at = $3 AND sent_at IS NULL AND failed_at IS NULL",
+            )
+            .bind(&m.client_id)
+            .bind(&m.login_id)
+            .bind(m.next_at)
+            .bind(lease)
+            .execute(&self.pool)
+            .await?;
+            if won.rows_affected() == 1 {
+                claimed.push(m);
+            }
+        }
+        Ok(claimed)
+    }
+
+    /// Records how a send went: delivered, to be tried again at `retry_at`,
+    /// or given up (`retry_at` None).
+    pub async fn record_logout(
+        &self,
+        m: &LogoutMessage,
+        now: i64,
+        outcome: Result<(), (String, Option<i64>)>,
+    ) -> Result<(), AppError> {
+        let _turn = self.turn().await?;
+        let query = match &outcome {
+            Ok(()) => sqlx::query(
+                "UPDATE oidc_logout_messages SET sent_at = $3, last_error = NULL WHERE client_id = $1 AND login_id = $2",
+            )
+            .bind(&m.client_id)
+            .bind(&m.login_id)
+            .bind(now),
+            Err((error, Some(retry_at))) => sqlx::query(
+                "UPDATE oidc_logout_messages SET next_at = $3, last_error = $4 WHERE client_id = $1 AND login_id = $2",
+            )
+            .bind(&m.client_id)
+            .bind(&m.login_id)
+            .bind(*retry_at)
+            .bind(error.clone()),
+            Err((error, None)) => sqlx::query(
+                "UPDATE oidc_logout_messages SET failed_at = $3, last_error = $4 WHERE client_id = $1 AND login_id = $2",
+            )
+            .bind(&m.client_id)
+            .bind(&m.login_id)
+            .bind(now)
+            .bind(error.clone()),
+        };
+        query.execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Messages not sent yet and given up, per app (for the operator).
+    pub async fn logout_queue_counts(&self) -> Result<Vec<(String, i64, i64, i64)>, AppError> {
+        Ok(sqlx::query_as(
+            "SELECT client_id, \
+             SUM(CASE WHEN sent_at IS NULL AND failed_at IS NULL THEN 1 ELSE 0 END), \
+             SUM(CASE WHEN sent_at IS NOT NULL THEN 1 ELSE 0 END), \
+             SUM(CASE WHEN failed_at IS NOT NULL THEN 1 ELSE 0 END) \
+             FROM oidc_logout_messages GROUP BY client_id ORDER BY client_id",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}

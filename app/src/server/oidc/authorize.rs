@@ -237,9 +237,12 @@ pub async fn authorize(
         }
         return Ok(to_log_in(state, req, None));
     };
-    // A log-in new enough for this request?
+    // A log-in new enough for this request? Once a log-in made for it
+    // (`login_after`) is there, it answers `prompt=login` and `max_age`
+    // (`max_age=0` is `prompt=login`): asking again would be a loop.
     let auth_at = session.claims.auth.unwrap_or(0);
-    if req.prompt_is("login") || max_age.is_some_and(|age| now - auth_at > age) {
+    let made_for_it = req.login_after().is_some_and(|t| auth_at >= t);
+    if !made_for_it && (req.prompt_is("login") || max_age.is_some_and(|age| age == 0 || now - auth_at > age)) {
         if prompt_none {
             return fail("login_required", "The log-in is older than max_age allows.");
         }

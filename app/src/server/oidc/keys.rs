@@ -52,13 +52,18 @@ impl KeySet {
     /// Signs `claims` as a compact JWS: `{"alg":"RS256","typ":"JWT","kid":…}`.
     /// `typ` is `JWT`, not `ID+JWT`: Proxmox's client refuses the latter.
     pub fn sign<T: Serialize>(&self, claims: &T) -> Result<String, AppError> {
+        self.sign_typed(claims, "JWT")
+    }
+
+    /// `sign` with another `typ` (`logout+jwt` for a logout token).
+    pub fn sign_typed<T: Serialize>(&self, claims: &T, typ: &'static str) -> Result<String, AppError> {
         #[derive(Serialize)]
         struct Header<'a> {
             alg: &'static str,
             typ: &'static str,
             kid: &'a str,
         }
-        let header = serde_json::to_vec(&Header { alg: "RS256", typ: "JWT", kid: &self.signer_kid })
+        let header = serde_json::to_vec(&Header { alg: "RS256", typ, kid: &self.signer_kid })
             .map_err(|_| AppError::internal())?;
         let payload = serde_json::to_vec(claims).map_err(|_| AppError::internal())?;
         let mut jws = URL_SAFE_NO_PAD.encode(header);

@@ -5,6 +5,7 @@
 //! however it ends, the grant and every token issued from it are dead.
 
 pub mod authorize;
+pub mod backchannel;
 pub mod clients;
 pub mod keys;
 pub mod logout;
@@ -59,6 +60,8 @@ pub struct Oidc {
     access_encoding: EncodingKey,
     access_decoding: DecodingKey,
     access_validation: Validation,
+    /// Sends back-channel log-out messages: a short timeout, no redirects.
+    pub(crate) http: reqwest::Client,
 }
 
 /// An access token: HS256 under a key derived from the portal's signing
@@ -99,6 +102,11 @@ impl Oidc {
             access_encoding: EncodingKey::from_secret(access_key),
             access_decoding: DecodingKey::from_secret(access_key),
             access_validation: validation,
+            http: reqwest::Client::builder()
+                .timeout(backchannel::SEND_TIMEOUT)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap_or_default(),
         }
     }
 
@@ -229,6 +237,8 @@ pub fn discovery(state: &AppState) -> serde_json::Value {
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
         "authorization_response_iss_parameter_supported": true,
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
     })
 }
 
