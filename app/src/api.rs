@@ -362,3 +362,23 @@ pub async fn describe_consent(request: String) -> Result<ConsentView, AppError> 
         Err(problem) => Err(AppError::bad_request(problem)),
     }
 }
+
+/// GET /api/oidc/connected-apps: the apps the person signs in to through
+/// the portal, what each may know, when it last signed them in.
+#[server(prefix = "/api", endpoint = "oidc/connected-apps", input = GetUrl)]
+pub async fn fetch_connected_apps() -> Result<Vec<ConnectedApp>, AppError> {
+    use crate::server::{app_state, auth::FullSession, extract, oidc};
+    let state = app_state()?;
+    let session = extract::<FullSession>(&state).await?;
+    oidc::connected::list(&state, &session).await
+}
+
+/// POST /api/oidc/connected-apps/revoke: takes back an app's access (its
+/// sign-ins end with every token; it asks for consent again next time).
+#[server(prefix = "/api", endpoint = "oidc/connected-apps/revoke", input = Json)]
+pub async fn revoke_app(#[server(rename = "clientId")] client_id: String) -> Result<Done, AppError> {
+    use crate::server::{full_request, oidc};
+    let (state, session, meta) = full_request().await?;
+    let name = oidc::connected::revoke(&state, &meta, &session, client_id.trim()).await?;
+    Ok(Done { message: format!("{name} can no longer sign you in without asking.") })
+}

@@ -198,10 +198,12 @@ pub enum AuditKind {
     TwoFactorKeyReplaced,
     /// One log-in ended from the security page's list (log-out per device).
     LogInEnded,
+    /// An app's access taken back from the security page (Connected apps).
+    AppAccessRevoked,
 }
 
 impl AuditKind {
-    const ALL: [AuditKind; 23] = [
+    const ALL: [AuditKind; 24] = [
         AuditKind::LogInOk,
         AuditKind::LogInFailed,
         AuditKind::CodeFailed,
@@ -225,6 +227,7 @@ impl AuditKind {
         AuditKind::SetupCodeFailed,
         AuditKind::TwoFactorKeyReplaced,
         AuditKind::LogInEnded,
+        AuditKind::AppAccessRevoked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -252,6 +255,7 @@ impl AuditKind {
             AuditKind::SetupCodeFailed => "setup_code_failed",
             AuditKind::TwoFactorKeyReplaced => "two_factor_key_replaced",
             AuditKind::LogInEnded => "log_in_ended",
+            AuditKind::AppAccessRevoked => "app_access_revoked",
         }
     }
 
@@ -285,6 +289,7 @@ impl AuditKind {
             AuditKind::SetupCodeFailed => "A code typed during set-up was not accepted",
             AuditKind::TwoFactorKeyReplaced => "Authenticator app moved to a new phone (the old one stopped working)",
             AuditKind::LogInEnded => "Logged out one device from the security page",
+            AuditKind::AppAccessRevoked => "Took back an app's access (Connected apps)",
         }
     }
 
@@ -299,6 +304,7 @@ impl AuditKind {
             AuditKind::PasswordChanged,
             AuditKind::SessionsRevoked,
             AuditKind::LogInEnded,
+            AuditKind::AppAccessRevoked,
             AuditKind::TwoFactorReset,
             AuditKind::RefreshReuseDetected,
             AuditKind::CodesLocked,
@@ -466,4 +472,17 @@ pub fn parse_email(email: &str) -> Result<Email, AppError> {
 pub struct ConsentView {
     pub client_name: String,
     pub scopes: Vec<String>,
+}
+
+/// An app the person signs in to through the portal (security page,
+/// "Connected apps"): what it may know and when it last signed them in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectedApp {
+    pub client_id: String,
+    pub name: String,
+    /// Scope words (openid, profile, email, groups, offline_access).
+    pub scopes: Vec<String>,
+    /// Its newest sign-in that is still alive (Unix seconds), if any.
+    pub signed_in_at: Option<i64>,
 }

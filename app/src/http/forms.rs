@@ -341,6 +341,14 @@ async fn security(State(state): State<AppState>, req: Request) -> Response {
             Ok(ended) => (Answer::Render(shown(intent, Shown::LogInEnded(ended.browser))), vec![]),
             Err(e) => (Answer::Render(failed(intent, e, &posted, &[])), vec![]),
         },
+        // "Take back access" beside a connected app: the list again, saying so.
+        Intent::RevokeApp => {
+            match crate::server::oidc::connected::revoke(&state, &posted.meta, &session, posted.get("app").trim()).await
+            {
+                Ok(name) => (Answer::Render(shown(intent, Shown::AppRevoked(name))), vec![]),
+                Err(e) => (Answer::Render(failed(intent, e, &posted, &[])), vec![]),
+            }
+        }
         Intent::Everywhere => match logins::log_out_everywhere(&state, &posted.meta, session).await {
             Ok(()) => (Answer::Redirect("/login".into()), logins::cleared_cookies(&state)),
             Err(e) => (Answer::Render(failed(intent, e, &posted, &[])), vec![]),

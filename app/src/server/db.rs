@@ -40,7 +40,7 @@ pub use logins::{
     GateSubject, LiveLoginRow, LoginRow, NewGateCookie, NewLogin, NewRefreshToken, RefreshRow, SessionUser,
 };
 pub use mail::{MailRow, NewMail};
-pub use oidc::{ClientRow, GrantSubject, KeyRow, LogoutMessage, NewGrant, RedeemedCode};
+pub use oidc::{ClientRow, ConnectedAppRow, GrantSubject, KeyRow, LogoutMessage, NewGrant, RedeemedCode};
 pub use throttle::Throttle;
 pub use users::{SealedSecrets, UserRow, UserSummary};
 

@@ -34,10 +34,12 @@ pub enum Intent {
     Mailed,
     /// "Log out" beside one log-in of the security page's list.
     EndLogIn,
+    /// "Take back access" beside one of the security page's connected apps.
+    RevokeApp,
 }
 
 impl Intent {
-    const ALL: [Intent; 16] = [
+    const ALL: [Intent; 17] = [
         Intent::SignUp,
         Intent::Password,
         Intent::Code,
@@ -54,6 +56,7 @@ impl Intent {
         Intent::PasskeyCodes,
         Intent::Mailed,
         Intent::EndLogIn,
+        Intent::RevokeApp,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -74,6 +77,7 @@ impl Intent {
             Intent::PasskeyCodes => "passkey-codes",
             Intent::Mailed => "mailed",
             Intent::EndLogIn => "end-log-in",
+            Intent::RevokeApp => "revoke-app",
         }
     }
 
@@ -94,6 +98,8 @@ pub enum Shown {
     KeyReplaced,
     /// One log-in of the list ended: its browser, in words.
     LogInEnded(String),
+    /// An app's access was taken back: its name.
+    AppRevoked(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

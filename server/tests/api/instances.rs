@@ -424,3 +424,94 @@ async fn portal_on(at: &Instance, access: &str) -> StatusCode {
         .expect("portal")
         .status()
 }
+
+/// The operator's `server oidc client add --json`, run as its own process
+/// on the instances' database; returns (client id, secret).
+fn cli_add_client(database_url: &str, data_dir: &std::path::Path, args: &[&str]) -> (String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", database_url)
+        .env("DATA_DIR", data_dir)
+        .env("JWT_SECRET", "shared-signing-key-of-the-whole-service-0123456789")
+        .env("SECRETS_KEY", format!("s1:{}", "5a17c0ffee42d00d".repeat(4)))
+        .env("PUBLIC_URL", "http://sso.example.test")
+        .env("RUST_LOG", "warn")
+        .args(["oidc", "client", "add", "--json"])
+        .args(args)
+        .output()
+        .expect("run the CLI");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON from --json");
+    (v["clientId"].as_str().unwrap().to_owned(), v["clientSecret"].as_str().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn an_app_signs_in_through_one_instance_and_a_log_out_on_the_other_ends_its_tokens() {
+    let dir = tempfile::tempdir().expect("dir");
+    let url = database_for(dir.path()).await;
+    // On PostgreSQL the caches hold entries up to 10 s: only NOTIFY makes
+    // the refusal prompt. On SQLite (no NOTIFY between processes) the
+    // cache is off.
+    let max_age = if url.starts_with("postgres") { "10" } else { "0" };
+    let env = [("PUBLIC_URL", "http://sso.example.test"), ("SIGNUP", "open"), ("GATE_CACHE_SECONDS", max_age)];
+    let a = Instance::start_with(&url, dir.path(), &env).await;
+    let b = Instance::start_with(&url, dir.path(), &env).await;
+    let redirect = "https://app.example.test/cb";
+    let (id, secret) = cli_add_client(
+        &url,
+        dir.path(),
+        &["--name", "Wiki", "--redirect-uri", redirect, "--consent", "skip", "--two-factor", "optional"],
+    );
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let reg = json!({"email": "sso@example.com", "name": "Sso", "password": PASSWORD});
+    assert_eq!(status_of(browser.post(a.url("/api/authentication/register")).json(&reg)).await, StatusCode::CREATED);
+    let creds = json!({"email": "sso@example.com", "password": PASSWORD});
+    assert_eq!(status_of(browser.post(a.url("/api/authentication/log-in")).json(&creds)).await, StatusCode::OK);
+    // The key is made once, through A; B signs with the same one.
+    let jwks: Value = browser.get(a.url("/oidc/jwks")).send().await.unwrap().json().await.unwrap();
+
+    // Authorize on A, exchange on B.
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("client_id", id.as_str()),
+            ("redirect_uri", redirect),
+            ("response_type", "code"),
+            ("scope", "openid email"),
+        ])
+        .finish();
+    let r = browser.get(a.url(&format!("/oidc/authorize?{query}"))).send().await.unwrap();
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    let code = url::Url::parse(&location).unwrap().query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned();
+    let tokens: Value = reqwest::Client::new()
+        .post(b.url("/oidc/token"))
+        .basic_auth(&id, Some(&secret))
+        .form(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", redirect)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = tokens["access_token"].as_str().expect("tokens from B").to_owned();
+    let header = jsonwebtoken::decode_header(tokens["id_token"].as_str().unwrap()).unwrap();
+    assert_eq!(Some(jwks["keys"][0]["kid"].as_str().unwrap()), header.kid.as_deref(), "B signs with A's key");
+    let userinfo = |i: &Instance| reqwest::Client::new().get(i.url("/oidc/userinfo")).bearer_auth(&access).send();
+    assert_eq!(userinfo(&a).await.unwrap().status(), StatusCode::OK, "A has it in its cache now");
+
+    // The log-out through B ends the tokens A answers for.
+    assert_eq!(status_of(browser.post(b.url("/api/authentication/log-out")).json(&json!({}))).await, StatusCode::OK);
+    let started = std::time::Instant::now();
+    let mut refused = false;
+    while started.elapsed() < std::time::Duration::from_secs(2) {
+        if userinfo(&a).await.unwrap().status() == StatusCode::UNAUTHORIZED {
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused, "A refused the token within 2 s (its cache holds entries for {max_age} s)");
+}

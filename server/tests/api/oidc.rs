@@ -734,3 +734,60 @@ async fn max_age_zero_asks_for_a_new_log_in_once_and_the_new_one_answers_it() {
     let r = app.get(&back).await;
     assert!(answer_of(&r).contains_key("code"), "{}", location(&r));
 }
+
+#[tokio::test]
+async fn connected_apps_are_listed_and_taking_one_back_ends_its_tokens_and_asks_again() {
+    let app = oidc_app().await;
+    app.enrolled_user("ann@example.com").await;
+    let created = add(&app, NewClient { consent_ask: true, ..app_client("Photos") }).await;
+    let quiet = add(&app, app_client("Never used")).await;
+    let params = [
+        ("client_id", created.id.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("response_type", "code"),
+        ("scope", "openid email groups"),
+    ];
+    let mut form: Vec<(&str, &str)> = params.to_vec();
+    form.push(("decision", "allow"));
+    let r = app.send(&app.client, app.client.post(format!("{}/oidc/consent", app.base)).form(&form)).await;
+    let code = answer_of(&r)["code"].clone();
+    let tokens = token_form(
+        &app,
+        &created,
+        &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)],
+    )
+    .await;
+    let access = tokens.body["access_token"].as_str().unwrap().to_owned();
+
+    let list = app.get("/api/oidc/connected-apps").await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.text);
+    let apps = list.body.as_array().unwrap();
+    assert_eq!(apps.len(), 1, "only the app signed in to: {}", list.text);
+    assert_eq!(apps[0]["name"], "Photos");
+    assert_eq!(apps[0]["scopes"], json!(["openid", "email", "groups"]));
+    assert_eq!(apps[0]["signedInAt"], app.clock_now());
+
+    // Another app's id, or one never connected: 404, nothing changes.
+    let r = app.post("/api/oidc/connected-apps/revoke", json!({"clientId": quiet.id})).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(userinfo(&app, &access).await.status, StatusCode::OK);
+
+    // Without JavaScript: the security page's form.
+    let r = app
+        .send(
+            &app.client,
+            app.client.post(format!("{}/security", app.base)).form(&[("intent", "revoke-app"), ("app", &created.id)]),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.status);
+    assert!(r.text.contains("Photos can no longer sign you in without asking."), "the page says so");
+    assert_eq!(userinfo(&app, &access).await.status, StatusCode::UNAUTHORIZED, "its tokens ended");
+    assert_eq!(app.get("/api/oidc/connected-apps").await.body, json!([]));
+    let activity = app.get("/api/authentication/activity").await;
+    assert!(all_kinds(&activity.body).contains(&"app_access_revoked".to_owned()), "{}", activity.text);
+    // Asked again next time.
+    assert!(location(&authorize(&app, &params).await).starts_with("/consent?"));
+    // Taken back already: 404.
+    let r = app.post("/api/oidc/connected-apps/revoke", json!({"clientId": created.id})).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}

@@ -598,3 +598,73 @@ impl Db {
         .await?)
     }
 }
+
+/// An app the person signed in to, as their security page lists it.
+#[derive(Debug, Clone, FromRow)]
+pub struct ConnectedAppRow {
+    pub client_id: String,
+    pub name: String,
+    /// What the person agreed to share ('' when the app asks no consent).
+    pub consented: Option<String>,
+    /// The scopes of its newest live sign-in, if any.
+    pub last_scope: Option<String>,
+    pub last_at: Option<i64>,
+}
+
+impl Db {
+    /// The apps the person agreed to share with or holds a live sign-in
+    /// to, the most recent first.
+    pub async fn connected_apps(&self, user_id: i64, now: i64) -> Result<Vec<ConnectedAppRow>, AppError> {
+        Ok(sqlx::query_as::<_, ConnectedAppRow>(concat!(
+            "SELECT c.id AS client_id, c.name, co.scope AS consented, \
+             (SELECT g2.scope FROM oidc_grants g2 WHERE g2.client_id = c.id AND g2.user_id = $1 \
+              ORDER BY g2.created_at DESC LIMIT 1) AS last_scope, \
+             (SELECT MAX(g.created_at) FROM oidc_grants g JOIN logins l ON l.id = g.login_id \
+              JOIN users u ON u.id = g.user_id \
+              WHERE g.client_id = c.id AND g.user_id = $1 AND g.revoked_at IS NULL AND g.code_used_at IS NOT NULL AND ",
+            live!("$2"),
+            ") AS last_at \
+             FROM oidc_clients c LEFT JOIN oidc_consents co ON co.client_id = c.id AND co.user_id = $1 \
+             WHERE co.user_id IS NOT NULL OR EXISTS (SELECT 1 FROM oidc_grants g JOIN logins l ON l.id = g.login_id \
+              JOIN users u ON u.id = g.user_id WHERE g.client_id = c.id AND g.user_id = $1 \
+              AND g.revoked_at IS NULL AND g.code_used_at IS NOT NULL AND ",
+            live!("$2"),
+            ") ORDER BY last_at DESC, c.name"
+        ))
+        .bind(user_id)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}
+
+impl Tx {
+    /// Takes back an app's access: its sign-ins (grants) of this person
+    /// end, with every token, and the consent goes (it is asked again).
+    /// False: nothing of the person's was there.
+    pub async fn revoke_app(&mut self, user_id: i64, client_id: &str, now: i64) -> Result<bool, AppError> {
+        self.step()?;
+        let logins: Vec<(String,)> = sqlx::query_as(
+            "UPDATE oidc_grants SET revoked_at = $3 WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL \
+             RETURNING login_id",
+        )
+        .bind(user_id)
+        .bind(client_id)
+        .bind(now)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        let consents = sqlx::query("DELETE FROM oidc_consents WHERE user_id = $1 AND client_id = $2")
+            .bind(user_id)
+            .bind(client_id)
+            .execute(&mut *self.tx)
+            .await?
+            .rows_affected();
+        let mut seen = std::collections::HashSet::new();
+        for (login,) in &logins {
+            if seen.insert(login.clone()) {
+                self.invalidate(Invalidation::Family(login.clone())).await?;
+            }
+        }
+        Ok(!logins.is_empty() || consents > 0)
+    }
+}

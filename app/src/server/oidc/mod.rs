@@ -7,6 +7,7 @@
 pub mod authorize;
 pub mod backchannel;
 pub mod clients;
+pub mod connected;
 pub mod keys;
 pub mod logout;
 pub mod revocation;

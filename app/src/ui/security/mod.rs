@@ -6,12 +6,14 @@
 //! from the otpauth URI by the same code on the server and in the browser.
 
 mod activity;
+mod connected_apps;
 mod enrol;
 mod log_ins;
 mod password;
 mod two_factor;
 
 use activity::RecentActivity;
+use connected_apps::ConnectedApps;
 pub(crate) use enrol::RecoveryCodes;
 use enrol::{Enrol, Wizard};
 use log_ins::LogIns;
@@ -195,6 +197,7 @@ fn Security(user: User) -> impl IntoView {
             codes_here=Signal::derive(move || passkeys_on.get() && !enabled.get()) recent codes=passkey_codes/>
         <PasswordAndSessions changed/>
         <LogIns changed/>
+        <ConnectedApps changed/>
         <RecentActivity changed/>
     }
 }
