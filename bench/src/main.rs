@@ -134,6 +134,11 @@ async fn main() {
         rows.push(gate::decisions(&args, &api, health).await);
     }
 
+    if let (Target::Ours, Some(s), true) = (target, &started, args.runs('l')) {
+        eprintln!("l. the OpenID provider: code exchanges and userinfo …");
+        rows.extend(scenarios::oidc::provider(&args, &base, &s.dir, health.as_ref()).await);
+    }
+
     if let (Target::Ours, Some(_), true) = (target, &started, args.runs('k')) {
         eprintln!("k. passkey ceremonies …");
         // The harness's server runs on its default PUBLIC_URL.

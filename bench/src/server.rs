@@ -13,14 +13,15 @@ pub struct Started {
     pub child: Child,
     pub base: String,
     pub startup_ms: f64,
-    _dir: PathBuf,
+    /// Its data directory (the CLI registers apps there).
+    pub dir: PathBuf,
 }
 
 impl Drop for Started {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self._dir);
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -57,7 +58,7 @@ pub async fn start_server(args: &Args) -> Started {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let startup_ms = began.elapsed().as_secs_f64() * 1000.0;
-    Started { child, base, startup_ms, _dir: dir }
+    Started { child, base, startup_ms, dir }
 }
 
 /// A field of `/proc/<pid>/status` (`VmRSS:`, `VmHWM:`) in KiB, 0 if it

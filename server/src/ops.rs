@@ -68,6 +68,15 @@ pub async fn rotate_secrets_key_report(state: &AppState) -> Result<String, Strin
     let resealed = rotate_secrets_key(state).await?;
     let mut report =
         format!("re-encrypted the secrets of {resealed} account(s) under key {:?}\n", state.secrets.current_id());
+    let keys = app::server::oidc::keys::reseal(state).await.map_err(|e| {
+        format!(
+            "{} (an OpenID signing key is under a key that is neither SECRETS_KEY nor in SECRETS_KEYS_PREVIOUS)",
+            e.message
+        )
+    })?;
+    if keys > 0 {
+        report.push_str(&format!("re-encrypted {keys} OpenID signing key(s)\n"));
+    }
     for (key, accounts) in recovery_codes_on_old_keys(state).await? {
         report.push_str(&format!(
             "{accounts} account(s) have recovery codes hashed under key {key:?}: they keep working while that key \

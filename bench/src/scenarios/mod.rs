@@ -3,6 +3,7 @@
 
 pub mod bursts;
 pub mod gate;
+pub mod oidc;
 pub mod postgres;
 pub mod site;
 pub mod throughput;

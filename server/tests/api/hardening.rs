@@ -429,6 +429,8 @@ async fn secrets_are_sealed_at_rest_and_keys_rotate() {
     let k2 = format!("k2:{}", "fedcba9876543210".repeat(4));
     let app = spawn_in(dir, &[("SECRETS_KEY", &k1)]).await;
     let (secret, codes) = app.enrolled_with_codes("zed@example.com").await;
+    // The OpenID provider's signing key, sealed under k1 too.
+    let kid = app::server::oidc::keys::current(&app.state).await.expect("a signing key").signer_kid().to_owned();
 
     let url = app.database_url.clone();
     let stored = stored_secret(&url).await;
@@ -456,9 +458,22 @@ async fn secrets_are_sealed_at_rest_and_keys_rotate() {
     // Keyed hashes cannot move without the codes: the report says which
     // key must stay.
     assert!(report.contains("1 account(s) have recovery codes hashed under key \"k1\""), "{report}");
+    assert!(report.contains("re-encrypted 1 OpenID signing key(s)"), "{report}");
     assert_eq!(server::ops::rotate_secrets_key(&rotated_state).await.expect("again"), 0);
     let stored = stored_secret(&url).await;
     assert!(stored.0.starts_with("v1.k2."), "{}", stored.0);
+    // The signing key opens under k2 alone, and is the same key.
+    let k2_only = Config::from_vars(|k| match k {
+        "DATA_DIR" => Some(path.display().to_string()),
+        "DATABASE_URL" => Some(url.clone()),
+        "JWT_SECRET" => Some("test-signing-key-that-is-long-enough-0123456789".into()),
+        "SECRETS_KEY" => Some(k2.clone()),
+        _ => None,
+    })
+    .expect("config");
+    let k2_state = build_state(&k2_only, Arc::new(app.clock.clone())).await.expect("state");
+    let keys = app::server::oidc::keys::current(&k2_state).await.expect("the key opens under k2");
+    assert_eq!(keys.signer_kid(), kid);
 
     // A server on the new key alone still logs the user in with the same app.
     let router = build_router(rotated_state).into_make_service_with_connect_info::<std::net::SocketAddr>();

@@ -174,6 +174,18 @@ impl Db {
         Ok(())
     }
 
+    /// Swaps a key's sealed form, only if unchanged since read.
+    pub async fn replace_oidc_key_seal(&self, kid: &str, old: &str, new: &str) -> Result<bool, AppError> {
+        let _turn = self.turn().await?;
+        let done = sqlx::query("UPDATE oidc_keys SET sealed_key = $3 WHERE kid = $1 AND sealed_key = $2")
+            .bind(kid)
+            .bind(old)
+            .bind(new)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Forgets keys no token can still name.
     pub async fn delete_oidc_keys(&self, kids: &[String]) -> Result<(), AppError> {
         let _turn = self.turn().await?;

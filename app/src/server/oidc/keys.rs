@@ -228,6 +228,25 @@ pub async fn current(state: &AppState) -> Result<std::sync::Arc<KeySet>, AppErro
     Ok(set)
 }
 
+/// `server rotate-secrets-key`: re-seals each id-token key not under the
+/// current `SECRETS_KEY` (the old one must be in `SECRETS_KEYS_PREVIOUS`).
+/// Returns how many were re-sealed.
+pub async fn reseal(state: &AppState) -> Result<usize, AppError> {
+    use crate::server::crypto::sealing::SecretBox;
+    let mut done = 0;
+    for row in state.db.oidc_keys().await? {
+        if SecretBox::key_id(&row.sealed_key) == Some(state.secrets.current_id()) {
+            continue;
+        }
+        let der = state.secrets.open_for(&purpose(&row.kid), &row.sealed_key)?;
+        let sealed = state.secrets.seal_for(&purpose(&row.kid), &der)?;
+        if state.db.replace_oidc_key_seal(&row.kid, &row.sealed_key, &sealed).await? {
+            done += 1;
+        }
+    }
+    Ok(done)
+}
+
 /// `server oidc rotate-key`: a new key, published now, signing once every
 /// instance has it; keys no token can name any more are deleted.
 pub async fn rotate(state: &AppState) -> Result<String, AppError> {

@@ -1,0 +1,173 @@
+//! Scenario l: the OpenID provider. Code exchanges at the token endpoint
+//! per second (codes made beforehand by authorize requests of a logged-in
+//! browser), and userinfo per second with a bearer token, as a share of
+//! `/healthz` (scenario a).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::{Value, json};
+
+use super::{PASSWORD, client, new_secret, post, unix_now};
+use crate::Args;
+use crate::load::{Wrk, wrk};
+use crate::report::Row;
+use crate::target::Target;
+
+const REDIRECT: &str = "https://app.example.test/cb";
+/// Codes made, then exchanged (a code lives 60 s: made in a few seconds).
+const CODES: usize = 2000;
+/// Exchanges in flight at once.
+const PARALLEL: usize = 16;
+
+/// Registers the bench's app with the server's CLI, on its data directory.
+fn add_client(server: &std::path::Path, data_dir: &std::path::Path) -> (String, String) {
+    let out = std::process::Command::new(server)
+        .args(["oidc", "client", "add", "--json", "--name", "Bench", "--redirect-uri", REDIRECT, "--consent", "skip"])
+        .env("DATA_DIR", data_dir)
+        .env("JWT_SECRET", "benchmark-signing-key-0123456789abcdef")
+        .env("COOKIE_DOMAINS", "example.test")
+        .env("SIGNUP", "open")
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("the server's CLI");
+    assert!(out.status.success(), "oidc client add: {}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("--json");
+    (v["clientId"].as_str().unwrap_or_default().to_owned(), v["clientSecret"].as_str().unwrap_or_default().to_owned())
+}
+
+/// A person with 2FA on, logged in with a code: the portal's cookies.
+async fn session_cookie(api: &impl Fn(&str) -> String) -> String {
+    let c = client();
+    let email = "oidc-bench@example.com";
+    post(&c, api("/authentication/register"), json!({"email": email, "name": "Bench", "password": PASSWORD})).await;
+    post(&c, api("/authentication/log-in"), json!({"email": email, "password": PASSWORD})).await;
+    let secret = new_secret(Target::Ours, &c, api).await;
+    let code = Target::Ours.code_at(&secret, unix_now());
+    let (s, _, cookies) = post(&c, api("/2fa/turn-on"), json!({"twoFactorAuthenticationCode": code})).await;
+    assert_eq!(s, 200, "turn-on for the OpenID user");
+    cookies
+        .iter()
+        .filter_map(|c| c.split(';').next())
+        .filter(|c| c.starts_with("access=") || c.starts_with("oidc_login="))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted.get(((sorted.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(f64::NAN)
+}
+
+/// Scenario l, on the harness's own server (`data_dir` is its).
+pub async fn provider(args: &Args, base: &str, data_dir: &std::path::Path, health: Option<&Wrk>) -> Vec<Row> {
+    let api = |p: &str| format!("{base}/api{p}");
+    let (id, secret) = add_client(&args.server, data_dir);
+    let cookie = session_cookie(&api).await;
+    let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let authorize = format!(
+        "{base}/oidc/authorize?{}",
+        query_of(&[
+            ("client_id", &id),
+            ("redirect_uri", REDIRECT),
+            ("response_type", "code"),
+            ("scope", "openid email profile")
+        ])
+    );
+    // The codes, made one after the other (a few seconds in all).
+    let mut codes = Vec::with_capacity(CODES);
+    for _ in 0..CODES {
+        let r = browser.get(&authorize).header("cookie", &cookie).send().await.expect("authorize");
+        let location = r.headers()["location"].to_str().unwrap_or_default().to_owned();
+        let code = location.split("code=").nth(1).and_then(|c| c.split('&').next()).expect("a code").to_owned();
+        codes.push(code);
+    }
+    // The exchanges, PARALLEL at a time.
+    let queue = Arc::new(std::sync::Mutex::new(codes));
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..PARALLEL {
+        let (queue, http, id, secret) = (queue.clone(), http.clone(), id.clone(), secret.clone());
+        let token_url = format!("{base}/oidc/token");
+        tasks.push(tokio::spawn(async move {
+            let mut times = Vec::new();
+            let mut access = String::new();
+            // The guard is dropped before the request: `pop` takes it alone.
+            while let Some(code) = queue.lock().ok().and_then(|mut q| q.pop()) {
+                let t = Instant::now();
+                let r = http
+                    .post(&token_url)
+                    .basic_auth(&id, Some(&secret))
+                    .form(&[("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", REDIRECT)])
+                    .send()
+                    .await
+                    .expect("token");
+                assert!(r.status().is_success(), "token: {}", r.status());
+                let body: Value = r.json().await.expect("token JSON");
+                times.push(t.elapsed().as_secs_f64() * 1000.0);
+                access = body["access_token"].as_str().unwrap_or_default().to_owned();
+            }
+            (times, access)
+        }));
+    }
+    let mut times = Vec::new();
+    let mut access = String::new();
+    for t in tasks {
+        let (mut ts, a) = t.await.expect("task");
+        times.append(&mut ts);
+        if !a.is_empty() {
+            access = a;
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    times.sort_by(f64::total_cmp);
+    let mut rows = vec![Row {
+        scenario: format!("l. OpenID code exchanges (token endpoint, {PARALLEL} at a time, RS256 id token)"),
+        figure: format!(
+            "{:.0} /s, p50 {:.2} ms, p99 {:.2} ms ({} codes)",
+            times.len() as f64 / elapsed,
+            percentile(&times, 0.5),
+            percentile(&times, 0.99),
+            times.len()
+        ),
+        budget: "ahead of oidc-provider, same cores",
+    }];
+    let script = std::env::temp_dir().join(format!("twofactor-bench-userinfo-{}.lua", std::process::id()));
+    std::fs::write(&script, format!("wrk.method = \"GET\"\nwrk.headers[\"Authorization\"] = \"Bearer {access}\"\n"))
+        .expect("lua");
+    let info = wrk(&format!("{base}/oidc/userinfo"), args.seconds, args.connections, None, Some(&script));
+    let _ = std::fs::remove_file(&script);
+    let share = health.map(|h| format!("; = {:.0} % of /healthz", 100.0 * info.rps / h.rps)).unwrap_or_default();
+    rows.push(Row {
+        scenario: "l. OpenID userinfo (bearer access token)".into(),
+        figure: format!(
+            "{:.0} req/s, p50 {:.2} ms, p99 {:.2} ms; {}{share}",
+            info.rps,
+            info.p50_ms,
+            info.p99_ms,
+            info.failures()
+        ),
+        budget: "≥ 50 % of /healthz",
+    });
+    rows
+}
+
+fn query_of(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| {
+            let enc: String = v
+                .bytes()
+                .map(|b| {
+                    if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                        (b as char).to_string()
+                    } else {
+                        format!("%{b:02X}")
+                    }
+                })
+                .collect();
+            format!("{k}={enc}")
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
