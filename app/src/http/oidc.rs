@@ -102,15 +102,39 @@ fn see_other(location: &str) -> Response {
     res
 }
 
+/// A step to one of the portal's own pages (consent, enrolment) taken
+/// from a page of the portal rather than by a redirect: the request here
+/// may be the end of a chain an app started, and a browser does not send
+/// the portal's Strict cookies along such a chain, so that page would
+/// find nobody logged in. A navigation this page starts is the portal's
+/// own, and carries them. Without a refresh, the link does the same.
+fn continue_page(to: &str) -> Response {
+    let to = escape(to);
+    let html = format!(
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <meta http-equiv=\"refresh\" content=\"0;url={to}\"><title>Continuing…</title></head>\
+         <body><main><h1>Continuing…</h1><p><a href=\"{to}\">Continue</a></p></main></body></html>"
+    );
+    let mut res = (StatusCode::OK, axum::response::Html(html)).into_response();
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
 fn outcome(result: Result<Outcome, AppError>) -> Response {
     match result {
         Ok(Outcome::ErrorPage(message)) => error_page(&message),
+        Ok(Outcome::Redirect(to)) if to.starts_with("/consent?") || to.starts_with("/security?") => continue_page(&to),
         Ok(Outcome::Redirect(to)) => see_other(&to),
         Err(e) => e.into_response(),
     }
 }
 
 async fn run_authorize(state: &AppState, parts: &Parts, form: &str, consent: Consent) -> Response {
+    // The consent page's own form: its page allows forms to post to this
+    // origin alone, and a browser holds the redirect after a post to the
+    // same rule, so the way on to the app is a page of ours.
+    let answered_from_our_form = consent != Consent::NotAsked;
     let Ok(req) = serde_urlencoded::from_str::<AuthorizeRequest>(form) else {
         return error_page("The sign-in request is malformed (a parameter may be given twice).");
     };
@@ -118,7 +142,10 @@ async fn run_authorize(state: &AppState, parts: &Parts, form: &str, consent: Con
         Ok(s) => s,
         Err(e) => return e.into_response(),
     };
-    outcome(authorize::authorize(state, &req, session.as_ref(), consent).await)
+    match authorize::authorize(state, &req, session.as_ref(), consent).await {
+        Ok(Outcome::Redirect(to)) if answered_from_our_form => continue_page(&to),
+        other => outcome(other),
+    }
 }
 
 async fn authorize_get(State(state): State<AppState>, parts: Parts, RawQuery(query): RawQuery) -> Response {
@@ -307,6 +334,11 @@ fn confirm_page(req: &LogoutRequest, app: Option<&str>) -> Response {
     );
     let mut res = (StatusCode::OK, axum::response::Html(html)).into_response();
     res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // Its one form posts here; nothing else runs or loads.
+    res.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
+    );
     res
 }
 
@@ -322,7 +354,9 @@ async fn run_logout(state: &AppState, parts: &Parts, form: &str, confirmed: bool
         Ok(LogoutOutcome::ErrorPage(message)) => error_page(&message),
         Ok(LogoutOutcome::Confirm(app)) => confirm_page(&req, app.as_deref()),
         Ok(LogoutOutcome::Done { ended, to }) => {
-            let mut res = see_other(&to);
+            // After the question's form: on by a page of ours (see
+            // `run_authorize`); otherwise a redirect.
+            let mut res = if confirmed { continue_page(&to) } else { see_other(&to) };
             if ended {
                 for cookie in crate::server::logins::cleared_cookies(state) {
                     if let Ok(v) = HeaderValue::from_str(&cookie) {

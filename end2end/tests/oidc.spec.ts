@@ -1,0 +1,270 @@
+// Single sign-on in a real browser: two small apps (relying parties
+// written here, each a few routes: start a sign-in, receive the code,
+// log out) registered with the portal by the operator's CLI. A person
+// signs in to the first app with password and code (and agrees to what
+// it asks), then to the second without logging in again; prompt=none
+// without a log-in comes back as login_required; a password-only account
+// is taken to turn on two factors first; the app's log-out ends the
+// portal log-in. Each with and without JavaScript.
+import { test, expect, Browser, Page } from '@playwright/test';
+import { execFileSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { createServer, Server } from 'node:http';
+import { AddressInfo } from 'node:net';
+
+import { PASSWORD, uniqueEmail, nextCode, signUp, enrol, expectAccessible } from './helpers';
+
+const portalPort = Number(process.env.E2E_PORT ?? 3000);
+const portal = `http://auth.example.test:${portalPort}`;
+
+/** `server oidc client add … --json`, with the environment the test
+ *  server runs with (playwright.config.ts): the same database. */
+function addClient(args: string[]): { clientId: string; clientSecret: string } {
+  const out = execFileSync('target/release/server', ['oidc', 'client', 'add', '--json', ...args], {
+    cwd: '..',
+    env: {
+      ...process.env,
+      DATA_DIR: process.env.E2E_DATA_DIR ?? 'target/e2e-data',
+      PUBLIC_URL: portal,
+      COOKIE_DOMAINS: 'example.test',
+      ACCESS_RULES: 'end2end/gate-rules.toml',
+      SIGNUP: 'open',
+      RUST_LOG: 'error',
+    },
+  });
+  return JSON.parse(out.toString());
+}
+
+const b64url = (b: Buffer) => b.toString('base64url');
+
+/** A relying party at http://NAME.example.test:PORT: /login starts a
+ *  sign-in (PKCE S256; ?prompt= passed on), /cb takes the code to the
+ *  token endpoint and shows who signed in, /logout asks the portal to end
+ *  the log-in, /bye is where it comes back. */
+class App {
+  server!: Server;
+  base = '';
+  client = { clientId: '', clientSecret: '' };
+  pending = new Map<string, string>();
+  idToken = '';
+
+  constructor(readonly name: string, readonly consent: 'ask' | 'skip') {}
+
+  async start() {
+    this.server = createServer((req, res) => this.handle(req.url ?? '/', res));
+    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    const port = (this.server.address() as AddressInfo).port;
+    this.base = `http://${this.name.toLowerCase()}.example.test:${port}`;
+    this.client = addClient([
+      '--name', this.name,
+      '--redirect-uri', `${this.base}/cb`,
+      '--post-logout-redirect-uri', `${this.base}/bye`,
+      '--consent', this.consent,
+    ]);
+  }
+
+  page(res: import('node:http').ServerResponse, status: number, title: string, body: string) {
+    res.writeHead(status, { 'content-type': 'text/html; charset=utf-8' });
+    res.end(`<!doctype html><html lang="en"><title>${title}</title><main><h1>${title}</h1>${body}</main></html>`);
+  }
+
+  async handle(url: string, res: import('node:http').ServerResponse) {
+    const u = new URL(url, this.base);
+    if (u.pathname === '/login') {
+      const state = b64url(randomBytes(16));
+      const verifier = b64url(randomBytes(32));
+      this.pending.set(state, verifier);
+      const q = new URLSearchParams({
+        client_id: this.client.clientId,
+        redirect_uri: `${this.base}/cb`,
+        response_type: 'code',
+        scope: 'openid email profile',
+        state,
+        code_challenge: b64url(createHash('sha256').update(verifier).digest()),
+        code_challenge_method: 'S256',
+      });
+      const prompt = u.searchParams.get('prompt');
+      if (prompt) q.set('prompt', prompt);
+      res.writeHead(302, { location: `${portal}/oidc/authorize?${q}` });
+      return res.end();
+    }
+    if (u.pathname === '/cb') {
+      const error = u.searchParams.get('error');
+      if (error) return this.page(res, 200, `${this.name}: not signed in`, `<p data-testid="error">${error}</p>`);
+      const verifier = this.pending.get(u.searchParams.get('state') ?? '');
+      if (!verifier) return this.page(res, 400, 'Unknown state', '');
+      // The back channel goes to the portal directly (this process does
+      // not resolve example.test).
+      const answer = await fetch(`http://127.0.0.1:${portalPort}/oidc/token`, {
+        method: 'POST',
+        headers: {
+          authorization: `Basic ${Buffer.from(`${this.client.clientId}:${this.client.clientSecret}`).toString('base64')}`,
+          'content-type': 'application/x-www-form-urlencoded',
+        },
+        body: new URLSearchParams({
+          grant_type: 'authorization_code',
+          code: u.searchParams.get('code') ?? '',
+          redirect_uri: `${this.base}/cb`,
+          code_verifier: verifier,
+        }),
+      });
+      const tokens = await answer.json();
+      if (!answer.ok) return this.page(res, 500, 'Token refused', `<p>${JSON.stringify(tokens)}</p>`);
+      this.idToken = tokens.id_token;
+      const claims = JSON.parse(Buffer.from(tokens.id_token.split('.')[1], 'base64url').toString());
+      return this.page(
+        res,
+        200,
+        `Signed in to ${this.name}`,
+        `<p data-testid="email">${claims.email}</p><p data-testid="acr">${claims.acr}</p>`,
+      );
+    }
+    if (u.pathname === '/logout') {
+      const q = new URLSearchParams({ id_token_hint: this.idToken, post_logout_redirect_uri: `${this.base}/bye`, state: 'bye' });
+      res.writeHead(302, { location: `${portal}/oidc/logout?${q}` });
+      return res.end();
+    }
+    if (u.pathname === '/bye') return this.page(res, 200, `Logged out of ${this.name}`, `<p>${u.search}</p>`);
+    this.page(res, 404, 'Not found', '');
+  }
+}
+
+const wiki = new App('Wiki', 'ask');
+const photos = new App('Photos', 'skip');
+
+test.beforeAll(async () => {
+  await wiki.start();
+  await photos.start();
+});
+
+test.afterAll(async () => {
+  for (const app of [wiki, photos]) await new Promise<void>((resolve) => app.server.close(() => resolve()));
+});
+
+/** An account with 2FA on, made in a browser context of its own. */
+async function enrolledAccount(browser: Browser, tag: string): Promise<{ email: string; secret: string }> {
+  const context = await browser.newContext({ baseURL: portal });
+  const page = await context.newPage();
+  const email = uniqueEmail(tag);
+  await signUp(page, email);
+  const { secret } = await enrol(page);
+  await context.close();
+  return { email, secret };
+}
+
+async function logIn(page: Page, email: string, secret: string) {
+  await expect(page).toHaveURL(new RegExp(`^${portal}/login\\?rd=`));
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Continue' }).click();
+  await expect(page.getByRole('heading', { name: 'Enter your code' })).toBeVisible();
+  await page.getByLabel('Authentication code').fill(nextCode(secret));
+  await page.getByRole('button', { name: 'Verify' }).click();
+}
+
+for (const javaScriptEnabled of [true, false]) {
+  const js = `JavaScript ${javaScriptEnabled ? 'on' : 'off'}`;
+
+  test(`one log-in signs in to two apps, with consent asked once, and the app's log-out ends it (${js})`, async ({ browser }) => {
+    const { email, secret } = await enrolledAccount(browser, javaScriptEnabled ? 'sso' : 'ssonojs');
+    const context = await browser.newContext({ javaScriptEnabled });
+    const page = await context.newPage();
+    await page.goto(`${wiki.base}/login`);
+    await logIn(page, email, secret);
+    // Wiki asks what it may know, once.
+    await expect(page).toHaveURL(new RegExp(`^${portal}/consent\\?`));
+    await expect(page.getByRole('heading', { name: 'Allow Wiki to sign you in?' })).toBeVisible();
+    await expect(page.getByTestId('consent-scopes')).toContainText('Your email address');
+    // axe runs as a script in the page: with JavaScript on only.
+    if (javaScriptEnabled) await expectAccessible(page, 'consent');
+    await page.getByRole('button', { name: 'Allow' }).click();
+    await expect(page.getByRole('heading', { name: 'Signed in to Wiki' })).toBeVisible();
+    await expect(page.getByTestId('email')).toHaveText(email);
+    await expect(page.getByTestId('acr')).toHaveText('mfa');
+    // Photos: no log-in, no question (it skips consent).
+    await page.goto(`${photos.base}/login`);
+    await expect(page.getByRole('heading', { name: 'Signed in to Photos' })).toBeVisible();
+    await expect(page.getByTestId('email')).toHaveText(email);
+    // Wiki again: no question this time.
+    await page.goto(`${wiki.base}/login`);
+    await expect(page.getByRole('heading', { name: 'Signed in to Wiki' })).toBeVisible();
+    // The security page lists both.
+    await page.goto(`${portal}/security`);
+    await expect(page.getByTestId('connected-app')).toHaveCount(2);
+    // Log out through Wiki: back there, and the portal log-in is over.
+    await page.goto(`${wiki.base}/logout`);
+    await expect(page.getByRole('heading', { name: 'Logged out of Wiki' })).toBeVisible();
+    await expect(page.locator('main p')).toHaveText('?state=bye');
+    await page.goto(`${photos.base}/login`);
+    await expect(page).toHaveURL(new RegExp(`^${portal}/login\\?rd=`));
+    await context.close();
+  });
+
+  test(`someone already logged in is asked once by an app that wants consent, then signed in (${js})`, async ({ browser }) => {
+    const { email, secret } = await enrolledAccount(browser, javaScriptEnabled ? 'ssoasked' : 'ssoaskednojs');
+    const context = await browser.newContext({ javaScriptEnabled, baseURL: portal });
+    const page = await context.newPage();
+    await page.goto('/login');
+    await page.getByLabel('Email').fill(email);
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Continue' }).click();
+    await page.getByLabel('Authentication code').fill(nextCode(secret));
+    await page.getByRole('button', { name: 'Verify' }).click();
+    await expect(page).toHaveURL(`${portal}/`);
+    // From the app's page: a cross-site start, which carries only the
+    // authorize cookie; the consent page still knows who this is.
+    await page.goto(`${wiki.base}/login`);
+    await expect(page.getByRole('heading', { name: 'Allow Wiki to sign you in?' })).toBeVisible();
+    await page.getByRole('button', { name: 'Deny' }).click();
+    await expect(page.getByTestId('error')).toHaveText('access_denied');
+    await page.goto(`${wiki.base}/login`);
+    await page.getByRole('button', { name: 'Allow' }).click();
+    await expect(page.getByRole('heading', { name: 'Signed in to Wiki' })).toBeVisible();
+    await context.close();
+  });
+
+  test(`a log-out request without a hint asks first, and the answer is a plain form (${js})`, async ({ browser }) => {
+    const { email, secret } = await enrolledAccount(browser, javaScriptEnabled ? 'ssobye' : 'ssobyenojs');
+    const context = await browser.newContext({ javaScriptEnabled, baseURL: portal });
+    const page = await context.newPage();
+    await page.goto('/login');
+    await page.getByLabel('Email').fill(email);
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Continue' }).click();
+    await page.getByLabel('Authentication code').fill(nextCode(secret));
+    await page.getByRole('button', { name: 'Verify' }).click();
+    await expect(page).toHaveURL(`${portal}/`);
+    const q = new URLSearchParams({ client_id: photos.client.clientId, post_logout_redirect_uri: `${photos.base}/bye`, state: 'ask' });
+    await page.goto(`/oidc/logout?${q}`);
+    await expect(page.getByRole('heading', { name: 'Log out?' })).toBeVisible();
+    await expect(page.locator('main p').first()).toContainText('Photos asks to log you out.');
+    if (javaScriptEnabled) await expectAccessible(page, 'log-out question');
+    await page.getByRole('button', { name: 'Log out' }).click();
+    await expect(page.getByRole('heading', { name: 'Logged out of Photos' })).toBeVisible();
+    await page.goto(`${portal}/`);
+    await expect(page).toHaveURL(/\/login$/);
+    await context.close();
+  });
+
+  test(`prompt=none without a log-in comes back as login_required (${js})`, async ({ browser }) => {
+    const context = await browser.newContext({ javaScriptEnabled });
+    const page = await context.newPage();
+    await page.goto(`${photos.base}/login?prompt=none`);
+    await expect(page.getByRole('heading', { name: 'Photos: not signed in' })).toBeVisible();
+    await expect(page.getByTestId('error')).toHaveText('login_required');
+    await context.close();
+  });
+
+  test(`a password-only account turns on two factors first, then goes on to the app (${js})`, async ({ browser }) => {
+    const context = await browser.newContext({ javaScriptEnabled, baseURL: portal });
+    const page = await context.newPage();
+    await signUp(page, uniqueEmail(javaScriptEnabled ? 'ssoenrol' : 'ssoenrolnojs'));
+    await page.goto(`${photos.base}/login`);
+    await expect(page).toHaveURL(new RegExp(`^${portal}/security\\?rd=`));
+    await enrol(page);
+    await page.getByRole('link', { name: /^Continue to / }).click();
+    await expect(page.getByRole('heading', { name: 'Signed in to Photos' })).toBeVisible();
+    await expect(page.getByTestId('acr')).toHaveText('mfa');
+    await context.close();
+  });
+}
