@@ -246,6 +246,18 @@ for (const javaScriptEnabled of [true, false]) {
     await context.close();
   });
 
+  test(`a request from an unknown app gets a page, never a redirect (${js})`, async ({ browser }) => {
+    const context = await browser.newContext({ javaScriptEnabled, baseURL: portal });
+    const page = await context.newPage();
+    const q = new URLSearchParams({ client_id: 'nobody', redirect_uri: `${wiki.base}/cb`, response_type: 'code', scope: 'openid' });
+    const answer = await page.goto(`/oidc/authorize?${q}`);
+    expect(answer?.status()).toBe(400);
+    await expect(page.getByRole('heading', { name: 'This sign-in request cannot be answered' })).toBeVisible();
+    await expect(page.locator('main p').first()).toContainText('not registered');
+    if (javaScriptEnabled) await expectAccessible(page, 'authorize error page');
+    await context.close();
+  });
+
   test(`prompt=none without a log-in comes back as login_required (${js})`, async ({ browser }) => {
     const context = await browser.newContext({ javaScriptEnabled });
     const page = await context.newPage();

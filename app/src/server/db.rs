@@ -138,7 +138,9 @@ fn is_unavailable(e: &sqlx::Error) -> bool {
             // can't open (14). PostgreSQL: class 08 (connection), 57P0x
             // (shutdown), 53xxx (resources).
             let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
-            let primary = code.parse::<i64>().map(|c| c & 0xff).unwrap_or(-1);
+            // A PostgreSQL SQLSTATE is five characters, some all digits
+            // ("22021", a NUL byte in text): never read as SQLite's number.
+            let primary = if code.len() == 5 { -1 } else { code.parse::<i64>().map(|c| c & 0xff).unwrap_or(-1) };
             matches!(primary, 5 | 6 | 8 | 10 | 13 | 14)
                 || code.starts_with("08")
                 || code.starts_with("57P")

@@ -254,6 +254,8 @@ async fn requests_an_app_cannot_be_trusted_with_get_a_page_and_the_rest_go_back_
             ("scope", "openid"),
         ],
         vec![("client_id", id), ("client_id", id), ("redirect_uri", REDIRECT)],
+        // Never a client id of ours (PostgreSQL would refuse the NUL).
+        vec![("client_id", "a\u{0}b"), ("redirect_uri", REDIRECT), ("response_type", "code"), ("scope", "openid")],
     ] {
         let r = authorize(&app, &params).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{params:?}");
@@ -278,6 +280,7 @@ async fn requests_an_app_cannot_be_trusted_with_get_a_page_and_the_rest_go_back_
         (vec![("request", "eyJ9.e30.")], "request_not_supported"),
         (vec![("prompt", "none login")], "invalid_request"),
         (vec![("max_age", "soon")], "invalid_request"),
+        (vec![("nonce", "n\u{0}")], "invalid_request"),
     ] {
         let r = authorize(&app, &with(&extra)).await;
         assert_eq!(r.status, StatusCode::SEE_OTHER, "{extra:?}: {}", r.text);

@@ -221,6 +221,9 @@ pub async fn authorize(
         (None, _) if client.pkce_required() => return fail("invalid_request", "This app must use PKCE (S256)."),
         _ => {}
     }
+    if req.nonce.as_deref().is_some_and(|n| n.len() > 512 || n.chars().any(char::is_control)) {
+        return fail("invalid_request", "The nonce is too long or has control characters.");
+    }
     let prompt_none = req.prompt_is("none");
     if prompt_none && req.prompts().count() > 1 {
         return fail("invalid_request", "prompt=none cannot be combined with other prompts.");
