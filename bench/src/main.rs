@@ -62,6 +62,10 @@ struct Args {
     /// (its `VmRSS` and `VmHWM`); the harness knows its own server's.
     #[arg(long)]
     server_pid: Option<u32>,
+    /// Node's `oidc-provider` started by bench/peers/oidc-provider.mjs
+    /// (e.g. http://127.0.0.1:4100): scenario l measures it too.
+    #[arg(long)]
+    oidc_peer: Option<String>,
     /// Only these scenarios, by letter (e.g. `bd`; f, start-up, always runs
     /// when the harness starts the server); c needs b and i needs a, so
     /// asking for c or i runs those too. All by default.

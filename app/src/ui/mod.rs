@@ -132,7 +132,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/reset-password") view={leptos_router::Lazy::<mailed::MailedRoute>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/verify-email") view={leptos_router::Lazy::<mailed::MailedRoute>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/lockdown") view={leptos_router::Lazy::<mailed::MailedRoute>::new()} ssr=SsrMode::Async/>
-                    <Route path=path!("/consent") view=consent::ConsentPage ssr=SsrMode::Async/>
+                    <Route path=path!("/consent") view={leptos_router::Lazy::<consent::ConsentRoute>::new()} ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>

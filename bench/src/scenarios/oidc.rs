@@ -81,14 +81,101 @@ pub async fn provider(args: &Args, base: &str, data_dir: &std::path::Path, healt
         let code = location.split("code=").nth(1).and_then(|c| c.split('&').next()).expect("a code").to_owned();
         codes.push(code);
     }
-    // The exchanges, PARALLEL at a time.
+    let exchanged = exchange_all(format!("{base}/oidc/token"), &id, &secret, codes).await;
+    let mut rows = vec![exchanged.row("l. OpenID code exchanges (token endpoint, 16 at a time, RS256 id token)")];
+    let script = std::env::temp_dir().join(format!("twofactor-bench-userinfo-{}.lua", std::process::id()));
+    let access = exchanged.access.clone();
+    std::fs::write(&script, format!("wrk.method = \"GET\"\nwrk.headers[\"Authorization\"] = \"Bearer {access}\"\n"))
+        .expect("lua");
+    let info = wrk(&format!("{base}/oidc/userinfo"), args.seconds, args.connections, None, Some(&script));
+    let _ = std::fs::remove_file(&script);
+    let share = health.map(|h| format!("; = {:.0} % of /healthz", 100.0 * info.rps / h.rps)).unwrap_or_default();
+    rows.push(Row {
+        scenario: "l. OpenID userinfo (bearer access token)".into(),
+        figure: format!(
+            "{:.0} req/s, p50 {:.2} ms, p99 {:.2} ms; {}{share}",
+            info.rps,
+            info.p50_ms,
+            info.p99_ms,
+            info.failures()
+        ),
+        budget: "≥ 50 % of /healthz",
+    });
+    if let Some(peer) = &args.oidc_peer {
+        rows.extend(peer_rows(args, peer, health).await);
+    }
+    rows
+}
+
+/// The same two measurements against Node's `oidc-provider`
+/// (bench/peers/oidc-provider.mjs), codes made by its own models.
+async fn peer_rows(args: &Args, peer: &str, health: Option<&Wrk>) -> Vec<Row> {
+    let codes: Vec<String> = reqwest::get(format!("{peer}/bench/codes?n={CODES}"))
+        .await
+        .expect("the peer's codes")
+        .json()
+        .await
+        .expect("codes JSON");
+    let exchanged =
+        exchange_all(format!("{peer}/token"), "bench", "bench-secret-bench-secret-bench-secret", codes).await;
+    let row = exchanged.row("l. the same against oidc-provider 9.13.3 (Node 20, in-memory store)");
+    let script = std::env::temp_dir().join(format!("twofactor-bench-peer-userinfo-{}.lua", std::process::id()));
+    std::fs::write(
+        &script,
+        format!("wrk.method = \"GET\"\nwrk.headers[\"Authorization\"] = \"Bearer {}\"\n", exchanged.access),
+    )
+    .expect("lua");
+    let info = wrk(&format!("{peer}/me"), args.seconds, args.connections, None, Some(&script));
+    let _ = std::fs::remove_file(&script);
+    let share = health.map(|h| format!("; = {:.0} % of our /healthz", 100.0 * info.rps / h.rps)).unwrap_or_default();
+    vec![
+        row,
+        Row {
+            scenario: "l. oidc-provider userinfo (bearer access token)".into(),
+            figure: format!(
+                "{:.0} req/s, p50 {:.2} ms, p99 {:.2} ms; {}{share}",
+                info.rps,
+                info.p50_ms,
+                info.p99_ms,
+                info.failures()
+            ),
+            budget: "(peer)",
+        },
+    ]
+}
+
+/// Exchanges every code at `token_url`, `PARALLEL` at a time.
+struct Exchanged {
+    times: Vec<f64>,
+    seconds: f64,
+    /// An access token one of them gave (for userinfo).
+    access: String,
+}
+
+impl Exchanged {
+    fn row(&self, scenario: &str) -> Row {
+        Row {
+            scenario: scenario.into(),
+            figure: format!(
+                "{:.0} /s, p50 {:.2} ms, p99 {:.2} ms ({} codes)",
+                self.times.len() as f64 / self.seconds,
+                percentile(&self.times, 0.5),
+                percentile(&self.times, 0.99),
+                self.times.len()
+            ),
+            budget: "ahead of oidc-provider, same cores",
+        }
+    }
+}
+
+async fn exchange_all(token_url: String, id: &str, secret: &str, codes: Vec<String>) -> Exchanged {
     let queue = Arc::new(std::sync::Mutex::new(codes));
     let http = reqwest::Client::new();
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..PARALLEL {
-        let (queue, http, id, secret) = (queue.clone(), http.clone(), id.clone(), secret.clone());
-        let token_url = format!("{base}/oidc/token");
+        let (queue, http, id, secret, token_url) =
+            (queue.clone(), http.clone(), id.to_owned(), secret.to_owned(), token_url.clone());
         tasks.push(tokio::spawn(async move {
             let mut times = Vec::new();
             let mut access = String::new();
@@ -119,37 +206,9 @@ pub async fn provider(args: &Args, base: &str, data_dir: &std::path::Path, healt
             access = a;
         }
     }
-    let elapsed = started.elapsed().as_secs_f64();
+    let seconds = started.elapsed().as_secs_f64();
     times.sort_by(f64::total_cmp);
-    let mut rows = vec![Row {
-        scenario: format!("l. OpenID code exchanges (token endpoint, {PARALLEL} at a time, RS256 id token)"),
-        figure: format!(
-            "{:.0} /s, p50 {:.2} ms, p99 {:.2} ms ({} codes)",
-            times.len() as f64 / elapsed,
-            percentile(&times, 0.5),
-            percentile(&times, 0.99),
-            times.len()
-        ),
-        budget: "ahead of oidc-provider, same cores",
-    }];
-    let script = std::env::temp_dir().join(format!("twofactor-bench-userinfo-{}.lua", std::process::id()));
-    std::fs::write(&script, format!("wrk.method = \"GET\"\nwrk.headers[\"Authorization\"] = \"Bearer {access}\"\n"))
-        .expect("lua");
-    let info = wrk(&format!("{base}/oidc/userinfo"), args.seconds, args.connections, None, Some(&script));
-    let _ = std::fs::remove_file(&script);
-    let share = health.map(|h| format!("; = {:.0} % of /healthz", 100.0 * info.rps / h.rps)).unwrap_or_default();
-    rows.push(Row {
-        scenario: "l. OpenID userinfo (bearer access token)".into(),
-        figure: format!(
-            "{:.0} req/s, p50 {:.2} ms, p99 {:.2} ms; {}{share}",
-            info.rps,
-            info.p50_ms,
-            info.p99_ms,
-            info.failures()
-        ),
-        budget: "≥ 50 % of /healthz",
-    });
-    rows
+    Exchanged { times, seconds, access }
 }
 
 fn query_of(pairs: &[(&str, &str)]) -> String {
