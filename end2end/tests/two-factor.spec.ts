@@ -62,13 +62,16 @@ test('an expired access token is renewed from the refresh token without logging 
   // Drop the access cookie, as if its 15 minutes had passed.
   const cookies = await context.cookies();
   // The device cookie (this browser has logged in to the account before)
-  // gives it its own password-guessing budget.
-  expect(cookies.map((c) => c.name).sort()).toEqual(['access', 'device', 'refresh']);
+  // gives it its own password-guessing budget; the OpenID authorize step
+  // has its own (Lax, for /oidc only).
+  expect(cookies.map((c) => c.name).sort()).toEqual(['access', 'device', 'oidc_login', 'refresh']);
   for (const c of cookies) expect(c.httpOnly).toBe(true);
+  const authorize = cookies.find((c) => c.name === 'oidc_login');
+  expect([authorize?.sameSite, authorize?.path]).toEqual(['Lax', '/oidc']);
   await context.clearCookies({ name: 'access' });
   await page.goto('/');
   await expect(page.getByTestId('user-email')).toHaveText(email);
-  expect((await context.cookies()).map((c) => c.name).sort()).toEqual(['access', 'device', 'refresh']);
+  expect((await context.cookies()).map((c) => c.name).sort()).toEqual(['access', 'device', 'oidc_login', 'refresh']);
   // Without either cookie the page sends the visitor to log in.
   await context.clearCookies();
   await page.goto('/security');

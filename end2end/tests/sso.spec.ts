@@ -1,3 +1,8 @@
+// Named to run after passkeys.spec.ts and security-page.spec.ts (the
+// suite runs one file after another, in name order, against one server):
+// every log-in page opened with JavaScript starts a passkey ceremony
+// (autofill), and those count against the test machine's one address;
+// the passkey tests need that budget.
 // Single sign-on in a real browser: two small apps (relying parties
 // written here, each a few routes: start a sign-in, receive the code,
 // log out) registered with the portal by the operator's CLI. A person

@@ -1,3 +1,8 @@
+// Named to run after passkeys.spec.ts and security-page.spec.ts (the
+// suite runs one file after another, in name order, against one server):
+// every log-in page opened with JavaScript starts a passkey ceremony
+// (autofill), and those count against the test machine's one address;
+// the passkey tests need that budget.
 // A real OpenID Connect app: Apache with Debian's mod_auth_openidc
 // (end2end/apache-oidc/) protects /protected/ and signs people in through
 // the portal's provider (docs/OIDC.md). A visitor opening it logs in on the
