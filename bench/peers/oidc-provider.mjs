@@ -1,6 +1,6 @@
 // The peer of bench scenario l: Node's `oidc-provider` (an OpenID-certified
 // provider), configured like the portal for the scenario: one confidential
-// client, RS256 id tokens, scopes openid/email/profile, its in-memory store.
+// client, RS256 id tokens, scopes openid/email/profile, an in-memory store.
 // It is installed from npm outside this tree (BENCHMARKS.md says how); this
 // file only configures it:
 //
@@ -20,7 +20,26 @@ const redirect = 'https://app.example.test/cb';
 const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const jwk = { ...privateKey.export({ format: 'jwk' }), kid: 'bench', alg: 'RS256', use: 'sig' };
 
+// An unbounded in-memory store: the provider's own development store keeps
+// at most 1,000 entries, fewer than one run's codes and tokens.
+const stores = new Map();
+class MemoryStore {
+  constructor(model) {
+    this.model = model;
+    if (!stores.has(model)) stores.set(model, new Map());
+    this.rows = stores.get(model);
+  }
+  async upsert(id, payload) { this.rows.set(id, payload); }
+  async find(id) { return this.rows.get(id); }
+  async findByUserCode() { return undefined; }
+  async findByUid(uid) { for (const p of this.rows.values()) if (p.uid === uid) return p; return undefined; }
+  async consume(id) { const p = this.rows.get(id); if (p) p.consumed = Math.floor(Date.now() / 1000); }
+  async destroy(id) { this.rows.delete(id); }
+  async revokeByGrantId(grantId) { for (const [id, p] of this.rows) if (p.grantId === grantId) this.rows.delete(id); }
+}
+
 const provider = new Provider(issuer, {
+  adapter: MemoryStore,
   clients: [{
     client_id: 'bench',
     client_secret: 'bench-secret-bench-secret-bench-secret',

@@ -189,8 +189,9 @@ async fn exchange_all(token_url: String, id: &str, secret: &str, codes: Vec<Stri
                     .send()
                     .await
                     .expect("token");
-                assert!(r.status().is_success(), "token: {}", r.status());
+                let status = r.status();
                 let body: Value = r.json().await.expect("token JSON");
+                assert!(status.is_success(), "{token_url}: {status} {body}");
                 times.push(t.elapsed().as_secs_f64() * 1000.0);
                 access = body["access_token"].as_str().unwrap_or_default().to_owned();
             }

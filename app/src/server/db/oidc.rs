@@ -402,16 +402,21 @@ impl Tx {
     /// ending interleaves) and reads the grant with the person's claims.
     pub async fn hold_oidc_grant(&mut self, grant_id: &str, now: i64) -> Result<Option<GrantSubject>, AppError> {
         self.step()?;
-        let held: Option<(String,)> = sqlx::query_as(
-            "UPDATE logins SET last_seen_at = $2 WHERE id = (SELECT login_id FROM oidc_grants WHERE id = $1) \
-             AND revoked_at IS NULL AND expires_at > $2 RETURNING id",
-        )
-        .bind(grant_id)
-        .bind(now)
-        .fetch_optional(&mut *self.tx)
-        .await?;
-        if held.is_none() {
-            return Ok(None);
+        // SQLite: this transaction holds the one writer turn, which every
+        // ending takes too, so they already run one after the other; the
+        // row lock is PostgreSQL's way to the same.
+        if self.backend == super::Backend::Postgres {
+            let held: Option<(String,)> = sqlx::query_as(
+                "UPDATE logins SET last_seen_at = $2 WHERE id = (SELECT login_id FROM oidc_grants WHERE id = $1) \
+                 AND revoked_at IS NULL AND expires_at > $2 RETURNING id",
+            )
+            .bind(grant_id)
+            .bind(now)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+            if held.is_none() {
+                return Ok(None);
+            }
         }
         let rows = sqlx::query_as::<_, GrantSubjectRow>(GRANT_SUBJECT)
             .bind(grant_id)

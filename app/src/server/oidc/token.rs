@@ -97,9 +97,9 @@ async fn exchange_code(
         .hold_oidc_grant(&redeemed.grant_id, now)
         .await?
         .ok_or_else(|| invalid_grant("The log-in this code came from has ended."))?;
-    let answer = issue(state, &keys, &mut tx, client, &grant, true).await?;
+    let issued = issue(state, &mut tx, client, &grant, true).await?;
     tx.commit().await?;
-    Ok(answer)
+    issued.signed(&keys)
 }
 
 async fn refresh(state: &AppState, client: &ClientRow, req: &TokenRequest) -> Result<serde_json::Value, OAuthError> {
@@ -135,9 +135,9 @@ async fn refresh(state: &AppState, client: &ClientRow, req: &TokenRequest) -> Re
         }
         grant.scope = narrowed.join(" ");
     }
-    let answer = issue(state, &keys, &mut tx, client, &grant, false).await?;
+    let issued = issue(state, &mut tx, client, &grant, false).await?;
     tx.commit().await?;
-    Ok(answer)
+    issued.signed(&keys)
 }
 
 /// The `sid` apps see for a log-in: stable for the log-in, and not its
@@ -165,15 +165,32 @@ fn amr_values(amr: Amr) -> Vec<&'static str> {
     out
 }
 
-/// The tokens for a live grant, in `tx` (a refresh token is stored).
+/// A token answer whose id token is still to be signed.
+struct Issued {
+    answer: serde_json::Value,
+    id_claims: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Issued {
+    /// Signs the id token. Done after the transaction commits: an RSA
+    /// signature takes about a millisecond, and on SQLite a transaction
+    /// holds the one writer turn, so signing inside it would let only one
+    /// exchange sign at a time.
+    fn signed(mut self, keys: &super::keys::KeySet) -> Result<serde_json::Value, OAuthError> {
+        self.answer["id_token"] = serde_json::Value::from(keys.sign(&self.id_claims)?);
+        Ok(self.answer)
+    }
+}
+
+/// The tokens for a live grant, in `tx` (a refresh token is stored); the
+/// id token is signed once `tx` has committed (`Issued::signed`).
 async fn issue(
     state: &AppState,
-    keys: &super::keys::KeySet,
     tx: &mut Tx,
     client: &ClientRow,
     grant: &GrantSubject,
     with_nonce: bool,
-) -> Result<serde_json::Value, OAuthError> {
+) -> Result<Issued, OAuthError> {
     use serde_json::Value;
     let now = state.now();
     let issuer = state.oidc.issuer.clone();
@@ -208,12 +225,10 @@ async fn issue(
     if with_nonce && let Some(nonce) = &grant.nonce {
         claims.insert("nonce".into(), Value::from(nonce.clone()));
     }
-    let id_token = keys.sign(&claims)?;
     let mut answer = serde_json::json!({
         "access_token": access,
         "token_type": "Bearer",
         "expires_in": (expires - now).max(0),
-        "id_token": id_token,
         "scope": grant.scope,
     });
     if grant.has_scope("offline_access") {
@@ -221,7 +236,7 @@ async fn issue(
         tx.insert_oidc_refresh_token(&sha256_hex(refresh.as_bytes()), &grant.grant_id, now).await?;
         answer["refresh_token"] = Value::from(refresh);
     }
-    Ok(answer)
+    Ok(Issued { answer, id_claims: claims })
 }
 
 #[cfg(test)]
