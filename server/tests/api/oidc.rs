@@ -809,3 +809,52 @@ async fn connected_apps_are_listed_and_taking_one_back_ends_its_tokens_and_asks_
     let r = app.post("/api/oidc/connected-apps/revoke", json!({"clientId": created.id})).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_code_exchanged_twice_at_once_gives_tokens_once_and_a_refresh_token_likewise() {
+    let app = oidc_app().await;
+    app.enrolled_user("ann@example.com").await;
+    let created = add(&app, app_client("Wiki")).await;
+    let params = [
+        ("client_id", created.id.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("response_type", "code"),
+        ("scope", "openid offline_access"),
+    ];
+    let exchange = |form: Vec<(&'static str, String)>| {
+        let req = app
+            .client
+            .post(format!("{}/oidc/token", app.base))
+            .basic_auth(&created.id, created.secret.as_deref())
+            .form(&form);
+        async move { req.send().await.unwrap().status() }
+    };
+    // Two exchanges of one code, side by side, 200 times: one wins each time.
+    for round in 0..200 {
+        let code = answer_of(&authorize(&app, &params).await)["code"].clone();
+        let form = vec![
+            ("grant_type", "authorization_code".to_owned()),
+            ("code", code),
+            ("redirect_uri", REDIRECT.to_owned()),
+        ];
+        let (a, b) = tokio::join!(exchange(form.clone()), exchange(form));
+        let won = [a, b].iter().filter(|s| **s == StatusCode::OK).count();
+        assert_eq!(won, 1, "round {round}: {a} and {b}");
+    }
+    // The same for a refresh token presented twice at once.
+    for round in 0..100 {
+        let code = answer_of(&authorize(&app, &params).await)["code"].clone();
+        let r = token_form(
+            &app,
+            &created,
+            &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)],
+        )
+        .await;
+        let refresh = r.body["refresh_token"].as_str().unwrap().to_owned();
+        let form = vec![("grant_type", "refresh_token"), ("refresh_token", refresh.as_str())];
+        let form: Vec<(&'static str, String)> = form.into_iter().map(|(k, v)| (k, v.to_owned())).collect();
+        let (a, b) = tokio::join!(exchange(form.clone()), exchange(form));
+        let won = [a, b].iter().filter(|s| **s == StatusCode::OK).count();
+        assert_eq!(won, 1, "round {round}: {a} and {b}");
+    }
+}
