@@ -11,7 +11,7 @@ import { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { PASSWORD, uniqueEmail, nextCode, signUp, enrol } from './helpers';
+import { PASSWORD, uniqueEmail, nextCode, enrol, enrolledAccount } from './helpers';
 
 const portalPort = Number(process.env.E2E_PORT ?? 3000);
 const portal = `http://auth.example.test:${portalPort}`;
@@ -67,20 +67,9 @@ test.afterAll(async () => {
   await new Promise<void>((resolve) => (echo ? echo.close(() => resolve()) : resolve()));
 });
 
-/** An account with 2FA on, made in a browser context of its own. */
-async function enrolledAccount(browser: Browser, tag: string): Promise<{ email: string; secret: string }> {
-  const context = await browser.newContext({ baseURL: portal });
-  const page = await context.newPage();
-  const email = uniqueEmail(tag);
-  await signUp(page, email);
-  const { secret } = await enrol(page);
-  await context.close();
-  return { email, secret };
-}
-
 for (const javaScriptEnabled of [true, false]) {
   test(`opening a protected app asks for password and code, then lands on the page asked for (JavaScript ${javaScriptEnabled ? 'on' : 'off'})`, async ({ browser }) => {
-    const { email, secret } = await enrolledAccount(browser, javaScriptEnabled ? 'gate' : 'gatenojs');
+    const { email, secret } = await enrolledAccount(browser, portal, javaScriptEnabled ? 'gate' : 'gatenojs');
     const context = await browser.newContext({ javaScriptEnabled });
     const page = await context.newPage();
     await page.goto(`${app}/notes?id=7`);
@@ -134,7 +123,7 @@ for (const javaScriptEnabled of [true, false]) {
 
 for (const javaScriptEnabled of [true, false]) {
   test(`a return address outside the gated domains lands on the portal home (JavaScript ${javaScriptEnabled ? 'on' : 'off'})`, async ({ browser }) => {
-    const { email, secret } = await enrolledAccount(browser, javaScriptEnabled ? 'gateevil' : 'gateevilnojs');
+    const { email, secret } = await enrolledAccount(browser, portal, javaScriptEnabled ? 'gateevil' : 'gateevilnojs');
     const context = await browser.newContext({ javaScriptEnabled });
     const page = await context.newPage();
     await page.goto(`${portal}/login?rd=${encodeURIComponent('http://example.test.evil.test/steal')}`);
@@ -149,7 +138,7 @@ for (const javaScriptEnabled of [true, false]) {
 }
 
 test('rules: a bypassed host is open to anyone, admin pages only to the admins group, and a spoofed Remote-User never reaches the app', async ({ browser }) => {
-  const { email, secret } = await enrolledAccount(browser, 'gaterules');
+  const { email, secret } = await enrolledAccount(browser, portal, 'gaterules');
   // The client tries to pass as someone else on every request.
   const context = await browser.newContext({
     extraHTTPHeaders: { 'Remote-User': '1', 'Remote-Email': 'boss@example.test', 'Remote-Email-Verified': 'true' },

@@ -1,5 +1,5 @@
 // Shared steps of the browser suites: a user signs up, enrols, logs in.
-import { expect, Page, CDPSession } from '@playwright/test';
+import { expect, Browser, Page, CDPSession } from '@playwright/test';
 import AxeBuilder from '@axe-core/playwright';
 import * as OTPAuth from 'otpauth';
 
@@ -100,4 +100,26 @@ export async function virtualAuthenticator(page: Page): Promise<{ cdp: CDPSessio
     },
   });
   return { cdp, id: authenticatorId };
+}
+
+/** An account with 2FA on, made in a browser context of its own on the
+ *  portal at `portal` (the gate's and the apps' tests reach it by name). */
+export async function enrolledAccount(browser: Browser, portal: string, tag: string): Promise<{ email: string; secret: string }> {
+  const context = await browser.newContext({ baseURL: portal });
+  const page = await context.newPage();
+  const email = uniqueEmail(tag);
+  await signUp(page, email);
+  const { secret } = await enrol(page);
+  await context.close();
+  return { email, secret };
+}
+
+/** On the log-in page already open: password, then the next code. */
+export async function logInHere(page: Page, email: string, secret: string) {
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Continue' }).click();
+  await expect(page.getByRole('heading', { name: 'Enter your code' })).toBeVisible();
+  await page.getByLabel('Authentication code').fill(nextCode(secret));
+  await page.getByRole('button', { name: 'Verify' }).click();
 }

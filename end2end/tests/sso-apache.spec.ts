@@ -18,7 +18,7 @@ import { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { PASSWORD, uniqueEmail, nextCode, signUp, enrol, logOut } from './helpers';
+import { enrolledAccount, logInHere } from './helpers';
 
 const portalPort = Number(process.env.E2E_PORT ?? 3000);
 const portal = `http://auth.example.test:${portalPort}`;
@@ -159,17 +159,11 @@ test.afterEach(async ({}, testInfo) => {
   await testInfo.attach('apache back channel', { body: backChannel.join('\n'), contentType: 'text/plain' });
 });
 
-/** An account with 2FA on, in a group, logged out again. */
-async function enrolledAccount(browser: Browser, tag: string): Promise<{ email: string; secret: string }> {
-  const context = await browser.newContext({ baseURL: portal });
-  const page = await context.newPage();
-  const email = uniqueEmail(tag);
-  await signUp(page, email);
-  const { secret } = await enrol(page);
-  await logOut(page);
-  await context.close();
-  serverCommand(['user', 'groups', email, 'add', 'reporters']);
-  return { email, secret };
+/** An account with 2FA on, in a group. */
+async function accountInGroup(browser: Browser, tag: string): Promise<{ email: string; secret: string }> {
+  const account = await enrolledAccount(browser, portal, tag);
+  serverCommand(['user', 'groups', account.email, 'add', 'reporters']);
+  return account;
 }
 
 /** What the protected page shows for one claim. */
@@ -189,7 +183,7 @@ async function portalSession(context: BrowserContext): Promise<number> {
 
 for (const javaScriptEnabled of [true, false]) {
   test(`Apache with mod_auth_openidc signs in through the portal with password and code, and its log-out ends the portal log-in (JavaScript ${javaScriptEnabled ? 'on' : 'off'})`, async ({ browser }) => {
-    const { email, secret } = await enrolledAccount(browser, javaScriptEnabled ? 'apache' : 'apachenojs');
+    const { email, secret } = await accountInGroup(browser, javaScriptEnabled ? 'apache' : 'apachenojs');
     const context = await browser.newContext({ javaScriptEnabled });
     const page = await context.newPage();
     const callsBefore = backChannel.length;
@@ -204,12 +198,7 @@ for (const javaScriptEnabled of [true, false]) {
     expect(request.get('code_challenge_method')).toBe('S256');
     expect(request.get('redirect_uri')).toBe(`${app}/protected/redirect_uri`);
     await expect(page).toHaveURL(new RegExp(`^${portal}/login\\?rd=`));
-    await page.getByLabel('Email').fill(email);
-    await page.getByLabel('Password').fill(PASSWORD);
-    await page.getByRole('button', { name: 'Continue' }).click();
-    await expect(page.getByRole('heading', { name: 'Enter your code' })).toBeVisible();
-    await page.getByLabel('Authentication code').fill(nextCode(secret));
-    await page.getByRole('button', { name: 'Verify' }).click();
+    await logInHere(page, email, secret);
 
     // Back on the page asked for, with the claims Apache received.
     await expect(page).toHaveURL(`${app}/protected/`);

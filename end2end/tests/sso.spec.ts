@@ -11,13 +11,13 @@
 // without a log-in comes back as login_required; a password-only account
 // is taken to turn on two factors first; the app's log-out ends the
 // portal log-in. Each with and without JavaScript.
-import { test, expect, Browser, Page } from '@playwright/test';
+import { test, expect, Page } from '@playwright/test';
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, Server } from 'node:http';
 import { AddressInfo } from 'node:net';
 
-import { PASSWORD, uniqueEmail, nextCode, signUp, enrol, expectAccessible } from './helpers';
+import { uniqueEmail, signUp, enrol, expectAccessible, enrolledAccount, logInHere } from './helpers';
 
 const portalPort = Number(process.env.E2E_PORT ?? 3000);
 const portal = `http://auth.example.test:${portalPort}`;
@@ -146,32 +146,16 @@ test.afterAll(async () => {
   for (const app of [wiki, photos]) await new Promise<void>((resolve) => app.server.close(() => resolve()));
 });
 
-/** An account with 2FA on, made in a browser context of its own. */
-async function enrolledAccount(browser: Browser, tag: string): Promise<{ email: string; secret: string }> {
-  const context = await browser.newContext({ baseURL: portal });
-  const page = await context.newPage();
-  const email = uniqueEmail(tag);
-  await signUp(page, email);
-  const { secret } = await enrol(page);
-  await context.close();
-  return { email, secret };
-}
-
 async function logIn(page: Page, email: string, secret: string) {
   await expect(page).toHaveURL(new RegExp(`^${portal}/login\\?rd=`));
-  await page.getByLabel('Email').fill(email);
-  await page.getByLabel('Password').fill(PASSWORD);
-  await page.getByRole('button', { name: 'Continue' }).click();
-  await expect(page.getByRole('heading', { name: 'Enter your code' })).toBeVisible();
-  await page.getByLabel('Authentication code').fill(nextCode(secret));
-  await page.getByRole('button', { name: 'Verify' }).click();
+  await logInHere(page, email, secret);
 }
 
 for (const javaScriptEnabled of [true, false]) {
   const js = `JavaScript ${javaScriptEnabled ? 'on' : 'off'}`;
 
   test(`one log-in signs in to two apps, with consent asked once, and the app's log-out ends it (${js})`, async ({ browser }) => {
-    const { email, secret } = await enrolledAccount(browser, javaScriptEnabled ? 'sso' : 'ssonojs');
+    const { email, secret } = await enrolledAccount(browser, portal, javaScriptEnabled ? 'sso' : 'ssonojs');
     const context = await browser.newContext({ javaScriptEnabled });
     const page = await context.newPage();
     await page.goto(`${wiki.base}/login`);
@@ -206,15 +190,11 @@ for (const javaScriptEnabled of [true, false]) {
   });
 
   test(`someone already logged in is asked once by an app that wants consent, then signed in (${js})`, async ({ browser }) => {
-    const { email, secret } = await enrolledAccount(browser, javaScriptEnabled ? 'ssoasked' : 'ssoaskednojs');
+    const { email, secret } = await enrolledAccount(browser, portal, javaScriptEnabled ? 'ssoasked' : 'ssoaskednojs');
     const context = await browser.newContext({ javaScriptEnabled, baseURL: portal });
     const page = await context.newPage();
     await page.goto('/login');
-    await page.getByLabel('Email').fill(email);
-    await page.getByLabel('Password').fill(PASSWORD);
-    await page.getByRole('button', { name: 'Continue' }).click();
-    await page.getByLabel('Authentication code').fill(nextCode(secret));
-    await page.getByRole('button', { name: 'Verify' }).click();
+    await logInHere(page, email, secret);
     await expect(page).toHaveURL(`${portal}/`);
     // From the app's page: a cross-site start, which carries only the
     // authorize cookie; the consent page still knows who this is.
@@ -229,15 +209,11 @@ for (const javaScriptEnabled of [true, false]) {
   });
 
   test(`a log-out request without a hint asks first, and the answer is a plain form (${js})`, async ({ browser }) => {
-    const { email, secret } = await enrolledAccount(browser, javaScriptEnabled ? 'ssobye' : 'ssobyenojs');
+    const { email, secret } = await enrolledAccount(browser, portal, javaScriptEnabled ? 'ssobye' : 'ssobyenojs');
     const context = await browser.newContext({ javaScriptEnabled, baseURL: portal });
     const page = await context.newPage();
     await page.goto('/login');
-    await page.getByLabel('Email').fill(email);
-    await page.getByLabel('Password').fill(PASSWORD);
-    await page.getByRole('button', { name: 'Continue' }).click();
-    await page.getByLabel('Authentication code').fill(nextCode(secret));
-    await page.getByRole('button', { name: 'Verify' }).click();
+    await logInHere(page, email, secret);
     await expect(page).toHaveURL(`${portal}/`);
     const q = new URLSearchParams({ client_id: photos.client.clientId, post_logout_redirect_uri: `${photos.base}/bye`, state: 'ask' });
     await page.goto(`/oidc/logout?${q}`);
