@@ -11,23 +11,13 @@ import { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { PASSWORD, uniqueEmail, nextCode, enrol, enrolledAccount } from './helpers';
+import { PASSWORD, uniqueEmail, enrol, enrolledAccount, freePort, logInHere } from './helpers';
 
 const portalPort = Number(process.env.E2E_PORT ?? 3000);
 const portal = `http://auth.example.test:${portalPort}`;
 let nginx: ChildProcess | undefined;
 let echo: Server | undefined;
 let app = '';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 test.beforeAll(async () => {
   // The app behind the gate: a page listing the Remote-* headers it got.
@@ -74,12 +64,7 @@ for (const javaScriptEnabled of [true, false]) {
     const page = await context.newPage();
     await page.goto(`${app}/notes?id=7`);
     await expect(page).toHaveURL(new RegExp(`^${portal}/login\\?rd=`));
-    await page.getByLabel('Email').fill(email);
-    await page.getByLabel('Password').fill(PASSWORD);
-    await page.getByRole('button', { name: 'Continue' }).click();
-    await expect(page.getByRole('heading', { name: 'Enter your code' })).toBeVisible();
-    await page.getByLabel('Authentication code').fill(nextCode(secret));
-    await page.getByRole('button', { name: 'Verify' }).click();
+    await logInHere(page, email, secret);
     // Back on the page asked for, and the app knows who this is.
     await expect(page).toHaveURL(`${app}/notes?id=7`);
     await expect(page.getByRole('heading', { name: 'Notes app' })).toBeVisible();
@@ -127,11 +112,7 @@ for (const javaScriptEnabled of [true, false]) {
     const context = await browser.newContext({ javaScriptEnabled });
     const page = await context.newPage();
     await page.goto(`${portal}/login?rd=${encodeURIComponent('http://example.test.evil.test/steal')}`);
-    await page.getByLabel('Email').fill(email);
-    await page.getByLabel('Password').fill(PASSWORD);
-    await page.getByRole('button', { name: 'Continue' }).click();
-    await page.getByLabel('Authentication code').fill(nextCode(secret));
-    await page.getByRole('button', { name: 'Verify' }).click();
+    await logInHere(page, email, secret);
     await expect(page).toHaveURL(`${portal}/`);
     await context.close();
   });
@@ -152,11 +133,7 @@ test('rules: a bypassed host is open to anyone, admin pages only to the admins g
   await expect(page.locator('[data-header="remote-email-verified"]')).toHaveText('');
 
   await page.goto(`${app}/admin/users`);
-  await page.getByLabel('Email').fill(email);
-  await page.getByLabel('Password').fill(PASSWORD);
-  await page.getByRole('button', { name: 'Continue' }).click();
-  await page.getByLabel('Authentication code').fill(nextCode(secret));
-  await page.getByRole('button', { name: 'Verify' }).click();
+  await logInHere(page, email, secret);
   // Logged in, but not an admin: nginx answers 403 for the gate.
   await expect(page.getByText('403 Forbidden')).toBeVisible();
   await page.goto(`${app}/notes`);

@@ -2,6 +2,8 @@
 import { expect, Browser, Page, CDPSession } from '@playwright/test';
 import AxeBuilder from '@axe-core/playwright';
 import * as OTPAuth from 'otpauth';
+import { createServer } from 'node:http';
+import { AddressInfo } from 'node:net';
 
 export const PASSWORD = 'correct horse battery staple';
 
@@ -122,4 +124,15 @@ export async function logInHere(page: Page, email: string, secret: string) {
   await expect(page.getByRole('heading', { name: 'Enter your code' })).toBeVisible();
   await page.getByLabel('Authentication code').fill(nextCode(secret));
   await page.getByRole('button', { name: 'Verify' }).click();
+}
+
+/** A port nothing listens on now (for the proxies and apps the tests start). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
 }

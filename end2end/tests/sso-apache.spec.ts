@@ -18,7 +18,7 @@ import { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { enrolledAccount, logInHere } from './helpers';
+import { enrolledAccount, freePort, logInHere } from './helpers';
 
 const portalPort = Number(process.env.E2E_PORT ?? 3000);
 const portal = `http://auth.example.test:${portalPort}`;
@@ -38,16 +38,6 @@ let clientId = '';
 /** The calls Apache made to the portal itself, with the answers' status
  *  ("GET /oidc/jwks 200", …), in order. */
 const backChannel: string[] = [];
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** The release binary's operator commands, on the Playwright server's data. */
 function serverCommand(args: string[]): string {
