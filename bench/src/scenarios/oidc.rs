@@ -83,24 +83,15 @@ pub async fn provider(args: &Args, base: &str, data_dir: &std::path::Path, healt
     }
     let exchanged = exchange_all(format!("{base}/oidc/token"), &id, &secret, codes).await;
     let mut rows = vec![exchanged.row("l. OpenID code exchanges (token endpoint, 16 at a time, RS256 id token)")];
-    let script = std::env::temp_dir().join(format!("twofactor-bench-userinfo-{}.lua", std::process::id()));
-    let access = exchanged.access.clone();
-    std::fs::write(&script, format!("wrk.method = \"GET\"\nwrk.headers[\"Authorization\"] = \"Bearer {access}\"\n"))
-        .expect("lua");
-    let info = wrk(&format!("{base}/oidc/userinfo"), args.seconds, args.connections, None, Some(&script));
-    let _ = std::fs::remove_file(&script);
-    let share = health.map(|h| format!("; = {:.0} % of /healthz", 100.0 * info.rps / h.rps)).unwrap_or_default();
-    rows.push(Row {
-        scenario: "l. OpenID userinfo (bearer access token)".into(),
-        figure: format!(
-            "{:.0} req/s, p50 {:.2} ms, p99 {:.2} ms; {}{share}",
-            info.rps,
-            info.p50_ms,
-            info.p99_ms,
-            info.failures()
-        ),
-        budget: "≥ 50 % of /healthz",
-    });
+    rows.push(userinfo(
+        args,
+        &format!("{base}/oidc/userinfo"),
+        &exchanged.access,
+        health,
+        "l. OpenID userinfo (bearer access token)",
+        "/healthz",
+        "≥ 50 % of /healthz",
+    ));
     if let Some(peer) = &args.oidc_peer {
         rows.extend(peer_rows(args, peer, health).await);
     }
@@ -119,29 +110,45 @@ async fn peer_rows(args: &Args, peer: &str, health: Option<&Wrk>) -> Vec<Row> {
     let exchanged =
         exchange_all(format!("{peer}/token"), "bench", "bench-secret-bench-secret-bench-secret", codes).await;
     let row = exchanged.row("l. the same against oidc-provider 9.13.3 (Node 20, in-memory store)");
-    let script = std::env::temp_dir().join(format!("twofactor-bench-peer-userinfo-{}.lua", std::process::id()));
-    std::fs::write(
-        &script,
-        format!("wrk.method = \"GET\"\nwrk.headers[\"Authorization\"] = \"Bearer {}\"\n", exchanged.access),
-    )
-    .expect("lua");
-    let info = wrk(&format!("{peer}/me"), args.seconds, args.connections, None, Some(&script));
+    let info = userinfo(
+        args,
+        &format!("{peer}/me"),
+        &exchanged.access,
+        health,
+        "l. oidc-provider userinfo (bearer access token)",
+        "our /healthz",
+        "(peer)",
+    );
+    vec![row, info]
+}
+
+/// Userinfo under `wrk` with one bearer token, as a share of `health`.
+fn userinfo(
+    args: &Args,
+    url: &str,
+    access: &str,
+    health: Option<&Wrk>,
+    scenario: &str,
+    baseline: &str,
+    budget: &'static str,
+) -> Row {
+    let script = std::env::temp_dir().join(format!("twofactor-bench-userinfo-{}.lua", std::process::id()));
+    std::fs::write(&script, format!("wrk.method = \"GET\"\nwrk.headers[\"Authorization\"] = \"Bearer {access}\"\n"))
+        .expect("lua");
+    let info = wrk(url, args.seconds, args.connections, None, Some(&script));
     let _ = std::fs::remove_file(&script);
-    let share = health.map(|h| format!("; = {:.0} % of our /healthz", 100.0 * info.rps / h.rps)).unwrap_or_default();
-    vec![
-        row,
-        Row {
-            scenario: "l. oidc-provider userinfo (bearer access token)".into(),
-            figure: format!(
-                "{:.0} req/s, p50 {:.2} ms, p99 {:.2} ms; {}{share}",
-                info.rps,
-                info.p50_ms,
-                info.p99_ms,
-                info.failures()
-            ),
-            budget: "(peer)",
-        },
-    ]
+    let share = health.map(|h| format!("; = {:.0} % of {baseline}", 100.0 * info.rps / h.rps)).unwrap_or_default();
+    Row {
+        scenario: scenario.into(),
+        figure: format!(
+            "{:.0} req/s, p50 {:.2} ms, p99 {:.2} ms; {}{share}",
+            info.rps,
+            info.p50_ms,
+            info.p99_ms,
+            info.failures()
+        ),
+        budget,
+    }
 }
 
 /// Exchanges every code at `token_url`, `PARALLEL` at a time.

@@ -513,6 +513,12 @@ async fn discovery_and_jwks_say_rs256_and_a_rotated_key_signs_once_published() {
     app.clock.advance(app::server::oidc::keys::PUBLISH_SECONDS);
     let keys = app::server::oidc::keys::current(&app.state).await.unwrap();
     assert_eq!(keys.signer_kid(), second);
+    // Once nothing the first key signed can be alive, the next rotation
+    // deletes it.
+    app.clock.advance(app::server::oidc::keys::RETIRE_SECONDS);
+    let third = app::server::oidc::keys::rotate(&app.state).await.unwrap();
+    let stored: Vec<String> = app.state.db.oidc_keys().await.unwrap().into_iter().map(|k| k.kid).collect();
+    assert_eq!(stored, vec![third, second], "the first key is gone");
 }
 
 #[tokio::test]

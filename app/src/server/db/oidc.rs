@@ -187,12 +187,14 @@ impl Db {
     }
 
     /// Forgets keys no token can still name.
+    /// Together or not at all, in one transaction.
     pub async fn delete_oidc_keys(&self, kids: &[String]) -> Result<(), AppError> {
-        let _turn = self.turn().await?;
+        let mut tx = self.begin().await?;
         for kid in kids {
-            sqlx::query("DELETE FROM oidc_keys WHERE kid = $1").bind(kid).execute(&self.pool).await?;
+            tx.step()?;
+            sqlx::query("DELETE FROM oidc_keys WHERE kid = $1").bind(kid).execute(&mut *tx.tx).await?;
         }
-        Ok(())
+        tx.commit().await
     }
 
     /// The app with this client id. An id that cannot be one of ours (they
