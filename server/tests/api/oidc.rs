@@ -864,3 +864,37 @@ async fn a_code_exchanged_twice_at_once_gives_tokens_once_and_a_refresh_token_li
         assert_eq!(won, 1, "round {round}: {a} and {b}");
     }
 }
+
+#[tokio::test]
+async fn senders_racing_for_the_back_channel_queue_deliver_each_log_out_once() {
+    let app = oidc_app().await;
+    let secret = app.enrolled_user("ann@example.com").await;
+    let (uri, mut received) = logout_receiver(0).await;
+    let created = add(&app, NewClient { backchannel_logout_uri: Some(uri), ..app_client("Wiki") }).await;
+    let rp = relying_party(&app, &created).await;
+    let rounds = 100;
+    for round in 0..rounds {
+        if round > 0 {
+            app.clock.advance(30);
+            assert_eq!(app.log_in("ann@example.com", PASSWORD).await.status, StatusCode::OK);
+            let code = json!({"twoFactorAuthenticationCode": app.code_now(&secret)});
+            assert_eq!(app.post("/api/2fa/authenticate", code).await.status, StatusCode::OK);
+        }
+        id_token_and_access(&app, &rp).await;
+        assert_eq!(app.post("/api/authentication/log-out", json!({})).await.status, StatusCode::OK);
+        // The server's own sender (woken by the ending) and two more.
+        let (a, b) = tokio::join!(
+            app::server::oidc::backchannel::send_due(&app.state),
+            app::server::oidc::backchannel::send_due(&app.state)
+        );
+        a.unwrap();
+        b.unwrap();
+    }
+    let mut sids = std::collections::HashSet::new();
+    for _ in 0..rounds {
+        let token = next_logout(&mut received).await;
+        assert!(sids.insert(jwt_payload(&token)["sid"].to_string()), "a log-in told twice");
+    }
+    app::server::oidc::backchannel::send_due(&app.state).await.unwrap();
+    assert!(received.try_recv().is_err(), "nothing more than one message per log-in");
+}
