@@ -357,6 +357,17 @@ async fn the_token_endpoint_checks_the_client_the_code_and_the_verifier() {
     let bad = exchange(c.clone(), "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXX");
     let bad: Vec<(&str, &str)> = bad.iter().map(|(k, v)| (*k, v.as_str())).collect();
     assert_eq!(token_form(&app, &created, &bad).await.body["error"], "invalid_grant");
+    // Another redirect URI, no verifier, a verifier of a wrong length (its
+    // S256 is not checked at all): refused, the code still unspent.
+    let mut other_uri = form.clone();
+    other_uri[2].1 = "https://app.example.com/elsewhere";
+    let no_verifier: Vec<(&str, &str)> = form[..3].to_vec();
+    let mut short = form.clone();
+    short[3].1 = &VERIFIER[..42];
+    for refused in [&other_uri, &no_verifier, &short] {
+        let r = token_form(&app, &created, refused).await;
+        assert_eq!(r.body["error"], "invalid_grant", "{refused:?}: {}", r.text);
+    }
     // client_secret_post works the same as Basic.
     let mut posted = form.clone();
     let secret = created.secret.clone().unwrap();
@@ -897,4 +908,49 @@ async fn senders_racing_for_the_back_channel_queue_deliver_each_log_out_once() {
     }
     app::server::oidc::backchannel::send_due(&app.state).await.unwrap();
     assert!(received.try_recv().is_err(), "nothing more than one message per log-in");
+}
+
+#[tokio::test]
+async fn a_code_exchanged_while_its_log_in_ends_gives_tokens_only_if_the_app_is_told() {
+    let app = oidc_app().await;
+    let secret = app.enrolled_user("ann@example.com").await;
+    let (uri, mut received) = logout_receiver(0).await;
+    let created = add(&app, NewClient { backchannel_logout_uri: Some(uri), ..app_client("Wiki") }).await;
+    let params = [
+        ("client_id", created.id.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("response_type", "code"),
+        ("scope", "openid"),
+    ];
+    // The exchange and the log-out side by side, 200 times. Either the code
+    // is spent first (tokens, and the ending queues a back-channel log-out
+    // for the app) or the log-in ended first (invalid_grant): never tokens
+    // the app is not told have ended.
+    let rounds = 200;
+    let mut exchanged = 0;
+    for round in 0..rounds {
+        if round > 0 {
+            app.clock.advance(30);
+            assert_eq!(app.log_in("ann@example.com", PASSWORD).await.status, StatusCode::OK);
+            let code = json!({"twoFactorAuthenticationCode": app.code_now(&secret)});
+            assert_eq!(app.post("/api/2fa/authenticate", code).await.status, StatusCode::OK);
+        }
+        let code = answer_of(&authorize(&app, &params).await)["code"].clone();
+        let form = [("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", REDIRECT)];
+        let (token, logout) =
+            tokio::join!(token_form(&app, &created, &form), app.post("/api/authentication/log-out", json!({})));
+        assert_eq!(logout.status, StatusCode::OK, "round {round}");
+        match token.status {
+            StatusCode::OK => exchanged += 1,
+            _ => assert_eq!(token.body["error"], "invalid_grant", "round {round}: {}", token.text),
+        }
+    }
+    app::server::oidc::backchannel::send_due(&app.state).await.unwrap();
+    for _ in 0..exchanged {
+        next_logout(&mut received).await;
+    }
+    let mut extra = 0;
+    while received.try_recv().is_ok() { extra += 1; }
+    assert_eq!(extra, 0, "messages for log-ins whose code was not exchanged ({exchanged} exchanged)");
+    assert!(exchanged > 0, "the exchange never won a round: the race was not run");
 }

@@ -323,27 +323,36 @@ impl Tx {
     }
 
     /// Ends one log-in (and queues the back-channel log-outs of the apps
-    /// that received tokens from it).
+    /// that received tokens from it). The log-in row is written first: on
+    /// PostgreSQL that waits for a token exchange holding it (see
+    /// `hold_oidc_grant`), so the queue below sees the code it spent.
     pub async fn revoke_login(&mut self, id: &str, now: i64) -> Result<(), AppError> {
         self.step()?;
-        self.queue_logouts_of_login(id, now).await?;
-        sqlx::query("UPDATE logins SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-            .bind(now)
-            .bind(id)
-            .execute(&mut *self.tx)
-            .await?;
+        let ended: Option<(String,)> =
+            sqlx::query_as("UPDATE logins SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL RETURNING id")
+                .bind(now)
+                .bind(id)
+                .fetch_optional(&mut *self.tx)
+                .await?;
+        if ended.is_some() {
+            self.queue_logouts_of_login(id, now).await?;
+        }
         self.invalidate(Invalidation::Family(id.to_owned())).await
     }
 
-    /// Ends every log-in of an account (queuing back-channel log-outs).
+    /// Ends every log-in of an account (queuing back-channel log-outs, in
+    /// the same order as `revoke_login`).
     pub async fn revoke_user_logins(&mut self, user_id: i64, now: i64) -> Result<(), AppError> {
         self.step()?;
-        self.queue_logouts_of_user(user_id, now).await?;
-        sqlx::query("UPDATE logins SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
-            .bind(now)
-            .bind(user_id)
-            .execute(&mut *self.tx)
-            .await?;
+        let ended: Vec<(String,)> =
+            sqlx::query_as("UPDATE logins SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL RETURNING id")
+                .bind(now)
+                .bind(user_id)
+                .fetch_all(&mut *self.tx)
+                .await?;
+        for (id,) in &ended {
+            self.queue_logouts_of_login(id, now).await?;
+        }
         self.invalidate(Invalidation::User(user_id)).await
     }
 

@@ -119,6 +119,25 @@ struct GrantSubjectRow {
     grp: Option<String>,
 }
 
+/// `Db::redeem_oidc_code_at_once`'s answer: the groups as a JSON array.
+#[derive(FromRow)]
+struct RedeemedAtOnceRow {
+    id: String,
+    client_id: String,
+    user_id: i64,
+    login_id: String,
+    scope: String,
+    nonce: Option<String>,
+    expires_at: i64,
+    amr: String,
+    auth_at: i64,
+    oidc_subject: Option<String>,
+    email: String,
+    name: String,
+    email_verified_at: Option<i64>,
+    groups: String,
+}
+
 /// One row per group (or one with none) into one subject.
 fn grant_subject(rows: Vec<GrantSubjectRow>) -> Option<GrantSubject> {
     let groups: Vec<String> = rows.iter().filter_map(|r| r.grp.clone()).collect();
@@ -242,6 +261,79 @@ impl Db {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// SQLite's exchange in one statement, in the writer turn: spends the
+    /// code only if every check of the token endpoint holds (its client,
+    /// not expired, the same redirect URI, the PKCE challenge, a live
+    /// log-in) and there is no refresh token to store with it, and returns
+    /// the grant with the person's claims as that same statement saw them.
+    /// SQLite runs writers one at a time, so no ending can come between
+    /// the check of the log-in, the spending and the claims. `None` changes
+    /// nothing: the transactional path (`Tx::redeem_oidc_code`) then says
+    /// why; it is the only path on PostgreSQL, where the log-in row must be
+    /// locked. `challenge` is the S256 of the request's verifier.
+    pub async fn redeem_oidc_code_at_once(
+        &self,
+        code_hash: &str,
+        client_id: &str,
+        redirect_uri: Option<&str>,
+        challenge: Option<&str>,
+        now: i64,
+    ) -> Result<Option<GrantSubject>, AppError> {
+        if self.backend != super::Backend::Sqlite {
+            return Ok(None);
+        }
+        let _turn = self.turn().await?;
+        // Columns of the updated row are named `oidc_grants.…` inside the
+        // subqueries (SQLite takes no alias there).
+        let row: Option<RedeemedAtOnceRow> = sqlx::query_as(concat!(
+            "UPDATE oidc_grants SET code_used_at = $2 WHERE code_hash = $1 AND code_used_at IS NULL \
+             AND revoked_at IS NULL AND client_id = $3 AND code_expires_at > $2 AND redirect_uri = $4 \
+             AND ((code_challenge IS NULL AND $5 IS NULL) OR code_challenge = $5) \
+             AND (' ' || scope || ' ') NOT LIKE '% offline_access %' \
+             AND EXISTS (SELECT 1 FROM logins l JOIN users u ON u.id = l.user_id \
+                         WHERE l.id = oidc_grants.login_id AND l.user_id = oidc_grants.user_id AND ",
+            live!("$2"),
+            ") RETURNING id, client_id, user_id, login_id, scope, nonce, \
+             (SELECT expires_at FROM logins WHERE id = oidc_grants.login_id) AS expires_at, \
+             (SELECT amr FROM logins WHERE id = oidc_grants.login_id) AS amr, \
+             (SELECT auth_at FROM logins WHERE id = oidc_grants.login_id) AS auth_at, \
+             (SELECT oidc_subject FROM users WHERE id = oidc_grants.user_id) AS oidc_subject, \
+             (SELECT email FROM users WHERE id = oidc_grants.user_id) AS email, \
+             (SELECT name FROM users WHERE id = oidc_grants.user_id) AS name, \
+             (SELECT email_verified_at FROM users WHERE id = oidc_grants.user_id) AS email_verified_at, \
+             (SELECT json_group_array(name) FROM (SELECT name FROM user_groups \
+              WHERE user_id = oidc_grants.user_id ORDER BY name)) AS groups"
+        ))
+        .bind(code_hash)
+        .bind(now)
+        .bind(client_id)
+        .bind(redirect_uri)
+        .bind(challenge)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let groups: Vec<String> = serde_json::from_str(&row.groups).map_err(|e| {
+            tracing::error!(error = %e, "the groups of a grant did not read back");
+            AppError::internal()
+        })?;
+        Ok(Some(GrantSubject {
+            grant_id: row.id,
+            client_id: row.client_id,
+            user_id: row.user_id,
+            login_id: row.login_id,
+            expires_at: row.expires_at,
+            scope: row.scope,
+            nonce: row.nonce,
+            subject: row.oidc_subject,
+            email: row.email,
+            name: row.name,
+            email_verified: row.email_verified_at.is_some(),
+            groups,
+            amr: row.amr,
+            auth_at: row.auth_at,
+        }))
     }
 
     /// The live grant an access token names, with the person's claims as
@@ -504,36 +596,21 @@ pub struct LogoutMessage {
     pub oidc_subject: Option<String>,
 }
 
-/// The messages to queue when log-ins end: one per app that received
-/// tokens from a live log-in and has a back-channel address. `$1` names
-/// the log-in (or the account, in `QUEUE_FOR_USER`), `$2` is now.
-macro_rules! queue_logouts {
-    ($which:literal) => {
-        concat!(
-            "INSERT INTO oidc_logout_messages (client_id, login_id, user_id, created_at, next_at) \
-             SELECT DISTINCT g.client_id, g.login_id, g.user_id, $2, $2 FROM oidc_grants g \
-             JOIN oidc_clients c ON c.id = g.client_id JOIN logins l ON l.id = g.login_id \
-             WHERE ",
-            $which,
-            " = $1 AND l.revoked_at IS NULL AND l.expires_at > $2 AND g.code_used_at IS NOT NULL \
-             AND c.backchannel_logout_uri IS NOT NULL \
-             ON CONFLICT DO NOTHING"
-        )
-    };
-}
+/// The messages to queue when a log-in ends: one per app that received
+/// tokens from it and has a back-channel address. Run right after the
+/// statement that ended it (`$1`, which had not expired by `$2`, now).
+const QUEUE_LOGOUTS: &str = "INSERT INTO oidc_logout_messages (client_id, login_id, user_id, created_at, next_at) \
+     SELECT DISTINCT g.client_id, g.login_id, g.user_id, $2, $2 FROM oidc_grants g \
+     JOIN oidc_clients c ON c.id = g.client_id JOIN logins l ON l.id = g.login_id \
+     WHERE g.login_id = $1 AND l.expires_at > $2 AND g.code_used_at IS NOT NULL \
+     AND c.backchannel_logout_uri IS NOT NULL \
+     ON CONFLICT DO NOTHING";
 
 impl Tx {
-    /// Queues the back-channel log-out of a log-in about to end (in the
-    /// transaction that ends it; see `revoke_login`).
+    /// Queues the back-channel log-out of a log-in this transaction has
+    /// just ended (see `revoke_login`).
     pub(super) async fn queue_logouts_of_login(&mut self, login_id: &str, now: i64) -> Result<(), AppError> {
-        let done = sqlx::query(queue_logouts!("g.login_id")).bind(login_id).bind(now).execute(&mut *self.tx).await?;
-        self.logouts_queued |= done.rows_affected() > 0;
-        Ok(())
-    }
-
-    /// The same for every live log-in of an account.
-    pub(super) async fn queue_logouts_of_user(&mut self, user_id: i64, now: i64) -> Result<(), AppError> {
-        let done = sqlx::query(queue_logouts!("g.user_id")).bind(user_id).bind(now).execute(&mut *self.tx).await?;
+        let done = sqlx::query(QUEUE_LOGOUTS).bind(login_id).bind(now).execute(&mut *self.tx).await?;
         self.logouts_queued |= done.rows_affected() > 0;
         Ok(())
     }

@@ -12,7 +12,7 @@ use sha2::Digest;
 use super::clients::{self, Credentials};
 use super::{ACCESS_TOKEN_TTL, ACR_PASSWORD, ACR_TWO_FACTORS, AccessClaims, ID_TOKEN_TTL, OAuthError, person_claims};
 use crate::server::crypto::{random_bytes, sha256_hex};
-use crate::server::db::{ClientRow, GrantSubject, Tx};
+use crate::server::db::{ClientRow, GrantSubject};
 use crate::server::logins::Amr;
 use crate::server::state::AppState;
 
@@ -56,9 +56,29 @@ async fn exchange_code(
 ) -> Result<serde_json::Value, OAuthError> {
     let code = req.code.as_deref().ok_or_else(|| OAuthError::new("invalid_request", "code is missing."))?;
     let code_hash = sha256_hex(code.as_bytes());
-    // Before the transaction: a first key is made and stored outside it.
+    // Before anything is spent: a first key is made and stored outside it.
     let keys = super::keys::current(state).await?;
     let now = state.now();
+    // RFC 7636 4.1: 43 to 128 characters; a verifier of another length
+    // matches no challenge.
+    let challenge = req
+        .code_verifier
+        .as_deref()
+        .map(|v| if (43..=128).contains(&v.len()) { s256(v) } else { String::new() });
+    // The common case in one statement (SQLite); `None` changed nothing.
+    if let Some(grant) = state
+        .db
+        .redeem_oidc_code_at_once(&code_hash, &client.id, req.redirect_uri.as_deref(), challenge.as_deref(), now)
+        .await?
+    {
+        let (issued, refresh) = issue(state, client, &grant, true)?;
+        if refresh.is_some() {
+            // The statement spends no code whose grant keeps a refresh token.
+            tracing::error!("a refresh token was issued outside a transaction");
+            return Err(crate::error::AppError::internal().into());
+        }
+        return issued.signed(&keys);
+    }
     let mut tx = state.db.begin().await?;
     let Some(redeemed) = tx.redeem_oidc_code(&code_hash, now).await? else {
         // Used before: whoever holds it now may be a thief, and the tokens
@@ -82,10 +102,9 @@ async fn exchange_code(
     if req.redirect_uri.as_deref() != Some(redeemed.redirect_uri.as_str()) {
         return Err(invalid_grant("redirect_uri differs from the authorization request's."));
     }
-    match (&redeemed.code_challenge, req.code_verifier.as_deref()) {
-        (Some(challenge), Some(verifier)) => {
-            let computed = URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()));
-            if !(43..=128).contains(&verifier.len()) || computed != *challenge {
+    match (&redeemed.code_challenge, challenge) {
+        (Some(expected), Some(computed)) => {
+            if computed != *expected {
                 return Err(invalid_grant("The code verifier does not match the code challenge."));
             }
         }
@@ -93,13 +112,22 @@ async fn exchange_code(
         (None, Some(_)) => return Err(invalid_grant("No code challenge was sent with the authorization request.")),
         (None, None) => {}
     }
-    let grant = tx
-        .hold_oidc_grant(&redeemed.grant_id, now)
-        .await?
-        .ok_or_else(|| invalid_grant("The log-in this code came from has ended."))?;
-    let issued = issue(state, &mut tx, client, &grant, true).await?;
+    let grant = tx.hold_oidc_grant(&redeemed.grant_id, now).await?.ok_or_else(ended)?;
+    let (issued, refresh) = issue(state, client, &grant, true)?;
+    if let Some(hash) = refresh {
+        tx.insert_oidc_refresh_token(&hash, &grant.grant_id, now).await?;
+    }
     tx.commit().await?;
     issued.signed(&keys)
+}
+
+fn ended() -> OAuthError {
+    invalid_grant("The log-in this code came from has ended.")
+}
+
+/// RFC 7636 4.6: BASE64URL(SHA256(verifier)).
+fn s256(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()))
 }
 
 async fn refresh(state: &AppState, client: &ClientRow, req: &TokenRequest) -> Result<serde_json::Value, OAuthError> {
@@ -135,7 +163,10 @@ async fn refresh(state: &AppState, client: &ClientRow, req: &TokenRequest) -> Re
         }
         grant.scope = narrowed.join(" ");
     }
-    let issued = issue(state, &mut tx, client, &grant, false).await?;
+    let (issued, refresh) = issue(state, client, &grant, false)?;
+    if let Some(hash) = refresh {
+        tx.insert_oidc_refresh_token(&hash, &grant.grant_id, now).await?;
+    }
     tx.commit().await?;
     issued.signed(&keys)
 }
@@ -182,15 +213,16 @@ impl Issued {
     }
 }
 
-/// The tokens for a live grant, in `tx` (a refresh token is stored); the
-/// id token is signed once `tx` has committed (`Issued::signed`).
-async fn issue(
+/// The tokens for a live grant, and the hash of the refresh token (with
+/// `offline_access`) the caller stores in the transaction that spent the
+/// code or the previous refresh token; the id token is signed once that
+/// transaction has committed (`Issued::signed`).
+fn issue(
     state: &AppState,
-    tx: &mut Tx,
     client: &ClientRow,
     grant: &GrantSubject,
     with_nonce: bool,
-) -> Result<Issued, OAuthError> {
+) -> Result<(Issued, Option<String>), OAuthError> {
     use serde_json::Value;
     let now = state.now();
     let issuer = state.oidc.issuer.clone();
@@ -231,12 +263,13 @@ async fn issue(
         "expires_in": (expires - now).max(0),
         "scope": grant.scope,
     });
+    let mut refresh_hash = None;
     if grant.has_scope("offline_access") {
         let refresh = URL_SAFE_NO_PAD.encode(random_bytes::<32>()?);
-        tx.insert_oidc_refresh_token(&sha256_hex(refresh.as_bytes()), &grant.grant_id, now).await?;
+        refresh_hash = Some(sha256_hex(refresh.as_bytes()));
         answer["refresh_token"] = Value::from(refresh);
     }
-    Ok(Issued { answer, id_claims: claims })
+    Ok((Issued { answer, id_claims: claims }, refresh_hash))
 }
 
 #[cfg(test)]
