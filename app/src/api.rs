@@ -382,3 +382,55 @@ pub async fn revoke_app(#[server(rename = "clientId")] client_id: String) -> Res
     let name = oidc::connected::revoke(&state, &meta, &session, client_id.trim()).await?;
     Ok(Done { message: format!("{name} can no longer sign you in without asking.") })
 }
+
+/// GET /api/admin/people: a page of the people list (administrators only:
+/// members of `ADMIN_GROUP` with two factors on; 403 for anyone else).
+/// `search` in email or name, `group` exact, `order` `created` or
+/// `last-log-in`, `page` from 1.
+#[server(prefix = "/api", endpoint = "admin/people", input = GetUrl)]
+pub async fn fetch_people(
+    #[server(default)] search: String,
+    #[server(default)] group: String,
+    #[server(default)] order: String,
+    #[server(default)] page: Option<i64>,
+) -> Result<crate::wire::admin::PeoplePage, AppError> {
+    use crate::server::{admin, app_state, auth::FullSession, extract};
+    let state = app_state()?;
+    let session = extract::<FullSession>(&state).await?;
+    admin::people(&state, &session, &search, &group, &order, page.unwrap_or(1)).await
+}
+
+/// GET /api/admin/person: one person's account as the admin page shows it.
+#[server(prefix = "/api", endpoint = "admin/person", input = GetUrl)]
+pub async fn fetch_person(id: i64) -> Result<crate::wire::admin::PersonView, AppError> {
+    use crate::server::{admin, app_state, auth::FullSession, extract};
+    let state = app_state()?;
+    let session = extract::<FullSession>(&state).await?;
+    admin::person(&state, &session, id).await
+}
+
+/// POST /api/admin/act: an administrator's change to a person's account
+/// (`action`: `end-log-in` with the log-in's handle as `argument`,
+/// `end-all-log-ins`, `confirm-email`, `reset-factors`, `add-group` or
+/// `remove-group` with the group). Needs a log-in within 5 minutes, the
+/// administrator's password or a current code.
+#[server(prefix = "/api", endpoint = "admin/act", input = Json)]
+pub async fn admin_act(
+    person: i64,
+    action: String,
+    #[server(default)] argument: String,
+    #[server(default)] password: Option<String>,
+    #[server(default)] code: Option<String>,
+) -> Result<Done, AppError> {
+    use crate::server::factors::proof::Proof;
+    use crate::server::{admin, full_request};
+    use crate::wire::admin::AdminAction;
+    let (state, session, meta) = full_request().await?;
+    let action = AdminAction::parse(&action, &argument).ok_or_else(|| {
+        AppError::bad_request(
+            "Unknown action: end-log-in, end-all-log-ins, confirm-email, reset-factors, add-group or remove-group.",
+        )
+    })?;
+    let proof = Proof { password: password.as_deref(), code: code.as_deref() };
+    admin::act(&state, &meta, &session, person, action, proof).await
+}

@@ -200,10 +200,14 @@ pub enum AuditKind {
     LogInEnded,
     /// An app's access taken back from the security page (Connected apps).
     AppAccessRevoked,
+    /// An administrator added the account to a group (admin page).
+    GroupAdded,
+    /// An administrator took the account out of a group.
+    GroupRemoved,
 }
 
 impl AuditKind {
-    const ALL: [AuditKind; 24] = [
+    const ALL: [AuditKind; 26] = [
         AuditKind::LogInOk,
         AuditKind::LogInFailed,
         AuditKind::CodeFailed,
@@ -228,6 +232,8 @@ impl AuditKind {
         AuditKind::TwoFactorKeyReplaced,
         AuditKind::LogInEnded,
         AuditKind::AppAccessRevoked,
+        AuditKind::GroupAdded,
+        AuditKind::GroupRemoved,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -256,6 +262,8 @@ impl AuditKind {
             AuditKind::TwoFactorKeyReplaced => "two_factor_key_replaced",
             AuditKind::LogInEnded => "log_in_ended",
             AuditKind::AppAccessRevoked => "app_access_revoked",
+            AuditKind::GroupAdded => "group_added",
+            AuditKind::GroupRemoved => "group_removed",
         }
     }
 
@@ -290,6 +298,8 @@ impl AuditKind {
             AuditKind::TwoFactorKeyReplaced => "Authenticator app moved to a new phone (the old one stopped working)",
             AuditKind::LogInEnded => "Logged out one device from the security page",
             AuditKind::AppAccessRevoked => "Took back an app's access (Connected apps)",
+            AuditKind::GroupAdded => "Added to a group by an administrator",
+            AuditKind::GroupRemoved => "Taken out of a group by an administrator",
         }
     }
 
@@ -486,3 +496,5 @@ pub struct ConnectedApp {
     /// Its newest sign-in that is still alive (Unix seconds), if any.
     pub signed_in_at: Option<i64>,
 }
+
+pub mod admin;

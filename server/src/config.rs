@@ -77,6 +77,8 @@ pub struct Config {
     pub remote_user: app::server::gate::RemoteUser,
     /// How long a gate decision's subject is believed without the database.
     pub gate_cache_seconds: i64,
+    /// Whose members (with two factors on) use the admin page.
+    pub admin_group: String,
     /// Where mail goes: `smtp://` (STARTTLS) or `smtps://` (TLS); `None`
     /// writes `.eml` files to `DATA_DIR/outbox` instead. Holds a password:
     /// never printed.
@@ -255,6 +257,10 @@ impl Config {
             Some("closed") => false,
             Some(other) => return Err(format!("SIGNUP must be open or closed, got {other:?}")),
         };
+        let admin_group = var("ADMIN_GROUP").unwrap_or_else(|| "admins".to_owned());
+        if !app::wire::admin::valid_group(&admin_group) {
+            return Err(format!("ADMIN_GROUP must be 1 to 64 letters, digits, '-', '_' or '.', got {admin_group:?}"));
+        }
         let remote_user = match var("GATE_REMOTE_USER") {
             None => app::server::gate::RemoteUser::default(),
             Some(text) => app::server::gate::RemoteUser::parse(&text)
@@ -328,6 +334,7 @@ impl Config {
             signup_open,
             remote_user,
             gate_cache_seconds,
+            admin_group,
         })
     }
 

@@ -104,6 +104,7 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> Result<AppSt
             remote_user: config.remote_user,
         },
         oidc,
+        admin_group: config.admin_group.clone(),
         leptos_options,
     }))
 }

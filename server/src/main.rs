@@ -59,7 +59,14 @@ enum UserCommand {
     ConfirmEmail { email: String },
     /// Create an account (the way in when SIGNUP is closed). The password is
     /// read from the first line of standard input.
-    Add { email: String, name: String },
+    Add {
+        email: String,
+        name: String,
+        /// Make them an administrator (a member of ADMIN_GROUP): the admin
+        /// page opens once they have two factors on.
+        #[arg(long)]
+        admin: bool,
+    },
     /// List a user's passkeys and security keys, or remove one (a lost or
     /// stolen key). Removing the last one of an account without an
     /// authenticator app turns 2FA off and ends their sessions.
@@ -203,10 +210,10 @@ async fn main() -> ExitCode {
         Command::User(UserCommand::ResetTwoFactor { email }) => ops::reset_two_factor(&state, &email).await,
         Command::User(UserCommand::RevokeSessions { email }) => ops::revoke_sessions(&state, &email).await,
         Command::User(UserCommand::ConfirmEmail { email }) => ops::confirm_email(&state, &email).await,
-        Command::User(UserCommand::Add { email, name }) => {
+        Command::User(UserCommand::Add { email, name, admin }) => {
             let mut line = String::new();
             match std::io::stdin().read_line(&mut line) {
-                Ok(_) => ops::add_user(&state, &config.database_url, &email, &name, &line).await,
+                Ok(_) => ops::add_user(&state, &config.database_url, &email, &name, &line, admin).await,
                 Err(e) => Err(format!("could not read the password from standard input: {e}")),
             }
         }

@@ -227,12 +227,19 @@ pub async fn add_user(
     email: &str,
     name: &str,
     password_line: &str,
+    admin: bool,
 ) -> Result<String, String> {
     let email = parse_email(email)?;
     let name = app::domain::PersonName::parse(name).map_err(|e| format!("{name:?}: {e}"))?;
     let password = app::domain::Password::parse(password_line.trim_end_matches(['\r', '\n']))
         .map_err(|e| format!("the password: {e}"))?;
-    match account::operator_add_user(state, email.clone(), name, password).await {
+    match account::operator_add_user(state, email.clone(), name, password, admin).await {
+        Ok(true) if admin => Ok(format!(
+            "created {email} in {}, an administrator (group {}); the address counts as confirmed. The admin page \
+             (/admin) opens for them once they have turned on two-factor authentication",
+            database_place(database_url),
+            state.admin_group
+        )),
         Ok(true) => Ok(format!(
             "created {email} in {}; the address counts as confirmed. They can log in and turn on two-factor \
              authentication",

@@ -14,6 +14,8 @@ use serde_json::{Value, json};
 use server::config::Config;
 use server::{build_router, build_state};
 
+#[path = "api/admin.rs"]
+mod admin;
 #[path = "api/atomic.rs"]
 mod atomic;
 #[path = "api/claims.rs"]

@@ -15,6 +15,7 @@ use crate::wire::AuditKind;
 pub async fn audit(state: &AppState, user_id: Option<i64>, kind: AuditKind, meta: &RequestMeta) {
     let event = NewAuditEvent {
         user_id,
+        actor_id: None,
         kind: kind.as_str(),
         at: state.now(),
         ip: meta.ip.as_deref(),
@@ -62,8 +63,22 @@ pub async fn record(
     kind: AuditKind,
     meta: &RequestMeta,
 ) -> Result<(), AppError> {
+    record_by(state, tx, user_id, None, kind, meta).await
+}
+
+/// `record`, for an administrator (`actor_id`) acting on `user_id`'s
+/// account: the event names both.
+pub async fn record_by(
+    state: &AppState,
+    tx: &mut Tx,
+    user_id: Option<i64>,
+    actor_id: Option<i64>,
+    kind: AuditKind,
+    meta: &RequestMeta,
+) -> Result<(), AppError> {
     let event = NewAuditEvent {
         user_id,
+        actor_id,
         kind: kind.as_str(),
         at: state.now(),
         ip: meta.ip.as_deref(),

@@ -25,6 +25,7 @@ macro_rules! live {
     };
 }
 
+mod admin;
 mod audit;
 mod factors;
 mod listen;
@@ -34,6 +35,7 @@ mod oidc;
 mod throttle;
 mod users;
 
+pub use admin::{AdminActivityRow, PeopleOrder, PersonSummaryRow};
 pub use audit::{AuditRow, NewAuditEvent};
 pub use factors::{CeremonyRow, NewCeremony, NewPasskey, PasskeyRow};
 pub use logins::{

@@ -2,6 +2,7 @@
 //! server functions. Compiled with the `ssr` feature only.
 
 pub mod account;
+pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod clock;

@@ -63,6 +63,9 @@ pub struct StateInner {
     pub mail: super::mail::Mail,
     /// The OpenID provider: issuer, signing keys, access-token key.
     pub oidc: super::oidc::Oidc,
+    /// Members of this group with two factors on use the admin page
+    /// (`ADMIN_GROUP`, default `admins`).
+    pub admin_group: String,
     pub leptos_options: LeptosOptions,
 }
 

@@ -950,7 +950,9 @@ async fn a_code_exchanged_while_its_log_in_ends_gives_tokens_only_if_the_app_is_
         next_logout(&mut received).await;
     }
     let mut extra = 0;
-    while received.try_recv().is_ok() { extra += 1; }
+    while received.try_recv().is_ok() {
+        extra += 1;
+    }
     assert_eq!(extra, 0, "messages for log-ins whose code was not exchanged ({exchanged} exchanged)");
     assert!(exchanged > 0, "the exchange never won a round: the race was not run");
 }

@@ -59,6 +59,7 @@ pub async fn operator_add_user(
     email: Email,
     name: PersonName,
     password: Password,
+    admin: bool,
 ) -> Result<bool, AppError> {
     identity::refuse_weak_password(state, &password, "password", &[email.as_str(), name.as_str()]).await?;
     let hash = state.hasher.hash(&password).await?;
@@ -68,6 +69,11 @@ pub async fn operator_add_user(
     // mail (the gate passes it on as Remote-Email), in the same transaction.
     if let Some(row) = &created {
         tx.set_email_verified(row.id, state.now()).await?;
+        // `--admin`: in `ADMIN_GROUP` from the start (the admin page opens
+        // once they have turned two factors on).
+        if admin {
+            tx.set_group(row.id, &state.admin_group, true).await?;
+        }
     }
     tx.commit().await?;
     if let Some(row) = &created {

@@ -4,6 +4,8 @@ use super::*;
 
 pub struct NewAuditEvent<'a> {
     pub user_id: Option<i64>,
+    /// The administrator who acted on `user_id`'s account (the admin page).
+    pub actor_id: Option<i64>,
     pub kind: &'a str,
     pub at: i64,
     pub ip: Option<&'a str>,
@@ -39,14 +41,17 @@ const AUDIT_COLUMNS: &str = "kind, at, ip, user_agent, about_kind, about_at, abo
 impl Db {
     pub async fn insert_audit(&self, e: &NewAuditEvent<'_>) -> Result<(), AppError> {
         let _turn = self.turn().await?;
-        sqlx::query("INSERT INTO audit_events (user_id, kind, at, ip, user_agent) VALUES ($1, $2, $3, $4, $5)")
-            .bind(e.user_id)
-            .bind(e.kind)
-            .bind(e.at)
-            .bind(e.ip)
-            .bind(e.user_agent)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "INSERT INTO audit_events (user_id, kind, at, ip, user_agent, actor_id) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(e.user_id)
+        .bind(e.kind)
+        .bind(e.at)
+        .bind(e.ip)
+        .bind(e.user_agent)
+        .bind(e.actor_id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -104,14 +109,17 @@ impl Tx {
 
     pub async fn insert_audit(&mut self, e: &NewAuditEvent<'_>) -> Result<(), AppError> {
         self.step()?;
-        sqlx::query("INSERT INTO audit_events (user_id, kind, at, ip, user_agent) VALUES ($1, $2, $3, $4, $5)")
-            .bind(e.user_id)
-            .bind(e.kind)
-            .bind(e.at)
-            .bind(e.ip)
-            .bind(e.user_agent)
-            .execute(&mut *self.tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO audit_events (user_id, kind, at, ip, user_agent, actor_id) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(e.user_id)
+        .bind(e.kind)
+        .bind(e.at)
+        .bind(e.ip)
+        .bind(e.user_agent)
+        .bind(e.actor_id)
+        .execute(&mut *self.tx)
+        .await?;
         Ok(())
     }
 

@@ -176,22 +176,9 @@ impl Db {
     /// Adds or removes a group; true if that changed anything.
     pub async fn set_group(&self, user_id: i64, group: &str, member: bool) -> Result<bool, AppError> {
         let mut tx = self.begin().await?;
-        let done = if member {
-            sqlx::query("INSERT INTO user_groups (user_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                .bind(user_id)
-                .bind(group)
-                .execute(&mut *tx.tx)
-                .await?
-        } else {
-            sqlx::query("DELETE FROM user_groups WHERE user_id = $1 AND name = $2")
-                .bind(user_id)
-                .bind(group)
-                .execute(&mut *tx.tx)
-                .await?
-        };
-        tx.invalidate(Invalidation::User(user_id)).await?;
+        let changed = tx.set_group(user_id, group, member).await?;
         tx.commit().await?;
-        Ok(done.rows_affected() > 0)
+        Ok(changed)
     }
 
     /// Swaps a password hash for another of the same password (a rehash),
@@ -243,6 +230,27 @@ impl Db {
 }
 
 impl Tx {
+    /// Adds or removes a group of an account (the gate's cached decisions
+    /// about it are dropped); whether anything changed.
+    pub async fn set_group(&mut self, user_id: i64, group: &str, member: bool) -> Result<bool, AppError> {
+        self.step()?;
+        let done = if member {
+            sqlx::query("INSERT INTO user_groups (user_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .bind(user_id)
+                .bind(group)
+                .execute(&mut *self.tx)
+                .await?
+        } else {
+            sqlx::query("DELETE FROM user_groups WHERE user_id = $1 AND name = $2")
+                .bind(user_id)
+                .bind(group)
+                .execute(&mut *self.tx)
+                .await?
+        };
+        self.invalidate(Invalidation::User(user_id)).await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     /// Inserts a user; `None` when the email is taken.
     pub async fn insert_user(
         &mut self,

@@ -8,7 +8,7 @@
 
 mod end;
 mod gate_cookies;
-mod list;
+pub(crate) mod list;
 mod refresh;
 
 pub use end::{EndedLogIn, end_all, end_one, log_out, log_out_everywhere, operator_revoke_sessions};

@@ -196,6 +196,7 @@ pub async fn reset_password(state: &AppState, meta: &RequestMeta, token: &str, n
     tx.set_email_verified(user.id, now).await?;
     let event = NewAuditEvent {
         user_id: Some(user.id),
+        actor_id: None,
         kind: AuditKind::PasswordReset.as_str(),
         at: now,
         ip: meta.ip.as_deref(),
@@ -245,6 +246,7 @@ pub async fn lockdown(state: &AppState, meta: &RequestMeta, token: &str) -> Resu
     tx.delete_email_tokens(user_id, Purpose::Reset.as_str()).await?;
     let event = NewAuditEvent {
         user_id: Some(user_id),
+        actor_id: None,
         kind: AuditKind::LockedDown.as_str(),
         at: now,
         ip: meta.ip.as_deref(),

@@ -9,10 +9,10 @@
 //! instance's JWKS lists it. A key that stopped signing stays in the JWKS
 //! for `RETIRE_SECONDS`, past the life of anything it signed.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
 
 use crate::error::AppError;

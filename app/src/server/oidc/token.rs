@@ -61,10 +61,8 @@ async fn exchange_code(
     let now = state.now();
     // RFC 7636 4.1: 43 to 128 characters; a verifier of another length
     // matches no challenge.
-    let challenge = req
-        .code_verifier
-        .as_deref()
-        .map(|v| if (43..=128).contains(&v.len()) { s256(v) } else { String::new() });
+    let challenge =
+        req.code_verifier.as_deref().map(|v| if (43..=128).contains(&v.len()) { s256(v) } else { String::new() });
     // The common case in one statement (SQLite); `None` changed nothing.
     if let Some(grant) = state
         .db

@@ -1,0 +1,244 @@
+//! The admin page's operations. Who may: members of `ADMIN_GROUP` with two
+//! factors on (`require_admin`, on every read and write). Every write also
+//! needs proof that it is still them (`factors::proof::prove`: the one
+//! step-up rule of the security page), lands in one transaction with its
+//! audit event naming both the administrator and the person, and cannot
+//! take the administrator's own role or factors away (so the last
+//! administrator cannot lock everyone out).
+
+use crate::error::{AppError, ErrorKind};
+use crate::server::audit;
+use crate::server::auth::FullSession;
+use crate::server::db::{PeopleOrder, UserRow};
+use crate::server::factors::proof::{Proof, prove};
+use crate::server::logins::list::{browser_words, handle};
+use crate::server::request::RequestMeta;
+use crate::server::state::AppState;
+use crate::server::time_zone::format_time;
+use crate::wire::admin::{AdminAction, AdminEvent, PEOPLE_PER_PAGE, PeoplePage, PersonLine, PersonView, valid_group};
+use crate::wire::{AuditKind, Done, LogInView};
+
+/// Events shown on a person's page.
+const ACTIVITY_SHOWN: i64 = 30;
+
+/// What a write asks for when the administrator's log-in is not recent.
+pub const ASK_PROOF: &str =
+    "To change someone's account, prove it is still you: type a code from your app (or log in again).";
+
+/// The administrator's own row, or 403 for anyone else (a member of the
+/// group without two factors included).
+pub async fn require_admin(state: &AppState, session: &FullSession) -> Result<UserRow, AppError> {
+    let row = session.row(state).await?;
+    let groups = state.db.groups_of(row.id).await?;
+    if !row.two_factor() || !groups.iter().any(|g| *g == state.admin_group) {
+        return Err(AppError::forbidden("This page is for administrators."));
+    }
+    Ok(row)
+}
+
+/// One page of the people list: `search` in email or name, `group` exact,
+/// `order` "created" (default) or "last-log-in", `page` from 1.
+pub async fn people(
+    state: &AppState,
+    session: &FullSession,
+    search: &str,
+    group: &str,
+    order: &str,
+    page: i64,
+) -> Result<PeoplePage, AppError> {
+    let admin = require_admin(state, session).await?;
+    let search = search.trim();
+    let group = group.trim();
+    if search.chars().count() > 200 {
+        return Err(AppError::bad_request("The search is too long (200 characters at most)."));
+    }
+    if !group.is_empty() && !valid_group(group) {
+        return Err(AppError::bad_request("A group name is 1 to 64 letters, digits, '-', '_' or '.'."));
+    }
+    let order = match order {
+        "" | "created" => PeopleOrder::Created,
+        "last-log-in" => PeopleOrder::LastLogIn,
+        _ => return Err(AppError::bad_request("Sort by created or last-log-in.")),
+    };
+    let page = page.max(1);
+    let (rows, groups, total) = state
+        .db
+        .find_people(
+            (!search.is_empty()).then_some(search),
+            (!group.is_empty()).then_some(group),
+            order,
+            (page - 1).saturating_mul(PEOPLE_PER_PAGE),
+            PEOPLE_PER_PAGE,
+        )
+        .await?;
+    let zone = admin.time_zone.as_deref();
+    let people = rows
+        .into_iter()
+        .map(|r| PersonLine {
+            groups: groups.iter().filter(|(id, _)| *id == r.id).map(|(_, g)| g.clone()).collect(),
+            two_factor: r.totp_enabled == 1 || r.passkey_count > 0,
+            email_verified: r.email_verified_at.is_some(),
+            locked: r.locked_at.is_some(),
+            created_when: format_time(r.created_at, zone),
+            last_log_in_when: r.last_log_in.map_or_else(|| "never".to_owned(), |at| format_time(at, zone)),
+            id: r.id,
+            email: r.email,
+            name: r.name,
+        })
+        .collect();
+    Ok(PeoplePage { people, total, page, pages: ((total + PEOPLE_PER_PAGE - 1) / PEOPLE_PER_PAGE).max(1) })
+}
+
+fn no_such_person() -> AppError {
+    AppError::new(ErrorKind::NotFound, "There is no such person (the account may have been deleted).")
+}
+
+/// Everything the page shows of one person.
+pub async fn person(state: &AppState, session: &FullSession, id: i64) -> Result<PersonView, AppError> {
+    let admin = require_admin(state, session).await?;
+    let user = state.db.user_by_id(id).await?.ok_or_else(no_such_person)?;
+    let zone = admin.time_zone.as_deref();
+    let groups = state.db.groups_of(id).await?;
+    let passkeys = state.db.passkeys_of(id).await?.into_iter().map(|p| p.name).collect();
+    let log_ins = state
+        .db
+        .live_logins(id, state.now())
+        .await?
+        .into_iter()
+        .map(|l| LogInView {
+            id: handle(&l.id),
+            browser: browser_words(l.user_agent.as_deref()),
+            ip: l.ip,
+            created_at: l.created_at,
+            last_seen_at: l.last_seen_at,
+            created_when: format_time(l.created_at, zone),
+            last_seen_when: format_time(l.last_seen_at, zone),
+            current: l.id == session.user.family,
+            amr: crate::server::logins::Amr::parse(&l.amr)
+                .as_string()
+                .split(' ')
+                .filter(|n| !n.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        })
+        .collect();
+    let activity = state
+        .db
+        .admin_activity(id, ACTIVITY_SHOWN)
+        .await?
+        .into_iter()
+        .map(|e| AdminEvent {
+            label: AuditKind::parse(&e.kind).map_or_else(|| e.kind.clone(), |k| k.label().to_owned()),
+            when: format_time(e.at, zone),
+            ip: e.ip,
+            browser: browser_words(e.user_agent.as_deref()),
+            by: e.actor_email,
+        })
+        .collect();
+    Ok(PersonView {
+        admin: groups.iter().any(|g| *g == state.admin_group),
+        is_you: id == admin.id,
+        app: user.totp_enabled,
+        passkeys,
+        recovery_codes_left: state.db.recovery_codes_left(id).await?,
+        email_verified: user.email_verified_at.is_some(),
+        locked: user.locked_at.is_some(),
+        groups,
+        log_ins,
+        activity,
+        id,
+        email: user.email,
+        name: user.name,
+    })
+}
+
+/// Does `action` to person `id`'s account, after the administrator's
+/// proof; the message says what was done.
+pub async fn act(
+    state: &AppState,
+    meta: &RequestMeta,
+    session: &FullSession,
+    id: i64,
+    action: AdminAction,
+    proof: Proof<'_>,
+) -> Result<Done, AppError> {
+    let admin = require_admin(state, session).await?;
+    let yourself = id == admin.id;
+    // Refusals that need no proof come first: nothing is asked for in vain.
+    match &action {
+        AdminAction::ResetFactors if yourself => {
+            return Err(AppError::forbidden(
+                "You cannot reset your own second factors here: administrators need them. Use your security page.",
+            ));
+        }
+        AdminAction::EndAllLogIns if yourself => {
+            return Err(AppError::forbidden("To end your own log-ins, use Log out everywhere on your security page."));
+        }
+        AdminAction::RemoveGroup(g) if yourself && *g == state.admin_group => {
+            return Err(AppError::forbidden("You cannot take away your own administrator role."));
+        }
+        AdminAction::AddGroup(g) | AdminAction::RemoveGroup(g) if !valid_group(g) => {
+            return Err(AppError::bad_request("A group name is 1 to 64 letters, digits, '-', '_' or '.'."));
+        }
+        _ => {}
+    }
+    prove(state, meta, session, &admin, proof, ASK_PROOF).await?;
+    let user = state.db.user_by_id(id).await?.ok_or_else(no_such_person)?;
+    let now = state.now();
+    let mut tx = state.db.begin().await?;
+    let (kind, message) = match action {
+        AdminAction::EndLogIn(wanted) => {
+            let live = tx.live_logins(id, now).await?;
+            let Some(login) = live.into_iter().find(|l| handle(&l.id) == wanted) else {
+                return Err(AppError::new(ErrorKind::NotFound, "That log-in has already ended."));
+            };
+            tx.revoke_login(&login.id, now).await?;
+            let browser = browser_words(login.user_agent.as_deref());
+            (AuditKind::LogInEnded, format!("Ended the log-in of {} ({browser}).", user.email))
+        }
+        AdminAction::EndAllLogIns => {
+            tx.bump_session_version(id).await?;
+            tx.revoke_user_logins(id, now).await?;
+            (AuditKind::SessionsRevoked, format!("Ended every log-in of {}.", user.email))
+        }
+        AdminAction::ConfirmEmail => {
+            if user.email_verified_at.is_some() {
+                return Ok(Done { message: format!("The address {} was confirmed already.", user.email) });
+            }
+            tx.set_email_verified(id, now).await?;
+            (AuditKind::EmailVerified, format!("Confirmed the address {}.", user.email))
+        }
+        AdminAction::ResetFactors => {
+            tx.delete_all_passkeys(id).await?;
+            tx.disable_totp(id).await?;
+            tx.delete_recovery_codes(id).await?;
+            tx.revoke_user_logins(id, now).await?;
+            (
+                AuditKind::TwoFactorReset,
+                format!(
+                    "Reset the second factors of {}: they log in with their password and set up a new one.",
+                    user.email
+                ),
+            )
+        }
+        AdminAction::AddGroup(group) => {
+            if !tx.set_group(id, &group, true).await? {
+                return Ok(Done { message: format!("{} is in {group} already.", user.email) });
+            }
+            (AuditKind::GroupAdded, format!("Added {} to {group}.", user.email))
+        }
+        AdminAction::RemoveGroup(group) => {
+            if group == state.admin_group && tx.other_admins(&group, id).await? == 0 {
+                return Err(AppError::forbidden("This is the last administrator: name another one first."));
+            }
+            if !tx.set_group(id, &group, false).await? {
+                return Ok(Done { message: format!("{} was not in {group}.", user.email) });
+            }
+            (AuditKind::GroupRemoved, format!("Took {} out of {group}.", user.email))
+        }
+    };
+    audit::record_by(state, &mut tx, Some(id), Some(admin.id), kind, meta).await?;
+    audit::commit(state, tx).await?;
+    tracing::info!(admin = admin.id, person = id, kind = kind.as_str(), "an administrator changed an account");
+    Ok(Done { message })
+}

@@ -1,0 +1,170 @@
+//! The SQL of the admin page: finding people, and the counts that protect
+//! the last administrator.
+
+use super::*;
+
+/// One line of the people list.
+#[derive(Debug, Clone, FromRow)]
+pub struct PersonSummaryRow {
+    pub id: i64,
+    pub email: String,
+    pub name: String,
+    pub totp_enabled: i64,
+    pub passkey_count: i64,
+    pub email_verified_at: Option<i64>,
+    pub locked_at: Option<i64>,
+    pub created_at: i64,
+    /// The latest log-in's start (None: never logged in).
+    pub last_log_in: Option<i64>,
+}
+
+/// How the people list is ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeopleOrder {
+    /// Newest accounts first.
+    Created,
+    /// Most recent log-in first; never logged in last.
+    LastLogIn,
+}
+
+/// `LIKE` pattern for "contains", with `%`, `_` and `\` taken literally.
+fn contains_pattern(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('%');
+    for c in text.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+/// The filter of the people list: `$1` a contains-pattern on email or name
+/// (or NULL), `$2` a group name (or NULL).
+macro_rules! people_where {
+    () => {
+        "WHERE ($1 IS NULL OR lower(u.email) LIKE $1 ESCAPE '\\' OR lower(u.name) LIKE $1 ESCAPE '\\') \
+         AND ($2 IS NULL OR EXISTS (SELECT 1 FROM user_groups g WHERE g.user_id = u.id AND g.name = $2))"
+    };
+}
+
+/// One page of the list in an order: `$3` rows from `$4`.
+macro_rules! people_page {
+    ($order:literal) => {
+        concat!(
+            "SELECT u.id, u.email, u.name, u.totp_enabled, u.passkey_count, u.email_verified_at, u.locked_at, \
+             u.created_at, (SELECT MAX(l.created_at) FROM logins l WHERE l.user_id = u.id) AS last_log_in \
+             FROM users u ",
+            people_where!(),
+            " ORDER BY ",
+            $order,
+            " LIMIT $3 OFFSET $4"
+        )
+    };
+}
+
+/// The groups of the people on that page: (account, group) pairs.
+macro_rules! people_groups {
+    ($order:literal) => {
+        concat!(
+            "SELECT ug.user_id, ug.name FROM user_groups ug WHERE ug.user_id IN (SELECT id FROM (",
+            people_page!($order),
+            ") page) ORDER BY ug.user_id, ug.name"
+        )
+    };
+}
+
+impl Db {
+    /// A page of people matching `search` (in email or name) and `group`,
+    /// with their groups, and how many match in all.
+    pub async fn find_people(
+        &self,
+        search: Option<&str>,
+        group: Option<&str>,
+        order: PeopleOrder,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<PersonSummaryRow>, Vec<(i64, String)>, i64), AppError> {
+        let pattern = search.map(contains_pattern);
+        let query = match order {
+            PeopleOrder::Created => people_page!("u.created_at DESC, u.id DESC"),
+            PeopleOrder::LastLogIn => people_page!("(last_log_in IS NULL), last_log_in DESC, u.id DESC"),
+        };
+        let rows = sqlx::query_as::<_, PersonSummaryRow>(query)
+            .bind(pattern.as_deref())
+            .bind(group)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&self.pool)
+            .await?;
+        let (total,): (i64,) = sqlx::query_as(concat!("SELECT COUNT(*) FROM users u ", people_where!()))
+            .bind(pattern.as_deref())
+            .bind(group)
+            .fetch_one(&self.pool)
+            .await?;
+        let groups_query = match order {
+            PeopleOrder::Created => people_groups!("u.created_at DESC, u.id DESC"),
+            PeopleOrder::LastLogIn => people_groups!("(last_log_in IS NULL), last_log_in DESC, u.id DESC"),
+        };
+        let groups = sqlx::query_as(groups_query)
+            .bind(pattern.as_deref())
+            .bind(group)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok((rows, groups, total))
+    }
+
+    /// The events of an account, newest first, with the administrator who
+    /// caused each (if one did).
+    pub async fn admin_activity(&self, user_id: i64, limit: i64) -> Result<Vec<AdminActivityRow>, AppError> {
+        Ok(sqlx::query_as::<_, AdminActivityRow>(
+            "SELECT e.kind, e.at, e.ip, e.user_agent, a.email AS actor_email FROM audit_events e \
+             LEFT JOIN users a ON a.id = e.actor_id WHERE e.user_id = $1 ORDER BY e.at DESC, e.id DESC LIMIT $2",
+        )
+        .bind(user_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}
+
+/// One event of an account as the admin page shows it.
+#[derive(Debug, Clone, FromRow)]
+pub struct AdminActivityRow {
+    pub kind: String,
+    pub at: i64,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub actor_email: Option<String>,
+}
+
+impl Tx {
+    /// Members of `group` with two factors on, other than `except`: the
+    /// administrators left if `except` lost the role.
+    pub async fn other_admins(&mut self, group: &str, except: i64) -> Result<i64, AppError> {
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM users u JOIN user_groups g ON g.user_id = u.id \
+             WHERE g.name = $1 AND u.id <> $2 AND (u.totp_enabled = 1 OR u.passkey_count > 0)",
+        )
+        .bind(group)
+        .bind(except)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::contains_pattern;
+
+    #[test]
+    fn a_search_matches_its_text_literally_and_in_any_case() {
+        assert_eq!(contains_pattern("Ann"), "%ann%");
+        assert_eq!(contains_pattern("100%_a\\b"), "%100\\%\\_a\\\\b%");
+    }
+}

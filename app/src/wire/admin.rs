@@ -1,0 +1,135 @@
+//! What the admin page's server functions send and take (`/api/admin/…`).
+
+use serde::{Deserialize, Serialize};
+
+use super::LogInView;
+
+/// People on one page of the list.
+pub const PEOPLE_PER_PAGE: i64 = 50;
+
+/// A page of the people list (GET /api/admin/people).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PeoplePage {
+    pub people: Vec<PersonLine>,
+    /// How many match the search in all.
+    pub total: i64,
+    /// From 1.
+    pub page: i64,
+    pub pages: i64,
+}
+
+/// One person in the list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PersonLine {
+    pub id: i64,
+    pub email: String,
+    pub name: String,
+    pub groups: Vec<String>,
+    pub two_factor: bool,
+    pub email_verified: bool,
+    pub locked: bool,
+    /// When the account was made, in the administrator's time zone.
+    pub created_when: String,
+    /// The latest log-in's start ("never" when none).
+    pub last_log_in_when: String,
+}
+
+/// Everything the admin page shows of one person (GET /api/admin/person).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PersonView {
+    pub id: i64,
+    pub email: String,
+    pub name: String,
+    pub groups: Vec<String>,
+    /// An authenticator app is on.
+    pub app: bool,
+    /// The passkeys' names.
+    pub passkeys: Vec<String>,
+    pub recovery_codes_left: i64,
+    pub email_verified: bool,
+    pub locked: bool,
+    /// A member of the administrators' group.
+    pub admin: bool,
+    /// The administrator looking is this person.
+    pub is_you: bool,
+    /// Live log-ins; `id` is the handle "end-log-in" takes.
+    pub log_ins: Vec<LogInView>,
+    pub activity: Vec<AdminEvent>,
+}
+
+/// One event of the person's audit trail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminEvent {
+    pub label: String,
+    pub when: String,
+    pub ip: Option<String>,
+    pub browser: String,
+    /// The administrator who did it, if one did.
+    pub by: Option<String>,
+}
+
+/// What an administrator does to a person's account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminAction {
+    /// Ends one log-in, by the handle the person's page lists.
+    EndLogIn(String),
+    /// Ends every log-in.
+    EndAllLogIns,
+    /// Vouches for the email address.
+    ConfirmEmail,
+    /// Removes the app, every passkey and the recovery codes; every
+    /// log-in ends (for someone who lost their phone).
+    ResetFactors,
+    AddGroup(String),
+    RemoveGroup(String),
+}
+
+impl AdminAction {
+    /// From the form's or the request's `action` and its argument.
+    pub fn parse(action: &str, argument: &str) -> Option<Self> {
+        let argument = argument.trim();
+        Some(match action {
+            "end-log-in" if !argument.is_empty() => AdminAction::EndLogIn(argument.to_owned()),
+            "end-all-log-ins" => AdminAction::EndAllLogIns,
+            "confirm-email" => AdminAction::ConfirmEmail,
+            "reset-factors" => AdminAction::ResetFactors,
+            "add-group" if !argument.is_empty() => AdminAction::AddGroup(argument.to_owned()),
+            "remove-group" if !argument.is_empty() => AdminAction::RemoveGroup(argument.to_owned()),
+            _ => return None,
+        })
+    }
+}
+
+/// Group names as access rules name them: 1 to 64 letters, digits, `-`,
+/// `_` or `.`.
+pub fn valid_group(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actions_parse_with_their_argument_and_refuse_anything_else() {
+        assert_eq!(AdminAction::parse("end-log-in", " ab "), Some(AdminAction::EndLogIn("ab".into())));
+        assert_eq!(AdminAction::parse("end-log-in", ""), None);
+        assert_eq!(AdminAction::parse("reset-factors", ""), Some(AdminAction::ResetFactors));
+        assert_eq!(AdminAction::parse("add-group", "staff"), Some(AdminAction::AddGroup("staff".into())));
+        assert_eq!(AdminAction::parse("delete-everything", ""), None);
+    }
+
+    #[test]
+    fn group_names_are_those_rules_can_name() {
+        assert!(valid_group("staff.eu-1_a"));
+        assert!(!valid_group(""));
+        assert!(!valid_group("a b"));
+        assert!(!valid_group(&"a".repeat(65)));
+    }
+}

@@ -1,0 +1,252 @@
+//! The admin page's server side: who may use it (members of ADMIN_GROUP
+//! with two factors on; every admin route, read from the router, refuses
+//! anyone else), proof before each change, the administrator's own role and
+//! factors out of their reach, and every change audited with who did it.
+
+use reqwest::Method;
+
+use super::*;
+
+/// The id of an account, from the database.
+async fn id_of(app: &TestApp, email: &str) -> i64 {
+    app.state.db.user_by_email(email).await.unwrap().expect("an account").id
+}
+
+/// `boss@example.com`, enrolled, in `admins`, logged in on `app.client`;
+/// returns the TOTP secret.
+async fn administrator(app: &TestApp) -> String {
+    let secret = app.enrolled_user("boss@example.com").await;
+    let id = id_of(app, "boss@example.com").await;
+    assert!(app.state.db.set_group(id, "admins", true).await.unwrap());
+    secret
+}
+
+/// `enrolled_user` in a browser of its own (`app.client` stays as it
+/// was); returns the TOTP secret.
+async fn enrolled_elsewhere(app: &TestApp, email: &str) -> String {
+    let c = new_client();
+    let r = app
+        .post_with(&c, "/api/authentication/register", json!({"email": email, "name": "N", "password": PASSWORD}))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = app.post_with(&c, "/api/authentication/log-in", json!({"email": email, "password": PASSWORD})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let g = app.post_with(&c, "/api/2fa/generate", json!({})).await;
+    let secret = g.body["secret"].as_str().expect("secret").to_owned();
+    let on = app.post_with(&c, "/api/2fa/turn-on", json!({"twoFactorAuthenticationCode": app.code_now(&secret)})).await;
+    assert_eq!(on.status, StatusCode::OK, "{}", on.text);
+    assert_eq!(app.post_with(&c, "/api/authentication/log-out", json!({})).await.status, StatusCode::OK);
+    secret
+}
+
+/// A second browser logged in as `email` with password and code.
+async fn logged_in_elsewhere(app: &TestApp, email: &str, secret: &str) -> reqwest::Client {
+    // A code of a later step than the one that turned two factors on.
+    app.clock.advance(30);
+    let c = new_client();
+    let r = app.post_with(&c, "/api/authentication/log-in", json!({"email": email, "password": PASSWORD})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let code = json!({"twoFactorAuthenticationCode": app.code_now(secret)});
+    let r = app.post_with(&c, "/api/2fa/authenticate", code).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    c
+}
+
+async fn act(app: &TestApp, client: &reqwest::Client, body: Value) -> Reply {
+    app.post_with(client, "/api/admin/act", body).await
+}
+
+/// Every admin route the router has, with a request that would succeed for
+/// an administrator.
+fn admin_requests(app: &TestApp, person: i64) -> Vec<(Method, String, Option<Value>)> {
+    let routes: Vec<(Method, String)> =
+        server::route_list(&app.state).into_iter().filter(|(_, p)| p.starts_with("/api/admin")).collect();
+    assert!(routes.len() >= 3, "{routes:?}");
+    routes
+        .into_iter()
+        .map(|(m, p)| {
+            let (path, body) = match p.as_str() {
+                "/api/admin/people" => (format!("{p}?search=&page=1"), None),
+                "/api/admin/person" => (format!("{p}?id={person}"), None),
+                "/api/admin/act" => (p.clone(), Some(json!({"person": person, "action": "confirm-email"}))),
+                other => panic!("{other}: a new admin route; say here how to call it"),
+            };
+            (m, path, body)
+        })
+        .collect()
+}
+
+async fn call(
+    app: &TestApp,
+    client: &reqwest::Client,
+    (method, path, body): &(Method, String, Option<Value>),
+) -> Reply {
+    let mut req = client.request(method.clone(), format!("{}{path}", app.base));
+    if let Some(b) = body {
+        req = req.json(b);
+    }
+    app.send(client, req).await
+}
+
+#[tokio::test]
+async fn every_admin_route_refuses_all_but_administrators_with_two_factors() {
+    let app = spawn_app().await;
+    administrator(&app).await;
+    let ann_secret = enrolled_elsewhere(&app, "ann@example.com").await;
+    let ann = id_of(&app, "ann@example.com").await;
+    let requests = admin_requests(&app, ann);
+
+    // Logged out: 401. Someone with two factors outside the group: 403.
+    let stranger = new_client();
+    let ann_client = logged_in_elsewhere(&app, "ann@example.com", &ann_secret).await;
+    for request in &requests {
+        assert_eq!(call(&app, &stranger, request).await.status, StatusCode::UNAUTHORIZED, "{request:?}");
+        let r = call(&app, &ann_client, request).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{request:?}: {}", r.text);
+    }
+    // In the group without two factors: 403 too.
+    assert_eq!(app.register("carl@example.com").await.status, StatusCode::CREATED);
+    let carl_id = id_of(&app, "carl@example.com").await;
+    app.state.db.set_group(carl_id, "admins", true).await.unwrap();
+    let carl = new_client();
+    let r = app
+        .post_with(&carl, "/api/authentication/log-in", json!({"email": "carl@example.com", "password": PASSWORD}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    for request in &requests {
+        assert_eq!(call(&app, &carl, request).await.status, StatusCode::FORBIDDEN, "{request:?}");
+    }
+    // Nothing was changed by any of them.
+    let ann_row = app.state.db.user_by_id(ann).await.unwrap().unwrap();
+    assert!(ann_row.email_verified_at.is_none());
+    // The administrator gets through every one.
+    for request in &requests {
+        let r = call(&app, &app.client, request).await;
+        assert_eq!(r.status, StatusCode::OK, "{request:?}: {}", r.text);
+    }
+    // A cross-site post is refused before anything else.
+    let r = app
+        .send(
+            &app.client,
+            app.client
+                .post(format!("{}/api/admin/act", app.base))
+                .header("origin", "https://evil.example")
+                .json(&json!({"person": ann, "action": "reset-factors"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    assert!(app.state.db.user_by_id(ann).await.unwrap().unwrap().totp_enabled);
+}
+
+#[tokio::test]
+async fn an_administrator_changes_accounts_with_fresh_proof_and_each_change_names_them() {
+    let app = spawn_app().await;
+    let boss_secret = administrator(&app).await;
+    let ann_secret = enrolled_elsewhere(&app, "ann@example.com").await;
+    let ann = id_of(&app, "ann@example.com").await;
+    let ann_client = logged_in_elsewhere(&app, "ann@example.com", &ann_secret).await;
+
+    // The list finds her by part of her address and by group.
+    let r = app.get("/api/admin/people?search=ANN%40").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["total"], 1);
+    assert_eq!(r.body["people"][0]["email"], "ann@example.com");
+    assert_eq!(r.body["people"][0]["twoFactor"], true);
+    let r = app.get("/api/admin/people?group=admins").await;
+    assert_eq!(r.body["people"][0]["email"], "boss@example.com");
+    assert_eq!(r.body["total"], 1);
+    // `%` is a character to look for, not a wildcard.
+    assert_eq!(app.get("/api/admin/people?search=%25").await.body["total"], 0);
+    assert_eq!(app.get("/api/admin/people?order=name").await.status, StatusCode::BAD_REQUEST);
+
+    // Her page lists her one log-in; ending it ends her session (the log-in
+    // of the administrator is fresh: no proof asked).
+    let page = app.get(&format!("/api/admin/person?id={ann}")).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    let handle = page.body["logIns"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(page.body["logIns"].as_array().unwrap().len(), 1);
+    let r = act(&app, &app.client, json!({"person": ann, "action": "end-log-in", "argument": handle})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(app.get_with(&ann_client, "/api/authentication").await.status, StatusCode::UNAUTHORIZED);
+    let again = act(&app, &app.client, json!({"person": ann, "action": "end-log-in", "argument": handle})).await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND);
+
+    // Five minutes on, a change asks for proof and changes nothing without it.
+    app.clock.advance(301);
+    let r = app.post("/api/authentication/refresh", json!({})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = act(&app, &app.client, json!({"person": ann, "action": "add-group", "argument": "staff"})).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert!(app.state.db.groups_of(ann).await.unwrap().is_empty());
+    let wrong = act(
+        &app,
+        &app.client,
+        json!({"person": ann, "action": "add-group", "argument": "staff", "code": app.wrong_code(&boss_secret)}),
+    )
+    .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED, "{}", wrong.text);
+    let code = app.code_now(&boss_secret);
+    let r =
+        act(&app, &app.client, json!({"person": ann, "action": "add-group", "argument": "staff", "code": code})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(app.state.db.groups_of(ann).await.unwrap(), ["staff"]);
+    // The password stands as proof as well.
+    let r = act(&app, &app.client, json!({"person": ann, "action": "reset-factors", "password": PASSWORD})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let row = app.state.db.user_by_id(ann).await.unwrap().unwrap();
+    assert!(!row.two_factor());
+    assert_eq!(app.state.db.recovery_codes_left(ann).await.unwrap(), 0);
+
+    // Her activity says what was done and by whom.
+    let page = app.get(&format!("/api/admin/person?id={ann}")).await;
+    let by_boss: Vec<&str> = page.body["activity"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["by"] == "boss@example.com")
+        .map(|e| e["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        by_boss,
+        [
+            "Two-factor authentication reset by an administrator",
+            "Added to a group by an administrator",
+            "Logged out one device from the security page"
+        ]
+    );
+    // Bad input: unknown action, a bad group name, no such person.
+    for body in [
+        json!({"person": ann, "action": "delete-everything", "password": PASSWORD}),
+        json!({"person": ann, "action": "add-group", "argument": "a b", "password": PASSWORD}),
+    ] {
+        assert_eq!(act(&app, &app.client, body).await.status, StatusCode::BAD_REQUEST);
+    }
+    let r = act(&app, &app.client, json!({"person": 999_999, "action": "confirm-email", "password": PASSWORD})).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn an_administrator_cannot_take_away_their_own_role_or_factors() {
+    let app = spawn_app().await;
+    administrator(&app).await;
+    let boss = id_of(&app, "boss@example.com").await;
+    for (action, argument) in [("remove-group", "admins"), ("reset-factors", ""), ("end-all-log-ins", "")] {
+        let r = act(
+            &app,
+            &app.client,
+            json!({"person": boss, "action": action, "argument": argument, "password": PASSWORD}),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{action}: {}", r.text);
+    }
+    assert_eq!(app.state.db.groups_of(boss).await.unwrap(), ["admins"]);
+    assert!(app.state.db.user_by_id(boss).await.unwrap().unwrap().two_factor());
+    // Another administrator can be taken out of the group: one is left.
+    let other = enrolled_elsewhere(&app, "dana@example.com").await;
+    drop(other);
+    let dana = id_of(&app, "dana@example.com").await;
+    app.state.db.set_group(dana, "admins", true).await.unwrap();
+    let r = act(&app, &app.client, json!({"person": dana, "action": "remove-group", "argument": "admins"})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(app.state.db.groups_of(dana).await.unwrap().is_empty());
+}
