@@ -296,7 +296,7 @@ impl AuditKind {
             AuditKind::EmailVerified => "Email address confirmed",
             AuditKind::SetupCodeFailed => "A code typed during set-up was not accepted",
             AuditKind::TwoFactorKeyReplaced => "Authenticator app moved to a new phone (the old one stopped working)",
-            AuditKind::LogInEnded => "Logged out one device from the security page",
+            AuditKind::LogInEnded => "Logged out one device",
             AuditKind::AppAccessRevoked => "Took back an app's access (Connected apps)",
             AuditKind::GroupAdded => "Added to a group by an administrator",
             AuditKind::GroupRemoved => "Taken out of a group by an administrator",

@@ -41,6 +41,7 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/signup", post(sign_up))
         .route("/login", post(log_in))
         .route("/security", post(security))
+        .route("/admin", post(admin))
         .route("/logout", post(log_out))
         .route("/forgot-password", post(mailed))
         .route("/reset-password", post(mailed))
@@ -209,6 +210,49 @@ async fn log_in(State(state): State<AppState>, req: Request) -> Response {
         _ => return plain_error(AppError::bad_request("Unknown form."), StatusCode::BAD_REQUEST),
     };
     finish(&state, posted.parts, &here, answer, cookies).await
+}
+
+/// The admin page's forms: `person`, `action` and its `argument`, and the
+/// administrator's proof (`code` or `password`) when their log-in is not
+/// recent. The page is drawn again with what was done, or the error.
+async fn admin(State(state): State<AppState>, req: Request) -> Response {
+    use crate::server::admin;
+    use crate::server::factors::proof::Proof;
+    use crate::wire::admin::AdminAction;
+    let mut posted = match Posted::read(&state, req).await {
+        Ok(p) => p,
+        Err(res) => return res,
+    };
+    let Ok(person) = posted.get("person").trim().parse::<i64>() else {
+        return plain_error(AppError::bad_request("Unknown form."), StatusCode::BAD_REQUEST);
+    };
+    let here = format!("/admin?person={person}");
+    let session = match posted.full_session(&state).await {
+        Ok(s) => s,
+        Err(e) if e.error == ErrorKind::Unauthenticated => {
+            return finish(&state, posted.parts, &here, Answer::Redirect("/login".into()), vec![]).await;
+        }
+        Err(e) => {
+            let answer = Answer::Render(failed(Intent::Admin, e, &posted, &[]));
+            return finish(&state, posted.parts, &here, answer, vec![]).await;
+        }
+    };
+    let result = match AdminAction::parse(posted.get("action"), posted.get("argument")) {
+        None => Err(AppError::bad_request("Unknown action.")),
+        Some(action) => {
+            let proof = Proof { password: Some(posted.get("password")), code: Some(posted.get("code")) };
+            admin::act(&state, &posted.meta, &session, person, action, proof).await
+        }
+    };
+    let answer = match result {
+        Ok(done) => {
+            let mut outcome = FormOutcome::new(Intent::Admin);
+            outcome.fields.insert("done".into(), done.message);
+            Answer::Render(outcome)
+        }
+        Err(e) => Answer::Render(failed(Intent::Admin, e, &posted, &["action", "argument"])),
+    };
+    finish(&state, posted.parts, &here, answer, vec![]).await
 }
 
 async fn security(State(state): State<AppState>, req: Request) -> Response {

@@ -12,18 +12,10 @@ use crate::api::{ConsentView, User, describe_consent};
 
 use super::session::{RequireUser, with_refresh};
 
-/// Loaded only when opened (`--split`): most visitors never see it.
-pub struct ConsentRoute;
-
-#[leptos_router::lazy_route]
-impl leptos_router::LazyRoute for ConsentRoute {
-    fn data() -> Self {
-        Self
-    }
-
-    fn view(_this: Self) -> AnyView {
-        view! { <RequireUser children=|u| view! { <Consent user=u/> }.into_any()/> }.into_any()
-    }
+/// The page, drawn by `OccasionalRoute` (a lazily loaded chunk: most
+/// visitors never see it).
+pub(super) fn page() -> AnyView {
+    view! { <RequireUser children=|u| view! { <Consent user=u/> }.into_any()/> }.into_any()
 }
 
 /// What a scope lets the app know, in words.

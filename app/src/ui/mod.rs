@@ -2,6 +2,7 @@
 //! readable error when it fails; protected pages send a visitor without a
 //! full session to the log-in page.
 
+mod admin;
 mod consent;
 mod home;
 mod login;
@@ -98,6 +99,27 @@ fn set_page_csp(options: &LeptosOptions) {
     }
 }
 
+/// The pages few visitors open, and seldom: an app's consent question and
+/// the admin page. One lazily loaded chunk for both, behind one route type:
+/// each lazy route type adds its own share to what every page loads.
+struct OccasionalRoute {
+    outcome: Option<outcome::FormOutcome>,
+}
+
+#[leptos_router::lazy_route]
+impl leptos_router::LazyRoute for OccasionalRoute {
+    fn data() -> Self {
+        Self { outcome: outcome::page_outcome() }
+    }
+
+    fn view(this: Self) -> AnyView {
+        match leptos_router::hooks::use_location().pathname.get_untracked().as_str() {
+            "/admin" => admin::page(this.outcome),
+            _ => consent::page(),
+        }
+    }
+}
+
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
@@ -132,7 +154,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/reset-password") view={leptos_router::Lazy::<mailed::MailedRoute>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/verify-email") view={leptos_router::Lazy::<mailed::MailedRoute>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/lockdown") view={leptos_router::Lazy::<mailed::MailedRoute>::new()} ssr=SsrMode::Async/>
-                    <Route path=path!("/consent") view={leptos_router::Lazy::<consent::ConsentRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/consent") view={leptos_router::Lazy::<OccasionalRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/admin") view={leptos_router::Lazy::<OccasionalRoute>::new()} ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>

@@ -36,10 +36,12 @@ pub enum Intent {
     EndLogIn,
     /// "Take back access" beside one of the security page's connected apps.
     RevokeApp,
+    /// Any form of the admin page (its `action` field says which).
+    Admin,
 }
 
 impl Intent {
-    const ALL: [Intent; 17] = [
+    const ALL: [Intent; 18] = [
         Intent::SignUp,
         Intent::Password,
         Intent::Code,
@@ -57,6 +59,7 @@ impl Intent {
         Intent::Mailed,
         Intent::EndLogIn,
         Intent::RevokeApp,
+        Intent::Admin,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -78,6 +81,7 @@ impl Intent {
             Intent::Mailed => "mailed",
             Intent::EndLogIn => "end-log-in",
             Intent::RevokeApp => "revoke-app",
+            Intent::Admin => "admin",
         }
     }
 

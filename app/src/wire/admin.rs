@@ -53,8 +53,13 @@ pub struct PersonView {
     pub locked: bool,
     /// A member of the administrators' group.
     pub admin: bool,
+    /// That group's name (`ADMIN_GROUP`).
+    pub admin_group: String,
     /// The administrator looking is this person.
     pub is_you: bool,
+    /// The administrator's log-in is older than 5 minutes: a change needs
+    /// a code from their app (or their password) with it.
+    pub needs_proof: bool,
     /// Live log-ins; `id` is the handle "end-log-in" takes.
     pub log_ins: Vec<LogInView>,
     pub activity: Vec<AdminEvent>,

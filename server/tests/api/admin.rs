@@ -211,7 +211,7 @@ async fn an_administrator_changes_accounts_with_fresh_proof_and_each_change_name
         [
             "Two-factor authentication reset by an administrator",
             "Added to a group by an administrator",
-            "Logged out one device from the security page"
+            "Logged out one device"
         ]
     );
     // Bad input: unknown action, a bad group name, no such person.

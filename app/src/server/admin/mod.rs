@@ -137,7 +137,9 @@ pub async fn person(state: &AppState, session: &FullSession, id: i64) -> Result<
         .collect();
     Ok(PersonView {
         admin: groups.iter().any(|g| *g == state.admin_group),
+        admin_group: state.admin_group.clone(),
         is_you: id == admin.id,
+        needs_proof: !crate::server::factors::proof::fresh(state, session),
         app: user.totp_enabled,
         passkeys,
         recovery_codes_left: state.db.recovery_codes_left(id).await?,

@@ -1,0 +1,433 @@
+//! `/admin`: the administrators' page. `/admin` lists people (a search by
+//! email or name, a group, an order, pages of 50); `/admin?person=ID` is one
+//! person's account: groups, factors, live log-ins and activity, with the
+//! changes an administrator may make. The search is a GET form; every
+//! change is a POST to /admin (drawn again with what was done, without
+//! JavaScript), done in place once hydrated. When the administrator's
+//! log-in is older than 5 minutes, each change carries a code from their
+//! app. Only members of ADMIN_GROUP with two factors on get past the
+//! server; anyone else sees why.
+
+use leptos::prelude::*;
+use leptos_meta::{Stylesheet, Title};
+use leptos_router::components::{A, Form};
+use leptos_router::hooks::use_query_map;
+
+use crate::api::{Done, User, admin_act, fetch_people, fetch_person};
+use crate::error::AppError;
+use crate::wire::admin::{PeoplePage, PersonLine, PersonView};
+
+use super::outcome::{FormOutcome, Intent};
+use super::session::{RequireUser, with_refresh};
+use super::{ErrorNote, IntentField, focus_later};
+
+/// The page's post outcome, for the components inside `RequireUser`.
+#[derive(Clone)]
+struct Posted(Option<FormOutcome>);
+
+/// The page, drawn by `OccasionalRoute` (a lazily loaded chunk: few
+/// visitors are administrators) with the outcome of the form posted, if
+/// any.
+pub(super) fn page(outcome: Option<FormOutcome>) -> AnyView {
+    provide_context(Posted(outcome));
+    view! {
+            <Title text="Admin"/>
+            <Stylesheet id="admin-css" href="/admin.css"/>
+            <RequireUser children=|u| view! { <Admin user=u/> }.into_any()/>
+    }
+    .into_any()
+}
+
+#[component]
+fn Admin(user: User) -> impl IntoView {
+    let query = use_query_map();
+    let person = Memo::new(move |_| query.read().get("person").and_then(|p| p.trim().parse::<i64>().ok()));
+    let _ = user;
+    move || match person.get() {
+        Some(id) => view! { <Person id/> }.into_any(),
+        None => view! { <People/> }.into_any(),
+    }
+}
+
+/// A refusal of the page itself: not an administrator, or a failure.
+fn refused(e: AppError) -> AnyView {
+    let forbidden = e.status() == 403;
+    view! {
+        <h1 tabindex="-1">{if forbidden { "Administrators only" } else { "The page could not be loaded" }}</h1>
+        <p class="alert alert-error" role="alert" data-testid="admin-refused">{e.message}</p>
+        {forbidden.then(|| view! {
+            <p class="muted">"Administrators are members of the administrators' group with two-factor authentication on. Ask one to add you, or run "<code>"server user groups EMAIL add admins"</code>" on the server."</p>
+        })}
+        <p><a href="/">"Go to your account"</a></p>
+    }
+    .into_any()
+}
+
+#[component]
+fn People() -> impl IntoView {
+    let query = use_query_map();
+    let params = Memo::new(move |_| {
+        let q = query.read();
+        (
+            q.get("search").unwrap_or_default(),
+            q.get("group").unwrap_or_default(),
+            q.get("order").unwrap_or_default(),
+            q.get("page").and_then(|p| p.parse::<i64>().ok()).unwrap_or(1),
+        )
+    });
+    let list = Resource::new(
+        move || params.get(),
+        |(search, group, order, page)| {
+            with_refresh(move || fetch_people(search.clone(), group.clone(), order.clone(), Some(page)))
+        },
+    );
+    let (search, group, order, _) = params.get_untracked();
+    view! {
+        <section class="card admin" aria-labelledby="people-heading">
+            <p class="eyebrow">"Administration"</p>
+            <h1 id="people-heading" tabindex="-1">"People"</h1>
+            <Form method="get" action="/admin" attr:class="admin-search" attr:role="search">
+                <div class="field">
+                    <label for="search">"Email or name"</label>
+                    <input id="search" name="search" type="search" value=search autocomplete="off"/>
+                </div>
+                <div class="field">
+                    <label for="group">"Group"</label>
+                    <input id="group" name="group" type="text" value=group autocomplete="off" spellcheck="false"/>
+                </div>
+                <div class="field">
+                    <label for="order">"Sort by"</label>
+                    <select id="order" name="order">
+                        <option value="created" selected=order != "last-log-in">"Newest accounts"</option>
+                        <option value="last-log-in" selected=order == "last-log-in">"Latest log-in"</option>
+                    </select>
+                </div>
+                <button type="submit" class="btn btn-primary">"Search"</button>
+            </Form>
+            <Transition fallback=|| view! { <p class="muted loading">"Loading…"</p> }>
+                {move || list.get().map(|answer| match answer {
+                    Ok(page) => view! { <PeopleList page params/> }.into_any(),
+                    Err(e) => refused(e),
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+#[component]
+fn PeopleList(page: PeoplePage, params: Memo<(String, String, String, i64)>) -> impl IntoView {
+    let link = move |to: i64| {
+        let (search, group, order, _) = params.get_untracked();
+        format!(
+            "/admin?search={}&group={}&order={}&page={to}",
+            query_escape(&search),
+            query_escape(&group),
+            query_escape(&order)
+        )
+    };
+    let summary = match page.total {
+        0 => "Nobody matches.".to_owned(),
+        1 => "1 person.".to_owned(),
+        n => format!("{n} people, page {} of {}.", page.page, page.pages),
+    };
+    view! {
+        <p class="muted" aria-live="polite" data-testid="people-summary">{summary}</p>
+        <ul class="people" data-testid="people">
+            {page.people.into_iter().map(|p| view! { <PersonItem p/> }).collect_view()}
+        </ul>
+        {(page.pages > 1).then(|| view! {
+            <nav class="pager" aria-label="Pages">
+                {(page.page > 1).then(|| view! { <a href=link(page.page - 1) rel="prev">"Previous page"</a> })}
+                {(page.page < page.pages).then(|| view! { <a href=link(page.page + 1) rel="next">"Next page"</a> })}
+            </nav>
+        })}
+    }
+}
+
+/// A query-string value: unreserved characters as they are, the rest
+/// percent-encoded (UTF-8).
+fn query_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[component]
+fn PersonItem(p: PersonLine) -> impl IntoView {
+    let groups = if p.groups.is_empty() { "no groups".to_owned() } else { p.groups.join(", ") };
+    view! {
+        <li data-testid="person">
+            <a class="person-link" href=format!("/admin?person={}", p.id)>
+                <strong>{p.name}</strong>
+                <span class="person-email">{p.email}</span>
+            </a>
+            <p class="meta">
+                {if p.two_factor {
+                    view! { <span class="badge badge-on">"Two factors"</span> }.into_any()
+                } else {
+                    view! { <span class="badge badge-off">"Password only"</span> }.into_any()
+                }}
+                {(!p.email_verified).then(|| view! { " " <span class="badge badge-off">"Address not confirmed"</span> })}
+                {p.locked.then(|| view! { " " <span class="badge badge-off">"Locked"</span> })}
+            </p>
+            <p class="meta">{groups} " · joined " {p.created_when} " · last log-in " {p.last_log_in_when}</p>
+        </li>
+    }
+}
+
+/// What a change sends: person, action, argument, code.
+type Change = (i64, &'static str, String, String);
+
+#[component]
+fn Person(id: i64) -> impl IntoView {
+    let outcome = use_context::<Posted>().and_then(|p| p.0).filter(|o| o.intent == Intent::Admin);
+    let changed = RwSignal::new(0u32);
+    let account = Resource::new(move || changed.get(), move |_| with_refresh(move || fetch_person(id)));
+    let act = Action::new(|(person, action, argument, code): &Change| {
+        let (person, action, argument, code) = (*person, *action, argument.clone(), code.clone());
+        async move {
+            with_refresh(move || {
+                admin_act(
+                    person,
+                    action.to_owned(),
+                    argument.clone(),
+                    None,
+                    Some(code.clone()).filter(|c| !c.is_empty()),
+                )
+            })
+            .await
+        }
+    });
+    // Said after a change: by the server without JavaScript, in place with it.
+    let said = RwSignal::new(outcome.as_ref().map(|o| o.field("done")).unwrap_or_default());
+    let error = RwSignal::new(outcome.and_then(|o| o.error));
+    Effect::new(move |_| match act.value().get() {
+        Some(Ok(Done { message })) => {
+            error.set(None);
+            said.set(message);
+            changed.update(|n| *n += 1);
+            focus_later("#admin-said");
+        }
+        Some(Err(e)) => {
+            said.set(String::new());
+            error.set(Some(e));
+            focus_later("#admin-said");
+        }
+        None => {}
+    });
+    provide_context(act);
+    view! {
+        <section class="card admin" aria-labelledby="person-heading">
+            <p class="eyebrow"><A href="/admin">"People"</A></p>
+            <p id="admin-said" tabindex="-1" class="admin-said" class:alert=move || !said.get().is_empty()
+                class:alert-ok=move || !said.get().is_empty() aria-live="polite" data-testid="admin-said">
+                {move || said.get()}
+            </p>
+            <ErrorNote error=Signal::derive(move || error.get()) busy=act.pending()/>
+            <Transition fallback=|| view! { <p class="muted loading">"Loading…"</p> }>
+                {move || account.get().map(|answer| match answer {
+                    Ok(view) => view! { <Account view/> }.into_any(),
+                    Err(e) => refused(e),
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+#[component]
+fn Account(view: PersonView) -> impl IntoView {
+    let PersonView { id, needs_proof, .. } = view;
+    let factors = {
+        let mut f = Vec::new();
+        if view.app {
+            f.push("an authenticator app".to_owned());
+        }
+        f.extend(view.passkeys.iter().map(|n| format!("the passkey \u{201c}{n}\u{201d}")));
+        if f.is_empty() { "none: they log in with the password alone".to_owned() } else { f.join(", ") }
+    };
+    let two_factor = view.app || !view.passkeys.is_empty();
+    view! {
+        <h1 id="person-heading" tabindex="-1" data-testid="person-name">{view.name.clone()}</h1>
+        <p class="person-email">{view.email.clone()}
+            {view.is_you.then(|| view! { " " <span class="badge badge-on">"You"</span> })}
+            {view.admin.then(|| view! { " " <span class="badge badge-on">"Administrator"</span> })}
+        </p>
+        {needs_proof.then(|| view! {
+            <p class="muted" data-testid="needs-proof">"Your log-in is more than 5 minutes old: each change asks for a code from your authenticator app."</p>
+        })}
+        <h2>"Account"</h2>
+        <dl class="facts">
+            <div><dt>"Second factors"</dt><dd data-testid="factors">{factors}</dd></div>
+            <div><dt>"Recovery codes left"</dt><dd>{view.recovery_codes_left}</dd></div>
+            <div><dt>"Email address"</dt><dd>{if view.email_verified { "confirmed" } else { "not confirmed" }}</dd></div>
+            <div><dt>"Locked"</dt><dd>{if view.locked { "yes, until they reset their password by mail" } else { "no" }}</dd></div>
+        </dl>
+        <div class="admin-actions">
+            {(!view.email_verified).then(|| view! {
+                <Change id action="confirm-email" label="Confirm the address" needs_proof/>
+            })}
+            {(two_factor && !view.is_you).then(|| view! {
+                <Change id action="reset-factors" label="Reset second factors" needs_proof danger=true
+                    note="For someone who lost their phone: removes the app, every passkey and the recovery codes, and ends every log-in."/>
+            })}
+        </div>
+        <h2>"Groups"</h2>
+        <ul class="groups" data-testid="groups">
+            {view.groups.iter().map(|g| {
+                let own_role = view.is_you && *g == view.admin_group;
+                view! {
+                    <li>
+                        <span>{g.clone()}</span>
+                        {(!own_role).then(|| view! {
+                            <Change id action="remove-group" argument=g.clone() label=format!("Remove from {g}") needs_proof/>
+                        })}
+                    </li>
+                }
+            }).collect_view()}
+        </ul>
+        <AddGroup id needs_proof/>
+        <h2>"Where they are logged in"</h2>
+        {if view.log_ins.is_empty() {
+            view! { <p class="muted">"Nowhere right now."</p> }.into_any()
+        } else {
+            view! {
+                <ul class="log-in-list" data-testid="admin-log-ins">
+                    {view.log_ins.iter().map(|l| view! {
+                        <li>
+                            <div class="log-in-what">
+                                <strong>{l.browser.clone()}</strong>
+                                <p class="meta">{l.ip.clone().map_or_else(|| "from an unknown address".to_owned(), |ip| format!("from {ip}"))}</p>
+                                <p class="meta">"Since " {l.created_when.clone()} " · last seen " {l.last_seen_when.clone()}</p>
+                            </div>
+                            <Change id action="end-log-in" argument=l.id.clone() label=format!("Log out {}", l.browser) needs_proof/>
+                        </li>
+                    }).collect_view()}
+                </ul>
+                {(!view.is_you).then(|| view! {
+                    <Change id action="end-all-log-ins" label="Log out everywhere" needs_proof danger=true/>
+                })}
+            }.into_any()
+        }}
+        <h2>"Recent activity"</h2>
+        <ol class="activity" data-testid="admin-activity">
+            {view.activity.iter().map(|e| view! {
+                <li>
+                    <span class="what">{e.label.clone()}</span>
+                    <span class="when">{e.when.clone()}</span>
+                    <span class="where">
+                        {e.browser.clone()}
+                        {e.ip.clone().map(|ip| format!(" · from {ip}"))}
+                        {e.by.clone().map(|by| view! { " · by " <strong>{by}</strong> })}
+                    </span>
+                </li>
+            }).collect_view()}
+        </ol>
+    }
+}
+
+/// One change as a form: a real POST to /admin; in place once hydrated.
+#[component]
+fn Change(
+    id: i64,
+    action: &'static str,
+    #[prop(into)] label: String,
+    #[prop(optional, into)] argument: String,
+    needs_proof: bool,
+    #[prop(optional)] danger: bool,
+    #[prop(optional)] note: &'static str,
+) -> impl IntoView {
+    let act = expect_context::<Action<Change, Result<Done, AppError>>>();
+    let code = RwSignal::new(String::new());
+    let pressed = RwSignal::new(false);
+    let busy = Signal::derive(move || act.pending().get() && pressed.get());
+    Effect::new(move |_| {
+        if !act.pending().get() {
+            pressed.set(false);
+        }
+    });
+    let sent = argument.clone();
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        if !act.pending().get_untracked() {
+            pressed.set(true);
+            act.dispatch((id, action, sent.clone(), code.get_untracked()));
+            code.set(String::new());
+        }
+    };
+    let field = format!("code-{action}-{argument}");
+    view! {
+        <form method="post" action="/admin" class="admin-change" on:submit=submit>
+            <IntentField intent=Intent::Admin/>
+            <input type="hidden" name="person" value=id/>
+            <input type="hidden" name="action" value=action/>
+            <input type="hidden" name="argument" value=argument/>
+            {(!note.is_empty()).then(|| view! { <p class="muted">{note}</p> })}
+            {needs_proof.then(|| view! {
+                <label for=field.clone()>"Code from your app"</label>
+                <input id=field.clone() name="code" type="text" inputmode="numeric" autocomplete="one-time-code"
+                    required=true maxlength="9" class="code-input"
+                    prop:value=move || code.get() on:input=move |ev| code.set(event_target_value(&ev))/>
+            })}
+            <button type="submit" class=if danger { "btn btn-danger" } else { "btn" }
+                aria-disabled=move || busy.get().then_some("true")>
+                <Show when=move || busy.get() fallback={
+                    let label = label.clone();
+                    move || label.clone()
+                }>
+                    <span class="spinner" aria-hidden="true"></span>
+                    "Working…"
+                </Show>
+            </button>
+        </form>
+    }
+}
+
+#[component]
+fn AddGroup(id: i64, needs_proof: bool) -> impl IntoView {
+    let act = expect_context::<Action<Change, Result<Done, AppError>>>();
+    let group = RwSignal::new(String::new());
+    let code = RwSignal::new(String::new());
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        if !act.pending().get_untracked() {
+            act.dispatch((id, "add-group", group.get_untracked(), code.get_untracked()));
+            code.set(String::new());
+        }
+    };
+    view! {
+        <form method="post" action="/admin" class="admin-change admin-add-group" on:submit=submit>
+            <IntentField intent=Intent::Admin/>
+            <input type="hidden" name="person" value=id/>
+            <input type="hidden" name="action" value="add-group"/>
+            <label for="add-group">"Add to a group"</label>
+            <input id="add-group" name="argument" type="text" required=true maxlength="64" spellcheck="false"
+                autocomplete="off" pattern="[A-Za-z0-9._\\-]{1,64}"
+                prop:value=move || group.get() on:input=move |ev| group.set(event_target_value(&ev))/>
+            {needs_proof.then(|| view! {
+                <label for="add-group-code">"Code from your app"</label>
+                <input id="add-group-code" name="code" type="text" inputmode="numeric" autocomplete="one-time-code"
+                    required=true maxlength="9" class="code-input"
+                    prop:value=move || code.get() on:input=move |ev| code.set(event_target_value(&ev))/>
+            })}
+            <button type="submit" class="btn">"Add"</button>
+        </form>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::query_escape;
+
+    #[test]
+    fn query_values_are_escaped() {
+        assert_eq!(query_escape("ann smith&x=1"), "ann%20smith%26x%3D1");
+        assert_eq!(query_escape("é"), "%C3%A9");
+        assert_eq!(query_escape("a-b.c_d~"), "a-b.c_d~");
+    }
+}
