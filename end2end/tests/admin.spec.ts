@@ -4,27 +4,15 @@
 // log-in and resets their second factors; someone else is turned away.
 // axe in every state; screenshots at 375 and 1280 px go to docs/screenshots.
 import { test, expect, Page } from '@playwright/test';
-import { execFileSync } from 'node:child_process';
 
-import { uniqueEmail, signUp, enrol, expectAccessible, enrolledAccount } from './helpers';
+import { uniqueEmail, signUp, enrol, expectAccessible, enrolledAccount, serverCommand } from './helpers';
 
 const portalPort = Number(process.env.E2E_PORT ?? 3000);
 const portal = `http://auth.example.test:${portalPort}`;
 
 /** `server user groups EMAIL add GROUP` on the test server's database. */
 function addToGroup(email: string, group: string) {
-  execFileSync('target/release/server', ['user', 'groups', email, 'add', group], {
-    cwd: '..',
-    env: {
-      ...process.env,
-      DATA_DIR: process.env.E2E_DATA_DIR ?? 'target/e2e-data',
-      PUBLIC_URL: portal,
-      COOKIE_DOMAINS: 'example.test',
-      ACCESS_RULES: 'end2end/gate-rules.toml',
-      SIGNUP: 'open',
-      RUST_LOG: 'error',
-    },
-  });
+  serverCommand(['user', 'groups', email, 'add', group]);
 }
 
 async function shoot(page: Page, name: string) {

@@ -11,7 +11,7 @@ import { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { PASSWORD, uniqueEmail, enrol, enrolledAccount, freePort, logInHere } from './helpers';
+import { PASSWORD, uniqueEmail, enrol, enrolledAccount, freePort, logInHere, serverCommand } from './helpers';
 
 const portalPort = Number(process.env.E2E_PORT ?? 3000);
 const portal = `http://auth.example.test:${portalPort}`;
@@ -144,11 +144,7 @@ test('rules: a bypassed host is open to anyone, admin pages only to the admins g
   // The operator puts the user in the admins group. The command is another
   // process, which cannot tell this SQLite server's gate cache: the change
   // shows within GATE_CACHE_SECONDS (2).
-  execFileSync('target/release/server', ['user', 'groups', email, 'add', 'admins'], {
-    cwd: join(__dirname, '../..'),
-    env: { ...process.env, DATA_DIR: process.env.E2E_DATA_DIR ?? 'target/e2e-data', RUST_LOG: 'warn' },
-    stdio: 'ignore',
-  });
+  serverCommand(['user', 'groups', email, 'add', 'admins']);
   await expect(async () => {
     await page.goto(`${app}/admin/users`);
     await expect(page.getByRole('heading', { name: 'Notes app' })).toBeVisible({ timeout: 500 });

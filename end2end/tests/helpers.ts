@@ -3,6 +3,7 @@ import { expect, Browser, Page, CDPSession } from '@playwright/test';
 import AxeBuilder from '@axe-core/playwright';
 import * as OTPAuth from 'otpauth';
 import { createServer } from 'node:http';
+import { execFileSync } from 'node:child_process';
 import { AddressInfo } from 'node:net';
 
 export const PASSWORD = 'correct horse battery staple';
@@ -135,4 +136,23 @@ export function freePort(): Promise<number> {
       s.close(() => resolve(port));
     });
   });
+}
+
+/** Runs `target/release/server ARGS…` (an operator command) on the test
+ *  server's database, with the environment it runs with
+ *  (playwright.config.ts); returns what it printed. */
+export function serverCommand(args: string[]): string {
+  const port = Number(process.env.E2E_PORT ?? 3000);
+  return execFileSync('target/release/server', args, {
+    cwd: '..',
+    env: {
+      ...process.env,
+      DATA_DIR: process.env.E2E_DATA_DIR ?? 'target/e2e-data',
+      PUBLIC_URL: `http://auth.example.test:${port}`,
+      COOKIE_DOMAINS: 'example.test',
+      ACCESS_RULES: 'end2end/gate-rules.toml',
+      SIGNUP: 'open',
+      RUST_LOG: 'error',
+    },
+  }).toString();
 }

@@ -18,7 +18,7 @@ import { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { enrolledAccount, freePort, logInHere } from './helpers';
+import { enrolledAccount, freePort, logInHere, serverCommand } from './helpers';
 
 const portalPort = Number(process.env.E2E_PORT ?? 3000);
 const portal = `http://auth.example.test:${portalPort}`;
@@ -38,15 +38,6 @@ let clientId = '';
 /** The calls Apache made to the portal itself, with the answers' status
  *  ("GET /oidc/jwks 200", …), in order. */
 const backChannel: string[] = [];
-
-/** The release binary's operator commands, on the Playwright server's data. */
-function serverCommand(args: string[]): string {
-  return execFileSync('target/release/server', args, {
-    cwd: repo,
-    env: { ...process.env, DATA_DIR: process.env.E2E_DATA_DIR ?? 'target/e2e-data', PUBLIC_URL: portal, RUST_LOG: 'warn' },
-    encoding: 'utf8',
-  });
-}
 
 test.beforeAll(async () => {
   if (!installed) throw new Error(`${apacheBin} or mod_auth_openidc.so is missing: run ./scripts/setup --browser`);

@@ -12,12 +12,11 @@
 // is taken to turn on two factors first; the app's log-out ends the
 // portal log-in. Each with and without JavaScript.
 import { test, expect, Page } from '@playwright/test';
-import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, Server } from 'node:http';
 import { AddressInfo } from 'node:net';
 
-import { uniqueEmail, signUp, enrol, expectAccessible, enrolledAccount, logInHere } from './helpers';
+import { uniqueEmail, signUp, enrol, expectAccessible, enrolledAccount, logInHere, serverCommand } from './helpers';
 
 const portalPort = Number(process.env.E2E_PORT ?? 3000);
 const portal = `http://auth.example.test:${portalPort}`;
@@ -25,19 +24,7 @@ const portal = `http://auth.example.test:${portalPort}`;
 /** `server oidc client add … --json`, with the environment the test
  *  server runs with (playwright.config.ts): the same database. */
 function addClient(args: string[]): { clientId: string; clientSecret: string } {
-  const out = execFileSync('target/release/server', ['oidc', 'client', 'add', '--json', ...args], {
-    cwd: '..',
-    env: {
-      ...process.env,
-      DATA_DIR: process.env.E2E_DATA_DIR ?? 'target/e2e-data',
-      PUBLIC_URL: portal,
-      COOKIE_DOMAINS: 'example.test',
-      ACCESS_RULES: 'end2end/gate-rules.toml',
-      SIGNUP: 'open',
-      RUST_LOG: 'error',
-    },
-  });
-  return JSON.parse(out.toString());
+  return JSON.parse(serverCommand(['oidc', 'client', 'add', '--json', ...args]));
 }
 
 const b64url = (b: Buffer) => b.toString('base64url');

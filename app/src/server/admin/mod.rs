@@ -16,7 +16,7 @@ use crate::server::request::RequestMeta;
 use crate::server::state::AppState;
 use crate::server::time_zone::format_time;
 use crate::wire::admin::{AdminAction, AdminEvent, PEOPLE_PER_PAGE, PeoplePage, PersonLine, PersonView, valid_group};
-use crate::wire::{AuditKind, Done, LogInView};
+use crate::wire::{AuditKind, Done};
 
 /// Events shown on a person's page.
 const ACTIVITY_SHOWN: i64 = 30;
@@ -105,22 +105,7 @@ pub async fn person(state: &AppState, session: &FullSession, id: i64) -> Result<
         .live_logins(id, state.now())
         .await?
         .into_iter()
-        .map(|l| LogInView {
-            id: handle(&l.id),
-            browser: browser_words(l.user_agent.as_deref()),
-            ip: l.ip,
-            created_at: l.created_at,
-            last_seen_at: l.last_seen_at,
-            created_when: format_time(l.created_at, zone),
-            last_seen_when: format_time(l.last_seen_at, zone),
-            current: l.id == session.user.family,
-            amr: crate::server::logins::Amr::parse(&l.amr)
-                .as_string()
-                .split(' ')
-                .filter(|n| !n.is_empty())
-                .map(str::to_owned)
-                .collect(),
-        })
+        .map(|l| crate::server::logins::list::view(l, &session.user.family, zone))
         .collect();
     let activity = state
         .db

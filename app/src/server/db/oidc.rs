@@ -119,22 +119,12 @@ struct GrantSubjectRow {
     grp: Option<String>,
 }
 
-/// `Db::redeem_oidc_code_at_once`'s answer: the groups as a JSON array.
+/// `Db::redeem_oidc_code_at_once`'s answer: the grant's row (its `grp`
+/// NULL) and the groups as a JSON array.
 #[derive(FromRow)]
 struct RedeemedAtOnceRow {
-    id: String,
-    client_id: String,
-    user_id: i64,
-    login_id: String,
-    scope: String,
-    nonce: Option<String>,
-    expires_at: i64,
-    amr: String,
-    auth_at: i64,
-    oidc_subject: Option<String>,
-    email: String,
-    name: String,
-    email_verified_at: Option<i64>,
+    #[sqlx(flatten)]
+    subject: GrantSubjectRow,
     groups: String,
 }
 
@@ -304,7 +294,7 @@ impl Db {
              (SELECT name FROM users WHERE id = oidc_grants.user_id) AS name, \
              (SELECT email_verified_at FROM users WHERE id = oidc_grants.user_id) AS email_verified_at, \
              (SELECT json_group_array(name) FROM (SELECT name FROM user_groups \
-              WHERE user_id = oidc_grants.user_id ORDER BY name)) AS groups"
+              WHERE user_id = oidc_grants.user_id ORDER BY name)) AS groups, NULL AS grp"
         ))
         .bind(code_hash)
         .bind(now)
@@ -318,22 +308,7 @@ impl Db {
             tracing::error!(error = %e, "the groups of a grant did not read back");
             AppError::internal()
         })?;
-        Ok(Some(GrantSubject {
-            grant_id: row.id,
-            client_id: row.client_id,
-            user_id: row.user_id,
-            login_id: row.login_id,
-            expires_at: row.expires_at,
-            scope: row.scope,
-            nonce: row.nonce,
-            subject: row.oidc_subject,
-            email: row.email,
-            name: row.name,
-            email_verified: row.email_verified_at.is_some(),
-            groups,
-            amr: row.amr,
-            auth_at: row.auth_at,
-        }))
+        Ok(grant_subject(vec![row.subject]).map(|subject| GrantSubject { groups, ..subject }))
     }
 
     /// The live grant an access token names, with the person's claims as

@@ -47,7 +47,7 @@ pub async fn list(state: &AppState, session: &FullSession) -> Result<Vec<LogInVi
     Ok(views)
 }
 
-fn view(row: LiveLoginRow, current: &str, zone: Option<&str>) -> LogInView {
+pub(crate) fn view(row: LiveLoginRow, current: &str, zone: Option<&str>) -> LogInView {
     let amr = Amr::parse(&row.amr).as_string();
     LogInView {
         id: handle(&row.id),
