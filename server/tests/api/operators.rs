@@ -147,10 +147,11 @@ async fn operator_commands_work_on_a_new_machine() {
 async fn the_operator_adds_an_account_with_the_password_on_standard_input() {
     let app = spawn_app_with(&[("SIGNUP", "closed")]).await;
     let dir = app._dir.path().to_path_buf();
-    let add_to = |url: &str, email: &str, password: &str| {
+    let add_with = |url: &str, email: &str, password: &str, extra: &[&str]| {
         use std::io::Write;
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
             .args(["user", "add", email, "Olga Operator"])
+            .args(extra)
             .env_clear()
             .env("RUST_LOG", "warn")
             .env("DATABASE_URL", url)
@@ -168,6 +169,7 @@ async fn the_operator_adds_an_account_with_the_password_on_standard_input() {
             String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
         )
     };
+    let add_to = |url: &str, email: &str, password: &str| add_with(url, email, password, &[]);
     let add = |email: &str, password: &str| add_to(&app.database_url, email, password);
     let (ok, out) = add("olga@example.com", "password1234");
     assert!(!ok && out.contains("too easy"), "{out}");
@@ -194,6 +196,12 @@ async fn the_operator_adds_an_account_with_the_password_on_standard_input() {
     assert_eq!(r.status, StatusCode::OK);
     // The operator vouches for the address: the gate passes it on.
     assert_eq!(r.body["user"]["isEmailVerified"], true, "{}", r.text);
+    assert!(app.state.db.groups_of(r.body["user"]["id"].as_i64().unwrap()).await.unwrap().is_empty());
+    // `--admin`: the first administrator, in ADMIN_GROUP with the account.
+    let (ok, out) = add_with(&app.database_url, "boss@example.com", PASSWORD, &["--admin"]);
+    assert!(ok && out.contains("an administrator (group admins)"), "{out}");
+    let boss = app.state.db.user_by_email("boss@example.com").await.unwrap().expect("boss");
+    assert_eq!(app.state.db.groups_of(boss.id).await.unwrap(), ["admins"]);
 }
 
 /// A release's site folder without the `hash.txt` of its build: the pages
