@@ -143,6 +143,11 @@ async fn main() {
         rows.extend(scenarios::oidc::provider(&args, &base, &s.dir, health.as_ref()).await);
     }
 
+    if let (Target::Ours, Some(s), true) = (target, &started, args.runs('m')) {
+        eprintln!("m. the admin page's people list with 10,000 people …");
+        rows.extend(scenarios::admin::people_list(&args, &api, &base, &s.dir).await);
+    }
+
     if let (Target::Ours, Some(_), true) = (target, &started, args.runs('k')) {
         eprintln!("k. passkey ceremonies …");
         // The harness's server runs on its default PUBLIC_URL.

@@ -1,6 +1,7 @@
 //! The measured scenarios, one file per group, and the HTTP helpers they
 //! share.
 
+pub mod admin;
 pub mod bursts;
 pub mod gate;
 pub mod oidc;
@@ -43,4 +44,17 @@ pub async fn new_secret(target: Target, c: &reqwest::Client, api: &impl Fn(&str)
         ),
     };
     target.secret(&generated, profile.as_ref()).expect("a secret from the enrolment answer")
+}
+
+/// A person with 2FA on (registered, logged in, app turned on with a
+/// code): the cookies of their full session, as a `Cookie` header.
+pub async fn two_factor_session(api: &impl Fn(&str) -> String, email: &str) -> String {
+    let c = client();
+    post(&c, api("/authentication/register"), json!({"email": email, "name": "Bench", "password": PASSWORD})).await;
+    post(&c, api("/authentication/log-in"), json!({"email": email, "password": PASSWORD})).await;
+    let secret = new_secret(Target::Ours, &c, api).await;
+    let code = Target::Ours.code_at(&secret, unix_now());
+    let (s, _, cookies) = post(&c, api("/2fa/turn-on"), json!({"twoFactorAuthenticationCode": code})).await;
+    assert_eq!(s, 200, "turn-on for {email}");
+    cookies.iter().filter_map(|c| c.split(';').next()).collect::<Vec<_>>().join("; ")
 }

@@ -6,13 +6,11 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::{PASSWORD, client, new_secret, post, unix_now};
 use crate::Args;
 use crate::load::{Wrk, wrk};
 use crate::report::Row;
-use crate::target::Target;
 
 const REDIRECT: &str = "https://app.example.test/cb";
 /// Codes made, then exchanged (a code lives 60 s: made in a few seconds).
@@ -36,24 +34,6 @@ fn add_client(server: &std::path::Path, data_dir: &std::path::Path) -> (String, 
     (v["clientId"].as_str().unwrap_or_default().to_owned(), v["clientSecret"].as_str().unwrap_or_default().to_owned())
 }
 
-/// A person with 2FA on, logged in with a code: the portal's cookies.
-async fn session_cookie(api: &impl Fn(&str) -> String) -> String {
-    let c = client();
-    let email = "oidc-bench@example.com";
-    post(&c, api("/authentication/register"), json!({"email": email, "name": "Bench", "password": PASSWORD})).await;
-    post(&c, api("/authentication/log-in"), json!({"email": email, "password": PASSWORD})).await;
-    let secret = new_secret(Target::Ours, &c, api).await;
-    let code = Target::Ours.code_at(&secret, unix_now());
-    let (s, _, cookies) = post(&c, api("/2fa/turn-on"), json!({"twoFactorAuthenticationCode": code})).await;
-    assert_eq!(s, 200, "turn-on for the OpenID user");
-    cookies
-        .iter()
-        .filter_map(|c| c.split(';').next())
-        .filter(|c| c.starts_with("access=") || c.starts_with("oidc_login="))
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted.get(((sorted.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(f64::NAN)
 }
@@ -62,7 +42,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 pub async fn provider(args: &Args, base: &str, data_dir: &std::path::Path, health: Option<&Wrk>) -> Vec<Row> {
     let api = |p: &str| format!("{base}/api{p}");
     let (id, secret) = add_client(&args.server, data_dir);
-    let cookie = session_cookie(&api).await;
+    let cookie = super::two_factor_session(&api, "oidc-bench@example.com").await;
     let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
     let authorize = format!(
         "{base}/oidc/authorize?{}",

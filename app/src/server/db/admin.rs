@@ -65,16 +65,10 @@ macro_rules! people_page {
     };
 }
 
-/// The groups of the people on that page: (account, group) pairs.
-macro_rules! people_groups {
-    ($order:literal) => {
-        concat!(
-            "SELECT ug.user_id, ug.name FROM user_groups ug WHERE ug.user_id IN (SELECT id FROM (",
-            people_page!($order),
-            ") page) ORDER BY ug.user_id, ug.name"
-        )
-    };
-}
+/// The groups of up to 50 accounts (unused places bound to 0, which no
+/// account has).
+const GROUPS_OF_50: &str = "SELECT user_id, name FROM user_groups WHERE user_id IN ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29,$30,$31,$32,$33,$34,$35,$36,$37,$38,$39,$40,$41,$42,$43,$44,$45,$46,$47,$48,$49,$50) \
+     ORDER BY user_id, name";
 
 impl Db {
     /// A page of people matching `search` (in email or name) and `group`,
@@ -104,17 +98,14 @@ impl Db {
             .bind(group)
             .fetch_one(&self.pool)
             .await?;
-        let groups_query = match order {
-            PeopleOrder::Created => people_groups!("u.created_at DESC, u.id DESC"),
-            PeopleOrder::LastLogIn => people_groups!("(last_log_in IS NULL), last_log_in DESC, u.id DESC"),
-        };
-        let groups = sqlx::query_as(groups_query)
-            .bind(pattern.as_deref())
-            .bind(group)
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(&self.pool)
-            .await?;
+        let mut groups = Vec::new();
+        for page in rows.chunks(50) {
+            let mut query = sqlx::query_as::<_, (i64, String)>(GROUPS_OF_50);
+            for i in 0..50 {
+                query = query.bind(page.get(i).map_or(0, |r| r.id));
+            }
+            groups.extend(query.fetch_all(&self.pool).await?);
+        }
         Ok((rows, groups, total))
     }
 
