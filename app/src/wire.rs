@@ -204,10 +204,14 @@ pub enum AuditKind {
     GroupAdded,
     /// An administrator took the account out of a group.
     GroupRemoved,
+    /// An administrator locked the account (every log-in ended).
+    LockedByAdmin,
+    /// An administrator unlocked the account.
+    Unlocked,
 }
 
 impl AuditKind {
-    const ALL: [AuditKind; 26] = [
+    const ALL: [AuditKind; 28] = [
         AuditKind::LogInOk,
         AuditKind::LogInFailed,
         AuditKind::CodeFailed,
@@ -234,6 +238,8 @@ impl AuditKind {
         AuditKind::AppAccessRevoked,
         AuditKind::GroupAdded,
         AuditKind::GroupRemoved,
+        AuditKind::LockedByAdmin,
+        AuditKind::Unlocked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -264,6 +270,8 @@ impl AuditKind {
             AuditKind::AppAccessRevoked => "app_access_revoked",
             AuditKind::GroupAdded => "group_added",
             AuditKind::GroupRemoved => "group_removed",
+            AuditKind::LockedByAdmin => "locked_by_admin",
+            AuditKind::Unlocked => "unlocked",
         }
     }
 
@@ -300,6 +308,8 @@ impl AuditKind {
             AuditKind::AppAccessRevoked => "Took back an app's access (Connected apps)",
             AuditKind::GroupAdded => "Added to a group by an administrator",
             AuditKind::GroupRemoved => "Taken out of a group by an administrator",
+            AuditKind::LockedByAdmin => "Locked by an administrator",
+            AuditKind::Unlocked => "Unlocked by an administrator",
         }
     }
 

@@ -75,6 +75,12 @@ for (const javaScriptEnabled of [true, false]) {
     await page.getByRole('button', { name: 'Reset second factors' }).click();
     await expect(page.getByTestId('admin-said')).toContainText(`Reset the second factors of ${ann.email}`);
     await expect(page.getByTestId('factors')).toHaveText('none: they log in with the password alone');
+    // Lock the account, then unlock it.
+    await page.getByRole('button', { name: 'Lock the account' }).click();
+    await expect(page.getByTestId('admin-said')).toContainText(`Locked ${ann.email}`);
+    await page.getByRole('button', { name: 'Unlock the account' }).click();
+    await expect(page.getByTestId('admin-said')).toContainText(`Unlocked ${ann.email}`);
+    await expect(page.getByRole('button', { name: 'Lock the account' })).toBeVisible();
     const activity = page.getByTestId('admin-activity');
     await expect(activity).toContainText(`by ${boss}`);
     await expect(activity).toContainText('Two-factor authentication reset by an administrator');

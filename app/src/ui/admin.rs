@@ -55,9 +55,7 @@ fn refused(e: AppError) -> AnyView {
     view! {
         <h1 tabindex="-1">{if forbidden { "Administrators only" } else { "The page could not be loaded" }}</h1>
         <p class="alert alert-error" role="alert" data-testid="admin-refused">{e.message}</p>
-        {forbidden.then(|| view! {
-            <p class="muted">"Administrators are members of the administrators' group with two-factor authentication on. Ask one to add you, or run "<code>"server user groups EMAIL add admins"</code>" on the server."</p>
-        })}
+        {forbidden.then(|| view! { <p class="muted">"Ask an administrator to add you."</p> })}
         <p><a href="/">"Go to your account"</a></p>
     }
     .into_any()
@@ -248,7 +246,7 @@ fn Account(view: PersonView) -> impl IntoView {
         if view.app {
             f.push("an authenticator app".to_owned());
         }
-        f.extend(view.passkeys.iter().map(|n| format!("the passkey \u{201c}{n}\u{201d}")));
+        f.extend(view.passkeys.iter().map(|p| format!("the passkey \u{201c}{}\u{201d}", p.name)));
         if f.is_empty() { "none: they log in with the password alone".to_owned() } else { f.join(", ") }
     };
     let two_factor = view.app || !view.passkeys.is_empty();
@@ -259,7 +257,7 @@ fn Account(view: PersonView) -> impl IntoView {
             {view.admin.then(|| view! { " " <span class="badge badge-on">"Administrator"</span> })}
         </p>
         {needs_proof.then(|| view! {
-            <p class="muted" data-testid="needs-proof">"Your log-in is more than 5 minutes old: each change asks for a code from your authenticator app."</p>
+            <p class="muted" data-testid="needs-proof">"Your log-in is over 5 minutes old: a change needs a code from your app."</p>
         })}
         <h2>"Account"</h2>
         <dl class="facts">
@@ -274,9 +272,27 @@ fn Account(view: PersonView) -> impl IntoView {
             })}
             {(two_factor && !view.is_you).then(|| view! {
                 <Change id action="reset-factors" label="Reset second factors" needs_proof danger=true
-                    note="For someone who lost their phone: removes the app, every passkey and the recovery codes, and ends every log-in."/>
+                    note="Removes the app, passkeys and recovery codes; ends every log-in."/>
+            })}
+            {(!view.is_you && !view.locked).then(|| view! {
+                <Change id action="lock" label="Lock the account" needs_proof danger=true
+                    note="Ends every log-in until unlocked."/>
+            })}
+            {view.locked.then(|| view! {
+                <Change id action="unlock" label="Unlock the account" needs_proof/>
             })}
         </div>
+        {(!view.passkeys.is_empty() && !view.is_you).then(|| view! {
+            <h2>"Passkeys"</h2>
+            <ul class="groups" data-testid="admin-passkeys">
+                {view.passkeys.iter().map(|p| view! {
+                    <li>
+                        <span>{p.name.clone()}</span>
+                        <Change id action="remove-passkey" argument=p.id.clone() label=format!("Remove {}", p.name) needs_proof/>
+                    </li>
+                }).collect_view()}
+            </ul>
+        })}
         <h2>"Groups"</h2>
         <ul class="groups" data-testid="groups">
             {view.groups.iter().map(|g| {

@@ -46,8 +46,7 @@ pub struct PersonView {
     pub groups: Vec<String>,
     /// An authenticator app is on.
     pub app: bool,
-    /// The passkeys' names.
-    pub passkeys: Vec<String>,
+    pub passkeys: Vec<AdminPasskey>,
     pub recovery_codes_left: i64,
     pub email_verified: bool,
     pub locked: bool,
@@ -63,6 +62,13 @@ pub struct PersonView {
     /// Live log-ins; `id` is the handle "end-log-in" takes.
     pub log_ins: Vec<LogInView>,
     pub activity: Vec<AdminEvent>,
+}
+
+/// One of the person's passkeys: `id` is what "remove-passkey" takes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminPasskey {
+    pub id: String,
+    pub name: String,
 }
 
 /// One event of the person's audit trail.
@@ -91,6 +97,12 @@ pub enum AdminAction {
     ResetFactors,
     AddGroup(String),
     RemoveGroup(String),
+    /// Removes one passkey (a lost or stolen key), by its id.
+    RemovePasskey(String),
+    /// Ends every log-in and refuses log-in until unlocked here or a
+    /// password reset by mail.
+    Lock,
+    Unlock,
 }
 
 impl AdminAction {
@@ -104,6 +116,9 @@ impl AdminAction {
             "reset-factors" => AdminAction::ResetFactors,
             "add-group" if !argument.is_empty() => AdminAction::AddGroup(argument.to_owned()),
             "remove-group" if !argument.is_empty() => AdminAction::RemoveGroup(argument.to_owned()),
+            "remove-passkey" if !argument.is_empty() => AdminAction::RemovePasskey(argument.to_owned()),
+            "lock" => AdminAction::Lock,
+            "unlock" => AdminAction::Unlock,
             _ => return None,
         })
     }

@@ -197,6 +197,24 @@ async fn an_administrator_changes_accounts_with_fresh_proof_and_each_change_name
     assert!(!row.two_factor());
     assert_eq!(app.state.db.recovery_codes_left(ann).await.unwrap(), 0);
 
+    // Locked: her password no longer logs her in; unlocked, it does.
+    let r = act(&app, &app.client, json!({"person": ann, "action": "lock", "password": PASSWORD})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let her = new_client();
+    let login = json!({"email": "ann@example.com", "password": PASSWORD});
+    let r = app.post_with(&her, "/api/authentication/log-in", login.clone()).await;
+    assert_eq!((r.status, r.body["fields"]["account"].as_str()), (StatusCode::FORBIDDEN, Some("locked")), "{}", r.text);
+    let r = act(&app, &app.client, json!({"person": ann, "action": "unlock", "password": PASSWORD})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(app.post_with(&her, "/api/authentication/log-in", login).await.status, StatusCode::OK);
+    let r = act(
+        &app,
+        &app.client,
+        json!({"person": ann, "action": "remove-passkey", "argument": "nope", "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+
     // Her activity says what was done and by whom.
     let page = app.get(&format!("/api/admin/person?id={ann}")).await;
     let by_boss: Vec<&str> = page.body["activity"]
@@ -209,6 +227,8 @@ async fn an_administrator_changes_accounts_with_fresh_proof_and_each_change_name
     assert_eq!(
         by_boss,
         [
+            "Unlocked by an administrator",
+            "Locked by an administrator",
             "Two-factor authentication reset by an administrator",
             "Added to a group by an administrator",
             "Logged out one device"
@@ -230,7 +250,13 @@ async fn an_administrator_cannot_take_away_their_own_role_or_factors() {
     let app = spawn_app().await;
     administrator(&app).await;
     let boss = id_of(&app, "boss@example.com").await;
-    for (action, argument) in [("remove-group", "admins"), ("reset-factors", ""), ("end-all-log-ins", "")] {
+    for (action, argument) in [
+        ("remove-group", "admins"),
+        ("reset-factors", ""),
+        ("end-all-log-ins", ""),
+        ("lock", ""),
+        ("remove-passkey", "x"),
+    ] {
         let r = act(
             &app,
             &app.client,

@@ -62,8 +62,8 @@ fn is_new_browser(meta: &RequestMeta, user_id: i64) -> bool {
 fn refuse_locked_or_unverified(state: &AppState, user: &UserRow) -> Result<(), AppError> {
     if user.locked_at.is_some() {
         let mut e = AppError::forbidden(
-            "This account is locked: every session was ended from a security notice. Set a new password with \
-             the link we emailed, or use \"Forgot your password?\" for a new one.",
+            "This account is locked: every session was ended (from a security notice, or by an administrator). \
+             Set a new password with the link we emailed, or use \"Forgot your password?\" for a new one.",
         );
         e.fields.insert("account".into(), "locked".into());
         return Err(e);

@@ -15,7 +15,9 @@ use crate::server::logins::list::{browser_words, handle};
 use crate::server::request::RequestMeta;
 use crate::server::state::AppState;
 use crate::server::time_zone::format_time;
-use crate::wire::admin::{AdminAction, AdminEvent, PEOPLE_PER_PAGE, PeoplePage, PersonLine, PersonView, valid_group};
+use crate::wire::admin::{
+    AdminAction, AdminEvent, AdminPasskey, PEOPLE_PER_PAGE, PeoplePage, PersonLine, PersonView, valid_group,
+};
 use crate::wire::{AuditKind, Done};
 
 /// Events shown on a person's page.
@@ -99,7 +101,8 @@ pub async fn person(state: &AppState, session: &FullSession, id: i64) -> Result<
     let user = state.db.user_by_id(id).await?.ok_or_else(no_such_person)?;
     let zone = admin.time_zone.as_deref();
     let groups = state.db.groups_of(id).await?;
-    let passkeys = state.db.passkeys_of(id).await?.into_iter().map(|p| p.name).collect();
+    let passkeys =
+        state.db.passkeys_of(id).await?.into_iter().map(|p| AdminPasskey { id: p.id, name: p.name }).collect();
     let log_ins = state
         .db
         .live_logins(id, state.now())
@@ -158,6 +161,9 @@ pub async fn act(
                 "You cannot reset your own second factors here: administrators need them. Use your security page.",
             ));
         }
+        AdminAction::RemovePasskey(_) | AdminAction::Lock if yourself => {
+            return Err(AppError::forbidden("Change your own passkeys and log-ins on your security page."));
+        }
         AdminAction::EndAllLogIns if yourself => {
             return Err(AppError::forbidden("To end your own log-ins, use Log out everywhere on your security page."));
         }
@@ -174,6 +180,36 @@ pub async fn act(
     let now = state.now();
     let mut tx = state.db.begin().await?;
     let (kind, message) = match action {
+        AdminAction::RemovePasskey(passkey) => {
+            if !crate::server::factors::passkeys::remove_for_admin(state, &mut tx, id, &passkey, admin.id, meta).await?
+            {
+                return Err(AppError::new(ErrorKind::NotFound, "That passkey was already removed."));
+            }
+            audit::commit(state, tx).await?;
+            tracing::info!(admin = admin.id, person = id, "an administrator removed a passkey");
+            return Ok(Done { message: format!("Removed a passkey of {}.", user.email) });
+        }
+        AdminAction::Lock => {
+            if user.locked_at.is_some() {
+                return Ok(Done { message: format!("{} is locked already.", user.email) });
+            }
+            tx.set_locked(id, Some(now)).await?;
+            tx.revoke_user_logins(id, now).await?;
+            (
+                AuditKind::LockedByAdmin,
+                format!(
+                    "Locked {}: every log-in ended; they cannot log in until unlocked here or a password reset by mail.",
+                    user.email
+                ),
+            )
+        }
+        AdminAction::Unlock => {
+            if user.locked_at.is_none() {
+                return Ok(Done { message: format!("{} is not locked.", user.email) });
+            }
+            tx.set_locked(id, None).await?;
+            (AuditKind::Unlocked, format!("Unlocked {}: they can log in again.", user.email))
+        }
         AdminAction::EndLogIn(wanted) => {
             let live = tx.live_logins(id, now).await?;
             let Some(login) = live.into_iter().find(|l| handle(&l.id) == wanted) else {

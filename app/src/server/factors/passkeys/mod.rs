@@ -155,9 +155,21 @@ impl Dropped {
         user_id: i64,
         meta: &RequestMeta,
     ) -> Result<(), AppError> {
-        audit::record(state, tx, Some(user_id), AuditKind::PasskeyRemoved, meta).await?;
+        self.audit_by(state, tx, user_id, None, meta).await
+    }
+
+    /// `audit`, naming the administrator who removed it (if one did).
+    async fn audit_by(
+        &self,
+        state: &AppState,
+        tx: &mut crate::server::db::Tx,
+        user_id: i64,
+        actor: Option<i64>,
+        meta: &RequestMeta,
+    ) -> Result<(), AppError> {
+        audit::record_by(state, tx, Some(user_id), actor, AuditKind::PasskeyRemoved, meta).await?;
         if self.version.is_some() {
-            audit::record(state, tx, Some(user_id), AuditKind::TwoFactorOff, meta).await?;
+            audit::record_by(state, tx, Some(user_id), actor, AuditKind::TwoFactorOff, meta).await?;
         }
         tracing::info!(user_id, left = self.left, "passkey removed");
         Ok(())
@@ -247,6 +259,26 @@ pub async fn operator_remove(
     dropped.audit(state, &mut tx, user.id, &account::operator_meta()).await?;
     audit::commit(state, tx).await?;
     Ok(Some(true))
+}
+
+/// An administrator removes one of `user_id`'s passkeys, in `tx` (as the
+/// operator's command does: the last one of an account without an app
+/// turns two factors off and ends its log-ins), recorded under `actor`.
+/// `false`: the account has no such passkey.
+pub async fn remove_for_admin(
+    state: &AppState,
+    tx: &mut crate::server::db::Tx,
+    user_id: i64,
+    id: &str,
+    actor: i64,
+    meta: &RequestMeta,
+) -> Result<bool, AppError> {
+    let Some(dropped) = drop_passkey(tx, user_id, id).await? else { return Ok(false) };
+    if dropped.version.is_some() {
+        tx.revoke_user_logins(user_id, state.now()).await?;
+    }
+    dropped.audit_by(state, tx, user_id, Some(actor), meta).await?;
+    Ok(true)
 }
 
 /// A change to passkeys needs recent proof (the one rule of `proof`).
