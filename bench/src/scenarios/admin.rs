@@ -50,16 +50,7 @@ pub async fn people_list(
     eprintln!("   {PEOPLE} people signed up in {:.0} s", began.elapsed().as_secs_f64());
     let email = "admin-bench@example.com";
     let cookie = super::two_factor_session(api, email).await;
-    let out = std::process::Command::new(&args.server)
-        .args(["user", "groups", email, "add", "admins"])
-        .env("DATA_DIR", data_dir)
-        .env("JWT_SECRET", "benchmark-signing-key-0123456789abcdef")
-        .env("COOKIE_DOMAINS", "example.test")
-        .env("SIGNUP", "open")
-        .env("RUST_LOG", "error")
-        .output()
-        .expect("the server's CLI");
-    assert!(out.status.success(), "user groups add: {}", String::from_utf8_lossy(&out.stderr));
+    super::server_command(&args.server, data_dir, &["user", "groups", email, "add", "admins"]);
     let cases = [
         ("m. admin people list, first page of 10,001 (50, newest first)", "/api/admin/people?page=1"),
         ("m. admin people list, a search through every address and name", "/api/admin/people?search=son7777"),

@@ -58,3 +58,19 @@ pub async fn two_factor_session(api: &impl Fn(&str) -> String, email: &str) -> S
     assert_eq!(s, 200, "turn-on for {email}");
     cookies.iter().filter_map(|c| c.split(';').next()).collect::<Vec<_>>().join("; ")
 }
+
+/// Runs one of the server's operator commands on the harness's data
+/// directory (the harness's server runs on it); panics with its error.
+pub fn server_command(server: &std::path::Path, data_dir: &std::path::Path, args: &[&str]) -> Vec<u8> {
+    let out = std::process::Command::new(server)
+        .args(args)
+        .env("DATA_DIR", data_dir)
+        .env("JWT_SECRET", "benchmark-signing-key-0123456789abcdef")
+        .env("COOKIE_DOMAINS", "example.test")
+        .env("SIGNUP", "open")
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("the server's CLI");
+    assert!(out.status.success(), "server {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}

@@ -20,17 +20,12 @@ const PARALLEL: usize = 16;
 
 /// Registers the bench's app with the server's CLI, on its data directory.
 fn add_client(server: &std::path::Path, data_dir: &std::path::Path) -> (String, String) {
-    let out = std::process::Command::new(server)
-        .args(["oidc", "client", "add", "--json", "--name", "Bench", "--redirect-uri", REDIRECT, "--consent", "skip"])
-        .env("DATA_DIR", data_dir)
-        .env("JWT_SECRET", "benchmark-signing-key-0123456789abcdef")
-        .env("COOKIE_DOMAINS", "example.test")
-        .env("SIGNUP", "open")
-        .env("RUST_LOG", "error")
-        .output()
-        .expect("the server's CLI");
-    assert!(out.status.success(), "oidc client add: {}", String::from_utf8_lossy(&out.stderr));
-    let v: Value = serde_json::from_slice(&out.stdout).expect("--json");
+    let out = super::server_command(
+        server,
+        data_dir,
+        &["oidc", "client", "add", "--json", "--name", "Bench", "--redirect-uri", REDIRECT, "--consent", "skip"],
+    );
+    let v: Value = serde_json::from_slice(&out).expect("--json");
     (v["clientId"].as_str().unwrap_or_default().to_owned(), v["clientSecret"].as_str().unwrap_or_default().to_owned())
 }
 
