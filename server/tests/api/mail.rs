@@ -710,3 +710,19 @@ async fn mail_never_carries_a_strangers_words_or_the_raw_browser_string() {
         assert!(notice.text.contains("Hello Ann Example,"), "{}", notice.text);
     }
 }
+
+#[tokio::test]
+async fn a_reset_of_the_second_factors_by_an_administrator_is_mailed_to_the_person() {
+    let sink = Sink::start().await;
+    let app = app_with_sink(&sink, &[]).await;
+    let email = "reset@example.com";
+    app.enrolled_user(email).await;
+    sink.wait_for(2).await;
+    let address = app::domain::Email::parse(email).expect("email");
+    assert!(app::server::factors::protection::operator_reset_two_factor(&app.state, &address).await.expect("reset"));
+    let all = sink.wait_for(3).await;
+    let notices = to_about(&all, email, "an administrator reset your two-factor authentication");
+    assert_eq!(notices.len(), 1, "{:?}", subjects(&all));
+    assert!(notices[0].text.contains("set up two-factor authentication again"), "{}", notices[0].text);
+    assert!(notices[0].token("/lockdown").is_some(), "with its \"This wasn't me\" link: {}", notices[0].text);
+}

@@ -36,10 +36,13 @@ pub enum Notice {
     PasskeyRemoved,
     RefreshReuse,
     NewBrowser,
+    /// An administrator (the admin page or `server user reset-2fa`) reset
+    /// the second factors.
+    TwoFactorReset,
 }
 
 impl Notice {
-    const ALL: [Notice; 11] = [
+    const ALL: [Notice; 12] = [
         Notice::TwoFactorOn,
         Notice::TwoFactorOff,
         Notice::TwoFactorKeyReplaced,
@@ -51,6 +54,7 @@ impl Notice {
         Notice::PasskeyRemoved,
         Notice::RefreshReuse,
         Notice::NewBrowser,
+        Notice::TwoFactorReset,
     ];
 
     /// The notice an audited event sends, if any.
@@ -66,6 +70,7 @@ impl Notice {
             AuditKind::PasskeyAdded => Notice::PasskeyAdded,
             AuditKind::PasskeyRemoved => Notice::PasskeyRemoved,
             AuditKind::RefreshReuseDetected => Notice::RefreshReuse,
+            AuditKind::TwoFactorReset => Notice::TwoFactorReset,
             _ => return None,
         })
     }
@@ -85,6 +90,7 @@ impl Notice {
             Notice::PasskeyRemoved => AuditKind::PasskeyRemoved,
             Notice::RefreshReuse => AuditKind::RefreshReuseDetected,
             Notice::NewBrowser => AuditKind::LogInOk,
+            Notice::TwoFactorReset => AuditKind::TwoFactorReset,
         }
     }
 
@@ -103,6 +109,7 @@ impl Notice {
             Notice::PasskeyRemoved => "a passkey being removed",
             Notice::RefreshReuse => "a stolen session",
             Notice::NewBrowser => "a log-in from a new browser",
+            Notice::TwoFactorReset => "two-factor authentication being reset by an administrator",
         }
     }
 
@@ -119,6 +126,7 @@ impl Notice {
             Notice::PasskeyRemoved => "passkey_removed",
             Notice::RefreshReuse => "refresh_reuse_detected",
             Notice::NewBrowser => "new_browser",
+            Notice::TwoFactorReset => "two_factor_reset",
         }
     }
 
@@ -161,6 +169,11 @@ impl Notice {
             Notice::NewBrowser => (
                 "New log-in from a browser we have not seen",
                 "Someone logged in to your account from a browser that had not logged in to it before.",
+            ),
+            Notice::TwoFactorReset => (
+                "An administrator reset your two-factor authentication",
+                "An administrator removed your authenticator app, passkeys and recovery codes, and ended every \
+                 session. Logging in now needs only the password: log in and set up two-factor authentication again.",
             ),
         }
     }
