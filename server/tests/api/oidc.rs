@@ -202,12 +202,7 @@ async fn a_code_works_once_and_a_second_use_revokes_what_the_first_got() {
     let rp = relying_party(&app, &created).await;
     let signed = sign_in(&app, &rp, &["email"]).await;
     assert_eq!(userinfo(&app, signed.access.secret()).await.status, StatusCode::OK);
-    let replay = token_form(
-        &app,
-        &created,
-        &[("grant_type", "authorization_code"), ("code", &signed.code), ("redirect_uri", REDIRECT)],
-    )
-    .await;
+    let replay = exchange_code(&app, &created, &signed.code).await;
     assert_eq!(replay.status, StatusCode::BAD_REQUEST);
     assert_eq!(replay.body["error"], "invalid_grant");
     assert_eq!(userinfo(&app, signed.access.secret()).await.status, StatusCode::UNAUTHORIZED);
@@ -228,6 +223,11 @@ fn query_of(params: &[(&str, &str)]) -> String {
 }
 
 /// An authorize request with these parameters.
+/// The app exchanges `code` (no PKCE) at the token endpoint.
+async fn exchange_code(app: &TestApp, created: &clients::Created, code: &str) -> Reply {
+    token_form(app, created, &[("grant_type", "authorization_code"), ("code", code), ("redirect_uri", REDIRECT)]).await
+}
+
 async fn authorize(app: &TestApp, params: &[(&str, &str)]) -> Reply {
     app.get(&format!("/oidc/authorize?{}", query_of(params))).await
 }
@@ -786,12 +786,7 @@ async fn connected_apps_are_listed_and_taking_one_back_ends_its_tokens_and_asks_
     form.push(("decision", "allow"));
     let r = app.send(&app.client, app.client.post(format!("{}/oidc/consent", app.base)).form(&form)).await;
     let code = answer_of(&r)["code"].clone();
-    let tokens = token_form(
-        &app,
-        &created,
-        &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)],
-    )
-    .await;
+    let tokens = exchange_code(&app, &created, &code).await;
     let access = tokens.body["access_token"].as_str().unwrap().to_owned();
 
     let list = app.get("/api/oidc/connected-apps").await;
@@ -861,12 +856,7 @@ async fn a_code_exchanged_twice_at_once_gives_tokens_once_and_a_refresh_token_li
     // The same for a refresh token presented twice at once.
     for round in 0..100 {
         let code = answer_of(&authorize(&app, &params).await)["code"].clone();
-        let r = token_form(
-            &app,
-            &created,
-            &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)],
-        )
-        .await;
+        let r = exchange_code(&app, &created, &code).await;
         let refresh = r.body["refresh_token"].as_str().unwrap().to_owned();
         let form = vec![("grant_type", "refresh_token"), ("refresh_token", refresh.as_str())];
         let form: Vec<(&'static str, String)> = form.into_iter().map(|(k, v)| (k, v.to_owned())).collect();
@@ -936,9 +926,8 @@ async fn a_code_exchanged_while_its_log_in_ends_gives_tokens_only_if_the_app_is_
             assert_eq!(app.post("/api/2fa/authenticate", code).await.status, StatusCode::OK);
         }
         let code = answer_of(&authorize(&app, &params).await)["code"].clone();
-        let form = [("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", REDIRECT)];
         let (token, logout) =
-            tokio::join!(token_form(&app, &created, &form), app.post("/api/authentication/log-out", json!({})));
+            tokio::join!(exchange_code(&app, &created, &code), app.post("/api/authentication/log-out", json!({})));
         assert_eq!(logout.status, StatusCode::OK, "round {round}");
         match token.status {
             StatusCode::OK => exchanged += 1,

@@ -38,20 +38,24 @@ pub struct LockdownCause {
 
 const AUDIT_COLUMNS: &str = "kind, at, ip, user_agent, about_kind, about_at, about_ip, about_user_agent";
 
+/// One event, alone (`Db::insert_audit`) or among a transaction's writes
+/// (`Tx::insert_audit`).
+fn insert_audit_query<'q>(e: &NewAuditEvent<'q>) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    sqlx::query(
+        "INSERT INTO audit_events (user_id, kind, at, ip, user_agent, actor_id) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(e.user_id)
+    .bind(e.kind)
+    .bind(e.at)
+    .bind(e.ip)
+    .bind(e.user_agent)
+    .bind(e.actor_id)
+}
+
 impl Db {
     pub async fn insert_audit(&self, e: &NewAuditEvent<'_>) -> Result<(), AppError> {
         let _turn = self.turn().await?;
-        sqlx::query(
-            "INSERT INTO audit_events (user_id, kind, at, ip, user_agent, actor_id) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(e.user_id)
-        .bind(e.kind)
-        .bind(e.at)
-        .bind(e.ip)
-        .bind(e.user_agent)
-        .bind(e.actor_id)
-        .execute(&self.pool)
-        .await?;
+        insert_audit_query(e).execute(&self.pool).await?;
         Ok(())
     }
 
@@ -109,17 +113,7 @@ impl Tx {
 
     pub async fn insert_audit(&mut self, e: &NewAuditEvent<'_>) -> Result<(), AppError> {
         self.step()?;
-        sqlx::query(
-            "INSERT INTO audit_events (user_id, kind, at, ip, user_agent, actor_id) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(e.user_id)
-        .bind(e.kind)
-        .bind(e.at)
-        .bind(e.ip)
-        .bind(e.user_agent)
-        .bind(e.actor_id)
-        .execute(&mut *self.tx)
-        .await?;
+        insert_audit_query(e).execute(&mut *self.tx).await?;
         Ok(())
     }
 
