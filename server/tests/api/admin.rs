@@ -276,3 +276,42 @@ async fn an_administrator_cannot_take_away_their_own_role_or_factors() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert!(app.state.db.groups_of(dana).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn an_administrator_removes_a_lost_passkey_and_the_last_one_ends_its_log_ins() {
+    use super::passkeys::{Authenticator, register_key};
+    let app = spawn_app().await;
+    administrator(&app).await;
+    // Carl protects his account with one passkey alone, in his own browser.
+    let carl = new_client();
+    let body = json!({"email": "carl@example.com", "name": "Carl", "password": PASSWORD});
+    assert_eq!(app.post_with(&carl, "/api/authentication/register", body).await.status, StatusCode::CREATED);
+    let login = json!({"email": "carl@example.com", "password": PASSWORD});
+    assert_eq!(app.post_with(&carl, "/api/authentication/log-in", login).await.status, StatusCode::OK);
+    let mut key = Authenticator::new(&app);
+    let r = register_key(&app, &carl, &mut key, "Blue key").await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let id = id_of(&app, "carl@example.com").await;
+
+    let page = app.get(&format!("/api/admin/person?id={id}")).await;
+    assert_eq!(page.body["passkeys"][0]["name"], "Blue key", "{}", page.text);
+    let passkey = page.body["passkeys"][0]["id"].as_str().unwrap().to_owned();
+    let r = act(&app, &app.client, json!({"person": id, "action": "remove-passkey", "argument": passkey})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    // His last factor went: two factors are off, his log-ins ended, and the
+    // trail names the administrator for both.
+    let row = app.state.db.user_by_id(id).await.unwrap().unwrap();
+    assert!(!row.two_factor());
+    assert_eq!(app.get_with(&carl, "/api/authentication").await.status, StatusCode::UNAUTHORIZED);
+    let page = app.get(&format!("/api/admin/person?id={id}")).await;
+    let by_boss: Vec<&str> = page.body["activity"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["by"] == "boss@example.com")
+        .map(|e| e["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(by_boss, ["Two-factor authentication turned off", "Passkey removed"], "{}", page.text);
+    let again = act(&app, &app.client, json!({"person": id, "action": "remove-passkey", "argument": passkey})).await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND);
+}

@@ -8,13 +8,13 @@ use webauthn_rs_proto::{CreationChallengeResponse, RequestChallengeResponse};
 use super::*;
 
 /// A person's authenticator, answering for the portal's origin.
-struct Authenticator {
+pub(super) struct Authenticator {
     soft: SoftPasskey,
     origin: url::Url,
 }
 
 impl Authenticator {
-    fn new(app: &TestApp) -> Self {
+    pub(super) fn new(app: &TestApp) -> Self {
         Self::for_origin(&app.state.gate.public_url)
     }
 
@@ -44,7 +44,12 @@ async fn with_passkey(app: &TestApp, email: &str, name: &str) -> (Authenticator,
     (key, reply)
 }
 
-async fn register_key(app: &TestApp, client: &reqwest::Client, key: &mut Authenticator, name: &str) -> Reply {
+pub(super) async fn register_key(
+    app: &TestApp,
+    client: &reqwest::Client,
+    key: &mut Authenticator,
+    name: &str,
+) -> Reply {
     let start = app.post_with(client, "/api/webauthn/register/start", json!({"name": name})).await;
     assert_eq!(start.status, StatusCode::OK, "{}", start.text);
     let credential = key.register(&start.body["options"]);
