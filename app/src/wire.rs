@@ -208,10 +208,14 @@ pub enum AuditKind {
     LockedByAdmin,
     /// An administrator unlocked the account.
     Unlocked,
+    /// An administrator sent the account a password-reset link.
+    ResetMailSent,
+    /// An administrator deleted an account (the event names nobody).
+    AccountDeleted,
 }
 
 impl AuditKind {
-    const ALL: [AuditKind; 28] = [
+    const ALL: [AuditKind; 30] = [
         AuditKind::LogInOk,
         AuditKind::LogInFailed,
         AuditKind::CodeFailed,
@@ -240,6 +244,8 @@ impl AuditKind {
         AuditKind::GroupRemoved,
         AuditKind::LockedByAdmin,
         AuditKind::Unlocked,
+        AuditKind::ResetMailSent,
+        AuditKind::AccountDeleted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -272,6 +278,8 @@ impl AuditKind {
             AuditKind::GroupRemoved => "group_removed",
             AuditKind::LockedByAdmin => "locked_by_admin",
             AuditKind::Unlocked => "unlocked",
+            AuditKind::ResetMailSent => "reset_mail_sent",
+            AuditKind::AccountDeleted => "account_deleted",
         }
     }
 
@@ -310,6 +318,8 @@ impl AuditKind {
             AuditKind::GroupRemoved => "Taken out of a group by an administrator",
             AuditKind::LockedByAdmin => "Locked by an administrator",
             AuditKind::Unlocked => "Unlocked by an administrator",
+            AuditKind::ResetMailSent => "Password-reset link mailed by an administrator",
+            AuditKind::AccountDeleted => "Account deleted by an administrator",
         }
     }
 

@@ -75,6 +75,14 @@ enum UserCommand {
         #[command(subcommand)]
         change: Option<PasskeyChange>,
     },
+    /// Delete an account: its log-ins end (apps are told), its factors,
+    /// groups and mail go; its activity stays without its name. Asks for
+    /// nothing: without --yes it only says what it would do.
+    Delete {
+        email: String,
+        #[arg(long)]
+        yes: bool,
+    },
     /// Show a user's groups (for ACCESS_RULES), or add or remove one.
     Groups {
         email: String,
@@ -210,6 +218,7 @@ async fn main() -> ExitCode {
         Command::User(UserCommand::ResetTwoFactor { email }) => ops::reset_two_factor(&state, &email).await,
         Command::User(UserCommand::RevokeSessions { email }) => ops::revoke_sessions(&state, &email).await,
         Command::User(UserCommand::ConfirmEmail { email }) => ops::confirm_email(&state, &email).await,
+        Command::User(UserCommand::Delete { email, yes }) => ops::delete_user(&state, &email, yes).await,
         Command::User(UserCommand::Add { email, name, admin }) => {
             let mut line = String::new();
             match std::io::stdin().read_line(&mut line) {

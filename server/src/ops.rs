@@ -145,6 +145,28 @@ pub async fn confirm_email(state: &AppState, email: &str) -> Result<String, Stri
     Ok(format!("the address {email} is confirmed; the gate passes it on as Remote-Email"))
 }
 
+/// `user delete EMAIL [--yes]`.
+pub async fn delete_user(state: &AppState, email: &str, yes: bool) -> Result<String, String> {
+    let email = parse_email(email)?;
+    let user = state.db.user_by_email(email.as_str()).await.map_err(|e| e.message)?;
+    let Some(user) = user else { return Err(format!("no account with the email {email}")) };
+    if !yes {
+        return Err(format!(
+            "this would delete the account of {email} ({}): every log-in ends, its factors, groups and mail go; \
+             run again with --yes to do it",
+            user.name
+        ));
+    }
+    let meta = account::operator_meta();
+    let mut tx = state.db.begin().await.map_err(|e| e.message)?;
+    let deleted = account::delete_account(state, &mut tx, &user, None, &meta).await.map_err(|e| e.message)?;
+    app::server::audit::commit(state, tx).await.map_err(|e| e.message)?;
+    if !deleted {
+        return Err(format!("no account with the email {email}"));
+    }
+    Ok(format!("deleted the account of {email}; its activity stays, without its name"))
+}
+
 /// Group names as access rules name them: letters, digits, `-`, `_`, `.`.
 fn parse_group(group: &str) -> Result<String, String> {
     let group = group.trim();

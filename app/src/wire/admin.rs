@@ -103,6 +103,11 @@ pub enum AdminAction {
     /// password reset by mail.
     Lock,
     Unlock,
+    /// Mails a password-reset link to the account's address.
+    SendReset,
+    /// Deletes the account; the argument is its email address, typed
+    /// again to confirm.
+    Delete(String),
 }
 
 impl AdminAction {
@@ -119,6 +124,8 @@ impl AdminAction {
             "remove-passkey" if !argument.is_empty() => AdminAction::RemovePasskey(argument.to_owned()),
             "lock" => AdminAction::Lock,
             "unlock" => AdminAction::Unlock,
+            "send-reset" => AdminAction::SendReset,
+            "delete" => AdminAction::Delete(argument.to_owned()),
             _ => return None,
         })
     }
@@ -143,6 +150,8 @@ mod tests {
         assert_eq!(AdminAction::parse("reset-factors", ""), Some(AdminAction::ResetFactors));
         assert_eq!(AdminAction::parse("add-group", "staff"), Some(AdminAction::AddGroup("staff".into())));
         assert_eq!(AdminAction::parse("delete-everything", ""), None);
+        // An empty confirmation is the server's to refuse, with a reason.
+        assert_eq!(AdminAction::parse("delete", ""), Some(AdminAction::Delete(String::new())));
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! anyone else), proof before each change, the administrator's own role and
 //! factors out of their reach, and every change audited with who did it.
 
+use std::collections::BTreeMap;
+
 use reqwest::Method;
 
 use super::*;
@@ -313,5 +315,107 @@ async fn an_administrator_removes_a_lost_passkey_and_the_last_one_ends_its_log_i
         .collect();
     assert_eq!(by_boss, ["Two-factor authentication turned off", "Passkey removed"], "{}", page.text);
     let again = act(&app, &app.client, json!({"person": id, "action": "remove-passkey", "argument": passkey})).await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_deleted_account_leaves_no_row_that_names_the_person_and_fails_whole_or_not_at_all() {
+    let app = spawn_app().await;
+    administrator(&app).await;
+    app.state.mail.stop_and_wait().await;
+    let (email, name) = ("ann.quill@example.com", "Ann Quill");
+    // Ann: an account with a log-in, two factors, recovery codes, a group,
+    // wrong passwords counted against her address, a reset mail waiting.
+    let her = new_client();
+    let r = app
+        .post_with(&her, "/api/authentication/register", json!({"email": email, "name": name, "password": PASSWORD}))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(
+        app.post_with(&her, "/api/authentication/log-in", json!({"email": email, "password": PASSWORD})).await.status,
+        StatusCode::OK
+    );
+    let g = app.post_with(&her, "/api/2fa/generate", json!({})).await;
+    let secret = g.body["secret"].as_str().unwrap().to_owned();
+    let on =
+        app.post_with(&her, "/api/2fa/turn-on", json!({"twoFactorAuthenticationCode": app.code_now(&secret)})).await;
+    assert_eq!(on.status, StatusCode::OK, "{}", on.text);
+    let wrong = json!({"email": email, "password": "not her password at all"});
+    assert_eq!(
+        app.post_with(&new_client(), "/api/authentication/log-in", wrong).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let forgot = json!({"email": email});
+    let r = app.post_with(&new_client(), "/api/authentication/forgot-password", forgot).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let ann = id_of(&app, email).await;
+    let r = act(&app, &app.client, json!({"person": ann, "action": "add-group", "argument": "staff"})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let names_her = |rows: &BTreeMap<String, Vec<String>>| -> Vec<String> {
+        let id_columns = [format!("user_id={ann}"), format!("actor_id={ann}"), format!("id={ann}")];
+        rows.iter()
+            .flat_map(|(table, rows)| rows.iter().map(move |r| (table, r)))
+            .filter(|(table, row)| {
+                row.contains(email)
+                    || row.contains(name)
+                    || row.split(' ').any(|part| {
+                        id_columns[..2].contains(&part.to_owned())
+                            || (table.as_str() == "users" && part == id_columns[2])
+                    })
+            })
+            .map(|(table, row)| format!("{table}: {row}"))
+            .collect()
+    };
+    let before = super::atomic::every_row(&app, &[]).await;
+    for table in ["users", "throttle", "mail_queue", "logins", "audit_events", "user_groups", "recovery_codes"] {
+        assert!(names_her(&BTreeMap::from([(table.to_owned(), before[table].clone())])).len() > 0, "{table}");
+    }
+    let her_events = before["audit_events"].iter().filter(|r| r.contains(&format!("user_id={ann} "))).count();
+
+    // A confirmation that is not her address, and deleting oneself: refused.
+    let boss = id_of(&app, "boss@example.com").await;
+    for (person, typed, status) in [
+        (ann, "", StatusCode::BAD_REQUEST),
+        (ann, "ann@example.com", StatusCode::BAD_REQUEST),
+        (boss, "boss@example.com", StatusCode::FORBIDDEN),
+    ] {
+        let r = act(&app, &app.client, json!({"person": person, "action": "delete", "argument": typed})).await;
+        assert_eq!(r.status, status, "{typed}: {}", r.text);
+    }
+    assert_eq!(super::atomic::every_row(&app, &[]).await, before, "a refusal changes nothing");
+
+    let (r, writes) = super::atomic::fail_each_write(
+        &app,
+        &[],
+        async || (),
+        async |()| {
+            act(&app, &app.client, json!({"person": ann, "action": "delete", "argument": " Ann.Quill@example.com"}))
+                .await
+        },
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(writes >= 5, "log-ins, audit, mail, throttle, account, event: {writes}");
+    let after = super::atomic::every_row(&app, &[]).await;
+    assert_eq!(names_her(&after), Vec::<String>::new());
+    // Her events stay, anonymised, and one more names the administrator.
+    assert_eq!(after["audit_events"].len(), before["audit_events"].len() + 1);
+    let deleted = after["audit_events"].iter().filter(|r| r.contains("kind=account_deleted")).collect::<Vec<_>>();
+    assert_eq!(deleted.len(), 1);
+    let parts: Vec<&str> = deleted[0].split(' ').collect();
+    assert!(parts.contains(&format!("actor_id={boss}").as_str()) && parts.contains(&"user_id=-"), "{}", deleted[0]);
+    let anonymised = |row: &&String| row.split(' ').any(|p| p == "user_id=-") && row.contains("ip=- ");
+    assert!(after["audit_events"].iter().filter(anonymised).count() >= her_events, "{:?}", after["audit_events"]);
+    assert!(her_events >= 3, "{her_events}");
+    // She is logged out and cannot log in; she is nowhere on the page.
+    assert_eq!(app.get_with(&her, "/api/authentication").await.status, StatusCode::UNAUTHORIZED);
+    let login = json!({"email": email, "password": PASSWORD});
+    assert_eq!(
+        app.post_with(&new_client(), "/api/authentication/log-in", login).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(app.get("/api/admin/people?search=quill").await.body["total"], 0);
+    assert_eq!(app.get(&format!("/api/admin/person?id={ann}")).await.status, StatusCode::NOT_FOUND);
+    let again = act(&app, &app.client, json!({"person": ann, "action": "delete", "argument": email})).await;
     assert_eq!(again.status, StatusCode::NOT_FOUND);
 }

@@ -148,6 +148,14 @@ async fn parallel_refreshes_of_one_token_are_not_a_theft() {
 /// given back after it, whatever became of it) and what `skip` names, a
 /// table or a `table.column`.
 async fn all_rows(app: &TestApp, skip: &[&str]) -> BTreeMap<String, Vec<String>> {
+    let mut skip = skip.to_vec();
+    skip.push("throttle");
+    every_row(app, &skip).await
+}
+
+/// Every row of every table but those `skip` names (a table or a
+/// `table.column`), as `column=value` text, sorted.
+pub(super) async fn every_row(app: &TestApp, skip: &[&str]) -> BTreeMap<String, Vec<String>> {
     let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&app.database_url).await.expect("connect");
     let postgres = app.database_url.starts_with("postgres");
     let tables_sql = if postgres {
@@ -159,7 +167,7 @@ async fn all_rows(app: &TestApp, skip: &[&str]) -> BTreeMap<String, Vec<String>>
     let tables: Vec<(String,)> = sqlx::query_as(tables_sql).fetch_all(&mut conn).await.expect("tables");
     let mut all = BTreeMap::new();
     for (table,) in tables {
-        if table.starts_with("_sqlx") || table == "throttle" || skip.contains(&table.as_str()) {
+        if table.starts_with("_sqlx") || skip.contains(&table.as_str()) {
             continue;
         }
         let columns_sql = if postgres {
@@ -191,7 +199,7 @@ async fn all_rows(app: &TestApp, skip: &[&str]) -> BTreeMap<String, Vec<String>>
 /// as it was (but what `skip` names). `prepare` runs before each try,
 /// before the rows are read (a ceremony to finish); `act` is the try.
 /// Returns the answer that went through and how many writes it makes.
-async fn fail_each_write<P>(
+pub(super) async fn fail_each_write<P>(
     app: &TestApp,
     skip: &[&str],
     mut prepare: impl AsyncFnMut() -> P,

@@ -726,3 +726,41 @@ async fn a_reset_of_the_second_factors_by_an_administrator_is_mailed_to_the_pers
     assert!(notices[0].text.contains("set up two-factor authentication again"), "{}", notices[0].text);
     assert!(notices[0].token("/lockdown").is_some(), "with its \"This wasn't me\" link: {}", notices[0].text);
 }
+
+#[tokio::test]
+async fn an_administrator_mails_a_password_reset_link_that_works() {
+    let sink = Sink::start().await;
+    let app = app_with_sink(&sink, &[]).await;
+    let email = "forgetful@example.com";
+    app.enrolled_user(email).await;
+    app.enrolled_user("boss@example.com").await;
+    let boss = app.state.db.user_by_email("boss@example.com").await.unwrap().unwrap().id;
+    assert!(app.state.db.set_group(boss, "admins", true).await.unwrap());
+    sink.wait_for(4).await;
+    let person = app.state.db.user_by_email(email).await.unwrap().unwrap().id;
+
+    let r = app.post("/api/admin/act", json!({"person": person, "action": "send-reset"})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.body["message"].as_str().unwrap().contains(email), "{}", r.text);
+    let all = sink.wait_for(5).await;
+    let resets = to_about(&all, email, "set a new password");
+    assert_eq!(resets.len(), 1, "{:?}", subjects(&all));
+    let token = resets[0].token("/reset-password").expect("a reset link");
+    let new_password = "a fresh and long passphrase 7";
+    let r = app
+        .post_with(
+            &new_client(),
+            "/api/authentication/reset-password",
+            json!({"token": token, "newPassword": new_password}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let page = app.get(&format!("/api/admin/person?id={person}")).await;
+    let sent = page.body["activity"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["label"] == "Password-reset link mailed by an administrator")
+        .cloned();
+    assert_eq!(sent.map(|e| e["by"].clone()), Some(json!("boss@example.com")), "{}", page.text);
+}

@@ -945,3 +945,27 @@ async fn a_code_exchanged_while_its_log_in_ends_gives_tokens_only_if_the_app_is_
     assert_eq!(extra, 0, "messages for log-ins whose code was not exchanged ({exchanged} exchanged)");
     assert!(exchanged > 0, "the exchange never won a round: the race was not run");
 }
+
+#[tokio::test]
+async fn a_deleted_account_is_logged_out_of_every_app_after_its_rows_are_gone() {
+    let app = oidc_app().await;
+    app.enrolled_user("ann@example.com").await;
+    let (uri, mut received) = logout_receiver(0).await;
+    let created = add(&app, NewClient { backchannel_logout_uri: Some(uri), ..app_client("Wiki") }).await;
+    let rp = relying_party(&app, &created).await;
+    let (id_token, access) = id_token_and_access(&app, &rp).await;
+    let signed_in = jwt_payload(&id_token);
+
+    let user = app.state.db.user_by_email("ann@example.com").await.unwrap().unwrap();
+    let meta = app::server::account::operator_meta();
+    let mut tx = app.state.db.begin().await.unwrap();
+    assert!(app::server::account::delete_account(&app.state, &mut tx, &user, None, &meta).await.unwrap());
+    app::server::audit::commit(&app.state, tx).await.unwrap();
+    assert!(app.state.db.user_by_id(user.id).await.unwrap().is_none());
+
+    // The app is told, with the subject and log-in it knows, although the
+    // account is gone; its access token is refused.
+    let claims = verified_logout(&app, &next_logout(&mut received).await, &created.id).await;
+    assert_eq!((&claims["sub"], &claims["sid"]), (&signed_in["sub"], &signed_in["sid"]));
+    assert_eq!(userinfo(&app, access.secret()).await.status, StatusCode::UNAUTHORIZED);
+}

@@ -102,6 +102,16 @@ async fn operator_commands() {
     }
     assert_error(&app.get("/api/authentication").await, StatusCode::UNAUTHORIZED, "unauthenticated");
 
+    // Deleting says what it would do until told --yes.
+    let (ok, _, err) = operator(&url, &dir, &["user", "delete", "ops@example.com"]);
+    assert!(!ok && err.contains("--yes"), "{err}");
+    assert!(app.state.db.user_by_email("ops@example.com").await.unwrap().is_some());
+    let (ok, out, err) = operator(&url, &dir, &["user", "delete", "ops@example.com", "--yes"]);
+    assert!(ok && out.contains("deleted the account of ops@example.com"), "{out} {err}");
+    assert!(app.state.db.user_by_email("ops@example.com").await.unwrap().is_none());
+    let (ok, _, err) = operator(&url, &dir, &["user", "delete", "ops@example.com", "--yes"]);
+    assert!(!ok && err.contains("no account"), "{err}");
+
     // A bad setting stops the binary with a message naming it.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
         .env_clear()

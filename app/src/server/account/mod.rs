@@ -1,15 +1,18 @@
 //! Accounts: signing up (`register`), logging in with the password and
 //! finishing with a second factor (`log_in`), changing the password
-//! (`password`) and the person's own activity (`activity`). What the
-//! second factors are and when two-factor protection is on lives in
-//! `factors`; what a log-in is once started lives in `logins`.
+//! (`password`), the person's own activity (`activity`) and deleting an
+//! account (`delete`). What the second factors are and when two-factor
+//! protection is on lives in `factors`; what a log-in is once started
+//! lives in `logins`.
 
 mod activity;
+mod delete;
 mod log_in;
 mod password;
 mod register;
 
 pub use activity::activity;
+pub use delete::delete_account;
 pub use log_in::{authenticate, log_in};
 pub(crate) use log_in::{check_own_password, finish_second_factor, passwordless_session};
 pub use password::change_password;
@@ -46,6 +49,6 @@ impl From<&UserRow> for User {
 }
 
 /// How operator commands appear in the user's activity.
-pub(crate) fn operator_meta() -> RequestMeta {
+pub fn operator_meta() -> RequestMeta {
     RequestMeta { ip: None, user_agent: Some("operator command".into()), device: None }
 }

@@ -173,10 +173,21 @@ pub async fn act(
         AdminAction::AddGroup(g) | AdminAction::RemoveGroup(g) if !valid_group(g) => {
             return Err(AppError::bad_request("A group name is 1 to 64 letters, digits, '-', '_' or '.'."));
         }
+        AdminAction::Delete(_) if yourself => {
+            return Err(AppError::forbidden("You cannot delete your own account here."));
+        }
         _ => {}
     }
-    prove(state, meta, session, &admin, proof, ASK_PROOF).await?;
     let user = state.db.user_by_id(id).await?.ok_or_else(no_such_person)?;
+    if let AdminAction::Delete(typed) = &action
+        && typed.trim().to_lowercase() != user.email
+    {
+        return Err(AppError::bad_request(format!(
+            "To delete this account, type its email address ({}) in the box.",
+            user.email
+        )));
+    }
+    prove(state, meta, session, &admin, proof, ASK_PROOF).await?;
     let now = state.now();
     let mut tx = state.db.begin().await?;
     let (kind, message) = match action {
@@ -243,6 +254,31 @@ pub async fn act(
                     user.email
                 ),
             )
+        }
+        AdminAction::SendReset => {
+            let mail = crate::server::mail::new_mail(state, "reset", Some(id), &user.email, meta);
+            tx.enqueue_mail(&mail).await?;
+            tx.note_mail_queued();
+            (
+                AuditKind::ResetMailSent,
+                format!(
+                    "Mailed a password-reset link to {}. It works once, for a limited time; using it ends every log-in{}.",
+                    user.email,
+                    if user.locked_at.is_some() { " and unlocks the account" } else { "" }
+                ),
+            )
+        }
+        AdminAction::Delete(_) => {
+            if !crate::server::account::delete_account(state, &mut tx, &user, Some(admin.id), meta).await? {
+                return Err(no_such_person());
+            }
+            audit::commit(state, tx).await?;
+            return Ok(Done {
+                message: format!(
+                    "Deleted the account of {}: its log-ins ended and its data is gone; its activity stays, without the name.",
+                    user.email
+                ),
+            });
         }
         AdminAction::AddGroup(group) => {
             if !tx.set_group(id, &group, true).await? {

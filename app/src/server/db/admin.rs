@@ -147,6 +147,48 @@ impl Tx {
         .await?;
         Ok(n)
     }
+
+    /// Deletes the account `user_id` (address `email`) and every row that
+    /// names it; its audit events stay, with nothing that says whose they
+    /// were. Its log-ins must have been ended in this transaction first
+    /// (`revoke_user_logins`), so that the apps are still told.
+    pub async fn delete_account(&mut self, user_id: i64, email: &str) -> Result<bool, AppError> {
+        self.step()?;
+        sqlx::query(
+            "UPDATE audit_events SET user_id = NULL, ip = NULL, user_agent = NULL, about_ip = NULL, \
+             about_user_agent = NULL WHERE user_id = $1",
+        )
+        .bind(user_id)
+        .execute(&mut *self.tx)
+        .await?;
+        // A reset asked for the address before the account existed has no
+        // account on its row; it names the person all the same.
+        self.step()?;
+        sqlx::query("DELETE FROM mail_queue WHERE user_id = $1 OR address = $2")
+            .bind(user_id)
+            .bind(email)
+            .execute(&mut *self.tx)
+            .await?;
+        // Guessing limits keyed by the address ("pw:<email>", "pw:<email>:…",
+        // "mail:<what>:<email>") or the account ("code:<id>").
+        self.step()?;
+        sqlx::query(
+            "DELETE FROM throttle WHERE key = $1 OR key = $2 OR substr(key, 1, length($3)) = $3 \
+             OR (substr(key, 1, 5) = 'mail:' AND length(key) > length($4) \
+                 AND substr(key, length(key) - length($4) + 1) = $4)",
+        )
+        .bind(format!("pw:{email}"))
+        .bind(format!("code:{user_id}"))
+        .bind(format!("pw:{email}:"))
+        .bind(format!(":{email}"))
+        .execute(&mut *self.tx)
+        .await?;
+        // The rest (factors, log-ins, tokens, groups, grants, consents)
+        // goes with the row; the account's part as an actor is forgotten.
+        self.step()?;
+        let done = sqlx::query("DELETE FROM users WHERE id = $1").bind(user_id).execute(&mut *self.tx).await?;
+        Ok(done.rows_affected() == 1)
+    }
 }
 
 #[cfg(test)]

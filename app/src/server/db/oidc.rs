@@ -564,7 +564,6 @@ impl Tx {
 pub struct LogoutMessage {
     pub client_id: String,
     pub login_id: String,
-    pub user_id: i64,
     pub attempts: i64,
     pub next_at: i64,
     pub backchannel_logout_uri: String,
@@ -574,9 +573,9 @@ pub struct LogoutMessage {
 /// The messages to queue when a log-in ends: one per app that received
 /// tokens from it and has a back-channel address. Run right after the
 /// statement that ended it (`$1`, which had not expired by `$2`, now).
-const QUEUE_LOGOUTS: &str = "INSERT INTO oidc_logout_messages (client_id, login_id, user_id, created_at, next_at) \
-     SELECT DISTINCT g.client_id, g.login_id, g.user_id, $2, $2 FROM oidc_grants g \
-     JOIN oidc_clients c ON c.id = g.client_id JOIN logins l ON l.id = g.login_id \
+const QUEUE_LOGOUTS: &str = "INSERT INTO oidc_logout_messages (client_id, login_id, subject, created_at, next_at) \
+     SELECT DISTINCT g.client_id, g.login_id, u.oidc_subject, $2, $2 FROM oidc_grants g \
+     JOIN oidc_clients c ON c.id = g.client_id JOIN logins l ON l.id = g.login_id JOIN users u ON u.id = g.user_id \
      WHERE g.login_id = $1 AND l.expires_at > $2 AND g.code_used_at IS NOT NULL \
      AND c.backchannel_logout_uri IS NOT NULL \
      ON CONFLICT DO NOTHING";
@@ -597,9 +596,8 @@ impl Db {
     /// conditional update, so two senders never both win one.
     pub async fn claim_due_logouts(&self, now: i64, lease: i64, limit: i64) -> Result<Vec<LogoutMessage>, AppError> {
         let due = sqlx::query_as::<_, LogoutMessage>(
-            "SELECT m.client_id, m.login_id, m.user_id, m.attempts, m.next_at, c.backchannel_logout_uri, \
-             u.oidc_subject FROM oidc_logout_messages m JOIN oidc_clients c ON c.id = m.client_id \
-             JOIN users u ON u.id = m.user_id \
+            "SELECT m.client_id, m.login_id, m.attempts, m.next_at, c.backchannel_logout_uri, \
+             m.subject AS oidc_subject FROM oidc_logout_messages m JOIN oidc_clients c ON c.id = m.client_id \
              WHERE m.sent_at IS NULL AND m.failed_at IS NULL AND m.next_at <= $1 \
              AND c.backchannel_logout_uri IS NOT NULL ORDER BY m.next_at LIMIT $2",
         )
