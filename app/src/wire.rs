@@ -288,6 +288,7 @@ impl AuditKind {
     }
 
     /// How the security page names the event.
+    #[cfg(feature = "ssr")]
     pub fn label(self) -> &'static str {
         match self {
             AuditKind::LogInOk => "Logged in",
@@ -365,6 +366,10 @@ impl AuditKind {
 #[serde(rename_all = "camelCase")]
 pub struct ActivityEvent {
     pub kind: AuditKind,
+    /// The event in words, as the page shows it (the server's: the words
+    /// are not shipped in the browser's code).
+    #[serde(default)]
+    pub label: String,
     /// Unix seconds.
     pub at: i64,
     pub ip: Option<String>,

@@ -1,7 +1,8 @@
 // The admin page in a browser, with and without JavaScript: an
 // administrator (made with `server user groups EMAIL add admins`, two
 // factors on) finds a person, opens their account, adds a group, ends a
-// log-in and resets their second factors; someone else is turned away.
+// log-in, resets their second factors, locks and unlocks, mails a reset
+// link and deletes the account; someone else is turned away.
 // axe in every state; screenshots at 375 and 1280 px go to docs/screenshots.
 import { test, expect, Page } from '@playwright/test';
 
@@ -88,6 +89,26 @@ for (const javaScriptEnabled of [true, false]) {
       await expectAccessible(page, 'admin: after changes');
       await shoot(page, 'person');
     }
+    // She forgot her password: a reset link goes to her address.
+    await page.getByRole('button', { name: 'Mail a password-reset link' }).click();
+    await expect(page.getByTestId('admin-said')).toContainText(`Mailed a password-reset link to ${ann.email}`);
+
+    // Deleting asks for her address, typed: a wrong one changes nothing.
+    const confirm = page.getByLabel('Their email address, to confirm');
+    await confirm.fill('someone@else.example');
+    await page.getByRole('button', { name: 'Delete the account' }).click();
+    await expect(page.getByRole('alert')).toContainText(`type its email address (${ann.email})`);
+    await expect(page.getByTestId('person-name')).toBeVisible();
+    if (javaScriptEnabled) await expectAccessible(page, 'admin: a refused deletion');
+    await page.getByLabel('Their email address, to confirm').fill(ann.email);
+    await page.getByRole('button', { name: 'Delete the account' }).click();
+    await expect(page.getByTestId('admin-said')).toContainText(`Deleted the account of ${ann.email}`);
+    await expect(page.getByRole('heading', { name: 'No such person' })).toBeVisible();
+    if (javaScriptEnabled) await expectAccessible(page, 'admin: deleted');
+    await page.getByRole('link', { name: 'Back to people' }).click();
+    await page.getByLabel('Email or name').fill(ann.email);
+    await page.getByRole('button', { name: 'Search' }).click();
+    await expect(page.getByTestId('people-summary')).toHaveText('Nobody matches.');
     await own.close();
   });
 }

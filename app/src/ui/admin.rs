@@ -52,11 +52,16 @@ fn Admin(user: User) -> impl IntoView {
 /// A refusal of the page itself: not an administrator, or a failure.
 fn refused(e: AppError) -> AnyView {
     let forbidden = e.status() == 403;
+    let (title, back) = match e.status() {
+        403 => ("Administrators only", ("/", "Go to your account")),
+        404 => ("No such person", ("/admin", "Back to people")),
+        _ => ("The page could not be loaded", ("/", "Go to your account")),
+    };
     view! {
-        <h1 tabindex="-1">{if forbidden { "Administrators only" } else { "The page could not be loaded" }}</h1>
+        <h1 tabindex="-1">{title}</h1>
         <p class="alert alert-error" role="alert" data-testid="admin-refused">{e.message}</p>
         {forbidden.then(|| view! { <p class="muted">"Ask an administrator to add you."</p> })}
-        <p><a href="/">"Go to your account"</a></p>
+        <p><a href=back.0>{back.1}</a></p>
     }
     .into_any()
 }
@@ -180,7 +185,7 @@ fn PersonItem(p: PersonLine) -> impl IntoView {
 }
 
 /// What a change sends: person, action, argument, code.
-type Change = (i64, &'static str, String, String);
+type Change = (i64, String, String, String);
 
 #[component]
 fn Person(id: i64) -> impl IntoView {
@@ -188,16 +193,10 @@ fn Person(id: i64) -> impl IntoView {
     let changed = RwSignal::new(0u32);
     let account = Resource::new(move || changed.get(), move |_| with_refresh(move || fetch_person(id)));
     let act = Action::new(|(person, action, argument, code): &Change| {
-        let (person, action, argument, code) = (*person, *action, argument.clone(), code.clone());
+        let (person, action, argument, code) = (*person, action.clone(), argument.clone(), code.clone());
         async move {
             with_refresh(move || {
-                admin_act(
-                    person,
-                    action.to_owned(),
-                    argument.clone(),
-                    None,
-                    Some(code.clone()).filter(|c| !c.is_empty()),
-                )
+                admin_act(person, action.clone(), argument.clone(), None, Some(code.clone()).filter(|c| !c.is_empty()))
             })
             .await
         }
@@ -249,7 +248,6 @@ fn Account(view: PersonView) -> impl IntoView {
         f.extend(view.passkeys.iter().map(|p| format!("the passkey \u{201c}{}\u{201d}", p.name)));
         if f.is_empty() { "none: they log in with the password alone".to_owned() } else { f.join(", ") }
     };
-    let two_factor = view.app || !view.passkeys.is_empty();
     view! {
         <h1 id="person-heading" tabindex="-1" data-testid="person-name">{view.name.clone()}</h1>
         <p class="person-email">{view.email.clone()}
@@ -267,20 +265,10 @@ fn Account(view: PersonView) -> impl IntoView {
             <div><dt>"Locked"</dt><dd>{if view.locked { "yes, until they reset their password by mail" } else { "no" }}</dd></div>
         </dl>
         <div class="admin-actions">
-            {(!view.email_verified).then(|| view! {
-                <Change id action="confirm-email" label="Confirm the address" needs_proof/>
-            })}
-            {(two_factor && !view.is_you).then(|| view! {
-                <Change id action="reset-factors" label="Reset second factors" needs_proof danger=true
-                    note="Removes the app, passkeys and recovery codes; ends every log-in."/>
-            })}
-            {(!view.is_you && !view.locked).then(|| view! {
-                <Change id action="lock" label="Lock the account" needs_proof danger=true
-                    note="Ends every log-in until unlocked."/>
-            })}
-            {view.locked.then(|| view! {
-                <Change id action="unlock" label="Unlock the account" needs_proof/>
-            })}
+            {view.offers.iter().map(|o| view! {
+                <Change id action=o.action.clone() label=o.label.clone() needs_proof danger=o.danger
+                    note=o.note.clone() confirm=o.confirm.clone()/>
+            }).collect_view()}
         </div>
         {(!view.passkeys.is_empty() && !view.is_you).then(|| view! {
             <h2>"Passkeys"</h2>
@@ -325,9 +313,6 @@ fn Account(view: PersonView) -> impl IntoView {
                         </li>
                     }).collect_view()}
                 </ul>
-                {(!view.is_you).then(|| view! {
-                    <Change id action="end-all-log-ins" label="Log out everywhere" needs_proof danger=true/>
-                })}
             }.into_any()
         }}
         <h2>"Recent activity"</h2>
@@ -351,12 +336,15 @@ fn Account(view: PersonView) -> impl IntoView {
 #[component]
 fn Change(
     id: i64,
-    action: &'static str,
+    #[prop(into)] action: String,
     #[prop(into)] label: String,
     #[prop(optional, into)] argument: String,
     needs_proof: bool,
     #[prop(optional)] danger: bool,
-    #[prop(optional)] note: &'static str,
+    #[prop(optional, into)] note: String,
+    /// The label of a box the administrator fills in as the argument.
+    #[prop(optional, into)]
+    confirm: String,
 ) -> impl IntoView {
     let act = expect_context::<Action<Change, Result<Done, AppError>>>();
     let code = RwSignal::new(String::new());
@@ -367,23 +355,37 @@ fn Change(
             pressed.set(false);
         }
     });
+    let typed = RwSignal::new(String::new());
     let sent = argument.clone();
+    let asks = !confirm.is_empty();
+    let sent_action = action.clone();
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         if !act.pending().get_untracked() {
             pressed.set(true);
-            act.dispatch((id, action, sent.clone(), code.get_untracked()));
+            let argument = if asks { typed.get_untracked() } else { sent.clone() };
+            act.dispatch((id, sent_action.clone(), argument, code.get_untracked()));
             code.set(String::new());
         }
     };
     let field = format!("code-{action}-{argument}");
+    let confirm_field = format!("confirm-{action}");
     view! {
         <form method="post" action="/admin" class="admin-change" on:submit=submit>
             <IntentField intent=Intent::Admin/>
             <input type="hidden" name="person" value=id/>
             <input type="hidden" name="action" value=action/>
-            <input type="hidden" name="argument" value=argument/>
             {(!note.is_empty()).then(|| view! { <p class="muted">{note}</p> })}
+            {if asks {
+                view! {
+                    <label for=confirm_field.clone()>{confirm}</label>
+                    <input id=confirm_field.clone() name="argument" type="text" required=true autocomplete="off"
+                        spellcheck="false" prop:value=move || typed.get()
+                        on:input=move |ev| typed.set(event_target_value(&ev))/>
+                }.into_any()
+            } else {
+                view! { <input type="hidden" name="argument" value=argument/> }.into_any()
+            }}
             {needs_proof.then(|| view! {
                 <label for=field.clone()>"Code from your app"</label>
                 <input id=field.clone() name="code" type="text" inputmode="numeric" autocomplete="one-time-code"
@@ -412,7 +414,7 @@ fn AddGroup(id: i64, needs_proof: bool) -> impl IntoView {
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         if !act.pending().get_untracked() {
-            act.dispatch((id, "add-group", group.get_untracked(), code.get_untracked()));
+            act.dispatch((id, "add-group".to_owned(), group.get_untracked(), code.get_untracked()));
             code.set(String::new());
         }
     };

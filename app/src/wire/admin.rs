@@ -62,6 +62,32 @@ pub struct PersonView {
     /// Live log-ins; `id` is the handle "end-log-in" takes.
     pub log_ins: Vec<LogInView>,
     pub activity: Vec<AdminEvent>,
+    /// The changes to the whole account this administrator may make now,
+    /// in the order the page shows them.
+    pub offers: Vec<Offer>,
+}
+
+/// A change the page offers, in the server's words (they are not shipped
+/// in the browser's code).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Offer {
+    /// What `admin/act` takes as `action`.
+    pub action: String,
+    /// The button.
+    pub label: String,
+    /// What it does, above the button ("" when the label says it all).
+    pub note: String,
+    /// It takes something away: drawn as a warning.
+    pub danger: bool,
+    /// A box the administrator must fill in as the argument (the email
+    /// address, to delete): its label, or "" for none.
+    pub confirm: String,
+}
+
+impl Offer {
+    pub fn new(action: &str, label: &str, note: &str, danger: bool) -> Self {
+        Offer { action: action.into(), label: label.into(), note: note.into(), danger, confirm: String::new() }
+    }
 }
 
 /// One of the person's passkeys: `id` is what "remove-passkey" takes.

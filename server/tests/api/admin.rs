@@ -165,6 +165,14 @@ async fn an_administrator_changes_accounts_with_fresh_proof_and_each_change_name
     // of the administrator is fresh: no proof asked).
     let page = app.get(&format!("/api/admin/person?id={ann}")).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    let offered: Vec<&str> =
+        page.body["offers"].as_array().unwrap().iter().map(|o| o["action"].as_str().unwrap()).collect();
+    assert_eq!(
+        offered,
+        ["confirm-email", "send-reset", "reset-factors", "lock", "end-all-log-ins", "delete"],
+        "{}",
+        page.text
+    );
     let handle = page.body["logIns"][0]["id"].as_str().unwrap().to_owned();
     assert_eq!(page.body["logIns"].as_array().unwrap().len(), 1);
     let r = act(&app, &app.client, json!({"person": ann, "action": "end-log-in", "argument": handle})).await;
@@ -269,6 +277,11 @@ async fn an_administrator_cannot_take_away_their_own_role_or_factors() {
     }
     assert_eq!(app.state.db.groups_of(boss).await.unwrap(), ["admins"]);
     assert!(app.state.db.user_by_id(boss).await.unwrap().unwrap().two_factor());
+    // Their own page offers nothing that the server would refuse.
+    let own = app.get(&format!("/api/admin/person?id={boss}")).await;
+    let offered: Vec<&str> =
+        own.body["offers"].as_array().unwrap().iter().map(|o| o["action"].as_str().unwrap()).collect();
+    assert_eq!(offered, ["confirm-email", "send-reset"], "{}", own.text);
     // Another administrator can be taken out of the group: one is left.
     let other = enrolled_elsewhere(&app, "dana@example.com").await;
     drop(other);

@@ -49,6 +49,7 @@ pub async fn activity(state: &AppState, session: FullSession) -> Result<Activity
                 let about = about(&r, zone_ref);
                 Some(ActivityEvent {
                     kind,
+                    label: kind.label().to_owned(),
                     at: r.at,
                     when: format_time(r.at, zone_ref),
                     ip: r.ip,

@@ -16,7 +16,7 @@ use crate::server::request::RequestMeta;
 use crate::server::state::AppState;
 use crate::server::time_zone::format_time;
 use crate::wire::admin::{
-    AdminAction, AdminEvent, AdminPasskey, PEOPLE_PER_PAGE, PeoplePage, PersonLine, PersonView, valid_group,
+    AdminAction, AdminEvent, AdminPasskey, Offer, PEOPLE_PER_PAGE, PeoplePage, PersonLine, PersonView, valid_group,
 };
 use crate::wire::{AuditKind, Done};
 
@@ -123,10 +123,13 @@ pub async fn person(state: &AppState, session: &FullSession, id: i64) -> Result<
             by: e.actor_email,
         })
         .collect();
+    let is_you = id == admin.id;
+    let offers = offers(&user, is_you);
     Ok(PersonView {
+        offers,
         admin: groups.iter().any(|g| *g == state.admin_group),
         admin_group: state.admin_group.clone(),
-        is_you: id == admin.id,
+        is_you,
         needs_proof: !crate::server::factors::proof::fresh(state, session),
         app: user.totp_enabled,
         passkeys,
@@ -140,6 +143,50 @@ pub async fn person(state: &AppState, session: &FullSession, id: i64) -> Result<
         email: user.email,
         name: user.name,
     })
+}
+
+/// The changes to the whole account the page offers: what applies to the
+/// account as it is, and nothing that would take the administrator's own
+/// role or factors away.
+fn offers(user: &UserRow, is_you: bool) -> Vec<Offer> {
+    let mut offers = Vec::new();
+    if user.email_verified_at.is_none() {
+        offers.push(Offer::new("confirm-email", "Confirm the address", "", false));
+    }
+    offers.push(Offer::new(
+        "send-reset",
+        "Mail a password-reset link",
+        "For a forgotten password: they choose a new one; every log-in ends when they do.",
+        false,
+    ));
+    if is_you {
+        return offers;
+    }
+    if user.two_factor() {
+        offers.push(Offer::new(
+            "reset-factors",
+            "Reset second factors",
+            "For a lost phone or key: removes the app, passkeys and recovery codes; ends every log-in.",
+            true,
+        ));
+    }
+    if user.locked_at.is_some() {
+        offers.push(Offer::new("unlock", "Unlock the account", "", false));
+    } else {
+        offers.push(Offer::new("lock", "Lock the account", "Ends every log-in until unlocked.", true));
+    }
+    offers.push(Offer::new("end-all-log-ins", "Log out everywhere", "", true));
+    offers.push(Offer {
+        confirm: "Their email address, to confirm".into(),
+        ..Offer::new(
+            "delete",
+            "Delete the account",
+            "Ends every log-in and deletes the account, its factors and groups. Its activity stays, without the name. \
+             This cannot be undone.",
+            true,
+        )
+    });
+    offers
 }
 
 /// Does `action` to person `id`'s account, after the administrator's

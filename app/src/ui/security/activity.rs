@@ -116,7 +116,7 @@ pub(super) fn ActivityRow(event: ActivityEvent) -> impl IntoView {
     });
     view! {
         <li class:warning=event.kind.is_warning() class=("set-off-row", event.set_off_lockdown)>
-            <span class="what">{event.kind.label()} " " {set_off}</span>
+            <span class="what">{event.label.clone()} " " {set_off}</span>
             <span class="when">{when}</span>
             {about}
             <span class="where">{detail}</span>
