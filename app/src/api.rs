@@ -412,8 +412,10 @@ pub async fn fetch_person(id: i64) -> Result<crate::wire::admin::PersonView, App
 /// POST /api/admin/act: an administrator's change to a person's account
 /// (`action`: `end-log-in` with the log-in's handle as `argument`,
 /// `end-all-log-ins`, `confirm-email`, `reset-factors`, `add-group` or
-/// `remove-group` with the group). Needs a log-in within 5 minutes, the
-/// administrator's password or a current code.
+/// `remove-group` with the group, `remove-passkey` with its id, `lock`,
+/// `unlock`, `send-reset`, `delete` with the account's email address).
+/// Needs a log-in within 5 minutes, the administrator's password or a
+/// current code.
 #[server(prefix = "/api", endpoint = "admin/act", input = Json)]
 pub async fn admin_act(
     person: i64,
@@ -428,9 +430,32 @@ pub async fn admin_act(
     let (state, session, meta) = full_request().await?;
     let action = AdminAction::parse(&action, &argument).ok_or_else(|| {
         AppError::bad_request(
-            "Unknown action: end-log-in, end-all-log-ins, confirm-email, reset-factors, add-group or remove-group.",
+            "Unknown action: end-log-in, end-all-log-ins, confirm-email, reset-factors, add-group, remove-group, \
+             remove-passkey, lock, unlock, send-reset or delete.",
         )
     })?;
     let proof = Proof { password: password.as_deref(), code: code.as_deref() };
     admin::act(&state, &meta, &session, person, action, proof).await
+}
+
+/// GET /api/admin/activity: the audit trail of every account, newest
+/// first, 50 a page. Filters: `person` (part of an email address), `kind`
+/// (an event kind as `kinds` lists them), `from` and `to` (dates,
+/// YYYY-MM-DD, both included, in the administrator's time zone), `ip` (an
+/// address or its start, "10.0."). The same filters give the CSV at
+/// GET /admin/activity.csv.
+#[server(prefix = "/api", endpoint = "admin/activity", input = GetUrl)]
+pub async fn fetch_admin_activity(
+    #[server(default)] person: String,
+    #[server(default)] kind: String,
+    #[server(default)] from: String,
+    #[server(default)] to: String,
+    #[server(default)] ip: String,
+    #[server(default)] page: Option<i64>,
+) -> Result<crate::wire::admin::ActivityPage, AppError> {
+    use crate::server::{admin, app_state, auth::FullSession, extract};
+    let state = app_state()?;
+    let session = extract::<FullSession>(&state).await?;
+    let filter = crate::wire::admin::ActivityFilter { person, kind, from, to, ip };
+    admin::activity::page(&state, &session, &filter, page.unwrap_or(1)).await
 }

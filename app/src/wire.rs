@@ -287,6 +287,11 @@ impl AuditKind {
         Self::ALL.into_iter().find(|k| k.as_str() == s)
     }
 
+    /// Every kind, in the order they were added.
+    pub fn all() -> &'static [AuditKind] {
+        &Self::ALL
+    }
+
     /// How the security page names the event.
     #[cfg(feature = "ssr")]
     pub fn label(self) -> &'static str {

@@ -9,3 +9,6 @@
 ALTER TABLE oidc_logout_messages ADD COLUMN subject TEXT;
 UPDATE oidc_logout_messages m SET subject = u.oidc_subject FROM users u WHERE u.id = m.user_id;
 ALTER TABLE oidc_logout_messages DROP COLUMN user_id;
+
+-- The admin page's audit trail of every account, newest first.
+CREATE INDEX audit_events_at ON audit_events (at, id);

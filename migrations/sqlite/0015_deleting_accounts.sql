@@ -28,3 +28,6 @@ INSERT INTO oidc_logout_messages_next
 DROP TABLE oidc_logout_messages;
 ALTER TABLE oidc_logout_messages_next RENAME TO oidc_logout_messages;
 CREATE INDEX oidc_logout_messages_due ON oidc_logout_messages (next_at);
+
+-- The admin page's audit trail of every account, newest first.
+CREATE INDEX audit_events_at ON audit_events (at, id);

@@ -152,6 +152,7 @@ fn routes(state: &AppState) -> Router<AppState> {
         .route("/api/{*endpoint}", any(middleware::unknown_endpoint))
         .leptos_routes_with_context(state, generate_route_list(App), || {}, move || shell(options.clone()))
         .merge(app::http::forms::routes())
+        .merge(app::http::admin::routes())
         .merge(app::http::authz::routes())
         .merge(app::http::webauthn::routes())
         .merge(app::http::oidc::routes())

@@ -35,7 +35,7 @@ mod oidc;
 mod throttle;
 mod users;
 
-pub use admin::{AdminActivityRow, PeopleOrder, PersonSummaryRow};
+pub use admin::{AdminActivityRow, EventFilter, EventRow, PeopleOrder, PersonSummaryRow};
 pub use audit::{AuditRow, NewAuditEvent};
 pub use factors::{CeremonyRow, NewCeremony, NewPasskey, PasskeyRow};
 pub use logins::{

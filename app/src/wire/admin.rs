@@ -109,6 +109,57 @@ pub struct AdminEvent {
     pub by: Option<String>,
 }
 
+/// Events on one page of the audit trail.
+pub const EVENTS_PER_PAGE: i64 = 50;
+
+/// The audit trail's filters, as typed (GET /api/admin/activity, and the
+/// CSV at /admin/activity.csv). Empty: not filtered.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ActivityFilter {
+    /// Part of the person's email address.
+    pub person: String,
+    /// An event kind (`log_in_failed`).
+    pub kind: String,
+    /// First day, YYYY-MM-DD, in the administrator's time zone.
+    pub from: String,
+    /// Last day, included.
+    pub to: String,
+    /// A client address or its start ("10.0.").
+    pub ip: String,
+}
+
+/// A page of the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActivityPage {
+    pub events: Vec<ActivityLine>,
+    pub total: i64,
+    pub page: i64,
+    pub pages: i64,
+    /// Every kind of event, for the filter: (kind, words).
+    pub kinds: Vec<(String, String)>,
+    /// The zone the dates and times are in ("UTC" when the administrator's
+    /// is not known).
+    pub time_zone: String,
+}
+
+/// One event of the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActivityLine {
+    pub label: String,
+    pub when: String,
+    /// The account's address (None: a deleted account, or a failed log-in
+    /// to an address without one).
+    pub person: Option<String>,
+    pub person_id: Option<i64>,
+    /// The administrator who did it, if one did.
+    pub by: Option<String>,
+    pub ip: Option<String>,
+    pub browser: String,
+}
+
 /// What an administrator does to a person's account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AdminAction {

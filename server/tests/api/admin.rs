@@ -61,9 +61,11 @@ async fn act(app: &TestApp, client: &reqwest::Client, body: Value) -> Reply {
 /// Every admin route the router has, with a request that would succeed for
 /// an administrator.
 fn admin_requests(app: &TestApp, person: i64) -> Vec<(Method, String, Option<Value>)> {
-    let routes: Vec<(Method, String)> =
-        server::route_list(&app.state).into_iter().filter(|(_, p)| p.starts_with("/api/admin")).collect();
-    assert!(routes.len() >= 3, "{routes:?}");
+    let routes: Vec<(Method, String)> = server::route_list(&app.state)
+        .into_iter()
+        .filter(|(_, p)| p.starts_with("/api/admin") || p.starts_with("/admin/"))
+        .collect();
+    assert!(routes.len() >= 5, "{routes:?}");
     routes
         .into_iter()
         .map(|(m, p)| {
@@ -71,6 +73,8 @@ fn admin_requests(app: &TestApp, person: i64) -> Vec<(Method, String, Option<Val
                 "/api/admin/people" => (format!("{p}?search=&page=1"), None),
                 "/api/admin/person" => (format!("{p}?id={person}"), None),
                 "/api/admin/act" => (p.clone(), Some(json!({"person": person, "action": "confirm-email"}))),
+                "/api/admin/activity" => (format!("{p}?kind=log_in_ok&page=1"), None),
+                "/admin/activity.csv" => (format!("{p}?kind=log_in_ok"), None),
                 other => panic!("{other}: a new admin route; say here how to call it"),
             };
             (m, path, body)
@@ -431,4 +435,73 @@ async fn a_deleted_account_leaves_no_row_that_names_the_person_and_fails_whole_o
     assert_eq!(app.get(&format!("/api/admin/person?id={ann}")).await.status, StatusCode::NOT_FOUND);
     let again = act(&app, &app.client, json!({"person": ann, "action": "delete", "argument": email})).await;
     assert_eq!(again.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_audit_trail_of_everyone_is_filtered_paged_and_exported_as_csv() {
+    let app = spawn_app().await;
+    let boss_secret = administrator(&app).await;
+    drop(boss_secret);
+    let ann_secret = enrolled_elsewhere(&app, "ann@example.com").await;
+    drop(ann_secret);
+    // Wrong passwords for Ann from a browser that says something a
+    // spreadsheet would run.
+    let odd = reqwest::Client::builder().user_agent("=cmd|' /C calc'!A0").build().unwrap();
+    for _ in 0..3 {
+        let wrong = json!({"email": "ann@example.com", "password": "not her password at all"});
+        assert_eq!(app.post_with(&odd, "/api/authentication/log-in", wrong).await.status, StatusCode::UNAUTHORIZED);
+    }
+
+    let all = app.get("/api/admin/activity").await;
+    assert_eq!(all.status, StatusCode::OK, "{}", all.text);
+    assert_eq!(all.body["total"], 7, "two log-ins, two turned on, three failed: {}", all.text);
+    assert_eq!(all.body["timeZone"], "UTC");
+    assert!(all.body["kinds"].as_array().unwrap().iter().any(|k| k[0] == "account_deleted"));
+    let failed = app.get("/api/admin/activity?person=ANN&kind=log_in_failed").await;
+    assert_eq!(failed.body["total"], 3, "{}", failed.text);
+    let line = &failed.body["events"][0];
+    assert_eq!(line["person"], "ann@example.com");
+    assert_eq!(line["label"], "Failed log-in (wrong password)");
+    assert_eq!(line["ip"], "127.0.0.1");
+    assert_eq!(app.get("/api/admin/activity?ip=127.0.&kind=log_in_failed").await.body["total"], 3);
+    assert_eq!(app.get("/api/admin/activity?ip=10.&kind=log_in_failed").await.body["total"], 0);
+    // Dates are whole days; the test clock is at 2027-01-15 (UTC).
+    let today = chrono::DateTime::from_timestamp(app.state.now(), 0).unwrap().format("%Y-%m-%d").to_string();
+    let r = app.get(&format!("/api/admin/activity?kind=log_in_failed&from={today}&to={today}")).await;
+    assert_eq!(r.body["total"], 3, "{}", r.text);
+    let r = app.get("/api/admin/activity?kind=log_in_failed&to=2000-01-01").await;
+    assert_eq!(r.body["total"], 0, "{}", r.text);
+    for bad in ["kind=nope", "from=yesterday", "from=2026-02-30", "ip=10.0.0.0%2F8", "from=2026-12-07&to=2026-12-06"] {
+        let r = app.get(&format!("/api/admin/activity?{bad}")).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.text);
+    }
+    // 50 a page.
+    let meta = app::server::account::operator_meta();
+    for _ in 0..50 {
+        app::server::audit::audit(&app.state, None, app::wire::AuditKind::LogInFailed, &meta).await;
+    }
+    let second = app.get("/api/admin/activity?page=2").await;
+    assert_eq!(second.body["page"], 2);
+    assert_eq!((second.body["total"].as_i64(), second.body["pages"].as_i64()), (Some(57), Some(2)));
+    assert_eq!(second.body["events"].as_array().unwrap().len(), 7);
+
+    // The CSV: the same filter, every match, formulas defused.
+    let csv = app
+        .send(&app.client, app.client.get(format!("{}/admin/activity.csv?person=ann&kind=log_in_failed", app.base)))
+        .await;
+    assert_eq!(csv.status, StatusCode::OK, "{}", csv.text);
+    assert_eq!(csv.headers["content-type"], "text/csv; charset=utf-8");
+    assert!(csv.headers["content-disposition"].to_str().unwrap().starts_with("attachment; filename=\"activity-"));
+    let lines: Vec<&str> = csv.text.lines().collect();
+    assert_eq!(lines[0], "time,kind,event,person,by,address,user_agent");
+    assert_eq!(lines.len(), 4, "{}", csv.text);
+    assert!(
+        lines[1].ends_with(
+            ",log_in_failed,Failed log-in (wrong password),ann@example.com,,127.0.0.1,\"'=cmd|' /C calc'!A0\""
+        ),
+        "{}",
+        lines[1]
+    );
+    let bad = app.send(&app.client, app.client.get(format!("{}/admin/activity.csv?from=soon", app.base))).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.text);
 }

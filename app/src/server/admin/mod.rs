@@ -6,6 +6,8 @@
 //! take the administrator's own role or factors away (so the last
 //! administrator cannot lock everyone out).
 
+pub mod activity;
+
 use crate::error::{AppError, ErrorKind};
 use crate::server::audit;
 use crate::server::auth::FullSession;

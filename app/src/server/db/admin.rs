@@ -70,7 +70,85 @@ macro_rules! people_page {
 const GROUPS_OF_50: &str = "SELECT user_id, name FROM user_groups WHERE user_id IN ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29,$30,$31,$32,$33,$34,$35,$36,$37,$38,$39,$40,$41,$42,$43,$44,$45,$46,$47,$48,$49,$50) \
      ORDER BY user_id, name";
 
+/// The audit trail's filter: `$1` a contains-pattern on the person's
+/// email (or NULL), `$2` a kind, `$3`..`$4` a time range (from included,
+/// to excluded), `$5` the start of the client address; NULL: any.
+macro_rules! events_where {
+    () => {
+        "WHERE ($1 IS NULL OR lower(u.email) LIKE $1 ESCAPE '\\') AND ($2 IS NULL OR e.kind = $2) \
+         AND ($3 IS NULL OR e.at >= $3) AND ($4 IS NULL OR e.at < $4) \
+         AND ($5 IS NULL OR substr(e.ip, 1, length($5)) = $5)"
+    };
+}
+
+/// The events of the audit trail and who they were about and by.
+macro_rules! events_from {
+    () => {
+        "FROM audit_events e LEFT JOIN users u ON u.id = e.user_id LEFT JOIN users a ON a.id = e.actor_id "
+    };
+}
+
+/// The audit trail's filter, parsed: None for "any".
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    /// Part of the email address.
+    pub person: Option<String>,
+    pub kind: Option<String>,
+    pub from: Option<i64>,
+    /// Excluded.
+    pub until: Option<i64>,
+    pub ip: Option<String>,
+}
+
+/// One event of the audit trail, with the addresses of the person and of
+/// the administrator who acted.
+#[derive(Debug, Clone, FromRow)]
+pub struct EventRow {
+    pub kind: String,
+    pub at: i64,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub user_id: Option<i64>,
+    pub person_email: Option<String>,
+    pub actor_email: Option<String>,
+}
+
 impl Db {
+    /// Events matching `filter`, newest first: `limit` from `offset`, and
+    /// how many match in all.
+    pub async fn find_events(
+        &self,
+        filter: &EventFilter,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<EventRow>, i64), AppError> {
+        let pattern = filter.person.as_deref().map(contains_pattern);
+        let rows = sqlx::query_as::<_, EventRow>(concat!(
+            "SELECT e.kind, e.at, e.ip, e.user_agent, e.user_id, u.email AS person_email, a.email AS actor_email ",
+            events_from!(),
+            events_where!(),
+            " ORDER BY e.at DESC, e.id DESC LIMIT $6 OFFSET $7"
+        ))
+        .bind(pattern.as_deref())
+        .bind(filter.kind.as_deref())
+        .bind(filter.from)
+        .bind(filter.until)
+        .bind(filter.ip.as_deref())
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?;
+        let (total,): (i64,) = sqlx::query_as(concat!("SELECT COUNT(*) ", events_from!(), events_where!()))
+            .bind(pattern.as_deref())
+            .bind(filter.kind.as_deref())
+            .bind(filter.from)
+            .bind(filter.until)
+            .bind(filter.ip.as_deref())
+            .fetch_one(&self.pool)
+            .await?;
+        Ok((rows, total))
+    }
+
     /// A page of people matching `search` (in email or name) and `group`,
     /// with their groups, and how many match in all.
     pub async fn find_people(
