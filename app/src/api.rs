@@ -459,3 +459,35 @@ pub async fn fetch_admin_activity(
     let filter = crate::wire::admin::ActivityFilter { person, kind, from, to, ip };
     admin::activity::page(&state, &session, &filter, page.unwrap_or(1)).await
 }
+
+/// GET /api/admin/groups: every group with its members and how many have
+/// two factors on.
+#[server(prefix = "/api", endpoint = "admin/groups", input = GetUrl)]
+pub async fn fetch_groups() -> Result<crate::wire::admin::GroupsView, AppError> {
+    use crate::server::{admin, app_state, auth::FullSession, extract};
+    let state = app_state()?;
+    let session = extract::<FullSession>(&state).await?;
+    admin::groups::list(&state, &session).await
+}
+
+/// POST /api/admin/group: `action` `create` (the group `name`, its first
+/// member's address as `argument`), `rename` (to `argument`) or `delete`.
+/// The same proof as /api/admin/act.
+#[server(prefix = "/api", endpoint = "admin/group", input = Json)]
+pub async fn admin_group(
+    action: String,
+    name: String,
+    #[server(default)] argument: String,
+    #[server(default)] password: Option<String>,
+    #[server(default)] code: Option<String>,
+) -> Result<Done, AppError> {
+    use crate::server::factors::proof::Proof;
+    use crate::server::{admin, full_request};
+    use crate::wire::admin::GroupAction;
+    let (state, session, meta) = full_request().await?;
+    let action = GroupAction::parse(&action, &name, &argument).ok_or_else(|| {
+        AppError::bad_request("Unknown action: create (with the first member's address), rename or delete.")
+    })?;
+    let proof = Proof { password: password.as_deref(), code: code.as_deref() };
+    admin::groups::change(&state, &meta, &session, action, proof).await
+}

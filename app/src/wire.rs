@@ -212,10 +212,12 @@ pub enum AuditKind {
     ResetMailSent,
     /// An administrator deleted an account (the event names nobody).
     AccountDeleted,
+    /// An administrator renamed a group the account is in.
+    GroupRenamed,
 }
 
 impl AuditKind {
-    const ALL: [AuditKind; 30] = [
+    const ALL: [AuditKind; 31] = [
         AuditKind::LogInOk,
         AuditKind::LogInFailed,
         AuditKind::CodeFailed,
@@ -246,6 +248,7 @@ impl AuditKind {
         AuditKind::Unlocked,
         AuditKind::ResetMailSent,
         AuditKind::AccountDeleted,
+        AuditKind::GroupRenamed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -280,6 +283,7 @@ impl AuditKind {
             AuditKind::Unlocked => "unlocked",
             AuditKind::ResetMailSent => "reset_mail_sent",
             AuditKind::AccountDeleted => "account_deleted",
+            AuditKind::GroupRenamed => "group_renamed",
         }
     }
 
@@ -326,6 +330,7 @@ impl AuditKind {
             AuditKind::Unlocked => "Unlocked by an administrator",
             AuditKind::ResetMailSent => "Password-reset link mailed by an administrator",
             AuditKind::AccountDeleted => "Account deleted by an administrator",
+            AuditKind::GroupRenamed => "A group of theirs renamed by an administrator",
         }
     }
 

@@ -187,7 +187,7 @@ async fn fix_error_status(res: Response) -> Response {
 
 pub async fn security_headers(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let site_file = req.uri().path().starts_with("/pkg/");
-    // public/passkeys.js keeps its name across releases: revalidated.
+    // /passkeys.js (scripts/ship-js) keeps its name across releases: revalidated.
     let unhashed_site_file = req.uri().path() == "/passkeys.js";
     let mut res = next.run(req).await;
     // Site files carry a content hash in their names when built for release,

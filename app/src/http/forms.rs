@@ -218,15 +218,19 @@ async fn log_in(State(state): State<AppState>, req: Request) -> Response {
 async fn admin(State(state): State<AppState>, req: Request) -> Response {
     use crate::server::admin;
     use crate::server::factors::proof::Proof;
-    use crate::wire::admin::AdminAction;
+    use crate::wire::admin::{AdminAction, GroupAction};
     let mut posted = match Posted::read(&state, req).await {
         Ok(p) => p,
         Err(res) => return res,
     };
-    let Ok(person) = posted.get("person").trim().parse::<i64>() else {
-        return plain_error(AppError::bad_request("Unknown form."), StatusCode::BAD_REQUEST);
+    // A group's form, or a person's.
+    let group_action = posted.get("group-action").to_owned();
+    let person = posted.get("person").trim().parse::<i64>();
+    let here = match (&person, group_action.is_empty()) {
+        (_, false) => "/admin?view=groups".to_owned(),
+        (Ok(person), true) => format!("/admin?person={person}"),
+        (Err(_), true) => return plain_error(AppError::bad_request("Unknown form."), StatusCode::BAD_REQUEST),
     };
-    let here = format!("/admin?person={person}");
     let session = match posted.full_session(&state).await {
         Ok(s) => s,
         Err(e) if e.error == ErrorKind::Unauthenticated => {
@@ -237,12 +241,17 @@ async fn admin(State(state): State<AppState>, req: Request) -> Response {
             return finish(&state, posted.parts, &here, answer, vec![]).await;
         }
     };
-    let result = match AdminAction::parse(posted.get("action"), posted.get("argument")) {
-        None => Err(AppError::bad_request("Unknown action.")),
-        Some(action) => {
-            let proof = Proof { password: Some(posted.get("password")), code: Some(posted.get("code")) };
-            admin::act(&state, &posted.meta, &session, person, action, proof).await
-        }
+    let proof = Proof { password: Some(posted.get("password")), code: Some(posted.get("code")) };
+    let result = match (person, group_action.is_empty()) {
+        (_, false) => match GroupAction::parse(&group_action, posted.get("group"), posted.get("argument")) {
+            None => Err(AppError::bad_request("Unknown action.")),
+            Some(action) => admin::groups::change(&state, &posted.meta, &session, action, proof).await,
+        },
+        (Ok(person), true) => match AdminAction::parse(posted.get("action"), posted.get("argument")) {
+            None => Err(AppError::bad_request("Unknown action.")),
+            Some(action) => admin::act(&state, &posted.meta, &session, person, action, proof).await,
+        },
+        (Err(_), true) => Err(AppError::bad_request("Unknown form.")),
     };
     let answer = match result {
         Ok(done) => {
@@ -250,7 +259,7 @@ async fn admin(State(state): State<AppState>, req: Request) -> Response {
             outcome.fields.insert("done".into(), done.message);
             Answer::Render(outcome)
         }
-        Err(e) => Answer::Render(failed(Intent::Admin, e, &posted, &["action", "argument"])),
+        Err(e) => Answer::Render(failed(Intent::Admin, e, &posted, &["action", "argument", "group"])),
     };
     finish(&state, posted.parts, &here, answer, vec![]).await
 }

@@ -1,7 +1,8 @@
 //! `/admin`: the administrators' page. `/admin` lists people (a search by
 //! email or name, a group, an order, pages of 50); `/admin?person=ID` is one
 //! person's account: groups, factors, live log-ins and activity, with the
-//! changes an administrator may make. The search is a GET form; every
+//! changes an administrator may make; `/admin?view=activity` is everyone's
+//! audit trail, filtered, with its CSV. The search is a GET form; every
 //! change is a POST to /admin (drawn again with what was done, without
 //! JavaScript), done in place once hydrated. When the administrator's
 //! log-in is older than 5 minutes, each change carries a code from their
@@ -10,12 +11,12 @@
 
 use leptos::prelude::*;
 use leptos_meta::{Stylesheet, Title};
-use leptos_router::components::{A, Form};
+use leptos_router::components::Form;
 use leptos_router::hooks::use_query_map;
 
-use crate::api::{Done, User, admin_act, fetch_people, fetch_person};
+use crate::api::{Done, User, admin_act, admin_group, fetch_admin_activity, fetch_groups, fetch_people, fetch_person};
 use crate::error::AppError;
-use crate::wire::admin::{PeoplePage, PersonLine, PersonView};
+use crate::wire::admin::{ActivityFilter, ActivityPage, GroupsView, PeoplePage, PersonLine, PersonView};
 
 use super::outcome::{FormOutcome, Intent};
 use super::session::{RequireUser, with_refresh};
@@ -43,9 +44,12 @@ fn Admin(user: User) -> impl IntoView {
     let query = use_query_map();
     let person = Memo::new(move |_| query.read().get("person").and_then(|p| p.trim().parse::<i64>().ok()));
     let _ = user;
-    move || match person.get() {
-        Some(id) => view! { <Person id/> }.into_any(),
-        None => view! { <People/> }.into_any(),
+    let section = Memo::new(move |_| query.read().get("view").unwrap_or_default());
+    move || match (person.get(), section.read().as_str()) {
+        (Some(id), _) => view! { <Person id/> }.into_any(),
+        (None, "activity") => view! { <Activity/> }.into_any(),
+        (None, "groups") => view! { <Groups/> }.into_any(),
+        _ => view! { <People/> }.into_any(),
     }
 }
 
@@ -87,7 +91,7 @@ fn People() -> impl IntoView {
     let (search, group, order, _) = params.get_untracked();
     view! {
         <section class="card admin" aria-labelledby="people-heading">
-            <p class="eyebrow">"Administration"</p>
+            <Sections here="people"/>
             <h1 id="people-heading" tabindex="-1">"People"</h1>
             <Form method="get" action="/admin" attr:class="admin-search" attr:role="search">
                 <div class="field">
@@ -138,12 +142,7 @@ fn PeopleList(page: PeoplePage, params: Memo<(String, String, String, i64)>) -> 
         <ul class="people" data-testid="people">
             {page.people.into_iter().map(|p| view! { <PersonItem p/> }).collect_view()}
         </ul>
-        {(page.pages > 1).then(|| view! {
-            <nav class="pager" aria-label="Pages">
-                {(page.page > 1).then(|| view! { <a href=link(page.page - 1) rel="prev">"Previous page"</a> })}
-                {(page.page < page.pages).then(|| view! { <a href=link(page.page + 1) rel="next">"Next page"</a> })}
-            </nav>
-        })}
+        {pager(page.page, page.pages, link)}
     }
 }
 
@@ -189,7 +188,6 @@ type Change = (i64, String, String, String);
 
 #[component]
 fn Person(id: i64) -> impl IntoView {
-    let outcome = use_context::<Posted>().and_then(|p| p.0).filter(|o| o.intent == Intent::Admin);
     let changed = RwSignal::new(0u32);
     let account = Resource::new(move || changed.get(), move |_| with_refresh(move || fetch_person(id)));
     let act = Action::new(|(person, action, argument, code): &Change| {
@@ -201,32 +199,11 @@ fn Person(id: i64) -> impl IntoView {
             .await
         }
     });
-    // Said after a change: by the server without JavaScript, in place with it.
-    let said = RwSignal::new(outcome.as_ref().map(|o| o.field("done")).unwrap_or_default());
-    let error = RwSignal::new(outcome.and_then(|o| o.error));
-    Effect::new(move |_| match act.value().get() {
-        Some(Ok(Done { message })) => {
-            error.set(None);
-            said.set(message);
-            changed.update(|n| *n += 1);
-            focus_later("#admin-said");
-        }
-        Some(Err(e)) => {
-            said.set(String::new());
-            error.set(Some(e));
-            focus_later("#admin-said");
-        }
-        None => {}
-    });
     provide_context(act);
     view! {
         <section class="card admin" aria-labelledby="person-heading">
-            <p class="eyebrow"><A href="/admin">"People"</A></p>
-            <p id="admin-said" tabindex="-1" class="admin-said" class:alert=move || !said.get().is_empty()
-                class:alert-ok=move || !said.get().is_empty() aria-live="polite" data-testid="admin-said">
-                {move || said.get()}
-            </p>
-            <ErrorNote error=Signal::derive(move || error.get()) busy=act.pending()/>
+            <Sections here="people"/>
+            <Said act changed/>
             <Transition fallback=|| view! { <p class="muted loading">"Loading…"</p> }>
                 {move || account.get().map(|answer| match answer {
                     Ok(view) => view! { <Account view/> }.into_any(),
@@ -438,6 +415,177 @@ fn AddGroup(id: i64, needs_proof: bool) -> impl IntoView {
     }
 }
 
+/// What a group change sends: action, group, argument, code.
+type GroupChange = (String, String, String, String);
+
+/// The groups: members and two-factor adoption of each; made, renamed and
+/// deleted here.
+#[component]
+fn Groups() -> impl IntoView {
+    let changed = RwSignal::new(0u32);
+    let groups = Resource::new(move || changed.get(), |_| with_refresh(fetch_groups));
+    let act = Action::new(|(action, name, argument, code): &GroupChange| {
+        let (action, name, argument, code) = (action.clone(), name.clone(), argument.clone(), code.clone());
+        async move {
+            with_refresh(move || {
+                admin_group(
+                    action.clone(),
+                    name.clone(),
+                    argument.clone(),
+                    None,
+                    Some(code.clone()).filter(|c| !c.is_empty()),
+                )
+            })
+            .await
+        }
+    });
+    provide_context(act);
+    view! {
+        <section class="card admin" aria-labelledby="groups-heading">
+            <Sections here="groups"/>
+            <h1 id="groups-heading" tabindex="-1">"Groups"</h1>
+            <Said act changed/>
+            <Transition fallback=|| view! { <p class="muted loading">"Loading…"</p> }>
+                {move || groups.get().map(|answer| match answer {
+                    Ok(view) => view! { <GroupList view/> }.into_any(),
+                    Err(e) => refused(e),
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+#[component]
+fn GroupList(view: GroupsView) -> impl IntoView {
+    let GroupsView { groups, admin_group, needs_proof } = view;
+    view! {
+        {needs_proof.then(|| view! {
+            <p class="muted" data-testid="needs-proof">"Your log-in is over 5 minutes old: a change needs a code from your app."</p>
+        })}
+        {if groups.is_empty() {
+            view! { <p class="muted">"No groups yet."</p> }.into_any()
+        } else {
+            view! {
+                <ul class="groups group-list" data-testid="group-list">
+                    {groups.into_iter().map(|g| {
+                        let theirs = g.name == admin_group;
+                        let members = if g.members == 1 { "1 member".to_owned() } else { format!("{} members", g.members) };
+                        view! {
+                            <li>
+                                <div>
+                                    <strong>{g.name.clone()}</strong>
+                                    <p class="meta">
+                                        <a href=format!("/admin?group={}", query_escape(&g.name))>{members}</a>
+                                        " · " {g.two_factor} " with two factors"
+                                        {theirs.then_some(" · the administrators")}
+                                    </p>
+                                    {(!g.named_by.is_empty()).then(|| view! {
+                                        <p class="meta">"Named by " {g.named_by.join(", ")}</p>
+                                    })}
+                                </div>
+                                {(!theirs).then(|| view! {
+                                    <GroupForm action="rename" name=g.name.clone() label="Rename" field="New name" needs_proof/>
+                                    <GroupForm action="delete" name=g.name.clone() label="Delete" needs_proof danger=true/>
+                                })}
+                            </li>
+                        }
+                    }).collect_view()}
+                </ul>
+            }.into_any()
+        }}
+        <h2>"New group"</h2>
+        <GroupForm action="create" name=String::new() label="Make the group" field="First member's address" needs_proof/>
+    }
+}
+
+/// One group change as a form: a real POST to /admin; in place once
+/// hydrated. `create` asks for the name too.
+#[component]
+fn GroupForm(
+    action: &'static str,
+    name: String,
+    label: &'static str,
+    /// The label of the argument's box ("" for none).
+    #[prop(optional)]
+    field: &'static str,
+    needs_proof: bool,
+    #[prop(optional)] danger: bool,
+) -> impl IntoView {
+    let act = expect_context::<Action<GroupChange, Result<Done, AppError>>>();
+    let (group, argument, code) =
+        (RwSignal::new(name.clone()), RwSignal::new(String::new()), RwSignal::new(String::new()));
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        if !act.pending().get_untracked() {
+            act.dispatch((action.to_owned(), group.get_untracked(), argument.get_untracked(), code.get_untracked()));
+            argument.set(String::new());
+            code.set(String::new());
+        }
+    };
+    let id = format!("{action}-{name}");
+    let creating = action == "create";
+    view! {
+        <form method="post" action="/admin" class="admin-change" on:submit=submit>
+            <IntentField intent=Intent::Admin/>
+            <input type="hidden" name="group-action" value=action/>
+            {if creating {
+                view! {
+                    <label for="group-name">"Name"</label>
+                    <input id="group-name" name="group" type="text" required=true maxlength="64" spellcheck="false"
+                        autocomplete="off" pattern="[A-Za-z0-9._\\-]{1,64}"
+                        prop:value=move || group.get() on:input=move |ev| group.set(event_target_value(&ev))/>
+                }.into_any()
+            } else {
+                view! { <input type="hidden" name="group" value=name/> }.into_any()
+            }}
+            {(!field.is_empty()).then(|| view! {
+                <label for=format!("{id}-argument")>{field}</label>
+                <input id=format!("{id}-argument") name="argument" type="text" required=true autocomplete="off"
+                    spellcheck="false" prop:value=move || argument.get()
+                    on:input=move |ev| argument.set(event_target_value(&ev))/>
+            })}
+            {needs_proof.then(|| view! {
+                <label for=format!("{id}-code")>"Code from your app"</label>
+                <input id=format!("{id}-code") name="code" type="text" inputmode="numeric" autocomplete="one-time-code"
+                    required=true maxlength="9" class="code-input"
+                    prop:value=move || code.get() on:input=move |ev| code.set(event_target_value(&ev))/>
+            })}
+            <button type="submit" class=if danger { "btn btn-danger" } else { "btn" }>{label}</button>
+        </form>
+    }
+}
+
+/// What the last change did (or why it was refused): said by the server
+/// without JavaScript, in place with it; `changed` is bumped after each
+/// change so the page's data is read again.
+#[component]
+fn Said<I: Send + Sync + 'static>(act: Action<I, Result<Done, AppError>>, changed: RwSignal<u32>) -> impl IntoView {
+    let outcome = use_context::<Posted>().and_then(|p| p.0).filter(|o| o.intent == Intent::Admin);
+    let said = RwSignal::new(outcome.as_ref().map(|o| o.field("done")).unwrap_or_default());
+    let error = RwSignal::new(outcome.and_then(|o| o.error));
+    Effect::new(move |_| match act.value().get() {
+        Some(Ok(Done { message })) => {
+            error.set(None);
+            said.set(message);
+            changed.update(|n| *n += 1);
+            focus_later("#admin-said");
+        }
+        Some(Err(e)) => {
+            said.set(String::new());
+            error.set(Some(e));
+            focus_later("#admin-said");
+        }
+        None => {}
+    });
+    view! {
+        <p id="admin-said" tabindex="-1" class="admin-said" class:alert=move || !said.get().is_empty()
+            class:alert-ok=move || !said.get().is_empty() aria-live="polite" data-testid="admin-said">
+            {move || said.get()}
+        </p>
+        <ErrorNote error=Signal::derive(move || error.get()) busy=act.pending()/>
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::query_escape;
@@ -447,5 +595,153 @@ mod tests {
         assert_eq!(query_escape("ann smith&x=1"), "ann%20smith%26x%3D1");
         assert_eq!(query_escape("é"), "%C3%A9");
         assert_eq!(query_escape("a-b.c_d~"), "a-b.c_d~");
+    }
+}
+
+/// The audit trail of everyone: a GET form of filters, a page of events,
+/// the same as CSV.
+#[component]
+fn Activity() -> impl IntoView {
+    let query = use_query_map();
+    let filter = Memo::new(move |_| {
+        let q = query.read();
+        let get = |k: &str| q.get(k).unwrap_or_default();
+        (
+            ActivityFilter {
+                person: get("person"),
+                kind: get("kind"),
+                from: get("from"),
+                to: get("to"),
+                ip: get("ip"),
+            },
+            q.get("page").and_then(|p| p.parse::<i64>().ok()).unwrap_or(1),
+        )
+    });
+    let events = Resource::new(
+        move || filter.get(),
+        |(f, page)| {
+            with_refresh(move || {
+                fetch_admin_activity(
+                    f.person.clone(),
+                    f.kind.clone(),
+                    f.from.clone(),
+                    f.to.clone(),
+                    f.ip.clone(),
+                    Some(page),
+                )
+            })
+        },
+    );
+    view! {
+        <section class="card admin" aria-labelledby="activity-heading">
+            <Sections here="activity"/>
+            <h1 id="activity-heading" tabindex="-1">"Activity"</h1>
+            <Transition fallback=|| view! { <p class="muted loading">"Loading…"</p> }>
+                {move || events.get().map(|answer| match answer {
+                    Ok(page) => view! { <ActivityList page filter=filter.get_untracked().0/> }.into_any(),
+                    Err(e) => refused(e),
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+#[component]
+fn ActivityList(page: ActivityPage, filter: ActivityFilter) -> impl IntoView {
+    let query = format!(
+        "person={}&kind={}&from={}&to={}&ip={}",
+        query_escape(&filter.person),
+        query_escape(&filter.kind),
+        query_escape(&filter.from),
+        query_escape(&filter.to),
+        query_escape(&filter.ip)
+    );
+    let summary = match page.total {
+        0 => "No events match.".to_owned(),
+        1 => "1 event.".to_owned(),
+        n => format!("{n} events, page {} of {}.", page.page, page.pages),
+    };
+    let kind = filter.kind.clone();
+    let link = {
+        let query = query.clone();
+        move |to: i64| format!("/admin?view=activity&{query}&page={to}")
+    };
+    view! {
+        <Form method="get" action="/admin" attr:class="admin-search admin-filter" attr:role="search">
+            <input type="hidden" name="view" value="activity"/>
+            <div class="field">
+                <label for="person">"Person's address"</label>
+                <input id="person" name="person" type="search" value=filter.person autocomplete="off"/>
+            </div>
+            <div class="field">
+                <label for="kind">"Event"</label>
+                <select id="kind" name="kind">
+                    <option value="" selected=kind.is_empty()>"Any"</option>
+                    {page.kinds.into_iter().map(|(value, words)| {
+                        let selected = value == kind;
+                        view! { <option value=value selected=selected>{words}</option> }
+                    }).collect_view()}
+                </select>
+            </div>
+            <div class="field">
+                <label for="from">"From"</label>
+                <input id="from" name="from" type="date" value=filter.from/>
+            </div>
+            <div class="field">
+                <label for="to">"To"</label>
+                <input id="to" name="to" type="date" value=filter.to/>
+            </div>
+            <div class="field">
+                <label for="ip">"Address starts with"</label>
+                <input id="ip" name="ip" type="text" value=filter.ip autocomplete="off" spellcheck="false"/>
+            </div>
+            <button type="submit" class="btn btn-primary">"Filter"</button>
+        </Form>
+        <p class="muted" aria-live="polite" data-testid="activity-summary">
+            {summary} " Times in " {page.time_zone} ". "
+            <a href=format!("/admin/activity.csv?{query}") download="">"Download as CSV"</a>
+        </p>
+        <ol class="activity" data-testid="all-activity">
+            {page.events.into_iter().map(|e| view! {
+                <li>
+                    <span class="what">{e.label}</span>
+                    <span class="when">{e.when}</span>
+                    <span class="where">
+                        {match (e.person, e.person_id) {
+                            (Some(p), Some(id)) => view! { <a href=format!("/admin?person={id}")>{p}</a> }.into_any(),
+                            _ => view! { "a deleted or unknown account" }.into_any(),
+                        }}
+                        " · " {e.browser}
+                        {e.ip.map(|ip| format!(" · from {ip}"))}
+                        {e.by.map(|by| view! { " · by " <strong>{by}</strong> })}
+                    </span>
+                </li>
+            }).collect_view()}
+        </ol>
+        {pager(page.page, page.pages, link)}
+    }
+}
+
+/// Previous and next page links, when there is more than one.
+fn pager(page: i64, pages: i64, link: impl Fn(i64) -> String) -> impl IntoView {
+    (pages > 1).then(|| {
+        view! {
+            <nav class="pager" aria-label="Pages">
+                {(page > 1).then(|| view! { <a href=link(page - 1) rel="prev">"Previous page"</a> })}
+                {(page < pages).then(|| view! { <a href=link(page + 1) rel="next">"Next page"</a> })}
+            </nav>
+        }
+    })
+}
+
+/// The admin page's sections, the current one marked.
+#[component]
+fn Sections(here: &'static str) -> impl IntoView {
+    view! {
+        <nav class="admin-nav" aria-label="Administration">
+            <a href="/admin" aria-current=(here == "people").then_some("page")>"People"</a>
+            <a href="/admin?view=groups" aria-current=(here == "groups").then_some("page")>"Groups"</a>
+            <a href="/admin?view=activity" aria-current=(here == "activity").then_some("page")>"Activity"</a>
+        </nav>
     }
 }

@@ -49,7 +49,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <AutoReload options=options.clone()/>
                 <HashedStylesheet options=options.clone() id="leptos"/>
                 <HydrationScripts options/>
-                // Passkeys: a small module of this origin (public/passkeys.js),
+                // Passkeys: a small module of this origin (frontend/passkeys.js, shipped as /passkeys.js),
                 // independent of the WebAssembly.
                 {passkey_origin.map(|origin| view! { <meta name="passkey-origin" content=origin/> })}
                 <script type="module" src="/passkeys.js"></script>

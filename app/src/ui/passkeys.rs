@@ -1,5 +1,5 @@
 //! The passkey parts of the pages. The WebAuthn calls are made by
-//! `public/passkeys.js` (a small module of this origin) from the buttons
+//! `frontend/passkeys.js` (a small module of this origin) from the buttons
 //! drawn here (`data-passkey=…`); it shows the panels only when the
 //! browser can use passkeys, and the fallback notes say what to do
 //! otherwise. Renaming and removing are ordinary forms posted to
@@ -72,7 +72,7 @@ pub fn PasskeysCard(
     /// here, with the password as proof.
     codes_here: Signal<bool>,
     /// Logged in within the last 5 minutes: the password field of the add
-    /// panel stays hidden (`public/passkeys.js` shows it if the server
+    /// panel stays hidden (`frontend/passkeys.js` shows it if the server
     /// asks for the password after all).
     #[prop(into)]
     recent: Signal<bool>,
@@ -149,7 +149,7 @@ pub fn PasskeysCard(
                 <button type="button" class="btn" data-passkey="register"
                     data-name-field="passkey-name" data-password-field="passkey-password">"Add a passkey"</button>
                 <p data-passkey-status role="status" aria-live="polite"></p>
-                // Filled by `public/passkeys.js` only before the page runs.
+                // Filled by `frontend/passkeys.js` only before the page runs.
                 <div class="recovery" id="passkey-codes" data-passkey-codes hidden></div>
             </div>
             <p class="muted passkey-fallback" data-testid="passkeys-need-js">

@@ -208,6 +208,61 @@ impl AdminAction {
     }
 }
 
+/// The groups (GET /api/admin/groups).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupsView {
+    pub groups: Vec<GroupLine>,
+    /// `ADMIN_GROUP`: neither renamed nor deleted on the page.
+    pub admin_group: String,
+    /// A change needs a code from the administrator's app.
+    pub needs_proof: bool,
+}
+
+/// One group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupLine {
+    pub name: String,
+    pub members: i64,
+    /// Members with two factors on.
+    pub two_factor: i64,
+    /// What names it besides its members ("ACCESS_RULES", "the app Wiki").
+    pub named_by: Vec<String>,
+}
+
+/// A change to a group (POST /api/admin/group).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupAction {
+    /// A new group, with its first member (an email address).
+    Create {
+        name: String,
+        member: String,
+    },
+    Rename {
+        from: String,
+        to: String,
+    },
+    /// Everyone leaves it.
+    Delete {
+        name: String,
+    },
+}
+
+impl GroupAction {
+    /// From `action` (create, rename, delete), the group's `name` and the
+    /// `argument` (the first member's address; the new name).
+    pub fn parse(action: &str, name: &str, argument: &str) -> Option<Self> {
+        let (name, argument) = (name.trim().to_owned(), argument.trim().to_owned());
+        Some(match action {
+            "create" if !argument.is_empty() => GroupAction::Create { name, member: argument },
+            "rename" => GroupAction::Rename { from: name, to: argument },
+            "delete" => GroupAction::Delete { name },
+            _ => return None,
+        })
+    }
+}
+
 /// Group names as access rules name them: 1 to 64 letters, digits, `-`,
 /// `_` or `.`.
 pub fn valid_group(name: &str) -> bool {

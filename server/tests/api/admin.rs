@@ -65,7 +65,7 @@ fn admin_requests(app: &TestApp, person: i64) -> Vec<(Method, String, Option<Val
         .into_iter()
         .filter(|(_, p)| p.starts_with("/api/admin") || p.starts_with("/admin/"))
         .collect();
-    assert!(routes.len() >= 5, "{routes:?}");
+    assert!(routes.len() >= 7, "{routes:?}");
     routes
         .into_iter()
         .map(|(m, p)| {
@@ -74,6 +74,10 @@ fn admin_requests(app: &TestApp, person: i64) -> Vec<(Method, String, Option<Val
                 "/api/admin/person" => (format!("{p}?id={person}"), None),
                 "/api/admin/act" => (p.clone(), Some(json!({"person": person, "action": "confirm-email"}))),
                 "/api/admin/activity" => (format!("{p}?kind=log_in_ok&page=1"), None),
+                "/api/admin/groups" => (p.clone(), None),
+                "/api/admin/group" => {
+                    (p.clone(), Some(json!({"action": "create", "name": "testers", "argument": "ann@example.com"})))
+                }
                 "/admin/activity.csv" => (format!("{p}?kind=log_in_ok"), None),
                 other => panic!("{other}: a new admin route; say here how to call it"),
             };
@@ -504,4 +508,103 @@ async fn the_audit_trail_of_everyone_is_filtered_paged_and_exported_as_csv() {
     );
     let bad = app.send(&app.client, app.client.get(format!("{}/admin/activity.csv?from=soon", app.base))).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.text);
+}
+
+async fn group(app: &TestApp, body: Value) -> Reply {
+    app.post("/api/admin/group", body).await
+}
+
+#[tokio::test]
+async fn groups_are_made_renamed_and_deleted_with_every_member_told_in_their_activity() {
+    use app::server::oidc::clients::{self, NewClient};
+    let app = spawn_app_with(&[("PUBLIC_URL", "self")]).await;
+    let boss_secret = administrator(&app).await;
+    enrolled_elsewhere(&app, "ann@example.com").await;
+    let bob = json!({"email": "bob@example.com", "name": "Bob", "password": PASSWORD});
+    assert_eq!(app.post_with(&new_client(), "/api/authentication/register", bob).await.status, StatusCode::CREATED);
+    let (ann, bob) = (id_of(&app, "ann@example.com").await, id_of(&app, "bob@example.com").await);
+    let wiki = NewClient {
+        name: "Wiki".into(),
+        redirect_uris: vec!["https://wiki.example/cb".into()],
+        groups: vec!["staff".into(), "family".into()],
+        ..Default::default()
+    };
+    let wiki = clients::add(&app.state, &wiki).await.unwrap();
+
+    // Made with a first member; refused: a name taken, the administrators'
+    // group, an unknown address, a bad name.
+    let r = group(&app, json!({"action": "create", "name": "staff", "argument": "ANN@example.com"})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(app.state.db.groups_of(ann).await.unwrap(), ["staff"]);
+    for (body, status) in [
+        (json!({"action": "create", "name": "staff", "argument": "bob@example.com"}), StatusCode::CONFLICT),
+        (json!({"action": "create", "name": "admins", "argument": "bob@example.com"}), StatusCode::FORBIDDEN),
+        (json!({"action": "create", "name": "new", "argument": "nobody@example.com"}), StatusCode::NOT_FOUND),
+        (json!({"action": "create", "name": "a b", "argument": "bob@example.com"}), StatusCode::BAD_REQUEST),
+        (json!({"action": "rename", "name": "admins", "argument": "bosses"}), StatusCode::FORBIDDEN),
+        (json!({"action": "rename", "name": "staff", "argument": "admins"}), StatusCode::FORBIDDEN),
+        (json!({"action": "delete", "name": "admins"}), StatusCode::FORBIDDEN),
+        (json!({"action": "delete", "name": "nobody-here"}), StatusCode::NOT_FOUND),
+        (json!({"action": "explode", "name": "staff"}), StatusCode::BAD_REQUEST),
+    ] {
+        let r = group(&app, body.clone()).await;
+        assert_eq!(r.status, status, "{body}: {}", r.text);
+    }
+    assert!(app.state.db.groups_of(bob).await.unwrap().is_empty());
+    let r = act(&app, &app.client, json!({"person": bob, "action": "add-group", "argument": "staff"})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+
+    // The list: members, and how many of them have two factors.
+    let list = app.get("/api/admin/groups").await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.text);
+    assert_eq!(list.body["adminGroup"], "admins");
+    let staff = list.body["groups"].as_array().unwrap().iter().find(|g| g["name"] == "staff").unwrap().clone();
+    assert_eq!((staff["members"].as_i64(), staff["twoFactor"].as_i64()), (Some(2), Some(1)), "{staff}");
+    assert_eq!(staff["namedBy"], json!(["the app Wiki"]));
+
+    // Renamed: the members and the app follow; a taken name is refused.
+    let r = group(&app, json!({"action": "create", "name": "family", "argument": "bob@example.com"})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = group(&app, json!({"action": "rename", "name": "staff", "argument": "family"})).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+    let r = group(&app, json!({"action": "rename", "name": "staff", "argument": "team"})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.body["message"].as_str().unwrap().contains("Apps limited to staff now say team"), "{}", r.text);
+    assert_eq!(app.state.db.groups_of(ann).await.unwrap(), ["team"]);
+    assert_eq!(app.state.db.groups_of(bob).await.unwrap(), ["family", "team"]);
+    let client = app.state.db.oidc_clients().await.unwrap().into_iter().find(|c| c.id == wiki.id).unwrap();
+    assert_eq!(client.allowed_groups, "team,family");
+
+    // Five minutes on, a change needs proof; then deleted: everyone leaves.
+    app.clock.advance(301);
+    assert_eq!(app.post("/api/authentication/refresh", json!({})).await.status, StatusCode::OK);
+    let r = group(&app, json!({"action": "delete", "name": "team"})).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert_eq!(app.state.db.groups_of(ann).await.unwrap(), ["team"]);
+    let r = group(&app, json!({"action": "delete", "name": "team", "code": app.code_now(&boss_secret)})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.body["message"].as_str().unwrap().contains("2 people left it"), "{}", r.text);
+    assert!(app.state.db.groups_of(ann).await.unwrap().is_empty());
+    assert_eq!(app.state.db.groups_of(bob).await.unwrap(), ["family"]);
+
+    // Each member's trail names the administrator for each change.
+    let page = app.get(&format!("/api/admin/person?id={bob}")).await;
+    let by_boss: Vec<&str> = page.body["activity"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["by"] == "boss@example.com")
+        .map(|e| e["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        by_boss,
+        [
+            "Taken out of a group by an administrator",
+            "A group of theirs renamed by an administrator",
+            "Added to a group by an administrator",
+            "Added to a group by an administrator"
+        ],
+        "{}",
+        page.text
+    );
 }

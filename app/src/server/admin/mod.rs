@@ -7,6 +7,7 @@
 //! administrator cannot lock everyone out).
 
 pub mod activity;
+pub mod groups;
 
 use crate::error::{AppError, ErrorKind};
 use crate::server::audit;

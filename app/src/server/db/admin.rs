@@ -269,6 +269,80 @@ impl Tx {
     }
 }
 
+impl Db {
+    /// Every group: its name, members, and members with two factors on.
+    pub async fn group_counts(&self) -> Result<Vec<(String, i64, i64)>, AppError> {
+        Ok(sqlx::query_as(
+            "SELECT g.name, COUNT(*), SUM(CASE WHEN u.totp_enabled = 1 OR u.passkey_count > 0 THEN 1 ELSE 0 END) \
+             FROM user_groups g JOIN users u ON u.id = g.user_id GROUP BY g.name ORDER BY g.name",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}
+
+impl Tx {
+    /// The accounts in `group`.
+    pub async fn group_members(&mut self, group: &str) -> Result<Vec<i64>, AppError> {
+        let rows: Vec<(i64,)> = sqlx::query_as("SELECT user_id FROM user_groups WHERE name = $1 ORDER BY user_id")
+            .bind(group)
+            .fetch_all(&mut *self.tx)
+            .await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
+    /// Gives `from`'s members `to` instead (nobody may be in `to` yet); the
+    /// members, whose cached gate decisions are dropped.
+    pub async fn rename_group(&mut self, from: &str, to: &str) -> Result<Vec<i64>, AppError> {
+        self.step()?;
+        let rows: Vec<(i64,)> = sqlx::query_as("UPDATE user_groups SET name = $2 WHERE name = $1 RETURNING user_id")
+            .bind(from)
+            .bind(to)
+            .fetch_all(&mut *self.tx)
+            .await?;
+        let members: Vec<i64> = rows.into_iter().map(|(id,)| id).collect();
+        for id in &members {
+            self.invalidate(Invalidation::User(*id)).await?;
+        }
+        Ok(members)
+    }
+
+    /// Takes everyone out of `group`; who was in it.
+    pub async fn delete_group(&mut self, group: &str) -> Result<Vec<i64>, AppError> {
+        self.step()?;
+        let rows: Vec<(i64,)> = sqlx::query_as("DELETE FROM user_groups WHERE name = $1 RETURNING user_id")
+            .bind(group)
+            .fetch_all(&mut *self.tx)
+            .await?;
+        let members: Vec<i64> = rows.into_iter().map(|(id,)| id).collect();
+        for id in &members {
+            self.invalidate(Invalidation::User(*id)).await?;
+        }
+        Ok(members)
+    }
+
+    /// Apps limited to `from` are limited to `to` instead; how many.
+    pub async fn rename_group_of_apps(&mut self, from: &str, to: &str) -> Result<usize, AppError> {
+        let apps: Vec<(String, String)> =
+            sqlx::query_as("SELECT id, allowed_groups FROM oidc_clients").fetch_all(&mut *self.tx).await?;
+        let mut changed = 0;
+        for (id, groups) in apps {
+            if !groups.split(',').any(|g| g == from) {
+                continue;
+            }
+            self.step()?;
+            let renamed: Vec<&str> = groups.split(',').map(|g| if g == from { to } else { g }).collect();
+            sqlx::query("UPDATE oidc_clients SET allowed_groups = $2 WHERE id = $1")
+                .bind(&id)
+                .bind(renamed.join(","))
+                .execute(&mut *self.tx)
+                .await?;
+            changed += 1;
+        }
+        Ok(changed)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::contains_pattern;

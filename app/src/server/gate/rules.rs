@@ -137,6 +137,11 @@ fn line_of(text: &str, offset: usize) -> usize {
 }
 
 impl Rules {
+    /// Some rule names `group`.
+    pub fn name_group(&self, group: &str) -> bool {
+        self.rules.iter().any(|r| r.groups.as_ref().is_some_and(|gs| gs.iter().any(|g| g == group)))
+    }
+
     /// No rules file: every host under the cookie domains needs two factors.
     pub fn two_factor_everywhere() -> Self {
         Self { rules: Vec::new(), default: Policy::TwoFactor }

@@ -108,7 +108,7 @@ fn Security(user: User) -> impl IntoView {
             && (!sent_by_gate || enabled.get() || passkeys_on.get())
             && fresh_codes.get().is_none()
     });
-    // The first passkey comes with recovery codes: `public/passkeys.js`
+    // The first passkey comes with recovery codes: `frontend/passkeys.js`
     // hands them over (`data-codes` of the add panel) and says so with a
     // `passkey-codes` event; the passkeys card shows them with the app's
     // widget, and the page takes in that protection is on.

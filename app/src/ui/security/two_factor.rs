@@ -121,7 +121,7 @@ fn NewPhone(passkeys: Signal<i64>, on_secret: Callback<GenerateResponse>) -> imp
             on_secret.run(secret);
         }
     });
-    // A passkey's answer is checked by `public/passkeys.js`, which hands
+    // A passkey's answer is checked by `frontend/passkeys.js`, which hands
     // the new key over in the `data-secret` of the panel and says so with
     // a `new-phone-secret` event.
     let ready = hydrated();
@@ -204,7 +204,7 @@ fn MovingWizard(moving: RwSignal<Option<GenerateResponse>>, on_moved: Callback<(
     }
 }
 
-/// Reads and removes a JSON attribute that `public/passkeys.js` left on an
+/// Reads and removes a JSON attribute that `frontend/passkeys.js` left on an
 /// element for the page (it hands results over this way, then sends an
 /// event). `None` before hydration, or when there is none.
 pub(super) fn take_json_attribute<T: serde::de::DeserializeOwned>(id: &str, name: &str) -> Option<T> {

@@ -1,0 +1,145 @@
+//! Groups on the admin page: each with its members and how many of them
+//! have two factors on; made with a first member, renamed, deleted. A group
+//! is its memberships (there is no group without a member). The
+//! administrators' group (`ADMIN_GROUP`) is neither renamed nor deleted
+//! here, and nobody joins it in bulk: people are added to it one by one.
+//! Every change needs the same proof as the rest of the page, lands in one
+//! transaction and is audited for each member with the administrator.
+
+use crate::error::{AppError, ErrorKind};
+use crate::server::audit;
+use crate::server::auth::FullSession;
+use crate::server::factors::proof::{Proof, fresh, prove};
+use crate::server::request::RequestMeta;
+use crate::server::state::AppState;
+use crate::wire::admin::{GroupAction, GroupLine, GroupsView, valid_group};
+use crate::wire::{AuditKind, Done};
+
+use super::{ASK_PROOF, require_admin};
+
+/// What names `group` besides its members: the gate's access rules, and
+/// the apps limited to it. Renaming or deleting it leaves them naming
+/// nothing.
+async fn named_by(state: &AppState, group: &str) -> Result<Vec<String>, AppError> {
+    let mut names = Vec::new();
+    if state.gate.rules.name_group(group) {
+        names.push("ACCESS_RULES".to_owned());
+    }
+    for client in state.db.oidc_clients().await? {
+        if client.groups().any(|g| g == group) {
+            names.push(format!("the app {}", client.name));
+        }
+    }
+    Ok(names)
+}
+
+pub async fn list(state: &AppState, session: &FullSession) -> Result<GroupsView, AppError> {
+    require_admin(state, session).await?;
+    let mut groups = Vec::new();
+    for (name, members, two_factor) in state.db.group_counts().await? {
+        groups.push(GroupLine { named_by: named_by(state, &name).await?, name, members, two_factor });
+    }
+    Ok(GroupsView { groups, admin_group: state.admin_group.clone(), needs_proof: !fresh(state, session) })
+}
+
+fn bad_name() -> AppError {
+    AppError::bad_request("A group name is 1 to 64 letters, digits, '-', '_' or '.'.")
+}
+
+/// Makes, renames or deletes a group, after the administrator's proof.
+pub async fn change(
+    state: &AppState,
+    meta: &RequestMeta,
+    session: &FullSession,
+    action: GroupAction,
+    proof: Proof<'_>,
+) -> Result<Done, AppError> {
+    let admin = require_admin(state, session).await?;
+    let admins = state.admin_group.as_str();
+    // Refusals that need no proof come first.
+    match &action {
+        GroupAction::Create { name, .. } if !valid_group(name) => return Err(bad_name()),
+        GroupAction::Rename { from, to } if !valid_group(from) || !valid_group(to) => return Err(bad_name()),
+        GroupAction::Delete { name } if !valid_group(name) => return Err(bad_name()),
+        GroupAction::Create { name, .. } | GroupAction::Rename { to: name, .. } if name == admins => {
+            return Err(AppError::forbidden(format!(
+                "Members of {admins} are administrators: add people to it one by one, from their page."
+            )));
+        }
+        GroupAction::Rename { from: name, .. } | GroupAction::Delete { name } if name == admins => {
+            return Err(AppError::forbidden(format!(
+                "{admins} is the administrators' group (ADMIN_GROUP): it is renamed there, and cannot be deleted."
+            )));
+        }
+        GroupAction::Rename { from, to } if from == to => {
+            return Err(AppError::bad_request("The new name is the same as the old one."));
+        }
+        _ => {}
+    }
+    let member = match &action {
+        GroupAction::Create { member, .. } => {
+            let email = member.trim().to_lowercase();
+            let found = state.db.user_by_email(&email).await?;
+            Some(found.ok_or_else(|| {
+                AppError::new(ErrorKind::NotFound, format!("There is no account with the address {email}."))
+            })?)
+        }
+        _ => None,
+    };
+    prove(state, meta, session, &admin, proof, ASK_PROOF).await?;
+    let mut tx = state.db.begin().await?;
+    let message = match action {
+        GroupAction::Create { name, .. } => {
+            let Some(member) = member else { return Err(AppError::internal()) };
+            if !tx.group_members(&name).await?.is_empty() {
+                return Err(AppError::conflict(format!("There is a group called {name} already.")));
+            }
+            tx.set_group(member.id, &name, true).await?;
+            audit::record_by(state, &mut tx, Some(member.id), Some(admin.id), AuditKind::GroupAdded, meta).await?;
+            format!("Made the group {name} with {} in it.", member.email)
+        }
+        GroupAction::Rename { from, to } => {
+            if !tx.group_members(&to).await?.is_empty() {
+                return Err(AppError::conflict(format!("There is a group called {to} already: pick another name.")));
+            }
+            let members = tx.rename_group(&from, &to).await?;
+            if members.is_empty() {
+                return Err(AppError::new(ErrorKind::NotFound, format!("There is no group called {from}.")));
+            }
+            let apps = tx.rename_group_of_apps(&from, &to).await?;
+            for id in &members {
+                audit::record_by(state, &mut tx, Some(*id), Some(admin.id), AuditKind::GroupRenamed, meta).await?;
+            }
+            let mut said = format!("Renamed {from} to {to} ({} {}).", members.len(), people(members.len()));
+            if apps > 0 {
+                said.push_str(&format!(" Apps limited to {from} now say {to}."));
+            }
+            if state.gate.rules.name_group(&from) {
+                said.push_str(&format!(" ACCESS_RULES still name {from}: change them to {to} too."));
+            }
+            said
+        }
+        GroupAction::Delete { name } => {
+            let members = tx.delete_group(&name).await?;
+            if members.is_empty() {
+                return Err(AppError::new(ErrorKind::NotFound, format!("There is no group called {name}.")));
+            }
+            for id in &members {
+                audit::record_by(state, &mut tx, Some(*id), Some(admin.id), AuditKind::GroupRemoved, meta).await?;
+            }
+            let mut said = format!("Deleted {name}: {} {} left it.", members.len(), people(members.len()));
+            let named = named_by(state, &name).await?;
+            if !named.is_empty() {
+                said.push_str(&format!(" {} still name it: nobody passes them by it now.", named.join(" and ")));
+            }
+            said
+        }
+    };
+    audit::commit(state, tx).await?;
+    tracing::info!(admin = admin.id, "an administrator changed a group");
+    Ok(Done { message })
+}
+
+fn people(n: usize) -> &'static str {
+    if n == 1 { "person" } else { "people" }
+}
