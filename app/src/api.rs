@@ -491,3 +491,14 @@ pub async fn admin_group(
     let proof = Proof { password: password.as_deref(), code: code.as_deref() };
     admin::groups::change(&state, &meta, &session, action, proof).await
 }
+
+/// GET /api/admin/overview: accounts and their protection, each group's
+/// two-factor adoption, the last 24 hours' log-ins and failures, the mail
+/// and back-channel queues, the version and the database.
+#[server(prefix = "/api", endpoint = "admin/overview", input = GetUrl)]
+pub async fn fetch_overview() -> Result<crate::wire::admin::Overview, AppError> {
+    use crate::server::{admin, app_state, auth::FullSession, extract};
+    let state = app_state()?;
+    let session = extract::<FullSession>(&state).await?;
+    admin::overview::overview(&state, &session).await
+}

@@ -2,9 +2,11 @@
 // administrator (made with `server user groups EMAIL add admins`, two
 // factors on) finds a person, opens their account, adds a group, ends a
 // log-in, resets their second factors, locks and unlocks, mails a reset
-// link and deletes the account; someone else is turned away.
+// link and deletes the account; makes, renames and deletes a group; filters
+// everyone's activity and downloads it; reads the overview; does a
+// person's page by keyboard alone. Someone else is turned away.
 // axe in every state; screenshots at 375 and 1280 px go to docs/screenshots.
-import { test, expect, Page } from '@playwright/test';
+import { test, expect, Browser, Page } from '@playwright/test';
 
 import { uniqueEmail, signUp, enrol, expectAccessible, enrolledAccount, serverCommand } from './helpers';
 
@@ -25,22 +27,27 @@ async function shoot(page: Page, name: string) {
   await page.setViewportSize({ width: 1280, height: 720 });
 }
 
+/** A new administrator (signed up, enrolled, in `admins`) in a browser of
+ * their own, with or without JavaScript, logged in. */
+async function administrator(browser: Browser, javaScriptEnabled: boolean) {
+  const context = await browser.newContext({ baseURL: portal, javaScriptEnabled: true });
+  const setup = await context.newPage();
+  const boss = uniqueEmail('boss');
+  await signUp(setup, boss);
+  await enrol(setup);
+  addToGroup(boss, 'admins');
+  await setup.close();
+  // Keeping the cookies of the log-in just made.
+  const state = await context.storageState();
+  await context.close();
+  const own = await browser.newContext({ baseURL: portal, javaScriptEnabled, storageState: state });
+  return { boss, own, page: await own.newPage() };
+}
+
 for (const javaScriptEnabled of [true, false]) {
   test(`an administrator finds a person and changes their account (JavaScript ${javaScriptEnabled ? 'on' : 'off'})`, async ({ browser }) => {
     const ann = await enrolledAccount(browser, portal, javaScriptEnabled ? 'ann' : 'annnojs');
-    const context = await browser.newContext({ baseURL: portal, javaScriptEnabled: true });
-    const setup = await context.newPage();
-    const boss = uniqueEmail('boss');
-    await signUp(setup, boss);
-    await enrol(setup);
-    addToGroup(boss, 'admins');
-    await setup.close();
-    // The administrator's own browser, with or without JavaScript, keeping
-    // the cookies of the log-in just made.
-    const state = await context.storageState();
-    await context.close();
-    const own = await browser.newContext({ baseURL: portal, javaScriptEnabled, storageState: state });
-    const page = await own.newPage();
+    const { boss, own, page } = await administrator(browser, javaScriptEnabled);
 
     await page.goto('/admin');
     await expect(page.getByRole('heading', { name: 'People' })).toBeVisible();
@@ -125,3 +132,119 @@ test('someone who is not an administrator is turned away, saying why', async ({ 
   await shoot(page, 'refused');
   await context.close();
 });
+
+for (const javaScriptEnabled of [true, false]) {
+  test(`groups are made, renamed and deleted, everyone's activity filtered and downloaded, the overview read (JavaScript ${javaScriptEnabled ? 'on' : 'off'})`, async ({ browser }) => {
+    const ann = await enrolledAccount(browser, portal, javaScriptEnabled ? 'grp' : 'grpnojs');
+    const { own, page } = await administrator(browser, javaScriptEnabled);
+    const name = `crew-${Date.now().toString(36)}${javaScriptEnabled ? 'j' : 'n'}`;
+
+    await page.goto('/admin');
+    await page.getByRole('navigation', { name: 'Administration' }).getByRole('link', { name: 'Groups' }).click();
+    await expect(page.getByRole('heading', { name: 'Groups' })).toBeVisible();
+    await expect(page.getByRole('link', { name: 'Groups' })).toHaveAttribute('aria-current', 'page');
+    await page.getByLabel('Name', { exact: true }).fill(name);
+    await page.getByLabel("First member's address").fill(ann.email);
+    await page.getByRole('button', { name: 'Make the group' }).click();
+    await expect(page.getByTestId('admin-said')).toHaveText(`Made the group ${name} with ${ann.email} in it.`);
+    const line = page.getByTestId('group-list').locator('li').filter({ has: page.getByText(name, { exact: true }) });
+    await expect(line).toContainText('1 member · 1 with two factors');
+    if (javaScriptEnabled) {
+      await expectAccessible(page, 'admin: groups');
+      await shoot(page, 'groups');
+    }
+    // A name taken is refused, saying why; then renamed.
+    await line.getByLabel('New name').fill('admins');
+    await line.getByRole('button', { name: 'Rename' }).click();
+    await expect(page.getByRole('alert')).toContainText('add people to it one by one');
+    if (javaScriptEnabled) await expectAccessible(page, 'admin: a refused group change');
+    const renamed = `${name}-2`;
+    const before = page.getByTestId('group-list').locator('li').filter({ has: page.getByText(name, { exact: true }) });
+    await before.getByLabel('New name').fill(renamed);
+    await before.getByRole('button', { name: 'Rename' }).click();
+    await expect(page.getByTestId('admin-said')).toHaveText(`Renamed ${name} to ${renamed} (1 person).`);
+    const after = page.getByTestId('group-list').locator('li').filter({ has: page.getByText(renamed, { exact: true }) });
+    // Its members are the people list filtered by it.
+    await after.getByRole('link', { name: '1 member' }).click();
+    await expect(page.getByTestId('person')).toHaveCount(1);
+    await expect(page.getByTestId('person')).toContainText(ann.email);
+    await page.getByRole('navigation', { name: 'Administration' }).getByRole('link', { name: 'Groups' }).click();
+    await page.getByTestId('group-list').locator('li').filter({ has: page.getByText(renamed, { exact: true }) })
+      .getByRole('button', { name: 'Delete' }).click();
+    await expect(page.getByTestId('admin-said')).toHaveText(`Deleted ${renamed}: 1 person left it.`);
+    await expect(page.getByText(renamed, { exact: true })).toHaveCount(0);
+
+    // Everyone's activity: her group events, by filter; then as CSV.
+    await page.getByRole('link', { name: 'Activity' }).click();
+    await expect(page.getByRole('heading', { name: 'Activity' })).toBeVisible();
+    await page.getByLabel("Person's address").fill(ann.email);
+    await page.getByLabel('Event').selectOption({ label: 'Taken out of a group by an administrator' });
+    await page.getByRole('button', { name: 'Filter' }).click();
+    await expect(page).toHaveURL(/kind=group_removed/);
+    await expect(page.getByTestId('activity-summary')).toContainText('1 event.');
+    await expect(page.getByTestId('all-activity')).toContainText(ann.email);
+    if (javaScriptEnabled) {
+      await expectAccessible(page, 'admin: activity');
+      await shoot(page, 'activity');
+    }
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByRole('link', { name: 'Download as CSV' }).click(),
+    ]);
+    expect(download.suggestedFilename()).toMatch(/^activity-\d{4}-\d{2}-\d{2}\.csv$/);
+    const csv = await (await import('node:fs/promises')).readFile(await download.path(), 'utf8');
+    const rows = csv.trim().split('\r\n');
+    expect(rows[0]).toBe('time,kind,event,person,by,address,user_agent');
+    expect(rows).toHaveLength(2);
+    expect(rows[1]).toContain(`,group_removed,Taken out of a group by an administrator,${ann.email},`);
+
+    // The overview: accounts and their protection, the day, the queues.
+    await page.getByRole('link', { name: 'Overview' }).click();
+    await expect(page.getByRole('heading', { name: 'Overview' })).toBeVisible();
+    await expect(page.getByTestId('overview-people')).toContainText('With two factors');
+    await expect(page.getByTestId('overview-groups')).toContainText('admins');
+    await expect(page.getByTestId('overview-day')).toContainText('Logged in');
+    await expect(page.getByTestId('overview-running')).toContainText(/^Version \d+\.\d+\.\d+ on (SQLite|PostgreSQL)\.$/);
+    if (javaScriptEnabled) {
+      await expectAccessible(page, 'admin: overview');
+      await shoot(page, 'overview');
+    }
+    await own.close();
+  });
+}
+
+test("a person's page works by keyboard alone", async ({ browser }) => {
+  const ann = await enrolledAccount(browser, portal, 'keys');
+  const { own, page } = await administrator(browser, true);
+  await page.goto('/admin');
+  await page.getByLabel('Email or name').fill(ann.email);
+  await page.getByLabel('Email or name').press('Enter');
+  await expect(page.getByTestId('person')).toHaveCount(1);
+  // Tab to her name in the list and open it.
+  await tabTo(page, page.getByTestId('person').getByRole('link'));
+  await page.keyboard.press('Enter');
+  await expect(page.getByTestId('person-name')).toBeVisible();
+  // Tab to "Lock the account", press it; the answer takes the focus.
+  await tabTo(page, page.getByRole('button', { name: 'Lock the account' }));
+  await page.keyboard.press('Enter');
+  await expect(page.getByTestId('admin-said')).toContainText(`Locked ${ann.email}`);
+  await expect(page.getByTestId('admin-said')).toBeFocused();
+  await tabTo(page, page.getByRole('button', { name: 'Unlock the account' }));
+  await page.keyboard.press('Enter');
+  await expect(page.getByTestId('admin-said')).toContainText(`Unlocked ${ann.email}`);
+  // Deleting: type her address in its box, then Enter.
+  await tabTo(page, page.getByLabel('Their email address, to confirm'));
+  await page.keyboard.type(ann.email);
+  await page.keyboard.press('Enter');
+  await expect(page.getByTestId('admin-said')).toContainText(`Deleted the account of ${ann.email}`);
+  await own.close();
+});
+
+/** Presses Tab until `target` has the focus (at most 80 times). */
+async function tabTo(page: Page, target: ReturnType<Page['getByRole']>) {
+  for (let i = 0; i < 80; i++) {
+    if (await target.evaluate((el) => el === document.activeElement)) return;
+    await page.keyboard.press('Tab');
+  }
+  throw new Error('Tab never reached the element');
+}

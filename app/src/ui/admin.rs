@@ -2,7 +2,8 @@
 //! email or name, a group, an order, pages of 50); `/admin?person=ID` is one
 //! person's account: groups, factors, live log-ins and activity, with the
 //! changes an administrator may make; `/admin?view=activity` is everyone's
-//! audit trail, filtered, with its CSV. The search is a GET form; every
+//! audit trail, filtered, with its CSV; `?view=groups` the groups and
+//! `?view=overview` how things stand. The search is a GET form; every
 //! change is a POST to /admin (drawn again with what was done, without
 //! JavaScript), done in place once hydrated. When the administrator's
 //! log-in is older than 5 minutes, each change carries a code from their
@@ -14,9 +15,11 @@ use leptos_meta::{Stylesheet, Title};
 use leptos_router::components::Form;
 use leptos_router::hooks::use_query_map;
 
-use crate::api::{Done, User, admin_act, admin_group, fetch_admin_activity, fetch_groups, fetch_people, fetch_person};
+use crate::api::{
+    Done, User, admin_act, admin_group, fetch_admin_activity, fetch_groups, fetch_overview, fetch_people, fetch_person,
+};
 use crate::error::AppError;
-use crate::wire::admin::{ActivityFilter, ActivityPage, GroupsView, PeoplePage, PersonLine, PersonView};
+use crate::wire::admin::{ActivityFilter, ActivityPage, GroupsView, Overview, PeoplePage, PersonLine, PersonView};
 
 use super::outcome::{FormOutcome, Intent};
 use super::session::{RequireUser, with_refresh};
@@ -49,6 +52,7 @@ fn Admin(user: User) -> impl IntoView {
         (Some(id), _) => view! { <Person id/> }.into_any(),
         (None, "activity") => view! { <Activity/> }.into_any(),
         (None, "groups") => view! { <Groups/> }.into_any(),
+        (None, "overview") => view! { <OverviewPage/> }.into_any(),
         _ => view! { <People/> }.into_any(),
     }
 }
@@ -586,6 +590,65 @@ fn Said<I: Send + Sync + 'static>(act: Action<I, Result<Done, AppError>>, change
     }
 }
 
+/// How things stand: accounts, two-factor adoption, the last day, the
+/// queues, what is running.
+#[component]
+fn OverviewPage() -> impl IntoView {
+    let overview = Resource::new(|| (), |_| with_refresh(fetch_overview));
+    view! {
+        <section class="card admin" aria-labelledby="overview-heading">
+            <Sections here="overview"/>
+            <h1 id="overview-heading" tabindex="-1">"Overview"</h1>
+            <Transition fallback=|| view! { <p class="muted loading">"Loading…"</p> }>
+                {move || overview.get().map(|answer| match answer {
+                    Ok(o) => view! { <OverviewFacts o/> }.into_any(),
+                    Err(e) => refused(e),
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+#[component]
+fn OverviewFacts(o: Overview) -> impl IntoView {
+    let share =
+        |part: i64, all: i64| if all == 0 { "–".to_owned() } else { format!("{part} ({}%)", part * 100 / all) };
+    view! {
+        <h2>"People"</h2>
+        <dl class="facts" data-testid="overview-people">
+            <div><dt>"Accounts"</dt><dd>{o.people}</dd></div>
+            <div><dt>"With two factors"</dt><dd>{share(o.two_factor, o.people)}</dd></div>
+            <div><dt>"Address confirmed"</dt><dd>{share(o.confirmed, o.people)}</dd></div>
+            <div><dt>"Locked"</dt><dd>{o.locked}</dd></div>
+        </dl>
+        <h2>"Two factors by group"</h2>
+        {if o.groups.is_empty() {
+            view! { <p class="muted">"No groups yet."</p> }.into_any()
+        } else {
+            view! {
+                <dl class="facts" data-testid="overview-groups">
+                    {o.groups.into_iter().map(|g| view! {
+                        <div><dt>{g.name}</dt><dd>{share(g.two_factor, g.members)} " of " {g.members}</dd></div>
+                    }).collect_view()}
+                </dl>
+            }.into_any()
+        }}
+        <h2>"The last 24 hours"</h2>
+        <dl class="facts" data-testid="overview-day">
+            {o.last_day.into_iter().map(|(what, n)| view! { <div><dt>{what}</dt><dd>{n}</dd></div> }).collect_view()}
+        </dl>
+        <h2>"Queues"</h2>
+        <dl class="facts" data-testid="overview-queues">
+            <div><dt>"Mail waiting"</dt><dd>{o.mail_pending}</dd></div>
+            <div><dt>"Mail given up"</dt><dd>{o.mail_failed}</dd></div>
+            <div><dt>"Mail sent (24 hours)"</dt><dd>{o.mail_sent_day}</dd></div>
+            <div><dt>"Log-outs waiting for apps"</dt><dd>{o.logouts_pending}</dd></div>
+            <div><dt>"Log-outs given up"</dt><dd>{o.logouts_failed}</dd></div>
+        </dl>
+        <p class="muted" data-testid="overview-running">"Version " {o.version} " on " {o.database} "."</p>
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::query_escape;
@@ -742,6 +805,7 @@ fn Sections(here: &'static str) -> impl IntoView {
             <a href="/admin" aria-current=(here == "people").then_some("page")>"People"</a>
             <a href="/admin?view=groups" aria-current=(here == "groups").then_some("page")>"Groups"</a>
             <a href="/admin?view=activity" aria-current=(here == "activity").then_some("page")>"Activity"</a>
+            <a href="/admin?view=overview" aria-current=(here == "overview").then_some("page")>"Overview"</a>
         </nav>
     }
 }

@@ -65,7 +65,7 @@ fn admin_requests(app: &TestApp, person: i64) -> Vec<(Method, String, Option<Val
         .into_iter()
         .filter(|(_, p)| p.starts_with("/api/admin") || p.starts_with("/admin/"))
         .collect();
-    assert!(routes.len() >= 7, "{routes:?}");
+    assert!(routes.len() >= 8, "{routes:?}");
     routes
         .into_iter()
         .map(|(m, p)| {
@@ -74,7 +74,7 @@ fn admin_requests(app: &TestApp, person: i64) -> Vec<(Method, String, Option<Val
                 "/api/admin/person" => (format!("{p}?id={person}"), None),
                 "/api/admin/act" => (p.clone(), Some(json!({"person": person, "action": "confirm-email"}))),
                 "/api/admin/activity" => (format!("{p}?kind=log_in_ok&page=1"), None),
-                "/api/admin/groups" => (p.clone(), None),
+                "/api/admin/groups" | "/api/admin/overview" => (p.clone(), None),
                 "/api/admin/group" => {
                     (p.clone(), Some(json!({"action": "create", "name": "testers", "argument": "ann@example.com"})))
                 }
@@ -607,4 +607,14 @@ async fn groups_are_made_renamed_and_deleted_with_every_member_told_in_their_act
         "{}",
         page.text
     );
+
+    // The overview counts them: three accounts, two with two factors; the
+    // groups' adoption; the day's log-ins.
+    let o = app.get("/api/admin/overview").await;
+    assert_eq!(o.status, StatusCode::OK, "{}", o.text);
+    assert_eq!((o.body["people"].as_i64(), o.body["twoFactor"].as_i64()), (Some(3), Some(2)), "{}", o.text);
+    let family = o.body["groups"].as_array().unwrap().iter().find(|g| g["name"] == "family").unwrap().clone();
+    assert_eq!((family["members"].as_i64(), family["twoFactor"].as_i64()), (Some(1), Some(0)));
+    assert_eq!(o.body["lastDay"][0], json!(["Logged in", 2]), "{}", o.text);
+    assert_eq!(o.body["database"], if app.database_url.starts_with("postgres") { "PostgreSQL" } else { "SQLite" });
 }

@@ -8,6 +8,7 @@
 
 pub mod activity;
 pub mod groups;
+pub mod overview;
 
 use crate::error::{AppError, ErrorKind};
 use crate::server::audit;

@@ -343,6 +343,28 @@ impl Tx {
     }
 }
 
+impl Db {
+    /// Accounts: all, with two factors on, with a confirmed address, locked.
+    pub async fn people_counts(&self) -> Result<(i64, i64, i64, i64), AppError> {
+        Ok(sqlx::query_as(
+            "SELECT COUNT(*), \
+             COALESCE(SUM(CASE WHEN totp_enabled = 1 OR passkey_count > 0 THEN 1 ELSE 0 END), 0), \
+             COALESCE(SUM(CASE WHEN email_verified_at IS NOT NULL THEN 1 ELSE 0 END), 0), \
+             COALESCE(SUM(CASE WHEN locked_at IS NOT NULL THEN 1 ELSE 0 END), 0) FROM users",
+        )
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// How many events of each kind since `since`.
+    pub async fn event_counts_since(&self, since: i64) -> Result<Vec<(String, i64)>, AppError> {
+        Ok(sqlx::query_as("SELECT kind, COUNT(*) FROM audit_events WHERE at >= $1 GROUP BY kind")
+            .bind(since)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::contains_pattern;
