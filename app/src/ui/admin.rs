@@ -611,41 +611,14 @@ fn OverviewPage() -> impl IntoView {
 
 #[component]
 fn OverviewFacts(o: Overview) -> impl IntoView {
-    let share =
-        |part: i64, all: i64| if all == 0 { "–".to_owned() } else { format!("{part} ({}%)", part * 100 / all) };
     view! {
-        <h2>"People"</h2>
-        <dl class="facts" data-testid="overview-people">
-            <div><dt>"Accounts"</dt><dd>{o.people}</dd></div>
-            <div><dt>"With two factors"</dt><dd>{share(o.two_factor, o.people)}</dd></div>
-            <div><dt>"Address confirmed"</dt><dd>{share(o.confirmed, o.people)}</dd></div>
-            <div><dt>"Locked"</dt><dd>{o.locked}</dd></div>
-        </dl>
-        <h2>"Two factors by group"</h2>
-        {if o.groups.is_empty() {
-            view! { <p class="muted">"No groups yet."</p> }.into_any()
-        } else {
-            view! {
-                <dl class="facts" data-testid="overview-groups">
-                    {o.groups.into_iter().map(|g| view! {
-                        <div><dt>{g.name}</dt><dd>{share(g.two_factor, g.members)} " of " {g.members}</dd></div>
-                    }).collect_view()}
-                </dl>
-            }.into_any()
-        }}
-        <h2>"The last 24 hours"</h2>
-        <dl class="facts" data-testid="overview-day">
-            {o.last_day.into_iter().map(|(what, n)| view! { <div><dt>{what}</dt><dd>{n}</dd></div> }).collect_view()}
-        </dl>
-        <h2>"Queues"</h2>
-        <dl class="facts" data-testid="overview-queues">
-            <div><dt>"Mail waiting"</dt><dd>{o.mail_pending}</dd></div>
-            <div><dt>"Mail given up"</dt><dd>{o.mail_failed}</dd></div>
-            <div><dt>"Mail sent (24 hours)"</dt><dd>{o.mail_sent_day}</dd></div>
-            <div><dt>"Log-outs waiting for apps"</dt><dd>{o.logouts_pending}</dd></div>
-            <div><dt>"Log-outs given up"</dt><dd>{o.logouts_failed}</dd></div>
-        </dl>
-        <p class="muted" data-testid="overview-running">"Version " {o.version} " on " {o.database} "."</p>
+        {o.sections.into_iter().map(|section| view! {
+            <h2>{section.title}</h2>
+            <dl class="facts" data-testid="overview-section">
+                {section.facts.into_iter().map(|(what, n)| view! { <div><dt>{what}</dt><dd>{n}</dd></div> }).collect_view()}
+            </dl>
+        }).collect_view()}
+        <p class="muted" data-testid="overview-running">{o.running}</p>
     }
 }
 

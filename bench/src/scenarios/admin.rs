@@ -2,7 +2,9 @@
 //! signed up through the API (32 at a time; each hashes a password), an
 //! administrator with 2FA on is made with the server's CLI, then `wrk`
 //! asks for the first page (newest first), a search that scans every
-//! address and name, and a page deep in the list ordered by last log-in.
+//! address and name, and a page deep in the list ordered by last log-in;
+//! then the overview and everyone's activity (first page, and filtered by
+//! part of an address and a kind).
 
 use std::sync::Arc;
 
@@ -55,6 +57,9 @@ pub async fn people_list(
         ("m. admin people list, first page of 10,001 (50, newest first)", "/api/admin/people?page=1"),
         ("m. admin people list, a search through every address and name", "/api/admin/people?search=son7777"),
         ("m. admin people list, page 150 by latest log-in", "/api/admin/people?order=last-log-in&page=150"),
+        ("m. admin overview (counts over every account and the day's events)", "/api/admin/overview"),
+        ("m. admin activity of everyone, first page", "/api/admin/activity?page=1"),
+        ("m. admin activity, one person's address and kind", "/api/admin/activity?person=son7777&kind=log_in_ok"),
     ];
     let mut rows = Vec::new();
     for (scenario, path) in cases {

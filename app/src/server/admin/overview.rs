@@ -6,7 +6,7 @@ use crate::error::AppError;
 use crate::server::auth::FullSession;
 use crate::server::state::AppState;
 use crate::wire::AuditKind;
-use crate::wire::admin::{GroupLine, Overview};
+use crate::wire::admin::{FactSection, Overview};
 
 use super::require_admin;
 
@@ -20,19 +20,26 @@ const COUNTED: [AuditKind; 6] = [
     AuditKind::LockedDown,
 ];
 
+/// "12 (40%)": `part` of `all`.
+fn share(part: i64, all: i64) -> String {
+    if all == 0 { "0".to_owned() } else { format!("{part} ({}%)", part * 100 / all) }
+}
+
+fn fact(what: &str, n: impl ToString) -> (String, String) {
+    (what.to_owned(), n.to_string())
+}
+
 pub async fn overview(state: &AppState, session: &FullSession) -> Result<Overview, AppError> {
     require_admin(state, session).await?;
     let now = state.now();
     let day_ago = now - 24 * 3600;
     let (people, two_factor, confirmed, locked) = state.db.people_counts().await?;
-    let counted: Vec<&str> = COUNTED.iter().map(|k| k.as_str()).collect();
     let seen = state.db.event_counts_since(day_ago).await?;
     let last_day = COUNTED
         .iter()
-        .zip(&counted)
-        .map(|(kind, name)| {
-            let n = seen.iter().find(|(k, _)| k == name).map_or(0, |(_, n)| *n);
-            (kind.label().to_owned(), n)
+        .map(|kind| {
+            let n = seen.iter().find(|(k, _)| k == kind.as_str()).map_or(0, |(_, n)| *n);
+            fact(kind.label(), n)
         })
         .collect();
     let (waiting, mail_sent_day) = state.db.mail_queue(day_ago).await?;
@@ -42,26 +49,42 @@ pub async fn overview(state: &AppState, session: &FullSession) -> Result<Overvie
         logouts_pending += pending;
         logouts_failed += failed;
     }
-    let groups = state
+    let groups: Vec<(String, String)> = state
         .db
         .group_counts()
         .await?
         .into_iter()
-        .map(|(name, members, two_factor)| GroupLine { name, members, two_factor, named_by: Vec::new() })
+        .map(|(name, members, two_factor)| (name, format!("{} of {members}", share(two_factor, members))))
         .collect();
+    let section = |title: &str, facts| FactSection { title: title.to_owned(), facts };
     Ok(Overview {
-        people,
-        two_factor,
-        confirmed,
-        locked,
-        groups,
-        last_day,
-        mail_pending: i64::try_from(waiting.len() - mail_failed).unwrap_or(i64::MAX),
-        mail_failed: i64::try_from(mail_failed).unwrap_or(i64::MAX),
-        mail_sent_day,
-        logouts_pending,
-        logouts_failed,
-        version: env!("CARGO_PKG_VERSION").to_owned(),
-        database: if state.db.is_postgres() { "PostgreSQL" } else { "SQLite" }.to_owned(),
+        sections: vec![
+            section(
+                "People",
+                vec![
+                    fact("Accounts", people),
+                    fact("With two factors", share(two_factor, people)),
+                    fact("Address confirmed", share(confirmed, people)),
+                    fact("Locked", locked),
+                ],
+            ),
+            section("Two factors by group", groups),
+            section("The last 24 hours", last_day),
+            section(
+                "Queues",
+                vec![
+                    fact("Mail waiting", waiting.len() - mail_failed),
+                    fact("Mail given up", mail_failed),
+                    fact("Mail sent (24 hours)", mail_sent_day),
+                    fact("Log-outs waiting for apps", logouts_pending),
+                    fact("Log-outs given up", logouts_failed),
+                ],
+            ),
+        ],
+        running: format!(
+            "Version {} on {}.",
+            env!("CARGO_PKG_VERSION"),
+            if state.db.is_postgres() { "PostgreSQL" } else { "SQLite" }
+        ),
     })
 }
