@@ -389,7 +389,7 @@ async fn a_deleted_account_leaves_no_row_that_names_the_person_and_fails_whole_o
     };
     let before = super::atomic::every_row(&app, &[]).await;
     for table in ["users", "throttle", "mail_queue", "logins", "audit_events", "user_groups", "recovery_codes"] {
-        assert!(names_her(&BTreeMap::from([(table.to_owned(), before[table].clone())])).len() > 0, "{table}");
+        assert!(!names_her(&BTreeMap::from([(table.to_owned(), before[table].clone())])).is_empty(), "{table}");
     }
     let her_events = before["audit_events"].iter().filter(|r| r.contains(&format!("user_id={ann} "))).count();
 
