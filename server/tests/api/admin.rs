@@ -58,6 +58,20 @@ async fn act(app: &TestApp, client: &reqwest::Client, body: Value) -> Reply {
     app.post_with(client, "/api/admin/act", body).await
 }
 
+/// The events of a person's trail that name boss@example.com, newest
+/// first, and the page they were read from.
+async fn done_by_boss(app: &TestApp, person: i64) -> (Vec<String>, Reply) {
+    let page = app.get(&format!("/api/admin/person?id={person}")).await;
+    let labels = page.body["activity"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["by"] == "boss@example.com")
+        .map(|e| e["label"].as_str().unwrap().to_owned())
+        .collect();
+    (labels, page)
+}
+
 /// Every admin route the router has, with a request that would succeed for
 /// an administrator.
 fn admin_requests(app: &TestApp, person: i64) -> Vec<(Method, String, Option<Value>)> {
@@ -234,14 +248,7 @@ async fn an_administrator_changes_accounts_with_fresh_proof_and_each_change_name
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
 
     // Her activity says what was done and by whom.
-    let page = app.get(&format!("/api/admin/person?id={ann}")).await;
-    let by_boss: Vec<&str> = page.body["activity"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["by"] == "boss@example.com")
-        .map(|e| e["label"].as_str().unwrap())
-        .collect();
+    let (by_boss, page) = done_by_boss(&app, ann).await;
     assert_eq!(
         by_boss,
         [
@@ -326,14 +333,7 @@ async fn an_administrator_removes_a_lost_passkey_and_the_last_one_ends_its_log_i
     let row = app.state.db.user_by_id(id).await.unwrap().unwrap();
     assert!(!row.two_factor());
     assert_eq!(app.get_with(&carl, "/api/authentication").await.status, StatusCode::UNAUTHORIZED);
-    let page = app.get(&format!("/api/admin/person?id={id}")).await;
-    let by_boss: Vec<&str> = page.body["activity"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["by"] == "boss@example.com")
-        .map(|e| e["label"].as_str().unwrap())
-        .collect();
+    let (by_boss, page) = done_by_boss(&app, id).await;
     assert_eq!(by_boss, ["Two-factor authentication turned off", "Passkey removed"], "{}", page.text);
     let again = act(&app, &app.client, json!({"person": id, "action": "remove-passkey", "argument": passkey})).await;
     assert_eq!(again.status, StatusCode::NOT_FOUND);
@@ -588,14 +588,7 @@ async fn groups_are_made_renamed_and_deleted_with_every_member_told_in_their_act
     assert_eq!(app.state.db.groups_of(bob).await.unwrap(), ["family"]);
 
     // Each member's trail names the administrator for each change.
-    let page = app.get(&format!("/api/admin/person?id={bob}")).await;
-    let by_boss: Vec<&str> = page.body["activity"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["by"] == "boss@example.com")
-        .map(|e| e["label"].as_str().unwrap())
-        .collect();
+    let (by_boss, page) = done_by_boss(&app, bob).await;
     assert_eq!(
         by_boss,
         [

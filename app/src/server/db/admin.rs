@@ -295,25 +295,27 @@ impl Tx {
     /// members, whose cached gate decisions are dropped.
     pub async fn rename_group(&mut self, from: &str, to: &str) -> Result<Vec<i64>, AppError> {
         self.step()?;
-        let rows: Vec<(i64,)> = sqlx::query_as("UPDATE user_groups SET name = $2 WHERE name = $1 RETURNING user_id")
+        let rows = sqlx::query_as("UPDATE user_groups SET name = $2 WHERE name = $1 RETURNING user_id")
             .bind(from)
             .bind(to)
             .fetch_all(&mut *self.tx)
             .await?;
-        let members: Vec<i64> = rows.into_iter().map(|(id,)| id).collect();
-        for id in &members {
-            self.invalidate(Invalidation::User(*id)).await?;
-        }
-        Ok(members)
+        self.members_changed(rows).await
     }
 
     /// Takes everyone out of `group`; who was in it.
     pub async fn delete_group(&mut self, group: &str) -> Result<Vec<i64>, AppError> {
         self.step()?;
-        let rows: Vec<(i64,)> = sqlx::query_as("DELETE FROM user_groups WHERE name = $1 RETURNING user_id")
+        let rows = sqlx::query_as("DELETE FROM user_groups WHERE name = $1 RETURNING user_id")
             .bind(group)
             .fetch_all(&mut *self.tx)
             .await?;
+        self.members_changed(rows).await
+    }
+
+    /// The accounts whose groups a statement changed: the gate's cached
+    /// decisions about them are dropped.
+    async fn members_changed(&mut self, rows: Vec<(i64,)>) -> Result<Vec<i64>, AppError> {
         let members: Vec<i64> = rows.into_iter().map(|(id,)| id).collect();
         for id in &members {
             self.invalidate(Invalidation::User(*id)).await?;
