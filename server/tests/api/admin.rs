@@ -248,7 +248,7 @@ async fn an_administrator_changes_accounts_with_fresh_proof_and_each_change_name
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
 
     // Her activity says what was done and by whom.
-    let (by_boss, page) = done_by_boss(&app, ann).await;
+    let (by_boss, _) = done_by_boss(&app, ann).await;
     assert_eq!(
         by_boss,
         [
