@@ -375,7 +375,12 @@ impl AuditKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ActivityEvent {
-    pub kind: AuditKind,
+    /// The `AuditKind` as its name (`log_in_ok`): a string here, so the
+    /// browser's code carries no list of every kind.
+    pub kind: String,
+    /// Worth a warning colour (`AuditKind::is_warning`).
+    #[serde(default)]
+    pub warning: bool,
     /// The event in words, as the page shows it (the server's: the words
     /// are not shipped in the browser's code).
     #[serde(default)]

@@ -3,7 +3,8 @@
 // factors on) finds a person, opens their account, adds a group, ends a
 // log-in, resets their second factors, locks and unlocks, mails a reset
 // link and deletes the account; makes, renames and deletes a group; filters
-// everyone's activity and downloads it; reads the overview; does a
+// everyone's activity and downloads it; asks who may reach an address;
+// reads the overview; does a
 // person's page by keyboard alone. Someone else is turned away.
 // axe in every state; screenshots at 375 and 1280 px go to docs/screenshots.
 import { test, expect, Browser, Page } from '@playwright/test';
@@ -197,6 +198,24 @@ for (const javaScriptEnabled of [true, false]) {
     expect(rows[0]).toBe('time,kind,event,person,by,address,user_agent');
     expect(rows).toHaveLength(2);
     expect(rows[1]).toContain(`,group_removed,Taken out of a group by an administrator,${ann.email},`);
+
+    // Who may reach an address: the gate's own rules, for her and for
+    // someone not logged in.
+    await page.getByRole('link', { name: 'Access rules' }).click();
+    await expect(page.getByRole('heading', { name: 'Access rules' })).toBeVisible();
+    await expect(page.getByTestId('rules').locator('li')).toHaveCount(4);
+    await page.getByLabel('Address', { exact: true }).fill('https://app.example.test/Admin/users');
+    await page.getByLabel("Person's address").fill(ann.email);
+    await page.getByRole('button', { name: 'Who may reach it?' }).click();
+    const answers = page.getByTestId('rule-answers');
+    await expect(answers).toContainText('Someone not logged in');
+    await expect(answers).toContainText('is sent to log in (rule 2)');
+    await expect(answers).toContainText(`${ann.email} with two factors`);
+    await expect(answers).toContainText('is refused (403) (rule 3)');
+    if (javaScriptEnabled) {
+      await expectAccessible(page, 'admin: access rules');
+      await shoot(page, 'rules');
+    }
 
     // The overview: accounts and their protection, the day, the queues.
     await page.getByRole('link', { name: 'Overview' }).click();

@@ -2,8 +2,9 @@
 //! email or name, a group, an order, pages of 50); `/admin?person=ID` is one
 //! person's account: groups, factors, live log-ins and activity, with the
 //! changes an administrator may make; `/admin?view=activity` is everyone's
-//! audit trail, filtered, with its CSV; `?view=groups` the groups and
-//! `?view=overview` how things stand. The search is a GET form; every
+//! audit trail, filtered, with its CSV; `?view=groups` the groups,
+//! `?view=rules` the gate's access rules with "who may reach this URL?",
+//! and `?view=overview` how things stand. The search is a GET form; every
 //! change is a POST to /admin (drawn again with what was done, without
 //! JavaScript), done in place once hydrated. When the administrator's
 //! log-in is older than 5 minutes, each change carries a code from their
@@ -17,9 +18,12 @@ use leptos_router::hooks::use_query_map;
 
 use crate::api::{
     Done, User, admin_act, admin_group, fetch_admin_activity, fetch_groups, fetch_overview, fetch_people, fetch_person,
+    fetch_rules,
 };
 use crate::error::AppError;
-use crate::wire::admin::{ActivityFilter, ActivityPage, GroupsView, Overview, PeoplePage, PersonLine, PersonView};
+use crate::wire::admin::{
+    ActivityFilter, ActivityPage, GroupsView, Overview, PeoplePage, PersonLine, PersonView, RulesView,
+};
 
 use super::outcome::{FormOutcome, Intent};
 use super::session::{RequireUser, with_refresh};
@@ -53,6 +57,7 @@ fn Admin(user: User) -> impl IntoView {
         (None, "activity") => view! { <Activity/> }.into_any(),
         (None, "groups") => view! { <Groups/> }.into_any(),
         (None, "overview") => view! { <OverviewPage/> }.into_any(),
+        (None, "rules") => view! { <RulesPage/> }.into_any(),
         _ => view! { <People/> }.into_any(),
     }
 }
@@ -622,6 +627,67 @@ fn OverviewFacts(o: Overview) -> impl IntoView {
     }
 }
 
+/// The gate's access rules, read-only, with "who may reach this URL?".
+#[component]
+fn RulesPage() -> impl IntoView {
+    let query = use_query_map();
+    let asked = Memo::new(move |_| {
+        let q = query.read();
+        (q.get("url").unwrap_or_default(), q.get("method").unwrap_or_default(), q.get("who").unwrap_or_default())
+    });
+    let rules = Resource::new(
+        move || asked.get(),
+        |(url, method, who)| with_refresh(move || fetch_rules(url.clone(), method.clone(), who.clone())),
+    );
+    let (url, method, who) = asked.get_untracked();
+    view! {
+        <section class="card admin" aria-labelledby="rules-heading">
+            <Sections here="rules"/>
+            <h1 id="rules-heading" tabindex="-1">"Access rules"</h1>
+            <Form method="get" action="/admin" attr:class="admin-search admin-filter" attr:role="search">
+                <input type="hidden" name="view" value="rules"/>
+                <div class="field">
+                    <label for="url">"Address"</label>
+                    <input id="url" name="url" type="url" value=url placeholder="https://wiki.example.com/page"/>
+                </div>
+                <div class="field">
+                    <label for="method">"Method"</label>
+                    <input id="method" name="method" type="text" value=method placeholder="GET" spellcheck="false"/>
+                </div>
+                <div class="field">
+                    <label for="who">"Person's address"</label>
+                    <input id="who" name="who" type="email" value=who autocomplete="off"/>
+                </div>
+                <button type="submit" class="btn btn-primary">"Who may reach it?"</button>
+            </Form>
+            <Transition fallback=|| view! { <p class="muted loading">"Loading…"</p> }>
+                {move || rules.get().map(|answer| match answer {
+                    Ok(view) => view! { <RuleList view/> }.into_any(),
+                    Err(e) => refused(e),
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+#[component]
+fn RuleList(view: RulesView) -> impl IntoView {
+    view! {
+        {(!view.answers.is_empty()).then(|| view! {
+            <dl class="facts" data-testid="rule-answers" aria-live="polite">
+                {view.answers.into_iter().map(|a| view! {
+                    <div><dt>{a.who}</dt><dd>{a.answer} " (" {a.rule} ")"</dd></div>
+                }).collect_view()}
+            </dl>
+        })}
+        <h2>"The rules, in order"</h2>
+        <ol class="rule-list" data-testid="rules">
+            {view.rules.into_iter().map(|r| view! { <li>{r}</li> }).collect_view()}
+        </ol>
+        <p class="muted">"No rule matches: " {view.default} ". The rules are ACCESS_RULES on the server."</p>
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::query_escape;
@@ -778,6 +844,7 @@ fn Sections(here: &'static str) -> impl IntoView {
             <a href="/admin" aria-current=(here == "people").then_some("page")>"People"</a>
             <a href="/admin?view=groups" aria-current=(here == "groups").then_some("page")>"Groups"</a>
             <a href="/admin?view=activity" aria-current=(here == "activity").then_some("page")>"Activity"</a>
+            <a href="/admin?view=rules" aria-current=(here == "rules").then_some("page")>"Access rules"</a>
             <a href="/admin?view=overview" aria-current=(here == "overview").then_some("page")>"Overview"</a>
         </nav>
     }

@@ -280,6 +280,29 @@ pub struct FactSection {
     pub facts: Vec<(String, String)>,
 }
 
+/// The gate's access rules, and what they answer for a URL
+/// (GET /api/admin/rules).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RulesView {
+    /// Each rule in one line, in the order they are tried.
+    pub rules: Vec<String>,
+    /// The policy when no rule matches.
+    pub default: String,
+    /// For the URL asked about: someone not logged in, then the person
+    /// with the password alone and with two factors.
+    pub answers: Vec<RuleAnswer>,
+}
+
+/// What the gate answers one kind of visitor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleAnswer {
+    pub who: String,
+    /// "passes", "is refused (403)", …
+    pub answer: String,
+    /// "rule 2", or "the default".
+    pub rule: String,
+}
+
 /// Group names as access rules name them: 1 to 64 letters, digits, `-`,
 /// `_` or `.`.
 pub fn valid_group(name: &str) -> bool {

@@ -79,7 +79,7 @@ fn admin_requests(app: &TestApp, person: i64) -> Vec<(Method, String, Option<Val
         .into_iter()
         .filter(|(_, p)| p.starts_with("/api/admin") || p.starts_with("/admin/"))
         .collect();
-    assert!(routes.len() >= 8, "{routes:?}");
+    assert!(routes.len() >= 9, "{routes:?}");
     routes
         .into_iter()
         .map(|(m, p)| {
@@ -89,6 +89,7 @@ fn admin_requests(app: &TestApp, person: i64) -> Vec<(Method, String, Option<Val
                 "/api/admin/act" => (p.clone(), Some(json!({"person": person, "action": "confirm-email"}))),
                 "/api/admin/activity" => (format!("{p}?kind=log_in_ok&page=1"), None),
                 "/api/admin/groups" | "/api/admin/overview" => (p.clone(), None),
+                "/api/admin/rules" => (format!("{p}?url=https%3A%2F%2Fwiki.example.com%2F"), None),
                 "/api/admin/group" => {
                     (p.clone(), Some(json!({"action": "create", "name": "testers", "argument": "ann@example.com"})))
                 }

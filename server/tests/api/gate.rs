@@ -768,3 +768,100 @@ async fn a_person_a_rule_keeps_out_is_told_who_they_are_and_how_to_switch() {
     // Elsewhere the same person is let in.
     assert_eq!(app.forward_auth("GET", "http://notes.example.test/", Some(&gate), HTML).await.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn the_admin_page_says_who_may_reach_a_url_with_the_gates_own_rules() {
+    let rules = r#"
+[[rules]]
+domain = "*.example.test"
+path = "^/admin"
+groups = ["admins"]
+policy = "two_factor"
+
+[[rules]]
+domain = "*.example.test"
+path = "^/admin"
+policy = "deny"
+
+[[rules]]
+domain = "wiki.example.test"
+policy = "one_factor"
+"#;
+    let (app, _rules) = app_with_rules(rules).await;
+    app.enrolled_user("boss@example.test").await;
+    let boss = app.state.db.user_by_email("boss@example.test").await.unwrap().unwrap().id;
+    assert!(app.state.db.set_group(boss, "admins", true).await.unwrap());
+    let ann = json!({"email": "ann@example.test", "name": "Ann", "password": PASSWORD});
+    assert_eq!(app.post_with(&new_client(), "/api/authentication/register", ann).await.status, StatusCode::CREATED);
+
+    let view = app.get("/api/admin/rules").await;
+    assert_eq!(view.status, StatusCode::OK, "{}", view.text);
+    assert_eq!(
+        view.body["rules"],
+        json!([
+            "*.example.test · path ^/admin · groups admins · two_factor (line 2)",
+            "*.example.test · path ^/admin · deny (line 8)",
+            "wiki.example.test · one_factor (line 13)"
+        ])
+    );
+    assert_eq!((view.body["default"].as_str(), view.body["answers"].as_array().map(Vec::len)), (Some("deny"), Some(0)));
+
+    let ask = |url: &str, who: &str| {
+        let path = format!(
+            "/api/admin/rules?{}",
+            url::form_urlencoded::Serializer::new(String::new()).extend_pairs([("url", url), ("person", who)]).finish()
+        );
+        let app = &app;
+        async move { app.get(&path).await }
+    };
+    let answers = |r: &Reply| -> Vec<String> {
+        r.body["answers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                format!(
+                    "{}: {} ({})",
+                    a["who"].as_str().unwrap(),
+                    a["answer"].as_str().unwrap(),
+                    a["rule"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    // The path as the gate reads it: any case, dot segments resolved.
+    let r = ask("http://app.example.test/x/../ADMIN/users", "BOSS@example.test").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(
+        answers(&r),
+        [
+            "Someone not logged in: is sent to log in (rule 1)",
+            "boss@example.test with the password alone: is asked for a second factor (rule 1)",
+            "boss@example.test with two factors: passes (rule 1)"
+        ]
+    );
+    let r = ask("http://app.example.test/admin", "ann@example.test").await;
+    assert_eq!(
+        answers(&r)[1..],
+        [
+            "ann@example.test with the password alone: is refused (403) (rule 2)",
+            "ann@example.test with two factors: is refused (403) (rule 2)"
+        ]
+    );
+    let r = ask("http://wiki.example.test/page", "").await;
+    assert_eq!(answers(&r), ["Someone not logged in: is sent to log in (rule 3)"]);
+    let r = ask("https://elsewhere.example.org/", "").await;
+    assert_eq!(answers(&r), ["Someone not logged in: is refused (403) (the default)"]);
+    // The gate itself agrees for the first case.
+    let gate = app.forward_auth("GET", "http://app.example.test/x/../ADMIN/users", None, HTML).await;
+    assert_eq!(gate.status, StatusCode::FOUND, "{}", gate.text);
+    for (url, who) in [
+        ("wiki", ""),
+        ("ftp://wiki.example.test/", ""),
+        ("http://app.example.test/a%2Fb", ""),
+        ("http://wiki.example.test/", "nobody@example.test"),
+    ] {
+        let r = ask(url, who).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{url} {who}: {}", r.text);
+    }
+}

@@ -48,7 +48,8 @@ pub async fn activity(state: &AppState, session: FullSession) -> Result<Activity
                 });
                 let about = about(&r, zone_ref);
                 Some(ActivityEvent {
-                    kind,
+                    kind: kind.as_str().to_owned(),
+                    warning: kind.is_warning(),
                     label: kind.label().to_owned(),
                     at: r.at,
                     when: format_time(r.at, zone_ref),

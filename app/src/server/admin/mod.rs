@@ -9,6 +9,7 @@
 pub mod activity;
 pub mod groups;
 pub mod overview;
+pub mod rules;
 
 use crate::error::{AppError, ErrorKind};
 use crate::server::audit;

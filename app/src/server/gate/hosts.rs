@@ -30,6 +30,15 @@ impl Domain {
     }
 }
 
+impl std::fmt::Display for Domain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Domain::Exact(name) => f.write_str(name),
+            Domain::Under(parent) => write!(f, "*.{parent}"),
+        }
+    }
+}
+
 /// Letters, digits, hyphens and dots, in labels of 1 to 63 characters.
 pub(super) fn is_host_name(name: &str) -> bool {
     !name.is_empty()

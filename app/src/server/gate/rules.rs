@@ -21,6 +21,44 @@ pub enum Policy {
     Deny,
 }
 
+impl Policy {
+    /// As the rules file spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Policy::Bypass => "bypass",
+            Policy::OneFactor => "one_factor",
+            Policy::TwoFactor => "two_factor",
+            Policy::Deny => "deny",
+        }
+    }
+}
+
+impl Rule {
+    /// The rule in one line: where, who, what it demands, and its line in
+    /// the file.
+    fn describe(&self) -> String {
+        let domains: Vec<String> = self.domains.iter().map(Domain::to_string).collect();
+        let mut parts = vec![domains.join(", ")];
+        if let Some(path) = &self.path {
+            parts.push(format!("path {}", path.as_str()));
+        }
+        if let Some(methods) = &self.methods {
+            parts.push(methods.join(", "));
+        }
+        if let Some(users) = &self.users {
+            parts.push(format!("users {}", users.join(", ")));
+        }
+        if let Some(groups) = &self.groups {
+            parts.push(format!("groups {}", groups.join(", ")));
+        }
+        if self.require_verified_email {
+            parts.push("confirmed address".to_owned());
+        }
+        parts.push(self.policy.as_str().to_owned());
+        format!("{} (line {})", parts.join(" · "), self.line)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Rule {
     domains: Vec<Domain>,
@@ -227,8 +265,13 @@ impl Rules {
     /// users or groups) decides. A rule naming users or groups cannot be
     /// judged for someone not logged in: they are asked to log in.
     pub fn decide(&self, target: &Target<'_>, subject: Option<&Subject<'_>>) -> Decision {
+        self.decide_why(target, subject).0
+    }
+
+    /// `decide`, and which rule decided (its index; None: the default).
+    pub fn decide_why(&self, target: &Target<'_>, subject: Option<&Subject<'_>>) -> (Decision, Option<usize>) {
         let host = target.host.to_ascii_lowercase();
-        for rule in &self.rules {
+        for (i, rule) in self.rules.iter().enumerate() {
             if !rule.domains.iter().any(|d| d.matches(&host))
                 || rule.path.as_ref().is_some_and(|re| !re.is_match(target.path))
                 || rule.methods.as_ref().is_some_and(|ms| !ms.iter().any(|m| m.eq_ignore_ascii_case(target.method)))
@@ -236,7 +279,7 @@ impl Rules {
                 continue;
             }
             if rule.users.is_some() || rule.groups.is_some() {
-                let Some(who) = subject else { return Decision::LogIn };
+                let Some(who) = subject else { return (Decision::LogIn, Some(i)) };
                 let by_user = rule.users.as_ref().is_some_and(|us| us.iter().any(|u| u == who.email));
                 let by_group =
                     rule.groups.as_ref().is_some_and(|gs| gs.iter().any(|g| who.groups.iter().any(|h| h == g)));
@@ -244,9 +287,15 @@ impl Rules {
                     continue;
                 }
             }
-            return apply(rule.policy, rule.require_verified_email, subject);
+            return (apply(rule.policy, rule.require_verified_email, subject), Some(i));
         }
-        apply(self.default, false, subject)
+        (apply(self.default, false, subject), None)
+    }
+
+    /// Each rule in words, in order, and the default's.
+    pub fn describe(&self) -> (Vec<String>, String) {
+        let rules = self.rules.iter().map(Rule::describe).collect();
+        (rules, self.default.as_str().to_owned())
     }
 }
 

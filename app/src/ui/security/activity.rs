@@ -5,7 +5,7 @@
 //! says what to do next.
 
 use super::*;
-use crate::api::{AuditKind, LockdownAbout};
+use crate::api::LockdownAbout;
 use crate::ui::session::TimeZoneLearned;
 
 /// After a lockdown the card says what to do next while the lockdown is
@@ -43,7 +43,7 @@ pub(super) fn RecentActivity(changed: RwSignal<u32>) -> impl IntoView {
                             .changes
                             .iter()
                             .take(NEXT_STEPS_WHILE_AMONG)
-                            .find(|e| e.kind == AuditKind::LockedDown)
+                            .find(|e| e.kind == "locked_down")
                             .cloned();
                         view! {
                             {lockdown.map(|e| view! { <AfterLockdown event=e/> })}
@@ -115,7 +115,7 @@ pub(super) fn ActivityRow(event: ActivityEvent) -> impl IntoView {
         view! { <span class="badge badge-off set-off" data-testid="set-off-lockdown">"This set off your lockdown"</span> }
     });
     view! {
-        <li class:warning=event.kind.is_warning() class=("set-off-row", event.set_off_lockdown)>
+        <li class:warning=event.warning class=("set-off-row", event.set_off_lockdown)>
             <span class="what">{event.label.clone()} " " {set_off}</span>
             <span class="when">{when}</span>
             {about}
