@@ -19,7 +19,11 @@ pub(super) fn server_command(args: &[&str], vars: &[(&str, &std::ffi::OsStr)]) -
     )
 }
 
-/// Runs an operator command of the server binary against a database.
+/// Runs an operator command of the server binary against a database. It
+/// blocks its thread until the command ends: a test whose app is running
+/// must use a multi-threaded runtime, or a task of the app caught inside a
+/// transaction would hold its locks until the command gave up (SQLite's
+/// busy timeout: "database is locked") or for ever (PostgreSQL).
 pub(super) fn operator(database_url: &str, data_dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
     server_command(
         args,
@@ -31,7 +35,7 @@ pub(super) fn operator(database_url: &str, data_dir: &std::path::Path, args: &[&
     )
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_commands() {
     let app = spawn_app().await;
     let dir = app._dir.path().to_path_buf();
@@ -153,7 +157,7 @@ async fn operator_commands_work_on_a_new_machine() {
     assert!(ok, "{out}{err}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operator_adds_an_account_with_the_password_on_standard_input() {
     let app = spawn_app_with(&[("SIGNUP", "closed")]).await;
     let dir = app._dir.path().to_path_buf();

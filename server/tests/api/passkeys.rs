@@ -324,7 +324,7 @@ async fn passkeys_need_a_session_and_well_formed_requests() {
     assert_error(&none, StatusCode::CONFLICT, "conflict");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operators_list_and_remove_passkeys_and_a_reset_removes_them_all() {
     use super::operators::operator;
     let app = spawn_app().await;
