@@ -36,32 +36,19 @@ fn parse(filter: &ActivityFilter, zone: &TimeZone) -> Result<EventFilter, AppErr
     if ip.as_ref().is_some_and(|ip| ip.len() > 64 || !ip.chars().all(|c| c.is_ascii_hexdigit() || ".:".contains(c))) {
         return Err(AppError::bad_request("An address is digits, dots and colons: 10.0.0.7, 10.0. or 2001:db8::."));
     }
-    let day = |s: &str, what: &str| -> Result<Option<i64>, AppError> {
+    // The start of a day in `zone`, `after` days on from the date typed.
+    let day = |s: &str, what: &str, after: bool| -> Result<Option<i64>, AppError> {
         let Some(s) = text(s) else { return Ok(None) };
         let date: Date = s.parse().map_err(|_| {
             AppError::bad_request(format!("The {what} date must be written YYYY-MM-DD, like 2026-12-31."))
         })?;
-        let start =
-            date.to_zoned_datetime(zone.clone()).map_err(|_| AppError::bad_request(format!("No such {what} date.")))?;
-        Ok(Some(start.timestamp().as_second()))
+        let no_such = || AppError::bad_request(format!("No such {what} date."));
+        let date = if after { date.tomorrow().map_err(|_| no_such())? } else { date };
+        Ok(Some(date.to_zoned_datetime(zone.clone()).map_err(|_| no_such())?.timestamp().as_second()))
     };
-    let from = day(&filter.from, "first")?;
+    let from = day(&filter.from, "first", false)?;
     // The last day is included: up to the start of the next one.
-    let until = match text(&filter.to) {
-        None => None,
-        Some(s) => {
-            let date: Date = s
-                .parse()
-                .map_err(|_| AppError::bad_request("The last date must be written YYYY-MM-DD, like 2026-12-31."))?;
-            let next = date.tomorrow().map_err(|_| AppError::bad_request("No such last date."))?;
-            Some(
-                next.to_zoned_datetime(zone.clone())
-                    .map_err(|_| AppError::bad_request("No such last date."))?
-                    .timestamp()
-                    .as_second(),
-            )
-        }
-    };
+    let until = day(&filter.to, "last", true)?;
     if let (Some(from), Some(until)) = (from, until)
         && from >= until
     {

@@ -9,6 +9,7 @@
 use crate::error::{AppError, ErrorKind};
 use crate::server::audit;
 use crate::server::auth::FullSession;
+use crate::server::db::UserRow;
 use crate::server::factors::proof::{Proof, fresh, prove};
 use crate::server::request::RequestMeta;
 use crate::server::state::AppState;
@@ -76,21 +77,24 @@ pub async fn change(
         }
         _ => {}
     }
-    let member = match &action {
-        GroupAction::Create { member, .. } => {
+    // What the change needs from the database, read before the proof is
+    // spent and outside the transaction: the first member of a new group,
+    // and (for the message) what still names a group about to go.
+    let change = match action {
+        GroupAction::Create { name, member } => {
             let email = member.trim().to_lowercase();
-            let found = state.db.user_by_email(&email).await?;
-            Some(found.ok_or_else(|| {
+            let member = state.db.user_by_email(&email).await?.ok_or_else(|| {
                 AppError::new(ErrorKind::NotFound, format!("There is no account with the address {email}."))
-            })?)
+            })?;
+            Change::Create { name, member }
         }
-        _ => None,
+        GroupAction::Rename { from, to } => Change::Rename { from, to },
+        GroupAction::Delete { name } => Change::Delete { named: named_by(state, &name).await?, name },
     };
     prove(state, meta, session, &admin, proof, ASK_PROOF).await?;
     let mut tx = state.db.begin().await?;
-    let message = match action {
-        GroupAction::Create { name, .. } => {
-            let Some(member) = member else { return Err(AppError::internal()) };
+    let message = match change {
+        Change::Create { name, member } => {
             if !tx.group_members(&name).await?.is_empty() {
                 return Err(AppError::conflict(format!("There is a group called {name} already.")));
             }
@@ -98,7 +102,7 @@ pub async fn change(
             audit::record_by(state, &mut tx, Some(member.id), Some(admin.id), AuditKind::GroupAdded, meta).await?;
             format!("Made the group {name} with {} in it.", member.email)
         }
-        GroupAction::Rename { from, to } => {
+        Change::Rename { from, to } => {
             if !tx.group_members(&to).await?.is_empty() {
                 return Err(AppError::conflict(format!("There is a group called {to} already: pick another name.")));
             }
@@ -119,7 +123,7 @@ pub async fn change(
             }
             said
         }
-        GroupAction::Delete { name } => {
+        Change::Delete { name, named } => {
             let members = tx.delete_group(&name).await?;
             if members.is_empty() {
                 return Err(AppError::new(ErrorKind::NotFound, format!("There is no group called {name}.")));
@@ -128,7 +132,6 @@ pub async fn change(
                 audit::record_by(state, &mut tx, Some(*id), Some(admin.id), AuditKind::GroupRemoved, meta).await?;
             }
             let mut said = format!("Deleted {name}: {} {} left it.", members.len(), people(members.len()));
-            let named = named_by(state, &name).await?;
             if !named.is_empty() {
                 said.push_str(&format!(" {} still name it: nobody passes them by it now.", named.join(" and ")));
             }
@@ -138,6 +141,13 @@ pub async fn change(
     audit::commit(state, tx).await?;
     tracing::info!(admin = admin.id, "an administrator changed a group");
     Ok(Done { message })
+}
+
+/// A group change with what it needs read already.
+enum Change {
+    Create { name: String, member: UserRow },
+    Rename { from: String, to: String },
+    Delete { name: String, named: Vec<String> },
 }
 
 fn people(n: usize) -> &'static str {
