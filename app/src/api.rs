@@ -218,7 +218,7 @@ pub async fn log_out() -> Result<Done, AppError> {
     use crate::server::{app_state, logins, request_headers, set_cookies};
     let state = app_state()?;
     set_cookies(&logins::log_out(&state, &request_headers()?).await?);
-    Ok(Done { message: "Logged out.".into() })
+    Ok(Done::new("Logged out."))
 }
 
 /// POST /api/authentication/log-out-everywhere: ends every session of the
@@ -229,7 +229,7 @@ pub async fn log_out_everywhere() -> Result<Done, AppError> {
     let (state, session, meta) = full_request().await?;
     logins::log_out_everywhere(&state, &meta, session).await?;
     set_cookies(&logins::cleared_cookies(&state));
-    Ok(Done { message: "Logged out everywhere.".into() })
+    Ok(Done::new("Logged out everywhere."))
 }
 
 /// GET /api/authentication/log-ins: the person's live log-ins, this
@@ -253,7 +253,7 @@ pub async fn end_log_in(id: String) -> Result<Done, AppError> {
     if ended.current {
         set_cookies(&logins::cleared_cookies(&state));
     }
-    Ok(Done { message: format!("Logged out {}.", ended.browser) })
+    Ok(Done::new(format!("Logged out {}.", ended.browser)))
 }
 
 /// POST /api/authentication/change-password: needs the current password;
@@ -380,7 +380,7 @@ pub async fn revoke_app(#[server(rename = "clientId")] client_id: String) -> Res
     use crate::server::{full_request, oidc};
     let (state, session, meta) = full_request().await?;
     let name = oidc::connected::revoke(&state, &meta, &session, client_id.trim()).await?;
-    Ok(Done { message: format!("{name} can no longer sign you in without asking.") })
+    Ok(Done::new(format!("{name} can no longer sign you in without asking.")))
 }
 
 /// GET /api/admin/people: a page of the people list (administrators only:
@@ -490,6 +490,61 @@ pub async fn admin_group(
     })?;
     let proof = Proof { password: password.as_deref(), code: code.as_deref() };
     admin::groups::change(&state, &meta, &session, action, proof).await
+}
+
+/// GET /api/admin/invitations: the newest 100 invitations with what
+/// became of each, and the groups a new one may give.
+#[server(prefix = "/api", endpoint = "admin/invitations", input = GetUrl)]
+pub async fn fetch_invitations() -> Result<crate::wire::admin::InvitationsView, AppError> {
+    use crate::server::{admin, app_state, auth::FullSession, extract};
+    let state = app_state()?;
+    let session = extract::<FullSession>(&state).await?;
+    admin::invitations::list(&state, &session).await
+}
+
+/// POST /api/admin/invitation: `action` `create` (optional `email` it is
+/// bound to, `groups`, `days` 1 to 30 (7), `mail` to send its link to
+/// `email`; otherwise the answer's `link`, shown once) or `revoke` (`id`).
+/// The same proof as /api/admin/act.
+#[server(prefix = "/api", endpoint = "admin/invitation", input = Json)]
+#[allow(clippy::too_many_arguments)]
+pub async fn admin_invitation(
+    action: String,
+    #[server(default)] email: String,
+    #[server(default)] groups: Vec<String>,
+    #[server(default)] days: Option<i64>,
+    #[server(default)] mail: bool,
+    #[server(default)] id: Option<i64>,
+    #[server(default)] password: Option<String>,
+    #[server(default)] code: Option<String>,
+) -> Result<Done, AppError> {
+    use crate::server::factors::proof::Proof;
+    use crate::server::{admin, full_request};
+    use crate::wire::admin::InvitationAction;
+    let (state, session, meta) = full_request().await?;
+    let days = days.map(|d| d.to_string()).unwrap_or_default();
+    let id = id.map(|d| d.to_string()).unwrap_or_default();
+    let action = InvitationAction::parse(&action, &email, groups, &days, mail, &id)
+        .ok_or_else(|| AppError::bad_request("Unknown action: create, or revoke with the invitation's id."))?;
+    let proof = Proof { password: password.as_deref(), code: code.as_deref() };
+    admin::invitations::change(&state, &meta, &session, action, proof).await
+}
+
+/// POST /api/authentication/accept-invitation → 201 with the user: a
+/// sign-up with an invitation's `token` (whatever `SIGNUP` says), in the
+/// invitation's groups; its address confirmed when the link came by mail.
+#[server(prefix = "/api", endpoint = "authentication/accept-invitation", input = Json)]
+pub async fn accept_invitation(token: String, email: String, name: String, password: String) -> Result<User, AppError> {
+    use crate::server::{account, app_state, identity, set_status};
+    let state = app_state()?;
+    let meta = crate::server::extract::<crate::server::request::RequestMeta>(&state).await?;
+    let (email, name, password) = match parse_registration(&email, &name, &password) {
+        Ok(parsed) => parsed,
+        Err(e) => return Err(identity::weak_password_too(&state, &meta, e, &email, &name, &password).await),
+    };
+    let user = account::register_invited(&state, &meta, &token, email, name, password).await?;
+    set_status(http::StatusCode::CREATED);
+    Ok(user)
 }
 
 /// GET /api/admin/overview: accounts and their protection, each group's

@@ -49,6 +49,15 @@ pub struct GenerateResponse {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Done {
     pub message: String,
+    /// A link shown once with the message (a new invitation's).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub link: String,
+}
+
+impl Done {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self { message: message.into(), link: String::new() }
+    }
 }
 
 /// Turning 2FA on: the user and 10 single-use recovery codes, shown once.
@@ -89,6 +98,9 @@ pub struct LinkCheck {
     pub next: String,
     /// The words on that button.
     pub next_label: String,
+    /// A live invitation's address, when it is bound to one.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub email: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -214,10 +226,16 @@ pub enum AuditKind {
     AccountDeleted,
     /// An administrator renamed a group the account is in.
     GroupRenamed,
+    /// An administrator made an invitation (the event names them only).
+    InvitationMade,
+    /// An administrator revoked an invitation.
+    InvitationRevoked,
+    /// The account was made with an invitation (the event names who made it).
+    InvitationUsed,
 }
 
 impl AuditKind {
-    const ALL: [AuditKind; 31] = [
+    const ALL: [AuditKind; 34] = [
         AuditKind::LogInOk,
         AuditKind::LogInFailed,
         AuditKind::CodeFailed,
@@ -249,6 +267,9 @@ impl AuditKind {
         AuditKind::ResetMailSent,
         AuditKind::AccountDeleted,
         AuditKind::GroupRenamed,
+        AuditKind::InvitationMade,
+        AuditKind::InvitationRevoked,
+        AuditKind::InvitationUsed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -284,6 +305,9 @@ impl AuditKind {
             AuditKind::ResetMailSent => "reset_mail_sent",
             AuditKind::AccountDeleted => "account_deleted",
             AuditKind::GroupRenamed => "group_renamed",
+            AuditKind::InvitationMade => "invitation_made",
+            AuditKind::InvitationRevoked => "invitation_revoked",
+            AuditKind::InvitationUsed => "invitation_used",
         }
     }
 
@@ -331,6 +355,9 @@ impl AuditKind {
             AuditKind::ResetMailSent => "Password-reset link mailed by an administrator",
             AuditKind::AccountDeleted => "Account deleted by an administrator",
             AuditKind::GroupRenamed => "A group of theirs renamed by an administrator",
+            AuditKind::InvitationMade => "Invitation made",
+            AuditKind::InvitationRevoked => "Invitation revoked",
+            AuditKind::InvitationUsed => "Account made with an administrator's invitation",
         }
     }
 

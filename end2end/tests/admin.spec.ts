@@ -3,13 +3,14 @@
 // factors on) finds a person, opens their account, adds a group, ends a
 // log-in, resets their second factors, locks and unlocks, mails a reset
 // link and deletes the account; makes, renames and deletes a group; filters
-// everyone's activity and downloads it; asks who may reach an address;
+// everyone's activity and downloads it; makes an invitation that a new
+// person uses, and revokes another; asks who may reach an address;
 // reads the overview; does a
 // person's page by keyboard alone. Someone else is turned away.
 // axe in every state; screenshots at 375 and 1280 px go to docs/screenshots.
 import { test, expect, Browser, Page } from '@playwright/test';
 
-import { uniqueEmail, signUp, enrol, expectAccessible, enrolledAccount, serverCommand } from './helpers';
+import { uniqueEmail, signUp, enrol, expectAccessible, enrolledAccount, serverCommand, PASSWORD } from './helpers';
 
 const portalPort = Number(process.env.E2E_PORT ?? 3000);
 const portal = `http://auth.example.test:${portalPort}`;
@@ -229,6 +230,60 @@ for (const javaScriptEnabled of [true, false]) {
       await expectAccessible(page, 'admin: overview');
       await shoot(page, 'overview');
     }
+    await own.close();
+  });
+}
+
+for (const javaScriptEnabled of [true, false]) {
+  test(`an invitation makes one account in its group, and a revoked one none (JavaScript ${javaScriptEnabled ? 'on' : 'off'})`, async ({ browser }) => {
+    const { boss, own, page } = await administrator(browser, javaScriptEnabled);
+    const crew = javaScriptEnabled ? 'crew' : 'crewnojs';
+    addToGroup(boss, crew);
+    const invited = uniqueEmail('invited');
+
+    await page.goto('/admin?view=invitations');
+    await expect(page.getByRole('heading', { name: 'Invitations' })).toBeVisible();
+    await page.getByLabel('For the address (optional)').fill(invited);
+    await page.getByLabel(crew, { exact: true }).check();
+    await page.getByRole('button', { name: 'Make the invitation' }).click();
+    await expect(page.getByTestId('admin-said')).toContainText(`Invitation made for ${invited}`);
+    const link = await page.getByTestId('shown-link').inputValue();
+    expect(link).toContain('/signup?invite=');
+    await expect(page.getByTestId('invitation-list').locator('li').first()).toContainText(`For ${invited}`);
+    if (javaScriptEnabled) {
+      await expectAccessible(page, 'admin: invitation made');
+      await shoot(page, 'invitations');
+    }
+
+    // The invited person, in a browser of their own: the address is fixed.
+    const theirs = await browser.newContext({ baseURL: portal, javaScriptEnabled });
+    const newcomer = await theirs.newPage();
+    await newcomer.goto(link);
+    await expect(newcomer.getByLabel('Email')).toHaveValue(invited);
+    await expect(newcomer.getByLabel('Email')).toHaveJSProperty('readOnly', true);
+    if (javaScriptEnabled) await expectAccessible(newcomer, 'sign-up with an invitation');
+    await newcomer.getByLabel('Name').fill('Invited Person');
+    await newcomer.getByLabel('Password', { exact: true }).fill(PASSWORD);
+    await newcomer.getByRole('button', { name: 'Create account' }).click();
+    await expect(newcomer).toHaveURL(/\/security$/);
+    // Used: the link now says so.
+    await newcomer.goto(link);
+    await expect(newcomer.getByTestId('link-state')).toContainText('used already');
+
+    // The list says who used it; a second invitation, for anyone, revoked.
+    await page.goto('/admin?view=invitations');
+    await expect(page.getByTestId('invitation-list').locator('li').first()).toContainText(`by ${invited}`);
+    await page.getByRole('button', { name: 'Make the invitation' }).click();
+    await expect(page.getByTestId('admin-said')).toContainText('Invitation made for any address');
+    const second = await page.getByTestId('shown-link').inputValue();
+    const row = page.getByTestId('invitation-list').locator('li').filter({ hasText: 'For any address' }).first();
+    await row.getByRole('button', { name: 'Revoke' }).click();
+    await expect(page.getByTestId('admin-said')).toContainText('Revoked the invitation for any address');
+    await expect(page.getByTestId('shown-link')).toHaveCount(0);
+    if (javaScriptEnabled) await expectAccessible(page, 'admin: invitation revoked');
+    await newcomer.goto(second);
+    await expect(newcomer.getByTestId('link-state')).toContainText('revoked');
+    await theirs.close();
     await own.close();
   });
 }

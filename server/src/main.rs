@@ -41,6 +41,33 @@ enum Command {
     /// Delete expired and spent sessions, old throttle rows and audit events
     /// past AUDIT_RETENTION_DAYS (serve also does this every 10 minutes).
     Prune,
+    /// Invitations: single-use links that make an account, also while
+    /// SIGNUP=closed (the admin page's Invitations).
+    #[command(subcommand)]
+    Invite(InviteCommand),
+}
+
+#[derive(Subcommand)]
+enum InviteCommand {
+    /// Make an invitation and print its link (or mail it with --mail).
+    Create {
+        /// The only address the account may have.
+        #[arg(long)]
+        email: Option<String>,
+        /// A group the account joins (repeat for more; never ADMIN_GROUP).
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        /// How many days the link works (1 to 30).
+        #[arg(long, default_value_t = 7)]
+        days: i64,
+        /// Mail the link to --email through the queue instead of printing it.
+        #[arg(long)]
+        mail: bool,
+    },
+    /// List the newest invitations and what became of each.
+    List,
+    /// Revoke an invitation not yet used (its id from `invite list`).
+    Revoke { id: i64 },
 }
 
 #[derive(Subcommand)]
@@ -219,6 +246,11 @@ async fn main() -> ExitCode {
         Command::User(UserCommand::RevokeSessions { email }) => ops::revoke_sessions(&state, &email).await,
         Command::User(UserCommand::ConfirmEmail { email }) => ops::confirm_email(&state, &email).await,
         Command::User(UserCommand::Delete { email, yes }) => ops::delete_user(&state, &email, yes).await,
+        Command::Invite(InviteCommand::Create { email, groups, days, mail }) => {
+            ops::invite(&state, email.as_deref().unwrap_or(""), groups, days, mail).await
+        }
+        Command::Invite(InviteCommand::List) => ops::list_invitations(&state).await,
+        Command::Invite(InviteCommand::Revoke { id }) => ops::revoke_invitation(&state, id).await,
         Command::User(UserCommand::Add { email, name, admin }) => {
             let mut line = String::new();
             match std::io::stdin().read_line(&mut line) {

@@ -167,6 +167,58 @@ pub async fn delete_user(state: &AppState, email: &str, yes: bool) -> Result<Str
     Ok(format!("deleted the account of {email}; its activity stays, without its name"))
 }
 
+/// `invite create`: the same checks and the same transaction as the admin
+/// page's, made by the operator.
+pub async fn invite(
+    state: &AppState,
+    email: &str,
+    groups: Vec<String>,
+    days: i64,
+    mail: bool,
+) -> Result<String, String> {
+    use app::server::admin::invitations;
+    let new = invitations::check(state, email, groups, days, mail).await.map_err(|e| e.message)?;
+    let meta = account::operator_meta();
+    let made = invitations::make(state, &meta, None, new).await.map_err(|e| e.message)?;
+    let until = app::format_utc(made.expires_at);
+    Ok(match made.link {
+        Some(link) => format!("invitation {} made; its link works once, until {until} UTC:\n{link}", made.id),
+        None => format!("invitation {} made; its link is mailed to {email} and works once, until {until} UTC", made.id),
+    })
+}
+
+/// `invite list`.
+pub async fn list_invitations(state: &AppState) -> Result<String, String> {
+    let rows = state.db.invitations(100).await.map_err(|e| e.message)?;
+    let now = state.now();
+    let mut out = format!("{:>6}  {:<10}  {:<16}  {:<40}  {}\n", "id", "state", "expires (UTC)", "for", "groups");
+    for r in &rows {
+        let status = match (r.used_at, r.revoked_at) {
+            (Some(_), _) => "used",
+            (None, Some(_)) => "revoked",
+            (None, None) if r.expires_at <= now => "expired",
+            (None, None) => "live",
+        };
+        out.push_str(&format!(
+            "{:>6}  {:<10}  {:<16}  {:<40}  {}\n",
+            r.id,
+            status,
+            app::format_utc(r.expires_at),
+            r.email.as_deref().unwrap_or("any address"),
+            if r.group_names.is_empty() { "-" } else { &r.group_names },
+        ));
+    }
+    out.push_str(&format!("{} invitation(s)\n", rows.len()));
+    Ok(out)
+}
+
+/// `invite revoke ID`.
+pub async fn revoke_invitation(state: &AppState, id: i64) -> Result<String, String> {
+    let meta = account::operator_meta();
+    let email = app::server::admin::invitations::revoke(state, &meta, None, id).await.map_err(|e| e.message)?;
+    Ok(format!("revoked invitation {id} (for {})", email.as_deref().unwrap_or("any address")))
+}
+
 /// Group names as access rules name them: letters, digits, `-`, `_`, `.`.
 fn parse_group(group: &str) -> Result<String, String> {
     let group = group.trim();

@@ -42,6 +42,8 @@ mod hardening;
 mod identity;
 #[path = "api/instances.rs"]
 mod instances;
+#[path = "api/invitations.rs"]
+mod invitations;
 #[path = "api/lockdown_loop.rs"]
 mod lockdown_loop;
 #[path = "api/log_ins.rs"]

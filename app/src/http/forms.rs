@@ -74,6 +74,8 @@ enum Answer {
 struct Posted {
     parts: Parts,
     fields: Fields,
+    /// Every value of a field that may repeat (checkboxes).
+    repeated: Vec<(String, String)>,
     intent: Option<Intent>,
     meta: RequestMeta,
 }
@@ -84,11 +86,17 @@ impl Posted {
         let bytes = to_bytes(body, MAX_FORM_BYTES)
             .await
             .map_err(|_| plain_error(AppError::bad_request("The form is too large."), StatusCode::PAYLOAD_TOO_LARGE))?;
-        let fields: Fields = serde_urlencoded::from_bytes(&bytes)
+        let repeated: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes)
             .map_err(|_| plain_error(AppError::bad_request("The form could not be read."), StatusCode::BAD_REQUEST))?;
+        let fields: Fields = repeated.iter().cloned().collect();
         let intent = fields.get("intent").and_then(|i| Intent::parse(i));
         let meta = RequestMeta::from_request_parts(&mut parts, state).await.unwrap_or_default();
-        Ok(Self { parts, fields, intent, meta })
+        Ok(Self { parts, fields, repeated, intent, meta })
+    }
+
+    /// Every value posted for `name`, in order.
+    fn all(&self, name: &str) -> Vec<String> {
+        self.repeated.iter().filter(|(n, _)| n == name).map(|(_, v)| v.clone()).collect()
     }
 
     fn get(&self, name: &str) -> &str {
@@ -121,7 +129,7 @@ async fn sign_up(State(state): State<AppState>, req: Request) -> Response {
         Ok(p) => p,
         Err(res) => return res,
     };
-    let keep = ["name", "email"];
+    let keep = ["name", "email", "invite"];
     let here = format!("/signup{}", return_query(&state, &posted.parts));
     let (email, name, password) =
         match parse_registration(posted.get("email"), posted.get("name"), posted.get("password")) {
@@ -136,7 +144,13 @@ async fn sign_up(State(state): State<AppState>, req: Request) -> Response {
         };
     let login_email = email.clone();
     let password_text = password.expose().to_owned();
-    if let Err(e) = account::register(&state, &posted.meta, email, name, password).await {
+    let invite = posted.get("invite").trim().to_owned();
+    let made = if invite.is_empty() {
+        account::register(&state, &posted.meta, email, name, password).await
+    } else {
+        account::register_invited(&state, &posted.meta, &invite, email, name, password).await
+    };
+    if let Err(e) = made {
         let answer = Answer::Render(failed(Intent::SignUp, e, &posted, &keep));
         return finish(&state, posted.parts, &here, answer, vec![]).await;
     }
@@ -218,15 +232,17 @@ async fn log_in(State(state): State<AppState>, req: Request) -> Response {
 async fn admin(State(state): State<AppState>, req: Request) -> Response {
     use crate::server::admin;
     use crate::server::factors::proof::Proof;
-    use crate::wire::admin::{AdminAction, GroupAction};
+    use crate::wire::admin::{AdminAction, GroupAction, InvitationAction};
     let mut posted = match Posted::read(&state, req).await {
         Ok(p) => p,
         Err(res) => return res,
     };
-    // A group's form, or a person's.
+    // An invitation's form, a group's, or a person's.
+    let invitation_action = posted.get("invitation-action").to_owned();
     let group_action = posted.get("group-action").to_owned();
     let person = posted.get("person").trim().parse::<i64>();
     let here = match (&person, group_action.is_empty()) {
+        _ if !invitation_action.is_empty() => "/admin?view=invitations".to_owned(),
         (_, false) => "/admin?view=groups".to_owned(),
         (Ok(person), true) => format!("/admin?person={person}"),
         (Err(_), true) => return plain_error(AppError::bad_request("Unknown form."), StatusCode::BAD_REQUEST),
@@ -243,6 +259,20 @@ async fn admin(State(state): State<AppState>, req: Request) -> Response {
     };
     let proof = Proof { password: Some(posted.get("password")), code: Some(posted.get("code")) };
     let result = match (person, group_action.is_empty()) {
+        _ if !invitation_action.is_empty() => {
+            let action = InvitationAction::parse(
+                &invitation_action,
+                posted.get("email"),
+                posted.all("groups"),
+                posted.get("days"),
+                posted.get("mail") == "on",
+                posted.get("id"),
+            );
+            match action {
+                None => Err(AppError::bad_request("Unknown action.")),
+                Some(action) => admin::invitations::change(&state, &posted.meta, &session, action, proof).await,
+            }
+        }
         (_, false) => match GroupAction::parse(&group_action, posted.get("group"), posted.get("argument")) {
             None => Err(AppError::bad_request("Unknown action.")),
             Some(action) => admin::groups::change(&state, &posted.meta, &session, action, proof).await,
@@ -257,9 +287,12 @@ async fn admin(State(state): State<AppState>, req: Request) -> Response {
         Ok(done) => {
             let mut outcome = FormOutcome::new(Intent::Admin);
             outcome.fields.insert("done".into(), done.message);
+            // A new invitation's link, shown once: in this page, never in
+            // a URL.
+            outcome.fields.insert("link".into(), done.link);
             Answer::Render(outcome)
         }
-        Err(e) => Answer::Render(failed(Intent::Admin, e, &posted, &["action", "argument", "group"])),
+        Err(e) => Answer::Render(failed(Intent::Admin, e, &posted, &["action", "argument", "group", "email", "days"])),
     };
     finish(&state, posted.parts, &here, answer, vec![]).await
 }

@@ -28,6 +28,7 @@ macro_rules! live {
 mod admin;
 mod audit;
 mod factors;
+mod invitations;
 mod listen;
 mod logins;
 mod mail;
@@ -38,6 +39,7 @@ mod users;
 pub use admin::{AdminActivityRow, EventFilter, EventRow, PeopleOrder, PersonSummaryRow};
 pub use audit::{AuditRow, NewAuditEvent};
 pub use factors::{CeremonyRow, NewCeremony, NewPasskey, PasskeyRow};
+pub use invitations::{InvitationRow, NewInvitation, TakenInvitation};
 pub use logins::{
     GateSubject, LiveLoginRow, LoginRow, NewGateCookie, NewLogin, NewRefreshToken, RefreshRow, SessionUser,
 };

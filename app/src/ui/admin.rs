@@ -17,12 +17,12 @@ use leptos_router::components::Form;
 use leptos_router::hooks::use_query_map;
 
 use crate::api::{
-    Done, User, admin_act, admin_group, fetch_admin_activity, fetch_groups, fetch_overview, fetch_people, fetch_person,
-    fetch_rules,
+    Done, User, admin_act, admin_group, admin_invitation, fetch_admin_activity, fetch_groups, fetch_invitations,
+    fetch_overview, fetch_people, fetch_person, fetch_rules,
 };
 use crate::error::AppError;
 use crate::wire::admin::{
-    ActivityFilter, ActivityPage, GroupsView, Overview, PeoplePage, PersonLine, PersonView, RulesView,
+    ActivityFilter, ActivityPage, GroupsView, InvitationsView, Overview, PeoplePage, PersonLine, PersonView, RulesView,
 };
 
 use super::outcome::{FormOutcome, Intent};
@@ -56,6 +56,7 @@ fn Admin(user: User) -> impl IntoView {
         (Some(id), _) => view! { <Person id/> }.into_any(),
         (None, "activity") => view! { <Activity/> }.into_any(),
         (None, "groups") => view! { <Groups/> }.into_any(),
+        (None, "invitations") => view! { <Invitations/> }.into_any(),
         (None, "overview") => view! { <OverviewPage/> }.into_any(),
         (None, "rules") => view! { <RulesPage/> }.into_any(),
         _ => view! { <People/> }.into_any(),
@@ -564,6 +565,163 @@ fn GroupForm(
     }
 }
 
+/// (action, email, groups, days, mail, id, code) of an invitation change.
+type InvitationChange = (String, String, Vec<String>, String, bool, String, String);
+
+/// Invitations: made (copied or mailed), listed with what became of each,
+/// revoked.
+#[component]
+fn Invitations() -> impl IntoView {
+    let changed = RwSignal::new(0u32);
+    let list = Resource::new(move || changed.get(), |_| with_refresh(fetch_invitations));
+    let act = Action::new(|c: &InvitationChange| {
+        let c = c.clone();
+        async move {
+            with_refresh(move || {
+                let (action, email, groups, days, mail, id, code) = c.clone();
+                admin_invitation(
+                    action,
+                    email,
+                    groups,
+                    days.trim().parse().ok(),
+                    mail,
+                    id.parse().ok(),
+                    None,
+                    Some(code).filter(|c| !c.is_empty()),
+                )
+            })
+            .await
+        }
+    });
+    provide_context(act);
+    view! {
+        <section class="card admin" aria-labelledby="invitations-heading">
+            <Sections here="invitations"/>
+            <h1 id="invitations-heading" tabindex="-1">"Invitations"</h1>
+            <Said act changed/>
+            <Transition fallback=|| view! { <p class="muted loading">"Loading…"</p> }>
+                {move || list.get().map(|answer| match answer {
+                    Ok(view) => view! { <InvitationList view/> }.into_any(),
+                    Err(e) => refused(e),
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+#[component]
+fn InvitationList(view: InvitationsView) -> impl IntoView {
+    let InvitationsView { invitations, groups, note, needs_proof } = view;
+    let act = expect_context::<Action<InvitationChange, Result<Done, AppError>>>();
+    let (email, days, mail, chosen, code) = (
+        RwSignal::new(String::new()),
+        RwSignal::new("7".to_owned()),
+        RwSignal::new(false),
+        RwSignal::new(Vec::<String>::new()),
+        RwSignal::new(String::new()),
+    );
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        if !act.pending().get_untracked() {
+            act.dispatch((
+                "create".into(),
+                email.get_untracked(),
+                chosen.get_untracked(),
+                days.get_untracked(),
+                mail.get_untracked(),
+                String::new(),
+                code.get_untracked(),
+            ));
+            code.set(String::new());
+        }
+    };
+    view! {
+        <p class="muted">{note}</p>
+        {invitations.is_empty().then(|| view! { <p class="muted">"No invitations yet."</p> })}
+        <ul class="groups group-list" data-testid="invitation-list">
+            {invitations.into_iter().map(|i| view! {
+                <li>
+                    <div>
+                        <strong>{i.who}</strong>
+                        <p class="meta">{i.state}</p>
+                        <p class="meta">{i.made}</p>
+                    </div>
+                    {i.live.then(|| view! { <Revoke id=i.id needs_proof/> })}
+                </li>
+            }).collect_view()}
+        </ul>
+        <h2>"New invitation"</h2>
+        <form method="post" action="/admin" class="admin-invite" on:submit=submit>
+            <IntentField intent=Intent::Admin/>
+            <input type="hidden" name="invitation-action" value="create"/>
+            <label for="invite-email">"For the address (optional)"</label>
+            <input id="invite-email" name="email" type="email" autocomplete="off" spellcheck="false"
+                prop:value=move || email.get() on:input=move |ev| email.set(event_target_value(&ev))/>
+            {(!groups.is_empty()).then(|| view! {
+                <fieldset>
+                    <legend>"Into the groups"</legend>
+                    {groups.into_iter().map(|g| {
+                        let (id, value, name) = (format!("invite-group-{g}"), g.clone(), g.clone());
+                        let label_for = id.clone();
+                        view! {
+                            <label for=label_for class="check">
+                                <input id=id type="checkbox" name="groups" value=value
+                                    on:change=move |ev| {
+                                        let on = event_target_checked(&ev);
+                                        chosen.update(|c| if on { c.push(name.clone()) } else { c.retain(|n| *n != name) });
+                                    }/>
+                                {g}
+                            </label>
+                        }
+                    }).collect_view()}
+                </fieldset>
+            })}
+            <label for="invite-days">"Works for (days)"</label>
+            <input id="invite-days" name="days" type="number" min="1" max="30" required=true class="days-input"
+                prop:value=move || days.get() on:input=move |ev| days.set(event_target_value(&ev))/>
+            <label for="invite-mail" class="check">
+                <input id="invite-mail" name="mail" type="checkbox" on:change=move |ev| mail.set(event_target_checked(&ev))/>
+                "Mail the link to the address (else it is shown once, to copy)"
+            </label>
+            {needs_proof.then(|| view! {
+                <label for="invite-code">"Code from your app"</label>
+                <input id="invite-code" name="code" type="text" inputmode="numeric" autocomplete="one-time-code"
+                    required=true maxlength="9" class="code-input"
+                    prop:value=move || code.get() on:input=move |ev| code.set(event_target_value(&ev))/>
+            })}
+            <button type="submit" class="btn btn-primary">"Make the invitation"</button>
+        </form>
+    }
+}
+
+/// Revokes one invitation: a real POST to /admin; in place once hydrated.
+#[component]
+fn Revoke(id: i64, needs_proof: bool) -> impl IntoView {
+    let act = expect_context::<Action<InvitationChange, Result<Done, AppError>>>();
+    let code = RwSignal::new(String::new());
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        if !act.pending().get_untracked() {
+            let none = String::new;
+            act.dispatch(("revoke".into(), none(), vec![], none(), false, id.to_string(), code.get_untracked()));
+        }
+    };
+    view! {
+        <form method="post" action="/admin" class="admin-change" on:submit=submit>
+            <IntentField intent=Intent::Admin/>
+            <input type="hidden" name="invitation-action" value="revoke"/>
+            <input type="hidden" name="id" value=id/>
+            {needs_proof.then(|| view! {
+                <label for=format!("revoke-{id}-code")>"Code from your app"</label>
+                <input id=format!("revoke-{id}-code") name="code" type="text" inputmode="numeric"
+                    autocomplete="one-time-code" required=true maxlength="9" class="code-input"
+                    prop:value=move || code.get() on:input=move |ev| code.set(event_target_value(&ev))/>
+            })}
+            <button type="submit" class="btn btn-danger">"Revoke"</button>
+        </form>
+    }
+}
+
 /// What the last change did (or why it was refused): said by the server
 /// without JavaScript, in place with it; `changed` is bumped after each
 /// change so the page's data is read again.
@@ -571,16 +729,19 @@ fn GroupForm(
 fn Said<I: Send + Sync + 'static>(act: Action<I, Result<Done, AppError>>, changed: RwSignal<u32>) -> impl IntoView {
     let outcome = use_context::<Posted>().and_then(|p| p.0).filter(|o| o.intent == Intent::Admin);
     let said = RwSignal::new(outcome.as_ref().map(|o| o.field("done")).unwrap_or_default());
+    let link = RwSignal::new(outcome.as_ref().map(|o| o.field("link")).unwrap_or_default());
     let error = RwSignal::new(outcome.and_then(|o| o.error));
     Effect::new(move |_| match act.value().get() {
-        Some(Ok(Done { message })) => {
+        Some(Ok(Done { message, link: shown })) => {
             error.set(None);
             said.set(message);
+            link.set(shown);
             changed.update(|n| *n += 1);
             focus_later("#admin-said");
         }
         Some(Err(e)) => {
             said.set(String::new());
+            link.set(String::new());
             error.set(Some(e));
             focus_later("#admin-said");
         }
@@ -591,6 +752,11 @@ fn Said<I: Send + Sync + 'static>(act: Action<I, Result<Done, AppError>>, change
             class:alert-ok=move || !said.get().is_empty() aria-live="polite" data-testid="admin-said">
             {move || said.get()}
         </p>
+        // A new invitation's link, shown once, selected for copying.
+        {move || (!link.get().is_empty()).then(|| view! {
+            <input class="shown-link" readonly=true aria-label="Link" data-testid="shown-link" prop:value=link.get()
+                on:focus=|ev| { let _ = event_target::<leptos::web_sys::HtmlInputElement>(&ev).select(); }/>
+        })}
         <ErrorNote error=Signal::derive(move || error.get()) busy=act.pending()/>
     }
 }
@@ -843,6 +1009,7 @@ fn Sections(here: &'static str) -> impl IntoView {
         <nav class="admin-nav" aria-label="Administration">
             <a href="/admin" aria-current=(here == "people").then_some("page")>"People"</a>
             <a href="/admin?view=groups" aria-current=(here == "groups").then_some("page")>"Groups"</a>
+            <a href="/admin?view=invitations" aria-current=(here == "invitations").then_some("page")>"Invitations"</a>
             <a href="/admin?view=activity" aria-current=(here == "activity").then_some("page")>"Activity"</a>
             <a href="/admin?view=rules" aria-current=(here == "rules").then_some("page")>"Access rules"</a>
             <a href="/admin?view=overview" aria-current=(here == "overview").then_some("page")>"Overview"</a>

@@ -341,7 +341,7 @@ fn Mailed(page: Page, outcome: Option<FormOutcome>) -> impl IntoView {
 
 /// A link that cannot be used: what is true, and the one way on as the
 /// primary action.
-fn dead_link(check: LinkCheck) -> AnyView {
+pub(super) fn dead_link(check: LinkCheck) -> AnyView {
     let class = if check.done { "alert alert-info" } else { "alert alert-error" };
     view! {
         <p class=class role="status" data-testid="link-state">{check.message}</p>

@@ -168,6 +168,9 @@ pub fn TextField(
     /// with its error after a post without JavaScript).
     #[prop(optional)]
     autofocus: bool,
+    /// Filled in and fixed (an invitation's address).
+    #[prop(optional)]
+    readonly: bool,
 ) -> impl IntoView {
     let error_id = format!("{id}-error");
     let hint_id = format!("{id}-hint");
@@ -212,7 +215,7 @@ pub fn TextField(
                 <label for=id>{label}</label>
             </div>
             <input node_ref=input_ref id=id name=name type=kind autocomplete=input.autocomplete inputmode=input.inputmode autofocus=autofocus
-                class=input.class maxlength=input.maxlength minlength=input.minlength placeholder=input.placeholder
+                class=input.class maxlength=input.maxlength minlength=input.minlength placeholder=input.placeholder readonly=readonly
                 autocapitalize=(input.kind != "email" && input.autocomplete == "off").then_some("none")
                 spellcheck=(input.autocomplete == "off" || input.inputmode.is_some()).then_some("false")
                 required=!optional aria-invalid=move || error.get().is_some().then_some("true") aria-describedby=described

@@ -263,6 +263,75 @@ impl GroupAction {
     }
 }
 
+/// The invitations (GET /api/admin/invitations), newest first, and what a
+/// new one may offer. The words come from the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InvitationsView {
+    pub invitations: Vec<InvitationLine>,
+    /// The groups a new invitation may put someone in (every group but
+    /// `ADMIN_GROUP`: administrators are made one by one).
+    pub groups: Vec<String>,
+    /// What sign-up is like here, and what an invitation changes.
+    pub note: String,
+    pub needs_proof: bool,
+}
+
+/// One invitation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InvitationLine {
+    pub id: i64,
+    /// "For ann@example.com" or "For any address".
+    pub who: String,
+    /// What became of it, or until when it works.
+    pub state: String,
+    /// Who made it and when; the groups it gives.
+    pub made: String,
+    /// Not used, revoked or expired: it may be revoked.
+    pub live: bool,
+}
+
+/// A change to the invitations (POST /api/admin/invitation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InvitationAction {
+    /// A new invitation: bound to `email` (or to any address when empty),
+    /// into `groups`, working `days` days; `mail` sends its link to
+    /// `email`, else the link is shown once.
+    Create {
+        email: String,
+        groups: Vec<String>,
+        days: i64,
+        mail: bool,
+    },
+    Revoke {
+        id: i64,
+    },
+}
+
+/// How long a new invitation works by default, and at most (days).
+pub const INVITATION_DAYS: (i64, i64) = (7, 30);
+
+impl InvitationAction {
+    /// From `action` (create, revoke) and the form's fields: `email`,
+    /// `groups`, `days` (empty: the default), `mail`; `id` to revoke.
+    pub fn parse(action: &str, email: &str, groups: Vec<String>, days: &str, mail: bool, id: &str) -> Option<Self> {
+        Some(match action {
+            "create" => InvitationAction::Create {
+                email: email.trim().to_owned(),
+                groups: groups.into_iter().map(|g| g.trim().to_owned()).filter(|g| !g.is_empty()).collect(),
+                days: match days.trim() {
+                    "" => INVITATION_DAYS.0,
+                    d => d.parse().ok()?,
+                },
+                mail,
+            },
+            "revoke" => InvitationAction::Revoke { id: id.trim().parse().ok()? },
+            _ => return None,
+        })
+    }
+}
+
 /// The admin page's overview (GET /api/admin/overview): sections of facts
 /// in the server's words (the page draws them as they come, so the words
 /// are not shipped in the browser's code).
@@ -314,6 +383,27 @@ pub fn valid_group(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn invitation_actions_parse_their_fields_and_refuse_anything_else() {
+        let groups = vec![" staff ".to_owned(), "".to_owned()];
+        assert_eq!(
+            InvitationAction::parse("create", " a@b.example ", groups, "", true, ""),
+            Some(InvitationAction::Create {
+                email: "a@b.example".into(),
+                groups: vec!["staff".into()],
+                days: INVITATION_DAYS.0,
+                mail: true
+            })
+        );
+        assert_eq!(InvitationAction::parse("create", "", vec![], "x", false, ""), None);
+        assert_eq!(
+            InvitationAction::parse("revoke", "", vec![], "", false, " 12 "),
+            Some(InvitationAction::Revoke { id: 12 })
+        );
+        assert_eq!(InvitationAction::parse("revoke", "", vec![], "", false, ""), None);
+        assert_eq!(InvitationAction::parse("accept", "", vec![], "", false, "1"), None);
+    }
 
     #[test]
     fn actions_parse_with_their_argument_and_refuse_anything_else() {

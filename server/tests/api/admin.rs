@@ -10,13 +10,13 @@ use reqwest::Method;
 use super::*;
 
 /// The id of an account, from the database.
-async fn id_of(app: &TestApp, email: &str) -> i64 {
+pub(super) async fn id_of(app: &TestApp, email: &str) -> i64 {
     app.state.db.user_by_email(email).await.unwrap().expect("an account").id
 }
 
 /// `boss@example.com`, enrolled, in `admins`, logged in on `app.client`;
 /// returns the TOTP secret.
-async fn administrator(app: &TestApp) -> String {
+pub(super) async fn administrator(app: &TestApp) -> String {
     let secret = app.enrolled_user("boss@example.com").await;
     let id = id_of(app, "boss@example.com").await;
     assert!(app.state.db.set_group(id, "admins", true).await.unwrap());
@@ -25,7 +25,7 @@ async fn administrator(app: &TestApp) -> String {
 
 /// `enrolled_user` in a browser of its own (`app.client` stays as it
 /// was); returns the TOTP secret.
-async fn enrolled_elsewhere(app: &TestApp, email: &str) -> String {
+pub(super) async fn enrolled_elsewhere(app: &TestApp, email: &str) -> String {
     let c = new_client();
     let r = app
         .post_with(&c, "/api/authentication/register", json!({"email": email, "name": "N", "password": PASSWORD}))
@@ -54,13 +54,13 @@ async fn logged_in_elsewhere(app: &TestApp, email: &str, secret: &str) -> reqwes
     c
 }
 
-async fn act(app: &TestApp, client: &reqwest::Client, body: Value) -> Reply {
+pub(super) async fn act(app: &TestApp, client: &reqwest::Client, body: Value) -> Reply {
     app.post_with(client, "/api/admin/act", body).await
 }
 
 /// The events of a person's trail that name boss@example.com, newest
 /// first, and the page they were read from.
-async fn done_by_boss(app: &TestApp, person: i64) -> (Vec<String>, Reply) {
+pub(super) async fn done_by_boss(app: &TestApp, person: i64) -> (Vec<String>, Reply) {
     let page = app.get(&format!("/api/admin/person?id={person}")).await;
     let labels = page.body["activity"]
         .as_array()
@@ -79,7 +79,7 @@ fn admin_requests(app: &TestApp, person: i64) -> Vec<(Method, String, Option<Val
         .into_iter()
         .filter(|(_, p)| p.starts_with("/api/admin") || p.starts_with("/admin/"))
         .collect();
-    assert!(routes.len() >= 9, "{routes:?}");
+    assert!(routes.len() >= 11, "{routes:?}");
     routes
         .into_iter()
         .map(|(m, p)| {
@@ -88,7 +88,8 @@ fn admin_requests(app: &TestApp, person: i64) -> Vec<(Method, String, Option<Val
                 "/api/admin/person" => (format!("{p}?id={person}"), None),
                 "/api/admin/act" => (p.clone(), Some(json!({"person": person, "action": "confirm-email"}))),
                 "/api/admin/activity" => (format!("{p}?kind=log_in_ok&page=1"), None),
-                "/api/admin/groups" | "/api/admin/overview" => (p.clone(), None),
+                "/api/admin/groups" | "/api/admin/overview" | "/api/admin/invitations" => (p.clone(), None),
+                "/api/admin/invitation" => (p.clone(), Some(json!({"action": "create", "days": 3}))),
                 "/api/admin/rules" => (format!("{p}?url=https%3A%2F%2Fwiki.example.com%2F"), None),
                 "/api/admin/group" => {
                     (p.clone(), Some(json!({"action": "create", "name": "testers", "argument": "ann@example.com"})))
@@ -511,7 +512,7 @@ async fn the_audit_trail_of_everyone_is_filtered_paged_and_exported_as_csv() {
     assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.text);
 }
 
-async fn group(app: &TestApp, body: Value) -> Reply {
+pub(super) async fn group(app: &TestApp, body: Value) -> Reply {
     app.post("/api/admin/group", body).await
 }
 

@@ -16,7 +16,7 @@ pub use delete::delete_account;
 pub use log_in::{authenticate, log_in};
 pub(crate) use log_in::{check_own_password, finish_second_factor, passwordless_session};
 pub use password::change_password;
-pub use register::{SIGNUP_CLOSED, operator_add_user, register};
+pub use register::{SIGNUP_CLOSED, check_invitation, operator_add_user, register, register_invited};
 
 use crate::server::db::UserRow;
 use crate::server::request::RequestMeta;

@@ -3,12 +3,14 @@
 
 use crate::domain::{Email, Password, PersonName};
 use crate::error::AppError;
+use crate::server::audit;
+use crate::server::crypto::sha256_hex;
 use crate::server::identity;
 use crate::server::mail;
 use crate::server::request::RequestMeta;
 use crate::server::state::AppState;
 use crate::server::throttle;
-use crate::wire::User;
+use crate::wire::{AuditKind, LinkCheck, User};
 
 ///
 /// Limited per client address (`Limits::registration_per_address`), each
@@ -43,6 +45,115 @@ pub async fn register(
     state.mail.wake();
     tracing::info!(user_id = row.id, "account created");
     Ok(User::from(&row))
+}
+
+/// A sign-up with an invitation's link (`token`), whatever `SIGNUP` says:
+/// the same limits and checks as `register`, and the address the
+/// invitation is bound to, if any. In one transaction the invitation is
+/// used (one statement: of two sign-ups racing with one link, one wins),
+/// the account made, put in the invitation's groups, its address counted
+/// as proved when the link came by mail to it (else its confirmation
+/// queued), and the event audited naming who invited. A refused sign-up
+/// leaves the link working.
+pub async fn register_invited(
+    state: &AppState,
+    meta: &RequestMeta,
+    token: &str,
+    email: Email,
+    name: PersonName,
+    password: Password,
+) -> Result<User, AppError> {
+    throttle::reserve_registration(state, meta).await?;
+    let token_hash = sha256_hex(token.trim().as_bytes());
+    let now = state.now();
+    match state.db.invitation_by_token(&token_hash).await? {
+        Some((bound, expires_at, None, None)) if expires_at > now => {
+            if let Some(bound) = bound
+                && bound != email.as_str()
+            {
+                let message = format!("This invitation is for {bound}: make the account with that address.");
+                let mut e = AppError::bad_request(message.clone());
+                e.fields.insert("email".into(), message);
+                return Err(e);
+            }
+        }
+        _ => return Err(bad_invitation()),
+    }
+    identity::refuse_weak_password(state, &password, "password", &[email.as_str(), name.as_str()]).await?;
+    let taken = state.db.user_by_email(email.as_str()).await?.is_some();
+    let hash = state.hasher.hash(&password).await?;
+    if taken {
+        return Err(email_taken());
+    }
+    let mut tx = state.db.begin().await?;
+    let Some(invitation) = tx.take_invitation(&token_hash, now).await? else {
+        return Err(bad_invitation());
+    };
+    if invitation.email.as_deref().is_some_and(|bound| bound != email.as_str()) {
+        return Err(bad_invitation());
+    }
+    let Some(row) = tx.insert_user(email.as_str(), name.as_str(), &hash, now).await? else {
+        return Err(email_taken());
+    };
+    tx.set_invitation_used_by(invitation.id, row.id).await?;
+    for group in invitation.group_names.split(',').filter(|g| !g.is_empty()) {
+        // Never the administrators' group, whatever the row says.
+        if group != state.admin_group {
+            tx.set_group(row.id, group, true).await?;
+        }
+    }
+    if invitation.mailed == 1 && invitation.email.is_some() {
+        // The link reached the mailbox: the address is proved.
+        tx.set_email_verified(row.id, now).await?;
+    } else {
+        let kind = mail::MailKind::Verify.as_string();
+        tx.enqueue_mail(&mail::new_mail(state, &kind, Some(row.id), &row.email, meta)).await?;
+        tx.note_mail_queued();
+    }
+    audit::record_by(state, &mut tx, Some(row.id), invitation.created_by, AuditKind::InvitationUsed, meta).await?;
+    audit::commit(state, tx).await?;
+    tracing::info!(user_id = row.id, invitation = invitation.id, "account created with an invitation");
+    let row = state.db.user_by_id(row.id).await?.unwrap_or(row);
+    Ok(User::from(&row))
+}
+
+/// What an invitation's link can still do, read without using it: live
+/// (with the address it is bound to), or why not.
+pub async fn check_invitation(state: &AppState, token: &str) -> Result<LinkCheck, AppError> {
+    let found = state.db.invitation_by_token(&sha256_hex(token.trim().as_bytes())).await?;
+    let dead = |message: &str| LinkCheck {
+        live: false,
+        done: false,
+        message: message.into(),
+        next: "/login".into(),
+        next_label: "Go to log in".into(),
+        email: String::new(),
+    };
+    Ok(match found {
+        None => dead("This invitation is not valid: its link was copied incompletely, or it was never made here."),
+        Some((_, _, Some(_), _)) => {
+            dead("This invitation was used already: its account exists. Log in with it, or ask for a new invitation.")
+        }
+        Some((_, _, None, Some(_))) => dead("This invitation was revoked. Ask the administrator for a new one."),
+        Some((_, expires_at, None, None)) if expires_at <= state.now() => {
+            dead("This invitation expired. Ask the administrator for a new one.")
+        }
+        Some((email, _, None, None)) => LinkCheck {
+            live: true,
+            done: false,
+            message: String::new(),
+            next: String::new(),
+            next_label: String::new(),
+            email: email.unwrap_or_default(),
+        },
+    })
+}
+
+fn bad_invitation() -> AppError {
+    AppError::bad_request(
+        "This invitation is not valid: it was used or revoked, it expired, or its link was copied incompletely. \
+         Ask for a new one.",
+    )
 }
 
 pub const SIGNUP_CLOSED: &str = "New accounts are made by the administrator here. Ask them for one.";

@@ -111,6 +111,7 @@ pub async fn change(
                 return Err(AppError::new(ErrorKind::NotFound, format!("There is no group called {from}.")));
             }
             let apps = tx.rename_group_of_apps(&from, &to).await?;
+            tx.rename_group_of_invitations(&from, Some(&to)).await?;
             for id in &members {
                 audit::record_by(state, &mut tx, Some(*id), Some(admin.id), AuditKind::GroupRenamed, meta).await?;
             }
@@ -128,6 +129,8 @@ pub async fn change(
             if members.is_empty() {
                 return Err(AppError::new(ErrorKind::NotFound, format!("There is no group called {name}.")));
             }
+            // Invitations not yet used no longer put anyone in it.
+            tx.rename_group_of_invitations(&name, None).await?;
             for id in &members {
                 audit::record_by(state, &mut tx, Some(*id), Some(admin.id), AuditKind::GroupRemoved, meta).await?;
             }
@@ -140,7 +143,7 @@ pub async fn change(
     };
     audit::commit(state, tx).await?;
     tracing::info!(admin = admin.id, "an administrator changed a group");
-    Ok(Done { message })
+    Ok(Done::new(message))
 }
 
 /// A group change with what it needs read already.

@@ -8,6 +8,7 @@
 
 pub mod activity;
 pub mod groups;
+pub mod invitations;
 pub mod overview;
 pub mod rules;
 
@@ -250,11 +251,11 @@ pub async fn act(
             }
             audit::commit(state, tx).await?;
             tracing::info!(admin = admin.id, person = id, "an administrator removed a passkey");
-            return Ok(Done { message: format!("Removed a passkey of {}.", user.email) });
+            return Ok(Done::new(format!("Removed a passkey of {}.", user.email)));
         }
         AdminAction::Lock => {
             if user.locked_at.is_some() {
-                return Ok(Done { message: format!("{} is locked already.", user.email) });
+                return Ok(Done::new(format!("{} is locked already.", user.email)));
             }
             tx.set_locked(id, Some(now)).await?;
             tx.revoke_user_logins(id, now).await?;
@@ -268,7 +269,7 @@ pub async fn act(
         }
         AdminAction::Unlock => {
             if user.locked_at.is_none() {
-                return Ok(Done { message: format!("{} is not locked.", user.email) });
+                return Ok(Done::new(format!("{} is not locked.", user.email)));
             }
             tx.set_locked(id, None).await?;
             (AuditKind::Unlocked, format!("Unlocked {}: they can log in again.", user.email))
@@ -289,7 +290,7 @@ pub async fn act(
         }
         AdminAction::ConfirmEmail => {
             if user.email_verified_at.is_some() {
-                return Ok(Done { message: format!("The address {} was confirmed already.", user.email) });
+                return Ok(Done::new(format!("The address {} was confirmed already.", user.email)));
             }
             tx.set_email_verified(id, now).await?;
             (AuditKind::EmailVerified, format!("Confirmed the address {}.", user.email))
@@ -325,16 +326,14 @@ pub async fn act(
                 return Err(no_such_person());
             }
             audit::commit(state, tx).await?;
-            return Ok(Done {
-                message: format!(
-                    "Deleted the account of {}: its log-ins ended and its data is gone; its activity stays, without the name.",
-                    user.email
-                ),
-            });
+            return Ok(Done::new(format!(
+                "Deleted the account of {}: its log-ins ended and its data is gone; its activity stays, without the name.",
+                user.email
+            )));
         }
         AdminAction::AddGroup(group) => {
             if !tx.set_group(id, &group, true).await? {
-                return Ok(Done { message: format!("{} is in {group} already.", user.email) });
+                return Ok(Done::new(format!("{} is in {group} already.", user.email)));
             }
             (AuditKind::GroupAdded, format!("Added {} to {group}.", user.email))
         }
@@ -343,7 +342,7 @@ pub async fn act(
                 return Err(AppError::forbidden("This is the last administrator: name another one first."));
             }
             if !tx.set_group(id, &group, false).await? {
-                return Ok(Done { message: format!("{} was not in {group}.", user.email) });
+                return Ok(Done::new(format!("{} was not in {group}.", user.email)));
             }
             (AuditKind::GroupRemoved, format!("Took {} out of {group}.", user.email))
         }
@@ -351,5 +350,5 @@ pub async fn act(
     audit::record_by(state, &mut tx, Some(id), Some(admin.id), kind, meta).await?;
     audit::commit(state, tx).await?;
     tracing::info!(admin = admin.id, person = id, kind = kind.as_str(), "an administrator changed an account");
-    Ok(Done { message })
+    Ok(Done::new(message))
 }

@@ -247,6 +247,13 @@ impl Tx {
             .bind(email)
             .execute(&mut *self.tx)
             .await?;
+        // Invitations bound to the address or used to make the account.
+        self.step()?;
+        sqlx::query("DELETE FROM invitations WHERE email = $2 OR used_by = $1")
+            .bind(user_id)
+            .bind(email)
+            .execute(&mut *self.tx)
+            .await?;
         // Guessing limits keyed by the address ("pw:<email>", "pw:<email>:…",
         // "mail:<what>:<email>") or the account ("code:<id>").
         self.step()?;

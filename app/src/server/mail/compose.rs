@@ -52,7 +52,7 @@ async fn new_link(
 pub(super) async fn compose(state: &AppState, row: &MailRow) -> Result<Option<Made>, String> {
     let kind = MailKind::parse(&row.kind).ok_or_else(|| format!("unknown kind {:?}", row.kind))?;
     let user = match kind {
-        MailKind::Test => None,
+        MailKind::Test | MailKind::Invite(_) => None,
         // Asked for by address: there may be no such account (then nothing
         // is sent, and the asker saw the same answer either way).
         MailKind::Reset => match state.db.user_by_email(&row.address).await.map_err(|e| e.message)? {
@@ -187,6 +187,45 @@ pub(super) async fn compose(state: &AppState, row: &MailRow) -> Result<Option<Ma
                         .into(),
                 ],
                 Some(("This wasn't me: lock my account".into(), link)),
+            )
+        }
+        (MailKind::Invite(id), _) => {
+            let token = URL_SAFE_NO_PAD.encode(random_bytes::<32>().map_err(|e| e.message)?);
+            let hash = sha256_hex(token.as_bytes());
+            let now = state.now();
+            // Revoked, used or expired since it was queued: nothing to send.
+            let Some((_, groups, expires_at, by)) =
+                state.db.give_invitation_link(id, &hash, now).await.map_err(|e| e.message)?
+            else {
+                return Ok(None);
+            };
+            // Who invited: the administrator's name, once their own address
+            // is confirmed (as for any name a mail carries).
+            let inviter = match by {
+                Some(by) => state.db.user_by_id(by).await.map_err(|e| e.message)?,
+                None => None,
+            };
+            let who = inviter
+                .filter(|u| u.email_verified_at.is_some())
+                .map(|u| format!("{} ({})", u.name, u.email))
+                .unwrap_or_else(|| "An administrator".into());
+            let link = format!("{}/signup?invite={token}", state.gate.public_url);
+            let mut what = format!("{who} invited you to make an account on {issuer} ({}).", state.gate.public_url);
+            let groups: Vec<&str> = groups.split(',').filter(|g| !g.is_empty()).collect();
+            if !groups.is_empty() {
+                what.push_str(&format!(" It will be in {}.", groups.join(", ")));
+            }
+            (
+                format!("{issuer}: you are invited"),
+                vec![
+                    what,
+                    format!(
+                        "The link works once, until {}, for this address only. If you did not expect it, ignore \
+                         this message.",
+                        format_time(expires_at, None)
+                    ),
+                ],
+                Some(("Make my account".into(), link)),
             )
         }
         (_, None) => return Ok(None),

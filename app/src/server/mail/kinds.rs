@@ -192,6 +192,8 @@ pub enum MailKind {
     Notice(Notice),
     /// The operator's test message.
     Test,
+    /// An invitation's link (the invitation's id): made as it is sent.
+    Invite(i64),
 }
 
 impl MailKind {
@@ -202,6 +204,7 @@ impl MailKind {
             MailKind::Locked => "locked".into(),
             MailKind::Test => "test".into(),
             MailKind::Notice(n) => format!("notice:{}", n.as_str()),
+            MailKind::Invite(id) => format!("invite:{id}"),
         }
     }
 
@@ -211,6 +214,7 @@ impl MailKind {
             "verify" => MailKind::Verify,
             "locked" => MailKind::Locked,
             "test" => MailKind::Test,
+            _ if s.starts_with("invite:") => MailKind::Invite(s["invite:".len()..].parse().ok()?),
             _ => {
                 let name = s.strip_prefix("notice:")?;
                 MailKind::Notice(Notice::ALL.into_iter().find(|n| n.as_str() == name)?)

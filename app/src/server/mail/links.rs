@@ -73,7 +73,8 @@ pub async fn check(state: &AppState, kind: &str, token: &str) -> Result<LinkChec
         "reset" => Purpose::Reset,
         "verify" => Purpose::Verify,
         "lockdown" => Purpose::Lockdown,
-        _ => return Err(AppError::bad_request("kind must be reset, verify or lockdown.")),
+        "invite" => return crate::server::account::check_invitation(state, token).await,
+        _ => return Err(AppError::bad_request("kind must be reset, verify, lockdown or invite.")),
     };
     let now = state.now();
     let found = state.db.email_token_state(&sha256_hex(token.trim().as_bytes()), purpose.as_str()).await?;
@@ -85,7 +86,14 @@ pub async fn check(state: &AppState, kind: &str, token: &str) -> Result<LinkChec
     };
     let log_in = ("/login", "Go to log in");
     let answer = |live: bool, done: bool, message: &str, (next, label): (&str, &str)| {
-        Ok(LinkCheck { live, done, message: message.into(), next: next.into(), next_label: label.into() })
+        Ok(LinkCheck {
+            live,
+            done,
+            message: message.into(),
+            next: next.into(),
+            next_label: label.into(),
+            email: String::new(),
+        })
     };
     let Some((user_id, expires_at, used_at)) = found else {
         return answer(
