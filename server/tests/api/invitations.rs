@@ -274,3 +274,47 @@ async fn a_sign_up_with_an_invitation_fails_whole_or_not_at_all() {
     let fay = id_of(&app, "fay@example.com").await;
     assert_eq!(app.state.db.groups_of(fay).await.unwrap(), ["family", "staff"]);
 }
+
+/// `server invite create|list|revoke`: the page's invitations from the
+/// command line, with the same checks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_invites_lists_and_revokes_from_the_command_line() {
+    use super::operators::operator;
+    let app = spawn_app_with(&[("SIGNUP", "closed"), ("REGISTRATIONS_PER_HOUR", "1000")]).await;
+    let (dir, url) = (app._dir.path().to_path_buf(), app.database_url.clone());
+    let (ok, out, err) =
+        operator(&url, &dir, &["invite", "create", "--email", "cli@example.com", "--group", "staff", "--days", "3"]);
+    assert!(ok && out.contains("works once, until"), "{out} {err}");
+    // The command runs on the machine's clock, the app on the test's (in
+    // 2027): the link is checked in the database rather than used here.
+    let hash = app::server::crypto::sha256_hex(token_of(&out).as_bytes());
+    let (email, expires_at, used, revoked) = app.state.db.invitation_by_token(&hash).await.unwrap().expect("its row");
+    assert_eq!((email.as_deref(), used, revoked), (Some("cli@example.com"), None, None));
+    let row = app.state.db.invitations(1).await.unwrap().remove(0);
+    assert_eq!((row.group_names.as_str(), expires_at - row.created_at), ("staff", 3 * 86_400));
+    operator_made(&app, "taken@example.com", false).await;
+
+    for (args, says) in [
+        (&["invite", "create", "--group", "admins"][..], "cannot make an administrator"),
+        (&["invite", "create", "--mail"][..], "give the address"),
+        (&["invite", "create", "--days", "45"][..], "1 to 30 days"),
+        (&["invite", "create", "--email", "taken@example.com"][..], "already"),
+        (&["invite", "revoke", "999"][..], "no such invitation"),
+    ] {
+        let (ok, out, err) = operator(&url, &dir, args);
+        assert!(!ok && err.contains(says), "{args:?}: {out} {err}");
+    }
+    let (ok, out, err) = operator(&url, &dir, &["invite", "create"]);
+    assert!(ok, "{out} {err}");
+    let (ok, out, err) = operator(&url, &dir, &["invite", "list"]);
+    assert!(ok && out.contains("cli@example.com") && out.contains("2 invitation(s)"), "{out} {err}");
+    let id = app.state.db.invitations(1).await.unwrap()[0].id.to_string();
+    let (ok, out, err) = operator(&url, &dir, &["invite", "revoke", &id]);
+    assert!(ok && out.contains("for any address"), "{out} {err}");
+    let (ok, out, err) = operator(&url, &dir, &["invite", "list"]);
+    assert!(ok && out.contains("revoked"), "{out} {err}");
+    // Made and revoked by the operator: audited, naming no administrator.
+    let rows = super::atomic::every_row(&app, &[]).await;
+    let count = |kind: &str| rows["audit_events"].iter().filter(|r| r.contains(&format!("kind={kind}"))).count();
+    assert_eq!((count("invitation_made"), count("invitation_revoked")), (2, 1));
+}
