@@ -171,6 +171,7 @@ pub async fn current_user() -> Result<User, AppError> {
     // The pages compare it with the browser's zone (see `ui::session`);
     // from the session, so the session cache still answers this request.
     user.time_zone = session.user.time_zone.clone();
+    user.two_factor_due = crate::server::account::two_factor_due(&state, &session.user);
     Ok(user)
 }
 
@@ -471,13 +472,16 @@ pub async fn fetch_groups() -> Result<crate::wire::admin::GroupsView, AppError> 
 }
 
 /// POST /api/admin/group: `action` `create` (the group `name`, its first
-/// member's address as `argument`), `rename` (to `argument`) or `delete`.
+/// member's address as `argument`), `rename` (to `argument`), `delete`,
+/// `deadline` (two factors on by the date in `argument`, YYYY-MM-DD; `days`
+/// of grace for someone who joins later, 14 by default) or `no-deadline`.
 /// The same proof as /api/admin/act.
 #[server(prefix = "/api", endpoint = "admin/group", input = Json)]
 pub async fn admin_group(
     action: String,
     name: String,
     #[server(default)] argument: String,
+    #[server(default)] days: Option<i64>,
     #[server(default)] password: Option<String>,
     #[server(default)] code: Option<String>,
 ) -> Result<Done, AppError> {
@@ -485,8 +489,12 @@ pub async fn admin_group(
     use crate::server::{admin, full_request};
     use crate::wire::admin::GroupAction;
     let (state, session, meta) = full_request().await?;
-    let action = GroupAction::parse(&action, &name, &argument).ok_or_else(|| {
-        AppError::bad_request("Unknown action: create (with the first member's address), rename or delete.")
+    let days = days.map(|d| d.to_string()).unwrap_or_default();
+    let action = GroupAction::parse(&action, &name, &argument, &days).ok_or_else(|| {
+        AppError::bad_request(
+            "Unknown action: create (with the first member's address), rename, delete, deadline (with the date) \
+             or no-deadline.",
+        )
     })?;
     let proof = Proof { password: password.as_deref(), code: code.as_deref() };
     admin::groups::change(&state, &meta, &session, action, proof).await

@@ -26,6 +26,20 @@ pub struct User {
     /// (POST /api/account/time-zone); only GET /api/authentication says it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_zone: Option<String>,
+    /// A group's deadline for two factors, while they are off (only GET
+    /// /api/authentication says it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub two_factor_due: Option<TwoFactorDue>,
+}
+
+/// A deadline for two factors, in the server's words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TwoFactorDue {
+    /// "Your administrator asks you to turn on two factors by 20 Jan 2027:
+    /// 6 days left."
+    pub message: String,
+    /// It has passed: the apps send this log-in to turn them on.
+    pub overdue: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -232,10 +246,14 @@ pub enum AuditKind {
     InvitationRevoked,
     /// The account was made with an invitation (the event names who made it).
     InvitationUsed,
+    /// An administrator set a deadline for two factors on a group of theirs.
+    DeadlineSet,
+    /// An administrator removed a group's deadline for two factors.
+    DeadlineCleared,
 }
 
 impl AuditKind {
-    const ALL: [AuditKind; 34] = [
+    const ALL: [AuditKind; 36] = [
         AuditKind::LogInOk,
         AuditKind::LogInFailed,
         AuditKind::CodeFailed,
@@ -270,6 +288,8 @@ impl AuditKind {
         AuditKind::InvitationMade,
         AuditKind::InvitationRevoked,
         AuditKind::InvitationUsed,
+        AuditKind::DeadlineSet,
+        AuditKind::DeadlineCleared,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -308,6 +328,8 @@ impl AuditKind {
             AuditKind::InvitationMade => "invitation_made",
             AuditKind::InvitationRevoked => "invitation_revoked",
             AuditKind::InvitationUsed => "invitation_used",
+            AuditKind::DeadlineSet => "deadline_set",
+            AuditKind::DeadlineCleared => "deadline_cleared",
         }
     }
 
@@ -358,6 +380,8 @@ impl AuditKind {
             AuditKind::InvitationMade => "Invitation made",
             AuditKind::InvitationRevoked => "Invitation revoked",
             AuditKind::InvitationUsed => "Account made with an administrator's invitation",
+            AuditKind::DeadlineSet => "A deadline for two factors set on a group of theirs by an administrator",
+            AuditKind::DeadlineCleared => "A group's deadline for two factors removed by an administrator",
         }
     }
 

@@ -244,7 +244,7 @@ pub async fn groups(state: &AppState, email: &str, change: Option<(bool, &str)>)
         None => String::new(),
         Some((add, group)) => {
             let group = parse_group(group)?;
-            let changed = state.db.set_group(user.id, &group, add).await.map_err(|e| e.message)?;
+            let changed = state.db.set_group(user.id, &group, add, state.now()).await.map_err(|e| e.message)?;
             match (add, changed) {
                 (true, true) => format!("added {email} to {group}\n"),
                 (true, false) => format!("{email} was already in {group}\n"),

@@ -270,6 +270,7 @@ async fn answer(
         groups: &w.groups,
         two_factor: w.two_factor,
         email_verified: w.email_verified,
+        overdue: w.two_factor_due.is_some_and(|due| due <= state.now()),
     });
     let decision = state.gate.rules.decide(&target, as_subject.as_ref());
     match decision {

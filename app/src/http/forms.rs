@@ -273,10 +273,12 @@ async fn admin(State(state): State<AppState>, req: Request) -> Response {
                 Some(action) => admin::invitations::change(&state, &posted.meta, &session, action, proof).await,
             }
         }
-        (_, false) => match GroupAction::parse(&group_action, posted.get("group"), posted.get("argument")) {
-            None => Err(AppError::bad_request("Unknown action.")),
-            Some(action) => admin::groups::change(&state, &posted.meta, &session, action, proof).await,
-        },
+        (_, false) => {
+            match GroupAction::parse(&group_action, posted.get("group"), posted.get("argument"), posted.get("days")) {
+                None => Err(AppError::bad_request("Unknown action.")),
+                Some(action) => admin::groups::change(&state, &posted.meta, &session, action, proof).await,
+            }
+        }
         (Ok(person), true) => match AdminAction::parse(posted.get("action"), posted.get("argument")) {
             None => Err(AppError::bad_request("Unknown action.")),
             Some(action) => admin::act(&state, &posted.meta, &session, person, action, proof).await,

@@ -41,6 +41,25 @@ pub fn format_time(at: i64, zone: Option<&str>) -> String {
     format!("{}, {} {label}", local.strftime("%-d %b %Y"), local.strftime("%H:%M"))
 }
 
+/// `6 Dec 2026`: the day `at` falls on in the zone named `zone` (UTC when
+/// none is known).
+pub fn format_day(at: i64, zone: Option<&str>) -> String {
+    let zone = zone.and_then(parse).map(|(_, z)| z).unwrap_or(TimeZone::UTC);
+    match Timestamp::from_second(at) {
+        Ok(ts) => ts.to_zoned_datetime(zone).strftime("%-d %b %Y").to_string(),
+        Err(_) => crate::time::format_utc(at),
+    }
+}
+
+/// The start of the day after `date` (YYYY-MM-DD) in the zone named
+/// `zone` (UTC when none is known): "by that date" ends there. `None`: not
+/// a date.
+pub fn end_of_day(date: &str, zone: Option<&str>) -> Option<i64> {
+    let zone = zone.and_then(parse).map(|(_, z)| z).unwrap_or(TimeZone::UTC);
+    let date: jiff::civil::Date = date.trim().parse().ok()?;
+    Some(date.tomorrow().ok()?.to_zoned_datetime(zone).ok()?.timestamp().as_second())
+}
+
 /// POST /api/account/time-zone: stores the browser's zone on the account.
 /// An unknown name is refused (400) and nothing is stored; the same name
 /// again writes nothing. Returns the name as stored.

@@ -443,6 +443,7 @@ fn Groups() -> impl IntoView {
                     name.clone(),
                     argument.clone(),
                     None,
+                    None,
                     Some(code.clone()).filter(|c| !c.is_empty()),
                 )
             })
@@ -492,11 +493,21 @@ fn GroupList(view: GroupsView) -> impl IntoView {
                                     {(!g.named_by.is_empty()).then(|| view! {
                                         <p class="meta">"Named by " {g.named_by.join(", ")}</p>
                                     })}
+                                    {(!g.deadline.is_empty()).then(|| view! {
+                                        <p class="meta" data-testid="deadline">{g.deadline.clone()}</p>
+                                    })}
                                 </div>
+                                <div class="group-forms">
                                 {(!theirs).then(|| view! {
                                     <GroupForm action="rename" name=g.name.clone() label="Rename" field="New name" needs_proof/>
                                     <GroupForm action="delete" name=g.name.clone() label="Delete" needs_proof danger=true/>
                                 })}
+                                <GroupForm action="deadline" name=g.name.clone() label="Set" field="Two factors by"
+                                    input="date" needs_proof/>
+                                {(!g.deadline.is_empty()).then(|| view! {
+                                    <GroupForm action="no-deadline" name=g.name.clone() label="Remove the deadline" needs_proof/>
+                                })}
+                                </div>
                             </li>
                         }
                     }).collect_view()}
@@ -518,9 +529,13 @@ fn GroupForm(
     /// The label of the argument's box ("" for none).
     #[prop(optional)]
     field: &'static str,
+    /// The argument box's type ("text" when not given).
+    #[prop(optional)]
+    input: &'static str,
     needs_proof: bool,
     #[prop(optional)] danger: bool,
 ) -> impl IntoView {
+    let input = if input.is_empty() { "text" } else { input };
     let act = expect_context::<Action<GroupChange, Result<Done, AppError>>>();
     let (group, argument, code) =
         (RwSignal::new(name.clone()), RwSignal::new(String::new()), RwSignal::new(String::new()));
@@ -550,7 +565,7 @@ fn GroupForm(
             }}
             {(!field.is_empty()).then(|| view! {
                 <label for=format!("{id}-argument")>{field}</label>
-                <input id=format!("{id}-argument") name="argument" type="text" required=true autocomplete="off"
+                <input id=format!("{id}-argument") name="argument" type=input required=true autocomplete="off"
                     spellcheck="false" prop:value=move || argument.get()
                     on:input=move |ev| argument.set(event_target_value(&ev))/>
             })}

@@ -38,6 +38,13 @@ fn Home(user: User) -> impl IntoView {
                     </dd>
                 </div>
             </dl>
+            // A group's deadline for two factors: the days left, or (once
+            // it passed) that the apps send this log-in to turn them on.
+            {user.two_factor_due.clone().map(|due| view! {
+                <p class=if due.overdue { "alert alert-error" } else { "alert alert-info" } data-testid="two-factor-due">
+                    {due.message} " " <A href="/security?need=two-factor">"Turn them on"</A>
+                </p>
+            })}
             {(!user.is_email_verified).then(|| view! {
                 <p class="alert alert-info" data-testid="verify-email">
                     "Confirm your email address: open the link we emailed you. "

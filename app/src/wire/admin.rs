@@ -229,6 +229,9 @@ pub struct GroupLine {
     pub two_factor: i64,
     /// What names it besides its members ("ACCESS_RULES", "the app Wiki").
     pub named_by: Vec<String>,
+    /// Its deadline for two factors, in words ("" for none).
+    #[serde(default)]
+    pub deadline: String,
 }
 
 /// A change to a group (POST /api/admin/group).
@@ -247,17 +250,43 @@ pub enum GroupAction {
     Delete {
         name: String,
     },
+    /// Its members must have two factors on by the end of `by`
+    /// (YYYY-MM-DD, in the administrator's zone); someone joining later
+    /// gets `grace_days` from the day they join.
+    Deadline {
+        name: String,
+        by: String,
+        grace_days: i64,
+    },
+    NoDeadline {
+        name: String,
+    },
 }
 
+/// The grace a member who joins after a group's deadline gets by default,
+/// and at most (days).
+pub const GRACE_DAYS: (i64, i64) = (14, 365);
+
 impl GroupAction {
-    /// From `action` (create, rename, delete), the group's `name` and the
-    /// `argument` (the first member's address; the new name).
-    pub fn parse(action: &str, name: &str, argument: &str) -> Option<Self> {
+    /// From `action` (create, rename, delete, deadline, no-deadline), the
+    /// group's `name`, the `argument` (the first member's address; the new
+    /// name; the deadline's date) and `days` (a deadline's grace, empty for
+    /// the default).
+    pub fn parse(action: &str, name: &str, argument: &str, days: &str) -> Option<Self> {
         let (name, argument) = (name.trim().to_owned(), argument.trim().to_owned());
         Some(match action {
             "create" if !argument.is_empty() => GroupAction::Create { name, member: argument },
             "rename" => GroupAction::Rename { from: name, to: argument },
             "delete" => GroupAction::Delete { name },
+            "deadline" => GroupAction::Deadline {
+                name,
+                by: argument,
+                grace_days: match days.trim() {
+                    "" => GRACE_DAYS.0,
+                    d => d.parse().ok()?,
+                },
+            },
+            "no-deadline" => GroupAction::NoDeadline { name },
             _ => return None,
         })
     }

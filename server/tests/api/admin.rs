@@ -19,7 +19,7 @@ pub(super) async fn id_of(app: &TestApp, email: &str) -> i64 {
 pub(super) async fn administrator(app: &TestApp) -> String {
     let secret = app.enrolled_user("boss@example.com").await;
     let id = id_of(app, "boss@example.com").await;
-    assert!(app.state.db.set_group(id, "admins", true).await.unwrap());
+    assert!(app.state.db.set_group(id, "admins", true, app.clock_now()).await.unwrap());
     secret
 }
 
@@ -133,7 +133,7 @@ async fn every_admin_route_refuses_all_but_administrators_with_two_factors() {
     // In the group without two factors: 403 too.
     assert_eq!(app.register("carl@example.com").await.status, StatusCode::CREATED);
     let carl_id = id_of(&app, "carl@example.com").await;
-    app.state.db.set_group(carl_id, "admins", true).await.unwrap();
+    app.state.db.set_group(carl_id, "admins", true, app.clock_now()).await.unwrap();
     let carl = new_client();
     let r = app
         .post_with(&carl, "/api/authentication/log-in", json!({"email": "carl@example.com", "password": PASSWORD}))
@@ -303,7 +303,7 @@ async fn an_administrator_cannot_take_away_their_own_role_or_factors() {
     let other = enrolled_elsewhere(&app, "dana@example.com").await;
     drop(other);
     let dana = id_of(&app, "dana@example.com").await;
-    app.state.db.set_group(dana, "admins", true).await.unwrap();
+    app.state.db.set_group(dana, "admins", true, app.clock_now()).await.unwrap();
     let r = act(&app, &app.client, json!({"person": dana, "action": "remove-group", "argument": "admins"})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert!(app.state.db.groups_of(dana).await.unwrap().is_empty());

@@ -239,8 +239,8 @@ policy = "two_factor"
     let r = app.forward_auth("GET", "http://app.example.test/admin%2Fusers", Some(&gate), HTML).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     let id = app.get("/api/authentication").await.body["id"].as_i64().expect("id");
-    assert!(app.state.db.set_group(id, "admins", true).await.expect("group"));
-    assert!(app.state.db.set_group(id, "family", true).await.expect("group"));
+    assert!(app.state.db.set_group(id, "admins", true, app.clock_now()).await.expect("group"));
+    assert!(app.state.db.set_group(id, "family", true, app.clock_now()).await.expect("group"));
     let r = app.forward_auth("GET", "http://app.example.test/admin/users", Some(&gate), HTML).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(header(&r, "remote-groups"), "admins,family");
@@ -790,7 +790,7 @@ policy = "one_factor"
     let (app, _rules) = app_with_rules(rules).await;
     app.enrolled_user("boss@example.test").await;
     let boss = app.state.db.user_by_email("boss@example.test").await.unwrap().unwrap().id;
-    assert!(app.state.db.set_group(boss, "admins", true).await.unwrap());
+    assert!(app.state.db.set_group(boss, "admins", true, app.clock_now()).await.unwrap());
     let ann = json!({"email": "ann@example.test", "name": "Ann", "password": PASSWORD});
     assert_eq!(app.post_with(&new_client(), "/api/authentication/register", ann).await.status, StatusCode::CREATED);
 
@@ -864,4 +864,118 @@ policy = "one_factor"
         let r = ask(url, who).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{url} {who}: {}", r.text);
     }
+}
+
+/// A group's deadline for two factors: before it its members see the days
+/// left and pass on the password alone; after it, a log-in without a
+/// second factor is sent to turn one on, by the gate and by an OpenID app,
+/// until they do. Resetting someone's factors does not renew it; someone
+/// who joins later gets the grace period from the day they join.
+#[tokio::test]
+async fn after_a_groups_deadline_its_members_need_two_factors_until_they_turn_them_on() {
+    use super::admin::{act, administrator, group, id_of};
+    let (app, _dir) = app_with_rules("[[rules]]\ndomain = \"*.example.test\"\npolicy = \"one_factor\"\n").await;
+    let boss_secret = administrator(&app).await;
+    let (ann_c, bob_c) = (new_client(), new_client());
+    for (c, email) in [(&ann_c, "ann@example.com"), (&bob_c, "bob@example.com")] {
+        let body = json!({"email": email, "name": "N", "password": PASSWORD});
+        assert_eq!(app.post_with(c, "/api/authentication/register", body).await.status, StatusCode::CREATED);
+    }
+    let r = group(&app, json!({"action": "create", "name": "staff", "argument": "ann@example.com"})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let log_in = async |c: &reqwest::Client, email: &str| {
+        let r = app.post_with(c, "/api/authentication/log-in", json!({"email": email, "password": PASSWORD})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        gate_cookie(&r).expect("a gate cookie")
+    };
+    let app_url = "http://app.example.test/";
+    let sent_to_enrol = |r: &Reply| {
+        r.status == StatusCode::FOUND
+            && header(r, "location").starts_with("http://auth.example.test/security?need=two-factor&rd=")
+    };
+
+    // Refused: a bad date, a date gone by, a grace too long, no such group.
+    for (body, status) in [
+        (json!({"action": "deadline", "name": "staff", "argument": "31/01/2027"}), StatusCode::BAD_REQUEST),
+        (json!({"action": "deadline", "name": "staff", "argument": "2027-01-01"}), StatusCode::BAD_REQUEST),
+        (
+            json!({"action": "deadline", "name": "staff", "argument": "2027-01-20", "days": 400}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (json!({"action": "deadline", "name": "nobody", "argument": "2027-01-20"}), StatusCode::NOT_FOUND),
+        (json!({"action": "no-deadline", "name": "staff"}), StatusCode::NOT_FOUND),
+    ] {
+        let r = group(&app, body.clone()).await;
+        assert_eq!(r.status, status, "{body}: {}", r.text);
+    }
+    // The test clock starts on 15 Jan 2027 (UTC): by the end of 20 Jan,
+    // three days' grace for anyone who joins later.
+    let r = group(&app, json!({"action": "deadline", "name": "staff", "argument": "2027-01-20", "days": 3})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.body["message"].as_str().unwrap().contains("20 Jan 2027"), "{}", r.text);
+    let list = app.get("/api/admin/groups").await;
+    let staff = list.body["groups"].as_array().unwrap().iter().find(|g| g["name"] == "staff").unwrap().clone();
+    assert!(staff["deadline"].as_str().unwrap().contains("20 Jan 2027"), "{staff}");
+
+    // Before: the password alone passes, and she is told the days left.
+    let gate = log_in(&ann_c, "ann@example.com").await;
+    assert_eq!(app.forward_auth("GET", app_url, Some(&gate), HTML).await.status, StatusCode::OK);
+    let me = app.get_with(&ann_c, "/api/authentication").await;
+    let due = &me.body["twoFactorDue"];
+    assert_eq!(due["overdue"], false, "{}", me.text);
+    assert!(due["message"].as_str().unwrap().contains("6 days left"), "{}", me.text);
+
+    // After: sent to turn two factors on, with the way back.
+    app.clock.advance(6 * 86_400);
+    let gate = log_in(&ann_c, "ann@example.com").await;
+    assert!(sent_to_enrol(&app.forward_auth("GET", app_url, Some(&gate), HTML).await));
+    let me = app.get_with(&ann_c, "/api/authentication").await;
+    assert_eq!(me.body["twoFactorDue"]["overdue"], true, "{}", me.text);
+
+    // She turns them on; a log-in with two factors passes.
+    let g = app.post_with(&ann_c, "/api/2fa/generate", json!({})).await;
+    let secret = g.body["secret"].as_str().expect("secret").to_owned();
+    let on =
+        app.post_with(&ann_c, "/api/2fa/turn-on", json!({"twoFactorAuthenticationCode": app.code_now(&secret)})).await;
+    assert_eq!(on.status, StatusCode::OK, "{}", on.text);
+    app.clock.advance(30);
+    let r = app
+        .post_with(&ann_c, "/api/authentication/log-in", json!({"email": "ann@example.com", "password": PASSWORD}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let code = json!({"twoFactorAuthenticationCode": app.code_now(&secret)});
+    let r = app.post_with(&ann_c, "/api/2fa/authenticate", code).await;
+    let gate = gate_cookie(&r).expect("a gate cookie");
+    assert_eq!(app.forward_auth("GET", app_url, Some(&gate), HTML).await.status, StatusCode::OK);
+    assert!(app.get_with(&ann_c, "/api/authentication").await.body.get("twoFactorDue").is_none());
+
+    // Her factors reset by the administrator: the deadline is not renewed.
+    assert_eq!(app.post("/api/authentication/refresh", json!({})).await.status, StatusCode::OK);
+    let ann = id_of(&app, "ann@example.com").await;
+    let r =
+        act(&app, &app.client, json!({"person": ann, "action": "reset-factors", "code": app.code_now(&boss_secret)}))
+            .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let gate = log_in(&ann_c, "ann@example.com").await;
+    assert!(sent_to_enrol(&app.forward_auth("GET", app_url, Some(&gate), HTML).await));
+
+    // Bob joins now: three days from today, then sent to turn them on.
+    app.clock.advance(30);
+    let bob = id_of(&app, "bob@example.com").await;
+    let body = json!({"person": bob, "action": "add-group", "argument": "staff", "code": app.code_now(&boss_secret)});
+    assert_eq!(act(&app, &app.client, body).await.status, StatusCode::OK);
+    let gate = log_in(&bob_c, "bob@example.com").await;
+    assert_eq!(app.forward_auth("GET", app_url, Some(&gate), HTML).await.status, StatusCode::OK);
+    let me = app.get_with(&bob_c, "/api/authentication").await;
+    assert!(me.body["twoFactorDue"]["message"].as_str().unwrap().contains("3 days left"), "{}", me.text);
+    app.clock.advance(3 * 86_400 + 1);
+    let gate = log_in(&bob_c, "bob@example.com").await;
+    assert!(sent_to_enrol(&app.forward_auth("GET", app_url, Some(&gate), HTML).await));
+
+    // The deadline removed: the password alone passes again.
+    assert_eq!(app.post("/api/authentication/refresh", json!({})).await.status, StatusCode::OK);
+    let body = json!({"action": "no-deadline", "name": "staff", "code": app.code_now(&boss_secret)});
+    let r = group(&app, body).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(app.forward_auth("GET", app_url, Some(&gate), HTML).await.status, StatusCode::OK);
 }

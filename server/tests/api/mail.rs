@@ -735,7 +735,7 @@ async fn an_administrator_mails_a_password_reset_link_that_works() {
     app.enrolled_user(email).await;
     app.enrolled_user("boss@example.com").await;
     let boss = app.state.db.user_by_email("boss@example.com").await.unwrap().unwrap().id;
-    assert!(app.state.db.set_group(boss, "admins", true).await.unwrap());
+    assert!(app.state.db.set_group(boss, "admins", true, app.clock_now()).await.unwrap());
     sink.wait_for(4).await;
     let person = app.state.db.user_by_email(email).await.unwrap().unwrap().id;
 

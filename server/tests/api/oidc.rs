@@ -969,3 +969,31 @@ async fn a_deleted_account_is_logged_out_of_every_app_after_its_rows_are_gone() 
     assert_eq!((&claims["sub"], &claims["sid"]), (&signed_in["sub"], &signed_in["sid"]));
     assert_eq!(userinfo(&app, access.secret()).await.status, StatusCode::UNAUTHORIZED);
 }
+
+/// Past a group's deadline for two factors, an app that takes one factor
+/// sends its member to turn them on as well.
+#[tokio::test]
+async fn past_a_groups_deadline_every_app_sends_a_one_factor_log_in_to_enrol() {
+    let app = oidc_app().await;
+    assert_eq!(app.register("bob@example.com").await.status, StatusCode::CREATED);
+    assert_eq!(app.log_in("bob@example.com", PASSWORD).await.status, StatusCode::OK);
+    let bob = app.state.db.user_by_email("bob@example.com").await.unwrap().unwrap().id;
+    let now = app.clock_now();
+    let mut tx = app.state.db.begin().await.unwrap();
+    tx.set_group(bob, "staff", true, now).await.unwrap();
+    tx.set_deadline("staff", now + 86_400, 0, bob, now).await.unwrap();
+    tx.members_changed(vec![(bob,)]).await.unwrap();
+    tx.commit().await.unwrap();
+    let relaxed = add(&app, NewClient { two_factor: false, ..app_client("Intranet") }).await;
+    let params = [
+        ("client_id", relaxed.id.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("response_type", "code"),
+        ("scope", "openid"),
+    ];
+    assert!(answer_of(&authorize(&app, &params).await).contains_key("code"), "before the deadline");
+    app.clock.advance(86_400);
+    assert_eq!(app.log_in("bob@example.com", PASSWORD).await.status, StatusCode::OK);
+    let r = authorize(&app, &params).await;
+    assert!(location(&r).starts_with("/security?rd="), "{}", location(&r));
+}

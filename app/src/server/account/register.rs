@@ -99,7 +99,7 @@ pub async fn register_invited(
     for group in invitation.group_names.split(',').filter(|g| !g.is_empty()) {
         // Never the administrators' group, whatever the row says.
         if group != state.admin_group {
-            tx.set_group(row.id, group, true).await?;
+            tx.set_group(row.id, group, true, now).await?;
         }
     }
     if invitation.mailed == 1 && invitation.email.is_some() {
@@ -183,7 +183,7 @@ pub async fn operator_add_user(
         // `--admin`: in `ADMIN_GROUP` from the start (the admin page opens
         // once they have turned two factors on).
         if admin {
-            tx.set_group(row.id, &state.admin_group, true).await?;
+            tx.set_group(row.id, &state.admin_group, true, state.now()).await?;
         }
     }
     tx.commit().await?;

@@ -332,7 +332,7 @@ pub async fn act(
             )));
         }
         AdminAction::AddGroup(group) => {
-            if !tx.set_group(id, &group, true).await? {
+            if !tx.set_group(id, &group, true, state.now()).await? {
                 return Ok(Done::new(format!("{} is in {group} already.", user.email)));
             }
             (AuditKind::GroupAdded, format!("Added {} to {group}.", user.email))
@@ -341,7 +341,7 @@ pub async fn act(
             if group == state.admin_group && tx.other_admins(&group, id).await? == 0 {
                 return Err(AppError::forbidden("This is the last administrator: name another one first."));
             }
-            if !tx.set_group(id, &group, false).await? {
+            if !tx.set_group(id, &group, false, state.now()).await? {
                 return Ok(Done::new(format!("{} was not in {group}.", user.email)));
             }
             (AuditKind::GroupRemoved, format!("Took {} out of {group}.", user.email))

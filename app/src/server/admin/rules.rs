@@ -79,6 +79,7 @@ pub async fn rules(
                 groups: &groups,
                 two_factor,
                 email_verified: user.email_verified_at.is_some(),
+                overdue: false,
             };
             let (decision, rule) = rules.decide_why(&target, Some(&subject));
             view.answers.push(RuleAnswer {

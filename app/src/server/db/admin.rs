@@ -322,7 +322,7 @@ impl Tx {
 
     /// The accounts whose groups a statement changed: the gate's cached
     /// decisions about them are dropped.
-    async fn members_changed(&mut self, rows: Vec<(i64,)>) -> Result<Vec<i64>, AppError> {
+    pub async fn members_changed(&mut self, rows: Vec<(i64,)>) -> Result<Vec<i64>, AppError> {
         let members: Vec<i64> = rows.into_iter().map(|(id,)| id).collect();
         for id in &members {
             self.invalidate(Invalidation::User(*id)).await?;

@@ -33,9 +33,17 @@ pub struct SessionUser {
     pub amr: super::logins::Amr,
     /// The person's time zone (see `UserRow::time_zone`).
     pub time_zone: Option<String>,
+    /// When a group of theirs wants two factors on by (`two_factor_due!`).
+    pub two_factor_due: Option<i64>,
 }
 
 impl SessionUser {
+    /// A group's deadline for two factors has passed, and this log-in had
+    /// none: it may only turn them on.
+    pub fn overdue(&self, now: i64) -> bool {
+        !self.amr.two_factor() && self.two_factor_due.is_some_and(|due| due <= now)
+    }
+
     /// Whether log-in owes a second factor (see `UserRow::two_factor`).
     pub fn two_factor(&self) -> bool {
         self.totp_enabled || self.passkey_count > 0
@@ -52,6 +60,8 @@ pub struct GateSubject {
     pub email_verified: bool,
     pub two_factor: bool,
     pub groups: Vec<String>,
+    /// When a group of theirs wants two factors on by (`two_factor_due!`).
+    pub two_factor_due: Option<i64>,
     /// The cookie domain the gate cookie was issued for.
     pub domain: String,
     /// The log-in session it belongs to.
@@ -152,11 +162,13 @@ impl Db {
             expires_at: i64,
             amr: String,
             time_zone: Option<String>,
+            two_factor_due: Option<i64>,
         }
         let row = sqlx::query_as::<_, Row>(concat!(
             "SELECT u.id, u.email, u.name, u.totp_enabled, u.passkey_count, u.email_verified_at, \
-             u.session_version, l.expires_at, l.amr, u.time_zone \
-             FROM logins l JOIN users u ON u.id = l.user_id \
+             u.session_version, l.expires_at, l.amr, u.time_zone, ",
+            two_factor_due!(),
+            " AS two_factor_due FROM logins l JOIN users u ON u.id = l.user_id \
              WHERE l.id = $2 AND u.id = $1 AND ",
             live!("$3")
         ))
@@ -177,6 +189,7 @@ impl Db {
             live_until: r.expires_at,
             amr: Amr::parse(&r.amr),
             time_zone: r.time_zone,
+            two_factor_due: r.two_factor_due,
         }))
     }
 
@@ -196,12 +209,14 @@ impl Db {
             family: String,
             expires_at: i64,
             grp: Option<String>,
+            two_factor_due: Option<i64>,
         }
         let rows = sqlx::query_as::<_, Row>(concat!(
             "SELECT g.user_id, u.email, u.name, u.email_verified_at, l.amr, g.domain, g.family, \
              CASE WHEN g.expires_at < l.expires_at THEN g.expires_at ELSE l.expires_at END AS expires_at, \
-             ug.name AS grp \
-             FROM gate_cookies g JOIN logins l ON l.id = g.family AND l.user_id = g.user_id \
+             ug.name AS grp, ",
+            two_factor_due!(),
+            " AS two_factor_due FROM gate_cookies g JOIN logins l ON l.id = g.family AND l.user_id = g.user_id \
              JOIN users u ON u.id = g.user_id \
              LEFT JOIN user_groups ug ON ug.user_id = g.user_id \
              WHERE g.token_hash = $1 AND g.expires_at > $2 AND ",
@@ -221,6 +236,7 @@ impl Db {
             email_verified: row.email_verified_at.is_some(),
             two_factor: Amr::parse(&row.amr).two_factor(),
             groups,
+            two_factor_due: row.two_factor_due,
             domain: row.domain,
             family: row.family,
             expires_at: row.expires_at,

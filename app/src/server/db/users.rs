@@ -174,9 +174,9 @@ impl Db {
     }
 
     /// Adds or removes a group; true if that changed anything.
-    pub async fn set_group(&self, user_id: i64, group: &str, member: bool) -> Result<bool, AppError> {
+    pub async fn set_group(&self, user_id: i64, group: &str, member: bool, now: i64) -> Result<bool, AppError> {
         let mut tx = self.begin().await?;
-        let changed = tx.set_group(user_id, group, member).await?;
+        let changed = tx.set_group(user_id, group, member, now).await?;
         tx.commit().await?;
         Ok(changed)
     }
@@ -230,14 +230,15 @@ impl Db {
 }
 
 impl Tx {
-    /// Adds or removes a group of an account (the gate's cached decisions
-    /// about it are dropped); whether anything changed.
-    pub async fn set_group(&mut self, user_id: i64, group: &str, member: bool) -> Result<bool, AppError> {
+    /// Adds (at `now`) or removes a group of an account (the gate's cached
+    /// decisions about it are dropped); whether anything changed.
+    pub async fn set_group(&mut self, user_id: i64, group: &str, member: bool, now: i64) -> Result<bool, AppError> {
         self.step()?;
         let done = if member {
-            sqlx::query("INSERT INTO user_groups (user_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            sqlx::query("INSERT INTO user_groups (user_id, name, added_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
                 .bind(user_id)
                 .bind(group)
+                .bind(now)
                 .execute(&mut *self.tx)
                 .await?
         } else {

@@ -322,6 +322,7 @@ mod tests {
             email_verified: true,
             two_factor: true,
             groups: vec![],
+            two_factor_due: None,
             domain: "example.com".into(),
             family: family.into(),
             expires_at: 1_000,
@@ -358,6 +359,7 @@ mod tests {
             live_until: 1_000,
             amr: Default::default(),
             time_zone: None,
+            two_factor_due: None,
         }
     }
 

@@ -146,6 +146,9 @@ pub struct Subject<'a> {
     pub two_factor: bool,
     /// The person confirmed the email address (a mailed link).
     pub email_verified: bool,
+    /// A group of theirs wanted two factors on by now: without a second
+    /// factor on this log-in, no rule but `bypass` lets them through.
+    pub overdue: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -305,6 +308,7 @@ fn apply(policy: Policy, require_verified_email: bool, subject: Option<&Subject<
         (Policy::Deny, _) => Decision::Forbidden,
         (_, None) => Decision::LogIn,
         (_, Some(who)) if require_verified_email && !who.email_verified => Decision::UnverifiedEmail,
+        (_, Some(who)) if who.overdue && !who.two_factor => Decision::SecondFactor,
         (Policy::OneFactor, Some(_)) => Decision::Allow,
         (Policy::TwoFactor, Some(who)) if who.two_factor => Decision::Allow,
         (Policy::TwoFactor, Some(_)) => Decision::SecondFactor,
@@ -321,7 +325,18 @@ mod tests {
     }
 
     fn who<'a>(email: &'a str, groups: &'a [String], two_factor: bool) -> Subject<'a> {
-        Subject { user_id: 1, email, groups, two_factor, email_verified: true }
+        Subject { user_id: 1, email, groups, two_factor, email_verified: true, overdue: false }
+    }
+
+    #[test]
+    fn past_a_deadline_only_bypass_lets_a_log_in_without_a_second_factor_through() {
+        let rules = Rules::parse(EXAMPLE).unwrap();
+        let none: Vec<String> = vec![];
+        let late = Subject { overdue: true, ..who("ann@example.com", &none, false) };
+        let late_with_two = Subject { overdue: true, ..who("ann@example.com", &none, true) };
+        assert_eq!(rules.decide(&target("GET", "media.example.com", "/"), Some(&late)), Decision::SecondFactor);
+        assert_eq!(rules.decide(&target("GET", "media.example.com", "/"), Some(&late_with_two)), Decision::Allow);
+        assert_eq!(rules.decide(&target("GET", "wiki.example.com", "/"), Some(&late)), Decision::Allow);
     }
 
     const EXAMPLE: &str = r#"

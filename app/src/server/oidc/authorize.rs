@@ -258,8 +258,10 @@ pub async fn authorize(
         return Ok(to_log_in(state, req, req.login_after()));
     }
     let user = &session.user;
-    let wants_two =
-        client.needs_two_factors() || req.acr_values.as_deref().unwrap_or("").split(' ').any(|a| a == ACR_TWO_FACTORS);
+    // Past a group's deadline for two factors, every app wants them.
+    let wants_two = client.needs_two_factors()
+        || req.acr_values.as_deref().unwrap_or("").split(' ').any(|a| a == ACR_TWO_FACTORS)
+        || user.overdue(now);
     if wants_two && !user.amr.two_factor() {
         if prompt_none {
             return fail("interaction_required", "This app needs a log-in with two factors.");
