@@ -266,9 +266,11 @@ for (const javaScriptEnabled of [true, false]) {
     await newcomer.getByLabel('Password', { exact: true }).fill(PASSWORD);
     await newcomer.getByRole('button', { name: 'Create account' }).click();
     await expect(newcomer).toHaveURL(/\/security$/);
-    // Used: the link now says so.
-    await newcomer.goto(link);
-    await expect(newcomer.getByTestId('link-state')).toContainText('used already');
+    // Used: the link now says so (to a browser not logged in).
+    const stranger = await browser.newContext({ baseURL: portal, javaScriptEnabled });
+    const late = await stranger.newPage();
+    await late.goto(link);
+    await expect(late.getByTestId('link-state')).toContainText('used already');
 
     // The list says who used it; a second invitation, for anyone, revoked.
     await page.goto('/admin?view=invitations');
@@ -281,8 +283,55 @@ for (const javaScriptEnabled of [true, false]) {
     await expect(page.getByTestId('admin-said')).toContainText('Revoked the invitation for any address');
     await expect(page.getByTestId('shown-link')).toHaveCount(0);
     if (javaScriptEnabled) await expectAccessible(page, 'admin: invitation revoked');
-    await newcomer.goto(second);
-    await expect(newcomer.getByTestId('link-state')).toContainText('revoked');
+    await late.goto(second);
+    await expect(late.getByTestId('link-state')).toContainText('revoked');
+    if (javaScriptEnabled) await expectAccessible(late, 'a revoked invitation');
+    await stranger.close();
+    await theirs.close();
+    await own.close();
+  });
+}
+
+for (const javaScriptEnabled of [true, false]) {
+  test(`a group's deadline for two factors is set, seen by a member without them, and removed (JavaScript ${javaScriptEnabled ? 'on' : 'off'})`, async ({ browser }) => {
+    const { own, page } = await administrator(browser, javaScriptEnabled);
+    const crew = javaScriptEnabled ? 'deadlinecrew' : 'deadlinecrewnojs';
+    // A member who has not turned two factors on.
+    const theirs = await browser.newContext({ baseURL: portal, javaScriptEnabled });
+    const member = await theirs.newPage();
+    const email = uniqueEmail('late');
+    await signUp(member, email);
+    addToGroup(email, crew);
+
+    const inTenDays = new Date(Date.now() + 10 * 86_400_000).toISOString().slice(0, 10);
+    await page.goto('/admin?view=groups');
+    const line = page.getByTestId('group-list').locator('li').filter({ hasText: crew });
+    await line.getByLabel('Two factors by').fill(inTenDays);
+    await line.getByRole('button', { name: 'Set' }).click();
+    await expect(page.getByTestId('admin-said')).toContainText(`${crew}: Two factors by`);
+    await expect(page.getByTestId('group-list').locator('li').filter({ hasText: crew }).getByTestId('deadline'))
+      .toContainText('14 days for those who join later');
+    if (javaScriptEnabled) await expectAccessible(page, 'admin: a deadline set');
+
+    await member.goto('/');
+    await expect(member.getByTestId('two-factor-due')).toContainText(/asks you to turn on two factors by .*: (10|11) days left/);
+    if (javaScriptEnabled) {
+      await expectAccessible(member, 'home with a deadline');
+      for (const width of [375, 1280]) {
+        await member.setViewportSize({ width, height: 900 });
+        if (process.env.SCREENSHOTS) await member.screenshot({ path: `../docs/screenshots/deadline-home-${width}.png`, fullPage: true });
+      }
+    }
+    await member.getByRole('link', { name: 'Turn them on' }).click();
+    await expect(member).toHaveURL(/\/security\?need=two-factor/);
+
+    await page.goto('/admin?view=groups');
+    await page.getByTestId('group-list').locator('li').filter({ hasText: crew })
+      .getByRole('button', { name: 'Remove the deadline' }).click();
+    await expect(page.getByTestId('admin-said')).toContainText(`${crew} has no deadline for two factors any more.`);
+    await member.goto('/');
+    await expect(member.getByTestId('user-email')).toBeVisible();
+    await expect(member.getByTestId('two-factor-due')).toHaveCount(0);
     await theirs.close();
     await own.close();
   });

@@ -26,14 +26,16 @@ macro_rules! live {
 }
 
 /// The earliest two-factor deadline of account `u`'s groups (NULL: none):
-/// per group, its date, or the day they joined plus the group's grace,
-/// whichever is later (a membership from before deadlines existed counts
-/// as long ago). Read with the session and the gate cookie, so cached
-/// with them; group and deadline changes drop those caches.
+/// per group, its date; for someone who joined after it was set, the day
+/// they joined plus the group's grace when that is later (a membership
+/// from before deadlines existed counts as long ago). Read with the
+/// session and the gate cookie, so cached with them; group and deadline
+/// changes drop those caches.
 macro_rules! two_factor_due {
     () => {
-        "(SELECT MIN(CASE WHEN COALESCE(m.added_at, 0) + d.grace_days * 86400 > d.due_at \
-         THEN COALESCE(m.added_at, 0) + d.grace_days * 86400 ELSE d.due_at END) \
+        "(SELECT MIN(CASE WHEN COALESCE(m.added_at, 0) > d.set_at \
+         AND m.added_at + d.grace_days * 86400 > d.due_at \
+         THEN m.added_at + d.grace_days * 86400 ELSE d.due_at END) \
          FROM user_groups m JOIN group_deadlines d ON d.name = m.name WHERE m.user_id = u.id)"
     };
 }

@@ -692,8 +692,9 @@ fn InvitationList(view: InvitationsView) -> impl IntoView {
                 </fieldset>
             })}
             <label for="invite-days">"Works for (days)"</label>
+            // The attribute for the page drawn without JavaScript.
             <input id="invite-days" name="days" type="number" min="1" max="30" required=true class="days-input"
-                prop:value=move || days.get() on:input=move |ev| days.set(event_target_value(&ev))/>
+                value="7" prop:value=move || days.get() on:input=move |ev| days.set(event_target_value(&ev))/>
             <label for="invite-mail" class="check">
                 <input id="invite-mail" name="mail" type="checkbox" on:change=move |ev| mail.set(event_target_checked(&ev))/>
                 "Mail the link to the address (else it is shown once, to copy)"
@@ -769,7 +770,7 @@ fn Said<I: Send + Sync + 'static>(act: Action<I, Result<Done, AppError>>, change
         </p>
         // A new invitation's link, shown once, selected for copying.
         {move || (!link.get().is_empty()).then(|| view! {
-            <input class="shown-link" readonly=true aria-label="Link" data-testid="shown-link" prop:value=link.get()
+            <input class="shown-link" readonly=true aria-label="Link" data-testid="shown-link" value=link.get()
                 on:focus=|ev| { let _ = event_target::<leptos::web_sys::HtmlInputElement>(&ev).select(); }/>
         })}
         <ErrorNote error=Signal::derive(move || error.get()) busy=act.pending()/>
