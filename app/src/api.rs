@@ -510,19 +510,33 @@ pub async fn fetch_invitations() -> Result<crate::wire::admin::InvitationsView, 
     admin::invitations::list(&state, &session).await
 }
 
-/// POST /api/admin/invitation: `action` `create` (optional `email` it is
-/// bound to, `groups`, `days` 1 to 30 (7), `mail` to send its link to
-/// `email`; otherwise the answer's `link`, shown once) or `revoke` (`id`).
-/// The same proof as /api/admin/act.
+/// POST /api/admin/invitation: a new invitation, every field optional:
+/// `email` it is bound to, `groups`, `days` 1 to 30 (7), `mail` to send its
+/// link to `email`; otherwise the answer's `link`, shown once. The same
+/// proof as /api/admin/act.
 #[server(prefix = "/api", endpoint = "admin/invitation", input = Json)]
-#[allow(clippy::too_many_arguments)]
 pub async fn admin_invitation(
-    action: String,
     #[server(default)] email: String,
     #[server(default)] groups: Vec<String>,
     #[server(default)] days: Option<i64>,
     #[server(default)] mail: bool,
-    #[server(default)] id: Option<i64>,
+    #[server(default)] password: Option<String>,
+    #[server(default)] code: Option<String>,
+) -> Result<Done, AppError> {
+    use crate::server::factors::proof::Proof;
+    use crate::server::{admin, full_request};
+    use crate::wire::admin::{INVITATION_DAYS, InvitationAction};
+    let (state, session, meta) = full_request().await?;
+    let action = InvitationAction::Create { email, groups, days: days.unwrap_or(INVITATION_DAYS.0), mail };
+    let proof = Proof { password: password.as_deref(), code: code.as_deref() };
+    admin::invitations::change(&state, &meta, &session, action, proof).await
+}
+
+/// POST /api/admin/invitation/revoke: revokes the invitation `id` while it
+/// is not used (404 otherwise). The same proof as /api/admin/act.
+#[server(prefix = "/api", endpoint = "admin/invitation/revoke", input = Json)]
+pub async fn revoke_invitation(
+    id: i64,
     #[server(default)] password: Option<String>,
     #[server(default)] code: Option<String>,
 ) -> Result<Done, AppError> {
@@ -530,12 +544,8 @@ pub async fn admin_invitation(
     use crate::server::{admin, full_request};
     use crate::wire::admin::InvitationAction;
     let (state, session, meta) = full_request().await?;
-    let days = days.map(|d| d.to_string()).unwrap_or_default();
-    let id = id.map(|d| d.to_string()).unwrap_or_default();
-    let action = InvitationAction::parse(&action, &email, groups, &days, mail, &id)
-        .ok_or_else(|| AppError::bad_request("Unknown action: create, or revoke with the invitation's id."))?;
     let proof = Proof { password: password.as_deref(), code: code.as_deref() };
-    admin::invitations::change(&state, &meta, &session, action, proof).await
+    admin::invitations::change(&state, &meta, &session, InvitationAction::Revoke { id }, proof).await
 }
 
 /// POST /api/authentication/accept-invitation → 201 with the user: a

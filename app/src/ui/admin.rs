@@ -18,7 +18,7 @@ use leptos_router::hooks::use_query_map;
 
 use crate::api::{
     Done, User, admin_act, admin_group, admin_invitation, fetch_admin_activity, fetch_groups, fetch_invitations,
-    fetch_overview, fetch_people, fetch_person, fetch_rules,
+    fetch_overview, fetch_people, fetch_person, fetch_rules, revoke_invitation,
 };
 use crate::error::AppError;
 use crate::wire::admin::{
@@ -594,16 +594,13 @@ fn Invitations() -> impl IntoView {
         async move {
             with_refresh(move || {
                 let (action, email, groups, days, mail, id, code) = c.clone();
-                admin_invitation(
-                    action,
-                    email,
-                    groups,
-                    days.trim().parse().ok(),
-                    mail,
-                    id.parse().ok(),
-                    None,
-                    Some(code).filter(|c| !c.is_empty()),
-                )
+                let code = Some(code).filter(|c| !c.is_empty());
+                async move {
+                    match (action.as_str(), id.parse()) {
+                        ("revoke", Ok(id)) => revoke_invitation(id, None, code).await,
+                        _ => admin_invitation(email, groups, days.trim().parse().ok(), mail, None, code).await,
+                    }
+                }
             })
             .await
         }
@@ -771,7 +768,7 @@ fn Said<I: Send + Sync + 'static>(act: Action<I, Result<Done, AppError>>, change
         // A new invitation's link, shown once, selected for copying.
         {move || (!link.get().is_empty()).then(|| view! {
             <input class="shown-link" readonly=true aria-label="Link" data-testid="shown-link" value=link.get()
-                on:focus=|ev| { let _ = event_target::<leptos::web_sys::HtmlInputElement>(&ev).select(); }/>
+                on:focus=|ev| { event_target::<leptos::web_sys::HtmlInputElement>(&ev).select(); }/>
         })}
         <ErrorNote error=Signal::derive(move || error.get()) busy=act.pending()/>
     }

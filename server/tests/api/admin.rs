@@ -79,8 +79,8 @@ fn admin_requests(app: &TestApp, person: i64) -> Vec<(Method, String, Option<Val
         .into_iter()
         .filter(|(_, p)| p.starts_with("/api/admin") || p.starts_with("/admin/"))
         .collect();
-    assert!(routes.len() >= 11, "{routes:?}");
-    routes
+    assert!(routes.len() >= 12, "{routes:?}");
+    let mut requests: Vec<_> = routes
         .into_iter()
         .map(|(m, p)| {
             let (path, body) = match p.as_str() {
@@ -89,7 +89,9 @@ fn admin_requests(app: &TestApp, person: i64) -> Vec<(Method, String, Option<Val
                 "/api/admin/act" => (p.clone(), Some(json!({"person": person, "action": "confirm-email"}))),
                 "/api/admin/activity" => (format!("{p}?kind=log_in_ok&page=1"), None),
                 "/api/admin/groups" | "/api/admin/overview" | "/api/admin/invitations" => (p.clone(), None),
-                "/api/admin/invitation" => (p.clone(), Some(json!({"action": "create", "days": 3}))),
+                "/api/admin/invitation" => (p.clone(), Some(json!({"days": 3}))),
+                // The invitation the line above makes (revokes are sorted last).
+                "/api/admin/invitation/revoke" => (p.clone(), Some(json!({"id": 1}))),
                 "/api/admin/rules" => (format!("{p}?url=https%3A%2F%2Fwiki.example.com%2F"), None),
                 "/api/admin/group" => {
                     (p.clone(), Some(json!({"action": "create", "name": "testers", "argument": "ann@example.com"})))
@@ -99,7 +101,9 @@ fn admin_requests(app: &TestApp, person: i64) -> Vec<(Method, String, Option<Val
             };
             (m, path, body)
         })
-        .collect()
+        .collect();
+    requests.sort_by_key(|(_, p, _)| p.ends_with("/revoke"));
+    requests
 }
 
 async fn call(

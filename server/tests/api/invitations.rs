@@ -36,6 +36,10 @@ async fn invite(app: &TestApp, body: Value) -> Reply {
     app.post("/api/admin/invitation", body).await
 }
 
+async fn revoke(app: &TestApp, body: Value) -> Reply {
+    app.post("/api/admin/invitation/revoke", body).await
+}
+
 /// The token of an invitation's link.
 fn token_of(link: &str) -> String {
     let at = link.find("/signup?invite=").expect("an invitation link") + "/signup?invite=".len();
@@ -64,24 +68,26 @@ async fn an_invitation_makes_one_account_in_its_groups_while_sign_up_is_closed()
     app.state.mail.stop_and_wait().await;
     let before = super::atomic::every_row(&app, &[]).await;
     for (body, status) in [
-        (json!({"action": "create", "email": "not an address"}), StatusCode::BAD_REQUEST),
-        (json!({"action": "create", "days": 0}), StatusCode::BAD_REQUEST),
-        (json!({"action": "create", "days": 31}), StatusCode::BAD_REQUEST),
-        (json!({"action": "create", "groups": ["admins"]}), StatusCode::FORBIDDEN),
-        (json!({"action": "create", "groups": ["a b"]}), StatusCode::BAD_REQUEST),
-        (json!({"action": "create", "mail": true}), StatusCode::BAD_REQUEST),
-        (json!({"action": "create", "email": "ANN@example.com"}), StatusCode::CONFLICT),
-        (json!({"action": "revoke", "id": 999}), StatusCode::NOT_FOUND),
-        (json!({"action": "revoke"}), StatusCode::BAD_REQUEST),
-        (json!({"action": "accept"}), StatusCode::BAD_REQUEST),
+        (json!({"email": "not an address"}), StatusCode::BAD_REQUEST),
+        (json!({"days": 0}), StatusCode::BAD_REQUEST),
+        (json!({"days": 31}), StatusCode::BAD_REQUEST),
+        (json!({"groups": ["admins"]}), StatusCode::FORBIDDEN),
+        (json!({"groups": ["a b"]}), StatusCode::BAD_REQUEST),
+        (json!({"mail": true}), StatusCode::BAD_REQUEST),
+        (json!({"email": "ANN@example.com"}), StatusCode::CONFLICT),
+        (json!({"days": "soon"}), StatusCode::BAD_REQUEST),
     ] {
         let r = invite(&app, body.clone()).await;
+        assert_eq!(r.status, status, "{body}: {}", r.text);
+    }
+    for (body, status) in [(json!({"id": 999}), StatusCode::NOT_FOUND), (json!({}), StatusCode::BAD_REQUEST)] {
+        let r = revoke(&app, body.clone()).await;
         assert_eq!(r.status, status, "{body}: {}", r.text);
     }
     assert_eq!(super::atomic::every_row(&app, &[]).await, before, "a refused invitation changes nothing");
 
     // Made for one address, into staff, shown once.
-    let r = invite(&app, json!({"action": "create", "email": "New@Example.com", "groups": ["staff"], "days": 2})).await;
+    let r = invite(&app, json!({"email": "New@Example.com", "groups": ["staff"], "days": 2})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert!(r.body["message"].as_str().unwrap().contains("new@example.com"), "{}", r.text);
     let link = r.body["link"].as_str().expect("the link, shown once").to_owned();
@@ -149,19 +155,19 @@ async fn an_invitation_makes_one_account_in_its_groups_while_sign_up_is_closed()
     assert!(used["state"].as_str().unwrap().contains("by new@example.com"), "{used}");
     assert!(used["made"].as_str().unwrap().contains("by boss@example.com · into staff"), "{used}");
     let id = used["id"].as_i64().unwrap();
-    assert_eq!(invite(&app, json!({"action": "revoke", "id": id})).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(revoke(&app, json!({"id": id})).await.status, StatusCode::NOT_FOUND);
 
     // For any address, revoked: the link makes nothing.
-    let r = invite(&app, json!({"action": "create"})).await;
+    let r = invite(&app, json!({})).await;
     let revoked = token_of(r.body["link"].as_str().unwrap());
     let id = app.get("/api/admin/invitations").await.body["invitations"][0]["id"].as_i64().unwrap();
-    let r = invite(&app, json!({"action": "revoke", "id": id})).await;
+    let r = revoke(&app, json!({"id": id})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(accept(&app, &revoked, "late@example.com", PASSWORD).await.status, StatusCode::BAD_REQUEST);
     assert!(check(&app, &revoked).await.body["message"].as_str().unwrap().contains("revoked"));
 
     // Expired: a day and a second after a one-day invitation.
-    let r = invite(&app, json!({"action": "create", "days": 1, "groups": ["staff"]})).await;
+    let r = invite(&app, json!({"days": 1, "groups": ["staff"]})).await;
     let expiring = token_of(r.body["link"].as_str().unwrap());
     // Renaming the group renames it in the invitation not yet used.
     let r = group(&app, json!({"action": "rename", "name": "staff", "argument": "team"})).await;
@@ -186,7 +192,7 @@ async fn a_mailed_invitation_proves_the_address_and_a_deleted_account_leaves_non
     let sink = Sink::start().await;
     let app = app_with_sink(&sink, &[("SIGNUP", "closed")]).await;
     administrator(&app).await;
-    let r = invite(&app, json!({"action": "create", "email": "mia@example.com", "mail": true})).await;
+    let r = invite(&app, json!({"email": "mia@example.com", "mail": true})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert!(r.body.get("link").is_none(), "a mailed link is never shown: {}", r.text);
     // After the notice that boss turned two factors on.
@@ -206,10 +212,10 @@ async fn a_mailed_invitation_proves_the_address_and_a_deleted_account_leaves_non
 
     // A revoked invitation's message is never sent.
     app.state.mail.stop_and_wait().await;
-    let r = invite(&app, json!({"action": "create", "email": "zed@example.com", "mail": true})).await;
+    let r = invite(&app, json!({"email": "zed@example.com", "mail": true})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let id = app.state.db.invitations(1).await.unwrap()[0].id;
-    assert_eq!(invite(&app, json!({"action": "revoke", "id": id})).await.status, StatusCode::OK);
+    assert_eq!(revoke(&app, json!({"id": id})).await.status, StatusCode::OK);
     app::server::mail::deliver_due(&app.state).await.expect("the queue runs");
     assert!(sink.received().iter().all(|m| !m.to.iter().any(|t| t == "zed@example.com")));
 }
@@ -222,7 +228,7 @@ async fn one_invitation_makes_one_account_however_many_race_for_it() {
     administrator(&app).await;
     let rounds = if app.database_url.starts_with("postgres") { 60 } else { 100 };
     for round in 0..rounds {
-        let r = invite(&app, json!({"action": "create"})).await;
+        let r = invite(&app, json!({})).await;
         let token = token_of(r.body["link"].as_str().expect("a link"));
         let tasks: Vec<_> = (0..3)
             .map(|i| {
@@ -258,7 +264,7 @@ async fn one_invitation_makes_one_account_however_many_race_for_it() {
 async fn a_sign_up_with_an_invitation_fails_whole_or_not_at_all() {
     let app = spawn_app_with(&[("SIGNUP", "closed"), ("REGISTRATIONS_PER_HOUR", "1000")]).await;
     administrator(&app).await;
-    let r = invite(&app, json!({"action": "create", "email": "fay@example.com", "groups": ["staff", "family"]})).await;
+    let r = invite(&app, json!({"email": "fay@example.com", "groups": ["staff", "family"]})).await;
     let token = token_of(r.body["link"].as_str().expect("a link"));
     app.state.mail.stop_and_wait().await;
     // The guessing limit counts each try before the transaction: skipped.

@@ -28,12 +28,7 @@ pub async fn register(
         return Err(signup_closed());
     }
     throttle::reserve_registration(state, meta).await?;
-    identity::refuse_weak_password(state, &password, "password", &[email.as_str(), name.as_str()]).await?;
-    let taken = state.db.user_by_email(email.as_str()).await?.is_some();
-    let hash = state.hasher.hash(&password).await?;
-    if taken {
-        return Err(email_taken());
-    }
+    let hash = new_account_hash(state, &email, &name, &password).await?;
     // The account and the message that proves its address, together.
     let mut tx = state.db.begin().await?;
     let Some(row) = tx.insert_user(email.as_str(), name.as_str(), &hash, state.now()).await? else {
@@ -79,12 +74,7 @@ pub async fn register_invited(
         }
         _ => return Err(bad_invitation()),
     }
-    identity::refuse_weak_password(state, &password, "password", &[email.as_str(), name.as_str()]).await?;
-    let taken = state.db.user_by_email(email.as_str()).await?.is_some();
-    let hash = state.hasher.hash(&password).await?;
-    if taken {
-        return Err(email_taken());
-    }
+    let hash = new_account_hash(state, &email, &name, &password).await?;
     let mut tx = state.db.begin().await?;
     let Some(invitation) = tx.take_invitation(&token_hash, now).await? else {
         return Err(bad_invitation());
@@ -154,6 +144,24 @@ fn bad_invitation() -> AppError {
         "This invitation is not valid: it was used or revoked, it expired, or its link was copied incompletely. \
          Ask for a new one.",
     )
+}
+
+/// A new account's password checked and hashed. A taken email is refused
+/// only after the argon2 run a new account costs, so timing does not tell
+/// the two apart.
+async fn new_account_hash(
+    state: &AppState,
+    email: &Email,
+    name: &PersonName,
+    password: &Password,
+) -> Result<String, AppError> {
+    identity::refuse_weak_password(state, password, "password", &[email.as_str(), name.as_str()]).await?;
+    let taken = state.db.user_by_email(email.as_str()).await?.is_some();
+    let hash = state.hasher.hash(password).await?;
+    if taken {
+        return Err(email_taken());
+    }
+    Ok(hash)
 }
 
 pub const SIGNUP_CLOSED: &str = "New accounts are made by the administrator here. Ask them for one.";
