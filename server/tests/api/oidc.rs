@@ -992,8 +992,16 @@ async fn past_a_groups_deadline_every_app_sends_a_one_factor_log_in_to_enrol() {
         ("scope", "openid"),
     ];
     assert!(answer_of(&authorize(&app, &params).await).contains_key("code"), "before the deadline");
+    // A sign-in with a refresh token, made before the deadline.
+    let rp = relying_party(&app, &relaxed).await;
+    let signed = sign_in(&app, &rp, &["offline_access"]).await;
+    let refresh = signed.refresh.expect("a refresh token");
     app.clock.advance(86_400);
+    // After it, the app cannot renew the one-factor sign-in...
+    let renewed = rp.exchange_refresh_token(&refresh).unwrap().request_async(&rp_http()).await;
+    assert!(format!("{renewed:?}").contains("invalid_grant"), "{renewed:?}");
     assert_eq!(app.log_in("bob@example.com", PASSWORD).await.status, StatusCode::OK);
+    // ...and a new one is sent to turn two factors on.
     let r = authorize(&app, &params).await;
     assert!(location(&r).starts_with("/security?rd="), "{}", location(&r));
 }

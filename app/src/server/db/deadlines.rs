@@ -22,6 +22,18 @@ impl Db {
 }
 
 impl Tx {
+    /// The earliest two-factor deadline of the account's groups (NULL:
+    /// none), as the session reads it.
+    pub async fn two_factor_due(&mut self, user_id: i64) -> Result<Option<i64>, AppError> {
+        let (due,): (Option<i64>,) =
+            sqlx::query_as(concat!("SELECT ", two_factor_due!(), " FROM users u WHERE u.id = $1"))
+                .bind(user_id)
+                .fetch_optional(&mut *self.tx)
+                .await?
+                .unwrap_or((None,));
+        Ok(due)
+    }
+
     /// Sets (or replaces) `group`'s deadline.
     pub async fn set_deadline(
         &mut self,

@@ -151,6 +151,12 @@ async fn refresh(state: &AppState, client: &ClientRow, req: &TokenRequest) -> Re
     if grant.client_id != client.id {
         return Err(invalid_grant("The refresh token was issued to another client."));
     }
+    // Past a group's deadline for two factors, a sign-in made with the
+    // password alone is not renewed: the app sends the person back to
+    // authorize, which sends them to turn two factors on.
+    if !Amr::parse(&grant.amr).two_factor() && tx.two_factor_due(grant.user_id).await?.is_some_and(|due| due <= now) {
+        return Err(invalid_grant("Two factors are needed now: sign in again."));
+    }
     if let Some(asked) = req.scope.as_deref() {
         // A refresh may narrow what the tokens say, never widen it.
         let narrowed = super::known_scopes(asked);
