@@ -172,6 +172,8 @@ pub async fn current_user() -> Result<User, AppError> {
     // from the session, so the session cache still answers this request.
     user.time_zone = session.user.time_zone.clone();
     user.two_factor_due = crate::server::account::two_factor_due(&state, &session.user);
+    // As `admin::require_admin` lets in: the group, and two factors on.
+    user.is_admin = session.user.admin && session.user.two_factor();
     Ok(user)
 }
 

@@ -30,6 +30,9 @@ pub struct User {
     /// /api/authentication says it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub two_factor_due: Option<TwoFactorDue>,
+    /// The admin page is open to them (GET /api/authentication only).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub is_admin: bool,
 }
 
 /// A deadline for two factors, in the server's words.

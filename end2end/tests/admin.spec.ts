@@ -127,6 +127,9 @@ test('someone who is not an administrator is turned away, saying why', async ({ 
   const page = await context.newPage();
   await signUp(page, uniqueEmail('notadmin'));
   await enrol(page);
+  await page.goto('/');
+  await expect(page.getByTestId('user-email')).toBeVisible();
+  await expect(page.getByTestId('admin-link')).toHaveCount(0);
   await page.goto('/admin');
   await expect(page.getByRole('heading', { name: 'Administrators only' })).toBeVisible();
   await expect(page.getByTestId('admin-refused')).toHaveText('This page is for administrators.');
@@ -241,6 +244,10 @@ for (const javaScriptEnabled of [true, false]) {
     addToGroup(boss, crew);
     const invited = uniqueEmail('invited');
 
+    // The home page leads administrators to their page.
+    await page.goto('/');
+    await page.getByTestId('admin-link').click();
+    await expect(page.getByRole('heading', { name: 'People' })).toBeVisible();
     await page.goto('/admin?view=invitations');
     await expect(page.getByRole('heading', { name: 'Invitations' })).toBeVisible();
     await page.getByLabel('For the address (optional)').fill(invited);

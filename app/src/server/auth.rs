@@ -89,7 +89,11 @@ async fn live_session(state: &AppState, id: i64, claims: Claims) -> Result<FullS
         Some(user) => user,
         None => {
             let generation = cache.generation();
-            let user = state.db.session_user(id, family, now).await?.ok_or_else(AppError::unauthenticated)?;
+            let user = state
+                .db
+                .session_user(id, family, now, &state.admin_group)
+                .await?
+                .ok_or_else(AppError::unauthenticated)?;
             cache.put_session(user.clone(), generation, now);
             user
         }

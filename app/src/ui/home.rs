@@ -62,6 +62,7 @@ fn Home(user: User) -> impl IntoView {
             })}
             <div class="actions">
                 <A href="/security" attr:class="btn">"Security settings"</A>
+                {user.is_admin.then(|| view! { <A href="/admin" attr:class="btn" attr:data-testid="admin-link">"Administration"</A> })}
                 <LogOutButton/>
             </div>
         </section>

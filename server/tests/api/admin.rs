@@ -146,6 +146,13 @@ async fn every_admin_route_refuses_all_but_administrators_with_two_factors() {
     for request in &requests {
         assert_eq!(call(&app, &carl, request).await.status, StatusCode::FORBIDDEN, "{request:?}");
     }
+    // The pages offer the admin page to the administrator only.
+    assert_eq!(app.get("/api/authentication").await.body["isAdmin"], true);
+    for client in [&ann_client, &carl] {
+        let me = app.get_with(client, "/api/authentication").await;
+        assert_eq!(me.status, StatusCode::OK);
+        assert!(me.body.get("isAdmin").is_none(), "{}", me.text);
+    }
     // Nothing was changed by any of them.
     let ann_row = app.state.db.user_by_id(ann).await.unwrap().unwrap();
     assert!(ann_row.email_verified_at.is_none());

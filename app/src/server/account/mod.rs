@@ -33,6 +33,7 @@ impl From<&crate::server::db::SessionUser> for User {
             is_email_verified: user.email_verified,
             time_zone: None,
             two_factor_due: None,
+            is_admin: false,
         }
     }
 }
@@ -47,6 +48,7 @@ impl From<&UserRow> for User {
             is_email_verified: row.email_verified_at.is_some(),
             time_zone: None,
             two_factor_due: None,
+            is_admin: false,
         }
     }
 }

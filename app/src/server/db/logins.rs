@@ -35,6 +35,8 @@ pub struct SessionUser {
     pub time_zone: Option<String>,
     /// When a group of theirs wants two factors on by (`two_factor_due!`).
     pub two_factor_due: Option<i64>,
+    /// A member of `ADMIN_GROUP` (the admin page also wants two factors).
+    pub admin: bool,
 }
 
 impl SessionUser {
@@ -149,7 +151,13 @@ impl Db {
     /// this runs on every authenticated request the session cache cannot
     /// answer. An allow-list: a log-in never stored, pruned, ended or from
     /// an older session version is nobody.
-    pub async fn session_user(&self, id: i64, login: &str, now: i64) -> Result<Option<SessionUser>, AppError> {
+    pub async fn session_user(
+        &self,
+        id: i64,
+        login: &str,
+        now: i64,
+        admin_group: &str,
+    ) -> Result<Option<SessionUser>, AppError> {
         #[derive(FromRow)]
         struct Row {
             id: i64,
@@ -163,18 +171,21 @@ impl Db {
             amr: String,
             time_zone: Option<String>,
             two_factor_due: Option<i64>,
+            admin: i64,
         }
         let row = sqlx::query_as::<_, Row>(concat!(
             "SELECT u.id, u.email, u.name, u.totp_enabled, u.passkey_count, u.email_verified_at, \
              u.session_version, l.expires_at, l.amr, u.time_zone, ",
             two_factor_due!(),
-            " AS two_factor_due FROM logins l JOIN users u ON u.id = l.user_id \
+            " AS two_factor_due, \
+             (SELECT COUNT(*) FROM user_groups a WHERE a.user_id = u.id AND a.name = $4) AS admin FROM logins l JOIN users u ON u.id = l.user_id \
              WHERE l.id = $2 AND u.id = $1 AND ",
             live!("$3")
         ))
         .bind(id)
         .bind(login)
         .bind(now)
+        .bind(admin_group)
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.map(|r| SessionUser {
@@ -190,6 +201,7 @@ impl Db {
             amr: Amr::parse(&r.amr),
             time_zone: r.time_zone,
             two_factor_due: r.two_factor_due,
+            admin: r.admin > 0,
         }))
     }
 

@@ -360,6 +360,7 @@ mod tests {
             amr: Default::default(),
             time_zone: None,
             two_factor_due: None,
+            admin: false,
         }
     }
 
