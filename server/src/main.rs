@@ -168,12 +168,24 @@ enum OidcClientCommand {
     /// List the apps.
     List,
     /// Remove an app: its grants and tokens end.
-    Remove { id: String },
+    Remove {
+        // Ids are base64url: one may start with '-'.
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+    },
     /// Give an app a new secret (printed once). The old one stays good
     /// until `remove-old-secret`, so the app can be moved over first.
-    RotateSecret { id: String },
+    RotateSecret {
+        // Ids are base64url: one may start with '-'.
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+    },
     /// End the old secret after `rotate-secret`.
-    RemoveOldSecret { id: String },
+    RemoveOldSecret {
+        // Ids are base64url: one may start with '-'.
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]

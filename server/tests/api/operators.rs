@@ -107,6 +107,9 @@ async fn operator_commands() {
     assert_error(&app.get("/api/authentication").await, StatusCode::UNAUTHORIZED, "unauthenticated");
 
     // Deleting says what it would do until told --yes.
+    // An app's id is base64url and may start with '-': still an id.
+    let (ok, out, err) = operator(&url, &dir, &["oidc", "client", "remove", "-MQ4Tup5DXOXEM-QAbEIHWA9"]);
+    assert!(!ok && !err.contains("unexpected argument") && err.contains("-MQ4Tup5DXOXEM-QAbEIHWA9"), "{out} {err}");
     let (ok, _, err) = operator(&url, &dir, &["user", "delete", "ops@example.com"]);
     assert!(!ok && err.contains("--yes"), "{err}");
     assert!(app.state.db.user_by_email("ops@example.com").await.unwrap().is_some());
