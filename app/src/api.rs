@@ -550,6 +550,42 @@ pub async fn revoke_invitation(
     admin::invitations::change(&state, &meta, &session, InvitationAction::Revoke { id }, proof).await
 }
 
+/// GET /api/admin/apps: the OpenID apps with their settings, and where
+/// apps find the portal.
+#[server(prefix = "/api", endpoint = "admin/apps", input = GetUrl)]
+pub async fn fetch_apps() -> Result<crate::wire::admin::AppsView, AppError> {
+    use crate::server::{admin, app_state, auth::FullSession, extract};
+    let state = app_state()?;
+    let session = extract::<FullSession>(&state).await?;
+    admin::apps::list(&state, &session).await
+}
+
+/// POST /api/admin/app: `action` `create` (the settings in `app`; a
+/// confidential app's secret is in the answer's `secret`, shown once),
+/// `change` (app `id`, its new `app` settings; its kind stays),
+/// `rotate-secret` (a new `secret`; the previous one works until
+/// `remove-old-secret`) or `remove` (`confirm`: the app's name). The same
+/// proof as /api/admin/act.
+#[server(prefix = "/api", endpoint = "admin/app", input = Json)]
+pub async fn admin_app(
+    action: String,
+    #[server(default)] id: String,
+    #[server(default)] app: crate::wire::admin::AppSettings,
+    #[server(default)] confirm: String,
+    #[server(default)] password: Option<String>,
+    #[server(default)] code: Option<String>,
+) -> Result<Done, AppError> {
+    use crate::server::factors::proof::Proof;
+    use crate::server::{admin, full_request};
+    use crate::wire::admin::AppAction;
+    let (state, session, meta) = full_request().await?;
+    let action = AppAction::parse(&action, id, app, confirm).ok_or_else(|| {
+        AppError::bad_request("Unknown action: create, change, rotate-secret, remove-old-secret or remove.")
+    })?;
+    let proof = Proof { password: password.as_deref(), code: code.as_deref() };
+    admin::apps::change(&state, &meta, &session, action, proof).await
+}
+
 /// POST /api/authentication/accept-invitation → 201 with the user: a
 /// sign-up with an invitation's `token` (whatever `SIGNUP` says), in the
 /// invitation's groups; its address confirmed when the link came by mail.

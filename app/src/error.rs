@@ -83,6 +83,15 @@ impl AppError {
         Self::new(ErrorKind::BadRequest, message)
     }
 
+    /// A 400 about one field: the message is said for the form and beside
+    /// the field.
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        let mut e = Self::bad_request(message.clone());
+        e.fields.insert(field.into(), message);
+        e
+    }
+
     /// A 400 naming the fields that did not parse.
     pub fn fields(fields: BTreeMap<String, String>) -> Self {
         Self {

@@ -69,11 +69,14 @@ pub struct Done {
     /// A link shown once with the message (a new invitation's).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub link: String,
+    /// A secret shown once with the message (a new app's).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub secret: String,
 }
 
 impl Done {
     pub fn new(message: impl Into<String>) -> Self {
-        Self { message: message.into(), link: String::new() }
+        Self { message: message.into(), link: String::new(), secret: String::new() }
     }
 }
 
@@ -253,10 +256,19 @@ pub enum AuditKind {
     DeadlineSet,
     /// An administrator removed a group's deadline for two factors.
     DeadlineCleared,
+    /// An OpenID app registered (the admin page or `server oidc client
+    /// add`); the event's detail names it.
+    AppAdded,
+    /// An app's settings changed.
+    AppChanged,
+    /// An app's secret replaced, or its previous secret retired.
+    AppSecretChanged,
+    /// An app removed: every sign-in and token it held ended.
+    AppRemoved,
 }
 
 impl AuditKind {
-    const ALL: [AuditKind; 36] = [
+    const ALL: [AuditKind; 40] = [
         AuditKind::LogInOk,
         AuditKind::LogInFailed,
         AuditKind::CodeFailed,
@@ -293,6 +305,10 @@ impl AuditKind {
         AuditKind::InvitationUsed,
         AuditKind::DeadlineSet,
         AuditKind::DeadlineCleared,
+        AuditKind::AppAdded,
+        AuditKind::AppChanged,
+        AuditKind::AppSecretChanged,
+        AuditKind::AppRemoved,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -333,6 +349,10 @@ impl AuditKind {
             AuditKind::InvitationUsed => "invitation_used",
             AuditKind::DeadlineSet => "deadline_set",
             AuditKind::DeadlineCleared => "deadline_cleared",
+            AuditKind::AppAdded => "app_added",
+            AuditKind::AppChanged => "app_changed",
+            AuditKind::AppSecretChanged => "app_secret_changed",
+            AuditKind::AppRemoved => "app_removed",
         }
     }
 
@@ -385,6 +405,10 @@ impl AuditKind {
             AuditKind::InvitationUsed => "Account made with an administrator's invitation",
             AuditKind::DeadlineSet => "A deadline for two factors set on a group of theirs by an administrator",
             AuditKind::DeadlineCleared => "A group's deadline for two factors removed by an administrator",
+            AuditKind::AppAdded => "App added",
+            AuditKind::AppChanged => "App changed",
+            AuditKind::AppSecretChanged => "App secret changed",
+            AuditKind::AppRemoved => "App removed",
         }
     }
 

@@ -201,7 +201,7 @@ for (const javaScriptEnabled of [true, false]) {
     expect(download.suggestedFilename()).toMatch(/^activity-\d{4}-\d{2}-\d{2}\.csv$/);
     const csv = await (await import('node:fs/promises')).readFile(await download.path(), 'utf8');
     const rows = csv.trim().split('\r\n');
-    expect(rows[0]).toBe('time,kind,event,person,by,address,user_agent');
+    expect(rows[0]).toBe('time,kind,event,person,by,address,user_agent,detail');
     expect(rows).toHaveLength(2);
     expect(rows[1]).toContain(`,group_removed,Taken out of a group by an administrator,${ann.email},`);
 

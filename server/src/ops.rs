@@ -385,7 +385,8 @@ pub async fn oidc_add_client(
     new: &app::server::oidc::clients::NewClient,
     json: bool,
 ) -> Result<String, String> {
-    let created = app::server::oidc::clients::add(state, new).await?;
+    let meta = app::server::request::RequestMeta::default();
+    let created = app::server::oidc::clients::add(state, &meta, None, new).await.map_err(|e| e.message)?;
     if json {
         return Ok(serde_json::json!({ "clientId": created.id, "clientSecret": created.secret }).to_string());
     }
@@ -436,14 +437,16 @@ pub async fn oidc_list_clients(state: &AppState) -> Result<String, String> {
 }
 
 pub async fn oidc_remove_client(state: &AppState, id: &str) -> Result<String, String> {
-    match app::server::oidc::clients::remove(state, id).await.map_err(|e| e.message)? {
-        true => Ok(format!("removed {id}: its sign-ins and tokens have ended")),
-        false => Err(format!("no app with client id {id}")),
+    let meta = app::server::request::RequestMeta::default();
+    match app::server::oidc::clients::remove(state, &meta, None, id).await.map_err(|e| e.message)? {
+        Some(name) => Ok(format!("removed {name} ({id}): its sign-ins and tokens have ended")),
+        None => Err(format!("no app with client id {id}")),
     }
 }
 
 pub async fn oidc_rotate_client_secret(state: &AppState, id: &str) -> Result<String, String> {
-    match app::server::oidc::clients::rotate_secret(state, id).await.map_err(|e| e.message)? {
+    let meta = app::server::request::RequestMeta::default();
+    match app::server::oidc::clients::rotate_secret(state, &meta, None, id).await.map_err(|e| e.message)? {
         Some(secret) => Ok(format!(
             "new client secret: {secret}\n(shown this once; the old secret stays good until \
              `server oidc client remove-old-secret {id}`)"
@@ -453,7 +456,8 @@ pub async fn oidc_rotate_client_secret(state: &AppState, id: &str) -> Result<Str
 }
 
 pub async fn oidc_remove_old_secret(state: &AppState, id: &str) -> Result<String, String> {
-    match app::server::oidc::clients::remove_old_secret(state, id).await.map_err(|e| e.message)? {
+    let meta = app::server::request::RequestMeta::default();
+    match app::server::oidc::clients::remove_old_secret(state, &meta, None, id).await.map_err(|e| e.message)? {
         true => Ok(format!("the old secret of {id} no longer works")),
         false => Err(format!("{id} has no old secret (or no such app)")),
     }

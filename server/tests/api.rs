@@ -16,6 +16,8 @@ use server::{build_router, build_state};
 
 #[path = "api/admin.rs"]
 mod admin;
+#[path = "api/admin_apps.rs"]
+mod admin_apps;
 #[path = "api/atomic.rs"]
 mod atomic;
 #[path = "api/claims.rs"]

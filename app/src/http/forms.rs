@@ -232,16 +232,18 @@ async fn log_in(State(state): State<AppState>, req: Request) -> Response {
 async fn admin(State(state): State<AppState>, req: Request) -> Response {
     use crate::server::admin;
     use crate::server::factors::proof::Proof;
-    use crate::wire::admin::{AdminAction, GroupAction, InvitationAction};
+    use crate::wire::admin::{AdminAction, AppAction, AppSettings, GroupAction, InvitationAction};
     let mut posted = match Posted::read(&state, req).await {
         Ok(p) => p,
         Err(res) => return res,
     };
-    // An invitation's form, a group's, or a person's.
+    // An app's form, an invitation's, a group's, or a person's.
+    let app_action = posted.get("app-action").to_owned();
     let invitation_action = posted.get("invitation-action").to_owned();
     let group_action = posted.get("group-action").to_owned();
     let person = posted.get("person").trim().parse::<i64>();
     let here = match (&person, group_action.is_empty()) {
+        _ if !app_action.is_empty() => "/admin?view=apps".to_owned(),
         _ if !invitation_action.is_empty() => "/admin?view=invitations".to_owned(),
         (_, false) => "/admin?view=groups".to_owned(),
         (Ok(person), true) => format!("/admin?person={person}"),
@@ -259,6 +261,14 @@ async fn admin(State(state): State<AppState>, req: Request) -> Response {
     };
     let proof = Proof { password: Some(posted.get("password")), code: Some(posted.get("code")) };
     let result = match (person, group_action.is_empty()) {
+        _ if !app_action.is_empty() => {
+            let settings = AppSettings::from_form(|f| posted.get(f).to_owned(), |f| posted.all(f));
+            let (id, confirm) = (posted.get("id").to_owned(), posted.get("confirm").to_owned());
+            match AppAction::parse(&app_action, id, settings, confirm) {
+                None => Err(AppError::bad_request("Unknown action.")),
+                Some(action) => admin::apps::change(&state, &posted.meta, &session, action, proof).await,
+            }
+        }
         _ if !invitation_action.is_empty() => {
             let action = InvitationAction::parse(
                 &invitation_action,
@@ -292,9 +302,26 @@ async fn admin(State(state): State<AppState>, req: Request) -> Response {
             // A new invitation's link, shown once: in this page, never in
             // a URL.
             outcome.fields.insert("link".into(), done.link);
+            // A new app secret, the same way.
+            outcome.fields.insert("secret".into(), done.secret);
             Answer::Render(outcome)
         }
-        Err(e) => Answer::Render(failed(Intent::Admin, e, &posted, &["action", "argument", "group", "email", "days"])),
+        Err(e) => {
+            let keep = [
+                "action",
+                "argument",
+                "group",
+                "email",
+                "days",
+                "app-action",
+                "id",
+                "name",
+                "redirect-uris",
+                "logout-uris",
+                "backchannel-uri",
+            ];
+            Answer::Render(failed(Intent::Admin, e, &posted, &keep))
+        }
     };
     finish(&state, posted.parts, &here, answer, vec![]).await
 }

@@ -20,6 +20,7 @@ pub async fn audit(state: &AppState, user_id: Option<i64>, kind: AuditKind, meta
         at: state.now(),
         ip: meta.ip.as_deref(),
         user_agent: meta.user_agent.as_deref(),
+        detail: None,
     };
     let written = match (mail::Notice::for_event(kind), user_id) {
         (Some(notice), Some(id)) => notify(state, id, notice, Some(&event), meta).await,
@@ -83,6 +84,7 @@ pub async fn record_by(
         at: state.now(),
         ip: meta.ip.as_deref(),
         user_agent: meta.user_agent.as_deref(),
+        detail: None,
     };
     tx.insert_audit(&event).await?;
     if let (Some(notice), Some(id)) = (mail::Notice::for_event(kind), user_id) {
@@ -90,6 +92,29 @@ pub async fn record_by(
         queue_notice(state, tx, id, &email, notice, meta).await?;
     }
     Ok(())
+}
+
+/// An administrator's (`actor_id`; `None`: the operator's command) event
+/// about something that is not an account, as one of the writes of `tx`:
+/// `detail` says what (an app, an invitation's address).
+pub async fn record_about(
+    state: &AppState,
+    tx: &mut Tx,
+    actor_id: Option<i64>,
+    kind: AuditKind,
+    detail: &str,
+    meta: &RequestMeta,
+) -> Result<(), AppError> {
+    let event = NewAuditEvent {
+        user_id: None,
+        actor_id,
+        kind: kind.as_str(),
+        at: state.now(),
+        ip: meta.ip.as_deref(),
+        user_agent: meta.user_agent.as_deref(),
+        detail: Some(detail),
+    };
+    tx.insert_audit(&event).await
 }
 
 /// Queues a security notice to `email`, the account's address, in `tx`.

@@ -99,11 +99,7 @@ pub(super) async fn refuse_weak_password(
     field: &str,
     known: &[&str],
 ) -> Result<(), AppError> {
-    state.hasher.check_strength(password.expose(), known).await?.map_err(|why| {
-        let mut e = AppError::bad_request(&why);
-        e.fields.insert(field.into(), why);
-        e
-    })
+    state.hasher.check_strength(password.expose(), known).await?.map_err(|why| AppError::field(field, why))
 }
 
 /// A sign-up refused for another field: says now if the password is weak

@@ -3,6 +3,7 @@
 //! person's account: groups, factors, live log-ins and activity, with the
 //! changes an administrator may make; `/admin?view=activity` is everyone's
 //! audit trail, filtered, with its CSV; `?view=groups` the groups,
+//! `?view=invitations` the invitations, `?view=apps` the OpenID apps,
 //! `?view=rules` the gate's access rules with "who may reach this URL?",
 //! and `?view=overview` how things stand. The search is a GET form; every
 //! change is a POST to /admin (drawn again with what was done, without
@@ -17,12 +18,13 @@ use leptos_router::components::Form;
 use leptos_router::hooks::use_query_map;
 
 use crate::api::{
-    Done, User, admin_act, admin_group, admin_invitation, fetch_admin_activity, fetch_groups, fetch_invitations,
-    fetch_overview, fetch_people, fetch_person, fetch_rules, revoke_invitation,
+    Done, User, admin_act, admin_app, admin_group, admin_invitation, fetch_admin_activity, fetch_apps, fetch_groups,
+    fetch_invitations, fetch_overview, fetch_people, fetch_person, fetch_rules, revoke_invitation,
 };
 use crate::error::AppError;
 use crate::wire::admin::{
-    ActivityFilter, ActivityPage, GroupsView, InvitationsView, Overview, PeoplePage, PersonLine, PersonView, RulesView,
+    ActivityFilter, ActivityPage, AppLine, AppSettings, AppsView, GroupsView, InvitationsView, Overview, PeoplePage,
+    PersonLine, PersonView, RulesView,
 };
 
 use super::outcome::{FormOutcome, Intent};
@@ -57,6 +59,7 @@ fn Admin(user: User) -> impl IntoView {
         (None, "activity") => view! { <Activity/> }.into_any(),
         (None, "groups") => view! { <Groups/> }.into_any(),
         (None, "invitations") => view! { <Invitations/> }.into_any(),
+        (None, "apps") => view! { <Apps/> }.into_any(),
         (None, "overview") => view! { <OverviewPage/> }.into_any(),
         (None, "rules") => view! { <RulesPage/> }.into_any(),
         _ => view! { <People/> }.into_any(),
@@ -735,6 +738,212 @@ fn Revoke(id: i64, needs_proof: bool) -> impl IntoView {
     }
 }
 
+/// A change to the apps: action, app id, settings, typed confirmation,
+/// code.
+type AppChange = (String, String, AppSettings, String, String);
+
+/// The fields of the form being submitted, as its no-JavaScript POST
+/// would send them: the enhanced forms send the same.
+fn submitted(ev: &leptos::ev::SubmitEvent) -> Option<leptos::web_sys::FormData> {
+    use leptos::wasm_bindgen::JsCast;
+    let form = ev.target()?.dyn_into::<leptos::web_sys::HtmlFormElement>().ok()?;
+    leptos::web_sys::FormData::new_with_form(&form).ok()
+}
+
+/// The OpenID apps: listed with their settings; added, changed, given a
+/// new secret, removed.
+#[component]
+fn Apps() -> impl IntoView {
+    let changed = RwSignal::new(0u32);
+    let list = Resource::new(move || changed.get(), |_| with_refresh(fetch_apps));
+    let act = Action::new(|c: &AppChange| {
+        let c = c.clone();
+        async move {
+            with_refresh(move || {
+                let (action, id, app, confirm, code) = c.clone();
+                async move { admin_app(action, id, app, confirm, None, Some(code).filter(|c| !c.is_empty())).await }
+            })
+            .await
+        }
+    });
+    provide_context(act);
+    view! {
+        <section class="card admin" aria-labelledby="apps-heading">
+            <Sections here="apps"/>
+            <h1 id="apps-heading" tabindex="-1">"Apps"</h1>
+            <Said act changed/>
+            <Transition fallback=|| view! { <p class="muted loading">"Loading…"</p> }>
+                {move || list.get().map(|answer| match answer {
+                    Ok(view) => view! { <AppList view/> }.into_any(),
+                    Err(e) => refused(e),
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+#[component]
+fn AppList(view: AppsView) -> impl IntoView {
+    let AppsView { apps, groups, issuer, discovery, needs_proof } = view;
+    let every = groups.clone();
+    view! {
+        <p class="muted">"Issuer " <code>{issuer}</code> "; apps find the rest at " <code>{discovery}</code> "."</p>
+        {apps.is_empty().then(|| view! { <p class="muted">"No apps yet."</p> })}
+        <ul class="groups group-list" data-testid="app-list">
+            {apps.into_iter().map(|app| {
+                let AppLine { id, settings, facts, old_secret } = app.clone();
+                let uris = settings.redirect_uris.join(" · ");
+                let public = settings.public;
+                let groups = every.clone();
+                view! {
+                    <li class="app">
+                        <div>
+                            <strong>{settings.name}</strong>
+                            <p class="meta">"Client id " <code>{id.clone()}</code></p>
+                            <p class="meta">{facts.join(" · ")}</p>
+                            <p class="meta">"Back to " {uris}</p>
+                        </div>
+                        <details>
+                            <summary>"Change"</summary>
+                            <AppForm app=Some(app) groups needs_proof/>
+                        </details>
+                        {(!public).then(|| view! {
+                            <AppButton action="rotate-secret" id=id.clone() label="New secret" needs_proof/>
+                        })}
+                        {old_secret.then(|| view! {
+                            <AppButton action="remove-old-secret" id=id.clone() label="Retire the previous secret" needs_proof/>
+                        })}
+                        <AppButton action="remove" id label="Remove" needs_proof/>
+                    </li>
+                }
+            }).collect_view()}
+        </ul>
+        <h2>"New app"</h2>
+        <AppForm app=None groups needs_proof/>
+    }
+}
+
+/// An app's settings: a new app's (`app` None) or a change to one.
+#[component]
+fn AppForm(app: Option<AppLine>, groups: Vec<String>, needs_proof: bool) -> impl IntoView {
+    let act = expect_context::<Action<AppChange, Result<Done, AppError>>>();
+    // Without JavaScript, a refused new app's fields come back as typed.
+    let kept = use_context::<Posted>().and_then(|p| p.0).filter(|o| app.is_none() && o.field("app-action") == "create");
+    let id = app.as_ref().map(|a| a.id.clone()).unwrap_or_default();
+    let s = match (&app, kept) {
+        (Some(a), _) => a.settings.clone(),
+        (None, Some(o)) => AppSettings::from_form(|f| o.field(f), |_| Vec::new()),
+        (None, None) => AppSettings::default(),
+    };
+    let action = if app.is_some() { "change" } else { "create" };
+    let p = if app.is_some() { format!("app-{id}-") } else { "new-app-".to_owned() };
+    let f = move |field: &str| format!("{p}{field}");
+    let to_send = id.clone();
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let Some(data) = submitted(&ev) else { return };
+        let get = |f: &str| data.get(f).as_string().unwrap_or_default();
+        let all = |f: &str| data.get_all(f).iter().filter_map(|v| v.as_string()).collect();
+        if !act.pending().get_untracked() {
+            act.dispatch((
+                action.into(),
+                to_send.clone(),
+                AppSettings::from_form(get, all),
+                String::new(),
+                get("code"),
+            ));
+        }
+    };
+    let check = |field: String, name: &'static str, on: bool, words: &'static str| {
+        let label_for = field.clone();
+        view! {
+            <label for=label_for class="check">
+                <input id=field type="checkbox" name=name checked=on/>
+                {words}
+            </label>
+        }
+    };
+    view! {
+        <form method="post" action="/admin" class="admin-app" on:submit=submit>
+            <IntentField intent=Intent::Admin/>
+            <input type="hidden" name="app-action" value=action/>
+            {app.is_some().then(|| view! { <input type="hidden" name="id" value=id.clone()/> })}
+            <label for=f("name")>"Name"</label>
+            <input id=f("name") name="name" type="text" required=true maxlength="100" autocomplete="off" value=s.name/>
+            <label for=f("redirect")>"Redirect URIs, one a line"</label>
+            <textarea id=f("redirect") name="redirect-uris" required=true rows="2" spellcheck="false">
+                {s.redirect_uris.join("\n")}
+            </textarea>
+            <label for=f("logout")>"After log-out, one a line (optional)"</label>
+            <textarea id=f("logout") name="logout-uris" rows="1" spellcheck="false">
+                {s.post_logout_redirect_uris.join("\n")}
+            </textarea>
+            <label for=f("backchannel")>"Back-channel log-out URI (optional)"</label>
+            <input id=f("backchannel") name="backchannel-uri" type="url" spellcheck="false" value=s.backchannel_logout_uri/>
+            {(!groups.is_empty()).then(|| view! {
+                <fieldset>
+                    <legend>"Only for the groups (none: everyone)"</legend>
+                    {groups.into_iter().map(|g| {
+                        let on = s.groups.contains(&g);
+                        let (label_for, field, value) = (f(&format!("group-{g}")), f(&format!("group-{g}")), g.clone());
+                        view! {
+                            <label for=label_for class="check">
+                                <input id=field type="checkbox" name="groups" value=value checked=on/>
+                                {g}
+                            </label>
+                        }
+                    }).collect_view()}
+                </fieldset>
+            })}
+            {app.is_none().then(|| check(f("public"), "public", false, "Public: no secret (PKCE)"))}
+            {check(f("consent"), "consent", s.consent, "Ask before the first sign-in")}
+            {check(f("two-factor"), "two-factor", s.two_factor, "Two factors required")}
+            {(!s.public).then(|| check(f("pkce"), "pkce", s.pkce_required, "PKCE required"))}
+            {needs_proof.then(|| view! {
+                <label for=f("code")>"Code from your app"</label>
+                <input id=f("code") name="code" type="text" inputmode="numeric" autocomplete="one-time-code"
+                    required=true maxlength="9" class="code-input"/>
+            })}
+            <button type="submit" class="btn btn-primary">{if app.is_some() { "Save" } else { "Add the app" }}</button>
+        </form>
+    }
+}
+
+/// One of an app's buttons: a new secret, retiring the previous one, or
+/// removing the app (its name typed to confirm).
+#[component]
+fn AppButton(action: &'static str, id: String, label: &'static str, needs_proof: bool) -> impl IntoView {
+    let act = expect_context::<Action<AppChange, Result<Done, AppError>>>();
+    let to_send = id.clone();
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let Some(data) = submitted(&ev) else { return };
+        let get = |f: &str| data.get(f).as_string().unwrap_or_default();
+        if !act.pending().get_untracked() {
+            act.dispatch((action.into(), to_send.clone(), AppSettings::default(), get("confirm"), get("code")));
+        }
+    };
+    let remove = action == "remove";
+    let field = format!("{action}-{id}");
+    view! {
+        <form method="post" action="/admin" class="admin-change" on:submit=submit>
+            <IntentField intent=Intent::Admin/>
+            <input type="hidden" name="app-action" value=action/>
+            <input type="hidden" name="id" value=id/>
+            {remove.then(|| view! {
+                <label for=format!("{field}-confirm")>"Type its name to remove it"</label>
+                <input id=format!("{field}-confirm") name="confirm" type="text" required=true autocomplete="off"/>
+            })}
+            {needs_proof.then(|| view! {
+                <label for=format!("{field}-code")>"Code from your app"</label>
+                <input id=format!("{field}-code") name="code" type="text" inputmode="numeric"
+                    autocomplete="one-time-code" required=true maxlength="9" class="code-input"/>
+            })}
+            <button type="submit" class=if remove { "btn btn-danger" } else { "btn" }>{label}</button>
+        </form>
+    }
+}
+
 /// What the last change did (or why it was refused): said by the server
 /// without JavaScript, in place with it; `changed` is bumped after each
 /// change so the page's data is read again.
@@ -743,18 +952,21 @@ fn Said<I: Send + Sync + 'static>(act: Action<I, Result<Done, AppError>>, change
     let outcome = use_context::<Posted>().and_then(|p| p.0).filter(|o| o.intent == Intent::Admin);
     let said = RwSignal::new(outcome.as_ref().map(|o| o.field("done")).unwrap_or_default());
     let link = RwSignal::new(outcome.as_ref().map(|o| o.field("link")).unwrap_or_default());
+    let secret = RwSignal::new(outcome.as_ref().map(|o| o.field("secret")).unwrap_or_default());
     let error = RwSignal::new(outcome.and_then(|o| o.error));
     Effect::new(move |_| match act.value().get() {
-        Some(Ok(Done { message, link: shown })) => {
+        Some(Ok(Done { message, link: shown, secret: given })) => {
             error.set(None);
             said.set(message);
             link.set(shown);
+            secret.set(given);
             changed.update(|n| *n += 1);
             focus_later("#admin-said");
         }
         Some(Err(e)) => {
             said.set(String::new());
             link.set(String::new());
+            secret.set(String::new());
             error.set(Some(e));
             focus_later("#admin-said");
         }
@@ -765,11 +977,12 @@ fn Said<I: Send + Sync + 'static>(act: Action<I, Result<Done, AppError>>, change
             class:alert-ok=move || !said.get().is_empty() aria-live="polite" data-testid="admin-said">
             {move || said.get()}
         </p>
-        // A new invitation's link, shown once, selected for copying.
-        {move || (!link.get().is_empty()).then(|| view! {
-            <input class="shown-link" readonly=true aria-label="Link" data-testid="shown-link" value=link.get()
+        // A new invitation's link or app secret, shown once, selected for
+        // copying.
+        {move || [("Link", link.get()), ("Secret", secret.get())].into_iter().filter(|(_, v)| !v.is_empty()).map(|(what, v)| view! {
+            <input class="shown-link" readonly=true aria-label=what data-testid="shown-link" value=v
                 on:focus=|ev| { event_target::<leptos::web_sys::HtmlInputElement>(&ev).select(); }/>
-        })}
+        }).collect_view()}
         <ErrorNote error=Signal::derive(move || error.get()) busy=act.pending()/>
     }
 }
@@ -989,10 +1202,11 @@ fn ActivityList(page: ActivityPage, filter: ActivityFilter) -> impl IntoView {
                     <span class="when">{e.when}</span>
                     <span class="where">
                         {match (e.person, e.person_id) {
-                            (Some(p), Some(id)) => view! { <a href=format!("/admin?person={id}")>{p}</a> }.into_any(),
-                            _ => view! { "a deleted or unknown account" }.into_any(),
+                            (Some(p), Some(id)) => view! { <a href=format!("/admin?person={id}")>{p}</a> " · " }.into_any(),
+                            _ if e.about_no_account => ().into_any(),
+                            _ => view! { "a deleted or unknown account · " }.into_any(),
                         }}
-                        " · " {e.browser}
+                        {e.browser}
                         {e.ip.map(|ip| format!(" · from {ip}"))}
                         {e.by.map(|by| view! { " · by " <strong>{by}</strong> })}
                     </span>
@@ -1023,6 +1237,7 @@ fn Sections(here: &'static str) -> impl IntoView {
             <a href="/admin" aria-current=(here == "people").then_some("page")>"People"</a>
             <a href="/admin?view=groups" aria-current=(here == "groups").then_some("page")>"Groups"</a>
             <a href="/admin?view=invitations" aria-current=(here == "invitations").then_some("page")>"Invitations"</a>
+            <a href="/admin?view=apps" aria-current=(here == "apps").then_some("page")>"Apps"</a>
             <a href="/admin?view=activity" aria-current=(here == "activity").then_some("page")>"Activity"</a>
             <a href="/admin?view=rules" aria-current=(here == "rules").then_some("page")>"Access rules"</a>
             <a href="/admin?view=overview" aria-current=(here == "overview").then_some("page")>"Overview"</a>

@@ -154,6 +154,10 @@ pub struct ActivityLine {
     /// to an address without one).
     pub person: Option<String>,
     pub person_id: Option<i64>,
+    /// The event is about no account (an app, an invitation): no person
+    /// to name.
+    #[serde(default)]
+    pub about_no_account: bool,
     /// The administrator who did it, if one did.
     pub by: Option<String>,
     pub ip: Option<String>,
@@ -361,6 +365,136 @@ impl InvitationAction {
     }
 }
 
+/// The OpenID apps (GET /api/admin/apps), oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppsView {
+    pub apps: Vec<AppLine>,
+    /// Every group, for "only for members of".
+    pub groups: Vec<String>,
+    /// Where apps find the portal: its issuer and discovery address.
+    pub issuer: String,
+    pub discovery: String,
+    pub needs_proof: bool,
+}
+
+/// One app.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppLine {
+    /// Its client id.
+    pub id: String,
+    pub settings: AppSettings,
+    /// Its policy and secrets in the server's words.
+    pub facts: Vec<String>,
+    /// A previous secret still works (after a new one was made).
+    pub old_secret: bool,
+}
+
+/// What an administrator sets for an app (POST /api/admin/app's `app`).
+/// Missing fields take the defaults: confidential, consent asked, two
+/// factors required, PKCE optional (public apps: always required).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct AppSettings {
+    pub name: String,
+    /// Where the app may be sent back after a sign-in, compared exactly.
+    pub redirect_uris: Vec<String>,
+    /// Where it may be sent after a log-out it started.
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Its back-channel log-out address (empty: none).
+    pub backchannel_logout_uri: String,
+    /// No secret (an app in a browser or on a phone): PKCE instead. Set
+    /// when it is added; it cannot change.
+    pub public: bool,
+    /// Only members of these groups may use it (empty: everyone).
+    pub groups: Vec<String>,
+    /// Ask the person before their first sign-in to it.
+    pub consent: bool,
+    pub pkce_required: bool,
+    /// Only log-ins with two factors.
+    pub two_factor: bool,
+}
+
+impl Default for AppSettings {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            redirect_uris: Vec::new(),
+            post_logout_redirect_uris: Vec::new(),
+            backchannel_logout_uri: String::new(),
+            public: false,
+            groups: Vec::new(),
+            consent: true,
+            pkce_required: false,
+            two_factor: true,
+        }
+    }
+}
+
+impl AppSettings {
+    /// From a posted form's fields (`get` one, `all` of a repeated one):
+    /// `name`, `redirect-uris` and `logout-uris` (one a line),
+    /// `backchannel-uri`, `groups`, and the boxes `public`, `consent`,
+    /// `pkce`, `two-factor` (ticked: "on").
+    pub fn from_form(get: impl Fn(&str) -> String, all: impl Fn(&str) -> Vec<String>) -> Self {
+        let on = |field: &str| get(field) == "on";
+        Self {
+            name: get("name"),
+            redirect_uris: lines(&get("redirect-uris")),
+            post_logout_redirect_uris: lines(&get("logout-uris")),
+            backchannel_logout_uri: get("backchannel-uri"),
+            public: on("public"),
+            groups: all("groups"),
+            consent: on("consent"),
+            pkce_required: on("pkce"),
+            two_factor: on("two-factor"),
+        }
+    }
+}
+
+/// The non-empty lines of a text area, trimmed.
+pub fn lines(text: &str) -> Vec<String> {
+    text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect()
+}
+
+/// A change to the apps (POST /api/admin/app).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppAction {
+    Create(AppSettings),
+    Change {
+        id: String,
+        settings: AppSettings,
+    },
+    /// A new secret, shown once; the old one works until `RemoveOldSecret`.
+    RotateSecret {
+        id: String,
+    },
+    RemoveOldSecret {
+        id: String,
+    },
+    /// Removes the app; `confirm` must be its name, typed.
+    Remove {
+        id: String,
+        confirm: String,
+    },
+}
+
+impl AppAction {
+    /// From `action` (create, change, rotate-secret, remove-old-secret,
+    /// remove) and its fields.
+    pub fn parse(action: &str, id: String, settings: AppSettings, confirm: String) -> Option<Self> {
+        Some(match action {
+            "create" => AppAction::Create(settings),
+            "change" => AppAction::Change { id, settings },
+            "rotate-secret" => AppAction::RotateSecret { id },
+            "remove-old-secret" => AppAction::RemoveOldSecret { id },
+            "remove" => AppAction::Remove { id, confirm },
+            _ => return None,
+        })
+    }
+}
+
 /// The admin page's overview (GET /api/admin/overview): sections of facts
 /// in the server's words (the page draws them as they come, so the words
 /// are not shipped in the browser's code).
@@ -412,6 +546,32 @@ pub fn valid_group(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_apps_form_reads_one_address_a_line_and_its_boxes() {
+        let form = |f: &str| {
+            match f {
+                "name" => " Grafana ",
+                "redirect-uris" => " https://a.example/cb \r\n\r\nhttps://b.example/cb\n",
+                "consent" | "two-factor" => "on",
+                _ => "",
+            }
+            .to_owned()
+        };
+        let s = AppSettings::from_form(form, |_| vec!["staff".into()]);
+        assert_eq!(s.redirect_uris, ["https://a.example/cb", "https://b.example/cb"]);
+        assert!(s.post_logout_redirect_uris.is_empty());
+        assert_eq!((s.consent, s.two_factor, s.public, s.pkce_required), (true, true, false, false));
+        assert_eq!(s.groups, ["staff"]);
+        assert_eq!(AppAction::parse("launch", String::new(), s.clone(), String::new()), None);
+        assert_eq!(
+            AppAction::parse("remove", "id1".into(), s, "Grafana".into()),
+            Some(AppAction::Remove { id: "id1".into(), confirm: "Grafana".into() })
+        );
+        // An API client that leaves the policy out gets the safe defaults.
+        let d: AppSettings = serde_json::from_str(r#"{"name":"X"}"#).unwrap();
+        assert!(d.consent && d.two_factor && !d.public);
+    }
 
     #[test]
     fn invitation_actions_parse_their_fields_and_refuse_anything_else() {

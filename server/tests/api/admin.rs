@@ -88,7 +88,13 @@ fn admin_requests(app: &TestApp, person: i64) -> Vec<(Method, String, Option<Val
                 "/api/admin/person" => (format!("{p}?id={person}"), None),
                 "/api/admin/act" => (p.clone(), Some(json!({"person": person, "action": "confirm-email"}))),
                 "/api/admin/activity" => (format!("{p}?kind=log_in_ok&page=1"), None),
-                "/api/admin/groups" | "/api/admin/overview" | "/api/admin/invitations" => (p.clone(), None),
+                "/api/admin/groups" | "/api/admin/overview" | "/api/admin/invitations" | "/api/admin/apps" => {
+                    (p.clone(), None)
+                }
+                "/api/admin/app" => (
+                    p.clone(),
+                    Some(json!({"action": "create", "app": {"name": "Wiki", "redirectUris": ["https://wiki.example/cb"]}})),
+                ),
                 "/api/admin/invitation" => (p.clone(), Some(json!({"days": 3}))),
                 // The invitation the line above makes (revokes are sorted last).
                 "/api/admin/invitation/revoke" => (p.clone(), Some(json!({"id": 1}))),
@@ -510,11 +516,11 @@ async fn the_audit_trail_of_everyone_is_filtered_paged_and_exported_as_csv() {
     assert_eq!(csv.headers["content-type"], "text/csv; charset=utf-8");
     assert!(csv.headers["content-disposition"].to_str().unwrap().starts_with("attachment; filename=\"activity-"));
     let lines: Vec<&str> = csv.text.lines().collect();
-    assert_eq!(lines[0], "time,kind,event,person,by,address,user_agent");
+    assert_eq!(lines[0], "time,kind,event,person,by,address,user_agent,detail");
     assert_eq!(lines.len(), 4, "{}", csv.text);
     assert!(
         lines[1].ends_with(
-            ",log_in_failed,Failed log-in (wrong password),ann@example.com,,127.0.0.1,\"'=cmd|' /C calc'!A0\""
+            ",log_in_failed,Failed log-in (wrong password),ann@example.com,,127.0.0.1,\"'=cmd|' /C calc'!A0\","
         ),
         "{}",
         lines[1]
@@ -542,7 +548,7 @@ async fn groups_are_made_renamed_and_deleted_with_every_member_told_in_their_act
         groups: vec!["staff".into(), "family".into()],
         ..Default::default()
     };
-    let wiki = clients::add(&app.state, &wiki).await.unwrap();
+    let wiki = clients::add(&app.state, &Default::default(), None, &wiki).await.unwrap();
 
     // Made with a first member; refused: a name taken, the administrators'
     // group, an unknown address, a bad name.

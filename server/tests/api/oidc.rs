@@ -15,9 +15,10 @@ use openidconnect::{
 use super::*;
 use app::server::oidc::clients::{self, NewClient};
 
-const REDIRECT: &str = "https://app.example.test/oauth2/callback";
+pub(super) const REDIRECT: &str = "https://app.example.test/oauth2/callback";
 
-type Rp = CoreClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointMaybeSet, EndpointMaybeSet>;
+pub(super) type Rp =
+    CoreClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointMaybeSet, EndpointMaybeSet>;
 
 /// A browser that does not follow redirects (the test reads each one),
 /// keeping cookies.
@@ -26,11 +27,11 @@ fn browser() -> reqwest::Client {
 }
 
 /// The relying party's own HTTP client: never follows redirects.
-fn rp_http() -> reqwest::Client {
+pub(super) fn rp_http() -> reqwest::Client {
     reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client")
 }
 
-async fn oidc_app() -> TestApp {
+pub(super) async fn oidc_app() -> TestApp {
     let mut app = spawn_app_with(&[("PUBLIC_URL", "self")]).await;
     app.client = browser();
     app
@@ -47,10 +48,10 @@ fn app_client(name: &str) -> NewClient {
 }
 
 async fn add(app: &TestApp, new: NewClient) -> clients::Created {
-    clients::add(&app.state, &new).await.expect("client added")
+    clients::add(&app.state, &Default::default(), None, &new).await.expect("client added")
 }
 
-async fn relying_party(app: &TestApp, created: &clients::Created) -> Rp {
+pub(super) async fn relying_party(app: &TestApp, created: &clients::Created) -> Rp {
     let metadata = CoreProviderMetadata::discover_async(IssuerUrl::new(app.base.clone()).unwrap(), &rp_http())
         .await
         .expect("discovery");
@@ -63,7 +64,7 @@ async fn relying_party(app: &TestApp, created: &clients::Created) -> Rp {
 }
 
 /// The query of a redirect's `Location` back to the app, as pairs.
-fn answer_of(reply: &Reply) -> HashMap<String, String> {
+pub(super) fn answer_of(reply: &Reply) -> HashMap<String, String> {
     let location = location(reply);
     assert!(location.starts_with(REDIRECT), "back to the app: {location}");
     let url = url::Url::parse(&location).unwrap();
@@ -95,14 +96,14 @@ fn at_clock(app: &TestApp) -> impl Fn() -> chrono::DateTime<chrono::Utc> + Send 
     }
 }
 
-struct SignedIn {
-    access: openidconnect::AccessToken,
+pub(super) struct SignedIn {
+    pub(super) access: openidconnect::AccessToken,
     refresh: Option<RefreshToken>,
     code: String,
 }
 
 /// Authorize (logged in already), exchange, verify everything.
-async fn sign_in(app: &TestApp, rp: &Rp, scopes: &[&str]) -> SignedIn {
+pub(super) async fn sign_in(app: &TestApp, rp: &Rp, scopes: &[&str]) -> SignedIn {
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let mut request =
         rp.authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random);
@@ -137,7 +138,7 @@ async fn sign_in(app: &TestApp, rp: &Rp, scopes: &[&str]) -> SignedIn {
     SignedIn { access: tokens.access_token().clone(), refresh: tokens.refresh_token().cloned(), code }
 }
 
-async fn userinfo(app: &TestApp, access: &str) -> Reply {
+pub(super) async fn userinfo(app: &TestApp, access: &str) -> Reply {
     app.send(&app.client, app.client.get(format!("{}/oidc/userinfo", app.base)).bearer_auth(access)).await
 }
 
@@ -209,7 +210,7 @@ async fn a_code_works_once_and_a_second_use_revokes_what_the_first_got() {
 }
 
 /// A token request with the client's secret as HTTP Basic.
-async fn token_form(app: &TestApp, created: &clients::Created, form: &[(&str, &str)]) -> Reply {
+pub(super) async fn token_form(app: &TestApp, created: &clients::Created, form: &[(&str, &str)]) -> Reply {
     let req = app
         .client
         .post(format!("{}/oidc/token", app.base))
@@ -228,7 +229,7 @@ async fn exchange_code(app: &TestApp, created: &clients::Created, code: &str) ->
     token_form(app, created, &[("grant_type", "authorization_code"), ("code", code), ("redirect_uri", REDIRECT)]).await
 }
 
-async fn authorize(app: &TestApp, params: &[(&str, &str)]) -> Reply {
+pub(super) async fn authorize(app: &TestApp, params: &[(&str, &str)]) -> Reply {
     app.get(&format!("/oidc/authorize?{}", query_of(params))).await
 }
 

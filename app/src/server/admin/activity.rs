@@ -78,9 +78,13 @@ pub async fn page(
     let events = rows
         .into_iter()
         .map(|r| ActivityLine {
-            label: label(&r.kind),
+            label: match &r.detail {
+                Some(detail) => format!("{}: {detail}", label(&r.kind)),
+                None => label(&r.kind),
+            },
             when: format_time(r.at, zone_name),
             browser: browser_words(r.user_agent.as_deref()),
+            about_no_account: r.user_id.is_none() && r.detail.is_some(),
             person: r.person_email,
             person_id: r.user_id,
             by: r.actor_email,
@@ -104,7 +108,7 @@ pub async fn csv(state: &AppState, session: &FullSession, filter: &ActivityFilte
     let zone = admin.time_zone.as_deref().and_then(time_zone::parse);
     let parsed = parse(filter, zone.as_ref().map_or(&TimeZone::UTC, |(_, z)| z))?;
     let (rows, _) = state.db.find_events(&parsed, 0, EXPORT_LIMIT).await?;
-    let mut out = String::from("time,kind,event,person,by,address,user_agent\r\n");
+    let mut out = String::from("time,kind,event,person,by,address,user_agent,detail\r\n");
     for r in &rows {
         line(&mut out, r);
     }
@@ -121,6 +125,7 @@ fn line(out: &mut String, r: &EventRow) {
         r.actor_email.as_deref().unwrap_or(""),
         r.ip.as_deref().unwrap_or(""),
         r.user_agent.as_deref().unwrap_or(""),
+        r.detail.as_deref().unwrap_or(""),
     ];
     for (i, cell) in cells.iter().enumerate() {
         if i > 0 {

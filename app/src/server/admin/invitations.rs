@@ -117,10 +117,10 @@ pub async fn check(
     };
     let groups = checked_groups(state, groups)?;
     if !(1..=INVITATION_DAYS.1).contains(&days) {
-        return Err(field_error("days", format!("An invitation works 1 to {} days.", INVITATION_DAYS.1)));
+        return Err(AppError::field("days", format!("An invitation works 1 to {} days.", INVITATION_DAYS.1)));
     }
     if mail && email.is_none() {
-        return Err(field_error("email", "To mail the link, give the address it goes to.".into()));
+        return Err(AppError::field("email", "To mail the link, give the address it goes to."));
     }
     if let Some(email) = &email
         && state.db.user_by_email(email.as_str()).await?.is_some()
@@ -157,7 +157,8 @@ pub async fn make(state: &AppState, meta: &RequestMeta, actor: Option<i64>, new:
         tx.enqueue_mail(&mail::new_mail(state, &kind, None, email.as_str(), meta)).await?;
         tx.note_mail_queued();
     }
-    audit::record_by(state, &mut tx, None, actor, AuditKind::InvitationMade, meta).await?;
+    let about = new.email.as_ref().map_or("for any address", |e| e.as_str());
+    audit::record_about(state, &mut tx, actor, AuditKind::InvitationMade, about, meta).await?;
     audit::commit(state, tx).await?;
     tracing::info!(invitation = id, "invitation made");
     let link = token.map(|token| format!("{}/signup?invite={token}", state.gate.public_url));
@@ -179,7 +180,8 @@ pub async fn revoke(
             "There is no such invitation left to revoke: it was used or revoked already, or never existed.",
         ));
     };
-    audit::record_by(state, &mut tx, None, actor, AuditKind::InvitationRevoked, meta).await?;
+    let about = email.as_deref().unwrap_or("for any address");
+    audit::record_about(state, &mut tx, actor, AuditKind::InvitationRevoked, about, meta).await?;
     audit::commit(state, tx).await?;
     tracing::info!(invitation = id, "invitation revoked");
     Ok(email)
@@ -211,6 +213,7 @@ pub async fn change(
                          until {until}."
                     ),
                     link,
+                    secret: String::new(),
                 },
             })
         }
@@ -228,7 +231,7 @@ fn checked_groups(state: &AppState, groups: Vec<String>) -> Result<Vec<String>, 
     let mut out: Vec<String> = Vec::new();
     for group in groups {
         if !valid_group(&group) {
-            return Err(field_error("groups", "A group name is 1 to 64 letters, digits, '-', '_' or '.'.".into()));
+            return Err(AppError::field("groups", "A group name is 1 to 64 letters, digits, '-', '_' or '.'."));
         }
         if group == state.admin_group {
             return Err(AppError::forbidden(format!(
@@ -240,13 +243,7 @@ fn checked_groups(state: &AppState, groups: Vec<String>) -> Result<Vec<String>, 
         }
     }
     if out.len() > MAX_GROUPS {
-        return Err(field_error("groups", format!("An invitation gives {MAX_GROUPS} groups at most.")));
+        return Err(AppError::field("groups", format!("An invitation gives {MAX_GROUPS} groups at most.")));
     }
     Ok(out)
-}
-
-fn field_error(field: &str, message: String) -> AppError {
-    let mut e = AppError::bad_request(message.clone());
-    e.fields.insert(field.into(), message);
-    e
 }

@@ -7,6 +7,7 @@
 //! administrator cannot lock everyone out).
 
 pub mod activity;
+pub mod apps;
 pub mod groups;
 pub mod invitations;
 pub mod overview;

@@ -111,6 +111,7 @@ pub struct EventRow {
     pub user_id: Option<i64>,
     pub person_email: Option<String>,
     pub actor_email: Option<String>,
+    pub detail: Option<String>,
 }
 
 impl Db {
@@ -124,7 +125,8 @@ impl Db {
     ) -> Result<(Vec<EventRow>, i64), AppError> {
         let pattern = filter.person.as_deref().map(contains_pattern);
         let rows = sqlx::query_as::<_, EventRow>(concat!(
-            "SELECT e.kind, e.at, e.ip, e.user_agent, e.user_id, u.email AS person_email, a.email AS actor_email ",
+            "SELECT e.kind, e.at, e.ip, e.user_agent, e.user_id, u.email AS person_email, a.email AS actor_email, \
+             e.detail ",
             events_from!(),
             events_where!(),
             " ORDER BY e.at DESC, e.id DESC LIMIT $6 OFFSET $7"

@@ -10,6 +10,9 @@ pub struct NewAuditEvent<'a> {
     pub at: i64,
     pub ip: Option<&'a str>,
     pub user_agent: Option<&'a str>,
+    /// What the event was about when that is not an account: an app's
+    /// name, an invitation's address (migration 0018).
+    pub detail: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, FromRow)]
@@ -42,7 +45,8 @@ const AUDIT_COLUMNS: &str = "kind, at, ip, user_agent, about_kind, about_at, abo
 /// (`Tx::insert_audit`).
 fn insert_audit_query<'q>(e: &NewAuditEvent<'q>) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
     sqlx::query(
-        "INSERT INTO audit_events (user_id, kind, at, ip, user_agent, actor_id) VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO audit_events (user_id, kind, at, ip, user_agent, actor_id, detail) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(e.user_id)
     .bind(e.kind)
@@ -50,6 +54,7 @@ fn insert_audit_query<'q>(e: &NewAuditEvent<'q>) -> sqlx::query::Query<'q, sqlx:
     .bind(e.ip)
     .bind(e.user_agent)
     .bind(e.actor_id)
+    .bind(e.detail)
 }
 
 impl Db {

@@ -229,30 +229,6 @@ impl Db {
         .await?)
     }
 
-    pub async fn insert_oidc_client(&self, c: &ClientRow) -> Result<(), AppError> {
-        let _turn = self.turn().await?;
-        sqlx::query(concat!(
-            "INSERT INTO oidc_clients (",
-            client_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-        ))
-        .bind(&c.id)
-        .bind(&c.name)
-        .bind(&c.secret_hash)
-        .bind(&c.previous_secret_hash)
-        .bind(&c.redirect_uris)
-        .bind(&c.post_logout_redirect_uris)
-        .bind(&c.backchannel_logout_uri)
-        .bind(&c.allowed_groups)
-        .bind(&c.consent)
-        .bind(&c.pkce)
-        .bind(c.two_factor)
-        .bind(c.created_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
     /// SQLite's exchange in one statement, in the writer turn: spends the
     /// code only if every check of the token endpoint holds (its client,
     /// not expired, the same redirect URI, the PKCE challenge, a live
@@ -346,45 +322,127 @@ impl Db {
 }
 
 impl Tx {
+    pub async fn insert_oidc_client(&mut self, c: &ClientRow) -> Result<(), AppError> {
+        self.step()?;
+        sqlx::query(concat!(
+            "INSERT INTO oidc_clients (",
+            client_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+        ))
+        .bind(&c.id)
+        .bind(&c.name)
+        .bind(&c.secret_hash)
+        .bind(&c.previous_secret_hash)
+        .bind(&c.redirect_uris)
+        .bind(&c.post_logout_redirect_uris)
+        .bind(&c.backchannel_logout_uri)
+        .bind(&c.allowed_groups)
+        .bind(&c.consent)
+        .bind(&c.pkce)
+        .bind(c.two_factor)
+        .bind(c.created_at)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    /// The app, held until the transaction ends (PostgreSQL: a row lock;
+    /// SQLite: the transaction holds the one writer turn already).
+    pub async fn lock_oidc_client(&mut self, id: &str) -> Result<Option<ClientRow>, AppError> {
+        let sql = if self.backend == super::Backend::Postgres {
+            concat!("SELECT ", client_columns!(), " FROM oidc_clients WHERE id = $1 FOR UPDATE")
+        } else {
+            concat!("SELECT ", client_columns!(), " FROM oidc_clients WHERE id = $1")
+        };
+        Ok(sqlx::query_as::<_, ClientRow>(sql).bind(id).fetch_optional(&mut *self.tx).await?)
+    }
+
+    /// Replaces an app's settings (not its id, kind or secrets). False: no
+    /// such app.
+    pub async fn update_oidc_client(&mut self, c: &ClientRow) -> Result<bool, AppError> {
+        self.step()?;
+        let done = sqlx::query(
+            "UPDATE oidc_clients SET name = $2, redirect_uris = $3, post_logout_redirect_uris = $4, \
+             backchannel_logout_uri = $5, allowed_groups = $6, consent = $7, pkce = $8, two_factor = $9 \
+             WHERE id = $1",
+        )
+        .bind(&c.id)
+        .bind(&c.name)
+        .bind(&c.redirect_uris)
+        .bind(&c.post_logout_redirect_uris)
+        .bind(&c.backchannel_logout_uri)
+        .bind(&c.allowed_groups)
+        .bind(&c.consent)
+        .bind(&c.pkce)
+        .bind(c.two_factor)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Ends every live sign-in (grant) of an app, with its tokens; how
+    /// many ended. The consents stay.
+    pub async fn revoke_client_grants(&mut self, client_id: &str, now: i64) -> Result<u64, AppError> {
+        self.step()?;
+        let logins: Vec<(String,)> = sqlx::query_as(
+            "UPDATE oidc_grants SET revoked_at = $2 WHERE client_id = $1 AND revoked_at IS NULL RETURNING login_id",
+        )
+        .bind(client_id)
+        .bind(now)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        let mut seen = std::collections::HashSet::new();
+        for (login,) in &logins {
+            if seen.insert(login.clone()) {
+                self.invalidate(Invalidation::Family(login.clone())).await?;
+            }
+        }
+        Ok(logins.len() as u64)
+    }
+
     /// Removes an app; its grants, tokens and consents go with it (the
     /// caches hear of each log-in that held a grant).
-    pub async fn remove_oidc_client(&mut self, id: &str) -> Result<bool, AppError> {
+    pub async fn remove_oidc_client(&mut self, id: &str) -> Result<Option<String>, AppError> {
         self.step()?;
         let logins: Vec<(String,)> = sqlx::query_as("SELECT DISTINCT login_id FROM oidc_grants WHERE client_id = $1")
             .bind(id)
             .fetch_all(&mut *self.tx)
             .await?;
-        let done = sqlx::query("DELETE FROM oidc_clients WHERE id = $1").bind(id).execute(&mut *self.tx).await?;
+        let name: Option<(String,)> = sqlx::query_as("DELETE FROM oidc_clients WHERE id = $1 RETURNING name")
+            .bind(id)
+            .fetch_optional(&mut *self.tx)
+            .await?;
         for (login,) in logins {
             self.invalidate(Invalidation::Family(login)).await?;
         }
-        Ok(done.rows_affected() == 1)
+        Ok(name.map(|(n,)| n))
     }
 
     /// A new secret; the current one becomes the previous (still good).
-    pub async fn rotate_oidc_client_secret(&mut self, id: &str, secret_hash: &str) -> Result<bool, AppError> {
+    pub async fn rotate_oidc_client_secret(&mut self, id: &str, secret_hash: &str) -> Result<Option<String>, AppError> {
         self.step()?;
-        let done = sqlx::query(
+        let name: Option<(String,)> = sqlx::query_as(
             "UPDATE oidc_clients SET previous_secret_hash = secret_hash, secret_hash = $2 \
-             WHERE id = $1 AND secret_hash IS NOT NULL",
+             WHERE id = $1 AND secret_hash IS NOT NULL RETURNING name",
         )
         .bind(id)
         .bind(secret_hash)
-        .execute(&mut *self.tx)
+        .fetch_optional(&mut *self.tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(name.map(|(n,)| n))
     }
 
     /// Ends the previous secret's life.
-    pub async fn drop_previous_oidc_secret(&mut self, id: &str) -> Result<bool, AppError> {
+    pub async fn drop_previous_oidc_secret(&mut self, id: &str) -> Result<Option<String>, AppError> {
         self.step()?;
-        let done = sqlx::query(
-            "UPDATE oidc_clients SET previous_secret_hash = NULL WHERE id = $1 AND previous_secret_hash IS NOT NULL",
+        let name: Option<(String,)> = sqlx::query_as(
+            "UPDATE oidc_clients SET previous_secret_hash = NULL WHERE id = $1 AND previous_secret_hash IS NOT NULL \
+             RETURNING name",
         )
         .bind(id)
-        .execute(&mut *self.tx)
+        .fetch_optional(&mut *self.tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(name.map(|(n,)| n))
     }
 
     /// The account's subject for apps, given now if it has none yet.

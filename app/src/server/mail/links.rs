@@ -209,6 +209,7 @@ pub async fn reset_password(state: &AppState, meta: &RequestMeta, token: &str, n
         at: now,
         ip: meta.ip.as_deref(),
         user_agent: meta.user_agent.as_deref(),
+        detail: None,
     };
     tx.insert_audit(&event).await?;
     let kind = MailKind::Notice(mail::Notice::PasswordReset).as_string();
@@ -259,6 +260,7 @@ pub async fn lockdown(state: &AppState, meta: &RequestMeta, token: &str) -> Resu
         at: now,
         ip: meta.ip.as_deref(),
         user_agent: meta.user_agent.as_deref(),
+        detail: None,
     };
     tx.insert_lockdown_audit(&event, cause.as_ref()).await?;
     let address = tx.user_email(user_id).await?;

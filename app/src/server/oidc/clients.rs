@@ -8,12 +8,18 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 
 use super::OAuthError;
 use crate::error::AppError;
+use crate::server::audit;
 use crate::server::crypto::{random_bytes, sha256_hex};
 use crate::server::db::ClientRow;
+use crate::server::request::RequestMeta;
 use crate::server::state::AppState;
+use crate::wire::AuditKind;
+use crate::wire::admin::valid_group;
 
 /// Longest redirect URI accepted.
 const MAX_URI_CHARS: usize = 2000;
+/// Redirect URIs (and addresses after log-out) one app may register.
+const MAX_URIS: usize = 20;
 
 /// What `server oidc client add` asks for.
 #[derive(Debug, Clone, Default)]
@@ -67,71 +73,166 @@ fn new_secret() -> Result<String, AppError> {
     Ok(URL_SAFE_NO_PAD.encode(random_bytes::<32>()?))
 }
 
-fn check_groups(groups: &[String]) -> Result<(), String> {
-    match groups.iter().find(|g| g.is_empty() || g.contains(',') || g.chars().any(char::is_whitespace)) {
-        Some(g) => Err(format!("{g:?} is not a group name (no commas or spaces)")),
-        None => Ok(()),
-    }
-}
-
-/// Registers an app. Every URI is checked first; nothing is stored when
-/// one is refused.
-pub async fn add(state: &AppState, new: &NewClient) -> Result<Created, String> {
+/// Checks an app's settings; nothing is written. A refusal names the
+/// field (as the API's JSON names it).
+pub fn check(new: &NewClient) -> Result<(), AppError> {
     let name = new.name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err("the name must be 1 to 100 characters".into());
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(AppError::field("name", "An app's name is 1 to 100 characters."));
     }
     if new.redirect_uris.is_empty() {
-        return Err("give at least one --redirect-uri".into());
+        return Err(AppError::field("redirectUris", "Give at least one redirect URI (where the app is sent back)."));
     }
-    for uri in new.redirect_uris.iter().chain(&new.post_logout_redirect_uris).chain(&new.backchannel_logout_uri) {
-        check_uri(uri)?;
+    let lists: [(&str, &[String]); 2] =
+        [("redirectUris", &new.redirect_uris), ("postLogoutRedirectUris", &new.post_logout_redirect_uris)];
+    for (field, uris) in lists {
+        if uris.len() > MAX_URIS {
+            return Err(AppError::field(field, format!("{MAX_URIS} addresses at most.")));
+        }
+        for uri in uris {
+            check_uri(uri).map_err(|why| AppError::field(field, why))?;
+        }
     }
-    check_groups(&new.groups)?;
-    let id = URL_SAFE_NO_PAD.encode(random_bytes::<18>().map_err(|e| e.message)?);
-    let secret = if new.public { None } else { Some(new_secret().map_err(|e| e.message)?) };
-    let row = ClientRow {
-        id: id.clone(),
-        name: name.to_owned(),
-        secret_hash: secret.as_deref().map(|s| sha256_hex(s.as_bytes())),
+    if let Some(uri) = &new.backchannel_logout_uri {
+        check_uri(uri).map_err(|why| AppError::field("backchannelLogoutUri", why))?;
+    }
+    if let Some(g) = new.groups.iter().find(|g| !valid_group(g)) {
+        return Err(AppError::field(
+            "groups",
+            format!("{g:?} is not a group name (1 to 64 letters, digits, '-', '_' or '.')."),
+        ));
+    }
+    Ok(())
+}
+
+/// The row an app's settings make (its secrets and dates apart).
+fn row(id: &str, new: &NewClient, secret_hash: Option<String>, now: i64) -> ClientRow {
+    let public = secret_hash.is_none();
+    ClientRow {
+        id: id.to_owned(),
+        name: new.name.trim().to_owned(),
+        secret_hash,
         previous_secret_hash: None,
         redirect_uris: new.redirect_uris.join("\n"),
         post_logout_redirect_uris: new.post_logout_redirect_uris.join("\n"),
         backchannel_logout_uri: new.backchannel_logout_uri.clone(),
         allowed_groups: new.groups.join(","),
         consent: if new.consent_ask { "ask" } else { "skip" }.into(),
-        pkce: if new.pkce_required || new.public { "required" } else { "optional" }.into(),
+        pkce: if new.pkce_required || public { "required" } else { "optional" }.into(),
         two_factor: i64::from(new.two_factor),
-        created_at: state.now(),
-    };
-    state.db.insert_oidc_client(&row).await.map_err(|e| e.message)?;
+        created_at: now,
+    }
+}
+
+/// "Grafana (client id …)": what an event about the app names.
+fn about(name: &str, id: &str) -> String {
+    format!("{name} (client id {id})")
+}
+
+/// Registers an app for `actor` (an administrator; `None`: the operator's
+/// command), audited in the same transaction. Every URI is checked first;
+/// nothing is stored when one is refused.
+pub async fn add(
+    state: &AppState,
+    meta: &RequestMeta,
+    actor: Option<i64>,
+    new: &NewClient,
+) -> Result<Created, AppError> {
+    check(new)?;
+    let id = URL_SAFE_NO_PAD.encode(random_bytes::<18>()?);
+    let secret = if new.public { None } else { Some(new_secret()?) };
+    let row = row(&id, new, secret.as_deref().map(|s| sha256_hex(s.as_bytes())), state.now());
+    let mut tx = state.db.begin().await?;
+    tx.insert_oidc_client(&row).await?;
+    audit::record_about(state, &mut tx, actor, AuditKind::AppAdded, &about(&row.name, &id), meta).await?;
+    tx.commit().await?;
+    tracing::info!(client = %id, "OpenID app added");
     Ok(Created { id, secret })
 }
 
-/// Removes an app: its grants and tokens end with it.
-pub async fn remove(state: &AppState, id: &str) -> Result<bool, AppError> {
-    let mut tx = state.db.begin().await?;
-    let removed = tx.remove_oidc_client(id).await?;
-    tx.commit().await?;
-    Ok(removed)
+/// What changing an app did: `None`, no such app.
+pub struct Changed {
+    /// Sign-ins ended because who may use the app was narrowed.
+    pub ended: u64,
 }
 
-/// A new secret for a confidential app, printed once; the old one stays
+/// Replaces an app's settings (its kind, public or confidential, stays).
+/// When the change narrows who may use it (other groups, or two factors
+/// now required), its live sign-ins end with their tokens, so nobody keeps
+/// access the new settings would not give; the apps' next sign-in asks
+/// again under them.
+pub async fn change(
+    state: &AppState,
+    meta: &RequestMeta,
+    actor: Option<i64>,
+    id: &str,
+    new: &NewClient,
+) -> Result<Option<Changed>, AppError> {
+    check(new)?;
+    let mut tx = state.db.begin().await?;
+    let Some(old) = tx.lock_oidc_client(id).await? else { return Ok(None) };
+    let mut updated = row(id, new, old.secret_hash.clone(), old.created_at);
+    if old.is_public() {
+        updated.pkce = "required".into();
+    }
+    let narrowed = (updated.allowed_groups != old.allowed_groups && !updated.allowed_groups.is_empty())
+        || (updated.two_factor == 1 && old.two_factor == 0);
+    tx.update_oidc_client(&updated).await?;
+    let ended = if narrowed { tx.revoke_client_grants(id, state.now()).await? } else { 0 };
+    audit::record_about(state, &mut tx, actor, AuditKind::AppChanged, &about(&updated.name, id), meta).await?;
+    tx.commit().await?;
+    tracing::info!(client = %id, ended, "OpenID app changed");
+    Ok(Some(Changed { ended }))
+}
+
+/// Removes an app: its grants and tokens end with it. Its name, or `None`.
+pub async fn remove(
+    state: &AppState,
+    meta: &RequestMeta,
+    actor: Option<i64>,
+    id: &str,
+) -> Result<Option<String>, AppError> {
+    let mut tx = state.db.begin().await?;
+    let Some(name) = tx.remove_oidc_client(id).await? else { return Ok(None) };
+    audit::record_about(state, &mut tx, actor, AuditKind::AppRemoved, &about(&name, id), meta).await?;
+    tx.commit().await?;
+    tracing::info!(client = %id, "OpenID app removed");
+    Ok(Some(name))
+}
+
+/// A new secret for a confidential app, given once; the old one stays
 /// good until `remove_old_secret`, so the app can be moved over first.
 /// `None`: no such confidential app.
-pub async fn rotate_secret(state: &AppState, id: &str) -> Result<Option<String>, AppError> {
+pub async fn rotate_secret(
+    state: &AppState,
+    meta: &RequestMeta,
+    actor: Option<i64>,
+    id: &str,
+) -> Result<Option<String>, AppError> {
     let secret = new_secret()?;
     let mut tx = state.db.begin().await?;
-    let rotated = tx.rotate_oidc_client_secret(id, &sha256_hex(secret.as_bytes())).await?;
+    let Some(name) = tx.rotate_oidc_client_secret(id, &sha256_hex(secret.as_bytes())).await? else {
+        return Ok(None);
+    };
+    let detail = format!("{}: a new secret; the previous one still works", about(&name, id));
+    audit::record_about(state, &mut tx, actor, AuditKind::AppSecretChanged, &detail, meta).await?;
     tx.commit().await?;
-    Ok(rotated.then_some(secret))
+    Ok(Some(secret))
 }
 
-pub async fn remove_old_secret(state: &AppState, id: &str) -> Result<bool, AppError> {
+/// Ends the previous secret's life. False: there was none (or no app).
+pub async fn remove_old_secret(
+    state: &AppState,
+    meta: &RequestMeta,
+    actor: Option<i64>,
+    id: &str,
+) -> Result<bool, AppError> {
     let mut tx = state.db.begin().await?;
-    let dropped = tx.drop_previous_oidc_secret(id).await?;
+    let Some(name) = tx.drop_previous_oidc_secret(id).await? else { return Ok(false) };
+    let detail = format!("{}: the previous secret retired", about(&name, id));
+    audit::record_about(state, &mut tx, actor, AuditKind::AppSecretChanged, &detail, meta).await?;
     tx.commit().await?;
-    Ok(dropped)
+    Ok(true)
 }
 
 impl ClientRow {

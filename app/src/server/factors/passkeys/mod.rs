@@ -42,11 +42,7 @@ pub const MAX_NAME_CHARS: usize = 64;
 /// A passkey's name: trimmed, 1 to 64 characters, no control characters.
 pub fn parse_name(name: &str) -> Result<String, AppError> {
     let name = name.trim();
-    let fail = |message: &str| {
-        let mut e = AppError::bad_request(message);
-        e.fields.insert("name".into(), message.into());
-        e
-    };
+    let fail = |message: &str| AppError::field("name", message);
     if name.is_empty() {
         return Err(fail("Give the passkey a name, such as the device it is on."));
     }
