@@ -346,6 +346,90 @@ for (const javaScriptEnabled of [true, false]) {
   });
 }
 
+for (const javaScriptEnabled of [true, false]) {
+  test(`an OpenID app is added with its secret shown once, changed, given a new secret and removed (JavaScript ${javaScriptEnabled ? 'on' : 'off'})`, async ({ browser }) => {
+    const { own, page } = await administrator(browser, javaScriptEnabled);
+    const name = `Wiki ${javaScriptEnabled ? 'js' : 'nojs'} ${Date.now()}`;
+    await page.goto('/admin');
+    await page.getByRole('navigation', { name: 'Administration' }).getByRole('link', { name: 'Apps' }).click();
+    await expect(page.getByRole('heading', { name: 'Apps', level: 1 })).toBeVisible();
+
+    // A bad redirect URI: said, nothing added, the fields kept as typed.
+    const form = page.getByRole('form', { name: 'New app' });
+    await form.getByLabel('Name').fill(name);
+    await form.getByLabel('Redirect URIs, one a line').fill('wiki.example.test/cb');
+    await form.getByRole('button', { name: 'Add the app' }).click();
+    await expect(page.getByRole('alert')).toContainText('https://');
+    await expect(page.getByTestId('app-list')).not.toContainText(name);
+    await expect(form.getByLabel('Name')).toHaveValue(name);
+
+    // Added: the client id in the message, the secret shown once.
+    await form.getByLabel('Redirect URIs, one a line').fill('https://wiki.example.test/cb\nhttps://wiki.example.test/cb2');
+    await form.getByLabel('Ask before the first sign-in').uncheck();
+    await form.getByRole('button', { name: 'Add the app' }).click();
+    await expect(page.getByTestId('admin-said')).toContainText(`Added ${name}. Its client id is`);
+    const said = await page.getByTestId('admin-said').innerText();
+    const clientId = said.match(/client id is ([A-Za-z0-9_-]+)\./)![1];
+    const secret = await page.getByLabel('Secret').inputValue();
+    expect(secret.length).toBeGreaterThan(30);
+    const row = page.getByTestId('app-list').locator('li').filter({ hasText: name });
+    await expect(row).toContainText(clientId);
+    await expect(row).toContainText('Signs in without asking');
+    await expect(row).not.toContainText(secret);
+    if (javaScriptEnabled) {
+      await expectAccessible(page, 'admin: app added');
+      await shoot(page, 'apps');
+    }
+    // The secret is the app's: the token endpoint knows it (a code never
+    // issued is refused as a code, not the client).
+    const tokenWith = async (s: string) => {
+      const r = await page.request.post('/oidc/token', {
+        headers: { Authorization: `Basic ${Buffer.from(`${clientId}:${s}`).toString('base64')}` },
+        form: { grant_type: 'authorization_code', code: 'never-issued', redirect_uri: 'https://wiki.example.test/cb' },
+      });
+      return (await r.json()).error;
+    };
+    expect(await tokenWith(secret)).toBe('invalid_grant');
+
+    // Changed: one redirect URI left.
+    await row.getByText('Change', { exact: true }).click();
+    const change = page.getByRole('form', { name: `Change ${name}` });
+    await change.getByLabel('Redirect URIs, one a line').fill('https://wiki.example.test/cb');
+    await change.getByRole('button', { name: 'Save' }).click();
+    await expect(page.getByTestId('admin-said')).toContainText(`Saved ${name}.`);
+    await expect(row).not.toContainText('cb2');
+
+    // A new secret; the old one works until it is retired.
+    await row.getByRole('button', { name: 'New secret' }).click();
+    await expect(page.getByTestId('admin-said')).toContainText(`A new secret for ${name}`);
+    const second = await page.getByLabel('Secret').inputValue();
+    expect(second).not.toBe(secret);
+    expect(await tokenWith(secret)).toBe('invalid_grant');
+    await expect(row).toContainText('The previous secret still works');
+    if (javaScriptEnabled) await expectAccessible(page, 'admin: a new app secret');
+    await row.getByRole('button', { name: 'Retire the previous secret' }).click();
+    await expect(page.getByTestId('admin-said')).toContainText('no longer works');
+    expect(await tokenWith(secret)).toBe('invalid_client');
+    expect(await tokenWith(second)).toBe('invalid_grant');
+
+    // Removed, once its name is typed as it is.
+    await row.getByLabel('Type its name to remove it').fill(name.toUpperCase());
+    await row.getByRole('button', { name: 'Remove' }).click();
+    await expect(page.getByRole('alert')).toContainText(`type the app's name, ${name}, exactly`);
+    await row.getByLabel('Type its name to remove it').fill(name);
+    await row.getByRole('button', { name: 'Remove' }).click();
+    await expect(page.getByTestId('admin-said')).toContainText(`Removed ${name}`);
+    await expect(page.getByTestId('app-list')).not.toContainText(name);
+    expect(await tokenWith(second)).toBe('invalid_client');
+    if (javaScriptEnabled) await expectAccessible(page, 'admin: app removed');
+
+    // The trail names the app and who did it.
+    await page.goto('/admin?view=activity&kind=app_removed');
+    await expect(page.getByTestId('all-activity')).toContainText(`App removed: ${name} (client id ${clientId})`);
+    await own.close();
+  });
+}
+
 test("a person's page works by keyboard alone", async ({ browser }) => {
   const ann = await enrolledAccount(browser, portal, 'keys');
   const { own, page } = await administrator(browser, true);

@@ -319,8 +319,16 @@ async fn admin(State(state): State<AppState>, req: Request) -> Response {
                 "redirect-uris",
                 "logout-uris",
                 "backchannel-uri",
+                "public",
+                "consent",
+                "pkce",
+                "two-factor",
             ];
-            Answer::Render(failed(Intent::Admin, e, &posted, &keep))
+            let mut outcome = failed(Intent::Admin, e, &posted, &keep);
+            // A refused app's groups come back ticked (its policy is not
+            // silently widened on the second try).
+            outcome.fields.insert("groups".into(), posted.all("groups").join(","));
+            Answer::Render(outcome)
         }
     };
     finish(&state, posted.parts, &here, answer, vec![]).await

@@ -832,10 +832,15 @@ fn AppForm(app: Option<AppLine>, groups: Vec<String>, needs_proof: bool) -> impl
     let id = app.as_ref().map(|a| a.id.clone()).unwrap_or_default();
     let s = match (&app, kept) {
         (Some(a), _) => a.settings.clone(),
-        (None, Some(o)) => AppSettings::from_form(|f| o.field(f), |_| Vec::new()),
+        (None, Some(o)) => {
+            let groups: Vec<String> =
+                o.field("groups").split(',').filter(|g| !g.is_empty()).map(str::to_owned).collect();
+            AppSettings::from_form(|f| o.field(f), move |_| groups.clone())
+        }
         (None, None) => AppSettings::default(),
     };
     let action = if app.is_some() { "change" } else { "create" };
+    let form_name = if app.is_some() { format!("Change {}", s.name) } else { "New app".to_owned() };
     let p = if app.is_some() { format!("app-{id}-") } else { "new-app-".to_owned() };
     let f = move |field: &str| format!("{p}{field}");
     let to_send = id.clone();
@@ -864,7 +869,7 @@ fn AppForm(app: Option<AppLine>, groups: Vec<String>, needs_proof: bool) -> impl
         }
     };
     view! {
-        <form method="post" action="/admin" class="admin-app" on:submit=submit>
+        <form method="post" action="/admin" class="admin-app" aria-label=form_name on:submit=submit>
             <IntentField intent=Intent::Admin/>
             <input type="hidden" name="app-action" value=action/>
             {app.is_some().then(|| view! { <input type="hidden" name="id" value=id.clone()/> })}

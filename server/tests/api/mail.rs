@@ -728,6 +728,33 @@ async fn a_reset_of_the_second_factors_by_an_administrator_is_mailed_to_the_pers
 }
 
 #[tokio::test]
+async fn an_account_locked_by_an_administrator_is_told_how_to_get_back_in() {
+    let sink = Sink::start().await;
+    let app = app_with_sink(&sink, &[]).await;
+    let email = "locked@example.com";
+    app.enrolled_user(email).await;
+    app.enrolled_user("boss@example.com").await;
+    let boss = app.state.db.user_by_email("boss@example.com").await.unwrap().unwrap().id;
+    assert!(app.state.db.set_group(boss, "admins", true, app.clock_now()).await.unwrap());
+    sink.wait_for(4).await;
+    let person = app.state.db.user_by_email(email).await.unwrap().unwrap().id;
+    let r = app.post("/api/admin/act", json!({"person": person, "action": "lock"})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let all = sink.wait_for(5).await;
+    let notices = to_about(&all, email, "an administrator locked your account");
+    assert_eq!(notices.len(), 1, "{:?}", subjects(&all));
+    assert!(notices[0].text.contains("Forgot your password?"), "{}", notices[0].text);
+    // Locked already: no "This wasn't me" link to lock it.
+    assert!(notices[0].token("/lockdown").is_none(), "{}", notices[0].text);
+    // Unlocking says nothing more; locking again (after) does.
+    let r = app.post("/api/admin/act", json!({"person": person, "action": "unlock"})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(app.post("/api/admin/act", json!({"person": person, "action": "lock"})).await.status, StatusCode::OK);
+    let all = sink.wait_for(6).await;
+    assert_eq!(to_about(&all, email, "an administrator locked your account").len(), 2, "{:?}", subjects(&all));
+}
+
+#[tokio::test]
 async fn an_administrator_mails_a_password_reset_link_that_works() {
     let sink = Sink::start().await;
     let app = app_with_sink(&sink, &[]).await;

@@ -72,6 +72,9 @@ pub async fn rules(
             .await?
             .ok_or_else(|| AppError::bad_request(format!("There is no account with the address {person}.")))?;
         let groups = state.db.groups_of(user.id).await?;
+        // Past a group's deadline, the password alone is sent to enrol, as
+        // the gate does.
+        let overdue = state.db.two_factor_due(user.id).await?.is_some_and(|due| due <= state.now());
         for (two_factor, who) in [(false, "with the password alone"), (true, "with two factors")] {
             let subject = Subject {
                 user_id: user.id,
@@ -79,7 +82,7 @@ pub async fn rules(
                 groups: &groups,
                 two_factor,
                 email_verified: user.email_verified_at.is_some(),
-                overdue: false,
+                overdue: overdue && !two_factor,
             };
             let (decision, rule) = rules.decide_why(&target, Some(&subject));
             view.answers.push(RuleAnswer {

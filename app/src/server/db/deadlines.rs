@@ -19,6 +19,17 @@ impl Db {
             .fetch_all(&self.pool)
             .await?)
     }
+
+    /// `Tx::two_factor_due`, read alone (the admin page's rule tester).
+    pub async fn two_factor_due(&self, user_id: i64) -> Result<Option<i64>, AppError> {
+        let (due,): (Option<i64>,) =
+            sqlx::query_as(concat!("SELECT ", two_factor_due!(), " FROM users u WHERE u.id = $1"))
+                .bind(user_id)
+                .fetch_optional(&self.pool)
+                .await?
+                .unwrap_or((None,));
+        Ok(due)
+    }
 }
 
 impl Tx {

@@ -8,7 +8,7 @@ use lettre::Message;
 use lettre::message::header::{ContentTransferEncoding, ContentType};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 
-use super::kinds::{MailKind, Purpose};
+use super::kinds::{MailKind, Notice, Purpose};
 use super::smtp::parse_mailbox;
 use crate::server::crypto::{random_bytes, sha256_hex};
 use crate::server::db::MailRow;
@@ -164,6 +164,23 @@ pub(super) async fn compose(state: &AppState, row: &MailRow) -> Result<Option<Ma
                         .into(),
                 ],
                 Some(("Set a new password".into(), link)),
+            )
+        }
+        (MailKind::Notice(Notice::LockedByAdmin), Some(_)) => {
+            let (subject, what) = Notice::LockedByAdmin.words();
+            (
+                format!("{issuer}: {}", subject.to_lowercase()),
+                vec![
+                    what.to_owned(),
+                    capitalised(&format!(
+                        "{}.",
+                        facts(row.user_agent.as_deref(), row.ip.as_deref(), &when(row.event_at))
+                    )),
+                    "To use it again, ask your administrator to unlock it, or set a new password with \"Forgot \
+                     your password?\" on the log-in page: a reset through the emailed link unlocks it."
+                        .into(),
+                ],
+                None,
             )
         }
         (MailKind::Notice(notice), Some(u)) => {

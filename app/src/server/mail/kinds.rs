@@ -39,10 +39,13 @@ pub enum Notice {
     /// An administrator (the admin page or `server user reset-2fa`) reset
     /// the second factors.
     TwoFactorReset,
+    /// An administrator locked the account: said, without a "This wasn't
+    /// me" link (it is locked already).
+    LockedByAdmin,
 }
 
 impl Notice {
-    const ALL: [Notice; 12] = [
+    const ALL: [Notice; 13] = [
         Notice::TwoFactorOn,
         Notice::TwoFactorOff,
         Notice::TwoFactorKeyReplaced,
@@ -55,6 +58,7 @@ impl Notice {
         Notice::RefreshReuse,
         Notice::NewBrowser,
         Notice::TwoFactorReset,
+        Notice::LockedByAdmin,
     ];
 
     /// The notice an audited event sends, if any.
@@ -71,6 +75,7 @@ impl Notice {
             AuditKind::PasskeyRemoved => Notice::PasskeyRemoved,
             AuditKind::RefreshReuseDetected => Notice::RefreshReuse,
             AuditKind::TwoFactorReset => Notice::TwoFactorReset,
+            AuditKind::LockedByAdmin => Notice::LockedByAdmin,
             _ => return None,
         })
     }
@@ -91,6 +96,7 @@ impl Notice {
             Notice::RefreshReuse => AuditKind::RefreshReuseDetected,
             Notice::NewBrowser => AuditKind::LogInOk,
             Notice::TwoFactorReset => AuditKind::TwoFactorReset,
+            Notice::LockedByAdmin => AuditKind::LockedByAdmin,
         }
     }
 
@@ -110,6 +116,7 @@ impl Notice {
             Notice::RefreshReuse => "a stolen session",
             Notice::NewBrowser => "a log-in from a new browser",
             Notice::TwoFactorReset => "two-factor authentication being reset by an administrator",
+            Notice::LockedByAdmin => "an administrator locking the account",
         }
     }
 
@@ -127,6 +134,7 @@ impl Notice {
             Notice::RefreshReuse => "refresh_reuse_detected",
             Notice::NewBrowser => "new_browser",
             Notice::TwoFactorReset => "two_factor_reset",
+            Notice::LockedByAdmin => "locked_by_admin",
         }
     }
 
@@ -174,6 +182,11 @@ impl Notice {
                 "An administrator reset your two-factor authentication",
                 "An administrator removed your authenticator app, passkeys and recovery codes, and ended every \
                  session. Logging in now needs only the password: log in and set up two-factor authentication again.",
+            ),
+            Notice::LockedByAdmin => (
+                "An administrator locked your account",
+                "An administrator locked your account and ended every session, on every device and on the apps \
+                 behind this portal. Nobody can log in to it until it is unlocked.",
             ),
         }
     }
