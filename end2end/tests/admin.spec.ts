@@ -316,10 +316,12 @@ for (const javaScriptEnabled of [true, false]) {
     await page.goto('/admin?view=groups');
     const line = page.getByTestId('group-list').locator('li').filter({ hasText: crew });
     await line.getByLabel('Two factors by').fill(inTenDays);
+    await expect(line.getByLabel('Days for who joins later')).toHaveValue('14');
+    await line.getByLabel('Days for who joins later').fill('21');
     await line.getByRole('button', { name: 'Set' }).click();
     await expect(page.getByTestId('admin-said')).toContainText(`${crew}: Two factors by`);
     await expect(page.getByTestId('group-list').locator('li').filter({ hasText: crew }).getByTestId('deadline'))
-      .toContainText('14 days for those who join later');
+      .toContainText('21 days for those who join later');
     if (javaScriptEnabled) await expectAccessible(page, 'admin: a deadline set');
 
     await member.goto('/');

@@ -428,8 +428,8 @@ fn AddGroup(id: i64, needs_proof: bool) -> impl IntoView {
     }
 }
 
-/// What a group change sends: action, group, argument, code.
-type GroupChange = (String, String, String, String);
+/// What a group change sends: action, group, argument, days, code.
+type GroupChange = (String, String, String, String, String);
 
 /// The groups: members and two-factor adoption of each; made, renamed and
 /// deleted here.
@@ -437,18 +437,13 @@ type GroupChange = (String, String, String, String);
 fn Groups() -> impl IntoView {
     let changed = RwSignal::new(0u32);
     let groups = Resource::new(move || changed.get(), |_| with_refresh(fetch_groups));
-    let act = Action::new(|(action, name, argument, code): &GroupChange| {
-        let (action, name, argument, code) = (action.clone(), name.clone(), argument.clone(), code.clone());
+    let act = Action::new(|c: &GroupChange| {
+        let c = c.clone();
         async move {
             with_refresh(move || {
-                admin_group(
-                    action.clone(),
-                    name.clone(),
-                    argument.clone(),
-                    None,
-                    None,
-                    Some(code.clone()).filter(|c| !c.is_empty()),
-                )
+                let (action, name, argument, days, code) = c.clone();
+                let code = Some(code).filter(|c| !c.is_empty());
+                async move { admin_group(action, name, argument, days.trim().parse().ok(), None, code).await }
             })
             .await
         }
@@ -545,7 +540,14 @@ fn GroupForm(
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         if !act.pending().get_untracked() {
-            act.dispatch((action.to_owned(), group.get_untracked(), argument.get_untracked(), code.get_untracked()));
+            let days = submitted(&ev).and_then(|d| d.get("days").as_string()).unwrap_or_default();
+            act.dispatch((
+                action.to_owned(),
+                group.get_untracked(),
+                argument.get_untracked(),
+                days,
+                code.get_untracked(),
+            ));
             argument.set(String::new());
             code.set(String::new());
         }
@@ -571,6 +573,11 @@ fn GroupForm(
                 <input id=format!("{id}-argument") name="argument" type=input required=true autocomplete="off"
                     spellcheck="false" prop:value=move || argument.get()
                     on:input=move |ev| argument.set(event_target_value(&ev))/>
+            })}
+            // A deadline's grace for members who join later.
+            {(action == "deadline").then(|| view! {
+                <label for=format!("{id}-days")>"Days for who joins later"</label>
+                <input id=format!("{id}-days") name="days" type="number" min="0" max="365" value="14" class="days-input"/>
             })}
             {needs_proof.then(|| view! {
                 <label for=format!("{id}-code")>"Code from your app"</label>

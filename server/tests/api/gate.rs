@@ -931,9 +931,8 @@ async fn after_a_groups_deadline_its_members_need_two_factors_until_they_turn_th
     assert!(sent_to_enrol(&app.forward_auth("GET", app_url, Some(&gate), HTML).await));
     let me = app.get_with(&ann_c, "/api/authentication").await;
     assert_eq!(me.body["twoFactorDue"]["overdue"], true, "{}", me.text);
-    // The admin page's tester says the same as the gate (and, before the
-    // deadline is past, Bob, not in the group, passes with the password
-    // alone).
+    // The admin page's tester says the same as the gate; Bob, not in the
+    // group, passes with the password alone.
     assert_eq!(app.post("/api/authentication/refresh", json!({})).await.status, StatusCode::OK);
     for (who, alone) in [("ann@example.com", "is asked for a second factor"), ("bob@example.com", "passes")] {
         let tested = app.get(&format!("/api/admin/rules?url=http%3A%2F%2Fapp.example.test%2F&person={who}")).await;
