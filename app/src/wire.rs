@@ -196,6 +196,9 @@ pub struct LogInView {
     pub current: bool,
     /// How it was reached (RFC 8176 names: `pwd`, `otp`, `rec`, `hwk`).
     pub amr: Vec<String>,
+    /// The same in words: "the password and a code from the app".
+    #[serde(default)]
+    pub reached: String,
 }
 
 /// Kinds of security events in the audit trail.

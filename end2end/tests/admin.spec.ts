@@ -70,6 +70,7 @@ for (const javaScriptEnabled of [true, false]) {
     await expect(page.getByTestId('person-name')).toBeVisible();
     await expect(page.getByTestId('factors')).toHaveText('an authenticator app');
     await expect(page.getByTestId('admin-log-ins').locator('li')).toHaveCount(1);
+    await expect(page.getByTestId('admin-log-ins')).toContainText('With the password and a code from the app');
     if (javaScriptEnabled) await expectAccessible(page, 'admin: a person');
 
     // A group, by keyboard alone: type, then Enter submits the form.
@@ -361,7 +362,7 @@ for (const javaScriptEnabled of [true, false]) {
     await form.getByLabel('Name').fill(name);
     await form.getByLabel('Redirect URIs, one a line').fill('wiki.example.test/cb');
     await form.getByRole('button', { name: 'Add the app' }).click();
-    await expect(page.getByRole('alert')).toContainText('https://');
+    await expect(page.getByRole('alert')).toContainText('must start with https://');
     await expect(page.getByTestId('app-list')).not.toContainText(name);
     await expect(form.getByLabel('Name')).toHaveValue(name);
 

@@ -298,6 +298,7 @@ fn Account(view: PersonView) -> impl IntoView {
                                 <strong>{l.browser.clone()}</strong>
                                 <p class="meta">{l.ip.clone().map_or_else(|| "from an unknown address".to_owned(), |ip| format!("from {ip}"))}</p>
                                 <p class="meta">"Since " {l.created_when.clone()} " · last seen " {l.last_seen_when.clone()}</p>
+                                <p class="meta">"With " {l.reached.clone()}</p>
                             </div>
                             <Change id action="end-log-in" argument=l.id.clone() label=format!("Log out {}", l.browser) needs_proof/>
                         </li>
@@ -965,7 +966,12 @@ fn Said<I: Send + Sync + 'static>(act: Action<I, Result<Done, AppError>>, change
     let said = RwSignal::new(outcome.as_ref().map(|o| o.field("done")).unwrap_or_default());
     let link = RwSignal::new(outcome.as_ref().map(|o| o.field("link")).unwrap_or_default());
     let secret = RwSignal::new(outcome.as_ref().map(|o| o.field("secret")).unwrap_or_default());
-    let error = RwSignal::new(outcome.and_then(|o| o.error));
+    // The admin page's forms mark no field: the message itself is said.
+    let whole = |mut e: AppError| {
+        e.fields.clear();
+        e
+    };
+    let error = RwSignal::new(outcome.and_then(|o| o.error).map(whole));
     Effect::new(move |_| match act.value().get() {
         Some(Ok(Done { message, link: shown, secret: given })) => {
             error.set(None);
@@ -979,7 +985,7 @@ fn Said<I: Send + Sync + 'static>(act: Action<I, Result<Done, AppError>>, change
             said.set(String::new());
             link.set(String::new());
             secret.set(String::new());
-            error.set(Some(e));
+            error.set(Some(whole(e)));
             focus_later("#admin-said");
         }
         None => {}

@@ -48,8 +48,10 @@ pub async fn list(state: &AppState, session: &FullSession) -> Result<Vec<LogInVi
 }
 
 pub(crate) fn view(row: LiveLoginRow, current: &str, zone: Option<&str>) -> LogInView {
-    let amr = Amr::parse(&row.amr).as_string();
+    let parsed = Amr::parse(&row.amr);
+    let amr = parsed.as_string();
     LogInView {
+        reached: parsed.words(),
         id: handle(&row.id),
         browser: browser_words(row.user_agent.as_deref()),
         ip: row.ip,
@@ -88,6 +90,7 @@ mod tests {
         let v = view(row.clone(), "a", Some("Europe/Berlin"));
         assert_eq!(v.browser, "Firefox on Windows");
         assert_eq!(v.amr, ["pwd", "otp"]);
+        assert_eq!(v.reached, "the password and a code from the app");
         assert!(v.current);
         assert_ne!(v.id, "a");
         assert_eq!(

@@ -56,6 +56,26 @@ impl Amr {
         self.0 & !Amr::PASSWORD.0 != 0
     }
 
+    /// How the log-in was reached, in words: "the password and a code".
+    pub fn words(self) -> String {
+        let mut parts: Vec<&str> = Vec::new();
+        for (factor, words) in [
+            (Amr::PASSWORD, "the password"),
+            (Amr::APP, "a code from the app"),
+            (Amr::RECOVERY_CODE, "a recovery code"),
+            (Amr::PASSKEY, "a passkey"),
+        ] {
+            if self.has(factor) {
+                parts.push(words);
+            }
+        }
+        match parts.as_slice() {
+            [] => "an unknown way".to_owned(),
+            [one] if self == Amr::PASSWORD => format!("{one} alone"),
+            _ => parts.join(" and "),
+        }
+    }
+
     /// As stored: space-separated names. Unknown names are ignored.
     pub fn parse(text: &str) -> Amr {
         text.split(' ')
@@ -209,5 +229,13 @@ mod tests {
         assert!(Amr::PASSWORD.with(Amr::RECOVERY_CODE).two_factor());
         assert_eq!(Amr::parse(""), Amr::default());
         assert!(!Amr::default().two_factor() && !Amr::default().has(Amr::default()));
+    }
+
+    #[test]
+    fn how_a_log_in_was_reached_is_said_in_words() {
+        assert_eq!(Amr::PASSWORD.words(), "the password alone");
+        assert_eq!(Amr::PASSKEY.words(), "a passkey");
+        assert_eq!(Amr::PASSWORD.with(Amr::RECOVERY_CODE).words(), "the password and a recovery code");
+        assert_eq!(Amr::default().words(), "an unknown way");
     }
 }
