@@ -260,6 +260,7 @@ for (const javaScriptEnabled of [true, false]) {
     const link = await page.getByTestId('shown-link').inputValue();
     expect(link).toContain('/signup?invite=');
     await expect(page.getByTestId('invitation-list').locator('li').first()).toContainText(`For ${invited}`);
+    await expect(page.getByLabel('For the address (optional)')).toHaveValue('');
     if (javaScriptEnabled) {
       await expectAccessible(page, 'admin: invitation made');
       await shoot(page, 'invitations');
@@ -373,12 +374,15 @@ for (const javaScriptEnabled of [true, false]) {
     await expect(page.getByTestId('admin-said')).toContainText(`Added ${name}. Its client id is`);
     const said = await page.getByTestId('admin-said').innerText();
     const clientId = said.match(/client id is ([A-Za-z0-9_-]+)\./)![1];
-    const secret = await page.getByLabel('Secret').inputValue();
+    const secret = await page.getByLabel('Secret', { exact: true }).inputValue();
     expect(secret.length).toBeGreaterThan(30);
     const row = page.getByTestId('app-list').locator('li').filter({ hasText: name });
     await expect(row).toContainText(clientId);
     await expect(row).toContainText('Signs in without asking');
     await expect(row).not.toContainText(secret);
+    // The form starts again empty, with the safe defaults.
+    await expect(form.getByLabel('Name')).toHaveValue('');
+    await expect(form.getByLabel('Ask before the first sign-in')).toBeChecked();
     if (javaScriptEnabled) {
       await expectAccessible(page, 'admin: app added');
       await shoot(page, 'apps');
@@ -386,9 +390,11 @@ for (const javaScriptEnabled of [true, false]) {
     // The secret is the app's: the token endpoint knows it (a code never
     // issued is refused as a code, not the client).
     const tokenWith = async (s: string) => {
-      const r = await page.request.post('/oidc/token', {
+      // As the app's server would: straight to the portal's port.
+      const r = await fetch(`http://127.0.0.1:${portalPort}/oidc/token`, {
+        method: 'POST',
         headers: { Authorization: `Basic ${Buffer.from(`${clientId}:${s}`).toString('base64')}` },
-        form: { grant_type: 'authorization_code', code: 'never-issued', redirect_uri: 'https://wiki.example.test/cb' },
+        body: new URLSearchParams({ grant_type: 'authorization_code', code: 'never-issued', redirect_uri: 'https://wiki.example.test/cb' }),
       });
       return (await r.json()).error;
     };
@@ -405,7 +411,7 @@ for (const javaScriptEnabled of [true, false]) {
     // A new secret; the old one works until it is retired.
     await row.getByRole('button', { name: 'New secret' }).click();
     await expect(page.getByTestId('admin-said')).toContainText(`A new secret for ${name}`);
-    const second = await page.getByLabel('Secret').inputValue();
+    const second = await page.getByLabel('Secret', { exact: true }).inputValue();
     expect(second).not.toBe(secret);
     expect(await tokenWith(secret)).toBe('invalid_grant');
     await expect(row).toContainText('The previous secret still works');

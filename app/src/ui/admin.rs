@@ -643,6 +643,17 @@ fn InvitationList(view: InvitationsView) -> impl IntoView {
         RwSignal::new(Vec::<String>::new()),
         RwSignal::new(String::new()),
     );
+    // Once an invitation is made, the form starts again empty.
+    let form = NodeRef::<leptos::html::Form>::new();
+    Effect::new(move |_| {
+        if let (Some(Ok(_)), Some(form)) = (act.value().get(), form.get_untracked()) {
+            form.reset();
+            email.set(String::new());
+            days.set("7".to_owned());
+            mail.set(false);
+            chosen.set(Vec::new());
+        }
+    });
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         if !act.pending().get_untracked() {
@@ -674,7 +685,7 @@ fn InvitationList(view: InvitationsView) -> impl IntoView {
             }).collect_view()}
         </ul>
         <h2>"New invitation"</h2>
-        <form method="post" action="/admin" class="admin-invite" on:submit=submit>
+        <form method="post" action="/admin" class="admin-invite" node_ref=form on:submit=submit>
             <IntentField intent=Intent::Admin/>
             <input type="hidden" name="invitation-action" value="create"/>
             <label for="invite-email">"For the address (optional)"</label>
@@ -852,6 +863,15 @@ fn AppForm(app: Option<AppLine>, groups: Vec<String>, needs_proof: bool) -> impl
     let p = if app.is_some() { format!("app-{id}-") } else { "new-app-".to_owned() };
     let f = move |field: &str| format!("{p}{field}");
     let to_send = id.clone();
+    // Once a new app is added, the form starts again empty.
+    let form = NodeRef::<leptos::html::Form>::new();
+    if app.is_none() {
+        Effect::new(move |_| {
+            if let (Some(Ok(_)), Some(form)) = (act.value().get(), form.get_untracked()) {
+                form.reset();
+            }
+        });
+    }
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let Some(data) = submitted(&ev) else { return };
@@ -877,7 +897,7 @@ fn AppForm(app: Option<AppLine>, groups: Vec<String>, needs_proof: bool) -> impl
         }
     };
     view! {
-        <form method="post" action="/admin" class="admin-app" aria-label=form_name on:submit=submit>
+        <form method="post" action="/admin" class="admin-app" aria-label=form_name node_ref=form on:submit=submit>
             <IntentField intent=Intent::Admin/>
             <input type="hidden" name="app-action" value=action/>
             {app.is_some().then(|| view! { <input type="hidden" name="id" value=id.clone()/> })}
