@@ -403,6 +403,11 @@ for (const javaScriptEnabled of [true, false]) {
     // Changed: one redirect URI left.
     await row.getByText('Change', { exact: true }).click();
     const change = page.getByRole('form', { name: `Change ${name}` });
+    await expect(change.getByLabel('Ask before the first sign-in')).not.toBeChecked();
+    if (javaScriptEnabled) {
+      await expectAccessible(page, 'admin: an app to change');
+      await shoot(page, 'app-change');
+    }
     await change.getByLabel('Redirect URIs, one a line').fill('https://wiki.example.test/cb');
     await change.getByRole('button', { name: 'Save' }).click();
     await expect(page.getByTestId('admin-said')).toContainText(`Saved ${name}.`);
