@@ -203,3 +203,76 @@ async fn the_operators_commands_for_apps_are_in_the_trail_too() {
     let long = clients::NewClient { name: "x".repeat(101), ..new };
     assert_eq!(clients::add(&app.state, &Default::default(), None, &long).await.unwrap_err().fields.len(), 1);
 }
+
+/// An administrator narrowing an app while someone signs in to it: the
+/// sign-in either sees the new settings (and is refused) or its grant is
+/// among those the change ends; no grant made under the old settings
+/// outlives the change. The two race each round.
+#[tokio::test]
+async fn a_sign_in_racing_a_change_that_shuts_the_person_out_keeps_nothing() {
+    use super::oidc::{answer_of, browser};
+    let app = oidc_app().await;
+    let postgres = app.database_url.starts_with("postgres");
+    // Bob, with the password alone, in his own browser.
+    let bob = browser();
+    let body = json!({"email": "bob@example.com", "name": "Bob", "password": PASSWORD});
+    assert_eq!(app.post_with(&bob, "/api/authentication/register", body).await.status, StatusCode::CREATED);
+    let body = json!({"email": "bob@example.com", "password": PASSWORD});
+    assert_eq!(app.post_with(&bob, "/api/authentication/log-in", body).await.status, StatusCode::OK);
+    let open = clients::NewClient {
+        name: "Wiki".into(),
+        redirect_uris: vec![REDIRECT.into()],
+        two_factor: false,
+        ..Default::default()
+    };
+    let shut = clients::NewClient { groups: vec!["staff".into()], ..open.clone() };
+    let made = clients::add(&app.state, &Default::default(), None, &open).await.unwrap();
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("client_id", made.id.as_str()),
+            ("redirect_uri", REDIRECT),
+            ("response_type", "code"),
+            ("scope", "openid"),
+        ])
+        .finish();
+    let live = format!("SELECT COUNT(*) FROM oidc_grants WHERE client_id = '{}' AND revoked_at IS NULL", made.id);
+    let (mut issued, mut refused) = (0, 0);
+    for round in 0..if postgres { 60 } else { 100 } {
+        let sign_in = async {
+            let mut url = format!("{}/oidc/authorize?{query}", app.base);
+            // A changed policy sends the browser to decide again.
+            loop {
+                let r = app.send(&bob, bob.get(&url)).await;
+                let to = r.headers.get("location").map(|l| l.to_str().unwrap().to_owned()).unwrap_or_default();
+                match to.strip_prefix("/oidc/authorize?") {
+                    Some(again) => url = format!("{}/oidc/authorize?{again}", app.base),
+                    None => return answer_of(&r),
+                }
+            }
+        };
+        let meta = app::server::request::RequestMeta::default();
+        // The change starts a little later each round, so it lands before,
+        // during and after the sign-in's steps.
+        let change = async {
+            for _ in 0..round % 50 {
+                tokio::task::yield_now().await;
+            }
+            clients::change(&app.state, &meta, None, &made.id, &shut).await
+        };
+        let (answer, changed) = tokio::join!(sign_in, change);
+        changed.unwrap().expect("the app");
+        if answer.contains_key("code") {
+            issued += 1
+        } else {
+            refused += 1
+        }
+        assert_eq!(super::atomic::count(&app, &live).await, 0, "a grant outlived the change: {answer:?}");
+        // Open again for the next round (widening ends nothing).
+        assert_eq!(
+            clients::change(&app.state, &Default::default(), None, &made.id, &open).await.unwrap().unwrap().ended,
+            0
+        );
+    }
+    eprintln!("sign-ins that got a code before the change: {issued}, refused after it: {refused}");
+    assert!(refused > 0, "the change never came first");
+}

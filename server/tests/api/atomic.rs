@@ -262,7 +262,7 @@ fn link(messages: &[super::mail::Received], address: &str, words: &str, path: &s
         .unwrap_or_else(|| panic!("no {words:?} message with a {path} link: {:?}", super::mail::subjects(messages)))
 }
 
-async fn count(app: &TestApp, sql: &str) -> i64 {
+pub(super) async fn count(app: &TestApp, sql: &str) -> i64 {
     let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&app.database_url).await.expect("connect");
     let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(sql.to_owned())).fetch_one(&mut conn).await.expect("count");
     n

@@ -22,7 +22,7 @@ pub(super) type Rp =
 
 /// A browser that does not follow redirects (the test reads each one),
 /// keeping cookies.
-fn browser() -> reqwest::Client {
+pub(super) fn browser() -> reqwest::Client {
     reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().expect("client")
 }
 

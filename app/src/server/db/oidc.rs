@@ -357,6 +357,20 @@ impl Tx {
         Ok(sqlx::query_as::<_, ClientRow>(sql).bind(id).fetch_optional(&mut *self.tx).await?)
     }
 
+    /// Who may use the app now (its groups and whether it needs two
+    /// factors), held until the transaction ends: PostgreSQL takes a share
+    /// lock, so a change to the app (`lock_oidc_client`) waits for this
+    /// transaction or this one waits for it and reads its result; SQLite's
+    /// writer turn already runs them one at a time. `None`: the app is gone.
+    pub async fn oidc_client_policy(&mut self, id: &str) -> Result<Option<(String, i64)>, AppError> {
+        let sql = if self.backend == super::Backend::Postgres {
+            "SELECT allowed_groups, two_factor FROM oidc_clients WHERE id = $1 FOR SHARE"
+        } else {
+            "SELECT allowed_groups, two_factor FROM oidc_clients WHERE id = $1"
+        };
+        Ok(sqlx::query_as(sql).bind(id).fetch_optional(&mut *self.tx).await?)
+    }
+
     /// Replaces an app's settings (not its id, kind or secrets). False: no
     /// such app.
     pub async fn update_oidc_client(&mut self, c: &ClientRow) -> Result<bool, AppError> {

@@ -300,6 +300,15 @@ pub async fn authorize(
     let code = URL_SAFE_NO_PAD.encode(random_bytes::<32>()?);
     let grant_id = uuid::Uuid::new_v4().to_string();
     let mut tx = state.db.begin().await?;
+    // The app's policy was read before this transaction: if an
+    // administrator changed who may use it since, decide again under the
+    // new one (a change that narrows it ends the grants it can see, so a
+    // grant stored after it under the old policy would outlive it).
+    let policy = (client.allowed_groups.clone(), client.two_factor);
+    if tx.oidc_client_policy(&client.id).await?.as_ref() != Some(&policy) {
+        drop(tx);
+        return Ok(Outcome::Redirect(format!("/oidc/authorize?{}", req.query())));
+    }
     tx.oidc_subject(user.id, &uuid::Uuid::new_v4().to_string()).await?;
     if remember_consent {
         tx.store_oidc_consent(user.id, &client.id, &scope, now).await?;
