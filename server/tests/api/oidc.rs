@@ -1006,3 +1006,25 @@ async fn past_a_groups_deadline_every_app_sends_a_one_factor_log_in_to_enrol() {
     let r = authorize(&app, &params).await;
     assert!(location(&r).starts_with("/security?rd="), "{}", location(&r));
 }
+
+#[tokio::test]
+async fn someone_taken_out_of_an_apps_group_cannot_renew_their_sign_in() {
+    let app = oidc_app().await;
+    app.enrolled_user("ann@example.com").await;
+    let ann = app.state.db.user_by_email("ann@example.com").await.unwrap().unwrap().id;
+    assert!(app.state.db.set_group(ann, "staff", true, app.clock_now()).await.unwrap());
+    let staff_only = add(&app, NewClient { groups: vec!["staff".into()], ..app_client("Staff wiki") }).await;
+    let rp = relying_party(&app, &staff_only).await;
+    let signed = sign_in(&app, &rp, &["offline_access", "groups"]).await;
+    let refresh = signed.refresh.expect("a refresh token");
+    // Still in the group: renewed (a new token, the old one spent).
+    let renewed = rp.exchange_refresh_token(&refresh).unwrap().request_async(&rp_http()).await.expect("renewed");
+    let refresh = renewed.refresh_token().expect("a new refresh token").clone();
+    // Taken out of it: not renewed, and the token stays unspent (no reuse
+    // alarm when the app tries again).
+    assert!(app.state.db.set_group(ann, "staff", false, app.clock_now()).await.unwrap());
+    for _ in 0..2 {
+        let refused = rp.exchange_refresh_token(&refresh).unwrap().request_async(&rp_http()).await;
+        assert!(format!("{refused:?}").contains("may no longer use this app"), "{refused:?}");
+    }
+}

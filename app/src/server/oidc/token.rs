@@ -157,6 +157,14 @@ async fn refresh(state: &AppState, client: &ClientRow, req: &TokenRequest) -> Re
     if !Amr::parse(&grant.amr).two_factor() && tx.two_factor_due(grant.user_id).await?.is_some_and(|due| due <= now) {
         return Err(invalid_grant("Two factors are needed now: sign in again."));
     }
+    // Who may use the app is read again: someone taken out of its groups
+    // (or a one-factor sign-in once the app needs two) is not renewed.
+    if client.groups().next().is_some() && !client.groups().any(|g| grant.groups.iter().any(|mine| mine == g)) {
+        return Err(invalid_grant("Your account may no longer use this app: sign in again."));
+    }
+    if client.needs_two_factors() && !Amr::parse(&grant.amr).two_factor() {
+        return Err(invalid_grant("The app needs two factors now: sign in again."));
+    }
     if let Some(asked) = req.scope.as_deref() {
         // A refresh may narrow what the tokens say, never widen it.
         let narrowed = super::known_scopes(asked);
