@@ -727,17 +727,24 @@ async fn a_reset_of_the_second_factors_by_an_administrator_is_mailed_to_the_pers
     assert!(notices[0].token("/lockdown").is_some(), "with its \"This wasn't me\" link: {}", notices[0].text);
 }
 
-#[tokio::test]
-async fn an_account_locked_by_an_administrator_is_told_how_to_get_back_in() {
-    let sink = Sink::start().await;
-    let app = app_with_sink(&sink, &[]).await;
-    let email = "locked@example.com";
+/// `email` and boss@example.com, both enrolled, boss an administrator
+/// logged in on `app.client`, their first mails received; `email`'s id.
+async fn person_and_administrator(sink: &Sink, email: &str) -> (TestApp, i64) {
+    let app = app_with_sink(sink, &[]).await;
     app.enrolled_user(email).await;
     app.enrolled_user("boss@example.com").await;
     let boss = app.state.db.user_by_email("boss@example.com").await.unwrap().unwrap().id;
     assert!(app.state.db.set_group(boss, "admins", true, app.clock_now()).await.unwrap());
     sink.wait_for(4).await;
     let person = app.state.db.user_by_email(email).await.unwrap().unwrap().id;
+    (app, person)
+}
+
+#[tokio::test]
+async fn an_account_locked_by_an_administrator_is_told_how_to_get_back_in() {
+    let sink = Sink::start().await;
+    let email = "locked@example.com";
+    let (app, person) = person_and_administrator(&sink, email).await;
     let r = app.post("/api/admin/act", json!({"person": person, "action": "lock"})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let all = sink.wait_for(5).await;
@@ -757,14 +764,8 @@ async fn an_account_locked_by_an_administrator_is_told_how_to_get_back_in() {
 #[tokio::test]
 async fn an_administrator_mails_a_password_reset_link_that_works() {
     let sink = Sink::start().await;
-    let app = app_with_sink(&sink, &[]).await;
     let email = "forgetful@example.com";
-    app.enrolled_user(email).await;
-    app.enrolled_user("boss@example.com").await;
-    let boss = app.state.db.user_by_email("boss@example.com").await.unwrap().unwrap().id;
-    assert!(app.state.db.set_group(boss, "admins", true, app.clock_now()).await.unwrap());
-    sink.wait_for(4).await;
-    let person = app.state.db.user_by_email(email).await.unwrap().unwrap().id;
+    let (app, person) = person_and_administrator(&sink, email).await;
 
     let r = app.post("/api/admin/act", json!({"person": person, "action": "send-reset"})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);

@@ -394,6 +394,17 @@ impl Tx {
         Ok(done.rows_affected() == 1)
     }
 
+    /// The caches hear once of each log-in whose grants just ended.
+    async fn grants_ended(&mut self, logins: &[(String,)]) -> Result<(), AppError> {
+        let mut seen = std::collections::HashSet::new();
+        for (login,) in logins {
+            if seen.insert(login) {
+                self.invalidate(Invalidation::Family(login.clone())).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Ends every live sign-in (grant) of an app, with its tokens; how
     /// many ended. The consents stay.
     pub async fn revoke_client_grants(&mut self, client_id: &str, now: i64) -> Result<u64, AppError> {
@@ -405,12 +416,7 @@ impl Tx {
         .bind(now)
         .fetch_all(&mut *self.tx)
         .await?;
-        let mut seen = std::collections::HashSet::new();
-        for (login,) in &logins {
-            if seen.insert(login.clone()) {
-                self.invalidate(Invalidation::Family(login.clone())).await?;
-            }
-        }
+        self.grants_ended(&logins).await?;
         Ok(logins.len() as u64)
     }
 
@@ -806,12 +812,7 @@ impl Tx {
             .execute(&mut *self.tx)
             .await?
             .rows_affected();
-        let mut seen = std::collections::HashSet::new();
-        for (login,) in &logins {
-            if seen.insert(login.clone()) {
-                self.invalidate(Invalidation::Family(login.clone())).await?;
-            }
-        }
+        self.grants_ended(&logins).await?;
         Ok(!logins.is_empty() || consents > 0)
     }
 }

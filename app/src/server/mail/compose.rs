@@ -172,10 +172,7 @@ pub(super) async fn compose(state: &AppState, row: &MailRow) -> Result<Option<Ma
                 format!("{issuer}: {}", subject.to_lowercase()),
                 vec![
                     what.to_owned(),
-                    capitalised(&format!(
-                        "{}.",
-                        facts(row.user_agent.as_deref(), row.ip.as_deref(), &when(row.event_at))
-                    )),
+                    event_facts(row, &when),
                     "To use it again, ask your administrator to unlock it, or set a new password with \"Forgot \
                      your password?\" on the log-in page: a reset through the emailed link unlocks it."
                         .into(),
@@ -194,10 +191,7 @@ pub(super) async fn compose(state: &AppState, row: &MailRow) -> Result<Option<Ma
                 format!("{issuer}: {}", subject.to_lowercase()),
                 vec![
                     what.to_owned(),
-                    capitalised(&format!(
-                        "{}.",
-                        facts(row.user_agent.as_deref(), row.ip.as_deref(), &when(row.event_at))
-                    )),
+                    event_facts(row, &when),
                     "If this was you, there is nothing to do.".into(),
                     "If it wasn't you, lock your account now: every session ends at once and nobody can log in \
                      until the password is reset through a new email link. The link works once, for 7 days."
@@ -272,6 +266,12 @@ fn mailbox(name: Option<&str>, email: &str) -> Result<Mailbox, String> {
 }
 
 const UNKNOWN_BROWSER: &str = "an unknown browser";
+
+/// "Chrome on Linux, from 203.0.113.5, on 7 Dec 2026, 06:40 UTC.": the
+/// queued event's facts, as a sentence.
+fn event_facts(row: &MailRow, when: &dyn Fn(i64) -> String) -> String {
+    capitalised(&format!("{}.", facts(row.user_agent.as_deref(), row.ip.as_deref(), &when(row.event_at))))
+}
 
 /// "Chrome on Linux, from 203.0.113.5, on 6 Dec 2026, 14:02 CET": the
 /// browser in words (never the User-Agent itself: anyone can put any text
