@@ -11,7 +11,7 @@
 //! that says no shows the portal's own 403 page (behind nginx through its
 //! `error_page 403`); a log-out closes the wiki again.
 
-use super::proxies::{echo_app, free_port, installed};
+use super::proxies::{echo_app, free_port, installed, program};
 use super::*;
 
 use std::net::{IpAddr, SocketAddr};
@@ -156,9 +156,9 @@ fn nginx(t: &Setup) -> Proxy {
     spawn(Path::new("nginx"), &args, t.dir.path())
 }
 
-/// Caddy with the Caddyfile as written, after the test's own global
-/// options: no admin endpoint, loopback only, its ports.
-fn caddy(t: &Setup) -> Proxy {
+/// Caddy (`program`) with the Caddyfile as written, after the test's own
+/// global options: no admin endpoint, loopback only, its ports.
+fn caddy(t: &Setup, program: &str) -> Proxy {
     let site = substitute("caddy-full", block("caddy-full"), &common(t));
     let conf = format!(
         "{{\n\tadmin off\n\tdefault_bind 127.0.0.1\n\thttp_port {}\n\thttps_port {}\n}}\n\n{site}",
@@ -167,7 +167,7 @@ fn caddy(t: &Setup) -> Proxy {
     let path = t.dir.path().join("Caddyfile").display().to_string();
     std::fs::write(&path, conf).expect("conf");
     spawn(
-        Path::new("caddy"),
+        Path::new(program),
         &["run".into(), "--adapter".into(), "caddyfile".into(), "--config".into(), path],
         t.dir.path(),
     )
@@ -268,7 +268,7 @@ async fn portal_and_app_behind(kind: &str) {
     let traefik_bin = find_traefik();
     let ready = match kind {
         "traefik" => traefik_bin.is_some(),
-        other => installed(other),
+        other => installed(&program(other)),
     } && Command::new("openssl").arg("version").stdout(Stdio::null()).status().is_ok();
     if !ready {
         // scripts/setup --browser installs them; a bare `cargo test` elsewhere may not.
@@ -301,7 +301,7 @@ async fn portal_and_app_behind(kind: &str) {
     let t = Setup { dir, cert, key, portal, wiki: echo_app().await, http, https };
     let mut proxy = match kind {
         "nginx" => nginx(&t),
-        "caddy" => caddy(&t),
+        "caddy" | "caddy-current" => caddy(&t, &program(kind)),
         _ => traefik(&t, traefik_bin.as_deref().expect("traefik")),
     };
     let client = browser(&t.cert);
@@ -397,6 +397,11 @@ async fn the_documented_nginx_file_serves_portal_and_app() {
 #[tokio::test]
 async fn the_documented_caddyfile_serves_portal_and_app() {
     portal_and_app_behind("caddy").await;
+}
+
+#[tokio::test]
+async fn the_documented_caddyfile_serves_portal_and_app_on_current_caddy() {
+    portal_and_app_behind("caddy-current").await;
 }
 
 #[tokio::test]
