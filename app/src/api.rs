@@ -615,17 +615,18 @@ pub async fn fetch_overview() -> Result<crate::wire::admin::Overview, AppError> 
 }
 
 /// GET /api/admin/rules: the gate's access rules, one line each; with
-/// `url` (and `method`, `person`), what the gate answers for it: someone
-/// not logged in, and the person with the password alone and with two
-/// factors.
+/// `url` (and `method`, `person`, `from`: the client's address), what the
+/// gate answers for it: someone not logged in, and the person with the
+/// password alone and with two factors.
 #[server(prefix = "/api", endpoint = "admin/rules", input = GetUrl)]
 pub async fn fetch_rules(
     #[server(default)] url: String,
     #[server(default)] method: String,
     #[server(default)] person: String,
+    #[server(default)] from: String,
 ) -> Result<crate::wire::admin::RulesView, AppError> {
     use crate::server::{admin, app_state, auth::FullSession, extract};
     let state = app_state()?;
     let session = extract::<FullSession>(&state).await?;
-    admin::rules::rules(&state, &session, &url, &method, &person).await
+    admin::rules::rules(&state, &session, &url, &method, &person, &from).await
 }

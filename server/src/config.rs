@@ -108,7 +108,18 @@ impl Config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| format!("ACCESS_RULES: could not read {}: {e}", path.display()))?;
-                app::server::gate::Rules::parse(&text).map_err(|e| format!("ACCESS_RULES {}: {e}", path.display()))
+                let rules = app::server::gate::Rules::parse(&text)
+                    .map_err(|e| format!("ACCESS_RULES {}: {e}", path.display()))?;
+                // Without the header, every request would seem to come from
+                // the proxy's own address, inside or outside every range.
+                if rules.uses_networks() && self.trusted_proxy_header.is_none() {
+                    return Err(format!(
+                        "ACCESS_RULES {}: a rule names networks, so the gate must know each client's address: set \
+                         TRUSTED_PROXY_HEADER (e.g. x-forwarded-for) to the header your proxy sets",
+                        path.display()
+                    ));
+                }
+                Ok(rules)
             }
         }
     }

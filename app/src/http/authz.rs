@@ -263,7 +263,12 @@ async fn answer(
     if let Some(w) = &who {
         tracing::Span::current().record("user_id", w.user_id).record("login_id", w.family.as_str());
     }
-    let target = Target { method: &original.method, host: bare_host(&original.host), path: &path };
+    let target = Target {
+        method: &original.method,
+        host: bare_host(&original.host),
+        path: &path,
+        client: crate::server::request::client_of(&state, peer.ip(), &headers),
+    };
     let as_subject = who.as_ref().map(|w| Subject {
         user_id: w.user_id,
         email: &w.email,

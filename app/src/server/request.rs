@@ -46,6 +46,13 @@ fn client_ip(parts: &Parts, state: &AppState) -> Option<String> {
     client_address(peer, &parts.headers, state.trusted_proxy_header.as_ref(), &state.gate.trusted_proxies)
 }
 
+/// The address of the client a trusted proxy asks the gate about (from
+/// `TRUSTED_PROXY_HEADER`), else the proxy's own: what `networks` rules
+/// judge.
+pub(crate) fn client_of(state: &AppState, peer: IpAddr, headers: &http::HeaderMap) -> Option<IpAddr> {
+    client_address(Some(peer), headers, state.trusted_proxy_header.as_ref(), &state.gate.trusted_proxies)?.parse().ok()
+}
+
 /// The client's address: the forwarded one only when the connection comes
 /// from a trusted proxy (`TRUSTED_PROXIES`), else the socket's own. A
 /// client that reaches the server directly could otherwise name any

@@ -1063,13 +1063,16 @@ fn RulesPage() -> impl IntoView {
     let query = use_query_map();
     let asked = Memo::new(move |_| {
         let q = query.read();
-        (q.get("url").unwrap_or_default(), q.get("method").unwrap_or_default(), q.get("who").unwrap_or_default())
+        let get = |k: &str| q.get(k).unwrap_or_default();
+        (get("url"), get("method"), get("who"), get("from"))
     });
     let rules = Resource::new(
         move || asked.get(),
-        |(url, method, who)| with_refresh(move || fetch_rules(url.clone(), method.clone(), who.clone())),
+        |(url, method, who, from)| {
+            with_refresh(move || fetch_rules(url.clone(), method.clone(), who.clone(), from.clone()))
+        },
     );
-    let (url, method, who) = asked.get_untracked();
+    let (url, method, who, from) = asked.get_untracked();
     view! {
         <section class="card admin" aria-labelledby="rules-heading">
             <Sections here="rules"/>
@@ -1087,6 +1090,10 @@ fn RulesPage() -> impl IntoView {
                 <div class="field">
                     <label for="who">"Person's address"</label>
                     <input id="who" name="who" type="email" value=who autocomplete="off"/>
+                </div>
+                <div class="field">
+                    <label for="from">"From the address"</label>
+                    <input id="from" name="from" type="text" value=from placeholder="192.168.1.20" spellcheck="false"/>
                 </div>
                 <button type="submit" class="btn btn-primary">"Who may reach it?"</button>
             </Form>

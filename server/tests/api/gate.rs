@@ -987,3 +987,94 @@ async fn after_a_groups_deadline_its_members_need_two_factors_until_they_turn_th
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(app.forward_auth("GET", app_url, Some(&gate), HTML).await.status, StatusCode::OK);
 }
+
+/// `networks`: a rule applies only to clients inside its ranges, the
+/// client's address read from `TRUSTED_PROXY_HEADER` as the proxy set it
+/// (its right-most entry: what a client writes there itself comes first).
+/// Without the header the server does not start with such a rule.
+#[tokio::test]
+async fn a_networks_rule_applies_only_to_clients_inside_its_ranges() {
+    let rules = "[[rules]]\ndomain = \"*.example.test\"\nnetworks = [\"10.0.0.0/8\", \"192.168.1.0/24\"]\n\
+                 policy = \"one_factor\"\n\n[[rules]]\ndomain = \"*.example.test\"\npolicy = \"two_factor\"\n";
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("rules.toml");
+    std::fs::write(&path, rules).expect("rules");
+    let path = path.display().to_string();
+
+    // No header to read the client's address from: refused at start.
+    let no_header = Config::from_vars(|k| match k {
+        "DATABASE_URL" => Some("sqlite::memory:".into()),
+        "ACCESS_RULES" => Some(path.clone()),
+        "COOKIE_DOMAINS" => Some("example.test".into()),
+        "PUBLIC_URL" => Some("http://auth.example.test".into()),
+        _ => None,
+    })
+    .expect("config");
+    let refused = no_header.rules().expect_err("a networks rule without TRUSTED_PROXY_HEADER");
+    assert!(refused.contains("TRUSTED_PROXY_HEADER"), "{refused}");
+
+    let mut vars = GATE.to_vec();
+    vars.push(("ACCESS_RULES", &path));
+    vars.push(("TRUSTED_PROXY_HEADER", "x-forwarded-for"));
+    let app = spawn_app_with(&vars).await;
+    // Bob logs in with the password alone (no second factor set up).
+    let bob = no_redirects();
+    let body = json!({"email": "bob@example.com", "name": "Bob", "password": PASSWORD});
+    assert_eq!(app.post_with(&bob, "/api/authentication/register", body).await.status, StatusCode::CREATED);
+    let r = app
+        .post_with(&bob, "/api/authentication/log-in", json!({"email": "bob@example.com", "password": PASSWORD}))
+        .await;
+    let gate = gate_cookie(&r).expect("a gate cookie");
+    let ask_from = |forwarded: &'static str, cookie: Option<String>| {
+        let mut req = proxy()
+            .get(format!("{}/api/authz/forward-auth", app.base))
+            .header("x-forwarded-method", "GET")
+            .header("x-forwarded-proto", "http")
+            .header("x-forwarded-host", "app.example.test")
+            .header("x-forwarded-uri", "/notes")
+            .header("accept", HTML)
+            .header("x-forwarded-for", forwarded);
+        if let Some(gate) = cookie {
+            req = req.header("cookie", format!("twofactor_gate={gate}"));
+        }
+        let app = &app;
+        async move { app.send(&proxy(), req).await }
+    };
+    for (from, passes) in [
+        ("192.168.1.20", true),
+        ("10.200.3.4", true),
+        ("192.168.2.1", false),
+        ("203.0.113.9", false),
+        // The client wrote an inside address itself; the proxy appended
+        // the real one.
+        ("10.0.0.1, 203.0.113.9", false),
+        ("203.0.113.9, 10.0.0.1", true),
+    ] {
+        let r = ask_from(from, Some(gate.clone())).await;
+        if passes {
+            assert_eq!(r.status, StatusCode::OK, "{from}: {}", r.text);
+        } else {
+            assert_eq!(r.status, StatusCode::FOUND, "{from}: {}", r.text);
+            assert!(header(&r, "location").contains("/security?need=two-factor&rd="), "{from}");
+        }
+    }
+    // Inside, nobody logged in: still sent to log in.
+    let r = ask_from("192.168.1.20", None).await;
+    assert!(header(&r, "location").starts_with("http://auth.example.test/login?rd="), "{}", r.text);
+
+    // The admin page's tester asks from an address too.
+    super::admin::administrator(&app).await;
+    let tested = |from: &str| {
+        let path =
+            format!("/api/admin/rules?url=http%3A%2F%2Fapp.example.test%2Fnotes&person=bob%40example.com&from={from}");
+        let app = &app;
+        async move { app.get(&path).await }
+    };
+    let inside = tested("192.168.1.20").await;
+    assert_eq!(inside.body["answers"][1]["answer"], "passes", "{}", inside.text);
+    assert_eq!(inside.body["answers"][1]["rule"], "rule 1", "{}", inside.text);
+    let outside = tested("203.0.113.9").await;
+    assert_eq!(outside.body["answers"][1]["answer"], "is asked for a second factor", "{}", outside.text);
+    assert!(outside.body["rules"][0].as_str().unwrap().contains("from 10.0.0.0/8, 192.168.1.0/24"), "{}", outside.text);
+    assert_eq!(tested("intranet").await.status, StatusCode::BAD_REQUEST);
+}

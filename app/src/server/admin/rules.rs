@@ -24,13 +24,15 @@ fn words(decision: Decision) -> &'static str {
 
 /// The rules, and when `url` is given, what the gate answers for it
 /// (`method`, default GET) and `person` (an email address; none: only
-/// someone not logged in is tried).
+/// someone not logged in is tried), asked from the address `from` (none:
+/// an unknown address, which no `networks` rule matches).
 pub async fn rules(
     state: &AppState,
     session: &FullSession,
     url: &str,
     method: &str,
     person: &str,
+    from: &str,
 ) -> Result<RulesView, AppError> {
     require_admin(state, session).await?;
     let rules = &state.gate.rules;
@@ -56,7 +58,13 @@ pub async fn rules(
         m if m.len() <= 16 && m.bytes().all(|b| b.is_ascii_uppercase()) => m,
         _ => return Err(AppError::bad_request("A method is a word such as GET or POST.")),
     };
-    let target = Target { method: &method, host, path: &path };
+    let client = match from.trim() {
+        "" => None,
+        typed => Some(typed.parse::<std::net::IpAddr>().map_err(|_| {
+            AppError::bad_request("The client's address is an IPv4 or IPv6 address, such as 192.168.1.20.")
+        })?),
+    };
+    let target = Target { method: &method, host, path: &path, client };
     let rule_words = |i: Option<usize>| i.map_or_else(|| "the default".to_owned(), |i| format!("rule {}", i + 1));
     let (decision, rule) = rules.decide_why(&target, None);
     view.answers.push(RuleAnswer {

@@ -5,6 +5,9 @@
 use regex::{Regex, RegexBuilder};
 use serde::Deserialize;
 
+use std::net::IpAddr;
+
+use super::cidr::Cidr;
 use super::hosts::Domain;
 
 /// What a rule demands of a request it matches.
@@ -54,6 +57,10 @@ impl Rule {
         if self.require_verified_email {
             parts.push("confirmed address".to_owned());
         }
+        if let Some(networks) = &self.networks {
+            let ranges: Vec<String> = networks.iter().map(Cidr::to_string).collect();
+            parts.push(format!("from {}", ranges.join(", ")));
+        }
         parts.push(self.policy.as_str().to_owned());
         format!("{} (line {})", parts.join(" · "), self.line)
     }
@@ -70,6 +77,9 @@ pub struct Rule {
     groups: Option<Vec<String>>,
     /// Only a person who confirmed their email address passes.
     require_verified_email: bool,
+    /// The rule applies only to clients inside one of these ranges (the
+    /// client's address as `TRUSTED_PROXY_HEADER` carries it).
+    networks: Option<Vec<Cidr>>,
     pub policy: Policy,
     /// Where the rule starts in the file, for messages.
     pub line: usize,
@@ -95,6 +105,7 @@ struct RawRule {
     case_sensitive: bool,
     #[serde(default)]
     require_verified_email: bool,
+    networks: Option<Vec<String>>,
     policy: Policy,
 }
 
@@ -111,6 +122,8 @@ pub struct Target<'a> {
     pub method: &'a str,
     pub host: &'a str,
     pub path: &'a str,
+    /// The client's address (None: unknown; no `networks` rule applies).
+    pub client: Option<IpAddr>,
 }
 
 /// What `Remote-User` carries to the apps (`GATE_REMOTE_USER`).
@@ -178,6 +191,12 @@ fn line_of(text: &str, offset: usize) -> usize {
 }
 
 impl Rules {
+    /// Some rule applies only to some networks: the gate must know each
+    /// client's own address (`TRUSTED_PROXY_HEADER`).
+    pub fn uses_networks(&self) -> bool {
+        self.rules.iter().any(|r| r.networks.is_some())
+    }
+
     /// Some rule names `group`.
     pub fn name_group(&self, group: &str) -> bool {
         self.rules.iter().any(|r| r.groups.as_ref().is_some_and(|gs| gs.iter().any(|g| g == group)))
@@ -241,6 +260,15 @@ impl Rules {
                     "a bypass rule cannot require a verified email (it lets in people who are not logged in)".into(),
                 ));
             }
+            let networks = raw
+                .networks
+                .map(|ns| {
+                    if ns.is_empty() {
+                        return Err(fail("networks must name at least one range (or leave it out)".into()));
+                    }
+                    ns.iter().map(|n| Cidr::parse(n).map_err(|e| fail(format!("networks: {e}")))).collect()
+                })
+                .transpose()?;
             let users = raw.users.map(|us| us.into_iter().map(|u| u.trim().to_lowercase()).collect());
             rules.push(Rule {
                 domains,
@@ -249,6 +277,7 @@ impl Rules {
                 users,
                 groups: raw.groups,
                 require_verified_email: raw.require_verified_email,
+                networks,
                 policy: raw.policy,
                 line,
             });
@@ -278,6 +307,10 @@ impl Rules {
             if !rule.domains.iter().any(|d| d.matches(&host))
                 || rule.path.as_ref().is_some_and(|re| !re.is_match(target.path))
                 || rule.methods.as_ref().is_some_and(|ms| !ms.iter().any(|m| m.eq_ignore_ascii_case(target.method)))
+                || rule
+                    .networks
+                    .as_ref()
+                    .is_some_and(|ns| !target.client.is_some_and(|ip| ns.iter().any(|n| n.contains(ip))))
             {
                 continue;
             }
@@ -321,7 +354,7 @@ mod tests {
     use crate::server::gate::normalize_path;
 
     fn target<'a>(method: &'a str, host: &'a str, path: &'a str) -> Target<'a> {
-        Target { method, host, path }
+        Target { method, host, path, client: None }
     }
 
     fn who<'a>(email: &'a str, groups: &'a [String], two_factor: bool) -> Subject<'a> {
@@ -524,5 +557,41 @@ policy = "one_factor"
         let err = Rules::parse("[[rules]]\ndomain = \"a.example.com\"\ncase_sensitive = \"yes\"\npolicy = \"deny\"\n")
             .unwrap_err();
         assert!(err.starts_with("line 3"), "{err}");
+    }
+
+    #[test]
+    fn a_networks_rule_matches_only_clients_inside_its_ranges() {
+        let rules = Rules::parse(
+            "[[rules]]\ndomain = \"*.example.test\"\nnetworks = [\"10.0.0.0/8\", \"2001:db8::/32\"]\n\
+             policy = \"bypass\"\n\n[[rules]]\ndomain = \"*.example.test\"\npolicy = \"deny\"\n",
+        )
+        .unwrap();
+        assert!(rules.uses_networks());
+        let from = |ip: Option<&str>| Target {
+            method: "GET",
+            host: "app.example.test",
+            path: "/",
+            client: ip.map(|i| i.parse().unwrap()),
+        };
+        for (ip, decision) in [
+            (Some("10.1.2.3"), Decision::Allow),
+            (Some("::ffff:10.1.2.3"), Decision::Allow),
+            (Some("2001:db8::7"), Decision::Allow),
+            (Some("11.0.0.1"), Decision::Forbidden),
+            (None, Decision::Forbidden),
+        ] {
+            assert_eq!(rules.decide(&from(ip), None), decision, "{ip:?}");
+        }
+        assert!(rules.describe().0[0].contains("from 10.0.0.0/8, 2001:db8::/32"), "{:?}", rules.describe());
+        for (text, words) in [
+            ("networks = []", "at least one range"),
+            ("networks = [\"10.0.0.0/33\"]", "bad prefix"),
+            ("networks = [\"intranet\"]", "not an address"),
+        ] {
+            let err =
+                Rules::parse(&format!("[[rules]]\ndomain = \"a.test\"\n{text}\npolicy = \"bypass\"\n")).unwrap_err();
+            assert!(err.starts_with("line 1:") && err.contains(words), "{text}: {err}");
+        }
+        assert!(!Rules::parse(EXAMPLE).unwrap().uses_networks());
     }
 }
