@@ -46,11 +46,16 @@ fn client_ip(parts: &Parts, state: &AppState) -> Option<String> {
     client_address(peer, &parts.headers, state.trusted_proxy_header.as_ref(), &state.gate.trusted_proxies)
 }
 
-/// The address of the client a trusted proxy asks the gate about (from
-/// `TRUSTED_PROXY_HEADER`), else the proxy's own: what `networks` rules
-/// judge.
+/// The address of the client a trusted proxy asks the gate about: what
+/// `networks` rules judge. Only what the proxy put in
+/// `TRUSTED_PROXY_HEADER`: without it (or unreadable) the client is
+/// unknown, never the proxy's own address (which may sit inside a range).
 pub(crate) fn client_of(state: &AppState, peer: IpAddr, headers: &http::HeaderMap) -> Option<IpAddr> {
-    client_address(Some(peer), headers, state.trusted_proxy_header.as_ref(), &state.gate.trusted_proxies)?.parse().ok()
+    let header = state.trusted_proxy_header.as_ref()?;
+    if !state.gate.trusted_proxies.iter().any(|range| range.contains(peer)) {
+        return None;
+    }
+    forwarded_ip(headers.get_all(header))?.parse().ok()
 }
 
 /// The client's address: the forwarded one only when the connection comes

@@ -1058,6 +1058,18 @@ async fn a_networks_rule_applies_only_to_clients_inside_its_ranges() {
             assert!(header(&r, "location").contains("/security?need=two-factor&rd="), "{from}");
         }
     }
+    // No address from the proxy: the client is unknown, never the
+    // proxy's own address.
+    let req = proxy()
+        .get(format!("{}/api/authz/forward-auth", app.base))
+        .header("x-forwarded-method", "GET")
+        .header("x-forwarded-proto", "http")
+        .header("x-forwarded-host", "app.example.test")
+        .header("x-forwarded-uri", "/notes")
+        .header("accept", HTML)
+        .header("cookie", format!("twofactor_gate={gate}"));
+    let r = app.send(&proxy(), req).await;
+    assert_eq!(r.status, StatusCode::FOUND, "{}", r.text);
     // Inside, nobody logged in: still sent to log in.
     let r = ask_from("192.168.1.20", None).await;
     assert!(header(&r, "location").starts_with("http://auth.example.test/login?rd="), "{}", r.text);

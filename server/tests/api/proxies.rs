@@ -174,7 +174,9 @@ async fn the_gate_holds_behind(kind: &str) {
     let rules = rules_dir.path().join("rules.toml");
     std::fs::write(
         &rules,
-        "[[rules]]\ndomain = \"open.example.test\"\npolicy = \"bypass\"\n\n\
+        "[[rules]]\ndomain = \"app.example.test\"\npath = \"^/home\"\nnetworks = [\"192.0.2.0/24\"]\n\
+         policy = \"bypass\"\n\n\
+         [[rules]]\ndomain = \"open.example.test\"\npolicy = \"bypass\"\n\n\
          [[rules]]\ndomain = \"*.example.test\"\npath = \"^/public\"\npolicy = \"bypass\"\n\n\
          [[rules]]\ndomain = \"*.example.test\"\npath = \"^/admin\"\npolicy = \"deny\"\n\n\
          [[rules]]\ndomain = \"*.example.test\"\npolicy = \"two_factor\"\n",
@@ -186,6 +188,7 @@ async fn the_gate_holds_behind(kind: &str) {
         ("PUBLIC_URL", "http://auth.example.test"),
         ("ACCESS_RULES", &rules),
         ("SIGNUP", "open"),
+        ("TRUSTED_PROXY_HEADER", "x-forwarded-for"),
     ])
     .await;
     let gate_addr = app.base.trim_start_matches("http://").to_owned();
@@ -194,6 +197,17 @@ async fn the_gate_holds_behind(kind: &str) {
     let client = visitor(proxy.port);
     let base = format!("http://app.example.test:{}", proxy.port);
     wait_until_up(&client, &base).await;
+
+    // A client naming an address inside a `networks` range itself is
+    // judged by the address the proxy saw (127.0.0.1: outside).
+    let forged = client
+        .get(format!("http://app.example.test:{}/home", proxy.port))
+        .header("accept", "text/html")
+        .header("x-forwarded-for", "192.0.2.7")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(forged.status(), StatusCode::FOUND, "{kind}: a forged X-Forwarded-For passed");
 
     // Nobody logged in: sent to the portal's log-in with the way back.
     let (status, location, _) = visit(&client, &format!("{base}/notes?id=7"), None).await;
