@@ -209,6 +209,10 @@ async fn a_mailed_invitation_proves_the_address_and_a_deleted_account_leaves_non
     let r = app.post("/api/admin/act", json!({"person": mia, "action": "delete", "argument": "mia@example.com"})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert!(app.state.db.invitations(10).await.unwrap().is_empty());
+    // Nor any row at all: the invitation's events keep no address.
+    let rows = super::atomic::every_row(&app, &[]).await;
+    let naming: Vec<&String> = rows.values().flatten().filter(|r| r.contains("mia@example.com")).collect();
+    assert!(naming.is_empty(), "{naming:?}");
 
     // A revoked invitation's message is never sent.
     app.state.mail.stop_and_wait().await;

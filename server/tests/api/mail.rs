@@ -751,6 +751,9 @@ async fn an_account_locked_by_an_administrator_is_told_how_to_get_back_in() {
     let notices = to_about(&all, email, "an administrator locked your account");
     assert_eq!(notices.len(), 1, "{:?}", subjects(&all));
     assert!(notices[0].text.contains("Forgot your password?"), "{}", notices[0].text);
+    // When, not the administrator's browser or address.
+    assert!(notices[0].text.contains("It happened on"), "{}", notices[0].text);
+    assert!(!notices[0].text.contains("127.0.0.1"), "{}", notices[0].text);
     // Locked already: no "This wasn't me" link to lock it.
     assert!(notices[0].token("/lockdown").is_none(), "{}", notices[0].text);
     // Unlocking says nothing more; locking again (after) does.

@@ -1020,11 +1020,25 @@ async fn someone_taken_out_of_an_apps_group_cannot_renew_their_sign_in() {
     // Still in the group: renewed (a new token, the old one spent).
     let renewed = rp.exchange_refresh_token(&refresh).unwrap().request_async(&rp_http()).await.expect("renewed");
     let refresh = renewed.refresh_token().expect("a new refresh token").clone();
-    // Taken out of it: not renewed, and the token stays unspent (no reuse
-    // alarm when the app tries again).
+    // Taken out of it: not renewed, and the sign-in ends (introspection
+    // says so); the token was not spent, so trying again raises no reuse
+    // alarm, and being put back in the group brings nothing back.
     assert!(app.state.db.set_group(ann, "staff", false, app.clock_now()).await.unwrap());
-    for _ in 0..2 {
-        let refused = rp.exchange_refresh_token(&refresh).unwrap().request_async(&rp_http()).await;
-        assert!(format!("{refused:?}").contains("may no longer use this app"), "{refused:?}");
-    }
+    let refused = rp.exchange_refresh_token(&refresh).unwrap().request_async(&rp_http()).await;
+    assert!(format!("{refused:?}").contains("may no longer use this app"), "{refused:?}");
+    let form = [("token", refresh.secret().as_str())];
+    let seen = app
+        .send(
+            &app.client,
+            app.client
+                .post(format!("{}/oidc/introspect", app.base))
+                .basic_auth(&staff_only.id, staff_only.secret.as_deref())
+                .form(&form),
+        )
+        .await;
+    assert_eq!(seen.body["active"], false, "{}", seen.text);
+    assert!(app.state.db.set_group(ann, "staff", true, app.clock_now()).await.unwrap());
+    let again = rp.exchange_refresh_token(&refresh).unwrap().request_async(&rp_http()).await;
+    assert!(format!("{again:?}").contains("invalid_grant"), "{again:?}");
+    assert!(!format!("{again:?}").contains("already used"), "no reuse alarm: {again:?}");
 }

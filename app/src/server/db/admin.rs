@@ -241,6 +241,12 @@ impl Tx {
         .bind(user_id)
         .execute(&mut *self.tx)
         .await?;
+        // An invitation's events name the address it was for.
+        self.step()?;
+        sqlx::query("UPDATE audit_events SET detail = NULL WHERE detail = $1")
+            .bind(email)
+            .execute(&mut *self.tx)
+            .await?;
         // A reset asked for the address before the account existed has no
         // account on its row; it names the person all the same.
         self.step()?;

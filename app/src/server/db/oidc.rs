@@ -346,11 +346,12 @@ impl Tx {
         Ok(())
     }
 
-    /// The app, held until the transaction ends (PostgreSQL: a row lock;
+    /// The app, held until the transaction ends (PostgreSQL: a row lock
+    /// that leaves its key alone, so rows naming the app are not blocked;
     /// SQLite: the transaction holds the one writer turn already).
     pub async fn lock_oidc_client(&mut self, id: &str) -> Result<Option<ClientRow>, AppError> {
         let sql = if self.backend == super::Backend::Postgres {
-            concat!("SELECT ", client_columns!(), " FROM oidc_clients WHERE id = $1 FOR UPDATE")
+            concat!("SELECT ", client_columns!(), " FROM oidc_clients WHERE id = $1 FOR NO KEY UPDATE")
         } else {
             concat!("SELECT ", client_columns!(), " FROM oidc_clients WHERE id = $1")
         };

@@ -172,7 +172,9 @@ pub(super) async fn compose(state: &AppState, row: &MailRow) -> Result<Option<Ma
                 format!("{issuer}: {}", subject.to_lowercase()),
                 vec![
                     what.to_owned(),
-                    event_facts(row, &when),
+                    // When, not from where: the browser and address are the
+                    // administrator's, not the person's to know.
+                    format!("It happened on {}.", when(row.event_at)),
                     "To use it again, ask your administrator to unlock it, or set a new password with \"Forgot \
                      your password?\" on the log-in page: a reset through the emailed link unlocks it."
                         .into(),

@@ -175,7 +175,10 @@ pub async fn change(
     if old.is_public() {
         updated.pkce = "required".into();
     }
-    let narrowed = (updated.allowed_groups != old.allowed_groups && !updated.allowed_groups.is_empty())
+    // Narrower: some group that could use it no longer can (or "everyone"
+    // became some groups), or two factors became required.
+    let narrowed = (updated.groups().next().is_some() && !old.groups().all(|g| updated.groups().any(|n| n == g)))
+        || (updated.groups().next().is_some() && old.groups().next().is_none())
         || (updated.two_factor == 1 && old.two_factor == 0);
     tx.update_oidc_client(&updated).await?;
     let ended = if narrowed { tx.revoke_client_grants(id, state.now()).await? } else { 0 };

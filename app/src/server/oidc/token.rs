@@ -159,11 +159,24 @@ async fn refresh(state: &AppState, client: &ClientRow, req: &TokenRequest) -> Re
     }
     // Who may use the app is read again: someone taken out of its groups
     // (or a one-factor sign-in once the app needs two) is not renewed.
-    if client.groups().next().is_some() && !client.groups().any(|g| grant.groups.iter().any(|mine| mine == g)) {
-        return Err(invalid_grant("Your account may no longer use this app: sign in again."));
-    }
-    if client.needs_two_factors() && !Amr::parse(&grant.amr).two_factor() {
-        return Err(invalid_grant("The app needs two factors now: sign in again."));
+    // The sign-in ends with the refusal (its token unspent, so no reuse
+    // alarm; introspection and the person's connected apps see it ended).
+    let refused =
+        if client.groups().next().is_some() && !client.groups().any(|g| grant.groups.iter().any(|mine| mine == g)) {
+            Some("Your account may no longer use this app: sign in again.")
+        } else if client.needs_two_factors() && !Amr::parse(&grant.amr).two_factor() {
+            Some("The app needs two factors now: sign in again.")
+        } else {
+            None
+        };
+    if let Some(why) = refused {
+        // Rolled back first: the token stays unspent (and SQLite's one
+        // writer turn is free for the next transaction).
+        drop(tx);
+        let mut ending = state.db.begin().await?;
+        ending.revoke_oidc_grant(&grant.grant_id, now).await?;
+        ending.commit().await?;
+        return Err(invalid_grant(why));
     }
     if let Some(asked) = req.scope.as_deref() {
         // A refresh may narrow what the tokens say, never widen it.
