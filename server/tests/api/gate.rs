@@ -34,17 +34,24 @@ fn gate_cookie(r: &Reply) -> Option<String> {
 }
 
 impl TestApp {
-    /// Traefik/Caddy's question about `method url`, with the given cookie.
-    async fn forward_auth(&self, method: &str, url: &str, gate: Option<&str>, accept: &str) -> Reply {
+    /// Traefik/Caddy's question about `method url` as a browser page (the
+    /// caller adds cookies and the like).
+    fn forward_auth_request(&self, method: &str, url: &str, accept: &str) -> reqwest::RequestBuilder {
         let (scheme, rest) = url.split_once("://").expect("url");
         let (host, uri) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-        let mut req = proxy()
+        proxy()
             .get(format!("{}/api/authz/forward-auth", self.base))
             .header("x-forwarded-method", method)
             .header("x-forwarded-proto", scheme)
             .header("x-forwarded-host", host)
             .header("x-forwarded-uri", if uri.is_empty() { "/" } else { uri })
             .header("accept", accept)
+    }
+
+    /// Traefik/Caddy's question about `method url`, with the given cookie.
+    async fn forward_auth(&self, method: &str, url: &str, gate: Option<&str>, accept: &str) -> Reply {
+        let mut req = self
+            .forward_auth_request(method, url, accept)
             // What the client sent to the app, passed on by the proxy.
             .header("remote-user", "admin");
         if let Some(gate) = gate {
@@ -411,24 +418,14 @@ async fn gate_cookies_count_only_for_their_domain_and_never_two_at_once() {
     assert_eq!(app.register("other@example.com").await.status, StatusCode::CREATED);
     let r = app.log_in("other@example.com", PASSWORD).await;
     let planted = gate_cookie(&r).expect("gate");
-    let req = proxy()
-        .get(format!("{}/api/authz/forward-auth", app.base))
-        .header("x-forwarded-method", "GET")
-        .header("x-forwarded-proto", "http")
-        .header("x-forwarded-host", "app.example.test")
-        .header("x-forwarded-uri", "/")
-        .header("accept", HTML)
+    let req = app
+        .forward_auth_request("GET", "http://app.example.test/", HTML)
         .header("cookie", format!("twofactor_gate={planted}; twofactor_gate={for_test}"));
     let r = app.send(&proxy(), req).await;
     assert!(header(&r, "location").contains("/login?"), "{:?}", r.headers);
     // More cookies than cookie domains: nobody either.
-    let req = proxy()
-        .get(format!("{}/api/authz/forward-auth", app.base))
-        .header("x-forwarded-method", "GET")
-        .header("x-forwarded-proto", "http")
-        .header("x-forwarded-host", "app.example.test")
-        .header("x-forwarded-uri", "/")
-        .header("accept", HTML)
+    let req = app
+        .forward_auth_request("GET", "http://app.example.test/", HTML)
         .header("cookie", format!("twofactor_gate=a; twofactor_gate=b; twofactor_gate={for_test}"));
     let r = app.send(&proxy(), req).await;
     assert!(header(&r, "location").contains("/login?"), "{:?}", r.headers);
@@ -1026,14 +1023,8 @@ async fn a_networks_rule_applies_only_to_clients_inside_its_ranges() {
         .await;
     let gate = gate_cookie(&r).expect("a gate cookie");
     let ask_from = |forwarded: &'static str, cookie: Option<String>| {
-        let mut req = proxy()
-            .get(format!("{}/api/authz/forward-auth", app.base))
-            .header("x-forwarded-method", "GET")
-            .header("x-forwarded-proto", "http")
-            .header("x-forwarded-host", "app.example.test")
-            .header("x-forwarded-uri", "/notes")
-            .header("accept", HTML)
-            .header("x-forwarded-for", forwarded);
+        let mut req =
+            app.forward_auth_request("GET", "http://app.example.test/notes", HTML).header("x-forwarded-for", forwarded);
         if let Some(gate) = cookie {
             req = req.header("cookie", format!("twofactor_gate={gate}"));
         }
@@ -1060,13 +1051,8 @@ async fn a_networks_rule_applies_only_to_clients_inside_its_ranges() {
     }
     // No address from the proxy: the client is unknown, never the
     // proxy's own address.
-    let req = proxy()
-        .get(format!("{}/api/authz/forward-auth", app.base))
-        .header("x-forwarded-method", "GET")
-        .header("x-forwarded-proto", "http")
-        .header("x-forwarded-host", "app.example.test")
-        .header("x-forwarded-uri", "/notes")
-        .header("accept", HTML)
+    let req = app
+        .forward_auth_request("GET", "http://app.example.test/notes", HTML)
         .header("cookie", format!("twofactor_gate={gate}"));
     let r = app.send(&proxy(), req).await;
     assert_eq!(r.status, StatusCode::FOUND, "{}", r.text);
