@@ -219,10 +219,22 @@ for (const javaScriptEnabled of [true, false]) {
     await expect(answers).toContainText('is sent to log in (rule 2)');
     await expect(answers).toContainText(`${ann.email} with two factors`);
     await expect(answers).toContainText('is refused (403) (rule 3)');
+    // Asked from a client's address (for rules limited to networks); one
+    // that is not an address is said to be so.
+    await expect(page.getByLabel('From the address')).toHaveValue('');
+    await page.getByLabel('From the address').fill('192.168.1.20');
+    await page.getByRole('button', { name: 'Who may reach it?' }).click();
+    await expect(page).toHaveURL(/from=192\.168\.1\.20/);
+    await expect(page.getByLabel('From the address')).toHaveValue('192.168.1.20');
+    await expect(answers).toContainText('is refused (403) (rule 3)');
     if (javaScriptEnabled) {
       await expectAccessible(page, 'admin: access rules');
       await shoot(page, 'rules');
     }
+    await page.getByLabel('From the address').fill('intranet');
+    await page.getByRole('button', { name: 'Who may reach it?' }).click();
+    await expect(page.getByTestId('admin-refused')).toContainText('IPv4 or IPv6 address');
+    await page.goto('/admin?view=rules');
 
     // The overview: accounts and their protection, the day, the queues.
     await page.getByRole('link', { name: 'Overview' }).click();
