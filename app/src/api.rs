@@ -40,18 +40,20 @@ pub async fn log_in(email: String, password: String) -> Result<LogInResponse, Ap
 }
 
 /// POST /api/2fa/authenticate: a password-stage session plus a current code
-/// or a recovery code becomes a full session.
+/// or a recovery code becomes a full session. `remember: true` remembers
+/// the browser (no second factor asked there for `REMEMBER_DAYS`).
 #[server(prefix = "/api", endpoint = "2fa/authenticate", input = Json)]
 pub async fn authenticate_two_factor(
     #[server(rename = "twoFactorAuthenticationCode")] code: Option<String>,
     #[server(rename = "recoveryCode")] recovery_code: Option<String>,
+    #[server(default)] remember: Option<bool>,
 ) -> Result<User, AppError> {
     use crate::server::{account, app_state, auth::PasswordSession, extract, request::RequestMeta, set_cookies};
     let state = app_state()?;
     let session = extract::<PasswordSession>(&state).await?;
     let meta = extract::<RequestMeta>(&state).await?;
     let factor = parse_second_factor(code.as_deref(), recovery_code.as_deref())?;
-    let out = account::authenticate(&state, &meta, session, factor).await?;
+    let out = account::authenticate(&state, &meta, session, factor, remember.unwrap_or(false)).await?;
     set_cookies(&out.cookies);
     Ok(out.body)
 }
@@ -68,17 +70,46 @@ pub async fn generate_two_factor(
     #[server(rename = "recoveryCode")] recovery_code: Option<String>,
     passkey: Option<PasskeyAnswer>,
 ) -> Result<GenerateResponse, AppError> {
-    use crate::server::factors::{proof::FactorProof, protection};
+    use crate::server::factors::protection;
     use crate::server::full_request;
     let (state, session, meta) = full_request().await?;
-    let present = |v: &Option<String>| v.as_deref().map(str::trim).is_some_and(|v| !v.is_empty());
-    let factor = match (&passkey, present(&code) || present(&recovery_code)) {
+    let factor = factor_proof(code.as_deref(), recovery_code.as_deref(), passkey.as_ref())?;
+    protection::generate(&state, &meta, session, factor, password.as_deref()).await
+}
+
+/// A second factor sent as proof: a typed code, or a passkey's answer;
+/// not both.
+#[cfg(feature = "ssr")]
+fn factor_proof<'a>(
+    code: Option<&str>,
+    recovery_code: Option<&str>,
+    passkey: Option<&'a PasskeyAnswer>,
+) -> Result<Option<crate::server::factors::proof::FactorProof<'a>>, AppError> {
+    use crate::server::factors::proof::FactorProof;
+    let present = |v: Option<&str>| v.map(str::trim).is_some_and(|v| !v.is_empty());
+    Ok(match (passkey, present(code) || present(recovery_code)) {
         (Some(_), true) => return Err(AppError::bad_request("Send a code or a passkey, not both.")),
         (Some(p), false) => Some(FactorProof::Passkey { ceremony: &p.ceremony, credential: &p.credential }),
-        (None, true) => Some(FactorProof::Typed(parse_second_factor(code.as_deref(), recovery_code.as_deref())?)),
+        (None, true) => Some(FactorProof::Typed(parse_second_factor(code, recovery_code)?)),
         (None, false) => None,
-    };
-    protection::generate(&state, &meta, session, factor, password.as_deref()).await
+    })
+}
+
+/// POST /api/2fa/step-up: a second factor shown again by someone logged
+/// in (`twoFactorAuthenticationCode`, `recoveryCode` or `passkey`, as for
+/// /api/2fa/generate), written into the log-in: what an access rule with
+/// `fresh` or `remembered = false` asks for.
+#[server(prefix = "/api", endpoint = "2fa/step-up", input = Json)]
+pub async fn step_up(
+    #[server(rename = "twoFactorAuthenticationCode")] code: Option<String>,
+    #[server(rename = "recoveryCode")] recovery_code: Option<String>,
+    passkey: Option<PasskeyAnswer>,
+) -> Result<Done, AppError> {
+    use crate::server::factors::proof;
+    use crate::server::full_request;
+    let (state, session, meta) = full_request().await?;
+    let factor = factor_proof(code.as_deref(), recovery_code.as_deref(), passkey.as_ref())?;
+    proof::step_up(&state, &meta, &session, factor).await
 }
 
 /// POST /api/webauthn/proof/start: a passkey ceremony whose answer proves
@@ -257,6 +288,37 @@ pub async fn end_log_in(id: String) -> Result<Done, AppError> {
         set_cookies(&logins::cleared_cookies(&state));
     }
     Ok(Done::new(format!("Logged out {}.", ended.browser)))
+}
+
+/// GET /api/2fa/remembered-browsers: the person's browsers that skip the
+/// second factor (this one marked `current`), the most recently used first.
+#[server(prefix = "/api", endpoint = "2fa/remembered-browsers", input = GetUrl)]
+pub async fn fetch_remembered_browsers() -> Result<Vec<RememberedBrowserView>, AppError> {
+    use crate::server::{factors::remembered, full_request};
+    let (state, session, meta) = full_request().await?;
+    remembered::list(&state, &meta, &session).await
+}
+
+/// POST /api/2fa/remembered-browsers/forget: `{"id": …}` forgets one (404
+/// if there is none by that id), `{"all": true}` every one; each is asked
+/// for a second factor at its next log-in.
+#[server(prefix = "/api", endpoint = "2fa/remembered-browsers/forget", input = Json)]
+pub async fn forget_remembered_browsers(
+    #[server(default)] id: Option<String>,
+    #[server(default)] all: Option<bool>,
+) -> Result<Done, AppError> {
+    use crate::server::{factors::remembered, full_request, set_cookies};
+    let (state, session, meta) = full_request().await?;
+    let id = match (id.as_deref().map(str::trim), all) {
+        (Some(id), None | Some(false)) if !id.is_empty() => Some(id),
+        (None, Some(true)) => None,
+        _ => return Err(AppError::bad_request("Send the \"id\" of one remembered browser, or \"all\": true.")),
+    };
+    let (done, mine) = remembered::forget(&state, &meta, session.user.id, None, id).await?;
+    if mine {
+        set_cookies(&[state.cookies.clear(crate::server::crypto::tokens::CookieKind::Remember)]);
+    }
+    Ok(done)
 }
 
 /// POST /api/authentication/change-password: needs the current password;

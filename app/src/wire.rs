@@ -53,6 +53,9 @@ pub struct LogInResponse {
     /// The account has a passkey to offer at the second step.
     #[serde(default)]
     pub passkey: bool,
+    /// This browser is remembered: the second factor was not asked for.
+    #[serde(default)]
+    pub remembered: bool,
 }
 
 /// A pending secret: base32 for manual entry and the URI for the QR code.
@@ -201,6 +204,34 @@ pub struct LogInView {
     pub reached: String,
 }
 
+/// A browser that skips the second factor (see "Don't ask again on this
+/// browser"), as its owner's list shows it. Named by `id`, a random handle
+/// that can do nothing but forget it; the browser's secret never leaves it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RememberedBrowserView {
+    pub id: String,
+    /// Fixed words read from the User-Agent ("Firefox on Windows").
+    pub browser: String,
+    /// The address it was remembered from.
+    pub ip: Option<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds: when it last stood in for the second factor.
+    pub last_used_at: i64,
+    /// Unix seconds: when it stops counting.
+    pub expires_at: i64,
+    /// The three times in the person's time zone (as `LogInView`).
+    #[serde(default)]
+    pub created_when: String,
+    #[serde(default)]
+    pub last_used_when: String,
+    #[serde(default)]
+    pub expires_when: String,
+    /// The browser asking.
+    pub current: bool,
+}
+
 /// Kinds of security events in the audit trail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -268,10 +299,15 @@ pub enum AuditKind {
     AppSecretChanged,
     /// An app removed: every sign-in and token it held ended.
     AppRemoved,
+    /// The second factor is not asked for again on this browser (the code
+    /// step's "Don't ask again").
+    BrowserRemembered,
+    /// Remembered browsers forgotten: one, or all of them.
+    RememberedBrowsersForgotten,
 }
 
 impl AuditKind {
-    const ALL: [AuditKind; 40] = [
+    const ALL: [AuditKind; 42] = [
         AuditKind::LogInOk,
         AuditKind::LogInFailed,
         AuditKind::CodeFailed,
@@ -312,6 +348,8 @@ impl AuditKind {
         AuditKind::AppChanged,
         AuditKind::AppSecretChanged,
         AuditKind::AppRemoved,
+        AuditKind::BrowserRemembered,
+        AuditKind::RememberedBrowsersForgotten,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -356,6 +394,8 @@ impl AuditKind {
             AuditKind::AppChanged => "app_changed",
             AuditKind::AppSecretChanged => "app_secret_changed",
             AuditKind::AppRemoved => "app_removed",
+            AuditKind::BrowserRemembered => "browser_remembered",
+            AuditKind::RememberedBrowsersForgotten => "remembered_browsers_forgotten",
         }
     }
 
@@ -412,6 +452,8 @@ impl AuditKind {
             AuditKind::AppChanged => "App changed",
             AuditKind::AppSecretChanged => "App secret changed",
             AuditKind::AppRemoved => "App removed",
+            AuditKind::BrowserRemembered => "Browser remembered",
+            AuditKind::RememberedBrowsersForgotten => "Remembered browsers forgotten",
         }
     }
 

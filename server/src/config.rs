@@ -32,6 +32,8 @@ pub struct Config {
     pub trusted_proxy_header: Option<http::HeaderName>,
     pub access_ttl_seconds: i64,
     pub refresh_ttl_seconds: i64,
+    /// How long "Don't ask again on this browser" lasts (0: not offered).
+    pub remember_days: i64,
     /// How long a just-rotated refresh token may be presented again (two
     /// tabs restored together) before that counts as a stolen copy.
     pub refresh_grace_seconds: i64,
@@ -173,6 +175,7 @@ impl Config {
         let access_ttl_seconds = seconds(&var, "ACCESS_TTL_SECONDS", 15 * 60, 30, 3600)?;
         let refresh_ttl_seconds = seconds(&var, "REFRESH_TTL_SECONDS", 30 * 86400, 300, 365 * 86400)?;
         let refresh_grace_seconds = seconds(&var, "REFRESH_GRACE_SECONDS", 10, 0, 60)?;
+        let remember_days = bounded(&var, "REMEMBER_DAYS", 30, 0, 365, "days")?;
         let audit_retention_days = bounded(&var, "AUDIT_RETENTION_DAYS", 90, 1, 3650, "days")?;
         let registrations_per_hour = bounded(&var, "REGISTRATIONS_PER_HOUR", 10, 1, 1_000_000, "accounts")?;
         let hash_queue_limit = match var("HASH_QUEUE_LIMIT") {
@@ -324,6 +327,7 @@ impl Config {
             trusted_proxy_header,
             access_ttl_seconds,
             refresh_ttl_seconds,
+            remember_days,
             refresh_grace_seconds,
             audit_retention_days,
             hash_queue_limit,

@@ -78,6 +78,7 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> Result<AppSt
         secrets,
         access_ttl: config.access_ttl_seconds,
         refresh_ttl: config.refresh_ttl_seconds,
+        remember_seconds: config.remember_days * 86_400,
         refresh_grace: config.refresh_grace_seconds,
         audit_retention: config.audit_retention_days * 86_400,
         trusted_proxy_header: config.trusted_proxy_header.clone(),

@@ -68,6 +68,8 @@ mod passkeys;
 mod proxies;
 #[path = "api/proxy_configs.rs"]
 mod proxy_configs;
+#[path = "api/remembered.rs"]
+mod remembered;
 #[path = "api/retention.rs"]
 mod retention;
 #[path = "api/sessions.rs"]

@@ -276,6 +276,7 @@ async fn answer(
         two_factor: w.two_factor,
         email_verified: w.email_verified,
         overdue: w.two_factor_due.is_some_and(|due| due <= state.now()),
+        factor_age: w.factor_at.map(|at| state.now() - at),
     });
     let decision = state.gate.rules.decide(&target, as_subject.as_ref());
     match decision {

@@ -21,7 +21,7 @@ use crate::server::account;
 use crate::server::auth::{FullSession, PasswordSession};
 use crate::server::crypto::tokens::{CookieKind, Stage};
 use crate::server::factors::proof::FactorProof;
-use crate::server::factors::{protection, recovery};
+use crate::server::factors::{proof, protection, recovery, remembered};
 use crate::server::logins;
 use crate::server::request::RequestMeta;
 use crate::server::state::AppState;
@@ -200,12 +200,15 @@ async fn log_in(State(state): State<AppState>, req: Request) -> Response {
                         _ => (None, Some(posted.get("recovery"))),
                     };
                     let result = match parse_second_factor(code, recovery) {
-                        Ok(factor) => account::authenticate(&state, &posted.meta, session, factor).await,
+                        Ok(factor) => {
+                            let remember = posted.get("remember") == "on";
+                            account::authenticate(&state, &posted.meta, session, factor, remember).await
+                        }
                         Err(e) => Err(e),
                     };
                     match result {
                         Ok(out) => (Answer::Redirect(done.clone()), out.cookies),
-                        Err(e) => (Answer::Render(failed(intent, e, &posted, &[])), vec![]),
+                        Err(e) => (Answer::Render(failed(intent, e, &posted, &["remember"])), vec![]),
                     }
                 }
             }
@@ -342,8 +345,15 @@ async fn security(State(state): State<AppState>, req: Request) -> Response {
     let Some(intent) = posted.intent else {
         return plain_error(AppError::bad_request("Unknown form."), StatusCode::BAD_REQUEST);
     };
-    // The way back to an app behind the gate, kept on the page.
-    let here = format!("/security{}", return_query(&state, &posted.parts));
+    // The way back to an app behind the gate, kept on the page, and that
+    // the gate sent the person here (a second factor is wanted).
+    let back = return_query(&state, &posted.parts);
+    let sent_by_gate = posted.parts.uri.query().is_some_and(|q| q.split('&').any(|p| p == "need=two-factor"));
+    let here = match (sent_by_gate, back.strip_prefix('?')) {
+        (true, Some(rd)) => format!("/security?need=two-factor&{rd}"),
+        (true, None) => "/security?need=two-factor".to_owned(),
+        (false, _) => format!("/security{back}"),
+    };
     let session = match posted.full_session(&state).await {
         Ok(s) => s,
         // Logged out meanwhile (or the session ended): the page itself
@@ -469,6 +479,32 @@ async fn security(State(state): State<AppState>, req: Request) -> Response {
             match crate::server::oidc::connected::revoke(&state, &posted.meta, &session, posted.get("app").trim()).await
             {
                 Ok(name) => (Answer::Render(shown(intent, Shown::AppRevoked(name))), vec![]),
+                Err(e) => (Answer::Render(failed(intent, e, &posted, &[])), vec![]),
+            }
+        }
+        // "Forget" beside a remembered browser, or "Forget all": the list
+        // again, saying so (this browser's own cookie goes with its entry).
+        Intent::ForgetBrowsers => {
+            let id = Some(posted.get("browser").trim()).filter(|id| !id.is_empty());
+            match remembered::forget(&state, &posted.meta, session.user.id, None, id).await {
+                Ok((done, mine)) => {
+                    let cookies = if mine { vec![state.cookies.clear(CookieKind::Remember)] } else { vec![] };
+                    (Answer::Render(shown(intent, Shown::BrowsersForgotten(done.message))), cookies)
+                }
+                Err(e) => (Answer::Render(failed(intent, e, &posted, &[])), vec![]),
+            }
+        }
+        // A second factor shown again for an app behind the gate: on to
+        // it (the log-in page checks the way back), else the page again.
+        Intent::StepUp => {
+            let typed = posted.get("code").trim();
+            let result = match crate::wire::parse_any_second_factor(typed) {
+                Ok(factor) => proof::step_up(&state, &posted.meta, &session, Some(FactorProof::Typed(factor))).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(_) if !back.is_empty() => (Answer::Redirect(format!("/login{back}")), vec![]),
+                Ok(_) => (Answer::Redirect(here.clone()), vec![]),
                 Err(e) => (Answer::Render(failed(intent, e, &posted, &[])), vec![]),
             }
         }

@@ -49,6 +49,7 @@ mod listen;
 mod logins;
 mod mail;
 mod oidc;
+mod remembered;
 mod throttle;
 mod users;
 
@@ -62,6 +63,7 @@ pub use logins::{
 };
 pub use mail::{MailRow, NewMail};
 pub use oidc::{ClientRow, ConnectedAppRow, GrantSubject, KeyRow, LogoutMessage, NewGrant, RedeemedCode};
+pub use remembered::{NewRememberedBrowser, RememberedBrowserRow};
 pub use throttle::Throttle;
 pub use users::{SealedSecrets, UserRow, UserSummary};
 

@@ -21,6 +21,9 @@ pub struct RequestMeta {
     pub user_agent: Option<String>,
     /// The browser's device cookie, when it carries a valid one.
     pub device: Option<Device>,
+    /// The SHA-256 of the browser's remembered-browser cookie, when it
+    /// sends one (whose, and whether it still counts, the database says).
+    pub remembered: Option<String>,
 }
 
 impl RequestMeta {
@@ -99,7 +102,12 @@ impl FromRequestParts<AppState> for RequestMeta {
             .cookies
             .from_headers(CookieKind::Device, &parts.headers)
             .and_then(|value| state.keys.open_device(value, state.now()));
-        Ok(Self { ip: client_ip(parts, state), user_agent, device })
+        let remembered = state
+            .cookies
+            .from_headers(CookieKind::Remember, &parts.headers)
+            .filter(|value| (20..=100).contains(&value.len()))
+            .map(|value| crate::server::crypto::sha256_hex(value.as_bytes()));
+        Ok(Self { ip: client_ip(parts, state), user_agent, device, remembered })
     }
 }
 

@@ -1,5 +1,6 @@
 //! Housekeeping: what is deleted once it can no longer matter (expired and
-//! spent sessions, throttle windows that passed, old mail and audit rows).
+//! spent sessions, throttle windows that passed, old mail and audit rows,
+//! remembered browsers that can no longer count).
 
 use super::mail;
 use super::state::AppState;
@@ -27,5 +28,6 @@ pub async fn prune(state: &AppState) -> Result<super::db::Pruned, AppError> {
     .max()
     .unwrap_or(0);
     state.db.prune_mail(now - mail::KEEP_SECONDS, now).await?;
+    state.db.sweep_remembered_browsers(now).await?;
     state.db.prune(now, now - SPENT_SESSION_KEEP_SECONDS, now - window, now - state.audit_retention).await
 }

@@ -47,6 +47,9 @@ pub struct StateInner {
     pub access_ttl: i64,
     /// Lifetime of a log-in's refresh tokens (the whole family), in seconds.
     pub refresh_ttl: i64,
+    /// How long a remembered browser skips the second factor, in seconds
+    /// (`REMEMBER_DAYS`; 0: browsers are not remembered).
+    pub remember_seconds: i64,
     /// How long a just-rotated refresh token may be presented again, in
     /// seconds, before that counts as reuse of a stolen copy.
     pub refresh_grace: i64,

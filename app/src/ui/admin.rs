@@ -306,6 +306,21 @@ fn Account(view: PersonView) -> impl IntoView {
                 </ul>
             }.into_any()
         }}
+        {(!view.remembered.is_empty()).then(|| view! {
+            <h2>"Remembered browsers"</h2>
+            <p class="muted">"Not asked for a second factor after the password (\"Forget remembered browsers\" below)."</p>
+            <ul class="log-in-list" data-testid="admin-remembered">
+                {view.remembered.iter().map(|b| view! {
+                    <li>
+                        <div class="log-in-what">
+                            <strong>{b.browser.clone()}</strong>
+                            <p class="meta">{b.ip.clone().map_or_else(|| "from an unknown address".to_owned(), |ip| format!("from {ip}"))}</p>
+                            <p class="meta">"Remembered " {b.created_when.clone()} " · last used " {b.last_used_when.clone()}</p>
+                        </div>
+                    </li>
+                }).collect_view()}
+            </ul>
+        })}
         <h2>"Recent activity"</h2>
         <ol class="activity" data-testid="admin-activity">
             {view.activity.iter().map(|e| view! {

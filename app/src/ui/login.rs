@@ -163,6 +163,23 @@ pub struct LogInRoute {
     outcome: Option<FormOutcome>,
     pending: Option<Pending>,
     signup_open: bool,
+    remember_days: i64,
+}
+
+/// For how many days the code step offers not to ask again on this
+/// browser (`REMEMBER_DAYS`; 0: not offered), as the server says.
+fn remember_days() -> i64 {
+    let days = || {
+        #[cfg(feature = "ssr")]
+        {
+            crate::server::app_state().map(|state| state.remember_seconds / 86_400).unwrap_or(0)
+        }
+        #[cfg(not(feature = "ssr"))]
+        {
+            0
+        }
+    };
+    SharedValue::new(days).into_inner()
 }
 
 #[leptos_router::lazy_route]
@@ -172,16 +189,26 @@ impl leptos_router::LazyRoute for LogInRoute {
             outcome: page_outcome(),
             pending: SharedValue::new(pending_step).into_inner(),
             signup_open: super::signup::signup_open(),
+            remember_days: remember_days(),
         }
     }
 
     fn view(this: Self) -> AnyView {
-        view! { <LogInPage outcome=this.outcome pending=this.pending signup_open=this.signup_open/> }.into_any()
+        view! {
+            <LogInPage outcome=this.outcome pending=this.pending signup_open=this.signup_open
+                remember_days=this.remember_days/>
+        }
+        .into_any()
     }
 }
 
 #[component]
-fn LogInPage(outcome: Option<FormOutcome>, pending: Option<Pending>, signup_open: bool) -> impl IntoView {
+fn LogInPage(
+    outcome: Option<FormOutcome>,
+    pending: Option<Pending>,
+    signup_open: bool,
+    remember_days: i64,
+) -> impl IntoView {
     let step = RwSignal::new(if pending.is_some() { Step::Code } else { Step::Password });
     // What the code step offers: the app's code, a passkey, or both.
     let factors = RwSignal::new(pending.map(|p| (p.app, p.passkey)).unwrap_or((true, false)));
@@ -202,6 +229,8 @@ fn LogInPage(outcome: Option<FormOutcome>, pending: Option<Pending>, signup_open
     let email = RwSignal::new(outcome.as_ref().map(|o| o.field("email")).unwrap_or_default());
     let password = RwSignal::new(String::new());
     let code = RwSignal::new(String::new());
+    // "Don't ask again on this browser", as ticked (kept after a refused code).
+    let remember = RwSignal::new(outcome.as_ref().is_some_and(|o| o.field("remember") == "on"));
     let notice = RwSignal::new(None::<String>);
     let query = use_query_map();
     let use_recovery = Memo::new(move |_| query.read().get("with").as_deref() == Some("recovery"));
@@ -227,15 +256,15 @@ fn LogInPage(outcome: Option<FormOutcome>, pending: Option<Pending>, signup_open
             log_in(email, password).await
         }
     });
-    let code_action = Action::new(|(code, recovery): &(String, bool)| {
-        let (code, recovery) = (code.clone(), *recovery);
+    let code_action = Action::new(|(code, recovery, remember): &(String, bool, bool)| {
+        let (code, recovery, remember) = (code.clone(), *recovery, remember.then_some(true));
         async move {
             if recovery {
                 parse_second_factor(None, Some(&code))?;
-                authenticate_two_factor(None, Some(code)).await
+                authenticate_two_factor(None, Some(code), remember).await
             } else {
                 parse_second_factor(Some(&code), None)?;
-                authenticate_two_factor(Some(code), None).await
+                authenticate_two_factor(Some(code), None, remember).await
             }
         }
     });
@@ -367,7 +396,7 @@ fn LogInPage(outcome: Option<FormOutcome>, pending: Option<Pending>, signup_open
             };
             let submit = move || {
                 if still_wanted() {
-                    code_action.dispatch((code.get_untracked(), false));
+                    code_action.dispatch((code.get_untracked(), false, remember.get_untracked()));
                 }
             };
             #[cfg(feature = "hydrate")]
@@ -391,7 +420,7 @@ fn LogInPage(outcome: Option<FormOutcome>, pending: Option<Pending>, signup_open
         if code_action.pending().get_untracked() {
             return;
         }
-        code_action.dispatch((code.get_untracked(), use_recovery.get_untracked()));
+        code_action.dispatch((code.get_untracked(), use_recovery.get_untracked(), remember.get_untracked()));
     };
     let submit_restart = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
@@ -487,6 +516,14 @@ fn LogInPage(outcome: Option<FormOutcome>, pending: Option<Pending>, signup_open
                         <TextField label="Recovery code" id="recovery" name="recovery" input=InputKind::recovery() value=code
                             error=field_message(code_error, "recoveryCode") autofocus=true/>
                     </Show>
+                    {(remember_days > 0).then(|| view! {
+                        <label for="remember" class="check">
+                            <input id="remember" name="remember" type="checkbox" prop:checked=move || remember.get()
+                                checked=remember.get_untracked()
+                                on:change=move |ev| remember.set(event_target_checked(&ev))/>
+                            {format!("Don't ask again on this browser for {remember_days} days")}
+                        </label>
+                    })}
                     <ErrorNote error=code_error busy=code_action.pending()/>
                     <SubmitButton pending=code_action.pending() label="Verify" busy_label="Verifying…"/>
                 </form>

@@ -38,10 +38,15 @@ pub enum Intent {
     RevokeApp,
     /// Any form of the admin page (its `action` field says which).
     Admin,
+    /// "Forget" beside one remembered browser (its `browser` field), or
+    /// "Forget all" (none).
+    ForgetBrowsers,
+    /// A second factor shown again for an app that wants one now.
+    StepUp,
 }
 
 impl Intent {
-    const ALL: [Intent; 18] = [
+    const ALL: [Intent; 20] = [
         Intent::SignUp,
         Intent::Password,
         Intent::Code,
@@ -60,6 +65,8 @@ impl Intent {
         Intent::EndLogIn,
         Intent::RevokeApp,
         Intent::Admin,
+        Intent::ForgetBrowsers,
+        Intent::StepUp,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -82,6 +89,8 @@ impl Intent {
             Intent::EndLogIn => "end-log-in",
             Intent::RevokeApp => "revoke-app",
             Intent::Admin => "admin",
+            Intent::ForgetBrowsers => "forget-browsers",
+            Intent::StepUp => "step-up",
         }
     }
 
@@ -104,6 +113,8 @@ pub enum Shown {
     LogInEnded(String),
     /// An app's access was taken back: its name.
     AppRevoked(String),
+    /// Remembered browsers forgotten: what the server said.
+    BrowsersForgotten(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

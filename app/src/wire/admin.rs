@@ -61,6 +61,10 @@ pub struct PersonView {
     pub needs_proof: bool,
     /// Live log-ins; `id` is the handle "end-log-in" takes.
     pub log_ins: Vec<LogInView>,
+    /// Browsers that skip the second factor ("forget-browsers" forgets
+    /// them all).
+    #[serde(default)]
+    pub remembered: Vec<crate::wire::RememberedBrowserView>,
     pub activity: Vec<AdminEvent>,
     /// The changes to the whole account this administrator may make now,
     /// in the order the page shows them.
@@ -189,6 +193,9 @@ pub enum AdminAction {
     /// Deletes the account; the argument is its email address, typed
     /// again to confirm.
     Delete(String),
+    /// Forgets every remembered browser: each asks for a second factor
+    /// at its next log-in.
+    ForgetBrowsers,
 }
 
 impl AdminAction {
@@ -206,6 +213,7 @@ impl AdminAction {
             "lock" => AdminAction::Lock,
             "unlock" => AdminAction::Unlock,
             "send-reset" => AdminAction::SendReset,
+            "forget-browsers" => AdminAction::ForgetBrowsers,
             "delete" => AdminAction::Delete(argument.to_owned()),
             _ => return None,
         })

@@ -834,7 +834,8 @@ policy = "one_factor"
         [
             "Someone not logged in: is sent to log in (rule 1)",
             "boss@example.test with the password alone: is asked for a second factor (rule 1)",
-            "boss@example.test with two factors: passes (rule 1)"
+            "boss@example.test with two factors: passes (rule 1)",
+            "boss@example.test with two factors, a remembered browser standing in for the second: passes (rule 1)"
         ]
     );
     let r = ask("http://app.example.test/admin", "ann@example.test").await;
@@ -842,7 +843,8 @@ policy = "one_factor"
         answers(&r)[1..],
         [
             "ann@example.test with the password alone: is refused (403) (rule 2)",
-            "ann@example.test with two factors: is refused (403) (rule 2)"
+            "ann@example.test with two factors: is refused (403) (rule 2)",
+            "ann@example.test with two factors, a remembered browser standing in for the second: is refused (403) (rule 2)"
         ]
     );
     let r = ask("http://wiki.example.test/page", "").await;

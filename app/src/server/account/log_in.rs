@@ -9,6 +9,7 @@ use crate::server::audit;
 use crate::server::auth::PasswordSession;
 use crate::server::crypto::tokens::{CookieKind, PASSWORD_STAGE_TTL};
 use crate::server::db::{Tx, UserRow};
+use crate::server::factors::remembered;
 use crate::server::factors::verify::{self, factor_amr};
 use crate::server::identity;
 use crate::server::logins::{self, Amr};
@@ -156,7 +157,11 @@ pub async fn log_in(
     // this account count on their own (see `Attempt::password_buckets`).
     let device = state.keys.issue_device(user.id, user.session_version, state.now())?;
     let device_cookie = state.cookies.set(CookieKind::Device, &device, crate::server::crypto::tokens::DEVICE_TTL);
-    let mut cookies = if user.two_factor() {
+    let remembered = if user.two_factor() { remembered_log_in(state, meta, &user, new_browser).await? } else { None };
+    let skipped = remembered.is_some();
+    let mut cookies = if let Some(cookies) = remembered {
+        cookies
+    } else if user.two_factor() {
         let factors = (user.totp_enabled, user.passkey_count > 0);
         let token = state.keys.issue_password_stage(
             user.id,
@@ -178,13 +183,37 @@ pub async fn log_in(
         cookies
     };
     cookies.push(device_cookie);
-    tracing::info!(user_id = user.id, two_factor = user.two_factor(), "password accepted");
+    tracing::info!(user_id = user.id, two_factor = user.two_factor(), remembered = skipped, "password accepted");
     let body = LogInResponse {
         user: User::from(&user),
-        two_factor_required: user.two_factor(),
+        two_factor_required: user.two_factor() && !skipped,
         passkey: user.passkey_count > 0,
+        remembered: skipped,
     };
     Ok(WithCookies { body, cookies })
+}
+
+/// After the password, from a browser whose remembered-browser cookie
+/// counts for this account now: a full log-in reached by the password and
+/// the remembered browser. None (nothing written) from any other browser.
+async fn remembered_log_in(
+    state: &AppState,
+    meta: &RequestMeta,
+    user: &UserRow,
+    new_browser: bool,
+) -> Result<Option<Vec<String>>, AppError> {
+    if meta.remembered.is_none() || !remembered::offered(state) {
+        return Ok(None);
+    }
+    let mut tx = state.db.begin().await?;
+    if !remembered::recognised(state, &mut tx, user, meta).await? {
+        return Ok(None);
+    }
+    let amr = Amr::PASSWORD.with(Amr::REMEMBERED);
+    let cookies = logins::start(state, &mut tx, user.id, user.session_version, amr, meta).await?;
+    report_log_in(state, &mut tx, meta, user, new_browser).await?;
+    audit::commit(state, tx).await?;
+    Ok(Some(cookies))
 }
 
 /// The code step: a password-stage session plus a current code (or a
@@ -194,12 +223,14 @@ pub async fn log_in(
 /// the log-in started and reported. A log-in refused after a good code (the
 /// token already spent, or overtaken by an ending) still commits the
 /// verdict, as a refused code does: the step stays used, the limits
-/// settled.
+/// settled. With `remember` (and `REMEMBER_DAYS` not 0) the browser is
+/// remembered in the same transaction.
 pub async fn authenticate(
     state: &AppState,
     meta: &RequestMeta,
     session: PasswordSession,
     factor: SecondFactor,
+    remember: bool,
 ) -> Result<WithCookies<User>, AppError> {
     let amr = Amr::PASSWORD.with(factor_amr(&factor));
     let body = User::from(&session.user);
@@ -208,7 +239,7 @@ pub async fn authenticate(
         let PasswordSession { user, claims } = session;
         let mut tx = state.db.begin().await?;
         let answer = match verify::check(&state, &meta, &mut tx, &user, &factor).await? {
-            Ok(()) => start_second_factor(&state, &meta, &mut tx, &user, &claims, amr).await?,
+            Ok(()) => start_second_factor(&state, &meta, &mut tx, &user, &claims, amr, remember).await?,
             Err(refused) => Err(refused),
         };
         audit::commit(&state, tx).await?;
@@ -232,7 +263,7 @@ pub(crate) async fn finish_second_factor(
     amr: Amr,
 ) -> Result<Vec<String>, AppError> {
     let mut tx = state.db.begin().await?;
-    let cookies = start_second_factor(state, meta, &mut tx, user, stage, amr).await??;
+    let cookies = start_second_factor(state, meta, &mut tx, user, stage, amr, false).await??;
     audit::commit(state, tx).await?;
     tracing::info!(user_id = user.id, "second factor accepted");
     Ok(cookies)
@@ -249,16 +280,20 @@ async fn start_second_factor(
     user: &UserRow,
     stage: &crate::server::crypto::tokens::Claims,
     amr: Amr,
+    remember: bool,
 ) -> Result<Result<Vec<String>, AppError>, AppError> {
     // One password step, one session: a copy of the password-stage token
     // cannot be exchanged again with a later code.
     if !tx.spend_stage_token(&stage.jti, stage.exp).await? {
         return Ok(Err(AppError::unauthenticated()));
     }
-    let Some(cookies) = logins::try_start(state, tx, user.id, user.session_version, amr, meta).await? else {
+    let Some(mut cookies) = logins::try_start(state, tx, user.id, user.session_version, amr, meta).await? else {
         return Ok(Err(logins::overtaken()));
     };
     report_log_in(state, tx, meta, user, stage.nb == Some(true)).await?;
+    if remember && remembered::offered(state) {
+        cookies.push(remembered::remember(state, tx, user, meta).await?);
+    }
     Ok(Ok(cookies))
 }
 

@@ -83,5 +83,5 @@ pub fn two_factor_due(state: &AppState, user: &SessionUser) -> Option<TwoFactorD
 
 /// How operator commands appear in the user's activity.
 pub fn operator_meta() -> RequestMeta {
-    RequestMeta { ip: None, user_agent: Some("operator command".into()), device: None }
+    RequestMeta { user_agent: Some("operator command".into()), ..Default::default() }
 }

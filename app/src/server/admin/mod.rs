@@ -131,9 +131,11 @@ pub async fn person(state: &AppState, session: &FullSession, id: i64) -> Result<
         })
         .collect();
     let is_you = id == admin.id;
-    let offers = offers(&user, is_you);
+    let remembered = crate::server::factors::remembered::list_of(state, id, None).await?;
+    let offers = offers(&user, is_you, remembered.len());
     Ok(PersonView {
         offers,
+        remembered,
         admin: groups.iter().any(|g| *g == state.admin_group),
         admin_group: state.admin_group.clone(),
         is_you,
@@ -155,7 +157,7 @@ pub async fn person(state: &AppState, session: &FullSession, id: i64) -> Result<
 /// The changes to the whole account the page offers: what applies to the
 /// account as it is, and nothing that would take the administrator's own
 /// role or factors away.
-fn offers(user: &UserRow, is_you: bool) -> Vec<Offer> {
+fn offers(user: &UserRow, is_you: bool, remembered: usize) -> Vec<Offer> {
     let mut offers = Vec::new();
     if user.email_verified_at.is_none() {
         offers.push(Offer::new("confirm-email", "Confirm the address", "", false));
@@ -183,6 +185,14 @@ fn offers(user: &UserRow, is_you: bool) -> Vec<Offer> {
         offers.push(Offer::new("lock", "Lock the account", "Ends every log-in until unlocked.", true));
     }
     offers.push(Offer::new("end-all-log-ins", "Log out everywhere", "", true));
+    if remembered > 0 {
+        offers.push(Offer::new(
+            "forget-browsers",
+            "Forget remembered browsers",
+            "Each is asked for a second factor at its next log-in.",
+            true,
+        ));
+    }
     offers.push(Offer {
         confirm: "Their email address, to confirm".into(),
         ..Offer::new(
@@ -331,6 +341,22 @@ pub async fn act(
                 "Deleted the account of {}: its log-ins ended and its data is gone; its activity stays, without the name.",
                 user.email
             )));
+        }
+        AdminAction::ForgetBrowsers => {
+            let mut gone = tx.forget_remembered_browsers(id, None).await?;
+            gone.retain(|row| row.counts(user.session_version, now));
+            if gone.is_empty() {
+                return Ok(Done::new(format!("{} has no remembered browser.", user.email)));
+            }
+            (
+                AuditKind::RememberedBrowsersForgotten,
+                format!(
+                    "Forgot {} remembered browser{} of {}: a second factor is asked for at the next log-in.",
+                    gone.len(),
+                    if gone.len() == 1 { "" } else { "s" },
+                    user.email
+                ),
+            )
         }
         AdminAction::AddGroup(group) => {
             if !tx.set_group(id, &group, true, state.now()).await? {

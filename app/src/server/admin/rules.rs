@@ -83,7 +83,13 @@ pub async fn rules(
         // Past a group's deadline, the password alone is sent to enrol, as
         // the gate does.
         let overdue = state.db.two_factor_due(user.id).await?.is_some_and(|due| due <= state.now());
-        for (two_factor, who) in [(false, "with the password alone"), (true, "with two factors")] {
+        let ways = [
+            (false, None, "with the password alone"),
+            (true, Some(0), "with two factors"),
+            (true, None, "with two factors, a remembered browser standing in for the second"),
+        ];
+        let shown = if state.remember_seconds > 0 { &ways[..] } else { &ways[..2] };
+        for &(two_factor, factor_age, who) in shown {
             let subject = Subject {
                 user_id: user.id,
                 email: &user.email,
@@ -91,6 +97,7 @@ pub async fn rules(
                 two_factor,
                 email_verified: user.email_verified_at.is_some(),
                 overdue: overdue && !two_factor,
+                factor_age,
             };
             let (decision, rule) = rules.decide_why(&target, Some(&subject));
             view.answers.push(RuleAnswer {

@@ -290,6 +290,9 @@ pub enum CookieKind {
     /// `/oidc/authorize` is a cross-site navigation that carries no Strict
     /// cookie.
     Authorize,
+    /// A remembered browser's secret (`factors::remembered`): the second
+    /// factor is not asked for again here while its entry counts.
+    Remember,
 }
 
 impl CookieConfig {
@@ -306,6 +309,8 @@ impl CookieConfig {
             // `__Secure-`, not `__Host-`: the path is /oidc, not /.
             (CookieKind::Authorize, true) => "__Secure-oidc_login",
             (CookieKind::Authorize, false) => "oidc_login",
+            (CookieKind::Remember, true) => "__Host-remember",
+            (CookieKind::Remember, false) => "remember",
         }
     }
 

@@ -61,6 +61,9 @@ pub struct GateSubject {
     /// Whether the person confirmed the email address (mailed link).
     pub email_verified: bool,
     pub two_factor: bool,
+    /// When a second factor was last shown in the log-in (None: never; a
+    /// remembered browser is not one).
+    pub factor_at: Option<i64>,
     pub groups: Vec<String>,
     /// When a group of theirs wants two factors on by (`two_factor_due!`).
     pub two_factor_due: Option<i64>,
@@ -217,6 +220,7 @@ impl Db {
             name: String,
             email_verified_at: Option<i64>,
             amr: String,
+            factor_at: Option<i64>,
             domain: String,
             family: String,
             expires_at: i64,
@@ -224,7 +228,7 @@ impl Db {
             two_factor_due: Option<i64>,
         }
         let rows = sqlx::query_as::<_, Row>(concat!(
-            "SELECT g.user_id, u.email, u.name, u.email_verified_at, l.amr, g.domain, g.family, \
+            "SELECT g.user_id, u.email, u.name, u.email_verified_at, l.amr, l.factor_at, g.domain, g.family, \
              CASE WHEN g.expires_at < l.expires_at THEN g.expires_at ELSE l.expires_at END AS expires_at, \
              ug.name AS grp, ",
             two_factor_due!(),
@@ -247,6 +251,7 @@ impl Db {
             name: row.name,
             email_verified: row.email_verified_at.is_some(),
             two_factor: Amr::parse(&row.amr).two_factor(),
+            factor_at: row.factor_at,
             groups,
             two_factor_due: row.two_factor_due,
             domain: row.domain,
@@ -308,8 +313,8 @@ impl Tx {
         self.step()?;
         let done = sqlx::query(
             "INSERT INTO logins (id, user_id, session_version, amr, auth_at, created_at, last_seen_at, expires_at, \
-             ip, user_agent) \
-             SELECT $1, id, session_version, $3, $4, $5, $5, $6, $7, $8 FROM users \
+             ip, user_agent, factor_at) \
+             SELECT $1, id, session_version, $3, $4, $5, $5, $6, $7, $8, $10 FROM users \
              WHERE id = $2 AND session_version = $9 AND locked_at IS NULL",
         )
         .bind(l.id)
@@ -321,6 +326,7 @@ impl Tx {
         .bind(l.ip)
         .bind(l.user_agent)
         .bind(l.session_version)
+        .bind(l.amr.shown_second_factor().then_some(l.auth_at))
         .execute(&mut *self.tx)
         .await?;
         Ok(done.rows_affected() == 1)

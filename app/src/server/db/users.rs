@@ -230,6 +230,15 @@ impl Db {
 }
 
 impl Tx {
+    /// The account's session version now (0 for no such account).
+    pub async fn session_version_of(&mut self, id: i64) -> Result<i64, AppError> {
+        let row: Option<(i64,)> = sqlx::query_as("SELECT session_version FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        Ok(row.map_or(0, |(v,)| v))
+    }
+
     /// Adds (at `now`) or removes a group of an account (the gate's cached
     /// decisions about it are dropped); whether anything changed.
     pub async fn set_group(&mut self, user_id: i64, group: &str, member: bool, now: i64) -> Result<bool, AppError> {

@@ -14,6 +14,7 @@ use crate::error::AppError;
 use crate::server::account::check_own_password;
 use crate::server::auth::FullSession;
 use crate::server::db::UserRow;
+use crate::server::logins::Amr;
 use crate::server::request::RequestMeta;
 use crate::server::state::AppState;
 
@@ -60,9 +61,13 @@ pub async fn prove_second_factor(
 }
 
 /// Whether the session's log-in (its factors, not its latest refresh) is
-/// recent enough to stand as proof.
+/// recent enough to stand as proof. A log-in where a remembered browser
+/// stood in for the second factor never is: from such a browser a change
+/// to the account's protection asks for the password or a code.
 pub fn fresh(state: &AppState, session: &FullSession) -> bool {
-    session.claims.auth.is_some_and(|at| state.now() - at <= FRESH_PROOF_SECONDS)
+    let amr = session.user.amr;
+    let remembered_only = amr.has(Amr::REMEMBERED) && !amr.shown_second_factor();
+    !remembered_only && session.claims.auth.is_some_and(|at| state.now() - at <= FRESH_PROOF_SECONDS)
 }
 
 /// Checks the proof under the guessing limits of what was typed: the
@@ -90,3 +95,37 @@ pub async fn prove(
     e.fields.insert("password".into(), ask.into());
     Err(e)
 }
+
+/// Step-up of the log-in itself: a second factor shown now (under the code
+/// guessing limits) is written into the live log-in (`amr` gains it, and
+/// the time it was shown moves to now), so access rules that want one
+/// shown recently (`fresh`) or not a remembered browser (`remembered =
+/// false`) let it through. Nothing is written if the factor is refused.
+pub async fn step_up(
+    state: &AppState,
+    meta: &RequestMeta,
+    session: &FullSession,
+    proof: Option<FactorProof<'_>>,
+) -> Result<crate::wire::Done, AppError> {
+    let user = session.row(state).await?;
+    if !user.two_factor() {
+        return Err(AppError::bad_request(
+            "Two-factor authentication is off for this account: turn it on to show a second factor.",
+        ));
+    }
+    let factor = match &proof {
+        Some(FactorProof::Typed(typed)) => super::verify::factor_amr(typed),
+        Some(FactorProof::Passkey { .. }) => Amr::PASSKEY,
+        None => Amr::default(),
+    };
+    prove_second_factor(state, meta, session, &user, proof, "Enter a code from your authenticator app.").await?;
+    let mut tx = state.db.begin().await?;
+    let live = tx.show_factor_again(&session.user.family, user.id, factor, state.now()).await?;
+    tx.commit().await?;
+    if !live {
+        return Err(AppError::unauthenticated());
+    }
+    tracing::info!(user_id = user.id, "second factor shown again");
+    Ok(crate::wire::Done::new("Thank you: that was your second factor."))
+}
+

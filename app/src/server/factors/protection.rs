@@ -145,6 +145,8 @@ async fn replace(
     if !tx.replace_totp(user.id, pending, step).await? {
         return Err(AppError::conflict("The set-up changed in another window. Scan the newest QR code."));
     }
+    // A new key: browsers remembered under the old one are asked again.
+    tx.forget_remembered_browsers(user.id, None).await?;
     audit::record(state, &mut tx, Some(user.id), AuditKind::TwoFactorKeyReplaced, meta).await?;
     audit::commit(state, tx).await?;
     tracing::info!(user_id = user.id, "authenticator app key replaced");

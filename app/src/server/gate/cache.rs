@@ -321,6 +321,7 @@ mod tests {
             name: "A".into(),
             email_verified: true,
             two_factor: true,
+            factor_at: Some(1),
             groups: vec![],
             two_factor_due: None,
             domain: "example.com".into(),

@@ -61,6 +61,11 @@ impl Rule {
             let ranges: Vec<String> = networks.iter().map(Cidr::to_string).collect();
             parts.push(format!("from {}", ranges.join(", ")));
         }
+        match self.shown_within {
+            Some(NOT_REMEMBERED) => parts.push("no remembered browser".to_owned()),
+            Some(seconds) => parts.push(format!("second factor within {}", say_duration(seconds))),
+            None => {}
+        }
         parts.push(self.policy.as_str().to_owned());
         format!("{} (line {})", parts.join(" · "), self.line)
     }
@@ -80,6 +85,10 @@ pub struct Rule {
     /// The rule applies only to clients inside one of these ranges (the
     /// client's address as `TRUSTED_PROXY_HEADER` carries it).
     networks: Option<Vec<Cidr>>,
+    /// A second factor must have been shown in the log-in within this many
+    /// seconds (`fresh`), or at all (`remembered = false`:
+    /// `NOT_REMEMBERED`); a remembered browser is not one.
+    shown_within: Option<i64>,
     pub policy: Policy,
     /// Where the rule starts in the file, for messages.
     pub line: usize,
@@ -106,6 +115,8 @@ struct RawRule {
     #[serde(default)]
     require_verified_email: bool,
     networks: Option<Vec<String>>,
+    fresh: Option<String>,
+    remembered: Option<bool>,
     policy: Policy,
 }
 
@@ -162,6 +173,45 @@ pub struct Subject<'a> {
     /// A group of theirs wanted two factors on by now: without a second
     /// factor on this log-in, no rule but `bypass` lets them through.
     pub overdue: bool,
+    /// Seconds since a second factor was last shown in this log-in (None:
+    /// never; a remembered browser stood in for it, or there was none).
+    pub factor_age: Option<i64>,
+}
+
+/// `shown_within` of `remembered = false`: shown at any time in the log-in.
+const NOT_REMEMBERED: i64 = i64::MAX;
+
+/// A duration as rules write it: a number and a unit, `s`, `m`, `h` or `d`
+/// ("90s", "15m", "12h", "7d"); from a second to a year.
+fn parse_duration(text: &str) -> Result<i64, String> {
+    let text = text.trim();
+    let unit = |c: char| match c {
+        's' => Some(1),
+        'm' => Some(60),
+        'h' => Some(3600),
+        'd' => Some(86_400),
+        _ => None,
+    };
+    let problem = || format!("{text:?} is not a duration such as \"15m\" (a number, then s, m, h or d)");
+    let last = text.chars().last().ok_or_else(problem)?;
+    let scale = unit(last).ok_or_else(problem)?;
+    let number: i64 = text[..text.len() - 1].parse().map_err(|_| problem())?;
+    let seconds = number.checked_mul(scale).ok_or_else(problem)?;
+    if !(1..=366 * 86_400).contains(&seconds) {
+        return Err(format!("{text:?} is outside 1s to 366d"));
+    }
+    Ok(seconds)
+}
+
+/// Seconds in the largest unit that says them exactly: "15 minutes".
+fn say_duration(seconds: i64) -> String {
+    let (n, unit) = match seconds {
+        s if s % 86_400 == 0 => (s / 86_400, "day"),
+        s if s % 3600 == 0 => (s / 3600, "hour"),
+        s if s % 60 == 0 => (s / 60, "minute"),
+        s => (s, "second"),
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -269,6 +319,17 @@ impl Rules {
                     ns.iter().map(|n| Cidr::parse(n).map_err(|e| fail(format!("networks: {e}")))).collect()
                 })
                 .transpose()?;
+            let fresh = raw.fresh.as_deref().map(parse_duration).transpose().map_err(|e| fail(format!("fresh: {e}")))?;
+            if (fresh.is_some() || raw.remembered.is_some()) && raw.policy != Policy::TwoFactor {
+                return Err(fail(
+                    "fresh and remembered say which second factor will do: they need policy = \"two_factor\"".into(),
+                ));
+            }
+            let shown_within = match (fresh, raw.remembered) {
+                (Some(seconds), _) => Some(seconds),
+                (None, Some(false)) => Some(NOT_REMEMBERED),
+                (None, _) => None,
+            };
             let users = raw.users.map(|us| us.into_iter().map(|u| u.trim().to_lowercase()).collect());
             rules.push(Rule {
                 domains,
@@ -278,6 +339,7 @@ impl Rules {
                 groups: raw.groups,
                 require_verified_email: raw.require_verified_email,
                 networks,
+                shown_within,
                 policy: raw.policy,
                 line,
             });
@@ -323,9 +385,9 @@ impl Rules {
                     continue;
                 }
             }
-            return (apply(rule.policy, rule.require_verified_email, subject), Some(i));
+            return (apply(rule.policy, rule.require_verified_email, rule.shown_within, subject), Some(i));
         }
-        (apply(self.default, false, subject), None)
+        (apply(self.default, false, None, subject), None)
     }
 
     /// Each rule in words, in order, and the default's.
@@ -335,7 +397,14 @@ impl Rules {
     }
 }
 
-fn apply(policy: Policy, require_verified_email: bool, subject: Option<&Subject<'_>>) -> Decision {
+fn apply(
+    policy: Policy,
+    require_verified_email: bool,
+    shown_within: Option<i64>,
+    subject: Option<&Subject<'_>>,
+) -> Decision {
+    let shown_enough =
+        |who: &Subject<'_>| shown_within.is_none_or(|limit| who.factor_age.is_some_and(|age| age <= limit));
     match (policy, subject) {
         (Policy::Bypass, _) => Decision::Allow,
         (Policy::Deny, _) => Decision::Forbidden,
@@ -343,7 +412,7 @@ fn apply(policy: Policy, require_verified_email: bool, subject: Option<&Subject<
         (_, Some(who)) if require_verified_email && !who.email_verified => Decision::UnverifiedEmail,
         (_, Some(who)) if who.overdue && !who.two_factor => Decision::SecondFactor,
         (Policy::OneFactor, Some(_)) => Decision::Allow,
-        (Policy::TwoFactor, Some(who)) if who.two_factor => Decision::Allow,
+        (Policy::TwoFactor, Some(who)) if who.two_factor && shown_enough(who) => Decision::Allow,
         (Policy::TwoFactor, Some(_)) => Decision::SecondFactor,
     }
 }
@@ -358,7 +427,15 @@ mod tests {
     }
 
     fn who<'a>(email: &'a str, groups: &'a [String], two_factor: bool) -> Subject<'a> {
-        Subject { user_id: 1, email, groups, two_factor, email_verified: true, overdue: false }
+        Subject {
+            user_id: 1,
+            email,
+            groups,
+            two_factor,
+            email_verified: true,
+            overdue: false,
+            factor_age: two_factor.then_some(0),
+        }
     }
 
     #[test]
@@ -593,5 +670,52 @@ policy = "one_factor"
             assert!(err.starts_with("line 1:") && err.contains(words), "{text}: {err}");
         }
         assert!(!Rules::parse(EXAMPLE).unwrap().uses_networks());
+    }
+
+    #[test]
+    fn fresh_and_remembered_say_which_second_factor_will_do() {
+        let rules = Rules::parse(
+            "[[rules]]\ndomain = \"bank.test\"\nfresh = \"15m\"\npolicy = \"two_factor\"\n\n\
+             [[rules]]\ndomain = \"admin.test\"\nremembered = false\npolicy = \"two_factor\"\n\n\
+             [[rules]]\ndomain = \"wiki.test\"\npolicy = \"two_factor\"\n",
+        )
+        .unwrap();
+        let at = |host| target("GET", host, "/");
+        let none: Vec<String> = vec![];
+        let shown = |age: Option<i64>| Subject { factor_age: age, ..who("ann@example.com", &none, true) };
+        // A remembered browser: two factors, none shown in this log-in.
+        let remembered = shown(None);
+        for (host, age, decision) in [
+            ("bank.test", Some(0), Decision::Allow),
+            ("bank.test", Some(900), Decision::Allow),
+            ("bank.test", Some(901), Decision::SecondFactor),
+            ("bank.test", None, Decision::SecondFactor),
+            ("admin.test", Some(86_400 * 30), Decision::Allow),
+            ("admin.test", None, Decision::SecondFactor),
+            ("wiki.test", None, Decision::Allow),
+        ] {
+            assert_eq!(rules.decide(&at(host), Some(&shown(age))), decision, "{host} {age:?}");
+        }
+        assert_eq!(rules.decide(&at("wiki.test"), Some(&remembered)), Decision::Allow);
+        let password_only = Subject { two_factor: false, ..shown(None) };
+        assert_eq!(rules.decide(&at("bank.test"), Some(&password_only)), Decision::SecondFactor);
+        let (described, _) = rules.describe();
+        assert!(described[0].contains("second factor within 15 minutes"), "{described:?}");
+        assert!(described[1].contains("no remembered browser"), "{described:?}");
+        for (text, words) in [
+            ("fresh = \"15m\"\npolicy = \"one_factor\"", "need policy"),
+            ("remembered = false\npolicy = \"bypass\"", "need policy"),
+            ("fresh = \"15\"\npolicy = \"two_factor\"", "not a duration"),
+            ("fresh = \"0m\"\npolicy = \"two_factor\"", "outside 1s to 366d"),
+            ("fresh = \"400d\"\npolicy = \"two_factor\"", "outside 1s to 366d"),
+            ("fresh = \"m\"\npolicy = \"two_factor\"", "not a duration"),
+            ("fresh = 15\npolicy = \"two_factor\"", "invalid type"),
+        ] {
+            let err = Rules::parse(&format!("[[rules]]\ndomain = \"a.test\"\n{text}\n")).unwrap_err();
+            assert!(err.starts_with("line ") && err.contains(words), "{text}: {err}");
+        }
+        assert_eq!(parse_duration("90s"), Ok(90));
+        assert_eq!(parse_duration("12h"), Ok(43_200));
+        assert_eq!((say_duration(90), say_duration(3600), say_duration(86_400 * 2)), ("90 seconds".into(), "1 hour".into(), "2 days".into()));
     }
 }

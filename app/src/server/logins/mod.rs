@@ -38,9 +38,24 @@ impl Amr {
     pub const RECOVERY_CODE: Amr = Amr(4);
     /// A passkey or security key.
     pub const PASSKEY: Amr = Amr(8);
+    /// A remembered browser stood in for the second factor (see
+    /// `account::remembered`): it counts as two factors, except where an
+    /// access rule or an app wants one shown (`shown_second_factor`).
+    pub const REMEMBERED: Amr = Amr(16);
 
-    const NAMES: [(Amr, &'static str); 4] =
-        [(Amr::PASSWORD, "pwd"), (Amr::APP, "otp"), (Amr::RECOVERY_CODE, "rec"), (Amr::PASSKEY, "hwk")];
+    const NAMES: [(Amr, &'static str); 5] = [
+        (Amr::PASSWORD, "pwd"),
+        (Amr::APP, "otp"),
+        (Amr::RECOVERY_CODE, "rec"),
+        (Amr::PASSKEY, "hwk"),
+        (Amr::REMEMBERED, "remembered"),
+    ];
+
+    /// A second factor was shown in this log-in: a code, a recovery code
+    /// or a passkey (a remembered browser is not one).
+    pub fn shown_second_factor(self) -> bool {
+        self.0 & (Amr::APP.0 | Amr::RECOVERY_CODE.0 | Amr::PASSKEY.0) != 0
+    }
 
     pub fn with(self, other: Amr) -> Amr {
         Amr(self.0 | other.0)
@@ -64,6 +79,7 @@ impl Amr {
             (Amr::APP, "a code from the app"),
             (Amr::RECOVERY_CODE, "a recovery code"),
             (Amr::PASSKEY, "a passkey"),
+            (Amr::REMEMBERED, "a remembered browser"),
         ] {
             if self.has(factor) {
                 parts.push(words);
@@ -237,5 +253,16 @@ mod tests {
         assert_eq!(Amr::PASSKEY.words(), "a passkey");
         assert_eq!(Amr::PASSWORD.with(Amr::RECOVERY_CODE).words(), "the password and a recovery code");
         assert_eq!(Amr::default().words(), "an unknown way");
+        assert_eq!(Amr::PASSWORD.with(Amr::REMEMBERED).words(), "the password and a remembered browser");
+    }
+
+    #[test]
+    fn a_remembered_browser_is_two_factors_but_no_factor_shown() {
+        let remembered = Amr::PASSWORD.with(Amr::REMEMBERED);
+        assert!(remembered.two_factor());
+        assert!(!remembered.shown_second_factor());
+        assert_eq!(Amr::parse(&remembered.as_string()), remembered);
+        assert!(remembered.with(Amr::APP).shown_second_factor());
+        assert!(Amr::PASSKEY.shown_second_factor() && !Amr::PASSWORD.shown_second_factor());
     }
 }

@@ -203,7 +203,9 @@ pub fn session_id(login_id: &str) -> String {
 }
 
 /// RFC 8176 names for how the log-in was reached (a recovery code is a
-/// one-time password), with `mfa` when there were two factors.
+/// one-time password), with `mfa` when there were two factors, and our own
+/// `remembered` when a remembered browser stood in for the second one (an
+/// app that wants a factor shown in this log-in refuses that).
 fn amr_values(amr: Amr) -> Vec<&'static str> {
     let mut out = Vec::new();
     if amr.has(Amr::PASSWORD) {
@@ -214,6 +216,9 @@ fn amr_values(amr: Amr) -> Vec<&'static str> {
     }
     if amr.has(Amr::PASSKEY) {
         out.push("hwk");
+    }
+    if amr.has(Amr::REMEMBERED) {
+        out.push("remembered");
     }
     if amr.two_factor() {
         out.push("mfa");

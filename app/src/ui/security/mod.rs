@@ -10,6 +10,8 @@ mod connected_apps;
 mod enrol;
 mod log_ins;
 mod password;
+mod remembered;
+mod step_up;
 mod two_factor;
 
 use activity::RecentActivity;
@@ -18,6 +20,8 @@ pub(crate) use enrol::RecoveryCodes;
 use enrol::{Enrol, Wizard};
 use log_ins::LogIns;
 use password::PasswordAndSessions;
+use remembered::RememberedBrowsers;
+use step_up::StepUp;
 use two_factor::TwoFactorOn;
 
 use leptos::prelude::*;
@@ -47,6 +51,16 @@ use super::{
 fn security_action() -> impl Fn() -> String + Copy + Send + Sync + 'static {
     let return_to = return_to();
     move || with_return_to("/security", return_to.get().as_deref())
+}
+
+/// A typed second factor as the API takes it: a code from the app
+/// (`twoFactorAuthenticationCode`) or a recovery code (`recoveryCode`),
+/// told apart by their shapes.
+fn code_or_recovery(typed: &str) -> Result<(Option<String>, Option<String>), AppError> {
+    Ok(match parse_any_second_factor(typed)? {
+        SecondFactor::Totp(_) => (Some(typed.to_owned()), None),
+        SecondFactor::Recovery(_) => (None, Some(typed.to_owned())),
+    })
 }
 
 /// The page's post outcome, handed to the components inside `RequireUser`.
@@ -102,11 +116,18 @@ fn Security(user: User) -> impl IntoView {
     // Sent here by the gate in front of another app (docs/PROXIES.md).
     let sent_by_gate = use_query_map().read_untracked().get("need").as_deref() == Some("two-factor");
     let return_to = return_to();
+    // Sent by the gate while protection is on: the app wants a second
+    // factor shown now (see `StepUp`), asked before the way back.
+    // Protection turned on here answers the gate itself (that log-in has
+    // its second factor); so does a second factor shown in `StepUp`.
+    let answered = RwSignal::new(false);
+    let asks_again = Signal::derive(move || sent_by_gate && !answered.get() && (enabled.get() || passkeys_on.get()));
     // The way back to the gated app is the page's main action when shown.
     let continue_shown = Signal::derive(move || {
         return_to.get().is_some()
             && (!sent_by_gate || enabled.get() || passkeys_on.get())
             && fresh_codes.get().is_none()
+            && !asks_again.get()
     });
     // The first passkey comes with recovery codes: `frontend/passkeys.js`
     // hands them over (`data-codes` of the add panel) and says so with a
@@ -116,6 +137,7 @@ fn Security(user: User) -> impl IntoView {
     let codes_listener = window_event_listener_untyped("passkey-codes", move |ev| {
         if let Some(codes) = two_factor::take_json_attribute::<Vec<String>>("passkey-codes", "data-codes") {
             ev.prevent_default();
+            answered.set(true);
             passkey_codes.set(Some(codes));
             changed.update(|n| *n += 1);
             focus_later("#recovery-heading");
@@ -148,10 +170,18 @@ fn Security(user: User) -> impl IntoView {
             // to need a second factor not yet in place, nor over recovery
             // codes still to be saved. Checked by the server when followed
             // (GET /login?rd=).
+            <Show when=move || asks_again.get()>
+                <StepUp passkeys=passkeys_on on_done=Callback::new(move |_| {
+                    match return_to.get_untracked() {
+                        Some(rd) => crate::ui::go_to_server(&with_return_to("/login", Some(&rd))),
+                        None => answered.set(true),
+                    }
+                })/>
+            </Show>
             {move || {
                 let rd = return_to.get()?;
                 let ready = !sent_by_gate || enabled.get() || passkeys_on.get();
-                (ready && fresh_codes.get().is_none()).then(|| view! {
+                (ready && fresh_codes.get().is_none() && !asks_again.get()).then(|| view! {
                     <p class="actions" data-testid="gate-continue">
                         // A full page load (not the router): the server decides.
                         <a class="btn btn-primary" href=with_return_to("/login", Some(&rd)) rel="external">
@@ -171,6 +201,7 @@ fn Security(user: User) -> impl IntoView {
             <Show when=move || fresh_codes.get().is_none()>
                 <Show when=move || enabled.get() fallback=move || view! {
                     <Enrol passkeys_on recent primary=Signal::derive(move || !continue_shown.get()) on_done=Callback::new(move |codes: Vec<String>| {
+                        answered.set(true);
                         enabled.set(true);
                         fresh_codes.set(Some(codes));
                         changed.update(|n| *n += 1);
@@ -197,6 +228,7 @@ fn Security(user: User) -> impl IntoView {
             codes_here=Signal::derive(move || passkeys_on.get() && !enabled.get()) recent codes=passkey_codes/>
         <PasswordAndSessions changed/>
         <LogIns changed/>
+        <RememberedBrowsers changed/>
         <ConnectedApps changed/>
         <RecentActivity changed/>
     }

@@ -108,10 +108,7 @@ fn NewPhone(passkeys: Signal<i64>, on_secret: Callback<GenerateResponse>) -> imp
     let start = Action::new(|code: &String| {
         let code = code.clone();
         async move {
-            let (c, r) = match parse_any_second_factor(&code)? {
-                SecondFactor::Totp(_) => (Some(code), None),
-                SecondFactor::Recovery(_) => (None, Some(code)),
-            };
+            let (c, r) = code_or_recovery(&code)?;
             with_refresh(|| generate_two_factor(c.clone(), None, r.clone(), None)).await
         }
     });
@@ -230,10 +227,7 @@ pub(super) fn TurnOff(on_off: Callback<()>) -> impl IntoView {
     let action = Action::new(|(password, code): &(String, String)| {
         let (password, code) = (password.clone(), code.clone());
         async move {
-            let (c, r) = match parse_any_second_factor(&code)? {
-                SecondFactor::Totp(_) => (Some(code), None),
-                SecondFactor::Recovery(_) => (None, Some(code)),
-            };
+            let (c, r) = code_or_recovery(&code)?;
             with_refresh(|| turn_off_two_factor(password.clone(), c.clone(), r.clone())).await
         }
     });

@@ -128,11 +128,14 @@ struct Dropped {
     version: Option<i64>,
 }
 
-/// Removes a passkey; the last one of an account without an app turns
+/// Removes a passkey and forgets the remembered browsers; the last one of
+/// an account without an app turns
 /// two-factor protection off (recovery codes deleted, version bumped; the
 /// caller ends the sessions). `None`: no such passkey of this user.
 async fn drop_passkey(tx: &mut crate::server::db::Tx, user_id: i64, id: &str) -> Result<Option<Dropped>, AppError> {
     let Some((left, app)) = tx.delete_passkey(user_id, id).await? else { return Ok(None) };
+    // A key gone (lost, perhaps stolen): remembered browsers are asked again.
+    tx.forget_remembered_browsers(user_id, None).await?;
     if left > 0 || app {
         return Ok(Some(Dropped { left, version: None }));
     }

@@ -1,0 +1,343 @@
+//! Remembered browsers ("Don't ask again on this browser"): the browser
+//! that ticked it skips only the second factor, and nothing else does (a
+//! browser without the cookie, a copied cookie on another account, a
+//! forgotten or made-up one); every voiding event asks again; a remembered
+//! log-in is no fresh proof; access rules with `remembered = false` and
+//! `fresh` send it to show a factor again, which the log-in then carries.
+
+use super::admin::{act, administrator, id_of};
+use super::forms::{self, location};
+use super::*;
+
+const RULES: &str = "[[rules]]\ndomain = \"wiki.example.test\"\npolicy = \"two_factor\"\n\n\
+                     [[rules]]\ndomain = \"admin.example.test\"\nremembered = false\npolicy = \"two_factor\"\n\n\
+                     [[rules]]\ndomain = \"bank.example.test\"\nfresh = \"15m\"\npolicy = \"two_factor\"\n";
+
+/// A browser of its own that logs in as `email` with the password and a
+/// code (of a later step than any before), ticking "Don't ask again" when
+/// `remember`. Returns it and the reply.
+async fn code_log_in(app: &TestApp, email: &str, secret: &str, remember: bool) -> (reqwest::Client, Reply) {
+    let c = new_client();
+    let r = app.post_with(&c, "/api/authentication/log-in", json!({"email": email, "password": PASSWORD})).await;
+    assert_eq!((r.status, r.body["twoFactorRequired"].clone()), (StatusCode::OK, json!(true)), "{}", r.text);
+    app.clock.advance(30);
+    let body = json!({"twoFactorAuthenticationCode": app.code_now(secret), "remember": remember});
+    let r = app.post_with(&c, "/api/2fa/authenticate", body).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    (c, r)
+}
+
+/// The password step again in browser `c` (logged out first): its reply.
+async fn password_again(app: &TestApp, c: &reqwest::Client, email: &str) -> Reply {
+    app.post_with(c, "/api/authentication/log-out", json!({})).await;
+    let r = app.post_with(c, "/api/authentication/log-in", json!({"email": email, "password": PASSWORD})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    r
+}
+
+/// Whether browser `c`'s next log-in skips the code (and is then logged in).
+async fn skips_code(app: &TestApp, c: &reqwest::Client, email: &str) -> bool {
+    let r = password_again(app, c, email).await;
+    let skipped = r.body["twoFactorRequired"] == false;
+    assert_eq!(r.body["remembered"], skipped, "{}", r.text);
+    let me = app.get_with(c, "/api/authentication").await.status;
+    assert_eq!(me == StatusCode::OK, skipped, "a full session exactly when the code was skipped");
+    skipped
+}
+
+/// What the gate answers for `GET url` with this gate cookie (nginx's
+/// auth_request).
+async fn gate(app: &TestApp, gate: &str, url: &str) -> (StatusCode, String) {
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let res = client
+        .get(format!("{}/api/authz/auth-request", app.base))
+        .header("x-original-method", "GET")
+        .header("x-original-url", url)
+        .header("cookie", format!("twofactor_gate={gate}"))
+        .send()
+        .await
+        .unwrap();
+    let to = res.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    (res.status(), to)
+}
+
+#[tokio::test]
+async fn a_remembered_browser_skips_only_the_second_factor() {
+    let app = gated_app_with(RULES).await;
+    let secret = app.enrolled_user("ann@example.test").await;
+    let (c, r) = code_log_in(&app, "ann@example.test", &secret, true).await;
+    let cookie = r.headers.get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).find(|v| v.starts_with("remember="));
+    let cookie = cookie.expect("a remembered-browser cookie");
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict") && cookie.contains("Max-Age=2592000"));
+    let secret_value = &cookie["remember=".len()..cookie.find(';').unwrap()];
+    let stored = stored_hashes(&app).await;
+    assert_eq!(stored.len(), 1);
+    assert!(!stored[0].contains(secret_value) && stored[0].len() == 64, "only its hash is kept");
+    assert!(kinds_seen_by(&app, &c).await.contains(&"browser_remembered".to_owned()));
+
+    // That browser skips the code; it says how it was reached.
+    assert!(skips_code(&app, &c, "ann@example.test").await);
+    let list = app.get_with(&c, "/api/authentication/log-ins").await;
+    let mine = list.body.as_array().unwrap().iter().find(|l| l["current"] == true).unwrap().clone();
+    assert_eq!(mine["amr"], json!(["pwd", "remembered"]));
+    assert_eq!(mine["reached"], "the password and a remembered browser");
+    // A remembered log-in is no recent proof: a change asks for the
+    // password or a code.
+    assert_eq!(app.get_with(&c, "/api/2fa/status").await.body["recentLogIn"], false);
+    let r = app.post_with(&c, "/api/2fa/generate", json!({})).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    // Any other browser is asked for the code, ticked or not.
+    let (other, _) = code_log_in(&app, "ann@example.test", &secret, false).await;
+    assert!(!skips_code(&app, &other, "ann@example.test").await);
+
+    // The gate: two factors will do for the wiki; not for rules that want
+    // one shown (`remembered = false`, `fresh`).
+    let r = password_again(&app, &c, "ann@example.test").await;
+    let g = set_cookie(&r, "twofactor_gate").expect("gate cookie");
+    assert_eq!(gate(&app, &g, "http://wiki.example.test/").await.0, StatusCode::OK);
+    for url in ["http://admin.example.test/", "http://bank.example.test/"] {
+        let (status, to) = gate(&app, &g, url).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{url}");
+        assert!(to.contains("/security?need=two-factor&rd="), "{url}: {to}");
+    }
+    // A wrong code shown again changes nothing.
+    app.clock.advance(30);
+    let r = app.post_with(&c, "/api/2fa/step-up", json!({"twoFactorAuthenticationCode": app.wrong_code(&secret)})).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+    assert_eq!(gate(&app, &g, "http://admin.example.test/").await.0, StatusCode::UNAUTHORIZED);
+    let r = app.post_with(&c, "/api/2fa/step-up", json!({})).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    // The right one: both pass, the same log-in and cookie.
+    let r = app.post_with(&c, "/api/2fa/step-up", json!({"twoFactorAuthenticationCode": app.code_now(&secret)})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    for url in ["http://admin.example.test/", "http://bank.example.test/", "http://wiki.example.test/"] {
+        assert_eq!(gate(&app, &g, url).await.0, StatusCode::OK, "{url}");
+    }
+    // Fifteen minutes on, the bank wants it again; the rest do not.
+    app.clock.advance(15 * 60);
+    assert_eq!(gate(&app, &g, "http://bank.example.test/").await.0, StatusCode::OK, "15 minutes exactly");
+    app.clock.advance(1);
+    assert_eq!(gate(&app, &g, "http://bank.example.test/").await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(gate(&app, &g, "http://admin.example.test/").await.0, StatusCode::OK);
+    // (The access token ran out meanwhile.)
+    assert_eq!(app.post_with(&c, "/api/authentication/refresh", json!({})).await.status, StatusCode::OK);
+    let list = app.get_with(&c, "/api/authentication/log-ins").await;
+    let mine = list.body.as_array().unwrap().iter().find(|l| l["current"] == true).unwrap().clone();
+    assert_eq!(mine["amr"], json!(["pwd", "otp", "remembered"]));
+}
+
+/// The kinds of the security activity a logged-in browser sees.
+async fn kinds_seen_by(app: &TestApp, c: &reqwest::Client) -> Vec<String> {
+    let a = app.get_with(c, "/api/authentication/activity").await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    all_kinds(&a.body)
+}
+
+/// The secret hashes of every remembered browser, as stored.
+async fn stored_hashes(app: &TestApp) -> Vec<String> {
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&app.database_url).await.expect("connect");
+    let rows: Vec<(String,)> =
+        sqlx::query_as("SELECT secret_hash FROM remembered_browsers").fetch_all(&mut conn).await.expect("query");
+    rows.into_iter().map(|(h,)| h).collect()
+}
+
+#[tokio::test]
+async fn a_code_from_a_password_log_in_that_came_fresh_counts_for_fresh_rules() {
+    // A log-in with the code is fresh; the same rule then counts from it.
+    let app = gated_app_with(RULES).await;
+    let secret = app.enrolled_user("ann@example.test").await;
+    let (_, r) = code_log_in(&app, "ann@example.test", &secret, false).await;
+    let g = set_cookie(&r, "twofactor_gate").unwrap();
+    assert_eq!(gate(&app, &g, "http://bank.example.test/").await.0, StatusCode::OK);
+    assert_eq!(gate(&app, &g, "http://admin.example.test/").await.0, StatusCode::OK);
+    app.clock.advance(15 * 60 + 1);
+    assert_eq!(gate(&app, &g, "http://bank.example.test/").await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(gate(&app, &g, "http://admin.example.test/").await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn every_voiding_event_asks_again() {
+    let app = spawn_app().await;
+    let boss = administrator(&app).await;
+    let secret = super::admin::enrolled_elsewhere(&app, "ann@example.com").await;
+    let ann = id_of(&app, "ann@example.com").await;
+    let mut secret = secret;
+    for event in ["password change", "log out everywhere", "new phone", "turned off and on", "admin lock", "admin"] {
+        let (c, _) = code_log_in(&app, "ann@example.com", &secret, true).await;
+        assert!(skips_code(&app, &c, "ann@example.com").await, "{event}: remembered");
+        match event {
+            "password change" => {
+                let body = json!({"currentPassword": PASSWORD, "newPassword": "another horse battery staple"});
+                assert_eq!(app.post_with(&c, "/api/authentication/change-password", body).await.status, StatusCode::OK);
+                let body = json!({"currentPassword": "another horse battery staple", "newPassword": PASSWORD});
+                assert_eq!(app.post_with(&c, "/api/authentication/change-password", body).await.status, StatusCode::OK);
+            }
+            "log out everywhere" => {
+                let r = app.post_with(&c, "/api/authentication/log-out-everywhere", json!({})).await;
+                assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+            }
+            "new phone" => {
+                app.clock.advance(30);
+                let r = app.post_with(&c, "/api/2fa/generate", json!({"twoFactorAuthenticationCode": app.code_now(&secret)})).await;
+                assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+                let new = r.body["secret"].as_str().unwrap().to_owned();
+                let r = app.post_with(&c, "/api/2fa/turn-on", json!({"twoFactorAuthenticationCode": app.code_now(&new)})).await;
+                assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+                secret = new;
+            }
+            "turned off and on" => {
+                app.clock.advance(30);
+                let body = json!({"password": PASSWORD, "twoFactorAuthenticationCode": app.code_now(&secret)});
+                let r = app.post_with(&c, "/api/2fa/turn-off", body).await;
+                assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+                let g = app.post_with(&c, "/api/2fa/generate", json!({"password": PASSWORD})).await;
+                secret = g.body["secret"].as_str().unwrap().to_owned();
+                let r = app.post_with(&c, "/api/2fa/turn-on", json!({"twoFactorAuthenticationCode": app.code_now(&secret)})).await;
+                assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+            }
+            "admin lock" => {
+                for action in ["lock", "unlock"] {
+                    app.clock.advance(30);
+                    let body = json!({"person": ann, "action": action, "code": app.code_now(&boss)});
+                    let r = act(&app, &app.client, body).await;
+                    assert_eq!(r.status, StatusCode::OK, "{action}: {}", r.text);
+                }
+            }
+            _ => {
+                let page = app.get(&format!("/api/admin/person?id={ann}")).await;
+                assert_eq!(page.body["remembered"].as_array().unwrap().len(), 1, "{}", page.text);
+                assert!(page.body["offers"].as_array().unwrap().iter().any(|o| o["action"] == "forget-browsers"));
+                app.clock.advance(30);
+                let body = json!({"person": ann, "action": "forget-browsers", "code": app.code_now(&boss)});
+                let r = act(&app, &app.client, body).await;
+                assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+                assert!(r.body["message"].as_str().unwrap().starts_with("Forgot 1 remembered browser of ann@"), "{}", r.text);
+                let (labels, _) = super::admin::done_by_boss(&app, ann).await;
+                assert_eq!(labels[0], "Remembered browsers forgotten");
+            }
+        }
+        app.clock.advance(30);
+        assert!(!skips_code(&app, &c, "ann@example.com").await, "{event}: asked again");
+    }
+}
+
+#[tokio::test]
+async fn a_copied_forged_or_forgotten_cookie_is_asked_for_the_code() {
+    let app = spawn_app().await;
+    let ann = app.enrolled_user("ann@example.com").await;
+    let bob = super::admin::enrolled_elsewhere(&app, "bob@example.com").await;
+    let (c, r) = code_log_in(&app, "ann@example.com", &ann, true).await;
+    let value = set_cookie(&r, "remember").unwrap();
+    // Ann's cookie in a browser logging in as Bob.
+    let copied = reqwest::Client::builder().build().unwrap();
+    let with = |cookie: &str| {
+        copied
+            .post(format!("{}/api/authentication/log-in", app.base))
+            .header("cookie", format!("remember={cookie}"))
+            .json(&json!({"email": "bob@example.com", "password": PASSWORD}))
+    };
+    for cookie in [value.as_str(), "made-up-made-up-made-up-made-up", "x", &"y".repeat(300)] {
+        let r = app.send(&copied, with(cookie)).await;
+        assert_eq!((r.status, r.body["twoFactorRequired"].clone()), (StatusCode::OK, json!(true)), "{cookie}");
+    }
+    let _ = bob;
+    // Ann's own list: this browser, marked; forgetting by another
+    // account's hand finds nothing.
+    let list = app.get_with(&c, "/api/2fa/remembered-browsers").await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.text);
+    let entry = list.body[0].clone();
+    assert_eq!((entry["current"].clone(), list.body.as_array().unwrap().len()), (json!(true), 1));
+    let id = entry["id"].as_str().unwrap();
+    let bob_client = new_client();
+    app.clock.advance(30);
+    let r = app.post_with(&bob_client, "/api/authentication/log-in", json!({"email": "bob@example.com", "password": PASSWORD})).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = app.post_with(&bob_client, "/api/2fa/authenticate", json!({"twoFactorAuthenticationCode": app.code_now(&bob)})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = app.post_with(&bob_client, "/api/2fa/remembered-browsers/forget", json!({"id": id})).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+    for bad in [json!({}), json!({"all": false}), json!({"id": "", "all": false}), json!({"id": id, "all": true})] {
+        let r = app.post_with(&c, "/api/2fa/remembered-browsers/forget", bad.clone()).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.text);
+    }
+    assert_eq!(app.get_with(&c, "/api/2fa/remembered-browsers").await.body.as_array().unwrap().len(), 1, "unchanged");
+    // Forgotten by its owner: the cookie goes, and the next log-in asks.
+    let r = app.post_with(&c, "/api/2fa/remembered-browsers/forget", json!({"id": id})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(set_cookie(&r, "remember").as_deref(), Some(""), "its own cookie is cleared");
+    let r = app.send(&copied, {
+        copied
+            .post(format!("{}/api/authentication/log-in", app.base))
+            .header("cookie", format!("remember={value}"))
+            .json(&json!({"email": "ann@example.com", "password": PASSWORD}))
+    })
+    .await;
+    assert_eq!(r.body["twoFactorRequired"], true, "the forgotten cookie, kept by hand");
+    assert!(kinds_seen_by(&app, &c).await.contains(&"remembered_browsers_forgotten".to_owned()));
+    // Two browsers, forgotten at once.
+    let (one, _) = code_log_in(&app, "ann@example.com", &ann, true).await;
+    let (two, _) = code_log_in(&app, "ann@example.com", &ann, true).await;
+    let r = app.post_with(&one, "/api/2fa/remembered-browsers/forget", json!({"all": true})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.body["message"].as_str().unwrap().starts_with("Forgot 2 browsers"), "{}", r.text);
+    assert!(!skips_code(&app, &two, "ann@example.com").await);
+}
+
+#[tokio::test]
+async fn remembering_ends_with_its_days_and_can_be_turned_off() {
+    let app = spawn_app().await;
+    let secret = app.enrolled_user("ann@example.com").await;
+    let (c, _) = code_log_in(&app, "ann@example.com", &secret, true).await;
+    app.clock.advance(30 * 86_400 - 60);
+    assert!(skips_code(&app, &c, "ann@example.com").await, "within 30 days");
+    app.clock.advance(61);
+    assert!(!skips_code(&app, &c, "ann@example.com").await, "after 30 days");
+
+    let off = spawn_app_with(&[("REMEMBER_DAYS", "0")]).await;
+    let secret = off.enrolled_user("ann@example.com").await;
+    let (c, r) = code_log_in(&off, "ann@example.com", &secret, true).await;
+    assert_eq!(set_cookie(&r, "remember"), None, "not offered");
+    assert!(!skips_code(&off, &c, "ann@example.com").await);
+    let page = off.get_with(&c, "/login").await;
+    assert!(!page.text.contains("name=\"remember\""));
+}
+
+#[tokio::test]
+async fn without_javascript_the_box_remembers_and_the_step_up_form_goes_on_to_the_app() {
+    let app = gated_app_with(RULES).await;
+    let secret = app.enrolled_user("ann@example.test").await;
+    let b = forms::browser();
+    let r = app.form(&b, "/login", &[("intent", "password"), ("email", "ann@example.test"), ("password", PASSWORD)]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+    let page = app.page(&b, "/login").await;
+    assert!(page.text.contains("Don&#x27;t ask again on this browser for 30 days") || page.text.contains("Don't ask again on this browser for 30 days"), "{}", page.text);
+    // A wrong code keeps the box ticked.
+    app.clock.advance(30);
+    let r = app.form(&b, "/login", &[("intent", "code"), ("code", &app.wrong_code(&secret)), ("remember", "on")]).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.text.contains("name=\"remember\" type=\"checkbox\" checked"), "{}", r.text);
+    let r = app.form(&b, "/login", &[("intent", "code"), ("code", &app.code_now(&secret)), ("remember", "on")]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+    assert!(set_cookie(&r, "remember").is_some_and(|v| !v.is_empty()));
+    // Logged out and in again: the password is enough.
+    app.form(&b, "/", &[("intent", "log-out")]).await;
+    app.post_with(&b, "/api/authentication/log-out", json!({})).await;
+    let r = app.form(&b, "/login", &[("intent", "password"), ("email", "ann@example.test"), ("password", PASSWORD)]).await;
+    assert_eq!((r.status, location(&r)), (StatusCode::SEE_OTHER, "/"), "{}", r.text);
+    // The gate sends it to show a factor; the page asks, then goes on.
+    let rd = "http://admin.example.test/x";
+    let security = format!("/security?need=two-factor&rd={}", urlencode(rd));
+    let page = app.page(&b, &security).await;
+    assert!(page.text.contains("data-testid=\"step-up\""), "{}", page.text);
+    app.clock.advance(30);
+    let r = app.form(&b, &security, &[("intent", "step-up"), ("code", "12")]).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.text.contains("data-testid=\"step-up\""), "{}", r.text);
+    let r = app.form(&b, &security, &[("intent", "step-up"), ("code", &app.code_now(&secret))]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+    assert_eq!(location(&r), format!("/login?rd={}", urlencode(rd)));
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
