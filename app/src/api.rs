@@ -314,7 +314,7 @@ pub async fn forget_remembered_browsers(
         (None, Some(true)) => None,
         _ => return Err(AppError::bad_request("Send the \"id\" of one remembered browser, or \"all\": true.")),
     };
-    let (done, mine) = remembered::forget(&state, &meta, session.user.id, None, id).await?;
+    let (done, mine) = remembered::forget(&state, &meta, &session, id).await?;
     if mine {
         set_cookies(&[state.cookies.clear(crate::server::crypto::tokens::CookieKind::Remember)]);
     }

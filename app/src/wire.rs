@@ -145,6 +145,10 @@ pub struct TwoFactorStatus {
     /// password before a change (the pages then ask for none).
     #[serde(default)]
     pub recent_log_in: bool,
+    /// A remembered browser stood in for this log-in's second factor and
+    /// none was shown since: changes to the protection want one shown.
+    #[serde(default)]
+    pub remembered_only: bool,
 }
 
 /// A passkey or security key as the security page lists it.
@@ -304,10 +308,13 @@ pub enum AuditKind {
     BrowserRemembered,
     /// Remembered browsers forgotten: one, or all of them.
     RememberedBrowsersForgotten,
+    /// A second factor shown again in a live log-in (step-up: an app or a
+    /// change wanted one shown now).
+    SecondFactorShown,
 }
 
 impl AuditKind {
-    const ALL: [AuditKind; 42] = [
+    const ALL: [AuditKind; 43] = [
         AuditKind::LogInOk,
         AuditKind::LogInFailed,
         AuditKind::CodeFailed,
@@ -350,6 +357,7 @@ impl AuditKind {
         AuditKind::AppRemoved,
         AuditKind::BrowserRemembered,
         AuditKind::RememberedBrowsersForgotten,
+        AuditKind::SecondFactorShown,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -396,6 +404,7 @@ impl AuditKind {
             AuditKind::AppRemoved => "app_removed",
             AuditKind::BrowserRemembered => "browser_remembered",
             AuditKind::RememberedBrowsersForgotten => "remembered_browsers_forgotten",
+            AuditKind::SecondFactorShown => "second_factor_shown",
         }
     }
 
@@ -454,6 +463,7 @@ impl AuditKind {
             AuditKind::AppRemoved => "App removed",
             AuditKind::BrowserRemembered => "Browser remembered",
             AuditKind::RememberedBrowsersForgotten => "Remembered browsers forgotten",
+            AuditKind::SecondFactorShown => "Second factor shown again",
         }
     }
 
@@ -476,6 +486,8 @@ impl AuditKind {
             AuditKind::PasskeyRemoved,
             AuditKind::PasswordReset,
             AuditKind::LockedDown,
+            AuditKind::BrowserRemembered,
+            AuditKind::RememberedBrowsersForgotten,
         ]
     }
 

@@ -11,7 +11,18 @@ import { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { PASSWORD, uniqueEmail, enrol, enrolledAccount, freePort, logInHere, serverCommand } from './helpers';
+import {
+  PASSWORD,
+  uniqueEmail,
+  enrol,
+  enrolledAccount,
+  expectAccessible,
+  freePort,
+  logInHere,
+  nextCode,
+  serverCommand,
+  signUp,
+} from './helpers';
 
 const portalPort = Number(process.env.E2E_PORT ?? 3000);
 const portal = `http://auth.example.test:${portalPort}`;
@@ -171,6 +182,64 @@ for (const javaScriptEnabled of [true, false]) {
     await page.getByRole('link', { name: `Continue to ${new URL(app).host}` }).click();
     await expect(page).toHaveURL(`${app}/notes?id=9`);
     await expect(page.locator('[data-header="remote-email-verified"]')).toHaveText('false');
+    await context.close();
+  });
+}
+
+for (const javaScriptEnabled of [true, false]) {
+  test(`a remembered browser opens the app without a code, and the vault asks for a second factor shown again (JavaScript ${javaScriptEnabled ? 'on' : 'off'})`, async ({ browser }) => {
+    // The account, with its recovery codes (a second code would be of the
+    // same step as the log-in's, and refused as a replay).
+    const setup = await browser.newContext({ baseURL: portal });
+    const setupPage = await setup.newPage();
+    const email = uniqueEmail(javaScriptEnabled ? 'gatevault' : 'gatevaultnojs');
+    await signUp(setupPage, email);
+    const { secret, codes } = await enrol(setupPage);
+    await setup.close();
+
+    const context = await browser.newContext({ javaScriptEnabled });
+    const page = await context.newPage();
+    await page.goto(`${app}/notes`);
+    await page.getByLabel('Email').fill(email);
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Continue' }).click();
+    await page.getByLabel("Don't ask again on this browser for 30 days").check();
+    await page.getByLabel('Authentication code').fill(nextCode(secret));
+    await page.getByRole('button', { name: 'Verify' }).click();
+    await expect(page).toHaveURL(`${app}/notes`);
+    // Logged out on the portal; back at the app, the password is enough.
+    await page.goto(`${portal}/`);
+    await page.getByRole('button', { name: 'Log out' }).first().click();
+    await expect(page).toHaveURL(/\/login$/);
+    await page.goto(`${app}/notes`);
+    await page.getByLabel('Email').fill(email);
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Continue' }).click();
+    await expect(page).toHaveURL(`${app}/notes`);
+    await expect(page.getByRole('heading', { name: 'Notes app' })).toBeVisible();
+
+    // The vault wants a factor shown in this log-in.
+    await page.goto(`${app}/vault/keys`);
+    await expect(page).toHaveURL(new RegExp(`^${portal}/security\\?need=two-factor&rd=`));
+    if (javaScriptEnabled) await page.locator('html[data-hydrated]').waitFor({ state: 'attached' });
+    const card = page.getByTestId('step-up');
+    await expect(card.getByRole('heading', { name: 'Show your second factor' })).toBeVisible();
+    await expect(page.getByTestId('gate-continue')).toHaveCount(0);
+    if (process.env.SCREENSHOTS) {
+      await page.setViewportSize({ width: 375, height: 800 });
+      await page.screenshot({ path: `../docs/screenshots/step-up-375${javaScriptEnabled ? '' : '-nojs'}.png`, fullPage: true });
+      await page.setViewportSize({ width: 1280, height: 800 });
+      await page.screenshot({ path: `../docs/screenshots/step-up-1280${javaScriptEnabled ? '' : '-nojs'}.png`, fullPage: true });
+    }
+    // A wrong one is said and changes nothing.
+    await card.getByLabel('6-digit code or recovery code').fill('abcd-efgh-jkmn');
+    await card.getByRole('button', { name: 'Continue' }).click();
+    await expect(page.getByTestId('step-up').getByRole('alert')).toBeVisible();
+    if (javaScriptEnabled) await expectAccessible(page, 'step-up, a refused code');
+    await page.getByTestId('step-up').getByLabel('6-digit code or recovery code').fill(codes[0]);
+    await page.getByTestId('step-up').getByRole('button', { name: 'Continue' }).click();
+    await expect(page).toHaveURL(`${app}/vault/keys`);
+    await expect(page.getByRole('heading', { name: 'Notes app' })).toBeVisible();
     await context.close();
   });
 }

@@ -24,5 +24,11 @@ CREATE INDEX remembered_browsers_user ON remembered_browsers (user_id);
 -- code, a passkey; a remembered browser is not one). NULL: none was. Read
 -- by access rules that want a fresh one (`fresh`) or no remembered browser
 -- (`remembered = false`).
+-- Log-ins from before have the time of their own proof (a renewed log-in's
+-- is its renewal's, which it never is earlier than the factor shown).
 ALTER TABLE logins ADD COLUMN factor_at BIGINT;
 UPDATE logins SET factor_at = auth_at WHERE amr <> 'pwd';
+
+-- The remembered browser that stood in for a log-in's second factor:
+-- forgetting it ends the log-ins it started.
+ALTER TABLE logins ADD COLUMN remembered_id TEXT;

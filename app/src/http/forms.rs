@@ -485,8 +485,13 @@ async fn security(State(state): State<AppState>, req: Request) -> Response {
         // "Forget" beside a remembered browser, or "Forget all": the list
         // again, saying so (this browser's own cookie goes with its entry).
         Intent::ForgetBrowsers => {
-            let id = Some(posted.get("browser").trim()).filter(|id| !id.is_empty());
-            match remembered::forget(&state, &posted.meta, session.user.id, None, id).await {
+            let id = posted.get("browser").trim().to_owned();
+            let result = match (id.is_empty(), posted.get("all") == "1") {
+                (false, false) => remembered::forget(&state, &posted.meta, &session, Some(&id)).await,
+                (true, true) => remembered::forget(&state, &posted.meta, &session, None).await,
+                _ => Err(AppError::bad_request("Choose one remembered browser to forget, or all of them.")),
+            };
+            match result {
                 Ok((done, mine)) => {
                     let cookies = if mine { vec![state.cookies.clear(CookieKind::Remember)] } else { vec![] };
                     (Answer::Render(shown(intent, Shown::BrowsersForgotten(done.message))), cookies)
@@ -504,7 +509,7 @@ async fn security(State(state): State<AppState>, req: Request) -> Response {
             };
             match result {
                 Ok(_) if !back.is_empty() => (Answer::Redirect(format!("/login{back}")), vec![]),
-                Ok(_) => (Answer::Redirect(here.clone()), vec![]),
+                Ok(_) => (Answer::Redirect("/security".into()), vec![]),
                 Err(e) => (Answer::Render(failed(intent, e, &posted, &[])), vec![]),
             }
         }

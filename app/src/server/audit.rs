@@ -77,6 +77,20 @@ pub async fn record_by(
     kind: AuditKind,
     meta: &RequestMeta,
 ) -> Result<(), AppError> {
+    record_detailed(state, tx, user_id, actor_id, kind, None, meta).await
+}
+
+/// `record_by`, with words on how it happened (`detail`, shown beside the
+/// event on the admin page and in its CSV).
+pub async fn record_detailed(
+    state: &AppState,
+    tx: &mut Tx,
+    user_id: Option<i64>,
+    actor_id: Option<i64>,
+    kind: AuditKind,
+    detail: Option<&str>,
+    meta: &RequestMeta,
+) -> Result<(), AppError> {
     let event = NewAuditEvent {
         user_id,
         actor_id,
@@ -84,7 +98,7 @@ pub async fn record_by(
         at: state.now(),
         ip: meta.ip.as_deref(),
         user_agent: meta.user_agent.as_deref(),
-        detail: None,
+        detail,
     };
     tx.insert_audit(&event).await?;
     if let (Some(notice), Some(id)) = (mail::Notice::for_event(kind), user_id) {

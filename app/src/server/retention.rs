@@ -28,6 +28,6 @@ pub async fn prune(state: &AppState) -> Result<super::db::Pruned, AppError> {
     .max()
     .unwrap_or(0);
     state.db.prune_mail(now - mail::KEEP_SECONDS, now).await?;
-    state.db.sweep_remembered_browsers(now).await?;
+    state.db.sweep_remembered_browsers(now, now - state.remember_seconds).await?;
     state.db.prune(now, now - SPENT_SESSION_KEEP_SECONDS, now - window, now - state.audit_retention).await
 }

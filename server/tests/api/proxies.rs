@@ -65,10 +65,17 @@ pub(super) fn installed(program: &str) -> bool {
 
 /// The nginx server block of docs/PROXIES.md, on a random port.
 fn nginx(gate: &str, upstream: SocketAddr) -> Proxy {
+    nginx_also_on(gate, upstream, &[])
+}
+
+/// `nginx`, also listening on these addresses (the port is the same).
+fn nginx_also_on(gate: &str, upstream: SocketAddr, addresses: &[&str]) -> Proxy {
     let dir = tempfile::tempdir().expect("dir");
     let port = free_port();
     let prefix = dir.path().display();
+    let listen: String = addresses.iter().map(|a| format!(" listen {a}:@PORT@;")).collect();
     let conf = include_str!("../proxies/nginx.conf")
+        .replace("listen 127.0.0.1:@PORT@;", &format!("listen 127.0.0.1:@PORT@;{listen}"))
         .replace("@PREFIX@", &prefix.to_string())
         .replace("@PORT@", &port.to_string())
         .replace("@GATE@", gate)
@@ -313,3 +320,133 @@ async fn the_gate_holds_behind_caddy() {
 async fn the_gate_holds_behind_current_caddy() {
     the_gate_holds_behind("caddy-current").await;
 }
+
+/// A network namespace joined to this machine by a veth pair: the machine
+/// is `host` and the namespace `client` on a /24 of their own. Removed when
+/// dropped.
+struct Namespace {
+    name: String,
+    host: String,
+    client: String,
+}
+
+fn ip(args: &[&str]) -> bool {
+    Command::new("ip").args(args).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+}
+
+impl Namespace {
+    /// `None` where namespaces cannot be made (not root, no `ip`).
+    fn new(tag: &str, subnet: u8) -> Option<Namespace> {
+        let id = std::process::id() % 100_000;
+        let name = format!("tf{tag}{id}");
+        let (outer, inner) = (format!("tf{tag}h{id}"), format!("tf{tag}c{id}"));
+        let (host, client) = (format!("10.213.{subnet}.1"), format!("10.213.{subnet}.2"));
+        let ns = Namespace { name: name.clone(), host: host.clone(), client: client.clone() };
+        let steps: [&[&str]; 8] = [
+            &["netns", "add", &name],
+            &["link", "add", &outer, "type", "veth", "peer", "name", &inner],
+            &["link", "set", &inner, "netns", &name],
+            &["addr", "add", &format!("{host}/24"), "dev", &outer],
+            &["link", "set", &outer, "up"],
+            &["-n", &name, "addr", "add", &format!("{client}/24"), "dev", &inner],
+            &["-n", &name, "link", "set", &inner, "up"],
+            &["-n", &name, "link", "set", "lo", "up"],
+        ];
+        for step in steps {
+            if !ip(step) {
+                return None;
+            }
+        }
+        Some(ns)
+    }
+
+    /// `curl` from inside the namespace to the proxy on the machine's side:
+    /// the status the client got. (On a thread of its own: the app under
+    /// test answers on this test's runtime meanwhile.)
+    async fn get(&self, port: u16, path: &str, gate: &str, forwarded_for: Option<&str>) -> u16 {
+        let mut args = vec![
+            "netns".to_owned(),
+            "exec".to_owned(),
+            self.name.clone(),
+            "curl".to_owned(),
+            "-s".to_owned(),
+            "-o".to_owned(),
+            "/dev/null".to_owned(),
+            "-w".to_owned(),
+            "%{http_code}".to_owned(),
+            "-H".to_owned(),
+            "Host: app.example.test".to_owned(),
+            "-H".to_owned(),
+            "Accept: text/html".to_owned(),
+            "-H".to_owned(),
+            format!("Cookie: twofactor_gate={gate}"),
+        ];
+        if let Some(address) = forwarded_for {
+            args.extend(["-H".to_owned(), format!("X-Forwarded-For: {address}")]);
+        }
+        args.push(format!("http://{}:{port}{path}", self.host));
+        let out = tokio::task::spawn_blocking(move || Command::new("ip").args(&args).output())
+            .await
+            .expect("thread")
+            .expect("ip netns exec curl");
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0)
+    }
+}
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        // Deleting the namespace deletes its end of the pair, and the pair.
+        ip(&["netns", "del", &self.name]);
+    }
+}
+
+/// Clients at home and away, each in a network namespace of its own with
+/// its own address, reach the app through nginx: a `networks` rule lets
+/// the password alone in from home only, and an address named by the
+/// client itself changes nothing.
+#[tokio::test]
+async fn a_networks_rule_tells_clients_apart_by_the_address_the_proxy_saw() {
+    let (Some(home), Some(away)) = (Namespace::new("h", 41), Namespace::new("a", 42)) else {
+        eprintln!("network namespaces cannot be made here (root and iproute2 are needed)");
+        assert!(std::env::var("CI_REQUIRE_PROXIES").is_err(), "network namespaces are required here");
+        return;
+    };
+    if !installed("nginx") {
+        assert!(std::env::var("CI_REQUIRE_PROXIES").is_err(), "nginx is required here");
+        return;
+    }
+    let rules_dir = tempfile::tempdir().expect("dir");
+    let rules = rules_dir.path().join("rules.toml");
+    std::fs::write(
+        &rules,
+        "[[rules]]\ndomain = \"app.example.test\"\nnetworks = [\"10.213.41.0/24\"]\npolicy = \"one_factor\"\n\n\
+         [[rules]]\ndomain = \"*.example.test\"\npolicy = \"two_factor\"\n",
+    )
+    .expect("rules");
+    let rules = rules.display().to_string();
+    let app = spawn_app_with(&[
+        ("COOKIE_DOMAINS", "example.test"),
+        ("PUBLIC_URL", "http://auth.example.test"),
+        ("ACCESS_RULES", &rules),
+        ("SIGNUP", "open"),
+        ("TRUSTED_PROXY_HEADER", "x-forwarded-for"),
+    ])
+    .await;
+    let gate_addr = app.base.trim_start_matches("http://").to_owned();
+    let upstream = echo_app().await;
+    let proxy = nginx_also_on(&gate_addr, upstream, &[&home.host, &away.host]);
+    wait_until_up(&visitor(proxy.port), &format!("http://app.example.test:{}", proxy.port)).await;
+    // A password-only log-in (two factors off).
+    assert_eq!(app.register("ann@example.test").await.status, StatusCode::CREATED);
+    let r = app.log_in("ann@example.test", PASSWORD).await;
+    let gate = set_cookie(&r, "twofactor_gate").expect("gate cookie");
+    let port = proxy.port;
+    let (home_client, away_client) = (home.client.clone(), away.client.clone());
+    let (h, a) = (&home, &away);
+    assert_eq!(h.get(port, "/notes", &gate, None).await, 200, "from home ({home_client})");
+    assert_eq!(a.get(port, "/notes", &gate, None).await, 302, "from away ({away_client}): two factors wanted");
+    assert_eq!(a.get(port, "/notes", &gate, Some("10.213.41.7")).await, 302, "away, naming a home address itself");
+    assert_eq!(a.get(port, "/notes", "", None).await, 302, "away, not logged in");
+    assert_eq!(h.get(port, "/notes", "", None).await, 302, "home, not logged in");
+}
+

@@ -81,11 +81,15 @@ async fn a_remembered_browser_skips_only_the_second_factor() {
     let mine = list.body.as_array().unwrap().iter().find(|l| l["current"] == true).unwrap().clone();
     assert_eq!(mine["amr"], json!(["pwd", "remembered"]));
     assert_eq!(mine["reached"], "the password and a remembered browser");
-    // A remembered log-in is no recent proof: a change asks for the
-    // password or a code.
-    assert_eq!(app.get_with(&c, "/api/2fa/status").await.body["recentLogIn"], false);
+    // A remembered log-in is no recent proof, and the password (which it
+    // already had) proves nothing more: a change asks for a second factor.
+    let status = app.get_with(&c, "/api/2fa/status").await;
+    assert_eq!((status.body["recentLogIn"].clone(), status.body["rememberedOnly"].clone()), (json!(false), json!(true)));
     let r = app.post_with(&c, "/api/2fa/generate", json!({})).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    let r = app.post_with(&c, "/api/webauthn/register/start", json!({"name": "Key", "password": PASSWORD})).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert!(r.body["fields"]["code"].as_str().unwrap().contains("not asked for your second factor"), "{}", r.text);
     // Any other browser is asked for the code, ticked or not.
     let (other, _) = code_log_in(&app, "ann@example.test", &secret, false).await;
     assert!(!skips_code(&app, &other, "ann@example.test").await);
@@ -110,6 +114,8 @@ async fn a_remembered_browser_skips_only_the_second_factor() {
     // The right one: both pass, the same log-in and cookie.
     let r = app.post_with(&c, "/api/2fa/step-up", json!({"twoFactorAuthenticationCode": app.code_now(&secret)})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(app.get_with(&c, "/api/2fa/status").await.body["rememberedOnly"], false);
+    assert!(kinds_seen_by(&app, &c).await.contains(&"second_factor_shown".to_owned()));
     for url in ["http://admin.example.test/", "http://bank.example.test/", "http://wiki.example.test/"] {
         assert_eq!(gate(&app, &g, url).await.0, StatusCode::OK, "{url}");
     }
@@ -146,12 +152,25 @@ async fn a_code_from_a_password_log_in_that_came_fresh_counts_for_fresh_rules() 
     // A log-in with the code is fresh; the same rule then counts from it.
     let app = gated_app_with(RULES).await;
     let secret = app.enrolled_user("ann@example.test").await;
-    let (_, r) = code_log_in(&app, "ann@example.test", &secret, false).await;
+    let (c, r) = code_log_in(&app, "ann@example.test", &secret, false).await;
     let g = set_cookie(&r, "twofactor_gate").unwrap();
     assert_eq!(gate(&app, &g, "http://bank.example.test/").await.0, StatusCode::OK);
     assert_eq!(gate(&app, &g, "http://admin.example.test/").await.0, StatusCode::OK);
     app.clock.advance(15 * 60 + 1);
     assert_eq!(gate(&app, &g, "http://bank.example.test/").await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(gate(&app, &g, "http://admin.example.test/").await.0, StatusCode::OK);
+    // A password change renews the log-in; its second factor was still
+    // shown when it was, not at the change.
+    let (c2, r) = code_log_in(&app, "ann@example.test", &secret, false).await;
+    drop((c, r));
+    app.clock.advance(10 * 60);
+    let body = json!({"currentPassword": PASSWORD, "newPassword": "another horse battery staple"});
+    let r = app.post_with(&c2, "/api/authentication/change-password", body).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let g = set_cookie(&r, "twofactor_gate").expect("the renewed log-in's gate cookie");
+    assert_eq!(gate(&app, &g, "http://bank.example.test/").await.0, StatusCode::OK);
+    app.clock.advance(5 * 60 + 1);
+    assert_eq!(gate(&app, &g, "http://bank.example.test/").await.0, StatusCode::UNAUTHORIZED, "15 minutes after the code");
     assert_eq!(gate(&app, &g, "http://admin.example.test/").await.0, StatusCode::OK);
 }
 
@@ -240,7 +259,20 @@ async fn a_copied_forged_or_forgotten_cookie_is_asked_for_the_code() {
         let r = app.send(&copied, with(cookie)).await;
         assert_eq!((r.status, r.body["twoFactorRequired"].clone()), (StatusCode::OK, json!(true)), "{cookie}");
     }
-    let _ = bob;
+    // Ann's cookie stolen with her password: the thief skips the code, and
+    // Ann forgetting the browser ends the thief's log-in.
+    let thief = reqwest::Client::builder().cookie_store(true).build().unwrap();
+    let r = app
+        .send(&thief, {
+            thief
+                .post(format!("{}/api/authentication/log-in", app.base))
+                .header("cookie", format!("remember={value}"))
+                .json(&json!({"email": "ann@example.com", "password": PASSWORD}))
+        })
+        .await;
+    assert_eq!(r.body["remembered"], true, "{}", r.text);
+    let thief_access = set_cookie(&r, "access").unwrap();
+    assert_eq!(app.current_user_with(&thief_access).await.status, StatusCode::OK);
     // Ann's own list: this browser, marked; forgetting by another
     // account's hand finds nothing.
     let list = app.get_with(&c, "/api/2fa/remembered-browsers").await;
@@ -261,10 +293,13 @@ async fn a_copied_forged_or_forgotten_cookie_is_asked_for_the_code() {
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.text);
     }
     assert_eq!(app.get_with(&c, "/api/2fa/remembered-browsers").await.body.as_array().unwrap().len(), 1, "unchanged");
-    // Forgotten by its owner: the cookie goes, and the next log-in asks.
+    // Forgotten by its owner: the cookie goes, the log-ins it started end
+    // (not the owner's own), and the next log-in asks.
     let r = app.post_with(&c, "/api/2fa/remembered-browsers/forget", json!({"id": id})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(set_cookie(&r, "remember").as_deref(), Some(""), "its own cookie is cleared");
+    assert_eq!(app.current_user_with(&thief_access).await.status, StatusCode::UNAUTHORIZED, "the thief's log-in ended");
+    assert_eq!(app.get_with(&c, "/api/authentication").await.status, StatusCode::OK, "the owner's goes on");
     let r = app.send(&copied, {
         copied
             .post(format!("{}/api/authentication/log-in", app.base))
@@ -324,6 +359,12 @@ async fn without_javascript_the_box_remembers_and_the_step_up_form_goes_on_to_th
     app.post_with(&b, "/api/authentication/log-out", json!({})).await;
     let r = app.form(&b, "/login", &[("intent", "password"), ("email", "ann@example.test"), ("password", PASSWORD)]).await;
     assert_eq!((r.status, location(&r)), (StatusCode::SEE_OTHER, "/"), "{}", r.text);
+    // The list without JavaScript: a form per browser, one for all.
+    let page = app.page(&b, "/security").await;
+    assert!(page.text.contains("data-testid=\"remembered-browser\""), "{}", page.text);
+    let r = app.form(&b, "/security", &[("intent", "forget-browsers")]).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "neither one nor all: nothing forgotten");
+    assert!(app.page(&b, "/security").await.text.contains("data-testid=\"remembered-browser\""));
     // The gate sends it to show a factor; the page asks, then goes on.
     let rd = "http://admin.example.test/x";
     let security = format!("/security?need=two-factor&rd={}", urlencode(rd));

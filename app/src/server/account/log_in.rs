@@ -206,12 +206,13 @@ async fn remembered_log_in(
         return Ok(None);
     }
     let mut tx = state.db.begin().await?;
-    if !remembered::recognised(state, &mut tx, user, meta).await? {
+    let Some(entry) = remembered::recognised(state, &mut tx, user, meta).await? else {
         return Ok(None);
-    }
-    let amr = Amr::PASSWORD.with(Amr::REMEMBERED);
-    let cookies = logins::start(state, &mut tx, user.id, user.session_version, amr, meta).await?;
-    report_log_in(state, &mut tx, meta, user, new_browser).await?;
+    };
+    let cookies = logins::start_remembered(state, &mut tx, user.id, user.session_version, &entry, meta).await?;
+    notice_new_browser(state, &mut tx, meta, user, new_browser).await?;
+    let how = "a remembered browser stood in for the second factor";
+    audit::record_detailed(state, &mut tx, Some(user.id), None, AuditKind::LogInOk, Some(how), meta).await?;
     audit::commit(state, tx).await?;
     Ok(Some(cookies))
 }

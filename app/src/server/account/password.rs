@@ -30,7 +30,7 @@ pub async fn change_password(
     let mut tx = state.db.begin().await?;
     let version = tx.set_password(user.id, &hash).await?;
     let amr = session.user.amr.with(Amr::PASSWORD);
-    let cookies = logins::renew_all(state, &mut tx, user.id, version, amr, meta).await?;
+    let cookies = logins::renew_all(state, &mut tx, user.id, version, amr, session.user.factor_at, meta).await?;
     tx.commit().await?;
     audit(state, Some(user.id), AuditKind::PasswordChanged, meta).await;
     Ok(WithCookies { cookies, body: User::from(&user) })

@@ -343,15 +343,15 @@ pub async fn act(
             )));
         }
         AdminAction::ForgetBrowsers => {
-            let mut gone = tx.forget_remembered_browsers(id, None).await?;
-            gone.retain(|row| row.counts(user.session_version, now));
+            let gone = crate::server::factors::remembered::forget_in(state, &mut tx, id, None, None).await?;
             if gone.is_empty() {
                 return Ok(Done::new(format!("{} has no remembered browser.", user.email)));
             }
             (
                 AuditKind::RememberedBrowsersForgotten,
                 format!(
-                    "Forgot {} remembered browser{} of {}: a second factor is asked for at the next log-in.",
+                    "Forgot {} remembered browser{} of {}: the log-ins they started ended, and a second factor is \
+                     asked for at the next log-in.",
                     gone.len(),
                     if gone.len() == 1 { "" } else { "s" },
                     user.email

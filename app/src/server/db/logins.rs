@@ -31,6 +31,8 @@ pub struct SessionUser {
     pub live_until: i64,
     /// How the log-in was reached.
     pub amr: super::logins::Amr,
+    /// When a second factor was last shown in it (None: never).
+    pub factor_at: Option<i64>,
     /// The person's time zone (see `UserRow::time_zone`).
     pub time_zone: Option<String>,
     /// When a group of theirs wants two factors on by (`two_factor_due!`).
@@ -83,6 +85,10 @@ pub struct NewLogin<'a> {
     pub session_version: i64,
     pub amr: Amr,
     pub auth_at: i64,
+    /// When a second factor was last shown (None: none was).
+    pub factor_at: Option<i64>,
+    /// The remembered browser that stood in for the second factor.
+    pub remembered: Option<&'a str>,
     pub now: i64,
     pub expires_at: i64,
     pub ip: Option<&'a str>,
@@ -172,13 +178,14 @@ impl Db {
             session_version: i64,
             expires_at: i64,
             amr: String,
+            factor_at: Option<i64>,
             time_zone: Option<String>,
             two_factor_due: Option<i64>,
             admin: i64,
         }
         let row = sqlx::query_as::<_, Row>(concat!(
             "SELECT u.id, u.email, u.name, u.totp_enabled, u.passkey_count, u.email_verified_at, \
-             u.session_version, l.expires_at, l.amr, u.time_zone, ",
+             u.session_version, l.expires_at, l.amr, l.factor_at, u.time_zone, ",
             two_factor_due!(),
             " AS two_factor_due, \
              (SELECT COUNT(*) FROM user_groups a WHERE a.user_id = u.id AND a.name = $4) AS admin FROM logins l JOIN users u ON u.id = l.user_id \
@@ -202,6 +209,7 @@ impl Db {
             family: login.to_owned(),
             live_until: r.expires_at,
             amr: Amr::parse(&r.amr),
+            factor_at: r.factor_at,
             time_zone: r.time_zone,
             two_factor_due: r.two_factor_due,
             admin: r.admin > 0,
@@ -313,8 +321,8 @@ impl Tx {
         self.step()?;
         let done = sqlx::query(
             "INSERT INTO logins (id, user_id, session_version, amr, auth_at, created_at, last_seen_at, expires_at, \
-             ip, user_agent, factor_at) \
-             SELECT $1, id, session_version, $3, $4, $5, $5, $6, $7, $8, $10 FROM users \
+             ip, user_agent, factor_at, remembered_id) \
+             SELECT $1, id, session_version, $3, $4, $5, $5, $6, $7, $8, $10, $11 FROM users \
              WHERE id = $2 AND session_version = $9 AND locked_at IS NULL",
         )
         .bind(l.id)
@@ -326,7 +334,8 @@ impl Tx {
         .bind(l.ip)
         .bind(l.user_agent)
         .bind(l.session_version)
-        .bind(l.amr.shown_second_factor().then_some(l.auth_at))
+        .bind(l.factor_at)
+        .bind(l.remembered)
         .execute(&mut *self.tx)
         .await?;
         Ok(done.rows_affected() == 1)

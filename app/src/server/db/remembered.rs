@@ -43,26 +43,38 @@ impl RememberedBrowserRow {
     }
 }
 
-/// The account's entries that count: its session version, unexpired.
-const LIVE_ENTRIES: &str = "SELECT r.id, r.secret_hash, r.session_version, r.created_at, r.last_used_at, r.expires_at, r.ip, r.user_agent \
-     FROM remembered_browsers r JOIN users u ON u.id = r.user_id \
-     WHERE r.user_id = $1 AND r.session_version = u.session_version AND r.expires_at > $2 \
+/// The account's entries that count: its session version, unexpired, and
+/// made after `$3` (`REMEMBER_DAYS` ago: a shorter setting holds at once).
+const LIVE_ENTRIES: &str = "SELECT r.id, r.secret_hash, r.session_version, r.created_at, r.last_used_at, r.expires_at, \
+     r.ip, r.user_agent FROM remembered_browsers r JOIN users u ON u.id = r.user_id \
+     WHERE r.user_id = $1 AND r.session_version = u.session_version AND r.expires_at > $2 AND r.created_at > $3 \
      ORDER BY r.last_used_at DESC, r.id";
 
 impl Db {
-    pub async fn remembered_browsers(&self, user_id: i64, now: i64) -> Result<Vec<RememberedBrowserRow>, AppError> {
-        Ok(sqlx::query_as::<_, RememberedBrowserRow>(LIVE_ENTRIES).bind(user_id).bind(now).fetch_all(&self.pool).await?)
+    pub async fn remembered_browsers(
+        &self,
+        user_id: i64,
+        now: i64,
+        made_after: i64,
+    ) -> Result<Vec<RememberedBrowserRow>, AppError> {
+        Ok(sqlx::query_as::<_, RememberedBrowserRow>(LIVE_ENTRIES)
+            .bind(user_id)
+            .bind(now)
+            .bind(made_after)
+            .fetch_all(&self.pool)
+            .await?)
     }
 
-    /// Entries that can never count again (expired, or of an earlier
-    /// session version); how many went.
-    pub async fn sweep_remembered_browsers(&self, now: i64) -> Result<u64, AppError> {
+    /// Entries that can never count again (expired, made before
+    /// `made_after`, or of an earlier session version); how many went.
+    pub async fn sweep_remembered_browsers(&self, now: i64, made_after: i64) -> Result<u64, AppError> {
         let _turn = self.turn().await?;
         let done = sqlx::query(
-            "DELETE FROM remembered_browsers WHERE expires_at <= $1 OR session_version <> \
+            "DELETE FROM remembered_browsers WHERE expires_at <= $1 OR created_at <= $2 OR session_version <> \
              (SELECT session_version FROM users WHERE users.id = remembered_browsers.user_id)",
         )
         .bind(now)
+        .bind(made_after)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected())
@@ -133,29 +145,57 @@ impl Tx {
     }
 
     /// Uses the entry whose secret hashes to `secret_hash`, if it is this
-    /// account's, of its session version `version` and unexpired: its
-    /// last use moves to `now`. False for anything else (another account's,
-    /// forgotten, voided, expired, made up): the caller asks for the code.
+    /// account's, of its session version `version`, unexpired and made
+    /// after `made_after`: its last use moves to `now`; its id. None for
+    /// anything else (another account's, forgotten, voided, expired, made
+    /// up): the caller asks for the code.
     pub async fn use_remembered_browser(
         &mut self,
         secret_hash: &str,
         user_id: i64,
         version: i64,
         now: i64,
-    ) -> Result<bool, AppError> {
+        made_after: i64,
+    ) -> Result<Option<String>, AppError> {
         self.step()?;
-        let done = sqlx::query(
+        let row: Option<(String,)> = sqlx::query_as(
             "UPDATE remembered_browsers SET last_used_at = $4 WHERE secret_hash = $1 AND user_id = $2 \
-             AND session_version = $3 AND expires_at > $4 \
-             AND session_version = (SELECT session_version FROM users WHERE users.id = $2)",
+             AND session_version = $3 AND expires_at > $4 AND created_at > $5 \
+             AND session_version = (SELECT session_version FROM users WHERE users.id = $2) RETURNING id",
         )
         .bind(secret_hash)
         .bind(user_id)
         .bind(version)
         .bind(now)
-        .execute(&mut *self.tx)
+        .bind(made_after)
+        .fetch_optional(&mut *self.tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(row.map(|(id,)| id))
+    }
+
+    /// Ends the live log-ins remembered browser `entry` started, except
+    /// `keep` (the asking one); how many.
+    pub async fn end_logins_of_remembered(
+        &mut self,
+        user_id: i64,
+        entry: &str,
+        keep: Option<&str>,
+        now: i64,
+    ) -> Result<usize, AppError> {
+        self.step()?;
+        let live: Vec<(String,)> = sqlx::query_as(
+            "SELECT id FROM logins WHERE user_id = $1 AND remembered_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(user_id)
+        .bind(entry)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        let mut ended = 0;
+        for (id,) in live.into_iter().filter(|(id,)| Some(id.as_str()) != keep) {
+            self.revoke_login(&id, now).await?;
+            ended += 1;
+        }
+        Ok(ended)
     }
 
     /// A second factor shown again in a live log-in (`amr` gains it, the
@@ -168,10 +208,13 @@ impl Tx {
         now: i64,
     ) -> Result<bool, AppError> {
         self.step()?;
-        let row: Option<(String,)> = sqlx::query_as(concat!(
-            "SELECT l.amr FROM logins l JOIN users u ON u.id = l.user_id WHERE l.id = $1 AND l.user_id = $2 AND ",
-            live!("$3")
-        ))
+        // The time first: that write takes the row (PostgreSQL holds it to
+        // the end of the transaction), so two step-ups never lose a bit.
+        let row: Option<(String,)> = sqlx::query_as(
+            "UPDATE logins SET factor_at = $3 WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL \
+             AND expires_at > $3 AND session_version = (SELECT session_version FROM users WHERE users.id = $2) \
+             RETURNING amr",
+        )
         .bind(login)
         .bind(user_id)
         .bind(now)
@@ -179,13 +222,8 @@ impl Tx {
         .await?;
         let Some((amr,)) = row else { return Ok(false) };
         let amr = Amr::parse(&amr).with(factor);
-        let done = sqlx::query("UPDATE logins SET amr = $1, factor_at = $2 WHERE id = $3 AND revoked_at IS NULL")
-            .bind(amr.as_string())
-            .bind(now)
-            .bind(login)
-            .execute(&mut *self.tx)
-            .await?;
+        sqlx::query("UPDATE logins SET amr = $1 WHERE id = $2").bind(amr.as_string()).bind(login).execute(&mut *self.tx).await?;
         self.invalidate(Invalidation::Family(login.to_owned())).await?;
-        Ok(done.rows_affected() == 1)
+        Ok(true)
     }
 }

@@ -1,7 +1,9 @@
 //! The one rule for proving it is still you before a change to how the
 //! account is protected (step-up): a log-in within the last 5 minutes, the
 //! password, or a current code from the app. Used by starting the app's
-//! set-up and by adding, removing and re-keying passkeys. Moving the app
+//! set-up and by adding, removing and re-keying passkeys. From a log-in
+//! where a remembered browser stood in for the second factor, only a
+//! second factor will do (the password is what that log-in already had). Moving the app
 //! to a new phone while it is on asks for more, a second factor presented
 //! now (`Needs::SecondFactor`): a current code, a recovery code (spent) or
 //! a passkey; neither the password nor a recent log-in will do, so a
@@ -65,9 +67,26 @@ pub async fn prove_second_factor(
 /// stood in for the second factor never is: from such a browser a change
 /// to the account's protection asks for the password or a code.
 pub fn fresh(state: &AppState, session: &FullSession) -> bool {
+    !remembered_only(session) && session.claims.auth.is_some_and(|at| state.now() - at <= FRESH_PROOF_SECONDS)
+}
+
+/// A remembered browser stood in for the second factor of this log-in,
+/// and none was shown since: the password proves nothing the log-in did
+/// not, so a change to the account's protection asks for a second factor
+/// (`prove`), shown in the change or before it (`step_up`).
+pub fn remembered_only(session: &FullSession) -> bool {
     let amr = session.user.amr;
-    let remembered_only = amr.has(Amr::REMEMBERED) && !amr.shown_second_factor();
-    !remembered_only && session.claims.auth.is_some_and(|at| state.now() - at <= FRESH_PROOF_SECONDS)
+    amr.has(Amr::REMEMBERED) && !amr.shown_second_factor()
+}
+
+/// The refusal of the password as proof from a remembered browser: a 400
+/// whose `code` field asks for a second factor.
+fn second_factor_wanted() -> AppError {
+    let ask = "This browser was not asked for your second factor at log-in: to make this change, enter a code \
+               from your app (or show your second factor on the security page first).";
+    let mut e = AppError::bad_request(ask);
+    e.fields.insert("code".into(), ask.into());
+    e
 }
 
 /// Checks the proof under the guessing limits of what was typed: the
@@ -81,12 +100,15 @@ pub async fn prove(
     proof: Proof<'_>,
     ask: &str,
 ) -> Result<(), AppError> {
-    if let Some(password) = proof.password.filter(|p| !p.is_empty()) {
-        return check_own_password(state, meta, user, password, "password").await;
-    }
     if let Some(code) = proof.code.map(str::trim).filter(|c| !c.is_empty()) {
         let code = crate::wire::parse_code(code)?;
         return verify_second_factor(state, meta, user, &SecondFactor::Totp(code)).await;
+    }
+    if remembered_only(session) {
+        return Err(second_factor_wanted());
+    }
+    if let Some(password) = proof.password.filter(|p| !p.is_empty()) {
+        return check_own_password(state, meta, user, password, "password").await;
     }
     if fresh(state, session) {
         return Ok(());
@@ -120,11 +142,12 @@ pub async fn step_up(
     };
     prove_second_factor(state, meta, session, &user, proof, "Enter a code from your authenticator app.").await?;
     let mut tx = state.db.begin().await?;
-    let live = tx.show_factor_again(&session.user.family, user.id, factor, state.now()).await?;
-    tx.commit().await?;
-    if !live {
+    if !tx.show_factor_again(&session.user.family, user.id, factor, state.now()).await? {
         return Err(AppError::unauthenticated());
     }
+    crate::server::audit::record(state, &mut tx, Some(user.id), crate::wire::AuditKind::SecondFactorShown, meta)
+        .await?;
+    crate::server::audit::commit(state, tx).await?;
     tracing::info!(user_id = user.id, "second factor shown again");
     Ok(crate::wire::Done::new("Thank you: that was your second factor."))
 }

@@ -122,7 +122,8 @@ pub async fn turn_on(
         return Err(AppError::conflict("The set-up changed in another window. Scan the newest QR code."));
     };
     tx.replace_recovery_codes(user.id, &hashes).await?;
-    let cookies = logins::renew_all(state, &mut tx, user.id, version, amr, meta).await?;
+    // The code just confirmed is a second factor shown now.
+    let cookies = logins::renew_all(state, &mut tx, user.id, version, amr, Some(state.now()), meta).await?;
     tx.commit().await?;
     audit(state, Some(user.id), AuditKind::TwoFactorOn, meta).await;
     tracing::info!(user_id = user.id, "two-factor authentication turned on");
@@ -171,7 +172,7 @@ pub async fn turn_off(
     let mut tx = state.db.begin().await?;
     let version = tx.disable_totp(user.id).await?;
     let amr = session.user.amr.with(Amr::PASSWORD).with(factor_amr(&factor));
-    let cookies = logins::renew_all(state, &mut tx, user.id, version, amr, meta).await?;
+    let cookies = logins::renew_all(state, &mut tx, user.id, version, amr, Some(state.now()), meta).await?;
     tx.commit().await?;
     audit(state, Some(user.id), AuditKind::TwoFactorOff, meta).await;
     tracing::info!(user_id = user.id, "two-factor authentication turned off");
@@ -187,6 +188,7 @@ pub async fn status(state: &AppState, session: FullSession) -> Result<TwoFactorS
         recovery_codes_left: left,
         passkeys: session.user.passkey_count,
         recent_log_in: super::proof::fresh(state, &session),
+        remembered_only: super::proof::remembered_only(&session),
     })
 }
 

@@ -28,6 +28,12 @@ pub fn offered(state: &AppState) -> bool {
     state.remember_seconds > 0
 }
 
+/// Entries made at or before this count no more (`REMEMBER_DAYS` ago:
+/// lowering the setting shortens the entries already made).
+fn made_after(state: &AppState) -> i64 {
+    state.now() - state.remember_seconds
+}
+
 /// In the transaction of a log-in that showed a second factor: remembers
 /// the browser (replacing its earlier entry, if it had one) and audits it.
 /// Returns the cookie that carries the secret.
@@ -57,20 +63,20 @@ pub(crate) async fn remember(
     Ok(state.cookies.set(CookieKind::Remember, &secret, state.remember_seconds))
 }
 
-/// At the password step, in the log-in's transaction: whether this
-/// browser's cookie stands in for the second factor for `user` now (its
-/// last use moves on). False, and nothing written, for anything else.
+/// At the password step, in the log-in's transaction: the entry of this
+/// browser's cookie if it stands in for the second factor for `user` now
+/// (its last use moves on). None, and nothing written, for anything else.
 pub(crate) async fn recognised(
     state: &AppState,
     tx: &mut Tx,
     user: &UserRow,
     meta: &RequestMeta,
-) -> Result<bool, AppError> {
+) -> Result<Option<String>, AppError> {
     match meta.remembered.as_deref() {
         Some(hash) if offered(state) => {
-            tx.use_remembered_browser(hash, user.id, user.session_version, state.now()).await
+            tx.use_remembered_browser(hash, user.id, user.session_version, state.now(), made_after(state)).await
         }
-        _ => Ok(false),
+        _ => Ok(None),
     }
 }
 
@@ -97,7 +103,10 @@ pub async fn list_of(
     user_id: i64,
     asking: Option<&str>,
 ) -> Result<Vec<RememberedBrowserView>, AppError> {
-    let rows = state.db.remembered_browsers(user_id, state.now()).await?;
+    if !offered(state) {
+        return Ok(Vec::new());
+    }
+    let rows = state.db.remembered_browsers(user_id, state.now(), made_after(state)).await?;
     let zone = state.db.time_zone_of(user_id).await?;
     Ok(rows.into_iter().map(|row| view(row, asking, zone.as_deref())).collect())
 }
@@ -111,26 +120,41 @@ pub async fn list(
     list_of(state, session.user.id, meta.remembered.as_deref()).await
 }
 
-/// Forgets one remembered browser of the account (`Some(id)`, 404 if it
-/// has none that counts by that id) or all of them, with an audit event naming who
-/// did it (`actor`: an administrator; None: the owner). One transaction.
-/// Returns what to say and whether the asking browser's own entry went.
-pub async fn forget(
+/// In `tx`: forgets one remembered browser of the account (`Some(id)`)
+/// or all of them, and ends the log-ins they started (but `keep`, the
+/// asking one). Returns the entries that counted until now.
+pub(crate) async fn forget_in(
     state: &AppState,
-    meta: &RequestMeta,
+    tx: &mut Tx,
     user_id: i64,
-    actor: Option<i64>,
     id: Option<&str>,
-) -> Result<(Done, bool), AppError> {
-    let mine = |rows: &[RememberedBrowserRow]| {
-        meta.remembered.as_deref().is_some_and(|h| rows.iter().any(|r| r.secret_hash == h))
-    };
-    let mut tx = state.db.begin().await?;
-    // Voided entries go too, unsaid: only those that counted are news.
+    keep: Option<&str>,
+) -> Result<Vec<RememberedBrowserRow>, AppError> {
     let version = tx.session_version_of(user_id).await?;
     let now = state.now();
     let mut gone = tx.forget_remembered_browsers(user_id, id).await?;
-    gone.retain(|row| row.counts(version, now));
+    // Voided entries go too, unsaid: only those that counted are news.
+    gone.retain(|row| row.counts(version, now) && row.created_at > made_after(state));
+    for row in &gone {
+        tx.end_logins_of_remembered(user_id, &row.id, keep, now).await?;
+    }
+    Ok(gone)
+}
+
+/// The owner forgets one of their remembered browsers (`Some(id)`, 404 if
+/// none that counts has that id) or all of them: one transaction, with an
+/// audit event. The log-ins those browsers started end, except the one
+/// asking. Returns what to say and whether the asking browser's own entry
+/// went (its cookie is then cleared).
+pub async fn forget(
+    state: &AppState,
+    meta: &RequestMeta,
+    session: &FullSession,
+    id: Option<&str>,
+) -> Result<(Done, bool), AppError> {
+    let user_id = session.user.id;
+    let mut tx = state.db.begin().await?;
+    let gone = forget_in(state, &mut tx, user_id, id, Some(&session.user.family)).await?;
     if id.is_some() && gone.is_empty() {
         return Err(AppError::new(
             crate::error::ErrorKind::NotFound,
@@ -138,9 +162,10 @@ pub async fn forget(
         ));
     }
     if !gone.is_empty() {
-        audit::record_by(state, &mut tx, Some(user_id), actor, AuditKind::RememberedBrowsersForgotten, meta).await?;
+        audit::record(state, &mut tx, Some(user_id), AuditKind::RememberedBrowsersForgotten, meta).await?;
     }
-    tx.commit().await?;
+    audit::commit(state, tx).await?;
+    let mine = meta.remembered.as_deref().is_some_and(|h| gone.iter().any(|r| r.secret_hash == h));
     let message = match gone.as_slice() {
         [] => "No browser was remembered.".to_owned(),
         [one] => format!(
@@ -149,5 +174,5 @@ pub async fn forget(
         ),
         many => format!("Forgot {} browsers: each will be asked for a second factor at its next log-in.", many.len()),
     };
-    Ok((Done::new(message), mine(&gone)))
+    Ok((Done::new(message), mine))
 }

@@ -359,6 +359,7 @@ mod tests {
             family: family.into(),
             live_until: 1_000,
             amr: Default::default(),
+            factor_at: None,
             time_zone: None,
             two_factor_due: None,
             admin: false,

@@ -182,7 +182,7 @@ pub struct Subject<'a> {
 const NOT_REMEMBERED: i64 = i64::MAX;
 
 /// A duration as rules write it: a number and a unit, `s`, `m`, `h` or `d`
-/// ("90s", "15m", "12h", "7d"); from a second to a year.
+/// ("90s", "15m", "12h", "7d"); from 1 second to 366 days.
 fn parse_duration(text: &str) -> Result<i64, String> {
     let text = text.trim();
     let unit = |c: char| match c {
@@ -326,6 +326,11 @@ impl Rules {
                 ));
             }
             let shown_within = match (fresh, raw.remembered) {
+                (Some(_), Some(true)) => {
+                    return Err(fail(
+                        "fresh already refuses a remembered browser: leave out remembered = true".into(),
+                    ));
+                }
                 (Some(seconds), _) => Some(seconds),
                 (None, Some(false)) => Some(NOT_REMEMBERED),
                 (None, _) => None,
@@ -709,6 +714,7 @@ policy = "one_factor"
             ("fresh = \"0m\"\npolicy = \"two_factor\"", "outside 1s to 366d"),
             ("fresh = \"400d\"\npolicy = \"two_factor\"", "outside 1s to 366d"),
             ("fresh = \"m\"\npolicy = \"two_factor\"", "not a duration"),
+            ("fresh = \"1h\"\nremembered = true\npolicy = \"two_factor\"", "leave out remembered = true"),
             ("fresh = 15\npolicy = \"two_factor\"", "invalid type"),
         ] {
             let err = Rules::parse(&format!("[[rules]]\ndomain = \"a.test\"\n{text}\n")).unwrap_err();

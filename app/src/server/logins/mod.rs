@@ -128,12 +128,47 @@ pub async fn start(
 
 /// `start`, with an overtaken log-in as `Ok(None)`: nothing was written,
 /// and the caller may commit what else it did (see `account::authenticate`).
+/// A second factor in `amr` was shown now.
 pub(crate) async fn try_start(
     state: &AppState,
     tx: &mut Tx,
     user_id: i64,
     version: i64,
     amr: Amr,
+    meta: &RequestMeta,
+) -> Result<Option<Vec<String>>, AppError> {
+    let shown = amr.shown_second_factor().then_some(state.now());
+    insert(state, tx, user_id, version, Reached { amr, factor_at: shown, remembered: None }, meta).await
+}
+
+/// A log-in reached by the password and the remembered browser `entry`
+/// (`factors::remembered`): no second factor shown.
+pub(crate) async fn start_remembered(
+    state: &AppState,
+    tx: &mut Tx,
+    user_id: i64,
+    version: i64,
+    entry: &str,
+    meta: &RequestMeta,
+) -> Result<Vec<String>, AppError> {
+    let reached = Reached { amr: Amr::PASSWORD.with(Amr::REMEMBERED), factor_at: None, remembered: Some(entry) };
+    insert(state, tx, user_id, version, reached, meta).await?.ok_or_else(overtaken)
+}
+
+/// How a log-in about to be stored was reached.
+struct Reached<'a> {
+    amr: Amr,
+    /// When a second factor was last shown (None: none was).
+    factor_at: Option<i64>,
+    remembered: Option<&'a str>,
+}
+
+async fn insert(
+    state: &AppState,
+    tx: &mut Tx,
+    user_id: i64,
+    version: i64,
+    reached: Reached<'_>,
     meta: &RequestMeta,
 ) -> Result<Option<Vec<String>>, AppError> {
     let now = state.now();
@@ -144,8 +179,10 @@ pub(crate) async fn try_start(
             id: &id,
             user_id,
             session_version: version,
-            amr,
+            amr: reached.amr,
             auth_at: now,
+            factor_at: reached.factor_at,
+            remembered: reached.remembered,
             now,
             expires_at,
             ip: meta.ip.as_deref(),
@@ -163,16 +200,20 @@ pub(crate) async fn try_start(
 
 /// Ends every log-in of the account and starts one for this client, in the
 /// caller's transaction (which moved the session version to `version`).
+/// The new log-in is reached by `amr`, its second factor last shown at
+/// `factor_at` (the old log-in's, or now when the change checked one).
 pub async fn renew_all(
     state: &AppState,
     tx: &mut Tx,
     user_id: i64,
     version: i64,
     amr: Amr,
+    factor_at: Option<i64>,
     meta: &RequestMeta,
 ) -> Result<Vec<String>, AppError> {
     tx.revoke_user_logins(user_id, state.now()).await?;
-    start(state, tx, user_id, version, amr, meta).await
+    let reached = Reached { amr, factor_at, remembered: None };
+    insert(state, tx, user_id, version, reached, meta).await?.ok_or_else(overtaken)
 }
 
 /// A refresh token continuing the log-in, and an access token naming it.

@@ -122,6 +122,10 @@ fn Security(user: User) -> impl IntoView {
     // its second factor); so does a second factor shown in `StepUp`.
     let answered = RwSignal::new(false);
     let asks_again = Signal::derive(move || sent_by_gate && !answered.get() && (enabled.get() || passkeys_on.get()));
+    // Logged in from a remembered browser: changes to the protection want
+    // a second factor, shown here first.
+    let remembered_only =
+        Signal::derive(move || !answered.get() && status.get().and_then(Result::ok).is_some_and(|s| s.remembered_only));
     // The way back to the gated app is the page's main action when shown.
     let continue_shown = Signal::derive(move || {
         return_to.get().is_some()
@@ -170,11 +174,14 @@ fn Security(user: User) -> impl IntoView {
             // to need a second factor not yet in place, nor over recovery
             // codes still to be saved. Checked by the server when followed
             // (GET /login?rd=).
-            <Show when=move || asks_again.get()>
-                <StepUp passkeys=passkeys_on on_done=Callback::new(move |_| {
-                    match return_to.get_untracked() {
+            <Show when=move || asks_again.get() || remembered_only.get()>
+                <StepUp passkeys=passkeys_on for_gate=sent_by_gate on_done=Callback::new(move |_| {
+                    match return_to.get_untracked().filter(|_| sent_by_gate) {
                         Some(rd) => crate::ui::go_to_server(&with_return_to("/login", Some(&rd))),
-                        None => answered.set(true),
+                        None => {
+                            answered.set(true);
+                            changed.update(|n| *n += 1);
+                        }
                     }
                 })/>
             </Show>

@@ -58,7 +58,10 @@ pub(super) fn RememberedBrowsers(changed: RwSignal<u32>) -> impl IntoView {
         view! {
             <form class="inline" method="post" on:submit=submit action=move || format!("{}#remembered", action())>
                 <IntentField intent=Intent::ForgetBrowsers/>
-                {id.map(|id| view! { <input type="hidden" name="browser" value=id/> })}
+                {match id {
+                    Some(id) => view! { <input type="hidden" name="browser" value=id/> }.into_any(),
+                    None => view! { <input type="hidden" name="all" value="1"/> }.into_any(),
+                }}
                 <button type="submit" class="btn" aria-label=label aria-disabled=move || busy.get().then_some("true")>
                     <Show when=move || busy.get() fallback=move || words>
                         <span class="spinner" aria-hidden="true"></span>

@@ -1,14 +1,16 @@
 //! Sent here by the gate for an app that wants a second factor shown now
 //! (an access rule with `fresh`, or `remembered = false` after a
-//! remembered browser's log-in): a code from the app, a recovery code or
-//! a passkey, written into this log-in; then on to the app. A real POST
+//! remembered browser's log-in), or logged in from a remembered browser
+//! (changes to the protection want a second factor): a code from the app,
+//! a recovery code or a passkey, written into this log-in; then on to the
+//! app. A real POST
 //! to /security, done in place once hydrated.
 
 use super::*;
 use crate::api::step_up;
 
 #[component]
-pub(super) fn StepUp(passkeys: Signal<bool>, on_done: Callback<()>) -> impl IntoView {
+pub(super) fn StepUp(passkeys: Signal<bool>, for_gate: bool, on_done: Callback<()>) -> impl IntoView {
     let outcome = posted();
     let code = RwSignal::new(String::new());
     let send = Action::new(|typed: &String| {
@@ -41,7 +43,11 @@ pub(super) fn StepUp(passkeys: Signal<bool>, on_done: Callback<()>) -> impl Into
     view! {
         <div class="panel" id="step-up" data-testid="step-up">
             <h2 id="step-up-heading" tabindex="-1">"Show your second factor"</h2>
-            <p class="muted">"The app you were opening wants your second factor now, not a remembered browser or an earlier log-in. You stay logged in; this log-in counts as just confirmed."</p>
+            <p class="muted">{if for_gate {
+                "The app you were opening wants your second factor now, not a remembered browser or an earlier log-in. You stay logged in; this log-in counts as just confirmed."
+            } else {
+                "This browser is remembered, so your log-in did not ask for your second factor. To change how your account is protected, show it now."
+            }}</p>
             <form method="post" action=action novalidate on:submit=submit>
                 <IntentField intent=Intent::StepUp/>
                 <TextField label="6-digit code or recovery code" id="step-up-code" name="code"

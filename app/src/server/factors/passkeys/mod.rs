@@ -112,7 +112,10 @@ pub async fn remove(
     let Some(dropped) = drop_passkey(&mut tx, user.id, id).await? else { return Err(no_such_passkey()) };
     // Protection went off: every session ends, this client gets a new one.
     let cookies = match dropped.version {
-        Some(version) => logins::renew_all(state, &mut tx, user.id, version, session.user.amr, meta).await?,
+        Some(version) => {
+            let (amr, shown) = (session.user.amr, session.user.factor_at);
+            logins::renew_all(state, &mut tx, user.id, version, amr, shown, meta).await?
+        }
         None => vec![],
     };
     dropped.audit(state, &mut tx, user.id, meta).await?;

@@ -90,7 +90,8 @@ pub async fn register_finish(
         tx.replace_recovery_codes(user.id, &hashes).await?;
         let version = tx.bump_session_version(user.id).await?;
         let amr = session.user.amr.with(Amr::PASSKEY);
-        (Some(codes), logins::renew_all(state, &mut tx, user.id, version, amr, meta).await?)
+        // The new passkey was just used: a second factor shown now.
+        (Some(codes), logins::renew_all(state, &mut tx, user.id, version, amr, Some(state.now()), meta).await?)
     } else {
         (None, vec![])
     };
