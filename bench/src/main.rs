@@ -133,6 +133,11 @@ async fn main() {
         rows.push(two_factor::authenticate(&args, &api, target).await);
     }
 
+    if let (Target::Ours, true) = (target, args.runs('r')) {
+        eprintln!("r. log-ins from remembered browsers …");
+        rows.push(two_factor::remembered_log_ins(&api, target).await);
+    }
+
     if let (Target::Ours, Some(health), true) = (target, health.as_ref(), args.runs('i')) {
         eprintln!("i. gate decisions with a valid gate cookie …");
         rows.push(gate::decisions(&args, &api, health).await);

@@ -2,9 +2,9 @@
 -- there ("Don't ask again on this browser"). The browser holds a random
 -- secret in an HttpOnly cookie; only its SHA-256 is kept here. An entry
 -- counts only while its session version is the account's: a password
--- change, a change of second factors, log-out everywhere and a lockdown
--- move the version and so void every entry at once. The same in both
--- databases.
+-- change, turning two factors on or off, log-out everywhere and a lockdown
+-- move the version and so void every entry at once (a new phone and a
+-- removed passkey delete the entries). The same in both databases.
 CREATE TABLE remembered_browsers (
     -- A random UUID: what the owner's list names the entry by.
     id              TEXT   PRIMARY KEY,

@@ -10,21 +10,28 @@ use crate::Args;
 use crate::report::Row;
 use crate::target::Target;
 
+/// A new account `email`, signed up, logged in and with 2FA turned on in
+/// the client returned (its secret beside it).
+async fn enrolled(api: &impl Fn(&str) -> String, target: Target, email: &str) -> (reqwest::Client, Vec<u8>) {
+    let c = client();
+    post(&c, api("/authentication/register"), json!({"email": email, "name": "U", "password": PASSWORD})).await;
+    post(&c, api("/authentication/log-in"), json!({"email": email, "password": PASSWORD})).await;
+    let secret = new_secret(target, &c, api).await;
+    target.clear_of_step_end().await;
+    let code = target.code_at(&secret, unix_now());
+    let (s, answer, _) = post(&c, api("/2fa/turn-on"), json!({"twoFactorAuthenticationCode": code})).await;
+    assert_eq!(s, 200, "turn-on for {email}: {answer}");
+    (c, secret)
+}
+
 /// Scenario d: `--users` people with 2FA on each submit their own valid
 /// code once at the code step.
 pub async fn authenticate(args: &Args, api: &impl Fn(&str) -> String, target: Target) -> Row {
     let p = &args.prefix;
     let mut secrets = Vec::with_capacity(args.users);
     for i in 0..args.users {
-        let c = client();
         let email = format!("u{i}@example.com");
-        post(&c, api("/authentication/register"), json!({"email": email, "name": "U", "password": PASSWORD})).await;
-        post(&c, api("/authentication/log-in"), json!({"email": email, "password": PASSWORD})).await;
-        let secret = new_secret(target, &c, api).await;
-        target.clear_of_step_end().await;
-        let code = target.code_at(&secret, unix_now());
-        let (s, answer, _) = post(&c, api("/2fa/turn-on"), json!({"twoFactorAuthenticationCode": code})).await;
-        assert_eq!(s, 200, "turn-on for {email}: {answer}");
+        let (_, secret) = enrolled(api, target, &email).await;
         // The password step, so each user holds a password-stage session.
         let stage = client();
         post(&stage, api("/authentication/log-in"), json!({"email": email, "password": PASSWORD})).await;
@@ -158,6 +165,64 @@ pub async fn passkey_ceremonies(api: &impl Fn(&str) -> String, origin: &str) -> 
             summary(b),
             summary(c),
             summary(d)
+        ),
+        budget: "(none set)",
+    }
+}
+
+/// Scenario r: log-ins from remembered browsers ("Don't ask again on this
+/// browser"). 40 people with 2FA on each log in once with a code and the
+/// box ticked; then, one at a time, each logs in again from that browser
+/// (the password alone: a full log-in, argon2 included) and from a
+/// browser that is not remembered (the password step, which then owes a
+/// code). Each on a connection just opened, outside the timing.
+pub async fn remembered_log_ins(api: &impl Fn(&str) -> String, target: Target) -> Row {
+    let people = 40;
+    let mut browsers = Vec::with_capacity(people);
+    for i in 0..people {
+        let email = format!("remembered{i}@example.com");
+        let (c, secret) = enrolled(api, target, &email).await;
+        post(&c, api("/authentication/log-out"), json!({})).await;
+        post(&c, api("/authentication/log-in"), json!({"email": email, "password": PASSWORD})).await;
+        target.clear_of_step_end().await;
+        let code = target.code_at(&secret, unix_now() + target.code_offset());
+        let body = json!({"twoFactorAuthenticationCode": code, "remember": true});
+        let (s, answer, _) = post(&c, api("/2fa/authenticate"), body).await;
+        assert_eq!(s, 200, "remembered code step for {email}: {answer}");
+        post(&c, api("/authentication/log-out"), json!({})).await;
+        browsers.push((c, email));
+    }
+    let url = api("/authentication/log-in");
+    let timed = |c: reqwest::Client, email: String, url: String| async move {
+        let _ = c.get(url.clone()).send().await;
+        let t = Instant::now();
+        let (s, answer, _) = post(&c, url, json!({"email": email, "password": PASSWORD})).await;
+        let took = t.elapsed();
+        assert_eq!(s, 200, "log-in of {email}: {answer}");
+        (took, answer["twoFactorRequired"] == false)
+    };
+    let mut remembered = Vec::with_capacity(people);
+    let mut asked = Vec::with_capacity(people);
+    for (c, email) in &browsers {
+        let (took, skipped) = timed(c.clone(), email.clone(), url.clone()).await;
+        assert!(skipped, "{email}: a remembered browser was asked for the code");
+        remembered.push(took);
+        post(c, api("/authentication/log-out"), json!({})).await;
+        let (took, skipped) = timed(client(), email.clone(), url.clone()).await;
+        assert!(!skipped, "{email}: a new browser skipped the code");
+        asked.push(took);
+    }
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let summary = |d: &mut Vec<Duration>| {
+        d.sort();
+        format!("p50 {:.2} ms, p99 {:.2} ms", ms(d[d.len() / 2]), ms(d[d.len() * 99 / 100]))
+    };
+    Row {
+        scenario: "r. log-in from a remembered browser (password alone, full log-in)".into(),
+        figure: format!(
+            "{} ({people} people); the password step of a browser not remembered (a code still owed): {}",
+            summary(&mut remembered),
+            summary(&mut asked)
         ),
         budget: "(none set)",
     }

@@ -170,6 +170,27 @@ async fn complete_log_in(app: &TestApp, email: &str) -> String {
         .expect("gate cookie")
 }
 
+/// The portal as the gate of apps under `example.test` behind a proxy on
+/// this machine (whose `X-Forwarded-For` it believes), with these access
+/// rules: the app, its address for the proxy, and the rules file's folder
+/// (kept while held).
+async fn behind_a_proxy(rules: &str) -> (TestApp, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("rules.toml");
+    std::fs::write(&path, rules).expect("rules");
+    let path = path.display().to_string();
+    let app = spawn_app_with(&[
+        ("COOKIE_DOMAINS", "example.test"),
+        ("PUBLIC_URL", "http://auth.example.test"),
+        ("ACCESS_RULES", &path),
+        ("SIGNUP", "open"),
+        ("TRUSTED_PROXY_HEADER", "x-forwarded-for"),
+    ])
+    .await;
+    let gate = app.base.trim_start_matches("http://").to_owned();
+    (app, gate, dir)
+}
+
 async fn the_gate_holds_behind(kind: &str) {
     if !installed(&program(kind)) {
         // scripts/setup installs both; a bare `cargo test` elsewhere may not.
@@ -177,10 +198,7 @@ async fn the_gate_holds_behind(kind: &str) {
         assert!(std::env::var("CI_REQUIRE_PROXIES").is_err(), "{kind} is required here");
         return;
     }
-    let rules_dir = tempfile::tempdir().expect("dir");
-    let rules = rules_dir.path().join("rules.toml");
-    std::fs::write(
-        &rules,
+    let (app, gate_addr, _rules) = behind_a_proxy(
         "[[rules]]\ndomain = \"app.example.test\"\npath = \"^/home\"\nnetworks = [\"192.0.2.0/24\"]\n\
          policy = \"bypass\"\n\n\
          [[rules]]\ndomain = \"open.example.test\"\npolicy = \"bypass\"\n\n\
@@ -188,17 +206,7 @@ async fn the_gate_holds_behind(kind: &str) {
          [[rules]]\ndomain = \"*.example.test\"\npath = \"^/admin\"\npolicy = \"deny\"\n\n\
          [[rules]]\ndomain = \"*.example.test\"\npolicy = \"two_factor\"\n",
     )
-    .expect("rules");
-    let rules = rules.display().to_string();
-    let app = spawn_app_with(&[
-        ("COOKIE_DOMAINS", "example.test"),
-        ("PUBLIC_URL", "http://auth.example.test"),
-        ("ACCESS_RULES", &rules),
-        ("SIGNUP", "open"),
-        ("TRUSTED_PROXY_HEADER", "x-forwarded-for"),
-    ])
     .await;
-    let gate_addr = app.base.trim_start_matches("http://").to_owned();
     let upstream = echo_app().await;
     let proxy = if kind == "nginx" { nginx(&gate_addr, upstream) } else { caddy(&program(kind), &gate_addr, upstream) };
     let client = visitor(proxy.port);
@@ -415,24 +423,11 @@ async fn a_networks_rule_tells_clients_apart_by_the_address_the_proxy_saw() {
         assert!(std::env::var("CI_REQUIRE_PROXIES").is_err(), "nginx is required here");
         return;
     }
-    let rules_dir = tempfile::tempdir().expect("dir");
-    let rules = rules_dir.path().join("rules.toml");
-    std::fs::write(
-        &rules,
+    let (app, gate_addr, _rules) = behind_a_proxy(
         "[[rules]]\ndomain = \"app.example.test\"\nnetworks = [\"10.213.41.0/24\"]\npolicy = \"one_factor\"\n\n\
          [[rules]]\ndomain = \"*.example.test\"\npolicy = \"two_factor\"\n",
     )
-    .expect("rules");
-    let rules = rules.display().to_string();
-    let app = spawn_app_with(&[
-        ("COOKIE_DOMAINS", "example.test"),
-        ("PUBLIC_URL", "http://auth.example.test"),
-        ("ACCESS_RULES", &rules),
-        ("SIGNUP", "open"),
-        ("TRUSTED_PROXY_HEADER", "x-forwarded-for"),
-    ])
     .await;
-    let gate_addr = app.base.trim_start_matches("http://").to_owned();
     let upstream = echo_app().await;
     let proxy = nginx_also_on(&gate_addr, upstream, &[&home.host, &away.host]);
     wait_until_up(&visitor(proxy.port), &format!("http://app.example.test:{}", proxy.port)).await;

@@ -1,8 +1,8 @@
 //! Remembered browsers: "Don't ask again on this browser" at the code step.
 //! The browser gets a random secret in an HttpOnly cookie; the server keeps
 //! its hash, bound to the account's session version, so a password change,
-//! a change of second factors, log-out everywhere or a lockdown voids every
-//! entry at once. At the next password step that browser skips the second
+//! turning two factors on or off, log-out everywhere or a lockdown voids
+//! every entry at once (a new phone and a removed passkey delete them). At the next password step that browser skips the second
 //! factor (the log-in's `amr` says `remembered`); nothing else does: a
 //! stale, foreign or made-up cookie is simply asked for the code. A
 //! remembered log-in is never a fresh proof (`proof::fresh`), and access
