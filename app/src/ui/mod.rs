@@ -120,6 +120,24 @@ impl leptos_router::LazyRoute for OccasionalRoute {
     }
 }
 
+/// The home page and the log-out question: shown to people logged in,
+/// never needed before that, so out of what every page loads.
+struct HomeRoute;
+
+#[leptos_router::lazy_route]
+impl leptos_router::LazyRoute for HomeRoute {
+    fn data() -> Self {
+        Self
+    }
+
+    fn view(_this: Self) -> AnyView {
+        match leptos_router::hooks::use_location().pathname.get_untracked().as_str() {
+            "/logout" => view! { <home::LogOutPage/> }.into_any(),
+            _ => view! { <home::HomePage/> }.into_any(),
+        }
+    }
+}
+
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
@@ -145,10 +163,10 @@ pub fn App() -> impl IntoView {
             <main class="page" id="main" tabindex="-1">
                 <FocusOnNavigation/>
                 <Routes fallback=NotFound>
-                    <Route path=path!("/") view=home::HomePage ssr=SsrMode::Async/>
+                    <Route path=path!("/") view={leptos_router::Lazy::<HomeRoute>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/signup") view={leptos_router::Lazy::<signup::SignUpRoute>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/login") view={leptos_router::Lazy::<login::LogInRoute>::new()} ssr=SsrMode::Async/>
-                    <Route path=path!("/logout") view=home::LogOutPage ssr=SsrMode::Async/>
+                    <Route path=path!("/logout") view={leptos_router::Lazy::<HomeRoute>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/security") view={leptos_router::Lazy::<security::SecurityRoute>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/forgot-password") view={leptos_router::Lazy::<mailed::MailedRoute>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/reset-password") view={leptos_router::Lazy::<mailed::MailedRoute>::new()} ssr=SsrMode::Async/>
