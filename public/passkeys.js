@@ -213,6 +213,16 @@ return;
 say(status, '');
 return;
 }
+case 'step-up': {
+say(status, 'Waiting for your passkey…');
+const start = await call('/api/webauthn/proof/start');
+const credential = await getAssertion(start.options);
+say(status, 'Checking…');
+await call('/api/2fa/step-up', { passkey: { ceremony: start.ceremony, credential } });
+say(status, 'Thank you. Opening the app…', 'ok');
+window.location.assign(button.dataset.next || '/security');
+return;
+}
 default:
 return;
 }

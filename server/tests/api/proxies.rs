@@ -444,4 +444,3 @@ async fn a_networks_rule_tells_clients_apart_by_the_address_the_proxy_saw() {
     assert_eq!(a.get(port, "/notes", "", None).await, 302, "away, not logged in");
     assert_eq!(h.get(port, "/notes", "", None).await, 302, "home, not logged in");
 }
-

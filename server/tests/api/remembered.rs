@@ -66,7 +66,8 @@ async fn a_remembered_browser_skips_only_the_second_factor() {
     let app = gated_app_with(RULES).await;
     let secret = app.enrolled_user("ann@example.test").await;
     let (c, r) = code_log_in(&app, "ann@example.test", &secret, true).await;
-    let cookie = r.headers.get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).find(|v| v.starts_with("remember="));
+    let cookie =
+        r.headers.get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).find(|v| v.starts_with("remember="));
     let cookie = cookie.expect("a remembered-browser cookie");
     assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict") && cookie.contains("Max-Age=2592000"));
     let secret_value = &cookie["remember=".len()..cookie.find(';').unwrap()];
@@ -84,7 +85,10 @@ async fn a_remembered_browser_skips_only_the_second_factor() {
     // A remembered log-in is no recent proof, and the password (which it
     // already had) proves nothing more: a change asks for a second factor.
     let status = app.get_with(&c, "/api/2fa/status").await;
-    assert_eq!((status.body["recentLogIn"].clone(), status.body["rememberedOnly"].clone()), (json!(false), json!(true)));
+    assert_eq!(
+        (status.body["recentLogIn"].clone(), status.body["rememberedOnly"].clone()),
+        (json!(false), json!(true))
+    );
     let r = app.post_with(&c, "/api/2fa/generate", json!({})).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
     let r = app.post_with(&c, "/api/webauthn/register/start", json!({"name": "Key", "password": PASSWORD})).await;
@@ -106,7 +110,8 @@ async fn a_remembered_browser_skips_only_the_second_factor() {
     }
     // A wrong code shown again changes nothing.
     app.clock.advance(30);
-    let r = app.post_with(&c, "/api/2fa/step-up", json!({"twoFactorAuthenticationCode": app.wrong_code(&secret)})).await;
+    let r =
+        app.post_with(&c, "/api/2fa/step-up", json!({"twoFactorAuthenticationCode": app.wrong_code(&secret)})).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
     assert_eq!(gate(&app, &g, "http://admin.example.test/").await.0, StatusCode::UNAUTHORIZED);
     let r = app.post_with(&c, "/api/2fa/step-up", json!({})).await;
@@ -170,7 +175,11 @@ async fn a_code_from_a_password_log_in_that_came_fresh_counts_for_fresh_rules() 
     let g = set_cookie(&r, "twofactor_gate").expect("the renewed log-in's gate cookie");
     assert_eq!(gate(&app, &g, "http://bank.example.test/").await.0, StatusCode::OK);
     app.clock.advance(5 * 60 + 1);
-    assert_eq!(gate(&app, &g, "http://bank.example.test/").await.0, StatusCode::UNAUTHORIZED, "15 minutes after the code");
+    assert_eq!(
+        gate(&app, &g, "http://bank.example.test/").await.0,
+        StatusCode::UNAUTHORIZED,
+        "15 minutes after the code"
+    );
     assert_eq!(gate(&app, &g, "http://admin.example.test/").await.0, StatusCode::OK);
 }
 
@@ -197,10 +206,14 @@ async fn every_voiding_event_asks_again() {
             }
             "new phone" => {
                 app.clock.advance(30);
-                let r = app.post_with(&c, "/api/2fa/generate", json!({"twoFactorAuthenticationCode": app.code_now(&secret)})).await;
+                let r = app
+                    .post_with(&c, "/api/2fa/generate", json!({"twoFactorAuthenticationCode": app.code_now(&secret)}))
+                    .await;
                 assert_eq!(r.status, StatusCode::OK, "{}", r.text);
                 let new = r.body["secret"].as_str().unwrap().to_owned();
-                let r = app.post_with(&c, "/api/2fa/turn-on", json!({"twoFactorAuthenticationCode": app.code_now(&new)})).await;
+                let r = app
+                    .post_with(&c, "/api/2fa/turn-on", json!({"twoFactorAuthenticationCode": app.code_now(&new)}))
+                    .await;
                 assert_eq!(r.status, StatusCode::OK, "{}", r.text);
                 secret = new;
             }
@@ -211,7 +224,9 @@ async fn every_voiding_event_asks_again() {
                 assert_eq!(r.status, StatusCode::OK, "{}", r.text);
                 let g = app.post_with(&c, "/api/2fa/generate", json!({"password": PASSWORD})).await;
                 secret = g.body["secret"].as_str().unwrap().to_owned();
-                let r = app.post_with(&c, "/api/2fa/turn-on", json!({"twoFactorAuthenticationCode": app.code_now(&secret)})).await;
+                let r = app
+                    .post_with(&c, "/api/2fa/turn-on", json!({"twoFactorAuthenticationCode": app.code_now(&secret)}))
+                    .await;
                 assert_eq!(r.status, StatusCode::OK, "{}", r.text);
             }
             "admin lock" => {
@@ -230,7 +245,11 @@ async fn every_voiding_event_asks_again() {
                 let body = json!({"person": ann, "action": "forget-browsers", "code": app.code_now(&boss)});
                 let r = act(&app, &app.client, body).await;
                 assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-                assert!(r.body["message"].as_str().unwrap().starts_with("Forgot 1 remembered browser of ann@"), "{}", r.text);
+                assert!(
+                    r.body["message"].as_str().unwrap().starts_with("Forgot 1 remembered browser of ann@"),
+                    "{}",
+                    r.text
+                );
                 let (labels, _) = super::admin::done_by_boss(&app, ann).await;
                 assert_eq!(labels[0], "Remembered browsers forgotten");
             }
@@ -282,9 +301,13 @@ async fn a_copied_forged_or_forgotten_cookie_is_asked_for_the_code() {
     let id = entry["id"].as_str().unwrap();
     let bob_client = new_client();
     app.clock.advance(30);
-    let r = app.post_with(&bob_client, "/api/authentication/log-in", json!({"email": "bob@example.com", "password": PASSWORD})).await;
+    let r = app
+        .post_with(&bob_client, "/api/authentication/log-in", json!({"email": "bob@example.com", "password": PASSWORD}))
+        .await;
     assert_eq!(r.status, StatusCode::OK);
-    let r = app.post_with(&bob_client, "/api/2fa/authenticate", json!({"twoFactorAuthenticationCode": app.code_now(&bob)})).await;
+    let r = app
+        .post_with(&bob_client, "/api/2fa/authenticate", json!({"twoFactorAuthenticationCode": app.code_now(&bob)}))
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let r = app.post_with(&bob_client, "/api/2fa/remembered-browsers/forget", json!({"id": id})).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
@@ -300,13 +323,14 @@ async fn a_copied_forged_or_forgotten_cookie_is_asked_for_the_code() {
     assert_eq!(set_cookie(&r, "remember").as_deref(), Some(""), "its own cookie is cleared");
     assert_eq!(app.current_user_with(&thief_access).await.status, StatusCode::UNAUTHORIZED, "the thief's log-in ended");
     assert_eq!(app.get_with(&c, "/api/authentication").await.status, StatusCode::OK, "the owner's goes on");
-    let r = app.send(&copied, {
-        copied
-            .post(format!("{}/api/authentication/log-in", app.base))
-            .header("cookie", format!("remember={value}"))
-            .json(&json!({"email": "ann@example.com", "password": PASSWORD}))
-    })
-    .await;
+    let r = app
+        .send(&copied, {
+            copied
+                .post(format!("{}/api/authentication/log-in", app.base))
+                .header("cookie", format!("remember={value}"))
+                .json(&json!({"email": "ann@example.com", "password": PASSWORD}))
+        })
+        .await;
     assert_eq!(r.body["twoFactorRequired"], true, "the forgotten cookie, kept by hand");
     assert!(kinds_seen_by(&app, &c).await.contains(&"remembered_browsers_forgotten".to_owned()));
     // Two browsers, forgotten at once.
@@ -342,10 +366,16 @@ async fn without_javascript_the_box_remembers_and_the_step_up_form_goes_on_to_th
     let app = gated_app_with(RULES).await;
     let secret = app.enrolled_user("ann@example.test").await;
     let b = forms::browser();
-    let r = app.form(&b, "/login", &[("intent", "password"), ("email", "ann@example.test"), ("password", PASSWORD)]).await;
+    let r =
+        app.form(&b, "/login", &[("intent", "password"), ("email", "ann@example.test"), ("password", PASSWORD)]).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
     let page = app.page(&b, "/login").await;
-    assert!(page.text.contains("Don&#x27;t ask again on this browser for 30 days") || page.text.contains("Don't ask again on this browser for 30 days"), "{}", page.text);
+    assert!(
+        page.text.contains("Don&#x27;t ask again on this browser for 30 days")
+            || page.text.contains("Don't ask again on this browser for 30 days"),
+        "{}",
+        page.text
+    );
     // A wrong code keeps the box ticked.
     app.clock.advance(30);
     let r = app.form(&b, "/login", &[("intent", "code"), ("code", &app.wrong_code(&secret)), ("remember", "on")]).await;
@@ -357,7 +387,8 @@ async fn without_javascript_the_box_remembers_and_the_step_up_form_goes_on_to_th
     // Logged out and in again: the password is enough.
     app.form(&b, "/", &[("intent", "log-out")]).await;
     app.post_with(&b, "/api/authentication/log-out", json!({})).await;
-    let r = app.form(&b, "/login", &[("intent", "password"), ("email", "ann@example.test"), ("password", PASSWORD)]).await;
+    let r =
+        app.form(&b, "/login", &[("intent", "password"), ("email", "ann@example.test"), ("password", PASSWORD)]).await;
     assert_eq!((r.status, location(&r)), (StatusCode::SEE_OTHER, "/"), "{}", r.text);
     // The list without JavaScript: a form per browser, one for all.
     let page = app.page(&b, "/security").await;

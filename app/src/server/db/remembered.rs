@@ -183,13 +183,12 @@ impl Tx {
         now: i64,
     ) -> Result<usize, AppError> {
         self.step()?;
-        let live: Vec<(String,)> = sqlx::query_as(
-            "SELECT id FROM logins WHERE user_id = $1 AND remembered_id = $2 AND revoked_at IS NULL",
-        )
-        .bind(user_id)
-        .bind(entry)
-        .fetch_all(&mut *self.tx)
-        .await?;
+        let live: Vec<(String,)> =
+            sqlx::query_as("SELECT id FROM logins WHERE user_id = $1 AND remembered_id = $2 AND revoked_at IS NULL")
+                .bind(user_id)
+                .bind(entry)
+                .fetch_all(&mut *self.tx)
+                .await?;
         let mut ended = 0;
         for (id,) in live.into_iter().filter(|(id,)| Some(id.as_str()) != keep) {
             self.revoke_login(&id, now).await?;
@@ -222,7 +221,11 @@ impl Tx {
         .await?;
         let Some((amr,)) = row else { return Ok(false) };
         let amr = Amr::parse(&amr).with(factor);
-        sqlx::query("UPDATE logins SET amr = $1 WHERE id = $2").bind(amr.as_string()).bind(login).execute(&mut *self.tx).await?;
+        sqlx::query("UPDATE logins SET amr = $1 WHERE id = $2")
+            .bind(amr.as_string())
+            .bind(login)
+            .execute(&mut *self.tx)
+            .await?;
         self.invalidate(Invalidation::Family(login.to_owned())).await?;
         Ok(true)
     }

@@ -151,4 +151,3 @@ pub async fn step_up(
     tracing::info!(user_id = user.id, "second factor shown again");
     Ok(crate::wire::Done::new("Thank you: that was your second factor."))
 }
-

@@ -319,7 +319,8 @@ impl Rules {
                     ns.iter().map(|n| Cidr::parse(n).map_err(|e| fail(format!("networks: {e}")))).collect()
                 })
                 .transpose()?;
-            let fresh = raw.fresh.as_deref().map(parse_duration).transpose().map_err(|e| fail(format!("fresh: {e}")))?;
+            let fresh =
+                raw.fresh.as_deref().map(parse_duration).transpose().map_err(|e| fail(format!("fresh: {e}")))?;
             if (fresh.is_some() || raw.remembered.is_some()) && raw.policy != Policy::TwoFactor {
                 return Err(fail(
                     "fresh and remembered say which second factor will do: they need policy = \"two_factor\"".into(),
@@ -327,9 +328,7 @@ impl Rules {
             }
             let shown_within = match (fresh, raw.remembered) {
                 (Some(_), Some(true)) => {
-                    return Err(fail(
-                        "fresh already refuses a remembered browser: leave out remembered = true".into(),
-                    ));
+                    return Err(fail("fresh already refuses a remembered browser: leave out remembered = true".into()));
                 }
                 (Some(seconds), _) => Some(seconds),
                 (None, Some(false)) => Some(NOT_REMEMBERED),
@@ -722,6 +721,9 @@ policy = "one_factor"
         }
         assert_eq!(parse_duration("90s"), Ok(90));
         assert_eq!(parse_duration("12h"), Ok(43_200));
-        assert_eq!((say_duration(90), say_duration(3600), say_duration(86_400 * 2)), ("90 seconds".into(), "1 hour".into(), "2 days".into()));
+        assert_eq!(
+            (say_duration(90), say_duration(3600), say_duration(86_400 * 2)),
+            ("90 seconds".into(), "1 hour".into(), "2 days".into())
+        );
     }
 }

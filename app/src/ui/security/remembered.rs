@@ -11,10 +11,8 @@ use crate::api::{RememberedBrowserView, fetch_remembered_browsers, forget_rememb
 pub(super) fn RememberedBrowsers(changed: RwSignal<u32>) -> impl IntoView {
     let outcome = posted();
     let learned = use_context::<crate::ui::session::TimeZoneLearned>();
-    let list = Resource::new(
-        move || (changed.get(), learned.map(|l| l.0.get())),
-        |_| with_refresh(fetch_remembered_browsers),
-    );
+    let list =
+        Resource::new(move || (changed.get(), learned.map(|l| l.0.get())), |_| with_refresh(fetch_remembered_browsers));
     let said = RwSignal::new(match outcome.as_ref().and_then(|o| o.shown.clone()) {
         Some(Shown::BrowsersForgotten(message)) => message,
         _ => String::new(),
