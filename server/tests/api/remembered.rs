@@ -413,3 +413,53 @@ async fn without_javascript_the_box_remembers_and_the_step_up_form_goes_on_to_th
 fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
+
+/// A remembered browser logging in while its owner forgets it, the forget
+/// started 0–19 scheduler turns after the password was checked, many times
+/// over: either
+/// the log-in came first and the forget ended it, or the forget came first
+/// and the log-in was asked for the code. Never a live log-in from a
+/// forgotten browser.
+#[tokio::test]
+async fn a_browser_forgotten_while_it_logs_in_keeps_nothing() {
+    let app = spawn_app().await;
+    let secret = app.enrolled_user("ann@example.com").await;
+    let rounds = if std::env::var("TEST_POSTGRES_URL").is_ok() { 60 } else { 100 };
+    let (mut before, mut after) = (0, 0);
+    for round in 0..rounds {
+        let (browser, _) = code_log_in(&app, "ann@example.com", &secret, true).await;
+        // The owner's own browser, kept logged in as the clock moves on.
+        assert_eq!(app.post("/api/authentication/refresh", json!({})).await.status, StatusCode::OK);
+        app.post_with(&browser, "/api/authentication/log-out", json!({})).await;
+        // Held once the password is checked (argon2 takes longer than any
+        // number of turns), then let go: the forget starts 0–19 turns later,
+        // around the log-in's transaction.
+        let pause = app.state.db.hooks.arm(app::server::hooks::LOG_IN_VERIFIED);
+        let log_in = app.post_with(
+            &browser,
+            "/api/authentication/log-in",
+            json!({"email": "ann@example.com", "password": PASSWORD}),
+        );
+        let forget = async {
+            pause.reached().await;
+            pause.resume();
+            for _ in 0..(round % 20) {
+                tokio::task::yield_now().await;
+            }
+            app.post("/api/2fa/remembered-browsers/forget", json!({"all": true})).await
+        };
+        let (logged, forgot) = tokio::join!(log_in, forget);
+        assert_eq!(forgot.status, StatusCode::OK, "{}", forgot.text);
+        assert_eq!(logged.status, StatusCode::OK, "{}", logged.text);
+        if logged.body["remembered"] == true {
+            let access = set_cookie(&logged, "access").expect("a remembered log-in's cookie");
+            let me = app.current_user_with(&access).await;
+            assert_eq!(me.status, StatusCode::UNAUTHORIZED, "round {round}: a forgotten browser's log-in lives on");
+            before += 1;
+        } else {
+            assert_eq!(logged.body["twoFactorRequired"], true, "{}", logged.text);
+            after += 1;
+        }
+    }
+    eprintln!("log-in first: {before}, forget first: {after}");
+}
