@@ -44,6 +44,7 @@ async function call(path, body) {
   if (!res.ok) {
     const error = new Error(data?.message ?? `The server answered ${res.status}.`);
     error.fields = data?.fields ?? {};
+    error.retryAfter = data?.retryAfter;
     throw error;
   }
   return data;
@@ -179,8 +180,17 @@ async function offerInAutofill() {
   } catch (error) {
     // Cancelled for a button's request, or the page moved on: not news.
     if (!controller.signal.aborted && error?.name !== 'AbortError') {
-      quietFailed = true;
       say(status, explain(error), 'error');
+      if (Number.isInteger(error?.retryAfter)) {
+        // Too many starts from this address just now: offered again once
+        // the server's wait is over (the field may be gone by then).
+        setTimeout(() => {
+          say(status, '');
+          offerInAutofill();
+        }, (error.retryAfter + 1) * 1000);
+      } else {
+        quietFailed = true;
+      }
     }
   } finally {
     if (quiet === controller) quiet = null;

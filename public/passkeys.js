@@ -29,6 +29,7 @@ data = null;
 if (!res.ok) {
 const error = new Error(data?.message ?? `The server answered ${res.status}.`);
 error.fields = data?.fields ?? {};
+error.retryAfter = data?.retryAfter;
 throw error;
 }
 return data;
@@ -138,8 +139,15 @@ const next = panel?.querySelector('[data-passkey="sign-in"]')?.dataset.next || '
 await finishSignIn(start, credential.toJSON(), status, next);
 } catch (error) {
 if (!controller.signal.aborted && error?.name !== 'AbortError') {
-quietFailed = true;
 say(status, explain(error), 'error');
+if (Number.isInteger(error?.retryAfter)) {
+setTimeout(() => {
+say(status, '');
+offerInAutofill();
+}, (error.retryAfter + 1) * 1000);
+} else {
+quietFailed = true;
+}
 }
 } finally {
 if (quiet === controller) quiet = null;
