@@ -51,6 +51,10 @@ export default defineConfig({
       RUST_LOG: 'warn',
       // The suite signs up many accounts from one address.
       REGISTRATIONS_PER_HOUR: '100000',
+      // Every log-in page offers passkeys in the email field's autofill,
+      // which starts a passwordless sign-in: the suite opens more than 30
+      // log-in pages a minute from one address.
+      PASSKEY_STARTS_PER_MINUTE: '100000',
       // The gate (gate.spec.ts): the portal as the browser reaches it, and
       // the parent domain of the apps behind nginx.
       PUBLIC_URL: `http://auth.example.test:${port}`,

@@ -44,6 +44,8 @@ pub struct Config {
     pub hash_queue_limit: Option<usize>,
     /// Accounts one client address may create per hour before a delay.
     pub registrations_per_hour: i64,
+    /// Passwordless passkey sign-ins one address may start a minute.
+    pub passkey_starts_per_minute: i64,
     pub log_format: LogFormat,
     pub site_root: String,
     pub db_max_connections: u32,
@@ -178,6 +180,7 @@ impl Config {
         let remember_days = bounded(&var, "REMEMBER_DAYS", 30, 0, 365, "days")?;
         let audit_retention_days = bounded(&var, "AUDIT_RETENTION_DAYS", 90, 1, 3650, "days")?;
         let registrations_per_hour = bounded(&var, "REGISTRATIONS_PER_HOUR", 10, 1, 1_000_000, "accounts")?;
+        let passkey_starts_per_minute = bounded(&var, "PASSKEY_STARTS_PER_MINUTE", 30, 1, 1_000_000, "starts")?;
         let hash_queue_limit = match var("HASH_QUEUE_LIMIT") {
             None => None,
             Some(_) => {
@@ -332,6 +335,7 @@ impl Config {
             audit_retention_days,
             hash_queue_limit,
             registrations_per_hour,
+            passkey_starts_per_minute,
             log_format,
             site_root,
             db_max_connections,

@@ -87,6 +87,10 @@ pub async fn build_state(config: &Config, clock: Arc<dyn Clock>) -> Result<AppSt
                 free: config.registrations_per_hour,
                 ..Limits::default().registration_per_address
             },
+            passkey_starts_per_address: Throttle {
+                free: config.passkey_starts_per_minute,
+                ..Limits::default().passkey_starts_per_address
+            },
             ..Limits::default()
         },
         webauthn: app::server::factors::webauthn::RelyingParty::new(&config.public_url, &config.issuer),

@@ -114,6 +114,9 @@ pub struct Limits {
     pub per_address: Throttle,
     /// Accounts one address may create: 10 an hour, then slower.
     pub registration_per_address: Throttle,
+    /// Passwordless passkey sign-ins one address may start: 30 a minute
+    /// (each is a stored ceremony), then slower.
+    pub passkey_starts_per_address: Throttle,
 }
 
 impl Default for Limits {
@@ -125,6 +128,7 @@ impl Default for Limits {
             code_per_account: account,
             per_address: Throttle { free: 50, ..account },
             registration_per_address: Throttle { free: 10, ..account },
+            passkey_starts_per_address: Throttle { free: 30, cap: 60, window: 60 },
         }
     }
 }

@@ -112,13 +112,9 @@ pub async fn sign_in_start(state: &AppState, meta: &RequestMeta) -> Result<Value
     // Anyone may start one: each start is a row, so starts count per
     // address like sign-ups do.
     let key = format!("passkey-start:{}", meta.ip_key());
-    let attempt = Attempt::start(
-        state,
-        meta,
-        vec![(key, crate::server::db::Throttle { free: 30, cap: 60, window: 60 }, OnSuccess::Release)],
-        None,
-    )
-    .await?;
+    let attempt =
+        Attempt::start(state, meta, vec![(key, state.limits.passkey_starts_per_address, OnSuccess::Release)], None)
+            .await?;
     attempt.spend();
     let (options, ceremony_state) = state.webauthn.start_passwordless()?;
     let ceremony = keep_ceremony(state, "passwordless", None, None, None, &ceremony_state).await?;
