@@ -215,7 +215,9 @@ async function run(button) {
       const start = await call('/api/webauthn/authenticate/start');
       const credential = await getAssertion(start.options);
       say(status, 'Checking…');
-      await call('/api/webauthn/authenticate/finish', { ceremony: start.ceremony, credential });
+      // "Don't ask again on this browser", as ticked on the page.
+      const remember = document.getElementById('remember')?.checked === true;
+      await call('/api/webauthn/authenticate/finish', { ceremony: start.ceremony, credential, remember });
       say(status, 'Verified. Opening…', 'ok');
       window.location.assign(next);
       return;

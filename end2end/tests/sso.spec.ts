@@ -10,13 +10,15 @@
 // it asks), then to the second without logging in again; prompt=none
 // without a log-in comes back as login_required; a password-only account
 // is taken to turn on two factors first; the app's log-out ends the
-// portal log-in. Each with and without JavaScript.
+// portal log-in; an app that refuses remembered browsers has a
+// remembered log-in show its second factor first. Each with and without
+// JavaScript.
 import { test, expect, Page } from '@playwright/test';
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, Server } from 'node:http';
 import { AddressInfo } from 'node:net';
 
-import { uniqueEmail, signUp, enrol, expectAccessible, enrolledAccount, logInHere, serverCommand } from './helpers';
+import { PASSWORD, uniqueEmail, signUp, enrol, nextCode, expectAccessible, enrolledAccount, logInHere, serverCommand } from './helpers';
 
 const portalPort = Number(process.env.E2E_PORT ?? 3000);
 const portal = `http://auth.example.test:${portalPort}`;
@@ -40,7 +42,7 @@ class App {
   pending = new Map<string, string>();
   idToken = '';
 
-  constructor(readonly name: string, readonly consent: 'ask' | 'skip') {}
+  constructor(readonly name: string, readonly consent: 'ask' | 'skip', readonly extra: string[] = []) {}
 
   async start() {
     this.server = createServer((req, res) => this.handle(req.url ?? '/', res));
@@ -52,6 +54,7 @@ class App {
       '--redirect-uri', `${this.base}/cb`,
       '--post-logout-redirect-uri', `${this.base}/bye`,
       '--consent', this.consent,
+      ...this.extra,
     ]);
   }
 
@@ -123,14 +126,18 @@ class App {
 
 const wiki = new App('Wiki', 'ask');
 const photos = new App('Photos', 'skip');
+// Wants the second factor shown in the log-in: a remembered browser will
+// not do for it.
+const bank = new App('Bank', 'skip', ['--remembered', 'refused']);
 
 test.beforeAll(async () => {
   await wiki.start();
   await photos.start();
+  await bank.start();
 });
 
 test.afterAll(async () => {
-  for (const app of [wiki, photos]) await new Promise<void>((resolve) => app.server.close(() => resolve()));
+  for (const app of [wiki, photos, bank]) await new Promise<void>((resolve) => app.server.close(() => resolve()));
 });
 
 async function logIn(page: Page, email: string, secret: string) {
@@ -244,6 +251,55 @@ for (const javaScriptEnabled of [true, false]) {
     await enrol(page);
     await page.getByRole('link', { name: /^Continue to / }).click();
     await expect(page.getByRole('heading', { name: 'Signed in to Photos' })).toBeVisible();
+    await expect(page.getByTestId('acr')).toHaveText('mfa');
+    await context.close();
+  });
+}
+
+for (const javaScriptEnabled of [true, false]) {
+  const js = `JavaScript ${javaScriptEnabled ? 'on' : 'off'}`;
+
+  test(`an app that refuses remembered browsers has the second factor shown, then signs in (${js})`, async ({ browser }) => {
+    // Recovery codes: a second code in the same 30 seconds would be refused
+    // as a replay.
+    const setup = await browser.newContext({ baseURL: portal });
+    const setupPage = await setup.newPage();
+    const email = uniqueEmail(javaScriptEnabled ? 'ssobank' : 'ssobanknojs');
+    await signUp(setupPage, email);
+    const { secret, codes } = await enrol(setupPage);
+    await setup.close();
+
+    const context = await browser.newContext({ javaScriptEnabled });
+    const page = await context.newPage();
+    // Photos, this browser remembered on the way.
+    await page.goto(`${photos.base}/login`);
+    await expect(page).toHaveURL(new RegExp(`^${portal}/login\\?rd=`));
+    await page.getByLabel('Email').fill(email);
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Continue' }).click();
+    await page.getByLabel("Don't ask again on this browser for 30 days").check();
+    await page.getByLabel('Authentication code').fill(nextCode(secret));
+    await page.getByRole('button', { name: 'Verify' }).click();
+    await expect(page.getByRole('heading', { name: 'Signed in to Photos' })).toBeVisible();
+    // Logged out on the portal; Photos again takes the password alone.
+    await page.goto(`${portal}/`);
+    await page.getByRole('button', { name: 'Log out' }).first().click();
+    await expect(page).toHaveURL(/\/login$/);
+    await page.goto(`${photos.base}/login`);
+    await page.getByLabel('Email').fill(email);
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Continue' }).click();
+    await expect(page.getByRole('heading', { name: 'Signed in to Photos' })).toBeVisible();
+    // The Bank wants the factor shown: asked for it, then on to the Bank.
+    await page.goto(`${bank.base}/login`);
+    await expect(page).toHaveURL(new RegExp(`^${portal}/security\\?need=two-factor&rd=`));
+    if (javaScriptEnabled) await page.locator('html[data-hydrated]').waitFor({ state: 'attached' });
+    const card = page.getByTestId('step-up');
+    await expect(card.getByRole('heading', { name: 'Show your second factor' })).toBeVisible();
+    await card.getByLabel('6-digit code or recovery code').fill(codes[0]);
+    await card.getByRole('button', { name: 'Continue' }).click();
+    await expect(page.getByRole('heading', { name: 'Signed in to Bank' })).toBeVisible();
+    await expect(page.getByTestId('email')).toHaveText(email);
     await expect(page.getByTestId('acr')).toHaveText('mfa');
     await context.close();
   });

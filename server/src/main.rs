@@ -118,6 +118,8 @@ enum UserCommand {
     },
 }
 
+// Parsed once per run: the size of a variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum OidcCommand {
     /// Manage the apps (OpenID clients).
@@ -129,6 +131,12 @@ enum OidcCommand {
     RotateKey,
 }
 
+/// `--fresh`: a duration as access rules write it.
+fn parse_fresh(text: &str) -> Result<i64, String> {
+    app::server::gate::parse_duration(text)
+}
+
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum OidcClientCommand {
     /// Register an app. Prints its client id and, once, its secret.
@@ -161,6 +169,14 @@ enum OidcClientCommand {
         /// Tokens only for log-ins with two factors (required), or for any.
         #[arg(long = "two-factor", default_value = "required", value_parser = ["required", "optional"])]
         two_factor: String,
+        /// With two factors: whether a remembered browser will do for the
+        /// second (allowed), or the log-in must have shown one (refused).
+        #[arg(long, default_value = "allowed", value_parser = ["allowed", "refused"])]
+        remembered: String,
+        /// With two factors: the second must have been shown this recently
+        /// when the app asks for a sign-in ("15m", "12h", "7d").
+        #[arg(long, value_parser = parse_fresh)]
+        fresh: Option<i64>,
         /// Print {"clientId": …, "clientSecret": …} instead of text.
         #[arg(long)]
         json: bool,
@@ -295,6 +311,8 @@ async fn main() -> ExitCode {
             consent,
             pkce,
             two_factor,
+            remembered,
+            fresh,
             json,
         })) => {
             let new = app::server::oidc::clients::NewClient {
@@ -307,6 +325,8 @@ async fn main() -> ExitCode {
                 consent_ask: consent == "ask",
                 pkce_required: pkce == "required",
                 two_factor: two_factor == "required",
+                remembered: remembered == "allowed",
+                fresh,
             };
             ops::oidc_add_client(&state, &new, json).await
         }

@@ -423,6 +423,9 @@ pub async fn oidc_list_clients(state: &AppState) -> Result<String, String> {
             if c.pkce_required() { "required" } else { "optional" },
             if c.needs_two_factors() { "required" } else { "optional" },
         ));
+        if let Some(words) = c.second_factor_words() {
+            out.push_str(&format!("    {words}\n"));
+        }
         for uri in c.redirect_uris() {
             out.push_str(&format!("    redirect {uri}\n"));
         }

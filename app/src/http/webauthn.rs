@@ -60,6 +60,16 @@ struct Finish {
     credential: Value,
 }
 
+/// The code step's passkey: "Don't ask again on this browser" comes too.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SecondFactorFinish {
+    ceremony: String,
+    credential: Value,
+    #[serde(default)]
+    remember: bool,
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct Rename {
@@ -185,8 +195,10 @@ async fn second_factor_finish(
     bytes: Bytes,
 ) -> Response {
     let result = async {
-        let input: Finish = body(&bytes)?;
-        let out = passkeys::second_factor_finish(&state, &meta, &session, &input.ceremony, &input.credential).await?;
+        let input: SecondFactorFinish = body(&bytes)?;
+        let out =
+            passkeys::second_factor_finish(&state, &meta, &session, &input.ceremony, &input.credential, input.remember)
+                .await?;
         Ok((StatusCode::OK, out))
     };
     respond(result.await)

@@ -62,7 +62,7 @@ pub use logins::{
     GateSubject, LiveLoginRow, LoginRow, NewGateCookie, NewLogin, NewRefreshToken, RefreshRow, SessionUser,
 };
 pub use mail::{MailRow, NewMail};
-pub use oidc::{ClientRow, ConnectedAppRow, GrantSubject, KeyRow, LogoutMessage, NewGrant, RedeemedCode};
+pub use oidc::{ClientPolicy, ClientRow, ConnectedAppRow, GrantSubject, KeyRow, LogoutMessage, NewGrant, RedeemedCode};
 pub use remembered::{NewRememberedBrowser, RememberedBrowserRow};
 pub use throttle::Throttle;
 pub use users::{SealedSecrets, UserRow, UserSummary};

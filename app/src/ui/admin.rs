@@ -946,6 +946,10 @@ fn AppForm(app: Option<AppLine>, groups: Vec<String>, needs_proof: bool) -> impl
             {app.is_none().then(|| check(f("public"), "public", false, "Public: no secret (PKCE)"))}
             {check(f("consent"), "consent", s.consent, "Ask before the first sign-in")}
             {check(f("two-factor"), "two-factor", s.two_factor, "Two factors required")}
+            {check(f("remembered"), "remembered", s.remembered, "A remembered browser will do for the second factor")}
+            <label for=f("fresh")>"Second factor shown within (e.g. 15m, 12h; empty: any time)"</label>
+            <input id=f("fresh") name="fresh" type="text" maxlength="12" autocomplete="off" spellcheck="false"
+                value=s.fresh/>
             {(!s.public).then(|| check(f("pkce"), "pkce", s.pkce_required, "PKCE required"))}
             {needs_proof.then(|| view! {
                 <label for=f("code")>"Code from your app"</label>

@@ -499,6 +499,12 @@ fn LogInPage(
                 <Show when=move || has_passkey.get() && !use_recovery.get()>
                     <PasskeyStep next=after_passkey has_app/>
                 </Show>
+                // No code form to hold the box (a passkey is the only second
+                // factor): it stands under the passkey's button, where
+                // passkeys.js reads it as it reads the form's.
+                <Show when=move || (remember_days > 0) && has_passkey.get() && !has_app.get() && !use_recovery.get()>
+                    {remember_box(remember, remember_days)}
+                </Show>
                 <Show when=move || has_app.get() || use_recovery.get()>
                 <p class="muted">
                     {move || if use_recovery.get() {
@@ -516,14 +522,7 @@ fn LogInPage(
                         <TextField label="Recovery code" id="recovery" name="recovery" input=InputKind::recovery() value=code
                             error=field_message(code_error, "recoveryCode") autofocus=true/>
                     </Show>
-                    {(remember_days > 0).then(|| view! {
-                        <label for="remember" class="check">
-                            <input id="remember" name="remember" type="checkbox" prop:checked=move || remember.get()
-                                checked=remember.get_untracked()
-                                on:change=move |ev| remember.set(event_target_checked(&ev))/>
-                            {format!("Don't ask again on this browser for {remember_days} days")}
-                        </label>
-                    })}
+                    {(remember_days > 0).then(|| remember_box(remember, remember_days))}
                     <ErrorNote error=code_error busy=code_action.pending()/>
                     <SubmitButton pending=code_action.pending() label="Verify" busy_label="Verifying…"/>
                 </form>
@@ -562,5 +561,18 @@ fn LogInPage(
                 </Show>
             </Show>
         </section>
+    }
+}
+
+/// "Don't ask again on this browser for N days": a box of the code form,
+/// or under the passkey's button (`#remember`, read by passkeys.js).
+fn remember_box(remember: RwSignal<bool>, days: i64) -> impl IntoView {
+    view! {
+        <label for="remember" class="check">
+            <input id="remember" name="remember" type="checkbox" prop:checked=move || remember.get()
+                checked=remember.get_untracked()
+                on:change=move |ev| remember.set(event_target_checked(&ev))/>
+            {format!("Don't ask again on this browser for {days} days")}
+        </label>
     }
 }

@@ -253,6 +253,16 @@ pub fn focus_later(selector: &'static str) {
     let _ = selector;
 }
 
+/// Like `focus_later`, for a part of the page about to be drawn again (a
+/// list that reloads after a change): focuses the new element, not the one
+/// on the page now. Browser only.
+pub fn focus_when_redrawn(selector: &'static str) {
+    #[cfg(feature = "hydrate")]
+    focus_when_present(selector, find(selector), 0);
+    #[cfg(not(feature = "hydrate"))]
+    let _ = selector;
+}
+
 /// `<html data-hydrated>` once the WebAssembly runs the page (the browser
 /// tests wait for it; styles may use it).
 fn mark_hydrated() {

@@ -422,6 +422,11 @@ pub struct AppSettings {
     pub pkce_required: bool,
     /// Only log-ins with two factors.
     pub two_factor: bool,
+    /// With two factors: a remembered browser will do for the second.
+    pub remembered: bool,
+    /// With two factors: the second shown within this long ("15m", "12h";
+    /// empty: at any time).
+    pub fresh: String,
 }
 
 impl Default for AppSettings {
@@ -436,6 +441,8 @@ impl Default for AppSettings {
             consent: true,
             pkce_required: false,
             two_factor: true,
+            remembered: true,
+            fresh: String::new(),
         }
     }
 }
@@ -443,8 +450,8 @@ impl Default for AppSettings {
 impl AppSettings {
     /// From a posted form's fields (`get` one, `all` of a repeated one):
     /// `name`, `redirect-uris` and `logout-uris` (one a line),
-    /// `backchannel-uri`, `groups`, and the boxes `public`, `consent`,
-    /// `pkce`, `two-factor` (ticked: "on").
+    /// `backchannel-uri`, `groups`, `fresh`, and the boxes `public`,
+    /// `consent`, `pkce`, `two-factor`, `remembered` (ticked: "on").
     pub fn from_form(get: impl Fn(&str) -> String, all: impl Fn(&str) -> Vec<String>) -> Self {
         let on = |field: &str| get(field) == "on";
         Self {
@@ -457,6 +464,8 @@ impl AppSettings {
             consent: on("consent"),
             pkce_required: on("pkce"),
             two_factor: on("two-factor"),
+            remembered: on("remembered"),
+            fresh: get("fresh").trim().to_owned(),
         }
     }
 }

@@ -50,6 +50,26 @@ async fn an_app_is_added_changed_rekeyed_and_removed_from_the_admin_page() {
             StatusCode::BAD_REQUEST,
             "groups",
         ),
+        (
+            json!({"action": "create", "app": {"name": "X", "redirectUris": [REDIRECT], "fresh": "soon"}}),
+            StatusCode::BAD_REQUEST,
+            "fresh",
+        ),
+        (
+            json!({"action": "create", "app": {"name": "X", "redirectUris": [REDIRECT], "fresh": "367d"}}),
+            StatusCode::BAD_REQUEST,
+            "fresh",
+        ),
+        (
+            json!({"action": "create", "app": {"name": "X", "redirectUris": [REDIRECT], "twoFactor": false, "remembered": false}}),
+            StatusCode::BAD_REQUEST,
+            "twoFactor",
+        ),
+        (
+            json!({"action": "create", "app": {"name": "X", "redirectUris": [REDIRECT], "twoFactor": false, "fresh": "15m"}}),
+            StatusCode::BAD_REQUEST,
+            "twoFactor",
+        ),
         (json!({"action": "launch", "app": good}), StatusCode::BAD_REQUEST, ""),
         (json!({"action": "change", "id": "nope", "app": good}), StatusCode::NOT_FOUND, ""),
         (json!({"action": "rotate-secret", "id": "nope"}), StatusCode::NOT_FOUND, ""),
@@ -81,6 +101,7 @@ async fn an_app_is_added_changed_rekeyed_and_removed_from_the_admin_page() {
     assert_eq!(line["settings"]["redirectUris"], json!([REDIRECT]));
     assert_eq!(line["settings"]["twoFactor"], true, "two factors by default");
     assert_eq!(line["settings"]["consent"], false);
+    assert_eq!((&line["settings"]["remembered"], &line["settings"]["fresh"]), (&json!(true), &json!("")));
     assert_eq!(listed.body["discovery"], format!("{}/.well-known/openid-configuration", app.base));
     let created = clients::Created { id: id.clone(), secret: Some(secret.clone()) };
     let rp = relying_party(&app, &created).await;
@@ -110,6 +131,13 @@ async fn an_app_is_added_changed_rekeyed_and_removed_from_the_admin_page() {
     let refused = authorize(&app, &params).await;
     let back = refused.headers.get("location").map(|l| l.to_str().unwrap().to_owned()).unwrap_or_default();
     assert!(back.contains("error=access_denied"), "{}: {}", refused.status, refused.text);
+    // Which second factor will do: read back as set, and in the facts.
+    let strict = json!({"name": "Grafana", "redirectUris": [REDIRECT], "remembered": false, "fresh": "90m"});
+    let r = apps(&app, json!({"action": "change", "id": id, "app": strict})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let line = &app.get("/api/admin/apps").await.body["apps"][0];
+    assert_eq!((&line["settings"]["remembered"], &line["settings"]["fresh"]), (&json!(false), &json!("90m")));
+    assert!(line["facts"].as_array().unwrap().contains(&json!("A second factor shown within 90 minutes")), "{line}");
     let r = apps(&app, json!({"action": "change", "id": id, "app": good})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 
@@ -177,6 +205,7 @@ async fn an_app_is_added_changed_rekeyed_and_removed_from_the_admin_page() {
         format!("App added: Phone (client id {phone_id})"),
         format!("App secret changed: {about}: the previous secret retired"),
         format!("App secret changed: {about}: a new secret; the previous one still works"),
+        format!("App changed: {about}"),
         format!("App changed: {about}"),
         format!("App changed: {about}"),
         format!("App changed: {about}"),

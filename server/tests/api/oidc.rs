@@ -496,6 +496,77 @@ async fn an_account_without_two_factors_is_taken_to_enrol_first() {
     assert!(location(&authorize(&app, &params).await).starts_with("/security?rd="));
 }
 
+/// Apps that want the second factor shown (`remembered` refused) or shown
+/// lately (`fresh`): a log-in a remembered browser stood in for, or one
+/// whose factor is too old, is sent to show one again and comes back for
+/// its code; `prompt=none` hears that interaction is needed. Refusing
+/// remembered browsers later ends the app's sign-ins.
+#[tokio::test]
+async fn an_app_that_wants_the_second_factor_shown_asks_for_it_again() {
+    let app = oidc_app().await;
+    let secret = app.enrolled_user("ann@example.com").await;
+    let code_step =
+        |remember: bool| json!({"twoFactorAuthenticationCode": app.code_now(&secret), "remember": remember});
+    // This browser is remembered, then logs in with the password alone.
+    app.post("/api/authentication/log-out", json!({})).await;
+    assert_eq!(app.log_in("ann@example.com", PASSWORD).await.body["twoFactorRequired"], true);
+    app.clock.advance(30);
+    assert_eq!(app.post("/api/2fa/authenticate", code_step(true)).await.status, StatusCode::OK);
+    app.post("/api/authentication/log-out", json!({})).await;
+    assert_eq!(app.log_in("ann@example.com", PASSWORD).await.body["remembered"], true);
+
+    let usual = add(&app, app_client("Wiki")).await;
+    let shown = add(&app, NewClient { remembered: false, ..app_client("Bank") }).await;
+    let recent = add(&app, NewClient { fresh: Some(600), ..app_client("Payroll") }).await;
+    let ask = |id: &str, extra: Option<(&'static str, &'static str)>| {
+        let mut params =
+            vec![("client_id", id.to_owned()), ("redirect_uri", REDIRECT.into()), ("response_type", "code".into())];
+        params.push(("scope", "openid".into()));
+        params.extend(extra.map(|(k, v)| (k, v.to_owned())));
+        let pairs: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let query = query_of(&pairs);
+        let app = &app;
+        async move { app.get(&format!("/oidc/authorize?{query}")).await }
+    };
+    let sent_to_show = |r: &Reply| location(r).starts_with("/security?need=two-factor&rd=");
+    assert!(answer_of(&ask(&usual.id, None).await).contains_key("code"), "a remembered browser does for most");
+    for app_id in [&shown.id, &recent.id] {
+        let r = ask(app_id, None).await;
+        assert!(sent_to_show(&r), "{}", location(&r));
+        let rd = url::Url::parse(&format!("http://x{}", location(&r))).unwrap();
+        let back = rd.query_pairs().find(|(k, _)| k == "rd").unwrap().1.into_owned();
+        assert!(back.contains("/oidc/authorize?") && back.contains(app_id.as_str()), "comes back: {back}");
+        let quiet = answer_of(&ask(app_id, Some(("prompt", "none"))).await);
+        assert_eq!(quiet.get("error").map(String::as_str), Some("interaction_required"));
+    }
+    // Shown: both give a code, in the same log-in.
+    app.clock.advance(30);
+    let r = app.post("/api/2fa/step-up", json!({"twoFactorAuthenticationCode": app.code_now(&secret)})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    for app_id in [&shown.id, &recent.id] {
+        assert!(answer_of(&ask(app_id, None).await).contains_key("code"));
+    }
+    // Ten minutes on, Payroll wants it again; the Bank does not.
+    app.clock.advance(600);
+    assert!(answer_of(&ask(&recent.id, None).await).contains_key("code"), "600 seconds exactly");
+    app.clock.advance(1);
+    assert!(sent_to_show(&ask(&recent.id, None).await));
+    assert!(answer_of(&ask(&shown.id, None).await).contains_key("code"));
+
+    // The usual app, told to refuse remembered browsers, ends its sign-ins.
+    let tighter = NewClient { remembered: false, ..app_client("Wiki") };
+    let changed = clients::change(&app.state, &Default::default(), None, &usual.id, &tighter).await.unwrap();
+    assert_eq!(changed.map(|c| c.ended), Some(1));
+    // Without two factors, neither setting means anything: refused.
+    for odd in [
+        NewClient { two_factor: false, remembered: false, ..app_client("Odd") },
+        NewClient { two_factor: false, fresh: Some(60), ..app_client("Odd") },
+    ] {
+        let e = clients::check(&odd).unwrap_err();
+        assert!(e.fields.contains_key("twoFactor"), "{e:?}");
+    }
+}
+
 #[tokio::test]
 async fn discovery_and_jwks_say_rs256_and_a_rotated_key_signs_once_published() {
     let app = oidc_app().await;

@@ -657,3 +657,33 @@ async fn a_discoverable_passkey_signs_in_without_a_password() {
     let fine = app.post("/api/webauthn/sign-in/finish", sign_in(&mut key, &start)).await;
     assert_eq!(fine.status, StatusCode::OK, "{}", fine.text);
 }
+
+/// A passkey at the code step remembers the browser when the box is
+/// ticked (passkeys.js sends `remember`), as a code does; unticked, or
+/// said another way than true or false, nothing is remembered.
+#[tokio::test]
+async fn the_passkey_step_remembers_the_browser_when_asked() {
+    let app = spawn_app().await;
+    let (mut key, _) = with_passkey(&app, "rk@example.com", "Laptop").await;
+    app.password_stage("rk@example.com").await;
+    let (ceremony, options) = second_factor_options(&app).await;
+    let odd = json!({"ceremony": ceremony, "credential": key.assert(&options), "remember": "yes"});
+    assert_error(&app.post("/api/webauthn/authenticate/finish", odd).await, StatusCode::BAD_REQUEST, "bad_request");
+    let (ceremony, options) = second_factor_options(&app).await;
+    let body = json!({"ceremony": ceremony, "credential": key.assert(&options), "remember": false});
+    let done = app.post("/api/webauthn/authenticate/finish", body).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.text);
+    assert!(set_cookie(&done, "remember").is_none(), "not asked: not remembered");
+    app.password_stage("rk@example.com").await;
+
+    let (ceremony, options) = second_factor_options(&app).await;
+    let body = json!({"ceremony": ceremony, "credential": key.assert(&options), "remember": true});
+    let done = app.post("/api/webauthn/authenticate/finish", body).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.text);
+    assert!(set_cookie(&done, "remember").is_some(), "{:?}", done.headers);
+    app.post("/api/authentication/log-out", json!({})).await;
+    let r = app.log_in("rk@example.com", PASSWORD).await;
+    assert_eq!((r.body["twoFactorRequired"].clone(), r.body["remembered"].clone()), (json!(false), json!(true)));
+    let listed = app.get("/api/2fa/remembered-browsers").await;
+    assert_eq!(listed.body.as_array().map(Vec::len), Some(1), "{}", listed.text);
+}

@@ -255,16 +255,17 @@ pub async fn authenticate(
 
 /// After a second factor (a code or a passkey) was accepted for a
 /// password-stage token: spends the token and starts the full session,
-/// reached by `amr`.
+/// reached by `amr`; remembers this browser when asked (`remember`).
 pub(crate) async fn finish_second_factor(
     state: &AppState,
     meta: &RequestMeta,
     user: &UserRow,
     stage: &crate::server::crypto::tokens::Claims,
     amr: Amr,
+    remember: bool,
 ) -> Result<Vec<String>, AppError> {
     let mut tx = state.db.begin().await?;
-    let cookies = start_second_factor(state, meta, &mut tx, user, stage, amr, false).await??;
+    let cookies = start_second_factor(state, meta, &mut tx, user, stage, amr, remember).await??;
     audit::commit(state, tx).await?;
     tracing::info!(user_id = user.id, "second factor accepted");
     Ok(cookies)

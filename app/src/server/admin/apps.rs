@@ -9,6 +9,7 @@ use crate::error::{AppError, ErrorKind};
 use crate::server::auth::FullSession;
 use crate::server::db::ClientRow;
 use crate::server::factors::proof::{Proof, fresh, prove};
+use crate::server::gate::parse_duration;
 use crate::server::oidc::clients::{self, NewClient};
 use crate::server::request::RequestMeta;
 use crate::server::state::AppState;
@@ -43,8 +44,11 @@ fn line(row: ClientRow, zone: Option<&str>) -> AppLine {
             "Confidential: a secret (PKCE if the app sends it)".to_owned()
         },
         if row.needs_two_factors() { "Two factors required" } else { "A password alone is enough" }.to_owned(),
-        if row.asks_consent() { "Asks before the first sign-in" } else { "Signs in without asking" }.to_owned(),
     ];
+    facts.extend(row.second_factor_words());
+    facts.extend([
+        if row.asks_consent() { "Asks before the first sign-in" } else { "Signs in without asking" }.to_owned()
+    ]);
     let groups: Vec<&str> = row.groups().collect();
     facts.push(if groups.is_empty() { "For everyone".to_owned() } else { format!("Only for {}", groups.join(", ")) });
     if row.previous_secret_hash.is_some() {
@@ -62,6 +66,8 @@ fn line(row: ClientRow, zone: Option<&str>) -> AppLine {
             consent: row.asks_consent(),
             pkce_required: row.pkce_required(),
             two_factor: row.needs_two_factors(),
+            remembered: row.remembered == 1,
+            fresh: row.fresh.map(short_duration).unwrap_or_default(),
         },
         old_secret: row.previous_secret_hash.is_some(),
         id: row.id,
@@ -69,13 +75,27 @@ fn line(row: ClientRow, zone: Option<&str>) -> AppLine {
     }
 }
 
+/// "15m": seconds as a form takes them back.
+fn short_duration(seconds: i64) -> String {
+    match seconds {
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
 /// Settings as the page and the API give them, trimmed, for `clients`.
-fn new_client(s: AppSettings) -> NewClient {
+fn new_client(s: AppSettings) -> Result<NewClient, AppError> {
     let trimmed = |list: Vec<String>| -> Vec<String> {
         list.into_iter().map(|u| u.trim().to_owned()).filter(|u| !u.is_empty()).collect()
     };
     let backchannel = s.backchannel_logout_uri.trim();
-    NewClient {
+    let fresh = match s.fresh.trim() {
+        "" => None,
+        text => Some(parse_duration(text).map_err(|why| AppError::field("fresh", why))?),
+    };
+    Ok(NewClient {
         name: s.name.trim().to_owned(),
         redirect_uris: trimmed(s.redirect_uris),
         post_logout_redirect_uris: trimmed(s.post_logout_redirect_uris),
@@ -85,7 +105,9 @@ fn new_client(s: AppSettings) -> NewClient {
         consent_ask: s.consent,
         pkce_required: s.pkce_required,
         two_factor: s.two_factor,
-    }
+        remembered: s.remembered,
+        fresh,
+    })
 }
 
 fn no_such_app() -> AppError {
@@ -105,7 +127,7 @@ pub async fn change(
     let actor = Some(admin.id);
     match action {
         AppAction::Create(settings) => {
-            let new = new_client(settings);
+            let new = new_client(settings)?;
             clients::check(&new)?;
             prove(state, meta, session, &admin, proof, ASK_PROOF).await?;
             let made = clients::add(state, meta, actor, &new).await?;
@@ -123,7 +145,7 @@ pub async fn change(
             })
         }
         AppAction::Change { id, settings } => {
-            let new = new_client(settings);
+            let new = new_client(settings)?;
             clients::check(&new)?;
             state.db.oidc_client(&id).await?.ok_or_else(no_such_app)?;
             prove(state, meta, session, &admin, proof, ASK_PROOF).await?;

@@ -33,8 +33,17 @@ pub struct ClientRow {
     pub consent: String,
     pub pkce: String,
     pub two_factor: i64,
+    /// 1: a remembered browser will do for the second factor; 0: one must
+    /// have been shown in the log-in.
+    pub remembered: i64,
+    /// Seconds: a second factor shown that long ago at most. None: any time.
+    pub fresh: Option<i64>,
     pub created_at: i64,
 }
+
+/// Who may use an app: its groups, two factors, remembered, fresh (as in
+/// `ClientRow`).
+pub type ClientPolicy = (String, i64, i64, Option<i64>);
 
 /// An authorization about to be stored, with its code.
 pub struct NewGrant<'a> {
@@ -154,7 +163,7 @@ fn grant_subject(rows: Vec<GrantSubjectRow>) -> Option<GrantSubject> {
 macro_rules! client_columns {
     () => {
         "id, name, secret_hash, previous_secret_hash, redirect_uris, post_logout_redirect_uris, \
-         backchannel_logout_uri, allowed_groups, consent, pkce, two_factor, created_at"
+         backchannel_logout_uri, allowed_groups, consent, pkce, two_factor, remembered, fresh, created_at"
     };
 }
 
@@ -327,7 +336,7 @@ impl Tx {
         sqlx::query(concat!(
             "INSERT INTO oidc_clients (",
             client_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
         ))
         .bind(&c.id)
         .bind(&c.name)
@@ -340,6 +349,8 @@ impl Tx {
         .bind(&c.consent)
         .bind(&c.pkce)
         .bind(c.two_factor)
+        .bind(c.remembered)
+        .bind(c.fresh)
         .bind(c.created_at)
         .execute(&mut *self.tx)
         .await?;
@@ -358,16 +369,16 @@ impl Tx {
         Ok(sqlx::query_as::<_, ClientRow>(sql).bind(id).fetch_optional(&mut *self.tx).await?)
     }
 
-    /// Who may use the app now (its groups and whether it needs two
-    /// factors), held until the transaction ends: PostgreSQL takes a share
+    /// Who may use the app now (its groups, whether it needs two factors,
+    /// which second factor will do), held until the transaction ends: PostgreSQL takes a share
     /// lock, so a change to the app (`lock_oidc_client`) waits for this
     /// transaction or this one waits for it and reads its result; SQLite's
     /// writer turn already runs them one at a time. `None`: the app is gone.
-    pub async fn oidc_client_policy(&mut self, id: &str) -> Result<Option<(String, i64)>, AppError> {
+    pub async fn oidc_client_policy(&mut self, id: &str) -> Result<Option<ClientPolicy>, AppError> {
         let sql = if self.backend == super::Backend::Postgres {
-            "SELECT allowed_groups, two_factor FROM oidc_clients WHERE id = $1 FOR SHARE"
+            "SELECT allowed_groups, two_factor, remembered, fresh FROM oidc_clients WHERE id = $1 FOR SHARE"
         } else {
-            "SELECT allowed_groups, two_factor FROM oidc_clients WHERE id = $1"
+            "SELECT allowed_groups, two_factor, remembered, fresh FROM oidc_clients WHERE id = $1"
         };
         Ok(sqlx::query_as(sql).bind(id).fetch_optional(&mut *self.tx).await?)
     }
@@ -378,8 +389,8 @@ impl Tx {
         self.step()?;
         let done = sqlx::query(
             "UPDATE oidc_clients SET name = $2, redirect_uris = $3, post_logout_redirect_uris = $4, \
-             backchannel_logout_uri = $5, allowed_groups = $6, consent = $7, pkce = $8, two_factor = $9 \
-             WHERE id = $1",
+             backchannel_logout_uri = $5, allowed_groups = $6, consent = $7, pkce = $8, two_factor = $9, \
+             remembered = $10, fresh = $11 WHERE id = $1",
         )
         .bind(&c.id)
         .bind(&c.name)
@@ -390,6 +401,8 @@ impl Tx {
         .bind(&c.consent)
         .bind(&c.pkce)
         .bind(c.two_factor)
+        .bind(c.remembered)
+        .bind(c.fresh)
         .execute(&mut *self.tx)
         .await?;
         Ok(done.rows_affected() == 1)

@@ -22,4 +22,4 @@ pub use cidr::Cidr;
 pub use hosts::is_under;
 pub use paths::normalize_path;
 pub use return_url::{MAX_RD_CHARS, safe_return_url};
-pub use rules::{Decision, Policy, RemoteUser, Rule, Rules, Subject, Target};
+pub use rules::{Decision, Policy, RemoteUser, Rule, Rules, Subject, Target, parse_duration, say_duration};

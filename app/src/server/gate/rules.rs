@@ -183,7 +183,7 @@ const NOT_REMEMBERED: i64 = i64::MAX;
 
 /// A duration as rules write it: a number and a unit, `s`, `m`, `h` or `d`
 /// ("90s", "15m", "12h", "7d"); from 1 second to 366 days.
-fn parse_duration(text: &str) -> Result<i64, String> {
+pub fn parse_duration(text: &str) -> Result<i64, String> {
     let text = text.trim();
     let unit = |c: char| match c {
         's' => Some(1),
@@ -204,7 +204,7 @@ fn parse_duration(text: &str) -> Result<i64, String> {
 }
 
 /// Seconds in the largest unit that says them exactly: "15 minutes".
-fn say_duration(seconds: i64) -> String {
+pub fn say_duration(seconds: i64) -> String {
     let (n, unit) = match seconds {
         s if s % 86_400 == 0 => (s / 86_400, "day"),
         s if s % 3600 == 0 => (s / 3600, "hour"),

@@ -273,6 +273,17 @@ pub async fn authorize(
         // As the gate does: turn on two-factor authentication, then back.
         return Ok(Outcome::Redirect(format!("/security?rd={}", encode(&req.url(state)))));
     }
+    // The app wants a second factor shown (not a remembered browser), or
+    // shown lately: asked for here, as the gate does, then back.
+    if client.needs_two_factors()
+        && let Some(limit) = client.factor_shown_within()
+        && user.factor_at.is_none_or(|at| now - at > limit)
+    {
+        if prompt_none {
+            return fail("interaction_required", "This app wants your second factor shown again.");
+        }
+        return Ok(Outcome::Redirect(format!("/security?need=two-factor&rd={}", encode(&req.url(state)))));
+    }
     if client.groups().next().is_some() {
         let groups = state.db.groups_of(user.id).await?;
         if !client.groups().any(|g| groups.iter().any(|mine| mine == g)) {
@@ -304,8 +315,7 @@ pub async fn authorize(
     // administrator changed who may use it since, decide again under the
     // new one (a change that narrows it ends the grants it can see, so a
     // grant stored after it under the old policy would outlive it).
-    let policy = (client.allowed_groups.clone(), client.two_factor);
-    if tx.oidc_client_policy(&client.id).await?.as_ref() != Some(&policy) {
+    if tx.oidc_client_policy(&client.id).await? != Some(client.policy()) {
         drop(tx);
         return Ok(Outcome::Redirect(format!("/oidc/authorize?{}", req.query())));
     }

@@ -10,7 +10,8 @@ use super::OAuthError;
 use crate::error::AppError;
 use crate::server::audit;
 use crate::server::crypto::{random_bytes, sha256_hex};
-use crate::server::db::ClientRow;
+use crate::server::db::{ClientPolicy, ClientRow};
+use crate::server::gate::say_duration;
 use crate::server::request::RequestMeta;
 use crate::server::state::AppState;
 use crate::wire::AuditKind;
@@ -20,9 +21,11 @@ use crate::wire::admin::valid_group;
 const MAX_URI_CHARS: usize = 2000;
 /// Redirect URIs (and addresses after log-out) one app may register.
 const MAX_URIS: usize = 20;
+/// The longest `fresh` (as access rules allow).
+const MAX_FRESH: i64 = 366 * 86_400;
 
 /// What `server oidc client add` asks for.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct NewClient {
     pub name: String,
     pub redirect_uris: Vec<String>,
@@ -36,6 +39,32 @@ pub struct NewClient {
     pub pkce_required: bool,
     /// Tokens only for log-ins with two factors (the default).
     pub two_factor: bool,
+    /// A remembered browser will do for the second factor (the default);
+    /// false: the log-in must have shown one. Only with `two_factor`.
+    pub remembered: bool,
+    /// Seconds: a second factor shown at most that long before the app
+    /// asks for a sign-in. Only with `two_factor`.
+    pub fresh: Option<i64>,
+}
+
+impl Default for NewClient {
+    /// Nothing named, everything off but `remembered` (which only says a
+    /// remembered browser is not refused).
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            redirect_uris: Vec::new(),
+            post_logout_redirect_uris: Vec::new(),
+            backchannel_logout_uri: None,
+            public: false,
+            groups: Vec::new(),
+            consent_ask: false,
+            pkce_required: false,
+            two_factor: false,
+            remembered: true,
+            fresh: None,
+        }
+    }
 }
 
 /// A client just registered: its id and, once, its secret.
@@ -96,6 +125,18 @@ pub fn check(new: &NewClient) -> Result<(), AppError> {
     if let Some(uri) = &new.backchannel_logout_uri {
         check_uri(uri).map_err(|why| AppError::field("backchannelLogoutUri", why))?;
     }
+    if !new.two_factor && (!new.remembered || new.fresh.is_some()) {
+        return Err(AppError::field(
+            "twoFactor",
+            "Which second factor will do is a setting for apps that want two factors: require them, or allow \
+             remembered browsers and any age.",
+        ));
+    }
+    if let Some(f) = new.fresh
+        && !(1..=MAX_FRESH).contains(&f)
+    {
+        return Err(AppError::field("fresh", "A second factor's age is from 1 second to 366 days."));
+    }
     if let Some(g) = new.groups.iter().find(|g| !valid_group(g)) {
         return Err(AppError::field(
             "groups",
@@ -120,6 +161,8 @@ fn row(id: &str, new: &NewClient, secret_hash: Option<String>, now: i64) -> Clie
         consent: if new.consent_ask { "ask" } else { "skip" }.into(),
         pkce: if new.pkce_required || public { "required" } else { "optional" }.into(),
         two_factor: i64::from(new.two_factor),
+        remembered: i64::from(new.remembered),
+        fresh: new.fresh,
         created_at: now,
     }
 }
@@ -176,10 +219,13 @@ pub async fn change(
         updated.pkce = "required".into();
     }
     // Narrower: some group that could use it no longer can (or "everyone"
-    // became some groups), or two factors became required.
+    // became some groups), two factors became required, or a remembered
+    // browser no longer does for the second. (`fresh` is asked at each
+    // sign-in the app starts, as `max_age` is: it ends nothing.)
     let narrowed = (updated.groups().next().is_some() && !old.groups().all(|g| updated.groups().any(|n| n == g)))
         || (updated.groups().next().is_some() && old.groups().next().is_none())
-        || (updated.two_factor == 1 && old.two_factor == 0);
+        || (updated.two_factor == 1 && old.two_factor == 0)
+        || (updated.remembered == 0 && old.remembered == 1);
     tx.update_oidc_client(&updated).await?;
     let ended = if narrowed { tx.revoke_client_grants(id, state.now()).await? } else { 0 };
     audit::record_about(state, &mut tx, actor, AuditKind::AppChanged, &about(&updated.name, id), meta).await?;
@@ -265,6 +311,31 @@ impl ClientRow {
 
     pub fn needs_two_factors(&self) -> bool {
         self.two_factor == 1
+    }
+
+    /// How long ago a second factor must have been shown in the log-in for
+    /// this app (`i64::MAX`: at any time, not a remembered browser). None:
+    /// a remembered browser will do.
+    pub fn factor_shown_within(&self) -> Option<i64> {
+        match (self.fresh, self.remembered) {
+            (Some(seconds), _) => Some(seconds),
+            (None, 0) => Some(i64::MAX),
+            (None, _) => None,
+        }
+    }
+
+    /// What the app wants of the second factor, in words (None: the usual).
+    pub fn second_factor_words(&self) -> Option<String> {
+        match (self.fresh, self.remembered) {
+            (Some(seconds), _) => Some(format!("A second factor shown within {}", say_duration(seconds))),
+            (None, 0) => Some("A second factor shown, not a remembered browser".to_owned()),
+            (None, _) => None,
+        }
+    }
+
+    /// The policy as `Tx::oidc_client_policy` reads it.
+    pub fn policy(&self) -> ClientPolicy {
+        (self.allowed_groups.clone(), self.two_factor, self.remembered, self.fresh)
     }
 
     fn secret_matches(&self, secret: &str) -> bool {

@@ -31,7 +31,8 @@ pub(super) fn RememberedBrowsers(changed: RwSignal<u32>) -> impl IntoView {
         Some(Ok(done)) => {
             said.set(done.message);
             changed.update(|n| *n += 1);
-            focus_later("#remembered-heading");
+            // The list reloads and the card is drawn again: its new heading.
+            crate::ui::focus_when_redrawn("#remembered-heading");
         }
         Some(Err(e)) if e.status() == 404 => changed.update(|n| *n += 1),
         _ => {}

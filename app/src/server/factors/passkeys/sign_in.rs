@@ -97,13 +97,14 @@ pub async fn second_factor_finish(
     session: &PasswordSession,
     ceremony: &str,
     credential: &Value,
+    remember: bool,
 ) -> Result<WithCookies<User>, AppError> {
     let user = &session.user;
     let row = take_ceremony(state, ceremony, "second_factor", Some(user.id), Some(&session.claims.jti)).await?;
     let claimed = RelyingParty::claimed_credential(credential);
     verify_assertion(state, meta, user, credential, claimed, &row.state, false).await?;
     let amr = Amr::PASSWORD.with(Amr::PASSKEY);
-    let cookies = account::finish_second_factor(state, meta, user, &session.claims, amr).await?;
+    let cookies = account::finish_second_factor(state, meta, user, &session.claims, amr, remember).await?;
     Ok(WithCookies { body: User::from(user), cookies })
 }
 
