@@ -45,6 +45,27 @@ enum Command {
     /// SIGNUP=closed (the admin page's Invitations).
     #[command(subcommand)]
     Invite(InviteCommand),
+    /// Moving the data: copy the SQLite database into PostgreSQL.
+    #[command(subcommand)]
+    Db(DbCommand),
+    /// Write a consistent copy of the SQLite database to FILE while the
+    /// server runs (PostgreSQL: pg_dump, see docs/DEPLOY.md).
+    Backup { file: std::path::PathBuf },
+    /// Put a backup made by `backup` in place of the SQLite database, with
+    /// the server stopped; the replaced one is kept beside it.
+    Restore { file: std::path::PathBuf },
+}
+
+#[derive(Subcommand)]
+enum DbCommand {
+    /// Copy every row of the SQLite database (DATABASE_URL) into an empty
+    /// PostgreSQL database, in one transaction, and check the counts. Stop
+    /// the server first; then start it with DATABASE_URL set to the new one.
+    Copy {
+        /// The PostgreSQL database to fill (postgres://…); it must be empty.
+        #[arg(long)]
+        to: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -258,6 +279,18 @@ async fn main() -> ExitCode {
             }
         };
     }
+    if let Some(done) = moving_command(&command, &config).await {
+        return match done {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let new_database = ops::sqlite_file(&config.database_url).is_some_and(|file| !file.exists());
     let state = match build_state(&config, Arc::new(SystemClock)).await {
         Ok(s) => s,
@@ -267,7 +300,17 @@ async fn main() -> ExitCode {
         }
     };
     let done = match command {
-        Command::Serve | Command::Migrate => return serve(config, state).await,
+        Command::Serve | Command::Migrate => {
+            // A restore refuses to replace the database while this holds it.
+            let _in_use = match app::server::db::moving::mark_in_use(&config.database_url) {
+                Ok(mark) => mark,
+                Err(e) => {
+                    tracing::error!("{e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            return serve(config, state).await;
+        }
         Command::RotateSecretsKey => ops::rotate_secrets_key_report(&state).await,
         Command::User(UserCommand::List) => ops::list_users(&state).await,
         Command::User(UserCommand::ResetTwoFactor { email }) => ops::reset_two_factor(&state, &email).await,
@@ -340,6 +383,8 @@ async fn main() -> ExitCode {
         Command::Oidc(OidcCommand::Client(OidcClientCommand::RemoveOldSecret { id })) => {
             ops::oidc_remove_old_secret(&state, &id).await
         }
+        // Handled by `moving_command` before the state is built.
+        Command::Db(_) | Command::Backup { .. } | Command::Restore { .. } => Ok(String::new()),
         Command::Prune => app::server::retention::prune(&state)
             .await
             .map_err(|e| e.message)
@@ -359,6 +404,44 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `db copy`, `backup` and `restore`: they work on the database files
+/// themselves, before anything opens them (None: another command).
+async fn moving_command(command: &Command, config: &Config) -> Option<Result<String, String>> {
+    use app::server::db::moving;
+    let url = &config.database_url;
+    Some(match command {
+        Command::Db(DbCommand::Copy { to }) => moving::copy_sqlite_to_postgres(url, to).await.map(|counts| {
+            let total: i64 = counts.iter().map(|c| c.rows).sum();
+            format!(
+                "copied {total} row(s) in {} tables, each count checked on both sides:\n{}next: keep the server \
+                 stopped, set DATABASE_URL to the PostgreSQL database (same DATA_DIR, SECRETS_KEY and JWT_SECRET), \
+                 start it\n",
+                counts.len(),
+                moving::say_counts(&counts)
+            )
+        }),
+        Command::Backup { file } => moving::backup_sqlite(url, file).await.map(|counts| {
+            format!(
+                "wrote {} and checked it:\n{}keep it with the keys it needs: SECRETS_KEY and JWT_SECRET (or \
+                 DATA_DIR/secrets-key and DATA_DIR/jwt-secret), stored apart from it\n",
+                file.display(),
+                moving::say_counts(&counts)
+            )
+        }),
+        Command::Restore { file } => {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            moving::restore_sqlite(url, file, i64::try_from(now).unwrap_or(0)).await.map(|r| {
+                let kept = match r.kept {
+                    Some(path) => format!("the database it replaced is kept as {}\n", path.display()),
+                    None => String::new(),
+                };
+                format!("restored {}:\n{}{kept}", file.display(), moving::say_counts(&r.counts))
+            })
+        }
+        _ => return None,
+    })
 }
 
 async fn serve(config: Config, state: app::server::AppState) -> ExitCode {

@@ -48,6 +48,7 @@ mod invitations;
 mod listen;
 mod logins;
 mod mail;
+pub mod moving;
 mod oidc;
 mod remembered;
 mod throttle;

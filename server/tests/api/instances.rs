@@ -69,7 +69,7 @@ fn unix_now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
-async fn status_of(req: reqwest::RequestBuilder) -> StatusCode {
+pub(super) async fn status_of(req: reqwest::RequestBuilder) -> StatusCode {
     req.send().await.expect("request").status()
 }
 

@@ -23,12 +23,12 @@ impl Authenticator {
         Self { soft: SoftPasskey::new(true), origin: url::Url::parse(origin).expect("origin") }
     }
 
-    fn register(&mut self, options: &Value) -> Value {
+    pub(super) fn register(&mut self, options: &Value) -> Value {
         let options: CreationChallengeResponse = serde_json::from_value(options.clone()).expect("creation options");
         serde_json::to_value(self.soft.do_registration(self.origin.clone(), options).expect("register")).unwrap()
     }
 
-    fn assert(&mut self, options: &Value) -> Value {
+    pub(super) fn assert(&mut self, options: &Value) -> Value {
         let options: RequestChallengeResponse = serde_json::from_value(options.clone()).expect("request options");
         serde_json::to_value(self.soft.do_authentication(self.origin.clone(), options).expect("assert")).unwrap()
     }
@@ -554,7 +554,7 @@ impl Discoverable {
         data
     }
 
-    fn register(&mut self, options: &Value) -> Value {
+    pub(super) fn register(&mut self, options: &Value) -> Value {
         let public = &options["publicKey"];
         self.handle = unb64(public["user"]["id"].as_str().expect("user handle"));
         let point = self.key.verifying_key().to_encoded_point(false);
@@ -588,7 +588,7 @@ impl Discoverable {
 
     /// An assertion for a sign-in without a password (no credential named
     /// in the options: the authenticator finds its own).
-    fn assert(&mut self, options: &Value) -> Value {
+    pub(super) fn assert(&mut self, options: &Value) -> Value {
         use p256::ecdsa::signature::Signer;
         use sha2::Digest;
         self.counter += 1;
