@@ -17,6 +17,8 @@ pub enum LogFormat {
 #[derive(Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// Where Prometheus metrics are served (`METRICS_ADDR`; off when None).
+    pub metrics_addr: Option<SocketAddr>,
     pub data_dir: PathBuf,
     pub database_url: String,
     pub issuer: String,
@@ -97,6 +99,7 @@ impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
             .field("listen", &self.listen)
+            .field("metrics_addr", &self.metrics_addr)
             .field("data_dir", &self.data_dir)
             .field("production", &self.production)
             .field("cookie_secure", &self.cookie_secure)
@@ -236,6 +239,21 @@ impl Config {
         let header_timeout_seconds = seconds(&var, "HEADER_TIMEOUT_SECONDS", 10, 1, 300)? as u64;
         let body_timeout_seconds = seconds(&var, "BODY_TIMEOUT_SECONDS", 10, 1, 300)? as u64;
         let request_timeout_seconds = seconds(&var, "REQUEST_TIMEOUT_SECONDS", 30, 1, 3600)? as u64;
+        let metrics_addr = match var("METRICS_ADDR") {
+            None => None,
+            Some(text) => {
+                let addr: SocketAddr = text
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("METRICS_ADDR must be host:port, like 127.0.0.1:9464, got {text:?}"))?;
+                if addr.port() == listen.port() && (addr.ip() == listen.ip() || addr.ip().is_unspecified()) {
+                    return Err("METRICS_ADDR must be another address than LISTEN_ADDR: metrics are never served \
+                                on the public listener"
+                        .into());
+                }
+                Some(addr)
+            }
+        };
         let public_url = var("PUBLIC_URL").unwrap_or_else(|| format!("http://localhost:{}", listen.port()));
         let public_url = public_url.trim().trim_end_matches('/').to_owned();
         match public_url.split_once("://") {
@@ -315,6 +333,7 @@ impl Config {
             Some(other) => return Err(format!("REQUIRE_EMAIL_VERIFICATION must be true or false, got {other:?}")),
         };
         Ok(Self {
+            metrics_addr,
             smtp_url,
             mail_from,
             require_email_verification,
@@ -526,6 +545,18 @@ mod tests {
         // `openssl rand -hex 32` output passes, as text or as a key.
         let hex = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
         assert!(config(&[("JWT_SECRET", hex), ("SECRETS_KEY", &format!("r1:{hex}"))]).is_ok());
+    }
+
+    #[test]
+    fn metrics_are_off_by_default_and_never_on_the_public_listener() {
+        assert_eq!(config(&[]).unwrap().metrics_addr, None);
+        let on = config(&[("METRICS_ADDR", "127.0.0.1:9464")]).unwrap();
+        assert_eq!(on.metrics_addr.map(|a| a.to_string()).as_deref(), Some("127.0.0.1:9464"));
+        for same in ["127.0.0.1:3000", "0.0.0.0:3000"] {
+            let err = config(&[("METRICS_ADDR", same)]).unwrap_err();
+            assert!(err.contains("another address than LISTEN_ADDR"), "{same}: {err}");
+        }
+        assert!(config(&[("METRICS_ADDR", "nine")]).unwrap_err().contains("METRICS_ADDR must be host:port"));
     }
 
     #[test]

@@ -463,6 +463,24 @@ async fn serve(config: Config, state: app::server::AppState) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Metrics on their own listener, never the public one.
+    if let Some(addr) = config.metrics_addr {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(metrics) => {
+                tracing::info!("metrics at http://{addr}/metrics");
+                let router = app::http::metrics::router(state.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = axum::serve(metrics, router).await {
+                        tracing::error!("the metrics listener stopped: {e}");
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::error!("could not listen on METRICS_ADDR {addr}: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let files = raise_file_limit();
     let limits = server::listen::Limits {
         // Each connection holds a file; keep room for the database, the

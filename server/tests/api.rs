@@ -56,6 +56,8 @@ mod logins;
 mod mail;
 #[path = "api/mail_rounds.rs"]
 mod mail_rounds;
+#[path = "api/metrics.rs"]
+mod metrics;
 #[path = "api/moving.rs"]
 mod moving;
 #[path = "api/new_phone.rs"]

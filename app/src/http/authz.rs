@@ -26,6 +26,7 @@ use crate::error::AppError;
 use crate::server::auth::FullSession;
 use crate::server::db::GateSubject;
 use crate::server::gate::{Decision, RemoteUser, Subject, Target, safe_return_url};
+use crate::server::metrics::{GateResult, METRICS};
 use crate::server::state::AppState;
 
 pub fn routes() -> axum::Router<AppState> {
@@ -219,6 +220,8 @@ async fn answer(
         tracing::warn!(peer = %peer.ip(), "an authz request from an address not in TRUSTED_PROXIES was refused");
         return bare(StatusCode::FORBIDDEN);
     }
+    let started = std::time::Instant::now();
+    let answered = |result: GateResult| METRICS.gate(result, started.elapsed());
     let original = match flavour {
         Flavour::ForwardAuth => from_forward_auth(&headers),
         Flavour::AuthRequest => from_auth_request(&headers),
@@ -235,6 +238,7 @@ async fn answer(
             } else {
                 tracing::debug!(peer = %peer.ip(), "an authz request was refused: {message}");
             }
+            answered(GateResult::Unreadable);
             return refusal(AppError::bad_request(message));
         }
     };
@@ -245,6 +249,7 @@ async fn answer(
     // before anything is looked up.
     let path = crate::server::gate::normalize_path(original.path()).filter(|_| readable_query(&original.uri));
     let Some(path) = path else {
+        answered(GateResult::Unreadable);
         tracing::info!(method = %original.method, "an authz request for an unreadable path was refused");
         let message = "The path of this request cannot be judged: it carries a character no browser sends \
                        unencoded (#, a space, a quote, <, >, `, {, }, a control character), an encoded slash or \
@@ -258,7 +263,10 @@ async fn answer(
     };
     let who = match subject(&state, &headers, bare_host(&original.host)).await {
         Ok(who) => who,
-        Err(e) => return bare(StatusCode::from_u16(e.status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE)),
+        Err(e) => {
+            answered(GateResult::Unavailable);
+            return bare(StatusCode::from_u16(e.status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE));
+        }
     };
     if let Some(w) = &who {
         tracing::Span::current().record("user_id", w.user_id).record("login_id", w.family.as_str());
@@ -279,6 +287,7 @@ async fn answer(
         factor_age: w.factor_at.map(|at| state.now() - at),
     });
     let decision = state.gate.rules.decide(&target, as_subject.as_ref());
+    answered(GateResult::from(decision));
     match decision {
         // A login name must be something the person proved: with addresses
         // as names, an unconfirmed one passes only where nobody needs a

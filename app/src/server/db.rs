@@ -118,6 +118,8 @@ pub struct Tx {
     /// A message was queued: the mail worker is woken once this commits
     /// (see `audit::commit`).
     mail_queued: bool,
+    /// Counts for the metrics, taken once this commits.
+    counts: Vec<crate::server::metrics::Count>,
     /// Back-channel log-outs were queued: their sender is woken once this
     /// commits.
     logouts_queued: bool,
@@ -237,6 +239,20 @@ impl Db {
         })
     }
 
+    /// The pool's connections now (open, idle) and the most it opens.
+    pub fn pool_use(&self) -> (u64, u64, u64) {
+        let max = u64::from(self.pool.options().get_max_connections());
+        (u64::from(self.pool.size()), u64::try_from(self.pool.num_idle()).unwrap_or(0), max)
+    }
+
+    /// "sqlite" or "postgres".
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+
     pub async fn begin(&self) -> Result<Tx, AppError> {
         self.begin_with(true).await
     }
@@ -259,6 +275,7 @@ impl Db {
             gate_cache: self.gate_cache.clone(),
             invalidations: Vec::new(),
             mail_queued: false,
+            counts: Vec::new(),
             logouts_queued: false,
             logouts_wake: self.logouts_queued.clone(),
             #[cfg(feature = "fault-injection")]
@@ -378,10 +395,18 @@ impl Tx {
         for what in &self.invalidations {
             self.gate_cache.invalidate(what);
         }
+        for count in self.counts {
+            crate::server::metrics::METRICS.add(count);
+        }
         if self.logouts_queued {
             self.logouts_wake.notify_one();
         }
         Ok(())
+    }
+
+    /// Counts `count` in the metrics if (once) this transaction commits.
+    pub fn count(&mut self, count: crate::server::metrics::Count) {
+        self.counts.push(count);
     }
 
     /// Notes that a message was queued in this transaction (see

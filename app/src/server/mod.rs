@@ -14,6 +14,7 @@ pub mod hooks;
 pub mod identity;
 pub mod logins;
 pub mod mail;
+pub mod metrics;
 pub mod oidc;
 pub mod passwords;
 pub mod request;

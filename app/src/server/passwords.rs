@@ -14,6 +14,8 @@ use argon2::password_hash::phc::Output;
 use argon2::{Algorithm, Argon2, Block, Params, PasswordHash, Version};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::metrics::METRICS;
+
 use crate::domain::Password;
 use crate::error::AppError;
 
@@ -25,6 +27,8 @@ const P_COST: u32 = 1;
 #[derive(Clone)]
 pub struct Hasher {
     permits: Arc<Semaphore>,
+    /// How many permits there are.
+    threads: usize,
     /// Requests waiting for a permit, and how many may wait: past that the
     /// answer is 503 with Retry-After at once, not seconds in a queue.
     waiting: Arc<AtomicUsize>,
@@ -89,6 +93,7 @@ impl Hasher {
             waiting: Arc::new(AtomicUsize::new(0)),
             queue_limit,
             reserve: permits * 4,
+            threads: permits,
             dummy_hash: dummy.into(),
             runs: Arc::new(AtomicU64::new(0)),
             scorings: Arc::new(AtomicU64::new(0)),
@@ -143,6 +148,11 @@ impl Hasher {
         self.scorings.load(Ordering::Relaxed)
     }
 
+    /// How many hashes may run at once.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
     /// Requests waiting for a hashing thread now.
     pub fn waiting(&self) -> usize {
         self.waiting.load(Ordering::SeqCst)
@@ -163,6 +173,7 @@ impl Hasher {
     /// when `queue_limit` requests already wait.
     async fn queue(&self, queue_limit: usize) -> Result<OwnedSemaphorePermit, AppError> {
         if let Ok(permit) = self.permits.clone().try_acquire_owned() {
+            METRICS.hash_waited(std::time::Duration::ZERO);
             return Ok(permit);
         }
         // The place is given back however the wait ends: a client that
@@ -170,9 +181,13 @@ impl Hasher {
         // `.await` would never run.
         let Some(_place) = Place::take(&self.waiting, queue_limit) else {
             tracing::warn!("password hashing queue full: answering 503");
+            METRICS.hash_refused();
             return Err(AppError::busy());
         };
-        self.permits.clone().acquire_owned().await.map_err(|_| AppError::internal())
+        let started = std::time::Instant::now();
+        let permit = self.permits.clone().acquire_owned().await.map_err(|_| AppError::internal())?;
+        METRICS.hash_waited(started.elapsed());
+        Ok(permit)
     }
 
     /// Runs `f` on the blocking pool. The permit goes with the work: if the

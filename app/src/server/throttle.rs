@@ -15,6 +15,7 @@
 //! `settle` has recorded it; once `settle` has begun it runs to the end
 //! whether or not anyone waits for it.
 
+use crate::server::metrics::{Check, Count, METRICS};
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -115,6 +116,9 @@ impl Attempt {
             // Settled: nothing left for `Drop` (if the transaction failed,
             // the buckets are still here and `Drop` gives them back).
             self.buckets.clear();
+            if let Some(check) = check_of(failure) {
+                METRICS.add(Count::Check(check, ok));
+            }
             Ok(ok)
         })
         .await
@@ -247,6 +251,9 @@ impl Reserved {
         } else {
             audit::record(state, tx, self.user_id, failure, meta).await?;
         }
+        if let Some(check) = check_of(failure) {
+            tx.count(Count::Check(check, ok));
+        }
         Ok(ok)
     }
 
@@ -254,6 +261,16 @@ impl Reserved {
     /// given back, as an abandoned `Attempt` gives them.
     pub(super) async fn give_back(self, tx: &mut Tx) -> Result<(), AppError> {
         give_back(tx, &self.buckets, false).await
+    }
+}
+
+/// The check an outcome is about, named by the event its failure writes.
+fn check_of(failure: AuditKind) -> Option<Check> {
+    match failure {
+        AuditKind::LogInFailed => Some(Check::Password),
+        AuditKind::CodeFailed => Some(Check::SecondFactor),
+        AuditKind::SetupCodeFailed => Some(Check::SetupCode),
+        _ => None,
     }
 }
 

@@ -177,6 +177,16 @@ impl Db {
         Ok((rows, sent))
     }
 
+    /// Messages waiting (pending) and given up (failed): a scrape's gauge.
+    pub async fn mail_queue_depth(&self) -> Result<(i64, i64), AppError> {
+        Ok(sqlx::query_as(
+            "SELECT COALESCE(SUM(CASE WHEN status = 'pending' THEN 1 ELSE 0 END), 0), \
+             COALESCE(SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END), 0) FROM mail_queue WHERE status <> 'sent'",
+        )
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
     /// Deletes sent and given-up messages older than `before`, and expired
     /// link tokens.
     pub async fn prune_mail(&self, before: i64, now: i64) -> Result<(), AppError> {

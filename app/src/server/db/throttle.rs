@@ -1,6 +1,7 @@
 //! The SQL of guessing limits: one conditional upsert per attempt, so a
 //! limit holds across instances and under parallel requests.
 
+use crate::server::metrics::{Count, METRICS};
 use sqlx::AnyConnection;
 
 use super::*;
@@ -21,7 +22,11 @@ impl Db {
     /// means it is refused for `s` more seconds. Failures past `free` double
     /// the delay, up to `cap`; a key quiet for `window` seconds starts over.
     pub async fn throttle_attempt(&self, key: &str, policy: Throttle, now: i64) -> Result<Option<i64>, AppError> {
-        attempt(&mut *self.pool.acquire().await?, key, policy, now).await
+        let wait = attempt(&mut *self.pool.acquire().await?, key, policy, now).await?;
+        if wait.is_some() {
+            METRICS.add(Count::throttled(key));
+        }
+        Ok(wait)
     }
 
     /// True once per throttling episode of `key` (the first refusal since
@@ -49,7 +54,11 @@ impl Db {
 /// limits' bookkeeping, not the operation's.
 impl Tx {
     pub async fn throttle_attempt(&mut self, key: &str, policy: Throttle, now: i64) -> Result<Option<i64>, AppError> {
-        attempt(&mut self.tx, key, policy, now).await
+        let wait = attempt(&mut self.tx, key, policy, now).await?;
+        if wait.is_some() {
+            self.count(Count::throttled(key));
+        }
+        Ok(wait)
     }
 
     pub async fn throttle_first_refusal(&mut self, key: &str) -> Result<bool, AppError> {

@@ -8,6 +8,7 @@ use crate::error::AppError;
 use crate::server::audit;
 use crate::server::db::{Tx, UserRow};
 use crate::server::logins::Amr;
+use crate::server::metrics::{Count, Factor};
 use crate::server::request::RequestMeta;
 use crate::server::state::AppState;
 use crate::server::throttle::{Attempt, Reserved, detached};
@@ -104,6 +105,11 @@ pub(crate) async fn check(
         return Ok(Err(codes_locked(factor)));
     };
     let ok = reserved.settle(state, meta, tx, ok, AuditKind::CodeFailed).await?;
+    let kind = match factor {
+        SecondFactor::Totp(_) => Factor::Code,
+        SecondFactor::Recovery(_) => Factor::RecoveryCode,
+    };
+    tx.count(Count::Factor(kind, ok));
     if !ok && consecutive == CODE_FAILURE_CAP {
         audit::record(state, tx, Some(user.id), AuditKind::CodesLocked, meta).await?;
         tracing::warn!(user_id = user.id, "100 consecutive second-factor failures: codes locked");

@@ -23,6 +23,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use crate::server::db::{GateSubject, GrantSubject, SessionUser};
+use crate::server::metrics::{self, METRICS};
 
 /// The longest an entry is believed without asking the database, by
 /// default (`GATE_CACHE_SECONDS`).
@@ -215,7 +216,9 @@ impl GateCache {
 
     /// The subject for a gate cookie's hash, if cached, fresh and unexpired.
     pub fn get(&self, token_hash: &str, now: i64) -> Option<GateSubject> {
-        self.lookup(&self.subjects, token_hash, now)
+        let found = self.lookup(&self.subjects, token_hash, now);
+        METRICS.cache_lookup(metrics::Cached::GateCookie, found.is_some());
+        found
     }
 
     /// Keeps what the database said of a gate cookie, unless something was
@@ -226,7 +229,9 @@ impl GateCache {
 
     /// The person of a live session family, if cached, fresh and unexpired.
     pub fn session(&self, family: &str, now: i64) -> Option<SessionUser> {
-        self.lookup(&self.sessions, family, now)
+        let found = self.lookup(&self.sessions, family, now);
+        METRICS.cache_lookup(metrics::Cached::Session, found.is_some());
+        found
     }
 
     /// Keeps what the database said of a session family (as `put`).
@@ -281,6 +286,7 @@ impl GateCache {
     /// Drops the entries `what` names: only those, found through the
     /// indexes (no scan of the whole cache).
     pub fn invalidate(&self, what: &Invalidation) {
+        METRICS.cache_invalidated();
         fn drop_from<T: Cached>(map: &Map<T>, generation: &AtomicU64, what: &Invalidation) {
             let Ok(mut store) = map.lock() else { return };
             generation.fetch_add(1, Ordering::AcqRel);

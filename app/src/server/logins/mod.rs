@@ -23,6 +23,7 @@ use crate::error::AppError;
 use crate::server::crypto::tokens::{CookieKind, Stage};
 use crate::server::crypto::{random_bytes, sha256_hex};
 use crate::server::db::{NewLogin, NewRefreshToken, Tx};
+use crate::server::metrics;
 use crate::server::request::RequestMeta;
 use crate::server::state::AppState;
 
@@ -138,7 +139,17 @@ pub(crate) async fn try_start(
     meta: &RequestMeta,
 ) -> Result<Option<Vec<String>>, AppError> {
     let shown = amr.shown_second_factor().then_some(state.now());
-    insert(state, tx, user_id, version, Reached { amr, factor_at: shown, remembered: None }, meta).await
+    let started =
+        insert(state, tx, user_id, version, Reached { amr, factor_at: shown, remembered: None }, meta).await?;
+    if started.is_some() {
+        let how = match amr {
+            a if a == Amr::PASSWORD => metrics::Reached::Password,
+            a if a.has(Amr::PASSWORD) => metrics::Reached::TwoFactors,
+            _ => metrics::Reached::Passkey,
+        };
+        tx.count(metrics::Count::LogIn(how));
+    }
+    Ok(started)
 }
 
 /// A log-in reached by the password and the remembered browser `entry`
@@ -152,7 +163,9 @@ pub(crate) async fn start_remembered(
     meta: &RequestMeta,
 ) -> Result<Vec<String>, AppError> {
     let reached = Reached { amr: Amr::PASSWORD.with(Amr::REMEMBERED), factor_at: None, remembered: Some(entry) };
-    insert(state, tx, user_id, version, reached, meta).await?.ok_or_else(overtaken)
+    let cookies = insert(state, tx, user_id, version, reached, meta).await?.ok_or_else(overtaken)?;
+    tx.count(metrics::Count::LogIn(metrics::Reached::Remembered));
+    Ok(cookies)
 }
 
 /// How a log-in about to be stored was reached.

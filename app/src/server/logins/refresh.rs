@@ -6,6 +6,7 @@ use crate::error::AppError;
 use crate::server::WithCookies;
 use crate::server::audit::audit;
 use crate::server::crypto::sha256_hex;
+use crate::server::metrics::{METRICS, Refresh};
 use crate::server::request::RequestMeta;
 use crate::server::state::AppState;
 use crate::wire::{AuditKind, User};
@@ -26,6 +27,19 @@ fn replaced() -> AppError {
 /// a second replay is told to use its new cookie (409). Later, it was
 /// copied: the log-in ends and its owner is told.
 pub async fn refresh(state: &AppState, meta: &RequestMeta, token: Option<&str>) -> Result<WithCookies<User>, AppError> {
+    let mut refused = Refresh::Refused;
+    let result = refreshed(state, meta, token, &mut refused).await;
+    METRICS.refresh(if result.is_ok() { Refresh::Ok } else { refused });
+    result
+}
+
+/// `refresh`; `refused` says why when it ends in an error.
+async fn refreshed(
+    state: &AppState,
+    meta: &RequestMeta,
+    token: Option<&str>,
+    refused: &mut Refresh,
+) -> Result<WithCookies<User>, AppError> {
     let token = token.ok_or_else(AppError::unauthenticated)?;
     let now = state.now();
     let row = state.db.refresh_token(&sha256_hex(token.as_bytes())).await?.ok_or_else(AppError::unauthenticated)?;
@@ -41,6 +55,7 @@ pub async fn refresh(state: &AppState, meta: &RequestMeta, token: Option<&str>) 
         if !in_grace {
             tx.revoke_login(&login.id, now).await?;
             tx.commit().await?;
+            *refused = Refresh::Reused;
             audit(state, Some(row.user_id), AuditKind::RefreshReuseDetected, meta).await;
             tracing::warn!(user_id = row.user_id, "refresh token reuse detected: log-in ended");
             return Err(AppError::unauthenticated());

@@ -9,6 +9,7 @@ use super::kinds::MailKind;
 use super::smtp::send;
 use crate::error::AppError;
 use crate::server::db::{MailRow, NewMail};
+use crate::server::metrics::METRICS;
 use crate::server::request::RequestMeta;
 use crate::server::state::AppState;
 
@@ -163,7 +164,9 @@ async fn attempt(state: &AppState, row: &MailRow) -> Result<Delivery, AppError> 
         }
         Err(why) => return record_failure(state, row, attempts, why, None).await,
     };
-    match send(state, row, made.message).await {
+    let sent = send(state, row, made.message).await;
+    METRICS.mail(sent.is_ok());
+    match sent {
         Ok(()) => Ok(Delivery::Sent),
         Err(why) => record_failure(state, row, attempts, why, made.token_hash).await,
     }

@@ -12,6 +12,7 @@ use crate::server::auth::PasswordSession;
 use crate::server::db::UserRow;
 use crate::server::factors::webauthn::{Refusal, RelyingParty};
 use crate::server::logins::Amr;
+use crate::server::metrics::{Count, Factor, METRICS};
 use crate::server::request::RequestMeta;
 use crate::server::state::AppState;
 use crate::server::throttle::{Attempt, OnSuccess};
@@ -64,6 +65,7 @@ pub(super) async fn verify_assertion(
     };
     if let Err(refusal) = outcome {
         attempt.settle(state, meta, false, AuditKind::CodeFailed).await?;
+        METRICS.add(Count::Factor(Factor::Passkey, false));
         audit(state, Some(user.id), AuditKind::PasskeyRefused, meta).await;
         if refusal == Refusal::CounterRegressed {
             tracing::warn!(user_id = user.id, "passkey counter went backwards: possibly a cloned key");
@@ -75,6 +77,7 @@ pub(super) async fn verify_assertion(
         });
     }
     attempt.settle(state, meta, true, AuditKind::CodeFailed).await?;
+    METRICS.add(Count::Factor(Factor::Passkey, true));
     state.db.clear_factor_failures(user.id).await?;
     audit(state, Some(user.id), AuditKind::PasskeyUsed, meta).await;
     Ok(())
@@ -137,6 +140,7 @@ pub async fn sign_in_finish(
         None => (None, None),
     };
     let Some(user) = user.filter(|u| u.passkey_count > 0) else {
+        METRICS.add(Count::Factor(Factor::Passkey, false));
         audit(state, None, AuditKind::PasskeyRefused, meta).await;
         return Err(AppError::invalid_credentials());
     };
