@@ -423,10 +423,20 @@ for (const javaScriptEnabled of [true, false]) {
       await expectAccessible(page, 'admin: an app to change');
       await shoot(page, 'app-change');
     }
-    await change.getByLabel('Redirect URIs, one a line').fill('https://wiki.example.test/cb');
+    // Which second factor will do: a duration that is none is said.
+    await change.getByLabel('Second factor shown within (e.g. 15m, 12h; empty: any time)').fill('soon');
     await change.getByRole('button', { name: 'Save' }).click();
+    await expect(page.getByRole('alert')).toContainText('is not a duration');
+    const again = page.getByRole('form', { name: `Change ${name}` });
+    // (Without JavaScript the page is drawn again with the app's form shut.)
+    if (!(await again.isVisible())) await row.getByText('Change', { exact: true }).click();
+    await again.getByLabel('Redirect URIs, one a line').fill('https://wiki.example.test/cb');
+    await again.getByLabel('Second factor shown within (e.g. 15m, 12h; empty: any time)').fill('15m');
+    await again.getByLabel('A remembered browser will do for the second factor').uncheck();
+    await again.getByRole('button', { name: 'Save' }).click();
     await expect(page.getByTestId('admin-said')).toContainText(`Saved ${name}.`);
     await expect(row).not.toContainText('cb2');
+    await expect(row).toContainText('A second factor shown within 15 minutes');
 
     // A new secret; the old one works until it is retired.
     await row.getByRole('button', { name: 'New secret' }).click();

@@ -1,6 +1,6 @@
 // Passkeys in Chromium with its virtual authenticator (DevTools protocol
 // WebAuthn domain): add one on the security page, log in with password and
-// passkey, sign in with the passkey alone, a failed user verification,
+// passkey (this browser remembered on the way), sign in with the passkey alone, a failed user verification,
 // removal; axe on each new state (with JavaScript: axe runs in the page);
 // what a page without JavaScript says.
 import { test, expect, Page } from '@playwright/test';
@@ -64,7 +64,14 @@ for (const width of [1280, 375]) {
     await expect(page.getByRole('heading', { name: 'Use your passkey' })).toBeVisible();
     await expect(page.getByLabel('Authentication code')).toHaveCount(0);
     await expectAccessible(page, 'code step, passkey');
+    // With no app, the "Don't ask again" box stands under the passkey's button.
+    await page.getByLabel("Don't ask again on this browser for 30 days").check();
     await page.getByRole('button', { name: 'Use your passkey' }).click();
+    await expect(page).toHaveURL(/\/$/);
+    await expect(page.getByRole('heading', { name: /Welcome/ })).toBeVisible();
+    // Remembered: the password alone next time.
+    await logOut(page);
+    await passwordOnly(page, email);
     await expect(page).toHaveURL(/\/$/);
     await expect(page.getByRole('heading', { name: /Welcome/ })).toBeVisible();
 

@@ -63,7 +63,9 @@ enum DbCommand {
     /// the server first; then start it with DATABASE_URL set to the new one.
     Copy {
         /// The PostgreSQL database to fill (postgres://…); it must be empty.
-        #[arg(long)]
+        /// Its password is better given in COPY_TO_DATABASE_URL than here
+        /// (a command line is seen by every user of the machine).
+        #[arg(long, env = "COPY_TO_DATABASE_URL", hide_env_values = true)]
         to: String,
     },
 }
@@ -267,10 +269,10 @@ async fn main() -> ExitCode {
         eprintln!("could not create the data directory {}: {e}", config.data_dir.display());
         return ExitCode::FAILURE;
     }
-    if let Command::Migrate = command {
-        return match app::server::db::Db::connect(&config.database_url, 1).await {
-            Ok(_) => {
-                println!("migrations applied");
+    if let Some(done) = moving_command(&command, &config).await {
+        return match done {
+            Ok(text) => {
+                print!("{text}");
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -279,10 +281,19 @@ async fn main() -> ExitCode {
             }
         };
     }
-    if let Some(done) = moving_command(&command, &config).await {
-        return match done {
-            Ok(text) => {
-                print!("{text}");
+    // Every process that opens a SQLite database marks it in use first (a
+    // lock file beside it), so a restore or a copy never runs under it.
+    let _in_use = match app::server::db::moving::mark_in_use(&config.database_url) {
+        Ok(mark) => mark,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Command::Migrate = command {
+        return match app::server::db::Db::connect(&config.database_url, 1).await {
+            Ok(_) => {
+                println!("migrations applied");
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -300,17 +311,7 @@ async fn main() -> ExitCode {
         }
     };
     let done = match command {
-        Command::Serve | Command::Migrate => {
-            // A restore refuses to replace the database while this holds it.
-            let _in_use = match app::server::db::moving::mark_in_use(&config.database_url) {
-                Ok(mark) => mark,
-                Err(e) => {
-                    tracing::error!("{e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            return serve(config, state).await;
-        }
+        Command::Serve | Command::Migrate => return serve(config, state).await,
         Command::RotateSecretsKey => ops::rotate_secrets_key_report(&state).await,
         Command::User(UserCommand::List) => ops::list_users(&state).await,
         Command::User(UserCommand::ResetTwoFactor { email }) => ops::reset_two_factor(&state, &email).await,
@@ -412,24 +413,37 @@ async fn moving_command(command: &Command, config: &Config) -> Option<Result<Str
     use app::server::db::moving;
     let url = &config.database_url;
     Some(match command {
-        Command::Db(DbCommand::Copy { to }) => moving::copy_sqlite_to_postgres(url, to).await.map(|counts| {
-            let total: i64 = counts.iter().map(|c| c.rows).sum();
-            format!(
-                "copied {total} row(s) in {} tables, each count checked on both sides:\n{}next: keep the server \
+        Command::Db(DbCommand::Copy { to }) => {
+            let _alone = match moving::hold_for_copy(url) {
+                Ok(alone) => alone,
+                Err(e) => return Some(Err(e)),
+            };
+            moving::copy_sqlite_to_postgres(url, to).await.map(|counts| {
+                let total: i64 = counts.iter().map(|c| c.rows).sum();
+                format!(
+                    "copied {total} row(s) in {} tables, each count checked on both sides:\n{}next: keep the server \
                  stopped, set DATABASE_URL to the PostgreSQL database (same DATA_DIR, SECRETS_KEY and JWT_SECRET), \
                  start it\n",
-                counts.len(),
-                moving::say_counts(&counts)
-            )
-        }),
-        Command::Backup { file } => moving::backup_sqlite(url, file).await.map(|counts| {
-            format!(
-                "wrote {} and checked it:\n{}keep it with the keys it needs: SECRETS_KEY and JWT_SECRET (or \
+                    counts.len(),
+                    moving::say_counts(&counts)
+                )
+            })
+        }
+        Command::Backup { file } => {
+            // Online: beside a server, never under a restore.
+            let _in_use = match moving::mark_in_use(url) {
+                Ok(mark) => mark,
+                Err(e) => return Some(Err(e)),
+            };
+            moving::backup_sqlite(url, file).await.map(|counts| {
+                format!(
+                    "wrote {} and checked it:\n{}keep it with the keys it needs: SECRETS_KEY and JWT_SECRET (or \
                  DATA_DIR/secrets-key and DATA_DIR/jwt-secret), stored apart from it\n",
-                file.display(),
-                moving::say_counts(&counts)
-            )
-        }),
+                    file.display(),
+                    moving::say_counts(&counts)
+                )
+            })
+        }
         Command::Restore { file } => {
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
             moving::restore_sqlite(url, file, i64::try_from(now).unwrap_or(0)).await.map(|r| {

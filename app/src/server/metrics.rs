@@ -285,8 +285,8 @@ impl Metrics {
 pub struct Now {
     pub hash_waiting: u64,
     pub hash_threads: u64,
-    pub mail_pending: i64,
-    pub mail_failed: i64,
+    /// Pending and failed messages; None: the database did not answer.
+    pub mail: Option<(i64, i64)>,
     pub pool_size: u64,
     pub pool_idle: u64,
     pub pool_max: u64,
@@ -295,13 +295,12 @@ pub struct Now {
 
 /// The scrape's answer (text format 0.0.4).
 pub async fn render(state: &AppState) -> String {
-    let (mail_pending, mail_failed) = state.db.mail_queue_depth().await.unwrap_or((-1, -1));
+    let mail = state.db.mail_queue_depth().await.ok();
     let (pool_size, pool_idle, pool_max) = state.db.pool_use();
     let now = Now {
         hash_waiting: u64::try_from(state.hasher.waiting()).unwrap_or(0),
         hash_threads: u64::try_from(state.hasher.threads()).unwrap_or(0),
-        mail_pending,
-        mail_failed,
+        mail,
         pool_size,
         pool_idle,
         pool_max,
@@ -322,7 +321,9 @@ fn histogram(out: &mut String, name: &str, help: &str, h: &Histogram, labels: &s
         running += bucket.get();
         let _ = writeln!(out, "{name}_bucket{{{labels}le=\"{bound}\"}} {running}");
     }
-    let count = h.count.get();
+    // Read after the buckets: an observation landing meanwhile may be in
+    // one and not yet in the count; +Inf is never below a bucket.
+    let count = h.count.get().max(running);
     let _ = writeln!(out, "{name}_bucket{{{labels}le=\"+Inf\"}} {count}");
     let sum = h.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
     let _ = writeln!(out, "{name}_sum{} {sum}", braces(labels));
@@ -393,8 +394,11 @@ pub fn write(m: &Metrics, now: &Now) -> String {
     family(&mut out, "twofactor_hash_queue_full_total", "counter", "Password checks answered 503: the queue was full.");
     let _ = writeln!(out, "twofactor_hash_queue_full_total {}", m.hash_refused.get());
     family(&mut out, "twofactor_mail_queue", "gauge", "Messages in the mail queue, by state.");
-    let _ = writeln!(out, "twofactor_mail_queue{{state=\"pending\"}} {}", now.mail_pending);
-    let _ = writeln!(out, "twofactor_mail_queue{{state=\"failed\"}} {}", now.mail_failed);
+    // Left out when the database did not answer (not a made-up number).
+    if let Some((pending, failed)) = now.mail {
+        let _ = writeln!(out, "twofactor_mail_queue{{state=\"pending\"}} {pending}");
+        let _ = writeln!(out, "twofactor_mail_queue{{state=\"failed\"}} {failed}");
+    }
     family(&mut out, "twofactor_mail_deliveries_total", "counter", "Delivery attempts by this instance, by outcome.");
     let _ = writeln!(out, "twofactor_mail_deliveries_total{{outcome=\"sent\"}} {}", m.mail_sent.get());
     let _ = writeln!(out, "twofactor_mail_deliveries_total{{outcome=\"failed\"}} {}", m.mail_failed.get());

@@ -61,6 +61,11 @@ async fn an_app_is_added_changed_rekeyed_and_removed_from_the_admin_page() {
             "fresh",
         ),
         (
+            json!({"action": "create", "app": {"name": "X", "redirectUris": [REDIRECT], "fresh": "30s"}}),
+            StatusCode::BAD_REQUEST,
+            "fresh",
+        ),
+        (
             json!({"action": "create", "app": {"name": "X", "redirectUris": [REDIRECT], "twoFactor": false, "remembered": false}}),
             StatusCode::BAD_REQUEST,
             "twoFactor",

@@ -164,8 +164,16 @@ async fn a_backup_of_a_running_instance_comes_back_with_the_server_stopped() {
     let (ok, said) = command(&url, dir.path(), &["backup", &file_name]).await;
     assert!(ok && said.contains("and checked it") && said.contains("SECRETS_KEY"), "{said}");
     assert!(said.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["users", "1"]), "{said}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "a backup is its owner's alone");
+    }
     let (ok, said) = command(&url, dir.path(), &["restore", &file_name]).await;
-    assert!(!ok && said.contains("a server is running"), "{said}");
+    assert!(!ok && said.contains("is running on"), "{said}");
+    let (ok, said) = command(&url, dir.path(), &["db", "copy", "--to", "postgres://127.0.0.1:1/none"]).await;
+    assert!(!ok && said.contains("is running on"), "a copy under a running server: {said}");
     let (ok, said) = command(&url, dir.path(), &["backup", &file_name]).await;
     assert!(!ok && said.contains("exists already"), "{said}");
     // A change after the backup.

@@ -553,10 +553,21 @@ async fn an_app_that_wants_the_second_factor_shown_asks_for_it_again() {
     assert!(sent_to_show(&ask(&recent.id, None).await));
     assert!(answer_of(&ask(&shown.id, None).await).contains_key("code"));
 
-    // The usual app, told to refuse remembered browsers, ends its sign-ins.
+    // The usual app, told to refuse remembered browsers (or to want a fresh
+    // factor), ends its sign-ins; a shorter `fresh` ends nothing.
     let tighter = NewClient { remembered: false, ..app_client("Wiki") };
     let changed = clients::change(&app.state, &Default::default(), None, &usual.id, &tighter).await.unwrap();
     assert_eq!(changed.map(|c| c.ended), Some(1));
+    let shorter = NewClient { fresh: Some(300), ..app_client("Payroll") };
+    let changed = clients::change(&app.state, &Default::default(), None, &recent.id, &shorter).await.unwrap();
+    assert_eq!(changed.map(|c| c.ended), Some(0));
+    let fresh_now = NewClient { fresh: Some(3600), ..app_client("Photos") };
+    let photos = add(&app, app_client("Photos")).await;
+    assert!(answer_of(&ask(&photos.id, None).await).contains_key("code"));
+    let changed = clients::change(&app.state, &Default::default(), None, &photos.id, &fresh_now).await.unwrap();
+    assert_eq!(changed.map(|c| c.ended), Some(1));
+    let too_short = NewClient { fresh: Some(59), ..app_client("Quick") };
+    assert!(clients::check(&too_short).unwrap_err().fields.contains_key("fresh"));
     // Without two factors, neither setting means anything: refused.
     for odd in [
         NewClient { two_factor: false, remembered: false, ..app_client("Odd") },

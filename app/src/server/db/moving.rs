@@ -307,24 +307,48 @@ pub async fn check_backup(file: &Path) -> Result<Vec<TableCount>, String> {
     Ok(counts)
 }
 
+/// A new file only its owner may read (a backup holds password hashes,
+/// sealed secrets, addresses): created here, empty, for `VACUUM INTO`.
+fn private_new_file(path: &Path) -> Result<(), String> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            Err(format!("{} exists already: name a new file", path.display()))
+        }
+        Err(e) => Err(format!("could not create {}: {e}", path.display())),
+    }
+}
+
+/// `VACUUM INTO` from an open connection into `to` (made private first).
+async fn vacuum_into(conn: &mut SqliteConnection, to: &Path) -> Result<(), String> {
+    private_new_file(to)?;
+    let target = to.to_str().ok_or("the file name must be UTF-8")?;
+    let written = sqlx::query("VACUUM INTO ?").bind(target).execute(&mut *conn).await;
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(to);
+        return Err(format!("could not write {}: {e}", to.display()));
+    }
+    Ok(())
+}
+
 /// A consistent copy of the SQLite database at `source` in the new file
-/// `file` (`VACUUM INTO`: one read transaction, so a running server goes on
-/// serving and writing meanwhile), checked after it is written.
+/// `file`, readable by its owner only (`VACUUM INTO`: one read
+/// transaction, so a running server goes on serving and writing
+/// meanwhile), checked after it is written.
 pub async fn backup_sqlite(source: &str, file: &Path) -> Result<Vec<TableCount>, String> {
     let Some(path) = sqlite_path(source) else {
         return Err("backup copies a SQLite database; for PostgreSQL use pg_dump (docs/DEPLOY.md, \"Backups\")".into());
     };
-    if file.exists() {
-        return Err(format!("{} exists already: name a new file", file.display()));
-    }
     let mut conn = open_sqlite(&path, true).await?;
     sqlite_version(&mut conn).await?;
-    let target = file.to_str().ok_or("the backup's file name must be UTF-8")?;
-    sqlx::query("VACUUM INTO ?")
-        .bind(target)
-        .execute(&mut conn)
-        .await
-        .map_err(|e| format!("could not write {}: {e}", file.display()))?;
+    vacuum_into(&mut conn, file).await?;
     conn.close().await.ok();
     match check_backup(file).await {
         Ok(counts) => Ok(counts),
@@ -341,74 +365,161 @@ pub struct Restored {
     pub kept: Option<PathBuf>,
 }
 
-/// Holds a SQLite database's file while a server serves it, so a restore
-/// can tell it is in use (`std`'s advisory file lock: SQLite's own locks
-/// are a different kind and do not see it). Dropped with the server.
+/// A SQLite database's lock file (`NAME.lock` beside it): held shared by
+/// every process that opens the database (the server and each command,
+/// taken before any connection), exclusively by `restore` and `db copy`
+/// for their whole run. A file of its own, so renaming the database (as a
+/// restore does) never moves it; `std`'s advisory lock, which SQLite's own
+/// locks neither see nor disturb. Dropped with the process.
 pub struct InUse(#[allow(dead_code)] std::fs::File);
 
-/// Marks the SQLite database at `url` as served by this process; `None` for
-/// PostgreSQL (several instances share it; restores go through pg_restore).
+fn lock_file(path: &Path) -> Result<std::fs::File, String> {
+    let name = path.file_name().and_then(|n| n.to_str()).ok_or("the database's file name must be UTF-8")?;
+    let lock = path.with_file_name(format!("{name}.lock"));
+    if let Some(dir) = lock.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("could not create {}: {e}", dir.display()))?;
+    }
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock)
+        .map_err(|e| format!("could not open {}: {e}", lock.display()))
+}
+
+/// Marks the SQLite database at `url` as in use by this process until the
+/// mark is dropped; `None` for PostgreSQL (restores go through pg_restore).
+/// Refused while a restore or a copy holds it.
 pub fn mark_in_use(url: &str) -> Result<Option<InUse>, String> {
     let Some(path) = sqlite_path(url) else { return Ok(None) };
-    let file = std::fs::File::open(&path).map_err(|e| format!("could not open {}: {e}", path.display()))?;
+    let file = lock_file(&path)?;
     match file.try_lock_shared() {
         Ok(()) => Ok(Some(InUse(file))),
         Err(std::fs::TryLockError::WouldBlock) => {
-            Err(format!("{} is being restored: start the server once the restore is done", path.display()))
+            Err(format!("{} is being restored or copied: run this once that is done", path.display()))
         }
         Err(std::fs::TryLockError::Error(e)) => Err(format!("could not mark {} in use: {e}", path.display())),
     }
 }
 
+/// The database at `path` for this process alone: refused while a server
+/// or a command has it open.
+fn take_alone(path: &Path, doing: &str) -> Result<InUse, String> {
+    let file = lock_file(path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(InUse(file)),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            Err(format!("a server (or another command) is running on {}: stop it, then {doing}", path.display()))
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(format!("could not lock {}: {e}", path.display())),
+    }
+}
+
+/// The database at `path` held by this process alone (see `InUse`), for
+/// `db copy`: nothing else may write to it meanwhile.
+pub fn hold_for_copy(url: &str) -> Result<Option<InUse>, String> {
+    match sqlite_path(url) {
+        Some(path) => take_alone(&path, "copy").map(Some),
+        None => Ok(None),
+    }
+}
+
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
 /// Puts the backup `file` in place of the SQLite database at `target`, with
-/// no server running on it (refused otherwise). The database it replaces
-/// is kept beside it as `NAME.before-restore-TIME`, with its journal; the
-/// backup is checked first, copied, and migrated to this binary's schema.
+/// nothing else running on it (refused otherwise). The backup is checked,
+/// copied beside the database (`NAME.restoring`, private), migrated to this
+/// binary's schema and checked again, all before anything is replaced;
+/// then the database and its journal files are moved aside as
+/// `NAME.before-restore-TIME` and the copy takes their place. A failure
+/// before the swap leaves everything as it was; one during it puts the
+/// old files back.
 pub async fn restore_sqlite(target: &str, file: &Path, now: i64) -> Result<Restored, String> {
     let Some(path) = sqlite_path(target) else {
         return Err(
             "restore puts back a SQLite database; for PostgreSQL use pg_restore (docs/DEPLOY.md, \"Backups\")".into()
         );
     };
-    check_backup(file).await?;
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| format!("could not create {}: {e}", dir.display()))?;
-    // A server serving the database holds a shared lock on it.
-    let held = if path.exists() {
-        let f = std::fs::File::open(&path).map_err(|e| format!("could not open {}: {e}", path.display()))?;
-        match f.try_lock() {
-            Ok(()) => Some(f),
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(format!("a server is running on {}: stop it, then restore", path.display()));
-            }
-            Err(std::fs::TryLockError::Error(e)) => return Err(format!("could not lock {}: {e}", path.display())),
-        }
-    } else {
-        None
-    };
-    // The copy is written beside the database, then renamed over it.
-    let name = path.file_name().and_then(|n| n.to_str()).ok_or("the database's file name must be UTF-8")?;
+    let expected = check_backup(file).await?;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_owned();
+    std::fs::create_dir_all(&dir).map_err(|e| format!("could not create {}: {e}", dir.display()))?;
+    let _alone = take_alone(&path, "restore")?;
+    let name = path.file_name().and_then(|n| n.to_str()).ok_or("the database's file name must be UTF-8")?.to_owned();
+
+    // The copy, made from the checked backup (its journal included) and
+    // brought to this version, before anything is replaced.
     let incoming = dir.join(format!("{name}.restoring"));
-    let _ = std::fs::remove_file(&incoming);
-    std::fs::copy(file, &incoming).map_err(|e| format!("could not copy {}: {e}", file.display()))?;
-    std::fs::File::open(&incoming).and_then(|f| f.sync_all()).map_err(|e| format!("could not sync the copy: {e}"))?;
-    let kept = if held.is_some() {
-        let kept = dir.join(format!("{name}.before-restore-{now}"));
-        for suffix in ["", "-wal", "-shm"] {
-            let from = dir.join(format!("{name}{suffix}"));
-            if from.exists() {
-                std::fs::rename(&from, dir.join(format!("{}{suffix}", kept.display())))
-                    .map_err(|e| format!("could not move {} aside: {e}", from.display()))?;
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(dir.join(format!("{name}.restoring{suffix}")));
+    }
+    let mut from = open_sqlite(file, true).await?;
+    vacuum_into(&mut from, &incoming).await?;
+    from.close().await.ok();
+    let prepared = async {
+        let url = format!("sqlite://{}", incoming.display());
+        Db::connect(&url, 1).await?.close().await;
+        let counts = check_backup(&incoming).await?;
+        let differ = expected.iter().find(|e| counts.iter().any(|c| c.table == e.table && c.rows != e.rows));
+        if let Some(table) = differ {
+            return Err(format!("the copy of {} does not hold the backup's rows", table.table));
+        }
+        // Its journal is folded in: one file to move into place.
+        let mut conn = open_sqlite(&incoming, false).await?;
+        sqlx::raw_sql("PRAGMA journal_mode = DELETE").execute(&mut conn).await.map_err(|e| e.to_string())?;
+        conn.close().await.ok();
+        std::fs::File::open(&incoming)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| format!("could not sync the copy: {e}"))?;
+        Ok(counts)
+    }
+    .await;
+    let counts = match prepared {
+        Ok(counts) => counts,
+        Err(e) => {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(dir.join(format!("{name}.restoring{suffix}")));
+            }
+            return Err(format!("nothing was replaced: {e}"));
+        }
+    };
+
+    // The swap: every file of the old database aside, then the copy in.
+    let kept = dir.join(format!("{name}.before-restore-{now}"));
+    let mut moved: Vec<(PathBuf, PathBuf)> = Vec::new();
+    let mut failure = None;
+    for suffix in ["", "-wal", "-shm"] {
+        let old = dir.join(format!("{name}{suffix}"));
+        if old.exists() {
+            let aside = dir.join(format!("{}{suffix}", kept.display()));
+            match std::fs::rename(&old, &aside) {
+                Ok(()) => moved.push((old, aside)),
+                Err(e) => {
+                    failure = Some(format!("could not move {} aside: {e}", old.display()));
+                    break;
+                }
             }
         }
-        Some(kept)
-    } else {
-        None
-    };
-    std::fs::rename(&incoming, &path).map_err(|e| format!("could not put the copy in place: {e}"))?;
-    drop(held);
-    Db::connect(target, 1).await?.close().await;
-    Ok(Restored { counts: check_backup(&path).await?, kept })
+    }
+    if failure.is_none()
+        && let Err(e) = std::fs::rename(&incoming, &path)
+    {
+        failure = Some(format!("could not put the copy in place: {e}"));
+    }
+    if let Some(e) = failure {
+        for (old, aside) in moved.iter().rev() {
+            let _ = std::fs::rename(aside, old);
+        }
+        let _ = std::fs::remove_file(&incoming);
+        sync_dir(&dir);
+        return Err(format!("{e}; the database was left as it was"));
+    }
+    sync_dir(&dir);
+    Ok(Restored { counts, kept: (!moved.is_empty()).then_some(kept) })
 }
 
 #[cfg(test)]

@@ -29,7 +29,13 @@ fn replaced() -> AppError {
 pub async fn refresh(state: &AppState, meta: &RequestMeta, token: Option<&str>) -> Result<WithCookies<User>, AppError> {
     let mut refused = Refresh::Refused;
     let result = refreshed(state, meta, token, &mut refused).await;
-    METRICS.refresh(if result.is_ok() { Refresh::Ok } else { refused });
+    match &result {
+        Ok(_) => METRICS.refresh(Refresh::Ok),
+        // Refused (401) or told to use its new cookie (409); a database
+        // that did not answer is no refusal.
+        Err(e) if matches!(e.status(), 401 | 409) => METRICS.refresh(refused),
+        Err(_) => {}
+    }
     result
 }
 

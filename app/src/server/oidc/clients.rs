@@ -21,6 +21,10 @@ use crate::wire::admin::valid_group;
 const MAX_URI_CHARS: usize = 2000;
 /// Redirect URIs (and addresses after log-out) one app may register.
 const MAX_URIS: usize = 20;
+/// The shortest `fresh`: showing the factor and coming back through the
+/// authorize step (and a consent page) must fit in it, or the person would
+/// be sent round again.
+const MIN_FRESH: i64 = 60;
 /// The longest `fresh` (as access rules allow).
 const MAX_FRESH: i64 = 366 * 86_400;
 
@@ -133,9 +137,12 @@ pub fn check(new: &NewClient) -> Result<(), AppError> {
         ));
     }
     if let Some(f) = new.fresh
-        && !(1..=MAX_FRESH).contains(&f)
+        && !(MIN_FRESH..=MAX_FRESH).contains(&f)
     {
-        return Err(AppError::field("fresh", "A second factor's age is from 1 second to 366 days."));
+        return Err(AppError::field(
+            "fresh",
+            "A second factor's age is from 1 minute (the way to the app and back takes time) to 366 days.",
+        ));
     }
     if let Some(g) = new.groups.iter().find(|g| !valid_group(g)) {
         return Err(AppError::field(
@@ -219,13 +226,17 @@ pub async fn change(
         updated.pkce = "required".into();
     }
     // Narrower: some group that could use it no longer can (or "everyone"
-    // became some groups), two factors became required, or a remembered
-    // browser no longer does for the second. (`fresh` is asked at each
-    // sign-in the app starts, as `max_age` is: it ends nothing.)
+    // became some groups), two factors became required, or a second
+    // factor shown is now wanted where a remembered browser did (no longer
+    // `remembered`, or a `fresh` where there was none: its sign-ins from
+    // remembered browsers must not live on through refresh tokens). A
+    // shorter `fresh` ends nothing: it is asked at each sign-in the app
+    // starts, as `max_age` is.
     let narrowed = (updated.groups().next().is_some() && !old.groups().all(|g| updated.groups().any(|n| n == g)))
         || (updated.groups().next().is_some() && old.groups().next().is_none())
         || (updated.two_factor == 1 && old.two_factor == 0)
-        || (updated.remembered == 0 && old.remembered == 1);
+        || (updated.remembered == 0 && old.remembered == 1)
+        || (updated.factor_shown_within().is_some() && old.factor_shown_within().is_none());
     tx.update_oidc_client(&updated).await?;
     let ended = if narrowed { tx.revoke_client_grants(id, state.now()).await? } else { 0 };
     audit::record_about(state, &mut tx, actor, AuditKind::AppChanged, &about(&updated.name, id), meta).await?;
