@@ -58,6 +58,8 @@ mod mail;
 mod mail_rounds;
 #[path = "api/metrics.rs"]
 mod metrics;
+#[path = "api/model.rs"]
+mod model;
 #[path = "api/moving.rs"]
 mod moving;
 #[path = "api/new_phone.rs"]

@@ -253,12 +253,18 @@ pub fn focus_later(selector: &'static str) {
     let _ = selector;
 }
 
-/// Like `focus_later`, for a part of the page about to be drawn again (a
-/// list that reloads after a change): focuses the new element, not the one
-/// on the page now. Browser only.
+/// Like `focus_later`, for a part of the page that may be drawn again (a
+/// list that reloads after a change): focuses the element there now, and
+/// the one that replaces it if it is replaced. Browser only.
 pub fn focus_when_redrawn(selector: &'static str) {
     #[cfg(feature = "hydrate")]
-    focus_when_present(selector, find(selector), 0);
+    {
+        let now = find(selector);
+        if let Some(element) = &now {
+            let _ = element.focus();
+        }
+        focus_when_present(selector, now, 0);
+    }
     #[cfg(not(feature = "hydrate"))]
     let _ = selector;
 }
