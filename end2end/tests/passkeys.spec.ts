@@ -66,6 +66,9 @@ for (const width of [1280, 375]) {
     await expectAccessible(page, 'code step, passkey');
     // With no app, the "Don't ask again" box stands under the passkey's button.
     await page.getByLabel("Don't ask again on this browser for 30 days").check();
+    if (process.env.SCREENSHOTS) {
+      await page.screenshot({ path: `../docs/screenshots/passkey-step-remember-${width}.png`, fullPage: true });
+    }
     await page.getByRole('button', { name: 'Use your passkey' }).click();
     await expect(page).toHaveURL(/\/$/);
     await expect(page.getByRole('heading', { name: /Welcome/ })).toBeVisible();
