@@ -28,6 +28,8 @@ mod edge;
 mod empty_bodies;
 #[path = "api/faults.rs"]
 mod faults;
+#[path = "api/faults_traffic.rs"]
+mod faults_traffic;
 #[path = "api/flow.rs"]
 mod flow;
 #[path = "api/forms.rs"]

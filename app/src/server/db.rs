@@ -203,17 +203,35 @@ impl Db {
         if backend == Backend::Sqlite {
             // WAL lets readers run beside the one writer; busy_timeout makes a
             // writer wait for the lock instead of failing at once.
-            pool = pool.after_connect(|conn, _meta| {
-                Box::pin(async move {
-                    sqlx::raw_sql(
-                        "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
+            pool = pool
+                .after_connect(|conn, _meta| {
+                    Box::pin(async move {
+                        sqlx::raw_sql(
+                            "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
                          PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
-                    )
-                    .execute(conn)
-                    .await?;
-                    Ok(())
+                        )
+                        .execute(conn)
+                        .await?;
+                        Ok(())
+                    })
                 })
-            });
+                // A connection must come back with no transaction open. SQLite
+                // rolls a transaction back by itself on some errors (a full
+                // disk, an I/O error), which sqlx does not see: it then takes
+                // the connection for one still inside a transaction, and a
+                // later rollback "to a savepoint" leaves one open, holding the
+                // write lock for good. Probed at each return (an empty BEGIN
+                // and ROLLBACK, no I/O): a connection found inside a
+                // transaction is closed, which rolls it back and frees the lock.
+                .after_release(|conn, _meta| {
+                    Box::pin(async move {
+                        if sqlx::raw_sql("BEGIN").execute(&mut *conn).await.is_err() {
+                            tracing::warn!("a database connection came back inside a transaction: closed");
+                            return Ok(false);
+                        }
+                        Ok(sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await.is_ok())
+                    })
+                });
         }
         let pool = pool
             .connect_with(options)
