@@ -143,6 +143,7 @@ pub struct Pruned {
 impl From<sqlx::Error> for AppError {
     fn from(e: sqlx::Error) -> Self {
         if is_unavailable(&e) {
+            TROUBLE_AT.store(wall_clock(), std::sync::atomic::Ordering::Relaxed);
             tracing::warn!(error = %e, "database unavailable");
             AppError::unavailable()
         } else {
@@ -150,6 +151,20 @@ impl From<sqlx::Error> for AppError {
             AppError::internal()
         }
     }
+}
+
+/// When (Unix seconds, wall clock) a database error of the kind that can
+/// roll a SQLite transaction back behind sqlx's back was last seen.
+static TROUBLE_AT: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(i64::MIN / 2);
+/// How long after such an error returning connections are probed.
+const TROUBLE_PROBE_SECONDS: i64 = 600;
+
+fn wall_clock() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+fn troubled_lately() -> bool {
+    wall_clock() - TROUBLE_AT.load(std::sync::atomic::Ordering::Relaxed) < TROUBLE_PROBE_SECONDS
 }
 
 fn is_unavailable(e: &sqlx::Error) -> bool {
@@ -220,11 +235,16 @@ impl Db {
                 // disk, an I/O error), which sqlx does not see: it then takes
                 // the connection for one still inside a transaction, and a
                 // later rollback "to a savepoint" leaves one open, holding the
-                // write lock for good. Probed at each return (an empty BEGIN
-                // and ROLLBACK, no I/O): a connection found inside a
-                // transaction is closed, which rolls it back and frees the lock.
+                // write lock for good. For a while after such an error
+                // (`TROUBLE_PROBE_SECONDS`) each connection is probed on its
+                // return (an empty BEGIN and ROLLBACK, no I/O; about 0.1 ms
+                // a request, so not always): one found inside a transaction
+                // is closed, which rolls it back and frees the lock.
                 .after_release(|conn, _meta| {
                     Box::pin(async move {
+                        if !troubled_lately() {
+                            return Ok(true);
+                        }
                         if sqlx::raw_sql("BEGIN").execute(&mut *conn).await.is_err() {
                             tracing::warn!("a database connection came back inside a transaction: closed");
                             return Ok(false);
