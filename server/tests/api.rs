@@ -192,6 +192,23 @@ async fn gated_app_with(rules: &str) -> TestApp {
     .await
 }
 
+/// What the gate answers for `GET url` with this gate cookie (nginx's
+/// auth_request; the status alone).
+async fn gate_answer(app: &TestApp, gate: &str, url: &str) -> StatusCode {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+        .get(format!("{}/api/authz/auth-request", app.base))
+        .header("x-original-method", "GET")
+        .header("x-original-url", url)
+        .header("cookie", format!("twofactor_gate={gate}"))
+        .send()
+        .await
+        .expect("request")
+        .status()
+}
+
 fn new_client() -> reqwest::Client {
     reqwest::Client::builder().cookie_store(true).build().expect("client")
 }

@@ -517,7 +517,7 @@ impl World<'_> {
                 // The gate cookie of the browser's last log-in, kept after it
                 // ended (as a copy someone kept would be).
                 let Some((gate, login)) = self.browsers[b].gate.clone() else { return Ok(()) };
-                let status = gate_status(app, &gate).await;
+                let status = gate_answer(app, &gate, "http://wiki.example.test/").await;
                 let alive = self.model.logins[login].alive;
                 match (alive, status) {
                     (true, StatusCode::OK) => {}
@@ -600,21 +600,6 @@ impl World<'_> {
         }
         Ok(())
     }
-}
-
-async fn gate_status(app: &TestApp, gate: &str) -> StatusCode {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-        .get(format!("{}/api/authz/auth-request", app.base))
-        .header("x-original-method", "GET")
-        .header("x-original-url", "http://wiki.example.test/")
-        .header("cookie", format!("twofactor_gate={gate}"))
-        .send()
-        .await
-        .unwrap()
-        .status()
 }
 
 async fn audit_counts(app: &TestApp, user_id: i64) -> Vec<(String, i64)> {

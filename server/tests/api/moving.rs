@@ -12,22 +12,6 @@ use super::*;
 
 const RULES: &str = "[[rules]]\ndomain = \"wiki.example.test\"\npolicy = \"two_factor\"\n";
 
-/// `GET url` through the gate with this gate cookie: its status.
-async fn gate(app: &TestApp, gate: &str, url: &str) -> StatusCode {
-    let res = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-        .get(format!("{}/api/authz/auth-request", app.base))
-        .header("x-original-method", "GET")
-        .header("x-original-url", url)
-        .header("cookie", format!("twofactor_gate={gate}"))
-        .send()
-        .await
-        .unwrap();
-    res.status()
-}
-
 #[tokio::test]
 async fn a_sqlite_instance_copied_into_postgresql_keeps_every_log_in_code_passkey_and_gate_cookie() {
     if std::env::var("TEST_POSTGRES_URL").is_err() {
@@ -72,7 +56,7 @@ async fn a_sqlite_instance_copied_into_postgresql_keeps_every_log_in_code_passke
     let r = old.post_with(&browser, "/api/2fa/authenticate", body).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let gate_cookie = set_cookie(&r, "twofactor_gate").expect("a gate cookie");
-    assert_eq!(gate(&old, &gate_cookie, "http://wiki.example.test/").await, StatusCode::OK);
+    assert_eq!(gate_answer(&old, &gate_cookie, "http://wiki.example.test/").await, StatusCode::OK);
 
     // Copied (the instance still running: the copy holds it still).
     let postgres = database_for(files.path()).await;
@@ -88,7 +72,7 @@ async fn a_sqlite_instance_copied_into_postgresql_keeps_every_log_in_code_passke
     let new = spawn_app_with(&on_postgres).await;
     new.clock.advance(old.clock_now() - START);
     assert_eq!(new.get_with(&browser, "/api/authentication").await.status, StatusCode::OK, "the log-in goes on");
-    assert_eq!(gate(&new, &gate_cookie, "http://wiki.example.test/").await, StatusCode::OK, "the gate cookie");
+    assert_eq!(gate_answer(&new, &gate_cookie, "http://wiki.example.test/").await, StatusCode::OK, "the gate cookie");
     assert_eq!(new.post_with(&browser, "/api/authentication/refresh", json!({})).await.status, StatusCode::OK);
     // The sealed secret opens: the next code logs in.
     new.post_with(&browser, "/api/authentication/log-out", json!({})).await;
