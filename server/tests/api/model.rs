@@ -134,7 +134,7 @@ impl fmt::Display for Step {
 }
 
 fn generate(rng: &mut Rng, instances: usize) -> Vec<Step> {
-    (0..STEPS)
+    let mut steps: Vec<Step> = (0..STEPS)
         .map(|_| {
             // Most steps in one browser, so that log-ins get far enough to
             // matter; the others share and race its person.
@@ -163,7 +163,16 @@ fn generate(rng: &mut Rng, instances: usize) -> Vec<Step> {
             };
             Step { on: rng.below(instances), op }
         })
-        .collect()
+        .collect();
+    // Now and then a run of wrong codes from one browser, so that the code
+    // limit is reached (a guesser's burst).
+    if rng.below(3) == 0 {
+        let at = rng.below(steps.len());
+        let b = if rng.below(10) < 6 { 0 } else { 1 + rng.below(BROWSERS - 1) };
+        let burst = (0..7).map(|_| Step { on: rng.below(instances), op: Op::Code { b, answer: Answer::Wrong } });
+        steps.splice(at..at, burst);
+    }
+    steps
 }
 
 /// The code limit's bucket for one account, as `db::throttle` keeps it.
@@ -736,9 +745,10 @@ async fn random_sequences_keep_the_security_invariants() {
     }
     let n = |what: usize| SEEN[what].load(std::sync::atomic::Ordering::Relaxed);
     eprintln!(
-        "{} sequences of {STEPS} steps on {} instance(s) kept every invariant in {:.1} s: {} log-ins, {} code \
+        "{} sequences of {STEPS} to {} steps on {} instance(s) kept every invariant in {:.1} s: {} log-ins, {} code \
          attempts refused by the limit, {} copied refresh tokens caught, {} gate cookies of ended log-ins refused",
         seeds.len(),
+        STEPS + 7,
         apps.len(),
         started.elapsed().as_secs_f64(),
         n(SEEN_LOG_INS),
