@@ -193,9 +193,9 @@ async fn gated_app_with(rules: &str) -> TestApp {
 }
 
 /// What the gate answers for `GET url` with this gate cookie (nginx's
-/// auth_request; the status alone).
-async fn gate_answer(app: &TestApp, gate: &str, url: &str) -> StatusCode {
-    reqwest::Client::builder()
+/// auth_request): its status, and where it sends the browser.
+async fn gate_reply(app: &TestApp, gate: &str, url: &str) -> (StatusCode, String) {
+    let res = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client")
@@ -205,8 +205,14 @@ async fn gate_answer(app: &TestApp, gate: &str, url: &str) -> StatusCode {
         .header("cookie", format!("twofactor_gate={gate}"))
         .send()
         .await
-        .expect("request")
-        .status()
+        .expect("request");
+    let to = res.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    (res.status(), to)
+}
+
+/// `gate_reply`'s status alone.
+async fn gate_answer(app: &TestApp, gate: &str, url: &str) -> StatusCode {
+    gate_reply(app, gate, url).await.0
 }
 
 fn new_client() -> reqwest::Client {

@@ -45,22 +45,6 @@ async fn skips_code(app: &TestApp, c: &reqwest::Client, email: &str) -> bool {
     skipped
 }
 
-/// What the gate answers for `GET url` with this gate cookie (nginx's
-/// auth_request).
-async fn gate(app: &TestApp, gate: &str, url: &str) -> (StatusCode, String) {
-    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let res = client
-        .get(format!("{}/api/authz/auth-request", app.base))
-        .header("x-original-method", "GET")
-        .header("x-original-url", url)
-        .header("cookie", format!("twofactor_gate={gate}"))
-        .send()
-        .await
-        .unwrap();
-    let to = res.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-    (res.status(), to)
-}
-
 #[tokio::test]
 async fn a_remembered_browser_skips_only_the_second_factor() {
     let app = gated_app_with(RULES).await;
@@ -102,9 +86,9 @@ async fn a_remembered_browser_skips_only_the_second_factor() {
     // one shown (`remembered = false`, `fresh`).
     let r = password_again(&app, &c, "ann@example.test").await;
     let g = set_cookie(&r, "twofactor_gate").expect("gate cookie");
-    assert_eq!(gate(&app, &g, "http://wiki.example.test/").await.0, StatusCode::OK);
+    assert_eq!(gate_reply(&app, &g, "http://wiki.example.test/").await.0, StatusCode::OK);
     for url in ["http://admin.example.test/", "http://bank.example.test/"] {
-        let (status, to) = gate(&app, &g, url).await;
+        let (status, to) = gate_reply(&app, &g, url).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{url}");
         assert!(to.contains("/security?need=two-factor&rd="), "{url}: {to}");
     }
@@ -113,7 +97,7 @@ async fn a_remembered_browser_skips_only_the_second_factor() {
     let r =
         app.post_with(&c, "/api/2fa/step-up", json!({"twoFactorAuthenticationCode": app.wrong_code(&secret)})).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
-    assert_eq!(gate(&app, &g, "http://admin.example.test/").await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(gate_reply(&app, &g, "http://admin.example.test/").await.0, StatusCode::UNAUTHORIZED);
     let r = app.post_with(&c, "/api/2fa/step-up", json!({})).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
     // The right one: both pass, the same log-in and cookie.
@@ -122,14 +106,14 @@ async fn a_remembered_browser_skips_only_the_second_factor() {
     assert_eq!(app.get_with(&c, "/api/2fa/status").await.body["rememberedOnly"], false);
     assert!(kinds_seen_by(&app, &c).await.contains(&"second_factor_shown".to_owned()));
     for url in ["http://admin.example.test/", "http://bank.example.test/", "http://wiki.example.test/"] {
-        assert_eq!(gate(&app, &g, url).await.0, StatusCode::OK, "{url}");
+        assert_eq!(gate_reply(&app, &g, url).await.0, StatusCode::OK, "{url}");
     }
     // Fifteen minutes on, the bank wants it again; the rest do not.
     app.clock.advance(15 * 60);
-    assert_eq!(gate(&app, &g, "http://bank.example.test/").await.0, StatusCode::OK, "15 minutes exactly");
+    assert_eq!(gate_reply(&app, &g, "http://bank.example.test/").await.0, StatusCode::OK, "15 minutes exactly");
     app.clock.advance(1);
-    assert_eq!(gate(&app, &g, "http://bank.example.test/").await.0, StatusCode::UNAUTHORIZED);
-    assert_eq!(gate(&app, &g, "http://admin.example.test/").await.0, StatusCode::OK);
+    assert_eq!(gate_reply(&app, &g, "http://bank.example.test/").await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(gate_reply(&app, &g, "http://admin.example.test/").await.0, StatusCode::OK);
     // (The access token ran out meanwhile.)
     assert_eq!(app.post_with(&c, "/api/authentication/refresh", json!({})).await.status, StatusCode::OK);
     let list = app.get_with(&c, "/api/authentication/log-ins").await;
@@ -159,11 +143,11 @@ async fn a_code_from_a_password_log_in_that_came_fresh_counts_for_fresh_rules() 
     let secret = app.enrolled_user("ann@example.test").await;
     let (c, r) = code_log_in(&app, "ann@example.test", &secret, false).await;
     let g = set_cookie(&r, "twofactor_gate").unwrap();
-    assert_eq!(gate(&app, &g, "http://bank.example.test/").await.0, StatusCode::OK);
-    assert_eq!(gate(&app, &g, "http://admin.example.test/").await.0, StatusCode::OK);
+    assert_eq!(gate_reply(&app, &g, "http://bank.example.test/").await.0, StatusCode::OK);
+    assert_eq!(gate_reply(&app, &g, "http://admin.example.test/").await.0, StatusCode::OK);
     app.clock.advance(15 * 60 + 1);
-    assert_eq!(gate(&app, &g, "http://bank.example.test/").await.0, StatusCode::UNAUTHORIZED);
-    assert_eq!(gate(&app, &g, "http://admin.example.test/").await.0, StatusCode::OK);
+    assert_eq!(gate_reply(&app, &g, "http://bank.example.test/").await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(gate_reply(&app, &g, "http://admin.example.test/").await.0, StatusCode::OK);
     // A password change renews the log-in; its second factor was still
     // shown when it was, not at the change.
     let (c2, r) = code_log_in(&app, "ann@example.test", &secret, false).await;
@@ -173,14 +157,14 @@ async fn a_code_from_a_password_log_in_that_came_fresh_counts_for_fresh_rules() 
     let r = app.post_with(&c2, "/api/authentication/change-password", body).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let g = set_cookie(&r, "twofactor_gate").expect("the renewed log-in's gate cookie");
-    assert_eq!(gate(&app, &g, "http://bank.example.test/").await.0, StatusCode::OK);
+    assert_eq!(gate_reply(&app, &g, "http://bank.example.test/").await.0, StatusCode::OK);
     app.clock.advance(5 * 60 + 1);
     assert_eq!(
-        gate(&app, &g, "http://bank.example.test/").await.0,
+        gate_reply(&app, &g, "http://bank.example.test/").await.0,
         StatusCode::UNAUTHORIZED,
         "15 minutes after the code"
     );
-    assert_eq!(gate(&app, &g, "http://admin.example.test/").await.0, StatusCode::OK);
+    assert_eq!(gate_reply(&app, &g, "http://admin.example.test/").await.0, StatusCode::OK);
 }
 
 #[tokio::test]
