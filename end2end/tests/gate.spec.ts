@@ -19,7 +19,7 @@ import {
   expectAccessible,
   freePort,
   logInHere,
-  nextCode,
+  passwordHere,
   serverCommand,
   signUp,
 } from './helpers';
@@ -200,21 +200,14 @@ for (const javaScriptEnabled of [true, false]) {
     const context = await browser.newContext({ javaScriptEnabled });
     const page = await context.newPage();
     await page.goto(`${app}/notes`);
-    await page.getByLabel('Email').fill(email);
-    await page.getByLabel('Password').fill(PASSWORD);
-    await page.getByRole('button', { name: 'Continue' }).click();
-    await page.getByLabel("Don't ask again on this browser for 30 days").check();
-    await page.getByLabel('Authentication code').fill(nextCode(secret));
-    await page.getByRole('button', { name: 'Verify' }).click();
+    await logInHere(page, email, secret, true);
     await expect(page).toHaveURL(`${app}/notes`);
     // Logged out on the portal; back at the app, the password is enough.
     await page.goto(`${portal}/`);
     await page.getByRole('button', { name: 'Log out' }).first().click();
     await expect(page).toHaveURL(/\/login$/);
     await page.goto(`${app}/notes`);
-    await page.getByLabel('Email').fill(email);
-    await page.getByLabel('Password').fill(PASSWORD);
-    await page.getByRole('button', { name: 'Continue' }).click();
+    await passwordHere(page, email);
     await expect(page).toHaveURL(`${app}/notes`);
     await expect(page.getByRole('heading', { name: 'Notes app' })).toBeVisible();
 

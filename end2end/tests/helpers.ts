@@ -117,12 +117,19 @@ export async function enrolledAccount(browser: Browser, portal: string, tag: str
   return { email, secret };
 }
 
-/** On the log-in page already open: password, then the next code. */
-export async function logInHere(page: Page, email: string, secret: string) {
+/** On the log-in page already open: the password step alone. */
+export async function passwordHere(page: Page, email: string) {
   await page.getByLabel('Email').fill(email);
   await page.getByLabel('Password').fill(PASSWORD);
   await page.getByRole('button', { name: 'Continue' }).click();
+}
+
+/** On the log-in page already open: password, then the next code, this
+ *  browser remembered on the way when `remember`. */
+export async function logInHere(page: Page, email: string, secret: string, remember = false) {
+  await passwordHere(page, email);
   await expect(page.getByRole('heading', { name: 'Enter your code' })).toBeVisible();
+  if (remember) await page.getByLabel("Don't ask again on this browser for 30 days").check();
   await page.getByLabel('Authentication code').fill(nextCode(secret));
   await page.getByRole('button', { name: 'Verify' }).click();
 }

@@ -18,7 +18,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createServer, Server } from 'node:http';
 import { AddressInfo } from 'node:net';
 
-import { PASSWORD, uniqueEmail, signUp, enrol, nextCode, expectAccessible, enrolledAccount, logInHere, serverCommand } from './helpers';
+import { uniqueEmail, signUp, enrol, expectAccessible, enrolledAccount, logInHere, passwordHere, serverCommand } from './helpers';
 
 const portalPort = Number(process.env.E2E_PORT ?? 3000);
 const portal = `http://auth.example.test:${portalPort}`;
@@ -274,21 +274,14 @@ for (const javaScriptEnabled of [true, false]) {
     // Photos, this browser remembered on the way.
     await page.goto(`${photos.base}/login`);
     await expect(page).toHaveURL(new RegExp(`^${portal}/login\\?rd=`));
-    await page.getByLabel('Email').fill(email);
-    await page.getByLabel('Password').fill(PASSWORD);
-    await page.getByRole('button', { name: 'Continue' }).click();
-    await page.getByLabel("Don't ask again on this browser for 30 days").check();
-    await page.getByLabel('Authentication code').fill(nextCode(secret));
-    await page.getByRole('button', { name: 'Verify' }).click();
+    await logInHere(page, email, secret, true);
     await expect(page.getByRole('heading', { name: 'Signed in to Photos' })).toBeVisible();
     // Logged out on the portal; Photos again takes the password alone.
     await page.goto(`${portal}/`);
     await page.getByRole('button', { name: 'Log out' }).first().click();
     await expect(page).toHaveURL(/\/login$/);
     await page.goto(`${photos.base}/login`);
-    await page.getByLabel('Email').fill(email);
-    await page.getByLabel('Password').fill(PASSWORD);
-    await page.getByRole('button', { name: 'Continue' }).click();
+    await passwordHere(page, email);
     await expect(page.getByRole('heading', { name: 'Signed in to Photos' })).toBeVisible();
     // The Bank wants the factor shown: asked for it, then on to the Bank.
     await page.goto(`${bank.base}/login`);
