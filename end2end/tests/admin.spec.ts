@@ -433,10 +433,23 @@ for (const javaScriptEnabled of [true, false]) {
     await again.getByLabel('Redirect URIs, one a line').fill('https://wiki.example.test/cb');
     await again.getByLabel('Second factor shown within (e.g. 15m, 12h; empty: any time)').fill('15m');
     await again.getByLabel('A remembered browser will do for the second factor').uncheck();
+    // A network that is none is said too; nothing is saved.
+    const networks = 'From these networks the password alone will do (e.g. 192.168.1.0/24; empty: none)';
+    await again.getByLabel(networks).fill('192.168.1.0/24, home');
     await again.getByRole('button', { name: 'Save' }).click();
+    await expect(page.getByRole('alert')).toContainText('"home" is not an address or address/prefix');
+    await expect(row).not.toContainText('A second factor shown within');
+    const third = page.getByRole('form', { name: `Change ${name}` });
+    if (!(await third.isVisible())) await row.getByText('Change', { exact: true }).click();
+    await third.getByLabel('Redirect URIs, one a line').fill('https://wiki.example.test/cb');
+    await third.getByLabel('Second factor shown within (e.g. 15m, 12h; empty: any time)').fill('15m');
+    await third.getByLabel('A remembered browser will do for the second factor').uncheck();
+    await third.getByLabel(networks).fill('192.168.1.0/24, 10.0.0.0/8');
+    await third.getByRole('button', { name: 'Save' }).click();
     await expect(page.getByTestId('admin-said')).toContainText(`Saved ${name}.`);
     await expect(row).not.toContainText('cb2');
     await expect(row).toContainText('A second factor shown within 15 minutes');
+    await expect(row).toContainText('The password alone from 192.168.1.0/24, 10.0.0.0/8');
 
     // A new secret; the old one works until it is retired.
     await row.getByRole('button', { name: 'New secret' }).click();

@@ -200,6 +200,11 @@ enum OidcClientCommand {
         /// when the app asks for a sign-in ("15m", "12h", "7d").
         #[arg(long, value_parser = parse_fresh)]
         fresh: Option<i64>,
+        /// With two factors: address ranges from which the password alone
+        /// will do, comma-separated ("192.168.1.0/24,10.0.0.0/8"); the
+        /// browser's address as TRUSTED_PROXY_HEADER gives it.
+        #[arg(long = "one-factor-networks", value_delimiter = ',')]
+        one_factor_networks: Vec<String>,
         /// Print {"clientId": …, "clientSecret": …} instead of text.
         #[arg(long)]
         json: bool,
@@ -357,6 +362,7 @@ async fn main() -> ExitCode {
             two_factor,
             remembered,
             fresh,
+            one_factor_networks,
             json,
         })) => {
             let new = app::server::oidc::clients::NewClient {
@@ -371,6 +377,7 @@ async fn main() -> ExitCode {
                 two_factor: two_factor == "required",
                 remembered: remembered == "allowed",
                 fresh,
+                one_factor_networks,
             };
             ops::oidc_add_client(&state, &new, json).await
         }

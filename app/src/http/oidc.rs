@@ -142,7 +142,8 @@ async fn run_authorize(state: &AppState, parts: &Parts, form: &str, consent: Con
         Ok(s) => s,
         Err(e) => return e.into_response(),
     };
-    match authorize::authorize(state, &req, session.as_ref(), consent).await {
+    let from = crate::server::request::network_address(state, parts);
+    match authorize::authorize(state, &req, session.as_ref(), consent, from).await {
         Ok(Outcome::Redirect(to)) if answered_from_our_form => continue_page(&to),
         other => outcome(other),
     }

@@ -61,6 +61,18 @@ pub(crate) fn client_of(state: &AppState, peer: IpAddr, headers: &http::HeaderMa
     forwarded_ip(headers.get_all(header))?.parse().ok()
 }
 
+/// The address a rule about networks judges (an OpenID app's one-factor
+/// networks): the socket's, or, from a trusted proxy, only what it put in
+/// `TRUSTED_PROXY_HEADER` (None without it: the proxy's own address may
+/// sit inside a range, and every client would seem to be there).
+pub(crate) fn network_address(state: &AppState, parts: &Parts) -> Option<IpAddr> {
+    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip())?;
+    if state.gate.trusted_proxies.iter().any(|range| range.contains(peer)) {
+        return client_of(state, peer, &parts.headers);
+    }
+    Some(peer)
+}
+
 /// The client's address: the forwarded one only when the connection comes
 /// from a trusted proxy (`TRUSTED_PROXIES`), else the socket's own. A
 /// client that reaches the server directly could otherwise name any

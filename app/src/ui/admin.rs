@@ -950,6 +950,9 @@ fn AppForm(app: Option<AppLine>, groups: Vec<String>, needs_proof: bool) -> impl
             <label for=f("fresh")>"Second factor shown within (e.g. 15m, 12h; empty: any time)"</label>
             <input id=f("fresh") name="fresh" type="text" maxlength="12" autocomplete="off" spellcheck="false"
                 value=s.fresh/>
+            <label for=f("networks")>"From these networks the password alone will do (e.g. 192.168.1.0/24; empty: none)"</label>
+            <input id=f("networks") name="networks" type="text" maxlength="900" autocomplete="off" spellcheck="false"
+                value=s.one_factor_networks.join(", ")/>
             {(!s.public).then(|| check(f("pkce"), "pkce", s.pkce_required, "PKCE required"))}
             {needs_proof.then(|| view! {
                 <label for=f("code")>"Code from your app"</label>

@@ -427,6 +427,9 @@ pub struct AppSettings {
     /// With two factors: the second shown within this long ("15m", "12h";
     /// empty: at any time).
     pub fresh: String,
+    /// With two factors: address ranges ("192.168.1.0/24") from which the
+    /// password alone will do (empty: none).
+    pub one_factor_networks: Vec<String>,
 }
 
 impl Default for AppSettings {
@@ -443,6 +446,7 @@ impl Default for AppSettings {
             two_factor: true,
             remembered: true,
             fresh: String::new(),
+            one_factor_networks: Vec::new(),
         }
     }
 }
@@ -450,7 +454,8 @@ impl Default for AppSettings {
 impl AppSettings {
     /// From a posted form's fields (`get` one, `all` of a repeated one):
     /// `name`, `redirect-uris` and `logout-uris` (one a line),
-    /// `backchannel-uri`, `groups`, `fresh`, and the boxes `public`,
+    /// `backchannel-uri`, `groups`, `fresh`, `networks` (separated by
+    /// commas or spaces), and the boxes `public`,
     /// `consent`, `pkce`, `two-factor`, `remembered` (ticked: "on").
     pub fn from_form(get: impl Fn(&str) -> String, all: impl Fn(&str) -> Vec<String>) -> Self {
         let on = |field: &str| get(field) == "on";
@@ -466,6 +471,11 @@ impl AppSettings {
             two_factor: on("two-factor"),
             remembered: on("remembered"),
             fresh: get("fresh").trim().to_owned(),
+            one_factor_networks: get("networks")
+                .split(|c: char| c == ',' || c.is_whitespace())
+                .filter(|r| !r.is_empty())
+                .map(str::to_owned)
+                .collect(),
         }
     }
 }

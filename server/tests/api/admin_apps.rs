@@ -75,6 +75,21 @@ async fn an_app_is_added_changed_rekeyed_and_removed_from_the_admin_page() {
             StatusCode::BAD_REQUEST,
             "twoFactor",
         ),
+        (
+            json!({"action": "create", "app": {"name": "X", "redirectUris": [REDIRECT], "oneFactorNetworks": ["home"]}}),
+            StatusCode::BAD_REQUEST,
+            "oneFactorNetworks",
+        ),
+        (
+            json!({"action": "create", "app": {"name": "X", "redirectUris": [REDIRECT], "oneFactorNetworks": "10.0.0.0/8"}}),
+            StatusCode::BAD_REQUEST,
+            "",
+        ),
+        (
+            json!({"action": "create", "app": {"name": "X", "redirectUris": [REDIRECT], "twoFactor": false, "oneFactorNetworks": ["10.0.0.0/8"]}}),
+            StatusCode::BAD_REQUEST,
+            "twoFactor",
+        ),
         (json!({"action": "launch", "app": good}), StatusCode::BAD_REQUEST, ""),
         (json!({"action": "change", "id": "nope", "app": good}), StatusCode::NOT_FOUND, ""),
         (json!({"action": "rotate-secret", "id": "nope"}), StatusCode::NOT_FOUND, ""),
@@ -107,6 +122,7 @@ async fn an_app_is_added_changed_rekeyed_and_removed_from_the_admin_page() {
     assert_eq!(line["settings"]["twoFactor"], true, "two factors by default");
     assert_eq!(line["settings"]["consent"], false);
     assert_eq!((&line["settings"]["remembered"], &line["settings"]["fresh"]), (&json!(true), &json!("")));
+    assert_eq!(line["settings"]["oneFactorNetworks"], json!([]));
     assert_eq!(listed.body["discovery"], format!("{}/.well-known/openid-configuration", app.base));
     let created = clients::Created { id: id.clone(), secret: Some(secret.clone()) };
     let rp = relying_party(&app, &created).await;

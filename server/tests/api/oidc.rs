@@ -104,6 +104,11 @@ pub(super) struct SignedIn {
 
 /// Authorize (logged in already), exchange, verify everything.
 pub(super) async fn sign_in(app: &TestApp, rp: &Rp, scopes: &[&str]) -> SignedIn {
+    sign_in_from(app, rp, scopes, None).await
+}
+
+/// `sign_in`, the browser's address forwarded by the proxy as `from`.
+async fn sign_in_from(app: &TestApp, rp: &Rp, scopes: &[&str], from: Option<&str>) -> SignedIn {
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let mut request =
         rp.authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random);
@@ -111,7 +116,11 @@ pub(super) async fn sign_in(app: &TestApp, rp: &Rp, scopes: &[&str]) -> SignedIn
         request = request.add_scope(Scope::new((*s).into()));
     }
     let (url, state, nonce) = request.set_pkce_challenge(challenge).url();
-    let reply = app.send(&app.client, app.client.get(url.as_str())).await;
+    let mut get = app.client.get(url.as_str());
+    if let Some(from) = from {
+        get = get.header("x-forwarded-for", from);
+    }
+    let reply = app.send(&app.client, get).await;
     assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.text);
     let answer = answer_of(&reply);
     assert_eq!(answer.get("state"), Some(state.secret()));
@@ -494,6 +503,92 @@ async fn an_account_without_two_factors_is_taken_to_enrol_first() {
     // ...unless the request demands two factors.
     params.push(("acr_values", "mfa"));
     assert!(location(&authorize(&app, &params).await).starts_with("/security?rd="));
+}
+
+/// An app that wants two factors, but the password alone from the home
+/// network: the browser's address as the trusted proxy forwards it
+/// decides; a request from the proxy without the header is from nowhere
+/// (even though the proxy's own address is in a range). The one-factor
+/// sign-in made at home is renewed from the app's server; taking the
+/// range out ends it.
+#[tokio::test]
+async fn an_app_takes_the_password_alone_only_from_its_one_factor_networks() {
+    let mut app = spawn_app_with(&[("PUBLIC_URL", "self"), ("TRUSTED_PROXY_HEADER", "x-forwarded-for")]).await;
+    app.client = browser();
+    assert_eq!(app.register("bob@example.com").await.status, StatusCode::CREATED);
+    assert_eq!(app.log_in("bob@example.com", PASSWORD).await.status, StatusCode::OK);
+    let home = vec!["192.168.1.0/24".to_owned(), "127.0.0.0/8".to_owned()];
+    let photos = add(&app, NewClient { one_factor_networks: home.clone(), ..app_client("Photos") }).await;
+    let ask = |from: Option<&'static str>, prompt_none: bool| {
+        let mut params = vec![
+            ("client_id", photos.id.as_str()),
+            ("redirect_uri", REDIRECT),
+            ("response_type", "code"),
+            ("scope", "openid"),
+        ];
+        if prompt_none {
+            params.push(("prompt", "none"));
+        }
+        let url = format!("{}/oidc/authorize?{}", app.base, query_of(&params));
+        let app = &app;
+        async move {
+            let mut get = app.client.get(url);
+            if let Some(from) = from {
+                get = get.header("x-forwarded-for", from);
+            }
+            app.send(&app.client, get).await
+        }
+    };
+    let to_enrol = |r: &Reply| location(r).starts_with("/security?rd=");
+    for outside in [Some("203.0.113.9"), Some("192.168.2.1"), None] {
+        assert!(to_enrol(&ask(outside, false).await), "from {outside:?}");
+        let quiet = answer_of(&ask(outside, true).await);
+        assert_eq!(quiet.get("error").map(String::as_str), Some("interaction_required"), "from {outside:?}");
+    }
+    // From home: a code, and a sign-in whose acr says the password.
+    assert!(answer_of(&ask(Some("192.168.1.7"), false).await).contains_key("code"));
+    let rp = relying_party(&app, &photos).await;
+    let signed = sign_in_from(&app, &rp, &["offline_access"], Some("192.168.1.7")).await;
+    let access = signed.access.secret().clone();
+    assert_eq!(userinfo(&app, &access).await.status, StatusCode::OK);
+    // The app's server renews it (from its own address).
+    let refresh = signed.refresh.expect("a refresh token");
+    let renewed = rp.exchange_refresh_token(&refresh).unwrap().request_async(&rp_http()).await.expect("renewed");
+    let refresh = renewed.refresh_token().expect("a new refresh token").clone();
+    // Adding a range ends nothing; taking one out ends the app's sign-ins.
+    let wider =
+        NewClient { one_factor_networks: [home.clone(), vec!["10.0.0.0/8".into()]].concat(), ..app_client("Photos") };
+    let changed = clients::change(&app.state, &Default::default(), None, &photos.id, &wider).await.unwrap();
+    assert_eq!(changed.map(|c| c.ended), Some(0));
+    let narrower = NewClient { one_factor_networks: vec!["10.0.0.0/8".into()], ..app_client("Photos") };
+    let changed = clients::change(&app.state, &Default::default(), None, &photos.id, &narrower).await.unwrap();
+    // The renewed sign-in, and the grant of the first code (never exchanged).
+    assert_eq!(changed.map(|c| c.ended), Some(2));
+    let refused = rp.exchange_refresh_token(&refresh).unwrap().request_async(&rp_http()).await;
+    assert!(format!("{refused:?}").contains("invalid_grant"), "{refused:?}");
+    assert!(to_enrol(&ask(Some("192.168.1.7"), false).await), "no longer home");
+    assert!(answer_of(&ask(Some("10.1.2.3"), false).await).contains_key("code"));
+    // A group's deadline or acr_values=mfa are not the app's wish: the
+    // network does not waive them (the second is checked here).
+    let params = [
+        ("client_id", photos.id.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("response_type", "code"),
+        ("scope", "openid"),
+        ("acr_values", "mfa"),
+    ];
+    let url = format!("{}/oidc/authorize?{}", app.base, query_of(&params));
+    let r = app.send(&app.client, app.client.get(url).header("x-forwarded-for", "10.1.2.3")).await;
+    assert!(to_enrol(&r), "{}", location(&r));
+    // Refused settings: networks without two factors, and what is not a range.
+    let odd = NewClient { two_factor: false, one_factor_networks: home.clone(), ..app_client("Odd") };
+    assert!(clients::check(&odd).unwrap_err().fields.contains_key("twoFactor"));
+    for bad in ["intranet", "10.0.0.0/33", "::ffff:10.0.0.0/104"] {
+        let odd = NewClient { one_factor_networks: vec![bad.into()], ..app_client("Odd") };
+        assert!(clients::check(&odd).unwrap_err().fields.contains_key("oneFactorNetworks"), "{bad}");
+    }
+    let many = NewClient { one_factor_networks: vec!["10.0.0.1".into(); 21], ..app_client("Odd") };
+    assert!(clients::check(&many).unwrap_err().fields.contains_key("oneFactorNetworks"));
 }
 
 /// Apps that want the second factor shown (`remembered` refused) or shown

@@ -46,6 +46,10 @@ fn line(row: ClientRow, zone: Option<&str>) -> AppLine {
         if row.needs_two_factors() { "Two factors required" } else { "A password alone is enough" }.to_owned(),
     ];
     facts.extend(row.second_factor_words());
+    let networks: Vec<&str> = row.one_factor_networks().collect();
+    if !networks.is_empty() {
+        facts.push(format!("The password alone from {}", networks.join(", ")));
+    }
     facts.extend([
         if row.asks_consent() { "Asks before the first sign-in" } else { "Signs in without asking" }.to_owned()
     ]);
@@ -68,6 +72,7 @@ fn line(row: ClientRow, zone: Option<&str>) -> AppLine {
             two_factor: row.needs_two_factors(),
             remembered: row.remembered == 1,
             fresh: row.fresh.map(short_duration).unwrap_or_default(),
+            one_factor_networks: networks.iter().map(|r| (*r).to_owned()).collect(),
         },
         old_secret: row.previous_secret_hash.is_some(),
         id: row.id,
@@ -107,6 +112,7 @@ fn new_client(s: AppSettings) -> Result<NewClient, AppError> {
         two_factor: s.two_factor,
         remembered: s.remembered,
         fresh,
+        one_factor_networks: trimmed(s.one_factor_networks),
     })
 }
 

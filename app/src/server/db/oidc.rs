@@ -38,12 +38,15 @@ pub struct ClientRow {
     pub remembered: i64,
     /// Seconds: a second factor shown that long ago at most. None: any time.
     pub fresh: Option<i64>,
+    /// Address ranges from which the password alone will do, comma-
+    /// separated (empty: none). Only with `two_factor`.
+    pub one_factor_networks: String,
     pub created_at: i64,
 }
 
-/// Who may use an app: its groups, two factors, remembered, fresh (as in
-/// `ClientRow`).
-pub type ClientPolicy = (String, i64, i64, Option<i64>);
+/// Who may use an app: its groups, two factors, remembered, fresh and
+/// one-factor networks (as in `ClientRow`).
+pub type ClientPolicy = (String, i64, i64, Option<i64>, String);
 
 /// An authorization about to be stored, with its code.
 pub struct NewGrant<'a> {
@@ -163,7 +166,8 @@ fn grant_subject(rows: Vec<GrantSubjectRow>) -> Option<GrantSubject> {
 macro_rules! client_columns {
     () => {
         "id, name, secret_hash, previous_secret_hash, redirect_uris, post_logout_redirect_uris, \
-         backchannel_logout_uri, allowed_groups, consent, pkce, two_factor, remembered, fresh, created_at"
+         backchannel_logout_uri, allowed_groups, consent, pkce, two_factor, remembered, fresh, one_factor_networks, \
+         created_at"
     };
 }
 
@@ -336,7 +340,7 @@ impl Tx {
         sqlx::query(concat!(
             "INSERT INTO oidc_clients (",
             client_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
         ))
         .bind(&c.id)
         .bind(&c.name)
@@ -351,6 +355,7 @@ impl Tx {
         .bind(c.two_factor)
         .bind(c.remembered)
         .bind(c.fresh)
+        .bind(&c.one_factor_networks)
         .bind(c.created_at)
         .execute(&mut *self.tx)
         .await?;
@@ -376,9 +381,10 @@ impl Tx {
     /// writer turn already runs them one at a time. `None`: the app is gone.
     pub async fn oidc_client_policy(&mut self, id: &str) -> Result<Option<ClientPolicy>, AppError> {
         let sql = if self.backend == super::Backend::Postgres {
-            "SELECT allowed_groups, two_factor, remembered, fresh FROM oidc_clients WHERE id = $1 FOR SHARE"
+            "SELECT allowed_groups, two_factor, remembered, fresh, one_factor_networks FROM oidc_clients \
+             WHERE id = $1 FOR SHARE"
         } else {
-            "SELECT allowed_groups, two_factor, remembered, fresh FROM oidc_clients WHERE id = $1"
+            "SELECT allowed_groups, two_factor, remembered, fresh, one_factor_networks FROM oidc_clients WHERE id = $1"
         };
         Ok(sqlx::query_as(sql).bind(id).fetch_optional(&mut *self.tx).await?)
     }
@@ -390,7 +396,7 @@ impl Tx {
         let done = sqlx::query(
             "UPDATE oidc_clients SET name = $2, redirect_uris = $3, post_logout_redirect_uris = $4, \
              backchannel_logout_uri = $5, allowed_groups = $6, consent = $7, pkce = $8, two_factor = $9, \
-             remembered = $10, fresh = $11 WHERE id = $1",
+             remembered = $10, fresh = $11, one_factor_networks = $12 WHERE id = $1",
         )
         .bind(&c.id)
         .bind(&c.name)
@@ -403,6 +409,7 @@ impl Tx {
         .bind(c.two_factor)
         .bind(c.remembered)
         .bind(c.fresh)
+        .bind(&c.one_factor_networks)
         .execute(&mut *self.tx)
         .await?;
         Ok(done.rows_affected() == 1)

@@ -178,12 +178,14 @@ pub async fn client_of(
 }
 
 /// Runs the authorize step for `req` and whoever is logged in. `consent`
-/// is the person's answer when this is the consent page's post.
+/// is the person's answer when this is the consent page's post; `from`,
+/// the browser's address as a network rule judges it (`network_address`).
 pub async fn authorize(
     state: &AppState,
     req: &AuthorizeRequest,
     session: Option<&FullSession>,
     consent: Consent,
+    from: Option<std::net::IpAddr>,
 ) -> Result<Outcome, AppError> {
     let (client, redirect_uri) = match client_of(state, req).await? {
         Ok(found) => found,
@@ -258,8 +260,10 @@ pub async fn authorize(
         return Ok(to_log_in(state, req, req.login_after()));
     }
     let user = &session.user;
-    // Past a group's deadline for two factors, every app wants them.
-    let wants_two = client.needs_two_factors()
+    // Past a group's deadline for two factors, every app wants them; an
+    // app's one-factor networks waive only its own wish.
+    let app_wants_two = client.wants_two_factors_from(from);
+    let wants_two = app_wants_two
         || req.acr_values.as_deref().unwrap_or("").split(' ').any(|a| a == ACR_TWO_FACTORS)
         || user.overdue(now);
     if wants_two && !user.amr.two_factor() {
@@ -275,7 +279,7 @@ pub async fn authorize(
     }
     // The app wants a second factor shown (not a remembered browser), or
     // shown lately: asked for here, as the gate does, then back.
-    if client.needs_two_factors()
+    if app_wants_two
         && let Some(limit) = client.factor_shown_within()
         && user.factor_at.is_none_or(|at| now - at > limit)
     {

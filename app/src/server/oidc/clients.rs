@@ -11,7 +11,7 @@ use crate::error::AppError;
 use crate::server::audit;
 use crate::server::crypto::{random_bytes, sha256_hex};
 use crate::server::db::{ClientPolicy, ClientRow};
-use crate::server::gate::say_duration;
+use crate::server::gate::{Cidr, say_duration};
 use crate::server::request::RequestMeta;
 use crate::server::state::AppState;
 use crate::wire::AuditKind;
@@ -27,6 +27,8 @@ const MAX_URIS: usize = 20;
 const MIN_FRESH: i64 = 60;
 /// The longest `fresh` (as access rules allow).
 const MAX_FRESH: i64 = 366 * 86_400;
+/// One-factor networks one app may name.
+const MAX_NETWORKS: usize = 20;
 
 /// What `server oidc client add` asks for.
 #[derive(Debug, Clone)]
@@ -49,6 +51,9 @@ pub struct NewClient {
     /// Seconds: a second factor shown at most that long before the app
     /// asks for a sign-in. Only with `two_factor`.
     pub fresh: Option<i64>,
+    /// Address ranges ("192.168.1.0/24") from which the password alone
+    /// will do. Only with `two_factor`.
+    pub one_factor_networks: Vec<String>,
 }
 
 impl Default for NewClient {
@@ -67,6 +72,7 @@ impl Default for NewClient {
             two_factor: false,
             remembered: true,
             fresh: None,
+            one_factor_networks: Vec::new(),
         }
     }
 }
@@ -129,6 +135,20 @@ pub fn check(new: &NewClient) -> Result<(), AppError> {
     if let Some(uri) = &new.backchannel_logout_uri {
         check_uri(uri).map_err(|why| AppError::field("backchannelLogoutUri", why))?;
     }
+    if !new.two_factor && !new.one_factor_networks.is_empty() {
+        return Err(AppError::field(
+            "twoFactor",
+            "Networks where the password alone will do are a setting for apps that want two factors elsewhere: \
+             require two factors, or leave the networks empty.",
+        ));
+    }
+    if new.one_factor_networks.len() > MAX_NETWORKS {
+        return Err(AppError::field("oneFactorNetworks", format!("{MAX_NETWORKS} address ranges at most.")));
+    }
+    for range in &new.one_factor_networks {
+        Cidr::parse(range)
+            .map_err(|why| AppError::field("oneFactorNetworks", format!("{why} (write a range as 192.168.1.0/24).")))?;
+    }
     if !new.two_factor && (!new.remembered || new.fresh.is_some()) {
         return Err(AppError::field(
             "twoFactor",
@@ -170,6 +190,14 @@ fn row(id: &str, new: &NewClient, secret_hash: Option<String>, now: i64) -> Clie
         two_factor: i64::from(new.two_factor),
         remembered: i64::from(new.remembered),
         fresh: new.fresh,
+        // Written as parsed ("10.0.0.1/8" is kept as "10.0.0.0/8").
+        one_factor_networks: new
+            .one_factor_networks
+            .iter()
+            .filter_map(|r| Cidr::parse(r).ok())
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>()
+            .join(","),
         created_at: now,
     }
 }
@@ -231,12 +259,15 @@ pub async fn change(
     // `remembered`, or a `fresh` where there was none: its sign-ins from
     // remembered browsers must not live on through refresh tokens). A
     // shorter `fresh` ends nothing: it is asked at each sign-in the app
-    // starts, as `max_age` is.
+    // starts, as `max_age` is. A network taken out of the one-factor
+    // networks ends them too (a sign-in made there with the password
+    // alone would otherwise be renewed).
     let narrowed = (updated.groups().next().is_some() && !old.groups().all(|g| updated.groups().any(|n| n == g)))
         || (updated.groups().next().is_some() && old.groups().next().is_none())
         || (updated.two_factor == 1 && old.two_factor == 0)
         || (updated.remembered == 0 && old.remembered == 1)
-        || (updated.factor_shown_within().is_some() && old.factor_shown_within().is_none());
+        || (updated.factor_shown_within().is_some() && old.factor_shown_within().is_none())
+        || old.one_factor_networks().any(|r| !updated.one_factor_networks().any(|n| n == r));
     tx.update_oidc_client(&updated).await?;
     let ended = if narrowed { tx.revoke_client_grants(id, state.now()).await? } else { 0 };
     audit::record_about(state, &mut tx, actor, AuditKind::AppChanged, &about(&updated.name, id), meta).await?;
@@ -346,7 +377,23 @@ impl ClientRow {
 
     /// The policy as `Tx::oidc_client_policy` reads it.
     pub fn policy(&self) -> ClientPolicy {
-        (self.allowed_groups.clone(), self.two_factor, self.remembered, self.fresh)
+        (self.allowed_groups.clone(), self.two_factor, self.remembered, self.fresh, self.one_factor_networks.clone())
+    }
+
+    /// The ranges from which the password alone will do, as stored.
+    pub fn one_factor_networks(&self) -> impl Iterator<Item = &str> {
+        self.one_factor_networks.split(',').filter(|r| !r.is_empty())
+    }
+
+    /// Whether two factors are wanted of a browser at `address` (the
+    /// address a network rule judges; None: unknown, so not inside any):
+    /// an app that wants them asks everywhere but from its one-factor
+    /// networks.
+    pub fn wants_two_factors_from(&self, address: Option<std::net::IpAddr>) -> bool {
+        self.needs_two_factors()
+            && !address.is_some_and(|ip| {
+                self.one_factor_networks().filter_map(|r| Cidr::parse(r).ok()).any(|range| range.contains(ip))
+            })
     }
 
     fn secret_matches(&self, secret: &str) -> bool {

@@ -158,13 +158,19 @@ async fn refresh(state: &AppState, client: &ClientRow, req: &TokenRequest) -> Re
         return Err(invalid_grant("Two factors are needed now: sign in again."));
     }
     // Who may use the app is read again: someone taken out of its groups
-    // (or a one-factor sign-in once the app needs two) is not renewed.
+    // (or a one-factor sign-in once the app needs two) is not renewed. An
+    // app with one-factor networks can only have made one-factor sign-ins
+    // inside them: a range taken out ends them (`clients::change`), and
+    // the refresh comes from the app's server, not from the browser.
     // The sign-in ends with the refusal (its token unspent, so no reuse
     // alarm; introspection and the person's connected apps see it ended).
     let refused =
         if client.groups().next().is_some() && !client.groups().any(|g| grant.groups.iter().any(|mine| mine == g)) {
             Some("Your account may no longer use this app: sign in again.")
-        } else if client.needs_two_factors() && !Amr::parse(&grant.amr).two_factor() {
+        } else if client.needs_two_factors()
+            && client.one_factor_networks().next().is_none()
+            && !Amr::parse(&grant.amr).two_factor()
+        {
             Some("The app needs two factors now: sign in again.")
         } else {
             None
