@@ -86,3 +86,6 @@ pub const REFRESH_READ: &str = "refresh:read";
 /// Where a log-in has checked the password (and the factor, if any) and
 /// not yet stored the log-in.
 pub const LOG_IN_VERIFIED: &str = "log-in:verified";
+/// Where a step-up (`factors::proof::step_up`) has read its session and
+/// not yet checked the factor.
+pub const STEP_UP_READY: &str = "step-up:ready";

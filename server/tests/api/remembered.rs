@@ -447,3 +447,24 @@ async fn a_browser_forgotten_while_it_logs_in_keeps_nothing() {
     }
     eprintln!("log-in first: {before}, forget first: {after}");
 }
+
+/// A step-up whose log-in ends while it is on its way (held after reading
+/// the session, while the same browser logs out): 401, and the recovery
+/// code it carried is not spent; it logs in next time.
+#[tokio::test]
+async fn a_step_up_for_a_log_in_that_ended_meanwhile_spends_no_recovery_code() {
+    let app = spawn_app().await;
+    let (_, codes) = app.enrolled_with_codes("ann@example.test").await;
+    let pause = app.state.db.hooks.arm(app::server::hooks::STEP_UP_READY);
+    let shown = tokio::spawn({
+        let (c, url, code) = (app.client.clone(), format!("{}/api/2fa/step-up", app.base), codes[0].clone());
+        async move { c.post(url).json(&json!({"recoveryCode": code})).send().await.expect("step-up").status() }
+    });
+    pause.reached().await;
+    assert_eq!(app.post("/api/authentication/log-out", json!({})).await.status, StatusCode::OK);
+    pause.resume();
+    assert_eq!(shown.await.expect("task"), StatusCode::UNAUTHORIZED);
+    app.password_stage("ann@example.test").await;
+    let r = app.post("/api/2fa/authenticate", json!({"recoveryCode": codes[0]})).await;
+    assert_eq!(r.status, StatusCode::OK, "the code was spent: {}", r.text);
+}

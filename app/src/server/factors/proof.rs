@@ -54,12 +54,15 @@ pub async fn prove_second_factor(
         Some(FactorProof::Passkey { ceremony, credential }) => {
             super::passkeys::prove_with_passkey(state, meta, session, user, ceremony, credential).await
         }
-        None => {
-            let mut e = AppError::bad_request(ask);
-            e.fields.insert("code".into(), ask.into());
-            Err(e)
-        }
+        None => Err(code_wanted(ask)),
     }
+}
+
+/// No second factor came: a 400 whose `code` field says `ask`.
+fn code_wanted(ask: &str) -> AppError {
+    let mut e = AppError::bad_request(ask);
+    e.fields.insert("code".into(), ask.into());
+    e
 }
 
 /// Whether the session's log-in (its factors, not its latest refresh) is
@@ -135,14 +138,47 @@ pub async fn step_up(
             "Two-factor authentication is off for this account: turn it on to show a second factor.",
         ));
     }
-    let factor = match &proof {
-        Some(FactorProof::Typed(typed)) => super::verify::factor_amr(typed),
-        Some(FactorProof::Passkey { .. }) => Amr::PASSKEY,
-        None => Amr::default(),
-    };
-    prove_second_factor(state, meta, session, &user, proof, "Enter a code from your authenticator app.").await?;
-    let mut tx = state.db.begin().await?;
-    if !tx.show_factor_again(&session.user.family, user.id, factor, state.now()).await? {
+    state.db.hooks.pause(crate::server::hooks::STEP_UP_READY).await;
+    match proof {
+        // A typed code is checked and written into the log-in in one
+        // transaction, run to its end if the client hangs up: a recovery
+        // code is never spent for a log-in that ended meanwhile (the
+        // check is rolled back with it, as if never tried).
+        Some(FactorProof::Typed(typed)) => {
+            let (state, meta, family) = (state.clone(), meta.clone(), session.user.family.clone());
+            crate::server::throttle::detached(async move {
+                let mut tx = state.db.begin().await?;
+                if let Err(refused) = super::verify::check(&state, &meta, &mut tx, &user, &typed).await? {
+                    crate::server::audit::commit(&state, tx).await?;
+                    return Err(refused);
+                }
+                show_again(&state, &meta, tx, &family, &user, super::verify::factor_amr(&typed)).await
+            })
+            .await
+        }
+        // A passkey's ceremony is spent and its answer checked first (its
+        // own writes: the ceremony and the key's counter), then written.
+        Some(passkey @ FactorProof::Passkey { .. }) => {
+            prove_second_factor(state, meta, session, &user, Some(passkey), "").await?;
+            let tx = state.db.begin().await?;
+            show_again(state, meta, tx, &session.user.family, &user, Amr::PASSKEY).await
+        }
+        None => Err(code_wanted("Enter a code from your authenticator app.")),
+    }
+}
+
+/// `step_up`'s write: the log-in `family` shows `factor` now, audited,
+/// committed with whatever `tx` holds. A log-in that ended is a 401 and
+/// nothing of `tx` is kept.
+async fn show_again(
+    state: &AppState,
+    meta: &RequestMeta,
+    mut tx: crate::server::db::Tx,
+    family: &str,
+    user: &UserRow,
+    factor: Amr,
+) -> Result<crate::wire::Done, AppError> {
+    if !tx.show_factor_again(family, user.id, factor, state.now()).await? {
         return Err(AppError::unauthenticated());
     }
     crate::server::audit::record(state, &mut tx, Some(user.id), crate::wire::AuditKind::SecondFactorShown, meta)
