@@ -490,8 +490,19 @@ async fn serve(config: Config, state: app::server::AppState) -> ExitCode {
             Ok(metrics) => {
                 tracing::info!("metrics at http://{addr}/metrics");
                 let router = app::http::metrics::router(state.clone());
+                // A scraper or two: few connections, short timers (as the
+                // public listener's, so a silent client cannot hold one).
+                let limits = server::listen::Limits {
+                    max_connections: 16,
+                    max_per_address: 16,
+                    unlimited_peers: Vec::new().into(),
+                    header_timeout: Duration::from_secs(config.header_timeout_seconds),
+                    body_timeout: Duration::from_secs(config.body_timeout_seconds),
+                    request_timeout: Duration::from_secs(config.request_timeout_seconds),
+                    drain_timeout: Duration::from_secs(1),
+                };
                 tokio::spawn(async move {
-                    if let Err(e) = axum::serve(metrics, router).await {
+                    if let Err(e) = server::listen::serve(metrics, router, limits, std::future::pending()).await {
                         tracing::error!("the metrics listener stopped: {e}");
                     }
                 });

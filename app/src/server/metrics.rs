@@ -74,6 +74,8 @@ pub enum Check {
     SecondFactor,
     /// The code that confirms an authenticator app being set up.
     SetupCode,
+    /// A passkey alone, in place of the password and the second factor.
+    PasskeySignIn,
 }
 
 /// Which second factor was shown.
@@ -159,8 +161,12 @@ impl Count {
     }
 }
 
-const CHECKS: [(Check, &str); 3] =
-    [(Check::Password, "password"), (Check::SecondFactor, "second_factor"), (Check::SetupCode, "setup_code")];
+const CHECKS: [(Check, &str); 4] = [
+    (Check::Password, "password"),
+    (Check::SecondFactor, "second_factor"),
+    (Check::SetupCode, "setup_code"),
+    (Check::PasskeySignIn, "passkey_sign_in"),
+];
 const FACTORS: [(Factor, &str); 3] =
     [(Factor::Code, "code"), (Factor::RecoveryCode, "recovery_code"), (Factor::Passkey, "passkey")];
 const REACHED: [(Reached, &str); 4] = [

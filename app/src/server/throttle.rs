@@ -50,6 +50,9 @@ pub(super) struct Attempt {
     buckets: Vec<(String, OnSuccess)>,
     user_id: Option<i64>,
     db: Db,
+    /// The check its outcome is counted as, where the failure's audit
+    /// kind does not say (`counted_as`).
+    check: Option<Check>,
 }
 
 impl Attempt {
@@ -76,7 +79,7 @@ impl Attempt {
             Ok(reserved) => {
                 tx.commit().await?;
                 // Only now is there anything to give back.
-                Ok(Self { buckets: reserved.buckets, user_id, db: state.db.clone() })
+                Ok(Self { buckets: reserved.buckets, user_id, db: state.db.clone(), check: None })
             }
             Err(refused) => {
                 audit::commit(state, tx).await?;
@@ -95,6 +98,13 @@ impl Attempt {
     /// bucket (in one transaction); a failure (already counted when
     /// reserved) is audited. Runs to the end even if the request is
     /// abandoned meanwhile.
+    /// Counts the outcome as `check` (in the metrics) rather than as the
+    /// check its failure's audit kind names.
+    pub(super) fn counted_as(mut self, check: Check) -> Self {
+        self.check = Some(check);
+        self
+    }
+
     pub(super) async fn settle(
         mut self,
         state: &AppState,
@@ -116,7 +126,7 @@ impl Attempt {
             // Settled: nothing left for `Drop` (if the transaction failed,
             // the buckets are still here and `Drop` gives them back).
             self.buckets.clear();
-            if let Some(check) = check_of(failure) {
+            if let Some(check) = self.check.or_else(|| check_of(failure)) {
                 METRICS.add(Count::Check(check, ok));
             }
             Ok(ok)

@@ -197,7 +197,7 @@ async fn sigterm_drains_requests_in_flight() {
 }
 
 /// Opens a connection and sends part of a request's headers, then holds it.
-async fn half_sent(base: &str) -> tokio::net::TcpStream {
+pub(super) async fn half_sent(base: &str) -> tokio::net::TcpStream {
     use tokio::io::AsyncWriteExt;
     let addr = base.trim_start_matches("http://");
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
@@ -206,7 +206,7 @@ async fn half_sent(base: &str) -> tokio::net::TcpStream {
 }
 
 /// Reads until the server closes the connection; returns what it sent.
-async fn read_to_close(mut stream: tokio::net::TcpStream) -> String {
+pub(super) async fn read_to_close(mut stream: tokio::net::TcpStream) -> String {
     use tokio::io::AsyncReadExt;
     let mut answer = Vec::new();
     let read = tokio::time::timeout(std::time::Duration::from_secs(20), stream.read_to_end(&mut answer)).await;

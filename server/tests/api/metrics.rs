@@ -2,7 +2,7 @@
 //! listener of its own (the public one has no /metrics); `promtool check
 //! metrics` passes the text; and Debian's Prometheus scrapes it for real.
 
-use super::instances::{Instance, status_of};
+use super::instances::{Instance, half_sent, read_to_close, status_of};
 use super::*;
 
 /// A port nothing listens on now.
@@ -29,7 +29,8 @@ async fn a_server_counts_what_it_did_on_its_own_listener_and_prometheus_scrapes_
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("twofactor.db").display());
     let metrics_port = free_port();
     let metrics_addr = format!("127.0.0.1:{metrics_port}");
-    let a = Instance::start_with(&url, dir.path(), &[("METRICS_ADDR", &metrics_addr)]).await;
+    let a = Instance::start_with(&url, dir.path(), &[("METRICS_ADDR", &metrics_addr), ("HEADER_TIMEOUT_SECONDS", "1")])
+        .await;
     let c = new_client();
     let ann = json!({"email": "ann@example.com", "name": "Ann", "password": PASSWORD});
     assert_eq!(status_of(c.post(a.url("/api/authentication/register")).json(&ann)).await, StatusCode::CREATED);
@@ -62,6 +63,18 @@ async fn a_server_counts_what_it_did_on_its_own_listener_and_prometheus_scrapes_
     let public = c.get(a.url("/metrics")).send().await.unwrap();
     assert_eq!(public.status(), StatusCode::NOT_FOUND);
     assert!(!public.text().await.unwrap().contains("twofactor_checks_total"));
+    // A listener for a scraper or two, not a door to hold open: 20 stalled
+    // connections (past its cap of 16) are each closed by the header
+    // timeout, and a scrape is answered once one is.
+    let mut held = Vec::new();
+    for _ in 0..20 {
+        held.push(half_sent(&format!("http://{metrics_addr}")).await);
+    }
+    let patient = reqwest::Client::builder().timeout(std::time::Duration::from_secs(20)).build().unwrap();
+    assert_eq!(status_of(patient.get(format!("http://{metrics_addr}/metrics"))).await, StatusCode::OK);
+    for stream in held {
+        read_to_close(stream).await;
+    }
 
     let required = std::env::var("CI_REQUIRE_PROXIES").is_ok();
     if !have("promtool") || !have("prometheus") {

@@ -624,6 +624,7 @@ async fn a_discoverable_passkey_signs_in_without_a_password() {
     assert_eq!(done.status, StatusCode::CREATED, "{}", done.text);
     app.post("/api/authentication/log-out", json!({})).await;
 
+    let before = passkey_sign_ins_counted(&app).await;
     // Signed in by the passkey alone: a full session, the gate's two factors.
     let sign_in = |key: &mut Discoverable, start: &Reply| json!({"ceremony": start.body["ceremony"], "credential": key.assert(&start.body["options"])});
     let start = app.post("/api/webauthn/sign-in/start", json!({})).await;
@@ -656,6 +657,20 @@ async fn a_discoverable_passkey_signs_in_without_a_password() {
     let start = app.post("/api/webauthn/sign-in/start", json!({})).await;
     let fine = app.post("/api/webauthn/sign-in/finish", sign_in(&mut key, &start)).await;
     assert_eq!(fine.status, StatusCode::OK, "{}", fine.text);
+    // Counted in the metrics as sign-ins by passkey, not as second factors
+    // (two accepted; the stranger's and the copy's refused).
+    let after = passkey_sign_ins_counted(&app).await;
+    assert_eq!((after.0 - before.0, after.1 - before.1), (2.0, 2.0));
+}
+
+/// The metrics' passkey sign-ins so far: (accepted, refused).
+async fn passkey_sign_ins_counted(app: &TestApp) -> (f64, f64) {
+    let text = app::server::metrics::render(&app.state).await;
+    let count = |outcome: &str| {
+        let line = format!("twofactor_checks_total{{check=\"passkey_sign_in\",outcome=\"{outcome}\"}} ");
+        text.lines().find_map(|l| l.strip_prefix(line.as_str())?.parse::<f64>().ok()).expect("the sample")
+    };
+    (count("ok"), count("refused"))
 }
 
 /// A passkey at the code step remembers the browser when the box is

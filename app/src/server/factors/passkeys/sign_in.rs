@@ -36,7 +36,10 @@ pub(super) async fn verify_assertion(
         // a passkey guess must not be a way around the password limits.
         buckets.extend(Attempt::password_buckets(state, meta, &user.email, Some(user)));
     }
-    let attempt = Attempt::start(state, meta, buckets, Some(user.id)).await?;
+    let mut attempt = Attempt::start(state, meta, buckets, Some(user.id)).await?;
+    if passwordless {
+        attempt = attempt.counted_as(crate::server::metrics::Check::PasskeySignIn);
+    }
     let row = match claimed {
         Some(id) => state.db.passkey_by_credential(&id).await?.filter(|r| r.user_id == user.id),
         None => None,
