@@ -1,6 +1,6 @@
 //! Faults with traffic running: the SQLite disk filling up (a small tmpfs),
-//! and an instance of two killed with SIGKILL mid-traffic and started
-//! again. Each: requests during the fault get a clear 503 (or, from the
+//! an instance of two killed with SIGKILL mid-traffic and started again,
+//! and PostgreSQL itself stopped and started under two instances. Each: requests during the fault get a clear 503 (or, from the
 //! killed instance, no answer at all), none fails after recovery, nothing
 //! is half-written (every log-in has its refresh token and its gate
 //! cookie; every account answered 201 exists, every one answered 503 does
@@ -274,4 +274,246 @@ async fn an_instance_killed_mid_traffic_loses_no_log_in_and_hears_the_other_agai
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert!(refused, "the restarted instance did not hear the log-out (LISTEN)");
+}
+
+/// A PostgreSQL server of the test's own (Debian's `initdb` and `pg_ctl`,
+/// run as the `postgres` account), so that it can be stopped and started
+/// without touching the machine's. Stopped when dropped.
+struct OwnPostgres {
+    bin: std::path::PathBuf,
+    data: std::path::PathBuf,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl OwnPostgres {
+    /// None when this machine has no PostgreSQL server binaries.
+    fn start() -> Option<Self> {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .filter_map(Result::ok)
+            .map(|v| v.path().join("bin"))
+            .find(|b| b.join("initdb").exists())?;
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let data = dir.path().join("data");
+        let own = std::process::Command::new("chown").args(["-R", "postgres:postgres"]).arg(dir.path()).status();
+        assert!(own.is_ok_and(|s| s.success()), "chown the test's data folder to postgres");
+        let pg = Self { bin, data, port, _dir: dir };
+        let init = pg.run("initdb", &["-D", &pg.data.display().to_string(), "-A", "trust", "-U", "postgres", "-N"]);
+        assert!(init, "initdb");
+        assert!(pg.ctl(&["start"]), "pg_ctl start");
+        Some(pg)
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) -> bool {
+        std::process::Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(self.bin.join(tool))
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    /// `pg_ctl` on this server, waiting for it (`-w`); a fast stop ends
+    /// every session at once, as a restart by an operator does.
+    fn ctl(&self, action: &[&str]) -> bool {
+        let options = format!("-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off", self.port, self.data.display());
+        let log = self.data.join("server.log").display().to_string();
+        let data = self.data.display().to_string();
+        let mut args = vec!["-D", &data, "-l", &log, "-o", &options, "-w", "-m", "fast"];
+        args.extend_from_slice(action);
+        self.run("pg_ctl", &args)
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        self.ctl(&["stop"]);
+    }
+}
+
+/// PostgreSQL restarted under the traffic of two instances: while it is
+/// down every request is answered (503, never a 500 or a hang), the
+/// instances come back by themselves when it is up, every log-in answered
+/// before works on both, nothing is half-written, and each instance hears
+/// the other's log-outs again (its LISTEN connection was made anew).
+#[tokio::test]
+async fn a_database_restart_under_traffic_is_503_and_both_instances_resume_and_listen_again() {
+    let Ok(_) = std::env::var("TEST_POSTGRES_URL") else {
+        eprintln!("skipped: runs in the PostgreSQL pass");
+        return;
+    };
+    let Some(pg) = tokio::task::spawn_blocking(OwnPostgres::start).await.unwrap() else {
+        assert!(std::env::var("CI_REQUIRE_PROXIES").is_err(), "PostgreSQL's server binaries are required here");
+        eprintln!("skipped: no initdb");
+        return;
+    };
+    let url = pg.url();
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.toml");
+    std::fs::write(&rules, "[[rules]]\ndomain = \"wiki.example.test\"\npolicy = \"one_factor\"\n").unwrap();
+    let rules = rules.display().to_string();
+    let settings = [
+        ("COOKIE_DOMAINS", "example.test"),
+        ("PUBLIC_URL", "http://auth.example.test"),
+        ("ACCESS_RULES", rules.as_str()),
+        ("GATE_CACHE_SECONDS", "10"),
+        ("REGISTRATIONS_PER_HOUR", "100000"),
+        ("SIGNUP", "open"),
+    ];
+    let a = Instance::start_with(&url, dir.path(), &settings).await;
+    let b = Instance::start_with(&url, dir.path(), &settings).await;
+    let gate_at = |inst: &Instance, cookie: &str| {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(std::time::Duration::from_secs(20))
+            .build()
+            .unwrap()
+            .get(inst.url("/api/authz/auth-request"))
+            .header("x-original-method", "GET")
+            .header("x-original-url", "http://wiki.example.test/")
+            .header("cookie", format!("twofactor_gate={cookie}"))
+    };
+    // One person's whole visit: sign-up, log-in, refresh, a gate check,
+    // the first two on one instance and the rest on the other. Every
+    // answer is one of these; what the sign-up and log-in answered is kept.
+    let visit = |n: usize, first: String, second: String| async move {
+        let email = format!("visit{n}@example.com");
+        let c =
+            reqwest::Client::builder().cookie_store(true).timeout(std::time::Duration::from_secs(20)).build().unwrap();
+        let mut statuses = Vec::new();
+        let body = json!({"email": email, "name": "V", "password": PASSWORD});
+        let signed_up = c.post(format!("{first}/api/authentication/register")).json(&body).send().await;
+        let signed_up = signed_up.expect("an answer to the sign-up").status();
+        statuses.push(signed_up);
+        let mut gate = None;
+        if signed_up == StatusCode::CREATED {
+            let creds = json!({"email": email, "password": PASSWORD});
+            let r = c.post(format!("{first}/api/authentication/log-in")).json(&creds).send().await;
+            let r = r.expect("an answer to the log-in");
+            statuses.push(r.status());
+            if r.status() == StatusCode::OK {
+                gate = r.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).find_map(|v| {
+                    v.strip_prefix("twofactor_gate=").map(|rest| rest.split(';').next().unwrap().to_owned())
+                });
+                let r = c.post(format!("{second}/api/authentication/refresh")).json(&json!({})).send().await;
+                statuses.push(r.expect("an answer to the refresh").status());
+            }
+        }
+        (email, signed_up, gate, c, statuses)
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let traffic = tokio::spawn({
+        let (stop, a_base, b_base) = (stop.clone(), a.url(""), b.url(""));
+        async move {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let (first, second) =
+                    if n % 2 == 0 { (a_base.clone(), b_base.clone()) } else { (b_base.clone(), a_base.clone()) };
+                let _ = tx.send(visit(n, first, second).await);
+                n += 1;
+            }
+        }
+    });
+    // Some visits; PostgreSQL stopped until two visits were refused
+    // (503) while it was down; started again; traffic until a visit of
+    // each kind (first on A, first on B) goes through again.
+    let mut visits = Vec::new();
+    while visits.len() < 4 {
+        visits.push(rx.recv().await.unwrap());
+    }
+    let pg = std::sync::Arc::new(pg);
+    let stopped = pg.clone();
+    assert!(tokio::task::spawn_blocking(move || stopped.ctl(&["stop"])).await.unwrap(), "pg_ctl stop");
+    let mut refused_while_down = 0;
+    while refused_while_down < 2 {
+        let v = rx.recv().await.unwrap();
+        if v.1 == StatusCode::SERVICE_UNAVAILABLE {
+            refused_while_down += 1;
+        }
+        visits.push(v);
+    }
+    let started = pg.clone();
+    assert!(tokio::task::spawn_blocking(move || started.ctl(&["start"])).await.unwrap(), "pg_ctl start");
+    let back = std::time::Instant::now();
+    let mut through_since = 0;
+    while through_since < 2 {
+        let v = rx.recv().await.unwrap();
+        if v.4.len() == 3 && v.4.iter().all(|s| s.is_success()) {
+            through_since += 1;
+        } else {
+            through_since = 0;
+        }
+        visits.push(v);
+    }
+    eprintln!("both instances answered again {:?} after PostgreSQL was back", back.elapsed());
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    traffic.await.unwrap();
+    while let Ok(v) = rx.try_recv() {
+        visits.push(v);
+    }
+    // Every answer was one of these: never a 500.
+    let all: Vec<u16> = visits.iter().flat_map(|v| v.4.iter().map(|s| s.as_u16())).collect();
+    assert!(all.iter().all(|s| matches!(s, 200 | 201 | 503)), "{all:?}");
+    eprintln!(
+        "{} visits, {} answers, {} of them 503",
+        visits.len(),
+        all.len(),
+        all.iter().filter(|s| **s == 503).count()
+    );
+
+    // Every log-in answered works on both; nothing is half-written; every
+    // account answered 201 is there.
+    for (email, _, gate, c, statuses) in &visits {
+        if statuses.get(1) == Some(&StatusCode::OK) && statuses.get(2) == Some(&StatusCode::OK) {
+            for inst in [&a, &b] {
+                assert_eq!(status_of(c.get(inst.url("/api/authentication"))).await, StatusCode::OK, "{email}");
+            }
+            assert!(gate.is_some(), "{email}: a log-in without a gate cookie");
+        }
+    }
+    assert_eq!(half_written(&url).await, Vec::<String>::new());
+    sqlx::any::install_default_drivers();
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&url).await.expect("connect");
+    for (email, signed_up, ..) in &visits {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE email = $1")
+            .bind(email)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        if *signed_up == StatusCode::CREATED {
+            assert_eq!(n, 1, "{email} was answered 201");
+        }
+    }
+
+    // Each instance hears the other again: a log-out through one is
+    // refused by the other's gate at once, though it had the cookie cached
+    // for 10 seconds (LISTEN, connected anew after the restart).
+    let fully: Vec<_> = visits.iter().filter(|v| v.4.len() == 3 && v.4.iter().all(|s| s.is_success())).collect();
+    assert!(fully.len() >= 2);
+    for ((ended_at, hears), v) in [(&a, &b), (&b, &a)].into_iter().zip(fully.iter().rev()) {
+        let (email, _, gate, c, _) = v;
+        let cookie = gate.as_deref().expect("a gate cookie");
+        assert_eq!(status_of(gate_at(hears, cookie)).await, StatusCode::OK, "{email}: cached");
+        assert!(status_of(c.post(ended_at.url("/api/authentication/log-out")).json(&json!({}))).await.is_success());
+        let mut refused = false;
+        // The notification travels in milliseconds; 3 s (less than the
+        // cache's 10) bounds the wait.
+        for _ in 0..60 {
+            if status_of(gate_at(hears, cookie)).await == StatusCode::UNAUTHORIZED {
+                refused = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(refused, "{email}: the log-out was not heard after the restart (LISTEN)");
+    }
 }
