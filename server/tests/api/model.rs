@@ -1,7 +1,7 @@
 //! A model-based test of the security invariants: random sequences of log-ins
 //! (right and wrong passwords), codes (right, wrong, replayed), recovery
 //! codes (new and spent), refreshes (and a spent refresh token sent late),
-//! log-outs, log-out everywhere, gate checks and the clock moving on, sent
+//! log-outs, log-out everywhere, password changes, gate checks and the clock moving on, sent
 //! by three browsers of two people to one instance (SQLite) or to two
 //! instances on one PostgreSQL database, each step to either. After every
 //! step the answers are compared with a small model of who is logged in
@@ -99,6 +99,10 @@ enum Op {
     Everywhere {
         b: usize,
     },
+    /// The browser changes its person's password (to the other of two).
+    ChangePassword {
+        b: usize,
+    },
     Gate {
         b: usize,
     },
@@ -127,6 +131,7 @@ impl fmt::Display for Step {
             Op::StaleRefresh { b } => write!(f, "{on}: browser {b}'s previous refresh token is sent again"),
             Op::LogOut { b } => write!(f, "{on}: browser {b} logs out"),
             Op::Everywhere { b } => write!(f, "{on}: browser {b} logs out everywhere"),
+            Op::ChangePassword { b } => write!(f, "{on}: browser {b} changes its person's password"),
             Op::Gate { b } => write!(f, "{on}: the gate is asked with browser {b}'s gate cookie"),
             Op::Tick { seconds } => write!(f, "the clock moves on {seconds} s"),
         }
@@ -139,7 +144,7 @@ fn generate(rng: &mut Rng, instances: usize) -> Vec<Step> {
             // Most steps in one browser, so that log-ins get far enough to
             // matter; the others share and race its person.
             let b = if rng.below(10) < 6 { 0 } else { 1 + rng.below(BROWSERS - 1) };
-            let op = match rng.below(20) {
+            let op = match rng.below(21) {
                 0..=4 => Op::Password { b, p: rng.below(PEOPLE), right: rng.below(10) != 0 },
                 5..=11 => Op::Code {
                     b,
@@ -159,6 +164,7 @@ fn generate(rng: &mut Rng, instances: usize) -> Vec<Step> {
                 15 => Op::LogOut { b },
                 16 => Op::Everywhere { b },
                 17 => Op::Gate { b },
+                18 => Op::ChangePassword { b },
                 _ => Op::Tick { seconds: [1, 1, 3, 31, 31, 400][rng.below(6)] },
             };
             Step { on: rng.below(instances), op }
@@ -243,14 +249,27 @@ struct PersonModel {
     log_ins: i64,
     codes_refused: i64,
     reuses: i64,
+    /// Passwords changed (each an audit event); the password in use is
+    /// `PASSWORD` after an even number, `OTHER_PASSWORD` after an odd one.
+    password_changes: i64,
+}
+
+/// The password people change theirs to, and back.
+const OTHER_PASSWORD: &str = "a second long passphrase, changed to";
+
+impl PersonModel {
+    fn password(&self) -> &'static str {
+        if self.password_changes % 2 == 0 { PASSWORD } else { OTHER_PASSWORD }
+    }
 }
 
 /// What the sequences exercised, summed for the closing line.
-static SEEN: [std::sync::atomic::AtomicUsize; 4] = [const { std::sync::atomic::AtomicUsize::new(0) }; 4];
+static SEEN: [std::sync::atomic::AtomicUsize; 5] = [const { std::sync::atomic::AtomicUsize::new(0) }; 5];
 const SEEN_THROTTLED: usize = 0;
 const SEEN_REUSE: usize = 1;
 const SEEN_LOG_INS: usize = 2;
 const SEEN_ENDED_GATE: usize = 3;
+const SEEN_PASSWORD_CHANGED: usize = 4;
 
 fn seen(what: usize) {
     SEEN[what].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -349,7 +368,7 @@ impl World<'_> {
                 if self.alive(self.model.seats[b]).is_some() {
                     return Ok(()); // a logged-in browser does not log in again (the generator's rule)
                 }
-                let password = if right { PASSWORD } else { "a wrong password entirely" };
+                let password = if right { self.model.people[p].password() } else { "a wrong password entirely" };
                 let body = json!({"email": self.people[p].email, "password": password});
                 let r = app.post_with(&self.browsers[b].client, "/api/authentication/log-in", body).await;
                 let person = &mut self.model.people[p];
@@ -522,6 +541,57 @@ impl World<'_> {
                     (alive, status) => return fail(format!("log-in alive: {alive:?}, answered {status} {}", r.text)),
                 }
             }
+            Op::ChangePassword { b } => {
+                let seat = self.model.seats[b];
+                let p = self.person_of(b);
+                let (current, next) = match self.model.people[p].password() {
+                    PASSWORD => (PASSWORD, OTHER_PASSWORD),
+                    _ => (OTHER_PASSWORD, PASSWORD),
+                };
+                let body = json!({"currentPassword": current, "newPassword": next});
+                let r = app.post_with(&self.browsers[b].client, "/api/authentication/change-password", body).await;
+                let login = match seat {
+                    Seat::In { login, access_at } if now - access_at < ACCESS_TTL + LEEWAY => Some(login),
+                    _ => None,
+                };
+                let alive = login.is_some_and(|l| self.model.logins[l].alive);
+                // Ended on another instance a moment ago: it may not know yet.
+                let cached = !alive && self.cached_elsewhere(login);
+                match r.status {
+                    StatusCode::OK if alive || cached => {
+                        // Every log-in of the person ends; this browser gets
+                        // a new one (the same factors), under a new version.
+                        for l in 0..self.model.logins.len() {
+                            if self.model.logins[l].p == p {
+                                self.end(l);
+                            }
+                        }
+                        let person = &mut self.model.people[p];
+                        person.version += 1;
+                        person.password_changes += 1;
+                        seen(SEEN_PASSWORD_CHANGED);
+                        self.model.logins.push(LoginModel { p, alive: true, ended_at: None });
+                        let new = self.model.logins.len() - 1;
+                        self.model.seats[b] = Seat::In { login: new, access_at: now };
+                        self.model.spent[b] = None;
+                        let Some(gate) = set_cookie(&r, "twofactor_gate") else {
+                            return fail("no gate cookie with the renewed log-in".into());
+                        };
+                        self.browsers[b].gate = Some((gate, new));
+                        self.browsers[b].previous_refresh = None;
+                    }
+                    StatusCode::UNAUTHORIZED if !alive => {}
+                    // The password limit (its own test counts it exactly).
+                    StatusCode::TOO_MANY_REQUESTS if self.model.people[p].wrong_passwords >= FREE => {}
+                    status => {
+                        return fail(format!(
+                            "log-in alive: {alive} (fresh: {}), answered {status} {}",
+                            login.is_some(),
+                            r.text
+                        ));
+                    }
+                }
+            }
             Op::Gate { b } => {
                 // The gate cookie of the browser's last log-in, kept after it
                 // ended (as a copy someone kept would be).
@@ -599,8 +669,12 @@ impl World<'_> {
             let count =
                 |list: &[(String, i64)], kind: &str| list.iter().find(|(k, _)| k == kind).map_or(0, |(_, n)| *n);
             let seen = |kind: &str| count(&counts, kind) - count(&person.baseline, kind);
-            let expected =
-                [("log_in_ok", m.log_ins), ("code_failed", m.codes_refused), ("refresh_reuse_detected", m.reuses)];
+            let expected = [
+                ("log_in_ok", m.log_ins),
+                ("code_failed", m.codes_refused),
+                ("refresh_reuse_detected", m.reuses),
+                ("password_changed", m.password_changes),
+            ];
             for (kind, n) in expected {
                 if seen(kind) != n {
                     return Err(format!("person {p}: {} {kind} events, the model has {n}", seen(kind)));
@@ -746,7 +820,8 @@ async fn random_sequences_keep_the_security_invariants() {
     let n = |what: usize| SEEN[what].load(std::sync::atomic::Ordering::Relaxed);
     eprintln!(
         "{} sequences of {STEPS} to {} steps on {} instance(s) kept every invariant in {:.1} s: {} log-ins, {} code \
-         attempts refused by the limit, {} copied refresh tokens caught, {} gate cookies of ended log-ins refused",
+         attempts refused by the limit, {} copied refresh tokens caught, {} gate cookies of ended log-ins refused, {} \
+         passwords changed",
         seeds.len(),
         STEPS + 7,
         apps.len(),
@@ -754,6 +829,7 @@ async fn random_sequences_keep_the_security_invariants() {
         n(SEEN_LOG_INS),
         n(SEEN_THROTTLED),
         n(SEEN_REUSE),
-        n(SEEN_ENDED_GATE)
+        n(SEEN_ENDED_GATE),
+        n(SEEN_PASSWORD_CHANGED)
     );
 }
