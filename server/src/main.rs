@@ -494,7 +494,7 @@ async fn serve(config: Config, state: app::server::AppState) -> ExitCode {
                 // public listener's, so a silent client cannot hold one).
                 let limits = server::listen::Limits {
                     max_connections: 16,
-                    max_per_address: 16,
+                    max_per_address: 4,
                     unlimited_peers: Vec::new().into(),
                     header_timeout: Duration::from_secs(config.header_timeout_seconds),
                     body_timeout: Duration::from_secs(config.body_timeout_seconds),

@@ -65,12 +65,18 @@ pub(crate) fn client_of(state: &AppState, peer: IpAddr, headers: &http::HeaderMa
 /// networks): the socket's, or, from a trusted proxy, only what it put in
 /// `TRUSTED_PROXY_HEADER` (None without it: the proxy's own address may
 /// sit inside a range, and every client would seem to be there).
+/// A peer that is not a trusted proxy yet forwards for someone (it sends
+/// the configured header, or any usual forwarding header) is a proxy nobody
+/// listed: its clients are unknown too, never taken for the proxy's own
+/// address.
 pub(crate) fn network_address(state: &AppState, parts: &Parts) -> Option<IpAddr> {
     let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip())?;
     if state.gate.trusted_proxies.iter().any(|range| range.contains(peer)) {
         return client_of(state, peer, &parts.headers);
     }
-    Some(peer)
+    let forwarding = ["x-forwarded-for", "forwarded", "x-real-ip"].iter().any(|name| parts.headers.contains_key(*name))
+        || state.trusted_proxy_header.as_ref().is_some_and(|name| parts.headers.contains_key(name));
+    (!forwarding).then_some(peer)
 }
 
 /// The client's address: the forwarded one only when the connection comes

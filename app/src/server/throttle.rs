@@ -94,10 +94,6 @@ impl Attempt {
         self.buckets.clear();
     }
 
-    /// Returns `ok` after recording it: a success resets or releases each
-    /// bucket (in one transaction); a failure (already counted when
-    /// reserved) is audited. Runs to the end even if the request is
-    /// abandoned meanwhile.
     /// Counts the outcome as `check` (in the metrics) rather than as the
     /// check its failure's audit kind names.
     pub(super) fn counted_as(mut self, check: Check) -> Self {
@@ -105,6 +101,10 @@ impl Attempt {
         self
     }
 
+    /// Returns `ok` after recording it: a success resets or releases each
+    /// bucket (in one transaction); a failure (already counted when
+    /// reserved) is audited. Runs to the end even if the request is
+    /// abandoned meanwhile.
     pub(super) async fn settle(
         mut self,
         state: &AppState,

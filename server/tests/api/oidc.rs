@@ -591,6 +591,35 @@ async fn an_app_takes_the_password_alone_only_from_its_one_factor_networks() {
     assert!(clients::check(&many).unwrap_err().fields.contains_key("oneFactorNetworks"));
 }
 
+/// A proxy nobody listed in `TRUSTED_PROXIES` forwards for someone: its
+/// clients are from nowhere, though the proxy's own address is inside a
+/// one-factor network; the same address without a forwarding header is
+/// its own (a browser on the machine).
+#[tokio::test]
+async fn a_proxy_nobody_listed_gives_its_clients_no_network() {
+    let mut app = spawn_app_with(&[
+        ("PUBLIC_URL", "self"),
+        ("TRUSTED_PROXY_HEADER", "x-forwarded-for"),
+        ("TRUSTED_PROXIES", "10.0.0.0/8"),
+    ])
+    .await;
+    app.client = browser();
+    assert_eq!(app.register("bob@example.com").await.status, StatusCode::CREATED);
+    assert_eq!(app.log_in("bob@example.com", PASSWORD).await.status, StatusCode::OK);
+    let home = NewClient { one_factor_networks: vec!["127.0.0.0/8".into()], ..app_client("Photos") };
+    let photos = add(&app, home).await;
+    let params =
+        [("client_id", photos.id.as_str()), ("redirect_uri", REDIRECT), ("response_type", "code"), ("scope", "openid")];
+    let url = format!("{}/oidc/authorize?{}", app.base, query_of(&params));
+    assert!(answer_of(&app.send(&app.client, app.client.get(&url)).await).contains_key("code"), "from the machine");
+    for (header, value) in
+        [("x-forwarded-for", "127.0.0.1"), ("forwarded", "for=127.0.0.1"), ("x-real-ip", "127.0.0.1")]
+    {
+        let r = app.send(&app.client, app.client.get(&url).header(header, value)).await;
+        assert!(location(&r).starts_with("/security?rd="), "{header}: {}", location(&r));
+    }
+}
+
 /// Apps that want the second factor shown (`remembered` refused) or shown
 /// lately (`fresh`): a log-in a remembered browser stood in for, or one
 /// whose factor is too old, is sent to show one again and comes back for

@@ -190,7 +190,8 @@ fn row(id: &str, new: &NewClient, secret_hash: Option<String>, now: i64) -> Clie
         two_factor: i64::from(new.two_factor),
         remembered: i64::from(new.remembered),
         fresh: new.fresh,
-        // Written as parsed ("10.0.0.1/8" is kept as "10.0.0.0/8").
+        // Written as parsed: " 10.0.0.0/8" is kept as "10.0.0.0/8", and
+        // "192.168.1.7" as "192.168.1.7/32".
         one_factor_networks: new
             .one_factor_networks
             .iter()
