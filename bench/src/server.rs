@@ -46,7 +46,9 @@ pub async fn start_server(args: &Args) -> Started {
         // the harness signs people up, closed by default once it is set).
         .env("COOKIE_DOMAINS", "example.test")
         .env("SIGNUP", "open")
-        .env("RUST_LOG", "warn")
+        // `BENCH_SERVER_LOG=server::trace=info` (with `LOG_FORMAT=json`)
+        // logs each request's own latency, to set beside the harness's.
+        .env("RUST_LOG", std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()))
         .stdout(Stdio::null())
         .spawn()
         .expect("start the server: build it first with cargo leptos build --release");

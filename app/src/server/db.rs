@@ -219,6 +219,10 @@ impl Db {
             // WAL lets readers run beside the one writer; busy_timeout makes a
             // writer wait for the lock instead of failing at once.
             pool = pool
+                // A file does not drop its connections as a server does: the
+                // ping sqlx sends before lending one (a round trip to the
+                // connection's thread, two per request) finds nothing here.
+                .test_before_acquire(false)
                 .after_connect(|conn, _meta| {
                     Box::pin(async move {
                         sqlx::raw_sql(
