@@ -1,6 +1,7 @@
 //! A model-based test of the security invariants: random sequences of log-ins
 //! (right and wrong passwords), codes (right, wrong, replayed), recovery
-//! codes (new and spent), refreshes (and a spent refresh token sent late),
+//! codes (new and spent), refreshes (two at once, and a spent refresh token
+//! sent late),
 //! log-outs, log-out everywhere, password changes, gate checks and the clock moving on, sent
 //! by three browsers of two people to one instance (SQLite) or to two
 //! instances on one PostgreSQL database, each step to either. After every
@@ -89,6 +90,11 @@ enum Op {
     Refresh {
         b: usize,
     },
+    /// Two refreshes with the same token at once (to both instances where
+    /// there are two): one is renewed, the other is a copy caught.
+    ParallelRefresh {
+        b: usize,
+    },
     /// The browser's previous refresh token, sent again (a copy).
     StaleRefresh {
         b: usize,
@@ -129,6 +135,7 @@ impl fmt::Display for Step {
             Op::Code { b, answer } => write!(f, "{on}: browser {b} gives {answer:?} at the code step"),
             Op::Refresh { b } => write!(f, "{on}: browser {b} refreshes"),
             Op::StaleRefresh { b } => write!(f, "{on}: browser {b}'s previous refresh token is sent again"),
+            Op::ParallelRefresh { b } => write!(f, "{on} and the next: browser {b} refreshes twice at once"),
             Op::LogOut { b } => write!(f, "{on}: browser {b} logs out"),
             Op::Everywhere { b } => write!(f, "{on}: browser {b} logs out everywhere"),
             Op::ChangePassword { b } => write!(f, "{on}: browser {b} changes its person's password"),
@@ -144,7 +151,7 @@ fn generate(rng: &mut Rng, instances: usize) -> Vec<Step> {
             // Most steps in one browser, so that log-ins get far enough to
             // matter; the others share and race its person.
             let b = if rng.below(10) < 6 { 0 } else { 1 + rng.below(BROWSERS - 1) };
-            let op = match rng.below(21) {
+            let op = match rng.below(22) {
                 0..=4 => Op::Password { b, p: rng.below(PEOPLE), right: rng.below(10) != 0 },
                 5..=11 => Op::Code {
                     b,
@@ -165,6 +172,7 @@ fn generate(rng: &mut Rng, instances: usize) -> Vec<Step> {
                 16 => Op::Everywhere { b },
                 17 => Op::Gate { b },
                 18 => Op::ChangePassword { b },
+                19 => Op::ParallelRefresh { b },
                 _ => Op::Tick { seconds: [1, 1, 3, 31, 31, 400][rng.below(6)] },
             };
             Step { on: rng.below(instances), op }
@@ -486,6 +494,40 @@ impl World<'_> {
                     // Refused: its cookies are cleared (a password stage too).
                     (None, StatusCode::UNAUTHORIZED) => self.model.seats[b] = Seat::Out,
                     (alive, status) => return fail(format!("log-in alive: {alive:?}, answered {status} {}", r.text)),
+                }
+            }
+            Op::ParallelRefresh { b } => {
+                let other = &self.apps[(step.on + 1) % self.apps.len()];
+                let before =
+                    cookie(&self.browsers[b].jar, &format!("{}/api/authentication/refresh", app.base), "refresh");
+                let c = &self.browsers[b].client;
+                let (r1, r2) = tokio::join!(
+                    app.post_with(c, "/api/authentication/refresh", json!({})),
+                    other.post_with(c, "/api/authentication/refresh", json!({}))
+                );
+                let mut statuses = [r1.status.as_u16(), r2.status.as_u16()];
+                statuses.sort_unstable();
+                match (self.alive(self.model.seats[b]), statuses) {
+                    // Held one after the other on the log-in's row: the
+                    // second finds its token spent (no grace here), so the
+                    // log-in ends and its owner is told. The jar may keep
+                    // the renewed (now dead) access token.
+                    (Some(login), [200, 401]) => {
+                        let p = self.model.logins[login].p;
+                        self.model.people[p].reuses += 1;
+                        seen(SEEN_REUSE);
+                        self.end(login);
+                        self.model.seats[b] = Seat::In { login, access_at: now };
+                        self.browsers[b].previous_refresh = before;
+                        self.model.spent[b] = Some(login);
+                    }
+                    (None, [401, 401]) => self.model.seats[b] = Seat::Out,
+                    (alive, statuses) => {
+                        return fail(format!(
+                            "log-in alive: {alive:?}, answered {statuses:?}: {} / {}",
+                            r1.text, r2.text
+                        ));
+                    }
                 }
             }
             Op::StaleRefresh { b } => {
