@@ -2,7 +2,8 @@
 //! (right and wrong passwords), codes (right, wrong, replayed), recovery
 //! codes (new and spent), refreshes (two at once, and a spent refresh token
 //! sent late),
-//! log-outs, log-out everywhere, password changes, gate checks and the clock moving on, sent
+//! log-outs, log-out everywhere, password changes, lockdowns and resets
+//! from mailed links, gate checks and the clock moving on, sent
 //! by three browsers of two people to one instance (SQLite) or to two
 //! instances on one PostgreSQL database, each step to either. After every
 //! step the answers are compared with a small model of who is logged in
@@ -109,6 +110,16 @@ enum Op {
     ChangePassword {
         b: usize,
     },
+    /// "This wasn't me" from a security notice's link: every log-in of the
+    /// person ends and the password logs in no more until a reset.
+    Lockdown {
+        p: usize,
+    },
+    /// A password reset from a mailed link (to the other of two passwords):
+    /// every log-in ends, a lockdown is lifted.
+    Reset {
+        p: usize,
+    },
     Gate {
         b: usize,
     },
@@ -139,6 +150,8 @@ impl fmt::Display for Step {
             Op::LogOut { b } => write!(f, "{on}: browser {b} logs out"),
             Op::Everywhere { b } => write!(f, "{on}: browser {b} logs out everywhere"),
             Op::ChangePassword { b } => write!(f, "{on}: browser {b} changes its person's password"),
+            Op::Lockdown { p } => write!(f, "{on}: person {p} follows a notice's \"This wasn't me\" link"),
+            Op::Reset { p } => write!(f, "{on}: person {p} resets the password from a mailed link"),
             Op::Gate { b } => write!(f, "{on}: the gate is asked with browser {b}'s gate cookie"),
             Op::Tick { seconds } => write!(f, "the clock moves on {seconds} s"),
         }
@@ -151,7 +164,7 @@ fn generate(rng: &mut Rng, instances: usize) -> Vec<Step> {
             // Most steps in one browser, so that log-ins get far enough to
             // matter; the others share and race its person.
             let b = if rng.below(10) < 6 { 0 } else { 1 + rng.below(BROWSERS - 1) };
-            let op = match rng.below(22) {
+            let op = match rng.below(24) {
                 0..=4 => Op::Password { b, p: rng.below(PEOPLE), right: rng.below(10) != 0 },
                 5..=11 => Op::Code {
                     b,
@@ -173,6 +186,9 @@ fn generate(rng: &mut Rng, instances: usize) -> Vec<Step> {
                 17 => Op::Gate { b },
                 18 => Op::ChangePassword { b },
                 19 => Op::ParallelRefresh { b },
+                // Rarer: each ends every log-in of a person.
+                20 if rng.below(4) == 0 => Op::Lockdown { p: rng.below(PEOPLE) },
+                21 if rng.below(3) == 0 => Op::Reset { p: rng.below(PEOPLE) },
                 _ => Op::Tick { seconds: [1, 1, 3, 31, 31, 400][rng.below(6)] },
             };
             Step { on: rng.below(instances), op }
@@ -180,11 +196,14 @@ fn generate(rng: &mut Rng, instances: usize) -> Vec<Step> {
         .collect();
     // Now and then a run of wrong codes from one browser, so that the code
     // limit is reached (a guesser's burst).
-    if rng.below(3) == 0 {
+    // It starts with the password, so that the browser is at the code step
+    // (unless it was logged in already).
+    if rng.below(2) == 0 {
         let at = rng.below(steps.len());
         let b = if rng.below(10) < 6 { 0 } else { 1 + rng.below(BROWSERS - 1) };
-        let burst = (0..7).map(|_| Step { on: rng.below(instances), op: Op::Code { b, answer: Answer::Wrong } });
-        steps.splice(at..at, burst);
+        let password = Step { on: rng.below(instances), op: Op::Password { b, p: rng.below(PEOPLE), right: true } };
+        let wrong = (0..7).map(|_| Step { on: rng.below(instances), op: Op::Code { b, answer: Answer::Wrong } });
+        steps.splice(at..at, std::iter::once(password).chain(wrong).collect::<Vec<_>>());
     }
     steps
 }
@@ -257,27 +276,40 @@ struct PersonModel {
     log_ins: i64,
     codes_refused: i64,
     reuses: i64,
-    /// Passwords changed (each an audit event); the password in use is
-    /// `PASSWORD` after an even number, `OTHER_PASSWORD` after an odd one.
+    /// Passwords changed (each an audit event).
     password_changes: i64,
+    /// Passwords reset from a mailed link (each an audit event).
+    resets: i64,
+    /// Lockdowns (each an audit event); `locked` until a reset.
+    lockdowns: i64,
+    locked: bool,
 }
 
 /// The password people change theirs to, and back.
 const OTHER_PASSWORD: &str = "a second long passphrase, changed to";
 
 impl PersonModel {
+    /// The password in use: `PASSWORD` after an even number of changes
+    /// and resets, `OTHER_PASSWORD` after an odd one.
     fn password(&self) -> &'static str {
-        if self.password_changes % 2 == 0 { PASSWORD } else { OTHER_PASSWORD }
+        if (self.password_changes + self.resets) % 2 == 0 { PASSWORD } else { OTHER_PASSWORD }
+    }
+
+    fn other_password(&self) -> &'static str {
+        if self.password() == PASSWORD { OTHER_PASSWORD } else { PASSWORD }
     }
 }
 
 /// What the sequences exercised, summed for the closing line.
-static SEEN: [std::sync::atomic::AtomicUsize; 5] = [const { std::sync::atomic::AtomicUsize::new(0) }; 5];
+static SEEN: [std::sync::atomic::AtomicUsize; 8] = [const { std::sync::atomic::AtomicUsize::new(0) }; 8];
 const SEEN_THROTTLED: usize = 0;
 const SEEN_REUSE: usize = 1;
 const SEEN_LOG_INS: usize = 2;
 const SEEN_ENDED_GATE: usize = 3;
 const SEEN_PASSWORD_CHANGED: usize = 4;
+const SEEN_LOCKDOWN: usize = 5;
+const SEEN_RESET: usize = 6;
+const SEEN_LOCKED_REFUSED: usize = 7;
 
 fn seen(what: usize) {
     SEEN[what].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -357,6 +389,36 @@ impl World<'_> {
         }
     }
 
+    /// Ends every log-in of person `p` in the model.
+    fn end_all(&mut self, p: usize) {
+        for l in 0..self.model.logins.len() {
+            if self.model.logins[l].p == p {
+                self.end(l);
+            }
+        }
+    }
+
+    /// A link of `purpose` ("reset", "lockdown") for person `p`, as the
+    /// mail would carry it: its token, stored hashed, valid for an hour.
+    async fn mint_link(&self, p: usize, purpose: &str) -> String {
+        static MINTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = MINTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let token = format!("model-{purpose}-{p}-{n}-{}", std::process::id());
+        let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&self.apps[0].database_url).await.unwrap();
+        sqlx::query(
+            "INSERT INTO email_tokens (token_hash, user_id, purpose, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(app::server::crypto::sha256_hex(token.as_bytes()))
+        .bind(self.people[p].id)
+        .bind(purpose)
+        .bind(self.model.now)
+        .bind(self.model.now + 3600)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        token
+    }
+
     /// Ends `login` in the model.
     fn end(&mut self, login: usize) {
         let l = &mut self.model.logins[login];
@@ -386,6 +448,10 @@ impl World<'_> {
                         self.model.seats[b] = Seat::Stage { p, at: now, version: person.version };
                     }
                     (false, StatusCode::UNAUTHORIZED) => person.wrong_passwords += 1,
+                    // Locked: said only to whoever knows the password.
+                    (true, StatusCode::FORBIDDEN) if person.locked && r.body["fields"]["account"] == "locked" => {
+                        seen(SEEN_LOCKED_REFUSED)
+                    }
                     // The password limit (its own test counts it exactly).
                     (_, StatusCode::TOO_MANY_REQUESTS) if person.wrong_passwords >= FREE => {}
                     _ => return fail(format!("answered {} {}", r.status, r.text)),
@@ -586,10 +652,7 @@ impl World<'_> {
             Op::ChangePassword { b } => {
                 let seat = self.model.seats[b];
                 let p = self.person_of(b);
-                let (current, next) = match self.model.people[p].password() {
-                    PASSWORD => (PASSWORD, OTHER_PASSWORD),
-                    _ => (OTHER_PASSWORD, PASSWORD),
-                };
+                let (current, next) = (self.model.people[p].password(), self.model.people[p].other_password());
                 let body = json!({"currentPassword": current, "newPassword": next});
                 let r = app.post_with(&self.browsers[b].client, "/api/authentication/change-password", body).await;
                 let login = match seat {
@@ -633,6 +696,36 @@ impl World<'_> {
                         ));
                     }
                 }
+            }
+            Op::Lockdown { p } => {
+                let token = self.mint_link(p, "lockdown").await;
+                let r = app
+                    .post_with(&reqwest::Client::new(), "/api/authentication/lockdown", json!({"token": token}))
+                    .await;
+                if !r.status.is_success() {
+                    return fail(format!("answered {} {}", r.status, r.text));
+                }
+                self.end_all(p);
+                let person = &mut self.model.people[p];
+                person.version += 1;
+                person.lockdowns += 1;
+                person.locked = true;
+                seen(SEEN_LOCKDOWN);
+            }
+            Op::Reset { p } => {
+                let token = self.mint_link(p, "reset").await;
+                let next = self.model.people[p].other_password();
+                let body = json!({"token": token, "newPassword": next});
+                let r = app.post_with(&reqwest::Client::new(), "/api/authentication/reset-password", body).await;
+                if !r.status.is_success() {
+                    return fail(format!("answered {} {}", r.status, r.text));
+                }
+                self.end_all(p);
+                let person = &mut self.model.people[p];
+                person.version += 1;
+                person.resets += 1;
+                person.locked = false;
+                seen(SEEN_RESET);
             }
             Op::Gate { b } => {
                 // The gate cookie of the browser's last log-in, kept after it
@@ -716,6 +809,8 @@ impl World<'_> {
                 ("code_failed", m.codes_refused),
                 ("refresh_reuse_detected", m.reuses),
                 ("password_changed", m.password_changes),
+                ("password_reset", m.resets),
+                ("locked_down", m.lockdowns),
             ];
             for (kind, n) in expected {
                 if seen(kind) != n {
@@ -863,15 +958,18 @@ async fn random_sequences_keep_the_security_invariants() {
     eprintln!(
         "{} sequences of {STEPS} to {} steps on {} instance(s) kept every invariant in {:.1} s: {} log-ins, {} code \
          attempts refused by the limit, {} copied refresh tokens caught, {} gate cookies of ended log-ins refused, {} \
-         passwords changed",
+         passwords changed, {} lockdowns (then {} right passwords refused), {} resets",
         seeds.len(),
-        STEPS + 7,
+        STEPS + 8,
         apps.len(),
         started.elapsed().as_secs_f64(),
         n(SEEN_LOG_INS),
         n(SEEN_THROTTLED),
         n(SEEN_REUSE),
         n(SEEN_ENDED_GATE),
-        n(SEEN_PASSWORD_CHANGED)
+        n(SEEN_PASSWORD_CHANGED),
+        n(SEEN_LOCKDOWN),
+        n(SEEN_LOCKED_REFUSED),
+        n(SEEN_RESET)
     );
 }
