@@ -426,6 +426,10 @@ pub async fn oidc_list_clients(state: &AppState) -> Result<String, String> {
         if let Some(words) = c.second_factor_words() {
             out.push_str(&format!("    {words}\n"));
         }
+        let networks: Vec<&str> = c.one_factor_networks().collect();
+        if !networks.is_empty() {
+            out.push_str(&format!("    the password alone from {}\n", networks.join(", ")));
+        }
         for uri in c.redirect_uris() {
             out.push_str(&format!("    redirect {uri}\n"));
         }

@@ -106,6 +106,23 @@ async fn operator_commands() {
     }
     assert_error(&app.get("/api/authentication").await, StatusCode::UNAUTHORIZED, "unauthenticated");
 
+    // An OpenID app that takes the password alone from home; a range that
+    // is none, or networks without two factors, are refused and nothing
+    // is added.
+    let photos = ["oidc", "client", "add", "--name", "Photos", "--redirect-uri", "https://photos.example.test/cb"];
+    let (ok, _, err) = operator(&url, &dir, &[&photos[..], &["--one-factor-networks", "192.168.1.0/24,home"]].concat());
+    assert!(!ok && err.contains("\"home\" is not an address"), "{err}");
+    let relaxed = ["--two-factor", "optional", "--one-factor-networks", "10.0.0.0/8"];
+    let (ok, _, err) = operator(&url, &dir, &[&photos[..], &relaxed].concat());
+    assert!(!ok && err.contains("apps that want two factors"), "{err}");
+    let (ok, out, err) = operator(&url, &dir, &["oidc", "client", "list"]);
+    assert!(ok && !out.contains("Photos"), "{out} {err}");
+    let (ok, _, err) =
+        operator(&url, &dir, &[&photos[..], &["--one-factor-networks", "192.168.1.0/24,10.0.0.0/8"]].concat());
+    assert!(ok, "{err}");
+    let (ok, out, err) = operator(&url, &dir, &["oidc", "client", "list"]);
+    assert!(ok && out.contains("the password alone from 192.168.1.0/24, 10.0.0.0/8"), "{out} {err}");
+
     // Deleting says what it would do until told --yes.
     // An app's id is base64url and may start with '-': still an id.
     let (ok, out, err) = operator(&url, &dir, &["oidc", "client", "remove", "-MQ4Tup5DXOXEM-QAbEIHWA9"]);
