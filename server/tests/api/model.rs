@@ -3,7 +3,8 @@
 //! codes (new and spent), refreshes (two at once, and a spent refresh token
 //! sent late),
 //! log-outs, log-out everywhere, password changes, lockdowns and resets
-//! from mailed links, gate checks and the clock moving on, sent
+//! from mailed links, turning two-factor authentication off and on again
+//! (a new secret, new recovery codes), gate checks and the clock moving on, sent
 //! by three browsers of two people to one instance (SQLite) or to two
 //! instances on one PostgreSQL database, each step to either. After every
 //! step the answers are compared with a small model of who is logged in
@@ -120,6 +121,16 @@ enum Op {
     Reset {
         p: usize,
     },
+    /// Half a minute on, the browser turns two-factor authentication off
+    /// (the password and a code): every other log-in ends.
+    TurnOff {
+        b: usize,
+    },
+    /// The browser turns it on again: a new secret (the password as proof),
+    /// confirmed by its code; new recovery codes; every other log-in ends.
+    TurnOn {
+        b: usize,
+    },
     Gate {
         b: usize,
     },
@@ -152,6 +163,8 @@ impl fmt::Display for Step {
             Op::ChangePassword { b } => write!(f, "{on}: browser {b} changes its person's password"),
             Op::Lockdown { p } => write!(f, "{on}: person {p} follows a notice's \"This wasn't me\" link"),
             Op::Reset { p } => write!(f, "{on}: person {p} resets the password from a mailed link"),
+            Op::TurnOff { b } => write!(f, "{on}: 30 s on, browser {b} turns two-factor authentication off"),
+            Op::TurnOn { b } => write!(f, "{on}: browser {b} turns two-factor authentication on (a new secret)"),
             Op::Gate { b } => write!(f, "{on}: the gate is asked with browser {b}'s gate cookie"),
             Op::Tick { seconds } => write!(f, "the clock moves on {seconds} s"),
         }
@@ -164,7 +177,7 @@ fn generate(rng: &mut Rng, instances: usize) -> Vec<Step> {
             // Most steps in one browser, so that log-ins get far enough to
             // matter; the others share and race its person.
             let b = if rng.below(10) < 6 { 0 } else { 1 + rng.below(BROWSERS - 1) };
-            let op = match rng.below(24) {
+            let op = match rng.below(27) {
                 0..=4 => Op::Password { b, p: rng.below(PEOPLE), right: rng.below(10) != 0 },
                 5..=11 => Op::Code {
                     b,
@@ -189,6 +202,8 @@ fn generate(rng: &mut Rng, instances: usize) -> Vec<Step> {
                 // Rarer: each ends every log-in of a person.
                 20 if rng.below(4) == 0 => Op::Lockdown { p: rng.below(PEOPLE) },
                 21 if rng.below(3) == 0 => Op::Reset { p: rng.below(PEOPLE) },
+                22 => Op::TurnOff { b },
+                23 | 24 => Op::TurnOn { b },
                 _ => Op::Tick { seconds: [1, 1, 3, 31, 31, 400][rng.below(6)] },
             };
             Step { on: rng.below(instances), op }
@@ -260,6 +275,8 @@ enum Seat {
 struct LoginModel {
     p: usize,
     alive: bool,
+    /// Reached with a second factor (the gate's `two_factor` rule takes it).
+    two_factor: bool,
     /// Ended at (model time): other instances may hold it in their cache
     /// for up to 2 seconds after.
     ended_at: Option<i64>,
@@ -283,6 +300,10 @@ struct PersonModel {
     /// Lockdowns (each an audit event); `locked` until a reset.
     lockdowns: i64,
     locked: bool,
+    /// Two-factor authentication turned off (the set-up turns it on).
+    off: bool,
+    turned_off: i64,
+    turned_on: i64,
 }
 
 /// The password people change theirs to, and back.
@@ -301,7 +322,7 @@ impl PersonModel {
 }
 
 /// What the sequences exercised, summed for the closing line.
-static SEEN: [std::sync::atomic::AtomicUsize; 8] = [const { std::sync::atomic::AtomicUsize::new(0) }; 8];
+static SEEN: [std::sync::atomic::AtomicUsize; 10] = [const { std::sync::atomic::AtomicUsize::new(0) }; 10];
 const SEEN_THROTTLED: usize = 0;
 const SEEN_REUSE: usize = 1;
 const SEEN_LOG_INS: usize = 2;
@@ -310,6 +331,8 @@ const SEEN_PASSWORD_CHANGED: usize = 4;
 const SEEN_LOCKDOWN: usize = 5;
 const SEEN_RESET: usize = 6;
 const SEEN_LOCKED_REFUSED: usize = 7;
+const SEEN_TURNED_OFF: usize = 8;
+const SEEN_TURNED_ON: usize = 9;
 
 fn seen(what: usize) {
     SEEN[what].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -389,6 +412,29 @@ impl World<'_> {
         }
     }
 
+    /// The browser's log-in while its access token is good (alive or not).
+    fn fresh_login(&self, b: usize) -> Option<usize> {
+        match self.model.seats[b] {
+            Seat::In { login, access_at } if self.model.now - access_at < ACCESS_TTL + LEEWAY => Some(login),
+            _ => None,
+        }
+    }
+
+    /// After a change that renews the log-ins (the version moved): every
+    /// log-in of `p` ends and browser `b` gets a new one, from `r`.
+    fn renewed(&mut self, b: usize, p: usize, two_factor: bool, r: &Reply) -> Result<(), Failure> {
+        self.end_all(p);
+        self.model.logins.push(LoginModel { p, alive: true, two_factor, ended_at: None });
+        let login = self.model.logins.len() - 1;
+        self.model.seats[b] = Seat::In { login, access_at: self.model.now };
+        self.model.spent[b] = None;
+        let gate =
+            set_cookie(r, "twofactor_gate").ok_or_else(|| "no gate cookie with the renewed log-in".to_owned())?;
+        self.browsers[b].gate = Some((gate, login));
+        self.browsers[b].previous_refresh = None;
+        Ok(())
+    }
+
     /// Ends every log-in of person `p` in the model.
     fn end_all(&mut self, p: usize) {
         for l in 0..self.model.logins.len() {
@@ -443,9 +489,24 @@ impl World<'_> {
                 let r = app.post_with(&self.browsers[b].client, "/api/authentication/log-in", body).await;
                 let person = &mut self.model.people[p];
                 match (right, r.status) {
-                    (true, StatusCode::OK) if r.body["twoFactorRequired"] == true => {
+                    (true, StatusCode::OK) if r.body["twoFactorRequired"] == true && !person.off => {
                         person.wrong_passwords = 0;
                         self.model.seats[b] = Seat::Stage { p, at: now, version: person.version };
+                    }
+                    // Two-factor authentication off: the password is the log-in.
+                    (true, StatusCode::OK) if r.body["twoFactorRequired"] == false && person.off => {
+                        person.wrong_passwords = 0;
+                        person.log_ins += 1;
+                        seen(SEEN_LOG_INS);
+                        self.model.logins.push(LoginModel { p, alive: true, two_factor: false, ended_at: None });
+                        let login = self.model.logins.len() - 1;
+                        self.model.seats[b] = Seat::In { login, access_at: now };
+                        self.model.spent[b] = None;
+                        let Some(gate) = set_cookie(&r, "twofactor_gate") else {
+                            return fail("no gate cookie with the log-in".into());
+                        };
+                        self.browsers[b].gate = Some((gate, login));
+                        self.browsers[b].previous_refresh = None;
                     }
                     (false, StatusCode::UNAUTHORIZED) => person.wrong_passwords += 1,
                     // Locked: said only to whoever knows the password.
@@ -531,7 +592,7 @@ impl World<'_> {
                         person.bucket = Bucket::default();
                         person.log_ins += 1;
                         seen(SEEN_LOG_INS);
-                        self.model.logins.push(LoginModel { p, alive: true, ended_at: None });
+                        self.model.logins.push(LoginModel { p, alive: true, two_factor: true, ended_at: None });
                         let login = self.model.logins.len() - 1;
                         self.model.seats[b] = Seat::In { login, access_at: now };
                         self.model.spent[b] = None;
@@ -671,11 +732,12 @@ impl World<'_> {
                                 self.end(l);
                             }
                         }
+                        let two_factor = login.is_some_and(|l| self.model.logins[l].two_factor);
                         let person = &mut self.model.people[p];
                         person.version += 1;
                         person.password_changes += 1;
                         seen(SEEN_PASSWORD_CHANGED);
-                        self.model.logins.push(LoginModel { p, alive: true, ended_at: None });
+                        self.model.logins.push(LoginModel { p, alive: true, two_factor, ended_at: None });
                         let new = self.model.logins.len() - 1;
                         self.model.seats[b] = Seat::In { login: new, access_at: now };
                         self.model.spent[b] = None;
@@ -727,14 +789,102 @@ impl World<'_> {
                 person.locked = false;
                 seen(SEEN_RESET);
             }
+            Op::TurnOff { b } => {
+                self.advance(30);
+                let now = self.model.now;
+                let p = self.person_of(b);
+                let (code, step_now) = self.code_now(p);
+                let body = json!({"password": self.model.people[p].password(), "twoFactorAuthenticationCode": code});
+                let r = app.post_with(&self.browsers[b].client, "/api/2fa/turn-off", body).await;
+                let login = self.fresh_login(b);
+                let alive = login.is_some_and(|l| self.model.logins[l].alive);
+                let cached = !alive && self.cached_elsewhere(login);
+                let person = &mut self.model.people[p];
+                match r.status {
+                    StatusCode::UNAUTHORIZED if !alive && r.body["error"] == "unauthenticated" => {}
+                    _ if !(alive || cached) => return fail(format!("no live log-in, yet {} {}", r.status, r.text)),
+                    StatusCode::CONFLICT if person.off => {}
+                    StatusCode::TOO_MANY_REQUESTS if person.wrong_passwords >= FREE => {}
+                    status if !person.off => {
+                        // The password passed: the code, under its limit.
+                        if !person.bucket.attempt(now) {
+                            if status != StatusCode::TOO_MANY_REQUESTS {
+                                return fail(format!("the limit should have refused it: {status} {}", r.text));
+                            }
+                            seen(SEEN_THROTTLED);
+                            return Ok(());
+                        }
+                        if step_now <= person.last_step {
+                            if status != StatusCode::UNAUTHORIZED {
+                                return fail(format!("a used step was taken: {status} {}", r.text));
+                            }
+                            person.codes_refused += 1;
+                            return Ok(());
+                        }
+                        if status != StatusCode::OK {
+                            return fail(format!("expected 200, got {status} {}", r.text));
+                        }
+                        person.last_step = step_now;
+                        person.bucket = Bucket::default();
+                        person.off = true;
+                        person.turned_off += 1;
+                        seen(SEEN_TURNED_OFF);
+                        person.version += 1;
+                        self.renewed(b, p, true, &r)?;
+                    }
+                    status => return fail(format!("answered {status} {}", r.text)),
+                }
+            }
+            Op::TurnOn { b } => {
+                let p = self.person_of(b);
+                let login = self.fresh_login(b);
+                let alive = login.is_some_and(|l| self.model.logins[l].alive);
+                if !alive || !self.model.people[p].off || self.model.people[p].wrong_passwords >= FREE {
+                    return Ok(()); // (the generator's rule: only where it can be done)
+                }
+                let c = &self.browsers[b].client;
+                let body = json!({"password": self.model.people[p].password()});
+                let g = app.post_with(c, "/api/2fa/generate", body).await;
+                if g.status != StatusCode::OK {
+                    return fail(format!("generate: {} {}", g.status, g.text));
+                }
+                let secret = totp::from_base32(g.body["secret"].as_str().unwrap()).unwrap();
+                let code = totp::code_at(&secret, now).unwrap();
+                let r = app.post_with(c, "/api/2fa/turn-on", json!({"twoFactorAuthenticationCode": code})).await;
+                let person = &mut self.model.people[p];
+                if !person.bucket.attempt(now) {
+                    if r.status != StatusCode::TOO_MANY_REQUESTS {
+                        return fail(format!("the limit should have refused it: {} {}", r.status, r.text));
+                    }
+                    seen(SEEN_THROTTLED);
+                    return Ok(());
+                }
+                if r.status != StatusCode::OK {
+                    return fail(format!("turn-on: {} {}", r.status, r.text));
+                }
+                person.last_step = now / 30;
+                person.bucket = Bucket::default();
+                person.off = false;
+                person.turned_on += 1;
+                seen(SEEN_TURNED_ON);
+                person.version += 1;
+                person.recovery_used = 0;
+                let codes = r.body["recoveryCodes"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_owned());
+                self.people[p].recovery = codes.collect();
+                self.people[p].secret = secret;
+                self.renewed(b, p, true, &r)?;
+            }
             Op::Gate { b } => {
                 // The gate cookie of the browser's last log-in, kept after it
                 // ended (as a copy someone kept would be).
                 let Some((gate, login)) = self.browsers[b].gate.clone() else { return Ok(()) };
                 let status = gate_answer(app, &gate, "http://wiki.example.test/").await;
                 let alive = self.model.logins[login].alive;
+                let two_factor = self.model.logins[login].two_factor;
                 match (alive, status) {
-                    (true, StatusCode::OK) => {}
+                    (true, StatusCode::OK) if two_factor => {}
+                    // One factor, on a two-factor rule: sent to turn it on.
+                    (true, StatusCode::UNAUTHORIZED) if !two_factor => {}
                     (false, StatusCode::UNAUTHORIZED) => seen(SEEN_ENDED_GATE),
                     (false, StatusCode::OK) if self.cached_elsewhere(Some(login)) => {}
                     (alive, status) => return fail(format!("log-in alive: {alive}, the gate answered {status}")),
@@ -811,6 +961,8 @@ impl World<'_> {
                 ("password_changed", m.password_changes),
                 ("password_reset", m.resets),
                 ("locked_down", m.lockdowns),
+                ("two_factor_off", m.turned_off),
+                ("two_factor_on", m.turned_on),
             ];
             for (kind, n) in expected {
                 if seen(kind) != n {
@@ -958,7 +1110,7 @@ async fn random_sequences_keep_the_security_invariants() {
     eprintln!(
         "{} sequences of {STEPS} to {} steps on {} instance(s) kept every invariant in {:.1} s: {} log-ins, {} code \
          attempts refused by the limit, {} copied refresh tokens caught, {} gate cookies of ended log-ins refused, {} \
-         passwords changed, {} lockdowns (then {} right passwords refused), {} resets",
+         passwords changed, {} lockdowns (then {} right passwords refused), {} resets, two factors turned off {} times and on {}",
         seeds.len(),
         STEPS + 8,
         apps.len(),
@@ -970,6 +1122,8 @@ async fn random_sequences_keep_the_security_invariants() {
         n(SEEN_PASSWORD_CHANGED),
         n(SEEN_LOCKDOWN),
         n(SEEN_LOCKED_REFUSED),
-        n(SEEN_RESET)
+        n(SEEN_RESET),
+        n(SEEN_TURNED_OFF),
+        n(SEEN_TURNED_ON)
     );
 }
