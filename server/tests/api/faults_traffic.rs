@@ -47,6 +47,41 @@ async fn half_written(url: &str) -> Vec<String> {
     found
 }
 
+/// The settings of two instances behind one gate rule (a log-in will do
+/// for wiki.example.test), and the two, started on `url`. The session cache
+/// is believed for 10 s (the most allowed): only LISTEN can tell an
+/// instance of another's change sooner.
+async fn two_gated_instances(url: &str, dir: &std::path::Path) -> (Vec<(&'static str, String)>, Instance, Instance) {
+    let rules = dir.join("rules.toml");
+    std::fs::write(&rules, "[[rules]]\ndomain = \"wiki.example.test\"\npolicy = \"one_factor\"\n").unwrap();
+    let settings = vec![
+        ("COOKIE_DOMAINS", "example.test".to_owned()),
+        ("PUBLIC_URL", "http://auth.example.test".to_owned()),
+        ("ACCESS_RULES", rules.display().to_string()),
+        ("GATE_CACHE_SECONDS", "10".to_owned()),
+        ("REGISTRATIONS_PER_HOUR", "100000".to_owned()),
+        ("SIGNUP", "open".to_owned()),
+    ];
+    let borrowed: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let a = Instance::start_with(url, dir, &borrowed).await;
+    let b = Instance::start_with(url, dir, &borrowed).await;
+    (settings, a, b)
+}
+
+/// The gate asked by instance `inst` about wiki.example.test with a gate
+/// cookie.
+fn gate_at(inst: &Instance, cookie: &str) -> reqwest::RequestBuilder {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(std::time::Duration::from_secs(20))
+        .build()
+        .unwrap()
+        .get(inst.url("/api/authz/auth-request"))
+        .header("x-original-method", "GET")
+        .header("x-original-url", "http://wiki.example.test/")
+        .header("cookie", format!("twofactor_gate={cookie}"))
+}
+
 fn mount_tmpfs(dir: &std::path::Path, size: &str) -> bool {
     std::process::Command::new("mount")
         .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
@@ -162,21 +197,7 @@ async fn an_instance_killed_mid_traffic_loses_no_log_in_and_hears_the_other_agai
     };
     let dir = tempfile::tempdir().unwrap();
     let url = database_for(dir.path()).await;
-    let rules = dir.path().join("rules.toml");
-    std::fs::write(&rules, "[[rules]]\ndomain = \"wiki.example.test\"\npolicy = \"one_factor\"\n").unwrap();
-    let rules = rules.display().to_string();
-    // The session cache believed for 10 s (the most allowed): only LISTEN
-    // can tell an instance of another's change sooner.
-    let settings = [
-        ("COOKIE_DOMAINS", "example.test"),
-        ("PUBLIC_URL", "http://auth.example.test"),
-        ("ACCESS_RULES", rules.as_str()),
-        ("GATE_CACHE_SECONDS", "10"),
-        ("REGISTRATIONS_PER_HOUR", "100000"),
-        ("SIGNUP", "open"),
-    ];
-    let a = Instance::start_with(&url, dir.path(), &settings).await;
-    let b = Instance::start_with(&url, dir.path(), &settings).await;
+    let (settings, a, b) = two_gated_instances(&url, dir.path()).await;
 
     // A burst of sign-ups and log-ins to A; SIGKILL (no draining) as soon
     // as the first is answered, the rest in flight.
@@ -239,7 +260,8 @@ async fn an_instance_killed_mid_traffic_loses_no_log_in_and_hears_the_other_agai
         t.logged_in.push((email, c));
     }
     // A again (a new process); every log-in answered works on both.
-    let a = Instance::start_with(&url, dir.path(), &settings).await;
+    let borrowed: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let a = Instance::start_with(&url, dir.path(), &borrowed).await;
     for (email, browser) in t.logged_in.iter().chain(&answered) {
         for inst in [&a, &b] {
             assert_eq!(status_of(browser.get(inst.url("/api/authentication"))).await, StatusCode::OK, "{email}");
@@ -249,16 +271,6 @@ async fn an_instance_killed_mid_traffic_loses_no_log_in_and_hears_the_other_agai
 
     // The new A hears B: a log-in ended through B is refused by A's gate
     // at once, though A had it cached for 10 seconds.
-    let gate_at = |inst: &Instance, cookie: &str| {
-        reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap()
-            .get(inst.url("/api/authz/auth-request"))
-            .header("x-original-method", "GET")
-            .header("x-original-url", "http://wiki.example.test/")
-            .header("cookie", format!("twofactor_gate={cookie}"))
-    };
     let (email, cookie) = gates.last().unwrap().clone();
     assert_eq!(status_of(gate_at(&a, &cookie)).await, StatusCode::OK, "cached by A");
     let browser = &t.logged_in.iter().find(|(e, _)| *e == email).unwrap().1;
@@ -361,30 +373,7 @@ async fn a_database_restart_under_traffic_is_503_and_both_instances_resume_and_l
     };
     let url = pg.url();
     let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules.toml");
-    std::fs::write(&rules, "[[rules]]\ndomain = \"wiki.example.test\"\npolicy = \"one_factor\"\n").unwrap();
-    let rules = rules.display().to_string();
-    let settings = [
-        ("COOKIE_DOMAINS", "example.test"),
-        ("PUBLIC_URL", "http://auth.example.test"),
-        ("ACCESS_RULES", rules.as_str()),
-        ("GATE_CACHE_SECONDS", "10"),
-        ("REGISTRATIONS_PER_HOUR", "100000"),
-        ("SIGNUP", "open"),
-    ];
-    let a = Instance::start_with(&url, dir.path(), &settings).await;
-    let b = Instance::start_with(&url, dir.path(), &settings).await;
-    let gate_at = |inst: &Instance, cookie: &str| {
-        reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(std::time::Duration::from_secs(20))
-            .build()
-            .unwrap()
-            .get(inst.url("/api/authz/auth-request"))
-            .header("x-original-method", "GET")
-            .header("x-original-url", "http://wiki.example.test/")
-            .header("cookie", format!("twofactor_gate={cookie}"))
-    };
+    let (_, a, b) = two_gated_instances(&url, dir.path()).await;
     // One person's whole visit: sign-up, log-in, refresh, a gate check,
     // the first two on one instance and the rest on the other. Every
     // answer is one of these; what the sign-up and log-in answered is kept.

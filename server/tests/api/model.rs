@@ -424,12 +424,17 @@ impl World<'_> {
     /// log-in of `p` ends and browser `b` gets a new one, from `r`.
     fn renewed(&mut self, b: usize, p: usize, two_factor: bool, r: &Reply) -> Result<(), Failure> {
         self.end_all(p);
+        self.start_login(b, p, two_factor, r)
+    }
+
+    /// A log-in of `p` started now in browser `b` (answered by `r`, which
+    /// carries its gate cookie).
+    fn start_login(&mut self, b: usize, p: usize, two_factor: bool, r: &Reply) -> Result<(), Failure> {
         self.model.logins.push(LoginModel { p, alive: true, two_factor, ended_at: None });
         let login = self.model.logins.len() - 1;
         self.model.seats[b] = Seat::In { login, access_at: self.model.now };
         self.model.spent[b] = None;
-        let gate =
-            set_cookie(r, "twofactor_gate").ok_or_else(|| "no gate cookie with the renewed log-in".to_owned())?;
+        let gate = set_cookie(r, "twofactor_gate").ok_or_else(|| "no gate cookie with the log-in".to_owned())?;
         self.browsers[b].gate = Some((gate, login));
         self.browsers[b].previous_refresh = None;
         Ok(())
@@ -498,15 +503,7 @@ impl World<'_> {
                         person.wrong_passwords = 0;
                         person.log_ins += 1;
                         seen(SEEN_LOG_INS);
-                        self.model.logins.push(LoginModel { p, alive: true, two_factor: false, ended_at: None });
-                        let login = self.model.logins.len() - 1;
-                        self.model.seats[b] = Seat::In { login, access_at: now };
-                        self.model.spent[b] = None;
-                        let Some(gate) = set_cookie(&r, "twofactor_gate") else {
-                            return fail("no gate cookie with the log-in".into());
-                        };
-                        self.browsers[b].gate = Some((gate, login));
-                        self.browsers[b].previous_refresh = None;
+                        self.start_login(b, p, false, &r).map_err(|e| format!("{step}: {e}"))?;
                     }
                     (false, StatusCode::UNAUTHORIZED) => person.wrong_passwords += 1,
                     // Locked: said only to whoever knows the password.
@@ -592,15 +589,7 @@ impl World<'_> {
                         person.bucket = Bucket::default();
                         person.log_ins += 1;
                         seen(SEEN_LOG_INS);
-                        self.model.logins.push(LoginModel { p, alive: true, two_factor: true, ended_at: None });
-                        let login = self.model.logins.len() - 1;
-                        self.model.seats[b] = Seat::In { login, access_at: now };
-                        self.model.spent[b] = None;
-                        let Some(gate) = set_cookie(&r, "twofactor_gate") else {
-                            return fail("no gate cookie with the log-in".into());
-                        };
-                        self.browsers[b].gate = Some((gate, login));
-                        self.browsers[b].previous_refresh = None;
+                        self.start_login(b, p, true, &r).map_err(|e| format!("{step}: {e}"))?;
                     }
                     (false, StatusCode::UNAUTHORIZED) => person.codes_refused += 1,
                     _ => {
@@ -727,25 +716,12 @@ impl World<'_> {
                     StatusCode::OK if alive || cached => {
                         // Every log-in of the person ends; this browser gets
                         // a new one (the same factors), under a new version.
-                        for l in 0..self.model.logins.len() {
-                            if self.model.logins[l].p == p {
-                                self.end(l);
-                            }
-                        }
                         let two_factor = login.is_some_and(|l| self.model.logins[l].two_factor);
                         let person = &mut self.model.people[p];
                         person.version += 1;
                         person.password_changes += 1;
                         seen(SEEN_PASSWORD_CHANGED);
-                        self.model.logins.push(LoginModel { p, alive: true, two_factor, ended_at: None });
-                        let new = self.model.logins.len() - 1;
-                        self.model.seats[b] = Seat::In { login: new, access_at: now };
-                        self.model.spent[b] = None;
-                        let Some(gate) = set_cookie(&r, "twofactor_gate") else {
-                            return fail("no gate cookie with the renewed log-in".into());
-                        };
-                        self.browsers[b].gate = Some((gate, new));
-                        self.browsers[b].previous_refresh = None;
+                        self.renewed(b, p, two_factor, &r).map_err(|e| format!("{step}: {e}"))?;
                     }
                     StatusCode::UNAUTHORIZED if !alive => {}
                     // The password limit (its own test counts it exactly).
