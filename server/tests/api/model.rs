@@ -420,10 +420,10 @@ impl World<'_> {
         }
     }
 
-    /// After a change that renews the log-ins (the version moved): every
-    /// log-in of `p` ends and browser `b` gets a new one, from `r`.
+    /// After a change that renews the log-ins: every log-in of `p` ends
+    /// under a new version, and browser `b` gets a new one, from `r`.
     fn renewed(&mut self, b: usize, p: usize, two_factor: bool, r: &Reply) -> Result<(), Failure> {
-        self.end_all(p);
+        self.version_moved(p);
         self.start_login(b, p, two_factor, r)
     }
 
@@ -440,13 +440,17 @@ impl World<'_> {
         Ok(())
     }
 
-    /// Ends every log-in of person `p` in the model.
-    fn end_all(&mut self, p: usize) {
+    /// The account's session version moved (log-out everywhere, a
+    /// password change or reset, a lockdown, two factors turned off or
+    /// on): every log-in of person `p` ends, and password stages of the
+    /// old version are void.
+    fn version_moved(&mut self, p: usize) {
         for l in 0..self.model.logins.len() {
             if self.model.logins[l].p == p {
                 self.end(l);
             }
         }
+        self.model.people[p].version += 1;
     }
 
     /// A link of `purpose` ("reset", "lockdown") for person `p`, as the
@@ -685,13 +689,7 @@ impl World<'_> {
                 let fresh = matches!(seat, Seat::In { access_at, .. } if now - access_at < ACCESS_TTL + LEEWAY);
                 match (self.alive(seat), r.status) {
                     (Some(login), s) if s.is_success() => {
-                        let p = self.model.logins[login].p;
-                        for l in 0..self.model.logins.len() {
-                            if self.model.logins[l].p == p {
-                                self.end(l);
-                            }
-                        }
-                        self.model.people[p].version += 1;
+                        self.version_moved(self.model.logins[login].p);
                         self.model.seats[b] = Seat::Out;
                     }
                     (Some(_), StatusCode::UNAUTHORIZED) if !fresh => {}
@@ -717,9 +715,7 @@ impl World<'_> {
                         // Every log-in of the person ends; this browser gets
                         // a new one (the same factors), under a new version.
                         let two_factor = login.is_some_and(|l| self.model.logins[l].two_factor);
-                        let person = &mut self.model.people[p];
-                        person.version += 1;
-                        person.password_changes += 1;
+                        self.model.people[p].password_changes += 1;
                         seen(SEEN_PASSWORD_CHANGED);
                         self.renewed(b, p, two_factor, &r).map_err(|e| format!("{step}: {e}"))?;
                     }
@@ -743,9 +739,8 @@ impl World<'_> {
                 if !r.status.is_success() {
                     return fail(format!("answered {} {}", r.status, r.text));
                 }
-                self.end_all(p);
+                self.version_moved(p);
                 let person = &mut self.model.people[p];
-                person.version += 1;
                 person.lockdowns += 1;
                 person.locked = true;
                 seen(SEEN_LOCKDOWN);
@@ -758,9 +753,8 @@ impl World<'_> {
                 if !r.status.is_success() {
                     return fail(format!("answered {} {}", r.status, r.text));
                 }
-                self.end_all(p);
+                self.version_moved(p);
                 let person = &mut self.model.people[p];
-                person.version += 1;
                 person.resets += 1;
                 person.locked = false;
                 seen(SEEN_RESET);
@@ -805,7 +799,6 @@ impl World<'_> {
                         person.off = true;
                         person.turned_off += 1;
                         seen(SEEN_TURNED_OFF);
-                        person.version += 1;
                         self.renewed(b, p, true, &r)?;
                     }
                     status => return fail(format!("answered {status} {}", r.text)),
@@ -843,7 +836,6 @@ impl World<'_> {
                 person.off = false;
                 person.turned_on += 1;
                 seen(SEEN_TURNED_ON);
-                person.version += 1;
                 person.recovery_used = 0;
                 let codes = r.body["recoveryCodes"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_owned());
                 self.people[p].recovery = codes.collect();

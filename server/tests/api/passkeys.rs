@@ -702,3 +702,24 @@ async fn the_passkey_step_remembers_the_browser_when_asked() {
     let listed = app.get("/api/2fa/remembered-browsers").await;
     assert_eq!(listed.body.as_array().map(Vec::len), Some(1), "{}", listed.text);
 }
+
+/// A passkey shown again (the step-up an access rule with `fresh` asks for)
+/// is written into the live log-in, once: its ceremony is spent, and the
+/// same answer again is refused with nothing written.
+#[tokio::test]
+async fn a_passkey_shown_again_is_written_into_the_log_in_once() {
+    let app = spawn_app().await;
+    let (mut key, added) = with_passkey(&app, "up@example.com", "Laptop").await;
+    assert_eq!(added.status, StatusCode::CREATED, "{}", added.text);
+    app.clock.advance(60);
+    let proof = app.post("/api/webauthn/proof/start", json!({})).await;
+    assert_eq!(proof.status, StatusCode::OK, "{}", proof.text);
+    let passkey = json!({"ceremony": proof.body["ceremony"], "credential": key.assert(&proof.body["options"])});
+    let r = app.post("/api/2fa/step-up", json!({"passkey": passkey})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let count = |body: &Value| all_kinds(body).iter().filter(|k| *k == "second_factor_shown").count();
+    assert_eq!(count(&app.get("/api/authentication/activity").await.body), 1);
+    let again = app.post("/api/2fa/step-up", json!({"passkey": passkey})).await;
+    assert_error(&again, StatusCode::BAD_REQUEST, "bad_request");
+    assert_eq!(count(&app.get("/api/authentication/activity").await.body), 1, "nothing written by the replay");
+}

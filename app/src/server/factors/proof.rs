@@ -158,8 +158,8 @@ pub async fn step_up(
         }
         // A passkey's ceremony is spent and its answer checked first (its
         // own writes: the ceremony and the key's counter), then written.
-        Some(passkey @ FactorProof::Passkey { .. }) => {
-            prove_second_factor(state, meta, session, &user, Some(passkey), "").await?;
+        Some(FactorProof::Passkey { ceremony, credential }) => {
+            super::passkeys::prove_with_passkey(state, meta, session, &user, ceremony, credential).await?;
             let tx = state.db.begin().await?;
             show_again(state, meta, tx, &session.user.family, &user, Amr::PASSKEY).await
         }
