@@ -48,9 +48,9 @@ pub async fn authenticate_two_factor(
     #[server(rename = "recoveryCode")] recovery_code: Option<String>,
     #[server(default)] remember: Option<bool>,
 ) -> Result<User, AppError> {
-    use crate::server::{account, app_state, auth::PasswordSession, extract, request::RequestMeta, set_cookies};
+    use crate::server::{account, app_state, auth::PasswordStage, extract, request::RequestMeta, set_cookies};
     let state = app_state()?;
-    let session = extract::<PasswordSession>(&state).await?;
+    let session = extract::<PasswordStage>(&state).await?;
     let meta = extract::<RequestMeta>(&state).await?;
     let factor = parse_second_factor(code.as_deref(), recovery_code.as_deref())?;
     let out = account::authenticate(&state, &meta, session, factor, remember.unwrap_or(false)).await?;

@@ -202,7 +202,7 @@ async fn log_in(State(state): State<AppState>, req: Request) -> Response {
                     let result = match parse_second_factor(code, recovery) {
                         Ok(factor) => {
                             let remember = posted.get("remember") == "on";
-                            account::authenticate(&state, &posted.meta, session, factor, remember).await
+                            account::authenticate(&state, &posted.meta, session.into(), factor, remember).await
                         }
                         Err(e) => Err(e),
                     };

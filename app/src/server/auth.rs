@@ -109,19 +109,53 @@ impl FromRequestParts<AppState> for PasswordSession {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let stage = PasswordStage::from_request_parts(parts, state).await?;
+        let user = state.db.user_by_id(stage.id).await?;
+        stage.with_row(user)
+    }
+}
+
+/// A password-stage token checked on its own, the account's row not yet
+/// read: for the code step, which reads the row in its own transaction
+/// (one trip to the database fewer) and then holds it to the same rules
+/// as `PasswordSession` (`with_row`).
+#[derive(Debug, Clone)]
+pub struct PasswordStage {
+    pub id: i64,
+    pub claims: Claims,
+}
+
+impl PasswordStage {
+    /// The session, once the account's `row` (as read now) is known: a
+    /// row gone, a session version moved on, or no second factor left
+    /// (turning 2FA off moves the version too) is 401.
+    pub fn with_row(self, row: Option<UserRow>) -> Result<PasswordSession, AppError> {
+        let user = row.ok_or_else(AppError::unauthenticated)?;
+        // A password-stage token only exists for 2FA accounts (an app or
+        // a passkey).
+        if user.id != self.id || user.session_version != self.claims.ver || !user.two_factor() {
+            return Err(AppError::unauthenticated());
+        }
+        tracing::Span::current().record("user_id", user.id);
+        Ok(PasswordSession { user, claims: self.claims })
+    }
+}
+
+impl From<PasswordSession> for PasswordStage {
+    fn from(session: PasswordSession) -> Self {
+        Self { id: session.user.id, claims: session.claims }
+    }
+}
+
+impl FromRequestParts<AppState> for PasswordStage {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let (id, claims) = claims(parts, state, Stage::Password)?;
         // A password-stage token has no family and must not claim one.
         if claims.sid.is_some() {
             return Err(AppError::unauthenticated());
         }
-        let user = state.db.user_by_id(id).await?.ok_or_else(AppError::unauthenticated)?;
-        // A password-stage token only exists for 2FA accounts (an app or a
-        // passkey); if 2FA was
-        // turned off since, the version bump refuses it too.
-        if user.session_version != claims.ver || !user.two_factor() {
-            return Err(AppError::unauthenticated());
-        }
-        tracing::Span::current().record("user_id", user.id);
-        Ok(Self { user, claims })
+        Ok(Self { id, claims })
     }
 }

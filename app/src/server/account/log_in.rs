@@ -6,7 +6,7 @@ use crate::domain::{Email, Password, SecondFactor};
 use crate::error::AppError;
 use crate::server::WithCookies;
 use crate::server::audit;
-use crate::server::auth::PasswordSession;
+use crate::server::auth::{PasswordSession, PasswordStage};
 use crate::server::crypto::tokens::{CookieKind, PASSWORD_STAGE_TTL};
 use crate::server::db::{Tx, UserRow};
 use crate::server::factors::remembered;
@@ -229,16 +229,18 @@ async fn remembered_log_in(
 pub async fn authenticate(
     state: &AppState,
     meta: &RequestMeta,
-    session: PasswordSession,
+    stage: PasswordStage,
     factor: SecondFactor,
     remember: bool,
 ) -> Result<WithCookies<User>, AppError> {
     let amr = Amr::PASSWORD.with(factor_amr(&factor));
-    let body = User::from(&session.user);
     let (state, meta) = (state.clone(), meta.clone());
-    let cookies = detached(async move {
-        let PasswordSession { user, claims } = session;
+    detached(async move {
         let mut tx = state.db.begin().await?;
+        // The account as this transaction sees it (a token for a row gone
+        // or changed since is 401, nothing written).
+        let row = tx.user_by_id(stage.id).await?;
+        let PasswordSession { user, claims } = stage.with_row(row)?;
         let answer = match verify::check(&state, &meta, &mut tx, &user, &factor).await? {
             Ok(()) => start_second_factor(&state, &meta, &mut tx, &user, &claims, amr, remember).await?,
             Err(refused) => Err(refused),
@@ -247,10 +249,9 @@ pub async fn authenticate(
         if answer.is_ok() {
             tracing::info!(user_id = user.id, "second factor accepted");
         }
-        answer
+        answer.map(|cookies| WithCookies { cookies, body: User::from(&user) })
     })
-    .await?;
-    Ok(WithCookies { cookies, body })
+    .await
 }
 
 /// After a second factor (a code or a passkey) was accepted for a

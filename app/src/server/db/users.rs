@@ -117,14 +117,7 @@ impl Db {
     }
 
     pub async fn user_by_id(&self, id: i64) -> Result<Option<UserRow>, AppError> {
-        Ok(sqlx::query_as::<_, UserRecord>(sqlx::AssertSqlSafe(format!(
-            "SELECT {} FROM users WHERE id = $1",
-            Self::USER_COLUMNS
-        )))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?
-        .map(UserRow::from))
+        user_by_id(&mut *self.pool.acquire().await?, id).await
     }
 
     /// Stores a pending secret. The active one (if any) is untouched.
@@ -229,7 +222,23 @@ impl Db {
     }
 }
 
+async fn user_by_id(conn: &mut sqlx::AnyConnection, id: i64) -> Result<Option<UserRow>, AppError> {
+    Ok(sqlx::query_as::<_, UserRecord>(sqlx::AssertSqlSafe(format!(
+        "SELECT {} FROM users WHERE id = $1",
+        Db::USER_COLUMNS
+    )))
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?
+    .map(UserRow::from))
+}
+
 impl Tx {
+    /// The account's row as this transaction sees it.
+    pub async fn user_by_id(&mut self, id: i64) -> Result<Option<UserRow>, AppError> {
+        user_by_id(&mut self.tx, id).await
+    }
+
     /// The account's session version now (0 for no such account).
     pub async fn session_version_of(&mut self, id: i64) -> Result<i64, AppError> {
         let row: Option<(i64,)> = sqlx::query_as("SELECT session_version FROM users WHERE id = $1")
