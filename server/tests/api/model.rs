@@ -4,14 +4,18 @@
 //! sent late),
 //! log-outs, log-out everywhere, password changes, lockdowns and resets
 //! from mailed links, turning two-factor authentication off and on again
-//! (a new secret, new recovery codes), gate checks and the clock moving on, sent
+//! (a new secret, new recovery codes), passkeys (added and removed with a
+//! software authenticator, shown at the code step, or signing in alone;
+//! a removed one shown again), gate checks and the clock moving on, sent
 //! by three browsers of two people to one instance (SQLite) or to two
 //! instances on one PostgreSQL database, each step to either. After every
 //! step the answers are compared with a small model of who is logged in
 //! where:
 //! - no request is accepted for a log-in the model has ended (the portal's
 //!   session, its refresh token and its gate cookie alike);
-//! - no code, and no recovery code, is accepted twice;
+//! - no code, and no recovery code, is accepted twice; no removed passkey
+//!   is accepted, and an account with a passkey stays two-factor when its
+//!   app is turned off;
 //! - the code limit lets through exactly the attempts the model's bucket
 //!   allows (5 free failures, then a doubling wait);
 //! - the gate and the portal agree;
@@ -32,6 +36,7 @@ use std::sync::Arc;
 
 use reqwest::cookie::{CookieStore, Jar};
 
+use super::passkeys::Discoverable;
 use super::*;
 
 const RULES: &str = "[[rules]]\ndomain = \"wiki.example.test\"\npolicy = \"two_factor\"\n";
@@ -134,6 +139,29 @@ enum Op {
     Gate {
         b: usize,
     },
+    /// The browser registers a passkey (the password as proof): the first
+    /// factor of an account without one turns two factors on.
+    AddPasskey {
+        b: usize,
+    },
+    /// The browser removes its person's oldest passkey (the password as
+    /// proof): the last one of an account without an app turns two
+    /// factors off.
+    RemovePasskey {
+        b: usize,
+    },
+    /// At the code step, one of the passkeys the person made (one removed
+    /// since is refused).
+    PasskeyStep {
+        b: usize,
+        key: usize,
+    },
+    /// One of the person's passkeys alone, without a password.
+    PasskeySignIn {
+        b: usize,
+        p: usize,
+        key: usize,
+    },
     Tick {
         seconds: i64,
     },
@@ -166,6 +194,14 @@ impl fmt::Display for Step {
             Op::TurnOff { b } => write!(f, "{on}: 30 s on, browser {b} turns two-factor authentication off"),
             Op::TurnOn { b } => write!(f, "{on}: browser {b} turns two-factor authentication on (a new secret)"),
             Op::Gate { b } => write!(f, "{on}: the gate is asked with browser {b}'s gate cookie"),
+            Op::AddPasskey { b } => write!(f, "{on}: browser {b} adds a passkey"),
+            Op::RemovePasskey { b } => write!(f, "{on}: browser {b} removes its person's oldest passkey"),
+            Op::PasskeyStep { b, key } => {
+                write!(f, "{on}: browser {b} shows its person's passkey {key} at the code step")
+            }
+            Op::PasskeySignIn { b, p, key } => {
+                write!(f, "{on}: browser {b} signs in with person {p}'s passkey {key} alone")
+            }
             Op::Tick { seconds } => write!(f, "the clock moves on {seconds} s"),
         }
     }
@@ -177,7 +213,7 @@ fn generate(rng: &mut Rng, instances: usize) -> Vec<Step> {
             // Most steps in one browser, so that log-ins get far enough to
             // matter; the others share and race its person.
             let b = if rng.below(10) < 6 { 0 } else { 1 + rng.below(BROWSERS - 1) };
-            let op = match rng.below(27) {
+            let op = match rng.below(36) {
                 0..=4 => Op::Password { b, p: rng.below(PEOPLE), right: rng.below(10) != 0 },
                 5..=11 => Op::Code {
                     b,
@@ -204,6 +240,10 @@ fn generate(rng: &mut Rng, instances: usize) -> Vec<Step> {
                 21 if rng.below(3) == 0 => Op::Reset { p: rng.below(PEOPLE) },
                 22 => Op::TurnOff { b },
                 23 | 24 => Op::TurnOn { b },
+                27 | 28 => Op::AddPasskey { b },
+                29 | 30 => Op::RemovePasskey { b },
+                31..=33 => Op::PasskeyStep { b, key: rng.below(3) },
+                34 | 35 => Op::PasskeySignIn { b, p: rng.below(PEOPLE), key: rng.below(3) },
                 _ => Op::Tick { seconds: [1, 1, 3, 31, 31, 400][rng.below(6)] },
             };
             Step { on: rng.below(instances), op }
@@ -220,8 +260,48 @@ fn generate(rng: &mut Rng, instances: usize) -> Vec<Step> {
         let wrong = (0..7).map(|_| Step { on: rng.below(instances), op: Op::Code { b, answer: Answer::Wrong } });
         steps.splice(at..at, std::iter::once(password).chain(wrong).collect::<Vec<_>>());
     }
+    // Now and then a person's passkeys from start to end, among whatever
+    // the others do: two added; the app turned off (a passkey keeps two
+    // factors, and the recovery codes); the first removed; the password,
+    // then a code (no app: refused) and a recovery code; each passkey at
+    // the code step (the removed one refused); the last removed (two
+    // factors off); each alone (nobody's now); the password alone; the
+    // app on again.
+    if rng.below(2) == 0 {
+        let at = rng.below(steps.len());
+        let b = rng.below(BROWSERS);
+        let p = rng.below(PEOPLE);
+        let password = Op::Password { b, p, right: true };
+        let ops = [
+            password,
+            Op::Code { b, answer: Answer::Right },
+            Op::AddPasskey { b },
+            Op::AddPasskey { b },
+            Op::TurnOff { b },
+            Op::RemovePasskey { b },
+            Op::LogOut { b },
+            password,
+            Op::Code { b, answer: Answer::Right },
+            Op::Code { b, answer: Answer::Recovery },
+            Op::LogOut { b },
+            password,
+            Op::PasskeyStep { b, key: 0 },
+            Op::PasskeyStep { b, key: 1 },
+            Op::RemovePasskey { b },
+            Op::LogOut { b },
+            Op::PasskeySignIn { b, p, key: 0 },
+            Op::PasskeySignIn { b, p, key: 1 },
+            password,
+            Op::TurnOn { b },
+        ];
+        let episode: Vec<Step> = ops.into_iter().map(|op| Step { on: rng.below(instances), op }).collect();
+        steps.splice(at..at, episode);
+    }
     steps
 }
+
+/// The most steps the bursts and the passkey episode add to a sequence.
+const SPLICED: usize = 8 + 20;
 
 /// The code limit's bucket for one account, as `db::throttle` keeps it.
 #[derive(Debug, Clone, Default)]
@@ -252,6 +332,14 @@ impl Bucket {
         };
         self.row = Some((failures + 1, delay, now));
         true
+    }
+
+    /// An attempt counted, then given back (a later bucket of the same
+    /// try refused it): one failure fewer, the wait as it was set.
+    fn release(&mut self) {
+        if let Some((failures, _, _)) = &mut self.row {
+            *failures = (*failures - 1).max(0);
+        }
     }
 }
 
@@ -304,6 +392,13 @@ struct PersonModel {
     off: bool,
     turned_off: i64,
     turned_on: i64,
+    /// Passkeys registered now.
+    passkeys: usize,
+    passkeys_added: i64,
+    passkeys_removed: i64,
+    /// Passkeys accepted (at the code step or alone) and refused.
+    passkeys_used: i64,
+    passkeys_refused: i64,
 }
 
 /// The password people change theirs to, and back.
@@ -319,10 +414,15 @@ impl PersonModel {
     fn other_password(&self) -> &'static str {
         if self.password() == PASSWORD { OTHER_PASSWORD } else { PASSWORD }
     }
+
+    /// Two factors asked for at log-in: the app, or a passkey.
+    fn two_factor(&self) -> bool {
+        !self.off || self.passkeys > 0
+    }
 }
 
 /// What the sequences exercised, summed for the closing line.
-static SEEN: [std::sync::atomic::AtomicUsize; 10] = [const { std::sync::atomic::AtomicUsize::new(0) }; 10];
+static SEEN: [std::sync::atomic::AtomicUsize; 13] = [const { std::sync::atomic::AtomicUsize::new(0) }; 13];
 const SEEN_THROTTLED: usize = 0;
 const SEEN_REUSE: usize = 1;
 const SEEN_LOG_INS: usize = 2;
@@ -333,6 +433,9 @@ const SEEN_RESET: usize = 6;
 const SEEN_LOCKED_REFUSED: usize = 7;
 const SEEN_TURNED_OFF: usize = 8;
 const SEEN_TURNED_ON: usize = 9;
+const SEEN_PASSKEY_ADDED: usize = 10;
+const SEEN_PASSKEY_LOG_INS: usize = 11;
+const SEEN_REMOVED_PASSKEY_REFUSED: usize = 12;
 
 fn seen(what: usize) {
     SEEN[what].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -364,6 +467,8 @@ struct Person {
     id: i64,
     /// The audit events of the set-up, by kind.
     baseline: Vec<(String, i64)>,
+    /// Every passkey the person made, with its id while it is registered.
+    keys: Vec<(Discoverable, Option<String>)>,
 }
 
 fn browser() -> Browser {
@@ -379,6 +484,12 @@ fn browser() -> Browser {
 fn cookie(jar: &Jar, base: &str, name: &str) -> Option<String> {
     let header = jar.cookies(&url::Url::parse(base).unwrap())?;
     header.to_str().ok()?.split("; ").find_map(|c| c.strip_prefix(&format!("{name}=")).map(str::to_owned))
+}
+
+/// A number for the next passkey made (its key and id are unique).
+fn next_key() -> u64 {
+    static MADE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Why a step failed: the step and what was seen.
@@ -498,12 +609,12 @@ impl World<'_> {
                 let r = app.post_with(&self.browsers[b].client, "/api/authentication/log-in", body).await;
                 let person = &mut self.model.people[p];
                 match (right, r.status) {
-                    (true, StatusCode::OK) if r.body["twoFactorRequired"] == true && !person.off => {
+                    (true, StatusCode::OK) if r.body["twoFactorRequired"] == true && person.two_factor() => {
                         person.wrong_passwords = 0;
                         self.model.seats[b] = Seat::Stage { p, at: now, version: person.version };
                     }
                     // Two-factor authentication off: the password is the log-in.
-                    (true, StatusCode::OK) if r.body["twoFactorRequired"] == false && person.off => {
+                    (true, StatusCode::OK) if r.body["twoFactorRequired"] == false && !person.two_factor() => {
                         person.wrong_passwords = 0;
                         person.log_ins += 1;
                         seen(SEEN_LOG_INS);
@@ -577,7 +688,8 @@ impl World<'_> {
                     (code, now / 30)
                 };
                 let good = match answer {
-                    Answer::Right => step_now > person.last_step,
+                    // With the app off (a passkey keeps the code step), no code is one.
+                    Answer::Right => step_now > person.last_step && !person.off,
                     Answer::Wrong | Answer::Replay | Answer::RecoveryAgain => false,
                     Answer::Recovery => person.recovery_used < 10,
                 };
@@ -842,6 +954,213 @@ impl World<'_> {
                 self.people[p].secret = secret;
                 self.renewed(b, p, true, &r)?;
             }
+            Op::AddPasskey { b } => {
+                let p = self.person_of(b);
+                let alive = self.fresh_login(b).is_some_and(|l| self.model.logins[l].alive);
+                let person = &self.model.people[p];
+                if !alive || person.passkeys >= 2 || person.wrong_passwords >= FREE {
+                    return Ok(()); // (the generator's rule: only where it can be done)
+                }
+                let c = &self.browsers[b].client;
+                let body = json!({"name": "Model key", "password": person.password()});
+                let start = app.post_with(c, "/api/webauthn/register/start", body).await;
+                if start.status != StatusCode::OK {
+                    return fail(format!("register start: {} {}", start.status, start.text));
+                }
+                let mut key = Discoverable::numbered(&app.state.gate.public_url, next_key());
+                let body =
+                    json!({"ceremony": start.body["ceremony"], "credential": key.register(&start.body["options"])});
+                let r = app.post_with(c, "/api/webauthn/register/finish", body).await;
+                if r.status != StatusCode::CREATED {
+                    return fail(format!("register finish: {} {}", r.status, r.text));
+                }
+                let id = r.body["passkey"]["id"].as_str().unwrap_or_default().to_owned();
+                self.people[p].keys.push((key, Some(id)));
+                seen(SEEN_PASSKEY_ADDED);
+                let person = &mut self.model.people[p];
+                let turned_on = !person.two_factor();
+                person.passkeys += 1;
+                person.passkeys_added += 1;
+                if turned_on {
+                    // The first factor: two factors on, new recovery codes,
+                    // every other log-in ended.
+                    let Some(codes) = r.body["recoveryCodes"].as_array() else {
+                        return fail(format!("turned on without recovery codes: {}", r.text));
+                    };
+                    self.people[p].recovery = codes.iter().map(|c| c.as_str().unwrap().to_owned()).collect();
+                    person.recovery_used = 0;
+                    person.turned_on += 1;
+                    seen(SEEN_TURNED_ON);
+                    self.renewed(b, p, true, &r)?;
+                } else if !r.body["recoveryCodes"].is_null() {
+                    return fail(format!("new recovery codes for a second factor added: {}", r.text));
+                }
+            }
+            Op::RemovePasskey { b } => {
+                let p = self.person_of(b);
+                let login = self.fresh_login(b);
+                let alive = login.is_some_and(|l| self.model.logins[l].alive);
+                let person = &self.model.people[p];
+                let Some(k) = self.people[p].keys.iter().position(|(_, id)| id.is_some()) else { return Ok(()) };
+                if !alive || person.wrong_passwords >= FREE {
+                    return Ok(()); // (the generator's rule: only where it can be done)
+                }
+                let id = self.people[p].keys[k].1.clone().unwrap_or_default();
+                let body = json!({"password": person.password()});
+                let r =
+                    app.post_with(&self.browsers[b].client, &format!("/api/webauthn/passkeys/{id}/remove"), body).await;
+                if r.status != StatusCode::OK {
+                    return fail(format!("answered {} {}", r.status, r.text));
+                }
+                self.people[p].keys[k].1 = None;
+                let person = &mut self.model.people[p];
+                person.passkeys -= 1;
+                person.passkeys_removed += 1;
+                if r.body["passkeysLeft"] != json!(person.passkeys)
+                    || r.body["twoFactorOn"] != json!(person.two_factor())
+                {
+                    return fail(format!(
+                        "the model has {} left (two factors: {}): {}",
+                        person.passkeys,
+                        person.two_factor(),
+                        r.text
+                    ));
+                }
+                if !person.two_factor() {
+                    // The last factor: off, every other log-in ended; this
+                    // one goes on as it was reached.
+                    person.turned_off += 1;
+                    seen(SEEN_TURNED_OFF);
+                    let two_factor = login.is_some_and(|l| self.model.logins[l].two_factor);
+                    self.renewed(b, p, two_factor, &r)?;
+                }
+            }
+            Op::PasskeyStep { b, key } => {
+                let c = &self.browsers[b].client;
+                let start = app.post_with(c, "/api/webauthn/authenticate/start", json!({})).await;
+                let Seat::Stage { p, at, version } = self.model.seats[b] else {
+                    return match start.status {
+                        StatusCode::UNAUTHORIZED if start.body["error"] == "unauthenticated" => Ok(()),
+                        _ => fail(format!("no password stage, yet {} {}", start.status, start.text)),
+                    };
+                };
+                let usable = now - at < STAGE_TTL + LEEWAY && version == self.model.people[p].version;
+                if start.status == StatusCode::UNAUTHORIZED && start.body["error"] == "unauthenticated" && !usable {
+                    self.model.seats[b] = Seat::Out;
+                    return Ok(());
+                }
+                if !usable {
+                    return fail(format!("a stale stage started a ceremony: {} {}", start.status, start.text));
+                }
+                if self.model.people[p].passkeys == 0 {
+                    return match start.status {
+                        StatusCode::CONFLICT => Ok(()),
+                        status => fail(format!("no passkey, yet the ceremony started: {status} {}", start.text)),
+                    };
+                }
+                if start.status != StatusCode::OK {
+                    return fail(format!("start: {} {}", start.status, start.text));
+                }
+                let keys = &mut self.people[p].keys;
+                let k = key % keys.len();
+                let registered = keys[k].1.is_some();
+                let body =
+                    json!({"ceremony": start.body["ceremony"], "credential": keys[k].0.assert(&start.body["options"])});
+                let r = app.post_with(c, "/api/webauthn/authenticate/finish", body).await;
+                let person = &mut self.model.people[p];
+                if !person.bucket.attempt(now) {
+                    if r.status != StatusCode::TOO_MANY_REQUESTS {
+                        return fail(format!("the limit should have refused it: {} {}", r.status, r.text));
+                    }
+                    seen(SEEN_THROTTLED);
+                    return Ok(());
+                }
+                match (registered, r.status) {
+                    (true, StatusCode::OK) => {
+                        person.bucket = Bucket::default();
+                        person.log_ins += 1;
+                        person.passkeys_used += 1;
+                        seen(SEEN_LOG_INS);
+                        seen(SEEN_PASSKEY_LOG_INS);
+                        self.start_login(b, p, true, &r).map_err(|e| format!("{step}: {e}"))?;
+                    }
+                    (false, StatusCode::UNAUTHORIZED) => {
+                        person.codes_refused += 1;
+                        person.passkeys_refused += 1;
+                        seen(SEEN_REMOVED_PASSKEY_REFUSED);
+                    }
+                    (registered, status) => {
+                        return fail(format!("a passkey registered: {registered}, answered {status} {}", r.text));
+                    }
+                }
+            }
+            Op::PasskeySignIn { b, p, key } => {
+                if self.alive(self.model.seats[b]).is_some() || self.people[p].keys.is_empty() {
+                    return Ok(()); // (the generator's rule: only where it can be done)
+                }
+                let c = &self.browsers[b].client;
+                let start = app.post_with(c, "/api/webauthn/sign-in/start", json!({})).await;
+                if start.status != StatusCode::OK {
+                    return fail(format!("start: {} {}", start.status, start.text));
+                }
+                let keys = &mut self.people[p].keys;
+                let k = key % keys.len();
+                let registered = keys[k].1.is_some();
+                let body =
+                    json!({"ceremony": start.body["ceremony"], "credential": keys[k].0.assert(&start.body["options"])});
+                let r = app.post_with(c, "/api/webauthn/sign-in/finish", body).await;
+                let person = &mut self.model.people[p];
+                if person.passkeys == 0 {
+                    // Nobody's passkey now: the answer of a wrong password,
+                    // and nothing counted against the person.
+                    return match r.status {
+                        StatusCode::UNAUTHORIZED => {
+                            seen(SEEN_REMOVED_PASSKEY_REFUSED);
+                            Ok(())
+                        }
+                        status => fail(format!("a person without passkeys: {status} {}", r.text)),
+                    };
+                }
+                // The code limit, then the password limits (a passkey alone
+                // is no way around them).
+                if !person.bucket.attempt(now) {
+                    if r.status != StatusCode::TOO_MANY_REQUESTS {
+                        return fail(format!("the code limit should have refused it: {} {}", r.status, r.text));
+                    }
+                    seen(SEEN_THROTTLED);
+                    return Ok(());
+                }
+                if r.status == StatusCode::TOO_MANY_REQUESTS && person.wrong_passwords >= FREE {
+                    person.bucket.release();
+                    return Ok(());
+                }
+                if !registered {
+                    if r.status != StatusCode::UNAUTHORIZED {
+                        return fail(format!("a removed passkey: {} {}", r.status, r.text));
+                    }
+                    person.codes_refused += 1;
+                    person.passkeys_refused += 1;
+                    person.wrong_passwords += 1;
+                    seen(SEEN_REMOVED_PASSKEY_REFUSED);
+                    return Ok(());
+                }
+                // Accepted: the limits settled, whatever comes next.
+                person.bucket = Bucket::default();
+                person.wrong_passwords = 0;
+                person.passkeys_used += 1;
+                match r.status {
+                    StatusCode::FORBIDDEN if person.locked && r.body["fields"]["account"] == "locked" => {
+                        seen(SEEN_LOCKED_REFUSED)
+                    }
+                    StatusCode::OK if !person.locked => {
+                        person.log_ins += 1;
+                        seen(SEEN_LOG_INS);
+                        seen(SEEN_PASSKEY_LOG_INS);
+                        self.start_login(b, p, true, &r).map_err(|e| format!("{step}: {e}"))?;
+                    }
+                    status => return fail(format!("locked: {}, answered {status} {}", person.locked, r.text)),
+                }
+            }
             Op::Gate { b } => {
                 // The gate cookie of the browser's last log-in, kept after it
                 // ended (as a copy someone kept would be).
@@ -931,6 +1250,10 @@ impl World<'_> {
                 ("locked_down", m.lockdowns),
                 ("two_factor_off", m.turned_off),
                 ("two_factor_on", m.turned_on),
+                ("passkey_added", m.passkeys_added),
+                ("passkey_removed", m.passkeys_removed),
+                ("passkey_used", m.passkeys_used),
+                ("passkey_refused", m.passkeys_refused),
             ];
             for (kind, n) in expected {
                 if seen(kind) != n {
@@ -1004,7 +1327,7 @@ async fn run_sequence(apps: &[TestApp], steps: &[Step], tag: &str) -> Result<(),
         let id = me.body["id"].as_i64().unwrap();
         app.post_with(&setup, "/api/authentication/log-out", json!({})).await;
         let baseline = audit_counts(app, id).await;
-        people.push(Person { email, secret, recovery: recovery.collect(), id, baseline });
+        people.push(Person { email, secret, recovery: recovery.collect(), id, baseline, keys: Vec::new() });
     }
     let now = apps[0].clock_now();
     // Turning on accepted the current step: the model starts there.
@@ -1078,9 +1401,10 @@ async fn random_sequences_keep_the_security_invariants() {
     eprintln!(
         "{} sequences of {STEPS} to {} steps on {} instance(s) kept every invariant in {:.1} s: {} log-ins, {} code \
          attempts refused by the limit, {} copied refresh tokens caught, {} gate cookies of ended log-ins refused, {} \
-         passwords changed, {} lockdowns (then {} right passwords refused), {} resets, two factors turned off {} times and on {}",
+         passwords changed, {} lockdowns (then {} right passwords refused), {} resets, two factors turned off {} times and on {}, \
+         {} passkeys added, {} log-ins with one, {} removed ones refused",
         seeds.len(),
-        STEPS + 8,
+        STEPS + SPLICED,
         apps.len(),
         started.elapsed().as_secs_f64(),
         n(SEEN_LOG_INS),
@@ -1092,6 +1416,9 @@ async fn random_sequences_keep_the_security_invariants() {
         n(SEEN_LOCKED_REFUSED),
         n(SEEN_RESET),
         n(SEEN_TURNED_OFF),
-        n(SEEN_TURNED_ON)
+        n(SEEN_TURNED_ON),
+        n(SEEN_PASSKEY_ADDED),
+        n(SEEN_PASSKEY_LOG_INS),
+        n(SEEN_REMOVED_PASSKEY_REFUSED)
     );
 }

@@ -468,7 +468,7 @@ async fn a_ceremony_started_on_one_instance_finishes_on_another() {
 /// A discoverable passkey made here, because `SoftPasskey` keeps none: a
 /// P-256 key, "none" attestation, user verified, and the user handle
 /// returned in assertions, as a phone or a security key with a PIN does.
-struct Discoverable {
+pub(super) struct Discoverable {
     key: p256::ecdsa::SigningKey,
     id: Vec<u8>,
     handle: Vec<u8>,
@@ -532,6 +532,15 @@ impl Discoverable {
     fn new(origin: &str, seed: u8) -> Self {
         let key = p256::ecdsa::SigningKey::from_bytes(&[seed; 32].into()).expect("key");
         Self { key, id: vec![seed; 16], handle: vec![], counter: 0, origin: origin.to_owned() }
+    }
+
+    /// A key with an id of its own (a credential id is unique in the
+    /// database): the `n`th made in this process.
+    pub(super) fn numbered(origin: &str, n: u64) -> Self {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(format!("test passkey {n} of process {}", std::process::id()).as_bytes());
+        let key = p256::ecdsa::SigningKey::from_bytes(&digest).expect("key");
+        Self { key, id: digest[..16].to_vec(), handle: vec![], counter: 0, origin: origin.to_owned() }
     }
 
     fn rp_hash(&self) -> Vec<u8> {
