@@ -353,7 +353,6 @@ fn Change(
     confirm: String,
 ) -> impl IntoView {
     let act = expect_context::<Action<Change, Result<Done, AppError>>>();
-    let code = RwSignal::new(String::new());
     let pressed = RwSignal::new(false);
     let busy = Signal::derive(move || act.pending().get() && pressed.get());
     Effect::new(move |_| {
@@ -361,23 +360,26 @@ fn Change(
             pressed.set(false);
         }
     });
-    let typed = RwSignal::new(String::new());
     let sent = argument.clone();
     let asks = !confirm.is_empty();
     let sent_action = action.clone();
+    let node = NodeRef::<leptos::html::Form>::new();
+    let mine = reset_after_success(act, node);
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         if !act.pending().get_untracked() {
             pressed.set(true);
-            let argument = if asks { typed.get_untracked() } else { sent.clone() };
-            act.dispatch((id, sent_action.clone(), argument, code.get_untracked()));
-            code.set(String::new());
+            mine.set(true);
+            let form = Sent::of(&ev);
+            let argument = if asks { form.get("argument") } else { sent.clone() };
+            act.dispatch((id, sent_action.clone(), argument, form.get("code")));
+            form.clear(&["code"]);
         }
     };
     let field = format!("code-{action}-{argument}");
     let confirm_field = format!("confirm-{action}");
     view! {
-        <form method="post" action="/admin" class="admin-change" on:submit=submit>
+        <form method="post" action="/admin" class="admin-change" node_ref=node on:submit=submit>
             <IntentField intent=Intent::Admin/>
             <input type="hidden" name="person" value=id/>
             <input type="hidden" name="action" value=action/>
@@ -386,8 +388,7 @@ fn Change(
                 view! {
                     <label for=confirm_field.clone()>{confirm}</label>
                     <input id=confirm_field.clone() name="argument" type="text" required=true autocomplete="off"
-                        spellcheck="false" prop:value=move || typed.get()
-                        on:input=move |ev| typed.set(event_target_value(&ev))/>
+                        spellcheck="false"/>
                 }.into_any()
             } else {
                 view! { <input type="hidden" name="argument" value=argument/> }.into_any()
@@ -395,8 +396,7 @@ fn Change(
             {needs_proof.then(|| view! {
                 <label for=field.clone()>"Code from your app"</label>
                 <input id=field.clone() name="code" type="text" inputmode="numeric" autocomplete="one-time-code"
-                    required=true maxlength="9" class="code-input"
-                    prop:value=move || code.get() on:input=move |ev| code.set(event_target_value(&ev))/>
+                    required=true maxlength="9" class="code-input"/>
             })}
             <button type="submit" class=if danger { "btn btn-danger" } else { "btn" }
                 aria-disabled=move || busy.get().then_some("true")>
@@ -415,29 +415,29 @@ fn Change(
 #[component]
 fn AddGroup(id: i64, needs_proof: bool) -> impl IntoView {
     let act = expect_context::<Action<Change, Result<Done, AppError>>>();
-    let group = RwSignal::new(String::new());
-    let code = RwSignal::new(String::new());
+    let node = NodeRef::<leptos::html::Form>::new();
+    let mine = reset_after_success(act, node);
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         if !act.pending().get_untracked() {
-            act.dispatch((id, "add-group".to_owned(), group.get_untracked(), code.get_untracked()));
-            code.set(String::new());
+            mine.set(true);
+            let form = Sent::of(&ev);
+            act.dispatch((id, "add-group".to_owned(), form.get("argument"), form.get("code")));
+            form.clear(&["code"]);
         }
     };
     view! {
-        <form method="post" action="/admin" class="admin-change admin-add-group" on:submit=submit>
+        <form method="post" action="/admin" class="admin-change admin-add-group" node_ref=node on:submit=submit>
             <IntentField intent=Intent::Admin/>
             <input type="hidden" name="person" value=id/>
             <input type="hidden" name="action" value="add-group"/>
             <label for="add-group">"Add to a group"</label>
             <input id="add-group" name="argument" type="text" required=true maxlength="64" spellcheck="false"
-                autocomplete="off" pattern="[A-Za-z0-9._\\-]{1,64}"
-                prop:value=move || group.get() on:input=move |ev| group.set(event_target_value(&ev))/>
+                autocomplete="off" pattern="[A-Za-z0-9._\\-]{1,64}"/>
             {needs_proof.then(|| view! {
                 <label for="add-group-code">"Code from your app"</label>
                 <input id="add-group-code" name="code" type="text" inputmode="numeric" autocomplete="one-time-code"
-                    required=true maxlength="9" class="code-input"
-                    prop:value=move || code.get() on:input=move |ev| code.set(event_target_value(&ev))/>
+                    required=true maxlength="9" class="code-input"/>
             })}
             <button type="submit" class="btn">"Add"</button>
         </form>
@@ -551,35 +551,34 @@ fn GroupForm(
 ) -> impl IntoView {
     let input = if input.is_empty() { "text" } else { input };
     let act = expect_context::<Action<GroupChange, Result<Done, AppError>>>();
-    let (group, argument, code) =
-        (RwSignal::new(name.clone()), RwSignal::new(String::new()), RwSignal::new(String::new()));
+    let node = NodeRef::<leptos::html::Form>::new();
+    let mine = reset_after_success(act, node);
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         if !act.pending().get_untracked() {
-            let days = submitted(&ev).and_then(|d| d.get("days").as_string()).unwrap_or_default();
+            mine.set(true);
+            let form = Sent::of(&ev);
             act.dispatch((
                 action.to_owned(),
-                group.get_untracked(),
-                argument.get_untracked(),
-                days,
-                code.get_untracked(),
+                form.get("group"),
+                form.get("argument"),
+                form.get("days"),
+                form.get("code"),
             ));
-            argument.set(String::new());
-            code.set(String::new());
+            form.clear(&["argument", "code"]);
         }
     };
     let id = format!("{action}-{name}");
     let creating = action == "create";
     view! {
-        <form method="post" action="/admin" class="admin-change" on:submit=submit>
+        <form method="post" action="/admin" class="admin-change" node_ref=node on:submit=submit>
             <IntentField intent=Intent::Admin/>
             <input type="hidden" name="group-action" value=action/>
             {if creating {
                 view! {
                     <label for="group-name">"Name"</label>
                     <input id="group-name" name="group" type="text" required=true maxlength="64" spellcheck="false"
-                        autocomplete="off" pattern="[A-Za-z0-9._\\-]{1,64}"
-                        prop:value=move || group.get() on:input=move |ev| group.set(event_target_value(&ev))/>
+                        autocomplete="off" pattern="[A-Za-z0-9._\\-]{1,64}"/>
                 }.into_any()
             } else {
                 view! { <input type="hidden" name="group" value=name/> }.into_any()
@@ -587,8 +586,7 @@ fn GroupForm(
             {(!field.is_empty()).then(|| view! {
                 <label for=format!("{id}-argument")>{field}</label>
                 <input id=format!("{id}-argument") name="argument" type=input required=true autocomplete="off"
-                    spellcheck="false" prop:value=move || argument.get()
-                    on:input=move |ev| argument.set(event_target_value(&ev))/>
+                    spellcheck="false"/>
             })}
             // A deadline's grace for members who join later.
             {(action == "deadline").then(|| view! {
@@ -598,8 +596,7 @@ fn GroupForm(
             {needs_proof.then(|| view! {
                 <label for=format!("{id}-code")>"Code from your app"</label>
                 <input id=format!("{id}-code") name="code" type="text" inputmode="numeric" autocomplete="one-time-code"
-                    required=true maxlength="9" class="code-input"
-                    prop:value=move || code.get() on:input=move |ev| code.set(event_target_value(&ev))/>
+                    required=true maxlength="9" class="code-input"/>
             })}
             <button type="submit" class=if danger { "btn btn-danger" } else { "btn" }>{label}</button>
         </form>
@@ -651,37 +648,27 @@ fn Invitations() -> impl IntoView {
 fn InvitationList(view: InvitationsView) -> impl IntoView {
     let InvitationsView { invitations, groups, note, needs_proof } = view;
     let act = expect_context::<Action<InvitationChange, Result<Done, AppError>>>();
-    let (email, days, mail, chosen, code) = (
-        RwSignal::new(String::new()),
-        RwSignal::new("7".to_owned()),
-        RwSignal::new(false),
-        RwSignal::new(Vec::<String>::new()),
-        RwSignal::new(String::new()),
-    );
     // Once an invitation is made, the form starts again empty.
     let form = NodeRef::<leptos::html::Form>::new();
     Effect::new(move |_| {
         if let (Some(Ok(_)), Some(form)) = (act.value().get(), form.get_untracked()) {
             form.reset();
-            email.set(String::new());
-            days.set("7".to_owned());
-            mail.set(false);
-            chosen.set(Vec::new());
         }
     });
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         if !act.pending().get_untracked() {
+            let form = Sent::of(&ev);
             act.dispatch((
                 "create".into(),
-                email.get_untracked(),
-                chosen.get_untracked(),
-                days.get_untracked(),
-                mail.get_untracked(),
+                form.get("email"),
+                form.all("groups"),
+                form.get("days"),
+                form.ticked("mail"),
                 String::new(),
-                code.get_untracked(),
+                form.get("code"),
             ));
-            code.set(String::new());
+            form.clear(&["code"]);
         }
     };
     view! {
@@ -704,21 +691,16 @@ fn InvitationList(view: InvitationsView) -> impl IntoView {
             <IntentField intent=Intent::Admin/>
             <input type="hidden" name="invitation-action" value="create"/>
             <label for="invite-email">"For the address (optional)"</label>
-            <input id="invite-email" name="email" type="email" autocomplete="off" spellcheck="false"
-                prop:value=move || email.get() on:input=move |ev| email.set(event_target_value(&ev))/>
+            <input id="invite-email" name="email" type="email" autocomplete="off" spellcheck="false"/>
             {(!groups.is_empty()).then(|| view! {
                 <fieldset>
                     <legend>"Into the groups"</legend>
                     {groups.into_iter().map(|g| {
-                        let (id, value, name) = (format!("invite-group-{g}"), g.clone(), g.clone());
+                        let (id, value) = (format!("invite-group-{g}"), g.clone());
                         let label_for = id.clone();
                         view! {
                             <label for=label_for class="check">
-                                <input id=id type="checkbox" name="groups" value=value
-                                    on:change=move |ev| {
-                                        let on = event_target_checked(&ev);
-                                        chosen.update(|c| if on { c.push(name.clone()) } else { c.retain(|n| *n != name) });
-                                    }/>
+                                <input id=id type="checkbox" name="groups" value=value/>
                                 {g}
                             </label>
                         }
@@ -726,18 +708,16 @@ fn InvitationList(view: InvitationsView) -> impl IntoView {
                 </fieldset>
             })}
             <label for="invite-days">"Works for (days)"</label>
-            // The attribute for the page drawn without JavaScript.
             <input id="invite-days" name="days" type="number" min="1" max="30" required=true class="days-input"
-                value="7" prop:value=move || days.get() on:input=move |ev| days.set(event_target_value(&ev))/>
+                value="7"/>
             <label for="invite-mail" class="check">
-                <input id="invite-mail" name="mail" type="checkbox" on:change=move |ev| mail.set(event_target_checked(&ev))/>
+                <input id="invite-mail" name="mail" type="checkbox"/>
                 "Mail the link to the address (else it is shown once, to copy)"
             </label>
             {needs_proof.then(|| view! {
                 <label for="invite-code">"Code from your app"</label>
                 <input id="invite-code" name="code" type="text" inputmode="numeric" autocomplete="one-time-code"
-                    required=true maxlength="9" class="code-input"
-                    prop:value=move || code.get() on:input=move |ev| code.set(event_target_value(&ev))/>
+                    required=true maxlength="9" class="code-input"/>
             })}
             <button type="submit" class="btn btn-primary">"Make the invitation"</button>
         </form>
@@ -748,12 +728,13 @@ fn InvitationList(view: InvitationsView) -> impl IntoView {
 #[component]
 fn Revoke(id: i64, needs_proof: bool) -> impl IntoView {
     let act = expect_context::<Action<InvitationChange, Result<Done, AppError>>>();
-    let code = RwSignal::new(String::new());
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         if !act.pending().get_untracked() {
+            let form = Sent::of(&ev);
             let none = String::new;
-            act.dispatch(("revoke".into(), none(), vec![], none(), false, id.to_string(), code.get_untracked()));
+            act.dispatch(("revoke".into(), none(), vec![], none(), false, id.to_string(), form.get("code")));
+            form.clear(&["code"]);
         }
     };
     view! {
@@ -764,8 +745,7 @@ fn Revoke(id: i64, needs_proof: bool) -> impl IntoView {
             {needs_proof.then(|| view! {
                 <label for=format!("revoke-{id}-code")>"Code from your app"</label>
                 <input id=format!("revoke-{id}-code") name="code" type="text" inputmode="numeric"
-                    autocomplete="one-time-code" required=true maxlength="9" class="code-input"
-                    prop:value=move || code.get() on:input=move |ev| code.set(event_target_value(&ev))/>
+                    autocomplete="one-time-code" required=true maxlength="9" class="code-input"/>
             })}
             <button type="submit" class="btn btn-danger">"Revoke"</button>
         </form>
@@ -777,11 +757,69 @@ fn Revoke(id: i64, needs_proof: bool) -> impl IntoView {
 type AppChange = (String, String, AppSettings, String, String);
 
 /// The fields of the form being submitted, as its no-JavaScript POST
-/// would send them: the enhanced forms send the same.
-fn submitted(ev: &leptos::ev::SubmitEvent) -> Option<leptos::web_sys::FormData> {
-    use leptos::wasm_bindgen::JsCast;
-    let form = ev.target()?.dyn_into::<leptos::web_sys::HtmlFormElement>().ok()?;
-    leptos::web_sys::FormData::new_with_form(&form).ok()
+/// would send them (the enhanced forms send the same), read from the
+/// page when it is sent: what was typed or ticked before the page
+/// hydrated counts too. (A box bound to a signal was emptied by
+/// hydration, and a signal fed by input events missed what came before.)
+struct Sent {
+    form: Option<leptos::web_sys::HtmlFormElement>,
+    data: Option<leptos::web_sys::FormData>,
+}
+
+impl Sent {
+    fn of(ev: &leptos::ev::SubmitEvent) -> Self {
+        use leptos::wasm_bindgen::JsCast;
+        let form = ev.target().and_then(|t| t.dyn_into::<leptos::web_sys::HtmlFormElement>().ok());
+        let data = form.as_ref().and_then(|f| leptos::web_sys::FormData::new_with_form(f).ok());
+        Self { form, data }
+    }
+
+    fn get(&self, name: &str) -> String {
+        self.data.as_ref().and_then(|d| d.get(name).as_string()).unwrap_or_default()
+    }
+
+    /// Every value sent under `name` (the ticked boxes of a group).
+    fn all(&self, name: &str) -> Vec<String> {
+        self.data.as_ref().map(|d| d.get_all(name).iter().filter_map(|v| v.as_string()).collect()).unwrap_or_default()
+    }
+
+    /// A check box is sent only when ticked.
+    fn ticked(&self, name: &str) -> bool {
+        self.data.as_ref().is_some_and(|d| d.has(name))
+    }
+
+    /// Empties the boxes named `names` (a code is typed once).
+    fn clear(&self, names: &[&str]) {
+        use leptos::wasm_bindgen::JsCast;
+        let Some(form) = &self.form else { return };
+        for name in names {
+            if let Ok(Some(el)) = form.query_selector(&format!("[name=\"{name}\"]")) {
+                if let Ok(input) = el.dyn_into::<leptos::web_sys::HtmlInputElement>() {
+                    input.set_value("");
+                }
+            }
+        }
+    }
+}
+
+/// Once the change a form sent succeeds, the form starts again as drawn
+/// (one refused keeps what was typed, to be mended). Returns the flag its
+/// submit handler sets: only the form that sent the change is reset.
+fn reset_after_success<I: Send + Sync + 'static>(
+    act: Action<I, Result<Done, AppError>>,
+    form: NodeRef<leptos::html::Form>,
+) -> RwSignal<bool> {
+    let sent = RwSignal::new(false);
+    Effect::new(move |_| {
+        let Some(result) = act.value().get() else { return };
+        if sent.get_untracked() {
+            sent.set(false);
+            if let (Ok(_), Some(form)) = (result, form.get_untracked()) {
+                form.reset();
+            }
+        }
+    });
+    sent
 }
 
 /// The OpenID apps: listed with their settings; added, changed, given a
@@ -889,17 +927,10 @@ fn AppForm(app: Option<AppLine>, groups: Vec<String>, needs_proof: bool) -> impl
     }
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        let Some(data) = submitted(&ev) else { return };
-        let get = |f: &str| data.get(f).as_string().unwrap_or_default();
-        let all = |f: &str| data.get_all(f).iter().filter_map(|v| v.as_string()).collect();
+        let form = Sent::of(&ev);
         if !act.pending().get_untracked() {
-            act.dispatch((
-                action.into(),
-                to_send.clone(),
-                AppSettings::from_form(get, all),
-                String::new(),
-                get("code"),
-            ));
+            let settings = AppSettings::from_form(|f| form.get(f), |f| form.all(f));
+            act.dispatch((action.into(), to_send.clone(), settings, String::new(), form.get("code")));
         }
     };
     let check = |field: String, name: &'static str, on: bool, words: &'static str| {
@@ -972,10 +1003,15 @@ fn AppButton(action: &'static str, id: String, label: &'static str, needs_proof:
     let to_send = id.clone();
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        let Some(data) = submitted(&ev) else { return };
-        let get = |f: &str| data.get(f).as_string().unwrap_or_default();
+        let form = Sent::of(&ev);
         if !act.pending().get_untracked() {
-            act.dispatch((action.into(), to_send.clone(), AppSettings::default(), get("confirm"), get("code")));
+            act.dispatch((
+                action.into(),
+                to_send.clone(),
+                AppSettings::default(),
+                form.get("confirm"),
+                form.get("code"),
+            ));
         }
     };
     let remove = action == "remove";
