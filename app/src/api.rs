@@ -52,7 +52,15 @@ pub async fn authenticate_two_factor(
     let state = app_state()?;
     let session = extract::<PasswordStage>(&state).await?;
     let meta = extract::<RequestMeta>(&state).await?;
-    let factor = parse_second_factor(code.as_deref(), recovery_code.as_deref())?;
+    let factor = match parse_second_factor(code.as_deref(), recovery_code.as_deref()) {
+        Ok(factor) => factor,
+        // A log-in that is over is said first, as for a well-formed code.
+        Err(e) => {
+            let row = state.db.user_by_id(session.id).await?;
+            session.with_row(row)?;
+            return Err(e);
+        }
+    };
     let out = account::authenticate(&state, &meta, session, factor, remember.unwrap_or(false)).await?;
     set_cookies(&out.cookies);
     Ok(out.body)

@@ -310,8 +310,17 @@ impl Db {
     #[cfg_attr(not(feature = "fault-injection"), allow(unused_variables))]
     async fn begin_with(&self, takes_fault: bool) -> Result<Tx, AppError> {
         let turn = self.turn().await?;
+        // SQLite: the write lock at once. A transaction that read first
+        // and wrote later would fail outright (SQLITE_BUSY_SNAPSHOT, which
+        // the busy timeout does not wait out) if a write outside the turn
+        // (an audit row, a throttle row) committed in between; the turn
+        // keeps transactions from waiting on each other for it.
+        let tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
         Ok(Tx {
-            tx: self.pool.begin().await?,
+            tx,
             _turn: turn,
             backend: self.backend,
             gate_cache: self.gate_cache.clone(),

@@ -89,3 +89,6 @@ pub const LOG_IN_VERIFIED: &str = "log-in:verified";
 /// Where a step-up (`factors::proof::step_up`) has read its session and
 /// not yet checked the factor.
 pub const STEP_UP_READY: &str = "step-up:ready";
+/// Where the code step has read the account inside its transaction and
+/// not yet written anything.
+pub const CODE_STEP_READ: &str = "code-step:read";

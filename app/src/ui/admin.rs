@@ -565,7 +565,7 @@ fn GroupForm(
                 form.get("days"),
                 form.get("code"),
             ));
-            form.clear(&["argument", "code"]);
+            form.clear(&["code"]);
         }
     };
     let id = format!("{action}-{name}");
@@ -650,14 +650,11 @@ fn InvitationList(view: InvitationsView) -> impl IntoView {
     let act = expect_context::<Action<InvitationChange, Result<Done, AppError>>>();
     // Once an invitation is made, the form starts again empty.
     let form = NodeRef::<leptos::html::Form>::new();
-    Effect::new(move |_| {
-        if let (Some(Ok(_)), Some(form)) = (act.value().get(), form.get_untracked()) {
-            form.reset();
-        }
-    });
+    let mine = reset_after_success(act, form);
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         if !act.pending().get_untracked() {
+            mine.set(true);
             let form = Sent::of(&ev);
             act.dispatch((
                 "create".into(),
@@ -916,21 +913,19 @@ fn AppForm(app: Option<AppLine>, groups: Vec<String>, needs_proof: bool) -> impl
     let p = if app.is_some() { format!("app-{id}-") } else { "new-app-".to_owned() };
     let f = move |field: &str| format!("{p}{field}");
     let to_send = id.clone();
-    // Once a new app is added, the form starts again empty.
+    // Once a new app is added, the form starts again empty (an app's
+    // own form is drawn again with what was saved).
     let form = NodeRef::<leptos::html::Form>::new();
-    if app.is_none() {
-        Effect::new(move |_| {
-            if let (Some(Ok(_)), Some(form)) = (act.value().get(), form.get_untracked()) {
-                form.reset();
-            }
-        });
-    }
+    let mine = reset_after_success(act, form);
+    let new_app = app.is_none();
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let form = Sent::of(&ev);
         if !act.pending().get_untracked() {
+            mine.set(new_app);
             let settings = AppSettings::from_form(|f| form.get(f), |f| form.all(f));
             act.dispatch((action.into(), to_send.clone(), settings, String::new(), form.get("code")));
+            form.clear(&["code"]);
         }
     };
     let check = |field: String, name: &'static str, on: bool, words: &'static str| {
@@ -1012,6 +1007,7 @@ fn AppButton(action: &'static str, id: String, label: &'static str, needs_proof:
                 form.get("confirm"),
                 form.get("code"),
             ));
+            form.clear(&["code"]);
         }
     };
     let remove = action == "remove";

@@ -608,6 +608,9 @@ impl World<'_> {
                 let body = json!({"email": self.people[p].email, "password": password});
                 let r = app.post_with(&self.browsers[b].client, "/api/authentication/log-in", body).await;
                 let person = &mut self.model.people[p];
+                if r.status == StatusCode::OK && r.body["passkey"] != json!(person.passkeys > 0) {
+                    return fail(format!("the model has {} passkeys: {}", person.passkeys, r.text));
+                }
                 match (right, r.status) {
                     (true, StatusCode::OK) if r.body["twoFactorRequired"] == true && person.two_factor() => {
                         person.wrong_passwords = 0;
@@ -696,7 +699,7 @@ impl World<'_> {
                 // RecoveryAgain is a spent code only once one was used.
                 let good = good || (answer == Answer::RecoveryAgain && person.recovery_used == 0);
                 match (good, r.status) {
-                    (true, StatusCode::OK) => {
+                    (true, StatusCode::OK) if r.body["id"] == json!(self.people[p].id) => {
                         if answer == Answer::Right {
                             person.last_step = step_now;
                         } else {
@@ -1076,7 +1079,7 @@ impl World<'_> {
                     return Ok(());
                 }
                 match (registered, r.status) {
-                    (true, StatusCode::OK) => {
+                    (true, StatusCode::OK) if r.body["id"] == json!(self.people[p].id) => {
                         person.bucket = Bucket::default();
                         person.log_ins += 1;
                         person.passkeys_used += 1;
@@ -1084,7 +1087,7 @@ impl World<'_> {
                         seen(SEEN_PASSKEY_LOG_INS);
                         self.start_login(b, p, true, &r).map_err(|e| format!("{step}: {e}"))?;
                     }
-                    (false, StatusCode::UNAUTHORIZED) => {
+                    (false, StatusCode::UNAUTHORIZED) if r.body["error"] == "invalid_code" => {
                         person.codes_refused += 1;
                         person.passkeys_refused += 1;
                         seen(SEEN_REMOVED_PASSKEY_REFUSED);
@@ -1114,7 +1117,7 @@ impl World<'_> {
                     // Nobody's passkey now: the answer of a wrong password,
                     // and nothing counted against the person.
                     return match r.status {
-                        StatusCode::UNAUTHORIZED => {
+                        StatusCode::UNAUTHORIZED if r.body["error"] == "invalid_credentials" => {
                             seen(SEEN_REMOVED_PASSKEY_REFUSED);
                             Ok(())
                         }
@@ -1135,7 +1138,8 @@ impl World<'_> {
                     return Ok(());
                 }
                 if !registered {
-                    if r.status != StatusCode::UNAUTHORIZED {
+                    // The answer of a wrong password: nothing said about the account.
+                    if r.status != StatusCode::UNAUTHORIZED || r.body["error"] != "invalid_credentials" {
                         return fail(format!("a removed passkey: {} {}", r.status, r.text));
                     }
                     person.codes_refused += 1;
@@ -1144,15 +1148,16 @@ impl World<'_> {
                     seen(SEEN_REMOVED_PASSKEY_REFUSED);
                     return Ok(());
                 }
-                // Accepted: the limits settled, whatever comes next.
+                // Accepted: the code limit settled, whatever comes next. (The
+                // password limit of this browser's bucket too, which the
+                // model, counting per person, leaves as it was: looser.)
                 person.bucket = Bucket::default();
-                person.wrong_passwords = 0;
                 person.passkeys_used += 1;
                 match r.status {
                     StatusCode::FORBIDDEN if person.locked && r.body["fields"]["account"] == "locked" => {
                         seen(SEEN_LOCKED_REFUSED)
                     }
-                    StatusCode::OK if !person.locked => {
+                    StatusCode::OK if !person.locked && r.body["id"] == json!(self.people[p].id) => {
                         person.log_ins += 1;
                         seen(SEEN_LOG_INS);
                         seen(SEEN_PASSKEY_LOG_INS);

@@ -468,3 +468,31 @@ async fn a_step_up_for_a_log_in_that_ended_meanwhile_spends_no_recovery_code() {
     let r = app.post("/api/2fa/authenticate", json!({"recoveryCode": codes[0]})).await;
     assert_eq!(r.status, StatusCode::OK, "the code was spent: {}", r.text);
 }
+
+/// The code step reads the account first: a write from outside the
+/// transactions (a guessing-limit row here) committed between that read
+/// and the step's first write must neither fail the step (SQLite gives up
+/// at once on a transaction whose snapshot went stale, unless it took the
+/// write lock at its start) nor be lost.
+#[tokio::test]
+async fn a_write_between_the_code_steps_read_and_its_writes_fails_neither() {
+    let app = spawn_app().await;
+    let secret = app.enrolled_user("ann@example.test").await;
+    app.password_stage("ann@example.test").await;
+    let pause = app.state.db.hooks.arm(app::server::hooks::CODE_STEP_READ);
+    // The next step's code (the current one turned two factors on).
+    let code = app.code_at(&secret, app.clock_now() + 30);
+    let step = tokio::spawn({
+        let (c, url) = (app.client.clone(), format!("{}/api/2fa/authenticate", app.base));
+        async move { c.post(url).json(&json!({"twoFactorAuthenticationCode": code})).send().await.expect("code").status() }
+    });
+    pause.reached().await;
+    let db = app.state.db.clone();
+    let (policy, now) = (app.state.limits.per_address, app.clock_now());
+    let other = tokio::spawn(async move { db.throttle_attempt("register-ip:192.0.2.1", policy, now).await });
+    tokio::task::yield_now().await;
+    pause.resume();
+    assert_eq!(step.await.expect("task"), StatusCode::OK);
+    assert_eq!(other.await.expect("task").expect("the other write"), None);
+    assert_eq!(app.get("/api/authentication").await.status, StatusCode::OK);
+}

@@ -240,6 +240,7 @@ pub async fn authenticate(
         // The account as this transaction sees it (a token for a row gone
         // or changed since is 401, nothing written).
         let row = tx.user_by_id(stage.id).await?;
+        state.db.hooks.pause(crate::server::hooks::CODE_STEP_READ).await;
         let PasswordSession { user, claims } = stage.with_row(row)?;
         let answer = match verify::check(&state, &meta, &mut tx, &user, &factor).await? {
             Ok(()) => start_second_factor(&state, &meta, &mut tx, &user, &claims, amr, remember).await?,
