@@ -790,10 +790,10 @@ impl Sent {
         use leptos::wasm_bindgen::JsCast;
         let Some(form) = &self.form else { return };
         for name in names {
-            if let Ok(Some(el)) = form.query_selector(&format!("[name=\"{name}\"]")) {
-                if let Ok(input) = el.dyn_into::<leptos::web_sys::HtmlInputElement>() {
-                    input.set_value("");
-                }
+            if let Ok(Some(el)) = form.query_selector(&format!("[name=\"{name}\"]"))
+                && let Ok(input) = el.dyn_into::<leptos::web_sys::HtmlInputElement>()
+            {
+                input.set_value("");
             }
         }
     }
