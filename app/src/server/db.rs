@@ -174,6 +174,11 @@ fn is_unavailable(e: &sqlx::Error) -> bool {
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed => true,
+        // SQLite's `BEGIN IMMEDIATE` (`Db::begin_with`) refused on a
+        // connection sqlx still counts inside a transaction: one SQLite
+        // rolled back by itself (a full disk). Closed on its return (see
+        // the pool's `after_release`).
+        sqlx::Error::InvalidSavePointStatement => true,
         sqlx::Error::Database(db) => {
             // SQLite: busy (5), locked (6), read-only (8), I/O (10), full (13),
             // can't open (14). PostgreSQL: class 08 (connection), 57P0x
@@ -241,19 +246,22 @@ impl Db {
                 // later rollback "to a savepoint" leaves one open, holding the
                 // write lock for good. For a while after such an error
                 // (`TROUBLE_PROBE_SECONDS`) each connection is probed on its
-                // return (an empty BEGIN and ROLLBACK, no I/O; about 0.1 ms
-                // a request, so not always): one found inside a transaction
+                // return (an empty transaction begun and rolled back through
+                // sqlx, no I/O; about 0.1 ms a request, so not always): one
+                // found inside a transaction, by SQLite or by sqlx's count,
                 // is closed, which rolls it back and frees the lock.
                 .after_release(|conn, _meta| {
                     Box::pin(async move {
                         if !troubled_lately() {
                             return Ok(true);
                         }
-                        if sqlx::raw_sql("BEGIN").execute(&mut *conn).await.is_err() {
-                            tracing::warn!("a database connection came back inside a transaction: closed");
-                            return Ok(false);
+                        match sqlx::Connection::begin_with(&mut *conn, "BEGIN").await {
+                            Ok(tx) => Ok(tx.rollback().await.is_ok()),
+                            Err(_) => {
+                                tracing::warn!("a database connection came back inside a transaction: closed");
+                                Ok(false)
+                            }
                         }
-                        Ok(sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await.is_ok())
                     })
                 });
         }
