@@ -492,6 +492,37 @@ fn next_key() -> u64 {
     MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
+/// The code limit comes first: `Some` (the step's outcome) when the
+/// model's bucket refuses this attempt, which the server must have
+/// answered with 429.
+fn refused_by_limit(bucket: &mut Bucket, now: i64, r: &Reply) -> Option<Result<(), Failure>> {
+    if bucket.attempt(now) {
+        return None;
+    }
+    Some(if r.status == StatusCode::TOO_MANY_REQUESTS {
+        seen(SEEN_THROTTLED);
+        Ok(())
+    } else {
+        Err(format!("the limit should have refused it: {} {}", r.status, r.text))
+    })
+}
+
+/// Answers a started ceremony (`start`) with the person's passkey number
+/// `key` (of those ever made, counting round) at `finish`: whether that
+/// passkey is registered now, and the answer.
+async fn show_key(
+    app: &TestApp,
+    client: &reqwest::Client,
+    keys: &mut [(Discoverable, Option<String>)],
+    key: usize,
+    start: &Reply,
+    finish: &str,
+) -> (bool, Reply) {
+    let (passkey, id) = &mut keys[key % keys.len()];
+    let body = json!({"ceremony": start.body["ceremony"], "credential": passkey.assert(&start.body["options"])});
+    (id.is_some(), app.post_with(client, finish, body).await)
+}
+
 /// Why a step failed: the step and what was seen.
 type Failure = String;
 
@@ -936,12 +967,8 @@ impl World<'_> {
                 let code = totp::code_at(&secret, now).unwrap();
                 let r = app.post_with(c, "/api/2fa/turn-on", json!({"twoFactorAuthenticationCode": code})).await;
                 let person = &mut self.model.people[p];
-                if !person.bucket.attempt(now) {
-                    if r.status != StatusCode::TOO_MANY_REQUESTS {
-                        return fail(format!("the limit should have refused it: {} {}", r.status, r.text));
-                    }
-                    seen(SEEN_THROTTLED);
-                    return Ok(());
+                if let Some(outcome) = refused_by_limit(&mut person.bucket, now, &r) {
+                    return outcome.or_else(fail);
                 }
                 if r.status != StatusCode::OK {
                     return fail(format!("turn-on: {} {}", r.status, r.text));
@@ -1064,19 +1091,11 @@ impl World<'_> {
                 if start.status != StatusCode::OK {
                     return fail(format!("start: {} {}", start.status, start.text));
                 }
-                let keys = &mut self.people[p].keys;
-                let k = key % keys.len();
-                let registered = keys[k].1.is_some();
-                let body =
-                    json!({"ceremony": start.body["ceremony"], "credential": keys[k].0.assert(&start.body["options"])});
-                let r = app.post_with(c, "/api/webauthn/authenticate/finish", body).await;
+                let (registered, r) =
+                    show_key(app, c, &mut self.people[p].keys, key, &start, "/api/webauthn/authenticate/finish").await;
                 let person = &mut self.model.people[p];
-                if !person.bucket.attempt(now) {
-                    if r.status != StatusCode::TOO_MANY_REQUESTS {
-                        return fail(format!("the limit should have refused it: {} {}", r.status, r.text));
-                    }
-                    seen(SEEN_THROTTLED);
-                    return Ok(());
+                if let Some(outcome) = refused_by_limit(&mut person.bucket, now, &r) {
+                    return outcome.or_else(fail);
                 }
                 match (registered, r.status) {
                     (true, StatusCode::OK) if r.body["id"] == json!(self.people[p].id) => {
@@ -1106,12 +1125,8 @@ impl World<'_> {
                 if start.status != StatusCode::OK {
                     return fail(format!("start: {} {}", start.status, start.text));
                 }
-                let keys = &mut self.people[p].keys;
-                let k = key % keys.len();
-                let registered = keys[k].1.is_some();
-                let body =
-                    json!({"ceremony": start.body["ceremony"], "credential": keys[k].0.assert(&start.body["options"])});
-                let r = app.post_with(c, "/api/webauthn/sign-in/finish", body).await;
+                let (registered, r) =
+                    show_key(app, c, &mut self.people[p].keys, key, &start, "/api/webauthn/sign-in/finish").await;
                 let person = &mut self.model.people[p];
                 if person.passkeys == 0 {
                     // Nobody's passkey now: the answer of a wrong password,
@@ -1126,12 +1141,8 @@ impl World<'_> {
                 }
                 // The code limit, then the password limits (a passkey alone
                 // is no way around them).
-                if !person.bucket.attempt(now) {
-                    if r.status != StatusCode::TOO_MANY_REQUESTS {
-                        return fail(format!("the code limit should have refused it: {} {}", r.status, r.text));
-                    }
-                    seen(SEEN_THROTTLED);
-                    return Ok(());
+                if let Some(outcome) = refused_by_limit(&mut person.bucket, now, &r) {
+                    return outcome.or_else(fail);
                 }
                 if r.status == StatusCode::TOO_MANY_REQUESTS && person.wrong_passwords >= FREE {
                     person.bucket.release();
