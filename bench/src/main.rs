@@ -118,7 +118,7 @@ async fn main() {
     if args.runs('b') {
         eprintln!("b. raw argon2 and log-in throughput …");
         let (login, script) = throughput::log_ins(&args, &api, target, &c).await;
-        rows.push(login);
+        rows.extend(login);
         if args.runs('c') {
             eprintln!("c. authenticated GET while log-ins saturate the hashers …");
             rows.push(throughput::get_during_log_ins(&args, &api, &cookie, &script).await);
