@@ -1,18 +1,22 @@
-//! Password hashing: argon2id with explicit OWASP parameters, run on the
-//! blocking pool behind a semaphore so logins never starve the async
-//! threads and memory stays bounded (19 MiB × permits). Verifications reuse
-//! one 19 MiB work area per permit instead of allocating (and having the
-//! kernel zero) a fresh one each time.
+//! Password hashing: argon2id with explicit OWASP parameters, run on a
+//! few threads of its own so logins never starve the async threads and
+//! memory stays bounded (19 MiB × threads). Verifications reuse one 19 MiB
+//! work area per thread instead of allocating (and having the kernel zero)
+//! a fresh one each time.
+//!
+//! The queue lives with the threads: a thread that finishes a hash takes
+//! the next one at once. (Behind a semaphore, the next hash started only
+//! after two wake-ups, its waiting request's task and then a blocking
+//! thread; on a virtual machine a core sat idle for about 0.85 ms each time,
+//! 5 % of the cores under a log-in burst.)
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-
-use std::sync::Mutex;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 
 use argon2::password_hash::PasswordHasher;
 use argon2::password_hash::phc::Output;
 use argon2::{Algorithm, Argon2, Block, Params, PasswordHash, Version};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::metrics::METRICS;
 
@@ -26,12 +30,11 @@ const P_COST: u32 = 1;
 
 #[derive(Clone)]
 pub struct Hasher {
-    permits: Arc<Semaphore>,
-    /// How many permits there are.
+    pool: Arc<PoolHandle>,
+    /// How many hashes may run at once (the pool's threads).
     threads: usize,
-    /// Requests waiting for a permit, and how many may wait: past that the
-    /// answer is 503 with Retry-After at once, not seconds in a queue.
-    waiting: Arc<AtomicUsize>,
+    /// How many requests may wait for a thread: past that the answer is
+    /// 503 with Retry-After at once, not seconds in a queue.
     queue_limit: usize,
     /// Extra places in the queue for trusted browsers (see `verify_as`).
     reserve: usize,
@@ -44,8 +47,95 @@ pub struct Hasher {
     /// Strength checks performed, for tests that prove a request was
     /// refused before the scorer ran.
     scorings: Arc<AtomicU64>,
-    /// Work areas for verification, one per permit, reused.
-    memory: Arc<Mutex<Vec<Vec<Block>>>>,
+}
+
+/// Work for a hashing thread; it sends its own result.
+type Work = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
+
+struct Job {
+    id: u64,
+    work: Work,
+}
+
+#[derive(Default)]
+struct Queue {
+    jobs: VecDeque<Job>,
+    /// Jobs a thread has taken and not finished.
+    running: usize,
+    next_id: u64,
+    /// Every `Hasher` is gone: the threads end once the queue is empty.
+    closed: bool,
+}
+
+#[derive(Default)]
+struct Pool {
+    queue: Mutex<Queue>,
+    ready: Condvar,
+}
+
+impl Pool {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        // A panic inside a job is caught outside the lock, so the lock is
+        // never held by a panicking thread; a poisoned one is still sound.
+        self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// One hashing thread: takes jobs in order until the pool is closed.
+    /// Its work area (`blocks`) is reused from one verification to the next.
+    fn serve(&self) {
+        let mut blocks = Vec::new();
+        loop {
+            let job = {
+                let mut q = self.lock();
+                loop {
+                    if let Some(job) = q.jobs.pop_front() {
+                        q.running += 1;
+                        break job;
+                    }
+                    if q.closed {
+                        return;
+                    }
+                    q = self.ready.wait(q).unwrap_or_else(std::sync::PoisonError::into_inner);
+                }
+            };
+            let work = job.work;
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&mut blocks))).is_err() {
+                // Its request gets an error (its result was never sent);
+                // the work area may be half-written, and is rebuilt anyway.
+                blocks = Vec::new();
+            }
+            self.lock().running -= 1;
+        }
+    }
+}
+
+/// The pool as the `Hasher`s hold it: when the last one goes, so do the
+/// threads.
+struct PoolHandle(Arc<Pool>);
+
+impl Drop for PoolHandle {
+    fn drop(&mut self) {
+        self.0.lock().closed = true;
+        self.0.ready.notify_all();
+    }
+}
+
+/// A job in the queue, taken out again if its request is dropped before a
+/// thread took it (a client that hangs up while waiting): its place is
+/// given back and it never runs. Once taken, the work runs to its end and
+/// keeps its thread (and work area) meanwhile.
+struct Queued {
+    pool: Arc<Pool>,
+    id: u64,
+}
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        let mut q = self.pool.lock();
+        if let Some(at) = q.jobs.iter().position(|j| j.id == self.id) {
+            q.jobs.remove(at);
+        }
+    }
 }
 
 fn argon2() -> Argon2<'static> {
@@ -82,28 +172,34 @@ fn verify_sync(password: &str, hash: &str, blocks: &mut Vec<Block>) -> bool {
 }
 
 impl Hasher {
-    /// `concurrency` bounds simultaneous hashes; the number of cores is right
-    /// for a machine that does little else.
+    /// `concurrency` bounds simultaneous hashes (one thread each); the
+    /// number of cores is right for a machine that does little else.
     pub fn new(concurrency: usize, queue_limit: usize) -> Result<Self, AppError> {
         let random: [u8; 24] = rand::random();
         let dummy = hash_sync(&hex::encode(random))?;
-        let permits = concurrency.max(1);
+        let threads = concurrency.max(1);
+        let pool = Arc::new(Pool::default());
+        for n in 0..threads {
+            let pool = pool.clone();
+            std::thread::Builder::new().name(format!("argon2-{n}")).spawn(move || pool.serve()).map_err(|e| {
+                tracing::error!(error = %e, "could not start a password hashing thread");
+                AppError::internal()
+            })?;
+        }
         Ok(Self {
-            permits: Arc::new(Semaphore::new(permits)),
-            waiting: Arc::new(AtomicUsize::new(0)),
+            pool: Arc::new(PoolHandle(pool)),
             queue_limit,
-            reserve: permits * 4,
-            threads: permits,
+            reserve: threads * 4,
+            threads,
             dummy_hash: dummy.into(),
             runs: Arc::new(AtomicU64::new(0)),
             scorings: Arc::new(AtomicU64::new(0)),
-            memory: Arc::new(Mutex::new((0..permits).map(|_| Vec::new()).collect())),
         })
     }
 
     pub async fn hash(&self, password: &Password) -> Result<String, AppError> {
         let pw = super::identity::password_form(password.expose()).into_owned();
-        self.run(self.queue_limit, move || hash_sync(&pw)).await?
+        self.run(self.queue_limit, move |_| hash_sync(&pw)).await?
     }
 
     /// Verifies `password` against `hash`, or against the dummy hash when
@@ -122,20 +218,8 @@ impl Hasher {
             Some(h) => (h.to_owned(), true),
             None => (self.dummy_hash.to_string(), false),
         };
-        let memory = self.memory.clone();
         let limit = if trusted { self.queue_limit + self.queue_limit.max(self.reserve) } else { self.queue_limit };
-        let ok = self
-            .run(limit, move || {
-                // A permit is held, so a work area is free; a poisoned lock
-                // only means another verification panicked mid-way.
-                let mut blocks = memory.lock().map(|mut m| m.pop().unwrap_or_default()).unwrap_or_default();
-                let ok = verify_sync(&pw, &hash, &mut blocks);
-                if let Ok(mut m) = memory.lock() {
-                    m.push(blocks);
-                }
-                ok
-            })
-            .await?;
+        let ok = self.run(limit, move |blocks| verify_sync(&pw, &hash, blocks)).await?;
         Ok(ok && real)
     }
 
@@ -155,71 +239,108 @@ impl Hasher {
 
     /// Requests waiting for a hashing thread now.
     pub fn waiting(&self) -> usize {
-        self.waiting.load(Ordering::SeqCst)
+        let q = self.pool.0.lock();
+        // Jobs a free thread is about to take are not waiting.
+        q.jobs.len().saturating_sub(self.threads.saturating_sub(q.running))
     }
 
-    /// Tests only: takes every hashing thread until the permits are
+    /// Hashes running now (tests: work whose request was dropped keeps
+    /// its thread).
+    #[cfg(any(test, feature = "fault-injection"))]
+    pub fn running(&self) -> usize {
+        self.pool.0.lock().running
+    }
+
+    /// Tests only: takes every hashing thread until the result is
     /// dropped, so a test can fill the queue deterministically.
-    #[cfg(feature = "fault-injection")]
-    pub async fn occupy_all(&self) -> Vec<tokio::sync::OwnedSemaphorePermit> {
+    #[cfg(any(test, feature = "fault-injection"))]
+    pub async fn occupy_all(&self) -> Vec<std::sync::mpsc::Sender<()>> {
         let mut held = Vec::new();
-        while let Ok(permit) = self.permits.clone().try_acquire_owned() {
-            held.push(permit);
+        for _ in 0..self.threads {
+            let (release, wait) = std::sync::mpsc::channel::<()>();
+            let (started, running) = tokio::sync::oneshot::channel::<()>();
+            let _taken = self.enqueue(Box::new(move |_: &mut Vec<Block>| {
+                let _ = started.send(());
+                // Until the test drops its end.
+                let _ = wait.recv();
+            }));
+            let _ = running.await;
+            held.push(release);
         }
         held
     }
 
-    /// A hashing thread for `f`, or a place in the queue for one, or 503
-    /// when `queue_limit` requests already wait.
-    async fn queue(&self, queue_limit: usize) -> Result<OwnedSemaphorePermit, AppError> {
-        if let Ok(permit) = self.permits.clone().try_acquire_owned() {
-            METRICS.hash_waited(std::time::Duration::ZERO);
-            return Ok(permit);
-        }
-        // The place is given back however the wait ends: a client that
-        // hangs up drops this future mid-wait, and a line after the
-        // `.await` would never run.
-        let Some(_place) = Place::take(&self.waiting, queue_limit) else {
-            tracing::warn!("password hashing queue full: answering 503");
-            METRICS.hash_refused();
-            return Err(AppError::busy());
-        };
-        let started = std::time::Instant::now();
-        let permit = self.permits.clone().acquire_owned().await.map_err(|_| AppError::internal())?;
-        METRICS.hash_waited(started.elapsed());
-        Ok(permit)
+    /// Puts `work` in the queue for the next free thread.
+    #[cfg(any(test, feature = "fault-injection"))]
+    fn enqueue(&self, work: Work) -> Queued {
+        let pool = &self.pool.0;
+        let mut q = pool.lock();
+        let id = q.next_id;
+        q.next_id += 1;
+        q.jobs.push_back(Job { id, work });
+        drop(q);
+        pool.ready.notify_one();
+        Queued { pool: pool.clone(), id }
     }
 
-    /// Runs `f` on the blocking pool. The permit goes with the work: if the
-    /// request is dropped meanwhile, the thread stays busy until `f` ends,
-    /// and so does its permit (else a hang-up would let more hashes run at
-    /// once than there are permits, and work areas).
-    async fn blocking<T: Send + 'static>(
+    /// Runs `f` on a hashing thread with that thread's work area, after
+    /// those queued before it, or answers 503 at once when `queue_limit`
+    /// requests already wait for a thread. Dropped while queued (a client
+    /// that hung up), the job leaves the queue unrun; dropped while
+    /// running, the work goes on to its end and keeps its thread (else a
+    /// hang-up would let more hashes run at once than there are threads).
+    async fn queue<T: Send + 'static>(
         &self,
-        permit: OwnedSemaphorePermit,
-        f: impl FnOnce() -> T + Send + 'static,
+        queue_limit: usize,
+        f: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
     ) -> Result<T, AppError> {
-        tokio::task::spawn_blocking(move || {
-            let out = f();
-            drop(permit);
-            out
-        })
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "password hashing task failed");
+        let (send, result) = tokio::sync::oneshot::channel();
+        let queued_at = std::time::Instant::now();
+        let queued = {
+            let pool = &self.pool.0;
+            let mut q = pool.lock();
+            // Counted under the same lock as the threads take jobs: a free
+            // thread means no wait, whatever the limit.
+            let free = self.threads.saturating_sub(q.running);
+            if q.jobs.len() >= free + queue_limit {
+                drop(q);
+                tracing::warn!("password hashing queue full: answering 503");
+                METRICS.hash_refused();
+                return Err(AppError::busy());
+            }
+            let id = q.next_id;
+            q.next_id += 1;
+            q.jobs.push_back(Job {
+                id,
+                work: Box::new(move |blocks: &mut Vec<Block>| {
+                    METRICS.hash_waited(queued_at.elapsed());
+                    let _ = send.send(f(blocks));
+                }),
+            });
+            drop(q);
+            pool.ready.notify_one();
+            Queued { pool: pool.clone(), id }
+        };
+        let out = result.await.map_err(|_| {
+            tracing::error!("password hashing work failed");
             AppError::internal()
-        })
+        });
+        drop(queued);
+        out
     }
 
-    /// An argon2 run, counted in `runs`.
+    /// An argon2 run, counted in `runs` when it starts.
     async fn run<T: Send + 'static>(
         &self,
         queue_limit: usize,
-        f: impl FnOnce() -> T + Send + 'static,
+        f: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
     ) -> Result<T, AppError> {
-        let permit = self.queue(queue_limit).await?;
-        self.runs.fetch_add(1, Ordering::Relaxed);
-        self.blocking(permit, f).await
+        let runs = self.runs.clone();
+        self.queue(queue_limit, move |blocks| {
+            runs.fetch_add(1, Ordering::Relaxed);
+            f(blocks)
+        })
+        .await
     }
 
     /// Scores a new password (`identity::check_strength`) on a hashing
@@ -230,32 +351,13 @@ impl Hasher {
     pub async fn check_strength(&self, password: &str, known: &[&str]) -> Result<Result<(), String>, AppError> {
         let password = password.to_owned();
         let known: Vec<String> = known.iter().map(|k| (*k).to_owned()).collect();
-        let permit = self.queue(self.queue_limit).await?;
-        self.scorings.fetch_add(1, Ordering::Relaxed);
-        self.blocking(permit, move || {
+        let scorings = self.scorings.clone();
+        self.queue(self.queue_limit, move |_| {
+            scorings.fetch_add(1, Ordering::Relaxed);
             let known: Vec<&str> = known.iter().map(String::as_str).collect();
             super::identity::check_strength(&password, &known)
         })
         .await
-    }
-}
-
-/// A place in the hashing queue, held while waiting for a thread.
-struct Place(Arc<AtomicUsize>);
-
-impl Place {
-    fn take(waiting: &Arc<AtomicUsize>, limit: usize) -> Option<Self> {
-        if waiting.fetch_add(1, Ordering::SeqCst) >= limit {
-            waiting.fetch_sub(1, Ordering::SeqCst);
-            return None;
-        }
-        Some(Self(waiting.clone()))
-    }
-}
-
-impl Drop for Place {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -307,7 +409,7 @@ mod tests {
     async fn a_request_dropped_while_queued_gives_its_place_back() {
         let hasher = Hasher::new(1, 2).unwrap();
         let hash = hash_sync("correct horse battery staple").unwrap();
-        let busy = hasher.permits.clone().try_acquire_owned().unwrap();
+        let busy = hasher.occupy_all().await;
         for round in 0..5 {
             // Two wait (the queue is full), one by an aborted task, one by
             // a timeout: both are dropped mid-wait, as when a client hangs up.
@@ -335,25 +437,31 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_permit_stays_with_work_whose_request_was_dropped() {
+    async fn the_thread_stays_with_work_whose_request_was_dropped() {
         let hasher = Hasher::new(1, 4).unwrap();
         let (go, wait) = std::sync::mpsc::channel::<()>();
         let h = hasher.clone();
-        let task = tokio::spawn(async move { h.run(4, move || wait.recv().is_ok()).await });
+        let task = tokio::spawn(async move { h.run(4, move |_| wait.recv().is_ok()).await });
         until("running", || hasher.runs() == 1).await;
         task.abort();
         assert!(task.await.unwrap_err().is_cancelled());
-        // The work still runs on its thread: its permit is still taken, so
-        // no second hash (and no second work area) starts beside it.
-        assert_eq!(hasher.permits.available_permits(), 0);
+        // The work still runs on its thread, which stays taken, so no
+        // second hash (and no second work area) starts beside it.
+        assert_eq!(hasher.running(), 1);
+        let h = hasher.clone();
+        let next = tokio::spawn(async move { h.run(4, |_| ()).await });
+        until("the next one waits", || hasher.waiting() == 1).await;
+        assert_eq!((hasher.running(), hasher.runs()), (1, 1), "nothing started beside it");
         go.send(()).unwrap();
-        until("the work ended", || hasher.permits.available_permits() == 1).await;
+        next.await.unwrap().unwrap();
+        until("the work ended", || hasher.running() == 0).await;
+        assert_eq!(hasher.runs(), 2);
     }
 
     #[tokio::test]
     async fn the_scorer_waits_in_the_hashing_queue() {
         let hasher = Hasher::new(1, 1).unwrap();
-        let busy = hasher.permits.clone().try_acquire_owned().unwrap();
+        let busy = hasher.occupy_all().await;
         let h = hasher.clone();
         let queued = tokio::spawn(async move { h.check_strength("password1234", &[]).await });
         until("queued", || hasher.waiting() == 1).await;
@@ -365,6 +473,16 @@ mod tests {
         assert_eq!(hasher.check_strength("velvet otter juggles quietly", &[]).await.unwrap(), Ok(()));
         assert_eq!(hasher.runs(), 0, "scoring is not an argon2 run");
         assert_eq!(hasher.scorings(), 2, "the refused one never ran");
+    }
+
+    #[tokio::test]
+    async fn work_that_panics_is_an_error_and_its_thread_goes_on() {
+        let hasher = Hasher::new(1, 4).unwrap();
+        let failed = hasher.run(4, |_| -> bool { panic!("a hashing job panicked on purpose") }).await;
+        assert!(matches!(failed, Err(e) if e.status() == 500));
+        assert_eq!(hasher.running(), 0);
+        let hash = hash_sync("correct horse battery staple").unwrap();
+        assert!(hasher.verify("correct horse battery staple", Some(&hash)).await.unwrap());
     }
 
     #[tokio::test]
