@@ -49,8 +49,11 @@ pub struct Hasher {
     scorings: Arc<AtomicU64>,
 }
 
-/// Work for a hashing thread; it sends its own result.
-type Work = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
+/// Work for a hashing thread. What it returns hands the result to the
+/// caller, and is called only once the thread counts as free again: a
+/// caller that goes on to its next hash at once must find the thread free.
+type Work = Box<dyn FnOnce(&mut Vec<Block>) -> Deliver + Send>;
+type Deliver = Box<dyn FnOnce() + Send>;
 
 struct Job {
     id: u64,
@@ -99,12 +102,14 @@ impl Pool {
                 }
             };
             let work = job.work;
-            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&mut blocks))).is_err() {
-                // Its request gets an error (its result was never sent);
-                // the work area may be half-written, and is rebuilt anyway.
-                blocks = Vec::new();
-            }
+            let deliver = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&mut blocks)));
             self.lock().running -= 1;
+            match deliver {
+                Ok(deliver) => deliver(),
+                // (The work catches its own panics; this is a second net.
+                // Its caller gets an error: the result was never sent.)
+                Err(_) => blocks = Vec::new(),
+            }
         }
     }
 }
@@ -127,14 +132,22 @@ impl Drop for PoolHandle {
 struct Queued {
     pool: Arc<Pool>,
     id: u64,
+    /// Its answer came: a thread took it, nothing to take out.
+    answered: bool,
 }
 
 impl Drop for Queued {
     fn drop(&mut self) {
-        let mut q = self.pool.lock();
-        if let Some(at) = q.jobs.iter().position(|j| j.id == self.id) {
-            q.jobs.remove(at);
+        if self.answered {
+            return;
         }
+        let mut q = self.pool.lock();
+        // Ids rise in the order jobs are queued, and taking some out
+        // keeps that order.
+        let gone = q.jobs.binary_search_by_key(&self.id, |j| j.id).ok().and_then(|at| q.jobs.remove(at));
+        drop(q);
+        // Dropped outside the lock: whatever the work holds goes with it.
+        drop(gone);
     }
 }
 
@@ -179,6 +192,8 @@ impl Hasher {
         let dummy = hash_sync(&hex::encode(random))?;
         let threads = concurrency.max(1);
         let pool = Arc::new(Pool::default());
+        // Made first: if a thread cannot start, those already started end.
+        let handle = Arc::new(PoolHandle(pool.clone()));
         for n in 0..threads {
             let pool = pool.clone();
             std::thread::Builder::new().name(format!("argon2-{n}")).spawn(move || pool.serve()).map_err(|e| {
@@ -187,7 +202,7 @@ impl Hasher {
             })?;
         }
         Ok(Self {
-            pool: Arc::new(PoolHandle(pool)),
+            pool: handle,
             queue_limit,
             reserve: threads * 4,
             threads,
@@ -259,10 +274,11 @@ impl Hasher {
         for _ in 0..self.threads {
             let (release, wait) = std::sync::mpsc::channel::<()>();
             let (started, running) = tokio::sync::oneshot::channel::<()>();
-            let _taken = self.enqueue(Box::new(move |_: &mut Vec<Block>| {
+            let _taken = self.enqueue(Box::new(move |_: &mut Vec<Block>| -> Deliver {
                 let _ = started.send(());
                 // Until the test drops its end.
                 let _ = wait.recv();
+                Box::new(|| ())
             }));
             let _ = running.await;
             held.push(release);
@@ -280,7 +296,7 @@ impl Hasher {
         q.jobs.push_back(Job { id, work });
         drop(q);
         pool.ready.notify_one();
-        Queued { pool: pool.clone(), id }
+        Queued { pool: pool.clone(), id, answered: false }
     }
 
     /// Runs `f` on a hashing thread with that thread's work area, after
@@ -312,21 +328,32 @@ impl Hasher {
             q.next_id += 1;
             q.jobs.push_back(Job {
                 id,
-                work: Box::new(move |blocks: &mut Vec<Block>| {
+                work: Box::new(move |blocks: &mut Vec<Block>| -> Deliver {
                     METRICS.hash_waited(queued_at.elapsed());
-                    let _ = send.send(f(blocks));
+                    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(blocks)));
+                    if out.is_err() {
+                        // Possibly half-written: made again by the next use.
+                        blocks.clear();
+                    }
+                    // A caller that hung up meanwhile gets nothing.
+                    Box::new(move || {
+                        let _ = send.send(out.ok());
+                    })
                 }),
             });
             drop(q);
             pool.ready.notify_one();
-            Queued { pool: pool.clone(), id }
+            Queued { pool: pool.clone(), id, answered: false }
         };
-        let out = result.await.map_err(|_| {
+        let mut queued = queued;
+        let out = result.await;
+        // Answered or not, a thread took it (threads drain the queue
+        // before they end): it is no longer queued.
+        queued.answered = true;
+        out.ok().flatten().ok_or_else(|| {
             tracing::error!("password hashing work failed");
             AppError::internal()
-        });
-        drop(queued);
-        out
+        })
     }
 
     /// An argon2 run, counted in `runs` when it starts.
@@ -483,6 +510,18 @@ mod tests {
         assert_eq!(hasher.running(), 0);
         let hash = hash_sync("correct horse battery staple").unwrap();
         assert!(hasher.verify("correct horse battery staple", Some(&hash)).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_caller_answered_finds_its_thread_free_for_its_next_job() {
+        // One thread and no waiting: a caller's second job right after its
+        // first one's answer would be refused if the thread still counted
+        // as busy (the sign-up scores, then hashes).
+        let hasher = Hasher::new(1, 0).unwrap();
+        for round in 0..300 {
+            assert_eq!(hasher.run(0, move |_| round).await.unwrap(), round);
+            assert_eq!(hasher.running(), 0, "round {round}");
+        }
     }
 
     #[tokio::test]
