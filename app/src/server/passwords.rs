@@ -114,6 +114,16 @@ impl Pool {
     }
 }
 
+/// Queues `work` under the lock `q` holds (then let go), wakes a thread.
+fn push(pool: &Arc<Pool>, mut q: std::sync::MutexGuard<'_, Queue>, work: Work) -> Queued {
+    let id = q.next_id;
+    q.next_id += 1;
+    q.jobs.push_back(Job { id, work });
+    drop(q);
+    pool.ready.notify_one();
+    Queued { pool: pool.clone(), id, answered: false }
+}
+
 /// The pool as the `Hasher`s hold it: when the last one goes, so do the
 /// threads.
 struct PoolHandle(Arc<Pool>);
@@ -289,14 +299,7 @@ impl Hasher {
     /// Puts `work` in the queue for the next free thread.
     #[cfg(any(test, feature = "fault-injection"))]
     fn enqueue(&self, work: Work) -> Queued {
-        let pool = &self.pool.0;
-        let mut q = pool.lock();
-        let id = q.next_id;
-        q.next_id += 1;
-        q.jobs.push_back(Job { id, work });
-        drop(q);
-        pool.ready.notify_one();
-        Queued { pool: pool.clone(), id, answered: false }
+        push(&self.pool.0, self.pool.0.lock(), work)
     }
 
     /// Runs `f` on a hashing thread with that thread's work area, after
@@ -312,9 +315,9 @@ impl Hasher {
     ) -> Result<T, AppError> {
         let (send, result) = tokio::sync::oneshot::channel();
         let queued_at = std::time::Instant::now();
-        let queued = {
+        let mut queued = {
             let pool = &self.pool.0;
-            let mut q = pool.lock();
+            let q = pool.lock();
             // Counted under the same lock as the threads take jobs: a free
             // thread means no wait, whatever the limit.
             let free = self.threads.saturating_sub(q.running);
@@ -324,28 +327,20 @@ impl Hasher {
                 METRICS.hash_refused();
                 return Err(AppError::busy());
             }
-            let id = q.next_id;
-            q.next_id += 1;
-            q.jobs.push_back(Job {
-                id,
-                work: Box::new(move |blocks: &mut Vec<Block>| -> Deliver {
-                    METRICS.hash_waited(queued_at.elapsed());
-                    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(blocks)));
-                    if out.is_err() {
-                        // Possibly half-written: made again by the next use.
-                        blocks.clear();
-                    }
-                    // A caller that hung up meanwhile gets nothing.
-                    Box::new(move || {
-                        let _ = send.send(out.ok());
-                    })
-                }),
+            let work: Work = Box::new(move |blocks: &mut Vec<Block>| -> Deliver {
+                METRICS.hash_waited(queued_at.elapsed());
+                let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(blocks)));
+                if out.is_err() {
+                    // Possibly half-written: made again by the next use.
+                    blocks.clear();
+                }
+                // A caller that hung up meanwhile gets nothing.
+                Box::new(move || {
+                    let _ = send.send(out.ok());
+                })
             });
-            drop(q);
-            pool.ready.notify_one();
-            Queued { pool: pool.clone(), id, answered: false }
+            push(pool, q, work)
         };
-        let mut queued = queued;
         let out = result.await;
         // Answered or not, a thread took it (threads drain the queue
         // before they end): it is no longer queued.
