@@ -519,6 +519,40 @@ mod tests {
         }
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_request_dropped_as_a_thread_takes_its_job_leaves_nothing_behind() {
+        // The hang-up lands anywhere between queued and answered: at once
+        // (before a thread takes the job: it never runs), after a spin of
+        // varying length (around the moment a thread takes it), or while it
+        // runs (it finishes, its answer unread). Either way no place, no
+        // thread and no count is left taken, and the next request is served.
+        let hasher = Hasher::new(1, 4).unwrap();
+        let (mut unrun, mut ran_dropped) = (0, 0);
+        for round in 0..450u64 {
+            let before = hasher.runs();
+            let (go, wait) = std::sync::mpsc::channel::<()>();
+            let h = hasher.clone();
+            let task = tokio::spawn(async move { h.run(4, move |_| wait.recv().is_ok()).await });
+            match round % 3 {
+                0 => {}
+                1 => (0..round * 40).for_each(|_| std::hint::spin_loop()),
+                _ => until("taken", || hasher.running() == 1).await,
+            }
+            task.abort();
+            let _ = task.await;
+            let _ = go.send(());
+            until("the thread let go", || hasher.running() == 0).await;
+            assert_eq!(hasher.waiting(), 0, "round {round}: no place kept");
+            match hasher.runs() - before {
+                0 => unrun += 1,
+                1 => ran_dropped += 1,
+                n => panic!("round {round}: ran {n} times"),
+            }
+            assert_eq!(hasher.run(0, move |_| round).await.unwrap(), round, "round {round}: served after");
+        }
+        assert!(unrun > 0 && ran_dropped >= 150, "both ends reached: {unrun} never ran, {ran_dropped} ran");
+    }
+
     #[tokio::test]
     async fn unknown_user_never_verifies() {
         let hasher = Hasher::new(1, 8).unwrap();
