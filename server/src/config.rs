@@ -468,6 +468,24 @@ fn looks_random(key: &[u8]) -> bool {
 }
 
 impl Config {
+    /// The public listener's limits (`listen::serve`), with room for
+    /// `files` open files when MAX_CONNECTIONS is not set. Tests serve
+    /// with these too, so they run the connection loop people run.
+    pub fn listen_limits(&self, files: usize) -> crate::listen::Limits {
+        crate::listen::Limits {
+            // Each connection holds a file; keep room for the database, the
+            // site's files and logs.
+            max_connections: self.max_connections.unwrap_or_else(|| files.saturating_sub(128).clamp(16, 4096)),
+            max_per_address: self.max_connections_per_address,
+            // A proxy carries many clients: counted only against the total.
+            unlimited_peers: self.uncounted_peers.clone().into(),
+            header_timeout: std::time::Duration::from_secs(self.header_timeout_seconds),
+            body_timeout: std::time::Duration::from_secs(self.body_timeout_seconds),
+            request_timeout: std::time::Duration::from_secs(self.request_timeout_seconds),
+            drain_timeout: std::time::Duration::from_secs(self.request_timeout_seconds + 5),
+        }
+    }
+
     /// The key sealing TOTP secrets: SECRETS_KEY, or in development a key
     /// kept in `DATA_DIR/secrets-key` (created on first start).
     pub fn secrets_key(&self) -> Result<(String, Vec<u8>), String> {

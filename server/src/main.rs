@@ -514,18 +514,7 @@ async fn serve(config: Config, state: app::server::AppState) -> ExitCode {
         }
     }
     let files = raise_file_limit();
-    let limits = server::listen::Limits {
-        // Each connection holds a file; keep room for the database, the
-        // site's files and logs.
-        max_connections: config.max_connections.unwrap_or_else(|| files.saturating_sub(128).clamp(16, 4096)),
-        max_per_address: config.max_connections_per_address,
-        // A proxy carries many clients: counted only against the total.
-        unlimited_peers: config.uncounted_peers.clone().into(),
-        header_timeout: Duration::from_secs(config.header_timeout_seconds),
-        body_timeout: Duration::from_secs(config.body_timeout_seconds),
-        request_timeout: Duration::from_secs(config.request_timeout_seconds),
-        drain_timeout: Duration::from_secs(config.request_timeout_seconds + 5),
-    };
+    let limits = config.listen_limits(files);
     tracing::info!(
         max_connections = limits.max_connections,
         max_per_address = limits.max_per_address,

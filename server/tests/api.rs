@@ -156,6 +156,9 @@ async fn spawn_in(dir: tempfile::TempDir, extra: &[(&str, &str)]) -> TestApp {
     vars.insert("TWO_FACTOR_AUTHENTICATION_APP_NAME", "Test Login".to_string());
     // Tests create many accounts from one address; the limit has its own test.
     vars.insert("REGISTRATIONS_PER_HOUR", "100000".to_string());
+    // Race tests open hundreds of connections from 127.0.0.1 at once; the
+    // per-address cap has its own tests.
+    vars.insert("MAX_CONNECTIONS_PER_ADDRESS", "100000".to_string());
     for (k, v) in extra {
         vars.insert(k, v.to_string());
     }
@@ -169,11 +172,18 @@ async fn spawn_in(dir: tempfile::TempDir, extra: &[(&str, &str)]) -> TestApp {
     let config = Config::from_vars(|k| vars.get(k).cloned()).expect("config");
     let clock = ManualClock::new(START);
     let state = build_state(&config, Arc::new(clock.clone())).await.expect("state");
-    let router = build_router(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    serve(listener, build_router(state.clone()), &config);
     tokio::spawn(app::server::mail::run_worker(state.clone()));
     tokio::spawn(app::server::oidc::backchannel::run_sender(state.clone()));
     TestApp { base: format!("http://{addr}"), database_url, client: new_client(), clock, state, _dir: dir }
+}
+
+/// Serves `router` as the binary does: its own connection loop (bodies
+/// read before routing, the header, body and request timers, the
+/// connection caps) with `config`'s limits, never `axum::serve`.
+fn serve(listener: tokio::net::TcpListener, router: axum::Router, config: &Config) {
+    let limits = config.listen_limits(4096);
+    tokio::spawn(server::listen::serve(listener, router, limits, std::future::pending()));
 }
 
 /// An app behind the gate for `*.example.test`, with these access rules

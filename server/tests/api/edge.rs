@@ -137,3 +137,70 @@ async fn behind_a_proxy_the_right_most_forwarded_address_counts() {
     let r = app.get("/api/authentication/activity").await;
     assert_eq!(r.body["events"][0]["ip"], "203.0.113.7", "{}", r.text);
 }
+
+/// One answer read off a kept-alive connection: its head (lower-cased)
+/// and as many body bytes as its Content-Length says.
+async fn read_one_answer(stream: &mut tokio::net::TcpStream, pending: &mut Vec<u8>) -> (u16, String) {
+    use tokio::io::AsyncReadExt;
+    loop {
+        if let Some(split) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&pending[..split]).to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .expect("answers here carry a Content-Length");
+            if pending.len() >= split + 4 + length {
+                pending.drain(..split + 4 + length);
+                let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("status line");
+                return (status, head);
+            }
+        }
+        let mut buf = [0u8; 4096];
+        let n = stream.read(&mut buf).await.expect("read");
+        assert!(n > 0, "the server closed a kept-alive connection; read so far: {:?}", String::from_utf8_lossy(pending));
+        pending.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// A proxy keeps its connections to the portal open and sends a request's
+/// head and body in separate writes. A write refused on its head alone
+/// (another site's Origin) must still be read to its end before the
+/// answer, or the connection closes under the proxy, whose next request
+/// on it fails (Caddy: "broken pipe", 502). Seen once in CI when the tests
+/// served with `axum::serve`; the binary's own loop reads bodies before
+/// routing, and the tests now serve with it.
+#[tokio::test]
+async fn a_write_refused_on_its_head_keeps_the_connection_for_the_next_request() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app().await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+    stream.set_nodelay(true).expect("nodelay");
+    let body = json!({"email": "jo@example.com", "password": PASSWORD}).to_string();
+    let head = format!(
+        "POST /api/authentication/log-in HTTP/1.1\r\nHost: {addr}\r\nOrigin: https://evil.example\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let mut pending = Vec::new();
+    for round in 0..200 {
+        stream.write_all(head.as_bytes()).await.expect("head");
+        if round == 0 {
+            // No answer while the body is still on its way.
+            let mut byte = [0u8; 1];
+            let early = tokio::time::timeout(std::time::Duration::from_millis(100), stream.read(&mut byte)).await;
+            assert!(early.is_err(), "answered (or closed) before the body arrived: {early:?}");
+        } else {
+            tokio::task::yield_now().await;
+        }
+        stream.write_all(body.as_bytes()).await.expect("body");
+        let (status, head) = read_one_answer(&mut stream, &mut pending).await;
+        assert_eq!(status, 403, "round {round}: {head}");
+        assert!(!head.contains("connection: close"), "round {round}: {head}");
+        // The same connection serves the next request.
+        stream.write_all(format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes()).await.expect("next");
+        let (status, head) = read_one_answer(&mut stream, &mut pending).await;
+        assert_eq!(status, 200, "round {round}: {head}");
+    }
+}

@@ -476,10 +476,9 @@ async fn secrets_are_sealed_at_rest_and_keys_rotate() {
     assert_eq!(keys.signer_kid(), kid);
 
     // A server on the new key alone still logs the user in with the same app.
-    let router = build_router(rotated_state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    super::serve(listener, build_router(rotated_state), &config);
     // Requests to that server: (client, path, body) → status.
     let post = |c: &reqwest::Client, path: &str, body: Value| {
         let req = c.post(format!("{base}{path}")).json(&body).send();
