@@ -158,7 +158,11 @@ async fn read_one_answer(stream: &mut tokio::net::TcpStream, pending: &mut Vec<u
         }
         let mut buf = [0u8; 4096];
         let n = stream.read(&mut buf).await.expect("read");
-        assert!(n > 0, "the server closed a kept-alive connection; read so far: {:?}", String::from_utf8_lossy(pending));
+        assert!(
+            n > 0,
+            "the server closed a kept-alive connection; read so far: {:?}",
+            String::from_utf8_lossy(pending)
+        );
         pending.extend_from_slice(&buf[..n]);
     }
 }
