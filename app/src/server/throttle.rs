@@ -289,13 +289,11 @@ fn check_of(failure: AuditKind) -> Option<Check> {
 /// them in one order): after a success each bucket is reset or released as
 /// it says; otherwise each is released (one attempt back).
 async fn give_back(tx: &mut Tx, buckets: &[(String, OnSuccess)], succeeded: bool) -> Result<(), AppError> {
-    for (key, on_success) in buckets {
-        match (succeeded, on_success) {
-            (true, OnSuccess::Reset) => tx.throttle_reset(key).await?,
-            _ => tx.throttle_release(key).await?,
-        }
-    }
-    Ok(())
+    let settled: Vec<(&str, bool)> = buckets
+        .iter()
+        .map(|(key, on_success)| (key.as_str(), succeeded && matches!(on_success, OnSuccess::Reset)))
+        .collect();
+    tx.throttle_settle(&settled).await
 }
 
 /// Counts one sign-up try against the client address

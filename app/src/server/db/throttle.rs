@@ -65,13 +65,44 @@ impl Tx {
         first_refusal(&mut self.tx, key).await
     }
 
-    pub async fn throttle_release(&mut self, key: &str) -> Result<(), AppError> {
-        release(&mut self.tx, key).await
+    /// Settles reserved buckets in order: `true` resets the bucket (its
+    /// row goes), `false` releases one attempt. The same statements as
+    /// `throttle_reset` and `throttle_release` one by one; on SQLite they
+    /// go to the connection's thread as one batch (one round trip, about
+    /// 40 µs, instead of one each).
+    pub async fn throttle_settle(&mut self, buckets: &[(&str, bool)]) -> Result<(), AppError> {
+        if self.backend != Backend::Sqlite || buckets.len() < 2 {
+            for (key, reset_it) in buckets {
+                if *reset_it {
+                    reset(&mut self.tx, key).await?;
+                } else {
+                    release(&mut self.tx, key).await?;
+                }
+            }
+            return Ok(());
+        }
+        let sql: Vec<String> = buckets
+            .iter()
+            .enumerate()
+            .map(|(i, (_, reset_it))| if *reset_it { reset_sql(i + 1) } else { release_sql(i + 1) })
+            .collect();
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.join("; ")));
+        for (key, _) in buckets {
+            query = query.bind(*key);
+        }
+        query.execute(&mut *self.tx).await?;
+        Ok(())
     }
+}
 
-    pub async fn throttle_reset(&mut self, key: &str) -> Result<(), AppError> {
-        reset(&mut self.tx, key).await
-    }
+/// Releasing one attempt of the bucket named by parameter `$n`.
+fn release_sql(n: usize) -> String {
+    format!("UPDATE throttle SET failures = failures - 1 WHERE key = ${n} AND failures > 0")
+}
+
+/// Resetting the bucket named by parameter `$n`.
+fn reset_sql(n: usize) -> String {
+    format!("DELETE FROM throttle WHERE key = ${n}")
 }
 
 async fn attempt(conn: &mut AnyConnection, key: &str, policy: Throttle, now: i64) -> Result<Option<i64>, AppError> {
@@ -119,14 +150,62 @@ async fn first_refusal(conn: &mut AnyConnection, key: &str) -> Result<bool, AppE
 }
 
 async fn release(conn: &mut AnyConnection, key: &str) -> Result<(), AppError> {
-    sqlx::query("UPDATE throttle SET failures = failures - 1 WHERE key = $1 AND failures > 0")
-        .bind(key)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(sqlx::AssertSqlSafe(release_sql(1))).bind(key).execute(&mut *conn).await?;
     Ok(())
 }
 
 async fn reset(conn: &mut AnyConnection, key: &str) -> Result<(), AppError> {
-    sqlx::query("DELETE FROM throttle WHERE key = $1").bind(key).execute(&mut *conn).await?;
+    sqlx::query(sqlx::AssertSqlSafe(reset_sql(1))).bind(key).execute(&mut *conn).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn rows(db: &Db) -> Vec<(String, i64, i64, i64)> {
+        sqlx::query_as("SELECT key, failures, delay_seconds, last_at FROM throttle ORDER BY key")
+            .fetch_all(&db.pool)
+            .await
+            .expect("rows")
+    }
+
+    /// The batch sent to SQLite's thread at once leaves exactly what the
+    /// same statements leave one by one: each bucket reset or released,
+    /// a bucket at zero failures left at zero, a missing one left missing.
+    #[tokio::test]
+    async fn a_batch_settles_as_the_statements_one_by_one() {
+        let dir = std::env::temp_dir().join(format!("twofactor-throttle-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let mut after = Vec::new();
+        for batched in [true, false] {
+            let path = dir.join(format!("t-{batched}.db"));
+            let _ = std::fs::remove_file(&path);
+            let db = Db::connect(&format!("sqlite://{}?mode=rwc", path.display()), 2).await.expect("db");
+            for (key, failures) in [("a", 3), ("b", 2), ("c", 0), ("d", 5)] {
+                sqlx::query("INSERT INTO throttle (key, failures, delay_seconds, last_at) VALUES ($1, $2, 4, 100)")
+                    .bind(key)
+                    .bind(failures)
+                    .execute(&db.pool)
+                    .await
+                    .expect("row");
+            }
+            let buckets = [("a", true), ("b", false), ("c", false), ("missing", false), ("missing2", true)];
+            let mut tx = db.begin().await.expect("tx");
+            if batched {
+                tx.throttle_settle(&buckets).await.expect("settle");
+            } else {
+                for (key, reset_it) in buckets {
+                    tx.throttle_settle(&[(key, reset_it)]).await.expect("one");
+                }
+            }
+            tx.commit().await.expect("commit");
+            after.push(rows(&db).await);
+            db.close().await;
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(after[0], after[1]);
+        let expected = vec![("b".to_owned(), 1, 4, 100), ("c".to_owned(), 0, 4, 100), ("d".to_owned(), 5, 4, 100)];
+        assert_eq!(after[0], expected);
+    }
 }
