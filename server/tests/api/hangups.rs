@@ -138,24 +138,6 @@ async fn a_log_in_cancelled_anywhere_counts_whole_or_not_at_all() {
     assert!(given_back > 0 && recorded > 0, "{given_back} given back, {recorded} recorded");
 }
 
-/// The real router behind the real connection loop, for clients that hang up.
-async fn serve_for_real(app: &TestApp) -> std::net::SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let limits = server::listen::Limits {
-        max_connections: 1000,
-        max_per_address: 1000,
-        unlimited_peers: Vec::new().into(),
-        header_timeout: Duration::from_secs(10),
-        body_timeout: Duration::from_secs(10),
-        request_timeout: Duration::from_secs(30),
-        drain_timeout: Duration::from_secs(1),
-    };
-    let router = build_router(app.state.clone());
-    tokio::spawn(server::listen::serve(listener, router, limits, std::future::pending()));
-    addr
-}
-
 #[tokio::test]
 async fn clients_that_hang_up_mid_log_in_leave_no_place_taken() {
     let app = spawn_app_with(&[("HASH_QUEUE_LIMIT", "40")]).await;
@@ -163,7 +145,8 @@ async fn clients_that_hang_up_mid_log_in_leave_no_place_taken() {
     for email in &honest {
         assert_eq!(app.register(email).await.status, StatusCode::CREATED);
     }
-    let addr = serve_for_real(&app).await;
+    // The test app is served by the binary's own connection loop.
+    let addr: std::net::SocketAddr = app.base.trim_start_matches("http://").parse().expect("address");
     // Three bursts of 30 log-ins that hang up while they wait for a
     // hashing thread (all taken meanwhile), all from this one address.
     let held = app.state.hasher.occupy_all().await;

@@ -67,7 +67,7 @@ impl Tx {
 
     /// Settles reserved buckets in order: `true` resets the bucket (its
     /// row goes), `false` releases one attempt. The same statements as
-    /// `throttle_reset` and `throttle_release` one by one; on SQLite they
+    /// `Db::throttle_reset` and `Db::throttle_release`; on SQLite they
     /// go to the connection's thread as one batch (one round trip, about
     /// 40 µs, instead of one each).
     pub async fn throttle_settle(&mut self, buckets: &[(&str, bool)]) -> Result<(), AppError> {
