@@ -529,16 +529,6 @@ async fn serve(config: Config, state: app::server::AppState) -> ExitCode {
     tokio::spawn(prune_periodically(state.clone()));
     tokio::spawn(app::server::mail::run_worker(state.clone()));
     tokio::spawn(app::server::oidc::backchannel::run_sender(state.clone()));
-    // The id-token signing key is made on first start (docs/OIDC.md), beside
-    // serving so start-up stays quick: making an RSA key takes 50 to 500 ms,
-    // which the first token request would otherwise wait out (a request that
-    // comes sooner waits for this same key). Later starts load the stored one.
-    let keys_state = state.clone();
-    tokio::spawn(async move {
-        if let Err(e) = app::server::oidc::keys::current(&keys_state).await {
-            tracing::warn!(error = %e.message, "could not load or make the id-token signing key; OpenID requests try again");
-        }
-    });
     if state.db.is_postgres() {
         // Other instances' log-outs reach this one's gate cache.
         let (db, url) = (state.db.clone(), config.database_url.clone());

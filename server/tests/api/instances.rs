@@ -196,36 +196,6 @@ async fn sigterm_drains_requests_in_flight() {
     assert!(status.success(), "{status}");
 }
 
-/// The id-token signing key is made when the server first starts, with no
-/// request asking for it, so an app's first token request does not wait
-/// for an RSA key to be generated; a restart keeps that key.
-#[tokio::test]
-async fn the_signing_key_is_made_on_first_start_and_kept_on_the_next() {
-    let dir = tempfile::tempdir().expect("dir");
-    let url = database_for(dir.path()).await;
-    let first = Instance::start(&url, dir.path()).await;
-    let db = app::server::db::Db::connect(&url, 1).await.expect("db");
-    // Made beside serving: the database is read until it is there.
-    let mut stored = Vec::new();
-    for _ in 0..500 {
-        stored = db.oidc_keys().await.expect("keys").into_iter().map(|k| k.kid).collect::<Vec<_>>();
-        if !stored.is_empty() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    assert_eq!(stored.len(), 1, "one key made at start: {stored:?}");
-    drop(first);
-    let second = Instance::start(&url, dir.path()).await;
-    let jwks: Value = reqwest::get(second.url("/oidc/jwks")).await.expect("jwks").json().await.expect("JSON");
-    let published: Vec<&str> =
-        jwks["keys"].as_array().expect("keys").iter().filter_map(|k| k["kid"].as_str()).collect();
-    assert_eq!(published, vec![stored[0].as_str()], "{jwks}");
-    let after: Vec<String> = db.oidc_keys().await.expect("keys").into_iter().map(|k| k.kid).collect();
-    assert_eq!(after, stored, "a restart makes no other key");
-    db.close().await;
-}
-
 /// Opens a connection and sends part of a request's headers, then holds it.
 pub(super) async fn half_sent(base: &str) -> tokio::net::TcpStream {
     use tokio::io::AsyncWriteExt;

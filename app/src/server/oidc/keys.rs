@@ -1,7 +1,6 @@
 //! The keys that sign id tokens: RSA-2048, RS256 only (what Immich,
-//! Nextcloud, Apache mod_auth_openidc and Cloudflare accept). Made on the
-//! server's first start (beside serving; or the first time one is needed,
-//! if that comes first), stored in the database with the private part
+//! Nextcloud, Apache mod_auth_openidc and Cloudflare accept). Made the
+//! first time one is needed, stored in the database with the private part
 //! sealed under `SECRETS_KEY`, so every instance signs with the same key.
 //!
 //! Rotation (`server oidc rotate-key`) adds a key. Every instance reloads
