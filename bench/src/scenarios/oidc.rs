@@ -38,6 +38,12 @@ pub async fn provider(args: &Args, base: &str, data_dir: &std::path::Path, healt
     let api = |p: &str| format!("{base}/api{p}");
     let (id, secret) = add_client(&args.server, data_dir);
     let cookie = super::two_factor_session(&api, "oidc-bench@example.com").await;
+    // An app reads the provider's keys when it starts, before any sign-in;
+    // on a new database that first read makes the signing key (RSA key
+    // generation, 50-500 ms), which belongs to no exchange. The peer makes
+    // its key before it serves.
+    let jwks = reqwest::get(format!("{base}/oidc/jwks")).await.expect("jwks");
+    assert!(jwks.status().is_success(), "jwks: {}", jwks.status());
     let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
     let authorize = format!(
         "{base}/oidc/authorize?{}",
