@@ -61,7 +61,7 @@ pub async fn send_due(state: &AppState) -> Result<usize, AppError> {
     let keys = super::keys::current(state).await?;
     let mut sends = tokio::task::JoinSet::new();
     for m in claimed.iter().cloned() {
-        let token = logout_token(state, &keys, &m, now)?;
+        let token = logout_token(state, &keys, &m, now).await?;
         let http = state.oidc.http.clone();
         sends.spawn(async move {
             let sent = post(&http, &m.backchannel_logout_uri, &token).await;
@@ -92,8 +92,13 @@ pub async fn send_due(state: &AppState) -> Result<usize, AppError> {
 
 /// The signed logout token for one message: `typ` `logout+jwt`, never a
 /// `nonce` (section 2.4).
-fn logout_token(state: &AppState, keys: &super::keys::KeySet, m: &LogoutMessage, now: i64) -> Result<String, AppError> {
-    let claims = serde_json::json!({
+async fn logout_token(
+    state: &AppState,
+    keys: &std::sync::Arc<super::keys::KeySet>,
+    m: &LogoutMessage,
+    now: i64,
+) -> Result<String, AppError> {
+    let serde_json::Value::Object(claims) = serde_json::json!({
         "iss": state.oidc.issuer,
         "aud": m.client_id,
         "iat": now,
@@ -102,8 +107,10 @@ fn logout_token(state: &AppState, keys: &super::keys::KeySet, m: &LogoutMessage,
         "sub": m.oidc_subject.clone().unwrap_or_default(),
         "sid": session_id(&m.login_id),
         "events": { EVENT: {} },
-    });
-    keys.sign_typed(&claims, "logout+jwt")
+    }) else {
+        return Err(AppError::internal());
+    };
+    keys.clone().sign_apart(claims, "logout+jwt").await
 }
 
 /// POSTs the token as a form; any 2xx is delivery (section 2.8 says 200).
